@@ -1,0 +1,48 @@
+"""The record of one attempt: which model and key were tried, and what came of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from failover.errors import ProviderError
+
+__all__ = ["Attempt"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One call to one model with one auth profile.
+
+    Attributes:
+        model: ``provider/model`` id.
+        profile: The auth profile's name (never its key).
+        outcome: ``"ok"``, or the error kind (``"rate_limit"``, ``"server"``, ...).
+        status: The HTTP status, when there was one.
+        retry_after: Seconds the provider asked to wait, when it said.
+        elapsed: Seconds the attempt took.
+        error: The error, or ``None`` on success.
+    """
+
+    model: str
+    profile: str
+    outcome: str
+    status: int | None
+    retry_after: float | None
+    elapsed: float
+    error: ProviderError | None = None
+
+    @property
+    def error_kind(self) -> str | None:
+        """The error's kind, or ``None`` for a successful attempt."""
+        return None if self.error is None else self.error.kind
+
+    def describe(self) -> str:
+        """One line for humans: model, profile, outcome and the error's message."""
+        line = f"{self.model} via {self.profile!r}: {self.outcome}"
+        if self.status is not None:
+            line += f" (HTTP {self.status})"
+        if self.error is not None:
+            line += f": {self.error.message}"
+        return line

@@ -1,0 +1,226 @@
+"""The model catalog: prices, context windows and the wire protocol of each model.
+
+Prices and context windows come from the ``genai-prices`` package, which is imported on
+the first lookup only, so ``import failover`` stays fast.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from failover.errors import ConfigError, InvalidModelId
+
+__all__ = [
+    "ModelCatalog",
+    "ModelEntry",
+    "TokenUsage",
+    "canonical_provider",
+    "default_catalog",
+    "get_model_entry",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Tokens used by one call."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    """What the library knows about one model.
+
+    Costs are USD per million tokens and ``None`` when unknown (never a made-up 0.0).
+
+    Attributes:
+        id: The model id as sent to the provider.
+        name: A human-readable name.
+        provider: The provider name used for auth profiles and adapters.
+        api: The wire protocol (``openai``, ``anthropic``, ``gemini``, ``ollama``).
+        reasoning: Whether the model reasons before answering, when known.
+        input: Input modalities, e.g. ``("text", "image")``, when known.
+        context_window: Maximum input tokens, when known.
+        max_tokens: Maximum output tokens, when known.
+    """
+
+    id: str
+    name: str
+    provider: str
+    api: str
+    reasoning: bool | None = None
+    input: tuple[str, ...] = ("text",)
+    cost_input: float | None = None
+    cost_output: float | None = None
+    cost_cache_read: float | None = None
+    cost_cache_write: float | None = None
+    context_window: int | None = None
+    max_tokens: int | None = None
+
+    @property
+    def key(self) -> str:
+        """The ``provider/model`` id of this entry."""
+        return f"{self.provider}/{self.id}"
+
+    def calculate_cost(self, usage: TokenUsage) -> float | None:
+        """Return the cost of ``usage`` in USD, or ``None`` when a needed price is unknown."""
+        parts = (
+            (usage.input_tokens, self.cost_input),
+            (usage.output_tokens, self.cost_output),
+            (usage.cache_read_tokens, self.cost_cache_read),
+            (usage.cache_write_tokens, self.cost_cache_write),
+        )
+        total = 0.0
+        for tokens, price in parts:
+            if tokens:
+                if price is None:
+                    return None
+                total += tokens * price
+        return total / 1_000_000
+
+
+# provider name -> (wire protocol, the provider's id in genai-prices or None for local ones)
+_PROVIDERS: dict[str, tuple[str, str | None]] = {
+    "openai": ("openai", "openai"),
+    "anthropic": ("anthropic", "anthropic"),
+    "gemini": ("gemini", "google"),
+    "groq": ("openai", "groq"),
+    "openrouter": ("openai", "openrouter"),
+    "mistral": ("openai", "mistral"),
+    "deepseek": ("openai", "deepseek"),
+    "together": ("openai", "together"),
+    "vllm": ("openai", None),
+    "llamacpp": ("openai", None),
+    "ollama": ("ollama", None),
+}
+_PROVIDER_ALIASES = {"google": "gemini", "claude": "anthropic", "llama.cpp": "llamacpp"}
+
+
+def canonical_provider(provider: str) -> str:
+    """Return a provider's canonical name: lower case, aliases resolved (``google`` -> ``gemini``)."""
+    name = provider.strip().lower()
+    return _PROVIDER_ALIASES.get(name, name)
+
+
+def _price(value: Any) -> float | None:
+    if value is None:
+        return None
+    base = getattr(value, "base", value)  # tiered prices: the base tier
+    return float(base)
+
+
+class ModelCatalog:
+    """Looks up models by provider and id, with custom entries for self-hosted models.
+
+    Local providers (``ollama``, ``vllm``, ``llamacpp`` and any provider registered with
+    :meth:`register_provider` as local) accept any model id.
+    """
+
+    def __init__(self) -> None:
+        self._providers = dict(_PROVIDERS)
+        self._custom: dict[tuple[str, str], ModelEntry] = {}
+        self._cache: dict[tuple[str, str], ModelEntry | None] = {}
+        self._lock = threading.Lock()
+
+    def canonical_provider(self, provider: str) -> str:
+        """Return the provider's canonical name (``google`` -> ``gemini``)."""
+        return canonical_provider(provider)
+
+    def register_provider(self, name: str, *, api: str, prices_id: str | None = None) -> None:
+        """Teach the catalog a provider: its wire protocol and its genai-prices id.
+
+        A provider registered without ``prices_id`` is local: it accepts any model id.
+        """
+        if not name or "/" in name:
+            raise ConfigError(f"provider name must be non-empty and have no '/': {name!r}")
+        with self._lock:
+            self._providers[name.lower()] = (api, prices_id)
+            self._cache.clear()
+
+    def register(self, entry: ModelEntry) -> None:
+        """Add or replace a custom entry, e.g. for a self-hosted or fine-tuned model."""
+        provider = self.canonical_provider(entry.provider)
+        with self._lock:
+            self._custom[(provider, entry.id)] = replace(entry, provider=provider)
+            self._cache.pop((provider, entry.id), None)
+
+    def providers(self) -> Mapping[str, str]:
+        """Return every known provider name mapped to its wire protocol."""
+        return {name: api for name, (api, _) in self._providers.items()}
+
+    def get(self, provider: str, model_id: str) -> ModelEntry | None:
+        """Return the entry for ``provider``/``model_id``, or ``None`` when it is unknown."""
+        provider = self.canonical_provider(provider)
+        key = (provider, model_id)
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        entry = self._lookup(provider, model_id)
+        with self._lock:
+            self._cache[key] = entry
+        return entry
+
+    def resolve(self, model_id: str) -> ModelEntry | None:
+        """Return the entry for a ``provider/model`` id, or ``None`` when unknown.
+
+        Raises:
+            InvalidModelId: ``model_id`` is not of the form ``provider/model``.
+        """
+        provider, _, model = model_id.partition("/")
+        if not provider or not model:
+            raise InvalidModelId(model_id)
+        return self.get(provider, model)
+
+    def _lookup(self, provider: str, model_id: str) -> ModelEntry | None:
+        if (custom := self._custom.get((provider, model_id))) is not None:
+            return custom
+        known = self._providers.get(provider)
+        if known is None:
+            return None
+        api, prices_id = known
+        if prices_id is None:
+            return ModelEntry(id=model_id, name=model_id, provider=provider, api=api)
+        return _from_genai_prices(provider, api, prices_id, model_id)
+
+    def entries(self) -> Iterable[ModelEntry]:
+        """Return the custom entries registered so far."""
+        return tuple(self._custom.values())
+
+
+def _from_genai_prices(provider: str, api: str, prices_id: str, model_id: str) -> ModelEntry | None:
+    from genai_prices import data_snapshot  # lazy: a large data module
+
+    snapshot = data_snapshot.get_snapshot()
+    try:
+        _, info = snapshot.find_provider_model(model_id, None, prices_id, None)
+    except LookupError:
+        return None
+    prices = info.get_prices(datetime.now(timezone.utc))
+    return ModelEntry(
+        id=model_id,
+        name=info.name or info.id,
+        provider=provider,
+        api=api,
+        cost_input=_price(getattr(prices, "input_mtok", None)),
+        cost_output=_price(getattr(prices, "output_mtok", None)),
+        cost_cache_read=_price(getattr(prices, "cache_read_mtok", None)),
+        cost_cache_write=_price(getattr(prices, "cache_write_mtok", None)),
+        context_window=info.context_window,
+    )
+
+
+default_catalog = ModelCatalog()
+"""The process-wide catalog used when none is given."""
+
+
+def get_model_entry(provider: str, model_id: str) -> ModelEntry | None:
+    """Return the default catalog's entry for ``provider``/``model_id``, or ``None``."""
+    return default_catalog.get(provider, model_id)

@@ -1,0 +1,113 @@
+"""FailoverConfig: how long to wait, how often to retry, how long to cool a failing key."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from failover.errors import ConfigError
+
+__all__ = ["FailoverConfig"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailoverConfig:
+    """Retry, backoff and cooldown settings. Times are in seconds.
+
+    The first six fields and their defaults are the seed's; the rest refine them.
+
+    Attributes:
+        max_retries: Same-key retries after a transient failure (5xx, overload, timeout).
+        retry_delay: The first backoff delay.
+        exponential_backoff: Double the delay on each retry (else a flat ``retry_delay``).
+        max_retry_delay: Cap on one backoff sleep; a provider asking for longer is not
+            waited for: the client rotates key or falls over instead.
+        cooldown_on_rate_limit: How long a rate-limited key rests when the provider gave
+            no wait of its own.
+        cooldown_on_error: How long a key rests after ``failure_threshold`` failures in a row.
+        jitter: Up to this many seconds of random delay added to each backoff sleep.
+        cooldown_multiplier: Each further cooldown of a repeat offender is this much longer.
+        max_cooldown: Cap on escalated rate-limit and error cooldowns.
+        cooldown_on_quota: How long a key out of quota or credit is disabled.
+        max_quota_cooldown: Cap on escalated quota cooldowns.
+        failure_threshold: Transient failures in a row before a key is cooled down.
+        max_key_rotations: Keys tried per model after the first (``None``: all of them).
+        max_model_fallbacks: Models tried after the first (``None``: the whole chain).
+    """
+
+    max_retries: int = 3
+    retry_delay: float = 1.0
+    exponential_backoff: bool = True
+    max_retry_delay: float = 60.0
+    cooldown_on_rate_limit: float = 60.0
+    cooldown_on_error: float = 30.0
+    jitter: float = 0.5
+    cooldown_multiplier: float = 2.0
+    max_cooldown: float = 3600.0
+    cooldown_on_quota: float = 5 * 3600.0
+    max_quota_cooldown: float = 24 * 3600.0
+    failure_threshold: int = 3
+    max_key_rotations: int | None = None
+    max_model_fallbacks: int | None = None
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if field.name == "exponential_backoff":
+                if not isinstance(value, bool):
+                    raise ConfigError(f"exponential_backoff must be a bool, got {value!r}")
+                continue
+            if value is None and field.name.startswith("max_") and field.type == "int | None":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{field.name} must be a number, got {value!r}")
+            if field.type.startswith("int") and not isinstance(value, int):
+                raise ConfigError(f"{field.name} must be a whole number, got {value!r}")
+            if math.isnan(value) or math.isinf(value) or value < 0:
+                raise ConfigError(f"{field.name} must be finite and >= 0, got {value!r}")
+        if self.max_retry_delay < self.retry_delay:
+            raise ConfigError(
+                f"max_retry_delay ({self.max_retry_delay}) must be >= retry_delay "
+                f"({self.retry_delay})"
+            )
+        for name in ("cooldown_on_rate_limit", "cooldown_on_error"):
+            if getattr(self, name) > self.max_cooldown:
+                raise ConfigError(f"{name} must be <= max_cooldown ({self.max_cooldown})")
+        if self.cooldown_on_quota > self.max_quota_cooldown:
+            raise ConfigError(
+                f"cooldown_on_quota must be <= max_quota_cooldown ({self.max_quota_cooldown})"
+            )
+        if self.cooldown_multiplier < 1:
+            raise ConfigError(f"cooldown_multiplier must be >= 1, got {self.cooldown_multiplier}")
+        if self.failure_threshold < 1:
+            raise ConfigError(f"failure_threshold must be >= 1, got {self.failure_threshold}")
+
+    def retry_delay_for(self, attempt: int) -> float:
+        """The seed's deterministic delay: ``min(retry_delay * 2**attempt, max_retry_delay)``.
+
+        Flat ``retry_delay`` when ``exponential_backoff`` is off. Safe for huge ``attempt``.
+        """
+        if attempt < 0:
+            raise ConfigError(f"attempt must be >= 0, got {attempt}")
+        if not self.exponential_backoff:
+            return min(self.retry_delay, self.max_retry_delay)
+        if attempt >= 1024 or self.retry_delay == 0:
+            return self.max_retry_delay if self.retry_delay else 0.0
+        return min(math.ldexp(self.retry_delay, attempt), self.max_retry_delay)
+
+    def escalated(self, base: float, strikes: int, *, quota: bool = False) -> float:
+        """The cooldown for a key's ``strikes``-th cooldown in a row (0-based)."""
+        cap = self.max_quota_cooldown if quota else self.max_cooldown
+        multiplier = 2.0 if quota else self.cooldown_multiplier
+        if multiplier == 1 or base == 0:
+            return min(base, cap)
+        exponent = min(strikes, 1024)
+        try:
+            return min(base * multiplier**exponent, cap)
+        except OverflowError:
+            return cap
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the settings as a plain dict."""
+        return asdict(self)

@@ -1,0 +1,288 @@
+"""The exception tree of failover.
+
+Every exception the library raises derives from ``FailoverError``::
+
+    FailoverError
+    ├── ConfigError (also ValueError)            bad configuration, raised at construction
+    ├── FallbackChainError
+    │   ├── InvalidModelId (also ValueError)     an id that is not "provider/model"
+    │   ├── ModelNotFound (also LookupError)     an id the catalog does not know
+    │   ├── DuplicateModel (also ValueError)     the same model twice in one chain
+    │   └── ModelNotInChain (also LookupError)   next()/from_*() about a model not in the chain
+    ├── ProviderError                            one failed call to a provider
+    │   ├── RateLimitError                       429: too many requests
+    │   ├── QuotaExceededError                   out of credit, spend cap, per-day quota
+    │   ├── AuthenticationError                  401/403: the key is invalid or not allowed
+    │   ├── OverloadedError                      529/503: the provider is overloaded
+    │   ├── ServerError                          other 5xx
+    │   ├── ProviderTimeoutError                 no answer in time
+    │   ├── ProviderConnectionError              could not connect, or the connection dropped
+    │   ├── ModelNotFoundError                   404: the provider does not serve the model
+    │   ├── ContextWindowExceededError           the prompt does not fit the model
+    │   ├── ContentFilteredError                 blocked by a content filter, or refused
+    │   ├── InvalidRequestError                  other 400/422: the request itself is wrong
+    │   └── MalformedResponseError               a reply that cannot be parsed, or a truncated stream
+    ├── AllAttemptsFailed                        every model and key was tried; carries attempts
+    │   └── NoProfileAvailable                   no key could even be tried (all cooling or disabled)
+    └── StreamInterrupted                        a stream failed after its first chunk
+
+No ``str`` or ``repr`` of these errors contains an API key: provider messages are scrubbed
+when the error is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+from failover._secrets import scrub
+
+if TYPE_CHECKING:
+    from failover.attempts import Attempt
+
+__all__ = [
+    "AllAttemptsFailed",
+    "AuthenticationError",
+    "ConfigError",
+    "ContentFilteredError",
+    "ContextWindowExceededError",
+    "DuplicateModel",
+    "FailoverError",
+    "FallbackChainError",
+    "InvalidModelId",
+    "InvalidRequestError",
+    "MalformedResponseError",
+    "ModelNotFound",
+    "ModelNotFoundError",
+    "ModelNotInChain",
+    "NoProfileAvailable",
+    "OverloadedError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderTimeoutError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "ServerError",
+    "StreamInterrupted",
+]
+
+
+class FailoverError(Exception):
+    """Base class of every exception raised by failover."""
+
+
+class ConfigError(FailoverError, ValueError):
+    """A configuration value is invalid; the message names the field."""
+
+
+class FallbackChainError(FailoverError):
+    """A fallback chain could not be built or queried."""
+
+
+class InvalidModelId(FallbackChainError, ValueError):
+    """A model id is not of the form ``provider/model``."""
+
+    def __init__(self, model_id: str) -> None:
+        super().__init__(f"invalid model id {model_id!r}: expected 'provider/model'")
+        self.model_id = model_id
+
+
+class ModelNotFound(FallbackChainError, LookupError):
+    """The model catalog has no entry for a ``provider/model`` id."""
+
+    def __init__(self, model_id: str) -> None:
+        super().__init__(f"model not found in the catalog: {model_id!r}")
+        self.model_id = model_id
+
+
+class DuplicateModel(FallbackChainError, ValueError):
+    """The same model appears twice in one fallback chain."""
+
+    def __init__(self, model_id: str) -> None:
+        super().__init__(f"model {model_id!r} appears more than once in the fallback chain")
+        self.model_id = model_id
+
+
+class ModelNotInChain(FallbackChainError, LookupError):
+    """A model asked about is not part of the chain."""
+
+    def __init__(self, model_id: str) -> None:
+        super().__init__(f"model {model_id!r} is not in the fallback chain")
+        self.model_id = model_id
+
+
+class ProviderError(FailoverError):
+    """One call to a provider failed.
+
+    Attributes:
+        message: The provider's own explanation, with keys scrubbed out.
+        provider: The provider's name (``openai``, ``anthropic``, ...), when known.
+        model: The model id the call was for, when known.
+        profile: The name of the auth profile used, when known.
+        status: The HTTP status code, when there was one.
+        retry_after: Seconds the provider asked us to wait, when it said.
+        code: The provider's machine-readable error code or type, when given.
+    """
+
+    kind: ClassVar[str] = "error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        profile: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+        code: str | None = None,
+    ) -> None:
+        self.message = scrub(message)
+        super().__init__(self.message)
+        self.provider = provider
+        self.model = model
+        self.profile = profile
+        self.status = status
+        self.retry_after = retry_after
+        self.code = code
+
+    def __str__(self) -> str:
+        where = "/".join(part for part in (self.provider, self.model) if part)
+        parts = [f"{self.kind}"]
+        if self.status is not None:
+            parts.append(f"HTTP {self.status}")
+        if where:
+            parts.append(where)
+        if self.profile:
+            parts.append(f"profile {self.profile!r}")
+        return f"{self.message} ({', '.join(parts)})"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+class RateLimitError(ProviderError):
+    """The provider refused the call because of a rate limit."""
+
+    kind = "rate_limit"
+
+
+class QuotaExceededError(ProviderError):
+    """The key is out of credit, past its spend cap, or out of its daily quota."""
+
+    kind = "quota"
+
+
+class AuthenticationError(ProviderError):
+    """The key is invalid, revoked, or not allowed to do this."""
+
+    kind = "auth"
+
+
+class OverloadedError(ProviderError):
+    """The provider is overloaded and asked us to come back later."""
+
+    kind = "overloaded"
+
+
+class ServerError(ProviderError):
+    """The provider failed with a server error."""
+
+    kind = "server"
+
+
+class ProviderTimeoutError(ProviderError):
+    """The provider did not answer in time."""
+
+    kind = "timeout"
+
+
+class ProviderConnectionError(ProviderError):
+    """The connection to the provider could not be made or was dropped."""
+
+    kind = "connection"
+
+
+class ModelNotFoundError(ProviderError):
+    """The provider does not serve the model asked for."""
+
+    kind = "model_not_found"
+
+
+class ContextWindowExceededError(ProviderError):
+    """The prompt is larger than the model's context window."""
+
+    kind = "context_window"
+
+
+class ContentFilteredError(ProviderError):
+    """The provider blocked the prompt or the answer, or the model refused."""
+
+    kind = "content_filter"
+
+
+class InvalidRequestError(ProviderError):
+    """The request itself is malformed; another model will not fix it."""
+
+    kind = "invalid_request"
+
+
+class MalformedResponseError(ProviderError):
+    """The reply could not be parsed, or a stream ended without its terminator."""
+
+    kind = "malformed"
+
+
+class AllAttemptsFailed(FailoverError):
+    """Every model and key that could be tried failed.
+
+    Attributes:
+        attempts: Every attempt made, in order, each with its error.
+        retry_after: Seconds until the earliest profile recovers, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        attempts: Sequence[Attempt] = (),
+        *,
+        retry_after: float | None = None,
+    ) -> None:
+        self.attempts: tuple[Attempt, ...] = tuple(attempts)
+        self.retry_after = retry_after
+        summary = message
+        if retry_after is not None:
+            summary += f"; try again in {retry_after:.1f}s"
+        if self.attempts:
+            lines = "\n".join(f"  {attempt.describe()}" for attempt in self.attempts)
+            summary += f"\n{lines}"
+        super().__init__(summary)
+
+    @property
+    def errors(self) -> tuple[ProviderError, ...]:
+        """The error of each failed attempt, in order."""
+        return tuple(a.error for a in self.attempts if a.error is not None)
+
+
+class NoProfileAvailable(AllAttemptsFailed):
+    """No auth profile could be used: every candidate is cooling down or disabled."""
+
+
+class StreamInterrupted(FailoverError):
+    """A stream failed after its first chunk reached the caller.
+
+    Attributes:
+        partial_text: The text received before the failure.
+        attempts: Every attempt made, the failing one last.
+        error: The error that interrupted the stream.
+    """
+
+    def __init__(
+        self, error: ProviderError, partial_text: str, attempts: Sequence[Attempt]
+    ) -> None:
+        self.error = error
+        self.partial_text = partial_text
+        self.attempts: tuple[Attempt, ...] = tuple(attempts)
+        super().__init__(
+            f"stream interrupted after {len(partial_text)} characters: {error}"
+        )
