@@ -98,7 +98,8 @@ _PROVIDERS: dict[str, tuple[str, str | None]] = {
     "together": ("openai", "together"),
     "vllm": ("openai", None),
     "llamacpp": ("openai", None),
-    "ollama": ("ollama", None),
+    "ollama": ("openai", None),
+    "ollama-native": ("ollama", None),
 }
 _PROVIDER_ALIASES = {"google": "gemini", "claude": "anthropic", "llama.cpp": "llamacpp"}
 

@@ -125,6 +125,8 @@ class ProviderError(FailoverError):
     """
 
     kind: ClassVar[str] = "error"
+    attempts: tuple[Attempt, ...] = ()
+    """Every attempt of the request, set when the client raises this error to the caller."""
 
     def __init__(
         self,
@@ -145,6 +147,11 @@ class ProviderError(FailoverError):
         self.status = status
         self.retry_after = retry_after
         self.code = code
+
+    def redact(self, *keys: str) -> None:
+        """Scrub ``keys`` out of the message (the client does this with the profile's key)."""
+        self.message = scrub(self.message, *keys)
+        self.args = (self.message,)
 
     def __str__(self) -> str:
         where = "/".join(part for part in (self.provider, self.model) if part)

@@ -1,0 +1,138 @@
+"""failover: keep LLM calls working when providers fail.
+
+Rotates API keys, backs off the way the provider asked, falls over along a chain of
+models, and reports every decision to async hooks, without ever leaking a key.
+
+``ResilientClient`` and ``ResilientTransport`` (and their httpx dependency) are imported on
+first use, so ``import failover`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from failover.attempts import Attempt
+from failover.catalog import ModelCatalog, ModelEntry, TokenUsage, get_model_entry
+from failover.chain import FallbackChain
+from failover.config import FailoverConfig
+from failover.errors import (
+    AllAttemptsFailed,
+    AuthenticationError,
+    ConfigError,
+    ContentFilteredError,
+    ContextWindowExceededError,
+    DuplicateModel,
+    FailoverError,
+    FallbackChainError,
+    InvalidModelId,
+    InvalidRequestError,
+    MalformedResponseError,
+    ModelNotFound,
+    ModelNotFoundError,
+    ModelNotInChain,
+    NoProfileAvailable,
+    OverloadedError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+    QuotaExceededError,
+    RateLimitError,
+    ServerError,
+    StreamInterrupted,
+)
+from failover.events import (
+    CooldownEvent,
+    Event,
+    ExhaustedEvent,
+    FailoverEvent,
+    RecoveredEvent,
+    RetryEvent,
+    SuccessEvent,
+)
+from failover.profiles import (
+    AuthProfile,
+    FailoverManager,
+    FailoverStatus,
+    ProfileSnapshot,
+    ProfileStatus,
+)
+
+if TYPE_CHECKING:
+    from failover.client import AttemptContext, Completion, CompletionStream, ResilientClient
+    from failover.policy import set_testing
+    from failover.transport import ResilientTransport
+
+__all__ = [
+    "AllAttemptsFailed",
+    "Attempt",
+    "AttemptContext",
+    "AuthProfile",
+    "AuthenticationError",
+    "Completion",
+    "CompletionStream",
+    "ConfigError",
+    "ContentFilteredError",
+    "ContextWindowExceededError",
+    "CooldownEvent",
+    "DuplicateModel",
+    "Event",
+    "ExhaustedEvent",
+    "FailoverConfig",
+    "FailoverError",
+    "FailoverEvent",
+    "FailoverManager",
+    "FailoverStatus",
+    "FallbackChain",
+    "FallbackChainError",
+    "InvalidModelId",
+    "InvalidRequestError",
+    "MalformedResponseError",
+    "ModelCatalog",
+    "ModelEntry",
+    "ModelNotFound",
+    "ModelNotFoundError",
+    "ModelNotInChain",
+    "NoProfileAvailable",
+    "OverloadedError",
+    "ProfileSnapshot",
+    "ProfileStatus",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderTimeoutError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RecoveredEvent",
+    "ResilientClient",
+    "ResilientTransport",
+    "RetryEvent",
+    "ServerError",
+    "StreamInterrupted",
+    "SuccessEvent",
+    "TokenUsage",
+    "get_model_entry",
+    "set_testing",
+]
+
+_LAZY = {
+    "AttemptContext": "failover.client",
+    "Completion": "failover.client",
+    "CompletionStream": "failover.client",
+    "ResilientClient": "failover.client",
+    "ResilientTransport": "failover.transport",
+    "set_testing": "failover.policy",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'failover' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,328 @@
+"""Turning an HTTP error reply (or an exception carrying one) into the right ProviderError.
+
+Pure functions over status, headers and body: the adapters, ``ResilientClient.call`` and
+``ResilientTransport`` all classify through here, so every path agrees.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from failover.errors import (
+    AuthenticationError,
+    ContentFilteredError,
+    ContextWindowExceededError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    OverloadedError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+    QuotaExceededError,
+    RateLimitError,
+    ServerError,
+)
+
+__all__ = [
+    "classify_exception",
+    "classify_http_error",
+    "parse_duration",
+    "rate_limit_headroom",
+    "retry_after_from_headers",
+]
+
+_CONTEXT_PHRASES = (
+    "maximum context length",
+    "context length exceeded",
+    "context_length_exceeded",
+    "prompt is too long",
+    "exceeds the maximum number of tokens",
+    "exceeds the available context size",
+    "input tokens exceed the configured limit",
+    "context window",
+    "model_context_window_exceeded",
+)
+_QUOTA_MARKERS = (
+    "insufficient_quota",
+    "billing",
+    "spend_limit",
+    "spend limit",
+    "credit balance",
+    "out of credits",
+    "perday",
+    "per day",
+    "quota exceeded for metric",
+)
+_CONTENT_MARKERS = ("content_policy_violation", "invalid_prompt", "content_filter", "safety")
+_AUTH_MARKERS = ("api key not valid", "invalid api key", "incorrect api key", "invalid x-api-key")
+_MODEL_MARKERS = ("model_not_found", "does not exist", "unknown model", "no such model")
+_GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float | None:
+    """Parse a Go-style duration (``6m0s``, ``1.5s``, ``12ms``) or Gemini's ``"53s"``."""
+    text = text.strip()
+    if not text:
+        return None
+    parts = _GO_DURATION.findall(text)
+    if not parts or "".join(value + unit for value, unit in parts) != text:
+        try:
+            return _finite(float(text))
+        except ValueError:
+            return None
+    return sum(float(value) * _UNIT_SECONDS[unit] for value, unit in parts)
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _seconds_until_date(text: str) -> float | None:
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        try:
+            from datetime import datetime
+
+            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None and not isinstance(headers, dict):
+        return None
+    if value is None:
+        lowered = {key.lower(): item for key, item in headers.items()}
+        value = lowered.get(name)
+    return value
+
+
+def retry_after_from_headers(
+    headers: Mapping[str, str], body: Any = None, *, use_reset: bool = False
+) -> float | None:
+    """The wait the provider asked for, in seconds, or ``None``.
+
+    In order: ``retry-after-ms``, ``retry-after`` (seconds or HTTP date), Gemini's
+    ``RetryInfo.retryDelay`` in ``body``, then (with ``use_reset``) the rate-limit reset
+    headers of OpenAI/Groq and Anthropic.
+    """
+    if (value := _header(headers, "retry-after-ms")) is not None:
+        try:
+            if (seconds := _finite(float(value) / 1000)) is not None:
+                return seconds
+        except ValueError:
+            pass
+    if (value := _header(headers, "retry-after")) is not None:
+        try:
+            if (seconds := _finite(float(value))) is not None:
+                return seconds
+        except ValueError:
+            if (seconds := _seconds_until_date(value)) is not None:
+                return seconds
+    if (delay := _gemini_retry_delay(body)) is not None:
+        return delay
+    if use_reset:
+        resets = [
+            seconds
+            for name in (
+                "x-ratelimit-reset-requests",
+                "x-ratelimit-reset-tokens",
+                "anthropic-ratelimit-requests-reset",
+                "anthropic-ratelimit-tokens-reset",
+                "anthropic-ratelimit-input-tokens-reset",
+                "anthropic-ratelimit-output-tokens-reset",
+            )
+            if (value := _header(headers, name)) is not None
+            and (seconds := parse_duration(value) or _seconds_until_date(value)) is not None
+        ]
+        if resets:
+            return max(resets)
+    return None
+
+
+def rate_limit_headroom(headers: Mapping[str, str]) -> float | None:
+    """Seconds until the key's request budget resets when a reply says it is spent, else ``None``."""
+    for remaining_name, reset_name in (
+        ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
+        ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"),
+    ):
+        remaining = _header(headers, remaining_name)
+        if remaining is not None and remaining.strip() == "0":
+            reset = _header(headers, reset_name) or ""
+            return parse_duration(reset) or _seconds_until_date(reset) or 1.0
+    return None
+
+
+def _gemini_retry_delay(body: Any) -> float | None:
+    error = body.get("error") if isinstance(body, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    if not isinstance(details, list):
+        return None
+    for detail in details:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("RetryInfo"):
+            return parse_duration(str(detail.get("retryDelay", "")))
+    return None
+
+
+def _decode(body: bytes | str | Any) -> Any:
+    if isinstance(body, (bytes, bytearray)):
+        body = body.decode("utf-8", "replace")
+    if isinstance(body, str):
+        try:
+            return json.loads(body)
+        except ValueError:
+            return body
+    return body
+
+
+def _describe(body: Any) -> tuple[str, str]:
+    """Return (message, searchable text of codes and types) from any error body shape."""
+    if isinstance(body, str):
+        return body.strip()[:500] or "(empty body)", ""
+    if not isinstance(body, dict):
+        return "(no error body)", ""
+    error = body.get("error", body)
+    if isinstance(error, str):
+        return error, ""
+    if not isinstance(error, dict):
+        return json.dumps(body)[:500], ""
+    message = str(error.get("message") or error.get("detail") or body.get("message") or "")
+    codes = [
+        str(value)
+        for value in (
+            error.get("code"),
+            error.get("type"),
+            error.get("status"),
+            body.get("code"),
+            (error.get("details") or {}).get("error_code")
+            if isinstance(error.get("details"), dict)
+            else None,
+        )
+        if value is not None
+    ]
+    for detail in error.get("details") or []:
+        if isinstance(detail, dict):
+            codes.extend(str(v.get("quotaId", "")) for v in detail.get("violations") or [])
+            codes.append(str(detail.get("reason", "")))
+    return message or "(no message)", " ".join(codes)
+
+
+def _code(body: Any) -> str | None:
+    error = body.get("error", body) if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        for key in ("code", "type", "status"):
+            if isinstance(error.get(key), str):
+                return str(error[key])
+    return None
+
+
+def classify_http_error(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes | str | Any,
+    *,
+    provider: str | None = None,
+    model: str | None = None,
+) -> ProviderError:
+    """Return the ProviderError an HTTP error reply stands for (never raises on odd bodies)."""
+    data = _decode(body)
+    message, codes = _describe(data)
+    text = f"{message} {codes}".lower()
+    error_type: type[ProviderError]
+    use_reset = False
+    if any(marker in text for marker in _CONTEXT_PHRASES):
+        error_type = ContextWindowExceededError
+    elif status == 402 or any(marker in text for marker in _QUOTA_MARKERS):
+        error_type = QuotaExceededError
+    elif status == 429 or "rate_limit" in text or "resource_exhausted" in text:
+        error_type, use_reset = RateLimitError, True
+    elif status in (401, 403) or any(marker in text for marker in _AUTH_MARKERS):
+        error_type = AuthenticationError
+    elif status == 404 or (status in (400, 422) and any(m in text for m in _MODEL_MARKERS)):
+        error_type = ModelNotFoundError
+    elif any(marker in text for marker in _CONTENT_MARKERS):
+        error_type = ContentFilteredError
+    elif status in (529, 503) or "overloaded" in text or "unavailable" in text:
+        error_type = OverloadedError
+    elif status in (408, 504):
+        error_type = ProviderTimeoutError
+    elif status == 413:
+        error_type = ContextWindowExceededError
+    elif status >= 500 or status == 409:
+        error_type = ServerError
+    else:
+        error_type = InvalidRequestError
+    return error_type(
+        message,
+        provider=provider,
+        model=model,
+        status=status,
+        retry_after=retry_after_from_headers(headers, data, use_reset=use_reset),
+        code=_code(data),
+    )
+
+
+def classify_exception(
+    exc: BaseException, *, provider: str | None = None, model: str | None = None
+) -> ProviderError | None:
+    """Classify an exception from any SDK or HTTP library, or return ``None`` if it is not one.
+
+    Reads ``status_code``/``status``/``code`` and ``response`` (status, headers, body) or
+    ``body`` from whatever the exception carries; recognises timeouts and connection
+    errors by their class names (``APITimeoutError``, ``ConnectError``, ...).
+    """
+    if isinstance(exc, ProviderError):
+        return exc
+    response = getattr(exc, "response", None)
+    status = _status_of(exc) or _status_of(response)
+    if status is not None and status >= 400:
+        headers = getattr(response, "headers", None) or getattr(exc, "headers", None) or {}
+        body = getattr(exc, "body", None)
+        if body is None and response is not None:
+            body = _response_body(response)
+        if body is None:
+            body = getattr(exc, "message", None) or str(exc)
+        error = classify_http_error(
+            status, dict(headers.items()), body, provider=provider, model=model
+        )
+        error.__cause__ = exc
+        return error
+    names = " ".join(cls.__name__ for cls in type(exc).__mro__).lower()
+    if isinstance(exc, TimeoutError) or "timeout" in names:
+        return ProviderTimeoutError(str(exc) or type(exc).__name__, provider=provider, model=model)
+    if isinstance(exc, ConnectionError) or any(
+        word in names for word in ("connecterror", "connectionerror", "networkerror",
+                                   "remoteprotocolerror", "readerror")
+    ):
+        return ProviderConnectionError(
+            str(exc) or type(exc).__name__, provider=provider, model=model
+        )
+    return None
+
+
+def _status_of(obj: Any) -> int | None:
+    for attribute in ("status_code", "status", "code"):
+        value = getattr(obj, attribute, None)
+        if isinstance(value, int) and not isinstance(value, bool) and 100 <= value < 600:
+            return value
+    return None
+
+
+def _response_body(response: Any) -> Any:
+    try:
+        content = response.content
+    except Exception:  # a streamed response that was never read
+        return None
+    return content if isinstance(content, (bytes, str)) else None

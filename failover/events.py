@@ -1,0 +1,150 @@
+"""Event payloads and the hook dispatcher.
+
+Events are frozen, slotted dataclasses that carry model and profile *names*, never keys.
+Dispatch never blocks or fails a request: sync hooks run inline inside a ``try``, async
+hooks run as tasks the dispatcher tracks, and :meth:`HookDispatcher.drain` awaits them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+__all__ = [
+    "CooldownEvent",
+    "Event",
+    "ExhaustedEvent",
+    "FailoverEvent",
+    "HookDispatcher",
+    "RecoveredEvent",
+    "RetryEvent",
+    "SuccessEvent",
+]
+
+logger = logging.getLogger("failover")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """What every event carries: the request it belongs to and when it happened."""
+
+    request_id: str
+    timestamp: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailoverEvent(Event):
+    """The request moved to another key (``kind="key"``) or another model (``kind="model"``)."""
+
+    kind: str
+    from_model: str
+    from_profile: str | None
+    to_model: str | None
+    to_profile: str | None
+    reason: str
+    error_message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryEvent(Event):
+    """The same key is retried after ``delay`` seconds."""
+
+    model: str
+    profile: str
+    attempt: int
+    delay: float
+    reason: str
+    error_message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CooldownEvent(Event):
+    """A profile was taken out of rotation for ``duration`` seconds (``inf``: disabled)."""
+
+    profile: str
+    provider: str
+    status: str
+    duration: float
+    reason: str
+    error_message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecoveredEvent(Event):
+    """A profile that had been failing succeeded again."""
+
+    profile: str
+    provider: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SuccessEvent(Event):
+    """The request succeeded."""
+
+    model: str
+    profile: str
+    attempts: int
+    latency: float
+    cost_usd: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExhaustedEvent(Event):
+    """Every model and key was tried and the request failed."""
+
+    attempts: int
+    retry_after: float | None
+    error_message: str
+
+
+Hook = Callable[[Any], "Awaitable[None] | None"]
+H = TypeVar("H", bound=Hook)
+
+
+class HookDispatcher:
+    """Calls the hooks registered for each event type."""
+
+    def __init__(self) -> None:
+        self._hooks: dict[type[Event], list[Hook]] = {}
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def add(self, event_type: type[Event], hook: H) -> H:
+        """Register ``hook`` for ``event_type``; return it (so it works as a decorator)."""
+        if not callable(hook):
+            raise TypeError(f"hook must be callable, got {hook!r}")
+        self._hooks.setdefault(event_type, []).append(hook)
+        return hook
+
+    def wants(self, event_type: type[Event]) -> bool:
+        """Return whether any hook listens for ``event_type`` (so events can be skipped)."""
+        return event_type in self._hooks
+
+    def emit(self, event: Event) -> None:
+        """Deliver ``event``; never raises, never waits."""
+        for hook in self._hooks.get(type(event), ()):
+            try:
+                result = hook(event)
+            except Exception:
+                logger.exception("hook %r raised on %s", hook, type(event).__name__)
+                continue
+            if inspect.isawaitable(result):
+                task = asyncio.ensure_future(self._guard(hook, result))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+
+    @staticmethod
+    async def _guard(hook: Hook, awaitable: Awaitable[None]) -> None:
+        try:
+            await awaitable
+        except Exception:
+            logger.exception("async hook %r raised", hook)
+
+    async def drain(self) -> None:
+        """Wait until every async hook started so far has finished."""
+        while self._pending:
+            await asyncio.gather(*tuple(self._pending), return_exceptions=True)

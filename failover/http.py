@@ -1,0 +1,130 @@
+"""The one seam through which the client sends HTTP: ``Sender.open(request, timeout)``.
+
+The default sender is httpx; any object with the same ``open`` method (an aiohttp-based
+one, a test double) can be plugged in without touching the policy or the adapters.
+Lower-level exceptions are translated here, at the boundary, into ProviderErrors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
+
+import httpx
+
+from failover.errors import ProviderConnectionError, ProviderTimeoutError
+from providers.base import HttpRequest
+
+__all__ = ["HttpxSender", "Reply", "Sender"]
+
+
+class Reply(Protocol):
+    """A reply whose body has not been read yet (the shape of ``httpx.Response``)."""
+
+    @property
+    def status_code(self) -> int:
+        """The HTTP status."""
+        ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The reply headers."""
+        ...
+
+    async def aread(self) -> bytes:
+        """Read the whole body."""
+        ...
+
+    def aiter_text(self) -> AsyncIterator[str]:
+        """Iterate over the body as text as it arrives."""
+        ...
+
+    def aiter_lines(self) -> AsyncIterator[str]:
+        """Iterate over the body line by line as it arrives."""
+        ...
+
+
+class Sender(Protocol):
+    """Sends one request and yields the reply, its body still unread."""
+
+    def open(self, request: HttpRequest, timeout: float) -> AbstractAsyncContextManager[Reply]:
+        """Send ``request``; raise ProviderTimeoutError/ProviderConnectionError on failure."""
+        ...
+
+
+def default_http_client() -> httpx.AsyncClient:
+    """An httpx client with a pool sized for concurrent requests; redirects not followed."""
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=256, keepalive_expiry=30)
+    return httpx.AsyncClient(limits=limits, follow_redirects=False, timeout=None)
+
+
+class HttpxSender:
+    """Sends through an ``httpx.AsyncClient`` (any transport: default, httpx-aiohttp, mock)."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    @asynccontextmanager
+    async def open(self, request: HttpRequest, timeout: float) -> AsyncIterator[Reply]:
+        """Send ``request`` and yield the streamed reply."""
+        built = self.client.build_request(
+            request.method,
+            request.url,
+            headers=request.headers,
+            content=request.body,
+            timeout=httpx.Timeout(timeout),
+        )
+        try:
+            response = await self.client.send(built, stream=True)
+        except httpx.TimeoutException as exc:
+            raise ProviderTimeoutError(f"no reply within {timeout:.1f}s") from exc
+        except httpx.TransportError as exc:
+            raise ProviderConnectionError(f"{type(exc).__name__}: {exc}") from exc
+        try:
+            yield _TranslatingReply(response)
+        finally:
+            await response.aclose()
+
+
+class _TranslatingReply:
+    """An httpx.Response whose body reads translate httpx errors into ProviderErrors."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+
+    @property
+    def status_code(self) -> int:
+        return self._response.status_code
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._response.headers
+
+    async def aread(self) -> bytes:
+        try:
+            return await self._response.aread()
+        except httpx.TimeoutException as exc:
+            raise ProviderTimeoutError("timed out reading the reply") from exc
+        except httpx.TransportError as exc:
+            raise ProviderConnectionError(f"connection lost: {type(exc).__name__}") from exc
+
+    async def aiter_text(self) -> AsyncIterator[str]:
+        try:
+            async for text in self._response.aiter_text():
+                yield text
+        except httpx.TimeoutException as exc:
+            raise ProviderTimeoutError("timed out reading the stream") from exc
+        except httpx.TransportError as exc:
+            raise ProviderConnectionError(f"stream lost: {type(exc).__name__}") from exc
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        try:
+            async for line in self._response.aiter_lines():
+                yield line
+        except httpx.TimeoutException as exc:
+            raise ProviderTimeoutError("timed out reading the stream") from exc
+        except httpx.TransportError as exc:
+            raise ProviderConnectionError(f"stream lost: {type(exc).__name__}") from exc

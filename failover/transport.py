@@ -1,0 +1,1 @@
+"""ResilientTransport (placeholder until the transport lands)."""
