@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import inspect
+
+import failover
+from failover import AllAttemptsFailed, Attempt, NoProfileAvailable, ProviderError, RateLimitError
+
+KEY = "sk-proj-abcdefghijklmnopqrstuvwxyz123456"
+
+
+def test_all_is_sorted_and_matches_the_public_names() -> None:
+    assert failover.__all__ == sorted(failover.__all__)
+    public = {name for name in dir(failover) if not name.startswith("_")}
+    modules = {name for name in public if inspect.ismodule(getattr(failover, name, None))}
+    assert set(failover.__all__) == public - modules - {"annotations", "TYPE_CHECKING", "Any"}
+    for name in failover.__all__:
+        assert getattr(failover, name) is not None
+
+
+def test_provider_error_carries_context_and_never_a_key() -> None:
+    error = RateLimitError(f"Incorrect API key provided: {KEY}", provider="openai",
+                           model="gpt-4o", profile="main", status=429, retry_after=3.0)
+    for text in (str(error), repr(error), error.message):
+        assert KEY not in text and "3456" in text
+    assert (error.provider, error.status, error.retry_after, error.kind) == (
+        "openai", 429, 3.0, "rate_limit")
+
+
+def test_redact_removes_a_known_key_of_any_shape() -> None:
+    error = ProviderError("key was plainkeywithoutprefix99 here")
+    error.redact("plainkeywithoutprefix99")
+    assert "plainkeywithoutprefix99" not in str(error)
+
+
+def test_all_attempts_failed_lists_every_attempt_and_retry_after() -> None:
+    err = RateLimitError("slow down", status=429)
+    attempts = [Attempt("openai/gpt-4o", "a", "rate_limit", 429, 5.0, 0.01, err)]
+    error = AllAttemptsFailed("all failed", attempts, retry_after=5.0)
+    assert error.attempts[0].error_kind == "rate_limit" and error.errors == (err,)
+    assert "try again in 5.0s" in str(error) and "openai/gpt-4o via 'a'" in str(error)
+    assert issubclass(NoProfileAvailable, AllAttemptsFailed)
