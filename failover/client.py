@@ -427,7 +427,7 @@ class ResilientClient:
         raise error
 
     def _retry_after(self) -> float | None:
-        now = time.monotonic()
+        now = self.manager.clock()
         times = [
             at
             for provider in {model.provider for model in self.chain}
