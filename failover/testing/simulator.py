@@ -1,0 +1,441 @@
+"""A local provider simulator: a real HTTP server on 127.0.0.1 that speaks OpenAI's,
+Anthropic's, Gemini's and Ollama's wire formats, with failures scripted per key, model or
+provider, scheduled outages, and seeded chaos. Built on starlette + uvicorn (extra ``sim``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import socket
+import time
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from failover.catalog import canonical_provider, default_catalog
+from failover.testing.wire import error_reply, reply_body, stream_error, stream_events
+
+__all__ = ["KINDS", "Behavior", "Received", "Simulator"]
+
+KINDS = (
+    "healthy",
+    "rate_limit",
+    "quota",
+    "invalid_key",
+    "overloaded",
+    "server_error",
+    "hang",
+    "reset",
+    "truncate",
+    "midstream_error",
+    "malformed",
+    "context_limit",
+    "content_block",
+)
+"""Every behaviour the simulator can script."""
+
+_ERROR_KINDS = {"rate_limit", "quota", "invalid_key", "overloaded", "server_error"}
+
+
+@dataclass(frozen=True, slots=True)
+class Behavior:
+    """How the simulator answers.
+
+    Attributes:
+        kind: One of :data:`KINDS`.
+        latency: Seconds before the first byte.
+        tokens_per_second: Stream pacing (``None``: as fast as possible).
+        retry_after: The wait a rate limit asks for, in seconds.
+        after: For ``rate_limit``: allow this many requests per ``window`` per key, then 429.
+        window: The rate-limit window in seconds.
+        max_prompt_chars: For ``context_limit``: fail only for prompts longer than this.
+        reply: The text to answer with (default: a sentence naming provider and model).
+    """
+
+    kind: str = "healthy"
+    latency: float = 0.0
+    tokens_per_second: float | None = None
+    retry_after: float = 1.0
+    after: int | None = None
+    window: float = 60.0
+    max_prompt_chars: int | None = None
+    reply: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown behaviour {self.kind!r}; one of: {', '.join(KINDS)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One request the simulator received."""
+
+    provider: str
+    wire: str
+    key: str
+    model: str
+    stream: bool
+    at: float
+    prompt_chars: int
+    outcome: str
+
+
+@dataclass(slots=True)
+class _Outage:
+    provider: str
+    start: float
+    end: float
+    behavior: Behavior
+
+
+@dataclass(slots=True)
+class _Chaos:
+    rates: dict[str, float]
+    rng: random.Random
+    behavior: Behavior = field(default_factory=Behavior)
+
+
+class _Reset(Response):
+    """Starts a reply, then drops the connection."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", b"4096")]})
+        await send({"type": "http.response.body", "body": b'{"partial": ', "more_body": True})
+        raise ConnectionResetError("simulated connection reset")
+
+
+class Simulator:
+    """A scripted fake of the LLM providers, over real HTTP on 127.0.0.1.
+
+    Args:
+        keys: Provider name -> keys it accepts. A provider with no keys listed accepts any
+            key (and none).
+        default: The behaviour when nothing more specific is scripted.
+        port: The port (0: a free one).
+        words_per_chunk: Words per stream chunk.
+
+    Example:
+        >>> async with Simulator(keys={"openai": ["sk-a"]}) as sim:  # doctest: +SKIP
+        ...     sim.script(Behavior("rate_limit", retry_after=5), key="sk-a")
+        ...     url = sim.base_url("openai")
+    """
+
+    def __init__(
+        self,
+        *,
+        keys: Mapping[str, Iterable[str]] | None = None,
+        default: Behavior | None = None,
+        port: int = 0,
+        words_per_chunk: int = 2,
+    ) -> None:
+        self._keys: dict[str, set[str]] = defaultdict(set)
+        for provider, provider_keys in (keys or {}).items():
+            self._keys[canonical_provider(provider)].update(provider_keys)
+        self.default = default or Behavior()
+        self.words_per_chunk = words_per_chunk
+        self._port = port
+        self._scripts: dict[tuple[str | None, str | None, str | None], Behavior] = {}
+        self._outages: list[_Outage] = []
+        self._chaos: _Chaos | None = None
+        self._windows: dict[str, deque[float]] = defaultdict(deque)
+        self._closing = asyncio.Event()
+        self._server: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
+        self.started_at = time.monotonic()
+        self.requests: list[Received] = []
+        self.app = Starlette(routes=[
+            Route("/{provider}/v1/chat/completions", self._openai, methods=["POST"]),
+            Route("/{provider}/v1/messages", self._anthropic, methods=["POST"]),
+            Route("/{provider}/v1beta/models/{target:path}", self._gemini, methods=["POST"]),
+            Route("/{provider}/api/chat", self._ollama, methods=["POST"]),
+            Route("/_sim/script", self._control, methods=["POST"]),
+        ])
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start serving on 127.0.0.1 (a free port unless one was given)."""
+        import uvicorn
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms delayed-ACK stalls
+        sock.bind(("127.0.0.1", self._port))
+        sock.listen(1024)
+        self._socket = sock
+        self._port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, log_level="critical", access_log=False,
+                                timeout_graceful_shutdown=1, lifespan="off", backlog=1024)
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.005)
+        self.started_at = time.monotonic()
+
+    async def stop(self) -> None:
+        """Stop serving; hanging requests are released."""
+        self._closing.set()
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._task is not None:
+            await self._task
+        if self._socket is not None:
+            self._socket.close()
+
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def port(self) -> int:
+        """The port the simulator listens on."""
+        return self._port
+
+    @property
+    def root_url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self._port}"
+
+    def base_url(self, provider: str) -> str:
+        """The base URL to give a profile of ``provider``, written the way its SDK takes it."""
+        provider = canonical_provider(provider)
+        api = default_catalog.providers().get(provider, "openai")
+        return f"{self.root_url}/{provider}" + ("/v1" if api == "openai" else "")
+
+    # -- scripting ----------------------------------------------------------------------
+
+    def add_key(self, provider: str, key: str) -> None:
+        """Accept ``key`` for ``provider`` (once any key is listed, others get a 401)."""
+        self._keys[canonical_provider(provider)].add(key)
+
+    def script(
+        self,
+        behavior: Behavior | str | None,
+        *,
+        key: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+    ) -> None:
+        """Set how requests matching ``key``/``model``/``provider`` are answered (``None``: clear).
+
+        The most specific script wins: key+model, then key, then model, then provider.
+        Changes apply to the next request, also while the simulator runs.
+        """
+        if isinstance(behavior, str):
+            behavior = Behavior(behavior)
+        where = (key, model, canonical_provider(provider) if provider else None)
+        if behavior is None:
+            self._scripts.pop(where, None)
+        else:
+            self._scripts[where] = behavior
+
+    def outage(self, provider: str, *, start: float, end: float, kind: str = "overloaded") -> None:
+        """Make ``provider`` fail with ``kind`` from ``start`` to ``end`` s after now."""
+        now = time.monotonic()
+        self._outages.append(
+            _Outage(canonical_provider(provider), now + start, now + end, Behavior(kind))
+        )
+
+    def chaos(self, rates: Mapping[str, float], *, seed: int = 0) -> None:
+        """Mix failures in at random: ``rates`` maps a behaviour to its probability."""
+        for kind, rate in rates.items():
+            Behavior(kind)
+            if not 0 <= rate <= 1:
+                raise ValueError(f"rate for {kind!r} must be within [0, 1], got {rate}")
+        if sum(rates.values()) > 1:
+            raise ValueError("chaos rates add up to more than 1")
+        self._chaos = _Chaos(dict(rates), random.Random(seed))
+
+    def calls(
+        self, *, key: str | None = None, model: str | None = None, provider: str | None = None
+    ) -> int:
+        """How many requests matched ``key``, ``model`` and ``provider``."""
+        return sum(
+            1
+            for r in self.requests
+            if (key is None or r.key == key)
+            and (model is None or r.model == model)
+            and (provider is None or r.provider == canonical_provider(provider))
+        )
+
+    # -- request handling -----------------------------------------------------------------
+
+    def _choose(self, provider: str, key: str, model: str) -> Behavior:
+        now = time.monotonic()
+        for outage in self._outages:
+            if outage.provider == provider and outage.start <= now < outage.end:
+                return outage.behavior
+        for where in ((key, model, None), (key, None, None), (None, model, None),
+                      (None, None, provider)):
+            if (found := self._scripts.get(where)) is not None:
+                return found
+        if self._chaos is not None:
+            draw = self._chaos.rng.random()
+            for kind, rate in self._chaos.rates.items():
+                if draw < rate:
+                    return replace(self.default, kind=kind)
+                draw -= rate
+        return self.default
+
+    async def _handle(
+        self, request: Request, wire: str, key: str, model: str, body: dict[str, Any],
+        stream: bool, prompt_chars: int,
+    ) -> Response:
+        provider = canonical_provider(request.path_params["provider"])
+        accepted = self._keys.get(provider)
+        behavior = (Behavior("invalid_key") if accepted and key not in accepted
+                    else self._choose(provider, key, model))
+        kind, headers = self._apply_window(behavior, key)
+        if kind == "context_limit" and behavior.max_prompt_chars is not None and (
+                prompt_chars <= behavior.max_prompt_chars):
+            kind = "healthy"
+        self.requests.append(Received(provider, wire, key, model, stream,
+                                      time.monotonic() - self.started_at, prompt_chars, kind))
+        if behavior.latency:
+            await asyncio.sleep(behavior.latency)
+        if kind in _ERROR_KINDS or kind == "context_limit":
+            status, error, extra = error_reply(wire, kind, behavior.retry_after)
+            return JSONResponse(error, status_code=status, headers={**headers, **extra})
+        if kind == "hang":
+            try:
+                await asyncio.wait_for(self._closing.wait(), timeout=3600)
+            except asyncio.TimeoutError:
+                pass
+            return Response(status_code=504)
+        if kind == "reset":
+            return _Reset()
+        if kind == "malformed":
+            return Response('{"choices": [{"message": ', media_type="application/json",
+                            headers=headers)
+        text = behavior.reply or f"Simulated answer from {provider}/{model}: all systems nominal."
+        usage = (max(1, prompt_chars // 4), len(text.split()))
+        if not stream:
+            if kind == "truncate":
+                return Response(json.dumps(reply_body(wire, model, text, usage))[:40],
+                                media_type="application/json", headers=headers)
+            reply = reply_body(wire, model, text, usage, blocked=kind == "content_block")
+            return JSONResponse(reply, headers=headers)
+        if kind == "content_block":
+            return JSONResponse(reply_body(wire, model, text, usage, blocked=True), headers=headers)
+        return self._stream(wire, model, text, usage, kind, behavior, headers)
+
+    def _apply_window(self, behavior: Behavior, key: str) -> tuple[str, dict[str, str]]:
+        """Count the request in the key's window when the behaviour limits requests."""
+        if behavior.kind != "rate_limit" or behavior.after is None:
+            return behavior.kind, {}
+        now = time.monotonic()
+        window = self._windows[key]
+        while window and window[0] <= now - behavior.window:
+            window.popleft()
+        if len(window) >= behavior.after:
+            wait = max(0.001, window[0] + behavior.window - now)
+            self._windows[key] = window
+            return "rate_limit", {"retry-after": f"{wait:.3f}"}
+        window.append(now)
+        remaining = behavior.after - len(window)
+        reset = f"{max(0.001, window[0] + behavior.window - now):.3f}s"
+        return "healthy", {
+            "x-ratelimit-limit-requests": str(behavior.after),
+            "x-ratelimit-remaining-requests": str(remaining),
+            "x-ratelimit-reset-requests": reset,
+        }
+
+    def _stream(
+        self, wire: str, model: str, text: str, usage: tuple[int, int], kind: str,
+        behavior: Behavior, headers: dict[str, str],
+    ) -> StreamingResponse:
+        words = text.split(" ")
+        size = self.words_per_chunk
+        pieces = [" ".join(words[i:i + size]) + (" " if i + size < len(words) else "")
+                  for i in range(0, len(words), size)]
+        events = list(stream_events(wire, model, pieces, usage))
+        cut = (3 if wire == "anthropic" else 0) + max(1, len(pieces) // 2)  # after some text
+        if kind == "truncate":
+            events = events[:cut]
+        elif kind == "midstream_error":
+            events = [*events[:cut], stream_error(wire)]
+        delay = (size / behavior.tokens_per_second) if behavior.tokens_per_second else 0.0
+
+        async def body() -> AsyncIterator[bytes]:
+            for name, data in events:
+                if delay:
+                    await asyncio.sleep(delay)
+                if wire == "ollama":
+                    yield (data + "\n").encode()
+                else:
+                    yield ((f"event: {name}\n" if name else "") + f"data: {data}\n\n").encode()
+
+        media = "application/x-ndjson" if wire == "ollama" else "text/event-stream"
+        return StreamingResponse(body(), media_type=media, headers=headers)
+
+    async def _openai(self, request: Request) -> Response:
+        body = await _json(request)
+        key = request.headers.get("authorization", "").removeprefix("Bearer ")
+        return await self._handle(request, "openai", key, str(body.get("model", "")), body,
+                                  bool(body.get("stream")), _chars(body.get("messages")))
+
+    async def _anthropic(self, request: Request) -> Response:
+        body = await _json(request)
+        key = request.headers.get("x-api-key") or request.headers.get(
+            "authorization", "").removeprefix("Bearer ")
+        chars = _chars(body.get("messages")) + len(str(body.get("system", "")))
+        return await self._handle(request, "anthropic", key, str(body.get("model", "")), body,
+                                  bool(body.get("stream")), chars)
+
+    async def _gemini(self, request: Request) -> Response:
+        body = await _json(request)
+        model, _, action = request.path_params["target"].partition(":")
+        key = request.headers.get("x-goog-api-key", "")
+        chars = sum(len(str(p.get("text", ""))) for c in body.get("contents", [])
+                    for p in c.get("parts", []))
+        return await self._handle(request, "gemini", key, model, body,
+                                  action.startswith("streamGenerateContent"), chars)
+
+    async def _ollama(self, request: Request) -> Response:
+        body = await _json(request)
+        key = request.headers.get("authorization", "").removeprefix("Bearer ")
+        return await self._handle(request, "ollama", key, str(body.get("model", "")), body,
+                                  body.get("stream", True) is not False, _chars(body.get("messages")))
+
+    async def _control(self, request: Request) -> Response:
+        """``POST /_sim/script`` {"behavior": {...} | null, "key", "model", "provider"}."""
+        body = await _json(request)
+        try:
+            spec = body.get("behavior")
+            behavior = Behavior(**spec) if isinstance(spec, dict) else (spec or None)
+            self.script(behavior, key=body.get("key"), model=body.get("model"),
+                        provider=body.get("provider"))
+        except (TypeError, ValueError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"ok": True})
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _chars(messages: Any) -> int:
+    if not isinstance(messages, list):
+        return 0
+    return sum(len(str(m.get("content", ""))) for m in messages if isinstance(m, dict))
