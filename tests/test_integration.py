@@ -1,0 +1,167 @@
+"""ResilientClient against the simulator over real HTTP: every provider, every failure."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from failover import (
+    AllAttemptsFailed,
+    AuthenticationError,
+    AuthProfile,
+    ContentFilteredError,
+    ContextWindowExceededError,
+    FailoverConfig,
+    FailoverManager,
+    MalformedResponseError,
+    OverloadedError,
+    ProfileStatus,
+    ProviderConnectionError,
+    ProviderTimeoutError,
+    QuotaExceededError,
+    RateLimitError,
+    ResilientClient,
+    ServerError,
+    StreamInterrupted,
+)
+from failover.testing import Behavior, Simulator
+
+KEYS = {
+    "openai": ["sk-openai-key-a-000000000001", "sk-openai-key-b-000000000002"],
+    "anthropic": ["sk-ant-key-c-00000000000003"],
+    "gemini": ["AIzaSy-gemini-key-d-000000000004"],
+    "ollama-native": [],
+}
+MODELS = {
+    "openai": "openai/gpt-4o-mini",
+    "anthropic": "anthropic/claude-3-5-haiku-latest",
+    "gemini": "gemini/gemini-2.0-flash",
+    "ollama-native": "ollama-native/llama3.2",
+}
+ASK = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi"}]
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    async with Simulator(keys={p: k for p, k in KEYS.items() if k}) as simulator:
+        yield simulator
+
+
+def manager_for(sim: Simulator, **config: float) -> FailoverManager:
+    profiles = [
+        AuthProfile(f"{provider}-{index}", provider, key, base_url=sim.base_url(provider))
+        for provider, keys in KEYS.items()
+        for index, key in enumerate(keys or [""])
+    ]
+    return FailoverManager(FailoverConfig(**config), profiles=profiles)
+
+
+@pytest.mark.parametrize("provider", list(MODELS))
+async def test_complete_and_stream_work_for_every_wire_format(
+    sim: Simulator, provider: str
+) -> None:
+    async with ResilientClient([MODELS[provider]], manager_for(sim)) as client:
+        result = await client.complete(ASK, max_tokens=50)
+        assert result.text.startswith("Simulated answer") and result.usage.output_tokens > 0
+        stream = client.stream(ASK)
+        text = "".join([chunk.text async for chunk in stream])
+        assert text == result.text and stream.usage is not None and stream.finish_reason
+
+
+async def test_rate_limited_key_is_not_called_while_cooling(sim: Simulator) -> None:
+    key_a, key_b = KEYS["openai"]
+    sim.script(Behavior("rate_limit", retry_after=30), key=key_a)
+    async with ResilientClient([MODELS["openai"]], manager_for(sim)) as client:
+        for _ in range(5):
+            assert (await client.complete(ASK)).profile == "openai-1"
+    assert sim.calls(key=key_a) == 1 and sim.calls(key=key_b) == 5
+
+
+async def test_key_with_no_requests_left_is_skipped_before_it_gets_a_429(sim: Simulator) -> None:
+    key_a, key_b = KEYS["openai"]
+    sim.script(Behavior("rate_limit", after=2, window=30), key=key_a)
+    async with ResilientClient([MODELS["openai"]], manager_for(sim)) as client:
+        for _ in range(8):
+            await client.complete(ASK)
+    assert sim.calls(key=key_a) == 2  # the reply saying "0 remaining" kept it out
+    assert all(r.outcome == "healthy" for r in sim.requests)
+
+
+async def test_dead_key_is_disabled_and_scheduled_outage_falls_over(sim: Simulator) -> None:
+    sim.script("invalid_key", key=KEYS["openai"][0])
+    sim.outage("openai", start=0.0, end=30.0, kind="overloaded")
+    manager = manager_for(sim, max_retries=1)
+    async with ResilientClient([MODELS["openai"], MODELS["anthropic"]], manager) as client:
+        result = await client.complete(ASK)
+    assert result.model == MODELS["anthropic"]
+    assert [a.outcome for a in result.attempts][-1] == "ok"
+
+
+async def test_hang_times_out_and_falls_over(sim: Simulator) -> None:
+    sim.script("hang", provider="openai")
+    async with ResilientClient([MODELS["openai"], MODELS["gemini"]], manager_for(sim, max_retries=0),
+                               timeout=0.3) as client:
+        result = await client.complete(ASK)
+    assert result.model == MODELS["gemini"] and result.attempts[0].outcome == "timeout"
+
+
+async def test_truncated_stream_after_text_raises_stream_interrupted(sim: Simulator) -> None:
+    sim.script("truncate", provider="anthropic")
+    async with ResilientClient([MODELS["anthropic"], MODELS["openai"]], manager_for(sim)) as client:
+        with pytest.raises(StreamInterrupted) as info:
+            async for _ in client.stream(ASK):
+                pass
+    assert info.value.partial_text and "terminator" in str(info.value)
+
+
+async def test_midstream_error_event_raises_stream_interrupted(sim: Simulator) -> None:
+    sim.script("midstream_error", provider="anthropic")
+    async with ResilientClient([MODELS["anthropic"]], manager_for(sim)) as client:
+        with pytest.raises(StreamInterrupted) as info:
+            async for _ in client.stream(ASK):
+                pass
+    assert isinstance(info.value.error, OverloadedError)
+
+
+@pytest.mark.parametrize(
+    ("kind", "error_type"),
+    [
+        ("rate_limit", RateLimitError),
+        ("quota", QuotaExceededError),
+        ("invalid_key", AuthenticationError),
+        ("overloaded", OverloadedError),
+        ("server_error", ServerError),
+        ("context_limit", ContextWindowExceededError),
+        ("content_block", ContentFilteredError),
+        ("malformed", MalformedResponseError),
+        ("reset", ProviderConnectionError),
+        ("truncate", MalformedResponseError),
+    ],
+)
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+async def test_every_failure_is_recognised_for_every_provider(
+    sim: Simulator, provider: str, kind: str, error_type: type
+) -> None:
+    sim.script(kind, provider=provider)
+    manager = manager_for(sim, max_retries=0)
+    async with ResilientClient([MODELS[provider]], manager) as client:
+        with pytest.raises((AllAttemptsFailed, ContentFilteredError)) as info:
+            await client.complete(ASK)
+    error = info.value
+    first = error if isinstance(error, ContentFilteredError) else error.attempts[0].error
+    assert isinstance(first, error_type), repr(first)
+    if kind == "rate_limit":
+        assert first.retry_after == pytest.approx(1.0)
+    if kind in ("quota", "invalid_key"):
+        assert manager.get_profile(f"{provider}-0").status is ProfileStatus.DISABLED
+
+
+async def test_timeout_error_for_a_stalled_stream(sim: Simulator) -> None:
+    sim.script(Behavior("healthy", tokens_per_second=2), provider="openai")
+    async with ResilientClient([MODELS["openai"]], manager_for(sim, max_retries=0),
+                               stream_idle_timeout=0.2) as client:
+        with pytest.raises(AllAttemptsFailed) as info:
+            async for _ in client.stream(ASK):
+                pass
+    assert isinstance(info.value.attempts[0].error, ProviderTimeoutError)
