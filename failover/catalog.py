@@ -7,9 +7,9 @@ the first lookup only, so ``import failover`` stays fast.
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from typing import Any
 
 from failover.errors import ConfigError, InvalidModelId

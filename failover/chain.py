@@ -38,9 +38,7 @@ class FallbackChain:
             self._index[name] = position
 
     @classmethod
-    def from_ids(
-        cls, ids: Iterable[str], *, catalog: ModelCatalog | None = None
-    ) -> FallbackChain:
+    def from_ids(cls, ids: Iterable[str], *, catalog: ModelCatalog | None = None) -> FallbackChain:
         """Build a chain from ``"provider/model"`` ids (split at the first ``/``).
 
         Raises:

@@ -303,8 +303,14 @@ def classify_exception(
     if isinstance(exc, TimeoutError) or "timeout" in names:
         return ProviderTimeoutError(str(exc) or type(exc).__name__, provider=provider, model=model)
     if isinstance(exc, ConnectionError) or any(
-        word in names for word in ("connecterror", "connectionerror", "networkerror",
-                                   "remoteprotocolerror", "readerror")
+        word in names
+        for word in (
+            "connecterror",
+            "connectionerror",
+            "networkerror",
+            "remoteprotocolerror",
+            "readerror",
+        )
     ):
         return ProviderConnectionError(
             str(exc) or type(exc).__name__, provider=provider, model=model

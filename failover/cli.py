@@ -50,11 +50,16 @@ async def _chat(prompt: str, chain: list[str] | None) -> int:
     found = keys_from_environment()
     if not found:
         names = ", ".join(ENV_KEYS.values())
-        print(f"failover chat: no API keys found. Set one of {names} "
-              "(more keys as OPENAI_API_KEY_2, ...).", file=sys.stderr)
+        print(
+            f"failover chat: no API keys found. Set one of {names} "
+            "(more keys as OPENAI_API_KEY_2, ...).",
+            file=sys.stderr,
+        )
         return 2
-    print("keys found: " + ", ".join(f"{name.upper()} ({provider})" for name, provider, _ in found),
-          file=sys.stderr)
+    print(
+        "keys found: " + ", ".join(f"{name.upper()} ({provider})" for name, provider, _ in found),
+        file=sys.stderr,
+    )
     providers_found = {provider for _, provider, _ in found}
     chain = chain or [CHAT_MODELS[p] for p in CHAT_MODELS if p in providers_found]
     profiles = [AuthProfile(name, provider, key) for name, provider, key in found]
@@ -66,8 +71,10 @@ async def _chat(prompt: str, chain: list[str] | None) -> int:
         except AllAttemptsFailed as exc:
             print(f"\nfailover chat: {exc}", file=sys.stderr)
             return 1
-    print(f"\n[{stream.model} via {stream.profile}, {len(stream.attempts)} attempt(s)]",
-          file=sys.stderr)
+    print(
+        f"\n[{stream.model} via {stream.profile}, {len(stream.attempts)} attempt(s)]",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -82,8 +89,10 @@ async def _simulate(port: int, keys: list[str]) -> int:
         print(f"simulator listening on {sim.root_url}")
         for provider in ("openai", "anthropic", "gemini", "ollama-native", "groq"):
             print(f"  {provider:14} base_url={sim.base_url(provider)}")
-        print(f"  script it: POST {sim.root_url}/_sim/script "
-              '{"behavior": {"kind": "rate_limit", "retry_after": 5}, "key": "..."}')
+        print(
+            f"  script it: POST {sim.root_url}/_sim/script "
+            '{"behavior": {"kind": "rate_limit", "retry_after": 5}, "key": "..."}'
+        )
         await asyncio.Event().wait()
     return 0
 
@@ -98,8 +107,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--seconds", type=float, default=12.0)
     simulate = commands.add_parser("simulate", help="run the provider simulator")
     simulate.add_argument("--port", type=int, default=8900)
-    simulate.add_argument("--key", action="append", default=[], metavar="PROVIDER=KEY",
-                          help="a key the simulator accepts (default: any)")
+    simulate.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="PROVIDER=KEY",
+        help="a key the simulator accepts (default: any)",
+    )
     chat = commands.add_parser("chat", help="ask real providers, keys from the environment")
     chat.add_argument("prompt")
     chat.add_argument("--chain", nargs="+", metavar="PROVIDER/MODEL")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -21,36 +20,21 @@ from failover.catalog import ModelCatalog, ModelEntry, TokenUsage, default_catal
 from failover.chain import FallbackChain
 from failover.classify import classify_exception, rate_limit_headroom
 from failover.config import FailoverConfig
+from failover.engine import AttemptContext, Engine, HookMethods
 from failover.errors import (
-    AllAttemptsFailed,
     ConfigError,
     MalformedResponseError,
-    NoProfileAvailable,
     ProviderError,
     ProviderTimeoutError,
     StreamInterrupted,
 )
-from failover.events import (
-    CooldownEvent,
-    Event,
-    ExhaustedEvent,
-    FailoverEvent,
-    HookDispatcher,
-    RecoveredEvent,
-    RetryEvent,
-    SuccessEvent,
-)
 from failover.http import HttpxSender, Reply, Sender, default_http_client
-from failover.policy import Action, Decision, decide, retry_same_key
-from failover.profiles import AuthProfile, FailoverManager, ProfileStatus
-from providers.base import ChatRequest, ProviderAdapter, StreamChunk
+from failover.profiles import AuthProfile, FailoverManager
+from providers.base import ChatRequest, ChatResult, ProviderAdapter, StreamChunk
 
 __all__ = ["AttemptContext", "Completion", "CompletionStream", "ResilientClient"]
 
 T = TypeVar("T")
-H = TypeVar("H", bound=Callable[..., Any])
-
-_request_ids = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,38 +66,7 @@ class Completion:
     raw: Any
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptContext:
-    """What a function passed to :meth:`ResilientClient.call` gets for one attempt."""
-
-    profile: AuthProfile
-    model: ModelEntry
-    attempt: int
-    request_id: str
-    timeout: float
-
-    @property
-    def api_key(self) -> str:
-        """The profile's key (send it only to :attr:`base_url`)."""
-        return self.profile.api_key
-
-    @property
-    def base_url(self) -> str:
-        """The profile's base URL, or the provider's public one."""
-        return self.profile.base_url or providers.get_adapter(self.model.provider).default_base_url
-
-
-@dataclass(slots=True)
-class _Request:
-    """The bookkeeping of one request."""
-
-    id: str
-    started: float
-    deadline_at: float
-    attempts: list[Attempt]
-
-
-class ResilientClient:
+class ResilientClient(HookMethods):
     """Completes chat requests over a fallback chain of models and a pool of keys.
 
     Args:
@@ -158,66 +111,41 @@ class ResilientClient:
         if isinstance(profiles, FailoverManager):
             if config is not None:
                 raise ConfigError("pass config to the FailoverManager, not to the client")
-            self.manager = profiles
+            manager = profiles
         else:
-            self.manager = FailoverManager(config, profiles=profiles)
+            manager = FailoverManager(config, profiles=profiles)
         for name, value in (("timeout", timeout), ("stream_idle_timeout", stream_idle_timeout)):
             if not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
                 raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
         if deadline is not None and (not isinstance(deadline, (int, float)) or not deadline > 0):
             raise ConfigError(f"deadline must be a positive number of seconds, got {deadline!r}")
         self._adapters: dict[str, ProviderAdapter] = {}
-        have = self.manager.providers()
+        have = manager.providers()
         for model in self.chain:
             self._adapters[model.provider] = providers.get_adapter(model.provider)
             if model.provider not in have:
                 raise ConfigError(f"no auth profile for provider {model.provider!r} ({model.key})")
-        self.timeout = float(timeout)
-        self.deadline = deadline
-        self.wait_for_recovery = wait_for_recovery
-        self.raise_on_content_filter = raise_on_content_filter
+        self._engine = Engine(
+            manager,
+            base_url_for=lambda provider: providers.get_adapter(provider).default_base_url,
+            timeout=float(timeout),
+            deadline=deadline,
+            wait_for_recovery=wait_for_recovery,
+            raise_on_content_filter=raise_on_content_filter,
+            sleep=sleep or anyio.sleep,
+        )
         self.stream_idle_timeout = float(stream_idle_timeout)
-        self._sleep = sleep or anyio.sleep
         self._owned_http: httpx.AsyncClient | None = None
         if sender is None:
             if http_client is None:
                 http_client = self._owned_http = default_http_client()
             sender = HttpxSender(http_client)
         self._sender = sender
-        self._hooks = HookDispatcher()
-        self._model_health: dict[str, dict[str, Any]] = {
-            key: {"successes": 0, "failures": 0, "last_error": None} for key in self.chain.names
-        }
 
-    # -- hooks ------------------------------------------------------------------------
-
-    def on_failover(self, hook: H) -> H:
-        """Call ``hook(FailoverEvent)`` when a request moves to another key or model."""
-        return self._hooks.add(FailoverEvent, hook)
-
-    def on_retry(self, hook: H) -> H:
-        """Call ``hook(RetryEvent)`` before a same-key retry."""
-        return self._hooks.add(RetryEvent, hook)
-
-    def on_cooldown(self, hook: H) -> H:
-        """Call ``hook(CooldownEvent)`` when a profile is cooled down or disabled."""
-        return self._hooks.add(CooldownEvent, hook)
-
-    def on_recovered(self, hook: H) -> H:
-        """Call ``hook(RecoveredEvent)`` when a failing profile succeeds again."""
-        return self._hooks.add(RecoveredEvent, hook)
-
-    def on_success(self, hook: H) -> H:
-        """Call ``hook(SuccessEvent)`` when a request succeeds."""
-        return self._hooks.add(SuccessEvent, hook)
-
-    def on_exhausted(self, hook: H) -> H:
-        """Call ``hook(ExhaustedEvent)`` when a request fails after trying everything."""
-        return self._hooks.add(ExhaustedEvent, hook)
-
-    def _emit(self, event_type: type[Event], **fields: Any) -> None:
-        if self._hooks.wants(event_type):
-            self._hooks.emit(event_type(**fields))
+    @property
+    def manager(self) -> FailoverManager:
+        """The profile manager this client draws keys from."""
+        return self._engine.manager
 
     # -- public calls -------------------------------------------------------------------
 
@@ -239,32 +167,20 @@ class ResilientClient:
         """
         request = _chat_request(messages, max_tokens, temperature, params, stream=False)
 
-        async def attempt(ctx: AttemptContext) -> Any:
+        async def attempt(ctx: AttemptContext) -> ChatResult:
             adapter = self._adapters[ctx.model.provider]
             http_request = adapter.build_request(
-                request,
-                model=ctx.model.id,
-                api_key=ctx.profile.api_key,
-                base_url=ctx.profile.base_url or adapter.default_base_url,
+                request, model=ctx.model.id, api_key=ctx.api_key, base_url=ctx.base_url
             )
             async with self._sender.open(http_request, ctx.timeout) as reply:
                 body = await reply.aread()
                 self._check_reply(adapter, ctx.profile, reply, body)
             return adapter.parse_response(body)
 
-        state = self._new_request()
-        result, model, profile = await self._run(state, attempt)
-        latency = time.monotonic() - state.started
+        state = self._engine.new_request()
+        result, model, profile = await self._engine.run(state, self.chain.models, attempt)
         cost = model.calculate_cost(result.usage)
-        self._emit(
-            SuccessEvent,
-            request_id=state.id,
-            model=model.key,
-            profile=profile.name,
-            attempts=len(state.attempts),
-            latency=latency,
-            cost_usd=cost,
-        )
+        self._engine.succeeded(state, model, profile, cost)
         return Completion(
             text=result.text,
             model=model.key,
@@ -274,7 +190,7 @@ class ResilientClient:
             cost_usd=cost,
             finish_reason=result.finish_reason,
             attempts=tuple(state.attempts),
-            latency=latency,
+            latency=time.monotonic() - state.started,
             raw=result.raw,
         )
 
@@ -313,44 +229,18 @@ class ResilientClient:
                     raise
                 raise error from exc
 
-        state = self._new_request()
-        value, model, profile = await self._run(state, attempt)
-        self._emit(
-            SuccessEvent,
-            request_id=state.id,
-            model=model.key,
-            profile=profile.name,
-            attempts=len(state.attempts),
-            latency=time.monotonic() - state.started,
-            cost_usd=None,
-        )
+        state = self._engine.new_request()
+        value, model, profile = await self._engine.run(state, self.chain.models, attempt)
+        self._engine.succeeded(state, model, profile, None)
         return value
 
     def status(self) -> dict[str, Any]:
         """The manager's status (keys masked) and each chain model's health."""
-        manager = self.manager.status().to_dict()
-        models = []
-        for model in self.chain:
-            health = self._model_health[model.key]
-            models.append(
-                {
-                    "model": model.key,
-                    **health,
-                    "available_profiles": sum(
-                        1
-                        for p in self.manager.list_profiles()
-                        if p.provider == model.provider
-                        and p.allows(model.id)
-                        and self.manager.effective_status(p) is ProfileStatus.AVAILABLE
-                    ),
-                }
-            )
-        return {**manager, "models": models}
+        return self._engine.status(self.chain.models)
 
     async def aclose(self) -> None:
         """Wait for pending async hooks, then close the HTTP client the client created."""
-        await self._hooks.drain()
-        await self.manager.drain_callbacks()
+        await self._engine.aclose()
         if self._owned_http is not None:
             await self._owned_http.aclose()
 
@@ -368,226 +258,13 @@ class ResilientClient:
     def __repr__(self) -> str:
         return f"ResilientClient(chain={list(self.chain.names)!r}, profiles={len(self.manager)})"
 
-    # -- the loop ---------------------------------------------------------------------
-
-    def _new_request(self) -> _Request:
-        now = time.monotonic()
-        deadline_at = now + self.deadline if self.deadline is not None else math.inf
-        return _Request(f"req-{next(_request_ids)}", now, deadline_at, [])
-
     def _check_reply(
         self, adapter: ProviderAdapter, profile: AuthProfile, reply: Reply, body: bytes
     ) -> None:
-        headers = reply.headers
-        if (reset := rate_limit_headroom(headers)) is not None:
+        if (reset := rate_limit_headroom(reply.headers)) is not None:
             self.manager.hold_until_reset(profile.name, reset)
-        status = reply.status_code
-        if status >= 300:
-            raise adapter.parse_error(status, headers, body)
-
-    async def _run(
-        self, state: _Request, attempt: Callable[[AttemptContext], Awaitable[T]]
-    ) -> tuple[T, ModelEntry, AuthProfile]:
-        """Walk the chain and the keys until ``attempt`` succeeds; raise when all fail."""
-        passes = 0
-        while True:
-            outcome = await self._walk_chain(state, attempt)
-            if outcome is not None:
-                return outcome
-            retry_after = self._retry_after()
-            now = time.monotonic()
-            if (
-                self.wait_for_recovery
-                and retry_after is not None
-                and passes < 3
-                and now + retry_after < state.deadline_at
-                and (self.deadline is not None or retry_after <= self.manager.config.max_retry_delay)
-            ):
-                passes += 1
-                await self._sleep(retry_after)
-                continue
-            self._exhausted(state, retry_after)
-
-    def _exhausted(self, state: _Request, retry_after: float | None) -> None:
-        if time.monotonic() >= state.deadline_at:
-            message = f"deadline of {self.deadline}s exceeded"
-        else:
-            message = f"all {len(self.chain)} models failed"
-        error_type = AllAttemptsFailed if state.attempts else NoProfileAvailable
-        if not state.attempts:
-            message = "no auth profile is available for any model in the chain"
-        error = error_type(message, state.attempts, retry_after=retry_after)
-        self._emit(
-            ExhaustedEvent,
-            request_id=state.id,
-            attempts=len(state.attempts),
-            retry_after=retry_after,
-            error_message=message,
-        )
-        raise error
-
-    def _retry_after(self) -> float | None:
-        now = self.manager.clock()
-        times = [
-            at
-            for provider in {model.provider for model in self.chain}
-            if (at := self.manager.next_available_at(provider)) is not None
-        ]
-        return max(0.0, min(times) - now) if times else None
-
-    async def _walk_chain(
-        self, state: _Request, attempt: Callable[[AttemptContext], Awaitable[T]]
-    ) -> tuple[T, ModelEntry, AuthProfile] | None:
-        config = self.manager.config
-        min_context: int | None = None
-        previous: tuple[ModelEntry, AuthProfile | None, ProviderError | None] | None = None
-        fallbacks = 0
-        for model in self.chain:
-            if min_context is not None and (model.context_window or math.inf) <= min_context:
-                continue
-            if previous is not None:
-                fallbacks += 1
-                if config.max_model_fallbacks is not None and fallbacks > config.max_model_fallbacks:
-                    return None
-                self._announce_failover("model", state, previous, model, None)
-            tried: set[str] = set()
-            last_profile: AuthProfile | None = None
-            last_error: ProviderError | None = None
-            while time.monotonic() < state.deadline_at:
-                profile = self.manager.get_next_profile(
-                    model.provider, model=model.id, exclude=tried
-                )
-                if profile is None:
-                    break
-                if tried:
-                    if config.max_key_rotations is not None and len(tried) > config.max_key_rotations:
-                        break
-                    self._announce_failover("key", state, (model, last_profile, last_error),
-                                            model, profile)
-                tried.add(profile.name)
-                last_profile = profile
-                try:
-                    value = await self._attempt_with_retries(state, attempt, model, profile)
-                except ProviderError as error:
-                    last_error = error
-                    action = decide(error, raise_on_content_filter=self.raise_on_content_filter).action
-                    if action is Action.RAISE:
-                        error.attempts = tuple(state.attempts)
-                        raise
-                    if action is Action.ROTATE:
-                        continue
-                    if action is Action.LARGER_MODEL:
-                        min_context = model.context_window or 0
-                    break
-                if self.manager.mark_success(profile.name):
-                    self._emit(RecoveredEvent, request_id=state.id, profile=profile.name,
-                               provider=profile.provider)
-                self._model_health[model.key]["successes"] += 1
-                return value, model, profile
-            previous = (model, last_profile, last_error)
-        return None
-
-    def _announce_failover(
-        self,
-        kind: str,
-        state: _Request,
-        previous: tuple[ModelEntry, AuthProfile | None, ProviderError | None],
-        model: ModelEntry,
-        profile: AuthProfile | None,
-    ) -> None:
-        if not self._hooks.wants(FailoverEvent):
-            return
-        from_model, from_profile, error = previous
-        self._hooks.emit(
-            FailoverEvent(
-                request_id=state.id,
-                kind=kind,
-                from_model=from_model.key,
-                from_profile=from_profile.name if from_profile else None,
-                to_model=model.key,
-                to_profile=profile.name if profile else None,
-                reason=error.kind if error else "no_profile_available",
-                error_message=error.message if error else "no usable key for this model",
-            )
-        )
-
-    async def _attempt_with_retries(
-        self,
-        state: _Request,
-        attempt: Callable[[AttemptContext], Awaitable[T]],
-        model: ModelEntry,
-        profile: AuthProfile,
-    ) -> T:
-        async def once() -> T:
-            time_left = state.deadline_at - time.monotonic()
-            if time_left <= 0:
-                raise ProviderTimeoutError("the request's deadline passed")
-            ctx = AttemptContext(
-                profile, model, len(state.attempts) + 1, state.id, min(self.timeout, time_left)
-            )
-            started = time.monotonic()
-            try:
-                value = await attempt(ctx)
-            except ProviderError as error:
-                error.provider, error.model, error.profile = model.provider, model.id, profile.name
-                error.redact(profile.api_key)
-                state.attempts.append(
-                    Attempt(model.key, profile.name, error.kind, error.status, error.retry_after,
-                            time.monotonic() - started, error)
-                )
-                raise
-            state.attempts.append(
-                Attempt(model.key, profile.name, "ok", None, None, time.monotonic() - started)
-            )
-            return value
-
-        def on_failure(error: ProviderError) -> Decision:
-            return self._record_failure(state, model, profile, error)
-
-        def on_retry(error: ProviderError, number: int, delay: float) -> None:
-            self._emit(RetryEvent, request_id=state.id, model=model.key, profile=profile.name,
-                       attempt=number, delay=delay, reason=error.kind,
-                       error_message=error.message)
-
-        return await retry_same_key(
-            once,
-            config=self.manager.config,
-            sleep=self._sleep,
-            time_left=lambda: state.deadline_at - time.monotonic(),
-            on_failure=on_failure,
-            on_retry=on_retry,
-        )
-
-    def _record_failure(
-        self, state: _Request, model: ModelEntry, profile: AuthProfile, error: ProviderError
-    ) -> Decision:
-        """Apply a failure to the profile's health; return what to do next."""
-        decision = decide(error, raise_on_content_filter=self.raise_on_content_filter)
-        health = self._model_health[model.key]
-        health["failures"] += 1
-        health["last_error"] = f"{error.kind}: {error.message}"[:300]
-        if decision.failure is None:
-            return decision
-        was_available = profile.status is ProfileStatus.AVAILABLE
-        provider_wait = error.retry_after if decision.failure != "error" else None
-        status = self.manager.mark_failure(
-            profile.name, error.message, kind=decision.failure, retry_after=provider_wait
-        )
-        if status is not ProfileStatus.AVAILABLE:
-            if was_available:
-                self._emit(
-                    CooldownEvent,
-                    request_id=state.id,
-                    profile=profile.name,
-                    provider=profile.provider,
-                    status=status.value,
-                    duration=profile.cooldown_until - self.manager.clock(),
-                    reason=error.kind,
-                    error_message=error.message,
-                )
-            if decision.action is Action.RETRY:
-                return Decision(Action.NEXT_MODEL, decision.failure)  # the key is resting now
-        return decision
+        if reply.status_code >= 300:
+            raise adapter.parse_error(reply.status_code, reply.headers, body)
 
     # -- streaming internals ------------------------------------------------------------
 
@@ -596,10 +273,7 @@ class ResilientClient:
     ) -> tuple[AbstractAsyncContextManager[Reply], _ChunkReader, StreamChunk]:
         adapter = self._adapters[ctx.model.provider]
         http_request = adapter.build_request(
-            request,
-            model=ctx.model.id,
-            api_key=ctx.profile.api_key,
-            base_url=ctx.profile.base_url or adapter.default_base_url,
+            request, model=ctx.model.id, api_key=ctx.api_key, base_url=ctx.base_url
         )
         opener = self._sender.open(http_request, ctx.timeout)
         reply = await opener.__aenter__()
@@ -626,7 +300,7 @@ class _ChunkReader:
         self._idle = idle_timeout
         self._finish: str | None = None
         self._usage: TokenUsage | None = None
-        self._done = False
+        self.done = False
 
     async def _iterate(self, adapter: ProviderAdapter, reply: Reply) -> AsyncIterator[StreamChunk]:
         parser = self._parser
@@ -651,12 +325,12 @@ class _ChunkReader:
 
     async def next(self) -> StreamChunk | None:
         """Return the next text chunk, then the summary chunk, then ``None``."""
-        while not self._done:
+        while not self.done:
             try:
                 with anyio.fail_after(self._idle):
                     chunk = await self._events.__anext__()
             except StopAsyncIteration:
-                self._done = True
+                self.done = True
                 return StreamChunk("", self._finish, self._usage)
             except TimeoutError as exc:
                 raise ProviderTimeoutError(f"the stream stalled for {self._idle}s") from exc
@@ -688,7 +362,8 @@ class CompletionStream:
     def __init__(self, client: ResilientClient, request: ChatRequest) -> None:
         self._client = client
         self._request = request
-        self._state = client._new_request()
+        self._engine = client._engine
+        self._state = self._engine.new_request()
         self._opener: AbstractAsyncContextManager[Reply] | None = None
         self._reader: _ChunkReader | None = None
         self._pending: StreamChunk | None = None
@@ -732,7 +407,9 @@ class CompletionStream:
             async def attempt(ctx: AttemptContext) -> tuple[Any, _ChunkReader, StreamChunk]:
                 return await client._open_stream(request, ctx)
 
-            (opener, reader, first), model, profile = await client._run(self._state, attempt)
+            (opener, reader, first), model, profile = await self._engine.run(
+                self._state, client.chain.models, attempt
+            )
             self._opener, self._reader, self._chosen = opener, reader, (model, profile)
             self.model, self.profile = model.key, profile.name
             return first
@@ -741,32 +418,19 @@ class CompletionStream:
         except ProviderError as error:
             assert self._chosen is not None
             model, profile = self._chosen
-            error.provider, error.model, error.profile = model.provider, model.id, profile.name
-            error.redact(profile.api_key)
-            self._state.attempts.append(
-                Attempt(model.key, profile.name, error.kind, error.status, error.retry_after,
-                        time.monotonic() - self._state.started, error)
-            )
-            client._record_failure(self._state, model, profile, error)
+            self._engine.record_attempt(self._state, model, profile, error, self._state.started)
+            self._engine.record_failure(self._state, model, profile, error)
             raise StreamInterrupted(error, self.text, self._state.attempts) from error
-        if chunk is None or (chunk.text == "" and self._reader._done):
-            self._succeeded()
+        if chunk is not None and chunk.text == "" and self._reader.done:
+            self._succeeded(chunk.usage)
         return chunk
 
-    def _succeeded(self) -> None:
+    def _succeeded(self, usage: TokenUsage | None) -> None:
         if self._chosen is None or self._finished:
             return
-        model, _ = self._chosen
-        client = self._client
-        client._emit(
-            SuccessEvent,
-            request_id=self._state.id,
-            model=model.key,
-            profile=self._chosen[1].name,
-            attempts=len(self._state.attempts),
-            latency=time.monotonic() - self._state.started,
-            cost_usd=model.calculate_cost(self.usage) if self.usage else None,
-        )
+        model, profile = self._chosen
+        cost = model.calculate_cost(usage) if usage else None
+        self._engine.succeeded(self._state, model, profile, cost)
 
     async def aclose(self) -> None:
         """Stop the stream and release its connection."""

@@ -89,7 +89,11 @@ def _wire_hooks(client: ResilientClient, tally: Tally, started: float) -> None:
     def cooldown(event: CooldownEvent) -> None:
         tally.cooldowns += 1
         wait = "for good" if event.duration == float("inf") else f"{event.duration:.1f}s"
-        _log(tally, started, f"[red]cooldown[/] {event.profile} {event.status} {wait} ({event.reason})")
+        _log(
+            tally,
+            started,
+            f"[red]cooldown[/] {event.profile} {event.status} {wait} ({event.reason})",
+        )
 
     @client.on_retry
     def retry(event: RetryEvent) -> None:
@@ -103,13 +107,19 @@ def _wire_hooks(client: ResilientClient, tally: Tally, started: float) -> None:
 
 def _view(progress: Progress, tally: Tally, total: int) -> Group:
     counters = Table.grid(padding=(0, 2))
-    counters.add_row("served", ", ".join(f"{m.split('/')[0]}={n}" for m, n in
-                                        sorted(tally.served_by.items())) or "-")
-    counters.add_row("rotations / fallbacks / cooldowns",
-                     f"{tally.rotations} / {tally.fallbacks} / {tally.cooldowns}")
+    counters.add_row(
+        "served",
+        ", ".join(f"{m.split('/')[0]}={n}" for m, n in sorted(tally.served_by.items())) or "-",
+    )
+    counters.add_row(
+        "rotations / fallbacks / cooldowns",
+        f"{tally.rotations} / {tally.fallbacks} / {tally.cooldowns}",
+    )
     counters.add_row("failed", str(sum(tally.failures.values())))
-    lines = [stamp + text + (f" [dim]x{count}[/dim]" if count > 1 else "")
-             for stamp, text, count in tally.log]
+    lines = [
+        stamp + text + (f" [dim]x{count}[/dim]" if count > 1 else "")
+        for stamp, text, count in tally.log
+    ]
     events = "\n".join(lines) or "[dim]waiting for the first failure...[/dim]"
     return Group(progress, counters, Panel(events, title="failover events", height=14))
 
@@ -143,13 +153,18 @@ async def run_demo(total: int = 300, concurrency: int = 32, seconds: float = 12.
     """Run the demo and return its tally."""
     console = Console()
     rng = random.Random(42)
-    accepted = {"openai": [KEYS["openai-main"][1], KEYS["openai-spare"][1]],
-                "anthropic": [KEYS["anthropic"][1]], "gemini": [KEYS["gemini"][1]]}
+    accepted = {
+        "openai": [KEYS["openai-main"][1], KEYS["openai-spare"][1]],
+        "anthropic": [KEYS["anthropic"][1]],
+        "gemini": [KEYS["gemini"][1]],
+    }
     default = Behavior(latency=0.02, tokens_per_second=500)
     async with Simulator(keys=accepted, default=default) as sim:
         # openai-main allows 6 requests per 1.5 s; under load some requests still get a 429
-        sim.script(Behavior("rate_limit", after=6, window=1.5, latency=0.02, retry_after=1.5),
-                   key=KEYS["openai-main"][1])
+        sim.script(
+            Behavior("rate_limit", after=6, window=1.5, latency=0.02, retry_after=1.5),
+            key=KEYS["openai-main"][1],
+        )
         sim.outage("openai", start=seconds * 0.3, end=seconds * 0.6)
         sim.outage("anthropic", start=seconds * 0.45, end=seconds * 0.55)
         sim.chaos({"overloaded": 0.04, "server_error": 0.02, "truncate": 0.01}, seed=7)
@@ -157,18 +172,31 @@ async def run_demo(total: int = 300, concurrency: int = 32, seconds: float = 12.
             AuthProfile(name, provider, key, base_url=sim.base_url(provider))
             for name, (provider, key) in KEYS.items()
         ]
-        config = FailoverConfig(max_retries=1, retry_delay=0.05, max_retry_delay=2.0, jitter=0.05,
-                                cooldown_on_rate_limit=1.0, cooldown_on_error=1.5,
-                                failure_threshold=3, max_cooldown=4.0)
+        config = FailoverConfig(
+            max_retries=1,
+            retry_delay=0.05,
+            max_retry_delay=2.0,
+            jitter=0.05,
+            cooldown_on_rate_limit=1.0,
+            cooldown_on_error=1.5,
+            failure_threshold=3,
+            max_cooldown=4.0,
+        )
         manager = FailoverManager(config, profiles=profiles)
         tally = Tally()
         started = time.monotonic()
         gate = asyncio.Semaphore(concurrency)
-        progress = Progress(TextColumn("requests"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=console)
+        progress = Progress(
+            TextColumn("requests"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
         task_id = progress.add_task("requests", total=total)
-        async with ResilientClient(CHAIN, manager, timeout=5.0, deadline=15.0,
-                                   wait_for_recovery=True) as client:
+        async with ResilientClient(
+            CHAIN, manager, timeout=5.0, deadline=15.0, wait_for_recovery=True
+        ) as client:
             _wire_hooks(client, tally, started)
             messages = [{"role": "user", "content": "Summarise the incident report."}]
 
@@ -205,6 +233,8 @@ async def run_demo(total: int = 300, concurrency: int = 32, seconds: float = 12.
                 await asyncio.gather(*tasks)
         _summary(tally, total, time.monotonic() - started, console)
         status: dict[str, Any] = client.status()
-        console.print("profiles:", ", ".join(
-            f"{p['name']}={p['status']} ({p['key']})" for p in status["profiles"]))
+        console.print(
+            "profiles:",
+            ", ".join(f"{p['name']}={p['status']} ({p['key']})" for p in status["profiles"]),
+        )
         return tally

@@ -290,6 +290,4 @@ class StreamInterrupted(FailoverError):
         self.error = error
         self.partial_text = partial_text
         self.attempts: tuple[Attempt, ...] = tuple(attempts)
-        super().__init__(
-            f"stream interrupted after {len(partial_text)} characters: {error}"
-        )
+        super().__init__(f"stream interrupted after {len(partial_text)} characters: {error}")

@@ -455,9 +455,13 @@ class FailoverManager:
         """
         profile = self._require(name)
         if reset_after > 0 and profile.status is not ProfileStatus.DISABLED:
-            self._cool(profile, self.clock() + reset_after, ProfileStatus.RATE_LIMITED, strike=False)
+            self._cool(
+                profile, self.clock() + reset_after, ProfileStatus.RATE_LIMITED, strike=False
+            )
 
-    def disable(self, name: str, reason: str | None = None, *, duration: float | None = None) -> None:
+    def disable(
+        self, name: str, reason: str | None = None, *, duration: float | None = None
+    ) -> None:
         """Take a profile out of rotation until :meth:`enable` (or for ``duration`` s)."""
         profile = self._require(name)
         if reason is not None:

@@ -51,7 +51,9 @@ def _read(data: Any) -> tuple[str, str | None]:
     if finish in _BLOCKED:
         raise ContentFilteredError(f"answer blocked: {finish}", code=str(finish))
     parts = (candidate.get("content") or {}).get("parts") or []
-    text = "".join(str(p.get("text", "")) for p in parts if isinstance(p, dict) and not p.get("thought"))
+    text = "".join(
+        str(p.get("text", "")) for p in parts if isinstance(p, dict) and not p.get("thought")
+    )
     return text, finish
 
 

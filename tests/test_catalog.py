@@ -38,7 +38,9 @@ def test_local_providers_accept_any_model_with_unknown_prices() -> None:
 
 
 def test_calculate_cost_uses_prices_per_million_tokens() -> None:
-    entry = ModelEntry(id="m", name="m", provider="p", api="openai", cost_input=2.0, cost_output=8.0)
+    entry = ModelEntry(
+        id="m", name="m", provider="p", api="openai", cost_input=2.0, cost_output=8.0
+    )
     assert entry.calculate_cost(TokenUsage(1_000_000, 500_000)) == pytest.approx(6.0)
     assert entry.calculate_cost(TokenUsage(0, 0)) == 0.0
     assert entry.calculate_cost(TokenUsage(10, 0, cache_read_tokens=5)) is None
@@ -48,8 +50,9 @@ def test_registered_provider_and_custom_entry() -> None:
     catalog = ModelCatalog()
     catalog.register_provider("mylab", api="openai")
     assert catalog.get("mylab", "anything") is not None
-    catalog.register(ModelEntry(id="big", name="Big", provider="mylab", api="openai",
-                                context_window=1_000_000))
+    catalog.register(
+        ModelEntry(id="big", name="Big", provider="mylab", api="openai", context_window=1_000_000)
+    )
     assert catalog.get("mylab", "big").context_window == 1_000_000
 
 

@@ -36,20 +36,29 @@ MESSAGES = [{"role": "user", "content": "hello"}]
 
 
 def ok(text: str = "hi") -> httpx.Response:
-    return httpx.Response(200, json={
-        "choices": [{"message": {"content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 5},
-    })
+    return httpx.Response(
+        200,
+        json={
+            "choices": [{"message": {"content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5},
+        },
+    )
 
 
 def anthropic_ok(text: str = "claude") -> httpx.Response:
-    return httpx.Response(200, json={
-        "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
-        "usage": {"input_tokens": 3, "output_tokens": 1},
-    })
+    return httpx.Response(
+        200,
+        json={
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 3, "output_tokens": 1},
+        },
+    )
 
 
-def error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> httpx.Response:
+def error(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> httpx.Response:
     return httpx.Response(status, json=body, headers=headers or {})
 
 
@@ -75,15 +84,31 @@ class Sleeps:
         self.delays.append(delay)
 
 
-def make_client(clock: FakeClock, chain: list[str] | None = None, *, sleep: Sleeps | None = None,
-                catalog: ModelCatalog | None = None, config: FailoverConfig | None = None,
-                **kwargs: Any) -> ResilientClient:
-    manager = FailoverManager(config, clock=clock, profiles=[
-        AuthProfile("a", "openai", KEY_A), AuthProfile("b", "openai", KEY_B),
-        AuthProfile("c", "anthropic", KEY_C),
-    ])
-    return ResilientClient(chain or ["openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest"],
-                           manager, sleep=sleep or Sleeps(), catalog=catalog, **kwargs)
+def make_client(
+    clock: FakeClock,
+    chain: list[str] | None = None,
+    *,
+    sleep: Sleeps | None = None,
+    catalog: ModelCatalog | None = None,
+    config: FailoverConfig | None = None,
+    **kwargs: Any,
+) -> ResilientClient:
+    manager = FailoverManager(
+        config,
+        clock=clock,
+        profiles=[
+            AuthProfile("a", "openai", KEY_A),
+            AuthProfile("b", "openai", KEY_B),
+            AuthProfile("c", "anthropic", KEY_C),
+        ],
+    )
+    return ResilientClient(
+        chain or ["openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest"],
+        manager,
+        sleep=sleep or Sleeps(),
+        catalog=catalog,
+        **kwargs,
+    )
 
 
 @respx.mock
@@ -91,11 +116,16 @@ async def test_rate_limited_key_rotates_with_no_sleep_and_is_skipped_until_retry
     clock: FakeClock,
 ) -> None:
     sleeps = Sleeps()
-    handler = by_key({
-        KEY_A: error(429, {"error": {"message": "Rate limit reached", "code": "rate_limit_exceeded"}},
-                     {"retry-after": "20"}),
-        KEY_B: ok("from b"),
-    })
+    handler = by_key(
+        {
+            KEY_A: error(
+                429,
+                {"error": {"message": "Rate limit reached", "code": "rate_limit_exceeded"}},
+                {"retry-after": "20"},
+            ),
+            KEY_B: ok("from b"),
+        }
+    )
     respx.post(OPENAI).mock(side_effect=handler)
     client = make_client(clock, sleep=sleeps)
     first = await client.complete(MESSAGES)
@@ -114,11 +144,23 @@ async def test_rate_limited_key_rotates_with_no_sleep_and_is_skipped_until_retry
 
 @respx.mock
 async def test_quota_error_disables_the_key_for_hours(clock: FakeClock) -> None:
-    respx.post(OPENAI).mock(side_effect=by_key({
-        KEY_A: error(429, {"error": {"message": "You exceeded your current quota",
-                                     "type": "insufficient_quota", "code": "insufficient_quota"}}),
-        KEY_B: ok(),
-    }))
+    respx.post(OPENAI).mock(
+        side_effect=by_key(
+            {
+                KEY_A: error(
+                    429,
+                    {
+                        "error": {
+                            "message": "You exceeded your current quota",
+                            "type": "insufficient_quota",
+                            "code": "insufficient_quota",
+                        }
+                    },
+                ),
+                KEY_B: ok(),
+            }
+        )
+    )
     client = make_client(clock)
     result = await client.complete(MESSAGES)
     assert result.attempts[0].outcome == "quota"
@@ -129,8 +171,9 @@ async def test_quota_error_disables_the_key_for_hours(clock: FakeClock) -> None:
 
 @respx.mock
 async def test_invalid_key_is_disabled_and_never_retried(clock: FakeClock) -> None:
-    handler = by_key({KEY_A: error(401, {"error": {"message": "Incorrect API key provided"}}),
-                      KEY_B: ok()})
+    handler = by_key(
+        {KEY_A: error(401, {"error": {"message": "Incorrect API key provided"}}), KEY_B: ok()}
+    )
     respx.post(OPENAI).mock(side_effect=handler)
     client = make_client(clock)
     for _ in range(3):
@@ -147,8 +190,9 @@ async def test_overloaded_is_retried_with_backoff_then_falls_over_to_the_next_mo
 
     failover.set_testing(False)
     sleeps = Sleeps()
-    overloaded = error(529, {"type": "error", "error": {"type": "overloaded_error",
-                                                       "message": "Overloaded"}})
+    overloaded = error(
+        529, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    )
     chain = ["anthropic/claude-3-5-haiku-latest", "openai/gpt-4o-mini"]
     anthropic = respx.post(ANTHROPIC).mock(return_value=overloaded)
     respx.post(OPENAI).mock(return_value=ok("fallback"))
@@ -167,8 +211,12 @@ async def test_retry_after_on_overload_wins_over_backoff(clock: FakeClock) -> No
 
     failover.set_testing(False)
     sleeps = Sleeps()
-    respx.post(ANTHROPIC).mock(side_effect=[
-        error(503, {"error": {"message": "busy"}}, {"retry-after-ms": "250"}), anthropic_ok()])
+    respx.post(ANTHROPIC).mock(
+        side_effect=[
+            error(503, {"error": {"message": "busy"}}, {"retry-after-ms": "250"}),
+            anthropic_ok(),
+        ]
+    )
     client = make_client(clock, ["anthropic/claude-3-5-haiku-latest"], sleep=sleeps)
     assert (await client.complete(MESSAGES)).text == "claude"
     assert sleeps.delays == [0.25]
@@ -176,8 +224,11 @@ async def test_retry_after_on_overload_wins_over_backoff(clock: FakeClock) -> No
 
 @respx.mock
 async def test_model_not_found_skips_the_model_and_leaves_the_key_healthy(clock: FakeClock) -> None:
-    respx.post(OPENAI).mock(return_value=error(404, {"error": {
-        "message": "The model does not exist", "code": "model_not_found"}}))
+    respx.post(OPENAI).mock(
+        return_value=error(
+            404, {"error": {"message": "The model does not exist", "code": "model_not_found"}}
+        )
+    )
     respx.post(ANTHROPIC).mock(return_value=anthropic_ok())
     client = make_client(clock)
     result = await client.complete(MESSAGES)
@@ -190,28 +241,49 @@ async def test_model_not_found_skips_the_model_and_leaves_the_key_healthy(clock:
 async def test_context_overflow_skips_to_a_model_with_a_larger_window(clock: FakeClock) -> None:
     catalog = ModelCatalog()
     for model_id, window in (("small", 8_000), ("also-small", 8_000), ("big", 200_000)):
-        catalog.register(ModelEntry(id=model_id, name=model_id, provider="openai", api="openai",
-                                    context_window=window))
+        catalog.register(
+            ModelEntry(
+                id=model_id, name=model_id, provider="openai", api="openai", context_window=window
+            )
+        )
     seen: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         model = json.loads(request.content)["model"]
         seen.append(model)
         if model != "big":
-            return error(400, {"error": {"message": "This model's maximum context length is 8000",
-                                         "code": "context_length_exceeded"}})
+            return error(
+                400,
+                {
+                    "error": {
+                        "message": "This model's maximum context length is 8000",
+                        "code": "context_length_exceeded",
+                    }
+                },
+            )
         return ok("big answer")
 
     respx.post(OPENAI).mock(side_effect=handler)
-    client = make_client(clock, ["openai/small", "openai/also-small", "openai/big"], catalog=catalog)
+    client = make_client(
+        clock, ["openai/small", "openai/also-small", "openai/big"], catalog=catalog
+    )
     result = await client.complete(MESSAGES)
     assert result.text == "big answer" and seen == ["small", "big"]
 
 
 @respx.mock
 async def test_invalid_request_is_raised_at_once_with_nothing_else_called(clock: FakeClock) -> None:
-    openai = respx.post(OPENAI).mock(return_value=error(400, {"error": {
-        "message": "Invalid value for 'temperature'", "type": "invalid_request_error"}}))
+    openai = respx.post(OPENAI).mock(
+        return_value=error(
+            400,
+            {
+                "error": {
+                    "message": "Invalid value for 'temperature'",
+                    "type": "invalid_request_error",
+                }
+            },
+        )
+    )
     anthropic = respx.post(ANTHROPIC).mock(return_value=anthropic_ok())
     client = make_client(clock)
     with pytest.raises(InvalidRequestError) as info:
@@ -222,9 +294,19 @@ async def test_invalid_request_is_raised_at_once_with_nothing_else_called(clock:
 
 @respx.mock
 async def test_content_filter_falls_over_by_default_or_raises_when_asked(clock: FakeClock) -> None:
-    respx.post(OPENAI).mock(return_value=httpx.Response(200, json={
-        "choices": [{"message": {"content": None, "refusal": "I can't help"},
-                     "finish_reason": "stop"}]}))
+    respx.post(OPENAI).mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "choices": [
+                    {
+                        "message": {"content": None, "refusal": "I can't help"},
+                        "finish_reason": "stop",
+                    }
+                ]
+            },
+        )
+    )
     respx.post(ANTHROPIC).mock(return_value=anthropic_ok("safe"))
     assert (await make_client(clock).complete(MESSAGES)).text == "safe"
     strict = make_client(clock, raise_on_content_filter=True)
@@ -234,8 +316,9 @@ async def test_content_filter_falls_over_by_default_or_raises_when_asked(clock: 
 
 @respx.mock
 async def test_every_key_cooling_raises_with_retry_after(clock: FakeClock) -> None:
-    respx.post(OPENAI).mock(return_value=error(429, {"error": {"message": "slow"}},
-                                                {"retry-after": "30"}))
+    respx.post(OPENAI).mock(
+        return_value=error(429, {"error": {"message": "slow"}}, {"retry-after": "30"})
+    )
     client = make_client(clock, ["openai/gpt-4o-mini"])
     with pytest.raises(AllAttemptsFailed) as info:
         await client.complete(MESSAGES)
@@ -254,15 +337,19 @@ async def test_wait_for_recovery_sleeps_until_the_earliest_key_is_back(clock: Fa
         sleeps.delays.append(delay)
         clock.advance(delay)
 
-    route = respx.post(OPENAI).mock(side_effect=[
-        error(429, {"error": {"message": "slow"}}, {"retry-after": "2"}),
-        error(429, {"error": {"message": "slow"}}, {"retry-after": "3"}),
-        ok("after waiting"),
-    ])
-    manager = FailoverManager(clock=clock, profiles=[AuthProfile("a", "openai", KEY_A),
-                                                     AuthProfile("b", "openai", KEY_B)])
-    client = ResilientClient(["openai/gpt-4o-mini"], manager, sleep=sleep, deadline=30,
-                             wait_for_recovery=True)
+    route = respx.post(OPENAI).mock(
+        side_effect=[
+            error(429, {"error": {"message": "slow"}}, {"retry-after": "2"}),
+            error(429, {"error": {"message": "slow"}}, {"retry-after": "3"}),
+            ok("after waiting"),
+        ]
+    )
+    manager = FailoverManager(
+        clock=clock, profiles=[AuthProfile("a", "openai", KEY_A), AuthProfile("b", "openai", KEY_B)]
+    )
+    client = ResilientClient(
+        ["openai/gpt-4o-mini"], manager, sleep=sleep, deadline=30, wait_for_recovery=True
+    )
     clock_now = clock.now
     result = await client.complete(MESSAGES)
     assert result.text == "after waiting" and route.call_count == 3
@@ -304,12 +391,19 @@ async def test_cancellation_propagates_and_changes_no_profile(clock: FakeClock) 
 
 @respx.mock
 async def test_hooks_receive_events_in_order_and_slow_or_raising_hooks_do_not_hurt(
-    clock: FakeClock, caplog: pytest.LogCaptureFixture,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    respx.post(OPENAI).mock(side_effect=by_key({
-        KEY_A: error(429, {"error": {"message": f"limit for key {KEY_A}"}}, {"retry-after": "5"}),
-        KEY_B: ok(),
-    }))
+    respx.post(OPENAI).mock(
+        side_effect=by_key(
+            {
+                KEY_A: error(
+                    429, {"error": {"message": f"limit for key {KEY_A}"}}, {"retry-after": "5"}
+                ),
+                KEY_B: ok(),
+            }
+        )
+    )
     client = make_client(clock)
     seen: list[str] = []
     finished = asyncio.Event()
@@ -343,24 +437,40 @@ async def test_hooks_receive_events_in_order_and_slow_or_raising_hooks_do_not_hu
 
 @respx.mock
 async def test_no_key_in_events_logs_errors_or_status(
-    clock: FakeClock, caplog: pytest.LogCaptureFixture,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     echo = f"Incorrect API key provided: {KEY_A}"
-    respx.post(OPENAI).mock(side_effect=by_key({
-        KEY_A: error(401, {"error": {"message": echo}}),
-        KEY_B: error(503, {"error": {"message": f"key {KEY_B} unavailable"}}),
-    }))
+    respx.post(OPENAI).mock(
+        side_effect=by_key(
+            {
+                KEY_A: error(401, {"error": {"message": echo}}),
+                KEY_B: error(503, {"error": {"message": f"key {KEY_B} unavailable"}}),
+            }
+        )
+    )
     respx.post(ANTHROPIC).mock(return_value=error(401, {"error": {"message": KEY_C}}))
     client = make_client(clock)
     events: list[Any] = []
-    for register in (client.on_failover, client.on_retry, client.on_cooldown,
-                     client.on_exhausted, client.on_success):
+    for register in (
+        client.on_failover,
+        client.on_retry,
+        client.on_cooldown,
+        client.on_exhausted,
+        client.on_success,
+    ):
         register(events.append)
     with caplog.at_level(logging.DEBUG), pytest.raises(AllAttemptsFailed) as info:
         await client.complete(MESSAGES)
     await client.aclose()
-    texts = [repr(e) for e in events] + [str(info.value), repr(info.value), caplog.text,
-             json.dumps(client.status()), repr(client), repr(client.manager.list_profiles())]
+    texts = [repr(e) for e in events] + [
+        str(info.value),
+        repr(info.value),
+        caplog.text,
+        json.dumps(client.status()),
+        repr(client),
+        repr(client.manager.list_profiles()),
+    ]
     texts += [str(a.error) for a in info.value.attempts]
     assert events
     for key in (KEY_A, KEY_B, KEY_C):
@@ -428,12 +538,16 @@ def delta(text: str, finish: str | None = None) -> dict[str, Any]:
 @respx.mock
 async def test_stream_fails_over_before_the_first_chunk(clock: FakeClock) -> None:
     respx.post(OPENAI).mock(return_value=error(503, {"error": {"message": "busy"}}))
-    respx.post(ANTHROPIC).mock(return_value=httpx.Response(
-        200, headers={"content-type": "text/event-stream"},
-        text="event: message_start\ndata: {\"message\": {\"usage\": {\"input_tokens\": 4}}}\n\n"
-             "event: content_block_delta\ndata: {\"delta\": {\"type\": \"text_delta\", \"text\": \"Hi\"}}\n\n"
-             "event: message_delta\ndata: {\"delta\": {\"stop_reason\": \"end_turn\"}, \"usage\": {\"output_tokens\": 1}}\n\n"
-             "event: message_stop\ndata: {}\n\n"))
+    respx.post(ANTHROPIC).mock(
+        return_value=httpx.Response(
+            200,
+            headers={"content-type": "text/event-stream"},
+            text='event: message_start\ndata: {"message": {"usage": {"input_tokens": 4}}}\n\n'
+            'event: content_block_delta\ndata: {"delta": {"type": "text_delta", "text": "Hi"}}\n\n'
+            'event: message_delta\ndata: {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 1}}\n\n'
+            "event: message_stop\ndata: {}\n\n",
+        )
+    )
     client = make_client(clock, config=FailoverConfig(max_retries=0))
     chunks = [chunk async for chunk in client.stream(MESSAGES)]
     assert [c.text for c in chunks] == ["Hi", ""]
@@ -444,8 +558,11 @@ async def test_stream_fails_over_before_the_first_chunk(clock: FakeClock) -> Non
 async def test_stream_failure_after_the_first_chunk_raises_stream_interrupted(
     clock: FakeClock,
 ) -> None:
-    respx.post(OPENAI).mock(return_value=sse(delta("Hel"), delta("lo"),
-                                             {"error": {"message": "overloaded", "code": 503}}))
+    respx.post(OPENAI).mock(
+        return_value=sse(
+            delta("Hel"), delta("lo"), {"error": {"message": "overloaded", "code": 503}}
+        )
+    )
     anthropic = respx.post(ANTHROPIC).mock(return_value=anthropic_ok())
     client = make_client(clock)
     received: list[str] = []
@@ -469,10 +586,14 @@ async def test_truncated_stream_is_a_failure_never_a_silent_success(clock: FakeC
 @respx.mock
 async def test_truncated_stream_before_any_text_fails_over(clock: FakeClock) -> None:
     respx.post(OPENAI).mock(return_value=sse())
-    respx.post(ANTHROPIC).mock(return_value=httpx.Response(
-        200, headers={"content-type": "text/event-stream"},
-        text="event: content_block_delta\ndata: {\"delta\": {\"type\": \"text_delta\", \"text\": \"ok\"}}\n\n"
-             "event: message_stop\ndata: {}\n\n"))
+    respx.post(ANTHROPIC).mock(
+        return_value=httpx.Response(
+            200,
+            headers={"content-type": "text/event-stream"},
+            text='event: content_block_delta\ndata: {"delta": {"type": "text_delta", "text": "ok"}}\n\n'
+            "event: message_stop\ndata: {}\n\n",
+        )
+    )
     client = make_client(clock, config=FailoverConfig(max_retries=0))
     stream = client.stream(MESSAGES)
     texts = [c.text async for c in stream]

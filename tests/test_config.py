@@ -9,7 +9,10 @@ def test_seed_defaults() -> None:
     config = FailoverConfig()
     assert (config.max_retries, config.retry_delay, config.exponential_backoff) == (3, 1.0, True)
     assert (config.max_retry_delay, config.cooldown_on_rate_limit, config.cooldown_on_error) == (
-        60.0, 60.0, 30.0)
+        60.0,
+        60.0,
+        30.0,
+    )
 
 
 @pytest.mark.parametrize(

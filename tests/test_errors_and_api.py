@@ -18,12 +18,22 @@ def test_all_is_sorted_and_matches_the_public_names() -> None:
 
 
 def test_provider_error_carries_context_and_never_a_key() -> None:
-    error = RateLimitError(f"Incorrect API key provided: {KEY}", provider="openai",
-                           model="gpt-4o", profile="main", status=429, retry_after=3.0)
+    error = RateLimitError(
+        f"Incorrect API key provided: {KEY}",
+        provider="openai",
+        model="gpt-4o",
+        profile="main",
+        status=429,
+        retry_after=3.0,
+    )
     for text in (str(error), repr(error), error.message):
         assert KEY not in text and "3456" in text
     assert (error.provider, error.status, error.retry_after, error.kind) == (
-        "openai", 429, 3.0, "rate_limit")
+        "openai",
+        429,
+        3.0,
+        "rate_limit",
+    )
 
 
 def test_redact_removes_a_known_key_of_any_shape() -> None:

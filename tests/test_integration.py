@@ -100,8 +100,9 @@ async def test_dead_key_is_disabled_and_scheduled_outage_falls_over(sim: Simulat
 
 async def test_hang_times_out_and_falls_over(sim: Simulator) -> None:
     sim.script("hang", provider="openai")
-    async with ResilientClient([MODELS["openai"], MODELS["gemini"]], manager_for(sim, max_retries=0),
-                               timeout=0.3) as client:
+    async with ResilientClient(
+        [MODELS["openai"], MODELS["gemini"]], manager_for(sim, max_retries=0), timeout=0.3
+    ) as client:
         result = await client.complete(ASK)
     assert result.model == MODELS["gemini"] and result.attempts[0].outcome == "timeout"
 
@@ -159,8 +160,9 @@ async def test_every_failure_is_recognised_for_every_provider(
 
 async def test_timeout_error_for_a_stalled_stream(sim: Simulator) -> None:
     sim.script(Behavior("healthy", tokens_per_second=2), provider="openai")
-    async with ResilientClient([MODELS["openai"]], manager_for(sim, max_retries=0),
-                               stream_idle_timeout=0.2) as client:
+    async with ResilientClient(
+        [MODELS["openai"]], manager_for(sim, max_retries=0), stream_idle_timeout=0.2
+    ) as client:
         with pytest.raises(AllAttemptsFailed) as info:
             async for _ in client.stream(ASK):
                 pass

@@ -59,8 +59,12 @@ def test_lower_priority_first_and_equal_priorities_share_the_load(clock: FakeClo
 
 
 def test_rate_limited_key_is_skipped_until_retry_after_elapses(clock: FakeClock) -> None:
-    manager = manager_with(clock, AuthProfile("a", "openai", KEY_A), AuthProfile("b", "openai", KEY_B))
-    manager.mark_failure("a", "429: Rate limit reached for gpt-4o", is_rate_limit=True, retry_after=20)
+    manager = manager_with(
+        clock, AuthProfile("a", "openai", KEY_A), AuthProfile("b", "openai", KEY_B)
+    )
+    manager.mark_failure(
+        "a", "429: Rate limit reached for gpt-4o", is_rate_limit=True, retry_after=20
+    )
     assert manager.get_profile("a").status is ProfileStatus.RATE_LIMITED
     assert {manager.get_next_profile("openai").name for _ in range(5)} == {"b"}
     clock.advance(19.9)
@@ -177,7 +181,9 @@ def test_hold_until_reset_skips_a_spent_key(clock: FakeClock) -> None:
 
 
 def test_status_masks_keys_and_counts(clock: FakeClock) -> None:
-    manager = manager_with(clock, AuthProfile("a", "openai", KEY_A), AuthProfile("b", "openai", KEY_B))
+    manager = manager_with(
+        clock, AuthProfile("a", "openai", KEY_A), AuthProfile("b", "openai", KEY_B)
+    )
     manager.mark_failure("a", f"bad key {KEY_A}", kind="auth")
     status = manager.status()
     assert (status.total_profiles, status.available_profiles) == (2, 1)
@@ -187,7 +193,9 @@ def test_status_masks_keys_and_counts(clock: FakeClock) -> None:
 
 
 def test_on_failover_callbacks_sync_and_async(clock: FakeClock) -> None:
-    manager = manager_with(clock, AuthProfile("a", "openai", KEY_A), AuthProfile("b", "openai", KEY_B))
+    manager = manager_with(
+        clock, AuthProfile("a", "openai", KEY_A), AuthProfile("b", "openai", KEY_B)
+    )
     seen: list[tuple[str, str | None]] = []
 
     @manager.on_failover
@@ -226,12 +234,17 @@ class ManagerMachine(RuleBasedStateMachine):
     @rule(provider=st.sampled_from(["openai", "anthropic"]), priority=st.integers(0, 2))
     def add(self, provider: str, priority: int) -> None:
         name = f"p{len(self.names)}"
-        self.manager.add_profile(AuthProfile(name, provider, f"sk-{name}-secretsecret", priority=priority))
+        self.manager.add_profile(
+            AuthProfile(name, provider, f"sk-{name}-secretsecret", priority=priority)
+        )
         self.names.append(name)
 
     @precondition(lambda self: self.names)
-    @rule(data=st.data(), kind=st.sampled_from(["error", "rate_limit", "quota", "auth"]),
-          wait=st.none() | st.floats(0, 500))
+    @rule(
+        data=st.data(),
+        kind=st.sampled_from(["error", "rate_limit", "quota", "auth"]),
+        wait=st.none() | st.floats(0, 500),
+    )
     def fail(self, data: st.DataObject, kind: str, wait: float | None) -> None:
         name = data.draw(st.sampled_from(self.names))
         profile = self.manager.get_profile(name)

@@ -23,21 +23,38 @@ async def sim() -> AsyncIterator[Simulator]:
             yield simulator
 
 
-async def post(sim: Simulator, provider: str = "openai", *, key: str = KEY, stream: bool = False,
-               body: dict | None = None, timeout: float = 5.0) -> httpx.Response:
+async def post(
+    sim: Simulator,
+    provider: str = "openai",
+    *,
+    key: str = KEY,
+    stream: bool = False,
+    body: dict | None = None,
+    timeout: float = 5.0,
+) -> httpx.Response:
     payload = dict(body or BODY, stream=stream)
     http: httpx.AsyncClient = sim.http  # type: ignore[attr-defined]
     if provider == "anthropic":
-        return await http.post(f"{sim.base_url('anthropic')}/v1/messages", json=payload,
-                               headers={"x-api-key": key}, timeout=timeout)
+        return await http.post(
+            f"{sim.base_url('anthropic')}/v1/messages",
+            json=payload,
+            headers={"x-api-key": key},
+            timeout=timeout,
+        )
     if provider == "gemini":
         action = "streamGenerateContent?alt=sse" if stream else "generateContent"
         return await http.post(
             f"{sim.base_url('gemini')}/v1beta/models/gemini-2.0-flash:{action}",
             json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
-            headers={"x-goog-api-key": key}, timeout=timeout)
-    return await http.post(f"{sim.base_url(provider)}/chat/completions", json=payload,
-                           headers={"authorization": f"Bearer {key}"}, timeout=timeout)
+            headers={"x-goog-api-key": key},
+            timeout=timeout,
+        )
+    return await http.post(
+        f"{sim.base_url(provider)}/chat/completions",
+        json=payload,
+        headers={"authorization": f"Bearer {key}"},
+        timeout=timeout,
+    )
 
 
 async def test_healthy_reply_and_stream_in_openai_format(sim: Simulator) -> None:
@@ -176,8 +193,9 @@ async def test_records_what_it_received_and_script_can_change_while_running(sim:
 
 async def test_control_endpoint_scripts_remotely(sim: Simulator) -> None:
     async with httpx.AsyncClient() as http:
-        reply = await http.post(f"{sim.root_url}/_sim/script",
-                                json={"behavior": {"kind": "quota"}, "key": KEY})
+        reply = await http.post(
+            f"{sim.root_url}/_sim/script", json={"behavior": {"kind": "quota"}, "key": KEY}
+        )
         assert reply.status_code == 200
         bad = await http.post(f"{sim.root_url}/_sim/script", json={"behavior": {"kind": "x"}})
         assert bad.status_code == 400 and "unknown behaviour" in bad.text
@@ -186,8 +204,9 @@ async def test_control_endpoint_scripts_remotely(sim: Simulator) -> None:
 
 async def test_ollama_native_ndjson_stream() -> None:
     async with Simulator() as sim, httpx.AsyncClient() as http:
-        reply = await http.post(f"{sim.base_url('ollama-native')}/api/chat",
-                                json={"model": "llama3.2", "messages": [{"role": "user",
-                                                                         "content": "hi"}]})
+        reply = await http.post(
+            f"{sim.base_url('ollama-native')}/api/chat",
+            json={"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]},
+        )
         lines = [json.loads(line) for line in reply.text.splitlines()]
         assert lines[-1]["done"] is True and lines[-1]["eval_count"] > 0

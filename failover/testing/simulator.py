@@ -108,9 +108,13 @@ class _Reset(Response):
     """Starts a reply, then drops the connection."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", b"4096")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+            }
+        )
         await send({"type": "http.response.body", "body": b'{"partial": ', "more_body": True})
         raise ConnectionResetError("simulated connection reset")
 
@@ -155,13 +159,15 @@ class Simulator:
         self._socket: socket.socket | None = None
         self.started_at = time.monotonic()
         self.requests: list[Received] = []
-        self.app = Starlette(routes=[
-            Route("/{provider}/v1/chat/completions", self._openai, methods=["POST"]),
-            Route("/{provider}/v1/messages", self._anthropic, methods=["POST"]),
-            Route("/{provider}/v1beta/models/{target:path}", self._gemini, methods=["POST"]),
-            Route("/{provider}/api/chat", self._ollama, methods=["POST"]),
-            Route("/_sim/script", self._control, methods=["POST"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/{provider}/v1/chat/completions", self._openai, methods=["POST"]),
+                Route("/{provider}/v1/messages", self._anthropic, methods=["POST"]),
+                Route("/{provider}/v1beta/models/{target:path}", self._gemini, methods=["POST"]),
+                Route("/{provider}/api/chat", self._ollama, methods=["POST"]),
+                Route("/_sim/script", self._control, methods=["POST"]),
+            ]
+        )
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -176,8 +182,14 @@ class Simulator:
         sock.listen(1024)
         self._socket = sock
         self._port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="critical", access_log=False,
-                                timeout_graceful_shutdown=1, lifespan="off", backlog=1024)
+        config = uvicorn.Config(
+            self.app,
+            log_level="critical",
+            access_log=False,
+            timeout_graceful_shutdown=1,
+            lifespan="off",
+            backlog=1024,
+        )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         while not self._server.started:
@@ -282,8 +294,12 @@ class Simulator:
         for outage in self._outages:
             if outage.provider == provider and outage.start <= now < outage.end:
                 return outage.behavior
-        for where in ((key, model, None), (key, None, None), (None, model, None),
-                      (None, None, provider)):
+        for where in (
+            (key, model, None),
+            (key, None, None),
+            (None, model, None),
+            (None, None, provider),
+        ):
             if (found := self._scripts.get(where)) is not None:
                 return found
         if self._chaos is not None:
@@ -295,19 +311,41 @@ class Simulator:
         return self.default
 
     async def _handle(
-        self, request: Request, wire: str, key: str, model: str, body: dict[str, Any],
-        stream: bool, prompt_chars: int,
+        self,
+        request: Request,
+        wire: str,
+        key: str,
+        model: str,
+        body: dict[str, Any],
+        stream: bool,
+        prompt_chars: int,
     ) -> Response:
         provider = canonical_provider(request.path_params["provider"])
         accepted = self._keys.get(provider)
-        behavior = (Behavior("invalid_key") if accepted and key not in accepted
-                    else self._choose(provider, key, model))
+        behavior = (
+            Behavior("invalid_key")
+            if accepted and key not in accepted
+            else self._choose(provider, key, model)
+        )
         kind, headers = self._apply_window(behavior, key)
-        if kind == "context_limit" and behavior.max_prompt_chars is not None and (
-                prompt_chars <= behavior.max_prompt_chars):
+        if (
+            kind == "context_limit"
+            and behavior.max_prompt_chars is not None
+            and (prompt_chars <= behavior.max_prompt_chars)
+        ):
             kind = "healthy"
-        self.requests.append(Received(provider, wire, key, model, stream,
-                                      time.monotonic() - self.started_at, prompt_chars, kind))
+        self.requests.append(
+            Received(
+                provider,
+                wire,
+                key,
+                model,
+                stream,
+                time.monotonic() - self.started_at,
+                prompt_chars,
+                kind,
+            )
+        )
         if behavior.latency:
             await asyncio.sleep(behavior.latency)
         if kind in _ERROR_KINDS or kind == "context_limit":
@@ -322,14 +360,18 @@ class Simulator:
         if kind == "reset":
             return _Reset()
         if kind == "malformed":
-            return Response('{"choices": [{"message": ', media_type="application/json",
-                            headers=headers)
+            return Response(
+                '{"choices": [{"message": ', media_type="application/json", headers=headers
+            )
         text = behavior.reply or f"Simulated answer from {provider}/{model}: all systems nominal."
         usage = (max(1, prompt_chars // 4), len(text.split()))
         if not stream:
             if kind == "truncate":
-                return Response(json.dumps(reply_body(wire, model, text, usage))[:40],
-                                media_type="application/json", headers=headers)
+                return Response(
+                    json.dumps(reply_body(wire, model, text, usage))[:40],
+                    media_type="application/json",
+                    headers=headers,
+                )
             reply = reply_body(wire, model, text, usage, blocked=kind == "content_block")
             return JSONResponse(reply, headers=headers)
         if kind == "content_block":
@@ -358,13 +400,21 @@ class Simulator:
         }
 
     def _stream(
-        self, wire: str, model: str, text: str, usage: tuple[int, int], kind: str,
-        behavior: Behavior, headers: dict[str, str],
+        self,
+        wire: str,
+        model: str,
+        text: str,
+        usage: tuple[int, int],
+        kind: str,
+        behavior: Behavior,
+        headers: dict[str, str],
     ) -> StreamingResponse:
         words = text.split(" ")
         size = self.words_per_chunk
-        pieces = [" ".join(words[i:i + size]) + (" " if i + size < len(words) else "")
-                  for i in range(0, len(words), size)]
+        pieces = [
+            " ".join(words[i : i + size]) + (" " if i + size < len(words) else "")
+            for i in range(0, len(words), size)
+        ]
         events = list(stream_events(wire, model, pieces, usage))
         cut = (3 if wire == "anthropic" else 0) + max(1, len(pieces) // 2)  # after some text
         if kind == "truncate":
@@ -388,31 +438,57 @@ class Simulator:
     async def _openai(self, request: Request) -> Response:
         body = await _json(request)
         key = request.headers.get("authorization", "").removeprefix("Bearer ")
-        return await self._handle(request, "openai", key, str(body.get("model", "")), body,
-                                  bool(body.get("stream")), _chars(body.get("messages")))
+        return await self._handle(
+            request,
+            "openai",
+            key,
+            str(body.get("model", "")),
+            body,
+            bool(body.get("stream")),
+            _chars(body.get("messages")),
+        )
 
     async def _anthropic(self, request: Request) -> Response:
         body = await _json(request)
         key = request.headers.get("x-api-key") or request.headers.get(
-            "authorization", "").removeprefix("Bearer ")
+            "authorization", ""
+        ).removeprefix("Bearer ")
         chars = _chars(body.get("messages")) + len(str(body.get("system", "")))
-        return await self._handle(request, "anthropic", key, str(body.get("model", "")), body,
-                                  bool(body.get("stream")), chars)
+        return await self._handle(
+            request,
+            "anthropic",
+            key,
+            str(body.get("model", "")),
+            body,
+            bool(body.get("stream")),
+            chars,
+        )
 
     async def _gemini(self, request: Request) -> Response:
         body = await _json(request)
         model, _, action = request.path_params["target"].partition(":")
         key = request.headers.get("x-goog-api-key", "")
-        chars = sum(len(str(p.get("text", ""))) for c in body.get("contents", [])
-                    for p in c.get("parts", []))
-        return await self._handle(request, "gemini", key, model, body,
-                                  action.startswith("streamGenerateContent"), chars)
+        chars = sum(
+            len(str(p.get("text", "")))
+            for c in body.get("contents", [])
+            for p in c.get("parts", [])
+        )
+        return await self._handle(
+            request, "gemini", key, model, body, action.startswith("streamGenerateContent"), chars
+        )
 
     async def _ollama(self, request: Request) -> Response:
         body = await _json(request)
         key = request.headers.get("authorization", "").removeprefix("Bearer ")
-        return await self._handle(request, "ollama", key, str(body.get("model", "")), body,
-                                  body.get("stream", True) is not False, _chars(body.get("messages")))
+        return await self._handle(
+            request,
+            "ollama",
+            key,
+            str(body.get("model", "")),
+            body,
+            body.get("stream", True) is not False,
+            _chars(body.get("messages")),
+        )
 
     async def _control(self, request: Request) -> Response:
         """``POST /_sim/script`` {"behavior": {...} | null, "key", "model", "provider"}."""
@@ -420,8 +496,12 @@ class Simulator:
         try:
             spec = body.get("behavior")
             behavior = Behavior(**spec) if isinstance(spec, dict) else (spec or None)
-            self.script(behavior, key=body.get("key"), model=body.get("model"),
-                        provider=body.get("provider"))
+            self.script(
+                behavior,
+                key=body.get("key"),
+                model=body.get("model"),
+                provider=body.get("provider"),
+            )
         except (TypeError, ValueError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"ok": True})

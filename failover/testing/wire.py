@@ -24,26 +24,49 @@ _WIRES = ("openai", "anthropic", "gemini", "ollama")
 
 def _openai_error(behaviour: str, retry_after: float) -> dict[str, Any]:
     message, kind, code = {
-        "rate_limit": ("Rate limit reached for requests (simulated)", "requests", "rate_limit_exceeded"),
-        "quota": ("You exceeded your current quota, please check your plan and billing details.",
-                  "insufficient_quota", "insufficient_quota"),
+        "rate_limit": (
+            "Rate limit reached for requests (simulated)",
+            "requests",
+            "rate_limit_exceeded",
+        ),
+        "quota": (
+            "You exceeded your current quota, please check your plan and billing details.",
+            "insufficient_quota",
+            "insufficient_quota",
+        ),
         "invalid_key": ("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"),
         "overloaded": ("The server is overloaded (simulated)", "server_error", None),
-        "server_error": ("The server had an error while processing your request.", "server_error", None),
-        "context_limit": ("This model's maximum context length is exceeded (simulated).",
-                          "invalid_request_error", "context_length_exceeded"),
+        "server_error": (
+            "The server had an error while processing your request.",
+            "server_error",
+            None,
+        ),
+        "context_limit": (
+            "This model's maximum context length is exceeded (simulated).",
+            "invalid_request_error",
+            "context_length_exceeded",
+        ),
     }[behaviour]
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
 def _anthropic_error(behaviour: str, retry_after: float) -> dict[str, Any]:
     kind, message = {
-        "rate_limit": ("rate_limit_error", "Number of request tokens has exceeded your rate limit."),
-        "quota": ("rate_limit_error", "You have reached your specified workspace API usage limits."),
+        "rate_limit": (
+            "rate_limit_error",
+            "Number of request tokens has exceeded your rate limit.",
+        ),
+        "quota": (
+            "rate_limit_error",
+            "You have reached your specified workspace API usage limits.",
+        ),
         "invalid_key": ("authentication_error", "invalid x-api-key"),
         "overloaded": ("overloaded_error", "Overloaded"),
         "server_error": ("api_error", "Internal server error"),
-        "context_limit": ("invalid_request_error", "prompt is too long: 250000 tokens > 200000 maximum"),
+        "context_limit": (
+            "invalid_request_error",
+            "prompt is too long: 250000 tokens > 200000 maximum",
+        ),
     }[behaviour]
     error: dict[str, Any] = {"type": kind, "message": message}
     if behaviour == "quota":
@@ -58,17 +81,24 @@ def _gemini_error(behaviour: str, retry_after: float) -> dict[str, Any]:
         "invalid_key": ("INVALID_ARGUMENT", "API key not valid. Please pass a valid API key."),
         "overloaded": ("UNAVAILABLE", "The model is overloaded. Please try again later."),
         "server_error": ("INTERNAL", "An internal error has occurred."),
-        "context_limit": ("INVALID_ARGUMENT",
-                          "The input token count exceeds the maximum number of tokens allowed."),
+        "context_limit": (
+            "INVALID_ARGUMENT",
+            "The input token count exceeds the maximum number of tokens allowed.",
+        ),
     }[behaviour]
     code = _STATUS[behaviour][2]
     details: list[dict[str, Any]] = []
     if behaviour == "rate_limit":
-        details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo",
-                        "retryDelay": f"{retry_after:g}s"})
+        details.append(
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after:g}s"}
+        )
     if behaviour == "quota":
-        details.append({"@type": "type.googleapis.com/google.rpc.QuotaFailure",
-                        "violations": [{"quotaId": "GenerateRequestsPerDayPerProjectPerModel"}]})
+        details.append(
+            {
+                "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                "violations": [{"quotaId": "GenerateRequestsPerDayPerProjectPerModel"}],
+            }
+        )
     return {"error": {"code": code, "message": message, "status": status, "details": details}}
 
 
@@ -84,7 +114,9 @@ _ERROR_BODIES = {
 }
 
 
-def error_reply(wire: str, behaviour: str, retry_after: float) -> tuple[int, dict[str, Any], dict[str, str]]:
+def error_reply(
+    wire: str, behaviour: str, retry_after: float
+) -> tuple[int, dict[str, Any], dict[str, str]]:
     """Return (status, body, headers) of the error ``behaviour`` in ``wire``'s format."""
     status = _STATUS[behaviour][_WIRES.index(wire)]
     headers: dict[str, str] = {}
@@ -104,16 +136,29 @@ def reply_body(
     if wire == "openai":
         message: dict[str, Any] = {"role": "assistant", "content": None if blocked else text}
         return {
-            "id": "chatcmpl-sim", "object": "chat.completion", "created": int(time.time()),
+            "id": "chatcmpl-sim",
+            "object": "chat.completion",
+            "created": int(time.time()),
             "model": model,
-            "choices": [{"index": 0, "message": message,
-                         "finish_reason": "content_filter" if blocked else "stop"}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                      "total_tokens": prompt + completion},
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": "content_filter" if blocked else "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            },
         }
     if wire == "anthropic":
         return {
-            "id": "msg_sim", "type": "message", "role": "assistant", "model": model,
+            "id": "msg_sim",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
             "content": [] if blocked else [{"type": "text", "text": text}],
             "stop_reason": "refusal" if blocked else "end_turn",
             "usage": {"input_tokens": prompt, "output_tokens": completion},
@@ -122,13 +167,18 @@ def reply_body(
         if blocked:
             return {"promptFeedback": {"blockReason": "SAFETY"}}
         return {
-            "candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
-                            "finishReason": "STOP"}],
+            "candidates": [
+                {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}
+            ],
             "usageMetadata": {"promptTokenCount": prompt, "candidatesTokenCount": completion},
         }
     return {
-        "model": model, "message": {"role": "assistant", "content": text}, "done": True,
-        "done_reason": "stop", "prompt_eval_count": prompt, "eval_count": completion,
+        "model": model,
+        "message": {"role": "assistant", "content": text},
+        "done": True,
+        "done_reason": "stop",
+        "prompt_eval_count": prompt,
+        "eval_count": completion,
     }
 
 
@@ -139,27 +189,87 @@ def stream_events(
     prompt, completion = usage
     if wire == "openai":
         for piece in pieces:
-            yield None, json.dumps({"object": "chat.completion.chunk", "model": model,
-                                    "choices": [{"index": 0, "delta": {"content": piece},
-                                                 "finish_reason": None}]})
-        yield None, json.dumps({"object": "chat.completion.chunk", "model": model,
-                                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-        yield None, json.dumps({"object": "chat.completion.chunk", "model": model, "choices": [],
-                                "usage": {"prompt_tokens": prompt, "completion_tokens": completion}})
+            yield (
+                None,
+                json.dumps(
+                    {
+                        "object": "chat.completion.chunk",
+                        "model": model,
+                        "choices": [
+                            {"index": 0, "delta": {"content": piece}, "finish_reason": None}
+                        ],
+                    }
+                ),
+            )
+        yield (
+            None,
+            json.dumps(
+                {
+                    "object": "chat.completion.chunk",
+                    "model": model,
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                }
+            ),
+        )
+        yield (
+            None,
+            json.dumps(
+                {
+                    "object": "chat.completion.chunk",
+                    "model": model,
+                    "choices": [],
+                    "usage": {"prompt_tokens": prompt, "completion_tokens": completion},
+                }
+            ),
+        )
         yield None, "[DONE]"
     elif wire == "anthropic":
-        yield "message_start", json.dumps({"type": "message_start", "message": {
-            "id": "msg_sim", "model": model, "usage": {"input_tokens": prompt, "output_tokens": 1}}})
-        yield "content_block_start", json.dumps({"type": "content_block_start", "index": 0,
-                                                 "content_block": {"type": "text", "text": ""}})
+        yield (
+            "message_start",
+            json.dumps(
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": "msg_sim",
+                        "model": model,
+                        "usage": {"input_tokens": prompt, "output_tokens": 1},
+                    },
+                }
+            ),
+        )
+        yield (
+            "content_block_start",
+            json.dumps(
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                }
+            ),
+        )
         yield "ping", json.dumps({"type": "ping"})
         for piece in pieces:
-            yield "content_block_delta", json.dumps({"type": "content_block_delta", "index": 0,
-                                                     "delta": {"type": "text_delta", "text": piece}})
+            yield (
+                "content_block_delta",
+                json.dumps(
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": piece},
+                    }
+                ),
+            )
         yield "content_block_stop", json.dumps({"type": "content_block_stop", "index": 0})
-        yield "message_delta", json.dumps({"type": "message_delta",
-                                           "delta": {"stop_reason": "end_turn"},
-                                           "usage": {"output_tokens": completion}})
+        yield (
+            "message_delta",
+            json.dumps(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn"},
+                    "usage": {"output_tokens": completion},
+                }
+            ),
+        )
         yield "message_stop", json.dumps({"type": "message_stop"})
     elif wire == "gemini":
         for index, piece in enumerate(pieces):
@@ -168,27 +278,50 @@ def stream_events(
             event: dict[str, Any] = {"candidates": [candidate]}
             if last:
                 candidate["finishReason"] = "STOP"
-                event["usageMetadata"] = {"promptTokenCount": prompt,
-                                          "candidatesTokenCount": completion}
+                event["usageMetadata"] = {
+                    "promptTokenCount": prompt,
+                    "candidatesTokenCount": completion,
+                }
             yield None, json.dumps(event)
     else:
         for piece in pieces:
-            yield None, json.dumps({"model": model, "message": {"role": "assistant",
-                                                                "content": piece}, "done": False})
-        yield None, json.dumps({"model": model, "message": {"role": "assistant", "content": ""},
-                                "done": True, "done_reason": "stop",
-                                "prompt_eval_count": prompt, "eval_count": completion})
+            yield (
+                None,
+                json.dumps(
+                    {
+                        "model": model,
+                        "message": {"role": "assistant", "content": piece},
+                        "done": False,
+                    }
+                ),
+            )
+        yield (
+            None,
+            json.dumps(
+                {
+                    "model": model,
+                    "message": {"role": "assistant", "content": ""},
+                    "done": True,
+                    "done_reason": "stop",
+                    "prompt_eval_count": prompt,
+                    "eval_count": completion,
+                }
+            ),
+        )
 
 
 def stream_error(wire: str) -> tuple[str | None, str]:
     """A mid-stream error event in ``wire``'s format (the status is already 200)."""
     if wire == "anthropic":
-        return "error", json.dumps({"type": "error", "error": {"type": "overloaded_error",
-                                                                "message": "Overloaded"}})
+        return "error", json.dumps(
+            {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+        )
     if wire == "ollama":
         return None, json.dumps({"error": "simulated mid-stream failure"})
     if wire == "gemini":
-        return None, json.dumps({"error": {"code": 503, "message": "overloaded",
-                                           "status": "UNAVAILABLE"}})
-    return None, json.dumps({"error": {"message": "The server is overloaded", "type": "server_error",
-                                       "code": 503}})
+        return None, json.dumps(
+            {"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}}
+        )
+    return None, json.dumps(
+        {"error": {"message": "The server is overloaded", "type": "server_error", "code": 503}}
+    )
