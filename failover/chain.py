@@ -10,9 +10,9 @@ from failover.errors import DuplicateModel, InvalidModelId, ModelNotFound, Model
 __all__ = ["DEFAULT_CHAIN_IDS", "FallbackChain"]
 
 DEFAULT_CHAIN_IDS = (
-    "openai/gpt-4o-mini",
-    "gemini/gemini-2.0-flash",
-    "anthropic/claude-3-5-haiku-latest",
+    "openai/gpt-5-nano",
+    "gemini/gemini-2.5-flash-lite",
+    "anthropic/claude-haiku-4-5",
 )
 """The models of :meth:`FallbackChain.default`: cheap, fast, large context, vision, three providers."""
 
@@ -21,9 +21,9 @@ class FallbackChain:
     """An ordered, duplicate-free chain of models; the first has the highest priority.
 
     Example:
-        >>> chain = FallbackChain.from_ids(["openai/gpt-4o-mini", "gemini/gemini-2.0-flash"])
+        >>> chain = FallbackChain.from_ids(["openai/gpt-4o-mini", "gemini/gemini-2.5-flash-lite"])
         >>> chain.next("openai/gpt-4o-mini").key
-        'gemini/gemini-2.0-flash'
+        'gemini/gemini-2.5-flash-lite'
     """
 
     __slots__ = ("_index", "_models", "_names")

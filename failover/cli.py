@@ -21,8 +21,8 @@ ENV_KEYS = {
 }
 CHAT_MODELS = {
     "openai": "openai/gpt-4o-mini",
-    "anthropic": "anthropic/claude-3-5-haiku-latest",
-    "gemini": "gemini/gemini-2.0-flash",
+    "anthropic": "anthropic/claude-haiku-4-5",
+    "gemini": "gemini/gemini-2.5-flash-lite",
     "groq": "groq/llama-3.1-8b-instant",
     "mistral": "mistral/mistral-small-latest",
     "openrouter": "openrouter/openai/gpt-4o-mini",

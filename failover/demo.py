@@ -35,7 +35,7 @@ from failover.testing import Behavior, Simulator
 
 __all__ = ["run_demo"]
 
-CHAIN = ["openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest", "gemini/gemini-2.0-flash"]
+CHAIN = ["openai/gpt-4o-mini", "anthropic/claude-haiku-4-5", "gemini/gemini-2.5-flash-lite"]
 KEYS = {
     "openai-main": ("openai", "sk-demo-openai-main-0000000001"),
     "openai-spare": ("openai", "sk-demo-openai-spare-000000002"),

@@ -1,1 +1,309 @@
-"""ResilientTransport (placeholder until the transport lands)."""
+"""ResilientTransport: the failover loop at the HTTP layer, for calls made through SDKs.
+
+Pass it as the transport of the SDK's ``httpx.AsyncClient`` or ``httpx2.AsyncClient``; it
+only uses what the two libraries share, and builds requests and responses with the classes
+of whichever library the request came from.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from types import ModuleType, TracebackType
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import anyio
+
+import providers
+from failover.catalog import ModelCatalog, ModelEntry, canonical_provider, default_catalog
+from failover.classify import classify_exception, classify_http_error, rate_limit_headroom
+from failover.config import FailoverConfig
+from failover.engine import AttemptContext, Engine, HookMethods
+from failover.errors import AllAttemptsFailed, ConfigError, ProviderError
+from failover.profiles import AuthProfile, FailoverManager
+
+__all__ = ["ResilientTransport"]
+
+_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
+_DEFAULT_STYLE = {"anthropic": "x-api-key", "gemini": "x-goog-api-key"}
+
+
+class _Transport(Protocol):
+    async def handle_async_request(self, request: Any) -> Any: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ResilientTransport(HookMethods):
+    """An async transport that rotates keys, backs off and falls over, inside an SDK's client.
+
+    For each request it picks a profile of ``provider``, writes that profile's key the way
+    the SDK did (``Authorization: Bearer``, ``x-api-key``, ``x-goog-api-key``) and its base
+    URL, replacing whatever key the SDK was built with; on failure it applies the same
+    policy as ResilientClient. A key only ever goes to its own profile's base URL: a
+    request for any other URL (a redirect, say) is sent on with every credential removed.
+    Streaming responses pass through untouched once they start. When everything fails, the
+    SDK gets the last error response, so it raises its own exception as usual.
+
+    Set the SDK's own ``max_retries=0`` so retries are not multiplied.
+
+    Args:
+        profiles: A FailoverManager, a ResilientClient (shares its manager and hooks), or
+            AuthProfiles.
+        provider: The provider whose profiles to use (``openai``, ``anthropic``, ...).
+        inner: The transport to send through (default: the library's own, per request).
+        fallback_models: Model ids of the same wire protocol to try, in order, after the
+            one the SDK asked for (``model`` in JSON bodies, or in Gemini's URL).
+        sdk_base_url: The SDK's base URL, when it is not one of the profiles' or the
+            provider's public one.
+        config: Retry and cooldown settings (for a new manager).
+        deadline: Seconds one SDK call may take in all, retries and fallbacks included.
+        wait_for_recovery: When every key is cooling, wait for the earliest if it fits.
+        sleep: The sleep used for backoff (inject one in tests).
+    """
+
+    def __init__(
+        self,
+        profiles: FailoverManager | Any | Iterable[AuthProfile],
+        *,
+        provider: str,
+        inner: _Transport | None = None,
+        fallback_models: Sequence[str] = (),
+        sdk_base_url: str | None = None,
+        config: FailoverConfig | None = None,
+        catalog: ModelCatalog | None = None,
+        deadline: float | None = None,
+        wait_for_recovery: bool = False,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        self.provider = canonical_provider(provider)
+        self._adapter = providers.get_adapter(self.provider)
+        engine = getattr(profiles, "_engine", None)
+        if isinstance(engine, Engine):
+            self._engine = engine
+        else:
+            if isinstance(profiles, FailoverManager):
+                manager = profiles
+            else:
+                manager = FailoverManager(config, profiles=profiles)
+            self._engine = Engine(
+                manager,
+                base_url_for=lambda name: providers.get_adapter(name).default_base_url,
+                timeout=math.inf,
+                deadline=deadline,
+                wait_for_recovery=wait_for_recovery,
+                raise_on_content_filter=True,
+                sleep=sleep or anyio.sleep,
+            )
+        if self.provider not in self._engine.manager.providers():
+            raise ConfigError(f"no auth profile for provider {self.provider!r}")
+        if isinstance(fallback_models, str):
+            raise ConfigError("fallback_models must be a list of model ids, not a str")
+        self.fallback_models = tuple(fallback_models)
+        self.sdk_base_url = sdk_base_url.rstrip("/") if sdk_base_url else None
+        self._catalog = catalog or default_catalog
+        self._inner = inner
+        self._defaults: dict[str, _Transport] = {}
+        self._wire = default_catalog.providers().get(self.provider, "openai")
+
+    @property
+    def manager(self) -> FailoverManager:
+        """The profile manager this transport draws keys from."""
+        return self._engine.manager
+
+    async def handle_async_request(self, request: Any) -> Any:
+        """Send ``request`` with failover; return the first good response, or the last bad one."""
+        library = _library_of(request)
+        inner = self._inner or self._default_inner(library)
+        suffix = self._suffix(str(request.url))
+        if suffix is None:  # not one of our hosts: never attach a key
+            return await inner.handle_async_request(_without_credentials(request, library))
+        body = await request.aread()
+        payload = _json_object(body)
+        requested = self._requested_model(payload, suffix)
+        chain = self._chain(requested)
+        style = next((h for h in _CREDENTIAL_HEADERS if h in request.headers), None)
+        style = style or _DEFAULT_STYLE.get(self._wire, "authorization")
+        last_error_response: list[Any] = []
+
+        async def attempt(ctx: AttemptContext) -> Any:
+            outgoing = _rewrite(request, library, ctx, suffix, style, body, payload, requested)
+            try:
+                response = await inner.handle_async_request(outgoing)
+            except Exception as exc:
+                error = classify_exception(exc, provider=self.provider, model=ctx.model.id)
+                if error is None:
+                    raise
+                raise error from exc
+            if (reset := rate_limit_headroom(response.headers)) is not None:
+                self.manager.hold_until_reset(ctx.profile.name, reset)
+            if response.status_code < 400:
+                return response
+            content = await response.aread()
+            await response.aclose()
+            last_error_response[:] = [
+                library.Response(
+                    response.status_code,
+                    headers=response.headers,
+                    content=content,
+                    request=outgoing,
+                )
+            ]
+            raise classify_http_error(response.status_code, response.headers, content)
+
+        state = self._engine.new_request()
+        try:
+            response, model, profile = await self._engine.run(state, chain, attempt)
+        except (AllAttemptsFailed, ProviderError) as exc:
+            if last_error_response:
+                return last_error_response[0]
+            return _no_key_response(library, request, exc)
+        self._engine.succeeded(state, model, profile, None)
+        return response
+
+    def status(self) -> dict[str, Any]:
+        """The manager's status (keys masked) and per-model health."""
+        return self._engine.status(self._chain(None))
+
+    async def aclose(self) -> None:
+        """Close the inner transports and wait for pending hooks."""
+        await self._engine.aclose()
+        for transport in {id(t): t for t in [self._inner, *self._defaults.values()] if t}.values():
+            await transport.aclose()
+
+    async def __aenter__(self) -> ResilientTransport:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"ResilientTransport(provider={self.provider!r}, profiles={len(self.manager)})"
+
+    # -- internals --------------------------------------------------------------------
+
+    def _default_inner(self, library: ModuleType) -> _Transport:
+        transport = self._defaults.get(library.__name__)
+        if transport is None:
+            transport = self._defaults[library.__name__] = library.AsyncHTTPTransport()
+        return transport
+
+    def _bases(self) -> list[str]:
+        """Known base URLs, in matching order: the SDK's, the profiles', the public one.
+
+        Profiles' base URLs must be written the way the SDK takes them; a profile without
+        one is sent to the provider's public URL only.
+        """
+        profiles = sorted(
+            {
+                p.base_url
+                for p in self.manager.list_profiles()
+                if p.provider == self.provider and p.base_url
+            },
+            key=len,
+            reverse=True,
+        )
+        first = [self.sdk_base_url] if self.sdk_base_url else []
+        return [*first, *profiles, self._adapter.default_base_url]
+
+    def _suffix(self, url: str) -> str | None:
+        """The part of ``url`` after a known base URL (path and query), or ``None``."""
+        for base in self._bases():
+            if url == base or url.startswith(base + "/") or url.startswith(base + "?"):
+                return url[len(base) :]
+        return None
+
+    def _requested_model(self, payload: dict[str, Any] | None, suffix: str) -> str | None:
+        if payload is not None and isinstance(payload.get("model"), str):
+            return str(payload["model"])
+        if self._wire == "gemini" and "/models/" in suffix:
+            return suffix.split("/models/", 1)[1].split(":", 1)[0]
+        return None
+
+    def _chain(self, requested: str | None) -> list[ModelEntry]:
+        ids = [requested] if requested else []
+        ids += [m for m in self.fallback_models if m not in ids]
+        if not ids:
+            ids = [""]  # a request with no model: one pass over the keys
+        return [
+            self._catalog.get(self.provider, model_id)
+            or ModelEntry(id=model_id, name=model_id, provider=self.provider, api=self._wire)
+            for model_id in ids
+        ]
+
+
+def _library_of(request: Any) -> ModuleType:
+    """The module (``httpx`` or ``httpx2``) whose Request this is."""
+    return importlib.import_module(type(request).__module__.split(".")[0])
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    if not body or not body.lstrip().startswith(b"{"):
+        return None
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _rewrite(
+    request: Any,
+    library: ModuleType,
+    ctx: AttemptContext,
+    suffix: str,
+    style: str,
+    body: bytes,
+    payload: dict[str, Any] | None,
+    requested: str | None,
+) -> Any:
+    """The request for this attempt: the profile's base URL and key, and the attempt's model."""
+    model = ctx.model.id
+    if requested and model != requested:
+        if payload is not None and "model" in payload:
+            body = json.dumps({**payload, "model": model}).encode()
+        suffix = suffix.replace(f"/models/{requested}:", f"/models/{model}:", 1)
+    parts = urlsplit(suffix)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "key"]
+    url = ctx.base_url + parts.path + (f"?{urlencode(query)}" if query else "")
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _CREDENTIAL_HEADERS]
+    headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+    if ctx.api_key:
+        value = f"Bearer {ctx.api_key}" if style == "authorization" else ctx.api_key
+        headers.append((style, value))
+    return library.Request(
+        request.method, url, headers=headers, content=body, extensions=request.extensions
+    )
+
+
+def _without_credentials(request: Any, library: ModuleType) -> Any:
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _CREDENTIAL_HEADERS]
+    return library.Request(
+        request.method,
+        request.url,
+        headers=headers,
+        stream=request.stream,
+        extensions=request.extensions,
+    )
+
+
+def _no_key_response(library: ModuleType, request: Any, error: Exception) -> Any:
+    """A 429 telling the SDK that no key can be used now, and when one can."""
+    retry_after = getattr(error, "retry_after", None)
+    headers = {"retry-after": f"{math.ceil(retry_after)}"} if retry_after is not None else {}
+    body = {
+        "error": {
+            "message": str(error).partition("\n")[0],
+            "type": "rate_limit_error",
+            "code": "no_profile_available",
+        }
+    }
+    return library.Response(429, headers=headers, json=body, request=request)

@@ -16,7 +16,7 @@ def test_prices_and_context_window_come_from_genai_prices() -> None:
 
 
 def test_gemini_maps_to_google_prices_and_google_is_an_alias() -> None:
-    entry = get_model_entry("google", "gemini-2.0-flash")
+    entry = get_model_entry("google", "gemini-2.5-flash-lite")
     assert entry is not None and entry.provider == "gemini" and entry.cost_input is not None
 
 

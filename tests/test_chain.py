@@ -13,7 +13,7 @@ from failover import (
     ModelNotInChain,
 )
 
-IDS = ["openai/gpt-4o-mini", "gemini/gemini-2.0-flash", "anthropic/claude-3-5-haiku-latest"]
+IDS = ["openai/gpt-4o-mini", "gemini/gemini-2.5-flash-lite", "anthropic/claude-haiku-4-5"]
 
 
 @pytest.fixture

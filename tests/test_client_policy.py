@@ -103,7 +103,7 @@ def make_client(
         ],
     )
     return ResilientClient(
-        chain or ["openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest"],
+        chain or ["openai/gpt-4o-mini", "anthropic/claude-haiku-4-5"],
         manager,
         sleep=sleep or Sleeps(),
         catalog=catalog,
@@ -193,7 +193,7 @@ async def test_overloaded_is_retried_with_backoff_then_falls_over_to_the_next_mo
     overloaded = error(
         529, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
     )
-    chain = ["anthropic/claude-3-5-haiku-latest", "openai/gpt-4o-mini"]
+    chain = ["anthropic/claude-haiku-4-5", "openai/gpt-4o-mini"]
     anthropic = respx.post(ANTHROPIC).mock(return_value=overloaded)
     respx.post(OPENAI).mock(return_value=ok("fallback"))
     config = FailoverConfig(max_retries=2, retry_delay=0.5, jitter=0.0, failure_threshold=10)
@@ -217,7 +217,7 @@ async def test_retry_after_on_overload_wins_over_backoff(clock: FakeClock) -> No
             anthropic_ok(),
         ]
     )
-    client = make_client(clock, ["anthropic/claude-3-5-haiku-latest"], sleep=sleeps)
+    client = make_client(clock, ["anthropic/claude-haiku-4-5"], sleep=sleeps)
     assert (await client.complete(MESSAGES)).text == "claude"
     assert sleeps.delays == [0.25]
 
@@ -232,7 +232,7 @@ async def test_model_not_found_skips_the_model_and_leaves_the_key_healthy(clock:
     respx.post(ANTHROPIC).mock(return_value=anthropic_ok())
     client = make_client(clock)
     result = await client.complete(MESSAGES)
-    assert result.model == "anthropic/claude-3-5-haiku-latest"
+    assert result.model == "anthropic/claude-haiku-4-5"
     assert len(result.attempts) == 2  # one openai key, not both
     assert client.manager.get_profile("a").failure_count == 0
 
@@ -481,7 +481,7 @@ def test_construction_errors_are_clear(clock: FakeClock) -> None:
     from failover import ConfigError
 
     with pytest.raises(ConfigError, match="no auth profile for provider 'gemini'"):
-        make_client(clock, ["gemini/gemini-2.0-flash"])
+        make_client(clock, ["gemini/gemini-2.5-flash-lite"])
     with pytest.raises(ConfigError, match="timeout"):
         make_client(clock, timeout=0)
     with pytest.raises(ConfigError, match="deadline"):
@@ -597,4 +597,4 @@ async def test_truncated_stream_before_any_text_fails_over(clock: FakeClock) -> 
     client = make_client(clock, config=FailoverConfig(max_retries=0))
     stream = client.stream(MESSAGES)
     texts = [c.text async for c in stream]
-    assert texts[0] == "ok" and stream.model == "anthropic/claude-3-5-haiku-latest"
+    assert texts[0] == "ok" and stream.model == "anthropic/claude-haiku-4-5"

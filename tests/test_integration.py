@@ -35,8 +35,8 @@ KEYS = {
 }
 MODELS = {
     "openai": "openai/gpt-4o-mini",
-    "anthropic": "anthropic/claude-3-5-haiku-latest",
-    "gemini": "gemini/gemini-2.0-flash",
+    "anthropic": "anthropic/claude-haiku-4-5",
+    "gemini": "gemini/gemini-2.5-flash-lite",
     "ollama-native": "ollama-native/llama3.2",
 }
 ASK = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi"}]

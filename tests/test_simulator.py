@@ -44,7 +44,7 @@ async def post(
     if provider == "gemini":
         action = "streamGenerateContent?alt=sse" if stream else "generateContent"
         return await http.post(
-            f"{sim.base_url('gemini')}/v1beta/models/gemini-2.0-flash:{action}",
+            f"{sim.base_url('gemini')}/v1beta/models/gemini-2.5-flash-lite:{action}",
             json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
             headers={"x-goog-api-key": key},
             timeout=timeout,
