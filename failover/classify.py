@@ -290,8 +290,9 @@ def classify_exception(
     if status is not None and status >= 400:
         headers = getattr(response, "headers", None) or getattr(exc, "headers", None) or {}
         body = getattr(exc, "body", None)
-        if body is None and isinstance(getattr(exc, "details", None), (dict, list)):
-            body = exc.details  # google-genai's APIError
+        details = getattr(exc, "details", None)
+        if body is None and isinstance(details, (dict, list)):
+            body = details  # google-genai's APIError
         if body is None and response is not None:
             body = _response_body(response)
         if body is None:

@@ -10,7 +10,7 @@ import itertools
 import math
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -148,7 +148,7 @@ class Engine:
             outcome = await self._walk(state, chain, attempt)
             if outcome is not None:
                 return outcome
-            retry_after = self._retry_after({model.provider for model in chain})
+            retry_after = self._retry_after(chain)
             if (
                 self.wait_for_recovery
                 and retry_after is not None
@@ -187,12 +187,12 @@ class Engine:
         )
         return error
 
-    def _retry_after(self, providers: Iterable[str]) -> float | None:
+    def _retry_after(self, chain: Sequence[ModelEntry]) -> float | None:
         now = self.manager.clock()
         times = [
             at
-            for provider in providers
-            if (at := self.manager.next_available_at(provider)) is not None
+            for model in chain
+            if (at := self.manager.next_available_at(model.provider, model=model.id)) is not None
         ]
         return max(0.0, min(times) - now) if times else None
 
@@ -372,23 +372,34 @@ class Engine:
         health["last_error"] = f"{error.kind}: {error.message}"[:300]
         if decision.failure is None:
             return decision
-        was_available = profile.status is ProfileStatus.AVAILABLE
-        provider_wait = error.retry_after if decision.failure != "error" else None
-        status = self.manager.mark_failure(
-            profile.name, error.message, kind=decision.failure, retry_after=provider_wait
+        manager = self.manager
+        now = manager.clock()
+        was_resting = profile.status is not ProfileStatus.AVAILABLE or profile.resting_from(
+            model.id, now
         )
-        if status is ProfileStatus.AVAILABLE:
+        transient = decision.failure == "error"
+        status = manager.mark_failure(
+            profile.name,
+            error.message,
+            kind=decision.failure,
+            retry_after=None if transient else error.retry_after,
+            model=model.id if transient else None,
+        )
+        model_rest = profile.model_cooldowns.get(model.id, 0.0) if transient else 0.0
+        if status is ProfileStatus.AVAILABLE and model_rest <= now:
             return decision
-        if was_available:
+        if not was_resting:
+            until = profile.cooldown_until if status is not ProfileStatus.AVAILABLE else model_rest
             self.emit(
                 CooldownEvent,
                 request_id=state.id,
                 profile=profile.name,
                 provider=profile.provider,
-                status=status.value,
-                duration=profile.cooldown_until - self.manager.clock(),
+                status=status.value if status is not ProfileStatus.AVAILABLE else "model_resting",
+                duration=until - now,
                 reason=error.kind,
                 error_message=error.message,
+                model=model.key if status is ProfileStatus.AVAILABLE else None,
             )
         if decision.action is Action.RETRY:
             return Decision(Action.NEXT_MODEL, decision.failure)  # the key is resting now

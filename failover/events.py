@@ -64,7 +64,10 @@ class RetryEvent(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CooldownEvent(Event):
-    """A profile was taken out of rotation for ``duration`` seconds (``inf``: disabled)."""
+    """A profile was taken out of rotation for ``duration`` seconds (``inf``: disabled).
+
+    With ``model`` set, the key rests from that model only (repeated transient failures).
+    """
 
     profile: str
     provider: str
@@ -72,6 +75,7 @@ class CooldownEvent(Event):
     duration: float
     reason: str
     error_message: str
+    model: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -87,6 +87,9 @@ class AuthProfile:
     success_count: int = 0
     failure_count: int = 0
     last_used_at: float = field(default=0.0, repr=False)
+    model_cooldowns: dict[str, float] = field(default_factory=dict, repr=False)
+    """Models this key is resting from (model id -> clock time) after repeated transient
+    failures of that model at this key's endpoint; the key stays usable for others."""
     _recent: deque[float] = field(default_factory=deque, repr=False, init=False)
 
     def __post_init__(self) -> None:
@@ -125,6 +128,10 @@ class AuthProfile:
         """Return whether this key may be used for ``model`` (any key allows ``None``)."""
         return model is None or self.models is None or model in self.models
 
+    def resting_from(self, model: str | None, now: float) -> bool:
+        """Return whether this key is resting from ``model`` at clock time ``now``."""
+        return bool(self.model_cooldowns) and self.model_cooldowns.get(model or "", 0.0) > now
+
     def __repr__(self) -> str:
         return (
             f"AuthProfile(name={self.name!r}, provider={self.provider!r}, "
@@ -147,6 +154,7 @@ class ProfileSnapshot:
     success_count: int
     failure_count: int
     last_error: str | None
+    resting_models: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the snapshot as a JSON-ready dict."""
@@ -163,6 +171,7 @@ class ProfileSnapshot:
             "success_count": self.success_count,
             "failure_count": self.failure_count,
             "last_error": self.last_error,
+            "resting_models": {m: round(t, 3) for m, t in self.resting_models.items()},
         }
 
 
@@ -215,12 +224,19 @@ class _Pool:
         del bucket[profile.name]
         bucket[profile.name] = profile
 
-    def pick(self, model: str | None, exclude: Collection[str]) -> AuthProfile | None:
+    def pick(self, model: str | None, exclude: Collection[str], now: float) -> AuthProfile | None:
         for priority in self._priorities:
             for profile in self._buckets[priority].values():
-                if profile.name not in exclude and profile.allows(model):
+                if (
+                    profile.name not in exclude
+                    and profile.allows(model)
+                    and not profile.resting_from(model, now)
+                ):
                     return profile
         return None
+
+    def has_usable(self, model: str | None, now: float) -> bool:
+        return self.pick(model, (), now) is not None
 
     def __len__(self) -> int:
         return sum(len(bucket) for bucket in self._buckets.values())
@@ -344,7 +360,7 @@ class FailoverManager:
         pool = self._pools.get(_ALL if provider is None else canonical_provider(provider))
         if pool is None:
             return None
-        while (profile := pool.pick(model, exclude)) is not None:
+        while (profile := pool.pick(model, exclude, now)) is not None:
             if self._within_rpm(profile, now):
                 profile.last_used_at = now
                 self._pools[_ALL].touch(profile)
@@ -360,28 +376,36 @@ class FailoverManager:
         exclude: Collection[str] = (),
     ) -> AuthProfile | None:
         """Return the profile :meth:`get_next_profile` would return, without using it."""
-        self._wake(self.clock())
+        now = self.clock()
+        self._wake(now)
         pool = self._pools.get(_ALL if provider is None else canonical_provider(provider))
-        return None if pool is None else pool.pick(model, exclude)
+        return None if pool is None else pool.pick(model, exclude, now)
 
-    def next_available_at(self, provider: str | None = None) -> float | None:
+    def next_available_at(
+        self, provider: str | None = None, *, model: str | None = None
+    ) -> float | None:
         """Return the clock time at which a profile of ``provider`` is next usable.
 
-        The current time when one is usable now, ``None`` when every one is disabled
-        for good (or there are none).
+        With ``model``, only profiles that may serve it count, and their rest from that
+        model too. The current time when one is usable now; ``None`` when every one is
+        disabled for good (or there are none).
         """
         now = self.clock()
         self._wake(now)
         pool = self._pools.get(_ALL if provider is None else canonical_provider(provider))
-        if pool is not None and len(pool):
+        if pool is not None and pool.has_usable(model, now):
             return now
         wanted = None if provider is None else canonical_provider(provider)
         times = [
-            p.cooldown_until
+            max(
+                p.cooldown_until if p.status is not ProfileStatus.AVAILABLE else now,
+                p.model_cooldowns.get(model or "", now),
+            )
             for p in self._profiles.values()
-            if (wanted is None or p.provider == wanted) and not math.isinf(p.cooldown_until)
+            if (wanted is None or p.provider == wanted) and p.allows(model)
         ]
-        return min(times) if times else None
+        finite = [t for t in times if not math.isinf(t)]
+        return min(finite) if finite else None
 
     # -- reporting outcomes -------------------------------------------------------------
 
@@ -402,6 +426,7 @@ class FailoverManager:
         is_rate_limit: bool = False,
         retry_after: float | None = None,
         kind: FailureKind | None = None,
+        model: str | None = None,
     ) -> ProfileStatus:
         """Record a failed call and cool, disable or keep the profile accordingly.
 
@@ -412,6 +437,9 @@ class FailoverManager:
             retry_after: The provider's own wait in seconds; sets the cooldown.
             kind: ``"error"`` (transient; cools after ``failure_threshold`` in a row),
                 ``"rate_limit"``, ``"quota"`` (long, escalating) or ``"auth"`` (disabled).
+            model: For ``"error"``: the model that failed. Then every key of the provider
+                at the same base URL rests from that model only (a per-endpoint, per-model
+                circuit breaker) and stays usable for other models.
 
         Returns:
             The profile's status afterwards.
@@ -442,7 +470,10 @@ class FailoverManager:
             self._cool(profile, now + retry_after, ProfileStatus.COOLING_DOWN)
         elif profile.consecutive_failures >= config.failure_threshold:
             wait = config.escalated(config.cooldown_on_error, profile.cooldown_strikes)
-            self._cool(profile, now + wait, ProfileStatus.COOLING_DOWN)
+            if model is None:
+                self._cool(profile, now + wait, ProfileStatus.COOLING_DOWN)
+            else:
+                self._rest_model(profile, model, now + wait)
         if profile.status is not ProfileStatus.AVAILABLE:
             self._notify_failover(profile)
         return profile.status
@@ -524,6 +555,7 @@ class FailoverManager:
                 success_count=p.success_count,
                 failure_count=p.failure_count,
                 last_error=p.last_error,
+                resting_models={m: t - now for m, t in p.model_cooldowns.items() if t > now},
             )
             for p in self.list_profiles()
         )
@@ -578,7 +610,16 @@ class FailoverManager:
         if not math.isinf(until):
             self._push_cooling(profile)
 
+    def _rest_model(self, failed: AuthProfile, model: str, until: float) -> None:
+        """Rest ``model`` on every key that reaches it at the failed key's endpoint."""
+        failed.cooldown_strikes += 1
+        failed.consecutive_failures = 0
+        for profile in self._profiles.values():
+            if profile.provider == failed.provider and profile.base_url == failed.base_url:
+                profile.model_cooldowns[model] = max(until, profile.model_cooldowns.get(model, 0))
+
     def _heal(self, profile: AuthProfile) -> None:
+        profile.model_cooldowns.clear()
         profile.status = ProfileStatus.AVAILABLE
         profile.cooldown_until = 0.0
         profile.consecutive_failures = 0

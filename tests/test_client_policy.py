@@ -206,6 +206,27 @@ async def test_overloaded_is_retried_with_backoff_then_falls_over_to_the_next_mo
 
 
 @respx.mock
+async def test_an_overloaded_model_rests_but_the_same_key_serves_the_next_model(
+    clock: FakeClock,
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content)["model"] == "gpt-4o-mini":
+            return error(503, {"error": {"message": "overloaded"}})
+        return ok("from gpt-4o")
+
+    route = respx.post(OPENAI).mock(side_effect=handler)
+    config = FailoverConfig(max_retries=2, failure_threshold=3)
+    client = make_client(clock, ["openai/gpt-4o-mini", "openai/gpt-4o"], config=config)
+    cooldowns: list[Any] = []
+    client.on_cooldown(cooldowns.append)
+    first = await client.complete(MESSAGES)
+    assert first.model == "openai/gpt-4o" and route.call_count == 4
+    assert cooldowns[0].status == "model_resting" and cooldowns[0].model == "openai/gpt-4o-mini"
+    second = await client.complete(MESSAGES)  # the resting model is skipped, not retried
+    assert second.model == "openai/gpt-4o" and route.call_count == 5
+
+
+@respx.mock
 async def test_retry_after_on_overload_wins_over_backoff(clock: FakeClock) -> None:
     import failover
 

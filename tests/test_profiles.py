@@ -118,6 +118,29 @@ def test_transient_errors_cool_only_after_the_threshold(clock: FakeClock) -> Non
     assert manager.get_profile("a").cooldown_until == pytest.approx(clock.now + 30)
 
 
+def test_repeated_failures_of_one_model_rest_that_model_at_that_endpoint_only(
+    clock: FakeClock,
+) -> None:
+    other = "https://eu.example.test/v1"
+    manager = manager_with(
+        clock,
+        AuthProfile("a", "openai", KEY_A),
+        AuthProfile("same-endpoint", "openai", KEY_B, priority=5),
+        AuthProfile("other-endpoint", "openai", KEY_B, base_url=other, priority=9),
+        failure_threshold=2,
+    )
+    manager.mark_failure("a", "503", model="gpt-4o-mini")
+    assert manager.mark_failure("a", "503", model="gpt-4o-mini") is ProfileStatus.AVAILABLE
+    assert manager.get_next_profile("openai", model="gpt-4o-mini").name == "other-endpoint"
+    assert manager.get_next_profile("openai", model="gpt-4o").name == "a"
+    manager.disable("other-endpoint")
+    assert manager.get_next_profile("openai", model="gpt-4o-mini") is None
+    assert manager.next_available_at("openai", model="gpt-4o-mini") == clock.now + 30
+    assert manager.status().profiles[0].resting_models == {"gpt-4o-mini": 30}
+    clock.advance(30)
+    assert manager.get_next_profile("openai", model="gpt-4o-mini").name == "a"
+
+
 def test_success_resets_the_consecutive_failure_count(clock: FakeClock) -> None:
     manager = manager_with(clock, AuthProfile("a", "openai", KEY_A))
     manager.mark_failure("a", "503")

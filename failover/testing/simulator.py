@@ -162,7 +162,7 @@ class Simulator:
         self.app = Starlette(
             routes=[
                 Route("/{provider}/v1/chat/completions", self._openai, methods=["POST"]),
-            Route("/{provider}/openai/v1/chat/completions", self._openai, methods=["POST"]),
+                Route("/{provider}/openai/v1/chat/completions", self._openai, methods=["POST"]),
                 Route("/{provider}/v1/messages", self._anthropic, methods=["POST"]),
                 Route("/{provider}/v1beta/models/{target:path}", self._gemini, methods=["POST"]),
                 Route("/{provider}/api/chat", self._ollama, methods=["POST"]),
