@@ -18,9 +18,15 @@ async def main() -> None:
     async with Simulator() as sim:
         sim.script(Behavior("rate_limit", retry_after=30), key="sk-first-key-000000001")
         profiles = [
-            AuthProfile("first", "openai", "sk-first-key-000000001", base_url=sim.base_url("openai")),
-            AuthProfile("second", "openai", "sk-second-key-00000002", base_url=sim.base_url("openai")),
-            AuthProfile("claude", "anthropic", "sk-ant-key-0000000003", base_url=sim.base_url("anthropic")),
+            AuthProfile(
+                "first", "openai", "sk-first-key-000000001", base_url=sim.base_url("openai")
+            ),
+            AuthProfile(
+                "second", "openai", "sk-second-key-00000002", base_url=sim.base_url("openai")
+            ),
+            AuthProfile(
+                "claude", "anthropic", "sk-ant-key-0000000003", base_url=sim.base_url("anthropic")
+            ),
         ]
         chain = ["openai/gpt-4o-mini", "anthropic/claude-haiku-4-5"]
 

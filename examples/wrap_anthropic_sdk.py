@@ -1,6 +1,6 @@
 """Wrap the official anthropic SDK (built on httpx2): a dead key is disabled, the next used.
 
-    python examples/wrap_anthropic_sdk.py
+python examples/wrap_anthropic_sdk.py
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ async def main() -> None:
         ]
         transport = ResilientTransport(profiles, provider="anthropic")
         http_client = httpx2.AsyncClient(transport=transport)
-        sdk = anthropic.AsyncAnthropic(api_key="unused", base_url=base_url, max_retries=0,
-                                       http_client=http_client)
+        sdk = anthropic.AsyncAnthropic(
+            api_key="unused", base_url=base_url, max_retries=0, http_client=http_client
+        )
 
         transport.on_cooldown(lambda e: print(f"  {e.profile}: {e.status} ({e.reason})"))
         message = await sdk.messages.create(

@@ -27,16 +27,22 @@ async def main() -> None:
         ]
         transport = ResilientTransport(profiles, provider="groq")
         http_client = httpx.AsyncClient(transport=transport)
-        sdk = groq.AsyncGroq(api_key="unused", base_url=base_url, max_retries=0,
-                             http_client=http_client)
+        sdk = groq.AsyncGroq(
+            api_key="unused", base_url=base_url, max_retries=0, http_client=http_client
+        )
 
         for _ in range(3):
             reply = await sdk.chat.completions.create(
                 model="llama-3.1-8b-instant", messages=[{"role": "user", "content": "Hi"}]
             )
             print("groq SDK:", reply.choices[0].message.content)
-        print("calls per key:", {k[-4:]: sim.calls(key=k) for k in
-                                 ("gsk_groqkeyone00000001", "gsk_groqkeytwo00000002")})
+        print(
+            "calls per key:",
+            {
+                k[-4:]: sim.calls(key=k)
+                for k in ("gsk_groqkeyone00000001", "gsk_groqkeytwo00000002")
+            },
+        )
         await http_client.aclose()
 
 

@@ -1,6 +1,6 @@
 """Wrap the official openai SDK (built on httpx2): key rotation and fallback, no rewrite.
 
-    python examples/wrap_openai_sdk.py
+python examples/wrap_openai_sdk.py
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import asyncio
 import httpx2
 import openai
 
-from failover import AuthProfile, ResilientTransport
+from failover import AuthProfile, FailoverConfig, ResilientTransport
 from failover.testing import Behavior, Simulator
 
 
@@ -25,10 +25,16 @@ async def main() -> None:
         ]
 
         # The three lines that wrap the SDK:
-        transport = ResilientTransport(profiles, provider="openai", fallback_models=["gpt-4o"])
+        transport = ResilientTransport(
+            profiles,
+            provider="openai",
+            fallback_models=["gpt-4o"],
+            config=FailoverConfig(max_retries=1, retry_delay=0.2),
+        )
         http_client = httpx2.AsyncClient(transport=transport)
-        sdk = openai.AsyncOpenAI(api_key="unused", base_url=base_url, max_retries=0,
-                                 http_client=http_client)
+        sdk = openai.AsyncOpenAI(
+            api_key="unused", base_url=base_url, max_retries=0, http_client=http_client
+        )
 
         transport.on_failover(lambda e: print(f"  {e.kind} failover: {e.reason}"))
         reply = await sdk.chat.completions.create(

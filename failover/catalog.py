@@ -105,7 +105,7 @@ _PROVIDER_ALIASES = {"google": "gemini", "claude": "anthropic", "llama.cpp": "ll
 
 
 def canonical_provider(provider: str) -> str:
-    """Return a provider's canonical name: lower case, aliases resolved (``google`` -> ``gemini``)."""
+    """Return a provider's canonical name: lower case, aliases resolved (google -> gemini)."""
     name = provider.strip().lower()
     return _PROVIDER_ALIASES.get(name, name)
 

@@ -14,7 +14,7 @@ DEFAULT_CHAIN_IDS = (
     "gemini/gemini-2.5-flash-lite",
     "anthropic/claude-haiku-4-5",
 )
-"""The models of :meth:`FallbackChain.default`: cheap, fast, large context, vision, three providers."""
+"""The models of :meth:`FallbackChain.default`: cheap, fast, large context, three providers."""
 
 
 class FallbackChain:

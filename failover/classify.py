@@ -153,7 +153,7 @@ def retry_after_from_headers(
 
 
 def rate_limit_headroom(headers: Mapping[str, str]) -> float | None:
-    """Seconds until the key's request budget resets when a reply says it is spent, else ``None``."""
+    """Seconds until the key's request budget resets, when a reply says it is spent."""
     for remaining_name, reset_name in (
         ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
         ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"),

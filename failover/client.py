@@ -25,7 +25,6 @@ from failover.errors import (
     ConfigError,
     MalformedResponseError,
     ProviderError,
-    ProviderTimeoutError,
     StreamInterrupted,
 )
 from failover.http import HttpxSender, Reply, Sender, default_http_client
@@ -275,13 +274,15 @@ class ResilientClient(HookMethods):
         http_request = adapter.build_request(
             request, model=ctx.model.id, api_key=ctx.api_key, base_url=ctx.base_url
         )
-        opener = self._sender.open(http_request, ctx.timeout)
+        opener = self._sender.open(
+            http_request, ctx.timeout, read_timeout=min(self.stream_idle_timeout, ctx.timeout)
+        )
         reply = await opener.__aenter__()
         try:
             if reply.status_code >= 300:
                 self._check_reply(adapter, ctx.profile, reply, await reply.aread())
             self._check_reply(adapter, ctx.profile, reply, b"")
-            reader = _ChunkReader(adapter, reply, self.stream_idle_timeout)
+            reader = _ChunkReader(adapter, reply)
             first = await reader.next()
             if first is None:
                 raise MalformedResponseError("the stream ended without any chunk")
@@ -294,10 +295,9 @@ class ResilientClient(HookMethods):
 class _ChunkReader:
     """Reads one stream's chunks: text deltas, then one summary chunk with usage."""
 
-    def __init__(self, adapter: ProviderAdapter, reply: Reply, idle_timeout: float) -> None:
+    def __init__(self, adapter: ProviderAdapter, reply: Reply) -> None:
         self._parser = adapter.stream_parser()
         self._events = self._iterate(adapter, reply)
-        self._idle = idle_timeout
         self._finish: str | None = None
         self._usage: TokenUsage | None = None
         self.done = False
@@ -326,14 +326,11 @@ class _ChunkReader:
     async def next(self) -> StreamChunk | None:
         """Return the next text chunk, then the summary chunk, then ``None``."""
         while not self.done:
-            try:
-                with anyio.fail_after(self._idle):
-                    chunk = await self._events.__anext__()
+            try:  # the sender's read timeout bounds the idle time between chunks
+                chunk = await self._events.__anext__()
             except StopAsyncIteration:
                 self.done = True
                 return StreamChunk("", self._finish, self._usage)
-            except TimeoutError as exc:
-                raise ProviderTimeoutError(f"the stream stalled for {self._idle}s") from exc
             if chunk.finish_reason is not None:
                 self._finish = chunk.finish_reason
             if chunk.usage is not None:

@@ -21,9 +21,9 @@ Every exception the library raises derives from ``FailoverError``::
     │   ├── ContextWindowExceededError           the prompt does not fit the model
     │   ├── ContentFilteredError                 blocked by a content filter, or refused
     │   ├── InvalidRequestError                  other 400/422: the request itself is wrong
-    │   └── MalformedResponseError               a reply that cannot be parsed, or a truncated stream
+    │   └── MalformedResponseError               an unparsable reply, or a truncated stream
     ├── AllAttemptsFailed                        every model and key was tried; carries attempts
-    │   └── NoProfileAvailable                   no key could even be tried (all cooling or disabled)
+    │   └── NoProfileAvailable                   no key could be tried (all cooling or disabled)
     └── StreamInterrupted                        a stream failed after its first chunk
 
 No ``str`` or ``repr`` of these errors contains an API key: provider messages are scrubbed

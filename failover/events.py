@@ -7,13 +7,15 @@ hooks run as tasks the dispatcher tracks, and :meth:`HookDispatcher.drain` await
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "CooldownEvent",
@@ -115,7 +117,7 @@ class HookDispatcher:
 
     def __init__(self) -> None:
         self._hooks: dict[type[Event], list[Hook]] = {}
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending: set[asyncio.Task[None]] = set()  # asyncio is imported when needed
 
     def add(self, event_type: type[Event], hook: H) -> H:
         """Register ``hook`` for ``event_type``; return it (so it works as a decorator)."""
@@ -137,6 +139,8 @@ class HookDispatcher:
                 logger.exception("hook %r raised on %s", hook, type(event).__name__)
                 continue
             if inspect.isawaitable(result):
+                import asyncio
+
                 task = asyncio.ensure_future(self._guard(hook, result))
                 self._pending.add(task)
                 task.add_done_callback(self._pending.discard)
@@ -150,5 +154,7 @@ class HookDispatcher:
 
     async def drain(self) -> None:
         """Wait until every async hook started so far has finished."""
+        import asyncio
+
         while self._pending:
             await asyncio.gather(*tuple(self._pending), return_exceptions=True)

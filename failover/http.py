@@ -48,8 +48,14 @@ class Reply(Protocol):
 class Sender(Protocol):
     """Sends one request and yields the reply, its body still unread."""
 
-    def open(self, request: HttpRequest, timeout: float) -> AbstractAsyncContextManager[Reply]:
-        """Send ``request``; raise ProviderTimeoutError/ProviderConnectionError on failure."""
+    def open(
+        self, request: HttpRequest, timeout: float, *, read_timeout: float | None = None
+    ) -> AbstractAsyncContextManager[Reply]:
+        """Send ``request``; raise ProviderTimeoutError/ProviderConnectionError on failure.
+
+        ``timeout`` bounds connecting, writing and each read; ``read_timeout``, when given,
+        bounds each read instead (a stream's idle time between chunks).
+        """
         ...
 
 
@@ -66,14 +72,16 @@ class HttpxSender:
         self.client = client
 
     @asynccontextmanager
-    async def open(self, request: HttpRequest, timeout: float) -> AsyncIterator[Reply]:
+    async def open(
+        self, request: HttpRequest, timeout: float, *, read_timeout: float | None = None
+    ) -> AsyncIterator[Reply]:
         """Send ``request`` and yield the streamed reply."""
         built = self.client.build_request(
             request.method,
             request.url,
             headers=request.headers,
             content=request.body,
-            timeout=httpx.Timeout(timeout),
+            timeout=httpx.Timeout(timeout, read=read_timeout or timeout),
         )
         try:
             response = await self.client.send(built, stream=True)
@@ -116,7 +124,7 @@ class _TranslatingReply:
             async for text in self._response.aiter_text():
                 yield text
         except httpx.TimeoutException as exc:
-            raise ProviderTimeoutError("timed out reading the stream") from exc
+            raise ProviderTimeoutError("the stream stalled") from exc
         except httpx.TransportError as exc:
             raise ProviderConnectionError(f"stream lost: {type(exc).__name__}") from exc
 
@@ -125,6 +133,6 @@ class _TranslatingReply:
             async for line in self._response.aiter_lines():
                 yield line
         except httpx.TimeoutException as exc:
-            raise ProviderTimeoutError("timed out reading the stream") from exc
+            raise ProviderTimeoutError("the stream stalled") from exc
         except httpx.TransportError as exc:
             raise ProviderConnectionError(f"stream lost: {type(exc).__name__}") from exc

@@ -97,10 +97,42 @@ async def retry_same_key(
     same-key one, when the wait exceeds ``config.max_retry_delay``, or when it would end
     past the deadline (``time_left()``).
     """
+    try:  # the happy path pays nothing for the retry machinery
+        return await call()
+    except ProviderError as error:
+        if on_failure(error).action is not Action.RETRY:
+            raise
+        first_failure = error
+    return await _retry(call, first_failure, config, sleep, time_left, on_failure, on_retry)
+
+
+async def _retry(
+    call: Callable[[], Awaitable[T]],
+    first_failure: ProviderError,
+    config: FailoverConfig,
+    sleep: Callable[[float], Awaitable[None]],
+    time_left: Callable[[], float],
+    on_failure: Callable[[ProviderError], Decision],
+    on_retry: Callable[[ProviderError, int, float], None],
+) -> T:
+    """The same-key retries after ``first_failure``, driven by tenacity.
+
+    Tenacity's first attempt replays ``first_failure`` (already recorded) so that its
+    wait, stop and before-sleep logic apply to every retry alike.
+    """
     import tenacity  # private: never part of a public signature
+
+    replay: list[ProviderError] = [first_failure]
+
+    async def attempt() -> T:
+        if replay:
+            raise replay.pop()
+        return await call()
 
     def should_retry(state: tenacity.RetryCallState) -> bool:
         error = state.outcome.exception() if state.outcome else None
+        if error is first_failure:
+            return True
         return isinstance(error, ProviderError) and on_failure(error).action is Action.RETRY
 
     def wait(state: tenacity.RetryCallState) -> float:
@@ -130,4 +162,4 @@ async def retry_same_key(
         before_sleep=before_sleep,
         reraise=True,
     )
-    return await retrying(call)
+    return await retrying(attempt)

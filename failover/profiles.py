@@ -7,7 +7,6 @@ in a heap ordered by recovery time, so picking a key never scans the cooling one
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import heapq
 import inspect
@@ -19,13 +18,16 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from failover._secrets import mask_key, scrub
 from failover.catalog import canonical_provider
 from failover.config import FailoverConfig
 from failover.errors import ConfigError
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "AuthProfile",
@@ -275,7 +277,7 @@ class FailoverManager:
         self._cooling: list[tuple[float, int, str]] = []
         self._sequence = itertools.count()
         self._callbacks: list[FailoverCallback] = []
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending: set[asyncio.Task[None]] = set()  # asyncio is imported when needed
         for profile in profiles:
             self.add_profile(profile)
 
@@ -522,6 +524,8 @@ class FailoverManager:
 
     async def drain_callbacks(self) -> None:
         """Wait for async failover callbacks still running."""
+        import asyncio
+
         while self._pending:
             await asyncio.gather(*tuple(self._pending), return_exceptions=True)
 
@@ -665,6 +669,8 @@ class FailoverManager:
                 logger.exception("failover callback %r raised", callback)
 
     def _schedule(self, awaitable: Awaitable[None]) -> None:
+        import asyncio
+
         async def run() -> None:
             try:
                 await awaitable

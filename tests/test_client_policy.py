@@ -587,10 +587,14 @@ async def test_stream_failure_after_the_first_chunk_raises_stream_interrupted(
     anthropic = respx.post(ANTHROPIC).mock(return_value=anthropic_ok())
     client = make_client(clock)
     received: list[str] = []
-    with pytest.raises(StreamInterrupted) as info:
+
+    async def consume() -> None:
         async with client.stream(MESSAGES) as stream:
             async for chunk in stream:
                 received.append(chunk.text)
+
+    with pytest.raises(StreamInterrupted) as info:
+        await consume()
     assert received == ["Hel", "lo"] and info.value.partial_text == "Hello"
     assert anthropic.call_count == 0 and info.value.attempts[-1].outcome == "overloaded"
 

@@ -79,7 +79,7 @@ async def test_rate_limited_key_is_not_called_while_cooling(sim: Simulator) -> N
 
 
 async def test_key_with_no_requests_left_is_skipped_before_it_gets_a_429(sim: Simulator) -> None:
-    key_a, key_b = KEYS["openai"]
+    key_a = KEYS["openai"][0]
     sim.script(Behavior("rate_limit", after=2, window=30), key=key_a)
     async with ResilientClient([MODELS["openai"]], manager_for(sim)) as client:
         for _ in range(8):

@@ -17,10 +17,10 @@ BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator(keys={"openai": [KEY], "anthropic": [KEY], "gemini": [KEY]}) as simulator:
-        async with httpx.AsyncClient() as http:
-            simulator.http = http  # type: ignore[attr-defined]
-            yield simulator
+    keys = {"openai": [KEY], "anthropic": [KEY], "gemini": [KEY]}
+    async with Simulator(keys=keys) as simulator, httpx.AsyncClient() as http:
+        simulator.http = http  # type: ignore[attr-defined]
+        yield simulator
 
 
 async def post(

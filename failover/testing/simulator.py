@@ -6,6 +6,7 @@ provider, scheduled outages, and seeded chaos. Built on starlette + uvicorn (ext
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import socket
@@ -353,10 +354,8 @@ class Simulator:
             status, error, extra = error_reply(wire, kind, behavior.retry_after)
             return JSONResponse(error, status_code=status, headers={**headers, **extra})
         if kind == "hang":
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), timeout=3600)
-            except asyncio.TimeoutError:
-                pass
             return Response(status_code=504)
         if kind == "reset":
             return _Reset()

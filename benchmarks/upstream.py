@@ -1,0 +1,104 @@
+"""A minimal, fast HTTP/1.1 upstream for benchmarks (raw asyncio, keep-alive).
+
+Answers POST .../chat/completions with a canned OpenAI reply, or an SSE stream of 20
+chunks when the body asks for ``"stream": true``; a key containing ``limited`` gets a 429
+with ``retry-after: 60``. Counts requests per key at ``GET /count?key=...``.
+
+    python benchmarks/upstream.py PORT
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections import Counter
+
+REPLY = json.dumps(
+    {
+        "id": "x",
+        "object": "chat.completion",
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "pong"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 1},
+    }
+).encode()
+LIMITED = b'{"error": {"message": "Rate limit reached", "code": "rate_limit_exceeded"}}'
+CHUNK = b'data: {"choices": [{"index": 0, "delta": {"content": "tok "}}]}\n\n'
+STREAM = (
+    CHUNK * 20 + b'data: {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}'
+    b'\n\ndata: {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 20}}\n\n'
+    b"data: [DONE]\n\n"
+)
+counts: Counter[str] = Counter()
+
+
+def response(
+    status: str, body: bytes, content_type: bytes = b"application/json", extra: bytes = b""
+) -> bytes:
+    return (
+        f"HTTP/1.1 {status}\r\n".encode()
+        + b"content-type: "
+        + content_type
+        + b"\r\n"
+        + extra
+        + f"content-length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+
+
+class Upstream(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
+            if not sep:
+                return
+            lines = head.split(b"\r\n")
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(b":")
+                headers[name.strip().lower()] = value.strip()
+            length = int(headers.get(b"content-length", b"0"))
+            if len(rest) < length:
+                return
+            body, self.buffer = rest[:length], rest[length:]
+            self.answer(lines[0].decode(), headers, body)
+
+    def answer(self, request_line: str, headers: dict[bytes, bytes], body: bytes) -> None:
+        method, target, _ = request_line.split(" ", 2)
+        if method == "GET" and target.startswith("/count"):
+            key = target.partition("key=")[2]
+            self.transport.write(response("200 OK", str(counts[key]).encode()))  # type: ignore[attr-defined]
+            return
+        key = headers.get(b"authorization", b"").decode().removeprefix("Bearer ")
+        counts[key] += 1
+        if "limited" in key:
+            out = response("429 Too Many Requests", LIMITED, extra=b"retry-after: 60\r\n")
+        elif b'"stream": true' in body or b'"stream":true' in body:
+            out = response("200 OK", STREAM, b"text/event-stream")
+        else:
+            out = response("200 OK", REPLY)
+        self.transport.write(out)  # type: ignore[attr-defined]
+
+
+async def main(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Upstream, "127.0.0.1", port, backlog=1024)
+    print("ready", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1])))

@@ -1,0 +1,29 @@
+"""Every example runs as a user would run it, against the simulator, with no keys."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("quickstart.py", ["failover: first -> second (rate_limit)", "stream:", "call:"]),
+        ("wrap_openai_sdk.py", ["model failover: overloaded", "openai/gpt-4o:"]),
+        ("wrap_anthropic_sdk.py", ["revoked: disabled (auth)", "anthropic SDK: Simulated"]),
+        ("wrap_groq_sdk.py", ["calls per key: {'0001': 1, '0002': 3}"]),
+    ],
+)
+def test_example_runs_and_shows_failover(script: str, expected: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / script)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    for text in expected:
+        assert text in done.stdout
