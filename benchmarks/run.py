@@ -35,8 +35,8 @@ from failover import AuthProfile, FailoverManager, ResilientClient
 HERE = Path(__file__).parent
 BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "ping"}]})
 MESSAGES = [{"role": "user", "content": "ping"}]
-SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "2000"))
-CONCURRENT_TOTAL = int(os.environ.get("BENCH_CONCURRENT", "10000"))
+SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "1000"))
+CONCURRENT_TOTAL = int(os.environ.get("BENCH_CONCURRENT", "4000"))
 MEMORY_REQUESTS = int(os.environ.get("BENCH_MEMORY", "50000"))
 results: dict[str, Any] = {}
 
@@ -105,8 +105,12 @@ async def happy_path(base: str) -> None:
             "bare httpx": bare_httpx,
             "bare aiohttp": bare_aiohttp,
         }
+        from failover.aiohttp_sender import AiohttpSender
+
+        fast = AiohttpSender()
         clients = {
             "failover (httpx)": client_for(base, ["sk-bench-key-0001"]),
+            "failover (AiohttpSender)": client_for(base, ["sk-bench-key-0001"], sender=fast),
             "failover (httpx-aiohttp)": client_for(
                 base, ["sk-bench-key-0001"], http_client=_httpx_aiohttp_client()
             ),
@@ -120,6 +124,7 @@ async def happy_path(base: str) -> None:
         for client in clients.values():
             await client.aclose()
         await clients["failover (httpx-aiohttp)"]._sender.client.aclose()  # type: ignore[attr-defined]
+        await fast.aclose()
 
 
 def _httpx_aiohttp_client() -> httpx.AsyncClient:
@@ -132,7 +137,11 @@ async def streaming(base: str) -> None:
     url = f"{base}/chat/completions"
     body = json.dumps({"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True})
     headers = {"authorization": "Bearer sk-bench-key-0001", "content-type": "application/json"}
+    from failover.aiohttp_sender import AiohttpSender
+
     client = client_for(base, ["sk-bench-key-0001"])
+    fast_sender = AiohttpSender()
+    fast = client_for(base, ["sk-bench-key-0001"], sender=fast_sender)
     async with httpx.AsyncClient() as http:
 
         async def bare() -> tuple[float, float]:
@@ -144,7 +153,7 @@ async def streaming(base: str) -> None:
                         first = time.perf_counter() - start
             return first, time.perf_counter() - start
 
-        async def ours() -> tuple[float, float]:
+        async def ours(client: ResilientClient) -> tuple[float, float]:
             start = time.perf_counter()
             first = 0.0
             async for _ in client.stream(MESSAGES):
@@ -152,13 +161,20 @@ async def streaming(base: str) -> None:
                     first = time.perf_counter() - start
             return first, time.perf_counter() - start
 
-        for name, call in (("bare httpx", bare), ("failover", ours)):
+        contenders: dict[str, Callable[[], Awaitable[tuple[float, float]]]] = {
+            "bare httpx": bare,
+            "failover (httpx)": lambda: ours(client),
+            "failover (AiohttpSender)": lambda: ours(fast),
+        }
+        for name, call in contenders.items():
             samples = [await call() for _ in range(500)]
             results.setdefault("streaming", {})[name] = {
                 "first_chunk_us": statistics.median(s[0] for s in samples) * 1e6,
                 "total_us": statistics.median(s[1] for s in samples) * 1e6,
             }
     await client.aclose()
+    await fast.aclose()
+    await fast_sender.aclose()
 
 
 async def failover_cost(base: str) -> None:
@@ -260,27 +276,37 @@ def import_time() -> None:
 
 
 async def memory(base: str) -> None:
-    client = client_for(base, ["sk-bench-key-0001", "sk-bench-key-0002"])
-    for _ in range(2000):
-        await client.complete(MESSAGES)
-    gc.collect()
-    before = rss_mib()
-    remaining = MEMORY_REQUESTS
+    """RSS around many requests: 50,000 on the aiohttp sender, a fifth of that on httpx."""
+    from failover.aiohttp_sender import AiohttpSender
 
-    async def worker() -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
+    fast_sender = AiohttpSender()
+    for name, sender, count in (
+        ("AiohttpSender", fast_sender, MEMORY_REQUESTS),
+        ("httpx", None, MEMORY_REQUESTS // 5),
+    ):
+        keys = ["sk-bench-key-0001", "sk-bench-key-0002"]
+        client = client_for(base, keys, sender=sender) if sender else client_for(base, keys)
+        for _ in range(2000):
             await client.complete(MESSAGES)
+        gc.collect()
+        before = rss_mib()
+        remaining = count
 
-    await asyncio.gather(*(worker() for _ in range(32)))
-    gc.collect()
-    results["memory"] = {
-        "requests": MEMORY_REQUESTS,
-        "rss_before_mib": before,
-        "rss_after_mib": rss_mib(),
-    }
-    await client.aclose()
+        async def worker(client: ResilientClient = client) -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                await client.complete(MESSAGES)
+
+        await asyncio.gather(*(worker() for _ in range(32)))
+        gc.collect()
+        results.setdefault("memory", {})[name] = {
+            "requests": count,
+            "rss_before_mib": before,
+            "rss_after_mib": rss_mib(),
+        }
+        await client.aclose()
+    await fast_sender.aclose()
 
 
 async def simulator_speed() -> None:
@@ -300,10 +326,18 @@ def print_table() -> None:
     print("\n1. happy path (loopback, one key)            median µs   p99 µs   req/s @64")
     for name, row in happy.items():
         print(f"   {name:40} {row['median_us']:9.0f} {row['p99_us']:8.0f} {row['rps_c64']:10.0f}")
-    ours = happy["failover (httpx)"]
+    ours, fast, aio = (
+        happy["failover (httpx)"],
+        happy["failover (AiohttpSender)"],
+        happy["bare aiohttp"],
+    )
     print(
-        f"   overhead vs bare httpx: +{ours['median_us'] - base['median_us']:.0f} µs median, "
-        f"throughput ratio {ours['rps_c64'] / base['rps_c64']:.2f}x"
+        f"   failover (httpx) vs bare httpx: {ours['median_us'] - base['median_us']:+.0f} µs "
+        f"median, throughput {ours['rps_c64'] / base['rps_c64']:.2f}x"
+    )
+    print(
+        f"   failover (AiohttpSender) vs bare aiohttp: {fast['median_us'] - aio['median_us']:+.0f}"
+        f" µs median, throughput {fast['rps_c64'] / aio['rps_c64']:.2f}x"
     )
     sim = results["simulator_upstream (same process)"]
     print(
@@ -333,11 +367,12 @@ def print_table() -> None:
         f"\n5. import failover: {results['import_failover_ms']:.0f} ms "
         f"(from failover import ResilientClient: {results['import_failover_client_ms']:.0f} ms)"
     )
-    mem = results["memory"]
-    print(
-        f"\n6. RSS: {mem['rss_before_mib']:.1f} MiB before, {mem['rss_after_mib']:.1f} MiB after "
-        f"{mem['requests']:,} requests"
-    )
+    print("\n6. memory")
+    for name, mem in results["memory"].items():
+        print(
+            f"   {name:16} RSS {mem['rss_before_mib']:.1f} MiB before, "
+            f"{mem['rss_after_mib']:.1f} MiB after {mem['requests']:,} more requests"
+        )
 
 
 async def measure(base: str) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
+import httpx
 import pytest
 
 from failover import (
@@ -48,6 +51,24 @@ async def sim() -> AsyncIterator[Simulator]:
         yield simulator
 
 
+@pytest.fixture(params=["httpx", "httpx-aiohttp", "aiohttp"])
+async def sender(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, Any]]:
+    """Every test here runs with each HTTP stack behind the client's sender seam."""
+    if request.param == "httpx":
+        yield {}
+    elif request.param == "httpx-aiohttp":
+        from httpx_aiohttp import AiohttpTransport
+
+        async with httpx.AsyncClient(transport=AiohttpTransport(), timeout=None) as http:
+            yield {"http_client": http}
+    else:
+        from failover.aiohttp_sender import AiohttpSender
+
+        aiohttp_sender = AiohttpSender()
+        yield {"sender": aiohttp_sender}
+        await aiohttp_sender.aclose()
+
+
 def manager_for(sim: Simulator, **config: float) -> FailoverManager:
     profiles = [
         AuthProfile(f"{provider}-{index}", provider, key, base_url=sim.base_url(provider))
@@ -59,9 +80,9 @@ def manager_for(sim: Simulator, **config: float) -> FailoverManager:
 
 @pytest.mark.parametrize("provider", list(MODELS))
 async def test_complete_and_stream_work_for_every_wire_format(
-    sim: Simulator, provider: str
+    sim: Simulator, sender: dict[str, Any], provider: str
 ) -> None:
-    async with ResilientClient([MODELS[provider]], manager_for(sim)) as client:
+    async with ResilientClient([MODELS[provider]], manager_for(sim), **sender) as client:
         result = await client.complete(ASK, max_tokens=50)
         assert result.text.startswith("Simulated answer") and result.usage.output_tokens > 0
         stream = client.stream(ASK)
@@ -69,56 +90,70 @@ async def test_complete_and_stream_work_for_every_wire_format(
         assert text == result.text and stream.usage is not None and stream.finish_reason
 
 
-async def test_rate_limited_key_is_not_called_while_cooling(sim: Simulator) -> None:
+async def test_rate_limited_key_is_not_called_while_cooling(
+    sim: Simulator, sender: dict[str, Any]
+) -> None:
     key_a, key_b = KEYS["openai"]
     sim.script(Behavior("rate_limit", retry_after=30), key=key_a)
-    async with ResilientClient([MODELS["openai"]], manager_for(sim)) as client:
+    async with ResilientClient([MODELS["openai"]], manager_for(sim), **sender) as client:
         for _ in range(5):
             assert (await client.complete(ASK)).profile == "openai-1"
     assert sim.calls(key=key_a) == 1 and sim.calls(key=key_b) == 5
 
 
-async def test_key_with_no_requests_left_is_skipped_before_it_gets_a_429(sim: Simulator) -> None:
+async def test_key_with_no_requests_left_is_skipped_before_it_gets_a_429(
+    sim: Simulator, sender: dict[str, Any]
+) -> None:
     key_a = KEYS["openai"][0]
     sim.script(Behavior("rate_limit", after=2, window=30), key=key_a)
-    async with ResilientClient([MODELS["openai"]], manager_for(sim)) as client:
+    async with ResilientClient([MODELS["openai"]], manager_for(sim), **sender) as client:
         for _ in range(8):
             await client.complete(ASK)
     assert sim.calls(key=key_a) == 2  # the reply saying "0 remaining" kept it out
     assert all(r.outcome == "healthy" for r in sim.requests)
 
 
-async def test_dead_key_is_disabled_and_scheduled_outage_falls_over(sim: Simulator) -> None:
+async def test_dead_key_is_disabled_and_scheduled_outage_falls_over(
+    sim: Simulator, sender: dict[str, Any]
+) -> None:
     sim.script("invalid_key", key=KEYS["openai"][0])
     sim.outage("openai", start=0.0, end=30.0, kind="overloaded")
     manager = manager_for(sim, max_retries=1)
-    async with ResilientClient([MODELS["openai"], MODELS["anthropic"]], manager) as client:
+    async with ResilientClient(
+        [MODELS["openai"], MODELS["anthropic"]], manager, **sender
+    ) as client:
         result = await client.complete(ASK)
     assert result.model == MODELS["anthropic"]
     assert [a.outcome for a in result.attempts][-1] == "ok"
 
 
-async def test_hang_times_out_and_falls_over(sim: Simulator) -> None:
+async def test_hang_times_out_and_falls_over(sim: Simulator, sender: dict[str, Any]) -> None:
     sim.script("hang", provider="openai")
     async with ResilientClient(
-        [MODELS["openai"], MODELS["gemini"]], manager_for(sim, max_retries=0), timeout=0.3
+        [MODELS["openai"], MODELS["gemini"]], manager_for(sim, max_retries=0), timeout=0.3, **sender
     ) as client:
         result = await client.complete(ASK)
     assert result.model == MODELS["gemini"] and result.attempts[0].outcome == "timeout"
 
 
-async def test_truncated_stream_after_text_raises_stream_interrupted(sim: Simulator) -> None:
+async def test_truncated_stream_after_text_raises_stream_interrupted(
+    sim: Simulator, sender: dict[str, Any]
+) -> None:
     sim.script("truncate", provider="anthropic")
-    async with ResilientClient([MODELS["anthropic"], MODELS["openai"]], manager_for(sim)) as client:
+    async with ResilientClient(
+        [MODELS["anthropic"], MODELS["openai"]], manager_for(sim), **sender
+    ) as client:
         with pytest.raises(StreamInterrupted) as info:
             async for _ in client.stream(ASK):
                 pass
     assert info.value.partial_text and "terminator" in str(info.value)
 
 
-async def test_midstream_error_event_raises_stream_interrupted(sim: Simulator) -> None:
+async def test_midstream_error_event_raises_stream_interrupted(
+    sim: Simulator, sender: dict[str, Any]
+) -> None:
     sim.script("midstream_error", provider="anthropic")
-    async with ResilientClient([MODELS["anthropic"]], manager_for(sim)) as client:
+    async with ResilientClient([MODELS["anthropic"]], manager_for(sim), **sender) as client:
         with pytest.raises(StreamInterrupted) as info:
             async for _ in client.stream(ASK):
                 pass
@@ -142,11 +177,11 @@ async def test_midstream_error_event_raises_stream_interrupted(sim: Simulator) -
 )
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
 async def test_every_failure_is_recognised_for_every_provider(
-    sim: Simulator, provider: str, kind: str, error_type: type
+    sim: Simulator, sender: dict[str, Any], provider: str, kind: str, error_type: type
 ) -> None:
     sim.script(kind, provider=provider)
     manager = manager_for(sim, max_retries=0)
-    async with ResilientClient([MODELS[provider]], manager) as client:
+    async with ResilientClient([MODELS[provider]], manager, **sender) as client:
         with pytest.raises((AllAttemptsFailed, ContentFilteredError)) as info:
             await client.complete(ASK)
     error = info.value
@@ -158,12 +193,36 @@ async def test_every_failure_is_recognised_for_every_provider(
         assert manager.get_profile(f"{provider}-0").status is ProfileStatus.DISABLED
 
 
-async def test_timeout_error_for_a_stalled_stream(sim: Simulator) -> None:
+async def test_timeout_error_for_a_stalled_stream(sim: Simulator, sender: dict[str, Any]) -> None:
     sim.script(Behavior("healthy", tokens_per_second=2), provider="openai")
     async with ResilientClient(
-        [MODELS["openai"]], manager_for(sim, max_retries=0), stream_idle_timeout=0.2
+        [MODELS["openai"]], manager_for(sim, max_retries=0), stream_idle_timeout=0.2, **sender
     ) as client:
         with pytest.raises(AllAttemptsFailed) as info:
             async for _ in client.stream(ASK):
                 pass
     assert isinstance(info.value.attempts[0].error, ProviderTimeoutError)
+
+
+async def test_stream_without_a_charset_in_its_content_type(sender: dict[str, Any]) -> None:
+    """A bare ``text/event-stream`` (no charset) is read as UTF-8 by every sender."""
+    events = (
+        'data: {"choices": [{"delta": {"content": "h\\u00e9"}}]}\n\n'
+        'data: {"choices": [{"delta": {}, "finish_reason": "stop"}]}\n\ndata: [DONE]\n\n'
+    ).encode()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(events), events)
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    profile = AuthProfile("local", "vllm", "", base_url=f"http://127.0.0.1:{port}/v1")
+    async with server, ResilientClient(["vllm/any-model"], [profile], **sender) as client:
+        chunks = [chunk.text async for chunk in client.stream(ASK)]
+    assert chunks == ["hé", ""]
