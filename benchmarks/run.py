@@ -260,11 +260,19 @@ def _scale(size: int, rounds: int = 20_000) -> dict[str, float]:
 
 
 def import_time() -> None:
+    """Median wall time of a fresh interpreter importing failover, minus a bare one.
+
+    Bytecode may be written (this machine sets PYTHONDONTWRITEBYTECODE, which would
+    make every run compile from source, as no installed package does).
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
     def run(code: str) -> float:
+        subprocess.run([sys.executable, "-c", code], check=True, env=env)  # write bytecode
         times = []
-        for _ in range(7):
+        for _ in range(9):
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], check=True)
+            subprocess.run([sys.executable, "-c", code], check=True, env=env)
             times.append(time.perf_counter() - start)
         return statistics.median(times)
 
@@ -273,6 +281,7 @@ def import_time() -> None:
     results["import_failover_client_ms"] = (
         run("from failover import ResilientClient") - baseline
     ) * 1000
+    results["import_httpx_ms"] = (run("import httpx") - baseline) * 1000
 
 
 async def memory(base: str) -> None:
@@ -365,7 +374,8 @@ def print_table() -> None:
         )
     print(
         f"\n5. import failover: {results['import_failover_ms']:.0f} ms "
-        f"(from failover import ResilientClient: {results['import_failover_client_ms']:.0f} ms)"
+        f"(from failover import ResilientClient: {results['import_failover_client_ms']:.0f} ms, "
+        f"of which import httpx alone: {results['import_httpx_ms']:.0f} ms)"
     )
     print("\n6. memory")
     for name, mem in results["memory"].items():
