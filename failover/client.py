@@ -29,7 +29,7 @@ from failover.errors import (
 )
 from failover.http import HttpxSender, Reply, Sender, default_http_client
 from failover.profiles import AuthProfile, FailoverManager
-from providers.base import ChatRequest, ChatResult, ProviderAdapter, StreamChunk
+from providers.base import ChatRequest, ChatResult, HttpRequest, ProviderAdapter, StreamChunk
 
 __all__ = ["AttemptContext", "Completion", "CompletionStream", "ResilientClient"]
 
@@ -167,10 +167,7 @@ class ResilientClient(HookMethods):
         request = _chat_request(messages, max_tokens, temperature, params, stream=False)
 
         async def attempt(ctx: AttemptContext) -> ChatResult:
-            adapter = self._adapters[ctx.model.provider]
-            http_request = adapter.build_request(
-                request, model=ctx.model.id, api_key=ctx.api_key, base_url=ctx.base_url
-            )
+            adapter, http_request = self._http_request(request, ctx)
             async with self._sender.open(http_request, ctx.timeout) as reply:
                 body = await reply.aread()
                 self._check_reply(adapter, ctx.profile, reply, body)
@@ -257,6 +254,16 @@ class ResilientClient(HookMethods):
     def __repr__(self) -> str:
         return f"ResilientClient(chain={list(self.chain.names)!r}, profiles={len(self.manager)})"
 
+    def _http_request(
+        self, request: ChatRequest, ctx: AttemptContext
+    ) -> tuple[ProviderAdapter, HttpRequest]:
+        """The attempt's adapter, and the HTTP request it builds for this key and model."""
+        adapter = self._adapters[ctx.model.provider]
+        built = adapter.build_request(
+            request, model=ctx.model.id, api_key=ctx.api_key, base_url=ctx.base_url
+        )
+        return adapter, built
+
     def _check_reply(
         self, adapter: ProviderAdapter, profile: AuthProfile, reply: Reply, body: bytes
     ) -> None:
@@ -270,10 +277,7 @@ class ResilientClient(HookMethods):
     async def _open_stream(
         self, request: ChatRequest, ctx: AttemptContext
     ) -> tuple[AbstractAsyncContextManager[Reply], _ChunkReader, StreamChunk]:
-        adapter = self._adapters[ctx.model.provider]
-        http_request = adapter.build_request(
-            request, model=ctx.model.id, api_key=ctx.api_key, base_url=ctx.base_url
-        )
+        adapter, http_request = self._http_request(request, ctx)
         opener = self._sender.open(
             http_request, ctx.timeout, read_timeout=min(self.stream_idle_timeout, ctx.timeout)
         )

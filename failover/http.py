@@ -119,20 +119,19 @@ class _TranslatingReply:
         except httpx.TransportError as exc:
             raise ProviderConnectionError(f"connection lost: {type(exc).__name__}") from exc
 
-    async def aiter_text(self) -> AsyncIterator[str]:
-        try:
-            async for text in self._response.aiter_text():
-                yield text
-        except httpx.TimeoutException as exc:
-            raise ProviderTimeoutError("the stream stalled") from exc
-        except httpx.TransportError as exc:
-            raise ProviderConnectionError(f"stream lost: {type(exc).__name__}") from exc
+    def aiter_text(self) -> AsyncIterator[str]:
+        return _translated(self._response.aiter_text())
 
-    async def aiter_lines(self) -> AsyncIterator[str]:
-        try:
-            async for line in self._response.aiter_lines():
-                yield line
-        except httpx.TimeoutException as exc:
-            raise ProviderTimeoutError("the stream stalled") from exc
-        except httpx.TransportError as exc:
-            raise ProviderConnectionError(f"stream lost: {type(exc).__name__}") from exc
+    def aiter_lines(self) -> AsyncIterator[str]:
+        return _translated(self._response.aiter_lines())
+
+
+async def _translated(pieces: AsyncIterator[str]) -> AsyncIterator[str]:
+    """Pass a stream's pieces on, translating httpx's errors into ProviderErrors."""
+    try:
+        async for piece in pieces:
+            yield piece
+    except httpx.TimeoutException as exc:
+        raise ProviderTimeoutError("the stream stalled") from exc
+    except httpx.TransportError as exc:
+        raise ProviderConnectionError(f"stream lost: {type(exc).__name__}") from exc

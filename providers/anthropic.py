@@ -9,9 +9,9 @@ from failover.catalog import TokenUsage
 from failover.classify import classify_http_error
 from failover.errors import ContentFilteredError, ContextWindowExceededError, MalformedResponseError
 from providers.base import (
+    BaseAdapter,
     ChatRequest,
     ChatResult,
-    HttpErrorMixin,
     HttpRequest,
     StreamChunk,
     load_json,
@@ -44,32 +44,28 @@ def _check_stop(stop_reason: Any) -> None:
         )
 
 
-class AnthropicAdapter(HttpErrorMixin):
+class AnthropicAdapter(BaseAdapter):
     """Translates OpenAI-shaped messages: system messages go top-level, ``max_tokens`` is set."""
 
     api = "anthropic"
     stream_format: Literal["sse", "ndjson"] = "sse"
 
     def __init__(self, default_base_url: str = "https://api.anthropic.com") -> None:
-        self.default_base_url = default_base_url
+        super().__init__(default_base_url)
 
     def build_request(
         self, request: ChatRequest, *, model: str, api_key: str, base_url: str
     ) -> HttpRequest:
         """Build the Messages request."""
-        system = [str(m.get("content", "")) for m in request.messages if m.get("role") == "system"]
-        messages = [
-            {"role": m.get("role"), "content": m.get("content")}
-            for m in request.messages
-            if m.get("role") != "system"
-        ]
+        system, rest = request.split_system()
+        messages = [{"role": m.get("role"), "content": m.get("content")} for m in rest]
         payload: dict[str, Any] = {
             "model": model,
             "messages": messages,
             "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
         }
-        if system:
-            payload["system"] = "\n\n".join(system)
+        if system is not None:
+            payload["system"] = system
         if request.temperature is not None:
             payload["temperature"] = request.temperature
         if request.stream:

@@ -17,6 +17,7 @@ from failover.classify import classify_http_error
 from failover.errors import MalformedResponseError, ProviderError
 
 __all__ = [
+    "BaseAdapter",
     "ChatRequest",
     "ChatResult",
     "HttpRequest",
@@ -24,6 +25,7 @@ __all__ = [
     "StreamChunk",
     "StreamParser",
     "load_json",
+    "merge_params",
 ]
 
 Message = Mapping[str, Any]
@@ -39,9 +41,11 @@ class ChatRequest:
     params: Mapping[str, Any] = field(default_factory=dict)
     stream: bool = False
 
-    def prompt_chars(self) -> int:
-        """A cheap size measure of the prompt, in characters."""
-        return sum(len(str(message.get("content", ""))) for message in self.messages)
+    def split_system(self) -> tuple[str | None, list[Message]]:
+        """Return the system messages joined (or ``None``) and the other messages."""
+        system = [str(m.get("content", "")) for m in self.messages if m.get("role") == "system"]
+        rest = [m for m in self.messages if m.get("role") != "system"]
+        return ("\n\n".join(system) if system else None), rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +121,11 @@ def load_json(body: bytes | str) -> Any:
         raise MalformedResponseError(f"reply is not valid JSON: {exc}") from exc
 
 
-class HttpErrorMixin:
-    """``parse_error`` through the shared classifier."""
+class BaseAdapter:
+    """What every adapter shares: its default base URL, and errors via the shared classifier."""
+
+    def __init__(self, default_base_url: str) -> None:
+        self.default_base_url = default_base_url
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
         """Turn an error reply into the right ProviderError."""

@@ -8,9 +8,9 @@ from typing import Any, Literal
 from failover.catalog import TokenUsage
 from failover.errors import ContentFilteredError, MalformedResponseError
 from providers.base import (
+    BaseAdapter,
     ChatRequest,
     ChatResult,
-    HttpErrorMixin,
     HttpRequest,
     StreamChunk,
     load_json,
@@ -57,31 +57,30 @@ def _read(data: Any) -> tuple[str, str | None]:
     return text, finish
 
 
-class GeminiAdapter(HttpErrorMixin):
+class GeminiAdapter(BaseAdapter):
     """Translates roles (assistant -> model) and system messages (-> ``systemInstruction``)."""
 
     api = "gemini"
     stream_format: Literal["sse", "ndjson"] = "sse"
 
     def __init__(self, default_base_url: str = "https://generativelanguage.googleapis.com") -> None:
-        self.default_base_url = default_base_url
+        super().__init__(default_base_url)
 
     def build_request(
         self, request: ChatRequest, *, model: str, api_key: str, base_url: str
     ) -> HttpRequest:
         """Build the generateContent (or streamGenerateContent) request."""
-        system = [str(m.get("content", "")) for m in request.messages if m.get("role") == "system"]
+        system, rest = request.split_system()
         contents = [
             {
                 "role": "model" if m.get("role") == "assistant" else "user",
                 "parts": [{"text": str(m.get("content", ""))}],
             }
-            for m in request.messages
-            if m.get("role") != "system"
+            for m in rest
         ]
         payload: dict[str, Any] = {"contents": contents}
-        if system:
-            payload["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
+        if system is not None:
+            payload["systemInstruction"] = {"parts": [{"text": system}]}
         generation: dict[str, Any] = {}
         if request.max_tokens is not None:
             generation["maxOutputTokens"] = request.max_tokens

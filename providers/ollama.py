@@ -9,9 +9,9 @@ from failover.catalog import TokenUsage
 from failover.classify import classify_http_error
 from failover.errors import MalformedResponseError
 from providers.base import (
+    BaseAdapter,
     ChatRequest,
     ChatResult,
-    HttpErrorMixin,
     HttpRequest,
     StreamChunk,
     load_json,
@@ -27,14 +27,14 @@ def _usage(data: dict[str, Any]) -> TokenUsage:
     )
 
 
-class OllamaAdapter(HttpErrorMixin):
+class OllamaAdapter(BaseAdapter):
     """Options go under ``options`` (``num_predict``, ``temperature``)."""
 
     api = "ollama"
     stream_format: Literal["sse", "ndjson"] = "ndjson"
 
     def __init__(self, default_base_url: str = "http://localhost:11434") -> None:
-        self.default_base_url = default_base_url
+        super().__init__(default_base_url)
 
     def build_request(
         self, request: ChatRequest, *, model: str, api_key: str, base_url: str

@@ -9,9 +9,9 @@ from failover.catalog import TokenUsage
 from failover.classify import classify_http_error
 from failover.errors import ContentFilteredError, MalformedResponseError
 from providers.base import (
+    BaseAdapter,
     ChatRequest,
     ChatResult,
-    HttpErrorMixin,
     HttpRequest,
     StreamChunk,
     load_json,
@@ -33,7 +33,7 @@ def _usage(data: Any) -> TokenUsage:
     )
 
 
-class OpenAIAdapter(HttpErrorMixin):
+class OpenAIAdapter(BaseAdapter):
     """``POST {base}/chat/completions`` with ``Authorization: Bearer``.
 
     Args:
@@ -47,7 +47,7 @@ class OpenAIAdapter(HttpErrorMixin):
     def __init__(
         self, default_base_url: str, *, max_tokens_field: str = "max_completion_tokens"
     ) -> None:
-        self.default_base_url = default_base_url
+        super().__init__(default_base_url)
         self.max_tokens_field = max_tokens_field
 
     def build_request(

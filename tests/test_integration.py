@@ -207,9 +207,9 @@ async def test_timeout_error_for_a_stalled_stream(sim: Simulator, sender: dict[s
 async def test_stream_without_a_charset_in_its_content_type(sender: dict[str, Any]) -> None:
     """A bare ``text/event-stream`` (no charset) is read as UTF-8 by every sender."""
     events = (
-        'data: {"choices": [{"delta": {"content": "h\\u00e9"}}]}\n\n'
-        'data: {"choices": [{"delta": {}, "finish_reason": "stop"}]}\n\ndata: [DONE]\n\n'
-    ).encode()
+        b'data: {"choices": [{"delta": {"content": "h\\u00e9"}}]}\n\n'
+        b'data: {"choices": [{"delta": {}, "finish_reason": "stop"}]}\n\ndata: [DONE]\n\n'
+    )
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
