@@ -1,0 +1,130 @@
+"""Each adapter's translation of the OpenAI-shaped request, checked on the wire (respx)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from failover import AuthProfile, ResilientClient
+from providers import get_adapter, register_adapter
+from providers.base import ChatRequest
+
+ASK = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Hi"},
+    {"role": "assistant", "content": "Hello"},
+    {"role": "user", "content": "Again"},
+]
+
+
+def captured(route: respx.Route) -> tuple[httpx.Request, dict[str, Any]]:
+    request = route.calls.last.request
+    return request, json.loads(request.content)
+
+
+@respx.mock
+async def test_anthropic_system_goes_top_level_max_tokens_is_set_and_version_pinned() -> None:
+    route = respx.post("https://api.anthropic.com/v1/messages").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "content": [{"type": "text", "text": "ok"}],
+                "stop_reason": "end_turn",
+                "usage": {},
+            },
+        )
+    )
+    profile = AuthProfile("c", "anthropic", "sk-ant-secret-000000001")
+    async with ResilientClient(["anthropic/claude-haiku-4-5"], [profile]) as client:
+        await client.complete(ASK, top_k=5)
+    request, body = captured(route)
+    assert body["system"] == "Be brief." and body["max_tokens"] == 4096 and body["top_k"] == 5
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
+    assert request.headers["x-api-key"] == "sk-ant-secret-000000001"
+    assert request.headers["anthropic-version"] == "2023-06-01"
+    assert "authorization" not in request.headers
+
+
+@respx.mock
+async def test_gemini_roles_system_instruction_and_key_in_header_never_in_url() -> None:
+    base = "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash-lite"
+    route = respx.post(f"{base}:generateContent").mock(
+        return_value=httpx.Response(
+            200,
+            json={"candidates": [{"content": {"parts": [{"text": "ok"}]}, "finishReason": "STOP"}]},
+        )
+    )
+    profile = AuthProfile("g", "gemini", "AIzaSy-secret-key-000000000001")
+    async with ResilientClient(["gemini/gemini-2.5-flash-lite"], [profile]) as client:
+        result = await client.complete(ASK, max_tokens=50, temperature=0.2)
+    request, body = captured(route)
+    assert result.text == "ok"
+    assert body["systemInstruction"] == {"parts": [{"text": "Be brief."}]}
+    assert [c["role"] for c in body["contents"]] == ["user", "model", "user"]
+    assert body["generationConfig"] == {"maxOutputTokens": 50, "temperature": 0.2}
+    assert request.headers["x-goog-api-key"] == "AIzaSy-secret-key-000000000001"
+    assert "AIza" not in str(request.url)
+
+
+def test_gemini_stream_uses_sse_endpoint() -> None:
+    built = get_adapter("google").build_request(
+        ChatRequest(ASK, stream=True), model="gemini-2.5-flash", api_key="k", base_url="https://g"
+    )
+    assert built.url == "https://g/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+
+
+@pytest.mark.parametrize(
+    ("provider", "field"),
+    [("openai", "max_completion_tokens"), ("groq", "max_tokens"), ("vllm", "max_tokens")],
+)
+def test_openai_compatible_max_tokens_field_and_stream_usage(provider: str, field: str) -> None:
+    built = get_adapter(provider).build_request(
+        ChatRequest(ASK, max_tokens=10, stream=True, params={"seed": 7}),
+        model="m",
+        api_key="sk-x",
+        base_url="https://h/v1",
+    )
+    body = json.loads(built.body)
+    assert body[field] == 10 and body["seed"] == 7
+    assert body["stream_options"] == {"include_usage": True}
+    assert built.url == "https://h/v1/chat/completions"
+    assert built.headers["authorization"] == "Bearer sk-x"
+
+
+def test_ollama_native_options_and_no_auth_without_a_key() -> None:
+    built = get_adapter("ollama-native").build_request(
+        ChatRequest(ASK, max_tokens=10, temperature=0.5),
+        model="llama3.2",
+        api_key="",
+        base_url="http://localhost:11434",
+    )
+    body = json.loads(built.body)
+    assert body["options"] == {"num_predict": 10, "temperature": 0.5} and body["stream"] is False
+    assert "authorization" not in built.headers and built.url.endswith("/api/chat")
+
+
+def test_unknown_provider_is_a_clear_config_error_and_adapters_can_be_registered() -> None:
+    from failover import ConfigError
+
+    with pytest.raises(ConfigError, match="no adapter for provider 'acme'"):
+        get_adapter("acme")
+    register_adapter("acme", get_adapter("openai"))
+    assert get_adapter("ACME") is get_adapter("openai")
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"<html>502 Bad Gateway</html>", 502),
+        (b"", 500),
+        (b'{"error": "model not loaded"}', 500),
+        (b'{"object": "error", "message": "bad", "code": 400}', 400),
+    ],
+)
+def test_odd_error_bodies_never_break_classification(body: bytes, status: int) -> None:
+    error = get_adapter("vllm").parse_error(status, {}, body)
+    assert error.status == status and error.message
