@@ -283,9 +283,8 @@ class ResilientClient(HookMethods):
         )
         reply = await opener.__aenter__()
         try:
-            if reply.status_code >= 300:
-                self._check_reply(adapter, ctx.profile, reply, await reply.aread())
-            self._check_reply(adapter, ctx.profile, reply, b"")
+            body = await reply.aread() if reply.status_code >= 300 else b""
+            self._check_reply(adapter, ctx.profile, reply, body)
             reader = _ChunkReader(adapter, reply)
             first = await reader.next()
             if first is None:
@@ -367,7 +366,6 @@ class CompletionStream:
         self._state = self._engine.new_request()
         self._opener: AbstractAsyncContextManager[Reply] | None = None
         self._reader: _ChunkReader | None = None
-        self._pending: StreamChunk | None = None
         self._finished = False
         self._chosen: tuple[ModelEntry, AuthProfile] | None = None
         self.text = ""

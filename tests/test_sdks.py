@@ -429,3 +429,19 @@ async def test_client_call_with_a_per_profile_openai_sdk(sim: Simulator, clock: 
     profile = client.manager.get_profile("openai-a")
     assert profile.status is ProfileStatus.RATE_LIMITED
     assert profile.cooldown_until - clock.now == pytest.approx(25)
+
+
+async def test_transport_built_from_a_client_shares_its_keys_and_hooks(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    sim.script(Behavior("rate_limit", retry_after=40), key=OPENAI_A)
+    client = ResilientClient(
+        ["openai/gpt-4o-mini"], manager(sim, clock, "openai", (OPENAI_A, OPENAI_B))
+    )
+    rotations: list[Any] = []
+    client.on_failover(rotations.append)
+    transport = ResilientTransport(client, provider="openai")
+    await openai_sdk(sim, transport).chat.completions.create(model="gpt-4o-mini", messages=HI)
+    assert [event.from_profile for event in rotations] == ["openai-a"]
+    assert (await client.complete(HI)).profile == "openai-b"  # the client knows A is cooling
+    assert sim.calls(key=OPENAI_A) == 1
