@@ -29,6 +29,7 @@ __all__ = ["ResilientTransport"]
 
 _CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
 _DEFAULT_STYLE = {"anthropic": "x-api-key", "gemini": "x-goog-api-key"}
+_BODY_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
 
 
 class _Transport(Protocol):
@@ -144,12 +145,12 @@ class ResilientTransport(HookMethods):
                 return response
             content = await response.aread()
             await response.aclose()
+            decoded_headers = [  # aread() decoded the body: drop its encoding and length
+                (k, v) for k, v in response.headers.items() if k.lower() not in _BODY_HEADERS
+            ]
             last_error_response[:] = [
                 library.Response(
-                    response.status_code,
-                    headers=response.headers,
-                    content=content,
-                    request=outgoing,
+                    response.status_code, headers=decoded_headers, content=content, request=outgoing
                 )
             ]
             raise classify_http_error(response.status_code, response.headers, content)

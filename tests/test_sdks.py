@@ -445,3 +445,20 @@ async def test_transport_built_from_a_client_shares_its_keys_and_hooks(
     assert [event.from_profile for event in rotations] == ["openai-a"]
     assert (await client.complete(HI)).profile == "openai-b"  # the client knows A is cooling
     assert sim.calls(key=OPENAI_A) == 1
+
+
+async def test_a_compressed_error_body_reaches_the_sdk_readable(clock: FakeClock) -> None:
+    import gzip
+
+    body = json.dumps({"error": {"message": "Invalid 'temperature'"}}).encode()
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            400, content=gzip.compress(body), headers={"content-encoding": "gzip"}
+        )
+
+    profiles = [AuthProfile("a", "openai", OPENAI_A)]
+    transport = ResilientTransport(profiles, provider="openai", inner=httpx.MockTransport(upstream))
+    async with httpx.AsyncClient(transport=transport) as http:
+        reply = await http.post("https://api.openai.com/v1/chat/completions", json={"model": "m"})
+    assert reply.status_code == 400 and reply.json()["error"]["message"] == "Invalid 'temperature'"
