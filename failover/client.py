@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, TypeVar, cast
 
 import anyio
@@ -15,6 +14,7 @@ import httpx
 from httpx_sse import EventSource, SSEError
 
 import providers
+from failover._closing import AsyncClosing
 from failover.attempts import Attempt
 from failover.catalog import ModelCatalog, ModelEntry, TokenUsage, default_catalog
 from failover.chain import FallbackChain
@@ -65,7 +65,7 @@ class Completion:
     raw: Any
 
 
-class ResilientClient(HookMethods):
+class ResilientClient(HookMethods, AsyncClosing):
     """Completes chat requests over a fallback chain of models and a pool of keys.
 
     Args:
@@ -240,17 +240,6 @@ class ResilientClient(HookMethods):
         if self._owned_http is not None:
             await self._owned_http.aclose()
 
-    async def __aenter__(self) -> ResilientClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     def __repr__(self) -> str:
         return f"ResilientClient(chain={list(self.chain.names)!r}, profiles={len(self.manager)})"
 
@@ -347,7 +336,7 @@ class _ChunkReader:
         await cast(Any, self._events).aclose()
 
 
-class CompletionStream:
+class CompletionStream(AsyncClosing):
     """The chunks of a streamed completion, with the answer's metadata once it starts.
 
     Attributes:
@@ -440,17 +429,6 @@ class CompletionStream:
             await self._reader.aclose()
         if self._opener is not None:
             await self._opener.__aexit__(None, None, None)
-
-    async def __aenter__(self) -> CompletionStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def _chat_request(

@@ -11,13 +11,14 @@ import importlib
 import json
 import math
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import anyio
 
 import providers
+from failover._closing import AsyncClosing
 from failover.catalog import ModelCatalog, ModelEntry, canonical_provider, default_catalog
 from failover.classify import classify_exception, classify_http_error, rate_limit_headroom
 from failover.config import FailoverConfig
@@ -38,7 +39,7 @@ class _Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
-class ResilientTransport(HookMethods):
+class ResilientTransport(HookMethods, AsyncClosing):
     """An async transport that rotates keys, backs off and falls over, inside an SDK's client.
 
     For each request it picks a profile of ``provider``, writes that profile's key the way
@@ -174,17 +175,6 @@ class ResilientTransport(HookMethods):
         await self._engine.aclose()
         for transport in {id(t): t for t in [self._inner, *self._defaults.values()] if t}.values():
             await transport.aclose()
-
-    async def __aenter__(self) -> ResilientTransport:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc: BaseException | None = None,
-        tb: TracebackType | None = None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return f"ResilientTransport(provider={self.provider!r}, profiles={len(self.manager)})"

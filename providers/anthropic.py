@@ -48,10 +48,8 @@ class AnthropicAdapter(BaseAdapter):
     """Translates OpenAI-shaped messages: system messages go top-level, ``max_tokens`` is set."""
 
     api = "anthropic"
+    default_base_url = "https://api.anthropic.com"
     stream_format: Literal["sse", "ndjson"] = "sse"
-
-    def __init__(self, default_base_url: str = "https://api.anthropic.com") -> None:
-        super().__init__(default_base_url)
 
     def build_request(
         self, request: ChatRequest, *, model: str, api_key: str, base_url: str

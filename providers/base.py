@@ -122,10 +122,17 @@ def load_json(body: bytes | str) -> Any:
 
 
 class BaseAdapter:
-    """What every adapter shares: its default base URL, and errors via the shared classifier."""
+    """What every adapter shares: its default base URL, and errors via the shared classifier.
 
-    def __init__(self, default_base_url: str) -> None:
-        self.default_base_url = default_base_url
+    Subclasses set ``default_base_url`` (the provider's public URL); an instance may be
+    given another, e.g. one adapter class registered for several compatible providers.
+    """
+
+    default_base_url: str
+
+    def __init__(self, default_base_url: str | None = None) -> None:
+        if default_base_url is not None:
+            self.default_base_url = default_base_url
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
         """Turn an error reply into the right ProviderError."""

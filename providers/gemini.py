@@ -61,10 +61,8 @@ class GeminiAdapter(BaseAdapter):
     """Translates roles (assistant -> model) and system messages (-> ``systemInstruction``)."""
 
     api = "gemini"
+    default_base_url = "https://generativelanguage.googleapis.com"
     stream_format: Literal["sse", "ndjson"] = "sse"
-
-    def __init__(self, default_base_url: str = "https://generativelanguage.googleapis.com") -> None:
-        super().__init__(default_base_url)
 
     def build_request(
         self, request: ChatRequest, *, model: str, api_key: str, base_url: str

@@ -31,10 +31,8 @@ class OllamaAdapter(BaseAdapter):
     """Options go under ``options`` (``num_predict``, ``temperature``)."""
 
     api = "ollama"
+    default_base_url = "http://localhost:11434"
     stream_format: Literal["sse", "ndjson"] = "ndjson"
-
-    def __init__(self, default_base_url: str = "http://localhost:11434") -> None:
-        super().__init__(default_base_url)
 
     def build_request(
         self, request: ChatRequest, *, model: str, api_key: str, base_url: str
