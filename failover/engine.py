@@ -220,18 +220,19 @@ class Engine:
             tried: set[str] = set()
             last_profile: AuthProfile | None = None
             last_error: ProviderError | None = None
+            rotations_left = (
+                math.inf if config.max_key_rotations is None else config.max_key_rotations
+            )
             while time.monotonic() < state.deadline_at:
+                if tried and rotations_left <= 0:
+                    break
                 profile = self.manager.get_next_profile(
                     model.provider, model=model.id, exclude=tried
                 )
                 if profile is None:
                     break
                 if tried:
-                    if (
-                        config.max_key_rotations is not None
-                        and len(tried) > config.max_key_rotations
-                    ):
-                        break
+                    rotations_left -= 1
                     self._announce("key", state, (model, last_profile, last_error), model, profile)
                 tried.add(profile.name)
                 last_profile = profile

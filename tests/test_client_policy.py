@@ -170,6 +170,29 @@ async def test_quota_error_disables_the_key_for_hours(clock: FakeClock) -> None:
 
 
 @respx.mock
+async def test_key_rotation_budget_is_separate_from_model_fallbacks(clock: FakeClock) -> None:
+    handler = by_key({KEY_A: error(429, {"error": {"message": "slow"}}), KEY_B: ok("b")})
+    respx.post(OPENAI).mock(side_effect=handler)
+    respx.post(ANTHROPIC).mock(return_value=anthropic_ok("fallback"))
+    client = make_client(clock, config=FailoverConfig(max_key_rotations=0))
+    result = await client.complete(MESSAGES)
+    assert result.text == "fallback" and handler.calls == [KEY_A]  # no second key tried
+    assert client.manager.get_profile("b").last_used_at == 0.0  # and not counted as used
+
+
+@respx.mock
+async def test_model_fallback_budget_stops_the_walk(clock: FakeClock) -> None:
+    respx.post(OPENAI).mock(return_value=error(404, {"error": {"message": "no such model"}}))
+    anthropic = respx.post(ANTHROPIC).mock(return_value=anthropic_ok())
+    client = make_client(clock, config=FailoverConfig(max_model_fallbacks=0))
+    with pytest.raises(AllAttemptsFailed) as info:
+        await client.complete(MESSAGES)
+    assert anthropic.call_count == 0 and [a.outcome for a in info.value.attempts] == [
+        "model_not_found"
+    ]
+
+
+@respx.mock
 async def test_invalid_key_is_disabled_and_never_retried(clock: FakeClock) -> None:
     handler = by_key(
         {KEY_A: error(401, {"error": {"message": "Incorrect API key provided"}}), KEY_B: ok()}
