@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import math
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -72,15 +71,6 @@ def decide(error: ProviderError, *, raise_on_content_filter: bool = False) -> De
     return Decision(Action.RETRY, "error")  # overloaded, 5xx, timeout, connection, malformed
 
 
-def backoff_delay(config: FailoverConfig, retry_number: int, provider_wait: float | None) -> float:
-    """Seconds before same-key retry ``retry_number`` (0-based): the provider's wait wins."""
-    if _testing:
-        return 0.0
-    if provider_wait is not None:
-        return provider_wait
-    return config.retry_delay_for(retry_number) + random.uniform(0, config.jitter)
-
-
 async def retry_same_key(
     call: Callable[[], Awaitable[T]],
     *,
@@ -135,10 +125,21 @@ async def _retry(
             return True
         return isinstance(error, ProviderError) and on_failure(error).action is Action.RETRY
 
+    if config.exponential_backoff:
+        backoff: Callable[[tenacity.RetryCallState], float] = tenacity.wait_exponential_jitter(
+            initial=config.retry_delay, max=config.max_retry_delay, jitter=config.jitter
+        )
+    else:
+        backoff = tenacity.wait_fixed(config.retry_delay) + tenacity.wait_random(0, config.jitter)
+
     def wait(state: tenacity.RetryCallState) -> float:
+        """The provider's own wait when it gave one, else jittered exponential backoff."""
+        if _testing:
+            return 0.0
         error = state.outcome.exception() if state.outcome else None
-        provider_wait = error.retry_after if isinstance(error, ProviderError) else None
-        return backoff_delay(config, state.attempt_number - 1, provider_wait)
+        if isinstance(error, ProviderError) and error.retry_after is not None:
+            return error.retry_after
+        return backoff(state)
 
     def stop(state: tenacity.RetryCallState) -> bool:
         upcoming = state.upcoming_sleep

@@ -388,7 +388,6 @@ class Simulator:
             window.popleft()
         if len(window) >= behavior.after:
             wait = max(0.001, window[0] + behavior.window - now)
-            self._windows[key] = window
             return "rate_limit", {"retry-after": f"{wait:.3f}"}
         window.append(now)
         remaining = behavior.after - len(window)
