@@ -66,3 +66,11 @@ def test_demo_accounts_for_every_request() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "every request" in done.stdout and "key rotations" in done.stdout
+
+
+def test_every_default_chat_model_exists_in_the_catalog() -> None:
+    from failover import FallbackChain
+    from failover.cli import CHAT_MODELS, ENV_KEYS
+
+    assert set(CHAT_MODELS) == set(ENV_KEYS)
+    assert len(FallbackChain.from_ids(CHAT_MODELS.values())) == len(CHAT_MODELS)
