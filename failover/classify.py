@@ -11,6 +11,7 @@ import math
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ from failover.errors import (
 )
 
 __all__ = [
+    "Headroom",
     "classify_exception",
     "classify_http_error",
     "parse_duration",
@@ -152,17 +154,63 @@ def retry_after_from_headers(
     return None
 
 
-def rate_limit_headroom(headers: Mapping[str, str]) -> float | None:
-    """Seconds until the key's request budget resets, when a reply says it is spent."""
-    for remaining_name, reset_name in (
+@dataclass(frozen=True, slots=True)
+class Headroom:
+    """What a reply's rate-limit headers say is left of the key's budgets.
+
+    Attributes:
+        requests_remaining: Requests left in the current window, when reported.
+        tokens_remaining: Tokens left in the current window, when reported.
+        spent_for: Seconds until a spent budget (0 remaining) resets; ``None`` if none is.
+    """
+
+    requests_remaining: int | None
+    tokens_remaining: int | None
+    spent_for: float | None
+
+
+# (remaining header, reset header) for requests, then tokens: OpenAI/Groq, then Anthropic.
+_BUDGETS = (
+    (
         ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
+        ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
+    ),
+    (
         ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"),
-    ):
-        remaining = _header(headers, remaining_name)
-        if remaining is not None and remaining.strip() == "0":
-            reset = _header(headers, reset_name) or ""
-            return parse_duration(reset) or _seconds_until_date(reset) or 1.0
+        ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"),
+    ),
+)
+
+
+def rate_limit_headroom(headers: Mapping[str, str]) -> Headroom | None:
+    """Read a reply's rate-limit headers; ``None`` when it has none (most replies)."""
+    for requests, tokens in _BUDGETS:
+        requests_left = _int_header(headers, requests[0])
+        tokens_left = _int_header(headers, tokens[0])
+        if requests_left is None and tokens_left is None:
+            continue
+        spent = [
+            _reset_seconds(headers.get(reset) or "")
+            for left, (_, reset) in ((requests_left, requests), (tokens_left, tokens))
+            if left == 0
+        ]
+        return Headroom(requests_left, tokens_left, max(spent) if spent else None)
     return None
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None
+
+
+def _reset_seconds(value: str) -> float:
+    """A reset header's wait: a Go duration, seconds, or an RFC 3339 time; 1 s if unreadable."""
+    return parse_duration(value) or _seconds_until_date(value) or 1.0
 
 
 def _gemini_retry_delay(body: Any) -> float | None:

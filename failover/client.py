@@ -18,7 +18,7 @@ from failover._closing import AsyncClosing
 from failover.attempts import Attempt
 from failover.catalog import ModelCatalog, ModelEntry, TokenUsage, default_catalog
 from failover.chain import FallbackChain
-from failover.classify import classify_exception, rate_limit_headroom
+from failover.classify import classify_exception
 from failover.config import FailoverConfig
 from failover.engine import AttemptContext, Engine, HookMethods
 from failover.errors import (
@@ -256,8 +256,7 @@ class ResilientClient(HookMethods, AsyncClosing):
     def _check_reply(
         self, adapter: ProviderAdapter, profile: AuthProfile, reply: Reply, body: bytes
     ) -> None:
-        if (reset := rate_limit_headroom(reply.headers)) is not None:
-            self.manager.hold_until_reset(profile.name, reset)
+        self._engine.note_headroom(profile, reply.headers)
         if reply.status_code >= 300:
             raise adapter.parse_error(reply.status_code, reply.headers, body)
 

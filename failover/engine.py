@@ -10,12 +10,13 @@ import itertools
 import math
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry
+from failover.classify import rate_limit_headroom
 from failover.errors import (
     AllAttemptsFailed,
     NoProfileAvailable,
@@ -339,6 +340,16 @@ class Engine:
             on_failure=lambda error: self.record_failure(state, model, profile, error),
             on_retry=on_retry,
         )
+
+    def note_headroom(self, profile: AuthProfile, headers: Mapping[str, str]) -> None:
+        """Record what a reply's rate-limit headers say is left of the key's budgets."""
+        if (headroom := rate_limit_headroom(headers)) is not None:
+            self.manager.record_headroom(
+                profile.name,
+                requests_remaining=headroom.requests_remaining,
+                tokens_remaining=headroom.tokens_remaining,
+                spent_for=headroom.spent_for,
+            )
 
     def record_attempt(
         self,

@@ -89,6 +89,10 @@ class AuthProfile:
     success_count: int = 0
     failure_count: int = 0
     last_used_at: float = field(default=0.0, repr=False)
+    requests_remaining: int | None = field(default=None, repr=False)
+    """Requests left in the key's window, from the last reply's rate-limit headers."""
+    tokens_remaining: int | None = field(default=None, repr=False)
+    """Tokens left in the key's window, from the last reply's rate-limit headers."""
     model_cooldowns: dict[str, float] = field(default_factory=dict, repr=False)
     """Models this key is resting from (model id -> clock time) after repeated transient
     failures of that model at this key's endpoint; the key stays usable for others."""
@@ -157,6 +161,8 @@ class ProfileSnapshot:
     failure_count: int
     last_error: str | None
     resting_models: dict[str, float] = field(default_factory=dict)
+    requests_remaining: int | None = None
+    tokens_remaining: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the snapshot as a JSON-ready dict."""
@@ -174,6 +180,8 @@ class ProfileSnapshot:
             "failure_count": self.failure_count,
             "last_error": self.last_error,
             "resting_models": {m: round(t, 3) for m, t in self.resting_models.items()},
+            "requests_remaining": self.requests_remaining,
+            "tokens_remaining": self.tokens_remaining,
         }
 
 
@@ -480,12 +488,27 @@ class FailoverManager:
             self._notify_failover(profile)
         return profile.status
 
-    def hold_until_reset(self, name: str, reset_after: float) -> None:
-        """Keep a profile that has no requests left out of rotation for ``reset_after`` s.
+    def record_headroom(
+        self,
+        name: str,
+        *,
+        requests_remaining: int | None,
+        tokens_remaining: int | None,
+        spent_for: float | None = None,
+    ) -> None:
+        """Note what a reply said is left of the key's budgets.
 
-        Used when a reply's rate-limit headers say the key's budget is spent: the key is
-        skipped before it ever earns a 429. Counts as no failure.
+        When a budget is spent (``spent_for`` seconds until it resets), the key is held out
+        of rotation until then, before it ever earns a 429. That counts as no failure.
         """
+        profile = self._require(name)
+        profile.requests_remaining = requests_remaining
+        profile.tokens_remaining = tokens_remaining
+        if spent_for is not None:
+            self.hold_until_reset(name, spent_for)
+
+    def hold_until_reset(self, name: str, reset_after: float) -> None:
+        """Keep a profile whose budget is spent out of rotation for ``reset_after`` seconds."""
         profile = self._require(name)
         if reset_after > 0 and profile.status is not ProfileStatus.DISABLED:
             self._cool(
@@ -560,6 +583,8 @@ class FailoverManager:
                 failure_count=p.failure_count,
                 last_error=p.last_error,
                 resting_models={m: t - now for m, t in p.model_cooldowns.items() if t > now},
+                requests_remaining=p.requests_remaining,
+                tokens_remaining=p.tokens_remaining,
             )
             for p in self.list_profiles()
         )

@@ -20,7 +20,7 @@ import anyio
 import providers
 from failover._closing import AsyncClosing
 from failover.catalog import ModelCatalog, ModelEntry, canonical_provider, default_catalog
-from failover.classify import classify_exception, classify_http_error, rate_limit_headroom
+from failover.classify import classify_exception, classify_http_error
 from failover.config import FailoverConfig
 from failover.engine import AttemptContext, Engine, HookMethods
 from failover.errors import AllAttemptsFailed, ConfigError, ProviderError
@@ -140,8 +140,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 if error is None:
                     raise
                 raise error from exc
-            if (reset := rate_limit_headroom(response.headers)) is not None:
-                self.manager.hold_until_reset(ctx.profile.name, reset)
+            self._engine.note_headroom(ctx.profile, response.headers)
             if response.status_code < 400:
                 return response
             content = await response.aread()

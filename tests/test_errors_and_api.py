@@ -49,3 +49,25 @@ def test_all_attempts_failed_lists_every_attempt_and_retry_after() -> None:
     assert error.attempts[0].error_kind == "rate_limit" and error.errors == (err,)
     assert "try again in 5.0s" in str(error) and "openai/gpt-4o via 'a'" in str(error)
     assert issubclass(NoProfileAvailable, AllAttemptsFailed)
+
+
+def test_rate_limit_headroom_reads_requests_and_tokens_of_both_header_families() -> None:
+    from failover.classify import rate_limit_headroom
+
+    assert rate_limit_headroom({"content-type": "application/json"}) is None
+    openai = rate_limit_headroom(
+        {
+            "x-ratelimit-remaining-requests": "12",
+            "x-ratelimit-remaining-tokens": "0",
+            "x-ratelimit-reset-tokens": "6m0s",
+        }
+    )
+    assert openai is not None
+    assert (openai.requests_remaining, openai.tokens_remaining, openai.spent_for) == (12, 0, 360)
+    anthropic = rate_limit_headroom(
+        {
+            "anthropic-ratelimit-requests-remaining": "0",
+            "anthropic-ratelimit-requests-reset": "garbage",
+        }
+    )
+    assert anthropic is not None and anthropic.spent_for == 1.0  # unreadable reset: 1 s

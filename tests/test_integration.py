@@ -109,7 +109,10 @@ async def test_key_with_no_requests_left_is_skipped_before_it_gets_a_429(
     async with ResilientClient([MODELS["openai"]], manager_for(sim), **sender) as client:
         for _ in range(8):
             await client.complete(ASK)
+        profiles = {p["name"]: p for p in client.status()["profiles"]}
     assert sim.calls(key=key_a) == 2  # the reply saying "0 remaining" kept it out
+    assert profiles["openai-0"]["requests_remaining"] == 0
+    assert profiles["openai-0"]["status"] == "rate_limited"
     assert all(r.outcome == "healthy" for r in sim.requests)
 
 

@@ -315,3 +315,14 @@ class ManagerMachine(RuleBasedStateMachine):
 
 TestManagerMachine = ManagerMachine.TestCase
 TestManagerMachine.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+
+
+def test_headroom_is_recorded_and_a_spent_budget_holds_the_key(clock: FakeClock) -> None:
+    manager = manager_with(clock, AuthProfile("a", "openai", KEY_A))
+    manager.record_headroom("a", requests_remaining=7, tokens_remaining=900)
+    snapshot = manager.status().profiles[0]
+    assert (snapshot.requests_remaining, snapshot.tokens_remaining) == (7, 900)
+    manager.record_headroom("a", requests_remaining=5, tokens_remaining=0, spent_for=3.0)
+    assert manager.get_next_profile() is None and manager.get_profile("a").failure_count == 0
+    clock.advance(3.0)
+    assert manager.get_next_profile().name == "a"
