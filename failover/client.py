@@ -170,7 +170,7 @@ class ResilientClient(HookMethods, AsyncClosing):
             adapter, http_request = self._http_request(request, ctx)
             async with self._sender.open(http_request, ctx.timeout) as reply:
                 body = await reply.aread()
-                self._check_reply(adapter, ctx.profile, reply, body)
+                self._check_reply(adapter, ctx, reply, body)
             return adapter.parse_response(body)
 
         state = self._engine.new_request()
@@ -254,9 +254,9 @@ class ResilientClient(HookMethods, AsyncClosing):
         return adapter, built
 
     def _check_reply(
-        self, adapter: ProviderAdapter, profile: AuthProfile, reply: Reply, body: bytes
+        self, adapter: ProviderAdapter, ctx: AttemptContext, reply: Reply, body: bytes
     ) -> None:
-        self._engine.note_headroom(profile, reply.headers)
+        self._engine.note_headroom(ctx.request_id, ctx.profile, reply.headers)
         if reply.status_code >= 300:
             raise adapter.parse_error(reply.status_code, reply.headers, body)
 
@@ -272,7 +272,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         reply = await opener.__aenter__()
         try:
             body = await reply.aread() if reply.status_code >= 300 else b""
-            self._check_reply(adapter, ctx.profile, reply, body)
+            self._check_reply(adapter, ctx, reply, body)
             reader = _ChunkReader(adapter, reply)
             first = await reader.next()
             if first is None:

@@ -56,6 +56,7 @@ class Tally:
     rotations: int = 0
     fallbacks: int = 0
     cooldowns: int = 0
+    held: int = 0
     retries: int = 0
     recoveries: int = 0
     cost: float = 0.0
@@ -87,6 +88,14 @@ def _wire_hooks(client: ResilientClient, tally: Tally, started: float) -> None:
 
     @client.on_cooldown
     def cooldown(event: CooldownEvent) -> None:
+        if event.reason == "budget_spent":
+            tally.held += 1  # held before it could earn a 429: not a failure
+            _log(
+                tally,
+                started,
+                f"[cyan]held[/] {event.profile} {event.duration:.1f}s (budget spent)",
+            )
+            return
         tally.cooldowns += 1
         wait = "for good" if event.duration == float("inf") else f"{event.duration:.1f}s"
         _log(
@@ -138,6 +147,7 @@ def _summary(tally: Tally, total: int, elapsed: float, console: Console) -> None
     table.add_row("key rotations", str(tally.rotations))
     table.add_row("model fallbacks", str(tally.fallbacks))
     table.add_row("cooldowns", str(tally.cooldowns))
+    table.add_row("keys held before a 429", str(tally.held))
     table.add_row("same-key retries", str(tally.retries))
     table.add_row("recoveries", str(tally.recoveries))
     table.add_row("latency p50 / p95", f"{p50 * 1000:.0f} ms / {p95 * 1000:.0f} ms")

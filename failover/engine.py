@@ -341,14 +341,34 @@ class Engine:
             on_retry=on_retry,
         )
 
-    def note_headroom(self, profile: AuthProfile, headers: Mapping[str, str]) -> None:
-        """Record what a reply's rate-limit headers say is left of the key's budgets."""
-        if (headroom := rate_limit_headroom(headers)) is not None:
-            self.manager.record_headroom(
-                profile.name,
-                requests_remaining=headroom.requests_remaining,
-                tokens_remaining=headroom.tokens_remaining,
-                spent_for=headroom.spent_for,
+    def note_headroom(
+        self, request_id: str, profile: AuthProfile, headers: Mapping[str, str]
+    ) -> None:
+        """Record what a reply's rate-limit headers say is left of the key's budgets.
+
+        A spent budget holds the key until it resets, announced as a CooldownEvent with
+        reason ``budget_spent``.
+        """
+        headroom = rate_limit_headroom(headers)
+        if headroom is None:
+            return
+        was_available = profile.status is ProfileStatus.AVAILABLE
+        self.manager.record_headroom(
+            profile.name,
+            requests_remaining=headroom.requests_remaining,
+            tokens_remaining=headroom.tokens_remaining,
+            spent_for=headroom.spent_for,
+        )
+        if was_available and profile.status is not ProfileStatus.AVAILABLE:
+            self.emit(
+                CooldownEvent,
+                request_id=request_id,
+                profile=profile.name,
+                provider=profile.provider,
+                status=profile.status.value,
+                duration=headroom.spent_for,
+                reason="budget_spent",
+                error_message="the key's rate-limit budget is spent until it resets",
             )
 
     def record_attempt(

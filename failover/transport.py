@@ -140,7 +140,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 if error is None:
                     raise
                 raise error from exc
-            self._engine.note_headroom(ctx.profile, response.headers)
+            self._engine.note_headroom(ctx.request_id, ctx.profile, response.headers)
             if response.status_code < 400:
                 return response
             content = await response.aread()

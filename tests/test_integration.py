@@ -107,12 +107,15 @@ async def test_key_with_no_requests_left_is_skipped_before_it_gets_a_429(
     key_a = KEYS["openai"][0]
     sim.script(Behavior("rate_limit", after=2, window=30), key=key_a)
     async with ResilientClient([MODELS["openai"]], manager_for(sim), **sender) as client:
+        held: list[Any] = []
+        client.on_cooldown(held.append)
         for _ in range(8):
             await client.complete(ASK)
         profiles = {p["name"]: p for p in client.status()["profiles"]}
     assert sim.calls(key=key_a) == 2  # the reply saying "0 remaining" kept it out
     assert profiles["openai-0"]["requests_remaining"] == 0
     assert profiles["openai-0"]["status"] == "rate_limited"
+    assert [(e.profile, e.reason) for e in held] == [("openai-0", "budget_spent")]
     assert all(r.outcome == "healthy" for r in sim.requests)
 
 
