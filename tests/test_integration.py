@@ -232,3 +232,26 @@ async def test_stream_without_a_charset_in_its_content_type(sender: dict[str, An
     async with server, ResilientClient(["vllm/any-model"], [profile], **sender) as client:
         chunks = [chunk.text async for chunk in client.stream(ASK)]
     assert chunks == ["hé", ""]
+
+
+async def test_cancelling_a_stream_mid_way_changes_no_profile(
+    sim: Simulator, sender: dict[str, Any]
+) -> None:
+    sim.script(Behavior("healthy", tokens_per_second=4), provider="openai")
+    manager = manager_for(sim)
+    first_chunk = asyncio.Event()
+
+    async def consume(client: ResilientClient) -> None:
+        async with client.stream(ASK) as stream:
+            async for _ in stream:
+                first_chunk.set()
+
+    async with ResilientClient([MODELS["openai"]], manager, **sender) as client:
+        task = asyncio.create_task(consume(client))
+        await first_chunk.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert all(
+        p.failure_count == 0 and p.status.value == "available" for p in manager.list_profiles()
+    )
