@@ -162,11 +162,11 @@ async def test_hang_never_answers(sim: Simulator) -> None:
 
 
 async def test_scheduled_outage_starts_and_ends(sim: Simulator) -> None:
-    sim.outage("openai", start=0.2, end=0.5)
+    sim.outage("openai", start=0.5, end=1.5)
     assert (await post(sim)).status_code == 200
-    await asyncio.sleep(0.25)
+    await asyncio.sleep(0.8)
     assert (await post(sim)).status_code == 503
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(1.0)
     assert (await post(sim)).status_code == 200
 
 
