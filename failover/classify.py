@@ -285,6 +285,14 @@ def classify_http_error(
     model: str | None = None,
 ) -> ProviderError:
     """Return the ProviderError an HTTP error reply stands for (never raises on odd bodies)."""
+    if 300 <= status < 400:
+        return InvalidRequestError(
+            f"redirected to {headers.get('location', '(no location)')!r} and not followed: a key "
+            "never leaves its profile's base URL; check that base_url",
+            provider=provider,
+            model=model,
+            status=status,
+        )
     data = _decode(body)
     message, codes = _describe(data)
     text = f"{message} {codes}".lower()

@@ -83,8 +83,8 @@ class HttpxSender:
             content=request.body,
             timeout=httpx.Timeout(timeout, read=read_timeout or timeout),
         )
-        try:
-            response = await self.client.send(built, stream=True)
+        try:  # never follow a redirect, whatever the client says: a key must not travel
+            response = await self.client.send(built, stream=True, follow_redirects=False)
         except httpx.TimeoutException as exc:
             raise ProviderTimeoutError(f"no reply within {timeout:.1f}s") from exc
         except httpx.TransportError as exc:

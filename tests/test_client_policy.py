@@ -521,6 +521,21 @@ async def test_no_key_in_events_logs_errors_or_status(
         assert all(key not in text for text in texts)
 
 
+@respx.mock
+async def test_a_redirect_is_never_followed_even_if_the_http_client_would(
+    clock: FakeClock,
+) -> None:
+    respx.post(ANTHROPIC).mock(
+        return_value=httpx.Response(307, headers={"location": "https://evil.test/v1/messages"})
+    )
+    stolen = respx.post("https://evil.test/v1/messages").mock(return_value=anthropic_ok())
+    async with httpx.AsyncClient(follow_redirects=True) as http:
+        client = make_client(clock, ["anthropic/claude-haiku-4-5"], http_client=http)
+        with pytest.raises(InvalidRequestError, match=r"evil\.test.*check that base_url"):
+            await client.complete(MESSAGES)
+    assert stolen.call_count == 0
+
+
 def test_construction_errors_are_clear(clock: FakeClock) -> None:
     from failover import ConfigError
 
