@@ -220,6 +220,53 @@ async def failover_cost(base: str) -> None:
     await direct.aclose()
 
 
+async def client_overhead() -> None:
+    """The client's own work per request: complete() and stream() over an in-memory sender."""
+    from contextlib import asynccontextmanager
+
+    reply_body = json.dumps(
+        {
+            "choices": [{"message": {"content": "pong"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 1},
+        }
+    ).encode()
+    stream_body = (
+        'data: {"choices": [{"delta": {"content": "tok "}}]}\n\n' * 20
+        + 'data: {"choices": [{"delta": {}, "finish_reason": "stop"}]}\n\ndata: [DONE]\n\n'
+    )
+
+    class Reply:
+        status_code = 200
+
+        def __init__(self, streamed: bool) -> None:
+            kind = "text/event-stream" if streamed else "application/json"
+            self.headers = httpx.Headers({"content-type": kind})
+
+        async def aread(self) -> bytes:
+            return reply_body
+
+        async def aiter_text(self) -> Any:
+            yield stream_body
+
+    class InMemorySender:
+        @asynccontextmanager
+        async def open(self, request: Any, timeout: float, *, read_timeout: Any = None) -> Any:
+            yield Reply(read_timeout is not None)
+
+    profiles = [AuthProfile("k", "openai", "sk-bench-key-0001")]
+    client = ResilientClient(["openai/gpt-4o-mini"], profiles, sender=InMemorySender())
+
+    async def stream() -> None:
+        async for _ in client.stream(MESSAGES):
+            pass
+
+    results["client_overhead_us"] = {
+        "complete": (await sequential(lambda: client.complete(MESSAGES), 20_000))["median_us"],
+        "stream_20_chunks": (await sequential(stream, 5_000))["median_us"],
+    }
+    await client.aclose()
+
+
 def manager_scale() -> None:
     """Steady state with ~90% of keys cooling: each round one key is cooled, one wakes."""
     for size in (10, 1_000, 10_000):
@@ -330,6 +377,12 @@ async def simulator_speed() -> None:
 
 
 def print_table() -> None:
+    overhead = results["client_overhead_us"]
+    print(
+        f"\n0. the client's own work (in-memory sender, no network): "
+        f"complete() {overhead['complete']:.0f} µs, stream() of 20 chunks "
+        f"{overhead['stream_20_chunks']:.0f} µs"
+    )
     happy = results["happy_path"]
     base = happy["bare httpx"]
     print("\n1. happy path (loopback, one key)            median µs   p99 µs   req/s @64")
@@ -387,6 +440,7 @@ def print_table() -> None:
 
 async def measure(base: str) -> None:
     print("benchmarking on loopback against benchmarks/upstream.py ...", flush=True)
+    await client_overhead()
     await happy_path(base)
     await streaming(base)
     await failover_cost(base)
