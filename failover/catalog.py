@@ -7,7 +7,7 @@ the first lookup only, so ``import failover`` stays fast.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -130,10 +130,6 @@ class ModelCatalog:
         self._cache: dict[tuple[str, str], ModelEntry | None] = {}
         self._lock = threading.Lock()
 
-    def canonical_provider(self, provider: str) -> str:
-        """Return the provider's canonical name (``google`` -> ``gemini``)."""
-        return canonical_provider(provider)
-
     def register_provider(self, name: str, *, api: str, prices_id: str | None = None) -> None:
         """Teach the catalog a provider: its wire protocol and its genai-prices id.
 
@@ -142,12 +138,12 @@ class ModelCatalog:
         if not name or "/" in name:
             raise ConfigError(f"provider name must be non-empty and have no '/': {name!r}")
         with self._lock:
-            self._providers[name.lower()] = (api, prices_id)
+            self._providers[canonical_provider(name)] = (api, prices_id)
             self._cache.clear()
 
     def register(self, entry: ModelEntry) -> None:
         """Add or replace a custom entry, e.g. for a self-hosted or fine-tuned model."""
-        provider = self.canonical_provider(entry.provider)
+        provider = canonical_provider(entry.provider)
         with self._lock:
             self._custom[(provider, entry.id)] = replace(entry, provider=provider)
             self._cache.pop((provider, entry.id), None)
@@ -158,7 +154,7 @@ class ModelCatalog:
 
     def get(self, provider: str, model_id: str) -> ModelEntry | None:
         """Return the entry for ``provider``/``model_id``, or ``None`` when it is unknown."""
-        provider = self.canonical_provider(provider)
+        provider = canonical_provider(provider)
         key = (provider, model_id)
         try:
             return self._cache[key]
@@ -190,10 +186,6 @@ class ModelCatalog:
         if prices_id is None:
             return ModelEntry(id=model_id, name=model_id, provider=provider, api=api)
         return _from_genai_prices(provider, api, prices_id, model_id)
-
-    def entries(self) -> Iterable[ModelEntry]:
-        """Return the custom entries registered so far."""
-        return tuple(self._custom.values())
 
 
 def _from_genai_prices(provider: str, api: str, prices_id: str, model_id: str) -> ModelEntry | None:

@@ -101,14 +101,11 @@ def _seconds_until_date(text: str) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None and not isinstance(headers, dict):
-        return None
-    if value is None:
-        lowered = {key.lower(): item for key, item in headers.items()}
-        value = lowered.get(name)
-    return value
+def _case_insensitive(headers: Mapping[str, str]) -> Mapping[str, str]:
+    """Headers whose lookups ignore case: httpx's and aiohttp's already do; a dict is lowered."""
+    if isinstance(headers, dict):
+        return {key.lower(): value for key, value in headers.items()}
+    return headers
 
 
 def retry_after_from_headers(
@@ -120,13 +117,14 @@ def retry_after_from_headers(
     ``RetryInfo.retryDelay`` in ``body``, then (with ``use_reset``) the rate-limit reset
     headers of OpenAI/Groq and Anthropic.
     """
-    if (value := _header(headers, "retry-after-ms")) is not None:
+    headers = _case_insensitive(headers)
+    if (value := headers.get("retry-after-ms")) is not None:
         try:
             if (seconds := _finite(float(value) / 1000)) is not None:
                 return seconds
         except ValueError:
             pass
-    if (value := _header(headers, "retry-after")) is not None:
+    if (value := headers.get("retry-after")) is not None:
         try:
             if (seconds := _finite(float(value))) is not None:
                 return seconds
@@ -146,7 +144,7 @@ def retry_after_from_headers(
                 "anthropic-ratelimit-input-tokens-reset",
                 "anthropic-ratelimit-output-tokens-reset",
             )
-            if (value := _header(headers, name)) is not None
+            if (value := headers.get(name)) is not None
             and (seconds := parse_duration(value) or _seconds_until_date(value)) is not None
         ]
         if resets:
@@ -184,6 +182,7 @@ _BUDGETS = (
 
 def rate_limit_headroom(headers: Mapping[str, str]) -> Headroom | None:
     """Read a reply's rate-limit headers; ``None`` when it has none (most replies)."""
+    headers = _case_insensitive(headers)
     for requests, tokens in _BUDGETS:
         requests_left = _int_header(headers, requests[0])
         tokens_left = _int_header(headers, tokens[0])

@@ -90,21 +90,21 @@ class FailoverConfig:
         """
         if attempt < 0:
             raise ConfigError(f"attempt must be >= 0, got {attempt}")
-        if not self.exponential_backoff:
+        if not self.exponential_backoff or self.retry_delay == 0:
             return min(self.retry_delay, self.max_retry_delay)
-        if attempt >= 1024 or self.retry_delay == 0:
-            return self.max_retry_delay if self.retry_delay else 0.0
-        return min(math.ldexp(self.retry_delay, attempt), self.max_retry_delay)
+        try:
+            return min(math.ldexp(self.retry_delay, attempt), self.max_retry_delay)
+        except OverflowError:
+            return self.max_retry_delay
 
     def escalated(self, base: float, strikes: int, *, quota: bool = False) -> float:
         """The cooldown for a key's ``strikes``-th cooldown in a row (0-based)."""
         cap = self.max_quota_cooldown if quota else self.max_cooldown
         multiplier = 2.0 if quota else self.cooldown_multiplier
-        if multiplier == 1 or base == 0:
-            return min(base, cap)
-        exponent = min(strikes, 1024)
+        if base == 0:
+            return 0.0
         try:
-            return min(base * multiplier**exponent, cap)
+            return min(base * multiplier**strikes, cap)
         except OverflowError:
             return cap
 

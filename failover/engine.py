@@ -42,6 +42,7 @@ T = TypeVar("T")
 H = TypeVar("H", bound=Callable[..., Any])
 
 _request_ids = itertools.count(1)
+_MAX_RECOVERY_WAITS = 3  # waits for the earliest recovery, per request
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,10 @@ class RequestState:
     started: float
     deadline_at: float
     attempts: list[Attempt] = field(default_factory=list)
+
+    def time_left(self) -> float:
+        """Seconds until the request's deadline (``inf`` without one)."""
+        return self.deadline_at - time.monotonic()
 
 
 class Engine:
@@ -153,8 +158,8 @@ class Engine:
             if (
                 self.wait_for_recovery
                 and retry_after is not None
-                and waits < 3
-                and time.monotonic() + retry_after < state.deadline_at
+                and waits < _MAX_RECOVERY_WAITS
+                and retry_after < state.time_left()
                 and (
                     self.deadline is not None or retry_after <= self.manager.config.max_retry_delay
                 )
@@ -171,7 +176,7 @@ class Engine:
             error: AllAttemptsFailed = NoProfileAvailable(
                 "no auth profile is available for any model in the chain", retry_after=retry_after
             )
-        elif time.monotonic() >= state.deadline_at:
+        elif state.time_left() <= 0:
             error = AllAttemptsFailed(
                 f"deadline of {self.deadline}s exceeded", state.attempts, retry_after=retry_after
             )
@@ -224,7 +229,7 @@ class Engine:
             rotations_left = (
                 math.inf if config.max_key_rotations is None else config.max_key_rotations
             )
-            while time.monotonic() < state.deadline_at:
+            while state.time_left() > 0:
                 if tried and rotations_left <= 0:
                     break
                 profile = self.manager.get_next_profile(
@@ -298,7 +303,7 @@ class Engine:
         base_url = profile.base_url or self.base_url_for(model.provider)
 
         async def once() -> T:
-            time_left = state.deadline_at - time.monotonic()
+            time_left = state.time_left()
             if time_left <= 0:
                 raise ProviderTimeoutError("the request's deadline passed")
             ctx = AttemptContext(
@@ -336,7 +341,7 @@ class Engine:
             once,
             config=self.manager.config,
             sleep=self.sleep,
-            time_left=lambda: state.deadline_at - time.monotonic(),
+            time_left=state.time_left,
             on_failure=lambda error: self.record_failure(state, model, profile, error),
             on_retry=on_retry,
         )
@@ -418,20 +423,23 @@ class Engine:
             model=model.id if transient else None,
         )
         model_rest = profile.model_cooldowns.get(model.id, 0.0) if transient else 0.0
-        if status is ProfileStatus.AVAILABLE and model_rest <= now:
+        if status is not ProfileStatus.AVAILABLE:  # the key itself is resting
+            until, rest, rested_model = profile.cooldown_until, status.value, None
+        elif model_rest > now:  # the key rests from this model only
+            until, rest, rested_model = model_rest, "model_resting", model.key
+        else:
             return decision
         if not was_resting:
-            until = profile.cooldown_until if status is not ProfileStatus.AVAILABLE else model_rest
             self.emit(
                 CooldownEvent,
                 request_id=state.id,
                 profile=profile.name,
                 provider=profile.provider,
-                status=status.value if status is not ProfileStatus.AVAILABLE else "model_resting",
+                status=rest,
                 duration=until - now,
                 reason=error.kind,
                 error_message=error.message,
-                model=model.key if status is ProfileStatus.AVAILABLE else None,
+                model=rested_model,
             )
         if decision.action is Action.RETRY:
             return Decision(Action.NEXT_MODEL, decision.failure)  # the key is resting now

@@ -367,7 +367,7 @@ class FailoverManager:
         """
         now = self.clock()
         self._wake(now)
-        pool = self._pools.get(_ALL if provider is None else canonical_provider(provider))
+        pool = self._pool_for(provider)
         if pool is None:
             return None
         while (profile := pool.pick(model, exclude, now)) is not None:
@@ -388,7 +388,7 @@ class FailoverManager:
         """Return the profile :meth:`get_next_profile` would return, without using it."""
         now = self.clock()
         self._wake(now)
-        pool = self._pools.get(_ALL if provider is None else canonical_provider(provider))
+        pool = self._pool_for(provider)
         return None if pool is None else pool.pick(model, exclude, now)
 
     def next_available_at(
@@ -402,7 +402,7 @@ class FailoverManager:
         """
         now = self.clock()
         self._wake(now)
-        pool = self._pools.get(_ALL if provider is None else canonical_provider(provider))
+        pool = self._pool_for(provider)
         if pool is not None and pool.has_usable(model, now):
             return now
         wanted = None if provider is None else canonical_provider(provider)
@@ -601,6 +601,10 @@ class FailoverManager:
             return self._profiles[name]
         except KeyError:
             raise KeyError(f"no profile named {name!r}") from None
+
+    def _pool_for(self, provider: str | None) -> _Pool | None:
+        """The ready profiles of ``provider`` (``None``: of every provider)."""
+        return self._pools.get(_ALL if provider is None else canonical_provider(provider))
 
     def _make_ready(self, profile: AuthProfile) -> None:
         self._pools[_ALL].add(profile)
