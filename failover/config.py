@@ -34,6 +34,10 @@ class FailoverConfig:
         failure_threshold: Transient failures in a row before a key is cooled down.
         max_key_rotations: Keys tried per model after the first (``None``: all of them).
         max_model_fallbacks: Models tried after the first (``None``: the whole chain).
+        retry_before_fallback: After a transient failure (5xx, overload, timeout), back off
+            and retry the same endpoint before trying another endpoint or the next model.
+            Off by default: the client goes sideways first, at once, and backs off only
+            when nothing else is left.
     """
 
     max_retries: int = 3
@@ -50,13 +54,14 @@ class FailoverConfig:
     failure_threshold: int = 3
     max_key_rotations: int | None = None
     max_model_fallbacks: int | None = None
+    retry_before_fallback: bool = False
 
     def __post_init__(self) -> None:
         for field in fields(self):
             value = getattr(self, field.name)
-            if field.name == "exponential_backoff":
+            if field.type == "bool":
                 if not isinstance(value, bool):
-                    raise ConfigError(f"exponential_backoff must be a bool, got {value!r}")
+                    raise ConfigError(f"{field.name} must be a bool, got {value!r}")
                 continue
             if value is None and field.name.startswith("max_") and field.type == "int | None":
                 continue
