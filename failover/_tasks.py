@@ -1,0 +1,84 @@
+"""Fire-and-forget work (async hooks and callbacks) on asyncio or trio, drained on close.
+
+A hook must never block or fail the request that announced it, so it runs as a task of its
+own. anyio has no detached tasks, so each is started the way its event loop does it
+(``loop.create_task`` on asyncio, a system task on trio) inside an anyio cancel scope that
+:meth:`BackgroundTasks.drain` can cancel once its grace period is over.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Awaitable
+from typing import Any
+
+import anyio
+
+__all__ = ["BackgroundTasks", "running_on_trio"]
+
+logger = logging.getLogger("failover")
+
+
+def running_on_trio() -> bool:
+    """Return whether the caller runs inside a trio event loop."""
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return False
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
+
+
+class BackgroundTasks:
+    """Runs awaitables in the background; :meth:`drain` waits for them, then cancels."""
+
+    def __init__(self) -> None:
+        self._scopes: set[anyio.CancelScope] = set()
+        self._running = 0
+        self._refs: set[Any] = set()  # asyncio keeps only weak references to tasks
+
+    def __len__(self) -> int:
+        return self._running
+
+    def spawn(self, awaitable: Awaitable[Any], what: object) -> None:
+        """Run ``awaitable`` in the background; an exception it raises is logged as ``what``'s."""
+        self._running += 1
+
+        async def guarded() -> None:
+            try:
+                with anyio.CancelScope() as scope:
+                    self._scopes.add(scope)
+                    try:
+                        await awaitable
+                    except Exception:
+                        logger.exception("async hook %r raised", what)
+                    finally:
+                        self._scopes.discard(scope)
+            finally:
+                self._running -= 1
+
+        if running_on_trio():
+            import trio
+
+            trio.lowlevel.spawn_system_task(guarded)
+        else:
+            import asyncio
+
+            task = asyncio.get_running_loop().create_task(guarded())
+            self._refs.add(task)
+            task.add_done_callback(self._refs.discard)
+
+    async def drain(self, grace: float = 5.0) -> None:
+        """Wait up to ``grace`` seconds for running work, then cancel what is left."""
+        with anyio.move_on_after(grace):
+            while self._running:
+                await anyio.sleep(0.005)
+        for scope in tuple(self._scopes):
+            scope.cancel()
+        with anyio.move_on_after(1.0):  # a cancelled task ends at its next checkpoint
+            while self._running:
+                await anyio.sleep(0.001)
+
