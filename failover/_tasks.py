@@ -39,6 +39,7 @@ class BackgroundTasks:
         self._scopes: set[anyio.CancelScope] = set()
         self._running = 0
         self._refs: set[Any] = set()  # asyncio keeps only weak references to tasks
+        self._idle: anyio.Event | None = None  # set when the last running task ends
 
     def __len__(self) -> int:
         return self._running
@@ -59,6 +60,8 @@ class BackgroundTasks:
                         self._scopes.discard(scope)
             finally:
                 self._running -= 1
+                if not self._running and self._idle is not None:
+                    self._idle.set()
 
         if running_on_trio():
             import trio
@@ -73,12 +76,13 @@ class BackgroundTasks:
 
     async def drain(self, grace: float = 5.0) -> None:
         """Wait up to ``grace`` seconds for running work, then cancel what is left."""
+        if not self._running:
+            return
+        self._idle = anyio.Event()
         with anyio.move_on_after(grace):
-            while self._running:
-                await anyio.sleep(0.005)
+            await self._idle.wait()
         for scope in tuple(self._scopes):
             scope.cancel()
         with anyio.move_on_after(1.0):  # a cancelled task ends at its next checkpoint
-            while self._running:
-                await anyio.sleep(0.001)
+            await self._idle.wait()
 
