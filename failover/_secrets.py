@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 from typing import Any, NoReturn
 
-__all__ = ["SecretKey", "mask_key", "scrub"]
+__all__ = ["SecretKey", "key_fingerprint", "mask_key", "scrub"]
 
 # Shapes of provider keys that may be echoed back in error bodies even when the
 # key itself is not known at the place the text is produced.
@@ -106,3 +107,13 @@ class SecretKey:
 
     def __getstate__(self) -> NoReturn:
         raise TypeError("a SecretKey (an API key) cannot be pickled")
+
+
+def key_fingerprint(key: str | SecretKey) -> str:
+    """Return a short, stable fingerprint of ``key`` that reveals nothing of it.
+
+    A keyed BLAKE2b digest of the whole key (never a prefix), as 16 hex characters: enough
+    to tell two keys apart across processes, useless for recovering either.
+    """
+    value = key.get_secret_value() if isinstance(key, SecretKey) else key
+    return hashlib.blake2b(value.encode(), digest_size=8, person=b"failover-key-fp").hexdigest()
