@@ -482,10 +482,10 @@ class RedisStore(Store):
         """Take in the state other processes left in Redis."""
         manager = self._require_manager()
         names = [profile.name for profile in manager.list_profiles()]
-        pipe = self._client.pipeline(transaction=False)
-        for name in names:
-            pipe.hgetall(self.profile_key(name))
-        records = await pipe.execute()
+        async with self._client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(self.profile_key(name))
+            records = await pipe.execute()
         for name, record in zip(names, records, strict=True):
             if record and "status" in record:
                 self._apply_profile({"name": name, **record, "at": None, "origin": ""})
@@ -535,18 +535,18 @@ class RedisStore(Store):
         """Send every queued change in one pipeline; keep them queued if Redis fails."""
         while self._queue:
             batch = list(itertools.islice(self._queue, 0, 512))
-            pipe = self._client.pipeline(transaction=False)
-            now = time.time()
-            for op in batch:
-                args = list(op.args)
-                if op.script == "profile":
-                    args[6], args[10] = now, next(self._sequence)
-                elif op.script == "breaker":
-                    args[3], args[5] = now, next(self._sequence)
-                elif op.script == "use":
-                    args[1] = f"{self.origin}:{next(self._sequence)}"
-                await self._script(op.script)(keys=list(op.keys), args=args, client=pipe)
-            results = await asyncio.wait_for(pipe.execute(raise_on_error=False), self.timeout)
+            async with self._client.pipeline(transaction=False) as pipe:
+                now = time.time()
+                for op in batch:
+                    args = list(op.args)
+                    if op.script == "profile":
+                        args[6], args[10] = now, next(self._sequence)
+                    elif op.script == "breaker":
+                        args[3], args[5] = now, next(self._sequence)
+                    elif op.script == "use":
+                        args[1] = f"{self.origin}:{next(self._sequence)}"
+                    await self._script(op.script)(keys=list(op.keys), args=args, client=pipe)
+                results = await asyncio.wait_for(pipe.execute(raise_on_error=False), self.timeout)
             for _ in batch:
                 self._queue.popleft()
             self.sent += len(batch)
