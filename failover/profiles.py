@@ -779,6 +779,7 @@ class FailoverManager:
         breaker_only = kind == "error" and model is not None
         kind = kind or ("rate_limit" if is_rate_limit else "error")
         now = self.clock()
+        self._wake(now)  # a rest that is over no longer counts as "already resting"
         was_available = profile.status is ProfileStatus.AVAILABLE
         before = (profile.status, profile.cooldown_until, profile.cooldown_strikes)
         profile.failure_count += 1
@@ -1087,10 +1088,10 @@ class FailoverManager:
             return  # never shorten a longer cooldown
         if profile.status is ProfileStatus.RATE_LIMITED and status is ProfileStatus.COOLING_DOWN:
             status = ProfileStatus.RATE_LIMITED  # the provider's wait stays provider-directed
+        if strike and profile.status is ProfileStatus.AVAILABLE:
+            profile.cooldown_strikes += 1  # once per event: not again for requests in flight
         profile.status = status
         profile.cooldown_until = until
-        if strike:
-            profile.cooldown_strikes += 1
         self._withdraw(profile)
         self._push_cooling(profile)
 
@@ -1099,9 +1100,10 @@ class FailoverManager:
             return
         if profile.status is not ProfileStatus.AVAILABLE:
             until = max(until, profile.cooldown_until)
+        else:
+            profile.cooldown_strikes += 1  # once per event: not again for requests in flight
         profile.status = ProfileStatus.DISABLED
         profile.cooldown_until = until
-        profile.cooldown_strikes += 1
         self._withdraw(profile)
         if not math.isinf(until):
             self._push_cooling(profile)
