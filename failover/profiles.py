@@ -419,7 +419,7 @@ class FailoverManager:
 
     # -- reporting outcomes -------------------------------------------------------------
 
-    def mark_success(self, name: str) -> bool:
+    def mark_success(self, name: str, *, model: str | None = None) -> bool:
         """Record a successful call; return whether the profile was recovering from failures."""
         profile = self._require(name)
         recovering = profile.consecutive_failures > 0 or profile.cooldown_strikes > 0
@@ -487,6 +487,25 @@ class FailoverManager:
         if profile.status is not ProfileStatus.AVAILABLE:
             self._notify_failover(profile)
         return profile.status
+
+    def model_rest_until(self, name: str, model: str) -> float:
+        """Clock time until which ``name``'s endpoint rests ``model`` (0.0: not resting)."""
+        return self._require(name).model_cooldowns.get(model, 0.0)
+
+    def least_recently_failed(
+        self, provider: str, *, model: str | None = None, exclude: Collection[str] = ()
+    ) -> AuthProfile | None:
+        """The least recently failed profile whose only obstacle is a transient rest."""
+        wanted = canonical_provider(provider)
+        candidates = [
+            p
+            for p in self._profiles.values()
+            if p.provider == wanted
+            and p.allows(model)
+            and p.name not in exclude
+            and p.status in (ProfileStatus.AVAILABLE, ProfileStatus.COOLING_DOWN)
+        ]
+        return min(candidates, key=lambda p: p.last_error_at or 0.0, default=None)
 
     def record_headroom(
         self,
