@@ -257,11 +257,13 @@ async def test_cancelling_a_stream_mid_way_changes_no_profile(
             async for _ in stream:
                 first_chunk.set()
 
-    async with ResilientClient([MODELS["openai"]], manager, **sender) as client:
-        async with anyio.create_task_group() as group:
-            group.start_soon(consume, client)
-            await first_chunk.wait()
-            group.cancel_scope.cancel()
+    async with (
+        ResilientClient([MODELS["openai"]], manager, **sender) as client,
+        anyio.create_task_group() as group,
+    ):
+        group.start_soon(consume, client)
+        await first_chunk.wait()
+        group.cancel_scope.cancel()
     assert all(
         p.failure_count == 0 and p.status.value == "available" for p in manager.list_profiles()
     )
