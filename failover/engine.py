@@ -71,7 +71,7 @@ class AttemptContext:
     @property
     def api_key(self) -> str:
         """The profile's key."""
-        return self.profile.api_key
+        return self.profile.api_key.get_secret_value()
 
 
 @dataclass(slots=True)
@@ -553,7 +553,7 @@ class Engine:
     ) -> None:
         """Fill in the error's context, scrub the key from it, and add it to the history."""
         error.provider, error.model, error.profile = model.provider, model.id, profile.name
-        error.redact(profile.api_key)
+        error.redact(profile.api_key.get_secret_value())
         state.attempts.append(
             Attempt(
                 model.key,
