@@ -997,10 +997,10 @@ class FailoverManager:
             if force:
                 breaker.strikes = 0
 
-    def apply_shared_use(self, name: str, at: float) -> None:
+    def apply_shared_use(self, name: str, fingerprint: str, at: float) -> None:
         """Count a use of rpm-limited ``name`` by another process at clock time ``at``."""
         profile = self._profiles.get(name)
-        if profile is None or profile.rate_limit_rpm is None:
+        if profile is None or profile.rate_limit_rpm is None or profile.fingerprint != fingerprint:
             return
         recent = profile._recent
         if not recent or recent[-1] <= at:

@@ -62,14 +62,14 @@ async def read_shared_state(
     profiles = []
     async for key in client.scan_iter(match=f"{prefix}:profile:*", count=500):
         record: dict[str, Any] = await client.hgetall(key)  # type: ignore[assignment]
-        name = key[len(prefix) + 9 :]
+        name, _, fingerprint = key[len(prefix) + 9 :].rpartition(":")
         until = float(record.get("until") or 0)
         rest = _rest(until, now) if record.get("status", "available") != "available" else None
         profiles.append(
             SharedProfile(
                 name=name,
                 provider=record.get("provider", "?"),
-                fingerprint=record.get("fp", "?"),
+                fingerprint=record.get("fp", fingerprint),
                 status=record.get("status", "available") if rest is not None else "available",
                 rest=rest,
                 strikes=int(float(record.get("strikes") or 0)),

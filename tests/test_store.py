@@ -158,32 +158,51 @@ async def test_redis_holds_fingerprints_never_keys_and_everything_expires(
             for secret in (KEY_A, KEY_B):
                 assert secret[3:15] not in dump and secret[-12:] not in dump
             assert await client.pttl(key) > 0, f"{key} never expires"
-        record = await client.hgetall(f"{prefix}:profile:a")
+        record = await client.hgetall(f"{prefix}:profile:a:{first.get_profile('a').fingerprint}")
         assert record["fp"] == first.get_profile("a").fingerprint and len(record["fp"]) == 16
     finally:
         await client.aclose()
 
 
-async def test_a_profile_with_another_key_under_the_same_name_is_reported_not_merged(
+async def test_another_key_under_the_same_name_keeps_a_state_of_its_own(
+    redis_server: RedisServer,
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    first = FailoverManager(profiles=profiles(), store=RedisStore(redis_server.url, prefix=prefix))
+    rotated = [AuthProfile("a", "openai", "sk-store-rotated-key-0000003"), profiles()[1]]
+    second = FailoverManager(profiles=rotated, store=RedisStore(redis_server.url, prefix=prefix))
+    async with first, second:
+        await settle(first, second)
+        first.mark_failure("a", "invalid key", kind="auth")  # the old key is revoked
+        first.mark_failure("b", "429", kind="rate_limit", retry_after=30)
+        await settle(first, second)
+        assert second.get_profile("a").status is ProfileStatus.AVAILABLE  # the new key is fine
+        assert second.get_profile("b").status is ProfileStatus.RATE_LIMITED
+        assert second.store.conflicts == {}  # type: ignore[attr-defined]
+
+
+async def test_the_same_key_with_other_routing_fields_is_reported_not_merged(
     redis_server: RedisServer,
 ) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}"
     warnings: list[str] = []
     first = FailoverManager(profiles=profiles(), store=RedisStore(redis_server.url, prefix=prefix))
-    other = [AuthProfile("a", "openai", "sk-store-other-key-00000003"), profiles()[1]]
+    moved = [AuthProfile("a", "openai", KEY_A, base_url="https://eu.example.test/v1")]
     second = FailoverManager(
-        profiles=other,
+        profiles=moved,
         store=RedisStore(redis_server.url, prefix=prefix, on_warning=warnings.append),
     )
     async with first:
         await settle(first)
         async with second:
             await settle(first, second)
-            first.mark_failure("a", "invalid key", kind="auth")
+            first.mark_failure("a", "429", kind="rate_limit", retry_after=30)
+            second.mark_failure("a", "invalid key", kind="auth")
             await settle(first, second)
-            assert second.get_profile("a").status is ProfileStatus.AVAILABLE
-            assert second.store.conflicts == {"a": "fingerprint"}  # type: ignore[attr-defined]
-            assert len(warnings) == 1 and "'a'" in warnings[0] and "sk-" not in warnings[0]
+            assert second.get_profile("a").status is ProfileStatus.DISABLED
+            assert first.get_profile("a").status is ProfileStatus.RATE_LIMITED
+            assert second.store.conflicts == {"a": "routing"}  # type: ignore[attr-defined]
+            assert len(warnings) == 1 and "'a'" in warnings[0] and KEY_A not in warnings[0]
 
 
 async def test_unreachable_redis_costs_nothing_and_warns_once(
@@ -253,3 +272,16 @@ def test_store_settings_are_checked() -> None:
 
 def test_config_for_breaker_is_shared_shape() -> None:
     assert FailoverConfig().breaker_min_requests == 8
+
+
+async def test_redis_store_says_it_needs_asyncio_under_trio() -> None:
+    import trio
+
+    from failover import ConfigError
+
+    async def under_trio() -> None:
+        manager = FailoverManager(profiles=profiles(), store=RedisStore("redis://localhost:1"))
+        with pytest.raises(ConfigError, match="asyncio"):
+            await manager.start()
+
+    await asyncio.to_thread(trio.run, under_trio)

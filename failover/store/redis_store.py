@@ -11,7 +11,11 @@ changes and everything still resting are sent again.
 
 Redis holds only profile names, providers, routing fields and a key fingerprint (a keyed
 BLAKE2b digest of the whole key), never a key or part of one; every Redis key starts with
-the prefix and expires once its content is stale.
+the prefix and expires once its content is stale. A profile's record is kept per name *and*
+fingerprint: a key rotated under the same name starts with a clean record, and two
+processes with different keys under one name never mix their states. The same key under
+the same name with other routing fields (base URL, models, priority, rpm) is reported and
+not merged.
 """
 
 from __future__ import annotations
@@ -117,13 +121,13 @@ redis.call('PUBLISH', KEYS[2], cjson.encode({k = 'b', ['until'] = new_until,
 return tostring(new_until)
 """
 
-# One use of an rpm-limited key. ARGV: now, member, name, origin, at
+# One use of an rpm-limited key. ARGV: now, member, name, origin, at, fp
 _USE_SCRIPT = """
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - 60)
 redis.call('PEXPIRE', KEYS[1], 61000)
 redis.call('PUBLISH', KEYS[2], cjson.encode({k = 'u', name = ARGV[3], t = ARGV[1],
-  origin = ARGV[4], seq = ARGV[2], at = ARGV[5]}))
+  origin = ARGV[4], seq = ARGV[2], at = ARGV[5], fp = ARGV[6]}))
 return redis.call('ZCARD', KEYS[1])
 """
 
@@ -131,11 +135,9 @@ return redis.call('ZCARD', KEYS[1])
 # ARGV: fp, provider, routing, grace
 _REGISTER_SCRIPT = """
 local k = KEYS[1]
-local fp, routing = redis.call('HGET', k, 'fp'), redis.call('HGET', k, 'routing')
+local routing = redis.call('HGET', k, 'routing')
 local verdict = 'ok'
-if fp and fp ~= ARGV[1] then
-  verdict = 'fingerprint'
-elseif routing and routing ~= ARGV[3] then
+if routing and routing ~= ARGV[3] then
   verdict = 'routing'
 else
   redis.call('HSET', k, 'fp', ARGV[1], 'provider', ARGV[2], 'routing', ARGV[3])
@@ -158,6 +160,7 @@ class _Op:
     keys: tuple[str, ...]
     args: tuple[Any, ...]
     target: str  # what it changes, for the count of changes still on the way
+    pending: bool = True  # whether an echo is expected (registrations are not echoed)
 
 
 class RedisStore(Store):
@@ -267,18 +270,18 @@ class RedisStore(Store):
 
     # -- keys -------------------------------------------------------------------------
 
-    def profile_key(self, name: str) -> str:
-        """The Redis key of profile ``name``'s state."""
-        return f"{self.prefix}:profile:{name}"
+    def profile_key(self, profile: AuthProfile) -> str:
+        """The Redis key of ``profile``'s state (its name and key fingerprint)."""
+        return f"{self.prefix}:profile:{profile.name}:{profile.fingerprint}"
 
     def breaker_key(self, key: BreakerKey) -> str:
         """The Redis key of one breaker's rest."""
         provider, base_url, model = key
         return f"{self.prefix}:breaker:{provider}|{base_url or ''}|{model}"
 
-    def rpm_key(self, name: str) -> str:
-        """The Redis key of profile ``name``'s uses in the last minute."""
-        return f"{self.prefix}:rpm:{name}"
+    def rpm_key(self, profile: AuthProfile) -> str:
+        """The Redis key of ``profile``'s uses in the last minute."""
+        return f"{self.prefix}:rpm:{profile.name}:{profile.fingerprint}"
 
     # -- what the manager calls (synchronous, never waits) ----------------------------
 
@@ -302,20 +305,23 @@ class RedisStore(Store):
         self._enqueue(
             _Op(
                 "register",
-                (self.profile_key(profile.name),),
+                (self.profile_key(profile),),
                 (profile.fingerprint, profile.provider, routing, self.grace),
-                "",
+                profile.name,
+                pending=False,
             )
         )
 
     def profile_changed(self, profile: AuthProfile, op: ProfileOp, *, struck: bool) -> None:
         """Queue ``profile``'s new state for every process."""
+        if profile.name in self.conflicts:
+            return
         until = profile.cooldown_until if op == "cool" else 0.0
         error = (profile.last_error or "")[:_ERROR_CHARS] if op == "cool" else ""
         self._enqueue(
             _Op(
                 "profile",
-                (self.profile_key(profile.name), self.channel),
+                (self.profile_key(profile), self.channel),
                 (
                     op,
                     profile.status.value,
@@ -363,11 +369,20 @@ class RedisStore(Store):
 
     def used(self, profile: AuthProfile, at: float) -> None:
         """Queue one use of an rpm-limited profile."""
+        if profile.name in self.conflicts:
+            return
         self._enqueue(
             _Op(
                 "use",
-                (self.rpm_key(profile.name), self.channel),
-                (self._to_wall(at), None, profile.name, self.origin, time.time()),
+                (self.rpm_key(profile), self.channel),
+                (
+                    self._to_wall(at),
+                    None,
+                    profile.name,
+                    self.origin,
+                    time.time(),
+                    profile.fingerprint,
+                ),
                 "",
             )
         )
@@ -375,7 +390,18 @@ class RedisStore(Store):
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the background sync; returns at once, even when Redis is unreachable."""
+        """Start the background sync; returns at once, even when Redis is unreachable.
+
+        Raises:
+            ConfigError: Called under trio: redis-py's client runs on asyncio only.
+        """
+        from failover._tasks import running_on_trio
+
+        if running_on_trio():
+            raise ConfigError(
+                "RedisStore runs on asyncio (redis-py's asyncio client); under trio, use "
+                "MemoryStore or run the client on asyncio"
+            )
         if self._task is not None and not self._task.done():
             return
         self._wakeup = asyncio.Event()
@@ -449,7 +475,7 @@ class RedisStore(Store):
             return
         self._connected = False
         # what is still queued is sent again after the reconnect; nothing is heard back
-        self._pending = Counter(op.target for op in self._queue if op.target)
+        self._pending = Counter(op.target for op in self._queue if op.target and op.pending)
         if self._down_since is None:
             self._down_since = time.monotonic()
             what = type(error).__name__ if error is not None else "no answer"
@@ -481,14 +507,14 @@ class RedisStore(Store):
     async def _load(self) -> None:
         """Take in the state other processes left in Redis."""
         manager = self._require_manager()
-        names = [profile.name for profile in manager.list_profiles()]
+        profiles = manager.list_profiles()
         async with self._client.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.hgetall(self.profile_key(name))
+            for profile in profiles:
+                pipe.hgetall(self.profile_key(profile))
             records = await pipe.execute()
-        for name, record in zip(names, records, strict=True):
+        for profile, record in zip(profiles, records, strict=True):
             if record and "status" in record:
-                self._apply_profile({"name": name, **record, "at": None, "origin": ""})
+                self._apply_profile({"name": profile.name, **record, "at": None, "origin": ""})
         async for key in self._client.scan_iter(match=f"{self.prefix}:breaker:*", count=500):
             record = await self._client.hgetall(key)
             provider, base_url, model = key[len(self.prefix) + 9 :].split("|", 2)
@@ -554,7 +580,7 @@ class RedisStore(Store):
                 if isinstance(result, _UNREACHABLE):
                     raise result
                 if isinstance(result, Exception):  # a refused change: say so, do not retry
-                    if op.target and self._pending[op.target] > 0:
+                    if op.target and op.pending and self._pending[op.target] > 0:
                         self._pending[op.target] -= 1
                     logger.error(
                         "failover store %s: Redis refused a change: %s", self.prefix, result
@@ -575,23 +601,23 @@ class RedisStore(Store):
         return script
 
     def _report_conflict(self, op: _Op, verdict: str) -> None:
-        name = op.keys[0][len(self.prefix) + 9 :]
-        what = "key" if verdict == "fingerprint" else "routing fields"
+        name = op.target  # a registration's target is the profile's name
         if self.conflicts.get(name) != verdict:
             self.conflicts[name] = verdict
             self._warn(
-                f"profile {name!r} has other {what} in another process sharing prefix "
-                f"{self.prefix!r}; its state is not merged with theirs"
+                f"profile {name!r} has the same key but other routing fields (base URL, "
+                f"models, priority or rpm) in another process sharing prefix "
+                f"{self.prefix!r}; its state is not shared until they agree"
             )
 
     def _enqueue(self, op: _Op) -> None:
         if len(self._queue) >= _QUEUE_LIMIT:
             dropped = self._queue.popleft()
             self.dropped += 1
-            if dropped.target:
+            if dropped.target and dropped.pending:
                 self._pending[dropped.target] -= 1
         self._queue.append(op)
-        if op.target:
+        if op.target and op.pending:
             self._pending[op.target] += 1
         if self._wakeup is not None:
             self._wakeup.set()
@@ -654,7 +680,7 @@ class RedisStore(Store):
             return
         self._heard(event, "")
         self._require_manager().apply_shared_use(
-            str(event["name"]), self._to_local(float(event["t"]))
+            str(event["name"]), str(event.get("fp", "")), self._to_local(float(event["t"]))
         )
 
     # -- clocks -------------------------------------------------------------------------
