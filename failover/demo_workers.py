@@ -211,7 +211,9 @@ async def run_workers_demo(workers: int, requests: int, redis_url: str | None) -
     console.print(
         f"[bold]{workers} worker processes x {requests} requests[/], starting 0.1 s apart, "
         "on keys where the provider has closed openai-limited (429, retry-after 30 s) and "
-        "openai-revoked (401)."
+        "openai-revoked (401). Each worker sends 4 requests at a time, so the first "
+        "worker's opening burst reaches a closed key more than once before its answers "
+        "are back."
     )
     async with contextlib.AsyncExitStack() as stack:
         if redis_url is None:
