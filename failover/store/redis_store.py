@@ -191,7 +191,7 @@ class RedisStore(Store):
         url_or_client: str | Redis,
         *,
         prefix: str = "failover",
-        timeout: float = 0.5,
+        timeout: float = 1.0,
         grace: float = 3600.0,
         on_warning: Callable[[str], None] | None = None,
     ) -> None:
