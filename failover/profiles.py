@@ -732,14 +732,13 @@ class FailoverManager:
         profile.consecutive_failures = 0
         if model is not None:
             recovering = self._breaker_outcome(profile, model, failed=False) or recovering
-        struck = profile.cooldown_strikes
         if profile.status is ProfileStatus.COOLING_DOWN:
             recovering = True
             self._heal(profile, keep_breakers=True)
         if profile.status is ProfileStatus.AVAILABLE:
             profile.cooldown_strikes = 0
-        if self._shared and recovering and (struck or profile.status is ProfileStatus.AVAILABLE):
-            self.store.profile_changed(profile, "recover", struck=False)
+            if self._shared and recovering:  # a key still held here is not announced healed
+                self.store.profile_changed(profile, "recover", struck=False)
         return recovering
 
     def mark_failure(

@@ -242,6 +242,10 @@ async def test_redis_killed_and_restarted_empty_gets_the_state_back() -> None:
             server.start()  # empty: nothing was saved
             await settle(first, second)
             assert second.get_profile("a").status is ProfileStatus.RATE_LIMITED
+            second.mark_success("a")  # a request sent before: no "healed" from an empty Redis
+            await settle(first, second)
+            for manager in (first, second):
+                assert manager.get_profile("a").status is ProfileStatus.RATE_LIMITED
             assert [w.split(" ")[1] for w in warnings] == ["unreachable", "is"]
     finally:
         server.kill()
