@@ -289,3 +289,48 @@ async def test_redis_store_says_it_needs_asyncio_under_trio() -> None:
             await manager.start()
 
     await asyncio.to_thread(trio.run, under_trio)
+
+
+async def test_failover_status_shows_the_shared_state_without_keys(
+    pair, redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rich.console import Console
+
+    from failover.cli import main
+    from failover.status_view import read_shared_state, render
+
+    first, second = pair
+    first.mark_failure("a", f"429 for {KEY_A}", kind="rate_limit", retry_after=30)
+    second.mark_failure("b", "revoked", kind="auth")
+    for _ in range(first.config.breaker_min_requests):
+        first.mark_failure("a", "503", kind="error", model="gpt-4o")
+    await settle(first, second)
+    prefix = first.store.prefix  # type: ignore[attr-defined]
+    client = aioredis.from_url(redis_server.url, decode_responses=True)
+    try:
+        shared, breakers = await read_shared_state(client, prefix)
+    finally:
+        await client.aclose()
+    by_name = {p.name: p for p in shared}
+    assert by_name["a"].status == "rate_limited" and 29 < by_name["a"].rest <= 30
+    assert by_name["b"].status == "disabled" and by_name["b"].rest == math.inf
+    assert by_name["a"].fingerprint == first.get_profile("a").fingerprint
+    assert [(b.provider, b.model) for b in breakers] == [("openai", "gpt-4o")]
+    console = Console(width=200, record=True)
+    console.print(render(shared, breakers, prefix))
+    text = console.export_text()
+    assert "until enabled" in text and "model resting" in text and KEY_A not in text
+    assert (
+        await asyncio.to_thread(main, ["status", "--redis", redis_server.url, "--prefix", prefix])
+        == 0
+    )
+    assert "rate_limited" in capsys.readouterr().out
+    bad = f"redis://127.0.0.1:{free_port()}/0"
+    assert await asyncio.to_thread(main, ["status", "--redis", bad]) == 1
+
+
+async def test_the_workers_demo_refuses_bad_numbers() -> None:
+    from failover.demo_workers import run_workers_demo
+
+    assert await run_workers_demo(0, 10, None) == 2
+    assert await run_workers_demo(2, -3, None) == 2
