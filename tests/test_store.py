@@ -203,6 +203,25 @@ async def test_the_same_key_with_other_routing_fields_is_reported_not_merged(
             assert first.get_profile("a").status is ProfileStatus.RATE_LIMITED
             assert second.store.conflicts == {"a": "routing"}  # type: ignore[attr-defined]
             assert len(warnings) == 1 and "'a'" in warnings[0] and KEY_A not in warnings[0]
+            first.update_profile("a", base_url="https://eu.example.test/v1")  # now they agree
+            second.update_profile("a", base_url="https://eu.example.test/v1")
+            await settle(first, second)
+            assert second.store.conflicts == {}  # type: ignore[attr-defined]
+            second.enable("a")
+            await settle(first, second)
+            assert first.get_profile("a").status is ProfileStatus.AVAILABLE
+
+
+async def test_a_process_changing_its_own_routing_is_no_disagreement(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisStore(redis_server.url, prefix=f"t{uuid.uuid4().hex[:8]}")
+    manager = FailoverManager(profiles=profiles(), store=store)
+    async with manager:
+        await settle(manager)
+        manager.update_profile("a", priority=3, rate_limit_rpm=100)
+        await settle(manager)
+        assert store.conflicts == {}
 
 
 async def test_unreachable_redis_costs_nothing_and_warns_once(

@@ -131,16 +131,18 @@ redis.call('PUBLISH', KEYS[2], cjson.encode({k = 'u', name = ARGV[3], t = ARGV[1
 return redis.call('ZCARD', KEYS[1])
 """
 
-# A profile's registration: routing fields and fingerprint; reports a disagreement.
-# ARGV: fp, provider, routing, grace
+# A profile's registration: routing fields and fingerprint; reports a disagreement with
+# another process (a process changing its own routing is no disagreement).
+# ARGV: fp, provider, routing, grace, origin
 _REGISTER_SCRIPT = """
 local k = KEYS[1]
-local routing = redis.call('HGET', k, 'routing')
+local routing, by = redis.call('HGET', k, 'routing'), redis.call('HGET', k, 'routing_by')
 local verdict = 'ok'
-if routing and routing ~= ARGV[3] then
+if routing and routing ~= ARGV[3] and by ~= ARGV[5] then
   verdict = 'routing'
 else
-  redis.call('HSET', k, 'fp', ARGV[1], 'provider', ARGV[2], 'routing', ARGV[3])
+  redis.call('HSET', k, 'fp', ARGV[1], 'provider', ARGV[2], 'routing', ARGV[3],
+    'routing_by', ARGV[5])
   if redis.call('HGET', k, 'status') == false then
     redis.call('HSET', k, 'status', 'available', 'until', 0, 'strikes', 0)
   end
@@ -306,7 +308,7 @@ class RedisStore(Store):
             _Op(
                 "register",
                 (self.profile_key(profile),),
-                (profile.fingerprint, profile.provider, routing, self.grace),
+                (profile.fingerprint, profile.provider, routing, self.grace, self.origin),
                 profile.name,
                 pending=False,
             )
@@ -587,6 +589,8 @@ class RedisStore(Store):
                     )
                 elif op.script == "register" and result != "ok":
                     self._report_conflict(op, str(result))
+                elif op.script == "register":
+                    self.conflicts.pop(op.target, None)  # they agree (again)
 
     def _script(self, name: str) -> Any:
         script = self._scripts.get(name)
