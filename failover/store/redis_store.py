@@ -243,6 +243,7 @@ class RedisStore(Store):
         self._pending: Counter[str] = Counter()  # changes of ours not yet heard back
         self._sequence = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
+        self._sending: asyncio.Lock | None = None
         self._connected = False
         self._down_since: float | None = None
         self._scripts: dict[str, Any] = {}
@@ -560,7 +561,13 @@ class RedisStore(Store):
             await asyncio.wait_for(self._flush(), self.timeout * 4)
 
     async def _flush(self) -> None:
-        """Send every queued change in one pipeline; keep them queued if Redis fails."""
+        """Send every queued change in pipelines; keep them queued if Redis fails."""
+        if self._sending is None:
+            self._sending = asyncio.Lock()
+        async with self._sending:  # one sender at a time: aclose's last flush, the writer
+            await self._send_queued()
+
+    async def _send_queued(self) -> None:
         while self._queue:
             batch = list(itertools.islice(self._queue, 0, 512))
             async with self._client.pipeline(transaction=False) as pipe:
