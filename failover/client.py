@@ -224,7 +224,11 @@ class ResilientClient(HookMethods, AsyncClosing):
                 error = classify_exception(exc, provider=ctx.model.provider, model=ctx.model.id)
                 if error is None:
                     raise
-                raise error from exc
+                # the SDK's exception may carry the key (a URL with ?key=, a request's
+                # headers): keep its type and message, not the exception itself
+                error.__cause__ = None
+                error.cause_type = type(exc).__qualname__
+                raise error from None
 
         state = self._engine.new_request()
         value, model, profile = await self._engine.run(state, self.chain.models, attempt)
@@ -435,14 +439,15 @@ class CompletionStream(AsyncClosing):
         self._engine.succeeded(self._state, model, profile, cost)
 
     async def aclose(self) -> None:
-        """Stop the stream and release its connection."""
+        """Stop the stream and release its connection (even when cancelled meanwhile)."""
         if self._finished:
             return
         self._finished = True
-        if self._reader is not None:
-            await self._reader.aclose()
-        if self._opener is not None:
-            await self._opener.__aexit__(None, None, None)
+        with anyio.CancelScope(shield=True):  # a cancelled close must still release
+            if self._reader is not None:
+                await self._reader.aclose()
+            if self._opener is not None:
+                await self._opener.__aexit__(None, None, None)
 
 
 def _chat_request(
@@ -453,11 +458,45 @@ def _chat_request(
     *,
     stream: bool,
 ) -> ChatRequest:
-    if isinstance(messages, (str, bytes)) or not messages:
-        raise ConfigError("messages must be a non-empty list of {'role', 'content'} dicts")
-    for message in messages:
-        if not isinstance(message, Mapping) or "role" not in message:
-            raise ConfigError(f"each message needs a 'role' and 'content', got {message!r}")
-    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens <= 0):
+    """Check what the caller passed, before anything is sent; return the request."""
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise ConfigError(
+            f"messages must be a list of {{'role', 'content'}} dicts, got {type(messages).__name__}"
+        )
+    if not messages:
+        raise ConfigError("messages must not be empty")
+    for index, message in enumerate(messages):
+        if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
+            raise ConfigError(f"messages[{index}] needs a 'role' string, got {message!r:.80}")
+        content = message.get("content")
+        if content is not None and not isinstance(content, (str, list, tuple)):
+            raise ConfigError(
+                f"messages[{index}].content must be a str or a list of content parts, "
+                f"got {type(content).__name__}"
+            )
+        if isinstance(content, (list, tuple)) and not all(
+            isinstance(part, Mapping) for part in content
+        ):
+            raise ConfigError(f"messages[{index}].content parts must be dicts")
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0
+    ):
         raise ConfigError(f"max_tokens must be a positive int, got {max_tokens!r}")
-    return ChatRequest(messages, max_tokens, temperature, params, stream)
+    if temperature is not None and (
+        isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+    ):
+        raise ConfigError(f"temperature must be a number, got {temperature!r}")
+    if params:
+        _check_json(params)
+    return ChatRequest(list(messages), max_tokens, temperature, params, stream)
+
+
+def _check_json(params: Mapping[str, Any]) -> None:
+    """Raise ConfigError naming the first parameter that cannot be sent as JSON."""
+    import json
+
+    for name, value in params.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"parameter {name!r} cannot be sent as JSON: {exc}") from None

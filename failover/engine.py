@@ -9,13 +9,14 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections import defaultdict
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
 
+from failover._secrets import KeyScrubber
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry
 from failover.classify import rate_limit_headroom
@@ -39,7 +40,7 @@ from failover.events import (
 from failover.policy import Action, Backoff, Decision, decide
 from failover.profiles import AuthProfile, FailoverManager, ProfileStatus
 
-__all__ = ["AttemptContext", "Engine", "HookMethods", "RequestState"]
+__all__ = ["AttemptContext", "Engine", "HookMethods", "ModelHealth", "RequestState"]
 
 T = TypeVar("T")
 H = TypeVar("H", bound=Callable[..., Any])
@@ -88,6 +89,32 @@ class RequestState:
         return self.deadline_at - time.monotonic()
 
 
+class ModelHealth:
+    """Successes, failures and the last error per model, for the most recent models only.
+
+    Model ids can come from callers (the SDK transport serves whatever model an SDK asks
+    for), so the map keeps the ``limit`` most recently used and forgets the rest.
+    """
+
+    def __init__(self, limit: int = 1024) -> None:
+        self._limit = limit
+        self._models: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def of(self, model: str) -> dict[str, Any]:
+        """The counters of ``model`` (``provider/model``), created at zero when new."""
+        health = self._models.get(model)
+        if health is None:
+            health = self._models[model] = {"successes": 0, "failures": 0, "last_error": None}
+            if len(self._models) > self._limit:
+                self._models.popitem(last=False)
+        else:
+            self._models.move_to_end(model)
+        return health
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+
 @dataclass(slots=True)
 class _Pass:
     """What one walk over the chain learned when nothing succeeded."""
@@ -129,9 +156,8 @@ class Engine:
         self.raise_on_content_filter = raise_on_content_filter
         self.sleep = sleep
         self.backoff = Backoff(manager.config)
-        self.model_health: defaultdict[str, dict[str, Any]] = defaultdict(
-            lambda: {"successes": 0, "failures": 0, "last_error": None}
-        )
+        self._scrubber: tuple[tuple[int, ...], KeyScrubber] | None = None
+        self.model_health = ModelHealth()
 
     def emit(self, event_type: type[Event], **fields: Any) -> None:
         """Build and deliver an event, but only when a hook listens for it."""
@@ -510,8 +536,15 @@ class Engine:
             self.emit(
                 RecoveredEvent, request_id=state.id, profile=profile.name, provider=profile.provider
             )
-        self.model_health[model.key]["successes"] += 1
+        self.model_health.of(model.key)["successes"] += 1
         return value, model, profile
+
+    def _capped(self, wait: float | None) -> tuple[float | None, float | None]:
+        """A provider's wait cut to ``max_provider_wait``, and what it was when it was cut."""
+        cap = self.manager.config.max_provider_wait
+        if wait is not None and wait > cap:
+            return cap, wait
+        return wait, None
 
     def note_headroom(
         self, request_id: str, profile: AuthProfile, headers: Mapping[str, str]
@@ -525,11 +558,12 @@ class Engine:
         if headroom is None:
             return
         was_available = profile.status is ProfileStatus.AVAILABLE
+        spent_for, capped_from = self._capped(headroom.spent_for)
         self.manager.record_headroom(
             profile.name,
             requests_remaining=headroom.requests_remaining,
             tokens_remaining=headroom.tokens_remaining,
-            spent_for=headroom.spent_for,
+            spent_for=spent_for,
         )
         if was_available and profile.status is not ProfileStatus.AVAILABLE:
             self.emit(
@@ -538,9 +572,10 @@ class Engine:
                 profile=profile.name,
                 provider=profile.provider,
                 status=profile.status.value,
-                duration=headroom.spent_for,
+                duration=spent_for,
                 reason="budget_spent",
                 error_message="the key's rate-limit budget is spent until it resets",
+                capped_from=capped_from,
             )
 
     def record_attempt(
@@ -553,7 +588,7 @@ class Engine:
     ) -> None:
         """Fill in the error's context, scrub the key from it, and add it to the history."""
         error.provider, error.model, error.profile = model.provider, model.id, profile.name
-        error.redact(profile.api_key.get_secret_value())
+        error.redact(self.scrubber())
         state.attempts.append(
             Attempt(
                 model.key,
@@ -566,6 +601,14 @@ class Engine:
             )
         )
 
+    def scrubber(self) -> KeyScrubber:
+        """A scrubber of every key the manager holds, rebuilt when the keys change."""
+        keys = tuple(profile.api_key for profile in self.manager.list_profiles())
+        signature = tuple(map(id, keys))
+        if self._scrubber is None or self._scrubber[0] != signature:
+            self._scrubber = (signature, KeyScrubber(keys))
+        return self._scrubber[1]
+
     def record_failure(
         self, state: RequestState, model: ModelEntry, profile: AuthProfile, error: ProviderError
     ) -> Decision:
@@ -575,7 +618,7 @@ class Engine:
         breaker), not against the key; the others cool or disable the key itself.
         """
         decision = decide(error, raise_on_content_filter=self.raise_on_content_filter)
-        health = self.model_health[model.key]
+        health = self.model_health.of(model.key)
         health["failures"] += 1
         health["last_error"] = f"{error.kind}: {error.message}"[:300]
         if decision.failure is None:
@@ -583,6 +626,7 @@ class Engine:
         manager = self.manager
         now = manager.clock()
         transient = decision.failure == "error"
+        error.retry_after, capped_from = self._capped(error.retry_after)
         was_resting = profile.status is not ProfileStatus.AVAILABLE or (
             transient and manager.model_rest_until(profile.name, model.id) > now
         )
@@ -610,6 +654,7 @@ class Engine:
                 reason=error.kind,
                 error_message=error.message,
                 model=rested_model,
+                capped_from=capped_from,
             )
         return decision
 
@@ -620,7 +665,7 @@ class Engine:
         models = [
             {
                 "model": model.key,
-                **self.model_health[model.key],
+                **self.model_health.of(model.key),
                 "available_profiles": sum(
                     1
                     for p in self.manager.list_profiles()

@@ -785,3 +785,42 @@ async def test_a_429_with_a_spent_budget_is_reported_as_a_rate_limit(clock: Fake
     await client.complete(MESSAGES)
     assert [(c.profile, c.reason) for c in cooldowns] == [("a", "rate_limit")]
     assert cooldowns[0].duration == pytest.approx(1.0)  # the spent budget's reset, not 6 min
+
+
+@respx.mock
+async def test_a_providers_absurd_wait_is_capped_and_the_event_says_so(clock: FakeClock) -> None:
+    handler = by_key(
+        {
+            KEY_A: error(429, {"error": {"message": "wait"}}, {"retry-after": "1000000000000"}),
+            KEY_B: ok(),
+        }
+    )
+    respx.post(OPENAI).mock(side_effect=handler)
+    client = make_client(clock, ["openai/gpt-4o-mini"])
+    cooldowns: list[Any] = []
+    client.on_cooldown(cooldowns.append)
+    await client.complete(MESSAGES)
+    day = client.manager.config.max_provider_wait
+    assert cooldowns[0].duration == pytest.approx(day) and cooldowns[0].capped_from == 1e12
+    assert client.manager.get_profile("a").cooldown_until - clock.now == pytest.approx(day)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "9" * 400 + "s"},
+        {"retry-after": "Fri, 01 Jan 100000000000000000000 00:00:00 GMT"},
+        {"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "1e400"},
+    ],
+)
+@respx.mock
+async def test_odd_wait_headers_never_break_a_reply_or_hold_a_key_forever(
+    clock: FakeClock, headers: dict[str, str]
+) -> None:
+    reply = ok()
+    reply.headers.update(headers)
+    respx.post(OPENAI).mock(return_value=reply)
+    client = make_client(clock, ["openai/gpt-4o-mini"])
+    assert (await client.complete(MESSAGES)).text == "hi"
+    profile = client.manager.get_profile("a")
+    assert profile.cooldown_until - clock.now <= client.manager.config.max_provider_wait
