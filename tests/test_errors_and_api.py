@@ -3,8 +3,8 @@ from __future__ import annotations
 import inspect
 
 import failover
-from failover._secrets import KeyScrubber
 from failover import AllAttemptsFailed, Attempt, NoProfileAvailable, ProviderError, RateLimitError
+from failover._secrets import KeyScrubber
 
 KEY = "sk-proj-abcdefghijklmnopqrstuvwxyz123456"
 
