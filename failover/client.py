@@ -29,6 +29,7 @@ from failover.errors import (
     StreamInterrupted,
 )
 from failover.http import HttpxSender, Reply, Sender, default_http_client
+from failover.policy import Action, Policy
 from failover.profiles import AuthProfile, FailoverManager
 from providers.base import ChatRequest, ChatResult, HttpRequest, ProviderAdapter, StreamChunk
 
@@ -81,6 +82,12 @@ class ResilientClient(HookMethods, AsyncClosing):
         wait_for_recovery: When every key is cooling, wait for the earliest recovery if it
             fits the deadline instead of failing at once.
         raise_on_content_filter: Raise a content block instead of trying the next model.
+        fallback_on: Who decides to fall over: a predicate on the ProviderError (``False``
+            raises it to you, ``True`` falls over even where the policy would raise), or a
+            tuple of error classes to fall over on (the rest are raised).
+        policy_overrides: Error class -> action (``"retry"``, ``"rotate"``,
+            ``"next_model"``, ``"raise"``) replacing the policy table's row for it; the
+            most specific class wins.
         stream_idle_timeout: Seconds a stream may go without a chunk before it fails.
         sleep: The sleep used for backoff (inject one in tests).
     """
@@ -98,6 +105,10 @@ class ResilientClient(HookMethods, AsyncClosing):
         catalog: ModelCatalog | None = None,
         wait_for_recovery: bool = False,
         raise_on_content_filter: bool = False,
+        fallback_on: Callable[[ProviderError], bool]
+        | tuple[type[ProviderError], ...]
+        | None = None,
+        policy_overrides: Mapping[type[ProviderError], Action | str] | None = None,
         stream_idle_timeout: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
@@ -131,7 +142,11 @@ class ResilientClient(HookMethods, AsyncClosing):
             timeout=float(timeout),
             deadline=deadline,
             wait_for_recovery=wait_for_recovery,
-            raise_on_content_filter=raise_on_content_filter,
+            policy=Policy(
+                raise_on_content_filter=raise_on_content_filter,
+                overrides=policy_overrides,
+                fallback_on=fallback_on,
+            ),
             sleep=sleep or anyio.sleep,
         )
         self.stream_idle_timeout = float(stream_idle_timeout)

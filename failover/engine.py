@@ -37,7 +37,7 @@ from failover.events import (
     RetryEvent,
     SuccessEvent,
 )
-from failover.policy import Action, Backoff, Decision, decide
+from failover.policy import Action, Backoff, Decision, Policy
 from failover.profiles import AuthProfile, FailoverManager, ProfileStatus
 
 __all__ = ["AttemptContext", "Engine", "HookMethods", "ModelHealth", "RequestState"]
@@ -144,7 +144,7 @@ class Engine:
         timeout: float,
         deadline: float | None,
         wait_for_recovery: bool,
-        raise_on_content_filter: bool,
+        policy: Policy,
         sleep: Callable[[float], Awaitable[None]],
     ) -> None:
         self.manager = manager
@@ -153,7 +153,7 @@ class Engine:
         self.timeout = timeout
         self.deadline = deadline
         self.wait_for_recovery = wait_for_recovery
-        self.raise_on_content_filter = raise_on_content_filter
+        self.policy = policy
         self.sleep = sleep
         self.backoff = Backoff(manager.config)
         self._scrubber: tuple[tuple[int, ...], KeyScrubber] | None = None
@@ -617,7 +617,7 @@ class Engine:
         A transient failure counts against the model at the key's endpoint (the circuit
         breaker), not against the key; the others cool or disable the key itself.
         """
-        decision = decide(error, raise_on_content_filter=self.raise_on_content_filter)
+        decision = self.policy.decide(error)
         health = self.model_health.of(model.key)
         health["failures"] += 1
         health["last_error"] = f"{error.kind}: {error.message}"[:300]

@@ -25,6 +25,7 @@ from failover.classify import classify_exception, classify_http_error
 from failover.config import FailoverConfig
 from failover.engine import AttemptContext, Engine, HookMethods, RequestState
 from failover.errors import AllAttemptsFailed, ConfigError, MalformedResponseError, ProviderError
+from failover.policy import Policy
 from failover.profiles import AuthProfile, FailoverManager
 from providers.base import StreamParser
 
@@ -99,7 +100,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 timeout=math.inf,
                 deadline=deadline,
                 wait_for_recovery=wait_for_recovery,
-                raise_on_content_filter=True,
+                policy=Policy(raise_on_content_filter=True),
                 sleep=sleep or anyio.sleep,
             )
         if self.provider not in self._engine.manager.providers():
