@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 import anyio
 import httpx
@@ -31,6 +31,7 @@ from failover.errors import (
 from failover.http import HttpxSender, Reply, Sender, default_http_client
 from failover.policy import Action, Policy
 from failover.profiles import AuthProfile, FailoverManager
+from failover.routing import Hedging
 from providers.base import ChatRequest, ChatResult, HttpRequest, ProviderAdapter, StreamChunk
 
 __all__ = ["AttemptContext", "Completion", "CompletionStream", "ResilientClient"]
@@ -89,6 +90,12 @@ class ResilientClient(HookMethods, AsyncClosing):
             ``"next_model"``, ``"raise"``) replacing the policy table's row for it; the
             most specific class wins.
         stream_idle_timeout: Seconds a stream may go without a chunk before it fails.
+        hedge_after: Hedge slow requests: when the first attempt has no reply (for a
+            stream, no first chunk) after this many seconds, or after ``"p95"`` of that
+            deployment's recent latency, a second attempt starts on another endpoint of
+            the model or on the next model; the first success wins, the other is
+            cancelled. ``None`` (default): no hedging.
+        hedge_budget: Extra requests hedging may add, as a share of all requests.
         sleep: The sleep used for backoff (inject one in tests).
     """
 
@@ -110,6 +117,8 @@ class ResilientClient(HookMethods, AsyncClosing):
         | None = None,
         policy_overrides: Mapping[type[ProviderError], Action | str] | None = None,
         stream_idle_timeout: float = 30.0,
+        hedge_after: float | Literal["p95"] | None = None,
+        hedge_budget: float = 0.1,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self.chain = (
@@ -148,6 +157,7 @@ class ResilientClient(HookMethods, AsyncClosing):
                 fallback_on=fallback_on,
             ),
             sleep=sleep or anyio.sleep,
+            hedging=None if hedge_after is None else Hedging(hedge_after, budget=hedge_budget),
         )
         self.stream_idle_timeout = float(stream_idle_timeout)
         self._owned_http: httpx.AsyncClient | None = None
@@ -372,6 +382,7 @@ class CompletionStream(AsyncClosing):
         self._request = request
         self._engine = client._engine
         self._state = self._engine.new_request()
+        self._state.release = _close_opened  # a hedged stream that lost: let it go
         self._opener: AbstractAsyncContextManager[Reply] | None = None
         self._reader: _ChunkReader | None = None
         self._finished = False
@@ -458,11 +469,16 @@ class CompletionStream(AsyncClosing):
         if self._finished:
             return
         self._finished = True
-        with anyio.CancelScope(shield=True):  # a cancelled close must still release
-            if self._reader is not None:
-                await self._reader.aclose()
-            if self._opener is not None:
-                await self._opener.__aexit__(None, None, None)
+        if self._opener is not None and self._reader is not None:
+            await _close_opened((self._opener, self._reader))
+
+
+async def _close_opened(opened: tuple[Any, ...]) -> None:
+    """Stop reading an opened stream and release its connection, even when cancelled."""
+    opener, reader = opened[0], opened[1]
+    with anyio.CancelScope(shield=True):
+        await reader.aclose()
+        await opener.__aexit__(None, None, None)
 
 
 def _chat_request(

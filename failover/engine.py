@@ -6,6 +6,7 @@ any coroutine taking an AttemptContext, and failures arrive as ProviderErrors.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import time
@@ -32,6 +33,7 @@ from failover.events import (
     Event,
     ExhaustedEvent,
     FailoverEvent,
+    HedgeEvent,
     HookDispatcher,
     RecoveredEvent,
     RetryEvent,
@@ -39,6 +41,7 @@ from failover.events import (
 )
 from failover.policy import Action, Backoff, Decision, Policy
 from failover.profiles import AuthProfile, FailoverManager, ProfileStatus
+from failover.routing import Hedging
 
 __all__ = ["AttemptContext", "Engine", "HookMethods", "ModelHealth", "RequestState"]
 
@@ -83,6 +86,8 @@ class RequestState:
     started: float
     deadline_at: float
     attempts: list[Attempt] = field(default_factory=list)
+    release: Callable[[Any], Awaitable[None]] | None = None
+    """Frees what a losing hedged attempt produced (e.g. closes an opened stream)."""
 
     def time_left(self) -> float:
         """Seconds until the request's deadline (``inf`` without one)."""
@@ -126,6 +131,11 @@ class _Pass:
     retry_profile: AuthProfile | None = None
 
 
+def _first_call(state: RequestState) -> bool:
+    """Whether no call has been made yet (models skipped as unsupported are no calls)."""
+    return all(attempt.profile is None for attempt in state.attempts)
+
+
 class Engine:
     """Runs attempts over a chain of models and the manager's keys, with the policy.
 
@@ -146,8 +156,10 @@ class Engine:
         wait_for_recovery: bool,
         policy: Policy,
         sleep: Callable[[float], Awaitable[None]],
+        hedging: Hedging | None = None,
     ) -> None:
         self.manager = manager
+        self.hedging = hedging
         self.hooks = HookDispatcher()
         self.base_url_for = base_url_for
         self.timeout = timeout
@@ -212,6 +224,8 @@ class Engine:
         """
         if unsupported is not None:
             chain = self._supported(state, chain, unsupported)
+        if self.hedging is not None:
+            self.hedging.budget.earn()
         if math.isinf(state.deadline_at):
             return await self._run(state, chain, attempt)
         with anyio.move_on_after(state.time_left()) as scope:
@@ -351,7 +365,7 @@ class Engine:
         min_context: int | None = None
         previous: tuple[ModelEntry, AuthProfile | None, ProviderError | None] | None = None
         fallbacks = 0
-        for model in chain:
+        for position, model in enumerate(chain):
             if min_context is not None and (model.context_window or math.inf) <= min_context:
                 continue
             if previous is not None:
@@ -387,6 +401,10 @@ class Engine:
                 last_profile = profile
                 walk.attempted = True
                 try:
+                    if self.hedging is not None and _first_call(state):
+                        return await self._hedged(
+                            state, attempt, chain[position + 1 :], profile, model
+                        )
                     return await self._attempt(state, attempt, model, profile)
                 except ProviderError as error:
                     last_error = error
@@ -424,6 +442,83 @@ class Engine:
         if not walk.attempted:
             return await self._least_bad(state, chain, attempt, walk)
         return walk
+
+    async def _hedged(
+        self,
+        state: RequestState,
+        attempt: Callable[[AttemptContext], Awaitable[T]],
+        rest: Sequence[ModelEntry],
+        profile: AuthProfile,
+        model: ModelEntry,
+    ) -> tuple[T, ModelEntry, AuthProfile]:
+        """The first attempt, and a second one if the first is slow; the first success wins.
+
+        The loser is cancelled (recorded as ``cancelled``, its key's health untouched) and
+        whatever it produced is released. When both fail, the hedge's failure is recorded
+        here and the first attempt's error is raised for the walk to handle.
+        """
+        assert self.hedging is not None
+        delay = self.hedging.delay(model.key, profile.base_url)
+        if delay is None:
+            return await self._attempt(state, attempt, model, profile)
+        winners: list[tuple[T, ModelEntry, AuthProfile]] = []
+        errors: list[ProviderError] = []
+        first_done = anyio.Event()
+
+        async def run(model: ModelEntry, profile: AuthProfile, *, first: bool) -> None:
+            try:
+                outcome = await self._attempt(state, attempt, model, profile)
+            except ProviderError as error:
+                if first:
+                    errors.append(error)
+                else:
+                    self.record_failure(state, model, profile, error)
+                return
+            finally:
+                if first:
+                    first_done.set()
+            if winners:  # both answered at once: free the slower one's reply
+                if state.release is not None:
+                    await state.release(outcome[0])
+                return
+            winners.append(outcome)
+            group.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(functools.partial(run, model, profile, first=True))
+            with anyio.move_on_after(delay):
+                await first_done.wait()
+            if not first_done.is_set() and self.hedging.budget.spend():
+                target = self._hedge_target(model, profile, rest)
+                if target is not None:
+                    self.emit(
+                        HedgeEvent,
+                        request_id=state.id,
+                        model=model.key,
+                        profile=profile.name,
+                        to_model=target[0].key,
+                        to_profile=target[1].name,
+                        after=delay,
+                    )
+                    group.start_soon(functools.partial(run, *target, first=False))
+        if winners:
+            return winners[0]
+        raise errors[0]
+
+    def _hedge_target(
+        self, model: ModelEntry, profile: AuthProfile, rest: Sequence[ModelEntry]
+    ) -> tuple[ModelEntry, AuthProfile] | None:
+        """Where a hedge goes: another endpoint of ``model``, else the next usable model."""
+        manager = self.manager
+        exclude = self._excluded(model, {profile.name}, {profile.base_url})
+        other = manager.get_next_profile(model.provider, model=model.id, exclude=exclude)
+        if other is not None:
+            return model, other
+        for following in rest:
+            found = manager.get_next_profile(following.provider, model=following.id)
+            if found is not None:
+                return following, found
+        return None
 
     async def _least_bad(
         self,
@@ -529,9 +624,10 @@ class Engine:
                 Attempt(model.key, profile.name, "cancelled", None, None, elapsed)
             )
             raise
-        state.attempts.append(
-            Attempt(model.key, profile.name, "ok", None, None, time.monotonic() - started)
-        )
+        elapsed = time.monotonic() - started
+        state.attempts.append(Attempt(model.key, profile.name, "ok", None, None, elapsed))
+        if self.hedging is not None:
+            self.hedging.latency.record(model.key, profile.base_url, elapsed)
         if self.manager.mark_success(profile.name, model=model.id):
             self.emit(
                 RecoveredEvent, request_id=state.id, profile=profile.name, provider=profile.provider
@@ -706,6 +802,10 @@ class HookMethods:
     def on_success(self, hook: H) -> H:
         """Call ``hook(SuccessEvent)`` when a request succeeds."""
         return self._engine.hooks.add(SuccessEvent, hook)
+
+    def on_hedge(self, hook: H) -> H:
+        """Call ``hook(HedgeEvent)`` when a slow first attempt gets a second in parallel."""
+        return self._engine.hooks.add(HedgeEvent, hook)
 
     def on_exhausted(self, hook: H) -> H:
         """Call ``hook(ExhaustedEvent)`` when a request fails after trying everything."""

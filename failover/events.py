@@ -22,6 +22,7 @@ __all__ = [
     "Event",
     "ExhaustedEvent",
     "FailoverEvent",
+    "HedgeEvent",
     "HookDispatcher",
     "RecoveredEvent",
     "RetryEvent",
@@ -100,6 +101,17 @@ class SuccessEvent(Event):
     attempts: int
     latency: float
     cost_usd: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HedgeEvent(Event):
+    """The first attempt had no answer after ``after`` seconds: a second one started."""
+
+    model: str
+    profile: str
+    to_model: str
+    to_profile: str
+    after: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
