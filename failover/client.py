@@ -32,6 +32,7 @@ from failover.http import HttpxSender, Reply, Sender, default_http_client
 from failover.policy import Action, Policy
 from failover.profiles import AuthProfile, FailoverManager
 from failover.routing import Hedging, Strategy
+from failover.store import Store
 from providers.base import ChatRequest, ChatResult, HttpRequest, ProviderAdapter, StreamChunk
 
 __all__ = ["AttemptContext", "Completion", "CompletionStream", "ResilientClient"]
@@ -102,6 +103,8 @@ class ResilientClient(HookMethods, AsyncClosing):
             flight), ``"latency"`` (lowest recent latency, exploring), ``"cost"``
             (cheapest for the request's estimated tokens), or your own Strategy.
         sleep: The sleep used for backoff (inject one in tests).
+        store: Where the new manager keeps its state (``failover.store.RedisStore`` to
+            share it between processes); ``async with client:`` runs its sync.
     """
 
     def __init__(
@@ -126,6 +129,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         hedge_budget: float = 0.1,
         strategy: str | Strategy = "priority",
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        store: Store | None = None,
     ) -> None:
         self.chain = (
             chain
@@ -135,11 +139,12 @@ class ResilientClient(HookMethods, AsyncClosing):
         if self.chain.is_empty():
             raise ConfigError("chain must contain at least one model")
         if isinstance(profiles, FailoverManager):
-            if config is not None:
-                raise ConfigError("pass config to the FailoverManager, not to the client")
+            if config is not None or store is not None:
+                raise ConfigError("pass config and store to the FailoverManager, not the client")
             manager = profiles
         else:
-            manager = FailoverManager(config, profiles=profiles)
+            manager = FailoverManager(config, profiles=profiles, store=store)
+        self._owns_manager = manager is not profiles
         for name, value in (("timeout", timeout), ("stream_idle_timeout", stream_idle_timeout)):
             if not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
                 raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
@@ -273,9 +278,15 @@ class ResilientClient(HookMethods, AsyncClosing):
         """The manager's status (keys masked) and each chain model's health."""
         return self._engine.status(self.chain.models)
 
+    async def __aenter__(self) -> ResilientClient:
+        await self.manager.start()  # a shared store's sync (nothing for MemoryStore)
+        return self
+
     async def aclose(self) -> None:
-        """Wait for pending async hooks, then close the HTTP client the client created."""
+        """Wait for pending async hooks, stop the store's sync, close the HTTP client."""
         await self._engine.aclose()
+        if self._owns_manager:  # a manager you passed in is yours to close
+            await self.manager.store.aclose()
         if self._owned_http is not None:
             await self._owned_http.aclose()
 

@@ -105,3 +105,26 @@ async def test_requests_flow_when_redis_is_unreachable_from_the_start() -> None:
         async with manager, client:
             results = await asyncio.gather(*(client.complete(MESSAGES) for _ in range(40)))
     assert len(results) == 40 and not store.connected
+
+
+async def test_two_clients_built_with_a_store_call_a_rate_limited_key_once(
+    redis_server: RedisServer,
+) -> None:
+    prefix = f"client-{uuid.uuid4().hex[:8]}"
+    async with Simulator() as sim:
+        key_a = sim_profiles(sim)[0].api_key.get_secret_value()
+        sim.script(Behavior("rate_limit", retry_after=30), key=key_a)
+
+        def make() -> ResilientClient:
+            store = RedisStore(redis_server.url, prefix=prefix)
+            return ResilientClient(["openai/gpt-4o-mini"], sim_profiles(sim), store=store)
+
+        async with make() as one, make() as two:
+            await one.manager.store.settle()
+            await two.manager.store.settle()
+            await one.complete(MESSAGES)
+            await one.manager.store.settle()
+            await two.manager.store.settle()
+            for _ in range(5):
+                await two.complete(MESSAGES)
+        assert sim.calls(key=key_a) == 1
