@@ -39,6 +39,7 @@ from failover.errors import (
     RateLimitError,
     ServerError,
     StreamInterrupted,
+    UnsupportedParameterError,
 )
 from failover.events import (
     CooldownEvent,
@@ -109,6 +110,7 @@ __all__ = [
     "StreamInterrupted",
     "SuccessEvent",
     "TokenUsage",
+    "UnsupportedParameterError",
     "get_model_entry",
     "set_testing",
 ]

@@ -22,6 +22,7 @@ from failover.errors import (
     NoProfileAvailable,
     ProviderError,
     ProviderTimeoutError,
+    UnsupportedParameterError,
 )
 from failover.events import (
     CooldownEvent,
@@ -141,14 +142,22 @@ class Engine:
         state: RequestState,
         chain: Sequence[ModelEntry],
         attempt: Callable[[AttemptContext], Awaitable[T]],
+        *,
+        unsupported: Callable[[ModelEntry], str | None] | None = None,
     ) -> tuple[T, ModelEntry, AuthProfile]:
         """Walk ``chain`` and the keys until ``attempt`` succeeds; raise when all fail.
 
+        ``unsupported(model)`` names a request field ``model`` cannot take: that model is
+        skipped before any call, recorded as an attempt with outcome ``unsupported``.
+
         Raises:
+            UnsupportedParameterError: No model in the chain can take the request.
             AllAttemptsFailed: Everything was tried (``retry_after``: earliest recovery).
             NoProfileAvailable: No key could be tried at all.
             ProviderError: A failure no other model can fix, with ``attempts`` set.
         """
+        if unsupported is not None:
+            chain = self._skip_unsupported(state, chain, unsupported)
         waits = 0
         while True:
             outcome = await self._walk(state, chain, attempt)
@@ -169,10 +178,29 @@ class Engine:
                 continue
             raise self._exhausted(state, len(chain), retry_after)
 
+    def _skip_unsupported(
+        self,
+        state: RequestState,
+        chain: Sequence[ModelEntry],
+        unsupported: Callable[[ModelEntry], str | None],
+    ) -> Sequence[ModelEntry]:
+        """The models that can take the request; the others recorded as unsupported."""
+        fields = {model.key: unsupported(model) for model in chain}
+        skipped = [(m.key, name) for m in chain if (name := fields[m.key]) is not None]
+        for key, name in skipped:
+            error = UnsupportedParameterError(name, [key])
+            state.attempts.append(Attempt(key, "-", "unsupported", None, None, 0.0, error))
+        if len(skipped) == len(chain):
+            models, names = zip(*skipped)
+            unsupported_error = UnsupportedParameterError(names[0], models, names)
+            unsupported_error.attempts = tuple(state.attempts)
+            raise unsupported_error
+        return [model for model in chain if fields[model.key] is None]
+
     def _exhausted(
         self, state: RequestState, models: int, retry_after: float | None
     ) -> AllAttemptsFailed:
-        if not state.attempts:
+        if all(a.outcome == "unsupported" for a in state.attempts):
             error: AllAttemptsFailed = NoProfileAvailable(
                 "no auth profile is available for any model in the chain", retry_after=retry_after
             )

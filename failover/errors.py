@@ -64,6 +64,7 @@ __all__ = [
     "RateLimitError",
     "ServerError",
     "StreamInterrupted",
+    "UnsupportedParameterError",
 ]
 
 
@@ -232,6 +233,25 @@ class InvalidRequestError(ProviderError):
     """The request itself is malformed; another model will not fix it."""
 
     kind = "invalid_request"
+
+
+class UnsupportedParameterError(InvalidRequestError):
+    """No model in the chain can take a field of the request (none was called).
+
+    Attributes:
+        field: The request field that could not be honoured (e.g. ``seed``, ``image_url``).
+        models: ``provider/model`` ids that were skipped, each for its own field.
+    """
+
+    kind = "unsupported"
+
+    def __init__(self, field: str, models: Sequence[str], fields: Sequence[str] = ()) -> None:
+        self.field = field
+        self.models = tuple(models)
+        named = ", ".join(
+            f"{model} ({name})" for model, name in zip(self.models, fields or [field] * len(models))
+        )
+        super().__init__(f"no model in the chain can take {field!r}: {named}", code=field)
 
 
 class MalformedResponseError(ProviderError):

@@ -42,7 +42,8 @@ async def test_anthropic_system_goes_top_level_max_tokens_is_set_and_version_pin
     async with ResilientClient(["anthropic/claude-haiku-4-5"], [profile]) as client:
         await client.complete(ASK, top_k=5)
     request, body = captured(route)
-    assert body["system"] == "Be brief." and body["max_tokens"] == 4096 and body["top_k"] == 5
+    assert body["system"] == [{"type": "text", "text": "Be brief."}]
+    assert body["max_tokens"] == 4096 and body["top_k"] == 5
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
     assert request.headers["x-api-key"] == "sk-ant-secret-000000001"
     assert request.headers["anthropic-version"] == "2023-06-01"
