@@ -37,7 +37,7 @@ async def post(
     if provider == "anthropic":
         return await http.post(
             f"{sim.base_url('anthropic')}/v1/messages",
-            json=payload,
+            json={"max_tokens": 100, **payload},
             headers={"x-api-key": key},
             timeout=timeout,
         )
