@@ -191,7 +191,7 @@ class Engine:
             error = UnsupportedParameterError(name, [key])
             state.attempts.append(Attempt(key, "-", "unsupported", None, None, 0.0, error))
         if len(skipped) == len(chain):
-            models, names = zip(*skipped)
+            models, names = zip(*skipped, strict=True)
             unsupported_error = UnsupportedParameterError(names[0], models, names)
             unsupported_error.attempts = tuple(state.attempts)
             raise unsupported_error

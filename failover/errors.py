@@ -249,7 +249,8 @@ class UnsupportedParameterError(InvalidRequestError):
         self.field = field
         self.models = tuple(models)
         named = ", ".join(
-            f"{model} ({name})" for model, name in zip(self.models, fields or [field] * len(models))
+            f"{model} ({name})"
+            for model, name in zip(self.models, fields or [field] * len(models), strict=True)
         )
         super().__init__(f"no model in the chain can take {field!r}: {named}", code=field)
 

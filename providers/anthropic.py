@@ -170,7 +170,9 @@ def _messages(request: ChatRequest) -> tuple[list[dict[str, Any]], list[dict[str
 
     for index, turn in enumerate(request.turns()):
         if turn.role == "system":
-            system.extend({"type": "text", "text": p.text} for p in turn.parts)
+            system.extend(
+                {"type": "text", "text": p.text} for p in turn.parts if isinstance(p, Text)
+            )
             continue
         if turn.role == "tool":
             block: dict[str, Any] = {
@@ -401,8 +403,7 @@ class _AnthropicStream:
                     input_tokens=self._input.input_tokens or output.input_tokens,
                     output_tokens=output.output_tokens,
                     cache_read_tokens=self._input.cache_read_tokens or output.cache_read_tokens,
-                    cache_write_tokens=self._input.cache_write_tokens
-                    or output.cache_write_tokens,
+                    cache_write_tokens=self._input.cache_write_tokens or output.cache_write_tokens,
                 )
             return StreamChunk("", _finish(stop, bool(self._json_blocks)), usage, (), stop)
         elif event == "message_stop":
@@ -440,7 +441,9 @@ class _AnthropicStream:
             if index in self._json_blocks:
                 return StreamChunk(fragment)
             if index in self._tools:
-                return StreamChunk(tool_calls=(ToolCallDelta(self._tools[index], arguments=fragment),))
+                return StreamChunk(
+                    tool_calls=(ToolCallDelta(self._tools[index], arguments=fragment),)
+                )
             raise MalformedResponseError("input_json_delta for a block that is not a tool call")
         return None
 

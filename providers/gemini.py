@@ -302,7 +302,9 @@ def _contents(turns: tuple[Turn, ...], model: str) -> list[dict[str, Any]]:
         if turn.role == "tool":
             add("user", [_response(turn)])
         elif turn.role == "assistant":
-            parts: list[dict[str, Any]] = [{"text": p.text} for p in turn.parts]
+            parts: list[dict[str, Any]] = [
+                {"text": p.text} for p in turn.parts if isinstance(p, Text)
+            ]
             for number, call in enumerate(turn.tool_calls):
                 part: dict[str, Any] = {
                     "functionCall": {"name": call.name, "args": _args(call.arguments)}
@@ -356,7 +358,13 @@ class GeminiAdapter(BaseAdapter):
         params = request.params
         turns = request.turns()
         payload: dict[str, Any] = {"contents": _contents(turns, model)}
-        system = [{"text": p.text} for t in turns if t.role == "system" for p in t.parts]
+        system = [
+            {"text": p.text}
+            for t in turns
+            if t.role == "system"
+            for p in t.parts
+            if isinstance(p, Text)
+        ]
         if system:
             payload["systemInstruction"] = {"parts": system}
         specs = read_tools(params.get("tools"))

@@ -36,7 +36,6 @@ from providers.base import (
 from providers.messages import (
     Audio,
     Image,
-    Text,
     read_response_format,
     read_stop,
     read_tool_choice,

@@ -265,12 +265,12 @@ class _OpenAIStream:
         if raw_finish is not None and not isinstance(raw_finish, str):
             raise MalformedResponseError("stream chunk finish_reason is not a string")
         if raw_finish == "content_filter":
-            raise ContentFilteredError("the answer was blocked by a content filter", code=raw_finish)
+            raise ContentFilteredError(
+                "the answer was blocked by a content filter", code=raw_finish
+            )
         if not text and not deltas and raw_finish is None and usage is None:
             return None
-        return StreamChunk(
-            text, openai_finish(raw_finish, self._tools), usage, deltas, raw_finish
-        )
+        return StreamChunk(text, openai_finish(raw_finish, self._tools), usage, deltas, raw_finish)
 
 
 def _deltas(calls: Any) -> tuple[ToolCallDelta, ...]:

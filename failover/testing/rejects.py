@@ -181,9 +181,7 @@ def _openai(provider: str, body: dict[str, Any]) -> Reject:
         if role == "assistant":
             for call in message.get("tool_calls") or []:
                 function = call.get("function") if isinstance(call, dict) else None
-                if not isinstance(function, dict) or not isinstance(
-                    function.get("arguments"), str
-                ):
+                if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
                     return _openai_error(
                         "Invalid type for 'messages[{index}].tool_calls[0].function.arguments':"
                         " expected a string.",
@@ -214,17 +212,23 @@ def _anthropic(body: dict[str, Any]) -> Reject:
     if isinstance(thinking, dict) and thinking.get("budget_tokens", 0) >= body["max_tokens"]:
         return _anthropic_error("`max_tokens` must be greater than `thinking.budget_tokens`.")
     system = body.get("system")
-    if system is not None and not isinstance(system, str):
-        if not isinstance(system, list) or any(
-            not isinstance(b, dict) or b.get("type") != "text" for b in system
-        ):
-            return _anthropic_error("system: Input should be a valid string")
+    if (
+        system is not None
+        and not isinstance(system, str)
+        and (
+            not isinstance(system, list)
+            or any(not isinstance(b, dict) or b.get("type") != "text" for b in system)
+        )
+    ):
+        return _anthropic_error("system: Input should be a valid string")
     for index, tool in enumerate(body.get("tools") or []):
         if not isinstance(tool, dict) or "input_schema" not in tool or "name" not in tool:
             return _anthropic_error(f"tools.{index}.custom.input_schema: Field required")
         for key in tool:
             if key not in ("name", "description", "input_schema", "cache_control", "type"):
-                return _anthropic_error(f"tools.{index}.custom.{key}: Extra inputs are not permitted")
+                return _anthropic_error(
+                    f"tools.{index}.custom.{key}: Extra inputs are not permitted"
+                )
     choice = body.get("tool_choice")
     if choice is not None and (
         not isinstance(choice, dict) or choice.get("type") not in ("auto", "any", "tool", "none")
@@ -362,8 +366,10 @@ def _gemini(body: dict[str, Any]) -> Reject:
         for number, declaration in enumerate(tool.get("functionDeclarations") or []):
             where = f"tools[{index}].function_declarations[{number}]"
             if not isinstance(declaration, dict) or not declaration.get("name"):
-                return _gemini_error(f"* GenerateContentRequest.{where}.name: Name cannot be empty.")
-            if (problem := _schema(declaration.get("parameters"), f"{where}.parameters")) :
+                return _gemini_error(
+                    f"* GenerateContentRequest.{where}.name: Name cannot be empty."
+                )
+            if problem := _schema(declaration.get("parameters"), f"{where}.parameters"):
                 return problem
     config = body.get("generationConfig")
     if config is not None:
@@ -372,7 +378,7 @@ def _gemini(body: dict[str, Any]) -> Reject:
         for key in config:
             if key not in _GEMINI_GENERATION:
                 return _unknown(key, "generation_config")
-        if (problem := _schema(config.get("responseSchema"), "generation_config.response_schema")):
+        if problem := _schema(config.get("responseSchema"), "generation_config.response_schema"):
             return problem
     return None
 

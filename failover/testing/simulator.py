@@ -415,7 +415,9 @@ class Simulator:
             if stream:
                 events = list(stream_events(wire, model, [], usage, tool_calls=calls))
                 return self._send(wire, events, 0.0, headers)
-            return JSONResponse(reply_body(wire, model, "", usage, tool_calls=calls), headers=headers)
+            return JSONResponse(
+                reply_body(wire, model, "", usage, tool_calls=calls), headers=headers
+            )
         if not stream:
             if kind == "truncate":
                 return Response(
@@ -576,7 +578,6 @@ class Simulator:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"ok": True})
 
-
     async def _calls(self, request: Request) -> Response:
         """``GET /_sim/calls``: every request received, oldest first (keys shown by their
         last four characters only)."""
@@ -632,9 +633,7 @@ class _RequestView:
                 if isinstance(part, dict) and "functionResponse" in part
             )
         return sum(
-            1
-            for m in body.get("messages") or []
-            if isinstance(m, dict) and m.get("role") == "tool"
+            1 for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "tool"
         )
 
     def forced_tool(self) -> str | None:

@@ -291,12 +291,15 @@ def _tool_stream(
                 yield None, json.dumps({"object": "chat.completion.chunk", "choices": [choice]})
         done = {"index": 0, "delta": {}, "finish_reason": "tool_calls"}
         yield None, json.dumps({"object": "chat.completion.chunk", "choices": [done]})
-        yield None, json.dumps(
-            {
-                "object": "chat.completion.chunk",
-                "choices": [],
-                "usage": {"prompt_tokens": prompt, "completion_tokens": completion},
-            }
+        yield (
+            None,
+            json.dumps(
+                {
+                    "object": "chat.completion.chunk",
+                    "choices": [],
+                    "usage": {"prompt_tokens": prompt, "completion_tokens": completion},
+                }
+            ),
         )
         yield None, "[DONE]"
     elif wire == "anthropic":
@@ -304,34 +307,45 @@ def _tool_stream(
         yield "message_start", json.dumps({"type": "message_start", "message": start})
         for index, (call_id, name, args) in enumerate(calls):
             block = {"type": "tool_use", "id": call_id, "name": name, "input": {}}
-            yield "content_block_start", json.dumps(
-                {"type": "content_block_start", "index": index, "content_block": block}
+            yield (
+                "content_block_start",
+                json.dumps({"type": "content_block_start", "index": index, "content_block": block}),
             )
             text = json.dumps(args)
             half = len(text) // 2
             for piece in (text[:half], text[half:]):
                 delta = {"type": "input_json_delta", "partial_json": piece}
-                yield "content_block_delta", json.dumps(
-                    {"type": "content_block_delta", "index": index, "delta": delta}
+                yield (
+                    "content_block_delta",
+                    json.dumps({"type": "content_block_delta", "index": index, "delta": delta}),
                 )
             yield "content_block_stop", json.dumps({"type": "content_block_stop", "index": index})
-        yield "message_delta", json.dumps(
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": "tool_use"},
-                "usage": {"output_tokens": completion},
-            }
+        yield (
+            "message_delta",
+            json.dumps(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "tool_use"},
+                    "usage": {"output_tokens": completion},
+                }
+            ),
         )
         yield "message_stop", json.dumps({"type": "message_stop"})
     elif wire == "gemini":
         parts = [_gemini_call(number, name, args) for number, (_, name, args) in enumerate(calls)]
-        yield None, json.dumps(
-            {
-                "candidates": [
-                    {"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}
-                ],
-                "usageMetadata": {"promptTokenCount": prompt, "candidatesTokenCount": completion},
-            }
+        yield (
+            None,
+            json.dumps(
+                {
+                    "candidates": [
+                        {"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}
+                    ],
+                    "usageMetadata": {
+                        "promptTokenCount": prompt,
+                        "candidatesTokenCount": completion,
+                    },
+                }
+            ),
         )
     else:
         message = {
@@ -342,15 +356,18 @@ def _tool_stream(
             ],
         }
         yield None, json.dumps({"model": model, "message": message, "done": False})
-        yield None, json.dumps(
-            {
-                "model": model,
-                "message": {"role": "assistant", "content": ""},
-                "done": True,
-                "done_reason": "stop",
-                "prompt_eval_count": prompt,
-                "eval_count": completion,
-            }
+        yield (
+            None,
+            json.dumps(
+                {
+                    "model": model,
+                    "message": {"role": "assistant", "content": ""},
+                    "done": True,
+                    "done_reason": "stop",
+                    "prompt_eval_count": prompt,
+                    "eval_count": completion,
+                }
+            ),
         )
 
 
