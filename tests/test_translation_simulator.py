@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from failover import (
+    AllAttemptsFailed,
     AuthProfile,
+    ContentFilteredError,
     FailoverConfig,
     FailoverManager,
     ModelCatalog,
@@ -320,10 +322,10 @@ async def test_azure_deployment_url_api_key_header_and_content_filter(sim: Simul
     async with ResilientClient(["azure/my-gpt4o"], [profile]) as client:
         reply = await client.complete([{"role": "user", "content": "Hi"}], max_tokens=20)
         sim.script("content_block", provider="azure")
-        from failover import AllAttemptsFailed, ContentFilteredError
-
-        with pytest.raises((AllAttemptsFailed, ContentFilteredError)):
+        with pytest.raises(AllAttemptsFailed) as caught:
             await client.complete([{"role": "user", "content": "Hi"}])
+    error = caught.value.errors[0]
+    assert isinstance(error, ContentFilteredError) and error.status == 400
     assert reply.text.startswith("Simulated answer from azure/my-gpt4o")
     assert sim.requests[0].model == "my-gpt4o" and sim.requests[0].key == "azure-key-000000000001"
     assert "model" not in sim.requests[0].body

@@ -26,6 +26,7 @@ from failover.catalog import canonical_provider, default_catalog
 from failover.testing.rejects import check_request
 from failover.testing.wire import (
     SimToolCall,
+    azure_error,
     error_reply,
     reply_body,
     stream_error,
@@ -378,6 +379,9 @@ class Simulator:
             return JSONResponse(rejected[1], status_code=rejected[0], headers=headers)
         if behavior.latency:
             await asyncio.sleep(behavior.latency)
+        if provider == "azure" and (azure := azure_error(kind, behavior.retry_after)):
+            retry = {"retry-after": f"{behavior.retry_after:g}"} if azure[0] == 429 else {}
+            return JSONResponse(azure[1], status_code=azure[0], headers={**headers, **retry})
         if kind in _ERROR_KINDS or kind == "context_limit":
             status, error, extra = error_reply(wire, kind, behavior.retry_after)
             return JSONResponse(error, status_code=status, headers={**headers, **extra})

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["SimToolCall", "error_reply", "reply_body", "stream_events"]
+__all__ = ["SimToolCall", "azure_error", "error_reply", "reply_body", "stream_events"]
 
 SimToolCall = tuple[str, str, dict[str, Any]]
 """A scripted tool call: (id, function name, arguments)."""
@@ -129,6 +129,40 @@ def error_reply(
             headers["x-ratelimit-remaining-requests"] = "0"
             headers["x-ratelimit-reset-requests"] = f"{retry_after:g}s"
     return status, _ERROR_BODIES[wire](behaviour, retry_after), headers
+
+
+def azure_error(behaviour: str, retry_after: float) -> tuple[int, dict[str, Any]] | None:
+    """Azure OpenAI's own error body for ``behaviour``, where it differs from OpenAI's."""
+    if behaviour == "content_block":
+        return 400, {
+            "error": {
+                "message": "The response was filtered due to the prompt triggering Azure "
+                "OpenAI's content management policy. Please modify your prompt and retry.",
+                "type": None,
+                "param": "prompt",
+                "code": "content_filter",
+                "status": 400,
+                "innererror": {
+                    "code": "ResponsibleAIPolicyViolation",
+                    "content_filter_result": {
+                        "hate": {"filtered": True, "severity": "high"},
+                        "self_harm": {"filtered": False, "severity": "safe"},
+                        "sexual": {"filtered": False, "severity": "safe"},
+                        "violence": {"filtered": False, "severity": "safe"},
+                    },
+                },
+            }
+        }
+    if behaviour == "rate_limit":
+        return 429, {
+            "error": {
+                "code": "429",
+                "message": "Requests to the ChatCompletions_Create Operation under Azure OpenAI "
+                "API version 2024-10-21 have exceeded token rate limit of your current OpenAI "
+                f"S0 pricing tier. Please retry after {retry_after:g} seconds.",
+            }
+        }
+    return None
 
 
 def reply_body(
