@@ -21,6 +21,7 @@ Every exception the library raises derives from ``FailoverError``::
     │   ├── ContextWindowExceededError           the prompt does not fit the model
     │   ├── ContentFilteredError                 blocked by a content filter, or refused
     │   ├── InvalidRequestError                  other 400/422: the request itself is wrong
+    │   │   └── UnsupportedParameterError        no model in the chain can take a field
     │   └── MalformedResponseError               an unparsable reply, or a truncated stream
     ├── AllAttemptsFailed                        every model and key was tried; carries attempts
     │   └── NoProfileAvailable                   no key could be tried (all cooling or disabled)
@@ -123,6 +124,8 @@ class ProviderError(FailoverError):
         status: The HTTP status code, when there was one.
         retry_after: Seconds the provider asked us to wait, when it said.
         code: The provider's machine-readable error code or type, when given.
+        should_retry: The provider's ``x-should-retry`` header: ``False`` means do not
+            retry this request at this endpoint, ``True`` means do, whatever the status.
     """
 
     kind: ClassVar[str] = "error"
@@ -139,6 +142,7 @@ class ProviderError(FailoverError):
         status: int | None = None,
         retry_after: float | None = None,
         code: str | None = None,
+        should_retry: bool | None = None,
     ) -> None:
         self.message = scrub(message)
         super().__init__(self.message)
@@ -148,6 +152,7 @@ class ProviderError(FailoverError):
         self.status = status
         self.retry_after = retry_after
         self.code = code
+        self.should_retry = should_retry
 
     def redact(self, *keys: str) -> None:
         """Scrub ``keys`` out of the message (the client does this with the profile's key)."""
@@ -236,23 +241,19 @@ class InvalidRequestError(ProviderError):
 
 
 class UnsupportedParameterError(InvalidRequestError):
-    """No model in the chain can take a field of the request (none was called).
+    """No model in the chain can take a field of the request (each was skipped, none called).
 
     Attributes:
-        field: The request field that could not be honoured (e.g. ``seed``, ``image_url``).
-        models: ``provider/model`` ids that were skipped, each for its own field.
+        field: The request field that could not be honoured.
+        models: The ``provider/model`` ids that were skipped for it.
     """
 
     kind = "unsupported"
 
-    def __init__(self, field: str, models: Sequence[str], fields: Sequence[str] = ()) -> None:
+    def __init__(self, field: str, models: Sequence[str]) -> None:
+        super().__init__(f"no model in the chain supports {field!r} (skipped: {', '.join(models)})")
         self.field = field
         self.models = tuple(models)
-        named = ", ".join(
-            f"{model} ({name})"
-            for model, name in zip(self.models, fields or [field] * len(models), strict=True)
-        )
-        super().__init__(f"no model in the chain can take {field!r}: {named}", code=field)
 
 
 class MalformedResponseError(ProviderError):
