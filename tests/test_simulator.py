@@ -210,3 +210,35 @@ async def test_ollama_native_ndjson_stream() -> None:
         )
         lines = [json.loads(line) for line in reply.text.splitlines()]
         assert lines[-1]["done"] is True and lines[-1]["eval_count"] > 0
+
+
+async def test_sim_calls_lists_every_request_with_keys_masked(sim: Simulator) -> None:
+    await post(sim, "openai")
+    await post(sim, "anthropic", key="sk-wrong-key-99999")
+    http: httpx.AsyncClient = sim.http  # type: ignore[attr-defined]
+    calls = (await http.get(f"{sim.root_url}/_sim/calls")).json()["calls"]
+    assert [(c["provider"], c["outcome"]) for c in calls] == [
+        ("openai", "healthy"),
+        ("anthropic", "invalid_key"),
+    ]
+    assert calls[0]["key"] == "...0001" and KEY not in json.dumps(calls)
+    assert calls[0]["model"] == "gpt-4o-mini" and calls[0]["stream"] is False
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+async def test_scripted_tool_rounds_answer_in_each_wire_format(
+    sim: Simulator, provider: str
+) -> None:
+    sim.script(Behavior(tool_calls=[("lookup", {"q": "x"})]), provider=provider)
+    reply = (await post(sim, provider)).json()
+    if provider == "openai":
+        call = reply["choices"][0]["message"]["tool_calls"][0]["function"]
+        assert call == {"name": "lookup", "arguments": '{"q": "x"}'}
+        assert reply["choices"][0]["finish_reason"] == "tool_calls"
+    elif provider == "anthropic":
+        block = reply["content"][0]
+        assert (block["type"], block["name"], block["input"]) == ("tool_use", "lookup", {"q": "x"})
+        assert reply["stop_reason"] == "tool_use"
+    else:
+        part = reply["candidates"][0]["content"]["parts"][0]
+        assert part["functionCall"] == {"name": "lookup", "args": {"q": "x"}}
