@@ -297,3 +297,18 @@ def test_a_reply_the_adapter_does_not_understand_names_the_field(
 
     with pytest.raises(MalformedResponseError, match=field.replace("[", r"\[").replace("]", r"\]")):
         get_adapter(wire).parse_response(json.dumps(body).encode())
+
+
+@SETTINGS
+@given(
+    status=st.sampled_from([400, 403, 404, 429, 500, 503, 529]),
+    body=json_values
+    | mutated({"error": {"code": 429, "details": [{"violations": [{"quotaId": "PerDay"}]}]}})
+    | mutated(
+        {"type": "error", "error": {"type": "rate_limit_error", "details": {"error_code": "x"}}}
+    ),
+)
+def test_the_classifier_reads_any_error_body_without_help(status: int, body: Any) -> None:
+    from failover.classify import classify_http_error
+
+    assert isinstance(classify_http_error(status, {}, json.dumps(body).encode()), ProviderError)
