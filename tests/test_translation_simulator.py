@@ -330,3 +330,15 @@ async def test_azure_deployment_url_api_key_header_and_content_filter(sim: Simul
     assert sim.requests[0].model == "my-gpt4o" and sim.requests[0].key == "azure-key-000000000001"
     assert "model" not in sim.requests[0].body
     assert sim.requests[0].body["max_completion_tokens"] == 20
+
+
+async def test_azure_rate_limit_is_a_rate_limit_with_its_wait(sim: Simulator) -> None:
+    from failover import RateLimitError
+
+    sim.script(Behavior("rate_limit", retry_after=6), provider="azure")
+    profile = AuthProfile("east", "azure", "azure-key-000000000001", base_url=sim.base_url("azure"))
+    async with ResilientClient(["azure/my-gpt4o"], [profile]) as client:
+        with pytest.raises(AllAttemptsFailed) as caught:
+            await client.complete([{"role": "user", "content": "Hi"}])
+    error = caught.value.errors[0]
+    assert isinstance(error, RateLimitError) and error.retry_after == 6
