@@ -42,6 +42,7 @@ from providers.base import (
     ToolCall,
     ToolCallDelta,
     catalog_unsupported,
+    check_params,
     first_unknown,
     guarded,
     has_part,
@@ -214,6 +215,7 @@ class AnthropicAdapter(BaseAdapter):
 
     def unsupported_field(self, request: ChatRequest, model: ModelEntry) -> str | None:
         """What the Messages API cannot express, or the catalog says the model cannot take."""
+        check_params(request.params)
         params = request.params
         if has_part(request, Audio):
             return "input_audio"
@@ -234,7 +236,7 @@ class AnthropicAdapter(BaseAdapter):
             if request.temperature is not None and request.temperature != 1:
                 return "temperature"
             top_p = params.get("top_p")
-            if top_p is not None and top_p < 0.95:
+            if top_p is not None and not (isinstance(top_p, (int, float)) and top_p >= 0.95):
                 return "top_p"
             choice = read_tool_choice(params.get("tool_choice"))
             if choice is not None and choice.mode in ("required", "tool"):

@@ -21,7 +21,7 @@ from typing import Any, Literal, ParamSpec, Protocol, TypeVar
 
 from failover.catalog import ModelEntry, TokenUsage
 from failover.classify import classify_http_error
-from failover.errors import FailoverError, MalformedResponseError, ProviderError
+from failover.errors import ConfigError, FailoverError, MalformedResponseError, ProviderError
 from providers.messages import ToolCall, Turn, read_messages
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "ToolCallDelta",
     "assistant_message",
     "catalog_unsupported",
+    "check_params",
     "first_unknown",
     "guarded",
     "has_part",
@@ -394,11 +395,33 @@ def has_part(request: ChatRequest, kind: type) -> bool:
     return any(isinstance(part, kind) for turn in request.turns() for part in turn.parts)
 
 
+def check_params(params: Mapping[str, Any]) -> None:
+    """Check the shared parameters are in OpenAI's shape, whichever provider gets them.
+
+    Raises:
+        ConfigError: ``tools``, ``tool_choice``, ``response_format``, ``stop`` or
+            ``reasoning_effort`` is not in OpenAI's shape.
+    """
+    from providers import messages
+
+    messages.read_tools(params.get("tools"))
+    messages.read_tool_choice(params.get("tool_choice"))
+    messages.read_response_format(params.get("response_format"))
+    messages.read_stop(params.get("stop"))
+    effort = params.get("reasoning_effort")
+    if effort is not None and effort not in messages.REASONING_EFFORTS:
+        raise ConfigError(
+            f"reasoning_effort must be one of {', '.join(messages.REASONING_EFFORTS)}, "
+            f"got {effort!r}"
+        )
+
+
 def catalog_unsupported(request: ChatRequest, model: ModelEntry) -> str | None:
     """A field the catalog says ``model`` cannot take (images, audio, tools, reasoning)."""
     from providers.messages import Audio, Image
 
     params = request.params
+    effort = params.get("reasoning_effort")
     if model.input is not None:
         if "image" not in model.input and has_part(request, Image):
             return "image_url"
@@ -406,7 +429,6 @@ def catalog_unsupported(request: ChatRequest, model: ModelEntry) -> str | None:
             return "input_audio"
     if model.tools is False and params.get("tools"):
         return "tools"
-    effort = params.get("reasoning_effort")
     if model.reasoning is False and effort is not None and effort != "none":
         return "reasoning_effort"
     return None

@@ -36,6 +36,7 @@ from providers.base import (
     ToolCall,
     ToolCallDelta,
     catalog_unsupported,
+    check_params,
     first_unknown,
     guarded,
     load_json,
@@ -338,6 +339,7 @@ class GeminiAdapter(BaseAdapter):
 
     def unsupported_field(self, request: ChatRequest, model: ModelEntry) -> str | None:
         """What ``generateContent`` cannot express, or the catalog says the model cannot take."""
+        check_params(request.params)
         params = request.params
         for name in ("logit_bias", "logprobs", "top_logprobs"):
             if params.get(name) not in (None, False, 0, {}):

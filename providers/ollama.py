@@ -27,6 +27,7 @@ from providers.base import (
     ToolCall,
     ToolCallDelta,
     catalog_unsupported,
+    check_params,
     first_unknown,
     guarded,
     load_json,
@@ -160,6 +161,7 @@ class OllamaAdapter(BaseAdapter):
 
     def unsupported_field(self, request: ChatRequest, model: ModelEntry) -> str | None:
         """What ``/api/chat`` cannot express, or the catalog says the model cannot take."""
+        check_params(request.params)
         params = request.params
         turns = request.turns()
         parts = [part for turn in turns for part in turn.parts]

@@ -24,6 +24,7 @@ from providers.base import (
     ToolCall,
     ToolCallDelta,
     catalog_unsupported,
+    check_params,
     guarded,
     load_json,
     max_output_tokens,
@@ -156,6 +157,7 @@ class OpenAIAdapter(BaseAdapter):
 
     def unsupported_field(self, request: ChatRequest, model: ModelEntry) -> str | None:
         """A field this server rejects, or one the catalog says the model cannot take."""
+        check_params(request.params)
         for name in sorted(self.rejects):
             if request.params.get(name) is not None:
                 return name

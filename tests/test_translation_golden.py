@@ -992,3 +992,23 @@ def test_a_streamed_refusal_is_a_content_filter_outcome() -> None:
                 ]
             },
         )
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini", "ollama-native"])
+@pytest.mark.parametrize(
+    ("params", "where"),
+    [
+        ({"reasoning_effort": "max"}, "reasoning_effort must be one of"),
+        ({"tools": [{"type": "function", "function": {}}]}, r"tools\[0\]"),
+        ({"tool_choice": "sometimes", "tools": TOOLS}, "tool_choice must be"),
+        ({"response_format": {"type": "yaml"}}, "response_format type"),
+        ({"stop": 5}, "stop must be"),
+    ],
+)
+def test_a_parameter_not_in_openais_shape_is_a_clear_error(
+    provider: str, params: dict[str, Any], where: str
+) -> None:
+    request = ChatRequest([{"role": "user", "content": "hi"}], params=params)
+    adapter = get_adapter(provider)
+    with pytest.raises(ConfigError, match=where):
+        adapter.unsupported_field(request, entry(provider, "m"))
