@@ -342,3 +342,32 @@ async def test_azure_rate_limit_is_a_rate_limit_with_its_wait(sim: Simulator) ->
             await client.complete([{"role": "user", "content": "Hi"}])
     error = caught.value.errors[0]
     assert isinstance(error, RateLimitError) and error.retry_after == 6
+
+
+@pytest.mark.parametrize("provider", list(WIRES))
+async def test_a_streamed_json_answer_is_text_on_every_wire(sim: Simulator, provider: str) -> None:
+    async with client_for(sim, WIRES[provider]) as client:
+        stream = client.stream(
+            [{"role": "user", "content": "Status as JSON"}], response_format={"type": "json_object"}
+        )
+        async with stream:
+            text = "".join([chunk.text async for chunk in stream])
+    assert json.loads(text)["answer"].startswith("Simulated answer")
+    assert stream.finish_reason == "stop" and stream.tool_calls == ()
+    if provider == "ollama-native":  # local: unpriced
+        assert stream.cost_usd is None
+    else:
+        assert stream.cost_usd is not None and stream.cost_usd > 0
+
+
+async def test_a_malformed_request_is_a_config_error_before_any_call(sim: Simulator) -> None:
+    from failover import ConfigError
+
+    async with client_for(sim, WIRES["anthropic"], WIRES["openai"]) as client:
+        with pytest.raises(ConfigError, match="tool_choice must be"):
+            await client.complete(
+                [{"role": "user", "content": "hi"}], tools=TOOLS, tool_choice="sometimes"
+            )
+        with pytest.raises(ConfigError, match="answers no earlier assistant tool call"):
+            await client.complete([{"role": "tool", "tool_call_id": "x", "content": "1"}])
+    assert sim.requests == []
