@@ -242,3 +242,81 @@ async def test_scripted_tool_rounds_answer_in_each_wire_format(
     else:
         part = reply["candidates"][0]["content"]["parts"][0]
         assert part["functionCall"] == {"name": "lookup", "args": {"q": "x"}}
+
+
+@pytest.mark.parametrize(
+    ("provider", "body", "marker"),
+    [
+        (
+            "anthropic",
+            {"max_tokens": 5, "messages": [{"role": "user", "content": None}]},
+            "messages.0.content: Input should be a valid list",
+        ),
+        (
+            "anthropic",
+            {"max_tokens": 5, "messages": [{"role": "system", "content": "x"}]},
+            "messages.0.role: Input should be 'user' or 'assistant'",
+        ),
+        (
+            "anthropic",
+            {"max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "stop": ["a"]},
+            "stop: Extra inputs are not permitted",
+        ),
+        (
+            "anthropic",
+            {
+                "max_tokens": 5,
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "tool_result", "tool_use_id": "t9", "content": "1"}],
+                    }
+                ],
+            },
+            "unexpected `tool_use_id`",
+        ),
+        (
+            "gemini",
+            {"contents": [{"role": "assistant", "parts": [{"text": "x"}]}]},
+            "Please use a valid role: user, model.",
+        ),
+        (
+            "gemini",
+            {
+                "contents": [{"role": "user", "parts": [{"text": "x"}]}],
+                "tools": [{"type": "function", "function": {"name": "f"}}],
+            },
+            "Unknown name \\\"type\\\" at 'tools[0]'",
+        ),
+        (
+            "openai",
+            {"model": "m", "messages": [{"role": "tool", "tool_call_id": "c", "content": "x"}]},
+            "must be a response to a preceeding message with 'tool_calls'",
+        ),
+    ],
+)
+async def test_what_the_real_apis_reject_gets_each_providers_own_400(
+    sim: Simulator, provider: str, body: dict, marker: str
+) -> None:
+    http: httpx.AsyncClient = sim.http  # type: ignore[attr-defined]
+    if provider == "anthropic":
+        reply = await http.post(
+            f"{sim.base_url(provider)}/v1/messages", json=body, headers={"x-api-key": KEY}
+        )
+        assert reply.json()["error"]["type"] == "invalid_request_error"
+    elif provider == "gemini":
+        reply = await http.post(
+            f"{sim.base_url(provider)}/v1beta/models/gemini-2.5-flash:generateContent",
+            json=body,
+            headers={"x-goog-api-key": KEY},
+        )
+        assert reply.json()["error"]["status"] == "INVALID_ARGUMENT"
+    else:
+        reply = await http.post(
+            f"{sim.base_url(provider)}/chat/completions",
+            json=body,
+            headers={"authorization": f"Bearer {KEY}"},
+        )
+        assert reply.json()["error"]["type"] == "invalid_request_error"
+    assert reply.status_code == 400 and marker in reply.text
+    assert sim.requests[-1].outcome == "invalid_request"
