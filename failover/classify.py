@@ -90,7 +90,7 @@ def _finite(value: float) -> float | None:
 def _seconds_until_date(text: str) -> float | None:
     try:
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         try:
             from datetime import datetime
 
