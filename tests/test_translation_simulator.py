@@ -125,6 +125,33 @@ async def test_agent_loop_survives_a_fallback_to_another_wire_format_mid_convers
     assert last.message == {"role": "assistant", "content": last.text}
 
 
+@pytest.mark.parametrize("source", ["openai", "gemini"])
+async def test_gemini_3_gets_its_thought_signatures_back_or_the_documented_stand_in(
+    sim: Simulator, source: str
+) -> None:
+    sim.script(Behavior(tool_calls=ROUNDS[:1]), provider=source)
+    ask: list[dict[str, Any]] = [{"role": "user", "content": "Weather in Paris?"}]
+    async with client_for(sim, WIRES[source]) as client:
+        reply = await client.complete(ask, tools=TOOLS)
+    history = [
+        *ask,
+        reply.message,
+        {"role": "tool", "tool_call_id": reply.tool_calls[0].id, "content": "sunny"},
+    ]
+    async with client_for(sim, "gemini/gemini-3-pro-preview") as client:
+        answer = await client.complete(history, tools=TOOLS)
+    assert "after 1 tool results" in answer.text
+    part = received(sim, "gemini")["contents"][1]["parts"][0]
+    expected = (
+        "c2ltdWxhdGVkLXNpZ25hdHVyZQ==" if source == "gemini" else "skip_thought_signature_validator"
+    )
+    assert part["thoughtSignature"] == expected
+    bare = [{**history[1], "tool_calls": [{**reply.message["tool_calls"][0], "extra_content": {}}]}]
+    async with client_for(sim, "openai/gpt-4o") as client:
+        await client.complete([*ask, *bare, history[2]], tools=TOOLS)
+    assert "extra_content" not in json.dumps(received(sim, "openai"))
+
+
 @pytest.mark.parametrize(("source", "target"), PAIRS)
 async def test_a_replys_message_is_history_for_any_other_provider(
     sim: Simulator, source: str, target: str

@@ -107,12 +107,12 @@ _GEMINI_SCHEMA = frozenset(
 )
 
 
-def check_request(wire: str, provider: str, body: dict[str, Any]) -> Reject:
+def check_request(wire: str, provider: str, body: dict[str, Any], model: str = "") -> Reject:
     """The error the real ``provider`` (speaking ``wire``) would answer ``body`` with."""
     if wire == "anthropic":
         return _anthropic(body)
     if wire == "gemini":
-        return _gemini(body)
+        return _gemini(body) or (_signatures(body) if model.startswith("gemini-3") else None)
     if wire == "ollama":
         return _ollama(body)
     return _openai(provider, body)
@@ -380,6 +380,22 @@ def _gemini(body: dict[str, Any]) -> Reject:
                 return _unknown(key, "generation_config")
         if problem := _schema(config.get("responseSchema"), "generation_config.response_schema"):
             return problem
+    return None
+
+
+def _signatures(body: dict[str, Any]) -> Reject:
+    """Gemini 3 wants the first function call of each model turn to carry its signature."""
+    for index, content in enumerate(body.get("contents") or []):
+        if content.get("role") != "model":
+            continue
+        calls = [p for p in content.get("parts") or [] if "functionCall" in p]
+        if calls and not calls[0].get("thoughtSignature"):
+            return _gemini_error(
+                f"Function call is missing a thought_signature in functionCall parts. This is "
+                f"required for tools to work correctly, and missing thought_signature may lead "
+                f"to degraded model performance. Additional data, function call "
+                f"`{calls[0]['functionCall'].get('name')}` , position {index + 1}."
+            )
     return None
 
 

@@ -353,7 +353,7 @@ class Simulator:
             else self._choose(provider, key, model)
         )
         kind, headers = self._apply_window(behavior, key)
-        rejected = check_request(wire, provider, body) if kind != "invalid_key" else None
+        rejected = check_request(wire, provider, body, model) if kind != "invalid_key" else None
         if rejected is not None:
             kind = "invalid_request"
         if (
