@@ -293,6 +293,11 @@ async def test_scripted_tool_rounds_answer_in_each_wire_format(
             {"model": "m", "messages": [{"role": "tool", "tool_call_id": "c", "content": "x"}]},
             "must be a response to a preceeding message with 'tool_calls'",
         ),
+        (
+            "openai",
+            {"model": "m", "messages": [{"role": "user", "content": "x"}], "top_k": 3},
+            "Unrecognized request argument supplied: top_k",
+        ),
     ],
 )
 async def test_what_the_real_apis_reject_gets_each_providers_own_400(

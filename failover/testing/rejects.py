@@ -35,6 +35,46 @@ _ANTHROPIC_FIELDS = frozenset(
         "context_management",
     }
 )
+_OPENAI_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "audio",
+        "frequency_penalty",
+        "function_call",
+        "functions",
+        "logit_bias",
+        "logprobs",
+        "max_completion_tokens",
+        "max_tokens",
+        "metadata",
+        "modalities",
+        "n",
+        "parallel_tool_calls",
+        "prediction",
+        "presence_penalty",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "reasoning_effort",
+        "response_format",
+        "safety_identifier",
+        "seed",
+        "service_tier",
+        "stop",
+        "store",
+        "stream",
+        "stream_options",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_logprobs",
+        "top_p",
+        "user",
+        "verbosity",
+        "web_search_options",
+    }
+)
+"""What OpenAI's own API (and Azure's) takes; compatible servers are laxer."""
 _ANTHROPIC_BLOCKS = frozenset(
     {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking"}
 )
@@ -149,6 +189,10 @@ def _openai(provider: str, body: dict[str, Any]) -> Reject:
             "param": None,
             "code": None,
         }
+    if provider in ("openai", "azure"):
+        for key in body:
+            if key not in _OPENAI_FIELDS:
+                return _openai_error(f"Unrecognized request argument supplied: {key}")
     messages = body.get("messages")
     if not isinstance(messages, list):
         return _openai_error("'messages' is a required property", "messages")
