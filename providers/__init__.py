@@ -22,7 +22,7 @@ from providers.base import (
 )
 from providers.gemini import GeminiAdapter
 from providers.ollama import OllamaAdapter
-from providers.openai import OpenAIAdapter
+from providers.openai import OTHER_WIRES_FIELDS, OpenAIAdapter
 
 __all__ = [
     "AnthropicAdapter",
@@ -48,7 +48,7 @@ _HINTS = frozenset({"user", "metadata", "store", "service_tier"})
 """Harmless OpenAI hints that stricter OpenAI-compatible servers reject: not sent there."""
 
 _ADAPTERS: dict[str, ProviderAdapter] = {
-    "openai": OpenAIAdapter("https://api.openai.com/v1"),
+    "openai": OpenAIAdapter("https://api.openai.com/v1", rejects=OTHER_WIRES_FIELDS),
     "azure": AzureOpenAIAdapter(),
     "groq": OpenAIAdapter(
         "https://api.groq.com/openai/v1",

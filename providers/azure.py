@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 from failover.errors import ConfigError, ContentFilteredError, ProviderError
 from providers.base import ChatRequest, HttpRequest, load_json
-from providers.openai import OpenAIAdapter
+from providers.openai import OTHER_WIRES_FIELDS, OpenAIAdapter
 
 __all__ = ["DEFAULT_API_VERSION", "AzureOpenAIAdapter"]
 
@@ -33,7 +33,7 @@ class AzureOpenAIAdapter(OpenAIAdapter):
     """
 
     def __init__(self, *, api_version: str = DEFAULT_API_VERSION) -> None:
-        super().__init__("", max_tokens_field="max_completion_tokens")
+        super().__init__("", max_tokens_field="max_completion_tokens", rejects=OTHER_WIRES_FIELDS)
         self.api_version = api_version
 
     def build_request(

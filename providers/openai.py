@@ -31,7 +31,27 @@ from providers.base import (
     read_usage,
 )
 
-__all__ = ["OpenAIAdapter", "openai_finish", "openai_usage"]
+__all__ = ["OTHER_WIRES_FIELDS", "OpenAIAdapter", "openai_finish", "openai_usage"]
+
+OTHER_WIRES_FIELDS = frozenset(
+    {
+        "top_k",
+        "thinking",
+        "output_config",
+        "container",
+        "mcp_servers",
+        "context_management",
+        "safetySettings",
+        "cachedContent",
+        "generationConfig",
+        "options",
+        "keep_alive",
+        "think",
+        "format",
+    }
+)
+"""Other wires' own fields, which OpenAI's API answers with a 400 ("Unrecognized request
+argument"): a model there is skipped when a request carries one."""
 
 _FINISH = {
     "stop": "stop",

@@ -470,6 +470,9 @@ def test_azure_names_the_deployment_in_the_url_and_sends_api_key() -> None:
         ),
         ("mistral", "mistral-large-latest", {"reasoning_effort": "high"}, "hi", "reasoning_effort"),
         ("openai", "gpt-4o", {"whatever_openai_adds_next": 1}, "hi", None),
+        ("openai", "gpt-4o", {"top_k": 5}, "hi", "top_k"),
+        ("azure", "gpt-4o", {"safetySettings": []}, "hi", "safetySettings"),
+        ("vllm", "llama", {"top_k": 5}, "hi", None),
     ],
 )
 def test_unsupported_field_names_what_the_wire_cannot_express(

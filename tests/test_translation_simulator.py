@@ -398,3 +398,10 @@ async def test_a_malformed_request_is_a_config_error_before_any_call(sim: Simula
         with pytest.raises(ConfigError, match="answers no earlier assistant tool call"):
             await client.complete([{"role": "tool", "tool_call_id": "x", "content": "1"}])
     assert sim.requests == []
+
+
+async def test_another_wires_own_field_skips_openai_instead_of_a_400(sim: Simulator) -> None:
+    async with client_for(sim, WIRES["openai"], WIRES["anthropic"]) as client:
+        reply = await client.complete([{"role": "user", "content": "Hi"}], top_k=5)
+    assert reply.model == WIRES["anthropic"] and reply.attempts[0].outcome == "unsupported"
+    assert received(sim, "anthropic")["top_k"] == 5 and sim.calls(provider="openai") == 0
