@@ -173,14 +173,17 @@ class OpenAIAdapter(BaseAdapter):
         self.max_tokens_field = max_tokens_field
         self.omit = omit
         self.rejects = rejects
+        self._rejects_sorted = tuple(sorted(rejects))
         self.rename = dict(rename or {})
 
     def unsupported_field(self, request: ChatRequest, model: ModelEntry) -> str | None:
         """A field this server rejects, or one the catalog says the model cannot take."""
         check_params(request.params)
-        for name in sorted(self.rejects):
-            if request.params.get(name) is not None:
-                return name
+        params = request.params
+        if params:
+            for name in self._rejects_sorted:
+                if params.get(name) is not None:
+                    return name
         return catalog_unsupported(request, model)
 
     def payload(self, request: ChatRequest, model: str | None) -> dict[str, Any]:
