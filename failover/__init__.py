@@ -60,10 +60,11 @@ from failover.profiles import (
 
 if TYPE_CHECKING:
     from failover.client import AttemptContext, Completion, CompletionStream, ResilientClient
-    from failover.policy import set_testing
+    from failover.policy import Action, set_testing
     from failover.transport import ResilientTransport
 
 __all__ = [
+    "Action",
     "AllAttemptsFailed",
     "Attempt",
     "AttemptContext",
@@ -116,6 +117,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "Action": "failover.policy",
     "AttemptContext": "failover.client",
     "Completion": "failover.client",
     "CompletionStream": "failover.client",

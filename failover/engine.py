@@ -6,16 +6,18 @@ any coroutine taking an AttemptContext, and failures arrive as ProviderErrors.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import time
-from collections import defaultdict
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
 
+from failover._secrets import KeyScrubber
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry
 from failover.classify import rate_limit_headroom
@@ -31,15 +33,17 @@ from failover.events import (
     Event,
     ExhaustedEvent,
     FailoverEvent,
+    HedgeEvent,
     HookDispatcher,
     RecoveredEvent,
     RetryEvent,
     SuccessEvent,
 )
-from failover.policy import Action, Backoff, Decision, decide
+from failover.policy import Action, Backoff, Decision, Policy
 from failover.profiles import AuthProfile, FailoverManager, ProfileStatus
+from failover.routing import Hedging
 
-__all__ = ["AttemptContext", "Engine", "HookMethods", "RequestState"]
+__all__ = ["AttemptContext", "Engine", "HookMethods", "ModelHealth", "RequestState"]
 
 T = TypeVar("T")
 H = TypeVar("H", bound=Callable[..., Any])
@@ -82,10 +86,38 @@ class RequestState:
     started: float
     deadline_at: float
     attempts: list[Attempt] = field(default_factory=list)
+    release: Callable[[Any], Awaitable[None]] | None = None
+    """Frees what a losing hedged attempt produced (e.g. closes an opened stream)."""
 
     def time_left(self) -> float:
         """Seconds until the request's deadline (``inf`` without one)."""
         return self.deadline_at - time.monotonic()
+
+
+class ModelHealth:
+    """Successes, failures and the last error per model, for the most recent models only.
+
+    Model ids can come from callers (the SDK transport serves whatever model an SDK asks
+    for), so the map keeps the ``limit`` most recently used and forgets the rest.
+    """
+
+    def __init__(self, limit: int = 1024) -> None:
+        self._limit = limit
+        self._models: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def of(self, model: str) -> dict[str, Any]:
+        """The counters of ``model`` (``provider/model``), created at zero when new."""
+        health = self._models.get(model)
+        if health is None:
+            health = self._models[model] = {"successes": 0, "failures": 0, "last_error": None}
+            if len(self._models) > self._limit:
+                self._models.popitem(last=False)
+        else:
+            self._models.move_to_end(model)
+        return health
+
+    def __len__(self) -> int:
+        return len(self._models)
 
 
 @dataclass(slots=True)
@@ -97,6 +129,11 @@ class _Pass:
     """The first transient failure that the provider allows to be retried, if any."""
     retry_model: ModelEntry | None = None
     retry_profile: AuthProfile | None = None
+
+
+def _first_call(state: RequestState) -> bool:
+    """Whether no call has been made yet (models skipped as unsupported are no calls)."""
+    return all(attempt.profile is None for attempt in state.attempts)
 
 
 class Engine:
@@ -117,21 +154,22 @@ class Engine:
         timeout: float,
         deadline: float | None,
         wait_for_recovery: bool,
-        raise_on_content_filter: bool,
+        policy: Policy,
         sleep: Callable[[float], Awaitable[None]],
+        hedging: Hedging | None = None,
     ) -> None:
         self.manager = manager
+        self.hedging = hedging
         self.hooks = HookDispatcher()
         self.base_url_for = base_url_for
         self.timeout = timeout
         self.deadline = deadline
         self.wait_for_recovery = wait_for_recovery
-        self.raise_on_content_filter = raise_on_content_filter
+        self.policy = policy
         self.sleep = sleep
         self.backoff = Backoff(manager.config)
-        self.model_health: defaultdict[str, dict[str, Any]] = defaultdict(
-            lambda: {"successes": 0, "failures": 0, "last_error": None}
-        )
+        self._scrubber: tuple[tuple[int, ...], KeyScrubber] | None = None
+        self.model_health = ModelHealth()
 
     def emit(self, event_type: type[Event], **fields: Any) -> None:
         """Build and deliver an event, but only when a hook listens for it."""
@@ -186,6 +224,8 @@ class Engine:
         """
         if unsupported is not None:
             chain = self._supported(state, chain, unsupported)
+        if self.hedging is not None:
+            self.hedging.budget.earn()
         if math.isinf(state.deadline_at):
             return await self._run(state, chain, attempt)
         with anyio.move_on_after(state.time_left()) as scope:
@@ -250,7 +290,7 @@ class Engine:
             retry_after = self._retry_after(chain)
             if (
                 self.wait_for_recovery
-                and retry_after is not None
+                and retry_after  # 0: something is usable now, and failed: backoff's domain
                 and waits < _MAX_RECOVERY_WAITS
                 and retry_after < state.time_left()
                 and (
@@ -325,7 +365,7 @@ class Engine:
         min_context: int | None = None
         previous: tuple[ModelEntry, AuthProfile | None, ProviderError | None] | None = None
         fallbacks = 0
-        for model in chain:
+        for position, model in enumerate(chain):
             if min_context is not None and (model.context_window or math.inf) <= min_context:
                 continue
             if previous is not None:
@@ -361,6 +401,10 @@ class Engine:
                 last_profile = profile
                 walk.attempted = True
                 try:
+                    if self.hedging is not None and _first_call(state):
+                        return await self._hedged(
+                            state, attempt, chain[position + 1 :], profile, model
+                        )
                     return await self._attempt(state, attempt, model, profile)
                 except ProviderError as error:
                     last_error = error
@@ -398,6 +442,83 @@ class Engine:
         if not walk.attempted:
             return await self._least_bad(state, chain, attempt, walk)
         return walk
+
+    async def _hedged(
+        self,
+        state: RequestState,
+        attempt: Callable[[AttemptContext], Awaitable[T]],
+        rest: Sequence[ModelEntry],
+        profile: AuthProfile,
+        model: ModelEntry,
+    ) -> tuple[T, ModelEntry, AuthProfile]:
+        """The first attempt, and a second one if the first is slow; the first success wins.
+
+        The loser is cancelled (recorded as ``cancelled``, its key's health untouched) and
+        whatever it produced is released. When both fail, the hedge's failure is recorded
+        here and the first attempt's error is raised for the walk to handle.
+        """
+        assert self.hedging is not None
+        delay = self.hedging.delay(model.key, profile.base_url)
+        if delay is None:
+            return await self._attempt(state, attempt, model, profile)
+        winners: list[tuple[T, ModelEntry, AuthProfile]] = []
+        errors: list[ProviderError] = []
+        first_done = anyio.Event()
+
+        async def run(model: ModelEntry, profile: AuthProfile, *, first: bool) -> None:
+            try:
+                outcome = await self._attempt(state, attempt, model, profile)
+            except ProviderError as error:
+                if first:
+                    errors.append(error)
+                else:
+                    self.record_failure(state, model, profile, error)
+                return
+            finally:
+                if first:
+                    first_done.set()
+            if winners:  # both answered at once: free the slower one's reply
+                if state.release is not None:
+                    await state.release(outcome[0])
+                return
+            winners.append(outcome)
+            group.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(functools.partial(run, model, profile, first=True))
+            with anyio.move_on_after(delay):
+                await first_done.wait()
+            if not first_done.is_set() and self.hedging.budget.spend():
+                target = self._hedge_target(model, profile, rest)
+                if target is not None:
+                    self.emit(
+                        HedgeEvent,
+                        request_id=state.id,
+                        model=model.key,
+                        profile=profile.name,
+                        to_model=target[0].key,
+                        to_profile=target[1].name,
+                        after=delay,
+                    )
+                    group.start_soon(functools.partial(run, *target, first=False))
+        if winners:
+            return winners[0]
+        raise errors[0]
+
+    def _hedge_target(
+        self, model: ModelEntry, profile: AuthProfile, rest: Sequence[ModelEntry]
+    ) -> tuple[ModelEntry, AuthProfile] | None:
+        """Where a hedge goes: another endpoint of ``model``, else the next usable model."""
+        manager = self.manager
+        exclude = self._excluded(model, {profile.name}, {profile.base_url})
+        other = manager.get_next_profile(model.provider, model=model.id, exclude=exclude)
+        if other is not None:
+            return model, other
+        for following in rest:
+            found = manager.get_next_profile(following.provider, model=following.id)
+            if found is not None:
+                return following, found
+        return None
 
     async def _least_bad(
         self,
@@ -503,15 +624,23 @@ class Engine:
                 Attempt(model.key, profile.name, "cancelled", None, None, elapsed)
             )
             raise
-        state.attempts.append(
-            Attempt(model.key, profile.name, "ok", None, None, time.monotonic() - started)
-        )
+        elapsed = time.monotonic() - started
+        state.attempts.append(Attempt(model.key, profile.name, "ok", None, None, elapsed))
+        if self.hedging is not None:
+            self.hedging.latency.record(model.key, profile.base_url, elapsed)
         if self.manager.mark_success(profile.name, model=model.id):
             self.emit(
                 RecoveredEvent, request_id=state.id, profile=profile.name, provider=profile.provider
             )
-        self.model_health[model.key]["successes"] += 1
+        self.model_health.of(model.key)["successes"] += 1
         return value, model, profile
+
+    def _capped(self, wait: float | None) -> tuple[float | None, float | None]:
+        """A provider's wait cut to ``max_provider_wait``, and what it was when it was cut."""
+        cap = self.manager.config.max_provider_wait
+        if wait is not None and wait > cap:
+            return cap, wait
+        return wait, None
 
     def note_headroom(
         self, request_id: str, profile: AuthProfile, headers: Mapping[str, str]
@@ -525,11 +654,12 @@ class Engine:
         if headroom is None:
             return
         was_available = profile.status is ProfileStatus.AVAILABLE
+        spent_for, capped_from = self._capped(headroom.spent_for)
         self.manager.record_headroom(
             profile.name,
             requests_remaining=headroom.requests_remaining,
             tokens_remaining=headroom.tokens_remaining,
-            spent_for=headroom.spent_for,
+            spent_for=spent_for,
         )
         if was_available and profile.status is not ProfileStatus.AVAILABLE:
             self.emit(
@@ -538,9 +668,10 @@ class Engine:
                 profile=profile.name,
                 provider=profile.provider,
                 status=profile.status.value,
-                duration=headroom.spent_for,
+                duration=spent_for,
                 reason="budget_spent",
                 error_message="the key's rate-limit budget is spent until it resets",
+                capped_from=capped_from,
             )
 
     def record_attempt(
@@ -553,7 +684,7 @@ class Engine:
     ) -> None:
         """Fill in the error's context, scrub the key from it, and add it to the history."""
         error.provider, error.model, error.profile = model.provider, model.id, profile.name
-        error.redact(profile.api_key.get_secret_value())
+        error.redact(self.scrubber())
         state.attempts.append(
             Attempt(
                 model.key,
@@ -566,6 +697,14 @@ class Engine:
             )
         )
 
+    def scrubber(self) -> KeyScrubber:
+        """A scrubber of every key the manager holds, rebuilt when the keys change."""
+        keys = tuple(profile.api_key for profile in self.manager.list_profiles())
+        signature = tuple(map(id, keys))
+        if self._scrubber is None or self._scrubber[0] != signature:
+            self._scrubber = (signature, KeyScrubber(keys))
+        return self._scrubber[1]
+
     def record_failure(
         self, state: RequestState, model: ModelEntry, profile: AuthProfile, error: ProviderError
     ) -> Decision:
@@ -574,8 +713,8 @@ class Engine:
         A transient failure counts against the model at the key's endpoint (the circuit
         breaker), not against the key; the others cool or disable the key itself.
         """
-        decision = decide(error, raise_on_content_filter=self.raise_on_content_filter)
-        health = self.model_health[model.key]
+        decision = self.policy.decide(error)
+        health = self.model_health.of(model.key)
         health["failures"] += 1
         health["last_error"] = f"{error.kind}: {error.message}"[:300]
         if decision.failure is None:
@@ -583,6 +722,7 @@ class Engine:
         manager = self.manager
         now = manager.clock()
         transient = decision.failure == "error"
+        error.retry_after, capped_from = self._capped(error.retry_after)
         was_resting = profile.status is not ProfileStatus.AVAILABLE or (
             transient and manager.model_rest_until(profile.name, model.id) > now
         )
@@ -610,6 +750,7 @@ class Engine:
                 reason=error.kind,
                 error_message=error.message,
                 model=rested_model,
+                capped_from=capped_from,
             )
         return decision
 
@@ -620,7 +761,7 @@ class Engine:
         models = [
             {
                 "model": model.key,
-                **self.model_health[model.key],
+                **self.model_health.of(model.key),
                 "available_profiles": sum(
                     1
                     for p in self.manager.list_profiles()
@@ -661,6 +802,10 @@ class HookMethods:
     def on_success(self, hook: H) -> H:
         """Call ``hook(SuccessEvent)`` when a request succeeds."""
         return self._engine.hooks.add(SuccessEvent, hook)
+
+    def on_hedge(self, hook: H) -> H:
+        """Call ``hook(HedgeEvent)`` when a slow first attempt gets a second in parallel."""
+        return self._engine.hooks.add(HedgeEvent, hook)
 
     def on_exhausted(self, hook: H) -> H:
         """Call ``hook(ExhaustedEvent)`` when a request fails after trying everything."""
