@@ -325,3 +325,11 @@ async def test_what_the_real_apis_reject_gets_each_providers_own_400(
         assert reply.json()["error"]["type"] == "invalid_request_error"
     assert reply.status_code == 400 and marker in reply.text
     assert sim.requests[-1].outcome == "invalid_request"
+
+
+async def test_tool_rounds_can_be_scripted_over_http(sim: Simulator) -> None:
+    http: httpx.AsyncClient = sim.http  # type: ignore[attr-defined]
+    spec = {"behavior": {"tool_calls": [["lookup", {"q": "x"}]]}, "provider": "openai"}
+    assert (await http.post(f"{sim.root_url}/_sim/script", json=spec)).json() == {"ok": True}
+    message = (await post(sim, "openai")).json()["choices"][0]["message"]
+    assert message["tool_calls"][0]["function"]["name"] == "lookup"
