@@ -31,7 +31,7 @@ from failover.errors import (
 from failover.http import HttpxSender, Reply, Sender, default_http_client
 from failover.policy import Action, Policy
 from failover.profiles import AuthProfile, FailoverManager
-from failover.routing import Hedging
+from failover.routing import Hedging, Strategy
 from providers.base import (
     ChatRequest,
     ChatResult,
@@ -116,6 +116,11 @@ class ResilientClient(HookMethods, AsyncClosing):
             the model or on the next model; the first success wins, the other is
             cancelled. ``None`` (default): no hedging.
         hedge_budget: Extra requests hedging may add, as a share of all requests.
+        strategy: How the deployments of a chain step (a group of equivalent models) are
+            ordered for each request: ``"priority"`` (as listed), ``"round_robin"``,
+            ``"weighted"`` (by the profiles' ``weight``), ``"least_busy"`` (fewest in
+            flight), ``"latency"`` (lowest recent latency, exploring), ``"cost"``
+            (cheapest for the request's estimated tokens), or your own Strategy.
         sleep: The sleep used for backoff (inject one in tests).
     """
 
@@ -139,6 +144,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         stream_idle_timeout: float = 30.0,
         hedge_after: float | Literal["p95"] | None = None,
         hedge_budget: float = 0.1,
+        strategy: str | Strategy = "priority",
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self.chain = (
@@ -178,6 +184,7 @@ class ResilientClient(HookMethods, AsyncClosing):
             ),
             sleep=sleep or anyio.sleep,
             hedging=None if hedge_after is None else Hedging(hedge_after, budget=hedge_budget),
+            strategy=strategy,
         )
         self.stream_idle_timeout = float(stream_idle_timeout)
         self._owned_http: httpx.AsyncClient | None = None
@@ -220,8 +227,10 @@ class ResilientClient(HookMethods, AsyncClosing):
             return adapter.parse_response(body)
 
         state = self._engine.new_request()
+        if self._engine.strategy.name == "cost":
+            state.estimated_usage = _estimate(request)
         result, model, profile = await self._engine.run(
-            state, self.chain.models, attempt, unsupported=self._unsupported(request)
+            state, self.chain.steps, attempt, unsupported=self._unsupported(request)
         )
         cost = model.calculate_cost(result.usage) if result.usage_known else None
         self._engine.succeeded(state, model, profile, cost)
@@ -280,7 +289,7 @@ class ResilientClient(HookMethods, AsyncClosing):
                 raise error from None
 
         state = self._engine.new_request()
-        value, model, profile = await self._engine.run(state, self.chain.models, attempt)
+        value, model, profile = await self._engine.run(state, self.chain.steps, attempt)
         self._engine.succeeded(state, model, profile, None)
         return value
 
@@ -473,7 +482,7 @@ class CompletionStream(AsyncClosing):
                 return await client._open_stream(request, ctx)
 
             (opener, reader, first), model, profile = await self._engine.run(
-                self._state, client.chain.models, attempt, unsupported=client._unsupported(request)
+                self._state, client.chain.steps, attempt, unsupported=client._unsupported(request)
             )
             self._opener, self._reader, self._chosen = opener, reader, (model, profile)
             self.model, self.profile = model.key, profile.name
@@ -568,6 +577,12 @@ def _chat_request(
     if params:
         _check_json(params)
     return ChatRequest(list(messages), max_tokens, temperature, params, stream)
+
+
+def _estimate(request: ChatRequest) -> TokenUsage:
+    """A rough token count of a request (4 characters a token), for the cost strategy."""
+    characters = sum(len(str(message.get("content") or "")) for message in request.messages)
+    return TokenUsage(input_tokens=characters // 4 + 1, output_tokens=request.max_tokens or 500)
 
 
 def _check_json(params: Mapping[str, Any]) -> None:

@@ -19,7 +19,7 @@ import anyio
 
 from failover._secrets import KeyScrubber
 from failover.attempts import Attempt
-from failover.catalog import ModelEntry
+from failover.catalog import ModelEntry, TokenUsage
 from failover.classify import rate_limit_headroom
 from failover.errors import (
     AllAttemptsFailed,
@@ -41,7 +41,7 @@ from failover.events import (
 )
 from failover.policy import Action, Backoff, Decision, Policy
 from failover.profiles import AuthProfile, FailoverManager, ProfileStatus
-from failover.routing import Hedging
+from failover.routing import Hedging, LatencyTracker, RoutingView, Strategy, strategy_named
 
 __all__ = ["AttemptContext", "Engine", "HookMethods", "ModelHealth", "RequestState"]
 
@@ -49,6 +49,9 @@ T = TypeVar("T")
 H = TypeVar("H", bound=Callable[..., Any])
 
 _request_ids = itertools.count(1)
+_TYPICAL_USAGE = TokenUsage(input_tokens=1000, output_tokens=500)
+Chain = Sequence[ModelEntry | Sequence[ModelEntry]]
+"""Models in order; an item may be a group of equivalent deployments (one chain step)."""
 _MAX_RECOVERY_WAITS = 3  # waits for the earliest recovery, per request
 
 
@@ -88,6 +91,8 @@ class RequestState:
     attempts: list[Attempt] = field(default_factory=list)
     release: Callable[[Any], Awaitable[None]] | None = None
     """Frees what a losing hedged attempt produced (e.g. closes an opened stream)."""
+    estimated_usage: TokenUsage = _TYPICAL_USAGE
+    """The request's expected tokens, for the ``cost`` strategy."""
 
     def time_left(self) -> float:
         """Seconds until the request's deadline (``inf`` without one)."""
@@ -157,9 +162,14 @@ class Engine:
         policy: Policy,
         sleep: Callable[[float], Awaitable[None]],
         hedging: Hedging | None = None,
+        strategy: str | Strategy = "priority",
     ) -> None:
         self.manager = manager
         self.hedging = hedging
+        self.strategy = strategy_named(strategy)
+        self.latency = LatencyTracker()
+        self.routing = RoutingView(self.latency, self._weight_of)
+        self._weights: dict[str, tuple[float, float]] = {}
         self.hooks = HookDispatcher()
         self.base_url_for = base_url_for
         self.timeout = timeout
@@ -199,7 +209,7 @@ class Engine:
     async def run(
         self,
         state: RequestState,
-        chain: Sequence[ModelEntry],
+        chain: Chain,
         attempt: Callable[[AttemptContext], Awaitable[T]],
         *,
         unsupported: Callable[[ModelEntry], str | None] | None = None,
@@ -222,38 +232,43 @@ class Engine:
             UnsupportedParameterError: No model of the chain can take the request.
             ProviderError: A failure no other model can fix, with ``attempts`` set.
         """
+        steps = [(step,) if isinstance(step, ModelEntry) else tuple(step) for step in chain]
         if unsupported is not None:
-            chain = self._supported(state, chain, unsupported)
+            steps = self._supported(state, steps, unsupported)
         if self.hedging is not None:
             self.hedging.budget.earn()
         if math.isinf(state.deadline_at):
-            return await self._run(state, chain, attempt)
+            return await self._run(state, steps, attempt)
         with anyio.move_on_after(state.time_left()) as scope:
-            return await self._run(state, chain, attempt)
+            return await self._run(state, steps, attempt)
         if scope.cancelled_caught:
             self._mark_deadline(state)
-        raise self._exhausted(state, len(chain), self._retry_after(chain))
+        raise self._exhausted(state, len(steps), self._retry_after(steps))
 
     def _supported(
         self,
         state: RequestState,
-        chain: Sequence[ModelEntry],
+        steps: list[tuple[ModelEntry, ...]],
         unsupported: Callable[[ModelEntry], str | None],
-    ) -> Sequence[ModelEntry]:
-        """The models of ``chain`` that can take the request; the others are recorded."""
-        usable: list[ModelEntry] = []
+    ) -> list[tuple[ModelEntry, ...]]:
+        """The models of ``steps`` that can take the request; the others are recorded."""
+        usable: list[tuple[ModelEntry, ...]] = []
         first_field: str | None = None
-        for model in chain:
-            field_name = unsupported(model)
-            if field_name is None:
-                usable.append(model)
-                continue
-            first_field = first_field or field_name
-            error = UnsupportedParameterError(field_name, [model.key])
-            error.provider, error.model = model.provider, model.id
-            state.attempts.append(Attempt(model.key, None, error.kind, None, None, 0.0, error))
+        for step in steps:
+            kept = []
+            for model in step:
+                field_name = unsupported(model)
+                if field_name is None:
+                    kept.append(model)
+                    continue
+                first_field = first_field or field_name
+                error = UnsupportedParameterError(field_name, [model.key])
+                error.provider, error.model = model.provider, model.id
+                state.attempts.append(Attempt(model.key, None, error.kind, None, None, 0.0, error))
+            if kept:
+                usable.append(tuple(kept))
         if not usable and first_field is not None:
-            error = UnsupportedParameterError(first_field, [m.key for m in chain])
+            error = UnsupportedParameterError(first_field, [m.key for step in steps for m in step])
             error.attempts = tuple(state.attempts)
             raise error
         return usable
@@ -270,13 +285,13 @@ class Engine:
     async def _run(
         self,
         state: RequestState,
-        chain: Sequence[ModelEntry],
+        steps: list[tuple[ModelEntry, ...]],
         attempt: Callable[[AttemptContext], Awaitable[T]],
     ) -> tuple[T, ModelEntry, AuthProfile]:
         config = self.manager.config
         retries = waits = 0
         while True:
-            outcome = await self._walk(state, chain, attempt)
+            outcome = await self._walk(state, steps, attempt)
             if isinstance(outcome, tuple):
                 return outcome
             error = outcome.retryable
@@ -287,7 +302,7 @@ class Engine:
                     self._announce_retry(state, outcome, retries, delay)
                     await self.sleep(delay)
                     continue
-            retry_after = self._retry_after(chain)
+            retry_after = self._retry_after(steps)
             if (
                 self.wait_for_recovery
                 and retry_after  # 0: something is usable now, and failed: backoff's domain
@@ -300,7 +315,7 @@ class Engine:
                 waits += 1
                 await self.sleep(retry_after)
                 continue
-            raise self._exhausted(state, len(chain), retry_after)
+            raise self._exhausted(state, len(steps), retry_after)
 
     def _announce_retry(self, state: RequestState, walk: _Pass, number: int, delay: float) -> None:
         error, model, profile = walk.retryable, walk.retry_model, walk.retry_profile
@@ -333,7 +348,7 @@ class Engine:
             )
         else:
             error = AllAttemptsFailed(
-                f"all {models} models failed", state.attempts, retry_after=retry_after
+                f"all {models} steps of the chain failed", state.attempts, retry_after=retry_after
             )
         self.emit(
             ExhaustedEvent,
@@ -344,11 +359,12 @@ class Engine:
         )
         return error
 
-    def _retry_after(self, chain: Sequence[ModelEntry]) -> float | None:
+    def _retry_after(self, steps: list[tuple[ModelEntry, ...]]) -> float | None:
         now = self.manager.clock()
         times = [
             at
-            for model in chain
+            for step in steps
+            for model in step
             if (at := self.manager.next_available_at(model.provider, model=model.id)) is not None
         ]
         return max(0.0, min(times) - now) if times else None
@@ -356,19 +372,28 @@ class Engine:
     async def _walk(
         self,
         state: RequestState,
-        chain: Sequence[ModelEntry],
+        steps: list[tuple[ModelEntry, ...]],
         attempt: Callable[[AttemptContext], Awaitable[T]],
     ) -> tuple[T, ModelEntry, AuthProfile] | _Pass:
-        """One walk over the chain, without sleeping (unless ``retry_before_fallback``)."""
+        """One walk over the chain, without sleeping (unless ``retry_before_fallback``).
+
+        The deployments of a step come in the strategy's order; moving between them is
+        sideways (no model-fallback budget), moving to the next step is a fallback.
+        """
         config = self.manager.config
         walk = _Pass()
         min_context: int | None = None
         previous: tuple[ModelEntry, AuthProfile | None, ProviderError | None] | None = None
         fallbacks = 0
-        for position, model in enumerate(chain):
+        order = self._order(steps, state)
+        chain = [model for _, model in order]
+        previous_step = 0
+        for position, (step, model) in enumerate(order):
             if min_context is not None and (model.context_window or math.inf) <= min_context:
                 continue
-            if previous is not None:
+            if previous is not None and step == previous_step:
+                self._announce("deployment", state, previous, model, None)
+            elif previous is not None:
                 fallbacks += 1
                 if (
                     config.max_model_fallbacks is not None
@@ -376,6 +401,7 @@ class Engine:
                 ):
                     break
                 self._announce("model", state, previous, model, None)
+            previous_step = step
             tried: set[str] = set()
             failed_endpoints: set[str | None] = set()
             last_profile: AuthProfile | None = None
@@ -443,6 +469,33 @@ class Engine:
             return await self._least_bad(state, chain, attempt, walk)
         return walk
 
+    def _order(
+        self, steps: list[tuple[ModelEntry, ...]], state: RequestState
+    ) -> list[tuple[int, ModelEntry]]:
+        """Every model to try, with its step's index, deployments in the strategy's order."""
+        strategy, view, usage = self.strategy, self.routing, state.estimated_usage
+        return [
+            (index, model)
+            for index, step in enumerate(steps)
+            for model in (step if len(step) == 1 else strategy.order(step, view, usage))
+        ]
+
+    def _weight_of(self, model: ModelEntry) -> float:
+        """The summed ``weight`` of the profiles that serve ``model`` (recounted each second)."""
+        now = time.monotonic()
+        cached = self._weights.get(model.key)
+        if cached is not None and now - cached[1] < 1.0:
+            return cached[0]
+        weight = sum(
+            getattr(profile, "weight", 1.0)
+            for profile in self.manager.list_profiles()
+            if profile.provider == model.provider and profile.allows(model.id)
+        )
+        if len(self._weights) > 1024:
+            self._weights.clear()
+        self._weights[model.key] = (weight, now)
+        return weight
+
     async def _hedged(
         self,
         state: RequestState,
@@ -458,7 +511,7 @@ class Engine:
         here and the first attempt's error is raised for the walk to handle.
         """
         assert self.hedging is not None
-        delay = self.hedging.delay(model.key, profile.base_url)
+        delay = self.hedging.delay(model.key, profile.base_url, self.latency)
         if delay is None:
             return await self._attempt(state, attempt, model, profile)
         winners: list[tuple[T, ModelEntry, AuthProfile]] = []
@@ -605,6 +658,7 @@ class Engine:
             timeout,
         )
         started = time.monotonic()
+        self.routing.started(model)
         try:
             if math.isinf(timeout):
                 value = await attempt(ctx)
@@ -624,10 +678,11 @@ class Engine:
                 Attempt(model.key, profile.name, "cancelled", None, None, elapsed)
             )
             raise
+        finally:
+            self.routing.ended(model)
         elapsed = time.monotonic() - started
         state.attempts.append(Attempt(model.key, profile.name, "ok", None, None, elapsed))
-        if self.hedging is not None:
-            self.hedging.latency.record(model.key, profile.base_url, elapsed)
+        self.latency.record(model.key, profile.base_url, elapsed)
         if self.manager.mark_success(profile.name, model=model.id):
             self.emit(
                 RecoveredEvent, request_id=state.id, profile=profile.name, provider=profile.provider

@@ -42,7 +42,8 @@ class Event:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FailoverEvent(Event):
-    """The request moved to another key (``kind="key"``) or another model (``kind="model"``)."""
+    """The request moved to another key (``kind="key"``), another deployment of the same
+    chain step (``kind="deployment"``) or the next step's model (``kind="model"``)."""
 
     kind: str
     from_model: str

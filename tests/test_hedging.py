@@ -116,13 +116,12 @@ async def test_p95_hedging_waits_until_the_deployments_latency_is_known() -> Non
     respx.post(EAST).mock(return_value=answer("east"))
     west = respx.post(WEST).mock(return_value=answer("west"))
     async with ResilientClient(["openai/gpt-4o-mini"], manager(), hedge_after="p95") as client:
+        engine = client._engine
+        east = ("openai/gpt-4o-mini", "https://east.example/v1", engine.latency)
         for _ in range(10):
             await client.complete(ASK)
-        assert client._engine.hedging.delay("openai/gpt-4o-mini", "https://east.example/v1") is None
+        assert engine.hedging.delay(*east) is None
         for _ in range(10):
             await client.complete(ASK)
-        assert (
-            client._engine.hedging.delay("openai/gpt-4o-mini", "https://east.example/v1")
-            is not None
-        )
+        assert engine.hedging.delay(*east) is not None
     assert west.call_count == 0
