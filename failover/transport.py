@@ -303,8 +303,10 @@ class ResilientTransport(HookMethods, AsyncClosing):
             await anyio.to_thread.run_sync(self.close)
 
     def close(self) -> None:
-        """Close what sync clients used: wait for their pending hooks, then stop the engine's
-        event loop thread and close the sync inner transports.
+        """Close what sync clients used (a sync client's ``close()`` calls this).
+
+        Waits for the hooks their calls started, stops the engine's event loop thread and
+        closes the sync inner transports. A later sync call starts the thread again.
         """
         with self._sync_lock:
             context, portal = self._portal_context, self._portal

@@ -18,6 +18,10 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
         ("wrap_openai_sdk.py", ["model failover: overloaded", "openai/gpt-4o:"]),
         ("wrap_anthropic_sdk.py", ["revoked: disabled (auth)", "anthropic SDK: Simulated"]),
         ("wrap_groq_sdk.py", ["calls per key: {'0001': 1, '0002': 3}"]),
+        (
+            "wrap_openai_sdk_sync.py",
+            ["key failover: rate_limit", "openai SDK (sync): Simulated", "key a: rate_limited"],
+        ),
     ],
 )
 def test_example_runs_and_shows_failover(script: str, expected: list[str]) -> None:
