@@ -1116,7 +1116,7 @@ def _thread_safe(cls: type[FailoverManager]) -> None:
     def locked(method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
         def call(self: FailoverManager, *args: Any, **kwargs: Any) -> Any:
-            with vars(self)["_thread_lock"]:
+            with self._thread_lock:  # type: ignore[attr-defined]
                 return method(self, *args, **kwargs)
 
         return call
