@@ -74,6 +74,7 @@ async def test_each_wire_embeds_a_batch_in_order_with_usage_and_cost(
     assert all(len(vector) == dimensions for vector in result.vectors)
     assert len({tuple(vector) for vector in result.vectors}) == len(TEXTS)  # one per text
     assert [a.outcome for a in result.attempts] == ["ok"]
+    assert repr(result).startswith(f"Embeddings({len(TEXTS)} vectors x {dimensions}")
     received = sim.requests[-1]
     assert received.model == model.partition("/")[2]
     if model.startswith("gemini/"):  # Gemini reports no token counts: no made-up cost
@@ -170,6 +171,18 @@ async def test_an_outage_falls_over_to_the_next_model_of_the_same_dimension(
     assert {a.outcome for a in result.attempts[:-1]} == {"overloaded"}
     assert events[-1].to_model == "gemini/gemini-embedding-001"
     assert successes[-1].model == "gemini/gemini-embedding-001"
+
+
+async def test_a_slow_embedding_is_hedged_on_another_deployment(sim: Simulator) -> None:
+    sim.script(Behavior(latency=5), provider="openai")
+    group = [["openai/text-embedding-3-small", "azure/text-embedding-3-small"]]
+    async with client_for(sim, group, hedge_after=0.05) as client:
+        hedges: list[Any] = []
+        client.on_hedge(hedges.append)
+        result = await client.embed(TEXTS)
+    assert result.model == "azure/text-embedding-3-small" and len(hedges) == 1
+    assert sorted(a.outcome for a in result.attempts) == ["cancelled", "ok"]
+    assert client.manager.get_profile("openai-1").status.value == "available"  # untouched
 
 
 async def test_a_group_of_deployments_serves_sideways(sim: Simulator) -> None:
