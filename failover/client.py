@@ -23,6 +23,7 @@ from failover.config import FailoverConfig
 from failover.engine import AttemptContext, Engine, HookMethods
 from failover.errors import (
     ConfigError,
+    InvalidModelId,
     MalformedResponseError,
     ProviderError,
     ProviderTimeoutError,
@@ -155,17 +156,20 @@ class ResilientClient(HookMethods, AsyncClosing):
         sleep: Callable[[float], Awaitable[None]] | None = None,
         store: Store | None = None,
     ) -> None:
-        self.chain = (
-            chain
-            if isinstance(chain, FallbackChain)
-            else FallbackChain.from_ids(list(chain), catalog=catalog or default_catalog)
-        )
+        self.chain = _chain_from(chain, catalog or default_catalog)
         if self.chain.is_empty():
             raise ConfigError("chain must contain at least one model")
         if isinstance(profiles, FailoverManager):
             if config is not None or store is not None:
                 raise ConfigError("pass config and store to the FailoverManager, not the client")
             manager = profiles
+        elif profiles is None or isinstance(profiles, (str, bytes)) or not isinstance(
+            profiles, Iterable
+        ):
+            raise ConfigError(
+                "profiles must be a FailoverManager or a list of AuthProfile, "
+                f"got {type(profiles).__name__}"
+            )
         else:
             manager = FailoverManager(config, profiles=profiles, store=store)
         self._owns_manager = manager is not profiles
@@ -673,6 +677,21 @@ def _chat_request(
     if params:
         _check_json(params)
     return ChatRequest(list(messages), max_tokens, temperature, params, stream)
+
+
+def _chain_from(chain: FallbackChain | Iterable[Any], catalog: ModelCatalog) -> FallbackChain:
+    """The chain the caller gave, or one built from ids; a clear error naming ``chain``."""
+    if isinstance(chain, FallbackChain):
+        return chain
+    if chain is None or isinstance(chain, (str, bytes)) or not isinstance(chain, Iterable):
+        raise ConfigError(
+            "chain must be a FallbackChain or a list of 'provider/model' ids, "
+            f"got {type(chain).__name__}"
+        )
+    try:
+        return FallbackChain.from_ids(list(cast(Iterable[Any], chain)), catalog=catalog)
+    except InvalidModelId as exc:
+        raise ConfigError(f"chain: {exc}") from None
 
 
 def _estimate(request: ChatRequest) -> TokenUsage:
