@@ -8,7 +8,8 @@ Lower-level exceptions are translated here, at the boundary, into ProviderErrors
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
 from typing import Protocol
 
 import httpx
@@ -83,29 +84,67 @@ class HttpxSender:
 
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
+        self._timeouts: dict[tuple[float, float | None], httpx.Timeout] = {}
 
-    @asynccontextmanager
-    async def open(
+    def _timeout(self, timeout: float, read_timeout: float | None) -> httpx.Timeout:
+        """The httpx timeout for these bounds, made once per distinct pair."""
+        key = (timeout, read_timeout)
+        limits = self._timeouts.get(key)
+        if limits is None:
+            limits = httpx.Timeout(timeout, read=read_timeout or timeout)
+            if len(self._timeouts) >= 64:  # deadlines make many distinct values: stay small
+                self._timeouts.clear()
+            self._timeouts[key] = limits
+        return limits
+
+    def open(
         self, request: HttpRequest, timeout: float, *, read_timeout: float | None = None
-    ) -> AsyncIterator[Reply]:
-        """Send ``request`` and yield the streamed reply."""
-        built = self.client.build_request(
+    ) -> _Exchange:
+        """Send ``request`` on entering; yield the streamed reply; close it on exit."""
+        return _Exchange(self, request, timeout, read_timeout)
+
+
+class _Exchange:
+    """One request's context manager (a plain class: cheaper than a generator-based one)."""
+
+    __slots__ = ("_read_timeout", "_request", "_response", "_sender", "_timeout")
+
+    def __init__(
+        self, sender: HttpxSender, request: HttpRequest, timeout: float, read_timeout: float | None
+    ) -> None:
+        self._sender = sender
+        self._request = request
+        self._timeout = timeout
+        self._read_timeout = read_timeout
+        self._response: httpx.Response | None = None
+
+    async def __aenter__(self) -> _TranslatingReply:
+        request = self._request
+        client = self._sender.client
+        built = client.build_request(
             request.method,
             request.url,
             headers=request.headers,
             content=request.body,
-            timeout=httpx.Timeout(timeout, read=read_timeout or timeout),
+            timeout=self._sender._timeout(self._timeout, self._read_timeout),
         )
         try:  # never follow a redirect, whatever the client says: a key must not travel
-            response = await self.client.send(built, stream=True, follow_redirects=False)
+            response = await client.send(built, stream=True, follow_redirects=False)
         except httpx.TimeoutException as exc:
-            raise ProviderTimeoutError(f"no reply within {timeout:.1f}s") from exc
+            raise ProviderTimeoutError(f"no reply within {self._timeout:.1f}s") from exc
         except httpx.TransportError as exc:
             raise ProviderConnectionError(f"{type(exc).__name__}: {exc}") from exc
-        try:
-            yield _TranslatingReply(response)
-        finally:
-            await response.aclose()
+        self._response = response
+        return _TranslatingReply(response)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._response is not None:
+            await self._response.aclose()
 
 
 class _TranslatingReply:
