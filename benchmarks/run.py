@@ -37,7 +37,7 @@ from failover import AuthProfile, FailoverManager, ResilientClient
 HERE = Path(__file__).parent
 BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "ping"}]})
 MESSAGES = [{"role": "user", "content": "ping"}]
-SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "1000"))
+SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "500"))
 # requests per burst at concurrency 64 (cold, then warm), per round; httpx is ~10x slower
 BURST_HTTPX = int(os.environ.get("BENCH_BURST_HTTPX", "300"))
 BURST_AIOHTTP = int(os.environ.get("BENCH_BURST_AIOHTTP", "2000"))
@@ -166,6 +166,30 @@ async def happy_path(base: str) -> None:
 
         return lambda: client.complete(MESSAGES), close
 
+    async def bare_httpx2() -> Any:
+        import httpx2
+
+        http = httpx2.AsyncClient()
+
+        async def call() -> Any:
+            return (await http.post(url, content=BODY, headers=headers)).json()
+
+        return call, http.aclose
+
+    async def ours_httpx2() -> Any:
+        import httpx2
+
+        from failover.http import HttpxSender
+
+        http = httpx2.AsyncClient(timeout=None)
+        client = client_for(base, key, sender=HttpxSender(http))
+
+        async def close() -> None:
+            await client.aclose()
+            await http.aclose()
+
+        return lambda: client.complete(MESSAGES), close
+
     async def ours_httpx_aiohttp() -> Any:
         http = _httpx_aiohttp_client()
         client = client_for(base, key, http_client=http)
@@ -183,6 +207,8 @@ async def happy_path(base: str) -> None:
             "bare aiohttp": (bare_aiohttp, BURST_AIOHTTP),
             "failover (AiohttpSender)": (ours_aiohttp, BURST_AIOHTTP),
             "failover (httpx-aiohttp)": (ours_httpx_aiohttp, BURST_AIOHTTP // 2),
+            "bare httpx2": (bare_httpx2, BURST_HTTPX),
+            "failover (httpx2 in HttpxSender)": (ours_httpx2, BURST_HTTPX),
         }
     )
     happy = results["happy_path"]
@@ -193,6 +219,7 @@ async def happy_path(base: str) -> None:
         for ours, bare in (
             ("failover (httpx)", "bare httpx"),
             ("failover (AiohttpSender)", "bare aiohttp"),
+            ("failover (httpx2 in HttpxSender)", "bare httpx2"),
         )
     }
 
@@ -442,17 +469,17 @@ def import_time() -> None:
 
 
 async def memory(base: str) -> None:
-    """RSS around many requests: 20,000 on the aiohttp sender, a fifth of that on httpx."""
+    """RSS around many requests: 20,000 on the aiohttp sender, a tenth of that on httpx."""
     from failover.aiohttp_sender import AiohttpSender
 
     fast_sender = AiohttpSender()
     for name, sender, count in (
         ("AiohttpSender", fast_sender, MEMORY_REQUESTS),
-        ("httpx", None, MEMORY_REQUESTS // 5),
+        ("httpx", None, MEMORY_REQUESTS // 10),
     ):
         keys = ["sk-bench-key-0001", "sk-bench-key-0002"]
         client = client_for(base, keys, sender=sender) if sender else client_for(base, keys)
-        for _ in range(2000):
+        for _ in range(500):
             await client.complete(MESSAGES)
         gc.collect()
         before = rss_mib()

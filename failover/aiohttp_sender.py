@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import math
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 
@@ -27,9 +28,9 @@ __all__ = ["AiohttpSender"]
 class AiohttpSender:
     """Sends through an ``aiohttp.ClientSession`` (its own, or yours).
 
-    A plain reply is bounded by ``timeout`` as a total (aiohttp's own ``total`` timeout,
-    the one a default session sets); a stream by ``timeout`` to connect and by
-    ``read_timeout`` between reads.
+    As every sender (see ``failover.http.Sender``) it bounds connecting by ``timeout`` and a
+    stream's reads by ``read_timeout``; the whole attempt is bounded by the caller's cancel
+    scope, so a plain reply on a pooled connection starts no aiohttp timer at all.
 
     Args:
         session: Your session (not closed by :meth:`aclose`); one is made on first use
@@ -54,10 +55,8 @@ class AiohttpSender:
         key = (timeout, read_timeout)
         limits = self._timeouts.get(key)
         if limits is None:
-            if read_timeout is None:
-                limits = aiohttp.ClientTimeout(total=timeout)
-            else:
-                limits = aiohttp.ClientTimeout(connect=timeout, sock_read=read_timeout)
+            bound = None if math.isinf(timeout) else timeout
+            limits = aiohttp.ClientTimeout(total=None, sock_connect=bound, sock_read=read_timeout)
             if len(self._timeouts) >= 64:  # deadlines make many distinct values: stay small
                 self._timeouts.clear()
             self._timeouts[key] = limits

@@ -61,8 +61,11 @@ class Sender(Protocol):
     ) -> AbstractAsyncContextManager[Reply]:
         """Send ``request``; raise ProviderTimeoutError/ProviderConnectionError on failure.
 
-        ``timeout`` bounds connecting, writing and each read; ``read_timeout``, when given,
-        bounds each read instead (a stream's idle time between chunks).
+        The caller bounds the whole attempt (the engine runs it in a cancel scope of
+        ``timeout`` seconds), so a sender adds only what that scope cannot: ``timeout``
+        bounds connecting, and ``read_timeout``, when given, each read (a stream's idle time
+        between chunks, which goes on after the attempt). A plain reply gets no per-read
+        timer of its own: on loopback each timer costs as much as the client's own work.
         """
         ...
 
@@ -106,7 +109,10 @@ class HttpxSender:
         key = (timeout, read_timeout)
         limits = self._timeouts.get(key)
         if limits is None:
-            limits = self._library.Timeout(timeout, read=read_timeout or timeout)
+            if read_timeout is None:  # a plain reply: the attempt's scope is its bound
+                limits = self._library.Timeout(None, connect=timeout, pool=timeout)
+            else:
+                limits = self._library.Timeout(timeout, read=read_timeout)
             if len(self._timeouts) >= 64:  # deadlines make many distinct values: stay small
                 self._timeouts.clear()
             self._timeouts[key] = limits
