@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
-from failover.catalog import ModelCatalog, ModelEntry, default_catalog
+from failover.catalog import ModelCatalog, ModelEntry, canonical_provider, default_catalog
 from failover.errors import DuplicateModel, InvalidModelId, ModelNotFound, ModelNotInChain
 
 __all__ = ["DEFAULT_CHAIN_IDS", "FallbackChain"]
@@ -20,16 +21,28 @@ DEFAULT_CHAIN_IDS = (
 class FallbackChain:
     """An ordered, duplicate-free chain of models; the first has the highest priority.
 
+    A step of the chain may be a group of equivalent deployments (the same model from two
+    providers or regions): the step serves when any of them does, in the order the
+    client's routing strategy picks, and the next step is tried only when none can.
+
     Example:
         >>> chain = FallbackChain.from_ids(["openai/gpt-4o-mini", "gemini/gemini-2.5-flash-lite"])
         >>> chain.next("openai/gpt-4o-mini").key
         'gemini/gemini-2.5-flash-lite'
+        >>> grouped = FallbackChain.from_ids([["openai/gpt-4o-mini", "azure/gpt-4o-mini"]])
+        >>> [len(step) for step in grouped.steps]
+        [2]
     """
 
-    __slots__ = ("_index", "_models", "_names")
+    __slots__ = ("_index", "_models", "_names", "_steps")
 
-    def __init__(self, models: Iterable[ModelEntry] = ()) -> None:
-        self._models: tuple[ModelEntry, ...] = tuple(models)
+    def __init__(self, models: Iterable[ModelEntry | Sequence[ModelEntry]] = ()) -> None:
+        self._steps: tuple[tuple[ModelEntry, ...], ...] = tuple(
+            (step,) if isinstance(step, ModelEntry) else tuple(step) for step in models
+        )
+        if any(not step for step in self._steps):
+            raise InvalidModelId("[]") from ValueError("a group of deployments is empty")
+        self._models: tuple[ModelEntry, ...] = tuple(m for step in self._steps for m in step)
         self._names: tuple[str, ...] = tuple(model.key for model in self._models)
         self._index: dict[str, int] = {}
         for position, name in enumerate(self._names):
@@ -38,24 +51,43 @@ class FallbackChain:
             self._index[name] = position
 
     @classmethod
-    def from_ids(cls, ids: Iterable[str], *, catalog: ModelCatalog | None = None) -> FallbackChain:
+    def from_ids(
+        cls,
+        ids: Iterable[str | Sequence[str] | Mapping[str, Any]],
+        *,
+        catalog: ModelCatalog | None = None,
+    ) -> FallbackChain:
         """Build a chain from ``"provider/model"`` ids (split at the first ``/``).
 
+        An item may also be a group of equivalent deployments: a list of ids, or a named
+        group ``{"name": "mini", "deployments": [ids]}`` (the name is for your reading).
+
         Raises:
-            InvalidModelId: An id is not of the form ``provider/model``.
+            InvalidModelId: An id is not of the form ``provider/model`` (or not a str).
             ModelNotFound: The catalog does not know an id.
             DuplicateModel: An id appears twice.
         """
         if isinstance(ids, str):
             raise InvalidModelId(ids) from TypeError("ids must be a list of strings, not a str")
         catalog = catalog or default_catalog
-        entries = []
-        for model_id in ids:
-            entry = catalog.resolve(model_id)
-            if entry is None:
+
+        def entry(model_id: object) -> ModelEntry:
+            if not isinstance(model_id, str):
+                raise InvalidModelId(repr(model_id))
+            found = catalog.resolve(model_id)
+            if found is None:
                 raise ModelNotFound(model_id)
-            entries.append(entry)
-        return cls(entries)
+            return found
+
+        steps: list[ModelEntry | tuple[ModelEntry, ...]] = []
+        for item in ids:
+            if isinstance(item, Mapping):
+                item = item.get("deployments", ())
+            if isinstance(item, str) or not isinstance(item, Sequence):
+                steps.append(entry(item))
+            else:
+                steps.append(tuple(entry(model_id) for model_id in item))
+        return cls(steps)
 
     @classmethod
     def default(cls) -> FallbackChain:
@@ -73,28 +105,33 @@ class FallbackChain:
 
     def index_of(self, model_id: str) -> int | None:
         """Return the zero-based position of ``model_id``, or ``None`` when absent."""
-        return self._index.get(model_id)
+        return self._index.get(_canonical_id(model_id))
 
     def contains(self, model_id: str) -> bool:
-        """Return whether ``model_id`` (``provider/model``) is in the chain."""
-        return model_id in self._index
+        """Return whether ``model_id`` (``provider/model``, aliases allowed) is in the chain."""
+        return _canonical_id(model_id) in self._index
 
     def from_inclusive(self, model_id: str) -> FallbackChain | None:
         """Return the chain from ``model_id`` on, or ``None`` when it is not in the chain."""
-        position = self._index.get(model_id)
+        position = self.index_of(model_id)
         return None if position is None else FallbackChain(self._models[position:])
 
     def from_after(self, model_id: str) -> FallbackChain | None:
         """Return the chain after ``model_id``, or ``None`` when absent or last."""
-        position = self._index.get(model_id)
+        position = self.index_of(model_id)
         if position is None or position + 1 >= len(self._models):
             return None
         return FallbackChain(self._models[position + 1 :])
 
     @property
     def models(self) -> Sequence[ModelEntry]:
-        """The model entries, in order."""
+        """The model entries, in order (a group's deployments one after the other)."""
         return self._models
+
+    @property
+    def steps(self) -> Sequence[tuple[ModelEntry, ...]]:
+        """The chain's steps: one model, or a group of equivalent deployments, each."""
+        return self._steps
 
     @property
     def names(self) -> Sequence[str]:
@@ -114,10 +151,10 @@ class FallbackChain:
         return not self._models
 
     def _position(self, model_id: str) -> int:
-        try:
-            return self._index[model_id]
-        except KeyError:
-            raise ModelNotInChain(model_id) from None
+        position = self.index_of(model_id)
+        if position is None:
+            raise ModelNotInChain(model_id)
+        return position
 
     def __iter__(self) -> Iterator[ModelEntry]:
         return iter(self._models)
@@ -126,7 +163,7 @@ class FallbackChain:
         return len(self._models)
 
     def __contains__(self, model_id: object) -> bool:
-        return model_id in self._index
+        return isinstance(model_id, str) and self.contains(model_id)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FallbackChain):
@@ -137,4 +174,13 @@ class FallbackChain:
         return hash(self._models)
 
     def __repr__(self) -> str:
-        return f"FallbackChain({list(self._names)!r})"
+        steps = [
+            step[0].key if len(step) == 1 else [model.key for model in step] for step in self._steps
+        ]
+        return f"FallbackChain({steps!r})"
+
+
+def _canonical_id(model_id: str) -> str:
+    """``provider/model`` with the provider's alias resolved, as ``from_ids`` reads it."""
+    provider, slash, model = model_id.partition("/")
+    return f"{canonical_provider(provider)}/{model}" if slash else model_id

@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 import anyio
 import httpx
@@ -29,7 +29,9 @@ from failover.errors import (
     StreamInterrupted,
 )
 from failover.http import HttpxSender, Reply, Sender, default_http_client
+from failover.policy import Action, Policy
 from failover.profiles import AuthProfile, FailoverManager
+from failover.routing import Hedging, Strategy
 from providers.base import ChatRequest, ChatResult, HttpRequest, ProviderAdapter, StreamChunk
 
 __all__ = ["AttemptContext", "Completion", "CompletionStream", "ResilientClient"]
@@ -81,7 +83,24 @@ class ResilientClient(HookMethods, AsyncClosing):
         wait_for_recovery: When every key is cooling, wait for the earliest recovery if it
             fits the deadline instead of failing at once.
         raise_on_content_filter: Raise a content block instead of trying the next model.
+        fallback_on: Who decides to fall over: a predicate on the ProviderError (``False``
+            raises it to you, ``True`` falls over even where the policy would raise), or a
+            tuple of error classes to fall over on (the rest are raised).
+        policy_overrides: Error class -> action (``"retry"``, ``"rotate"``,
+            ``"next_model"``, ``"raise"``) replacing the policy table's row for it; the
+            most specific class wins.
         stream_idle_timeout: Seconds a stream may go without a chunk before it fails.
+        hedge_after: Hedge slow requests: when the first attempt has no reply (for a
+            stream, no first chunk) after this many seconds, or after ``"p95"`` of that
+            deployment's recent latency, a second attempt starts on another endpoint of
+            the model or on the next model; the first success wins, the other is
+            cancelled. ``None`` (default): no hedging.
+        hedge_budget: Extra requests hedging may add, as a share of all requests.
+        strategy: How the deployments of a chain step (a group of equivalent models) are
+            ordered for each request: ``"priority"`` (as listed), ``"round_robin"``,
+            ``"weighted"`` (by the profiles' ``weight``), ``"least_busy"`` (fewest in
+            flight), ``"latency"`` (lowest recent latency, exploring), ``"cost"``
+            (cheapest for the request's estimated tokens), or your own Strategy.
         sleep: The sleep used for backoff (inject one in tests).
     """
 
@@ -98,7 +117,14 @@ class ResilientClient(HookMethods, AsyncClosing):
         catalog: ModelCatalog | None = None,
         wait_for_recovery: bool = False,
         raise_on_content_filter: bool = False,
+        fallback_on: Callable[[ProviderError], bool]
+        | tuple[type[ProviderError], ...]
+        | None = None,
+        policy_overrides: Mapping[type[ProviderError], Action | str] | None = None,
         stream_idle_timeout: float = 30.0,
+        hedge_after: float | Literal["p95"] | None = None,
+        hedge_budget: float = 0.1,
+        strategy: str | Strategy = "priority",
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self.chain = (
@@ -131,8 +157,14 @@ class ResilientClient(HookMethods, AsyncClosing):
             timeout=float(timeout),
             deadline=deadline,
             wait_for_recovery=wait_for_recovery,
-            raise_on_content_filter=raise_on_content_filter,
+            policy=Policy(
+                raise_on_content_filter=raise_on_content_filter,
+                overrides=policy_overrides,
+                fallback_on=fallback_on,
+            ),
             sleep=sleep or anyio.sleep,
+            hedging=None if hedge_after is None else Hedging(hedge_after, budget=hedge_budget),
+            strategy=strategy,
         )
         self.stream_idle_timeout = float(stream_idle_timeout)
         self._owned_http: httpx.AsyncClient | None = None
@@ -175,7 +207,9 @@ class ResilientClient(HookMethods, AsyncClosing):
             return adapter.parse_response(body)
 
         state = self._engine.new_request()
-        result, model, profile = await self._engine.run(state, self.chain.models, attempt)
+        if self._engine.strategy.name == "cost":
+            state.estimated_usage = _estimate(request)
+        result, model, profile = await self._engine.run(state, self.chain.steps, attempt)
         cost = model.calculate_cost(result.usage)
         self._engine.succeeded(state, model, profile, cost)
         return Completion(
@@ -224,10 +258,14 @@ class ResilientClient(HookMethods, AsyncClosing):
                 error = classify_exception(exc, provider=ctx.model.provider, model=ctx.model.id)
                 if error is None:
                     raise
-                raise error from exc
+                # the SDK's exception may carry the key (a URL with ?key=, a request's
+                # headers): keep its type and message, not the exception itself
+                error.__cause__ = None
+                error.cause_type = type(exc).__qualname__
+                raise error from None
 
         state = self._engine.new_request()
-        value, model, profile = await self._engine.run(state, self.chain.models, attempt)
+        value, model, profile = await self._engine.run(state, self.chain.steps, attempt)
         self._engine.succeeded(state, model, profile, None)
         return value
 
@@ -353,6 +391,7 @@ class CompletionStream(AsyncClosing):
         self._request = request
         self._engine = client._engine
         self._state = self._engine.new_request()
+        self._state.release = _close_opened  # a hedged stream that lost: let it go
         self._opener: AbstractAsyncContextManager[Reply] | None = None
         self._reader: _ChunkReader | None = None
         self._finished = False
@@ -396,7 +435,7 @@ class CompletionStream(AsyncClosing):
                 return await client._open_stream(request, ctx)
 
             (opener, reader, first), model, profile = await self._engine.run(
-                self._state, client.chain.models, attempt
+                self._state, client.chain.steps, attempt
             )
             self._opener, self._reader, self._chosen = opener, reader, (model, profile)
             self.model, self.profile = model.key, profile.name
@@ -435,14 +474,20 @@ class CompletionStream(AsyncClosing):
         self._engine.succeeded(self._state, model, profile, cost)
 
     async def aclose(self) -> None:
-        """Stop the stream and release its connection."""
+        """Stop the stream and release its connection (even when cancelled meanwhile)."""
         if self._finished:
             return
         self._finished = True
-        if self._reader is not None:
-            await self._reader.aclose()
-        if self._opener is not None:
-            await self._opener.__aexit__(None, None, None)
+        if self._opener is not None and self._reader is not None:
+            await _close_opened((self._opener, self._reader))
+
+
+async def _close_opened(opened: tuple[Any, ...]) -> None:
+    """Stop reading an opened stream and release its connection, even when cancelled."""
+    opener, reader = opened[0], opened[1]
+    with anyio.CancelScope(shield=True):
+        await reader.aclose()
+        await opener.__aexit__(None, None, None)
 
 
 def _chat_request(
@@ -453,11 +498,51 @@ def _chat_request(
     *,
     stream: bool,
 ) -> ChatRequest:
-    if isinstance(messages, (str, bytes)) or not messages:
-        raise ConfigError("messages must be a non-empty list of {'role', 'content'} dicts")
-    for message in messages:
-        if not isinstance(message, Mapping) or "role" not in message:
-            raise ConfigError(f"each message needs a 'role' and 'content', got {message!r}")
-    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens <= 0):
+    """Check what the caller passed, before anything is sent; return the request."""
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise ConfigError(
+            f"messages must be a list of {{'role', 'content'}} dicts, got {type(messages).__name__}"
+        )
+    if not messages:
+        raise ConfigError("messages must not be empty")
+    for index, message in enumerate(messages):
+        if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
+            raise ConfigError(f"messages[{index}] needs a 'role' string, got {message!r:.80}")
+        content = message.get("content")
+        if content is not None and not isinstance(content, (str, list, tuple)):
+            raise ConfigError(
+                f"messages[{index}].content must be a str or a list of content parts, "
+                f"got {type(content).__name__}"
+            )
+        if isinstance(content, (list, tuple)) and not all(
+            isinstance(part, Mapping) for part in content
+        ):
+            raise ConfigError(f"messages[{index}].content parts must be dicts")
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0
+    ):
         raise ConfigError(f"max_tokens must be a positive int, got {max_tokens!r}")
-    return ChatRequest(messages, max_tokens, temperature, params, stream)
+    if temperature is not None and (
+        isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+    ):
+        raise ConfigError(f"temperature must be a number, got {temperature!r}")
+    if params:
+        _check_json(params)
+    return ChatRequest(list(messages), max_tokens, temperature, params, stream)
+
+
+def _estimate(request: ChatRequest) -> TokenUsage:
+    """A rough token count of a request (4 characters a token), for the cost strategy."""
+    characters = sum(len(str(message.get("content") or "")) for message in request.messages)
+    return TokenUsage(input_tokens=characters // 4 + 1, output_tokens=request.max_tokens or 500)
+
+
+def _check_json(params: Mapping[str, Any]) -> None:
+    """Raise ConfigError naming the first parameter that cannot be sent as JSON."""
+    import json
+
+    for name, value in params.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"parameter {name!r} cannot be sent as JSON: {exc}") from None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
+import anyio
 import groq
 import httpx
 import httpx2
@@ -27,7 +29,9 @@ from failover import (
 )
 from failover.classify import classify_exception
 from failover.testing import Behavior, Simulator
-from tests.conftest import FakeClock
+from tests.conftest import BOTH_BACKENDS, FakeClock, simulator_in_thread
+
+anyio_backend = BOTH_BACKENDS
 
 OPENAI_A = "sk-openai-transport-key-a-0001"
 OPENAI_B = "sk-openai-transport-key-b-0002"
@@ -42,8 +46,10 @@ HI = [{"role": "user", "content": "hi"}]
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
     keys = {"openai": [OPENAI_A, OPENAI_B], "groq": [GROQ_A, GROQ_B], "anthropic": [ANTH_A, ANTH_B]}
-    async with Simulator(keys=keys) as simulator:
+    with simulator_in_thread(keys=keys) as simulator:
         yield simulator
+        gc.collect()  # SDK clients a test left open close on the loop that opened them
+        await anyio.sleep(0.01)
 
 
 def manager(
@@ -174,6 +180,37 @@ async def test_groq_sdk_on_httpx(sim: Simulator, clock: FakeClock) -> None:
     )
     assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
     assert sim.calls(key=GROQ_A) == 1 and sim.calls(key=GROQ_B) == 2
+
+
+async def test_groq_sdk_call_succeeds_when_its_first_key_gets_503(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    base = f"{sim.root_url}/groq"
+    sim.script("overloaded", key=GROQ_A)
+    transport = ResilientTransport(
+        manager(sim, clock, "groq", (GROQ_A, GROQ_B), base), provider="groq"
+    )
+    async with httpx.AsyncClient(transport=transport) as http:
+        sdk = groq.AsyncGroq(api_key="replaced", base_url=base, max_retries=0, http_client=http)
+        reply = await sdk.chat.completions.create(model="llama-3.1-8b-instant", messages=HI)
+    assert reply.choices[0].message.content.startswith("Simulated answer")
+    assert sim.calls(key=GROQ_A) == 1 and sim.calls(key=GROQ_B) == 1
+
+
+async def test_anthropic_sdk_call_succeeds_when_its_first_key_gets_529(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    sim.script("overloaded", key=ANTH_A)
+    transport = ResilientTransport(
+        manager(sim, clock, "anthropic", (ANTH_A, ANTH_B)), provider="anthropic"
+    )
+    async with httpx2.AsyncClient(transport=transport) as http:
+        sdk = anthropic.AsyncAnthropic(
+            api_key="replaced", base_url=sim.base_url("anthropic"), max_retries=0, http_client=http
+        )
+        message = await sdk.messages.create(model="claude-haiku-4-5", max_tokens=20, messages=HI)
+    assert message.content[0].text.startswith("Simulated answer")
+    assert sim.calls(key=ANTH_A) == 1 and sim.calls(key=ANTH_B) == 1
 
 
 async def test_anthropic_sdk_keys_rotate_in_its_own_header(
@@ -462,3 +499,33 @@ async def test_a_compressed_error_body_reaches_the_sdk_readable(clock: FakeClock
     async with httpx.AsyncClient(transport=transport) as http:
         reply = await http.post("https://api.openai.com/v1/chat/completions", json={"model": "m"})
     assert reply.status_code == 400 and reply.json()["error"]["message"] == "Invalid 'temperature'"
+
+
+async def test_a_garbled_json_reply_is_failed_over_before_the_sdk_sees_it(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    sim.script("malformed", key=OPENAI_A)
+    transport = ResilientTransport(
+        manager(sim, clock, "openai", (OPENAI_A, OPENAI_B)), provider="openai"
+    )
+    async with openai_sdk(sim, transport) as sdk:
+        reply = await sdk.chat.completions.create(model="gpt-4o-mini", messages=HI)
+    assert reply.choices[0].message.content.startswith("Simulated answer")
+    assert sim.calls(key=OPENAI_A) == 1 and sim.calls(key=OPENAI_B) == 1
+
+
+async def test_a_truncated_stream_is_never_taken_as_complete_by_the_sdk(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    sim.script("truncate", provider="openai")
+    transport = ResilientTransport(
+        manager(sim, clock, "openai", (OPENAI_A, OPENAI_B)), provider="openai"
+    )
+    async with openai_sdk(sim, transport) as sdk:
+        stream = await sdk.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True)
+        with pytest.raises(openai.APIConnectionError) as caught:
+            async for _ in stream:
+                pass
+    assert "terminator" in str(caught.value.__cause__)
+    failed = [p for p in transport.status()["profiles"] if p["failure_count"]]
+    assert len(failed) == 1
