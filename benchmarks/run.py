@@ -2,7 +2,8 @@
 
 1. happy-path overhead vs a bare httpx (and aiohttp) POST: sequential median/p99 µs, and
    requests/s at concurrency 64 from a cold pool (a new client: its first requests) and from
-   a warm one, each client side by side with its bare library in the same round;
+   a warm one, each client side by side with its bare library in the same round (a bare
+   caller encodes its messages on each call, as the client does);
 2. streaming: time to first chunk and total, vs bare httpx;
 3. failover cost: first key 429 -> second key, vs a direct success; the next request,
    which must skip the cooling key without calling it; and a primary model overloaded
@@ -35,8 +36,13 @@ import httpx
 from failover import AuthProfile, FailoverManager, ResilientClient
 
 HERE = Path(__file__).parent
-BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "ping"}]})
 MESSAGES = [{"role": "user", "content": "ping"}]
+
+
+def request_body() -> bytes:
+    """What a bare caller sends: its messages encoded on each call, as the client does."""
+    return json.dumps({"model": "gpt-4o-mini", "messages": MESSAGES}).encode()
+
 SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "500"))
 # requests per burst at concurrency 64 (cold, then warm), per round; httpx is ~10x slower
 BURST_HTTPX = int(os.environ.get("BENCH_BURST_HTTPX", "300"))
@@ -139,7 +145,7 @@ async def happy_path(base: str) -> None:
         http = httpx.AsyncClient()
 
         async def call() -> Any:
-            return (await http.post(url, content=BODY, headers=headers)).json()
+            return (await http.post(url, content=request_body(), headers=headers)).json()
 
         return call, http.aclose
 
@@ -147,7 +153,7 @@ async def happy_path(base: str) -> None:
         session = aiohttp.ClientSession()
 
         async def call() -> Any:
-            async with session.post(url, data=BODY, headers=headers) as reply:
+            async with session.post(url, data=request_body(), headers=headers) as reply:
                 return json.loads(await reply.read())
 
         return call, session.close
@@ -172,7 +178,7 @@ async def happy_path(base: str) -> None:
         http = httpx2.AsyncClient()
 
         async def call() -> Any:
-            return (await http.post(url, content=BODY, headers=headers)).json()
+            return (await http.post(url, content=request_body(), headers=headers)).json()
 
         return call, http.aclose
 
