@@ -45,10 +45,10 @@ def request_body() -> bytes:
 
 SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "500"))
 # requests per burst at concurrency 64 (cold, then warm), per round; httpx is ~10x slower
-BURST_HTTPX = int(os.environ.get("BENCH_BURST_HTTPX", "300"))
-BURST_AIOHTTP = int(os.environ.get("BENCH_BURST_AIOHTTP", "2000"))
+BURST_HTTPX = int(os.environ.get("BENCH_BURST_HTTPX", "250"))
+BURST_AIOHTTP = int(os.environ.get("BENCH_BURST_AIOHTTP", "1500"))
 MEMORY_REQUESTS = int(os.environ.get("BENCH_MEMORY", "20000"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "6"))
 WIDTH = 64
 results: dict[str, Any] = {}
 
@@ -95,23 +95,33 @@ Call = Callable[[], Awaitable[Any]]
 Contender = Callable[[], Awaitable[tuple[Call, Call]]]  # makes a client: (call, close)
 
 
-async def interleaved(contenders: dict[str, tuple[Contender, int]]) -> dict[str, dict[str, Any]]:
-    """Measure the contenders in alternating rounds; report each figure's median round.
+async def interleaved(
+    groups: list[dict[str, tuple[Contender, int]]],
+) -> dict[str, dict[str, Any]]:
+    """Measure groups of contenders in alternating rounds; report each figure's median round.
 
-    Each round and contender: a new client (its own, cold, pool) makes a burst of requests
-    at concurrency 64 (``rps_cold``), then another burst on the now warm pool (``rps_warm``),
-    then sequential calls. This VM's speed drifts by 2x over minutes; alternating short
-    rounds lets the drift hit every contender alike, and the ``rounds`` kept per contender
-    let a ratio be taken within each round.
+    Each round, each contender of a group gets a new client (its own, cold, pool): the
+    group's cold bursts at concurrency 64 run one after the other (``rps_cold``: a new
+    client's first requests), then its warm bursts in the reverse order (``rps_warm``), then
+    sequential calls; the next round reverses both orders. A client and its bare library
+    share a group, so a drift of this VM's speed (2x over minutes) that is linear over a
+    round hits both alike, and the ``rounds`` kept per contender let a ratio be taken
+    within each round.
     """
-    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in contenders}
-    for _ in range(ROUNDS):
-        for name, (make, size) in contenders.items():
-            call, close = await make()
-            row = {"rps_cold": await burst(call, size), "rps_warm": await burst(call, size)}
-            row.update(await sequential(call, SEQUENTIAL // ROUNDS))
-            await close()
-            rounds[name].append(row)
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for group in groups for name in group}
+    for number in range(ROUNDS):
+        for group in groups:
+            names = list(group) if number % 2 == 0 else list(reversed(group))
+            made = {name: await group[name][0]() for name in names}
+            rows: dict[str, dict[str, float]] = {name: {} for name in names}
+            for name in names:
+                rows[name]["rps_cold"] = await burst(made[name][0], group[name][1])
+            for name in reversed(names):
+                rows[name]["rps_warm"] = await burst(made[name][0], group[name][1])
+            for name in names:
+                rows[name].update(await sequential(made[name][0], SEQUENTIAL // ROUNDS))
+                await made[name][1]()
+                rounds[name].append(rows[name])
     return {
         name: {
             **{key: statistics.median(row[key] for row in rows) for key in rows[0]},
@@ -207,15 +217,21 @@ async def happy_path(base: str) -> None:
         return lambda: client.complete(MESSAGES), close
 
     results["happy_path"] = await interleaved(
-        {
-            "bare httpx": (bare_httpx, BURST_HTTPX),
-            "failover (httpx)": (ours_httpx, BURST_HTTPX),
-            "bare aiohttp": (bare_aiohttp, BURST_AIOHTTP),
-            "failover (AiohttpSender)": (ours_aiohttp, BURST_AIOHTTP),
-            "failover (httpx-aiohttp)": (ours_httpx_aiohttp, BURST_AIOHTTP // 2),
-            "bare httpx2": (bare_httpx2, BURST_HTTPX),
-            "failover (httpx2 in HttpxSender)": (ours_httpx2, BURST_HTTPX),
-        }
+        [
+            {
+                "bare httpx": (bare_httpx, BURST_HTTPX),
+                "failover (httpx)": (ours_httpx, BURST_HTTPX),
+            },
+            {
+                "bare aiohttp": (bare_aiohttp, BURST_AIOHTTP),
+                "failover (AiohttpSender)": (ours_aiohttp, BURST_AIOHTTP),
+            },
+            {"failover (httpx-aiohttp)": (ours_httpx_aiohttp, BURST_AIOHTTP // 2)},
+            {
+                "bare httpx2": (bare_httpx2, BURST_HTTPX),
+                "failover (httpx2 in HttpxSender)": (ours_httpx2, BURST_HTTPX),
+            },
+        ]
     )
     happy = results["happy_path"]
     results["throughput_ratios_c64"] = {
