@@ -463,10 +463,11 @@ class _ChunkReader:
 
     async def _iterate(self, adapter: ProviderAdapter, reply: Reply) -> AsyncIterator[StreamChunk]:
         parser = self._parser
+        rest: AsyncIterator[Any]
         if adapter.stream_format == "sse":
-            source = EventSource(cast(httpx.Response, reply))
+            rest = EventSource(cast(httpx.Response, reply)).aiter_sse()
             try:
-                async for event in source.aiter_sse():
+                async for event in rest:
                     if (chunk := parser.feed(event.event, event.data)) is not None:
                         yield chunk
                     if parser.complete:
@@ -474,13 +475,15 @@ class _ChunkReader:
             except SSEError as exc:
                 raise MalformedResponseError(f"not an event stream: {exc}") from exc
         else:
-            async for line in reply.aiter_lines():
+            rest = reply.aiter_lines()
+            async for line in rest:
                 if line.strip() and (chunk := parser.feed("", line)) is not None:
                     yield chunk
                 if parser.complete:
                     break
         if not parser.complete:
             raise MalformedResponseError("the stream ended before its terminator")
+        await _drain(rest)
 
     async def next(self) -> StreamChunk | None:
         """Return the next text chunk, then the summary chunk, then ``None``."""
@@ -502,6 +505,20 @@ class _ChunkReader:
     async def aclose(self) -> None:
         """Stop reading."""
         await cast(Any, self._events).aclose()
+
+
+async def _drain(rest: AsyncIterator[Any]) -> None:
+    """Read what follows a stream's terminator (the body's end, at once) for a moment.
+
+    A reply closed before its body's end is read closes its connection instead of going
+    back to the pool: every stream would pay a new connection (a TLS handshake).
+    """
+    with anyio.move_on_after(_DRAIN_SECONDS):
+        async for _ in rest:
+            pass
+
+
+_DRAIN_SECONDS = 0.05
 
 
 class CompletionStream(AsyncClosing):
