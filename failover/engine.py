@@ -24,6 +24,7 @@ from failover.classify import rate_limit_headroom
 from failover.errors import (
     AllAttemptsFailed,
     NoProfileAvailable,
+    PoolExhaustedError,
     ProviderError,
     ProviderTimeoutError,
     UnsupportedParameterError,
@@ -671,6 +672,9 @@ class Engine:
                     raise TimeoutError
         except ProviderError as error:
             self.record_attempt(state, model, profile, error, started)
+            raise
+        except PoolExhaustedError as error:
+            error.attempts = tuple(state.attempts)
             raise
         except TimeoutError:
             timed_out = ProviderTimeoutError(f"no complete reply within {timeout:.3g}s")
