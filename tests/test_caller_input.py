@@ -34,6 +34,12 @@ def _generator_of_messages() -> Iterator[dict[str, Any]]:
     yield {"role": "user", "content": "hi"}
 
 
+async def _stream_all(client: ResilientClient, messages: Any, **params: Any) -> None:
+    async with client.stream(messages, **params) as stream:
+        async for _ in stream:
+            pass
+
+
 # (case id, the bad messages, a word the error must name)
 BAD_MESSAGES: list[tuple[str, Callable[[], Any], str]] = [
     ("messages=5", lambda: 5, "messages"),
@@ -78,9 +84,7 @@ async def test_stream_refuses_bad_messages_before_sending(
     router.route().respond(200, text="data: [DONE]\n\n")
     client = _client()
     with pytest.raises(BAD_ARGUMENT) as info:
-        async with client.stream(messages()) as stream:
-            async for _ in stream:
-                pass
+        await _stream_all(client, messages())
     _assert_names(info.value, named)
     assert router.calls.call_count == 0
     await client.aclose()
@@ -118,9 +122,7 @@ async def test_stream_refuses_unsendable_params_before_sending(
     router.route().respond(200, text="data: [DONE]\n\n")
     client = _client()
     with pytest.raises(BAD_ARGUMENT) as info:
-        async with client.stream(HI, **params) as stream:
-            async for _ in stream:
-                pass
+        await _stream_all(client, HI, **params)
     _assert_names(info.value, named)
     assert router.calls.call_count == 0
     await client.aclose()
