@@ -105,6 +105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--requests", type=int, default=300)
     demo.add_argument("--concurrency", type=int, default=32)
     demo.add_argument("--seconds", type=float, default=12.0)
+    demo.add_argument("--workers", type=int, default=0, help="N processes, store off and on")
+    demo.add_argument("--redis", metavar="URL", help="Redis for --workers")
+    status = commands.add_parser("status", help="the shared state of every key in Redis")
+    status.add_argument("--redis", metavar="URL", required=True)
+    status.add_argument("--prefix", default="failover")
+    status.add_argument("--watch", action="store_true", help="refresh every second")
     simulate = commands.add_parser("simulate", help="run the provider simulator")
     simulate.add_argument("--port", type=int, default=8900)
     simulate.add_argument(
@@ -119,6 +125,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     chat.add_argument("--chain", nargs="+", metavar="PROVIDER/MODEL")
     args = parser.parse_args(argv)
     try:
+        if args.command == "demo" and args.workers:
+            from failover.demo_workers import run_workers_demo
+
+            return asyncio.run(run_workers_demo(args.workers, args.requests, args.redis))
+        if args.command == "status":
+            from failover.status_view import run_status
+
+            return asyncio.run(run_status(args.redis, prefix=args.prefix, watch=args.watch))
         if args.command == "demo":
             from failover.demo import run_demo
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 import anyio
 import httpx
@@ -29,8 +29,20 @@ from failover.errors import (
     StreamInterrupted,
 )
 from failover.http import HttpxSender, Reply, Sender, default_http_client
+from failover.policy import Action, Policy
 from failover.profiles import AuthProfile, FailoverManager
-from providers.base import ChatRequest, ChatResult, HttpRequest, ProviderAdapter, StreamChunk
+from failover.routing import Hedging, Strategy
+from failover.store import Store
+from providers.base import (
+    ChatRequest,
+    ChatResult,
+    HttpRequest,
+    ProviderAdapter,
+    StreamAssembler,
+    StreamChunk,
+    ToolCall,
+    assistant_message,
+)
 
 __all__ = ["AttemptContext", "Completion", "CompletionStream", "ResilientClient"]
 
@@ -48,10 +60,13 @@ class Completion:
         profile: The name of the auth profile used.
         usage: Token counts.
         cost_usd: Cost from the catalog's prices, ``None`` when a price is unknown.
-        finish_reason: The provider's stop reason.
+        finish_reason: ``stop``, ``length``, ``tool_calls`` or ``content_filter``.
         attempts: Every attempt, the successful one last.
         latency: Seconds from the call to the answer.
         raw: The provider's parsed reply.
+        tool_calls: The tool calls the model made (``id``, ``name``, ``arguments`` JSON text,
+            ``args`` parsed).
+        raw_finish_reason: The provider's own stop reason.
     """
 
     text: str
@@ -64,6 +79,14 @@ class Completion:
     attempts: tuple[Attempt, ...]
     latency: float
     raw: Any
+    tool_calls: tuple[ToolCall, ...] = ()
+    raw_finish_reason: str | None = None
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The assistant message in OpenAI's shape, to append to the conversation and send
+        to any provider next turn."""
+        return assistant_message(self.text, self.tool_calls)
 
 
 class ResilientClient(HookMethods, AsyncClosing):
@@ -81,8 +104,27 @@ class ResilientClient(HookMethods, AsyncClosing):
         wait_for_recovery: When every key is cooling, wait for the earliest recovery if it
             fits the deadline instead of failing at once.
         raise_on_content_filter: Raise a content block instead of trying the next model.
+        fallback_on: Who decides to fall over: a predicate on the ProviderError (``False``
+            raises it to you, ``True`` falls over even where the policy would raise), or a
+            tuple of error classes to fall over on (the rest are raised).
+        policy_overrides: Error class -> action (``"retry"``, ``"rotate"``,
+            ``"next_model"``, ``"raise"``) replacing the policy table's row for it; the
+            most specific class wins.
         stream_idle_timeout: Seconds a stream may go without a chunk before it fails.
+        hedge_after: Hedge slow requests: when the first attempt has no reply (for a
+            stream, no first chunk) after this many seconds, or after ``"p95"`` of that
+            deployment's recent latency, a second attempt starts on another endpoint of
+            the model or on the next model; the first success wins, the other is
+            cancelled. ``None`` (default): no hedging.
+        hedge_budget: Extra requests hedging may add, as a share of all requests.
+        strategy: How the deployments of a chain step (a group of equivalent models) are
+            ordered for each request: ``"priority"`` (as listed), ``"round_robin"``,
+            ``"weighted"`` (by the profiles' ``weight``), ``"least_busy"`` (fewest in
+            flight), ``"latency"`` (lowest recent latency, exploring), ``"cost"``
+            (cheapest for the request's estimated tokens), or your own Strategy.
         sleep: The sleep used for backoff (inject one in tests).
+        store: Where the new manager keeps its state (``failover.store.RedisStore`` to
+            share it between processes); ``async with client:`` runs its sync.
     """
 
     def __init__(
@@ -98,8 +140,16 @@ class ResilientClient(HookMethods, AsyncClosing):
         catalog: ModelCatalog | None = None,
         wait_for_recovery: bool = False,
         raise_on_content_filter: bool = False,
+        fallback_on: Callable[[ProviderError], bool]
+        | tuple[type[ProviderError], ...]
+        | None = None,
+        policy_overrides: Mapping[type[ProviderError], Action | str] | None = None,
         stream_idle_timeout: float = 30.0,
+        hedge_after: float | Literal["p95"] | None = None,
+        hedge_budget: float = 0.1,
+        strategy: str | Strategy = "priority",
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        store: Store | None = None,
     ) -> None:
         self.chain = (
             chain
@@ -109,11 +159,12 @@ class ResilientClient(HookMethods, AsyncClosing):
         if self.chain.is_empty():
             raise ConfigError("chain must contain at least one model")
         if isinstance(profiles, FailoverManager):
-            if config is not None:
-                raise ConfigError("pass config to the FailoverManager, not to the client")
+            if config is not None or store is not None:
+                raise ConfigError("pass config and store to the FailoverManager, not the client")
             manager = profiles
         else:
-            manager = FailoverManager(config, profiles=profiles)
+            manager = FailoverManager(config, profiles=profiles, store=store)
+        self._owns_manager = manager is not profiles
         for name, value in (("timeout", timeout), ("stream_idle_timeout", stream_idle_timeout)):
             if not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
                 raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
@@ -131,8 +182,14 @@ class ResilientClient(HookMethods, AsyncClosing):
             timeout=float(timeout),
             deadline=deadline,
             wait_for_recovery=wait_for_recovery,
-            raise_on_content_filter=raise_on_content_filter,
+            policy=Policy(
+                raise_on_content_filter=raise_on_content_filter,
+                overrides=policy_overrides,
+                fallback_on=fallback_on,
+            ),
             sleep=sleep or anyio.sleep,
+            hedging=None if hedge_after is None else Hedging(hedge_after, budget=hedge_budget),
+            strategy=strategy,
         )
         self.stream_idle_timeout = float(stream_idle_timeout)
         self._owned_http: httpx.AsyncClient | None = None
@@ -175,8 +232,12 @@ class ResilientClient(HookMethods, AsyncClosing):
             return adapter.parse_response(body)
 
         state = self._engine.new_request()
-        result, model, profile = await self._engine.run(state, self.chain.models, attempt)
-        cost = model.calculate_cost(result.usage)
+        if self._engine.strategy.name == "cost":
+            state.estimated_usage = _estimate(request)
+        result, model, profile = await self._engine.run(
+            state, self.chain.steps, attempt, unsupported=self._unsupported(request)
+        )
+        cost = model.calculate_cost(result.usage) if result.usage_known else None
         self._engine.succeeded(state, model, profile, cost)
         return Completion(
             text=result.text,
@@ -189,6 +250,8 @@ class ResilientClient(HookMethods, AsyncClosing):
             attempts=tuple(state.attempts),
             latency=time.monotonic() - state.started,
             raw=result.raw,
+            tool_calls=result.tool_calls,
+            raw_finish_reason=result.raw_finish_reason,
         )
 
     def stream(
@@ -224,10 +287,14 @@ class ResilientClient(HookMethods, AsyncClosing):
                 error = classify_exception(exc, provider=ctx.model.provider, model=ctx.model.id)
                 if error is None:
                     raise
-                raise error from exc
+                # the SDK's exception may carry the key (a URL with ?key=, a request's
+                # headers): keep its type and message, not the exception itself
+                error.__cause__ = None
+                error.cause_type = type(exc).__qualname__
+                raise error from None
 
         state = self._engine.new_request()
-        value, model, profile = await self._engine.run(state, self.chain.models, attempt)
+        value, model, profile = await self._engine.run(state, self.chain.steps, attempt)
         self._engine.succeeded(state, model, profile, None)
         return value
 
@@ -235,14 +302,24 @@ class ResilientClient(HookMethods, AsyncClosing):
         """The manager's status (keys masked) and each chain model's health."""
         return self._engine.status(self.chain.models)
 
+    async def __aenter__(self) -> ResilientClient:
+        await self.manager.start()  # a shared store's sync (nothing for MemoryStore)
+        return self
+
     async def aclose(self) -> None:
-        """Wait for pending async hooks, then close the HTTP client the client created."""
+        """Wait for pending async hooks, stop the store's sync, close the HTTP client."""
         await self._engine.aclose()
+        if self._owns_manager:  # a manager you passed in is yours to close
+            await self.manager.store.aclose()
         if self._owned_http is not None:
             await self._owned_http.aclose()
 
     def __repr__(self) -> str:
         return f"ResilientClient(chain={list(self.chain.names)!r}, profiles={len(self.manager)})"
+
+    def _unsupported(self, request: ChatRequest) -> Callable[[ModelEntry], str | None]:
+        """Which field of ``request`` a model cannot take (the engine skips such models)."""
+        return lambda model: self._adapters[model.provider].unsupported_field(request, model)
 
     def _http_request(
         self, request: ChatRequest, ctx: AttemptContext
@@ -291,6 +368,7 @@ class _ChunkReader:
         self._parser = adapter.stream_parser()
         self._events = self._iterate(adapter, reply)
         self._finish: str | None = None
+        self._raw_finish: str | None = None
         self._usage: TokenUsage | None = None
         self.done = False
 
@@ -322,13 +400,14 @@ class _ChunkReader:
                 chunk = await self._events.__anext__()
             except StopAsyncIteration:
                 self.done = True
-                return StreamChunk("", self._finish, self._usage)
+                return StreamChunk("", self._finish, self._usage, (), self._raw_finish)
             if chunk.finish_reason is not None:
                 self._finish = chunk.finish_reason
+                self._raw_finish = chunk.raw_finish_reason or chunk.finish_reason
             if chunk.usage is not None:
                 self._usage = chunk.usage
-            if chunk.text:
-                return StreamChunk(chunk.text)
+            if chunk.text or chunk.tool_calls:
+                return StreamChunk(chunk.text, tool_calls=chunk.tool_calls)
         return None
 
     async def aclose(self) -> None:
@@ -344,7 +423,9 @@ class CompletionStream(AsyncClosing):
         model: ``provider/model`` that is answering (set at the first chunk).
         profile: The auth profile's name (set at the first chunk).
         usage: Token counts (set at the end).
-        finish_reason: The stop reason (set at the end).
+        finish_reason: ``stop``, ``length``, ``tool_calls`` or ``content_filter`` (at the end).
+        raw_finish_reason: The provider's own stop reason (at the end).
+        cost_usd: The cost from the catalog's prices (at the end; ``None`` when unknown).
         attempts: Every attempt made so far.
     """
 
@@ -353,6 +434,7 @@ class CompletionStream(AsyncClosing):
         self._request = request
         self._engine = client._engine
         self._state = self._engine.new_request()
+        self._state.release = _close_opened  # a hedged stream that lost: let it go
         self._opener: AbstractAsyncContextManager[Reply] | None = None
         self._reader: _ChunkReader | None = None
         self._finished = False
@@ -362,6 +444,19 @@ class CompletionStream(AsyncClosing):
         self.profile: str | None = None
         self.usage: TokenUsage | None = None
         self.finish_reason: str | None = None
+        self.raw_finish_reason: str | None = None
+        self.cost_usd: float | None = None
+        self._assembled = StreamAssembler()
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """The tool calls assembled from the stream's deltas so far."""
+        return self._assembled.tool_calls
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The assistant message in OpenAI's shape (complete once the stream has ended)."""
+        return self._assembled.message
 
     @property
     def attempts(self) -> tuple[Attempt, ...]:
@@ -383,8 +478,10 @@ class CompletionStream(AsyncClosing):
             await self.aclose()
             raise StopAsyncIteration
         self.text += chunk.text
+        self._assembled.add(chunk)
         if chunk.usage is not None or chunk.finish_reason is not None:
             self.usage, self.finish_reason = chunk.usage, chunk.finish_reason
+            self.raw_finish_reason = chunk.raw_finish_reason
         return chunk
 
     async def _next_chunk(self) -> StreamChunk | None:
@@ -396,7 +493,7 @@ class CompletionStream(AsyncClosing):
                 return await client._open_stream(request, ctx)
 
             (opener, reader, first), model, profile = await self._engine.run(
-                self._state, client.chain.models, attempt
+                self._state, client.chain.steps, attempt, unsupported=client._unsupported(request)
             )
             self._opener, self._reader, self._chosen = opener, reader, (model, profile)
             self.model, self.profile = model.key, profile.name
@@ -415,7 +512,7 @@ class CompletionStream(AsyncClosing):
             self._engine.record_attempt(self._state, model, profile, error, self._state.started)
             self._engine.record_failure(self._state, model, profile, error)
             raise StreamInterrupted(error, self.text, self._state.attempts) from error
-        if chunk is not None and chunk.text == "" and self._reader.done:
+        if chunk is not None and self._reader.done:
             self._succeeded(chunk.usage)
         return chunk
 
@@ -432,17 +529,24 @@ class CompletionStream(AsyncClosing):
             return
         model, profile = self._chosen
         cost = model.calculate_cost(usage) if usage else None
+        self.cost_usd = cost
         self._engine.succeeded(self._state, model, profile, cost)
 
     async def aclose(self) -> None:
-        """Stop the stream and release its connection."""
+        """Stop the stream and release its connection (even when cancelled meanwhile)."""
         if self._finished:
             return
         self._finished = True
-        if self._reader is not None:
-            await self._reader.aclose()
-        if self._opener is not None:
-            await self._opener.__aexit__(None, None, None)
+        if self._opener is not None and self._reader is not None:
+            await _close_opened((self._opener, self._reader))
+
+
+async def _close_opened(opened: tuple[Any, ...]) -> None:
+    """Stop reading an opened stream and release its connection, even when cancelled."""
+    opener, reader = opened[0], opened[1]
+    with anyio.CancelScope(shield=True):
+        await reader.aclose()
+        await opener.__aexit__(None, None, None)
 
 
 def _chat_request(
@@ -453,11 +557,51 @@ def _chat_request(
     *,
     stream: bool,
 ) -> ChatRequest:
-    if isinstance(messages, (str, bytes)) or not messages:
-        raise ConfigError("messages must be a non-empty list of {'role', 'content'} dicts")
-    for message in messages:
-        if not isinstance(message, Mapping) or "role" not in message:
-            raise ConfigError(f"each message needs a 'role' and 'content', got {message!r}")
-    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens <= 0):
+    """Check what the caller passed, before anything is sent; return the request."""
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise ConfigError(
+            f"messages must be a list of {{'role', 'content'}} dicts, got {type(messages).__name__}"
+        )
+    if not messages:
+        raise ConfigError("messages must not be empty")
+    for index, message in enumerate(messages):
+        if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
+            raise ConfigError(f"messages[{index}] needs a 'role' string, got {message!r:.80}")
+        content = message.get("content")
+        if content is not None and not isinstance(content, (str, list, tuple)):
+            raise ConfigError(
+                f"messages[{index}].content must be a str or a list of content parts, "
+                f"got {type(content).__name__}"
+            )
+        if isinstance(content, (list, tuple)) and not all(
+            isinstance(part, Mapping) for part in content
+        ):
+            raise ConfigError(f"messages[{index}].content parts must be dicts")
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0
+    ):
         raise ConfigError(f"max_tokens must be a positive int, got {max_tokens!r}")
-    return ChatRequest(messages, max_tokens, temperature, params, stream)
+    if temperature is not None and (
+        isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+    ):
+        raise ConfigError(f"temperature must be a number, got {temperature!r}")
+    if params:
+        _check_json(params)
+    return ChatRequest(list(messages), max_tokens, temperature, params, stream)
+
+
+def _estimate(request: ChatRequest) -> TokenUsage:
+    """A rough token count of a request (4 characters a token), for the cost strategy."""
+    characters = sum(len(str(message.get("content") or "")) for message in request.messages)
+    return TokenUsage(input_tokens=characters // 4 + 1, output_tokens=request.max_tokens or 500)
+
+
+def _check_json(params: Mapping[str, Any]) -> None:
+    """Raise ConfigError naming the first parameter that cannot be sent as JSON."""
+    import json
+
+    for name, value in params.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"parameter {name!r} cannot be sent as JSON: {exc}") from None

@@ -6,18 +6,20 @@ any coroutine taking an AttemptContext, and failures arrive as ProviderErrors.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import time
-from collections import defaultdict
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
 
+from failover._secrets import KeyScrubber
 from failover.attempts import Attempt
-from failover.catalog import ModelEntry
+from failover.catalog import ModelEntry, TokenUsage
 from failover.classify import rate_limit_headroom
 from failover.errors import (
     AllAttemptsFailed,
@@ -31,20 +33,25 @@ from failover.events import (
     Event,
     ExhaustedEvent,
     FailoverEvent,
+    HedgeEvent,
     HookDispatcher,
     RecoveredEvent,
     RetryEvent,
     SuccessEvent,
 )
-from failover.policy import Action, Backoff, Decision, decide
+from failover.policy import Action, Backoff, Decision, Policy
 from failover.profiles import AuthProfile, FailoverManager, ProfileStatus
+from failover.routing import Hedging, LatencyTracker, RoutingView, Strategy, strategy_named
 
-__all__ = ["AttemptContext", "Engine", "HookMethods", "RequestState"]
+__all__ = ["AttemptContext", "Engine", "HookMethods", "ModelHealth", "RequestState"]
 
 T = TypeVar("T")
 H = TypeVar("H", bound=Callable[..., Any])
 
 _request_ids = itertools.count(1)
+_TYPICAL_USAGE = TokenUsage(input_tokens=1000, output_tokens=500)
+Chain = Sequence[ModelEntry | Sequence[ModelEntry]]
+"""Models in order; an item may be a group of equivalent deployments (one chain step)."""
 _MAX_RECOVERY_WAITS = 3  # waits for the earliest recovery, per request
 
 
@@ -82,10 +89,40 @@ class RequestState:
     started: float
     deadline_at: float
     attempts: list[Attempt] = field(default_factory=list)
+    release: Callable[[Any], Awaitable[None]] | None = None
+    """Frees what a losing hedged attempt produced (e.g. closes an opened stream)."""
+    estimated_usage: TokenUsage = _TYPICAL_USAGE
+    """The request's expected tokens, for the ``cost`` strategy."""
 
     def time_left(self) -> float:
         """Seconds until the request's deadline (``inf`` without one)."""
         return self.deadline_at - time.monotonic()
+
+
+class ModelHealth:
+    """Successes, failures and the last error per model, for the most recent models only.
+
+    Model ids can come from callers (the SDK transport serves whatever model an SDK asks
+    for), so the map keeps the ``limit`` most recently used and forgets the rest.
+    """
+
+    def __init__(self, limit: int = 1024) -> None:
+        self._limit = limit
+        self._models: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def of(self, model: str) -> dict[str, Any]:
+        """The counters of ``model`` (``provider/model``), created at zero when new."""
+        health = self._models.get(model)
+        if health is None:
+            health = self._models[model] = {"successes": 0, "failures": 0, "last_error": None}
+            if len(self._models) > self._limit:
+                self._models.popitem(last=False)
+        else:
+            self._models.move_to_end(model)
+        return health
+
+    def __len__(self) -> int:
+        return len(self._models)
 
 
 @dataclass(slots=True)
@@ -97,6 +134,11 @@ class _Pass:
     """The first transient failure that the provider allows to be retried, if any."""
     retry_model: ModelEntry | None = None
     retry_profile: AuthProfile | None = None
+
+
+def _first_call(state: RequestState) -> bool:
+    """Whether no call has been made yet (models skipped as unsupported are no calls)."""
+    return all(attempt.profile is None for attempt in state.attempts)
 
 
 class Engine:
@@ -117,21 +159,27 @@ class Engine:
         timeout: float,
         deadline: float | None,
         wait_for_recovery: bool,
-        raise_on_content_filter: bool,
+        policy: Policy,
         sleep: Callable[[float], Awaitable[None]],
+        hedging: Hedging | None = None,
+        strategy: str | Strategy = "priority",
     ) -> None:
         self.manager = manager
+        self.hedging = hedging
+        self.strategy = strategy_named(strategy)
+        self.latency = LatencyTracker()
+        self.routing = RoutingView(self.latency, self._weight_of)
+        self._weights: dict[str, tuple[float, float]] = {}
         self.hooks = HookDispatcher()
         self.base_url_for = base_url_for
         self.timeout = timeout
         self.deadline = deadline
         self.wait_for_recovery = wait_for_recovery
-        self.raise_on_content_filter = raise_on_content_filter
+        self.policy = policy
         self.sleep = sleep
         self.backoff = Backoff(manager.config)
-        self.model_health: defaultdict[str, dict[str, Any]] = defaultdict(
-            lambda: {"successes": 0, "failures": 0, "last_error": None}
-        )
+        self._scrubber: tuple[tuple[int, ...], KeyScrubber] | None = None
+        self.model_health = ModelHealth()
 
     def emit(self, event_type: type[Event], **fields: Any) -> None:
         """Build and deliver an event, but only when a hook listens for it."""
@@ -161,7 +209,7 @@ class Engine:
     async def run(
         self,
         state: RequestState,
-        chain: Sequence[ModelEntry],
+        chain: Chain,
         attempt: Callable[[AttemptContext], Awaitable[T]],
         *,
         unsupported: Callable[[ModelEntry], str | None] | None = None,
@@ -184,36 +232,43 @@ class Engine:
             UnsupportedParameterError: No model of the chain can take the request.
             ProviderError: A failure no other model can fix, with ``attempts`` set.
         """
+        steps = [(step,) if isinstance(step, ModelEntry) else tuple(step) for step in chain]
         if unsupported is not None:
-            chain = self._supported(state, chain, unsupported)
+            steps = self._supported(state, steps, unsupported)
+        if self.hedging is not None:
+            self.hedging.budget.earn()
         if math.isinf(state.deadline_at):
-            return await self._run(state, chain, attempt)
+            return await self._run(state, steps, attempt)
         with anyio.move_on_after(state.time_left()) as scope:
-            return await self._run(state, chain, attempt)
+            return await self._run(state, steps, attempt)
         if scope.cancelled_caught:
             self._mark_deadline(state)
-        raise self._exhausted(state, len(chain), self._retry_after(chain))
+        raise self._exhausted(state, len(steps), self._retry_after(steps))
 
     def _supported(
         self,
         state: RequestState,
-        chain: Sequence[ModelEntry],
+        steps: list[tuple[ModelEntry, ...]],
         unsupported: Callable[[ModelEntry], str | None],
-    ) -> Sequence[ModelEntry]:
-        """The models of ``chain`` that can take the request; the others are recorded."""
-        usable: list[ModelEntry] = []
+    ) -> list[tuple[ModelEntry, ...]]:
+        """The models of ``steps`` that can take the request; the others are recorded."""
+        usable: list[tuple[ModelEntry, ...]] = []
         first_field: str | None = None
-        for model in chain:
-            field_name = unsupported(model)
-            if field_name is None:
-                usable.append(model)
-                continue
-            first_field = first_field or field_name
-            error = UnsupportedParameterError(field_name, [model.key])
-            error.provider, error.model = model.provider, model.id
-            state.attempts.append(Attempt(model.key, None, error.kind, None, None, 0.0, error))
+        for step in steps:
+            kept = []
+            for model in step:
+                field_name = unsupported(model)
+                if field_name is None:
+                    kept.append(model)
+                    continue
+                first_field = first_field or field_name
+                error = UnsupportedParameterError(field_name, [model.key])
+                error.provider, error.model = model.provider, model.id
+                state.attempts.append(Attempt(model.key, None, error.kind, None, None, 0.0, error))
+            if kept:
+                usable.append(tuple(kept))
         if not usable and first_field is not None:
-            error = UnsupportedParameterError(first_field, [m.key for m in chain])
+            error = UnsupportedParameterError(first_field, [m.key for step in steps for m in step])
             error.attempts = tuple(state.attempts)
             raise error
         return usable
@@ -230,13 +285,13 @@ class Engine:
     async def _run(
         self,
         state: RequestState,
-        chain: Sequence[ModelEntry],
+        steps: list[tuple[ModelEntry, ...]],
         attempt: Callable[[AttemptContext], Awaitable[T]],
     ) -> tuple[T, ModelEntry, AuthProfile]:
         config = self.manager.config
         retries = waits = 0
         while True:
-            outcome = await self._walk(state, chain, attempt)
+            outcome = await self._walk(state, steps, attempt)
             if isinstance(outcome, tuple):
                 return outcome
             error = outcome.retryable
@@ -247,7 +302,7 @@ class Engine:
                     self._announce_retry(state, outcome, retries, delay)
                     await self.sleep(delay)
                     continue
-            retry_after = self._retry_after(chain)
+            retry_after = self._retry_after(steps)
             if (
                 self.wait_for_recovery
                 and retry_after  # 0: something is usable now, and failed: backoff's domain
@@ -260,7 +315,7 @@ class Engine:
                 waits += 1
                 await self.sleep(retry_after)
                 continue
-            raise self._exhausted(state, len(chain), retry_after)
+            raise self._exhausted(state, len(steps), retry_after)
 
     def _announce_retry(self, state: RequestState, walk: _Pass, number: int, delay: float) -> None:
         error, model, profile = walk.retryable, walk.retry_model, walk.retry_profile
@@ -293,7 +348,7 @@ class Engine:
             )
         else:
             error = AllAttemptsFailed(
-                f"all {models} models failed", state.attempts, retry_after=retry_after
+                f"all {models} steps of the chain failed", state.attempts, retry_after=retry_after
             )
         self.emit(
             ExhaustedEvent,
@@ -304,11 +359,12 @@ class Engine:
         )
         return error
 
-    def _retry_after(self, chain: Sequence[ModelEntry]) -> float | None:
+    def _retry_after(self, steps: list[tuple[ModelEntry, ...]]) -> float | None:
         now = self.manager.clock()
         times = [
             at
-            for model in chain
+            for step in steps
+            for model in step
             if (at := self.manager.next_available_at(model.provider, model=model.id)) is not None
         ]
         return max(0.0, min(times) - now) if times else None
@@ -316,19 +372,28 @@ class Engine:
     async def _walk(
         self,
         state: RequestState,
-        chain: Sequence[ModelEntry],
+        steps: list[tuple[ModelEntry, ...]],
         attempt: Callable[[AttemptContext], Awaitable[T]],
     ) -> tuple[T, ModelEntry, AuthProfile] | _Pass:
-        """One walk over the chain, without sleeping (unless ``retry_before_fallback``)."""
+        """One walk over the chain, without sleeping (unless ``retry_before_fallback``).
+
+        The deployments of a step come in the strategy's order; moving between them is
+        sideways (no model-fallback budget), moving to the next step is a fallback.
+        """
         config = self.manager.config
         walk = _Pass()
         min_context: int | None = None
         previous: tuple[ModelEntry, AuthProfile | None, ProviderError | None] | None = None
         fallbacks = 0
-        for model in chain:
+        order = self._order(steps, state)
+        chain = [model for _, model in order]
+        previous_step = 0
+        for position, (step, model) in enumerate(order):
             if min_context is not None and (model.context_window or math.inf) <= min_context:
                 continue
-            if previous is not None:
+            if previous is not None and step == previous_step:
+                self._announce("deployment", state, previous, model, None)
+            elif previous is not None:
                 fallbacks += 1
                 if (
                     config.max_model_fallbacks is not None
@@ -336,6 +401,7 @@ class Engine:
                 ):
                     break
                 self._announce("model", state, previous, model, None)
+            previous_step = step
             tried: set[str] = set()
             failed_endpoints: set[str | None] = set()
             last_profile: AuthProfile | None = None
@@ -361,6 +427,10 @@ class Engine:
                 last_profile = profile
                 walk.attempted = True
                 try:
+                    if self.hedging is not None and _first_call(state):
+                        return await self._hedged(
+                            state, attempt, chain[position + 1 :], profile, model
+                        )
                     return await self._attempt(state, attempt, model, profile)
                 except ProviderError as error:
                     last_error = error
@@ -398,6 +468,110 @@ class Engine:
         if not walk.attempted:
             return await self._least_bad(state, chain, attempt, walk)
         return walk
+
+    def _order(
+        self, steps: list[tuple[ModelEntry, ...]], state: RequestState
+    ) -> list[tuple[int, ModelEntry]]:
+        """Every model to try, with its step's index, deployments in the strategy's order."""
+        strategy, view, usage = self.strategy, self.routing, state.estimated_usage
+        return [
+            (index, model)
+            for index, step in enumerate(steps)
+            for model in (step if len(step) == 1 else strategy.order(step, view, usage))
+        ]
+
+    def _weight_of(self, model: ModelEntry) -> float:
+        """The summed ``weight`` of the profiles that serve ``model`` (recounted each second)."""
+        now = time.monotonic()
+        cached = self._weights.get(model.key)
+        if cached is not None and now - cached[1] < 1.0:
+            return cached[0]
+        weight = sum(
+            getattr(profile, "weight", 1.0)
+            for profile in self.manager.list_profiles()
+            if profile.provider == model.provider and profile.allows(model.id)
+        )
+        if len(self._weights) > 1024:
+            self._weights.clear()
+        self._weights[model.key] = (weight, now)
+        return weight
+
+    async def _hedged(
+        self,
+        state: RequestState,
+        attempt: Callable[[AttemptContext], Awaitable[T]],
+        rest: Sequence[ModelEntry],
+        profile: AuthProfile,
+        model: ModelEntry,
+    ) -> tuple[T, ModelEntry, AuthProfile]:
+        """The first attempt, and a second one if the first is slow; the first success wins.
+
+        The loser is cancelled (recorded as ``cancelled``, its key's health untouched) and
+        whatever it produced is released. When both fail, the hedge's failure is recorded
+        here and the first attempt's error is raised for the walk to handle.
+        """
+        assert self.hedging is not None
+        delay = self.hedging.delay(model.key, profile.base_url, self.latency)
+        if delay is None:
+            return await self._attempt(state, attempt, model, profile)
+        winners: list[tuple[T, ModelEntry, AuthProfile]] = []
+        errors: list[ProviderError] = []
+        first_done = anyio.Event()
+
+        async def run(model: ModelEntry, profile: AuthProfile, *, first: bool) -> None:
+            try:
+                outcome = await self._attempt(state, attempt, model, profile)
+            except ProviderError as error:
+                if first:
+                    errors.append(error)
+                else:
+                    self.record_failure(state, model, profile, error)
+                return
+            finally:
+                if first:
+                    first_done.set()
+            if winners:  # both answered at once: free the slower one's reply
+                if state.release is not None:
+                    await state.release(outcome[0])
+                return
+            winners.append(outcome)
+            group.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(functools.partial(run, model, profile, first=True))
+            with anyio.move_on_after(delay):
+                await first_done.wait()
+            if not first_done.is_set() and self.hedging.budget.spend():
+                target = self._hedge_target(model, profile, rest)
+                if target is not None:
+                    self.emit(
+                        HedgeEvent,
+                        request_id=state.id,
+                        model=model.key,
+                        profile=profile.name,
+                        to_model=target[0].key,
+                        to_profile=target[1].name,
+                        after=delay,
+                    )
+                    group.start_soon(functools.partial(run, *target, first=False))
+        if winners:
+            return winners[0]
+        raise errors[0]
+
+    def _hedge_target(
+        self, model: ModelEntry, profile: AuthProfile, rest: Sequence[ModelEntry]
+    ) -> tuple[ModelEntry, AuthProfile] | None:
+        """Where a hedge goes: another endpoint of ``model``, else the next usable model."""
+        manager = self.manager
+        exclude = self._excluded(model, {profile.name}, {profile.base_url})
+        other = manager.get_next_profile(model.provider, model=model.id, exclude=exclude)
+        if other is not None:
+            return model, other
+        for following in rest:
+            found = manager.get_next_profile(following.provider, model=following.id)
+            if found is not None:
+                return following, found
+        return None
 
     async def _least_bad(
         self,
@@ -484,6 +658,7 @@ class Engine:
             timeout,
         )
         started = time.monotonic()
+        self.routing.started(model)
         try:
             if math.isinf(timeout):
                 value = await attempt(ctx)
@@ -503,15 +678,24 @@ class Engine:
                 Attempt(model.key, profile.name, "cancelled", None, None, elapsed)
             )
             raise
-        state.attempts.append(
-            Attempt(model.key, profile.name, "ok", None, None, time.monotonic() - started)
-        )
+        finally:
+            self.routing.ended(model)
+        elapsed = time.monotonic() - started
+        state.attempts.append(Attempt(model.key, profile.name, "ok", None, None, elapsed))
+        self.latency.record(model.key, profile.base_url, elapsed)
         if self.manager.mark_success(profile.name, model=model.id):
             self.emit(
                 RecoveredEvent, request_id=state.id, profile=profile.name, provider=profile.provider
             )
-        self.model_health[model.key]["successes"] += 1
+        self.model_health.of(model.key)["successes"] += 1
         return value, model, profile
+
+    def _capped(self, wait: float | None) -> tuple[float | None, float | None]:
+        """A provider's wait cut to ``max_provider_wait``, and what it was when it was cut."""
+        cap = self.manager.config.max_provider_wait
+        if wait is not None and wait > cap:
+            return cap, wait
+        return wait, None
 
     def note_headroom(
         self, request_id: str, profile: AuthProfile, headers: Mapping[str, str]
@@ -525,11 +709,12 @@ class Engine:
         if headroom is None:
             return
         was_available = profile.status is ProfileStatus.AVAILABLE
+        spent_for, capped_from = self._capped(headroom.spent_for)
         self.manager.record_headroom(
             profile.name,
             requests_remaining=headroom.requests_remaining,
             tokens_remaining=headroom.tokens_remaining,
-            spent_for=headroom.spent_for,
+            spent_for=spent_for,
         )
         if was_available and profile.status is not ProfileStatus.AVAILABLE:
             self.emit(
@@ -538,9 +723,10 @@ class Engine:
                 profile=profile.name,
                 provider=profile.provider,
                 status=profile.status.value,
-                duration=headroom.spent_for,
+                duration=spent_for,
                 reason="budget_spent",
                 error_message="the key's rate-limit budget is spent until it resets",
+                capped_from=capped_from,
             )
 
     def record_attempt(
@@ -553,7 +739,7 @@ class Engine:
     ) -> None:
         """Fill in the error's context, scrub the key from it, and add it to the history."""
         error.provider, error.model, error.profile = model.provider, model.id, profile.name
-        error.redact(profile.api_key.get_secret_value())
+        error.redact(self.scrubber())
         state.attempts.append(
             Attempt(
                 model.key,
@@ -566,6 +752,14 @@ class Engine:
             )
         )
 
+    def scrubber(self) -> KeyScrubber:
+        """A scrubber of every key the manager holds, rebuilt when the keys change."""
+        keys = tuple(profile.api_key for profile in self.manager.list_profiles())
+        signature = tuple(map(id, keys))
+        if self._scrubber is None or self._scrubber[0] != signature:
+            self._scrubber = (signature, KeyScrubber(keys))
+        return self._scrubber[1]
+
     def record_failure(
         self, state: RequestState, model: ModelEntry, profile: AuthProfile, error: ProviderError
     ) -> Decision:
@@ -574,8 +768,8 @@ class Engine:
         A transient failure counts against the model at the key's endpoint (the circuit
         breaker), not against the key; the others cool or disable the key itself.
         """
-        decision = decide(error, raise_on_content_filter=self.raise_on_content_filter)
-        health = self.model_health[model.key]
+        decision = self.policy.decide(error)
+        health = self.model_health.of(model.key)
         health["failures"] += 1
         health["last_error"] = f"{error.kind}: {error.message}"[:300]
         if decision.failure is None:
@@ -583,6 +777,7 @@ class Engine:
         manager = self.manager
         now = manager.clock()
         transient = decision.failure == "error"
+        error.retry_after, capped_from = self._capped(error.retry_after)
         was_resting = profile.status is not ProfileStatus.AVAILABLE or (
             transient and manager.model_rest_until(profile.name, model.id) > now
         )
@@ -610,6 +805,7 @@ class Engine:
                 reason=error.kind,
                 error_message=error.message,
                 model=rested_model,
+                capped_from=capped_from,
             )
         return decision
 
@@ -620,7 +816,7 @@ class Engine:
         models = [
             {
                 "model": model.key,
-                **self.model_health[model.key],
+                **self.model_health.of(model.key),
                 "available_profiles": sum(
                     1
                     for p in self.manager.list_profiles()
@@ -661,6 +857,10 @@ class HookMethods:
     def on_success(self, hook: H) -> H:
         """Call ``hook(SuccessEvent)`` when a request succeeds."""
         return self._engine.hooks.add(SuccessEvent, hook)
+
+    def on_hedge(self, hook: H) -> H:
+        """Call ``hook(HedgeEvent)`` when a slow first attempt gets a second in parallel."""
+        return self._engine.hooks.add(HedgeEvent, hook)
 
     def on_exhausted(self, hook: H) -> H:
         """Call ``hook(ExhaustedEvent)`` when a request fails after trying everything."""

@@ -22,6 +22,7 @@ __all__ = [
     "Event",
     "ExhaustedEvent",
     "FailoverEvent",
+    "HedgeEvent",
     "HookDispatcher",
     "RecoveredEvent",
     "RetryEvent",
@@ -41,7 +42,8 @@ class Event:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FailoverEvent(Event):
-    """The request moved to another key (``kind="key"``) or another model (``kind="model"``)."""
+    """The request moved to another key (``kind="key"``), another deployment of the same
+    chain step (``kind="deployment"``) or the next step's model (``kind="model"``)."""
 
     kind: str
     from_model: str
@@ -69,6 +71,8 @@ class CooldownEvent(Event):
     """A profile was taken out of rotation for ``duration`` seconds (``inf``: disabled).
 
     With ``model`` set, the key rests from that model only (repeated transient failures).
+    With ``capped_from`` set, the provider asked for that many seconds and the wait was cut
+    to ``max_provider_wait``.
     """
 
     profile: str
@@ -78,6 +82,7 @@ class CooldownEvent(Event):
     reason: str
     error_message: str
     model: str | None = None
+    capped_from: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,6 +102,17 @@ class SuccessEvent(Event):
     attempts: int
     latency: float
     cost_usd: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HedgeEvent(Event):
+    """The first attempt had no answer after ``after`` seconds: a second one started."""
+
+    model: str
+    profile: str
+    to_model: str
+    to_profile: str
+    after: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,6 +18,15 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
         ("wrap_openai_sdk.py", ["model failover: overloaded", "openai/gpt-4o:"]),
         ("wrap_anthropic_sdk.py", ["revoked: disabled (auth)", "anthropic SDK: Simulated"]),
         ("wrap_groq_sdk.py", ["calls per key: {'0001': 1, '0002': 3}"]),
+        (
+            "agent_tools.py",
+            [
+                "round 1: openai/gpt-4o-mini called get_weather",
+                "round 2: anthropic/claude-haiku-4-5 called get_time",
+                "final: gemini/gemini-2.5-flash-lite says 'Simulated answer",
+                "after 2 tool results",
+            ],
+        ),
     ],
 )
 def test_example_runs_and_shows_failover(script: str, expected: list[str]) -> None:
