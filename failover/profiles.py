@@ -1271,3 +1271,40 @@ class FailoverManager:
 
 async def _awaited(awaitable: Awaitable[None]) -> None:
     await awaitable
+
+
+def _thread_safe(cls: type[FailoverManager]) -> None:
+    """Make ``cls``'s public synchronous methods hold one re-entrant lock per manager.
+
+    A manager may be shared by async clients on their event loop and by sync SDK clients
+    (whose ResilientTransport runs the engine on a thread of its own), so every public
+    method takes the instance's ``threading.RLock``; re-entrant, because methods call each
+    other and failover callbacks may call back into the manager.
+    """
+    import functools
+    import threading
+
+    def locked(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def call(self: FailoverManager, *args: Any, **kwargs: Any) -> Any:
+            with self._thread_lock:  # type: ignore[attr-defined]
+                return method(self, *args, **kwargs)
+
+        return call
+
+    original_init = cls.__init__
+
+    @functools.wraps(original_init)
+    def init(self: FailoverManager, *args: Any, **kwargs: Any) -> None:
+        vars(self)["_thread_lock"] = threading.RLock()
+        original_init(self, *args, **kwargs)
+
+    cls.__init__ = init  # type: ignore[method-assign]
+    for name, member in list(vars(cls).items()):
+        if name.startswith("_") and name != "__len__":
+            continue
+        if inspect.isfunction(member) and not inspect.iscoroutinefunction(member):
+            setattr(cls, name, locked(member))
+
+
+_thread_safe(FailoverManager)

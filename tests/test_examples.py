@@ -27,6 +27,10 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
                 "after 2 tool results",
             ],
         ),
+        (
+            "wrap_openai_sdk_sync.py",
+            ["key failover: rate_limit", "openai SDK (sync): Simulated", "key a: rate_limited"],
+        ),
     ],
 )
 def test_example_runs_and_shows_failover(script: str, expected: list[str]) -> None:
