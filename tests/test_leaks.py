@@ -454,6 +454,12 @@ class Observed:
         return found
 
 
+def _report(leaks: list[str]) -> str:
+    """The leaks, one line per place (which mode, which output), the keys' labels only."""
+    places = sorted({leak.rsplit(": 8 characters", 1)[0] for leak in leaks})
+    return f"{len(leaks)} leaks, in {len(places)} places:\n" + "\n".join(places[:60])
+
+
 def _listen(target: Any, observed: Observed) -> None:
     for event_type, register in (
         (FailoverEvent, target.on_failover),
@@ -557,7 +563,7 @@ async def test_client_never_shows_an_echoed_key(
         observed.add(where, line)
     assert HOSTILE.seen, "the hostile server was never reached"
     leaks = observed.leaks()
-    assert not leaks, f"{len(leaks)} leaks, e.g.:\n" + "\n".join(sorted(set(leaks))[:15])
+    assert not leaks, _report(leaks)
 
 
 # -- call(): the user's own exceptions, and what they carry --------------------------------------
@@ -589,7 +595,7 @@ async def test_call_does_not_carry_a_gemini_key_url_in_its_chain(hostile_root: s
         observed.add(where, line)
     await client.aclose()
     leaks = observed.leaks()
-    assert not leaks, f"{len(leaks)} leaks, e.g.:\n" + "\n".join(sorted(set(leaks))[:15])
+    assert not leaks, _report(leaks)
 
 
 @pytest.mark.parametrize("form", list(FORMS))
@@ -622,7 +628,7 @@ async def test_call_with_the_openai_sdk_never_shows_an_echoed_key(
         observed.add(where, line)
     await client.aclose()
     leaks = observed.leaks()
-    assert not leaks, f"{len(leaks)} leaks, e.g.:\n" + "\n".join(sorted(set(leaks))[:15])
+    assert not leaks, _report(leaks)
 
 
 # -- ResilientTransport under the real SDKs ------------------------------------------------------
@@ -644,7 +650,7 @@ async def _drive_openai_sdk(transport: ResilientTransport, root: str, observed: 
                 reply = await sdk.chat.completions.create(model="gpt-4o-mini", messages=ask)
                 observed.add("openai sdk reply", reply)
             except Exception as exc:
-                observed.exception("openai sdk", exc)
+                observed.exception(f"[{HOSTILE.mode}] openai sdk", exc)
                 logging.getLogger("user.app").exception("the SDK call failed")
         try:
             stream = await sdk.chat.completions.create(
@@ -653,7 +659,7 @@ async def _drive_openai_sdk(transport: ResilientTransport, root: str, observed: 
             parts = [c.choices[0].delta.content or "" async for c in stream if c.choices]
             observed.add("openai sdk stream", "".join(parts))
         except Exception as exc:
-            observed.exception("openai sdk stream", exc)
+            observed.exception(f"[{HOSTILE.mode}] openai sdk stream", exc)
             logging.getLogger("user.app").exception("the SDK stream failed")
     finally:
         await sdk.close()
@@ -677,7 +683,7 @@ async def _drive_anthropic_sdk(
                 )
                 observed.add("anthropic sdk reply", reply)
             except Exception as exc:
-                observed.exception("anthropic sdk", exc)
+                observed.exception(f"[{HOSTILE.mode}] anthropic sdk", exc)
                 logging.getLogger("user.app").exception("the SDK call failed")
         try:
             stream = await sdk.messages.create(
@@ -686,7 +692,7 @@ async def _drive_anthropic_sdk(
             events = [event async for event in stream]
             observed.add("anthropic sdk stream", events)
         except Exception as exc:
-            observed.exception("anthropic sdk stream", exc)
+            observed.exception(f"[{HOSTILE.mode}] anthropic sdk stream", exc)
             logging.getLogger("user.app").exception("the SDK stream failed")
     finally:
         await sdk.close()
@@ -715,7 +721,7 @@ async def test_transport_under_the_sdks_never_shows_an_echoed_key(
         observed.add(where, line)
     assert HOSTILE.seen
     leaks = observed.leaks()
-    assert not leaks, f"{len(leaks)} leaks, e.g.:\n" + "\n".join(sorted(set(leaks))[:15])
+    assert not leaks, _report(leaks)
 
 
 # -- keys no header can carry: refused at construction, without printing them -----------------
@@ -813,7 +819,7 @@ async def test_status_never_shows_a_secret_inside_base_url(
     finally:
         if not secret_is_the_key:
             EXTRA_SECRETS.remove(secret)
-    assert not leaks, f"{len(leaks)} leaks, e.g.:\n" + "\n".join(sorted(set(leaks))[:15])
+    assert not leaks, _report(leaks)
 
 
 # -- the harness itself finds what it is meant to find --------------------------------------------
