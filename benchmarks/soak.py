@@ -430,6 +430,7 @@ async def main() -> int:
         [sys.executable, "-c", SIMULATOR, json.dumps(CHAOS), str(SEED), DEAD_KEY, SPENT_KEY],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # the simulator's own complaints about dropped sockets
         text=True,
     )
     try:
