@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import anyio
 import httpx
@@ -36,6 +36,7 @@ from failover.store import Store
 from providers.base import (
     ChatRequest,
     ChatResult,
+    EmbeddingResult,
     HttpRequest,
     ProviderAdapter,
     StreamAssembler,
@@ -43,6 +44,9 @@ from providers.base import (
     ToolCall,
     assistant_message,
 )
+
+if TYPE_CHECKING:
+    from failover.embeddings import EmbeddingChain, Embeddings
 
 __all__ = ["AttemptContext", "Completion", "CompletionStream", "ResilientClient"]
 
@@ -297,6 +301,87 @@ class ResilientClient(HookMethods, AsyncClosing):
         value, model, profile = await self._engine.run(state, self.chain.steps, attempt)
         self._engine.succeeded(state, model, profile, None)
         return value
+
+    async def embed(
+        self,
+        inputs: str | Sequence[str],
+        *,
+        model_chain: EmbeddingChain | FallbackChain | Iterable[str | Sequence[str]] | None = None,
+        dimensions: int | None = None,
+        task_type: str | None = None,
+        mixed_dimensions: bool = False,
+        **params: Any,
+    ) -> Embeddings:
+        """Embed ``inputs`` (one vector each), failing over as ``complete`` does.
+
+        Args:
+            inputs: A text, or a list of texts.
+            model_chain: The embedding models to try (ids or an EmbeddingChain); default:
+                the client's chain. Their vectors must have one length (see EmbeddingChain).
+            dimensions: Ask every model for vectors of this length.
+            task_type: What the vectors are for (Gemini's ``taskType``, e.g.
+                ``"RETRIEVAL_QUERY"``); ignored by other wires.
+            mixed_dimensions: Allow models whose vectors differ in length.
+            **params: Further wire fields (``user``; Ollama's ``truncate``, ``keep_alive``;
+                Gemini's ``title``); a model whose wire has no such field is skipped.
+
+        Raises:
+            ConfigError: Bad inputs, or a chain that mixes vector lengths (before any call).
+            AllAttemptsFailed: Every model and key failed.
+            ProviderError: A failure no other model can fix, with ``attempts`` set.
+        """
+        from failover.embeddings import EmbeddingChain, Embeddings, embedding_request
+
+        request = embedding_request(inputs, task_type=task_type, params=params)
+        chain = EmbeddingChain.of(
+            self.chain if model_chain is None else model_chain,
+            dimensions=dimensions,
+            mixed_dimensions=mixed_dimensions,
+        )
+        have = self.manager.providers()
+        for model in chain.models:
+            if model.provider not in have:
+                raise ConfigError(f"no auth profile for provider {model.provider!r} ({model.key})")
+
+        def unsupported(model: ModelEntry) -> str | None:
+            return chain.adapter(model).embedding_unsupported(
+                chain.request_for(request, model), model
+            )
+
+        async def attempt(ctx: AttemptContext) -> EmbeddingResult:
+            adapter = chain.adapter(ctx.model)
+            http_request = adapter.build_embedding_request(
+                chain.request_for(request, ctx.model),
+                model=ctx.model.id,
+                api_key=ctx.api_key,
+                base_url=ctx.base_url,
+            )
+            async with self._sender.open(http_request, ctx.timeout) as reply:
+                body = await reply.aread()
+                if reply.status_code >= 300:
+                    raise adapter.parse_error(reply.status_code, reply.headers, body)
+                self._engine.note_headroom(ctx.request_id, ctx.profile, reply.headers)
+            result = adapter.parse_embedding_response(body, len(request.inputs))
+            return chain.check(ctx.model, result)
+
+        state = self._engine.new_request()
+        characters = sum(len(text) for text in request.inputs)
+        state.estimated_usage = TokenUsage(input_tokens=characters // 4 + 1, output_tokens=0)
+        result, model, profile = await self._engine.run(
+            state, chain.steps, attempt, unsupported=unsupported
+        )
+        cost = model.calculate_cost(result.usage) if result.usage_known else None
+        self._engine.succeeded(state, model, profile, cost)
+        return Embeddings(
+            vectors=result.vectors,
+            model=model.key,
+            provider=model.provider,
+            profile=profile.name,
+            usage=result.usage,
+            cost_usd=cost,
+            attempts=tuple(state.attempts),
+            latency=time.monotonic() - state.started,
+        )
 
     def status(self) -> dict[str, Any]:
         """The manager's status (keys masked) and each chain model's health."""
