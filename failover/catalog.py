@@ -178,6 +178,10 @@ def _price(value: Any) -> float | None:
     return float(base)
 
 
+_CACHE_LIMIT = 1024
+"""Look-ups a catalog remembers (the oldest are forgotten, then looked up again)."""
+
+
 class ModelCatalog:
     """Looks up models by provider and id, with custom entries for self-hosted models.
 
@@ -267,6 +271,8 @@ class ModelCatalog:
         entry = self._lookup(provider, model_id)
         with self._lock:
             self._cache[key] = entry
+            if len(self._cache) > _CACHE_LIMIT:  # ids can come from callers: stay bounded
+                del self._cache[next(iter(self._cache))]
         return entry
 
     def resolve(self, model_id: str) -> ModelEntry | None:

@@ -23,6 +23,7 @@ from failover.config import FailoverConfig
 from failover.engine import AttemptContext, Engine, HookMethods
 from failover.errors import (
     ConfigError,
+    InvalidModelId,
     MalformedResponseError,
     ProviderError,
     ProviderTimeoutError,
@@ -155,17 +156,20 @@ class ResilientClient(HookMethods, AsyncClosing):
         sleep: Callable[[float], Awaitable[None]] | None = None,
         store: Store | None = None,
     ) -> None:
-        self.chain = (
-            chain
-            if isinstance(chain, FallbackChain)
-            else FallbackChain.from_ids(list(chain), catalog=catalog or default_catalog)
-        )
+        self.chain = _chain_from(chain, catalog or default_catalog)
         if self.chain.is_empty():
             raise ConfigError("chain must contain at least one model")
         if isinstance(profiles, FailoverManager):
             if config is not None or store is not None:
                 raise ConfigError("pass config and store to the FailoverManager, not the client")
             manager = profiles
+        elif profiles is None or isinstance(profiles, (str, bytes)) or not isinstance(
+            profiles, Iterable
+        ):
+            raise ConfigError(
+                "profiles must be a FailoverManager or a list of AuthProfile, "
+                f"got {type(profiles).__name__}"
+            )
         else:
             manager = FailoverManager(config, profiles=profiles, store=store)
         self._owns_manager = manager is not profiles
@@ -459,10 +463,11 @@ class _ChunkReader:
 
     async def _iterate(self, adapter: ProviderAdapter, reply: Reply) -> AsyncIterator[StreamChunk]:
         parser = self._parser
+        rest: AsyncIterator[Any]
         if adapter.stream_format == "sse":
-            source = EventSource(cast(httpx.Response, reply))
+            rest = EventSource(cast(httpx.Response, reply)).aiter_sse()
             try:
-                async for event in source.aiter_sse():
+                async for event in rest:
                     if (chunk := parser.feed(event.event, event.data)) is not None:
                         yield chunk
                     if parser.complete:
@@ -470,13 +475,15 @@ class _ChunkReader:
             except SSEError as exc:
                 raise MalformedResponseError(f"not an event stream: {exc}") from exc
         else:
-            async for line in reply.aiter_lines():
+            rest = reply.aiter_lines()
+            async for line in rest:
                 if line.strip() and (chunk := parser.feed("", line)) is not None:
                     yield chunk
                 if parser.complete:
                     break
         if not parser.complete:
             raise MalformedResponseError("the stream ended before its terminator")
+        await _drain(rest)
 
     async def next(self) -> StreamChunk | None:
         """Return the next text chunk, then the summary chunk, then ``None``."""
@@ -498,6 +505,20 @@ class _ChunkReader:
     async def aclose(self) -> None:
         """Stop reading."""
         await cast(Any, self._events).aclose()
+
+
+async def _drain(rest: AsyncIterator[Any]) -> None:
+    """Read what follows a stream's terminator (the body's end, at once) for a moment.
+
+    A reply closed before its body's end is read closes its connection instead of going
+    back to the pool: every stream would pay a new connection (a TLS handshake).
+    """
+    with anyio.move_on_after(_DRAIN_SECONDS):
+        async for _ in rest:
+            pass
+
+
+_DRAIN_SECONDS = 0.05
 
 
 class CompletionStream(AsyncClosing):
@@ -673,6 +694,21 @@ def _chat_request(
     if params:
         _check_json(params)
     return ChatRequest(list(messages), max_tokens, temperature, params, stream)
+
+
+def _chain_from(chain: FallbackChain | Iterable[Any], catalog: ModelCatalog) -> FallbackChain:
+    """The chain the caller gave, or one built from ids; a clear error naming ``chain``."""
+    if isinstance(chain, FallbackChain):
+        return chain
+    if chain is None or isinstance(chain, (str, bytes)) or not isinstance(chain, Iterable):
+        raise ConfigError(
+            "chain must be a FallbackChain or a list of 'provider/model' ids, "
+            f"got {type(chain).__name__}"
+        )
+    try:
+        return FallbackChain.from_ids(list(cast(Iterable[Any], chain)), catalog=catalog)
+    except InvalidModelId as exc:
+        raise ConfigError(f"chain: {exc}") from None
 
 
 def _estimate(request: ChatRequest) -> TokenUsage:

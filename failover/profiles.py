@@ -55,6 +55,9 @@ class ProfileStatus(str, Enum):
     DISABLED = "disabled"
 
 
+_BREAKER_LIMIT = 1024
+"""Endpoint-and-model breakers a manager keeps; the least recently used are forgotten."""
+
 _ROUTING_FIELDS = frozenset(
     {
         "name",
@@ -476,6 +479,12 @@ class FailoverManager:
         self.store: Store = store or MemoryStore()
         self._shared = self.store.shared
         self.store.attach(self)
+        if profiles is None or isinstance(profiles, (str, bytes)) or not isinstance(
+            profiles, Iterable
+        ):
+            raise ConfigError(
+                f"profiles must be a list of AuthProfile, got {type(profiles).__name__}"
+            )
         for profile in profiles:
             self.add_profile(profile)
 
@@ -982,7 +991,7 @@ class FailoverManager:
         breaker = self._breakers.get(key)
         if open_until > now:
             if breaker is None:
-                breaker = self._breakers[key] = _Breaker()
+                breaker = self._new_breaker(key)
             breaker.strikes = max(breaker.strikes, strikes)
             if open_until > breaker.open_until:
                 breaker.open_until = open_until
@@ -1177,9 +1186,11 @@ class FailoverManager:
     def _breaker_outcome(self, profile: AuthProfile, model: str, *, failed: bool) -> bool:
         """Count one outcome for ``model`` at ``profile``'s endpoint; return True on a close."""
         key = (profile.provider, profile.base_url, model)
-        breaker = self._breakers.get(key)
+        breaker = self._breakers.pop(key, None)
         if breaker is None:
-            breaker = self._breakers[key] = _Breaker()
+            breaker = self._new_breaker(key)
+        else:
+            self._breakers[key] = breaker  # the most recently used goes last
         now = self.clock()
         config = self.config
         if breaker.open_until:
@@ -1204,6 +1215,16 @@ class FailoverManager:
             breaker.strikes = breaker.strikes + 1 if recently_closed else 0
             self._open_breaker(key, breaker, now)
         return False
+
+    def _new_breaker(self, key: BreakerKey) -> _Breaker:
+        """A closed breaker for ``key``; past ``_BREAKER_LIMIT``, the least recently used
+        one is forgotten (model ids can come from callers: the map stays bounded)."""
+        breaker = self._breakers[key] = _Breaker()
+        if len(self._breakers) > _BREAKER_LIMIT:
+            oldest = next(iter(self._breakers))
+            self._close_breaker(oldest)
+            del self._breakers[oldest]
+        return breaker
 
     def _open_breaker(self, key: BreakerKey, breaker: _Breaker, now: float) -> None:
         config = self.config
