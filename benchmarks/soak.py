@@ -43,6 +43,7 @@ import httpx
 
 from failover import (
     AuthProfile,
+    ContentFilteredError,
     CooldownEvent,
     ExhaustedEvent,
     FailoverConfig,
@@ -361,6 +362,9 @@ async def _transport_run(port: int) -> Tally:
                 )
                 text = reply.choices[0].message.content or ""
                 tally.outputs.add(repr(reply))
+                if reply.choices[0].finish_reason == "content_filter":
+                    tally.error(ContentFilteredError("content_filter reply"), typed=True)
+                    return  # the provider's own answer, reported as such: not a truncation
         except typed_sdk as exc:
             tally.error(exc, typed=True)
             return

@@ -583,6 +583,7 @@ class _TerminatorWatch:
     def __init__(self, parser: StreamParser, stream_format: str, scrub: KeyScrubber) -> None:
         self._parser = parser
         self._scrub = scrub
+        self._ended_by_provider = False
         self._sse = stream_format == "sse"
         self._pending = b""
         self._event = ""
@@ -590,8 +591,9 @@ class _TerminatorWatch:
 
     @property
     def complete(self) -> bool:
-        """Whether the wire format's terminator has been seen."""
-        return self._parser.complete
+        """Whether the stream ended as the wire format ends one: its terminator, or an error
+        or content-filter event (which the SDK reads and raises or reports itself)."""
+        return self._parser.complete or self._ended_by_provider
 
     def feed(self, chunk: bytes) -> bytes:
         """Take the next bytes of the stream; return the whole lines to pass on."""
@@ -635,8 +637,10 @@ class _TerminatorWatch:
             self._data.append(line[5:].removeprefix(" "))
 
     def _dispatch(self, event: str, data: str) -> None:
-        with contextlib.suppress(ProviderError):  # an error event: the SDK raises it itself
+        try:
             self._parser.feed(event, data)
+        except ProviderError:  # an error or content-filter event: the SDK reads it itself
+            self._ended_by_provider = True
 
 
 def _guarded_stream(library: ModuleType) -> Any:
