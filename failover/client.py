@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -29,6 +30,7 @@ from failover.errors import (
 )
 from failover.http import HttpxSender, Reply, Sender, default_http_client
 from failover.profiles import AuthProfile, FailoverManager
+from failover.telemetry import Telemetry, resolve_telemetry
 from providers.base import ChatRequest, ChatResult, HttpRequest, ProviderAdapter, StreamChunk
 
 __all__ = ["AttemptContext", "Completion", "CompletionStream", "ResilientClient"]
@@ -82,6 +84,10 @@ class ResilientClient(HookMethods, AsyncClosing):
         raise_on_content_filter: Raise a content block instead of trying the next model.
         stream_idle_timeout: Seconds a stream may go without a chunk before it fails.
         sleep: The sleep used for backoff (inject one in tests).
+        telemetry: Where spans and metrics go (see ``failover.telemetry``): ``None`` uses
+            OpenTelemetry's global providers when ``opentelemetry-api`` is installed (a no-op
+            until the application installs an SDK), ``False`` turns telemetry off, or pass
+            your own ``Telemetry``.
     """
 
     def __init__(
@@ -99,6 +105,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         raise_on_content_filter: bool = False,
         stream_idle_timeout: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        telemetry: Telemetry | bool | None = None,
     ) -> None:
         self.chain = (
             chain
@@ -132,6 +139,7 @@ class ResilientClient(HookMethods, AsyncClosing):
             wait_for_recovery=wait_for_recovery,
             raise_on_content_filter=raise_on_content_filter,
             sleep=sleep or anyio.sleep,
+            telemetry=resolve_telemetry(telemetry),
         )
         self.stream_idle_timeout = float(stream_idle_timeout)
         self._owned_http: httpx.AsyncClient | None = None
@@ -140,6 +148,13 @@ class ResilientClient(HookMethods, AsyncClosing):
                 http_client = self._owned_http = default_http_client()
             sender = HttpxSender(http_client)
         self._sender = sender
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str], **options: Any) -> ResilientClient:
+        """Build a client from a ``failover.toml`` file; ``options`` override its settings."""
+        from failover.config_file import load_config
+
+        return load_config(path).client(**options)
 
     @property
     def manager(self) -> FailoverManager:
@@ -176,7 +191,9 @@ class ResilientClient(HookMethods, AsyncClosing):
         state = self._engine.new_request()
         result, model, profile = await self._engine.run(state, self.chain.models, attempt)
         cost = model.calculate_cost(result.usage)
-        self._engine.succeeded(state, model, profile, cost)
+        if state.telemetry is not None:
+            state.telemetry.capture(messages, result.text)
+        self._engine.succeeded(state, model, profile, cost, result.usage)
         return Completion(
             text=result.text,
             model=model.key,
@@ -375,7 +392,8 @@ class CompletionStream(AsyncClosing):
             raise StopAsyncIteration
         try:
             chunk = await self._next_chunk()
-        except BaseException:
+        except BaseException as error:
+            self._engine.ended(self._state, error)
             await self.aclose()
             raise
         if chunk is None:
@@ -399,6 +417,8 @@ class CompletionStream(AsyncClosing):
             )
             self._opener, self._reader, self._chosen = opener, reader, (model, profile)
             self.model, self.profile = model.key, profile.name
+            if self._state.telemetry is not None:
+                self._state.telemetry.first_chunk()
             return first
         try:
             chunk = await self._reader.next()
@@ -417,13 +437,16 @@ class CompletionStream(AsyncClosing):
             return
         model, profile = self._chosen
         cost = model.calculate_cost(usage) if usage else None
-        self._engine.succeeded(self._state, model, profile, cost)
+        if self._state.telemetry is not None:
+            self._state.telemetry.capture(self._request.messages, self.text)
+        self._engine.succeeded(self._state, model, profile, cost, usage)
 
     async def aclose(self) -> None:
         """Stop the stream and release its connection."""
         if self._finished:
             return
         self._finished = True
+        self._engine.ended(self._state)
         if self._reader is not None:
             await self._reader.aclose()
         if self._opener is not None:

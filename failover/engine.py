@@ -12,7 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry
@@ -35,6 +35,10 @@ from failover.events import (
 )
 from failover.policy import Action, Decision, decide, retry_same_key
 from failover.profiles import AuthProfile, FailoverManager, ProfileStatus
+
+if TYPE_CHECKING:
+    from failover.catalog import TokenUsage
+    from failover.telemetry import RequestTelemetry, Telemetry
 
 __all__ = ["AttemptContext", "Engine", "HookMethods", "RequestState"]
 
@@ -79,6 +83,7 @@ class RequestState:
     started: float
     deadline_at: float
     attempts: list[Attempt] = field(default_factory=list)
+    telemetry: RequestTelemetry | None = None
 
     def time_left(self) -> float:
         """Seconds until the request's deadline (``inf`` without one)."""
@@ -98,9 +103,13 @@ class Engine:
         wait_for_recovery: bool,
         raise_on_content_filter: bool,
         sleep: Callable[[float], Awaitable[None]],
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.manager = manager
         self.hooks = HookDispatcher()
+        self.telemetry = telemetry
+        if telemetry is not None:
+            telemetry.attach(self.hooks, manager)
         self.base_url_for = base_url_for
         self.timeout = timeout
         self.deadline = deadline
@@ -123,9 +132,16 @@ class Engine:
         return RequestState(f"req-{next(_request_ids)}", now, deadline_at)
 
     def succeeded(
-        self, state: RequestState, model: ModelEntry, profile: AuthProfile, cost_usd: float | None
+        self,
+        state: RequestState,
+        model: ModelEntry,
+        profile: AuthProfile,
+        cost_usd: float | None,
+        usage: TokenUsage | None = None,
     ) -> None:
         """Announce a request's success."""
+        if state.telemetry is not None:
+            state.telemetry.finished(model, usage, cost_usd, profile=profile.name)
         self.emit(
             SuccessEvent,
             request_id=state.id,
@@ -135,6 +151,11 @@ class Engine:
             latency=time.monotonic() - state.started,
             cost_usd=cost_usd,
         )
+
+    def ended(self, state: RequestState, error: BaseException | None = None) -> None:
+        """Close a request that did not succeed (failed, or a stream closed early)."""
+        if state.telemetry is not None:
+            state.telemetry.finished(error=error)
 
     async def run(
         self,
@@ -149,6 +170,22 @@ class Engine:
             NoProfileAvailable: No key could be tried at all.
             ProviderError: A failure no other model can fix, with ``attempts`` set.
         """
+        if self.telemetry is None:
+            return await self._run(state, chain, attempt)
+        if state.telemetry is None:
+            state.telemetry = self.telemetry.start_request("chat", state.id, chain)
+        try:
+            return await self._run(state, chain, attempt)
+        except BaseException as error:
+            state.telemetry.finished(error=error)
+            raise
+
+    async def _run(
+        self,
+        state: RequestState,
+        chain: Sequence[ModelEntry],
+        attempt: Callable[[AttemptContext], Awaitable[T]],
+    ) -> tuple[T, ModelEntry, AuthProfile]:
         waits = 0
         while True:
             outcome = await self._walk(state, chain, attempt)
@@ -315,11 +352,17 @@ class Engine:
                 min(self.timeout, time_left),
             )
             started = time.monotonic()
+            if state.telemetry is not None:
+                state.telemetry.attempt_started(ctx)
             try:
                 value = await attempt(ctx)
             except ProviderError as error:
                 self.record_attempt(state, model, profile, error, started)
+                if state.telemetry is not None:
+                    state.telemetry.attempt_ended(ctx, error.kind, error)
                 raise
+            if state.telemetry is not None:
+                state.telemetry.attempt_ended(ctx, "ok")
             state.attempts.append(
                 Attempt(model.key, profile.name, "ok", None, None, time.monotonic() - started)
             )
