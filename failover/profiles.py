@@ -13,6 +13,7 @@ import inspect
 import itertools
 import logging
 import math
+import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable
@@ -288,6 +289,13 @@ class FailoverManager:
         self._pending: set[asyncio.Task[None]] = set()  # asyncio is imported when needed
         for profile in profiles:
             self.add_profile(profile)
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str]) -> FailoverManager:
+        """Build a manager from a ``failover.toml`` file's profiles and ``[settings]``."""
+        from failover.config_file import load_config
+
+        return load_config(path).manager()
 
     @classmethod
     def default_config(cls) -> FailoverManager:
