@@ -352,7 +352,7 @@ def test_demo_serves_prometheus_metrics_while_it_runs() -> None:
             "3",
             "--metrics-port",
             "0",
-        ],  # fmt: skip
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
