@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
 import re
+from typing import Any, NoReturn
+
+__all__ = ["SecretKey", "mask_key", "scrub"]
 
 # Shapes of provider keys that may be echoed back in error bodies even when the
 # key itself is not known at the place the text is produced.
@@ -14,14 +18,91 @@ _KEY_SHAPES = re.compile(
 )
 
 
-def mask_key(key: str) -> str:
+def mask_key(key: str | SecretKey) -> str:
     """Return the masked form of ``key``: ``***`` followed by its last four characters."""
+    if isinstance(key, SecretKey):
+        key = key.get_secret_value()
     return "***" + key[-4:] if len(key) > 8 else "***"
 
 
-def scrub(text: str, *keys: str) -> str:
+def scrub(text: str, *keys: str | SecretKey) -> str:
     """Replace every occurrence of ``keys`` and of anything shaped like a key in ``text``."""
     for key in keys:
-        if key:
-            text = text.replace(key, mask_key(key))
+        value = key.get_secret_value() if isinstance(key, SecretKey) else key
+        if value:
+            text = text.replace(value, mask_key(value))
     return _KEY_SHAPES.sub(lambda match: mask_key(match.group(0)), text)
+
+
+class SecretKey:
+    """An API key that never shows itself by accident.
+
+    ``repr``, ``str`` and f-strings give the masked form (``***`` and the last four
+    characters); ``copy``/``deepcopy`` (and so ``dataclasses.asdict``) keep the wrapper;
+    pickling is refused. :meth:`get_secret_value` is the one way to the real key.
+
+    Example:
+        >>> key = SecretKey("sk-example-secret-1234")
+        >>> f"{key}", key.get_secret_value()[:3]
+        ('***1234', 'sk-')
+    """
+
+    __slots__ = ("_value",)
+    _value: str
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise TypeError(f"a SecretKey wraps a str, got {type(value).__name__}")
+        object.__setattr__(self, "_value", value)
+
+    def get_secret_value(self) -> str:
+        """Return the real key; send it only to the endpoint it belongs to."""
+        return self._value
+
+    @property
+    def masked(self) -> str:
+        """The key as it may be shown: ``***`` and its last four characters."""
+        return mask_key(self._value)
+
+    def __setattr__(self, name: str, value: Any) -> NoReturn:
+        raise AttributeError("SecretKey is immutable")
+
+    def __repr__(self) -> str:
+        return f"SecretKey({self.masked!r})"
+
+    def __str__(self) -> str:
+        return self.masked
+
+    def __format__(self, spec: str) -> str:
+        return format(self.masked, spec)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __len__(self) -> int:
+        return len(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SecretKey):
+            other = other._value
+        if not isinstance(other, str):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other.encode())
+
+    def __hash__(self) -> int:
+        return hash(("SecretKey", self._value))
+
+    def __copy__(self) -> SecretKey:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SecretKey:
+        return self
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError(
+            "a SecretKey (an API key) cannot be pickled; pass keys to other processes "
+            "through their own configuration (environment, secret store)"
+        )
+
+    def __getstate__(self) -> NoReturn:
+        raise TypeError("a SecretKey (an API key) cannot be pickled")

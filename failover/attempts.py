@@ -17,8 +17,10 @@ class Attempt:
 
     Attributes:
         model: ``provider/model`` id.
-        profile: The auth profile's name (never its key).
-        outcome: ``"ok"``, or the error kind (``"rate_limit"``, ``"server"``, ...).
+        profile: The auth profile's name (never its key); ``None`` when no key was used
+            (a model skipped as ``"unsupported"`` before any call).
+        outcome: ``"ok"``, the error kind (``"rate_limit"``, ``"server"``, ...), or
+            ``"unsupported"`` (the model cannot take a field of the request; not called).
         status: The HTTP status, when there was one.
         retry_after: Seconds the provider asked to wait, when it said.
         elapsed: Seconds the attempt took.
@@ -26,7 +28,7 @@ class Attempt:
     """
 
     model: str
-    profile: str
+    profile: str | None
     outcome: str
     status: int | None
     retry_after: float | None
@@ -40,7 +42,8 @@ class Attempt:
 
     def describe(self) -> str:
         """One line for humans: model, profile, outcome and the error's message."""
-        line = f"{self.model} via {self.profile!r}: {self.outcome}"
+        via = f" via {self.profile!r}" if self.profile is not None else ""
+        line = f"{self.model}{via}: {self.outcome}"
         if self.status is not None:
             line += f" (HTTP {self.status})"
         if self.error is not None:

@@ -37,6 +37,7 @@ __all__ = [
     "parse_duration",
     "rate_limit_headroom",
     "retry_after_from_headers",
+    "should_retry_header",
 ]
 
 _CONTEXT_PHRASES = (
@@ -134,21 +135,7 @@ def retry_after_from_headers(
     if (delay := _gemini_retry_delay(body)) is not None:
         return delay
     if use_reset:
-        resets = [
-            seconds
-            for name in (
-                "x-ratelimit-reset-requests",
-                "x-ratelimit-reset-tokens",
-                "anthropic-ratelimit-requests-reset",
-                "anthropic-ratelimit-tokens-reset",
-                "anthropic-ratelimit-input-tokens-reset",
-                "anthropic-ratelimit-output-tokens-reset",
-            )
-            if (value := headers.get(name)) is not None
-            and (seconds := parse_duration(value) or _seconds_until_date(value)) is not None
-        ]
-        if resets:
-            return max(resets)
+        return _reset_of_spent_budget(headers)
     return None
 
 
@@ -195,6 +182,46 @@ def rate_limit_headroom(headers: Mapping[str, str]) -> Headroom | None:
         ]
         return Headroom(requests_left, tokens_left, max(spent) if spent else None)
     return None
+
+
+_RESET_HEADERS = (  # (remaining header, reset header) of every budget a 429 may be about
+    ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
+    ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
+    ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"),
+    ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"),
+    ("anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset"),
+    ("anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset"),
+)
+
+
+def _reset_of_spent_budget(headers: Mapping[str, str]) -> float | None:
+    """The wait until the budget a 429 is about resets.
+
+    That is the reset of the budget whose remaining count is 0 (the longest, when several
+    are spent); when none says 0, the soonest reset, since any of them may be the one.
+    """
+    spent: list[float] = []
+    others: list[float] = []
+    for remaining_header, reset_header in _RESET_HEADERS:
+        value = headers.get(reset_header)
+        if value is None:
+            continue
+        seconds = parse_duration(value) or _seconds_until_date(value)
+        if seconds is None:
+            continue
+        (spent if _int_header(headers, remaining_header) == 0 else others).append(seconds)
+    if spent:
+        return max(spent)
+    return min(others) if others else None
+
+
+def should_retry_header(headers: Mapping[str, str]) -> bool | None:
+    """The provider's ``x-should-retry`` verdict (OpenAI, Anthropic), or ``None``."""
+    value = _case_insensitive(headers).get("x-should-retry")
+    if value is None:
+        return None
+    value = value.strip().lower()
+    return True if value == "true" else False if value == "false" else None
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
@@ -326,6 +353,7 @@ def classify_http_error(
         status=status,
         retry_after=retry_after_from_headers(headers, data, use_reset=use_reset),
         code=_code(data),
+        should_retry=should_retry_header(headers),
     )
 
 

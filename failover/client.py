@@ -26,6 +26,7 @@ from failover.errors import (
     ConfigError,
     MalformedResponseError,
     ProviderError,
+    ProviderTimeoutError,
     StreamInterrupted,
 )
 from failover.http import HttpxSender, Reply, Sender, default_http_client
@@ -273,9 +274,9 @@ class ResilientClient(HookMethods, AsyncClosing):
     def _check_reply(
         self, adapter: ProviderAdapter, ctx: AttemptContext, reply: Reply, body: bytes
     ) -> None:
-        self._engine.note_headroom(ctx.request_id, ctx.profile, reply.headers)
         if reply.status_code >= 300:
             raise adapter.parse_error(reply.status_code, reply.headers, body)
+        self._engine.note_headroom(ctx.request_id, ctx.profile, reply.headers)
 
     # -- streaming internals ------------------------------------------------------------
 
@@ -420,17 +421,31 @@ class CompletionStream(AsyncClosing):
             if self._state.telemetry is not None:
                 self._state.telemetry.first_chunk()
             return first
+        assert self._chosen is not None
+        model, profile = self._chosen
         try:
-            chunk = await self._reader.next()
+            chunk = await self._read(self._reader)
+        except TimeoutError:  # the caller's deadline: no fault of the key's
+            error: ProviderError = ProviderTimeoutError(
+                f"the request's deadline of {self._engine.deadline}s passed mid-stream"
+            )
+            self._engine.record_attempt(self._state, model, profile, error, self._state.started)
+            raise StreamInterrupted(error, self.text, self._state.attempts) from None
         except ProviderError as error:
-            assert self._chosen is not None
-            model, profile = self._chosen
             self._engine.record_attempt(self._state, model, profile, error, self._state.started)
             self._engine.record_failure(self._state, model, profile, error)
             raise StreamInterrupted(error, self.text, self._state.attempts) from error
         if chunk is not None and chunk.text == "" and self._reader.done:
             self._succeeded(chunk.usage)
         return chunk
+
+    async def _read(self, reader: _ChunkReader) -> StreamChunk | None:
+        """The next chunk, within what is left of the request's deadline."""
+        time_left = self._state.time_left()
+        if math.isinf(time_left):
+            return await reader.next()
+        with anyio.fail_after(max(time_left, 0.0)):
+            return await reader.next()
 
     def _succeeded(self, usage: TokenUsage | None) -> None:
         if self._chosen is None or self._finished:

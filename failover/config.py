@@ -25,19 +25,32 @@ class FailoverConfig:
             waited for: the client rotates key or falls over instead.
         cooldown_on_rate_limit: How long a rate-limited key rests when the provider gave
             no wait of its own.
-        cooldown_on_error: How long a key rests after ``failure_threshold`` failures in a row.
+        cooldown_on_error: How long a key reported failing through the seed's API rests, and
+            how long an open circuit breaker rests a model at an endpoint (escalating when
+            it opens again).
         jitter: Up to this many seconds of random delay added to each backoff sleep.
         cooldown_multiplier: Each further cooldown of a repeat offender is this much longer.
         max_cooldown: Cap on escalated rate-limit and error cooldowns.
         cooldown_on_quota: How long a key out of quota or credit is disabled.
         max_quota_cooldown: Cap on escalated quota cooldowns.
-        failure_threshold: Transient failures in a row before a key is cooled down.
+        failure_threshold: Deprecated and ignored: a failure reported through the seed's API
+            cools the key at once, and the client's circuit breaker opens on a failure
+            *rate* (``breaker_*``), not a streak. Kept so existing configs still load.
         max_key_rotations: Keys tried per model after the first (``None``: all of them).
         max_model_fallbacks: Models tried after the first (``None``: the whole chain).
         retry_before_fallback: After a transient failure (5xx, overload, timeout), back off
             and retry the same endpoint before trying another endpoint or the next model.
             Off by default: the client goes sideways first, at once, and backs off only
             when nothing else is left.
+        breaker_window: Seconds of history the per-endpoint, per-model circuit breaker
+            looks at.
+        breaker_min_requests: Requests the breaker must have seen in its window before it
+            may open: a real outage is skipped after this many requests, while a few
+            unlucky failures in a row under concurrency do not rest a healthy model.
+        breaker_failure_rate: Share of failed requests in the window (0 < rate <= 1) that
+            opens the breaker. Once open it stays open for ``cooldown_on_error``
+            (escalating on repeat openings), then lets one probe request through: its
+            success closes the breaker, its failure re-opens it for longer.
     """
 
     max_retries: int = 3
@@ -55,6 +68,9 @@ class FailoverConfig:
     max_key_rotations: int | None = None
     max_model_fallbacks: int | None = None
     retry_before_fallback: bool = False
+    breaker_window: float = 30.0
+    breaker_min_requests: int = 8
+    breaker_failure_rate: float = 0.5
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -85,6 +101,14 @@ class FailoverConfig:
             )
         if self.cooldown_multiplier < 1:
             raise ConfigError(f"cooldown_multiplier must be >= 1, got {self.cooldown_multiplier}")
+        if self.breaker_window <= 0:
+            raise ConfigError(f"breaker_window must be > 0, got {self.breaker_window}")
+        if self.breaker_min_requests < 1:
+            raise ConfigError(f"breaker_min_requests must be >= 1, got {self.breaker_min_requests}")
+        if not 0 < self.breaker_failure_rate <= 1:
+            raise ConfigError(
+                f"breaker_failure_rate must be > 0 and <= 1, got {self.breaker_failure_rate}"
+            )
         if self.failure_threshold < 1:
             raise ConfigError(f"failure_threshold must be >= 1, got {self.failure_threshold}")
 

@@ -10,9 +10,11 @@ import itertools
 import math
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
 
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry
@@ -22,6 +24,7 @@ from failover.errors import (
     NoProfileAvailable,
     ProviderError,
     ProviderTimeoutError,
+    UnsupportedParameterError,
 )
 from failover.events import (
     CooldownEvent,
@@ -33,7 +36,7 @@ from failover.events import (
     RetryEvent,
     SuccessEvent,
 )
-from failover.policy import Action, Decision, decide, retry_same_key
+from failover.policy import Action, Backoff, Decision, decide
 from failover.profiles import AuthProfile, FailoverManager, ProfileStatus
 
 if TYPE_CHECKING:
@@ -72,7 +75,7 @@ class AttemptContext:
     @property
     def api_key(self) -> str:
         """The profile's key."""
-        return self.profile.api_key
+        return self.profile.api_key.get_secret_value()
 
 
 @dataclass(slots=True)
@@ -90,8 +93,26 @@ class RequestState:
         return self.deadline_at - time.monotonic()
 
 
+@dataclass(slots=True)
+class _Pass:
+    """What one walk over the chain learned when nothing succeeded."""
+
+    attempted: bool = False
+    retryable: ProviderError | None = None
+    """The first transient failure that the provider allows to be retried, if any."""
+    retry_model: ModelEntry | None = None
+    retry_profile: AuthProfile | None = None
+
+
 class Engine:
-    """Runs attempts over a chain of models and the manager's keys, with the policy."""
+    """Runs attempts over a chain of models and the manager's keys, with the policy.
+
+    One request is a few walks over the chain. A walk tries each model in order: its keys
+    (rotating past rate-limited, dead or out-of-quota ones), and after a transient failure
+    another endpoint (base URL) of the same model, then the next model, all without
+    sleeping. Only when a walk ends with nothing left does the engine back off and walk
+    again (``max_retries`` times), so a retry lands on the least recently used key.
+    """
 
     def __init__(
         self,
@@ -116,6 +137,7 @@ class Engine:
         self.wait_for_recovery = wait_for_recovery
         self.raise_on_content_filter = raise_on_content_filter
         self.sleep = sleep
+        self.backoff = Backoff(manager.config)
         self.model_health: defaultdict[str, dict[str, Any]] = defaultdict(
             lambda: {"successes": 0, "failures": 0, "last_error": None}
         )
@@ -152,33 +174,97 @@ class Engine:
             cost_usd=cost_usd,
         )
 
-    def ended(self, state: RequestState, error: BaseException | None = None) -> None:
-        """Close a request that did not succeed (failed, or a stream closed early)."""
-        if state.telemetry is not None:
-            state.telemetry.finished(error=error)
-
     async def run(
         self,
         state: RequestState,
         chain: Sequence[ModelEntry],
         attempt: Callable[[AttemptContext], Awaitable[T]],
+        *,
+        unsupported: Callable[[ModelEntry], str | None] | None = None,
     ) -> tuple[T, ModelEntry, AuthProfile]:
         """Walk ``chain`` and the keys until ``attempt`` succeeds; raise when all fail.
 
+        The request's deadline bounds everything, attempts in flight included.
+
+        Args:
+            state: The request's bookkeeping (from :meth:`new_request`).
+            chain: The models to try, in order.
+            attempt: Makes one call with the context it is given.
+            unsupported: Names a request field a model cannot take (or ``None``); such
+                models are skipped before any call, recorded as ``unsupported`` attempts.
+
         Raises:
-            AllAttemptsFailed: Everything was tried (``retry_after``: earliest recovery).
+            AllAttemptsFailed: Everything was tried (``retry_after``: earliest recovery),
+                or the deadline passed.
             NoProfileAvailable: No key could be tried at all.
+            UnsupportedParameterError: No model of the chain can take the request.
             ProviderError: A failure no other model can fix, with ``attempts`` set.
         """
         if self.telemetry is None:
-            return await self._run(state, chain, attempt)
+            return await self._run_request(state, chain, attempt, unsupported)
         if state.telemetry is None:
             state.telemetry = self.telemetry.start_request("chat", state.id, chain)
         try:
-            return await self._run(state, chain, attempt)
+            return await self._run_request(state, chain, attempt, unsupported)
         except BaseException as error:
             state.telemetry.finished(error=error)
             raise
+
+    def ended(self, state: RequestState, error: BaseException | None = None) -> None:
+        """Close a request that did not succeed (failed, or a stream closed early)."""
+        if state.telemetry is not None:
+            state.telemetry.finished(error=error)
+
+    async def _run_request(
+        self,
+        state: RequestState,
+        chain: Sequence[ModelEntry],
+        attempt: Callable[[AttemptContext], Awaitable[T]],
+        unsupported: Callable[[ModelEntry], str | None] | None,
+    ) -> tuple[T, ModelEntry, AuthProfile]:
+        """:meth:`run`, within the request's deadline."""
+        if unsupported is not None:
+            chain = self._supported(state, chain, unsupported)
+        if math.isinf(state.deadline_at):
+            return await self._run(state, chain, attempt)
+        with anyio.move_on_after(state.time_left()) as scope:
+            return await self._run(state, chain, attempt)
+        if scope.cancelled_caught:
+            self._mark_deadline(state)
+        raise self._exhausted(state, len(chain), self._retry_after(chain))
+
+    def _supported(
+        self,
+        state: RequestState,
+        chain: Sequence[ModelEntry],
+        unsupported: Callable[[ModelEntry], str | None],
+    ) -> Sequence[ModelEntry]:
+        """The models of ``chain`` that can take the request; the others are recorded."""
+        usable: list[ModelEntry] = []
+        first_field: str | None = None
+        for model in chain:
+            field_name = unsupported(model)
+            if field_name is None:
+                usable.append(model)
+                continue
+            first_field = first_field or field_name
+            error = UnsupportedParameterError(field_name, [model.key])
+            error.provider, error.model = model.provider, model.id
+            state.attempts.append(Attempt(model.key, None, error.kind, None, None, 0.0, error))
+        if not usable and first_field is not None:
+            error = UnsupportedParameterError(first_field, [m.key for m in chain])
+            error.attempts = tuple(state.attempts)
+            raise error
+        return usable
+
+    def _mark_deadline(self, state: RequestState) -> None:
+        """Relabel the attempt the deadline cut short as a timeout."""
+        if state.attempts and state.attempts[-1].outcome == "cancelled":
+            cut = state.attempts[-1]
+            error = ProviderTimeoutError(f"the request's deadline of {self.deadline}s passed")
+            state.attempts[-1] = Attempt(
+                cut.model, cut.profile, error.kind, None, None, cut.elapsed, error
+            )
 
     async def _run(
         self,
@@ -186,11 +272,20 @@ class Engine:
         chain: Sequence[ModelEntry],
         attempt: Callable[[AttemptContext], Awaitable[T]],
     ) -> tuple[T, ModelEntry, AuthProfile]:
-        waits = 0
+        config = self.manager.config
+        retries = waits = 0
         while True:
             outcome = await self._walk(state, chain, attempt)
-            if outcome is not None:
+            if isinstance(outcome, tuple):
                 return outcome
+            error = outcome.retryable
+            if error is not None and retries < config.max_retries:
+                delay = self.backoff.delay(retries + 1, error.retry_after)
+                if delay <= config.max_retry_delay and delay < state.time_left():
+                    retries += 1
+                    self._announce_retry(state, outcome, retries, delay)
+                    await self.sleep(delay)
+                    continue
             retry_after = self._retry_after(chain)
             if (
                 self.wait_for_recovery
@@ -206,12 +301,30 @@ class Engine:
                 continue
             raise self._exhausted(state, len(chain), retry_after)
 
+    def _announce_retry(self, state: RequestState, walk: _Pass, number: int, delay: float) -> None:
+        error, model, profile = walk.retryable, walk.retry_model, walk.retry_profile
+        if error is None or model is None or profile is None:
+            return
+        self.emit(
+            RetryEvent,
+            request_id=state.id,
+            model=model.key,
+            profile=profile.name,
+            attempt=number,
+            delay=delay,
+            reason=error.kind,
+            error_message=error.message,
+        )
+
     def _exhausted(
         self, state: RequestState, models: int, retry_after: float | None
     ) -> AllAttemptsFailed:
-        if not state.attempts:
+        tried = [a for a in state.attempts if a.profile is not None]
+        if not tried:
             error: AllAttemptsFailed = NoProfileAvailable(
-                "no auth profile is available for any model in the chain", retry_after=retry_after
+                "no auth profile is available for any model in the chain",
+                state.attempts,
+                retry_after=retry_after,
             )
         elif state.time_left() <= 0:
             error = AllAttemptsFailed(
@@ -244,8 +357,10 @@ class Engine:
         state: RequestState,
         chain: Sequence[ModelEntry],
         attempt: Callable[[AttemptContext], Awaitable[T]],
-    ) -> tuple[T, ModelEntry, AuthProfile] | None:
+    ) -> tuple[T, ModelEntry, AuthProfile] | _Pass:
+        """One walk over the chain, without sleeping (unless ``retry_before_fallback``)."""
         config = self.manager.config
+        walk = _Pass()
         min_context: int | None = None
         previous: tuple[ModelEntry, AuthProfile | None, ProviderError | None] | None = None
         fallbacks = 0
@@ -258,19 +373,23 @@ class Engine:
                     config.max_model_fallbacks is not None
                     and fallbacks > config.max_model_fallbacks
                 ):
-                    return None
+                    break
                 self._announce("model", state, previous, model, None)
             tried: set[str] = set()
+            failed_endpoints: set[str | None] = set()
             last_profile: AuthProfile | None = None
             last_error: ProviderError | None = None
             rotations_left = (
                 math.inf if config.max_key_rotations is None else config.max_key_rotations
             )
+            same_model_retries = 0
             while state.time_left() > 0:
                 if tried and rotations_left <= 0:
                     break
                 profile = self.manager.get_next_profile(
-                    model.provider, model=model.id, exclude=tried
+                    model.provider,
+                    model=model.id,
+                    exclude=self._excluded(model, tried, failed_endpoints),
                 )
                 if profile is None:
                     break
@@ -279,32 +398,86 @@ class Engine:
                     self._announce("key", state, (model, last_profile, last_error), model, profile)
                 tried.add(profile.name)
                 last_profile = profile
+                walk.attempted = True
                 try:
-                    value = await self._with_retries(state, attempt, model, profile)
+                    return await self._attempt(state, attempt, model, profile)
                 except ProviderError as error:
                     last_error = error
-                    action = decide(
-                        error, raise_on_content_filter=self.raise_on_content_filter
-                    ).action
-                    if action is Action.RAISE:
-                        error.attempts = tuple(state.attempts)
-                        raise
-                    if action is Action.ROTATE:
-                        continue
-                    if action is Action.LARGER_MODEL:
-                        min_context = model.context_window or 0
+                    action = self.record_failure(state, model, profile, error).action
+                if action is Action.RAISE:
+                    last_error.attempts = tuple(state.attempts)
+                    raise last_error
+                if action is Action.ROTATE:
+                    continue
+                if action is Action.LARGER_MODEL:
+                    min_context = model.context_window or 0
+                if action is not Action.RETRY:
                     break
-                if self.manager.mark_success(profile.name):
-                    self.emit(
-                        RecoveredEvent,
-                        request_id=state.id,
-                        profile=profile.name,
-                        provider=profile.provider,
+                retry_allowed = last_error.should_retry is not False
+                if walk.retryable is None and retry_allowed:
+                    walk.retryable, walk.retry_model, walk.retry_profile = (
+                        last_error,
+                        model,
+                        profile,
                     )
-                self.model_health[model.key]["successes"] += 1
-                return value, model, profile
+                if (
+                    config.retry_before_fallback
+                    and retry_allowed
+                    and same_model_retries < config.max_retries
+                ):
+                    delay = self.backoff.delay(same_model_retries + 1, last_error.retry_after)
+                    if delay <= config.max_retry_delay and delay < state.time_left():
+                        same_model_retries += 1
+                        self._announce_retry(state, walk, same_model_retries, delay)
+                        await self.sleep(delay)
+                        tried.clear()  # the next retry goes to the least recently used key
+                        continue
+                failed_endpoints.add(profile.base_url)  # sideways: another base URL, at once
             previous = (model, last_profile, last_error)
-        return None
+        if not walk.attempted:
+            return await self._least_bad(state, chain, attempt, walk)
+        return walk
+
+    async def _least_bad(
+        self,
+        state: RequestState,
+        chain: Sequence[ModelEntry],
+        attempt: Callable[[AttemptContext], Awaitable[T]],
+        walk: _Pass,
+    ) -> tuple[T, ModelEntry, AuthProfile] | _Pass:
+        """When every option rests after transient failures, try the least recently failed.
+
+        A circuit breaker must not turn a partial outage into a total one: rate-limited,
+        out-of-quota and dead keys stay out, but a model resting after errors is tried.
+        """
+        for model in chain:
+            profile = self.manager.least_recently_failed(model.provider, model=model.id)
+            if profile is None:
+                continue
+            walk.attempted = True
+            try:
+                return await self._attempt(state, attempt, model, profile)
+            except ProviderError as error:
+                decision = self.record_failure(state, model, profile, error)
+                if decision.action is Action.RAISE:
+                    error.attempts = tuple(state.attempts)
+                    raise
+                if decision.action is Action.RETRY and error.should_retry is not False:
+                    walk.retryable, walk.retry_model, walk.retry_profile = error, model, profile
+            break
+        return walk
+
+    def _excluded(
+        self, model: ModelEntry, tried: set[str], failed_endpoints: set[str | None]
+    ) -> Collection[str]:
+        """The keys not to pick: those tried, and every key at an endpoint that failed."""
+        if not failed_endpoints:
+            return tried
+        return tried | {
+            p.name
+            for p in self.manager.list_profiles()
+            if p.provider == model.provider and p.base_url in failed_endpoints
+        }
 
     def _announce(
         self,
@@ -330,64 +503,65 @@ class Engine:
             )
         )
 
-    async def _with_retries(
+    async def _attempt(
         self,
         state: RequestState,
         attempt: Callable[[AttemptContext], Awaitable[T]],
         model: ModelEntry,
         profile: AuthProfile,
-    ) -> T:
-        base_url = profile.base_url or self.base_url_for(model.provider)
-
-        async def once() -> T:
-            time_left = state.time_left()
-            if time_left <= 0:
-                raise ProviderTimeoutError("the request's deadline passed")
-            ctx = AttemptContext(
-                profile,
-                model,
-                base_url,
-                len(state.attempts) + 1,
-                state.id,
-                min(self.timeout, time_left),
-            )
-            started = time.monotonic()
-            if state.telemetry is not None:
-                state.telemetry.attempt_started(ctx)
-            try:
-                value = await attempt(ctx)
-            except ProviderError as error:
-                self.record_attempt(state, model, profile, error, started)
-                if state.telemetry is not None:
-                    state.telemetry.attempt_ended(ctx, error.kind, error)
-                raise
-            if state.telemetry is not None:
-                state.telemetry.attempt_ended(ctx, "ok")
-            state.attempts.append(
-                Attempt(model.key, profile.name, "ok", None, None, time.monotonic() - started)
-            )
-            return value
-
-        def on_retry(error: ProviderError, number: int, delay: float) -> None:
-            self.emit(
-                RetryEvent,
-                request_id=state.id,
-                model=model.key,
-                profile=profile.name,
-                attempt=number,
-                delay=delay,
-                reason=error.kind,
-                error_message=error.message,
-            )
-
-        return await retry_same_key(
-            once,
-            config=self.manager.config,
-            sleep=self.sleep,
-            time_left=state.time_left,
-            on_failure=lambda error: self.record_failure(state, model, profile, error),
-            on_retry=on_retry,
+    ) -> tuple[T, ModelEntry, AuthProfile]:
+        """One call, bounded by the attempt's timeout as a total; recorded either way."""
+        timeout = min(self.timeout, state.time_left())
+        if timeout <= 0:
+            raise ProviderTimeoutError("the request's deadline passed")
+        ctx = AttemptContext(
+            profile,
+            model,
+            profile.base_url or self.base_url_for(model.provider),
+            len(state.attempts) + 1,
+            state.id,
+            timeout,
         )
+        started = time.monotonic()
+        telemetry = state.telemetry
+        if telemetry is not None:
+            telemetry.attempt_started(ctx)
+        try:
+            if math.isinf(timeout):
+                value = await attempt(ctx)
+            else:
+                with anyio.fail_after(timeout):
+                    value = await attempt(ctx)
+        except ProviderError as error:
+            self.record_attempt(state, model, profile, error, started)
+            if telemetry is not None:
+                telemetry.attempt_ended(ctx, error.kind, error)
+            raise
+        except TimeoutError:
+            timed_out = ProviderTimeoutError(f"no complete reply within {timeout:.3g}s")
+            self.record_attempt(state, model, profile, timed_out, started)
+            if telemetry is not None:
+                telemetry.attempt_ended(ctx, timed_out.kind, timed_out)
+            raise timed_out from None
+        except anyio.get_cancelled_exc_class():
+            elapsed = time.monotonic() - started
+            state.attempts.append(
+                Attempt(model.key, profile.name, "cancelled", None, None, elapsed)
+            )
+            if telemetry is not None:
+                telemetry.attempt_ended(ctx, "cancelled")
+            raise
+        if telemetry is not None:
+            telemetry.attempt_ended(ctx, "ok")
+        state.attempts.append(
+            Attempt(model.key, profile.name, "ok", None, None, time.monotonic() - started)
+        )
+        if self.manager.mark_success(profile.name, model=model.id):
+            self.emit(
+                RecoveredEvent, request_id=state.id, profile=profile.name, provider=profile.provider
+            )
+        self.model_health[model.key]["successes"] += 1
+        return value, model, profile
 
     def note_headroom(
         self, request_id: str, profile: AuthProfile, headers: Mapping[str, str]
@@ -429,7 +603,7 @@ class Engine:
     ) -> None:
         """Fill in the error's context, scrub the key from it, and add it to the history."""
         error.provider, error.model, error.profile = model.provider, model.id, profile.name
-        error.redact(profile.api_key)
+        error.redact(profile.api_key.get_secret_value())
         state.attempts.append(
             Attempt(
                 model.key,
@@ -445,7 +619,11 @@ class Engine:
     def record_failure(
         self, state: RequestState, model: ModelEntry, profile: AuthProfile, error: ProviderError
     ) -> Decision:
-        """Apply a failure to the profile's health; return what to do next."""
+        """Apply a failure to the profile's health; return what to do next.
+
+        A transient failure counts against the model at the key's endpoint (the circuit
+        breaker), not against the key; the others cool or disable the key itself.
+        """
         decision = decide(error, raise_on_content_filter=self.raise_on_content_filter)
         health = self.model_health[model.key]
         health["failures"] += 1
@@ -454,10 +632,10 @@ class Engine:
             return decision
         manager = self.manager
         now = manager.clock()
-        was_resting = profile.status is not ProfileStatus.AVAILABLE or profile.resting_from(
-            model.id, now
-        )
         transient = decision.failure == "error"
+        was_resting = profile.status is not ProfileStatus.AVAILABLE or (
+            transient and manager.model_rest_until(profile.name, model.id) > now
+        )
         status = manager.mark_failure(
             profile.name,
             error.message,
@@ -465,11 +643,10 @@ class Engine:
             retry_after=None if transient else error.retry_after,
             model=model.id if transient else None,
         )
-        model_rest = profile.model_cooldowns.get(model.id, 0.0) if transient else 0.0
         if status is not ProfileStatus.AVAILABLE:  # the key itself is resting
             until, rest, rested_model = profile.cooldown_until, status.value, None
-        elif model_rest > now:  # the key rests from this model only
-            until, rest, rested_model = model_rest, "model_resting", model.key
+        elif transient and (until := manager.model_rest_until(profile.name, model.id)) > now:
+            rest, rested_model = "model_resting", model.key
         else:
             return decision
         if not was_resting:
@@ -484,8 +661,6 @@ class Engine:
                 error_message=error.message,
                 model=rested_model,
             )
-        if decision.action is Action.RETRY:
-            return Decision(Action.NEXT_MODEL, decision.failure)  # the key is resting now
         return decision
 
     def status(self, chain: Sequence[ModelEntry]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ Every exception the library raises derives from ``FailoverError``::
     │   ├── ContextWindowExceededError           the prompt does not fit the model
     │   ├── ContentFilteredError                 blocked by a content filter, or refused
     │   ├── InvalidRequestError                  other 400/422: the request itself is wrong
+    │   │   └── UnsupportedParameterError        no model in the chain can take a field
     │   └── MalformedResponseError               an unparsable reply, or a truncated stream
     ├── AllAttemptsFailed                        every model and key was tried; carries attempts
     │   └── NoProfileAvailable                   no key could be tried (all cooling or disabled)
@@ -64,6 +65,7 @@ __all__ = [
     "RateLimitError",
     "ServerError",
     "StreamInterrupted",
+    "UnsupportedParameterError",
 ]
 
 
@@ -122,6 +124,8 @@ class ProviderError(FailoverError):
         status: The HTTP status code, when there was one.
         retry_after: Seconds the provider asked us to wait, when it said.
         code: The provider's machine-readable error code or type, when given.
+        should_retry: The provider's ``x-should-retry`` header: ``False`` means do not
+            retry this request at this endpoint, ``True`` means do, whatever the status.
     """
 
     kind: ClassVar[str] = "error"
@@ -138,6 +142,7 @@ class ProviderError(FailoverError):
         status: int | None = None,
         retry_after: float | None = None,
         code: str | None = None,
+        should_retry: bool | None = None,
     ) -> None:
         self.message = scrub(message)
         super().__init__(self.message)
@@ -147,6 +152,7 @@ class ProviderError(FailoverError):
         self.status = status
         self.retry_after = retry_after
         self.code = code
+        self.should_retry = should_retry
 
     def redact(self, *keys: str) -> None:
         """Scrub ``keys`` out of the message (the client does this with the profile's key)."""
@@ -232,6 +238,22 @@ class InvalidRequestError(ProviderError):
     """The request itself is malformed; another model will not fix it."""
 
     kind = "invalid_request"
+
+
+class UnsupportedParameterError(InvalidRequestError):
+    """No model in the chain can take a field of the request (each was skipped, none called).
+
+    Attributes:
+        field: The request field that could not be honoured.
+        models: The ``provider/model`` ids that were skipped for it.
+    """
+
+    kind = "unsupported"
+
+    def __init__(self, field: str, models: Sequence[str]) -> None:
+        super().__init__(f"no model in the chain supports {field!r} (skipped: {', '.join(models)})")
+        self.field = field
+        self.models = tuple(models)
 
 
 class MalformedResponseError(ProviderError):

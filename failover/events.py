@@ -2,7 +2,8 @@
 
 Events are frozen, slotted dataclasses that carry model and profile *names*, never keys.
 Dispatch never blocks or fails a request: sync hooks run inline inside a ``try``, async
-hooks run as tasks the dispatcher tracks, and :meth:`HookDispatcher.drain` awaits them.
+hooks run as background tasks (on asyncio or trio), and :meth:`HookDispatcher.drain` awaits
+them for a grace period, then cancels what is still running.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-if TYPE_CHECKING:
-    import asyncio
+from failover._tasks import BackgroundTasks
 
 __all__ = [
     "CooldownEvent",
@@ -117,7 +117,7 @@ class HookDispatcher:
 
     def __init__(self) -> None:
         self._hooks: dict[type[Event], list[Hook]] = {}
-        self._pending: set[asyncio.Task[None]] = set()  # asyncio is imported when needed
+        self._pending = BackgroundTasks()
 
     def add(self, event_type: type[Event], hook: H) -> H:
         """Register ``hook`` for ``event_type``; return it (so it works as a decorator)."""
@@ -139,22 +139,8 @@ class HookDispatcher:
                 logger.exception("hook %r raised on %s", hook, type(event).__name__)
                 continue
             if inspect.isawaitable(result):
-                import asyncio
+                self._pending.spawn(result, hook)
 
-                task = asyncio.ensure_future(self._guard(hook, result))
-                self._pending.add(task)
-                task.add_done_callback(self._pending.discard)
-
-    @staticmethod
-    async def _guard(hook: Hook, awaitable: Awaitable[None]) -> None:
-        try:
-            await awaitable
-        except Exception:
-            logger.exception("async hook %r raised", hook)
-
-    async def drain(self) -> None:
-        """Wait until every async hook started so far has finished."""
-        import asyncio
-
-        while self._pending:
-            await asyncio.gather(*tuple(self._pending), return_exceptions=True)
+    async def drain(self, grace: float = 5.0) -> None:
+        """Wait up to ``grace`` seconds for the async hooks still running, then cancel them."""
+        await self._pending.drain(grace)

@@ -15,20 +15,19 @@ import logging
 import math
 import os
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from failover._secrets import mask_key, scrub
+from failover._secrets import SecretKey, scrub
+from failover._tasks import BackgroundTasks, running_on_trio
 from failover.catalog import canonical_provider
 from failover.config import FailoverConfig
 from failover.errors import ConfigError
-
-if TYPE_CHECKING:
-    import asyncio
 
 __all__ = [
     "AuthProfile",
@@ -55,14 +54,56 @@ class ProfileStatus(str, Enum):
     DISABLED = "disabled"
 
 
-@dataclass(eq=False)
+_ROUTING_FIELDS = frozenset(
+    {
+        "name",
+        "provider",
+        "api_key",
+        "base_url",
+        "models",
+        "priority",
+        "rate_limit_rpm",
+        "rate_limit_tpm",
+    }
+)
+"""The fields that decide where a profile is routed; only the manager may change them."""
+
+
+def _checked_key(name: str, api_key: object) -> SecretKey:
+    """Return ``api_key`` as a :class:`SecretKey`, refusing what no header can carry."""
+    if isinstance(api_key, SecretKey):
+        value = api_key.get_secret_value()
+    elif isinstance(api_key, str):
+        value = api_key
+    else:
+        raise ConfigError(
+            f"AuthProfile {name!r}: api_key must be a str, got {type(api_key).__name__}"
+        )
+    for position, char in enumerate(value):
+        if char.isspace() or unicodedata.category(char).startswith("C"):
+            kind = "whitespace" if char.isspace() else "a control character"
+            raise ConfigError(
+                f"AuthProfile {name!r}: api_key contains {kind} at position {position} "
+                f"(of {len(value)}); copy the key without spaces, newlines or quotes"
+            )
+    return api_key if isinstance(api_key, SecretKey) else SecretKey(value)
+
+
+@dataclass(eq=False, init=False)
 class AuthProfile:
     """One API key for one provider, with its health.
+
+    The routing fields (``name``, ``provider``, ``api_key``, ``base_url``, ``models``,
+    ``priority``, ``rate_limit_rpm``, ``rate_limit_tpm``) cannot be assigned once the
+    profile exists; change them with :meth:`FailoverManager.update_profile`, which keeps
+    the manager's pools consistent.
 
     Attributes:
         name: Unique name; used in events, logs and status instead of the key.
         provider: Provider name (``openai``, ``anthropic``, ``gemini``, ...).
-        api_key: The secret. Never shown in ``repr``, events, logs or status.
+        api_key: The secret, as a :class:`~failover._secrets.SecretKey` (a plain ``str``
+            is accepted and wrapped). Its ``repr``/``str``/f-string show only the masked
+            form; ``api_key.get_secret_value()`` gives the real key.
         base_url: Where this key may be sent; the provider's public URL when ``None``.
         models: Model ids this key may be used for (``None``: any).
         priority: Lower is tried first; equal priorities share the load.
@@ -74,9 +115,9 @@ class AuthProfile:
 
     name: str
     provider: str
-    api_key: str = field(repr=False)
+    api_key: SecretKey = field(repr=False)
     base_url: str | None = None
-    models: Collection[str] | None = None
+    models: frozenset[str] | None = None
     priority: int = 0
     rate_limit_rpm: int | None = None
     rate_limit_tpm: int | None = None
@@ -95,48 +136,106 @@ class AuthProfile:
     tokens_remaining: int | None = field(default=None, repr=False)
     """Tokens left in the key's window, from the last reply's rate-limit headers."""
     model_cooldowns: dict[str, float] = field(default_factory=dict, repr=False)
-    """Models this key is resting from (model id -> clock time) after repeated transient
-    failures of that model at this key's endpoint; the key stays usable for others."""
-    _recent: deque[float] = field(default_factory=deque, repr=False, init=False)
+    """Models this key's endpoint is resting from (model id -> clock time) while the
+    circuit breaker of that model at that endpoint is open; the key stays usable for
+    others. A view kept by the manager, which decides with the breaker itself."""
+    _recent: deque[float] = field(default_factory=deque, repr=False)
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ConfigError(f"AuthProfile.name must be a non-empty string, got {self.name!r}")
-        if not isinstance(self.provider, str) or not self.provider.strip():
-            raise ConfigError(f"AuthProfile {self.name!r}: provider must be a non-empty string")
-        self.provider = canonical_provider(self.provider)
-        if not isinstance(self.api_key, str):
-            raise ConfigError(f"AuthProfile {self.name!r}: api_key must be a string")
-        if self.base_url is not None:
-            parts = urlsplit(self.base_url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
+    def __init__(
+        self,
+        name: str,
+        provider: str,
+        api_key: str | SecretKey,
+        base_url: str | None = None,
+        models: Collection[str] | None = None,
+        priority: int = 0,
+        rate_limit_rpm: int | None = None,
+        rate_limit_tpm: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        *,
+        status: ProfileStatus = ProfileStatus.AVAILABLE,
+        cooldown_until: float = 0.0,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"AuthProfile.name must be a non-empty string, got {name!r}")
+        if not isinstance(provider, str) or not provider.strip():
+            raise ConfigError(f"AuthProfile {name!r}: provider must be a non-empty string")
+        key = _checked_key(name, api_key)
+        if base_url is not None:
+            parts = urlsplit(base_url) if isinstance(base_url, str) else None
+            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+                shown = scrub(base_url, key) if isinstance(base_url, str) else base_url
                 raise ConfigError(
-                    f"AuthProfile {self.name!r}: base_url must be an http(s) URL with a host, "
-                    f"got {scrub(self.base_url, self.api_key)!r}"
+                    f"AuthProfile {name!r}: base_url must be an http(s) URL with a host, "
+                    f"got {shown!r}"
                 )
-            self.base_url = self.base_url.rstrip("/")
-        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
-            raise ConfigError(f"AuthProfile {self.name!r}: priority must be an int")
-        for limit in ("rate_limit_rpm", "rate_limit_tpm"):
-            value = getattr(self, limit)
-            if value is not None and (not isinstance(value, int) or value <= 0):
-                raise ConfigError(f"AuthProfile {self.name!r}: {limit} must be a positive int")
-        if self.models is not None:
-            if isinstance(self.models, str):
-                raise ConfigError(f"AuthProfile {self.name!r}: models must be a list, not a str")
-            self.models = frozenset(self.models)
+            base_url = base_url.rstrip("/")
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise ConfigError(f"AuthProfile {name!r}: priority must be an int")
+        for limit, value in (
+            ("rate_limit_rpm", rate_limit_rpm),
+            ("rate_limit_tpm", rate_limit_tpm),
+        ):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value <= 0
+            ):
+                raise ConfigError(f"AuthProfile {name!r}: {limit} must be a positive int")
+        if models is not None and isinstance(models, str):
+            raise ConfigError(f"AuthProfile {name!r}: models must be a list, not a str")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ConfigError(f"AuthProfile {name!r}: metadata must be a dict")
+        routing = {
+            "name": name,
+            "provider": canonical_provider(provider),
+            "api_key": key,
+            "base_url": base_url,
+            "models": None if models is None else frozenset(models),
+            "priority": priority,
+            "rate_limit_rpm": rate_limit_rpm,
+            "rate_limit_tpm": rate_limit_tpm,
+        }
+        for attribute, routed in routing.items():
+            object.__setattr__(self, attribute, routed)
+        self.metadata = {} if metadata is None else metadata
+        self.status = ProfileStatus(status)
+        self.last_error = None
+        self.last_error_at = None
+        self.cooldown_until = cooldown_until
+        self.consecutive_failures = 0
+        self.cooldown_strikes = 0
+        self.success_count = 0
+        self.failure_count = 0
+        self.last_used_at = 0.0
+        self.requests_remaining = None
+        self.tokens_remaining = None
+        self.model_cooldowns = {}
+        self._recent = deque()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _ROUTING_FIELDS:
+            raise AttributeError(
+                f"AuthProfile.{name} cannot be assigned once the profile exists; use "
+                f"FailoverManager.update_profile({self.name!r}, {name}=...) so the "
+                "manager's pools stay consistent"
+            )
+        object.__setattr__(self, name, value)
 
     @property
     def masked_key(self) -> str:
         """The key as it may be shown: ``***`` and its last four characters."""
-        return mask_key(self.api_key)
+        return self.api_key.masked
+
+    @property
+    def endpoint(self) -> tuple[str, str | None]:
+        """Where this key's requests go: ``(provider, base_url)``."""
+        return self.provider, self.base_url
 
     def allows(self, model: str | None) -> bool:
         """Return whether this key may be used for ``model`` (any key allows ``None``)."""
         return model is None or self.models is None or model in self.models
 
     def resting_from(self, model: str | None, now: float) -> bool:
-        """Return whether this key is resting from ``model`` at clock time ``now``."""
+        """Return whether this key's endpoint rests ``model`` at clock time ``now``."""
         return bool(self.model_cooldowns) and self.model_cooldowns.get(model or "", 0.0) > now
 
     def __repr__(self) -> str:
@@ -209,6 +308,10 @@ FailoverCallback = Callable[[AuthProfile, "AuthProfile | None"], "Awaitable[None
 """Called with the profile that failed and the one that will be used next (or ``None``)."""
 
 
+Resting = Callable[[AuthProfile], bool]
+"""Whether a ready profile is resting from the wanted model (its endpoint's breaker)."""
+
+
 class _Pool:
     """The ready profiles of one provider: by priority, least recently used first."""
 
@@ -230,34 +333,104 @@ class _Pool:
         if bucket is not None:
             bucket.pop(profile.name, None)
 
+    def __contains__(self, profile: AuthProfile) -> bool:
+        bucket = self._buckets.get(profile.priority)
+        return bucket is not None and bucket.get(profile.name) is profile
+
     def touch(self, profile: AuthProfile) -> None:
         bucket = self._buckets[profile.priority]
         del bucket[profile.name]
         bucket[profile.name] = profile
 
-    def pick(self, model: str | None, exclude: Collection[str], now: float) -> AuthProfile | None:
+    def pick(
+        self, model: str | None, exclude: Collection[str], resting: Resting | None
+    ) -> AuthProfile | None:
         for priority in self._priorities:
             for profile in self._buckets[priority].values():
                 if (
                     profile.name not in exclude
                     and profile.allows(model)
-                    and not profile.resting_from(model, now)
+                    and (resting is None or not resting(profile))
                 ):
                     return profile
         return None
-
-    def has_usable(self, model: str | None, now: float) -> bool:
-        return self.pick(model, (), now) is not None
 
     def __len__(self) -> int:
         return sum(len(bucket) for bucket in self._buckets.values())
 
 
 _ALL = "\x00all"  # the pool of every provider's profiles
+_BUCKETS = 10  # a breaker's window is kept as this many time buckets
+
+BreakerKey = tuple[str, "str | None", str]
+"""A circuit breaker's identity: ``(provider, base_url, model)``."""
+
+
+class _Breaker:
+    """The circuit breaker of one model at one endpoint.
+
+    Closed, it counts outcomes over a sliding window (in ``_BUCKETS`` time buckets, so
+    memory does not grow with traffic) and opens when the share of failures reaches the
+    configured rate over at least the minimum volume. Open, it rests the model until
+    ``open_until``. Half-open (``open_until`` has passed), it lets one probe through:
+    the probe's success closes it, its failure re-opens it for longer.
+    """
+
+    __slots__ = ("buckets", "closed_at", "failed", "open_until", "probe_at", "strikes", "total")
+
+    def __init__(self) -> None:
+        self.buckets: deque[list[float]] = deque()  # [start, total, failed]
+        self.total = 0
+        self.failed = 0
+        self.open_until = 0.0  # 0.0: closed
+        self.strikes = 0  # openings in a row, for the escalating rest
+        self.closed_at = -math.inf
+        self.probe_at: float | None = None  # when the half-open probe was handed out
+
+    def count(self, failed: bool, now: float, window: float) -> None:
+        width = window / _BUCKETS
+        buckets = self.buckets
+        while buckets and buckets[0][0] <= now - window:
+            _, total, failures = buckets.popleft()
+            self.total -= int(total)
+            self.failed -= int(failures)
+        if not buckets or buckets[-1][0] + width <= now:
+            buckets.append([now, 0, 0])
+        bucket = buckets[-1]
+        bucket[1] += 1
+        self.total += 1
+        if failed:
+            bucket[2] += 1
+            self.failed += 1
+
+    def forget(self) -> None:
+        self.buckets.clear()
+        self.total = self.failed = 0
+
+    def resting(self, now: float, probe_timeout: float) -> bool:
+        """Whether no request may go now (open, or half-open with its probe out)."""
+        if now < self.open_until:
+            return True
+        return self.probe_at is not None and now < self.probe_at + probe_timeout
+
+    def ready_at(self, now: float, probe_timeout: float) -> float:
+        if now < self.open_until:
+            return self.open_until
+        if self.probe_at is not None and now < self.probe_at + probe_timeout:
+            return self.probe_at + probe_timeout
+        return now
 
 
 class FailoverManager:
     """Hands out auth profiles in priority order and tracks their health.
+
+    Two kinds of health are tracked. A *key* leaves rotation when it is rate limited,
+    out of quota, revoked, or reported failing through the seed's API
+    (``mark_failure(name, error)``). A *model at an endpoint* (provider and base URL)
+    rests when its circuit breaker opens: the client reports transient failures with
+    ``kind="error", model=...``, and when enough of the recent requests failed
+    (``FailoverConfig.breaker_*``), every key of that endpoint rests from that model
+    only, then one probe request finds out whether it has recovered.
 
     Args:
         config: Retry and cooldown settings.
@@ -286,7 +459,9 @@ class FailoverManager:
         self._cooling: list[tuple[float, int, str]] = []
         self._sequence = itertools.count()
         self._callbacks: list[FailoverCallback] = []
-        self._pending: set[asyncio.Task[None]] = set()  # asyncio is imported when needed
+        self._tasks = BackgroundTasks()
+        self._breakers: dict[BreakerKey, _Breaker] = {}
+        self._tripped: dict[BreakerKey, _Breaker] = {}  # the breakers not closed
         for profile in profiles:
             self.add_profile(profile)
 
@@ -316,6 +491,7 @@ class FailoverManager:
             raise ConfigError(f"a profile named {profile.name!r} exists already")
         self._profiles[profile.name] = profile
         self._pools.setdefault(profile.provider, _Pool())
+        self._mirror_breakers(profile)
         now = self.clock()
         if profile.status is ProfileStatus.AVAILABLE or profile.cooldown_until <= now:
             profile.status = ProfileStatus.AVAILABLE
@@ -330,6 +506,49 @@ class FailoverManager:
             return False
         self._withdraw(profile)
         return True
+
+    def update_profile(self, name: str, /, **changes: Any) -> AuthProfile:
+        """Change a profile's routing fields, keeping the manager consistent.
+
+        Args:
+            name: The profile's name.
+            **changes: New values for ``provider``, ``api_key``, ``base_url``, ``models``,
+                ``priority``, ``rate_limit_rpm``, ``rate_limit_tpm`` or ``metadata``;
+                validated as :class:`AuthProfile` validates them.
+
+        Returns:
+            The profile (the same object, changed in place).
+
+        Raises:
+            KeyError: No profile is called ``name``.
+            ConfigError: An unknown field, a rename, or an invalid value.
+        """
+        profile = self._require(name)
+        allowed = (_ROUTING_FIELDS - {"name"}) | {"metadata"}
+        unknown = sorted(set(changes) - allowed)
+        if unknown:
+            hint = "; to rename, remove_profile and add_profile" if "name" in unknown else ""
+            raise ConfigError(
+                f"update_profile({name!r}): cannot change {', '.join(unknown)}; "
+                f"changeable: {', '.join(sorted(allowed))}{hint}"
+            )
+        current: dict[str, Any] = {
+            field_name: getattr(profile, field_name) for field_name in _ROUTING_FIELDS
+        }
+        current["metadata"] = profile.metadata
+        current.update(changes)
+        checked = AuthProfile(**current)  # validates every field the AuthProfile way
+        ready = profile in self._pools[_ALL]
+        if ready:
+            self._withdraw(profile)
+        for field_name in _ROUTING_FIELDS - {"name"}:
+            object.__setattr__(profile, field_name, getattr(checked, field_name))
+        profile.metadata = checked.metadata
+        self._pools.setdefault(profile.provider, _Pool())
+        self._mirror_breakers(profile)
+        if ready:
+            self._make_ready(profile)
+        return profile
 
     def get_profile(self, name: str) -> AuthProfile | None:
         """Return the profile called ``name``, or ``None``."""
@@ -366,7 +585,9 @@ class FailoverManager:
         """Return the next usable profile and count it as used, or ``None``.
 
         Profiles come in priority order; among equal priorities the least recently used
-        comes first. Cooling and disabled profiles are never returned.
+        comes first. Cooling and disabled profiles are never returned, nor profiles whose
+        endpoint rests ``model`` (an open circuit breaker), except that a half-open
+        breaker lets exactly one probe request through.
 
         Args:
             provider: Only profiles of this provider (``None``: any provider).
@@ -378,11 +599,14 @@ class FailoverManager:
         pool = self._pool_for(provider)
         if pool is None:
             return None
-        while (profile := pool.pick(model, exclude, now)) is not None:
+        resting = self._resting_check(model, now)
+        while (profile := pool.pick(model, exclude, resting)) is not None:
             if self._within_rpm(profile, now):
-                profile.last_used_at = now
-                self._pools[_ALL].touch(profile)
-                self._pools[profile.provider].touch(profile)
+                self._count_use(profile, now)
+                if resting is not None and model is not None:
+                    breaker = self._tripped.get((profile.provider, profile.base_url, model))
+                    if breaker is not None:
+                        breaker.probe_at = now  # the half-open breaker's one probe
                 return profile
         return None
 
@@ -397,27 +621,70 @@ class FailoverManager:
         now = self.clock()
         self._wake(now)
         pool = self._pool_for(provider)
-        return None if pool is None else pool.pick(model, exclude, now)
+        return None if pool is None else pool.pick(model, exclude, self._resting_check(model, now))
+
+    def least_recently_failed(
+        self,
+        provider: str,
+        *,
+        model: str | None = None,
+        exclude: Collection[str] = (),
+    ) -> AuthProfile | None:
+        """Return the least-bad profile when none is usable, and count it as used.
+
+        Among the profiles of ``provider`` that admit ``model`` and are not excluded,
+        only those held back for transient reasons are candidates: cooling down after
+        errors, or resting from ``model`` because their endpoint's breaker is open. A
+        rate-limited key, one out of quota and a disabled one never are. The one whose
+        last failure is oldest wins (then the least recently used).
+
+        Returns:
+            The profile, or ``None`` when no candidate is left.
+        """
+        now = self.clock()
+        self._wake(now)
+        wanted = canonical_provider(provider)
+        best: AuthProfile | None = None
+        best_rank = (math.inf, math.inf)
+        for profile in self._profiles.values():
+            if (
+                profile.provider != wanted
+                or profile.name in exclude
+                or not profile.allows(model)
+                or profile.status in (ProfileStatus.RATE_LIMITED, ProfileStatus.DISABLED)
+                or not self._rpm_room(profile, now)
+            ):
+                continue
+            failed_at = profile.last_error_at
+            rank = (-math.inf if failed_at is None else failed_at, profile.last_used_at)
+            if best is None or rank < best_rank:
+                best, best_rank = profile, rank
+        if best is not None:
+            if best.rate_limit_rpm is not None:
+                best._recent.append(now)
+            self._count_use(best, now)
+        return best
 
     def next_available_at(
         self, provider: str | None = None, *, model: str | None = None
     ) -> float | None:
         """Return the clock time at which a profile of ``provider`` is next usable.
 
-        With ``model``, only profiles that may serve it count, and their rest from that
-        model too. The current time when one is usable now; ``None`` when every one is
-        disabled for good (or there are none).
+        With ``model``, only profiles that may serve it count, and their endpoint's rest
+        from that model too. The current time when one is usable now; ``None`` when every
+        one is disabled for good (or there are none).
         """
         now = self.clock()
         self._wake(now)
         pool = self._pool_for(provider)
-        if pool is not None and pool.has_usable(model, now):
+        resting = self._resting_check(model, now)
+        if pool is not None and pool.pick(model, (), resting) is not None:
             return now
         wanted = None if provider is None else canonical_provider(provider)
         times = [
             max(
                 p.cooldown_until if p.status is not ProfileStatus.AVAILABLE else now,
-                p.model_cooldowns.get(model or "", now),
+                self._model_ready_at(p, model, now),
             )
             for p in self._profiles.values()
             if (wanted is None or p.provider == wanted) and p.allows(model)
@@ -425,39 +692,67 @@ class FailoverManager:
         finite = [t for t in times if not math.isinf(t)]
         return min(finite) if finite else None
 
+    def model_rest_until(self, name: str, model: str) -> float:
+        """Return the clock time until which ``name``'s endpoint rests ``model``.
+
+        ``0.0`` when the breaker of ``model`` at that endpoint is closed; a time already
+        past while it is half-open (waiting for its probe's outcome).
+        """
+        profile = self._require(name)
+        breaker = self._tripped.get((profile.provider, profile.base_url, model))
+        return 0.0 if breaker is None else breaker.open_until
+
     # -- reporting outcomes -------------------------------------------------------------
 
-    def mark_success(self, name: str) -> bool:
-        """Record a successful call; return whether the profile was recovering from failures."""
+    def mark_success(self, name: str, *, model: str | None = None) -> bool:
+        """Record a successful call; return whether the profile was recovering.
+
+        A profile cooling down after errors is available again at once (the seed's
+        rule); a provider-directed wait (rate limit, quota) is never shortened and a key
+        disabled for auth is never re-enabled. With ``model``, the success also counts
+        for the circuit breaker of that model at the profile's endpoint, and closes it
+        when it was the half-open probe.
+        """
         profile = self._require(name)
         recovering = profile.consecutive_failures > 0 or profile.cooldown_strikes > 0
         profile.success_count += 1
         profile.consecutive_failures = 0
-        profile.cooldown_strikes = 0
+        if model is not None:
+            recovering = self._breaker_outcome(profile, model, failed=False) or recovering
+        if profile.status is ProfileStatus.COOLING_DOWN:
+            recovering = True
+            self._heal(profile, keep_breakers=True)
+        if profile.status is ProfileStatus.AVAILABLE:
+            profile.cooldown_strikes = 0
         return recovering
 
     def mark_failure(
         self,
         name: str,
         error: str | BaseException,
-        *,
         is_rate_limit: bool = False,
+        *,
         retry_after: float | None = None,
         kind: FailureKind | None = None,
         model: str | None = None,
     ) -> ProfileStatus:
         """Record a failed call and cool, disable or keep the profile accordingly.
 
+        Called as the seed calls it (``mark_failure(name, error, is_rate_limit)``), the
+        profile leaves rotation at once, for ``cooldown_on_error`` (or, rate limited,
+        for ``retry_after`` or ``cooldown_on_rate_limit``), escalating for repeat
+        offenders, and the :meth:`on_failover` callbacks run with ``(failed, next)``.
+
         Args:
             name: The profile's name.
             error: What went wrong; kept (scrubbed of keys) as ``last_error``.
             is_rate_limit: The seed's flag; the same as ``kind="rate_limit"``.
             retry_after: The provider's own wait in seconds; sets the cooldown.
-            kind: ``"error"`` (transient; cools after ``failure_threshold`` in a row),
-                ``"rate_limit"``, ``"quota"`` (long, escalating) or ``"auth"`` (disabled).
-            model: For ``"error"``: the model that failed. Then every key of the provider
-                at the same base URL rests from that model only (a per-endpoint, per-model
-                circuit breaker) and stays usable for other models.
+            kind: ``"error"`` (transient), ``"rate_limit"``, ``"quota"`` (long,
+                escalating) or ``"auth"`` (disabled until :meth:`enable`).
+            model: With ``kind="error"``: the model that failed. The failure then counts
+                for the circuit breaker of that model at the profile's endpoint
+                (provider and base URL) and the key itself is not cooled.
 
         Returns:
             The profile's status afterwards.
@@ -465,14 +760,19 @@ class FailoverManager:
         profile = self._require(name)
         if retry_after is not None and (math.isnan(retry_after) or retry_after < 0):
             raise ValueError(f"retry_after must be >= 0, got {retry_after!r}")
+        breaker_only = kind == "error" and model is not None
         kind = kind or ("rate_limit" if is_rate_limit else "error")
         now = self.clock()
+        was_available = profile.status is ProfileStatus.AVAILABLE
         profile.failure_count += 1
         profile.consecutive_failures += 1
         profile.last_error = scrub(str(error) or type(error).__name__, profile.api_key)
         profile.last_error_at = now
         config = self.config
-        if kind == "auth":
+        if breaker_only:
+            assert model is not None
+            self._breaker_outcome(profile, model, failed=True)
+        elif kind == "auth":
             self._disable(profile, math.inf)
         elif kind == "quota":
             base = retry_after or config.escalated(
@@ -484,16 +784,13 @@ class FailoverManager:
             if wait is None:
                 wait = config.escalated(config.cooldown_on_rate_limit, profile.cooldown_strikes)
             self._cool(profile, now + wait, ProfileStatus.RATE_LIMITED)
-        elif retry_after is not None:
-            self._cool(profile, now + retry_after, ProfileStatus.COOLING_DOWN)
-        elif profile.consecutive_failures >= config.failure_threshold:
-            wait = config.escalated(config.cooldown_on_error, profile.cooldown_strikes)
-            if model is None:
-                self._cool(profile, now + wait, ProfileStatus.COOLING_DOWN)
-            else:
-                self._rest_model(profile, model, now + wait)
-        if profile.status is not ProfileStatus.AVAILABLE:
-            self._notify_failover(profile)
+        else:
+            wait = retry_after
+            if wait is None:
+                wait = config.escalated(config.cooldown_on_error, profile.cooldown_strikes)
+            self._cool(profile, now + wait, ProfileStatus.COOLING_DOWN)
+        if was_available and profile.status is not ProfileStatus.AVAILABLE:
+            self._notify_failover(profile, model)
         return profile.status
 
     def record_headroom(
@@ -538,8 +835,10 @@ class FailoverManager:
         self._heal(self._require(name))
 
     def reset_all(self) -> None:
-        """Make every profile available again, clearing cooldowns and failure counts."""
+        """Make every profile available again, clearing cooldowns, breakers and counts."""
         self._cooling.clear()
+        self._breakers.clear()
+        self._tripped.clear()
         for profile in self._profiles.values():
             self._heal(profile)
 
@@ -548,17 +847,15 @@ class FailoverManager:
     def on_failover(self, callback: FailoverCallback) -> FailoverCallback:
         """Register ``callback(failed, next_or_none)``; sync or async; usable as a decorator.
 
-        It is called whenever a failure takes a profile out of rotation.
+        It is called whenever a failure takes a profile out of rotation. An async one
+        runs in the background (on asyncio or trio); :meth:`drain_callbacks` waits for it.
         """
         self._callbacks.append(callback)
         return callback
 
-    async def drain_callbacks(self) -> None:
-        """Wait for async failover callbacks still running."""
-        import asyncio
-
-        while self._pending:
-            await asyncio.gather(*tuple(self._pending), return_exceptions=True)
+    async def drain_callbacks(self, grace: float = 5.0) -> None:
+        """Wait up to ``grace`` seconds for async failover callbacks, then cancel them."""
+        await self._tasks.drain(grace)
 
     # -- delays and status ----------------------------------------------------------------
 
@@ -614,6 +911,12 @@ class FailoverManager:
         """The ready profiles of ``provider`` (``None``: of every provider)."""
         return self._pools.get(_ALL if provider is None else canonical_provider(provider))
 
+    def _count_use(self, profile: AuthProfile, now: float) -> None:
+        profile.last_used_at = now
+        if profile in self._pools[_ALL]:
+            self._pools[_ALL].touch(profile)
+            self._pools[profile.provider].touch(profile)
+
     def _make_ready(self, profile: AuthProfile) -> None:
         self._pools[_ALL].add(profile)
         self._pools[profile.provider].add(profile)
@@ -632,6 +935,8 @@ class FailoverManager:
             return
         if profile.status is not ProfileStatus.AVAILABLE and profile.cooldown_until >= until:
             return  # never shorten a longer cooldown
+        if profile.status is ProfileStatus.RATE_LIMITED and status is ProfileStatus.COOLING_DOWN:
+            status = ProfileStatus.RATE_LIMITED  # the provider's wait stays provider-directed
         profile.status = status
         profile.cooldown_until = until
         if strike:
@@ -651,16 +956,10 @@ class FailoverManager:
         if not math.isinf(until):
             self._push_cooling(profile)
 
-    def _rest_model(self, failed: AuthProfile, model: str, until: float) -> None:
-        """Rest ``model`` on every key that reaches it at the failed key's endpoint."""
-        failed.cooldown_strikes += 1
-        failed.consecutive_failures = 0
-        for profile in self._profiles.values():
-            if profile.provider == failed.provider and profile.base_url == failed.base_url:
-                profile.model_cooldowns[model] = max(until, profile.model_cooldowns.get(model, 0))
-
-    def _heal(self, profile: AuthProfile) -> None:
-        profile.model_cooldowns.clear()
+    def _heal(self, profile: AuthProfile, *, keep_breakers: bool = False) -> None:
+        if not keep_breakers:
+            for model in tuple(profile.model_cooldowns):
+                self._close_breaker((profile.provider, profile.base_url, model))
         profile.status = ProfileStatus.AVAILABLE
         profile.cooldown_until = 0.0
         profile.consecutive_failures = 0
@@ -680,45 +979,132 @@ class FailoverManager:
                 profile.status = ProfileStatus.AVAILABLE
                 self._make_ready(profile)
 
-    def _within_rpm(self, profile: AuthProfile, now: float) -> bool:
+    def _rpm_room(self, profile: AuthProfile, now: float) -> bool:
         rpm = profile.rate_limit_rpm
         if rpm is None:
             return True
         recent = profile._recent
         while recent and recent[0] <= now - 60.0:
             recent.popleft()
-        if len(recent) < rpm:
-            recent.append(now)
+        return len(recent) < rpm
+
+    def _within_rpm(self, profile: AuthProfile, now: float) -> bool:
+        if profile.rate_limit_rpm is None:
             return True
-        self._cool(profile, recent[0] + 60.0, ProfileStatus.RATE_LIMITED, strike=False)
+        if self._rpm_room(profile, now):
+            profile._recent.append(now)
+            return True
+        self._cool(profile, profile._recent[0] + 60.0, ProfileStatus.RATE_LIMITED, strike=False)
         return False
 
-    def _notify_failover(self, failed: AuthProfile) -> None:
+    # -- circuit breakers -----------------------------------------------------------------
+
+    def _resting_check(self, model: str | None, now: float) -> Resting | None:
+        """A check for profiles resting from ``model``, or ``None`` when none can be."""
+        tripped = self._tripped
+        if model is None or not tripped:
+            return None
+        probe_timeout = self.config.breaker_window
+
+        def resting(profile: AuthProfile) -> bool:
+            breaker = tripped.get((profile.provider, profile.base_url, model))
+            return breaker is not None and breaker.resting(now, probe_timeout)
+
+        return resting
+
+    def _model_ready_at(self, profile: AuthProfile, model: str | None, now: float) -> float:
+        if model is None:
+            return now
+        breaker = self._tripped.get((profile.provider, profile.base_url, model))
+        return now if breaker is None else breaker.ready_at(now, self.config.breaker_window)
+
+    def _breaker_outcome(self, profile: AuthProfile, model: str, *, failed: bool) -> bool:
+        """Count one outcome for ``model`` at ``profile``'s endpoint; return True on a close."""
+        key = (profile.provider, profile.base_url, model)
+        breaker = self._breakers.get(key)
+        if breaker is None:
+            breaker = self._breakers[key] = _Breaker()
+        now = self.clock()
+        config = self.config
+        if breaker.open_until:
+            if now < breaker.open_until:
+                return False  # open: outcomes of requests sent before it opened do not count
+            if failed:  # half-open: the probe (or a straggler) failed
+                breaker.strikes += 1
+                self._open_breaker(key, breaker, now)
+                return False
+            self._close_breaker(key)
+            breaker.closed_at = now
+            return True
+        breaker.count(failed, now, config.breaker_window)
+        if (
+            failed
+            and breaker.total >= config.breaker_min_requests
+            and breaker.failed >= config.breaker_failure_rate * breaker.total
+        ):
+            recently_closed = now - breaker.closed_at < config.breaker_window
+            breaker.strikes = breaker.strikes + 1 if recently_closed else 0
+            self._open_breaker(key, breaker, now)
+        return False
+
+    def _open_breaker(self, key: BreakerKey, breaker: _Breaker, now: float) -> None:
+        config = self.config
+        breaker.open_until = now + config.escalated(config.cooldown_on_error, breaker.strikes)
+        breaker.probe_at = None
+        breaker.forget()
+        self._tripped[key] = breaker
+        provider, base_url, model = key
+        for profile in self._profiles.values():
+            if profile.provider == provider and profile.base_url == base_url:
+                profile.model_cooldowns[model] = breaker.open_until
+
+    def _close_breaker(self, key: BreakerKey) -> None:
+        breaker = self._tripped.pop(key, None)
+        if breaker is None:
+            return
+        breaker.open_until = 0.0
+        breaker.probe_at = None
+        breaker.forget()
+        provider, base_url, model = key
+        for profile in self._profiles.values():
+            if profile.provider == provider and profile.base_url == base_url:
+                profile.model_cooldowns.pop(model, None)
+
+    def _mirror_breakers(self, profile: AuthProfile) -> None:
+        """Make ``profile.model_cooldowns`` show its (new) endpoint's open breakers."""
+        profile.model_cooldowns.clear()
+        for (provider, base_url, model), breaker in self._tripped.items():
+            if provider == profile.provider and base_url == profile.base_url:
+                profile.model_cooldowns[model] = breaker.open_until
+
+    # -- callbacks ----------------------------------------------------------------------
+
+    def _notify_failover(self, failed: AuthProfile, model: str | None) -> None:
         if not self._callbacks:
             return
-        following = self.peek_next_profile(failed.provider, exclude=(failed.name,))
+        following = self.peek_next_profile(failed.provider, model=model, exclude=(failed.name,))
         for callback in self._callbacks:
             try:
                 result = callback(failed, following)
                 if inspect.isawaitable(result):
-                    self._schedule(result)
+                    self._schedule(result, callback)
             except Exception:
                 logger.exception("failover callback %r raised", callback)
 
-    def _schedule(self, awaitable: Awaitable[None]) -> None:
-        import asyncio
+    def _schedule(self, awaitable: Awaitable[None], callback: FailoverCallback) -> None:
+        if not running_on_trio():
+            import asyncio
 
-        async def run() -> None:
             try:
-                await awaitable
-            except Exception:
-                logger.exception("async failover callback raised")
+                asyncio.get_running_loop()
+            except RuntimeError:  # called from sync code: run it to the end here
+                try:
+                    asyncio.run(_awaited(awaitable))
+                except Exception:
+                    logger.exception("async failover callback %r raised", callback)
+                return
+        self._tasks.spawn(awaitable, callback)
 
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            asyncio.run(run())
-            return
-        task = loop.create_task(run())
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+
+async def _awaited(awaitable: Awaitable[None]) -> None:
+    await awaitable

@@ -140,8 +140,8 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 if error is None:
                     raise
                 raise error from exc
-            self._engine.note_headroom(ctx.request_id, ctx.profile, response.headers)
             if response.status_code < 400:
+                self._engine.note_headroom(ctx.request_id, ctx.profile, response.headers)
                 return response
             content = await response.aread()
             await response.aclose()

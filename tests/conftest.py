@@ -1,8 +1,28 @@
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import pytest
 
 import failover
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The default event loop; modules that must also run on trio override this fixture."""
+    return "asyncio"
+
+
+def _both_backends(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+BOTH_BACKENDS = pytest.fixture(params=["asyncio", "trio"], name="anyio_backend")(_both_backends)
+"""Assign to ``anyio_backend`` in a module to run its tests on asyncio and on trio."""
 
 
 @pytest.fixture(autouse=True)
@@ -26,3 +46,36 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@contextmanager
+def simulator_in_thread(**options: Any) -> Iterator[Any]:
+    """Run a Simulator on an asyncio loop of its own thread, so any backend can call it.
+
+    The simulator's scripting methods are synchronous and safe to call from the test.
+    """
+    from failover.testing import Simulator
+
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def serve() -> None:
+        try:
+            async with Simulator(**options) as simulator:
+                box["simulator"], box["loop"] = simulator, asyncio.get_running_loop()
+                box["stop"] = asyncio.Event()
+                ready.set()
+                await box["stop"].wait()
+        finally:
+            ready.set()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    ready.wait(30)
+    if "simulator" not in box:
+        raise RuntimeError("the simulator did not start")
+    try:
+        yield box["simulator"]
+    finally:
+        box["loop"].call_soon_threadsafe(box["stop"].set)
+        thread.join(30)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import respx
@@ -25,7 +25,9 @@ from failover import (
     ResilientClient,
     StreamInterrupted,
 )
-from tests.conftest import FakeClock
+from tests.conftest import BOTH_BACKENDS, FakeClock
+
+anyio_backend = BOTH_BACKENDS
 
 OPENAI = "https://api.openai.com/v1/chat/completions"
 ANTHROPIC = "https://api.anthropic.com/v1/messages"
@@ -206,7 +208,7 @@ async def test_invalid_key_is_disabled_and_never_retried(clock: FakeClock) -> No
 
 
 @respx.mock
-async def test_overloaded_is_retried_with_backoff_then_falls_over_to_the_next_model(
+async def test_overloaded_primary_falls_over_to_the_healthy_fallback_at_once_without_sleeping(
     clock: FakeClock,
 ) -> None:
     import failover
@@ -219,34 +221,100 @@ async def test_overloaded_is_retried_with_backoff_then_falls_over_to_the_next_mo
     chain = ["anthropic/claude-haiku-4-5", "openai/gpt-4o-mini"]
     anthropic = respx.post(ANTHROPIC).mock(return_value=overloaded)
     respx.post(OPENAI).mock(return_value=ok("fallback"))
-    config = FailoverConfig(max_retries=2, retry_delay=0.5, jitter=0.0, failure_threshold=10)
+    config = FailoverConfig(max_retries=2, retry_delay=0.5, jitter=0.0)
     client = make_client(clock, chain, sleep=sleeps, config=config)
     result = await client.complete(MESSAGES)
     assert result.model == "openai/gpt-4o-mini" and result.text == "fallback"
-    assert anthropic.call_count == 3
-    assert sleeps.delays == [0.5, 1.0]
+    assert anthropic.call_count == 1 and sleeps.delays == []
+    assert [a.outcome for a in result.attempts] == ["overloaded", "ok"]
     assert client.manager.get_profile("c").status is ProfileStatus.AVAILABLE
 
 
 @respx.mock
-async def test_an_overloaded_model_rests_but_the_same_key_serves_the_next_model(
+async def test_retry_before_fallback_backs_off_on_the_primary_before_falling_over(
     clock: FakeClock,
 ) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if json.loads(request.content)["model"] == "gpt-4o-mini":
-            return error(503, {"error": {"message": "overloaded"}})
-        return ok("from gpt-4o")
+    import failover
 
-    route = respx.post(OPENAI).mock(side_effect=handler)
-    config = FailoverConfig(max_retries=2, failure_threshold=3)
-    client = make_client(clock, ["openai/gpt-4o-mini", "openai/gpt-4o"], config=config)
-    cooldowns: list[Any] = []
-    client.on_cooldown(cooldowns.append)
-    first = await client.complete(MESSAGES)
-    assert first.model == "openai/gpt-4o" and route.call_count == 4
-    assert cooldowns[0].status == "model_resting" and cooldowns[0].model == "openai/gpt-4o-mini"
-    second = await client.complete(MESSAGES)  # the resting model is skipped, not retried
-    assert second.model == "openai/gpt-4o" and route.call_count == 5
+    failover.set_testing(False)
+    sleeps = Sleeps()
+    overloaded = error(
+        529, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    )
+    chain = ["anthropic/claude-haiku-4-5", "openai/gpt-4o-mini"]
+    anthropic = respx.post(ANTHROPIC).mock(return_value=overloaded)
+    respx.post(OPENAI).mock(return_value=ok("fallback"))
+    config = FailoverConfig(max_retries=2, retry_delay=0.5, jitter=0.0, retry_before_fallback=True)
+    client = make_client(clock, chain, sleep=sleeps, config=config)
+    result = await client.complete(MESSAGES)
+    assert result.model == "openai/gpt-4o-mini"
+    assert anthropic.call_count == 3 and sleeps.delays == [0.5, 1.0]
+
+
+@respx.mock
+async def test_another_endpoint_of_the_same_model_is_tried_at_once_after_a_503(
+    clock: FakeClock,
+) -> None:
+    sleeps = Sleeps()
+    east = respx.post("https://east.example/v1/chat/completions").mock(
+        return_value=error(503, {"error": {"message": "Service Unavailable"}})
+    )
+    west = respx.post("https://west.example/v1/chat/completions").mock(return_value=ok("west"))
+    manager = FailoverManager(
+        clock=clock,
+        profiles=[
+            AuthProfile("east", "openai", KEY_A, base_url="https://east.example/v1"),
+            AuthProfile("west", "openai", KEY_B, base_url="https://west.example/v1", priority=1),
+        ],
+    )
+    client = ResilientClient(["openai/gpt-4o-mini"], manager, sleep=sleeps)
+    result = await client.complete(MESSAGES)
+    assert result.text == "west" and result.profile == "west"
+    assert east.call_count == 1 and west.call_count == 1 and sleeps.delays == []
+
+
+@respx.mock
+async def test_when_nothing_else_is_left_the_client_backs_off_and_retries_on_another_key(
+    clock: FakeClock,
+) -> None:
+    import failover
+
+    failover.set_testing(False)
+    sleeps = Sleeps()
+    handler = by_key({KEY_A: error(503, {"error": {"message": "busy"}}), KEY_B: ok("from b")})
+    respx.post(OPENAI).mock(side_effect=handler)
+    config = FailoverConfig(retry_delay=0.5, jitter=0.0)
+    client = make_client(clock, ["openai/gpt-4o-mini"], sleep=sleeps, config=config)
+    retries: list[Any] = []
+    client.on_retry(retries.append)
+    result = await client.complete(MESSAGES)
+    assert result.text == "from b" and handler.calls == [KEY_A, KEY_B]
+    assert sleeps.delays == [0.5]
+    assert retries[0].profile == "a" and retries[0].reason == "overloaded"
+
+
+@respx.mock
+async def test_x_should_retry_false_is_not_retried_at_that_endpoint(clock: FakeClock) -> None:
+    route = respx.post(OPENAI).mock(
+        return_value=error(500, {"error": {"message": "no"}}, {"x-should-retry": "false"})
+    )
+    client = make_client(clock, ["openai/gpt-4o-mini"])
+    with pytest.raises(AllAttemptsFailed) as caught:
+        await client.complete(MESSAGES)
+    assert route.call_count == 1 and len(caught.value.attempts) == 1
+
+
+@respx.mock
+async def test_x_should_retry_true_makes_a_conflict_transient(clock: FakeClock) -> None:
+    route = respx.post(OPENAI).mock(
+        side_effect=[
+            error(400, {"error": {"message": "try again"}}, {"x-should-retry": "true"}),
+            ok("second time"),
+        ]
+    )
+    client = make_client(clock, ["openai/gpt-4o-mini"])
+    result = await client.complete(MESSAGES)
+    assert result.text == "second time" and route.call_count == 2
 
 
 @respx.mock
@@ -403,7 +471,7 @@ async def test_wait_for_recovery_sleeps_until_the_earliest_key_is_back(clock: Fa
 @respx.mock
 async def test_deadline_stops_the_walk(clock: FakeClock) -> None:
     async def slow(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(0.3)
+        await anyio.sleep(0.3)
         return error(503, {"error": {"message": "busy"}})
 
     respx.post(OPENAI).mock(side_effect=slow)
@@ -413,22 +481,58 @@ async def test_deadline_stops_the_walk(clock: FakeClock) -> None:
         await client.complete(MESSAGES)
 
 
+class Trickle(httpx.AsyncByteStream):
+    """A reply body that sends one byte every ``every`` seconds, ``total`` bytes in all."""
+
+    def __init__(self, every: float, total: int) -> None:
+        self.every, self.total, self.sent = every, total, 0
+
+    async def __aiter__(self) -> Any:
+        while self.sent < self.total:
+            await anyio.sleep(self.every)
+            self.sent += 1
+            yield b" "
+
+
+@respx.mock
+async def test_a_deadline_bounds_a_reply_that_trickles_in(clock: FakeClock) -> None:
+    trickle = Trickle(every=0.02, total=1000)  # 20 s in all, every read on time
+    respx.post(OPENAI).mock(return_value=httpx.Response(200, stream=trickle))
+    client = make_client(clock, ["openai/gpt-4o-mini"], deadline=0.3)
+    with pytest.raises(AllAttemptsFailed, match="deadline") as caught:
+        await client.complete(MESSAGES)
+    assert trickle.sent < trickle.total
+    assert [a.outcome for a in caught.value.attempts] == ["timeout"]
+    assert client.manager.get_profile("a").failure_count == 0  # the caller's bound, not the key's
+
+
+@respx.mock
+async def test_the_attempt_timeout_is_a_total_not_per_read(clock: FakeClock) -> None:
+    trickles = [Trickle(every=0.02, total=1000), Trickle(every=0.02, total=1000)]
+    respx.post(OPENAI).mock(side_effect=[httpx.Response(200, stream=t) for t in trickles])
+    respx.post(ANTHROPIC).mock(return_value=anthropic_ok("claude"))
+    client = make_client(clock, timeout=0.2)
+    result = await client.complete(MESSAGES)
+    assert result.text == "claude"
+    assert [a.outcome for a in result.attempts] == ["timeout", "ok"]
+    assert all(t.sent < t.total for t in trickles)
+
+
 @respx.mock
 async def test_cancellation_propagates_and_changes_no_profile(clock: FakeClock) -> None:
-    started = asyncio.Event()
+    started = anyio.Event()
 
     async def hang(request: httpx.Request) -> httpx.Response:
         started.set()
-        await asyncio.sleep(60)
+        await anyio.sleep(60)
         return ok()
 
     respx.post(OPENAI).mock(side_effect=hang)
     client = make_client(clock)
-    task = asyncio.create_task(client.complete(MESSAGES))
-    await started.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    async with anyio.create_task_group() as group:
+        group.start_soon(client.complete, MESSAGES)
+        await started.wait()
+        group.cancel_scope.cancel()
     for profile in client.manager.list_profiles():
         assert profile.failure_count == 0 and profile.status is ProfileStatus.AVAILABLE
 
@@ -450,7 +554,7 @@ async def test_hooks_receive_events_in_order_and_slow_or_raising_hooks_do_not_hu
     )
     client = make_client(clock)
     seen: list[str] = []
-    finished = asyncio.Event()
+    finished = anyio.Event()
 
     @client.on_cooldown
     def cooldown(event: Any) -> None:
@@ -462,7 +566,7 @@ async def test_hooks_receive_events_in_order_and_slow_or_raising_hooks_do_not_hu
 
     @client.on_failover
     async def slow_hook(event: Any) -> None:
-        await asyncio.sleep(0.5)  # slow: must not delay the request
+        await anyio.sleep(0.5)  # slow: must not delay the request
         finished.set()
 
     @client.on_success

@@ -27,6 +27,11 @@ def test_seed_defaults() -> None:
         ({"failure_threshold": 0}, "failure_threshold"),
         ({"cooldown_multiplier": 0.5}, "cooldown_multiplier"),
         ({"cooldown_on_quota": 10.0, "max_quota_cooldown": 5.0}, "cooldown_on_quota"),
+        ({"breaker_window": 0}, "breaker_window"),
+        ({"breaker_min_requests": 0}, "breaker_min_requests"),
+        ({"breaker_min_requests": 2.5}, "breaker_min_requests"),
+        ({"breaker_failure_rate": 0}, "breaker_failure_rate"),
+        ({"breaker_failure_rate": 1.5}, "breaker_failure_rate"),
     ],
 )
 def test_invalid_values_raise_config_error_naming_the_field(kwargs: dict, field: str) -> None:
@@ -54,3 +59,9 @@ def test_cooldowns_escalate_up_to_the_cap() -> None:
     config = FailoverConfig(cooldown_multiplier=5.0, max_cooldown=3600.0)
     assert [config.escalated(60.0, n) for n in range(4)] == [60.0, 300.0, 1500.0, 3600.0]
     assert config.escalated(5 * 3600.0, 5, quota=True) == 24 * 3600.0
+
+
+def test_breaker_defaults_skip_an_outage_after_a_handful_of_requests() -> None:
+    config = FailoverConfig()
+    assert (config.breaker_window, config.breaker_min_requests) == (30.0, 8)
+    assert config.breaker_failure_rate == 0.5

@@ -44,6 +44,8 @@ def other_value(annotation: str, default: Any) -> Any:
         return 2 if annotation.startswith("int") else 2.5
     if annotation.startswith("int"):
         return default * 2 + 1
+    if 0 < default < 1:  # a rate or a fraction
+        return default / 2
     return float(default) * 2 + 1
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -29,6 +29,9 @@ from failover import (
     StreamInterrupted,
 )
 from failover.testing import Behavior, Simulator
+from tests.conftest import BOTH_BACKENDS, simulator_in_thread
+
+anyio_backend = BOTH_BACKENDS
 
 KEYS = {
     "openai": ["sk-openai-key-a-000000000001", "sk-openai-key-b-000000000002"],
@@ -46,14 +49,18 @@ ASK = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator(keys={p: k for p, k in KEYS.items() if k}) as simulator:
+def sim() -> Iterator[Simulator]:
+    with simulator_in_thread(keys={p: k for p, k in KEYS.items() if k}) as simulator:
         yield simulator
 
 
 @pytest.fixture(params=["httpx", "httpx-aiohttp", "aiohttp"])
-async def sender(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, Any]]:
+async def sender(
+    request: pytest.FixtureRequest, anyio_backend: str
+) -> AsyncIterator[dict[str, Any]]:
     """Every test here runs with each HTTP stack behind the client's sender seam."""
+    if anyio_backend == "trio" and request.param != "httpx":
+        pytest.skip("aiohttp runs on asyncio only")
     if request.param == "httpx":
         yield {}
     elif request.param == "httpx-aiohttp":
@@ -217,20 +224,24 @@ async def test_stream_without_a_charset_in_its_content_type(sender: dict[str, An
         b'data: {"choices": [{"delta": {}, "finish_reason": "stop"}]}\n\ndata: [DONE]\n\n'
     )
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += await stream.receive()
+        await stream.send(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
             b"content-length: %d\r\n\r\n%s" % (len(events), events)
         )
-        await writer.drain()
-        writer.close()
+        await stream.aclose()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
     profile = AuthProfile("local", "vllm", "", base_url=f"http://127.0.0.1:{port}/v1")
-    async with server, ResilientClient(["vllm/any-model"], [profile], **sender) as client:
-        chunks = [chunk.text async for chunk in client.stream(ASK)]
+    async with anyio.create_task_group() as group:
+        group.start_soon(listener.serve, serve)
+        async with ResilientClient(["vllm/any-model"], [profile], **sender) as client:
+            chunks = [chunk.text async for chunk in client.stream(ASK)]
+        group.cancel_scope.cancel()
     assert chunks == ["hé", ""]
 
 
@@ -239,19 +250,20 @@ async def test_cancelling_a_stream_mid_way_changes_no_profile(
 ) -> None:
     sim.script(Behavior("healthy", tokens_per_second=4), provider="openai")
     manager = manager_for(sim)
-    first_chunk = asyncio.Event()
+    first_chunk = anyio.Event()
 
     async def consume(client: ResilientClient) -> None:
         async with client.stream(ASK) as stream:
             async for _ in stream:
                 first_chunk.set()
 
-    async with ResilientClient([MODELS["openai"]], manager, **sender) as client:
-        task = asyncio.create_task(consume(client))
+    async with (
+        ResilientClient([MODELS["openai"]], manager, **sender) as client,
+        anyio.create_task_group() as group,
+    ):
+        group.start_soon(consume, client)
         await first_chunk.wait()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        group.cancel_scope.cancel()
     assert all(
         p.failure_count == 0 and p.status.value == "available" for p in manager.list_profiles()
     )
