@@ -457,7 +457,7 @@ def _event_attributes(event: Event) -> tuple[str, dict[str, Any]]:
             "failover.model": event.model,
             "failover.profile": event.profile,
             "failover.retry.number": event.attempt,
-            "failover.retry.delay": event.delay,
+            "failover.retry.delay": round(event.delay, 3),
             "failover.reason": event.reason,
         }
     if isinstance(event, CooldownEvent):
@@ -467,7 +467,7 @@ def _event_attributes(event: Event) -> tuple[str, dict[str, Any]]:
             "failover.reason": event.reason,
         }
         if math.isfinite(event.duration):
-            attributes["failover.cooldown"] = event.duration
+            attributes["failover.cooldown"] = round(event.duration, 3)
         else:
             attributes["failover.disabled"] = True
         if event.model is not None:
