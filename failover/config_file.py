@@ -88,6 +88,7 @@ _TELEMETRY_KEYS = {
     "prometheus_addr": "str",
 }
 _TOP_LEVEL = ("chain", "profiles", "settings", "telemetry")
+_expositions: dict[tuple[str, int | None], PrometheusExposition] = {}
 
 
 class ConfigWarning(UserWarning):
@@ -179,15 +180,24 @@ class LoadedConfig:
         return settings.enabled
 
     def serve_prometheus(self) -> PrometheusExposition:
-        """Serve metrics on the ``[telemetry]`` table's ``prometheus_port``."""
+        """Serve metrics on the ``[telemetry]`` table's ``prometheus_port``.
+
+        Clients built from files that name the same address and port share one server.
+        """
         from failover.telemetry import serve_prometheus
 
         settings = self.telemetry
-        return serve_prometheus(
-            settings.prometheus_port,
-            addr=settings.prometheus_addr,
-            capture_content=settings.capture_content,
-        )
+        where = (settings.prometheus_addr, settings.prometheus_port)
+        exposition = _expositions.get(where)
+        if exposition is None or exposition.url is None:
+            exposition = serve_prometheus(
+                settings.prometheus_port,
+                addr=settings.prometheus_addr,
+                capture_content=settings.capture_content,
+            )
+            if settings.prometheus_port:  # port 0 picks a new port each time
+                _expositions[where] = exposition
+        return exposition
 
     def client(self, **overrides: Any) -> ResilientClient:
         """A ResilientClient for the file's chain, keys and settings.

@@ -166,8 +166,8 @@ class Telemetry:
             description="Keys taken out of rotation, by status and reason.",
         )
         self.cost = meter.create_counter(
-            "failover.client.cost",
-            unit="USD",
+            "failover.client.cost_usd",
+            unit="{USD}",
             description="Cost of successful requests from the catalog's prices.",
         )
         self._managers: weakref.WeakSet[FailoverManager] = weakref.WeakSet()
@@ -177,7 +177,10 @@ class Telemetry:
             unit="{key}",
             description="Keys out of rotation now, by provider and status.",
         )
-        self._live: dict[str, RequestTelemetry] = {}
+        # requests in flight, for their events; one dropped unfinished is forgotten with it
+        self._live: weakref.WeakValueDictionary[str, RequestTelemetry] = (
+            weakref.WeakValueDictionary()
+        )
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -262,6 +265,7 @@ class RequestTelemetry:
     """The span and measurements of one request; the engine and the client drive it."""
 
     __slots__ = (
+        "__weakref__",
         "_attempts",
         "_attributes",
         "_context",

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from failover import AuthProfile, ConfigError, FailoverConfig, FailoverManager, ResilientClient
@@ -303,3 +304,24 @@ def test_overrides_win_over_the_file() -> None:
     client = loaded.client(timeout=9, telemetry=False)
     assert client._engine.timeout == 9.0
     assert isinstance(client.manager.get_profile("main"), AuthProfile)
+
+
+async def test_the_telemetry_table_serves_prometheus(tmp_path: Path) -> None:
+    async with Simulator(keys={"openai": [SECRET]}) as sim:
+        text = BASIC + f'base_url = "{sim.base_url("openai")}"\n[telemetry]\nprometheus_port = 0\n'
+        loaded = parse_config(text, env=ENV)
+        exposition = loaded.serve_prometheus()
+        try:
+            async with loaded.client(telemetry=exposition.telemetry) as client:
+                await client.complete([{"role": "user", "content": "hi"}])
+            assert exposition.url is not None
+            async with httpx.AsyncClient() as http:
+                scraped = (await http.get(exposition.url)).text
+            assert "failover_client_attempts_total{" in scraped and SECRET not in scraped
+        finally:
+            exposition.close()
+
+
+def test_telemetry_can_be_switched_off_in_the_file() -> None:
+    loaded = parse_config(BASIC + "\n[telemetry]\nenabled = false\n", env=ENV)
+    assert loaded.client()._engine.telemetry is None
