@@ -200,10 +200,10 @@ class Engine:
             UnsupportedParameterError: No model of the chain can take the request.
             ProviderError: A failure no other model can fix, with ``attempts`` set.
         """
-        if self.telemetry is None:
-            return await self._run_request(state, chain, attempt, unsupported)
-        if state.telemetry is None:
+        if self.telemetry is not None and state.telemetry is None:
             state.telemetry = self.telemetry.start_request("chat", state.id, chain)
+        if state.telemetry is None:
+            return await self._run_request(state, chain, attempt, unsupported)
         try:
             return await self._run_request(state, chain, attempt, unsupported)
         except BaseException as error:

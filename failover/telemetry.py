@@ -115,6 +115,11 @@ class Telemetry:
 
         self.capture_content = bool(capture_content)
         self._trace = trace
+        self._metrics = metrics
+        # On the global providers, nothing is recorded before the application installs an
+        # SDK; until then requests skip telemetry altogether (see `recording`).
+        self._own_provider = tracer_provider is not None or meter_provider is not None
+        self._sdk_installed = False
         self.tracer = trace.get_tracer(
             "failover", _version(), tracer_provider=tracer_provider, schema_url=SCHEMA_URL
         )
@@ -190,10 +195,32 @@ class Telemetry:
             hooks.add(event_type, self.event)
         self._managers.add(manager)
 
+    def recording(self) -> bool:
+        """Whether anything would be recorded: own providers, or an SDK installed globally.
+
+        The global providers can be set once only, so once true this stays true.
+        """
+        if self._own_provider or self._sdk_installed:
+            return True
+        from opentelemetry.metrics import NoOpMeterProvider
+        from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
+
+        tracer_provider = self._trace.get_tracer_provider()
+        meter_provider = self._metrics.get_meter_provider()
+        self._sdk_installed = not isinstance(
+            tracer_provider, (ProxyTracerProvider, NoOpTracerProvider)
+        ) or not (
+            isinstance(meter_provider, NoOpMeterProvider)
+            or type(meter_provider).__name__ == "_ProxyMeterProvider"
+        )
+        return self._sdk_installed
+
     def start_request(
         self, operation: str, request_id: str, chain: Sequence[ModelEntry]
-    ) -> RequestTelemetry:
-        """Open the span of one request over ``chain``; the engine calls this."""
+    ) -> RequestTelemetry | None:
+        """Open the span of one request over ``chain`` (``None``: nothing would record it)."""
+        if not self.recording():
+            return None
         request = RequestTelemetry(self, operation, request_id, chain)
         self._live[request_id] = request
         return request
@@ -351,14 +378,19 @@ class RequestTelemetry:
     def _end_attempt(self, span: Span, outcome: str, error: BaseException | None) -> None:
         from opentelemetry.trace import StatusCode
 
-        span.set_attribute("failover.outcome", outcome)
-        if error is not None:
-            span.set_attribute("error.type", type(error).__name__)
+        if error is None:
+            span.set_attribute("failover.outcome", outcome)
+        else:
+            found: dict[str, Any] = {
+                "failover.outcome": outcome,
+                "error.type": type(error).__name__,
+            }
             if isinstance(error, ProviderError):
                 if error.status is not None:
-                    span.set_attribute("http.response.status_code", error.status)
+                    found["http.response.status_code"] = error.status
                 if error.retry_after is not None and math.isfinite(error.retry_after):
-                    span.set_attribute("failover.retry_after", error.retry_after)
+                    found["failover.retry_after"] = error.retry_after
+            span.set_attributes(found)
             span.set_status(StatusCode.ERROR, self._describe(error))
         span.end()
 
@@ -410,15 +442,17 @@ class RequestTelemetry:
         if model is not None:
             attributes["gen_ai.provider.name"] = provider_name(model.provider)
             attributes["gen_ai.response.model"] = model.id
-            span.set_attributes(attributes)
+            found: dict[str, Any] = dict(attributes)
             if profile is not None:
-                span.set_attribute("failover.profile", profile)
+                found["failover.profile"] = profile
             if cost is not None:
-                span.set_attribute("failover.cost_usd", cost)
+                found["failover.cost_usd"] = cost
                 telemetry.cost.add(cost, attributes)
             if usage is not None:
-                span.set_attribute("gen_ai.usage.input_tokens", usage.input_tokens)
-                span.set_attribute("gen_ai.usage.output_tokens", usage.output_tokens)
+                found["gen_ai.usage.input_tokens"] = usage.input_tokens
+                found["gen_ai.usage.output_tokens"] = usage.output_tokens
+            span.set_attributes(found)
+            if usage is not None:
                 for kind, tokens in (
                     ("input", usage.input_tokens),
                     ("output", usage.output_tokens),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -318,3 +320,24 @@ async def test_the_prometheus_exposition_parses_and_holds_the_counters(sim: Simu
 def test_serve_prometheus_checks_the_port() -> None:
     with pytest.raises(ConfigError, match="port must be"):
         serve_prometheus(70000)
+
+
+def test_nothing_is_done_per_request_until_an_sdk_is_installed() -> None:
+    code = """
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from failover.catalog import default_catalog
+from failover.telemetry import default_telemetry
+
+telemetry = default_telemetry()
+chain = [default_catalog.resolve("openai/gpt-4o-mini")]
+assert telemetry is not None and not telemetry.recording()
+assert telemetry.start_request("chat", "req-a", chain) is None
+trace.set_tracer_provider(TracerProvider())
+assert telemetry.recording()
+assert telemetry.start_request("chat", "req-b", chain) is not None
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
