@@ -85,4 +85,3 @@ class BackgroundTasks:
             scope.cancel()
         with anyio.move_on_after(1.0):  # a cancelled task ends at its next checkpoint
             await self._idle.wait()
-

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 
-from failover.catalog import ModelCatalog, ModelEntry, default_catalog
+from failover.catalog import ModelCatalog, ModelEntry, canonical_provider, default_catalog
 from failover.errors import DuplicateModel, InvalidModelId, ModelNotFound, ModelNotInChain
 
 __all__ = ["DEFAULT_CHAIN_IDS", "FallbackChain"]
@@ -73,20 +73,20 @@ class FallbackChain:
 
     def index_of(self, model_id: str) -> int | None:
         """Return the zero-based position of ``model_id``, or ``None`` when absent."""
-        return self._index.get(model_id)
+        return self._index.get(_canonical_id(model_id))
 
     def contains(self, model_id: str) -> bool:
-        """Return whether ``model_id`` (``provider/model``) is in the chain."""
-        return model_id in self._index
+        """Return whether ``model_id`` (``provider/model``, aliases allowed) is in the chain."""
+        return _canonical_id(model_id) in self._index
 
     def from_inclusive(self, model_id: str) -> FallbackChain | None:
         """Return the chain from ``model_id`` on, or ``None`` when it is not in the chain."""
-        position = self._index.get(model_id)
+        position = self.index_of(model_id)
         return None if position is None else FallbackChain(self._models[position:])
 
     def from_after(self, model_id: str) -> FallbackChain | None:
         """Return the chain after ``model_id``, or ``None`` when absent or last."""
-        position = self._index.get(model_id)
+        position = self.index_of(model_id)
         if position is None or position + 1 >= len(self._models):
             return None
         return FallbackChain(self._models[position + 1 :])
@@ -114,10 +114,10 @@ class FallbackChain:
         return not self._models
 
     def _position(self, model_id: str) -> int:
-        try:
-            return self._index[model_id]
-        except KeyError:
-            raise ModelNotInChain(model_id) from None
+        position = self.index_of(model_id)
+        if position is None:
+            raise ModelNotInChain(model_id)
+        return position
 
     def __iter__(self) -> Iterator[ModelEntry]:
         return iter(self._models)
@@ -126,7 +126,7 @@ class FallbackChain:
         return len(self._models)
 
     def __contains__(self, model_id: object) -> bool:
-        return model_id in self._index
+        return isinstance(model_id, str) and self.contains(model_id)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FallbackChain):
@@ -138,3 +138,9 @@ class FallbackChain:
 
     def __repr__(self) -> str:
         return f"FallbackChain({list(self._names)!r})"
+
+
+def _canonical_id(model_id: str) -> str:
+    """``provider/model`` with the provider's alias resolved, as ``from_ids`` reads it."""
+    provider, slash, model = model_id.partition("/")
+    return f"{canonical_provider(provider)}/{model}" if slash else model_id

@@ -1,9 +1,10 @@
-"""``failover demo``: a few hundred concurrent requests through failures, shown live.
+"""``failover demo``: a few hundred requests, a few dozen at a time, through failures, live.
 
-Starts the simulator, scripts a rate-limited key, a dead key, an outage of the first
-provider and a little chaos, then drives a realistic client through it while a rich live
-view shows progress and failover events. Ends with a summary that accounts for every
-request. Needs the ``sim`` extra (starlette, uvicorn, rich).
+Starts the simulator, scripts a key with a small budget, a dead key, an outage of the first
+provider, an overlapping one of the second and a little chaos (429s among it), then drives a
+realistic client through it while a rich live view shows progress and failover events. Ends
+with a summary that accounts for every request. Needs the ``sim`` extra (starlette, uvicorn,
+rich).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from rich.table import Table
 
 from failover import (
     AuthProfile,
+    ConfigError,
     FailoverConfig,
     FailoverError,
     FailoverManager,
@@ -53,7 +55,9 @@ class Tally:
     served_by: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
     rotations: int = 0
+    rate_limit_rotations: int = 0
     fallbacks: int = 0
+    skips: int = 0
     cooldowns: int = 0
     held: int = 0
     retries: int = 0
@@ -77,11 +81,13 @@ def _wire_hooks(client: ResilientClient, tally: Tally, started: float) -> None:
     def failover(event: FailoverEvent) -> None:
         if event.kind == "key":
             tally.rotations += 1
+            tally.rate_limit_rotations += event.reason == "rate_limit"
             text = f"[yellow]key[/] {event.from_profile} -> {event.to_profile} ({event.reason})"
         else:
-            tally.fallbacks += 1
             if event.reason == "no_profile_available":
-                return  # a quiet skip: every key of that model is resting
+                tally.skips += 1  # a quiet skip: every key of that model is resting
+                return
+            tally.fallbacks += 1
             text = f"[magenta]model[/] {event.from_model} -> {event.to_model} ({event.reason})"
         _log(tally, started, text)
 
@@ -132,22 +138,30 @@ def _view(progress: Progress, tally: Tally, total: int) -> Group:
     return Group(progress, counters, Panel(events, title="failover events", height=14))
 
 
-def _summary(tally: Tally, total: int, elapsed: float, console: Console) -> None:
+def _summary(
+    tally: Tally, total: int, concurrency: int, elapsed: float, console: Console
+) -> None:
     table = Table(title="failover demo: summary", show_header=False)
     ok = sum(tally.served_by.values())
     failed = sum(tally.failures.values())
     latencies = sorted(tally.latencies)
     p50 = statistics.median(latencies) if latencies else 0.0
     p95 = latencies[int(0.95 * (len(latencies) - 1))] if latencies else 0.0
-    table.add_row("requests", f"{total} ({tally.streamed} streamed) in {elapsed:.1f}s")
+    table.add_row(
+        "requests",
+        f"{total}, {concurrency} at a time ({tally.streamed} streamed) in {elapsed:.1f}s",
+    )
     table.add_row("succeeded", str(ok))
     table.add_row("failed", f"{failed}" + (f" ({dict(tally.failures)})" if failed else ""))
     table.add_row("served by", ", ".join(f"{m}: {n}" for m, n in tally.served_by.most_common()))
-    table.add_row("key rotations", str(tally.rotations))
-    table.add_row("model fallbacks", str(tally.fallbacks))
+    table.add_row(
+        "key rotations", f"{tally.rotations} ({tally.rate_limit_rotations} right after a 429)"
+    )
+    table.add_row("model fallbacks after a failure", str(tally.fallbacks))
+    table.add_row("models skipped (every key resting)", str(tally.skips))
     table.add_row("cooldowns", str(tally.cooldowns))
     table.add_row("keys held before a 429", str(tally.held))
-    table.add_row("same-key retries", str(tally.retries))
+    table.add_row("retries after a backoff", str(tally.retries))
     table.add_row("recoveries", str(tally.recoveries))
     table.add_row("latency p50 / p95", f"{p50 * 1000:.0f} ms / {p95 * 1000:.0f} ms")
     table.add_row("cost", f"${tally.cost:.6f}")
@@ -161,7 +175,17 @@ def _summary(tally: Tally, total: int, elapsed: float, console: Console) -> None
 async def run_demo(
     total: int = 300, concurrency: int = 32, seconds: float = 12.0, metrics_port: int | None = None
 ) -> Tally:
-    """Run the demo and return its tally (``metrics_port``: serve Prometheus metrics there)."""
+    """Run the demo and return its tally (``metrics_port``: serve Prometheus metrics there).
+
+    Raises:
+        ConfigError: ``total`` or ``concurrency`` is not a positive whole number, or
+            ``seconds`` is not a positive finite number.
+    """
+    for name, value in (("requests", total), ("concurrency", concurrency)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+    if not isinstance(seconds, (int, float)) or not 0 < seconds < float("inf"):
+        raise ConfigError(f"seconds must be a positive number, got {seconds!r}")
     console = Console()
     metrics = None
     if metrics_port is not None:
@@ -184,20 +208,24 @@ async def run_demo(
         )
         sim.outage("openai", start=seconds * 0.3, end=seconds * 0.6)
         sim.outage("anthropic", start=seconds * 0.45, end=seconds * 0.55)
-        sim.chaos({"overloaded": 0.04, "server_error": 0.02, "truncate": 0.01}, seed=7)
+        # 429s without budget headers come as a surprise: the key cools and the next one serves
+        sim.chaos(
+            {"rate_limit": 0.03, "overloaded": 0.04, "server_error": 0.02, "truncate": 0.01},
+            seed=7,
+        )
         profiles = [
             AuthProfile(name, provider, key, base_url=sim.base_url(provider))
             for name, (provider, key) in KEYS.items()
         ]
         config = FailoverConfig(
-            max_retries=1,
             retry_delay=0.05,
             max_retry_delay=2.0,
             jitter=0.05,
             cooldown_on_rate_limit=1.0,
             cooldown_on_error=1.5,
-            failure_threshold=3,
             max_cooldown=4.0,
+            breaker_window=3.0,
+            breaker_min_requests=4,
         )
         manager = FailoverManager(config, profiles=profiles)
         tally = Tally()
@@ -251,7 +279,7 @@ async def run_demo(
                     await asyncio.sleep(0.125)
                 live.update(_view(progress, tally, total))
                 await asyncio.gather(*tasks)
-        _summary(tally, total, time.monotonic() - started, console)
+        _summary(tally, total, concurrency, time.monotonic() - started, console)
         status: dict[str, Any] = client.status()
         console.print(
             "profiles:",

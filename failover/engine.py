@@ -289,7 +289,7 @@ class Engine:
             retry_after = self._retry_after(chain)
             if (
                 self.wait_for_recovery
-                and retry_after is not None
+                and retry_after  # 0: something is usable now, and failed: backoff's domain
                 and waits < _MAX_RECOVERY_WAITS
                 and retry_after < state.time_left()
                 and (

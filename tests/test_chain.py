@@ -99,3 +99,11 @@ def test_custom_catalog_entries_and_local_models() -> None:
     catalog.register(ModelEntry(id="my-ft", name="mine", provider="openai", api="openai"))
     chain = FallbackChain.from_ids(["openai/my-ft", "ollama/llama3.2:3b"], catalog=catalog)
     assert [m.id for m in chain] == ["my-ft", "llama3.2:3b"]
+
+
+def test_lookups_accept_the_same_provider_aliases_as_from_ids() -> None:
+    chain = FallbackChain.from_ids(["google/gemini-2.0-flash", "openai/gpt-4o-mini"])
+    assert chain.contains("google/gemini-2.0-flash") and "google/gemini-2.0-flash" in chain
+    assert chain.index_of("google/gemini-2.0-flash") == 0
+    assert chain.next("google/gemini-2.0-flash").key == "openai/gpt-4o-mini"
+    assert list(chain.from_after("Google/gemini-2.0-flash").names) == ["openai/gpt-4o-mini"]

@@ -765,3 +765,23 @@ async def test_truncated_stream_before_any_text_fails_over(clock: FakeClock) -> 
     stream = client.stream(MESSAGES)
     texts = [c.text async for c in stream]
     assert texts[0] == "ok" and stream.model == "anthropic/claude-haiku-4-5"
+
+
+@respx.mock
+async def test_a_429_with_a_spent_budget_is_reported_as_a_rate_limit(clock: FakeClock) -> None:
+    headers = {
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "1s",
+        "x-ratelimit-remaining-tokens": "90000",
+        "x-ratelimit-reset-tokens": "6m0s",
+    }
+    handler = by_key(
+        {KEY_A: error(429, {"error": {"message": "Rate limit reached"}}, headers), KEY_B: ok()}
+    )
+    respx.post(OPENAI).mock(side_effect=handler)
+    client = make_client(clock, ["openai/gpt-4o-mini"])
+    cooldowns: list[Any] = []
+    client.on_cooldown(cooldowns.append)
+    await client.complete(MESSAGES)
+    assert [(c.profile, c.reason) for c in cooldowns] == [("a", "rate_limit")]
+    assert cooldowns[0].duration == pytest.approx(1.0)  # the spent budget's reset, not 6 min

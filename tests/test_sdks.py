@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
+import anyio
 import groq
 import httpx
 import httpx2
@@ -27,7 +29,9 @@ from failover import (
 )
 from failover.classify import classify_exception
 from failover.testing import Behavior, Simulator
-from tests.conftest import FakeClock
+from tests.conftest import BOTH_BACKENDS, FakeClock, simulator_in_thread
+
+anyio_backend = BOTH_BACKENDS
 
 OPENAI_A = "sk-openai-transport-key-a-0001"
 OPENAI_B = "sk-openai-transport-key-b-0002"
@@ -42,8 +46,10 @@ HI = [{"role": "user", "content": "hi"}]
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
     keys = {"openai": [OPENAI_A, OPENAI_B], "groq": [GROQ_A, GROQ_B], "anthropic": [ANTH_A, ANTH_B]}
-    async with Simulator(keys=keys) as simulator:
+    with simulator_in_thread(keys=keys) as simulator:
         yield simulator
+        gc.collect()  # SDK clients a test left open close on the loop that opened them
+        await anyio.sleep(0.01)
 
 
 def manager(
@@ -174,6 +180,37 @@ async def test_groq_sdk_on_httpx(sim: Simulator, clock: FakeClock) -> None:
     )
     assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
     assert sim.calls(key=GROQ_A) == 1 and sim.calls(key=GROQ_B) == 2
+
+
+async def test_groq_sdk_call_succeeds_when_its_first_key_gets_503(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    base = f"{sim.root_url}/groq"
+    sim.script("overloaded", key=GROQ_A)
+    transport = ResilientTransport(
+        manager(sim, clock, "groq", (GROQ_A, GROQ_B), base), provider="groq"
+    )
+    async with httpx.AsyncClient(transport=transport) as http:
+        sdk = groq.AsyncGroq(api_key="replaced", base_url=base, max_retries=0, http_client=http)
+        reply = await sdk.chat.completions.create(model="llama-3.1-8b-instant", messages=HI)
+    assert reply.choices[0].message.content.startswith("Simulated answer")
+    assert sim.calls(key=GROQ_A) == 1 and sim.calls(key=GROQ_B) == 1
+
+
+async def test_anthropic_sdk_call_succeeds_when_its_first_key_gets_529(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    sim.script("overloaded", key=ANTH_A)
+    transport = ResilientTransport(
+        manager(sim, clock, "anthropic", (ANTH_A, ANTH_B)), provider="anthropic"
+    )
+    async with httpx2.AsyncClient(transport=transport) as http:
+        sdk = anthropic.AsyncAnthropic(
+            api_key="replaced", base_url=sim.base_url("anthropic"), max_retries=0, http_client=http
+        )
+        message = await sdk.messages.create(model="claude-haiku-4-5", max_tokens=20, messages=HI)
+    assert message.content[0].text.startswith("Simulated answer")
+    assert sim.calls(key=ANTH_A) == 1 and sim.calls(key=ANTH_B) == 1
 
 
 async def test_anthropic_sdk_keys_rotate_in_its_own_header(
