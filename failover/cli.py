@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -643,13 +644,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    """Warnings (e.g. a key written into the config file) as one plain line."""
+    print(f"failover: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``failover`` command."""
     from failover.errors import ConfigError
 
     args = build_parser().parse_args(argv)
     try:
-        result: int = asyncio.run(args.run(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            result: int = asyncio.run(args.run(args))
     except ConfigError as exc:
         print(f"failover {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -362,8 +362,15 @@ def test_demo_serves_prometheus_metrics_while_it_runs() -> None:
         assert first.startswith("Prometheus metrics at http://127.0.0.1:")
         url = first.split(" at ")[1].strip()
         scraped = ""
-        while process.poll() is None and "failover_client_attempts_total" not in scraped:
-            scraped = httpx.get(url).text
+        wanted = (
+            "failover_client_attempts_total",
+            "gen_ai_client_operation_duration_seconds_bucket",
+        )
+        while process.poll() is None and not all(name in scraped for name in wanted):
+            try:  # the first requests may still be on their way
+                scraped = httpx.get(url).text
+            except httpx.TransportError:  # the demo ended meanwhile
+                break
         assert "failover_client_attempts_total" in scraped
         assert "gen_ai_client_operation_duration_seconds_bucket" in scraped
         process.stdout.read()
@@ -372,3 +379,15 @@ def test_demo_serves_prometheus_metrics_while_it_runs() -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+async def test_check_warns_about_a_key_in_the_file_without_showing_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "failover.toml"
+    path.write_text(f'[[profiles]]\nname = "a"\nprovider = "openai"\napi_key = "{GOOD}"\n')
+    assert await run("check", "--config", str(path)) == 0
+    out, err = capsys.readouterr()
+    assert "failover: warning:" in err and "api_key is written in the file itself" in err
+    assert "literal (***0001)" in out
+    assert GOOD not in out + err
