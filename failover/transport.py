@@ -25,6 +25,7 @@ from failover.config import FailoverConfig
 from failover.engine import AttemptContext, Engine, HookMethods
 from failover.errors import AllAttemptsFailed, ConfigError, ProviderError
 from failover.profiles import AuthProfile, FailoverManager
+from failover.telemetry import Telemetry, resolve_telemetry
 
 __all__ = ["ResilientTransport"]
 
@@ -65,6 +66,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         deadline: Seconds one SDK call may take in all, retries and fallbacks included.
         wait_for_recovery: When every key is cooling, wait for the earliest if it fits.
         sleep: The sleep used for backoff (inject one in tests).
+        telemetry: Spans and metrics, as for ``ResilientClient`` (for a new engine).
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         deadline: float | None = None,
         wait_for_recovery: bool = False,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        telemetry: Telemetry | bool | None = None,
     ) -> None:
         self.provider = canonical_provider(provider)
         self._adapter = providers.get_adapter(self.provider)
@@ -99,6 +102,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 wait_for_recovery=wait_for_recovery,
                 raise_on_content_filter=True,
                 sleep=sleep or anyio.sleep,
+                telemetry=resolve_telemetry(telemetry),
             )
         if self.provider not in self._engine.manager.providers():
             raise ConfigError(f"no auth profile for provider {self.provider!r}")

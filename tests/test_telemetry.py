@@ -341,3 +341,32 @@ print("ok")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+async def test_an_sdk_call_through_the_transport_is_one_request_span(sim: Simulator) -> None:
+    import httpx2
+    import openai
+
+    from failover import ResilientTransport
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    sim.script(Behavior("rate_limit", retry_after=30), key=KEYS["openai"][0])
+    openai_profiles = [p for p in profiles_for(sim) if p.provider == "openai"]
+    transport = ResilientTransport(
+        openai_profiles, provider="openai", telemetry=Telemetry(tracer_provider=provider)
+    )
+    sdk = openai.AsyncOpenAI(
+        api_key="replaced-by-the-transport",
+        base_url=sim.base_url("openai"),
+        max_retries=0,
+        http_client=httpx2.AsyncClient(transport=transport),
+    )
+    async with sdk:
+        await sdk.chat.completions.create(model="gpt-4o-mini", messages=ASK)  # type: ignore[arg-type]
+    spans = exporter.get_finished_spans()
+    (request,) = [s for s in spans if s.parent is None]
+    outcomes = [s.attributes["failover.outcome"] for s in spans if s.parent is not None]  # type: ignore[index]
+    assert request.name == "chat gpt-4o-mini" and sorted(outcomes) == ["ok", "rate_limit"]
+    assert [e.name for e in request.events].count("failover.rotation") == 1
