@@ -391,3 +391,32 @@ async def test_check_warns_about_a_key_in_the_file_without_showing_it(
     assert "failover: warning:" in err and "api_key is written in the file itself" in err
     assert "literal (***0001)" in out
     assert GOOD not in out + err
+
+
+async def test_a_json_script_file_scripts_the_simulator_too(tmp_path: Path) -> None:
+    from failover.cli import _apply_script, _read_script
+
+    path = tmp_path / "script.json"
+    path.write_text(
+        json.dumps(
+            {
+                "keys": {"gemini": ["AIza-json-key-0000000000000001"]},
+                "default": {"reply": "from the script"},
+                "script": [{"model": "gemini-2.5-pro", "behavior": {"kind": "server_error"}}],
+                "chaos": {"seed": 1, "rates": {"overloaded": 0.0}},
+            }
+        )
+    )
+    async with Simulator() as sim:
+        _apply_script(sim, _read_script(str(path)), str(path))
+        url = f"{sim.root_url}/gemini/v1beta/models/{{}}:generateContent"
+        body = {"contents": [{"parts": [{"text": "x"}]}]}
+        headers = {"x-goog-api-key": "AIza-json-key-0000000000000001"}
+        async with httpx.AsyncClient() as http:
+            fine = await http.post(url.format("gemini-2.5-flash"), json=body, headers=headers)
+            broken = await http.post(url.format("gemini-2.5-pro"), json=body, headers=headers)
+            stranger = await http.post(
+                url.format("gemini-2.5-flash"), json=body, headers={"x-goog-api-key": "AIza-other"}
+            )
+    assert fine.status_code == 200 and "from the script" in fine.text
+    assert broken.status_code == 500 and stranger.status_code in (400, 401, 403)
