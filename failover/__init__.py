@@ -39,6 +39,7 @@ from failover.errors import (
     RateLimitError,
     ServerError,
     StreamInterrupted,
+    UnsupportedParameterError,
 )
 from failover.events import (
     CooldownEvent,
@@ -59,10 +60,11 @@ from failover.profiles import (
 
 if TYPE_CHECKING:
     from failover.client import AttemptContext, Completion, CompletionStream, ResilientClient
-    from failover.policy import set_testing
+    from failover.policy import Action, set_testing
     from failover.transport import ResilientTransport
 
 __all__ = [
+    "Action",
     "AllAttemptsFailed",
     "Attempt",
     "AttemptContext",
@@ -109,11 +111,13 @@ __all__ = [
     "StreamInterrupted",
     "SuccessEvent",
     "TokenUsage",
+    "UnsupportedParameterError",
     "get_model_entry",
     "set_testing",
 ]
 
 _LAZY = {
+    "Action": "failover.policy",
     "AttemptContext": "failover.client",
     "Completion": "failover.client",
     "CompletionStream": "failover.client",

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import hmac
+import json
 import re
+from collections.abc import Iterable
 from typing import Any, NoReturn
+from urllib.parse import quote
 
-__all__ = ["SecretKey", "mask_key", "scrub"]
+__all__ = ["KeyScrubber", "SecretKey", "mask_key", "scrub"]
+
+PIECE = 8
+"""Any run of this many characters of a key counts as a leak of that key."""
 
 # Shapes of provider keys that may be echoed back in error bodies even when the
 # key itself is not known at the place the text is produced.
@@ -26,12 +32,65 @@ def mask_key(key: str | SecretKey) -> str:
 
 
 def scrub(text: str, *keys: str | SecretKey) -> str:
-    """Replace every occurrence of ``keys`` and of anything shaped like a key in ``text``."""
-    for key in keys:
-        value = key.get_secret_value() if isinstance(key, SecretKey) else key
-        if value:
-            text = text.replace(value, mask_key(value))
-    return _KEY_SHAPES.sub(lambda match: mask_key(match.group(0)), text)
+    """Remove every piece of ``keys`` and anything shaped like a key from ``text``."""
+    return KeyScrubber(keys)(text)
+
+
+class KeyScrubber:
+    """Removes from text any run of 8 or more characters of the given keys.
+
+    A provider may echo a whole key, half of one (``sk-abcd...****wxyz``), or an encoded
+    one: every 8-character piece of each key, raw, URL-encoded and JSON-escaped, is looked
+    for, and each stretch of text they cover becomes ``***``. Anything shaped like a
+    provider key (``sk-...``, ``AIza...``, ``Bearer ...``) is masked too. Shorter keys are
+    replaced where they appear whole.
+    """
+
+    __slots__ = ("_pieces", "_short")
+
+    def __init__(self, keys: Iterable[str | SecretKey]) -> None:
+        pieces: set[str] = set()
+        short: set[str] = set()
+        for key in keys:
+            value = key.get_secret_value() if isinstance(key, SecretKey) else key
+            if not value:
+                continue
+            for form in {value, quote(value, safe=""), json.dumps(value)[1:-1]}:
+                if len(form) < PIECE:
+                    short.add(form)
+                pieces.update(form[i : i + PIECE] for i in range(len(form) - PIECE + 1))
+        self._pieces = frozenset(pieces)
+        self._short = tuple(sorted(short, key=len, reverse=True))
+
+    def __call__(self, text: str) -> str:
+        """Return ``text`` with every piece of the keys and every key shape masked."""
+        if self._pieces and len(text) >= PIECE:
+            text = self._cut(text)
+        for value in self._short:
+            text = text.replace(value, "***")
+        return _KEY_SHAPES.sub(lambda match: mask_key(match.group(0)), text)
+
+    def _cut(self, text: str) -> str:
+        pieces = self._pieces
+        covered_until = -1
+        runs: list[tuple[int, int]] = []
+        for start in range(len(text) - PIECE + 1):
+            if text[start : start + PIECE] in pieces:
+                if runs and start <= covered_until:
+                    runs[-1] = (runs[-1][0], start + PIECE)
+                else:
+                    runs.append((start, start + PIECE))
+                covered_until = start + PIECE
+        if not runs:
+            return text
+        out: list[str] = []
+        position = 0
+        for begin, end in runs:
+            out.append(text[position:begin])
+            out.append("***")
+            position = end
+        out.append(text[position:])
+        return "".join(out)
 
 
 class SecretKey:

@@ -80,7 +80,7 @@ def parse_duration(text: str) -> float | None:
             return _finite(float(text))
         except ValueError:
             return None
-    return sum(float(value) * _UNIT_SECONDS[unit] for value, unit in parts)
+    return _finite(sum(float(value) * _UNIT_SECONDS[unit] for value, unit in parts))
 
 
 def _finite(value: float) -> float | None:
@@ -90,16 +90,19 @@ def _finite(value: float) -> float | None:
 def _seconds_until_date(text: str) -> float | None:
     try:
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         try:
             from datetime import datetime
 
             when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
+        except (ValueError, OverflowError):
             return None
     if when.tzinfo is None:
         return None
-    return max(0.0, when.timestamp() - time.time())
+    try:
+        return _finite(max(0.0, when.timestamp() - time.time()))
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def _case_insensitive(headers: Mapping[str, str]) -> Mapping[str, str]:

@@ -30,6 +30,7 @@ from failover.errors import (
     StreamInterrupted,
 )
 from failover.http import HttpxSender, Reply, Sender, default_http_client
+from failover.policy import Action, Policy
 from failover.profiles import AuthProfile, FailoverManager
 from failover.telemetry import Telemetry, resolve_telemetry
 from providers.base import ChatRequest, ChatResult, HttpRequest, ProviderAdapter, StreamChunk
@@ -83,6 +84,12 @@ class ResilientClient(HookMethods, AsyncClosing):
         wait_for_recovery: When every key is cooling, wait for the earliest recovery if it
             fits the deadline instead of failing at once.
         raise_on_content_filter: Raise a content block instead of trying the next model.
+        fallback_on: Who decides to fall over: a predicate on the ProviderError (``False``
+            raises it to you, ``True`` falls over even where the policy would raise), or a
+            tuple of error classes to fall over on (the rest are raised).
+        policy_overrides: Error class -> action (``"retry"``, ``"rotate"``,
+            ``"next_model"``, ``"raise"``) replacing the policy table's row for it; the
+            most specific class wins.
         stream_idle_timeout: Seconds a stream may go without a chunk before it fails.
         sleep: The sleep used for backoff (inject one in tests).
         telemetry: Where spans and metrics go (see ``failover.telemetry``): ``None`` uses
@@ -104,6 +111,10 @@ class ResilientClient(HookMethods, AsyncClosing):
         catalog: ModelCatalog | None = None,
         wait_for_recovery: bool = False,
         raise_on_content_filter: bool = False,
+        fallback_on: Callable[[ProviderError], bool]
+        | tuple[type[ProviderError], ...]
+        | None = None,
+        policy_overrides: Mapping[type[ProviderError], Action | str] | None = None,
         stream_idle_timeout: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         telemetry: Telemetry | bool | None = None,
@@ -138,7 +149,11 @@ class ResilientClient(HookMethods, AsyncClosing):
             timeout=float(timeout),
             deadline=deadline,
             wait_for_recovery=wait_for_recovery,
-            raise_on_content_filter=raise_on_content_filter,
+            policy=Policy(
+                raise_on_content_filter=raise_on_content_filter,
+                overrides=policy_overrides,
+                fallback_on=fallback_on,
+            ),
             sleep=sleep or anyio.sleep,
             telemetry=resolve_telemetry(telemetry),
         )
@@ -241,7 +256,11 @@ class ResilientClient(HookMethods, AsyncClosing):
                 error = classify_exception(exc, provider=ctx.model.provider, model=ctx.model.id)
                 if error is None:
                     raise
-                raise error from exc
+                # the SDK's exception may carry the key (a URL with ?key=, a request's
+                # headers): keep its type and message, not the exception itself
+                error.__cause__ = None
+                error.cause_type = type(exc).__qualname__
+                raise error from None
 
         state = self._engine.new_request()
         value, model, profile = await self._engine.run(state, self.chain.models, attempt)
@@ -457,15 +476,16 @@ class CompletionStream(AsyncClosing):
         self._engine.succeeded(self._state, model, profile, cost, usage)
 
     async def aclose(self) -> None:
-        """Stop the stream and release its connection."""
+        """Stop the stream and release its connection (even when cancelled meanwhile)."""
         if self._finished:
             return
         self._finished = True
         self._engine.ended(self._state)
-        if self._reader is not None:
-            await self._reader.aclose()
-        if self._opener is not None:
-            await self._opener.__aexit__(None, None, None)
+        with anyio.CancelScope(shield=True):  # a cancelled close must still release
+            if self._reader is not None:
+                await self._reader.aclose()
+            if self._opener is not None:
+                await self._opener.__aexit__(None, None, None)
 
 
 def _chat_request(
@@ -476,11 +496,45 @@ def _chat_request(
     *,
     stream: bool,
 ) -> ChatRequest:
-    if isinstance(messages, (str, bytes)) or not messages:
-        raise ConfigError("messages must be a non-empty list of {'role', 'content'} dicts")
-    for message in messages:
-        if not isinstance(message, Mapping) or "role" not in message:
-            raise ConfigError(f"each message needs a 'role' and 'content', got {message!r}")
-    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens <= 0):
+    """Check what the caller passed, before anything is sent; return the request."""
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise ConfigError(
+            f"messages must be a list of {{'role', 'content'}} dicts, got {type(messages).__name__}"
+        )
+    if not messages:
+        raise ConfigError("messages must not be empty")
+    for index, message in enumerate(messages):
+        if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
+            raise ConfigError(f"messages[{index}] needs a 'role' string, got {message!r:.80}")
+        content = message.get("content")
+        if content is not None and not isinstance(content, (str, list, tuple)):
+            raise ConfigError(
+                f"messages[{index}].content must be a str or a list of content parts, "
+                f"got {type(content).__name__}"
+            )
+        if isinstance(content, (list, tuple)) and not all(
+            isinstance(part, Mapping) for part in content
+        ):
+            raise ConfigError(f"messages[{index}].content parts must be dicts")
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0
+    ):
         raise ConfigError(f"max_tokens must be a positive int, got {max_tokens!r}")
-    return ChatRequest(messages, max_tokens, temperature, params, stream)
+    if temperature is not None and (
+        isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+    ):
+        raise ConfigError(f"temperature must be a number, got {temperature!r}")
+    if params:
+        _check_json(params)
+    return ChatRequest(list(messages), max_tokens, temperature, params, stream)
+
+
+def _check_json(params: Mapping[str, Any]) -> None:
+    """Raise ConfigError naming the first parameter that cannot be sent as JSON."""
+    import json
+
+    for name, value in params.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"parameter {name!r} cannot be sent as JSON: {exc}") from None

@@ -42,6 +42,9 @@ class FailoverConfig:
             and retry the same endpoint before trying another endpoint or the next model.
             Off by default: the client goes sideways first, at once, and backs off only
             when nothing else is left.
+        max_provider_wait: Cap on any wait a provider asks for (``Retry-After``, reset
+            headers, Gemini's ``retryDelay``): a key is never held longer on a provider's
+            word (a day by default); a capped wait says so in its CooldownEvent.
         breaker_window: Seconds of history the per-endpoint, per-model circuit breaker
             looks at.
         breaker_min_requests: Requests the breaker must have seen in its window before it
@@ -68,6 +71,7 @@ class FailoverConfig:
     max_key_rotations: int | None = None
     max_model_fallbacks: int | None = None
     retry_before_fallback: bool = False
+    max_provider_wait: float = 24 * 3600.0
     breaker_window: float = 30.0
     breaker_min_requests: int = 8
     breaker_failure_rate: float = 0.5

@@ -138,9 +138,7 @@ def _view(progress: Progress, tally: Tally, total: int) -> Group:
     return Group(progress, counters, Panel(events, title="failover events", height=14))
 
 
-def _summary(
-    tally: Tally, total: int, concurrency: int, elapsed: float, console: Console
-) -> None:
+def _summary(tally: Tally, total: int, concurrency: int, elapsed: float, console: Console) -> None:
     table = Table(title="failover demo: summary", show_header=False)
     ok = sum(tally.served_by.values())
     failed = sum(tally.failures.values())

@@ -9,13 +9,14 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections import defaultdict
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
+from failover._secrets import KeyScrubber
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry
 from failover.classify import rate_limit_headroom
@@ -36,14 +37,14 @@ from failover.events import (
     RetryEvent,
     SuccessEvent,
 )
-from failover.policy import Action, Backoff, Decision, decide
+from failover.policy import Action, Backoff, Decision, Policy
 from failover.profiles import AuthProfile, FailoverManager, ProfileStatus
 
 if TYPE_CHECKING:
     from failover.catalog import TokenUsage
     from failover.telemetry import RequestTelemetry, Telemetry
 
-__all__ = ["AttemptContext", "Engine", "HookMethods", "RequestState"]
+__all__ = ["AttemptContext", "Engine", "HookMethods", "ModelHealth", "RequestState"]
 
 T = TypeVar("T")
 H = TypeVar("H", bound=Callable[..., Any])
@@ -93,6 +94,32 @@ class RequestState:
         return self.deadline_at - time.monotonic()
 
 
+class ModelHealth:
+    """Successes, failures and the last error per model, for the most recent models only.
+
+    Model ids can come from callers (the SDK transport serves whatever model an SDK asks
+    for), so the map keeps the ``limit`` most recently used and forgets the rest.
+    """
+
+    def __init__(self, limit: int = 1024) -> None:
+        self._limit = limit
+        self._models: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def of(self, model: str) -> dict[str, Any]:
+        """The counters of ``model`` (``provider/model``), created at zero when new."""
+        health = self._models.get(model)
+        if health is None:
+            health = self._models[model] = {"successes": 0, "failures": 0, "last_error": None}
+            if len(self._models) > self._limit:
+                self._models.popitem(last=False)
+        else:
+            self._models.move_to_end(model)
+        return health
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+
 @dataclass(slots=True)
 class _Pass:
     """What one walk over the chain learned when nothing succeeded."""
@@ -122,7 +149,7 @@ class Engine:
         timeout: float,
         deadline: float | None,
         wait_for_recovery: bool,
-        raise_on_content_filter: bool,
+        policy: Policy,
         sleep: Callable[[float], Awaitable[None]],
         telemetry: Telemetry | None = None,
     ) -> None:
@@ -135,12 +162,11 @@ class Engine:
         self.timeout = timeout
         self.deadline = deadline
         self.wait_for_recovery = wait_for_recovery
-        self.raise_on_content_filter = raise_on_content_filter
+        self.policy = policy
         self.sleep = sleep
         self.backoff = Backoff(manager.config)
-        self.model_health: defaultdict[str, dict[str, Any]] = defaultdict(
-            lambda: {"successes": 0, "failures": 0, "last_error": None}
-        )
+        self._scrubber: tuple[tuple[int, ...], KeyScrubber] | None = None
+        self.model_health = ModelHealth()
 
     def emit(self, event_type: type[Event], **fields: Any) -> None:
         """Build and deliver an event, but only when a hook listens for it."""
@@ -560,8 +586,15 @@ class Engine:
             self.emit(
                 RecoveredEvent, request_id=state.id, profile=profile.name, provider=profile.provider
             )
-        self.model_health[model.key]["successes"] += 1
+        self.model_health.of(model.key)["successes"] += 1
         return value, model, profile
+
+    def _capped(self, wait: float | None) -> tuple[float | None, float | None]:
+        """A provider's wait cut to ``max_provider_wait``, and what it was when it was cut."""
+        cap = self.manager.config.max_provider_wait
+        if wait is not None and wait > cap:
+            return cap, wait
+        return wait, None
 
     def note_headroom(
         self, request_id: str, profile: AuthProfile, headers: Mapping[str, str]
@@ -575,11 +608,12 @@ class Engine:
         if headroom is None:
             return
         was_available = profile.status is ProfileStatus.AVAILABLE
+        spent_for, capped_from = self._capped(headroom.spent_for)
         self.manager.record_headroom(
             profile.name,
             requests_remaining=headroom.requests_remaining,
             tokens_remaining=headroom.tokens_remaining,
-            spent_for=headroom.spent_for,
+            spent_for=spent_for,
         )
         if was_available and profile.status is not ProfileStatus.AVAILABLE:
             self.emit(
@@ -588,9 +622,10 @@ class Engine:
                 profile=profile.name,
                 provider=profile.provider,
                 status=profile.status.value,
-                duration=headroom.spent_for,
+                duration=spent_for,
                 reason="budget_spent",
                 error_message="the key's rate-limit budget is spent until it resets",
+                capped_from=capped_from,
             )
 
     def record_attempt(
@@ -603,7 +638,7 @@ class Engine:
     ) -> None:
         """Fill in the error's context, scrub the key from it, and add it to the history."""
         error.provider, error.model, error.profile = model.provider, model.id, profile.name
-        error.redact(profile.api_key.get_secret_value())
+        error.redact(self.scrubber())
         state.attempts.append(
             Attempt(
                 model.key,
@@ -616,6 +651,14 @@ class Engine:
             )
         )
 
+    def scrubber(self) -> KeyScrubber:
+        """A scrubber of every key the manager holds, rebuilt when the keys change."""
+        keys = tuple(profile.api_key for profile in self.manager.list_profiles())
+        signature = tuple(map(id, keys))
+        if self._scrubber is None or self._scrubber[0] != signature:
+            self._scrubber = (signature, KeyScrubber(keys))
+        return self._scrubber[1]
+
     def record_failure(
         self, state: RequestState, model: ModelEntry, profile: AuthProfile, error: ProviderError
     ) -> Decision:
@@ -624,8 +667,8 @@ class Engine:
         A transient failure counts against the model at the key's endpoint (the circuit
         breaker), not against the key; the others cool or disable the key itself.
         """
-        decision = decide(error, raise_on_content_filter=self.raise_on_content_filter)
-        health = self.model_health[model.key]
+        decision = self.policy.decide(error)
+        health = self.model_health.of(model.key)
         health["failures"] += 1
         health["last_error"] = f"{error.kind}: {error.message}"[:300]
         if decision.failure is None:
@@ -633,6 +676,7 @@ class Engine:
         manager = self.manager
         now = manager.clock()
         transient = decision.failure == "error"
+        error.retry_after, capped_from = self._capped(error.retry_after)
         was_resting = profile.status is not ProfileStatus.AVAILABLE or (
             transient and manager.model_rest_until(profile.name, model.id) > now
         )
@@ -660,6 +704,7 @@ class Engine:
                 reason=error.kind,
                 error_message=error.message,
                 model=rested_model,
+                capped_from=capped_from,
             )
         return decision
 
@@ -670,7 +715,7 @@ class Engine:
         models = [
             {
                 "model": model.key,
-                **self.model_health[model.key],
+                **self.model_health.of(model.key),
                 "available_profiles": sum(
                     1
                     for p in self.manager.list_profiles()

@@ -33,7 +33,7 @@ when the error is built.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from failover._secrets import scrub
@@ -131,6 +131,9 @@ class ProviderError(FailoverError):
     kind: ClassVar[str] = "error"
     attempts: tuple[Attempt, ...] = ()
     """Every attempt of the request, set when the client raises this error to the caller."""
+    cause_type: str | None = None
+    """The class name of the SDK exception this error was classified from (``call()``); the
+    exception itself is not chained, since it may carry the key."""
 
     def __init__(
         self,
@@ -151,12 +154,14 @@ class ProviderError(FailoverError):
         self.profile = profile
         self.status = status
         self.retry_after = retry_after
-        self.code = code
+        self.code = scrub(code) if code else code
         self.should_retry = should_retry
 
-    def redact(self, *keys: str) -> None:
-        """Scrub ``keys`` out of the message (the client does this with the profile's key)."""
-        self.message = scrub(self.message, *keys)
+    def redact(self, scrubber: Callable[[str], str]) -> None:
+        """Pass the message and code through ``scrubber`` (e.g. a ``KeyScrubber``)."""
+        self.message = scrubber(self.message)
+        if self.code:
+            self.code = scrubber(self.code)
         self.args = (self.message,)
 
     def __str__(self) -> str:

@@ -69,6 +69,8 @@ class CooldownEvent(Event):
     """A profile was taken out of rotation for ``duration`` seconds (``inf``: disabled).
 
     With ``model`` set, the key rests from that model only (repeated transient failures).
+    With ``capped_from`` set, the provider asked for that many seconds and the wait was cut
+    to ``max_provider_wait``.
     """
 
     profile: str
@@ -78,6 +80,7 @@ class CooldownEvent(Event):
     reason: str
     error_message: str
     model: str | None = None
+    capped_from: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

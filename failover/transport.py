@@ -7,10 +7,11 @@ of whichever library the request came from.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import math
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from types import ModuleType
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -22,10 +23,12 @@ from failover._closing import AsyncClosing
 from failover.catalog import ModelCatalog, ModelEntry, canonical_provider, default_catalog
 from failover.classify import classify_exception, classify_http_error
 from failover.config import FailoverConfig
-from failover.engine import AttemptContext, Engine, HookMethods
-from failover.errors import AllAttemptsFailed, ConfigError, ProviderError
+from failover.engine import AttemptContext, Engine, HookMethods, RequestState
+from failover.errors import AllAttemptsFailed, ConfigError, MalformedResponseError, ProviderError
+from failover.policy import Policy
 from failover.profiles import AuthProfile, FailoverManager
 from failover.telemetry import Telemetry, resolve_telemetry
+from providers.base import StreamParser
 
 __all__ = ["ResilientTransport"]
 
@@ -100,7 +103,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 timeout=math.inf,
                 deadline=deadline,
                 wait_for_recovery=wait_for_recovery,
-                raise_on_content_filter=True,
+                policy=Policy(raise_on_content_filter=True),
                 sleep=sleep or anyio.sleep,
                 telemetry=resolve_telemetry(telemetry),
             )
@@ -143,22 +146,23 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 error = classify_exception(exc, provider=self.provider, model=ctx.model.id)
                 if error is None:
                     raise
-                raise error from exc
+                error.__cause__, error.cause_type = None, type(exc).__qualname__
+                raise error from None  # the library's exception holds the request, key and all
             if response.status_code < 400:
+                response = await self._checked(library, response, outgoing, streaming)
                 self._engine.note_headroom(ctx.request_id, ctx.profile, response.headers)
                 return response
             content = await response.aread()
             await response.aclose()
-            decoded_headers = [  # aread() decoded the body: drop its encoding and length
-                (k, v) for k, v in response.headers.items() if k.lower() not in _BODY_HEADERS
-            ]
+            error = classify_http_error(response.status_code, response.headers, content)
+            scrub = self._engine.scrubber()  # the SDK puts the body in its exception
+            text = content.decode("utf-8", "surrogateescape")
             last_error_response[:] = [
-                library.Response(
-                    response.status_code, headers=decoded_headers, content=content, request=outgoing
-                )
+                _reread(library, response, scrub(text).encode("utf-8", "surrogateescape"), outgoing)
             ]
-            raise classify_http_error(response.status_code, response.headers, content)
+            raise error
 
+        streaming = bool(payload and payload.get("stream")) or ":stream" in suffix
         state = self._engine.new_request()
         try:
             response, model, profile = await self._engine.run(state, chain, attempt)
@@ -166,8 +170,64 @@ class ResilientTransport(HookMethods, AsyncClosing):
             if last_error_response:
                 return last_error_response[0]
             return _no_key_response(library, request, exc)
+        if streaming:
+            response = self._guard_stream(library, response, state, model, profile)
         self._engine.succeeded(state, model, profile, None)
         return response
+
+    async def _checked(
+        self, library: ModuleType, response: Any, outgoing: Any, streaming: bool
+    ) -> Any:
+        """A 2xx reply the SDK can read: a JSON body that parses, whole.
+
+        A truncated or garbled JSON body raises MalformedResponseError (failover applies);
+        streams are checked as they pass (see :meth:`_guard_stream`).
+        """
+        if streaming or "json" not in response.headers.get("content-type", ""):
+            return response
+        content = await response.aread()
+        await response.aclose()
+        try:
+            json.loads(content)
+        except ValueError:
+            raise MalformedResponseError(
+                f"the reply's JSON body does not parse ({len(content)} bytes)"
+            ) from None
+        return _reread(library, response, content, outgoing)
+
+    def _guard_stream(
+        self,
+        library: ModuleType,
+        response: Any,
+        state: RequestState,
+        model: ModelEntry,
+        profile: AuthProfile,
+    ) -> Any:
+        """The reply with its stream watched for the wire format's terminator.
+
+        A stream that ends without it raises the library's RemoteProtocolError into the
+        SDK, so it is never taken as complete, and counts as a failure of that endpoint.
+        """
+        if response.headers.get("content-encoding", "identity") != "identity":
+            return response  # compressed bytes: the SDK's own decoder must see them
+        engine = self._engine
+
+        def truncated() -> Exception:
+            error = MalformedResponseError("the stream ended before its terminator")
+            engine.record_attempt(state, model, profile, error, state.started)
+            engine.record_failure(state, model, profile, error)
+            return library.RemoteProtocolError(  # type: ignore[no-any-return]
+                "the stream ended before its terminator (a truncated reply)"
+            )
+
+        watcher = _TerminatorWatch(self._adapter.stream_parser(), self._adapter.stream_format)
+        guarded = _guarded_stream(library)(response.stream, watcher, truncated)
+        return library.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=guarded,
+            extensions=response.extensions,
+        )
 
     def status(self) -> dict[str, Any]:
         """The manager's status (keys masked) and per-model health."""
@@ -276,6 +336,81 @@ def _rewrite(
     return library.Request(
         request.method, url, headers=headers, content=body, extensions=request.extensions
     )
+
+
+def _reread(library: ModuleType, response: Any, content: bytes, request: Any) -> Any:
+    """The response again, with a body already read (and decoded: no encoding headers)."""
+    headers = [(k, v) for k, v in response.headers.items() if k.lower() not in _BODY_HEADERS]
+    return library.Response(
+        response.status_code,
+        headers=headers,
+        content=content,
+        request=request,
+        extensions=response.extensions,
+    )
+
+
+class _TerminatorWatch:
+    """Feeds a stream's bytes to the adapter's parser to learn whether it ended properly."""
+
+    def __init__(self, parser: StreamParser, stream_format: str) -> None:
+        self._parser = parser
+        self._sse = stream_format == "sse"
+        self._pending = b""
+        self._event = ""
+        self._data: list[str] = []
+
+    @property
+    def complete(self) -> bool:
+        """Whether the wire format's terminator has been seen."""
+        return self._parser.complete
+
+    def feed(self, chunk: bytes) -> None:
+        """Take the next bytes of the stream."""
+        lines = (self._pending + chunk).split(b"\n")
+        self._pending = lines.pop()
+        for raw in lines:
+            self._line(raw.rstrip(b"\r").decode("utf-8", "replace"))
+
+    def _line(self, line: str) -> None:
+        if not self._sse:
+            if line.strip():
+                self._dispatch("", line)
+            return
+        if not line:  # an SSE event ends at a blank line
+            if self._data:
+                self._dispatch(self._event, "\n".join(self._data))
+            self._event, self._data = "", []
+        elif line.startswith("event:"):
+            self._event = line[6:].strip()
+        elif line.startswith("data:"):
+            self._data.append(line[5:].removeprefix(" "))
+
+    def _dispatch(self, event: str, data: str) -> None:
+        with contextlib.suppress(ProviderError):  # an error event: the SDK raises it itself
+            self._parser.feed(event, data)
+
+
+def _guarded_stream(library: ModuleType) -> Any:
+    """A byte-stream class of ``library`` that raises when its stream was cut short."""
+
+    class Guarded(library.AsyncByteStream):  # type: ignore[name-defined,misc]
+        def __init__(
+            self, inner: Any, watch: _TerminatorWatch, truncated: Callable[[], Exception]
+        ) -> None:
+            self._inner, self._watch, self._truncated = inner, watch, truncated
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            async for chunk in self._inner:
+                self._watch.feed(chunk)
+                yield chunk
+            if not self._watch.complete:
+                raise self._truncated()
+
+        async def aclose(self) -> None:
+            await self._inner.aclose()
+
+    return Guarded
 
 
 def _without_credentials(request: Any, library: ModuleType) -> Any:

@@ -14,12 +14,14 @@ import respx
 from failover import (
     AllAttemptsFailed,
     AuthProfile,
+    ConfigError,
     ContentFilteredError,
     FailoverConfig,
     FailoverManager,
     InvalidRequestError,
     ModelCatalog,
     ModelEntry,
+    ModelNotFoundError,
     NoProfileAvailable,
     ProfileStatus,
     ResilientClient,
@@ -785,3 +787,76 @@ async def test_a_429_with_a_spent_budget_is_reported_as_a_rate_limit(clock: Fake
     await client.complete(MESSAGES)
     assert [(c.profile, c.reason) for c in cooldowns] == [("a", "rate_limit")]
     assert cooldowns[0].duration == pytest.approx(1.0)  # the spent budget's reset, not 6 min
+
+
+@respx.mock
+async def test_a_providers_absurd_wait_is_capped_and_the_event_says_so(clock: FakeClock) -> None:
+    handler = by_key(
+        {
+            KEY_A: error(429, {"error": {"message": "wait"}}, {"retry-after": "1000000000000"}),
+            KEY_B: ok(),
+        }
+    )
+    respx.post(OPENAI).mock(side_effect=handler)
+    client = make_client(clock, ["openai/gpt-4o-mini"])
+    cooldowns: list[Any] = []
+    client.on_cooldown(cooldowns.append)
+    await client.complete(MESSAGES)
+    day = client.manager.config.max_provider_wait
+    assert cooldowns[0].duration == pytest.approx(day) and cooldowns[0].capped_from == 1e12
+    assert client.manager.get_profile("a").cooldown_until - clock.now == pytest.approx(day)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "9" * 400 + "s"},
+        {"retry-after": "Fri, 01 Jan 100000000000000000000 00:00:00 GMT"},
+        {"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "1e400"},
+    ],
+)
+@respx.mock
+async def test_odd_wait_headers_never_break_a_reply_or_hold_a_key_forever(
+    clock: FakeClock, headers: dict[str, str]
+) -> None:
+    reply = ok()
+    reply.headers.update(headers)
+    respx.post(OPENAI).mock(return_value=reply)
+    client = make_client(clock, ["openai/gpt-4o-mini"])
+    assert (await client.complete(MESSAGES)).text == "hi"
+    profile = client.manager.get_profile("a")
+    assert profile.cooldown_until - clock.now <= client.manager.config.max_provider_wait
+
+
+@respx.mock
+async def test_fallback_on_decides_who_falls_over(clock: FakeClock) -> None:
+    not_found = error(404, {"error": {"message": "no such model", "code": "model_not_found"}})
+    respx.post(OPENAI).mock(return_value=not_found)
+    respx.post(ANTHROPIC).mock(return_value=anthropic_ok())
+    raising = make_client(clock, fallback_on=lambda error: error.kind != "model_not_found")
+    with pytest.raises(ModelNotFoundError) as caught:
+        await raising.complete(MESSAGES)
+    assert len(caught.value.attempts) == 1
+    falling = make_client(clock, fallback_on=(ModelNotFoundError,))
+    assert (await falling.complete(MESSAGES)).text == "claude"
+
+
+@respx.mock
+async def test_policy_overrides_replace_a_row_of_the_table(clock: FakeClock) -> None:
+    blocked = error(400, {"error": {"message": "blocked", "code": "content_filter"}})
+    respx.post(OPENAI).mock(return_value=blocked)
+    respx.post(ANTHROPIC).mock(return_value=anthropic_ok())
+    client = make_client(clock, policy_overrides={ContentFilteredError: "raise"})
+    with pytest.raises(ContentFilteredError):
+        await client.complete(MESSAGES)
+    bad = error(400, {"error": {"message": "bad request"}})
+    respx.post(OPENAI).mock(return_value=bad)
+    lenient = make_client(clock, policy_overrides={InvalidRequestError: "next_model"})
+    assert (await lenient.complete(MESSAGES)).text == "claude"
+
+
+def test_bad_overrides_are_refused_at_construction(clock: FakeClock) -> None:
+    with pytest.raises(ConfigError, match="unknown action"):
+        make_client(clock, policy_overrides={ContentFilteredError: "explode"})
+    with pytest.raises(ConfigError, match="ProviderError classes"):
+        make_client(clock, policy_overrides={ValueError: "raise"})

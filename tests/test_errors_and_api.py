@@ -4,6 +4,7 @@ import inspect
 
 import failover
 from failover import AllAttemptsFailed, Attempt, NoProfileAvailable, ProviderError, RateLimitError
+from failover._secrets import KeyScrubber
 
 KEY = "sk-proj-abcdefghijklmnopqrstuvwxyz123456"
 
@@ -38,7 +39,7 @@ def test_provider_error_carries_context_and_never_a_key() -> None:
 
 def test_redact_removes_a_known_key_of_any_shape() -> None:
     error = ProviderError("key was plainkeywithoutprefix99 here")
-    error.redact("plainkeywithoutprefix99")
+    error.redact(KeyScrubber(["plainkeywithoutprefix99"]))
     assert "plainkeywithoutprefix99" not in str(error)
 
 
@@ -71,3 +72,18 @@ def test_rate_limit_headroom_reads_requests_and_tokens_of_both_header_families()
         }
     )
     assert anthropic is not None and anthropic.spent_for == 1.0  # unreadable reset: 1 s
+
+
+def test_a_half_echoed_key_and_its_encoded_forms_are_scrubbed() -> None:
+    key = "plainkeywithoutprefix0123456789abcdef"
+    half = key[: len(key) // 2] + "****" + key[-4:]
+    scrub = KeyScrubber([key])
+    for echoed in (key, half, key.replace("0123", "%30123"), f"key={key!r}"):
+        text = scrub(f"the key {echoed} is invalid")
+        assert not any(key[i : i + 8] in text for i in range(len(key) - 7)), text
+
+
+def test_the_error_code_is_scrubbed_too() -> None:
+    error = ProviderError("bad", code="invalid_key:plainkeywithoutprefix99")
+    error.redact(KeyScrubber(["plainkeywithoutprefix99"]))
+    assert "withoutp" not in (error.code or "")

@@ -499,3 +499,33 @@ async def test_a_compressed_error_body_reaches_the_sdk_readable(clock: FakeClock
     async with httpx.AsyncClient(transport=transport) as http:
         reply = await http.post("https://api.openai.com/v1/chat/completions", json={"model": "m"})
     assert reply.status_code == 400 and reply.json()["error"]["message"] == "Invalid 'temperature'"
+
+
+async def test_a_garbled_json_reply_is_failed_over_before_the_sdk_sees_it(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    sim.script("malformed", key=OPENAI_A)
+    transport = ResilientTransport(
+        manager(sim, clock, "openai", (OPENAI_A, OPENAI_B)), provider="openai"
+    )
+    async with openai_sdk(sim, transport) as sdk:
+        reply = await sdk.chat.completions.create(model="gpt-4o-mini", messages=HI)
+    assert reply.choices[0].message.content.startswith("Simulated answer")
+    assert sim.calls(key=OPENAI_A) == 1 and sim.calls(key=OPENAI_B) == 1
+
+
+async def test_a_truncated_stream_is_never_taken_as_complete_by_the_sdk(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    sim.script("truncate", provider="openai")
+    transport = ResilientTransport(
+        manager(sim, clock, "openai", (OPENAI_A, OPENAI_B)), provider="openai"
+    )
+    async with openai_sdk(sim, transport) as sdk:
+        stream = await sdk.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True)
+        with pytest.raises(openai.APIConnectionError) as caught:
+            async for _ in stream:
+                pass
+    assert "terminator" in str(caught.value.__cause__)
+    failed = [p for p in transport.status()["profiles"] if p["failure_count"]]
+    assert len(failed) == 1
