@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from failover.config import FailoverConfig
-from failover.errors import ConfigError, FallbackChainError
+from failover.errors import ConfigError, FallbackChainError, ProviderError
 from failover.profiles import AuthProfile, FailoverManager
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ _TELEMETRY_KEYS = {
     "prometheus_addr": "str",
 }
 _TOP_LEVEL = ("chain", "profiles", "settings", "telemetry")
+_ERROR_CLASS_OPTIONS = ("policy_overrides", "fallback_on")  # client options naming error classes
 _expositions: dict[tuple[str, int | None], PrometheusExposition] = {}
 
 
@@ -324,19 +325,69 @@ def _chain(value: Any, source: str, catalog: ModelCatalog | None) -> tuple[str, 
 def _settings(values: dict[str, Any], where: str) -> tuple[FailoverConfig, dict[str, Any]]:
     config_types = {f.name: str(f.type) for f in dataclasses.fields(FailoverConfig) if f.init}
     option_types = client_options()
-    _no_unknown_keys(values, [*config_types, *option_types], where)
+    by_error_class = [name for name in _ERROR_CLASS_OPTIONS if name in _client_parameters()]
+    _no_unknown_keys(values, [*config_types, *option_types, *by_error_class], where)
     config_values: dict[str, Any] = {}
     options: dict[str, Any] = {}
     for key, value in values.items():
         if key in config_types:
             config_values[key] = _typed(value, config_types[key], where, key)
-        else:
+        elif key in option_types:
             options[key] = _typed(value, option_types[key], where, key)
     try:
         config = FailoverConfig(**config_values)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    options.update(_policy_options(values, f"{where}: "))
     return config, options
+
+
+def _client_parameters() -> Mapping[str, inspect.Parameter]:
+    from failover.client import ResilientClient
+
+    return inspect.signature(ResilientClient.__init__).parameters
+
+
+def _policy_options(values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``policy_overrides`` (error class name -> action) and ``fallback_on`` (class names)."""
+    import failover.errors
+
+    def error_class(name: Any, key: str) -> type[ProviderError]:
+        found = getattr(failover.errors, name, None) if isinstance(name, str) else None
+        if not (isinstance(found, type) and issubclass(found, ProviderError)):
+            known = sorted(
+                n
+                for n, v in vars(failover.errors).items()
+                if isinstance(v, type) and issubclass(v, ProviderError)
+            )
+            raise ConfigError(
+                f"{where}{key}: {name!r} is not an error class; one of: {', '.join(known)}"
+            )
+        return found
+
+    options: dict[str, Any] = {}
+    if "policy_overrides" in values:
+        table = _table(values["policy_overrides"], f"{where}policy_overrides")
+        options["policy_overrides"] = {
+            error_class(name, "policy_overrides"): action for name, action in table.items()
+        }
+    if "fallback_on" in values:
+        names = values["fallback_on"]
+        if not isinstance(names, list):
+            raise ConfigError(
+                f"{where}fallback_on must be a list of error class names, got {_describe(names)}"
+            )
+        options["fallback_on"] = tuple(error_class(name, "fallback_on") for name in names)
+    if options:
+        from failover.policy import Policy
+
+        try:
+            Policy(
+                overrides=options.get("policy_overrides"), fallback_on=options.get("fallback_on")
+            )
+        except ConfigError as exc:  # the classes are checked above: an unknown action
+            raise ConfigError(f"{where}policy_overrides: {exc}") from None
+    return options
 
 
 def _profile(raw: dict[str, Any], where: str, env: Mapping[str, str]) -> ProfileSpec:

@@ -325,3 +325,47 @@ async def test_the_telemetry_table_serves_prometheus(tmp_path: Path) -> None:
 def test_telemetry_can_be_switched_off_in_the_file() -> None:
     loaded = parse_config(BASIC + "\n[telemetry]\nenabled = false\n", env=ENV)
     assert loaded.client()._engine.telemetry is None
+
+
+def test_policy_overrides_and_fallback_on_name_error_classes() -> None:
+    from failover import ContentFilteredError, OverloadedError, RateLimitError, ServerError
+
+    text = BASIC + (
+        "\n[settings]\nfallback_on = ['RateLimitError', 'ServerError']\n"
+        "[settings.policy_overrides]\nContentFilteredError = 'raise'\nOverloadedError = 'next_model'\n"
+    )
+    loaded = parse_config(text, env=ENV)
+    assert loaded.options["fallback_on"] == (RateLimitError, ServerError)
+    assert loaded.options["policy_overrides"] == {
+        ContentFilteredError: "raise",
+        OverloadedError: "next_model",
+    }
+    loaded.client(telemetry=False)  # the client takes them as they are
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            "fallback_on = ['Nope']",
+            "[settings]: fallback_on: 'Nope' is not an error class; one of: ",
+        ),
+        (
+            "fallback_on = 'RateLimitError'",
+            "[settings]: fallback_on must be a list of error class names",
+        ),
+        ("policy_overrides = 3", "[settings]: policy_overrides must be a table"),
+        (
+            "[settings.policy_overrides]\nConfigError = 'raise'",
+            "policy_overrides: 'ConfigError' is not an error class",
+        ),
+        (
+            "[settings.policy_overrides]\nServerError = 'explode'",
+            "[settings]: policy_overrides: unknown action 'explode' for ServerError",
+        ),
+    ],
+)
+def test_policy_mistakes_are_named(settings: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(BASIC + "\n[settings]\n" + settings + "\n", source="failover.toml", env=ENV)
+    assert message in str(caught.value)
