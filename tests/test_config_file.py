@@ -369,3 +369,11 @@ def test_policy_mistakes_are_named(settings: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(BASIC + "\n[settings]\n" + settings + "\n", source="failover.toml", env=ENV)
     assert message in str(caught.value)
+
+
+def test_the_example_file_loads() -> None:
+    path = Path(__file__).parent.parent / "examples" / "failover.toml"
+    env = {"OPENAI_API_KEY": SECRET, "OPENAI_API_KEY_2": SECRET + "2", "ANTHROPIC_API_KEY": SECRET}
+    loaded = load_config(path, env=env)
+    assert len(loaded.chain) == 3 and len(loaded.profiles) == 4
+    loaded.client(telemetry=False)
