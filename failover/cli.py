@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from failover.profiles import AuthProfile, FailoverManager
     from failover.testing import Simulator
 
-__all__ = ["main", "profiles_from_environment"]
+__all__ = ["build_parser", "keys_from_environment", "main", "profiles_from_environment"]
 
 ENV_KEYS = {
     "openai": "OPENAI_API_KEY",

@@ -44,11 +44,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DURATION_BUCKETS",
+    "FIRST_CHUNK_BUCKETS",
+    "SCHEMA_URL",
     "TOKEN_BUCKETS",
     "PrometheusExposition",
     "RequestTelemetry",
     "Telemetry",
     "default_telemetry",
+    "provider_name",
     "resolve_telemetry",
     "serve_prometheus",
 ]
