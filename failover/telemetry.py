@@ -35,7 +35,7 @@ from failover.events import (
 )
 
 if TYPE_CHECKING:
-    from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+    from opentelemetry.metrics import MeterProvider, Observation
     from opentelemetry.trace import Span, TracerProvider
 
     from failover.catalog import ModelEntry, TokenUsage
@@ -178,13 +178,7 @@ class Telemetry:
             unit="{USD}",
             description="Cost of successful requests from the catalog's prices.",
         )
-        self._managers: weakref.WeakSet[FailoverManager] = weakref.WeakSet()
-        meter.create_observable_gauge(
-            "failover.client.keys.cooling",
-            callbacks=[self._observe_cooling],
-            unit="{key}",
-            description="Keys out of rotation now, by provider and status.",
-        )
+        self._managers = _watched_managers(meter, meter_provider)
         # requests in flight, for their events; one dropped unfinished is forgotten with it
         self._live: weakref.WeakValueDictionary[str, RequestTelemetry] = (
             weakref.WeakValueDictionary()
@@ -268,27 +262,55 @@ class Telemetry:
     def _forget(self, request_id: str) -> None:
         self._live.pop(request_id, None)
 
-    def _observe_cooling(self, options: CallbackOptions) -> Iterable[Observation]:
-        from opentelemetry.metrics import Observation
 
-        counts: dict[tuple[str, str], int] = {}
-        for manager in list(self._managers):
-            now = manager.clock()
-            try:
-                profiles = list(manager.list_profiles())
-            except RuntimeError:  # the registry changed under a scrape; next scrape counts
-                continue
-            for profile in profiles:
-                provider = provider_name(profile.provider)
-                for status in _COOLING_STATUSES:
-                    counts.setdefault((provider, status), 0)
-                status = profile.status.value
-                if status in _COOLING_STATUSES and profile.cooldown_until > now:
-                    counts[provider, status] += 1
-        return [
-            Observation(count, {"gen_ai.provider.name": provider, "failover.status": status})
-            for (provider, status), count in sorted(counts.items())
-        ]
+_gauges: dict[int, tuple[Any, weakref.WeakSet[FailoverManager]]] = {}
+
+
+def _watched_managers(meter: Any, meter_provider: Any) -> weakref.WeakSet[FailoverManager]:
+    """The managers behind the keys-cooling gauge of ``meter_provider`` (``None``: global).
+
+    A meter keeps the first callback of a gauge and drops later ones, so every Telemetry on
+    one provider shares one gauge and one set of managers.
+    """
+    found = _gauges.get(id(meter_provider))
+    if found is not None:
+        return found[1]
+    managers: weakref.WeakSet[FailoverManager] = weakref.WeakSet()
+    meter.create_observable_gauge(
+        "failover.client.keys.cooling",
+        callbacks=[lambda options: _observe_cooling(managers)],
+        unit="{key}",
+        description="Keys out of rotation now, by provider and status.",
+    )
+    _gauges[id(meter_provider)] = (meter_provider, managers)  # holding it keeps the id valid
+    return managers
+
+
+def _observe_cooling(managers: Iterable[FailoverManager]) -> Iterable[Observation]:
+    from opentelemetry.metrics import Observation
+
+    counts: dict[tuple[str, str], int] = {}
+    try:
+        watched = list(managers)
+    except RuntimeError:  # a client was created under a scrape; the next one counts it
+        watched = []
+    for manager in watched:
+        now = manager.clock()
+        try:
+            profiles = list(manager.list_profiles())
+        except RuntimeError:  # the registry changed under a scrape; next scrape counts
+            continue
+        for profile in profiles:
+            provider = provider_name(profile.provider)
+            for status in _COOLING_STATUSES:
+                counts.setdefault((provider, status), 0)
+            status = profile.status.value
+            if status in _COOLING_STATUSES and profile.cooldown_until > now:
+                counts[provider, status] += 1
+    return [
+        Observation(count, {"gen_ai.provider.name": provider, "failover.status": status})
+        for (provider, status), count in sorted(counts.items())
+    ]
 
 
 class RequestTelemetry:

@@ -370,3 +370,25 @@ async def test_an_sdk_call_through_the_transport_is_one_request_span(sim: Simula
     outcomes = [s.attributes["failover.outcome"] for s in spans if s.parent is not None]  # type: ignore[index]
     assert request.name == "chat gpt-4o-mini" and sorted(outcomes) == ["ok", "rate_limit"]
     assert [e.name for e in request.events].count("failover.rotation") == 1
+
+
+async def test_every_telemetry_on_one_meter_provider_feeds_the_keys_cooling_gauge(
+    sim: Simulator, otel: tuple[InMemorySpanExporter, InMemoryMetricReader]
+) -> None:
+    _, reader = otel
+    groq_key = "gsk_telemetry_groq_key_000000001"
+    sim.script(Behavior("rate_limit", retry_after=30), key=groq_key)
+    profiles = [
+        AuthProfile("groq-limited", "groq", groq_key, base_url=sim.base_url("groq")),
+        *profiles_for(sim),
+    ]
+    own_tracing = Telemetry(tracer_provider=TracerProvider())  # the global meter provider
+    async with ResilientClient(
+        ["groq/llama-3.1-8b-instant", *CHAIN], profiles, telemetry=own_tracing
+    ) as client:
+        await client.complete(ASK)
+        cooling = {
+            (p.attributes["gen_ai.provider.name"], p.attributes["failover.status"]): p.value
+            for p in metric_points(reader)["failover.client.keys.cooling"]
+        }
+    assert cooling[("groq", "rate_limited")] == 1
