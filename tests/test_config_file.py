@@ -377,3 +377,12 @@ def test_the_example_file_loads() -> None:
     loaded = load_config(path, env=env)
     assert len(loaded.chain) == 3 and len(loaded.profiles) == 4
     loaded.client(telemetry=False)
+
+
+def test_the_telemetry_table_turns_content_capture_on() -> None:
+    from failover.telemetry import Telemetry
+
+    loaded = parse_config(BASIC + "\n[telemetry]\ncapture_content = true\n", env=ENV)
+    telemetry = loaded.build_telemetry()
+    assert isinstance(telemetry, Telemetry) and telemetry.capture_content
+    assert parse_config(BASIC, env=ENV).build_telemetry() is None  # the client's default
