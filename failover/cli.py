@@ -220,11 +220,13 @@ class Probe:
 
 def _probe_model(spec: ProfileSpec, chain: Sequence[str]) -> str | None:
     """The model to probe a profile with: the chain's first it may serve, else a default."""
+    from failover.catalog import canonical_provider
+
     provider = spec.build().provider
     models = spec.values.get("models")
     for key in chain:
         model_provider, _, model = key.partition("/")
-        if model_provider == provider and (not models or model in models):
+        if canonical_provider(model_provider) == provider and (not models or model in models):
             return key
     if models:
         return f"{provider}/{next(iter(models))}"
