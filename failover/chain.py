@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from failover.catalog import ModelCatalog, ModelEntry, canonical_provider, default_catalog
 from failover.errors import DuplicateModel, InvalidModelId, ModelNotFound, ModelNotInChain
@@ -20,16 +21,28 @@ DEFAULT_CHAIN_IDS = (
 class FallbackChain:
     """An ordered, duplicate-free chain of models; the first has the highest priority.
 
+    A step of the chain may be a group of equivalent deployments (the same model from two
+    providers or regions): the step serves when any of them does, in the order the
+    client's routing strategy picks, and the next step is tried only when none can.
+
     Example:
         >>> chain = FallbackChain.from_ids(["openai/gpt-4o-mini", "gemini/gemini-2.5-flash-lite"])
         >>> chain.next("openai/gpt-4o-mini").key
         'gemini/gemini-2.5-flash-lite'
+        >>> grouped = FallbackChain.from_ids([["openai/gpt-4o-mini", "azure/gpt-4o-mini"]])
+        >>> [len(step) for step in grouped.steps]
+        [2]
     """
 
-    __slots__ = ("_index", "_models", "_names")
+    __slots__ = ("_index", "_models", "_names", "_steps")
 
-    def __init__(self, models: Iterable[ModelEntry] = ()) -> None:
-        self._models: tuple[ModelEntry, ...] = tuple(models)
+    def __init__(self, models: Iterable[ModelEntry | Sequence[ModelEntry]] = ()) -> None:
+        self._steps: tuple[tuple[ModelEntry, ...], ...] = tuple(
+            (step,) if isinstance(step, ModelEntry) else tuple(step) for step in models
+        )
+        if any(not step for step in self._steps):
+            raise InvalidModelId("[]") from ValueError("a group of deployments is empty")
+        self._models: tuple[ModelEntry, ...] = tuple(m for step in self._steps for m in step)
         self._names: tuple[str, ...] = tuple(model.key for model in self._models)
         self._index: dict[str, int] = {}
         for position, name in enumerate(self._names):
@@ -38,24 +51,43 @@ class FallbackChain:
             self._index[name] = position
 
     @classmethod
-    def from_ids(cls, ids: Iterable[str], *, catalog: ModelCatalog | None = None) -> FallbackChain:
+    def from_ids(
+        cls,
+        ids: Iterable[str | Sequence[str] | Mapping[str, Any]],
+        *,
+        catalog: ModelCatalog | None = None,
+    ) -> FallbackChain:
         """Build a chain from ``"provider/model"`` ids (split at the first ``/``).
 
+        An item may also be a group of equivalent deployments: a list of ids, or a named
+        group ``{"name": "mini", "deployments": [ids]}`` (the name is for your reading).
+
         Raises:
-            InvalidModelId: An id is not of the form ``provider/model``.
+            InvalidModelId: An id is not of the form ``provider/model`` (or not a str).
             ModelNotFound: The catalog does not know an id.
             DuplicateModel: An id appears twice.
         """
         if isinstance(ids, str):
             raise InvalidModelId(ids) from TypeError("ids must be a list of strings, not a str")
         catalog = catalog or default_catalog
-        entries = []
-        for model_id in ids:
-            entry = catalog.resolve(model_id)
-            if entry is None:
+
+        def entry(model_id: object) -> ModelEntry:
+            if not isinstance(model_id, str):
+                raise InvalidModelId(repr(model_id))
+            found = catalog.resolve(model_id)
+            if found is None:
                 raise ModelNotFound(model_id)
-            entries.append(entry)
-        return cls(entries)
+            return found
+
+        steps: list[ModelEntry | tuple[ModelEntry, ...]] = []
+        for item in ids:
+            if isinstance(item, Mapping):
+                item = item.get("deployments", ())
+            if isinstance(item, str) or not isinstance(item, Sequence):
+                steps.append(entry(item))
+            else:
+                steps.append(tuple(entry(model_id) for model_id in item))
+        return cls(steps)
 
     @classmethod
     def default(cls) -> FallbackChain:
@@ -93,8 +125,13 @@ class FallbackChain:
 
     @property
     def models(self) -> Sequence[ModelEntry]:
-        """The model entries, in order."""
+        """The model entries, in order (a group's deployments one after the other)."""
         return self._models
+
+    @property
+    def steps(self) -> Sequence[tuple[ModelEntry, ...]]:
+        """The chain's steps: one model, or a group of equivalent deployments, each."""
+        return self._steps
 
     @property
     def names(self) -> Sequence[str]:
@@ -137,7 +174,10 @@ class FallbackChain:
         return hash(self._models)
 
     def __repr__(self) -> str:
-        return f"FallbackChain({list(self._names)!r})"
+        steps = [
+            step[0].key if len(step) == 1 else [model.key for model in step] for step in self._steps
+        ]
+        return f"FallbackChain({steps!r})"
 
 
 def _canonical_id(model_id: str) -> str:

@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 import anyio
 import httpx
@@ -32,6 +32,7 @@ from failover.errors import (
 from failover.http import HttpxSender, Reply, Sender, default_http_client
 from failover.policy import Action, Policy
 from failover.profiles import AuthProfile, FailoverManager
+from failover.routing import Hedging, Strategy
 from failover.telemetry import Telemetry, resolve_telemetry
 from providers.base import ChatRequest, ChatResult, HttpRequest, ProviderAdapter, StreamChunk
 
@@ -91,6 +92,17 @@ class ResilientClient(HookMethods, AsyncClosing):
             ``"next_model"``, ``"raise"``) replacing the policy table's row for it; the
             most specific class wins.
         stream_idle_timeout: Seconds a stream may go without a chunk before it fails.
+        hedge_after: Hedge slow requests: when the first attempt has no reply (for a
+            stream, no first chunk) after this many seconds, or after ``"p95"`` of that
+            deployment's recent latency, a second attempt starts on another endpoint of
+            the model or on the next model; the first success wins, the other is
+            cancelled. ``None`` (default): no hedging.
+        hedge_budget: Extra requests hedging may add, as a share of all requests.
+        strategy: How the deployments of a chain step (a group of equivalent models) are
+            ordered for each request: ``"priority"`` (as listed), ``"round_robin"``,
+            ``"weighted"`` (by the profiles' ``weight``), ``"least_busy"`` (fewest in
+            flight), ``"latency"`` (lowest recent latency, exploring), ``"cost"``
+            (cheapest for the request's estimated tokens), or your own Strategy.
         sleep: The sleep used for backoff (inject one in tests).
         telemetry: Where spans and metrics go (see ``failover.telemetry``): ``None`` uses
             OpenTelemetry's global providers when ``opentelemetry-api`` is installed (a no-op
@@ -116,6 +128,9 @@ class ResilientClient(HookMethods, AsyncClosing):
         | None = None,
         policy_overrides: Mapping[type[ProviderError], Action | str] | None = None,
         stream_idle_timeout: float = 30.0,
+        hedge_after: float | Literal["p95"] | None = None,
+        hedge_budget: float = 0.1,
+        strategy: str | Strategy = "priority",
         sleep: Callable[[float], Awaitable[None]] | None = None,
         telemetry: Telemetry | bool | None = None,
     ) -> None:
@@ -155,6 +170,8 @@ class ResilientClient(HookMethods, AsyncClosing):
                 fallback_on=fallback_on,
             ),
             sleep=sleep or anyio.sleep,
+            hedging=None if hedge_after is None else Hedging(hedge_after, budget=hedge_budget),
+            strategy=strategy,
             telemetry=resolve_telemetry(telemetry),
         )
         self.stream_idle_timeout = float(stream_idle_timeout)
@@ -205,7 +222,9 @@ class ResilientClient(HookMethods, AsyncClosing):
             return adapter.parse_response(body)
 
         state = self._engine.new_request()
-        result, model, profile = await self._engine.run(state, self.chain.models, attempt)
+        if self._engine.strategy.name == "cost":
+            state.estimated_usage = _estimate(request)
+        result, model, profile = await self._engine.run(state, self.chain.steps, attempt)
         cost = model.calculate_cost(result.usage)
         if state.telemetry is not None:
             state.telemetry.capture(messages, result.text)
@@ -263,7 +282,7 @@ class ResilientClient(HookMethods, AsyncClosing):
                 raise error from None
 
         state = self._engine.new_request()
-        value, model, profile = await self._engine.run(state, self.chain.models, attempt)
+        value, model, profile = await self._engine.run(state, self.chain.steps, attempt)
         self._engine.succeeded(state, model, profile, None)
         return value
 
@@ -389,6 +408,7 @@ class CompletionStream(AsyncClosing):
         self._request = request
         self._engine = client._engine
         self._state = self._engine.new_request()
+        self._state.release = _close_opened  # a hedged stream that lost: let it go
         self._opener: AbstractAsyncContextManager[Reply] | None = None
         self._reader: _ChunkReader | None = None
         self._finished = False
@@ -433,7 +453,7 @@ class CompletionStream(AsyncClosing):
                 return await client._open_stream(request, ctx)
 
             (opener, reader, first), model, profile = await self._engine.run(
-                self._state, client.chain.models, attempt
+                self._state, client.chain.steps, attempt
             )
             self._opener, self._reader, self._chosen = opener, reader, (model, profile)
             self.model, self.profile = model.key, profile.name
@@ -481,11 +501,16 @@ class CompletionStream(AsyncClosing):
             return
         self._finished = True
         self._engine.ended(self._state)
-        with anyio.CancelScope(shield=True):  # a cancelled close must still release
-            if self._reader is not None:
-                await self._reader.aclose()
-            if self._opener is not None:
-                await self._opener.__aexit__(None, None, None)
+        if self._opener is not None and self._reader is not None:
+            await _close_opened((self._opener, self._reader))
+
+
+async def _close_opened(opened: tuple[Any, ...]) -> None:
+    """Stop reading an opened stream and release its connection, even when cancelled."""
+    opener, reader = opened[0], opened[1]
+    with anyio.CancelScope(shield=True):
+        await reader.aclose()
+        await opener.__aexit__(None, None, None)
 
 
 def _chat_request(
@@ -527,6 +552,12 @@ def _chat_request(
     if params:
         _check_json(params)
     return ChatRequest(list(messages), max_tokens, temperature, params, stream)
+
+
+def _estimate(request: ChatRequest) -> TokenUsage:
+    """A rough token count of a request (4 characters a token), for the cost strategy."""
+    characters = sum(len(str(message.get("content") or "")) for message in request.messages)
+    return TokenUsage(input_tokens=characters // 4 + 1, output_tokens=request.max_tokens or 500)
 
 
 def _check_json(params: Mapping[str, Any]) -> None:

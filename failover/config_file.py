@@ -26,6 +26,7 @@ the environment is ever shown.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
 import inspect
@@ -88,6 +89,7 @@ _TELEMETRY_KEYS = {
     "prometheus_addr": "str",
 }
 _TOP_LEVEL = ("chain", "profiles", "settings", "telemetry")
+_OWN_TABLES = ("telemetry",)  # client options set from a table of their own
 _ERROR_CLASS_OPTIONS = ("policy_overrides", "fallback_on")  # client options naming error classes
 _expositions: dict[tuple[str, int | None], PrometheusExposition] = {}
 
@@ -223,17 +225,21 @@ class LoadedConfig:
 def client_options() -> dict[str, str]:
     """The ResilientClient keyword options a config file may set, with their types.
 
-    Every keyword argument of ``ResilientClient`` whose type is made only of ``bool``,
-    ``int``, ``float``, ``str`` and ``None`` (so ``timeout``, ``deadline``, ...).
+    Every keyword argument of ``ResilientClient`` that TOML can write: its type includes
+    ``bool``, ``int``, ``float``, ``str`` or a ``Literal`` (so ``timeout``, ``deadline``,
+    ``hedge_after``, ``strategy``, ...); ``telemetry`` has a table of its own.
     """
-    from failover.client import ResilientClient
-
     found = {}
-    for parameter in inspect.signature(ResilientClient.__init__).parameters.values():
+    for parameter in _client_parameters().values():
         annotation = parameter.annotation
-        if parameter.kind is not inspect.Parameter.KEYWORD_ONLY or not isinstance(annotation, str):
+        if (
+            parameter.kind is not inspect.Parameter.KEYWORD_ONLY
+            or not isinstance(annotation, str)
+            or parameter.name in _OWN_TABLES
+        ):
             continue
-        if all(part in _SIMPLE_TYPES or part == "None" for part in _type_parts(annotation)):
+        parts = _type_parts(annotation)
+        if any(part in _SIMPLE_TYPES or _literal_values(part) for part in parts):
             found[parameter.name] = annotation
     return found
 
@@ -483,18 +489,34 @@ def _type_parts(annotation: str) -> list[str]:
 
 
 def _typed(value: Any, annotation: str, where: str, key: str) -> Any:
-    """``value`` if it is of ``annotation``'s type (an int where a float is due: as a float)."""
+    """``value`` if TOML can give it ``annotation``'s type (an int where a float is due is
+    made a float); types TOML cannot write (classes, callables) are left to the constructor.
+    """
     parts = [part for part in _type_parts(annotation) if part != "None"]
-    known = [part for part in parts if part in _SIMPLE_TYPES]
-    if len(known) != len(parts):
+    simple = [part for part in parts if part in _SIMPLE_TYPES]
+    literals = [choice for part in parts for choice in _literal_values(part)]
+    if not simple and not literals:
         return value  # a type this loader does not know: the constructor checks it
-    for part in known:
+    for part in simple:
         if isinstance(value, bool) and part != "bool":
             continue
         if isinstance(value, _SIMPLE_TYPES[part]):
             return float(cast(float, value)) if part == "float" else value
-    expected = " or ".join(_TYPE_WORDS[part] for part in known)
+    if not isinstance(value, bool) and value in literals:
+        return value
+    expected = " or ".join([*(_TYPE_WORDS[part] for part in simple), *map(repr, literals)])
     raise ConfigError(f"{where}: {key} must be {expected}, got {_describe(value)}")
+
+
+def _literal_values(part: str) -> tuple[Any, ...]:
+    """The choices of a ``Literal[...]`` annotation, or ``()`` for anything else."""
+    if not (part.startswith("Literal[") and part.endswith("]")):
+        return ()
+    try:
+        choices = ast.literal_eval(f"({part[len('Literal[') : -1]},)")
+    except (ValueError, SyntaxError):
+        return ()
+    return tuple(choices)
 
 
 def _table(value: Any, where: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ any coroutine taking an AttemptContext, and failures arrive as ProviderErrors.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import time
@@ -18,7 +19,7 @@ import anyio
 
 from failover._secrets import KeyScrubber
 from failover.attempts import Attempt
-from failover.catalog import ModelEntry
+from failover.catalog import ModelEntry, TokenUsage
 from failover.classify import rate_limit_headroom
 from failover.errors import (
     AllAttemptsFailed,
@@ -32,6 +33,7 @@ from failover.events import (
     Event,
     ExhaustedEvent,
     FailoverEvent,
+    HedgeEvent,
     HookDispatcher,
     RecoveredEvent,
     RetryEvent,
@@ -39,9 +41,9 @@ from failover.events import (
 )
 from failover.policy import Action, Backoff, Decision, Policy
 from failover.profiles import AuthProfile, FailoverManager, ProfileStatus
+from failover.routing import Hedging, LatencyTracker, RoutingView, Strategy, strategy_named
 
 if TYPE_CHECKING:
-    from failover.catalog import TokenUsage
     from failover.telemetry import RequestTelemetry, Telemetry
 
 __all__ = ["AttemptContext", "Engine", "HookMethods", "ModelHealth", "RequestState"]
@@ -50,6 +52,9 @@ T = TypeVar("T")
 H = TypeVar("H", bound=Callable[..., Any])
 
 _request_ids = itertools.count(1)
+_TYPICAL_USAGE = TokenUsage(input_tokens=1000, output_tokens=500)
+Chain = Sequence[ModelEntry | Sequence[ModelEntry]]
+"""Models in order; an item may be a group of equivalent deployments (one chain step)."""
 _MAX_RECOVERY_WAITS = 3  # waits for the earliest recovery, per request
 
 
@@ -87,6 +92,10 @@ class RequestState:
     started: float
     deadline_at: float
     attempts: list[Attempt] = field(default_factory=list)
+    release: Callable[[Any], Awaitable[None]] | None = None
+    """Frees what a losing hedged attempt produced (e.g. closes an opened stream)."""
+    estimated_usage: TokenUsage = _TYPICAL_USAGE
+    """The request's expected tokens, for the ``cost`` strategy."""
     telemetry: RequestTelemetry | None = None
 
     def time_left(self) -> float:
@@ -131,6 +140,11 @@ class _Pass:
     retry_profile: AuthProfile | None = None
 
 
+def _first_call(state: RequestState) -> bool:
+    """Whether no call has been made yet (models skipped as unsupported are no calls)."""
+    return all(attempt.profile is None for attempt in state.attempts)
+
+
 class Engine:
     """Runs attempts over a chain of models and the manager's keys, with the policy.
 
@@ -151,9 +165,16 @@ class Engine:
         wait_for_recovery: bool,
         policy: Policy,
         sleep: Callable[[float], Awaitable[None]],
+        hedging: Hedging | None = None,
+        strategy: str | Strategy = "priority",
         telemetry: Telemetry | None = None,
     ) -> None:
         self.manager = manager
+        self.hedging = hedging
+        self.strategy = strategy_named(strategy)
+        self.latency = LatencyTracker()
+        self.routing = RoutingView(self.latency, self._weight_of)
+        self._weights: dict[str, tuple[float, float]] = {}
         self.hooks = HookDispatcher()
         self.telemetry = telemetry
         if telemetry is not None:
@@ -203,7 +224,7 @@ class Engine:
     async def run(
         self,
         state: RequestState,
-        chain: Sequence[ModelEntry],
+        chain: Chain,
         attempt: Callable[[AttemptContext], Awaitable[T]],
         *,
         unsupported: Callable[[ModelEntry], str | None] | None = None,
@@ -244,41 +265,48 @@ class Engine:
     async def _run_request(
         self,
         state: RequestState,
-        chain: Sequence[ModelEntry],
+        chain: Chain,
         attempt: Callable[[AttemptContext], Awaitable[T]],
         unsupported: Callable[[ModelEntry], str | None] | None,
     ) -> tuple[T, ModelEntry, AuthProfile]:
         """:meth:`run`, within the request's deadline."""
+        steps = [(step,) if isinstance(step, ModelEntry) else tuple(step) for step in chain]
         if unsupported is not None:
-            chain = self._supported(state, chain, unsupported)
+            steps = self._supported(state, steps, unsupported)
+        if self.hedging is not None:
+            self.hedging.budget.earn()
         if math.isinf(state.deadline_at):
-            return await self._run(state, chain, attempt)
+            return await self._run(state, steps, attempt)
         with anyio.move_on_after(state.time_left()) as scope:
-            return await self._run(state, chain, attempt)
+            return await self._run(state, steps, attempt)
         if scope.cancelled_caught:
             self._mark_deadline(state)
-        raise self._exhausted(state, len(chain), self._retry_after(chain))
+        raise self._exhausted(state, len(steps), self._retry_after(steps))
 
     def _supported(
         self,
         state: RequestState,
-        chain: Sequence[ModelEntry],
+        steps: list[tuple[ModelEntry, ...]],
         unsupported: Callable[[ModelEntry], str | None],
-    ) -> Sequence[ModelEntry]:
-        """The models of ``chain`` that can take the request; the others are recorded."""
-        usable: list[ModelEntry] = []
+    ) -> list[tuple[ModelEntry, ...]]:
+        """The models of ``steps`` that can take the request; the others are recorded."""
+        usable: list[tuple[ModelEntry, ...]] = []
         first_field: str | None = None
-        for model in chain:
-            field_name = unsupported(model)
-            if field_name is None:
-                usable.append(model)
-                continue
-            first_field = first_field or field_name
-            error = UnsupportedParameterError(field_name, [model.key])
-            error.provider, error.model = model.provider, model.id
-            state.attempts.append(Attempt(model.key, None, error.kind, None, None, 0.0, error))
+        for step in steps:
+            kept = []
+            for model in step:
+                field_name = unsupported(model)
+                if field_name is None:
+                    kept.append(model)
+                    continue
+                first_field = first_field or field_name
+                error = UnsupportedParameterError(field_name, [model.key])
+                error.provider, error.model = model.provider, model.id
+                state.attempts.append(Attempt(model.key, None, error.kind, None, None, 0.0, error))
+            if kept:
+                usable.append(tuple(kept))
         if not usable and first_field is not None:
-            error = UnsupportedParameterError(first_field, [m.key for m in chain])
+            error = UnsupportedParameterError(first_field, [m.key for step in steps for m in step])
             error.attempts = tuple(state.attempts)
             raise error
         return usable
@@ -295,13 +323,13 @@ class Engine:
     async def _run(
         self,
         state: RequestState,
-        chain: Sequence[ModelEntry],
+        steps: list[tuple[ModelEntry, ...]],
         attempt: Callable[[AttemptContext], Awaitable[T]],
     ) -> tuple[T, ModelEntry, AuthProfile]:
         config = self.manager.config
         retries = waits = 0
         while True:
-            outcome = await self._walk(state, chain, attempt)
+            outcome = await self._walk(state, steps, attempt)
             if isinstance(outcome, tuple):
                 return outcome
             error = outcome.retryable
@@ -312,7 +340,7 @@ class Engine:
                     self._announce_retry(state, outcome, retries, delay)
                     await self.sleep(delay)
                     continue
-            retry_after = self._retry_after(chain)
+            retry_after = self._retry_after(steps)
             if (
                 self.wait_for_recovery
                 and retry_after  # 0: something is usable now, and failed: backoff's domain
@@ -325,7 +353,7 @@ class Engine:
                 waits += 1
                 await self.sleep(retry_after)
                 continue
-            raise self._exhausted(state, len(chain), retry_after)
+            raise self._exhausted(state, len(steps), retry_after)
 
     def _announce_retry(self, state: RequestState, walk: _Pass, number: int, delay: float) -> None:
         error, model, profile = walk.retryable, walk.retry_model, walk.retry_profile
@@ -358,7 +386,7 @@ class Engine:
             )
         else:
             error = AllAttemptsFailed(
-                f"all {models} models failed", state.attempts, retry_after=retry_after
+                f"all {models} steps of the chain failed", state.attempts, retry_after=retry_after
             )
         self.emit(
             ExhaustedEvent,
@@ -369,11 +397,12 @@ class Engine:
         )
         return error
 
-    def _retry_after(self, chain: Sequence[ModelEntry]) -> float | None:
+    def _retry_after(self, steps: list[tuple[ModelEntry, ...]]) -> float | None:
         now = self.manager.clock()
         times = [
             at
-            for model in chain
+            for step in steps
+            for model in step
             if (at := self.manager.next_available_at(model.provider, model=model.id)) is not None
         ]
         return max(0.0, min(times) - now) if times else None
@@ -381,19 +410,28 @@ class Engine:
     async def _walk(
         self,
         state: RequestState,
-        chain: Sequence[ModelEntry],
+        steps: list[tuple[ModelEntry, ...]],
         attempt: Callable[[AttemptContext], Awaitable[T]],
     ) -> tuple[T, ModelEntry, AuthProfile] | _Pass:
-        """One walk over the chain, without sleeping (unless ``retry_before_fallback``)."""
+        """One walk over the chain, without sleeping (unless ``retry_before_fallback``).
+
+        The deployments of a step come in the strategy's order; moving between them is
+        sideways (no model-fallback budget), moving to the next step is a fallback.
+        """
         config = self.manager.config
         walk = _Pass()
         min_context: int | None = None
         previous: tuple[ModelEntry, AuthProfile | None, ProviderError | None] | None = None
         fallbacks = 0
-        for model in chain:
+        order = self._order(steps, state)
+        chain = [model for _, model in order]
+        previous_step = 0
+        for position, (step, model) in enumerate(order):
             if min_context is not None and (model.context_window or math.inf) <= min_context:
                 continue
-            if previous is not None:
+            if previous is not None and step == previous_step:
+                self._announce("deployment", state, previous, model, None)
+            elif previous is not None:
                 fallbacks += 1
                 if (
                     config.max_model_fallbacks is not None
@@ -401,6 +439,7 @@ class Engine:
                 ):
                     break
                 self._announce("model", state, previous, model, None)
+            previous_step = step
             tried: set[str] = set()
             failed_endpoints: set[str | None] = set()
             last_profile: AuthProfile | None = None
@@ -426,6 +465,10 @@ class Engine:
                 last_profile = profile
                 walk.attempted = True
                 try:
+                    if self.hedging is not None and _first_call(state):
+                        return await self._hedged(
+                            state, attempt, chain[position + 1 :], profile, model
+                        )
                     return await self._attempt(state, attempt, model, profile)
                 except ProviderError as error:
                     last_error = error
@@ -463,6 +506,110 @@ class Engine:
         if not walk.attempted:
             return await self._least_bad(state, chain, attempt, walk)
         return walk
+
+    def _order(
+        self, steps: list[tuple[ModelEntry, ...]], state: RequestState
+    ) -> list[tuple[int, ModelEntry]]:
+        """Every model to try, with its step's index, deployments in the strategy's order."""
+        strategy, view, usage = self.strategy, self.routing, state.estimated_usage
+        return [
+            (index, model)
+            for index, step in enumerate(steps)
+            for model in (step if len(step) == 1 else strategy.order(step, view, usage))
+        ]
+
+    def _weight_of(self, model: ModelEntry) -> float:
+        """The summed ``weight`` of the profiles that serve ``model`` (recounted each second)."""
+        now = time.monotonic()
+        cached = self._weights.get(model.key)
+        if cached is not None and now - cached[1] < 1.0:
+            return cached[0]
+        weight = sum(
+            getattr(profile, "weight", 1.0)
+            for profile in self.manager.list_profiles()
+            if profile.provider == model.provider and profile.allows(model.id)
+        )
+        if len(self._weights) > 1024:
+            self._weights.clear()
+        self._weights[model.key] = (weight, now)
+        return weight
+
+    async def _hedged(
+        self,
+        state: RequestState,
+        attempt: Callable[[AttemptContext], Awaitable[T]],
+        rest: Sequence[ModelEntry],
+        profile: AuthProfile,
+        model: ModelEntry,
+    ) -> tuple[T, ModelEntry, AuthProfile]:
+        """The first attempt, and a second one if the first is slow; the first success wins.
+
+        The loser is cancelled (recorded as ``cancelled``, its key's health untouched) and
+        whatever it produced is released. When both fail, the hedge's failure is recorded
+        here and the first attempt's error is raised for the walk to handle.
+        """
+        assert self.hedging is not None
+        delay = self.hedging.delay(model.key, profile.base_url, self.latency)
+        if delay is None:
+            return await self._attempt(state, attempt, model, profile)
+        winners: list[tuple[T, ModelEntry, AuthProfile]] = []
+        errors: list[ProviderError] = []
+        first_done = anyio.Event()
+
+        async def run(model: ModelEntry, profile: AuthProfile, *, first: bool) -> None:
+            try:
+                outcome = await self._attempt(state, attempt, model, profile)
+            except ProviderError as error:
+                if first:
+                    errors.append(error)
+                else:
+                    self.record_failure(state, model, profile, error)
+                return
+            finally:
+                if first:
+                    first_done.set()
+            if winners:  # both answered at once: free the slower one's reply
+                if state.release is not None:
+                    await state.release(outcome[0])
+                return
+            winners.append(outcome)
+            group.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(functools.partial(run, model, profile, first=True))
+            with anyio.move_on_after(delay):
+                await first_done.wait()
+            if not first_done.is_set() and self.hedging.budget.spend():
+                target = self._hedge_target(model, profile, rest)
+                if target is not None:
+                    self.emit(
+                        HedgeEvent,
+                        request_id=state.id,
+                        model=model.key,
+                        profile=profile.name,
+                        to_model=target[0].key,
+                        to_profile=target[1].name,
+                        after=delay,
+                    )
+                    group.start_soon(functools.partial(run, *target, first=False))
+        if winners:
+            return winners[0]
+        raise errors[0]
+
+    def _hedge_target(
+        self, model: ModelEntry, profile: AuthProfile, rest: Sequence[ModelEntry]
+    ) -> tuple[ModelEntry, AuthProfile] | None:
+        """Where a hedge goes: another endpoint of ``model``, else the next usable model."""
+        manager = self.manager
+        exclude = self._excluded(model, {profile.name}, {profile.base_url})
+        other = manager.get_next_profile(model.provider, model=model.id, exclude=exclude)
+        if other is not None:
+            return model, other
+        for following in rest:
+            found = manager.get_next_profile(following.provider, model=following.id)
+            if found is not None:
+                return following, found
+        return None
 
     async def _least_bad(
         self,
@@ -549,6 +696,7 @@ class Engine:
             timeout,
         )
         started = time.monotonic()
+        self.routing.started(model)
         telemetry = state.telemetry
         if telemetry is not None:
             telemetry.attempt_started(ctx)
@@ -577,11 +725,13 @@ class Engine:
             if telemetry is not None:
                 telemetry.attempt_ended(ctx, "cancelled")
             raise
+        finally:
+            self.routing.ended(model)
         if telemetry is not None:
             telemetry.attempt_ended(ctx, "ok")
-        state.attempts.append(
-            Attempt(model.key, profile.name, "ok", None, None, time.monotonic() - started)
-        )
+        elapsed = time.monotonic() - started
+        state.attempts.append(Attempt(model.key, profile.name, "ok", None, None, elapsed))
+        self.latency.record(model.key, profile.base_url, elapsed)
         if self.manager.mark_success(profile.name, model=model.id):
             self.emit(
                 RecoveredEvent, request_id=state.id, profile=profile.name, provider=profile.provider
@@ -756,6 +906,10 @@ class HookMethods:
     def on_success(self, hook: H) -> H:
         """Call ``hook(SuccessEvent)`` when a request succeeds."""
         return self._engine.hooks.add(SuccessEvent, hook)
+
+    def on_hedge(self, hook: H) -> H:
+        """Call ``hook(HedgeEvent)`` when a slow first attempt gets a second in parallel."""
+        return self._engine.hooks.add(HedgeEvent, hook)
 
     def on_exhausted(self, hook: H) -> H:
         """Call ``hook(ExhaustedEvent)`` when a request fails after trying everything."""

@@ -22,6 +22,7 @@ __all__ = [
     "Event",
     "ExhaustedEvent",
     "FailoverEvent",
+    "HedgeEvent",
     "HookDispatcher",
     "RecoveredEvent",
     "RetryEvent",
@@ -41,7 +42,8 @@ class Event:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FailoverEvent(Event):
-    """The request moved to another key (``kind="key"``) or another model (``kind="model"``)."""
+    """The request moved to another key (``kind="key"``), another deployment of the same
+    chain step (``kind="deployment"``) or the next step's model (``kind="model"``)."""
 
     kind: str
     from_model: str
@@ -100,6 +102,17 @@ class SuccessEvent(Event):
     attempts: int
     latency: float
     cost_usd: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HedgeEvent(Event):
+    """The first attempt had no answer after ``after`` seconds: a second one started."""
+
+    model: str
+    profile: str
+    to_model: str
+    to_profile: str
+    after: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -213,9 +213,15 @@ class Telemetry:
         return self._sdk_installed
 
     def start_request(
-        self, operation: str, request_id: str, chain: Sequence[ModelEntry]
+        self,
+        operation: str,
+        request_id: str,
+        chain: Sequence[ModelEntry | Sequence[ModelEntry]],
     ) -> RequestTelemetry | None:
-        """Open the span of one request over ``chain`` (``None``: nothing would record it)."""
+        """Open the span of one request over ``chain`` (``None``: nothing would record it).
+
+        A step of the chain may be a group of equivalent models (its first names the span).
+        """
         if not self.recording():
             return None
         request = RequestTelemetry(self, operation, request_id, chain)
@@ -333,11 +339,14 @@ class RequestTelemetry:
         telemetry: Telemetry,
         operation: str,
         request_id: str,
-        chain: Sequence[ModelEntry],
+        chain: Sequence[ModelEntry | Sequence[ModelEntry]],
     ) -> None:
         from opentelemetry.trace import SpanKind
 
-        first = chain[0]
+        from failover.catalog import ModelEntry
+
+        models = [m for step in chain for m in ((step,) if isinstance(step, ModelEntry) else step)]
+        first = models[0]
         self._telemetry = telemetry
         self.request_id = request_id
         self._attributes: dict[str, str] = {
@@ -351,7 +360,7 @@ class RequestTelemetry:
             attributes={
                 **self._attributes,
                 "failover.request_id": request_id,
-                "failover.chain": [model.key for model in chain],
+                "failover.chain": [model.key for model in models],
             },
         )
         self._context = telemetry._trace.set_span_in_context(self.span)
@@ -375,7 +384,7 @@ class RequestTelemetry:
             attributes["server.address"] = parts.hostname
             if parts.port:
                 attributes["server.port"] = parts.port
-        self._attempts[ctx.attempt] = self._telemetry.tracer.start_span(
+        self._attempts[id(ctx)] = self._telemetry.tracer.start_span(
             f"{self._attributes['gen_ai.operation.name']} {ctx.model.id}",
             context=self._context,
             kind=SpanKind.CLIENT,
@@ -386,7 +395,7 @@ class RequestTelemetry:
         self, ctx: AttemptContext, outcome: str, error: BaseException | None = None
     ) -> None:
         """Close an attempt's span with its outcome (``ok`` or the error's kind)."""
-        span = self._attempts.pop(ctx.attempt, None)
+        span = self._attempts.pop(id(ctx), None)
         if span is None:
             return
         self._end_attempt(span, outcome, error)

@@ -94,7 +94,9 @@ async def test_chat_reports_a_failed_request(
         sim.script(Behavior("quota"), key=key)
     path = write_config(tmp_path, sim, revoked=False)
     assert await run("chat", "--config", str(path), "hi") == 1
-    assert "failover chat: all 2 models failed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "failover chat: " in err
+    assert "via 'good': quota (HTTP 429)" in err and "via 'claude': quota (HTTP 429)" in err
 
 
 async def test_chat_from_the_environment_honours_base_urls(

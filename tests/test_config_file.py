@@ -37,8 +37,13 @@ def toml_value(value: Any) -> str:
     return repr(value)
 
 
-def other_value(annotation: str, default: Any) -> Any:
+STRING_CHOICES = {"strategy": "round_robin"}  # another valid value of each string option
+
+
+def other_value(annotation: str, default: Any, name: str = "") -> Any:
     """A valid value for a setting that differs from its default."""
+    if isinstance(default, str):
+        return STRING_CHOICES[name]
     if "bool" in annotation:
         return not default
     if default is None:
@@ -59,7 +64,7 @@ def test_every_setting_and_profile_field_round_trips(tmp_path: Path) -> None:
     signature = inspect.signature(ResilientClient.__init__)
     defaults = {name: parameter.default for name, parameter in signature.parameters.items()}
     expected_options = {
-        name: other_value(annotation, defaults[name])
+        name: other_value(annotation, defaults[name], name)
         for name, annotation in client_options().items()
     }
     assert {"timeout", "deadline", "wait_for_recovery", "stream_idle_timeout"} <= set(
@@ -116,6 +121,7 @@ prometheus_addr = "0.0.0.0"
     assert (telemetry.enabled, telemetry.capture_content) == (True, True)
     assert (telemetry.prometheus_port, telemetry.prometheus_addr) == (9999, "0.0.0.0")
     assert SECRET not in repr(loaded)
+    loaded.client(telemetry=False)  # the client takes every value
 
 
 def test_an_empty_file_gives_the_defaults() -> None:
@@ -386,3 +392,23 @@ def test_the_telemetry_table_turns_content_capture_on() -> None:
     telemetry = loaded.build_telemetry()
     assert isinstance(telemetry, Telemetry) and telemetry.capture_content
     assert parse_config(BASIC, env=ENV).build_telemetry() is None  # the client's default
+
+
+def test_literal_and_string_options() -> None:
+    loaded = parse_config(
+        BASIC + "\n[settings]\nhedge_after = 'p95'\nstrategy = 'latency'\n", env=ENV
+    )
+    assert loaded.options == {"hedge_after": "p95", "strategy": "latency"}
+    assert parse_config(BASIC + "\n[settings]\nhedge_after = 2\n", env=ENV).options == {
+        "hedge_after": 2.0
+    }
+    with pytest.raises(
+        ConfigError, match=r"\[settings\]: hedge_after must be a number or 'p95', got string 'p99'"
+    ):
+        parse_config(BASIC + "\n[settings]\nhedge_after = 'p99'\n", env=ENV)
+    with pytest.raises(
+        ConfigError, match=r"\[settings\]: strategy must be a string, got integer 3"
+    ):
+        parse_config(BASIC + "\n[settings]\nstrategy = 3\n", env=ENV)
+    with pytest.raises(ConfigError, match="unknown key 'telemetry'"):
+        parse_config(BASIC + "\n[settings]\ntelemetry = true\n", env=ENV)
