@@ -29,6 +29,7 @@ from failover.events import (
     CooldownEvent,
     Event,
     FailoverEvent,
+    HedgeEvent,
     HookDispatcher,
     RecoveredEvent,
     RetryEvent,
@@ -188,7 +189,7 @@ class Telemetry:
 
     def attach(self, hooks: HookDispatcher, manager: FailoverManager) -> None:
         """Listen to an engine's events and watch its manager's keys (done by the client)."""
-        for event_type in (FailoverEvent, RetryEvent, CooldownEvent, RecoveredEvent):
+        for event_type in (FailoverEvent, RetryEvent, CooldownEvent, RecoveredEvent, HedgeEvent):
             hooks.add(event_type, self.event)
         self._managers.add(manager)
 
@@ -547,6 +548,14 @@ def _event_attributes(event: Event) -> tuple[str, dict[str, Any]]:
         return "failover.cooldown", attributes
     if isinstance(event, RecoveredEvent):
         return "failover.recovered", {"failover.profile": event.profile}
+    if isinstance(event, HedgeEvent):
+        return "failover.hedge", {
+            "failover.model": event.model,
+            "failover.profile": event.profile,
+            "failover.to_model": event.to_model,
+            "failover.to_profile": event.to_profile,
+            "failover.hedge.after": round(event.after, 3),
+        }
     return f"failover.{type(event).__name__}", {}
 
 

@@ -392,3 +392,28 @@ async def test_every_telemetry_on_one_meter_provider_feeds_the_keys_cooling_gaug
             for p in metric_points(reader)["failover.client.keys.cooling"]
         }
     assert cooling[("groq", "rate_limited")] == 1
+
+
+async def test_a_hedged_request_has_both_attempts_and_a_hedge_event(sim: Simulator) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    sim.script(Behavior("hang"), provider="openai")  # never in time
+    async with ResilientClient(
+        CHAIN,
+        profiles_for(sim),
+        hedge_after=0.05,
+        telemetry=Telemetry(tracer_provider=provider),
+    ) as client:
+        result = await client.complete(ASK)
+    assert result.profile == "anthropic-0"  # the hedge goes to another endpoint
+    spans = exporter.get_finished_spans()
+    (request,) = [s for s in spans if s.parent is None]
+    attempts = {
+        s.attributes["failover.profile"]: s.attributes["failover.outcome"]  # type: ignore[index]
+        for s in spans
+        if s.parent is not None
+    }
+    assert attempts == {"openai-0": "cancelled", "anthropic-0": "ok"}
+    (hedge,) = [e for e in request.events if e.name == "failover.hedge"]
+    assert hedge.attributes is not None and hedge.attributes["failover.to_profile"] == "anthropic-0"
