@@ -22,6 +22,7 @@ $(SIM): pyproject.toml | $(PY)
 install: $(DEV)
 
 test: $(DEV)
+	@.ci/ensure-redis-server
 	$(PY) -m pytest -q
 
 lint: $(DEV)

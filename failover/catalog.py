@@ -32,6 +32,8 @@ class TokenUsage:
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    """Reasoning ("thinking") tokens; already counted in ``output_tokens``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +47,10 @@ class ModelEntry:
         name: A human-readable name.
         provider: The provider name used for auth profiles and adapters.
         api: The wire protocol (``openai``, ``anthropic``, ``gemini``, ``ollama``).
-        reasoning: Whether the model reasons before answering, when known.
-        input: Input modalities, e.g. ``("text", "image")``, when known.
+        reasoning: Whether the model takes a reasoning effort / thinking budget, when known.
+        input: Input modalities, e.g. ``("text", "image")``; ``None`` when unknown (then
+            images and audio are sent and the provider decides).
+        tools: Whether the model can call tools, when known.
         context_window: Maximum input tokens, when known.
         max_tokens: Maximum output tokens, when known.
     """
@@ -56,7 +60,8 @@ class ModelEntry:
     provider: str
     api: str
     reasoning: bool | None = None
-    input: tuple[str, ...] = ("text",)
+    input: tuple[str, ...] | None = None
+    tools: bool | None = None
     cost_input: float | None = None
     cost_output: float | None = None
     cost_cache_read: float | None = None
@@ -88,6 +93,7 @@ class ModelEntry:
 
 # provider name -> (wire protocol, the provider's id in genai-prices or None for local ones)
 _PROVIDERS: dict[str, tuple[str, str | None]] = {
+    "azure": ("openai", "azure"),
     "openai": ("openai", "openai"),
     "anthropic": ("anthropic", "anthropic"),
     "gemini": ("gemini", "google"),
@@ -101,7 +107,15 @@ _PROVIDERS: dict[str, tuple[str, str | None]] = {
     "ollama": ("openai", None),
     "ollama-native": ("ollama", None),
 }
-_PROVIDER_ALIASES = {"google": "gemini", "claude": "anthropic", "llama.cpp": "llamacpp"}
+_PROVIDER_ALIASES = {
+    "google": "gemini",
+    "claude": "anthropic",
+    "llama.cpp": "llamacpp",
+    "azure-openai": "azure",
+}
+# Providers whose model ids are the user's own names (Azure deployments): any id is
+# accepted, priced when it matches a model genai-prices knows.
+_ANY_MODEL_ID = {"azure"}
 
 
 def canonical_provider(provider: str) -> str:
@@ -126,20 +140,31 @@ class ModelCatalog:
 
     def __init__(self) -> None:
         self._providers = dict(_PROVIDERS)
+        self._any_model_id = set(_ANY_MODEL_ID)
         self._custom: dict[tuple[str, str], ModelEntry] = {}
         self._cache: dict[tuple[str, str], ModelEntry | None] = {}
         self._lock = threading.Lock()
 
-    def register_provider(self, name: str, *, api: str, prices_id: str | None = None) -> None:
+    def register_provider(
+        self, name: str, *, api: str, prices_id: str | None = None, any_model_id: bool = False
+    ) -> None:
         """Teach the catalog a provider: its wire protocol and its genai-prices id.
 
         A provider registered without ``prices_id`` is local: it accepts any model id.
+        With ``any_model_id`` a priced provider also accepts ids genai-prices does not know
+        (deployment names), unpriced.
         """
         if not name or "/" in name:
             raise ConfigError(f"provider name must be non-empty and have no '/': {name!r}")
         with self._lock:
             self._providers[canonical_provider(name)] = (api, prices_id)
+            if any_model_id:
+                self._any_model_id.add(canonical_provider(name))
             self._cache.clear()
+
+    def knows_provider(self, name: str) -> bool:
+        """Whether ``name`` (or its alias) is a provider this catalog knows."""
+        return canonical_provider(name) in self._providers
 
     def register(self, entry: ModelEntry) -> None:
         """Add or replace a custom entry, e.g. for a self-hosted or fine-tuned model."""
@@ -185,7 +210,10 @@ class ModelCatalog:
         api, prices_id = known
         if prices_id is None:
             return ModelEntry(id=model_id, name=model_id, provider=provider, api=api)
-        return _from_genai_prices(provider, api, prices_id, model_id)
+        entry = _from_genai_prices(provider, api, prices_id, model_id)
+        if entry is None and provider in self._any_model_id:
+            return ModelEntry(id=model_id, name=model_id, provider=provider, api=api)
+        return entry
 
 
 def _from_genai_prices(provider: str, api: str, prices_id: str, model_id: str) -> ModelEntry | None:

@@ -289,9 +289,13 @@ def _describe(body: Any) -> tuple[str, str]:
         )
         if value is not None
     ]
-    for detail in error.get("details") or []:
+    details = error.get("details")
+    for detail in details if isinstance(details, list) else []:
         if isinstance(detail, dict):
-            codes.extend(str(v.get("quotaId", "")) for v in detail.get("violations") or [])
+            violations = detail.get("violations")
+            for violation in violations if isinstance(violations, list) else []:
+                if isinstance(violation, dict):
+                    codes.append(str(violation.get("quotaId", "")))
             codes.append(str(detail.get("reason", "")))
     return message or "(no message)", " ".join(codes)
 

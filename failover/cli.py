@@ -68,6 +68,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"must be within 0..64, got {value}")
+    return value
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -361,10 +371,10 @@ def _count(value: int | None) -> str:
 
 
 async def _status_manager(args: argparse.Namespace) -> FailoverManager:
-    """The manager whose keys ``failover status`` shows.
+    """The manager whose keys ``failover status`` shows, without ``--redis``.
 
     A config file gives a local view: fresh profiles, with ``--probe`` after one tiny
-    request each. (A shared store such as Redis plugs in here: read its state instead.)
+    request each.
     """
     from failover import FailoverManager
 
@@ -376,6 +386,16 @@ async def _status_manager(args: argparse.Namespace) -> FailoverManager:
 
 
 async def _status(args: argparse.Namespace) -> int:
+    from failover import ConfigError
+
+    if args.redis:  # the state the clients share, live from the store
+        if args.config or args.probe or args.json:
+            raise ConfigError("--redis shows the shared store; --config, --probe, --json are local")
+        from failover.status_view import run_status
+
+        return await run_status(args.redis, prefix=args.prefix, watch=args.watch)
+    if args.watch:
+        raise ConfigError("--watch refreshes the shared state: give --redis URL")
     manager = await _status_manager(args)
     status = manager.status()
     if args.json:
@@ -539,6 +559,10 @@ async def _simulate(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
+    if args.workers:
+        from failover.demo_workers import run_workers_demo
+
+        return await run_workers_demo(args.workers, args.requests, args.redis)
     from failover.demo import run_demo
 
     await run_demo(args.requests, args.concurrency, args.seconds, metrics_port=args.metrics_port)
@@ -603,7 +627,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=_positive_float, default=20.0, metavar="S", help="seconds per probe"
     )
 
-    status = command("status", "show every key's state", _status)
+    status = command("status", "show every key's state: shared in Redis, or from a file", _status)
+    status.add_argument(
+        "--redis", metavar="URL", help="the shared state of every key in this Redis store"
+    )
+    status.add_argument(
+        "--prefix", default="failover", help="the store's key prefix (with --redis)"
+    )
+    status.add_argument("--watch", action="store_true", help="refresh every second (with --redis)")
     status.add_argument("--config", metavar="FILE", help=config_help)
     status.add_argument("--probe", action="store_true", help="send one tiny request per key first")
     status.add_argument(
@@ -637,6 +668,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--seconds", type=_positive_float, default=12.0, metavar="S", help="spread them over S"
     )
+    demo.add_argument(
+        "--workers",
+        type=_workers,
+        default=0,
+        metavar="N",
+        help="N processes sharing the keys, store off and on (0: the single-process demo)",
+    )
+    demo.add_argument("--redis", metavar="URL", help="the Redis store for --workers")
     demo.add_argument(
         "--metrics-port",
         type=_port,

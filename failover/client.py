@@ -33,8 +33,18 @@ from failover.http import HttpxSender, Reply, Sender, default_http_client
 from failover.policy import Action, Policy
 from failover.profiles import AuthProfile, FailoverManager
 from failover.routing import Hedging, Strategy
+from failover.store import Store
 from failover.telemetry import Telemetry, resolve_telemetry
-from providers.base import ChatRequest, ChatResult, HttpRequest, ProviderAdapter, StreamChunk
+from providers.base import (
+    ChatRequest,
+    ChatResult,
+    HttpRequest,
+    ProviderAdapter,
+    StreamAssembler,
+    StreamChunk,
+    ToolCall,
+    assistant_message,
+)
 
 __all__ = ["AttemptContext", "Completion", "CompletionStream", "ResilientClient"]
 
@@ -52,10 +62,13 @@ class Completion:
         profile: The name of the auth profile used.
         usage: Token counts.
         cost_usd: Cost from the catalog's prices, ``None`` when a price is unknown.
-        finish_reason: The provider's stop reason.
+        finish_reason: ``stop``, ``length``, ``tool_calls`` or ``content_filter``.
         attempts: Every attempt, the successful one last.
         latency: Seconds from the call to the answer.
         raw: The provider's parsed reply.
+        tool_calls: The tool calls the model made (``id``, ``name``, ``arguments`` JSON text,
+            ``args`` parsed).
+        raw_finish_reason: The provider's own stop reason.
     """
 
     text: str
@@ -68,6 +81,14 @@ class Completion:
     attempts: tuple[Attempt, ...]
     latency: float
     raw: Any
+    tool_calls: tuple[ToolCall, ...] = ()
+    raw_finish_reason: str | None = None
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The assistant message in OpenAI's shape, to append to the conversation and send
+        to any provider next turn."""
+        return assistant_message(self.text, self.tool_calls)
 
 
 class ResilientClient(HookMethods, AsyncClosing):
@@ -104,6 +125,8 @@ class ResilientClient(HookMethods, AsyncClosing):
             flight), ``"latency"`` (lowest recent latency, exploring), ``"cost"``
             (cheapest for the request's estimated tokens), or your own Strategy.
         sleep: The sleep used for backoff (inject one in tests).
+        store: Where the new manager keeps its state (``failover.store.RedisStore`` to
+            share it between processes); ``async with client:`` runs its sync.
         telemetry: Where spans and metrics go (see ``failover.telemetry``): ``None`` uses
             OpenTelemetry's global providers when ``opentelemetry-api`` is installed (a no-op
             until the application installs an SDK), ``False`` turns telemetry off, or pass
@@ -132,6 +155,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         hedge_budget: float = 0.1,
         strategy: str | Strategy = "priority",
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        store: Store | None = None,
         telemetry: Telemetry | bool | None = None,
     ) -> None:
         self.chain = (
@@ -142,11 +166,12 @@ class ResilientClient(HookMethods, AsyncClosing):
         if self.chain.is_empty():
             raise ConfigError("chain must contain at least one model")
         if isinstance(profiles, FailoverManager):
-            if config is not None:
-                raise ConfigError("pass config to the FailoverManager, not to the client")
+            if config is not None or store is not None:
+                raise ConfigError("pass config and store to the FailoverManager, not the client")
             manager = profiles
         else:
-            manager = FailoverManager(config, profiles=profiles)
+            manager = FailoverManager(config, profiles=profiles, store=store)
+        self._owns_manager = manager is not profiles
         for name, value in (("timeout", timeout), ("stream_idle_timeout", stream_idle_timeout)):
             if not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
                 raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
@@ -224,11 +249,14 @@ class ResilientClient(HookMethods, AsyncClosing):
         state = self._engine.new_request()
         if self._engine.strategy.name == "cost":
             state.estimated_usage = _estimate(request)
-        result, model, profile = await self._engine.run(state, self.chain.steps, attempt)
-        cost = model.calculate_cost(result.usage)
+        result, model, profile = await self._engine.run(
+            state, self.chain.steps, attempt, unsupported=self._unsupported(request)
+        )
+        cost = model.calculate_cost(result.usage) if result.usage_known else None
         if state.telemetry is not None:
             state.telemetry.capture(messages, result.text)
-        self._engine.succeeded(state, model, profile, cost, result.usage)
+        usage = result.usage if result.usage_known else None
+        self._engine.succeeded(state, model, profile, cost, usage)
         return Completion(
             text=result.text,
             model=model.key,
@@ -240,6 +268,8 @@ class ResilientClient(HookMethods, AsyncClosing):
             attempts=tuple(state.attempts),
             latency=time.monotonic() - state.started,
             raw=result.raw,
+            tool_calls=result.tool_calls,
+            raw_finish_reason=result.raw_finish_reason,
         )
 
     def stream(
@@ -290,14 +320,24 @@ class ResilientClient(HookMethods, AsyncClosing):
         """The manager's status (keys masked) and each chain model's health."""
         return self._engine.status(self.chain.models)
 
+    async def __aenter__(self) -> ResilientClient:
+        await self.manager.start()  # a shared store's sync (nothing for MemoryStore)
+        return self
+
     async def aclose(self) -> None:
-        """Wait for pending async hooks, then close the HTTP client the client created."""
+        """Wait for pending async hooks, stop the store's sync, close the HTTP client."""
         await self._engine.aclose()
+        if self._owns_manager:  # a manager you passed in is yours to close
+            await self.manager.store.aclose()
         if self._owned_http is not None:
             await self._owned_http.aclose()
 
     def __repr__(self) -> str:
         return f"ResilientClient(chain={list(self.chain.names)!r}, profiles={len(self.manager)})"
+
+    def _unsupported(self, request: ChatRequest) -> Callable[[ModelEntry], str | None]:
+        """Which field of ``request`` a model cannot take (the engine skips such models)."""
+        return lambda model: self._adapters[model.provider].unsupported_field(request, model)
 
     def _http_request(
         self, request: ChatRequest, ctx: AttemptContext
@@ -346,6 +386,7 @@ class _ChunkReader:
         self._parser = adapter.stream_parser()
         self._events = self._iterate(adapter, reply)
         self._finish: str | None = None
+        self._raw_finish: str | None = None
         self._usage: TokenUsage | None = None
         self.done = False
 
@@ -377,13 +418,14 @@ class _ChunkReader:
                 chunk = await self._events.__anext__()
             except StopAsyncIteration:
                 self.done = True
-                return StreamChunk("", self._finish, self._usage)
+                return StreamChunk("", self._finish, self._usage, (), self._raw_finish)
             if chunk.finish_reason is not None:
                 self._finish = chunk.finish_reason
+                self._raw_finish = chunk.raw_finish_reason or chunk.finish_reason
             if chunk.usage is not None:
                 self._usage = chunk.usage
-            if chunk.text:
-                return StreamChunk(chunk.text)
+            if chunk.text or chunk.tool_calls:
+                return StreamChunk(chunk.text, tool_calls=chunk.tool_calls)
         return None
 
     async def aclose(self) -> None:
@@ -399,7 +441,9 @@ class CompletionStream(AsyncClosing):
         model: ``provider/model`` that is answering (set at the first chunk).
         profile: The auth profile's name (set at the first chunk).
         usage: Token counts (set at the end).
-        finish_reason: The stop reason (set at the end).
+        finish_reason: ``stop``, ``length``, ``tool_calls`` or ``content_filter`` (at the end).
+        raw_finish_reason: The provider's own stop reason (at the end).
+        cost_usd: The cost from the catalog's prices (at the end; ``None`` when unknown).
         attempts: Every attempt made so far.
     """
 
@@ -418,6 +462,19 @@ class CompletionStream(AsyncClosing):
         self.profile: str | None = None
         self.usage: TokenUsage | None = None
         self.finish_reason: str | None = None
+        self.raw_finish_reason: str | None = None
+        self.cost_usd: float | None = None
+        self._assembled = StreamAssembler()
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """The tool calls assembled from the stream's deltas so far."""
+        return self._assembled.tool_calls
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The assistant message in OpenAI's shape (complete once the stream has ended)."""
+        return self._assembled.message
 
     @property
     def attempts(self) -> tuple[Attempt, ...]:
@@ -440,8 +497,10 @@ class CompletionStream(AsyncClosing):
             await self.aclose()
             raise StopAsyncIteration
         self.text += chunk.text
+        self._assembled.add(chunk)
         if chunk.usage is not None or chunk.finish_reason is not None:
             self.usage, self.finish_reason = chunk.usage, chunk.finish_reason
+            self.raw_finish_reason = chunk.raw_finish_reason
         return chunk
 
     async def _next_chunk(self) -> StreamChunk | None:
@@ -453,7 +512,7 @@ class CompletionStream(AsyncClosing):
                 return await client._open_stream(request, ctx)
 
             (opener, reader, first), model, profile = await self._engine.run(
-                self._state, client.chain.steps, attempt
+                self._state, client.chain.steps, attempt, unsupported=client._unsupported(request)
             )
             self._opener, self._reader, self._chosen = opener, reader, (model, profile)
             self.model, self.profile = model.key, profile.name
@@ -474,7 +533,7 @@ class CompletionStream(AsyncClosing):
             self._engine.record_attempt(self._state, model, profile, error, self._state.started)
             self._engine.record_failure(self._state, model, profile, error)
             raise StreamInterrupted(error, self.text, self._state.attempts) from error
-        if chunk is not None and chunk.text == "" and self._reader.done:
+        if chunk is not None and self._reader.done:
             self._succeeded(chunk.usage)
         return chunk
 
@@ -491,6 +550,7 @@ class CompletionStream(AsyncClosing):
             return
         model, profile = self._chosen
         cost = model.calculate_cost(usage) if usage else None
+        self.cost_usd = cost
         if self._state.telemetry is not None:
             self._state.telemetry.capture(self._request.messages, self.text)
         self._engine.succeeded(self._state, model, profile, cost, usage)

@@ -23,11 +23,13 @@ from enum import Enum
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from failover._secrets import SecretKey, scrub
+from failover._secrets import SecretKey, key_fingerprint, scrub
 from failover._tasks import BackgroundTasks, running_on_trio
 from failover.catalog import canonical_provider
 from failover.config import FailoverConfig
 from failover.errors import ConfigError
+from failover.store.base import BreakerKey, Store
+from failover.store.memory import MemoryStore
 
 __all__ = [
     "AuthProfile",
@@ -226,6 +228,11 @@ class AuthProfile:
         return self.api_key.masked
 
     @property
+    def fingerprint(self) -> str:
+        """A short digest of the key that tells keys apart and reveals nothing of them."""
+        return key_fingerprint(self.api_key)
+
+    @property
     def endpoint(self) -> tuple[str, str | None]:
         """Where this key's requests go: ``(provider, base_url)``."""
         return self.provider, self.base_url
@@ -362,9 +369,6 @@ class _Pool:
 _ALL = "\x00all"  # the pool of every provider's profiles
 _BUCKETS = 10  # a breaker's window is kept as this many time buckets
 
-BreakerKey = tuple[str, "str | None", str]
-"""A circuit breaker's identity: ``(provider, base_url, model)``."""
-
 
 class _Breaker:
     """The circuit breaker of one model at one endpoint.
@@ -436,6 +440,11 @@ class FailoverManager:
         config: Retry and cooldown settings.
         profiles: Profiles to add at once.
         clock: A monotonic clock in seconds; inject a fake one in tests.
+        store: Where the state is kept: :class:`~failover.store.MemoryStore` (the
+            default, this process only) or :class:`~failover.store.RedisStore` (shared
+            with every process using the same Redis). Picks are always served from
+            memory; a shared store syncs in a background task that ``async with
+            manager:`` (or :meth:`start` / :meth:`aclose`) runs.
 
     Example:
         >>> manager = FailoverManager(profiles=[AuthProfile("a", "openai", "sk-...")])
@@ -449,6 +458,7 @@ class FailoverManager:
         *,
         profiles: Iterable[AuthProfile] = (),
         clock: Callable[[], float] = time.monotonic,
+        store: Store | None = None,
     ) -> None:
         if config is not None and not isinstance(config, FailoverConfig):
             raise ConfigError(f"config must be a FailoverConfig, got {type(config).__name__}")
@@ -462,6 +472,11 @@ class FailoverManager:
         self._tasks = BackgroundTasks()
         self._breakers: dict[BreakerKey, _Breaker] = {}
         self._tripped: dict[BreakerKey, _Breaker] = {}  # the breakers not closed
+        if store is not None and not isinstance(store, Store):
+            raise ConfigError(f"store must be a failover.store.Store, got {type(store).__name__}")
+        self.store: Store = store or MemoryStore()
+        self._shared = self.store.shared
+        self.store.attach(self)
         for profile in profiles:
             self.add_profile(profile)
 
@@ -492,6 +507,8 @@ class FailoverManager:
         self._profiles[profile.name] = profile
         self._pools.setdefault(profile.provider, _Pool())
         self._mirror_breakers(profile)
+        if self._shared:
+            self.store.register(profile)
         now = self.clock()
         if profile.status is ProfileStatus.AVAILABLE or profile.cooldown_until <= now:
             profile.status = ProfileStatus.AVAILABLE
@@ -548,6 +565,8 @@ class FailoverManager:
         self._mirror_breakers(profile)
         if ready:
             self._make_ready(profile)
+        if self._shared:
+            self.store.register(profile)
         return profile
 
     def get_profile(self, name: str) -> AuthProfile | None:
@@ -662,6 +681,8 @@ class FailoverManager:
         if best is not None:
             if best.rate_limit_rpm is not None:
                 best._recent.append(now)
+                if self._shared:
+                    self.store.used(best, now)
             self._count_use(best, now)
         return best
 
@@ -724,6 +745,8 @@ class FailoverManager:
             self._heal(profile, keep_breakers=True)
         if profile.status is ProfileStatus.AVAILABLE:
             profile.cooldown_strikes = 0
+            if self._shared and recovering:  # a key still held here is not announced healed
+                self.store.profile_changed(profile, "recover", struck=False)
         return recovering
 
     def mark_failure(
@@ -763,7 +786,9 @@ class FailoverManager:
         breaker_only = kind == "error" and model is not None
         kind = kind or ("rate_limit" if is_rate_limit else "error")
         now = self.clock()
+        self._wake(now)  # a rest that is over no longer counts as "already resting"
         was_available = profile.status is ProfileStatus.AVAILABLE
+        before = (profile.status, profile.cooldown_until, profile.cooldown_strikes)
         profile.failure_count += 1
         profile.consecutive_failures += 1
         profile.last_error = scrub(str(error) or type(error).__name__, profile.api_key)
@@ -789,6 +814,9 @@ class FailoverManager:
             if wait is None:
                 wait = config.escalated(config.cooldown_on_error, profile.cooldown_strikes)
             self._cool(profile, now + wait, ProfileStatus.COOLING_DOWN)
+        after = (profile.status, profile.cooldown_until, profile.cooldown_strikes)
+        if self._shared and after != before:
+            self.store.profile_changed(profile, "cool", struck=after[2] > before[2])
         if was_available and profile.status is not ProfileStatus.AVAILABLE:
             self._notify_failover(profile, model)
         return profile.status
@@ -819,6 +847,8 @@ class FailoverManager:
             self._cool(
                 profile, self.clock() + reset_after, ProfileStatus.RATE_LIMITED, strike=False
             )
+            if self._shared:
+                self.store.profile_changed(profile, "cool", struck=False)
 
     def disable(
         self, name: str, reason: str | None = None, *, duration: float | None = None
@@ -829,18 +859,29 @@ class FailoverManager:
             profile.last_error = scrub(reason, profile.api_key)
             profile.last_error_at = self.clock()
         self._disable(profile, math.inf if duration is None else self.clock() + duration)
+        if self._shared:
+            self.store.profile_changed(profile, "cool", struck=True)
 
     def enable(self, name: str) -> None:
-        """Put a profile back in rotation with a clean record."""
-        self._heal(self._require(name))
+        """Put a profile back in rotation with a clean record (in every process sharing
+        the store)."""
+        profile = self._require(name)
+        self._heal(profile)
+        if self._shared:
+            self.store.profile_changed(profile, "heal", struck=False)
 
     def reset_all(self) -> None:
         """Make every profile available again, clearing cooldowns, breakers and counts."""
         self._cooling.clear()
+        if self._shared:
+            for key in self._tripped:
+                self.store.breaker_changed(key, 0.0, 0, force=True)
         self._breakers.clear()
         self._tripped.clear()
         for profile in self._profiles.values():
             self._heal(profile)
+            if self._shared:
+                self.store.profile_changed(profile, "heal", struck=False)
 
     # -- callbacks ----------------------------------------------------------------------
 
@@ -856,6 +897,123 @@ class FailoverManager:
     async def drain_callbacks(self, grace: float = 5.0) -> None:
         """Wait up to ``grace`` seconds for async failover callbacks, then cancel them."""
         await self._tasks.drain(grace)
+
+    # -- sharing ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the store's background sync (nothing to do for a :class:`MemoryStore`)."""
+        await self.store.start()
+
+    async def aclose(self) -> None:
+        """Stop the store's background sync and wait for async failover callbacks."""
+        try:
+            await self.drain_callbacks()
+        finally:
+            await self.store.aclose()
+
+    async def __aenter__(self) -> FailoverManager:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def shared_profiles(self) -> list[AuthProfile]:
+        """The profiles out of rotation now: what a shared store re-publishes on reconnect."""
+        self._wake(self.clock())
+        return [p for p in self._profiles.values() if p.status is not ProfileStatus.AVAILABLE]
+
+    def shared_breakers(self) -> list[tuple[BreakerKey, float, int]]:
+        """The breakers open now, as ``(key, open_until, strikes)``."""
+        now = self.clock()
+        return [
+            (k, b.open_until, b.strikes) for k, b in self._tripped.items() if b.open_until > now
+        ]
+
+    def apply_shared_profile(
+        self,
+        name: str,
+        fingerprint: str,
+        status: ProfileStatus,
+        until: float,
+        strikes: int,
+        *,
+        error: str | None = None,
+        authoritative: bool = True,
+    ) -> bool:
+        """Take in a profile's state as another process left it; return whether it changed.
+
+        Called by a shared store. ``until`` is on this manager's clock. A profile unknown
+        here, or whose key differs (another fingerprint), is left alone. Not
+        ``authoritative`` (this process has changes of its own still on the way), only a
+        longer rest is taken in.
+        """
+        profile = self._profiles.get(name)
+        if profile is None or profile.fingerprint != fingerprint:
+            return False
+        now = self.clock()
+        resting = status is not ProfileStatus.AVAILABLE and until > now
+        current = profile.status is not ProfileStatus.AVAILABLE and profile.cooldown_until > now
+        if not authoritative and (not resting or (current and until <= profile.cooldown_until)):
+            return False
+        changed = False
+        if resting:
+            if profile.status is not status or profile.cooldown_until != until:
+                profile.status = status
+                profile.cooldown_until = until
+                self._withdraw(profile)
+                if not math.isinf(until):
+                    self._push_cooling(profile)
+                changed = True
+            if error is not None:
+                profile.last_error = error
+        elif profile.status is not ProfileStatus.AVAILABLE:
+            profile.status = ProfileStatus.AVAILABLE
+            profile.cooldown_until = 0.0
+            self._make_ready(profile)
+            changed = True
+        profile.cooldown_strikes = (
+            strikes if authoritative else max(strikes, profile.cooldown_strikes)
+        )
+        return changed
+
+    def apply_shared_breaker(
+        self, key: BreakerKey, open_until: float, strikes: int, *, force: bool = False
+    ) -> None:
+        """Take in a breaker's state as another process left it (``open_until`` 0: closed).
+
+        A longer rest is taken in; a close (someone's probe succeeded, or an ``enable``
+        with ``force``) closes a breaker here that is half-open, never one that this
+        process re-opened since.
+        """
+        now = self.clock()
+        breaker = self._breakers.get(key)
+        if open_until > now:
+            if breaker is None:
+                breaker = self._breakers[key] = _Breaker()
+            breaker.strikes = max(breaker.strikes, strikes)
+            if open_until > breaker.open_until:
+                breaker.open_until = open_until
+                breaker.probe_at = None
+                breaker.forget()
+                self._tripped[key] = breaker
+                self._rest_endpoint(key, open_until)
+        elif breaker is not None and key in self._tripped and (force or breaker.open_until <= now):
+            self._close_breaker(key)
+            breaker.closed_at = now
+            if force:
+                breaker.strikes = 0
+
+    def apply_shared_use(self, name: str, fingerprint: str, at: float) -> None:
+        """Count a use of rpm-limited ``name`` by another process at clock time ``at``."""
+        profile = self._profiles.get(name)
+        if profile is None or profile.rate_limit_rpm is None or profile.fingerprint != fingerprint:
+            return
+        recent = profile._recent
+        if not recent or recent[-1] <= at:
+            recent.append(at)
+        else:
+            recent.insert(bisect.bisect(recent, at), at)
 
     # -- delays and status ----------------------------------------------------------------
 
@@ -937,10 +1095,10 @@ class FailoverManager:
             return  # never shorten a longer cooldown
         if profile.status is ProfileStatus.RATE_LIMITED and status is ProfileStatus.COOLING_DOWN:
             status = ProfileStatus.RATE_LIMITED  # the provider's wait stays provider-directed
+        if strike and profile.status is ProfileStatus.AVAILABLE:
+            profile.cooldown_strikes += 1  # once per event: not again for requests in flight
         profile.status = status
         profile.cooldown_until = until
-        if strike:
-            profile.cooldown_strikes += 1
         self._withdraw(profile)
         self._push_cooling(profile)
 
@@ -949,9 +1107,10 @@ class FailoverManager:
             return
         if profile.status is not ProfileStatus.AVAILABLE:
             until = max(until, profile.cooldown_until)
+        else:
+            profile.cooldown_strikes += 1  # once per event: not again for requests in flight
         profile.status = ProfileStatus.DISABLED
         profile.cooldown_until = until
-        profile.cooldown_strikes += 1
         self._withdraw(profile)
         if not math.isinf(until):
             self._push_cooling(profile)
@@ -959,7 +1118,10 @@ class FailoverManager:
     def _heal(self, profile: AuthProfile, *, keep_breakers: bool = False) -> None:
         if not keep_breakers:
             for model in tuple(profile.model_cooldowns):
-                self._close_breaker((profile.provider, profile.base_url, model))
+                key = (profile.provider, profile.base_url, model)
+                self._close_breaker(key)
+                if self._shared:
+                    self.store.breaker_changed(key, 0.0, 0, force=True)
         profile.status = ProfileStatus.AVAILABLE
         profile.cooldown_until = 0.0
         profile.consecutive_failures = 0
@@ -993,6 +1155,8 @@ class FailoverManager:
             return True
         if self._rpm_room(profile, now):
             profile._recent.append(now)
+            if self._shared:
+                self.store.used(profile, now)
             return True
         self._cool(profile, profile._recent[0] + 60.0, ProfileStatus.RATE_LIMITED, strike=False)
         return False
@@ -1035,6 +1199,8 @@ class FailoverManager:
                 return False
             self._close_breaker(key)
             breaker.closed_at = now
+            if self._shared:
+                self.store.breaker_changed(key, 0.0, breaker.strikes)
             return True
         breaker.count(failed, now, config.breaker_window)
         if (
@@ -1053,10 +1219,15 @@ class FailoverManager:
         breaker.probe_at = None
         breaker.forget()
         self._tripped[key] = breaker
+        if self._shared:
+            self.store.breaker_changed(key, breaker.open_until, breaker.strikes)
+        self._rest_endpoint(key, breaker.open_until)
+
+    def _rest_endpoint(self, key: BreakerKey, until: float) -> None:
         provider, base_url, model = key
         for profile in self._profiles.values():
             if profile.provider == provider and profile.base_url == base_url:
-                profile.model_cooldowns[model] = breaker.open_until
+                profile.model_cooldowns[model] = until
 
     def _close_breaker(self, key: BreakerKey) -> None:
         breaker = self._tripped.pop(key, None)

@@ -1,41 +1,120 @@
-"""Anthropic Messages API (``POST {base}/v1/messages``), pinned to version 2023-06-01."""
+"""Anthropic Messages API (``POST {base}/v1/messages``), pinned to version 2023-06-01.
+
+What the caller's OpenAI-shaped request becomes:
+
+- system (and developer) messages -> top-level ``system`` text blocks;
+- user/assistant turns alternate: consecutive same-role messages are merged, tool results
+  become ``tool_result`` blocks (keyed by ``tool_use_id``) in a user turn, assistant
+  ``tool_calls`` become ``tool_use`` blocks with their parsed ``input``;
+- images -> ``image`` blocks (``base64`` with ``media_type``, or ``url``);
+- ``tools`` -> ``input_schema``; ``tool_choice`` auto/required/none/named -> auto/any/none/tool;
+  ``parallel_tool_calls: false`` -> ``disable_parallel_tool_use``;
+- ``stop`` -> ``stop_sequences``; ``user`` -> ``metadata.user_id``;
+- ``response_format`` json_schema -> ``output_config.format``; json_object -> a forced tool
+  whose input comes back as the answer's text;
+- ``reasoning_effort`` -> ``thinking`` with a budget (added on top of ``max_tokens``);
+- ``max_tokens`` (required) from the request, else the catalog, else 4096.
+
+Not expressible here, so a model of this wire is skipped when asked: ``seed``, ``n`` > 1,
+penalties, ``logprobs``, ``logit_bias``, audio input, and sampling settings with thinking.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 
-from failover.catalog import TokenUsage
+from failover.catalog import ModelEntry, TokenUsage, default_catalog
 from failover.classify import classify_http_error
-from failover.errors import ContentFilteredError, ContextWindowExceededError, MalformedResponseError
+from failover.errors import (
+    ConfigError,
+    ContentFilteredError,
+    ContextWindowExceededError,
+    MalformedResponseError,
+)
 from providers.base import (
     BaseAdapter,
     ChatRequest,
     ChatResult,
     HttpRequest,
     StreamChunk,
+    ToolCall,
+    ToolCallDelta,
+    catalog_unsupported,
+    check_params,
+    first_unknown,
+    guarded,
+    has_part,
     load_json,
-    merge_params,
+    max_output_tokens,
+    read_usage,
+)
+from providers.messages import (
+    Audio,
+    Image,
+    Text,
+    read_response_format,
+    read_stop,
+    read_tool_choice,
+    read_tools,
 )
 
-__all__ = ["AnthropicAdapter"]
+__all__ = ["JSON_TOOL", "THINKING_BUDGETS", "AnthropicAdapter"]
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
+JSON_TOOL = "json_response"
+"""The tool forced for ``response_format: json_object``; its input is returned as text."""
+THINKING_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768}
+"""``reasoning_effort`` -> ``thinking.budget_tokens``."""
+
+_TRANSLATED = frozenset(
+    {
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+        "stop",
+        "top_p",
+        "reasoning_effort",
+        "user",
+        "max_tokens",
+        "max_completion_tokens",
+        "n",
+    }
+)
+_DROPPED = frozenset({"metadata", "store", "stream_options", "service_tier"})
+"""OpenAI hints with no meaning here: dropped."""
+_NATIVE = frozenset(
+    {"top_k", "thinking", "output_config", "container", "mcp_servers", "context_management"}
+)
+"""Anthropic's own fields: passed through as given."""
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
 
 
-def _usage(usage: Any) -> TokenUsage:
-    if not isinstance(usage, dict):
-        return TokenUsage()
-    return TokenUsage(
-        input_tokens=int(usage.get("input_tokens") or 0),
-        output_tokens=int(usage.get("output_tokens") or 0),
-        cache_read_tokens=int(usage.get("cache_read_input_tokens") or 0),
-        cache_write_tokens=int(usage.get("cache_creation_input_tokens") or 0),
-    )
+def _usage(usage: Any) -> TokenUsage | None:
+    def build(count: Any) -> TokenUsage:
+        return TokenUsage(
+            input_tokens=count(usage, "input_tokens"),
+            output_tokens=count(usage, "output_tokens"),
+            cache_read_tokens=count(usage, "cache_read_input_tokens"),
+            cache_write_tokens=count(usage, "cache_creation_input_tokens"),
+        )
+
+    return read_usage(usage, "anthropic", build)
 
 
 def _check_stop(stop_reason: Any) -> None:
+    if stop_reason is not None and not isinstance(stop_reason, str):
+        raise MalformedResponseError("stop_reason is not a string")
     if stop_reason == "refusal":
         raise ContentFilteredError("the model refused to answer", code="refusal")
     if stop_reason == "model_context_window_exceeded":
@@ -44,31 +123,173 @@ def _check_stop(stop_reason: Any) -> None:
         )
 
 
+def _finish(raw: str | None, json_tool: bool) -> str | None:
+    if raw is None:
+        return None
+    if json_tool and raw == "tool_use":
+        return "stop"
+    return _FINISH.get(raw, "stop")
+
+
+_ID_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def _tool_id(call_id: str) -> str:
+    """Anthropic ids match ``^[a-zA-Z0-9_-]+$``; other providers' ids are made to."""
+    return _ID_CHARS.sub("_", call_id) or "call"
+
+
+def _image(part: Image) -> dict[str, Any]:
+    if part.data is not None:
+        source = {"type": "base64", "media_type": part.guessed_mime_type(), "data": part.data}
+        return {"type": "image", "source": source}
+    return {"type": "image", "source": {"type": "url", "url": part.url}}
+
+
+def _input(arguments: str, where: str) -> Any:
+    try:
+        value = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: tool call arguments must be a JSON object for Anthropic")
+    return value
+
+
+def _messages(request: ChatRequest) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(system blocks, alternating user/assistant messages)."""
+    system: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+
+    def add(role: str, blocks: list[dict[str, Any]]) -> None:
+        if not blocks:
+            return
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"].extend(blocks)
+        else:
+            messages.append({"role": role, "content": blocks})
+
+    for index, turn in enumerate(request.turns()):
+        if turn.role == "system":
+            system.extend(
+                {"type": "text", "text": p.text} for p in turn.parts if isinstance(p, Text)
+            )
+            continue
+        if turn.role == "tool":
+            block: dict[str, Any] = {
+                "type": "tool_result",
+                "tool_use_id": _tool_id(turn.tool_call_id or ""),
+            }
+            if turn.text:
+                block["content"] = turn.text
+            add("user", [block])
+            continue
+        blocks: list[dict[str, Any]] = []
+        for part in turn.parts:
+            if isinstance(part, Text):
+                blocks.append({"type": "text", "text": part.text})
+            elif isinstance(part, Image):
+                blocks.append(_image(part))
+            elif isinstance(part, Audio):
+                raise ConfigError(f"messages[{index}]: Anthropic takes no audio input")
+        for number, call in enumerate(turn.tool_calls):
+            blocks.append(
+                {
+                    "type": "tool_use",
+                    "id": _tool_id(call.id),
+                    "name": call.name,
+                    "input": _input(call.arguments, f"messages[{index}].tool_calls[{number}]"),
+                }
+            )
+        add(turn.role, blocks)
+    return system, messages
+
+
 class AnthropicAdapter(BaseAdapter):
-    """Translates OpenAI-shaped messages: system messages go top-level, ``max_tokens`` is set."""
+    """Translates OpenAI-shaped requests to the Messages API (see the module's docstring)."""
 
     api = "anthropic"
     default_base_url = "https://api.anthropic.com"
     stream_format: Literal["sse", "ndjson"] = "sse"
+    catalog_provider = "anthropic"
+
+    def unsupported_field(self, request: ChatRequest, model: ModelEntry) -> str | None:
+        """What the Messages API cannot express, or the catalog says the model cannot take."""
+        check_params(request.params)
+        params = request.params
+        if has_part(request, Audio):
+            return "input_audio"
+        if (n := params.get("n")) is not None and n != 1:
+            return "n"
+        for name in ("presence_penalty", "frequency_penalty"):
+            if params.get(name) not in (None, 0, 0.0):
+                return name
+        for name in ("logprobs", "top_logprobs"):
+            if params.get(name) not in (None, False, 0):
+                return name
+        effort = params.get("reasoning_effort")
+        thinking = effort is not None and effort != "none"
+        json_mode = read_response_format(params.get("response_format"))
+        if json_mode is not None and json_mode.schema is None and (params.get("tools") or thinking):
+            return "response_format"  # the forced JSON tool cannot be combined with these
+        if thinking:
+            if request.temperature is not None and request.temperature != 1:
+                return "temperature"
+            top_p = params.get("top_p")
+            if top_p is not None and not (isinstance(top_p, (int, float)) and top_p >= 0.95):
+                return "top_p"
+            choice = read_tool_choice(params.get("tool_choice"))
+            if choice is not None and choice.mode in ("required", "tool"):
+                return "tool_choice"
+        unknown = first_unknown(params, _TRANSLATED | _DROPPED | _NATIVE)
+        return unknown or catalog_unsupported(request, model)
 
     def build_request(
         self, request: ChatRequest, *, model: str, api_key: str, base_url: str
     ) -> HttpRequest:
         """Build the Messages request."""
-        system, rest = request.split_system()
-        messages = [{"role": m.get("role"), "content": m.get("content")} for m in rest]
-        payload: dict[str, Any] = {
-            "model": model,
-            "messages": messages,
-            "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
-        }
-        if system is not None:
+        params = request.params
+        system, messages = _messages(request)
+        limit = max_output_tokens(request)
+        if limit is None:
+            entry = default_catalog.get(self.catalog_provider, model)
+            limit = (entry.max_tokens if entry else None) or DEFAULT_MAX_TOKENS
+        payload: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": limit}
+        if system:
             payload["system"] = system
         if request.temperature is not None:
             payload["temperature"] = request.temperature
+        if params.get("top_p") is not None:
+            payload["top_p"] = params["top_p"]
+        if stop := read_stop(params.get("stop")):
+            payload["stop_sequences"] = stop
+        if isinstance(params.get("user"), str):
+            payload["metadata"] = {"user_id": params["user"]}
+        effort = params.get("reasoning_effort")
+        if effort is not None and effort != "none":
+            budget = THINKING_BUDGETS.get(str(effort), THINKING_BUDGETS["medium"])
+            payload["thinking"] = {"type": "enabled", "budget_tokens": budget}
+            payload["max_tokens"] = limit + budget
+        self._tools(payload, params)
+        json_mode = read_response_format(params.get("response_format"))
+        if json_mode is not None and json_mode.schema is not None:
+            payload["output_config"] = {
+                "format": {"type": "json_schema", "schema": dict(json_mode.schema)}
+            }
+        elif json_mode is not None:
+            payload["tools"] = [
+                {
+                    "name": JSON_TOOL,
+                    "description": "Answer with a JSON object.",
+                    "input_schema": {"type": "object"},
+                }
+            ]
+            payload["tool_choice"] = {"type": "tool", "name": JSON_TOOL}
         if request.stream:
             payload["stream"] = True
-        merge_params(payload, request.params)
+        for key in _NATIVE:
+            if key in params:
+                payload[key] = params[key]
         headers = {
             "content-type": "application/json",
             "x-api-key": api_key,
@@ -76,18 +297,70 @@ class AnthropicAdapter(BaseAdapter):
         }
         return HttpRequest("POST", f"{base_url}/v1/messages", headers, json.dumps(payload).encode())
 
+    @staticmethod
+    def _tools(payload: dict[str, Any], params: Any) -> None:
+        specs = read_tools(params.get("tools"))
+        if specs:
+            payload["tools"] = [
+                {
+                    "name": spec.name,
+                    **({"description": spec.description} if spec.description else {}),
+                    "input_schema": dict(spec.parameters or {"type": "object", "properties": {}}),
+                }
+                for spec in specs
+            ]
+        choice = read_tool_choice(params.get("tool_choice"))
+        wire: dict[str, Any] | None = None
+        if choice is not None:
+            kind = {"auto": "auto", "none": "none", "required": "any", "tool": "tool"}
+            wire = {"type": kind[choice.mode]}
+            if choice.name:
+                wire["name"] = choice.name
+        if params.get("parallel_tool_calls") is False and specs:
+            wire = wire or {"type": "auto"}
+            if wire["type"] != "none":
+                wire["disable_parallel_tool_use"] = True
+        if wire is not None and specs:
+            payload["tool_choice"] = wire
+
+    @guarded
     def parse_response(self, body: bytes) -> ChatResult:
-        """Join the text blocks; a refusal or context overflow raises."""
+        """Join the text blocks, read ``tool_use`` blocks; a refusal or overflow raises."""
         data = load_json(body)
         if not isinstance(data, dict) or not isinstance(data.get("content"), list):
             raise MalformedResponseError(f"reply has no content list: {str(body)[:200]}")
-        _check_stop(data.get("stop_reason"))
-        text = "".join(
-            str(block.get("text", ""))
-            for block in data["content"]
-            if isinstance(block, dict) and block.get("type") == "text"
+        raw = data.get("stop_reason")
+        _check_stop(raw)
+        texts: list[str] = []
+        calls: list[ToolCall] = []
+        json_tool = False
+        for number, block in enumerate(data["content"]):
+            if not isinstance(block, dict):
+                raise MalformedResponseError(f"content[{number}] is not an object")
+            if block.get("type") == "text":
+                if not isinstance(block.get("text"), str):
+                    raise MalformedResponseError(f"content[{number}].text is not a string")
+                texts.append(block["text"])
+            elif block.get("type") == "tool_use":
+                name, call_id = block.get("name"), block.get("id")
+                if not isinstance(name, str) or not isinstance(call_id, str):
+                    raise MalformedResponseError(f"content[{number}] is not a tool_use block")
+                arguments = json.dumps(block.get("input") or {})
+                if name == JSON_TOOL:
+                    json_tool = True
+                    texts.append(arguments)
+                else:
+                    calls.append(ToolCall(call_id, name, arguments))
+        usage = _usage(data.get("usage"))
+        return ChatResult(
+            "".join(texts),
+            _finish(raw, json_tool),
+            usage or TokenUsage(),
+            data,
+            tuple(calls),
+            raw,
+            usage_known=usage is not None,
         )
-        return ChatResult(text, data.get("stop_reason"), _usage(data.get("usage")), data)
 
     def stream_parser(self) -> _AnthropicStream:
         """A parser for the named Messages stream events."""
@@ -97,8 +370,11 @@ class AnthropicAdapter(BaseAdapter):
 class _AnthropicStream:
     def __init__(self) -> None:
         self.complete = False
-        self._input = TokenUsage()
+        self._input: TokenUsage | None = TokenUsage()
+        self._tools: dict[int, int] = {}  # content block index -> tool call index
+        self._json_blocks: set[int] = set()
 
+    @guarded
     def feed(self, event: str, data: str) -> StreamChunk | None:
         if event in ("ping", ""):
             return None
@@ -108,24 +384,69 @@ class _AnthropicStream:
         if event == "error":
             raise classify_http_error(_error_status(payload), {}, data)
         if event == "message_start":
-            self._input = _usage((payload.get("message") or {}).get("usage"))
+            message = payload.get("message") or {}
+            if not isinstance(message, dict):
+                raise MalformedResponseError("message_start.message is not an object")
+            self._input = _usage(message.get("usage") or {})
+        elif event == "content_block_start":
+            return self._block_start(payload)
         elif event == "content_block_delta":
-            delta = payload.get("delta") or {}
-            if delta.get("type") == "text_delta" and delta.get("text"):
-                return StreamChunk(str(delta["text"]))
+            return self._delta(payload)
         elif event == "message_delta":
-            stop = (payload.get("delta") or {}).get("stop_reason")
+            delta = payload.get("delta") or {}
+            if not isinstance(delta, dict):
+                raise MalformedResponseError("message_delta.delta is not an object")
+            stop = delta.get("stop_reason")
             _check_stop(stop)
-            output = _usage(payload.get("usage"))
-            usage = TokenUsage(
-                input_tokens=self._input.input_tokens or output.input_tokens,
-                output_tokens=output.output_tokens,
-                cache_read_tokens=self._input.cache_read_tokens,
-                cache_write_tokens=self._input.cache_write_tokens,
-            )
-            return StreamChunk("", stop, usage)
+            output = _usage(payload.get("usage") or {})
+            usage = None
+            if output is not None and self._input is not None:
+                usage = TokenUsage(
+                    input_tokens=self._input.input_tokens or output.input_tokens,
+                    output_tokens=output.output_tokens,
+                    cache_read_tokens=self._input.cache_read_tokens or output.cache_read_tokens,
+                    cache_write_tokens=self._input.cache_write_tokens or output.cache_write_tokens,
+                )
+            return StreamChunk("", _finish(stop, bool(self._json_blocks)), usage, (), stop)
         elif event == "message_stop":
             self.complete = True
+        return None
+
+    def _block_start(self, payload: dict[str, Any]) -> StreamChunk | None:
+        block = payload.get("content_block")
+        index = payload.get("index")
+        if not isinstance(block, dict) or not isinstance(index, int):
+            raise MalformedResponseError("content_block_start without a block and index")
+        if block.get("type") != "tool_use":
+            return None
+        name, call_id = block.get("name"), block.get("id")
+        if not isinstance(name, str) or not isinstance(call_id, str):
+            raise MalformedResponseError("tool_use block without id and name")
+        if name == JSON_TOOL:
+            self._json_blocks.add(index)
+            return None
+        self._tools[index] = len(self._tools)
+        return StreamChunk(tool_calls=(ToolCallDelta(self._tools[index], call_id, name),))
+
+    def _delta(self, payload: dict[str, Any]) -> StreamChunk | None:
+        delta = payload.get("delta") or {}
+        if not isinstance(delta, dict):
+            raise MalformedResponseError("content_block_delta.delta is not an object")
+        kind = delta.get("type")
+        if kind == "text_delta" and delta.get("text"):
+            return StreamChunk(str(delta["text"]))
+        if kind == "input_json_delta":
+            index = payload.get("index")
+            fragment = delta.get("partial_json")
+            if not isinstance(fragment, str) or not fragment:
+                return None
+            if index in self._json_blocks:
+                return StreamChunk(fragment)
+            if index in self._tools:
+                return StreamChunk(
+                    tool_calls=(ToolCallDelta(self._tools[index], arguments=fragment),)
+                )
+            raise MalformedResponseError("input_json_delta for a block that is not a tool call")
         return None
 
 

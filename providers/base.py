@@ -1,34 +1,61 @@
 """The ProviderAdapter protocol and the normalised request/response types.
 
 An adapter knows one wire protocol: how to build the HTTP request for a chat request,
-how to read the reply, how to read a stream, and what an error reply means. It does no
-I/O: the client sends what the adapter builds.
+how to read the reply, how to read a stream, what an error reply means, and which request
+fields a model cannot take. It does no I/O: the client sends what the adapter builds.
+
+Replies come out in one shape whatever the wire: :class:`ChatResult` (text, tool calls, the
+assistant ``message`` in OpenAI's shape, a normalised finish reason, usage), and streams as
+:class:`StreamChunk` s that a :class:`StreamAssembler` turns into the same.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping, Sequence
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar
 
-from failover.catalog import TokenUsage
+from failover.catalog import ModelEntry, TokenUsage
 from failover.classify import classify_http_error
-from failover.errors import MalformedResponseError, ProviderError
+from failover.errors import ConfigError, FailoverError, MalformedResponseError, ProviderError
+from providers.messages import ToolCall, Turn, read_messages
 
 __all__ = [
+    "FINISH_REASONS",
     "BaseAdapter",
     "ChatRequest",
     "ChatResult",
     "HttpRequest",
     "ProviderAdapter",
+    "StreamAssembler",
     "StreamChunk",
     "StreamParser",
+    "ToolCall",
+    "ToolCallDelta",
+    "assistant_message",
+    "catalog_unsupported",
+    "check_params",
+    "first_unknown",
+    "guarded",
+    "has_part",
     "load_json",
+    "max_output_tokens",
     "merge_params",
+    "read_usage",
 ]
 
+logger = logging.getLogger("failover.providers")
+
 Message = Mapping[str, Any]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
+"""The normalised finish reasons (the provider's own is kept as ``raw_finish_reason``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +67,25 @@ class ChatRequest:
     temperature: float | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     stream: bool = False
+    _turns: list[tuple[Turn, ...]] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
+
+    def turns(self) -> tuple[Turn, ...]:
+        """The messages read once (see :func:`providers.messages.read_messages`).
+
+        Raises:
+            ConfigError: A message is not in OpenAI's shape.
+        """
+        if not self._turns:
+            self._turns.append(read_messages(self.messages))
+        return self._turns[0]
 
     def split_system(self) -> tuple[str | None, list[Message]]:
-        """Return the system messages joined (or ``None``) and the other messages."""
-        system = [str(m.get("content", "")) for m in self.messages if m.get("role") == "system"]
-        rest = [m for m in self.messages if m.get("role") != "system"]
+        """Return the system messages' text joined (or ``None``) and the other messages."""
+        turns = self.turns()
+        system = [t.text for t in turns if t.role == "system"]
+        rest = [m for m in self.messages if m.get("role") not in ("system", "developer")]
         return ("\n\n".join(system) if system else None), rest
 
 
@@ -58,23 +99,130 @@ class HttpRequest:
     body: bytes
 
 
+def assistant_message(text: str, tool_calls: Sequence[ToolCall]) -> dict[str, Any]:
+    """The assistant message in OpenAI's shape, ready to append to the conversation."""
+    message: dict[str, Any] = {"role": "assistant", "content": text or None}
+    if tool_calls:
+        message["tool_calls"] = [call.to_openai() for call in tool_calls]
+    elif not text:
+        message["content"] = ""
+    return message
+
+
 @dataclass(frozen=True, slots=True)
 class ChatResult:
-    """A parsed reply."""
+    """A parsed reply, the same shape from every wire format.
+
+    Attributes:
+        text: The answer's text (reasoning excluded).
+        finish_reason: ``stop``, ``length``, ``tool_calls`` or ``content_filter``.
+        usage: Token counts (zeros when ``usage_known`` is false).
+        raw: The provider's parsed reply.
+        tool_calls: The tool calls the model made.
+        raw_finish_reason: The provider's own stop reason.
+        usage_known: False when the reply's usage could not be read (it is logged).
+    """
 
     text: str
     finish_reason: str | None
     usage: TokenUsage
     raw: Any
+    tool_calls: tuple[ToolCall, ...] = ()
+    raw_finish_reason: str | None = None
+    usage_known: bool = True
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The assistant message in OpenAI's shape (``content`` and ``tool_calls``)."""
+        return assistant_message(self.text, self.tool_calls)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call, keyed by ``index``.
+
+    The first piece of a call carries its ``id`` and ``name``; ``arguments`` pieces join into
+    the arguments' JSON text.
+    """
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+    thought_signature: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class StreamChunk:
-    """One piece of a stream: a text delta; the last carries finish reason and usage."""
+    """One piece of a stream: a text delta and/or tool-call deltas; the last carries the
+    finish reason and usage."""
 
     text: str = ""
     finish_reason: str | None = None
     usage: TokenUsage | None = None
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    raw_finish_reason: str | None = None
+
+
+class StreamAssembler:
+    """Accumulates stream chunks into the text, tool calls, message, usage and finish reason.
+
+    Example:
+        >>> assembler = StreamAssembler()
+        >>> assembler.add(StreamChunk(tool_calls=(ToolCallDelta(0, "c1", "f", '{"a"'),)))
+        >>> assembler.add(StreamChunk(tool_calls=(ToolCallDelta(0, arguments=": 1}"),)))
+        >>> assembler.tool_calls[0].args
+        {'a': 1}
+    """
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._calls: dict[int, dict[str, Any]] = {}
+        self.finish_reason: str | None = None
+        self.raw_finish_reason: str | None = None
+        self.usage: TokenUsage | None = None
+
+    def add(self, chunk: StreamChunk) -> None:
+        """Take one chunk."""
+        if chunk.text:
+            self._text.append(chunk.text)
+        for delta in chunk.tool_calls:
+            call = self._calls.setdefault(
+                delta.index, {"id": None, "name": None, "arguments": [], "signature": None}
+            )
+            call["id"] = call["id"] or delta.id
+            call["name"] = call["name"] or delta.name
+            call["signature"] = call["signature"] or delta.thought_signature
+            if delta.arguments:
+                call["arguments"].append(delta.arguments)
+        if chunk.finish_reason is not None:
+            self.finish_reason = chunk.finish_reason
+            self.raw_finish_reason = chunk.raw_finish_reason or chunk.finish_reason
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+
+    @property
+    def text(self) -> str:
+        """The text so far."""
+        return "".join(self._text)
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """The tool calls so far, in index order."""
+        return tuple(
+            ToolCall(
+                call["id"] or f"call_{index}",
+                call["name"] or "",
+                "".join(call["arguments"]),
+                call["signature"],
+            )
+            for index, call in sorted(self._calls.items())
+        )
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The assistant message in OpenAI's shape."""
+        return assistant_message(self.text, self.tool_calls)
 
 
 class StreamParser(Protocol):
@@ -100,6 +248,10 @@ class ProviderAdapter(Protocol):
         """Return the HTTP request for ``request`` to ``model`` with this key and base URL."""
         ...
 
+    def unsupported_field(self, request: ChatRequest, model: ModelEntry) -> str | None:
+        """The name of a request field ``model`` cannot honour on this wire, or ``None``."""
+        ...
+
     def parse_response(self, body: bytes) -> ChatResult:
         """Parse a 200 reply; raise ProviderError for content blocks or malformed bodies."""
         ...
@@ -117,8 +269,86 @@ def load_json(body: bytes | str) -> Any:
     """Parse a JSON body, raising MalformedResponseError for anything else."""
     try:
         return json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise MalformedResponseError(f"reply is not valid JSON: {exc}") from exc
+
+
+_SHAPE_ERRORS = (
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    ValueError,
+    OverflowError,
+    RecursionError,
+)
+
+
+def guarded(parse: Callable[P, R]) -> Callable[P, R]:
+    """Make any reply shape a parser does not understand a MalformedResponseError.
+
+    The parsers check the fields they read; this is the net under them, so that whatever a
+    server sends, only a result or a FailoverError comes out.
+    """
+
+    @functools.wraps(parse)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return parse(*args, **kwargs)
+        except FailoverError:
+            raise
+        except _SHAPE_ERRORS as exc:
+            raise MalformedResponseError(
+                f"reply not understood ({type(exc).__name__}: {str(exc)[:120]})"
+            ) from None
+
+    return wrapper
+
+
+class _OddUsage(Exception):
+    pass
+
+
+def _count(usage: Mapping[str, Any], name: str) -> int:
+    value = usage.get(name)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _OddUsage(name)
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise _OddUsage(name)
+        value = int(value)
+    if not 0 <= value < 2**53:
+        raise _OddUsage(name)
+    return value
+
+
+def read_usage(
+    usage: Any, wire: str, build: Callable[[Callable[[Any, str], int]], TokenUsage]
+) -> TokenUsage | None:
+    """Read a reply's usage with ``build``; odd counts make it unknown (``None``), logged.
+
+    ``build`` gets ``count(mapping, name)``, which reads a token count (missing: 0) and gives
+    up on anything that is not a sane non-negative integer.
+    """
+
+    def count(source: Any, name: str) -> int:
+        if source is None:
+            return 0
+        if not isinstance(source, Mapping):
+            raise _OddUsage(name)
+        return _count(source, name)
+
+    if usage is None:
+        return None
+    try:
+        if not isinstance(usage, Mapping):
+            raise _OddUsage("usage")
+        return build(count)
+    except _OddUsage as odd:
+        logger.warning("%s reply: usage field %r not understood; usage unknown", wire, str(odd))
+        return None
 
 
 class BaseAdapter:
@@ -135,8 +365,22 @@ class BaseAdapter:
             self.default_base_url = default_base_url
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
-        """Turn an error reply into the right ProviderError."""
-        return classify_http_error(status, headers, body)
+        """Turn an error reply into the right ProviderError.
+
+        A body or headers the classifier cannot read never crash: the error is then
+        classified by its status alone.
+        """
+        try:
+            return classify_http_error(status, headers, body)
+        except FailoverError:
+            raise
+        except _SHAPE_ERRORS:
+            logger.warning("HTTP %s error reply not understood; classified by status", status)
+            return classify_http_error(status, {}, b"")
+
+    def unsupported_field(self, request: ChatRequest, model: ModelEntry) -> str | None:
+        """The name of a request field ``model`` cannot honour, or ``None`` (default: none)."""
+        return None
 
 
 def merge_params(payload: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
@@ -144,3 +388,64 @@ def merge_params(payload: dict[str, Any], params: Mapping[str, Any]) -> dict[str
     for key, value in params.items():
         payload.setdefault(key, value)
     return payload
+
+
+def has_part(request: ChatRequest, kind: type) -> bool:
+    """Whether any message of ``request`` has a part of ``kind`` (Image, Audio)."""
+    return any(isinstance(part, kind) for turn in request.turns() for part in turn.parts)
+
+
+def check_params(params: Mapping[str, Any]) -> None:
+    """Check the shared parameters are in OpenAI's shape, whichever provider gets them.
+
+    Raises:
+        ConfigError: ``tools``, ``tool_choice``, ``response_format``, ``stop`` or
+            ``reasoning_effort`` is not in OpenAI's shape.
+    """
+    from providers import messages
+
+    messages.read_tools(params.get("tools"))
+    messages.read_tool_choice(params.get("tool_choice"))
+    messages.read_response_format(params.get("response_format"))
+    messages.read_stop(params.get("stop"))
+    effort = params.get("reasoning_effort")
+    if effort is not None and effort not in messages.REASONING_EFFORTS:
+        raise ConfigError(
+            f"reasoning_effort must be one of {', '.join(messages.REASONING_EFFORTS)}, "
+            f"got {effort!r}"
+        )
+
+
+def catalog_unsupported(request: ChatRequest, model: ModelEntry) -> str | None:
+    """A field the catalog says ``model`` cannot take (images, audio, tools, reasoning)."""
+    from providers.messages import Audio, Image
+
+    params = request.params
+    effort = params.get("reasoning_effort")
+    if model.input is not None:
+        if "image" not in model.input and has_part(request, Image):
+            return "image_url"
+        if "audio" not in model.input and has_part(request, Audio):
+            return "input_audio"
+    if model.tools is False and params.get("tools"):
+        return "tools"
+    if model.reasoning is False and effort is not None and effort != "none":
+        return "reasoning_effort"
+    return None
+
+
+def max_output_tokens(request: ChatRequest) -> int | None:
+    """``max_tokens``, from the argument or ``max_completion_tokens``/``max_tokens`` params."""
+    if request.max_tokens is not None:
+        return request.max_tokens
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = request.params.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def first_unknown(params: Mapping[str, Any], known: frozenset[str]) -> str | None:
+    """The first parameter not in ``known`` (sorted, so the answer is stable)."""
+    unknown = sorted(set(params) - known)
+    return unknown[0] if unknown else None

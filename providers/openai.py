@@ -1,11 +1,18 @@
-"""OpenAI Chat Completions, and every server that speaks it (Groq, OpenRouter, vLLM, ...)."""
+"""OpenAI Chat Completions, and every server that speaks it (Groq, OpenRouter, vLLM, ...).
+
+The caller's request is already in this shape, so it passes through, except what a given
+server rejects: each registered instance knows which fields its server does not take
+(``omit``: harmless, dropped; ``rejects``: meaningful, so the model is skipped) and which it
+names differently (``rename``).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from failover.catalog import TokenUsage
+from failover.catalog import ModelEntry, TokenUsage
 from failover.classify import classify_http_error
 from failover.errors import ContentFilteredError, MalformedResponseError
 from providers.base import (
@@ -14,23 +21,128 @@ from providers.base import (
     ChatResult,
     HttpRequest,
     StreamChunk,
+    ToolCall,
+    ToolCallDelta,
+    catalog_unsupported,
+    check_params,
+    guarded,
     load_json,
-    merge_params,
+    max_output_tokens,
+    read_usage,
 )
 
-__all__ = ["OpenAIAdapter"]
+__all__ = ["OTHER_WIRES_FIELDS", "OpenAIAdapter", "openai_finish", "openai_usage"]
+
+OTHER_WIRES_FIELDS = frozenset(
+    {
+        "top_k",
+        "thinking",
+        "output_config",
+        "container",
+        "mcp_servers",
+        "context_management",
+        "safetySettings",
+        "cachedContent",
+        "generationConfig",
+        "options",
+        "keep_alive",
+        "think",
+        "format",
+    }
+)
+"""Other wires' own fields, which OpenAI's API answers with a 400 ("Unrecognized request
+argument"): a model there is skipped when a request carries one."""
+
+_FINISH = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
 
 
-def _usage(data: Any) -> TokenUsage:
-    usage = data.get("usage") if isinstance(data, dict) else None
-    if not isinstance(usage, dict):
-        return TokenUsage()
-    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-    return TokenUsage(
-        input_tokens=int(usage.get("prompt_tokens") or 0) - int(cached),
-        output_tokens=int(usage.get("completion_tokens") or 0),
-        cache_read_tokens=int(cached),
-    )
+def openai_finish(raw: Any, has_tool_calls: bool) -> str | None:
+    """Normalise an OpenAI-style ``finish_reason`` (some servers say ``stop`` after tools)."""
+    if raw is None:
+        return None
+    finish = _FINISH.get(str(raw), "stop")
+    return "tool_calls" if has_tool_calls and finish == "stop" else finish
+
+
+def openai_usage(usage: Any, wire: str = "openai") -> TokenUsage | None:
+    """Read ``usage`` with cached and reasoning tokens; ``None`` when absent or odd."""
+
+    def build(count: Any) -> TokenUsage:
+        cached = count(usage.get("prompt_tokens_details"), "cached_tokens")
+        prompt = count(usage, "prompt_tokens")
+        return TokenUsage(
+            input_tokens=max(0, prompt - cached),
+            output_tokens=count(usage, "completion_tokens"),
+            cache_read_tokens=cached,
+            reasoning_tokens=count(usage.get("completion_tokens_details"), "reasoning_tokens"),
+        )
+
+    return read_usage(usage, wire, build)
+
+
+def _text(content: Any, where: str) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # some servers answer with parts
+        return "".join(
+            str(p.get("text") or "")
+            for p in content
+            if isinstance(p, dict) and p.get("type") in ("text", None)
+        )
+    raise MalformedResponseError(f"{where}.content is not text")
+
+
+def _tool_calls(calls: Any, where: str) -> tuple[ToolCall, ...]:
+    if calls is None:
+        return ()
+    if not isinstance(calls, list):
+        raise MalformedResponseError(f"{where}.tool_calls is not a list")
+    read = []
+    for number, call in enumerate(calls):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise MalformedResponseError(f"{where}.tool_calls[{number}].function is not a call")
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments if arguments is not None else {})
+        call_id = call.get("id")
+        read.append(
+            ToolCall(
+                call_id if isinstance(call_id, str) and call_id else f"call_{number}",
+                function["name"],
+                arguments,
+            )
+        )
+    return tuple(read)
+
+
+def _strip_extras(messages: Any) -> list[Any]:
+    """Drop ``extra_content`` (Gemini's thought signatures) from assistant tool calls."""
+    out = []
+    for message in messages:
+        calls = message.get("tool_calls") if isinstance(message, Mapping) else None
+        if isinstance(calls, list) and any(
+            isinstance(c, Mapping) and "extra_content" in c for c in calls
+        ):
+            message = {
+                **message,
+                "tool_calls": [
+                    {k: v for k, v in c.items() if k != "extra_content"}
+                    if isinstance(c, Mapping)
+                    else c
+                    for c in calls
+                ],
+            }
+        out.append(message)
+    return out
 
 
 class OpenAIAdapter(BaseAdapter):
@@ -39,52 +151,105 @@ class OpenAIAdapter(BaseAdapter):
     Args:
         default_base_url: The public base URL, ending in ``/v1`` like the SDK's.
         max_tokens_field: ``max_completion_tokens`` (OpenAI) or ``max_tokens`` (older servers).
+        omit: Fields this server rejects that are harmless hints: never sent
+            (e.g. Mistral's 422 on ``stream_options``).
+        rejects: Fields this server cannot honour: a model here is skipped when asked for one.
+        rename: Fields this server names differently (Mistral: ``seed`` -> ``random_seed``).
     """
 
     api = "openai"
     stream_format: Literal["sse", "ndjson"] = "sse"
 
     def __init__(
-        self, default_base_url: str, *, max_tokens_field: str = "max_completion_tokens"
+        self,
+        default_base_url: str,
+        *,
+        max_tokens_field: str = "max_completion_tokens",
+        omit: frozenset[str] = frozenset(),
+        rejects: frozenset[str] = frozenset(),
+        rename: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(default_base_url)
         self.max_tokens_field = max_tokens_field
+        self.omit = omit
+        self.rejects = rejects
+        self._rejects_sorted = tuple(sorted(rejects))
+        self.rename = dict(rename or {})
 
-    def build_request(
-        self, request: ChatRequest, *, model: str, api_key: str, base_url: str
-    ) -> HttpRequest:
-        """Build the chat-completions request."""
-        payload: dict[str, Any] = {"model": model, "messages": list(request.messages)}
-        if request.max_tokens is not None:
-            payload[self.max_tokens_field] = request.max_tokens
+    def unsupported_field(self, request: ChatRequest, model: ModelEntry) -> str | None:
+        """A field this server rejects, or one the catalog says the model cannot take."""
+        check_params(request.params)
+        params = request.params
+        if params:
+            for name in self._rejects_sorted:
+                if params.get(name) is not None:
+                    return name
+        return catalog_unsupported(request, model)
+
+    def payload(self, request: ChatRequest, model: str | None) -> dict[str, Any]:
+        """The JSON body (``model`` left out when ``None``, as Azure names it in the URL)."""
+        payload: dict[str, Any] = {"messages": _strip_extras(request.messages)}
+        if model is not None:
+            payload["model"] = model
+        limit = max_output_tokens(request)
+        if limit is not None:
+            payload[self.max_tokens_field] = limit
         if request.temperature is not None:
             payload["temperature"] = request.temperature
         if request.stream:
             payload["stream"] = True
             payload["stream_options"] = {"include_usage": True}
-        merge_params(payload, request.params)
+        for key, value in request.params.items():
+            if key in ("max_tokens", "max_completion_tokens") or key in payload:
+                continue
+            payload.setdefault(self.rename.get(key, key), value)
+        for key in self.omit:
+            payload.pop(key, None)
+        return payload
+
+    def build_request(
+        self, request: ChatRequest, *, model: str, api_key: str, base_url: str
+    ) -> HttpRequest:
+        """Build the chat-completions request."""
         headers = {"content-type": "application/json"}
         if api_key:
             headers["authorization"] = f"Bearer {api_key}"
-        return HttpRequest(
-            "POST", f"{base_url}/chat/completions", headers, json.dumps(payload).encode()
-        )
+        body = json.dumps(self.payload(request, model)).encode()
+        return HttpRequest("POST", f"{base_url}/chat/completions", headers, body)
 
+    @guarded
     def parse_response(self, body: bytes) -> ChatResult:
         """Read ``choices[0].message``; a content filter or refusal raises."""
         data = load_json(body)
-        try:
-            choice = data["choices"][0]
-            message = choice.get("message") or {}
-        except (KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise MalformedResponseError(f"reply has no choices: {str(body)[:200]}") from exc
-        finish = choice.get("finish_reason")
-        if finish == "content_filter" or message.get("refusal"):
+        if not isinstance(data, dict):
+            raise MalformedResponseError("reply is not an object")
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise MalformedResponseError(f"reply has no choices: {str(body)[:200]}")
+        choice = choices[0]
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            raise MalformedResponseError("choices[0].message is not an object")
+        raw_finish = choice.get("finish_reason")
+        if raw_finish is not None and not isinstance(raw_finish, str):
+            raise MalformedResponseError("choices[0].finish_reason is not a string")
+        refusal = message.get("refusal")
+        if raw_finish == "content_filter" or refusal:
             raise ContentFilteredError(
-                str(message.get("refusal") or "the answer was blocked by a content filter"),
-                code=finish,
+                str(refusal or "the answer was blocked by a content filter")[:500],
+                code=raw_finish or "refusal",
             )
-        return ChatResult(str(message.get("content") or ""), finish, _usage(data), data)
+        calls = _tool_calls(message.get("tool_calls"), "choices[0].message")
+        usage = openai_usage(data.get("usage")) if data.get("usage") is not None else None
+        return ChatResult(
+            _text(message.get("content"), "choices[0].message"),
+            openai_finish(raw_finish, bool(calls)),
+            usage or TokenUsage(),
+            data,
+            calls,
+            raw_finish,
+            usage_known=usage is not None,
+        )
 
     def stream_parser(self) -> _OpenAIStream:
         """A parser for ``data: {chunk}`` ... ``data: [DONE]``."""
@@ -94,7 +259,9 @@ class OpenAIAdapter(BaseAdapter):
 class _OpenAIStream:
     def __init__(self) -> None:
         self.complete = False
+        self._tools = False
 
+    @guarded
     def feed(self, event: str, data: str) -> StreamChunk | None:
         if data.strip() == "[DONE]":
             self.complete = True
@@ -103,17 +270,61 @@ class _OpenAIStream:
         if not isinstance(chunk, dict):
             raise MalformedResponseError("stream chunk is not an object")
         if "error" in chunk:
-            raise classify_http_error(int(_status(chunk)), {}, data)
-        usage = _usage(chunk) if chunk.get("usage") else None
+            raise classify_http_error(_status(chunk), {}, data)
+        usage = openai_usage(chunk.get("usage")) if chunk.get("usage") is not None else None
         choices = chunk.get("choices") or []
+        if not isinstance(choices, list):
+            raise MalformedResponseError("stream chunk choices is not a list")
         choice = choices[0] if choices else {}
-        text = str((choice.get("delta") or {}).get("content") or "")
-        finish = choice.get("finish_reason")
-        if finish == "content_filter":
-            raise ContentFilteredError("the answer was blocked by a content filter", code=finish)
-        if not text and finish is None and usage is None:
+        if not isinstance(choice, dict):
+            raise MalformedResponseError("stream chunk choices[0] is not an object")
+        delta = choice.get("delta") or {}
+        if not isinstance(delta, dict):
+            raise MalformedResponseError("stream chunk delta is not an object")
+        if delta.get("refusal"):
+            raise ContentFilteredError(str(delta["refusal"])[:500], code="refusal")
+        text = _text(delta.get("content"), "delta")
+        deltas = _deltas(delta.get("tool_calls"))
+        self._tools = self._tools or bool(deltas)
+        raw_finish = choice.get("finish_reason")
+        if raw_finish is not None and not isinstance(raw_finish, str):
+            raise MalformedResponseError("stream chunk finish_reason is not a string")
+        if raw_finish == "content_filter":
+            raise ContentFilteredError(
+                "the answer was blocked by a content filter", code=raw_finish
+            )
+        if not text and not deltas and raw_finish is None and usage is None:
             return None
-        return StreamChunk(text, finish, usage)
+        return StreamChunk(text, openai_finish(raw_finish, self._tools), usage, deltas, raw_finish)
+
+
+def _deltas(calls: Any) -> tuple[ToolCallDelta, ...]:
+    if calls is None:
+        return ()
+    if not isinstance(calls, list):
+        raise MalformedResponseError("delta.tool_calls is not a list")
+    deltas = []
+    for number, call in enumerate(calls):
+        if not isinstance(call, dict):
+            raise MalformedResponseError("delta.tool_calls item is not an object")
+        function = call.get("function") or {}
+        if not isinstance(function, dict):
+            raise MalformedResponseError("delta.tool_calls item function is not an object")
+        index = call.get("index", number)
+        name = function.get("name")
+        arguments = function.get("arguments")
+        if isinstance(arguments, dict):
+            arguments = json.dumps(arguments)
+        call_id = call.get("id")
+        deltas.append(
+            ToolCallDelta(
+                index if isinstance(index, int) and not isinstance(index, bool) else number,
+                call_id if isinstance(call_id, str) else None,
+                name if isinstance(name, str) else None,
+                arguments if isinstance(arguments, str) else "",
+            )
+        )
+    return tuple(deltas)
 
 
 def _status(chunk: dict[str, Any]) -> int:

@@ -42,7 +42,8 @@ async def test_anthropic_system_goes_top_level_max_tokens_is_set_and_version_pin
     async with ResilientClient(["anthropic/claude-haiku-4-5"], [profile]) as client:
         await client.complete(ASK, top_k=5)
     request, body = captured(route)
-    assert body["system"] == "Be brief." and body["max_tokens"] == 4096 and body["top_k"] == 5
+    assert body["system"] == [{"type": "text", "text": "Be brief."}]
+    assert body["max_tokens"] == 4096 and body["top_k"] == 5
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
     assert request.headers["x-api-key"] == "sk-ant-secret-000000001"
     assert request.headers["anthropic-version"] == "2023-06-01"
@@ -128,3 +129,33 @@ def test_unknown_provider_is_a_clear_config_error_and_adapters_can_be_registered
 def test_odd_error_bodies_never_break_classification(body: bytes, status: int) -> None:
     error = get_adapter("vllm").parse_error(status, {}, body)
     assert error.status == status and error.message
+
+
+async def test_one_call_adds_a_provider_adapter_and_catalog_entry_together() -> None:
+    from failover.testing import Simulator
+    from providers import OpenAIAdapter, add_provider
+
+    async with Simulator() as sim:
+        add_provider("acme-gpu", OpenAIAdapter("http://unused.invalid/v1"))
+        profile = AuthProfile(
+            "gpu", "acme-gpu", "acme-key-000001", base_url=sim.base_url("acme-gpu")
+        )
+        async with ResilientClient(["acme-gpu/llama-3.1-8b"], [profile]) as client:
+            reply = await client.complete([{"role": "user", "content": "hi"}])
+    assert reply.text.startswith("Simulated answer from acme-gpu/llama-3.1-8b")
+    assert reply.cost_usd is None  # a local provider: unpriced, never a made-up 0.0
+
+
+def test_a_registered_adapter_is_known_to_the_catalog_and_priced_providers_stay_priced() -> None:
+    from failover import get_model_entry as default_catalog_entry
+    from providers import OpenAIAdapter, add_provider
+
+    register_adapter("acme-two", OpenAIAdapter("http://h/v1"))
+    assert default_catalog_entry("acme-two", "any-model") is not None
+    add_provider("my-openai", OpenAIAdapter("https://proxy.test/v1"), prices_id="openai")
+    entry = default_catalog_entry("my-openai", "gpt-4o-mini")
+    assert entry is not None and entry.cost_input is not None
+    assert default_catalog_entry("my-openai", "no-such-model") is None
+    assert default_catalog_entry("azure", "my-deployment") is not None
+    priced = default_catalog_entry("azure", "gpt-4o")
+    assert priced is not None and priced.cost_input is not None

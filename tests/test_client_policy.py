@@ -716,7 +716,8 @@ async def test_stream_fails_over_before_the_first_chunk(clock: FakeClock) -> Non
     client = make_client(clock, config=FailoverConfig(max_retries=0))
     chunks = [chunk async for chunk in client.stream(MESSAGES)]
     assert [c.text for c in chunks] == ["Hi", ""]
-    assert chunks[-1].usage.input_tokens == 4 and chunks[-1].finish_reason == "end_turn"
+    assert chunks[-1].usage.input_tokens == 4 and chunks[-1].finish_reason == "stop"
+    assert chunks[-1].raw_finish_reason == "end_turn"
 
 
 @respx.mock

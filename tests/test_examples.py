@@ -19,6 +19,15 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
         ("wrap_anthropic_sdk.py", ["revoked: disabled (auth)", "anthropic SDK: Simulated"]),
         ("wrap_groq_sdk.py", ["calls per key: {'0001': 1, '0002': 3}"]),
         (
+            "agent_tools.py",
+            [
+                "round 1: openai/gpt-4o-mini called get_weather",
+                "round 2: anthropic/claude-haiku-4-5 called get_time",
+                "final: gemini/gemini-2.5-flash-lite says 'Simulated answer",
+                "after 2 tool results",
+            ],
+        ),
+        (
             "observability.py",
             [
                 "span 'chat gpt-4o-mini' (CLIENT",

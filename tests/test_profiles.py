@@ -134,15 +134,20 @@ def test_seed_loop_a_reported_failure_rotates_at_once_and_runs_callbacks(
     assert manager.get_profile("a").cooldown_until == pytest.approx(clock.now + 30)
 
 
-def test_seed_error_cooldowns_escalate_and_a_repeat_report_does_not_repeat_the_callback(
+def test_seed_error_cooldowns_escalate_once_per_event_and_the_callback_runs_once(
     clock: FakeClock,
 ) -> None:
     manager = manager_with(clock, AuthProfile("a", "openai", KEY_A), cooldown_on_error=10)
     calls: list[str] = []
     manager.on_failover(lambda failed, following: calls.append(failed.name))
     manager.mark_failure("a", "boom")
-    manager.mark_failure("a", "boom again")  # already out of rotation
-    assert calls == ["a"]
+    clock.advance(5)
+    manager.mark_failure("a", "boom again")  # a request in flight: no callback, no strike
+    assert calls == ["a"] and manager.get_profile("a").cooldown_strikes == 1
+    assert manager.get_profile("a").cooldown_until == pytest.approx(clock.now + 20)
+    clock.advance(20)
+    manager.mark_failure("a", "boom")
+    assert manager.get_profile("a").cooldown_strikes == 2
     assert manager.get_profile("a").cooldown_until == pytest.approx(clock.now + 20)
     clock.advance(20)
     manager.mark_failure("a", "boom")
@@ -627,3 +632,11 @@ def test_a_key_with_whitespace_or_control_characters_is_refused_without_showing_
     with pytest.raises(ConfigError, match="api_key contains") as caught:
         AuthProfile("a", "openai", bad)
     assert KEY_A[3:] not in str(caught.value) and "'a'" in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["rate_limit", "quota"])
+def test_failures_of_requests_already_in_flight_escalate_once(clock: FakeClock, kind: str) -> None:
+    manager = manager_with(clock, AuthProfile("a", "openai", KEY_A))
+    for _ in range(3):  # three requests sent together, three failures
+        manager.mark_failure("a", "no", kind=kind)  # type: ignore[arg-type]
+    assert manager.get_profile("a").cooldown_strikes == 1

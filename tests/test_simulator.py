@@ -37,7 +37,7 @@ async def post(
     if provider == "anthropic":
         return await http.post(
             f"{sim.base_url('anthropic')}/v1/messages",
-            json=payload,
+            json={"max_tokens": 100, **payload},
             headers={"x-api-key": key},
             timeout=timeout,
         )
@@ -210,3 +210,126 @@ async def test_ollama_native_ndjson_stream() -> None:
         )
         lines = [json.loads(line) for line in reply.text.splitlines()]
         assert lines[-1]["done"] is True and lines[-1]["eval_count"] > 0
+
+
+async def test_sim_calls_lists_every_request_with_keys_masked(sim: Simulator) -> None:
+    await post(sim, "openai")
+    await post(sim, "anthropic", key="sk-wrong-key-99999")
+    http: httpx.AsyncClient = sim.http  # type: ignore[attr-defined]
+    calls = (await http.get(f"{sim.root_url}/_sim/calls")).json()["calls"]
+    assert [(c["provider"], c["outcome"]) for c in calls] == [
+        ("openai", "healthy"),
+        ("anthropic", "invalid_key"),
+    ]
+    assert calls[0]["key"] == "...0001" and KEY not in json.dumps(calls)
+    assert calls[0]["model"] == "gpt-4o-mini" and calls[0]["stream"] is False
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+async def test_scripted_tool_rounds_answer_in_each_wire_format(
+    sim: Simulator, provider: str
+) -> None:
+    sim.script(Behavior(tool_calls=[("lookup", {"q": "x"})]), provider=provider)
+    reply = (await post(sim, provider)).json()
+    if provider == "openai":
+        call = reply["choices"][0]["message"]["tool_calls"][0]["function"]
+        assert call == {"name": "lookup", "arguments": '{"q": "x"}'}
+        assert reply["choices"][0]["finish_reason"] == "tool_calls"
+    elif provider == "anthropic":
+        block = reply["content"][0]
+        assert (block["type"], block["name"], block["input"]) == ("tool_use", "lookup", {"q": "x"})
+        assert reply["stop_reason"] == "tool_use"
+    else:
+        part = reply["candidates"][0]["content"]["parts"][0]
+        assert part["functionCall"] == {"name": "lookup", "args": {"q": "x"}}
+
+
+@pytest.mark.parametrize(
+    ("provider", "body", "marker"),
+    [
+        (
+            "anthropic",
+            {"max_tokens": 5, "messages": [{"role": "user", "content": None}]},
+            "messages.0.content: Input should be a valid list",
+        ),
+        (
+            "anthropic",
+            {"max_tokens": 5, "messages": [{"role": "system", "content": "x"}]},
+            "messages.0.role: Input should be 'user' or 'assistant'",
+        ),
+        (
+            "anthropic",
+            {"max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "stop": ["a"]},
+            "stop: Extra inputs are not permitted",
+        ),
+        (
+            "anthropic",
+            {
+                "max_tokens": 5,
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "tool_result", "tool_use_id": "t9", "content": "1"}],
+                    }
+                ],
+            },
+            "unexpected `tool_use_id`",
+        ),
+        (
+            "gemini",
+            {"contents": [{"role": "assistant", "parts": [{"text": "x"}]}]},
+            "Please use a valid role: user, model.",
+        ),
+        (
+            "gemini",
+            {
+                "contents": [{"role": "user", "parts": [{"text": "x"}]}],
+                "tools": [{"type": "function", "function": {"name": "f"}}],
+            },
+            "Unknown name \\\"type\\\" at 'tools[0]'",
+        ),
+        (
+            "openai",
+            {"model": "m", "messages": [{"role": "tool", "tool_call_id": "c", "content": "x"}]},
+            "must be a response to a preceeding message with 'tool_calls'",
+        ),
+        (
+            "openai",
+            {"model": "m", "messages": [{"role": "user", "content": "x"}], "top_k": 3},
+            "Unrecognized request argument supplied: top_k",
+        ),
+    ],
+)
+async def test_what_the_real_apis_reject_gets_each_providers_own_400(
+    sim: Simulator, provider: str, body: dict, marker: str
+) -> None:
+    http: httpx.AsyncClient = sim.http  # type: ignore[attr-defined]
+    if provider == "anthropic":
+        reply = await http.post(
+            f"{sim.base_url(provider)}/v1/messages", json=body, headers={"x-api-key": KEY}
+        )
+        assert reply.json()["error"]["type"] == "invalid_request_error"
+    elif provider == "gemini":
+        reply = await http.post(
+            f"{sim.base_url(provider)}/v1beta/models/gemini-2.5-flash:generateContent",
+            json=body,
+            headers={"x-goog-api-key": KEY},
+        )
+        assert reply.json()["error"]["status"] == "INVALID_ARGUMENT"
+    else:
+        reply = await http.post(
+            f"{sim.base_url(provider)}/chat/completions",
+            json=body,
+            headers={"authorization": f"Bearer {KEY}"},
+        )
+        assert reply.json()["error"]["type"] == "invalid_request_error"
+    assert reply.status_code == 400 and marker in reply.text
+    assert sim.requests[-1].outcome == "invalid_request"
+
+
+async def test_tool_rounds_can_be_scripted_over_http(sim: Simulator) -> None:
+    http: httpx.AsyncClient = sim.http  # type: ignore[attr-defined]
+    spec = {"behavior": {"tool_calls": [["lookup", {"q": "x"}]]}, "provider": "openai"}
+    assert (await http.post(f"{sim.root_url}/_sim/script", json=spec)).json() == {"ok": True}
+    message = (await post(sim, "openai")).json()["choices"][0]["message"]
+    assert message["tool_calls"][0]["function"]["name"] == "lookup"

@@ -23,7 +23,15 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from failover.catalog import canonical_provider, default_catalog
-from failover.testing.wire import error_reply, reply_body, stream_error, stream_events
+from failover.testing.rejects import check_request
+from failover.testing.wire import (
+    SimToolCall,
+    azure_error,
+    error_reply,
+    reply_body,
+    stream_error,
+    stream_events,
+)
 
 __all__ = ["KINDS", "Behavior", "Received", "Simulator"]
 
@@ -60,6 +68,9 @@ class Behavior:
         window: The rate-limit window in seconds.
         max_prompt_chars: For ``context_limit``: fail only for prompts longer than this.
         reply: The text to answer with (default: a sentence naming provider and model).
+        tool_calls: An agent's tool rounds: ``(name, arguments)`` per round. A request whose
+            history holds ``k`` tool results is answered with round ``k``'s call, in the wire's
+            own shape; once every round is answered, with text.
     """
 
     kind: str = "healthy"
@@ -70,10 +81,13 @@ class Behavior:
     window: float = 60.0
     max_prompt_chars: int | None = None
     reply: str | None = None
+    tool_calls: tuple[tuple[str, dict[str, Any]], ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown behaviour {self.kind!r}; one of: {', '.join(KINDS)}")
+        rounds = tuple((str(name), dict(args)) for name, args in self.tool_calls)
+        object.__setattr__(self, "tool_calls", rounds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +102,8 @@ class Received:
     at: float
     prompt_chars: int
     outcome: str
+    body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """The request's JSON body, as the provider received it."""
 
 
 @dataclass(slots=True)
@@ -164,10 +180,16 @@ class Simulator:
             routes=[
                 Route("/{provider}/v1/chat/completions", self._openai, methods=["POST"]),
                 Route("/{provider}/openai/v1/chat/completions", self._openai, methods=["POST"]),
+                Route(
+                    "/{provider}/openai/deployments/{deployment}/chat/completions",
+                    self._azure,
+                    methods=["POST"],
+                ),
                 Route("/{provider}/v1/messages", self._anthropic, methods=["POST"]),
                 Route("/{provider}/v1beta/models/{target:path}", self._gemini, methods=["POST"]),
                 Route("/{provider}/api/chat", self._ollama, methods=["POST"]),
                 Route("/_sim/script", self._control, methods=["POST"]),
+                Route("/_sim/calls", self._calls, methods=["GET"]),
             ]
         )
 
@@ -231,7 +253,8 @@ class Simulator:
         """The base URL to give a profile of ``provider``, written the way its SDK takes it."""
         provider = canonical_provider(provider)
         api = default_catalog.providers().get(provider, "openai")
-        return f"{self.root_url}/{provider}" + ("/v1" if api == "openai" else "")
+        versioned = api == "openai" and provider != "azure"  # Azure's base is the resource
+        return f"{self.root_url}/{provider}" + ("/v1" if versioned else "")
 
     # -- scripting ----------------------------------------------------------------------
 
@@ -330,6 +353,9 @@ class Simulator:
             else self._choose(provider, key, model)
         )
         kind, headers = self._apply_window(behavior, key)
+        rejected = check_request(wire, provider, body, model) if kind != "invalid_key" else None
+        if rejected is not None:
+            kind = "invalid_request"
         if (
             kind == "context_limit"
             and behavior.max_prompt_chars is not None
@@ -346,10 +372,16 @@ class Simulator:
                 time.monotonic() - self.started_at,
                 prompt_chars,
                 kind,
+                body,
             )
         )
+        if rejected is not None:
+            return JSONResponse(rejected[1], status_code=rejected[0], headers=headers)
         if behavior.latency:
             await asyncio.sleep(behavior.latency)
+        if provider == "azure" and (azure := azure_error(kind, behavior.retry_after)):
+            retry = {"retry-after": f"{behavior.retry_after:g}"} if azure[0] == 429 else {}
+            return JSONResponse(azure[1], status_code=azure[0], headers={**headers, **retry})
         if kind in _ERROR_KINDS or kind == "context_limit":
             status, error, extra = error_reply(wire, kind, behavior.retry_after)
             return JSONResponse(error, status_code=status, headers={**headers, **extra})
@@ -363,8 +395,33 @@ class Simulator:
             return Response(
                 '{"choices": [{"message": ', media_type="application/json", headers=headers
             )
-        text = behavior.reply or f"Simulated answer from {provider}/{model}: all systems nominal."
-        usage = (max(1, prompt_chars // 4), len(text.split()))
+        view = _RequestView(wire, body)
+        results = view.tool_results()
+        text = behavior.reply or (
+            f"Simulated answer from {provider}/{model}"
+            + (f" after {results} tool results" if results else "")
+            + ": all systems nominal."
+        )
+        calls: tuple[SimToolCall, ...] = ()
+        if (forced := view.forced_tool()) is not None:
+            calls = ((_call_id(wire, 0, 0), forced, {"answer": text}),)
+        elif results < len(behavior.tool_calls):
+            name, args = behavior.tool_calls[results]
+            calls = ((_call_id(wire, results, 0), name, args),)
+        elif view.json_mode():
+            text = json.dumps({"answer": text})
+        stopped = False
+        for stop in view.stop_sequences():
+            if stop and stop in text:
+                text, stopped = text[: text.index(stop)], True
+        usage = (max(1, prompt_chars // 4), max(1, len(text.split())))
+        if calls and kind not in ("truncate", "content_block"):
+            if stream:
+                events = list(stream_events(wire, model, [], usage, tool_calls=calls))
+                return self._send(wire, events, 0.0, headers)
+            return JSONResponse(
+                reply_body(wire, model, "", usage, tool_calls=calls), headers=headers
+            )
         if not stream:
             if kind == "truncate":
                 return Response(
@@ -372,11 +429,13 @@ class Simulator:
                     media_type="application/json",
                     headers=headers,
                 )
-            reply = reply_body(wire, model, text, usage, blocked=kind == "content_block")
+            reply = reply_body(
+                wire, model, text, usage, blocked=kind == "content_block", stopped=stopped
+            )
             return JSONResponse(reply, headers=headers)
         if kind == "content_block":
             return JSONResponse(reply_body(wire, model, text, usage, blocked=True), headers=headers)
-        return self._stream(wire, model, text, usage, kind, behavior, headers)
+        return self._stream(wire, model, text, usage, kind, behavior, headers, stopped)
 
     def _apply_window(self, behavior: Behavior, key: str) -> tuple[str, dict[str, str]]:
         """Count the request in the key's window when the behaviour limits requests."""
@@ -407,6 +466,7 @@ class Simulator:
         kind: str,
         behavior: Behavior,
         headers: dict[str, str],
+        stopped: bool = False,
     ) -> StreamingResponse:
         words = text.split(" ")
         size = self.words_per_chunk
@@ -414,14 +474,19 @@ class Simulator:
             " ".join(words[i : i + size]) + (" " if i + size < len(words) else "")
             for i in range(0, len(words), size)
         ]
-        events = list(stream_events(wire, model, pieces, usage))
+        events = list(stream_events(wire, model, pieces, usage, stopped=stopped))
         cut = (3 if wire == "anthropic" else 0) + max(1, len(pieces) // 2)  # after some text
         if kind == "truncate":
             events = events[:cut]
         elif kind == "midstream_error":
             events = [*events[:cut], stream_error(wire)]
         delay = (size / behavior.tokens_per_second) if behavior.tokens_per_second else 0.0
+        return self._send(wire, events, delay, headers)
 
+    @staticmethod
+    def _send(
+        wire: str, events: list[tuple[str | None, str]], delay: float, headers: dict[str, str]
+    ) -> StreamingResponse:
         async def body() -> AsyncIterator[bytes]:
             for name, data in events:
                 if delay:
@@ -442,6 +507,18 @@ class Simulator:
             "openai",
             key,
             str(body.get("model", "")),
+            body,
+            bool(body.get("stream")),
+            _chars(body.get("messages")),
+        )
+
+    async def _azure(self, request: Request) -> Response:
+        body = await _json(request)
+        return await self._handle(
+            request,
+            "openai",
+            request.headers.get("api-key", ""),
+            request.path_params["deployment"],
             body,
             bool(body.get("stream")),
             _chars(body.get("messages")),
@@ -504,6 +581,107 @@ class Simulator:
         except (TypeError, ValueError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"ok": True})
+
+    async def _calls(self, request: Request) -> Response:
+        """``GET /_sim/calls``: every request received, oldest first (keys shown by their
+        last four characters only)."""
+        return JSONResponse(
+            {
+                "calls": [
+                    {
+                        "provider": r.provider,
+                        "wire": r.wire,
+                        "key": f"...{r.key[-4:]}" if r.key else "",
+                        "model": r.model,
+                        "stream": r.stream,
+                        "at": r.at,
+                        "prompt_chars": r.prompt_chars,
+                        "outcome": r.outcome,
+                    }
+                    for r in self.requests
+                ]
+            }
+        )
+
+
+def _call_id(wire: str, round_: int, index: int) -> str:
+    if wire == "anthropic":
+        return f"toolu_sim{round_}{index}"
+    return f"call_sim_{round_}_{index}"
+
+
+class _RequestView:
+    """What a request asks for, read in its own wire's shape."""
+
+    def __init__(self, wire: str, body: dict[str, Any]) -> None:
+        self.wire = wire
+        self.body = body
+
+    def tool_results(self) -> int:
+        """How many tool results the history holds."""
+        body = self.body
+        if self.wire == "anthropic":
+            return sum(
+                1
+                for m in body.get("messages") or []
+                if isinstance(m, dict) and isinstance(m.get("content"), list)
+                for block in m["content"]
+                if isinstance(block, dict) and block.get("type") == "tool_result"
+            )
+        if self.wire == "gemini":
+            return sum(
+                1
+                for c in body.get("contents") or []
+                if isinstance(c, dict)
+                for part in c.get("parts") or []
+                if isinstance(part, dict) and "functionResponse" in part
+            )
+        return sum(
+            1 for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "tool"
+        )
+
+    def forced_tool(self) -> str | None:
+        """The tool the request forces the model to call (answered with that call)."""
+        choice = self.body.get("tool_choice")
+        if self.wire == "anthropic" and isinstance(choice, dict) and choice.get("type") == "tool":
+            return str(choice.get("name"))
+        if self.wire == "openai" and isinstance(choice, dict):
+            function = choice.get("function")
+            return str(function.get("name")) if isinstance(function, dict) else None
+        if self.wire == "gemini":
+            config = (self.body.get("toolConfig") or {}).get("functionCallingConfig") or {}
+            names = config.get("allowedFunctionNames")
+            if config.get("mode") == "ANY" and isinstance(names, list) and len(names) == 1:
+                return str(names[0])
+        return None
+
+    def json_mode(self) -> bool:
+        """Whether the request asks for a JSON answer."""
+        body = self.body
+        if self.wire == "anthropic":
+            return "output_config" in body
+        if self.wire == "gemini":
+            config = body.get("generationConfig") or {}
+            return config.get("responseMimeType") == "application/json"
+        if self.wire == "ollama":
+            return "format" in body
+        return isinstance(body.get("response_format"), dict) and body["response_format"].get(
+            "type"
+        ) in ("json_object", "json_schema")
+
+    def stop_sequences(self) -> list[str]:
+        """The stop sequences, read where this wire keeps them."""
+        if self.wire == "anthropic":
+            stop: Any = self.body.get("stop_sequences")
+        elif self.wire == "gemini":
+            stop = (self.body.get("generationConfig") or {}).get("stopSequences")
+        elif self.wire == "ollama":
+            stop = (self.body.get("options") or {}).get("stop")
+        else:
+            stop = self.body.get("stop")
+        if isinstance(stop, str):
+            return [stop]
+        return [s for s in stop if isinstance(s, str)] if isinstance(stop, list) else []
 
 
 async def _json(request: Request) -> dict[str, Any]:

@@ -8,7 +8,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["error_reply", "reply_body", "stream_events"]
+__all__ = ["SimToolCall", "azure_error", "error_reply", "reply_body", "stream_events"]
+
+SimToolCall = tuple[str, str, dict[str, Any]]
+"""A scripted tool call: (id, function name, arguments)."""
 
 # behaviour -> (openai, anthropic, gemini, ollama) statuses
 _STATUS = {
@@ -128,11 +131,55 @@ def error_reply(
     return status, _ERROR_BODIES[wire](behaviour, retry_after), headers
 
 
+def azure_error(behaviour: str, retry_after: float) -> tuple[int, dict[str, Any]] | None:
+    """Azure OpenAI's own error body for ``behaviour``, where it differs from OpenAI's."""
+    if behaviour == "content_block":
+        return 400, {
+            "error": {
+                "message": "The response was filtered due to the prompt triggering Azure "
+                "OpenAI's content management policy. Please modify your prompt and retry.",
+                "type": None,
+                "param": "prompt",
+                "code": "content_filter",
+                "status": 400,
+                "innererror": {
+                    "code": "ResponsibleAIPolicyViolation",
+                    "content_filter_result": {
+                        "hate": {"filtered": True, "severity": "high"},
+                        "self_harm": {"filtered": False, "severity": "safe"},
+                        "sexual": {"filtered": False, "severity": "safe"},
+                        "violence": {"filtered": False, "severity": "safe"},
+                    },
+                },
+            }
+        }
+    if behaviour == "rate_limit":
+        return 429, {
+            "error": {
+                "code": "429",
+                "message": "Requests to the ChatCompletions_Create Operation under Azure OpenAI "
+                "API version 2024-10-21 have exceeded token rate limit of your current OpenAI "
+                f"S0 pricing tier. Please retry after {retry_after:g} seconds.",
+            }
+        }
+    return None
+
+
 def reply_body(
-    wire: str, model: str, text: str, usage: tuple[int, int], *, blocked: bool = False
+    wire: str,
+    model: str,
+    text: str,
+    usage: tuple[int, int],
+    *,
+    blocked: bool = False,
+    tool_calls: tuple[SimToolCall, ...] = (),
+    stopped: bool = False,
 ) -> dict[str, Any]:
-    """A complete (non-streamed) success reply; ``blocked`` makes it a content block."""
+    """A complete (non-streamed) success reply; ``blocked`` makes it a content block,
+    ``tool_calls`` a tool-calling answer, ``stopped`` one cut by a stop sequence."""
     prompt, completion = usage
+    if tool_calls and not blocked:
+        return _tool_reply(wire, model, text, usage, tool_calls)
     if wire == "openai":
         message: dict[str, Any] = {"role": "assistant", "content": None if blocked else text}
         return {
@@ -160,7 +207,7 @@ def reply_body(
             "role": "assistant",
             "model": model,
             "content": [] if blocked else [{"type": "text", "text": text}],
-            "stop_reason": "refusal" if blocked else "end_turn",
+            "stop_reason": "refusal" if blocked else ("stop_sequence" if stopped else "end_turn"),
             "usage": {"input_tokens": prompt, "output_tokens": completion},
         }
     if wire == "gemini":
@@ -182,11 +229,196 @@ def reply_body(
     }
 
 
+def _tool_reply(
+    wire: str, model: str, text: str, usage: tuple[int, int], calls: tuple[SimToolCall, ...]
+) -> dict[str, Any]:
+    prompt, completion = usage
+    if wire == "openai":
+        return {
+            "id": "chatcmpl-sim",
+            "object": "chat.completion",
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": text or None,
+                        "tool_calls": [
+                            {
+                                "id": call_id,
+                                "type": "function",
+                                "function": {"name": name, "arguments": json.dumps(args)},
+                            }
+                            for call_id, name, args in calls
+                        ],
+                    },
+                    "finish_reason": "tool_calls",
+                }
+            ],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion},
+        }
+    if wire == "anthropic":
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+        blocks += [
+            {"type": "tool_use", "id": call_id, "name": name, "input": args}
+            for call_id, name, args in calls
+        ]
+        return {
+            "id": "msg_sim",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": blocks,
+            "stop_reason": "tool_use",
+            "usage": {"input_tokens": prompt, "output_tokens": completion},
+        }
+    if wire == "gemini":
+        parts: list[dict[str, Any]] = [{"text": text}] if text else []
+        parts += [_gemini_call(number, name, args) for number, (_, name, args) in enumerate(calls)]
+        return {
+            "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}],
+            "usageMetadata": {"promptTokenCount": prompt, "candidatesTokenCount": completion},
+        }
+    return {
+        "model": model,
+        "message": {
+            "role": "assistant",
+            "content": text,
+            "tool_calls": [
+                {"function": {"name": name, "arguments": args}} for _, name, args in calls
+            ],
+        },
+        "done": True,
+        "done_reason": "stop",
+        "prompt_eval_count": prompt,
+        "eval_count": completion,
+    }
+
+
+def _gemini_call(number: int, name: str, args: dict[str, Any]) -> dict[str, Any]:
+    part: dict[str, Any] = {"functionCall": {"name": name, "args": args}}
+    if number == 0:
+        part["thoughtSignature"] = "c2ltdWxhdGVkLXNpZ25hdHVyZQ=="
+    return part
+
+
+def _tool_stream(
+    wire: str, model: str, usage: tuple[int, int], calls: tuple[SimToolCall, ...]
+) -> Iterator[tuple[str | None, str]]:
+    """A stream whose answer is tool calls, each wire's way: OpenAI's indexed fragments,
+    Anthropic's ``input_json_delta``, Gemini's whole ``functionCall`` parts, Ollama's whole
+    calls in a line."""
+    prompt, completion = usage
+    if wire == "openai":
+        for index, (call_id, name, args) in enumerate(calls):
+            text = json.dumps(args)
+            half = len(text) // 2
+            first = {"index": index, "id": call_id, "type": "function"}
+            fragments = [
+                {**first, "function": {"name": name, "arguments": ""}},
+                {"index": index, "function": {"arguments": text[:half]}},
+                {"index": index, "function": {"arguments": text[half:]}},
+            ]
+            for fragment in fragments:
+                choice = {"index": 0, "delta": {"tool_calls": [fragment]}, "finish_reason": None}
+                yield None, json.dumps({"object": "chat.completion.chunk", "choices": [choice]})
+        done = {"index": 0, "delta": {}, "finish_reason": "tool_calls"}
+        yield None, json.dumps({"object": "chat.completion.chunk", "choices": [done]})
+        yield (
+            None,
+            json.dumps(
+                {
+                    "object": "chat.completion.chunk",
+                    "choices": [],
+                    "usage": {"prompt_tokens": prompt, "completion_tokens": completion},
+                }
+            ),
+        )
+        yield None, "[DONE]"
+    elif wire == "anthropic":
+        start = {"id": "msg_sim", "model": model, "usage": {"input_tokens": prompt}}
+        yield "message_start", json.dumps({"type": "message_start", "message": start})
+        for index, (call_id, name, args) in enumerate(calls):
+            block = {"type": "tool_use", "id": call_id, "name": name, "input": {}}
+            yield (
+                "content_block_start",
+                json.dumps({"type": "content_block_start", "index": index, "content_block": block}),
+            )
+            text = json.dumps(args)
+            half = len(text) // 2
+            for piece in (text[:half], text[half:]):
+                delta = {"type": "input_json_delta", "partial_json": piece}
+                yield (
+                    "content_block_delta",
+                    json.dumps({"type": "content_block_delta", "index": index, "delta": delta}),
+                )
+            yield "content_block_stop", json.dumps({"type": "content_block_stop", "index": index})
+        yield (
+            "message_delta",
+            json.dumps(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "tool_use"},
+                    "usage": {"output_tokens": completion},
+                }
+            ),
+        )
+        yield "message_stop", json.dumps({"type": "message_stop"})
+    elif wire == "gemini":
+        parts = [_gemini_call(number, name, args) for number, (_, name, args) in enumerate(calls)]
+        yield (
+            None,
+            json.dumps(
+                {
+                    "candidates": [
+                        {"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}
+                    ],
+                    "usageMetadata": {
+                        "promptTokenCount": prompt,
+                        "candidatesTokenCount": completion,
+                    },
+                }
+            ),
+        )
+    else:
+        message = {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"function": {"name": name, "arguments": args}} for _, name, args in calls
+            ],
+        }
+        yield None, json.dumps({"model": model, "message": message, "done": False})
+        yield (
+            None,
+            json.dumps(
+                {
+                    "model": model,
+                    "message": {"role": "assistant", "content": ""},
+                    "done": True,
+                    "done_reason": "stop",
+                    "prompt_eval_count": prompt,
+                    "eval_count": completion,
+                }
+            ),
+        )
+
+
 def stream_events(
-    wire: str, model: str, pieces: list[str], usage: tuple[int, int]
+    wire: str,
+    model: str,
+    pieces: list[str],
+    usage: tuple[int, int],
+    *,
+    tool_calls: tuple[SimToolCall, ...] = (),
+    stopped: bool = False,
 ) -> Iterator[tuple[str | None, str]]:
     """Yield (event name, data) for a healthy stream, the terminator last."""
     prompt, completion = usage
+    if tool_calls:
+        yield from _tool_stream(wire, model, usage, tool_calls)
+        return
     if wire == "openai":
         for piece in pieces:
             yield (
@@ -265,7 +497,7 @@ def stream_events(
             json.dumps(
                 {
                     "type": "message_delta",
-                    "delta": {"stop_reason": "end_turn"},
+                    "delta": {"stop_reason": "stop_sequence" if stopped else "end_turn"},
                     "usage": {"output_tokens": completion},
                 }
             ),

@@ -1,0 +1,713 @@
+"""RedisStore: the manager's state shared through Redis (or Valkey) by many processes.
+
+Every pick is served from the manager's own view in memory; this store only carries
+changes. A change (a cooldown, a disable, an ``enable``, a breaker opening or closing, a
+use of an rpm-limited key) is queued without waiting and sent by a background task as a
+Lua script that merges it atomically into what Redis holds (cooldowns only grow, a strike
+escalates once per event) and publishes the merged result on one channel. Every process
+applies what it hears to its own view. Redis down, slow or restarted empty costs no
+request: the view keeps serving, one warning says so, and on reconnect the queued
+changes and everything still resting are sent again.
+
+Redis holds only profile names, providers, routing fields and a key fingerprint (a keyed
+BLAKE2b digest of the whole key), never a key or part of one; every Redis key starts with
+the prefix and expires once its content is stale. A profile's record is kept per name *and*
+fingerprint: a key rotated under the same name starts with a clean record, and two
+processes with different keys under one name never mix their states. The same key under
+the same name with other routing fields (base URL, models, priority, rpm) is reported and
+not merged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import math
+import os
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from failover.errors import ConfigError
+from failover.store.base import BreakerKey, ProfileOp, Store
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from failover.profiles import AuthProfile, FailoverManager
+
+__all__ = ["RedisStore"]
+
+logger = logging.getLogger("failover")
+
+FOREVER = 1e18  # a wall-clock time standing for "until enabled again" (Lua has no inf)
+_QUEUE_LIMIT = 50_000
+_ERROR_CHARS = 200
+_UNREACHABLE: tuple[type[BaseException], ...] = (OSError,)  # and redis-py's, once imported
+
+# One profile's shared state: a hash {status, until, strikes, error, fp, provider, routing}.
+# ARGV: op, status, until, strikes, struck, error, now, fp, provider, origin, seq, at, grace
+_PROFILE_SCRIPT = """
+local k = KEYS[1]
+local op, status, untl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local strikes, struck, err, now = tonumber(ARGV[4]), ARGV[5] == '1', ARGV[6], tonumber(ARGV[7])
+local old_status = redis.call('HGET', k, 'status') or 'available'
+local old_until = tonumber(redis.call('HGET', k, 'until') or '0')
+local old_strikes = tonumber(redis.call('HGET', k, 'strikes') or '0')
+local resting = old_status ~= 'available' and old_until > now
+local new_status, new_until, new_strikes = old_status, old_until, old_strikes
+if op == 'cool' then
+  if (not resting) or untl > old_until then
+    new_status, new_until = status, untl
+    if err ~= '' then redis.call('HSET', k, 'error', err) end
+  end
+  if struck and not resting then
+    new_strikes = math.max(old_strikes + 1, strikes)
+  else
+    new_strikes = math.max(old_strikes, strikes)
+  end
+elseif op == 'heal' then
+  new_status, new_until, new_strikes = 'available', 0, 0
+  redis.call('HDEL', k, 'error')
+elseif op == 'recover' then
+  if old_status == 'cooling_down' or not resting then
+    new_status, new_until, new_strikes = 'available', 0, 0
+  end
+end
+redis.call('HSET', k, 'status', new_status, 'until', new_until, 'strikes', new_strikes,
+  'fp', ARGV[8], 'provider', ARGV[9])
+local ttl = tonumber(ARGV[13])
+if new_status ~= 'available' and new_until > now then
+  ttl = ttl + math.min(new_until - now, 7 * 86400)
+end
+redis.call('PEXPIRE', k, math.floor(ttl * 1000))
+redis.call('PUBLISH', KEYS[2], cjson.encode({k = 'p', name = ARGV[14], status = new_status,
+  ['until'] = new_until, strikes = new_strikes, fp = ARGV[8],
+  error = redis.call('HGET', k, 'error') or '', origin = ARGV[10], seq = ARGV[11],
+  at = ARGV[12]}))
+return new_status
+"""
+
+# One breaker's rest: a hash {until, strikes}. ARGV: until, strikes, force, now, origin, seq,
+# at, provider, base_url, model
+_BREAKER_SCRIPT = """
+local k = KEYS[1]
+local untl, strikes, force, now = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1',
+  tonumber(ARGV[4])
+local old_until = tonumber(redis.call('HGET', k, 'until') or '0')
+local old_strikes = tonumber(redis.call('HGET', k, 'strikes') or '0')
+local new_until, new_strikes = old_until, math.max(old_strikes, strikes)
+if untl > now then
+  new_until = math.max(old_until, untl)
+elseif force or old_until <= now then
+  new_until = 0
+  if force then new_strikes = 0 end
+end
+if new_until > now then
+  redis.call('HSET', k, 'until', new_until, 'strikes', new_strikes)
+  redis.call('PEXPIRE', k, math.floor((new_until - now + 600) * 1000))
+else
+  redis.call('DEL', k)
+end
+redis.call('PUBLISH', KEYS[2], cjson.encode({k = 'b', ['until'] = new_until,
+  strikes = new_strikes, force = ARGV[3], origin = ARGV[5], seq = ARGV[6], at = ARGV[7],
+  provider = ARGV[8], base_url = ARGV[9], model = ARGV[10]}))
+return tostring(new_until)
+"""
+
+# One use of an rpm-limited key. ARGV: now, member, name, origin, at, fp
+_USE_SCRIPT = """
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - 60)
+redis.call('PEXPIRE', KEYS[1], 61000)
+redis.call('PUBLISH', KEYS[2], cjson.encode({k = 'u', name = ARGV[3], t = ARGV[1],
+  origin = ARGV[4], seq = ARGV[2], at = ARGV[5], fp = ARGV[6]}))
+return redis.call('ZCARD', KEYS[1])
+"""
+
+# A profile's registration: routing fields and fingerprint; reports a disagreement with
+# another process (a process changing its own routing is no disagreement).
+# ARGV: fp, provider, routing, grace, origin
+_REGISTER_SCRIPT = """
+local k = KEYS[1]
+local routing, by = redis.call('HGET', k, 'routing'), redis.call('HGET', k, 'routing_by')
+local verdict = 'ok'
+if routing and routing ~= ARGV[3] and by ~= ARGV[5] then
+  verdict = 'routing'
+else
+  redis.call('HSET', k, 'fp', ARGV[1], 'provider', ARGV[2], 'routing', ARGV[3],
+    'routing_by', ARGV[5])
+  if redis.call('HGET', k, 'status') == false then
+    redis.call('HSET', k, 'status', 'available', 'until', 0, 'strikes', 0)
+  end
+end
+if redis.call('PTTL', k) < tonumber(ARGV[4]) * 1000 then
+  redis.call('PEXPIRE', k, math.floor(tonumber(ARGV[4]) * 1000))
+end
+return verdict
+"""
+
+
+@dataclass(slots=True)
+class _Op:
+    """One change waiting to be sent."""
+
+    script: str
+    keys: tuple[str, ...]
+    args: tuple[Any, ...]
+    target: str  # what it changes, for the count of changes still on the way
+    pending: bool = True  # whether an echo is expected (registrations are not echoed)
+
+
+class RedisStore(Store):
+    """Shares a manager's state with every process that uses the same Redis.
+
+    Args:
+        url_or_client: A ``redis://`` URL, or a ``redis.asyncio.Redis`` client (its
+            connection settings are used as they are).
+        prefix: Every Redis key and the channel start with ``prefix:``; managers sharing
+            state use the same prefix.
+        timeout: Seconds one Redis operation may take before the store counts Redis as
+            unreachable (no request ever waits for it: picks are served from memory).
+        grace: Seconds a profile's record outlives its last change or its rest.
+        on_warning: Called with a message when Redis becomes unreachable (once per
+            outage), when it is back, and when profiles disagree between processes.
+
+    Example:
+        >>> store = RedisStore("redis://localhost:6379/0", prefix="myapp")
+        >>> manager = FailoverManager(profiles=profiles, store=store)  # doctest: +SKIP
+        >>> async with manager:  # doctest: +SKIP
+        ...     ...
+    """
+
+    shared = True
+
+    def __init__(
+        self,
+        url_or_client: str | Redis,
+        *,
+        prefix: str = "failover",
+        timeout: float = 1.0,
+        grace: float = 3600.0,
+        on_warning: Callable[[str], None] | None = None,
+    ) -> None:
+        global _UNREACHABLE
+        try:
+            import redis.asyncio as aioredis
+            from redis.exceptions import ConnectionError as RedisConnectionError
+            from redis.exceptions import TimeoutError as RedisTimeoutError
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "RedisStore needs redis-py: pip install 'llm-failover[redis]'"
+            ) from exc
+        _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+        if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
+            raise ConfigError(f"RedisStore prefix must be a non-empty word, got {prefix!r}")
+        if not timeout > 0 or math.isinf(timeout):
+            raise ConfigError(f"RedisStore timeout must be > 0 and finite, got {timeout!r}")
+        if isinstance(url_or_client, str):
+            if not url_or_client.startswith(("redis://", "rediss://", "unix://", "valkey://")):
+                raise ConfigError(
+                    "RedisStore needs a redis:// (or rediss://, unix://) URL or a "
+                    f"redis.asyncio.Redis client, got {url_or_client.split('@')[-1]!r}"
+                )
+            url = url_or_client.replace("valkey://", "redis://", 1)
+            self._client: Redis = aioredis.from_url(
+                url,
+                decode_responses=True,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+            )
+            self._owns_client = True
+        else:
+            self._client = url_or_client
+            self._owns_client = False
+        self._url = url_or_client if isinstance(url_or_client, str) else None
+        self.prefix = prefix
+        self.channel = f"{prefix}:events"
+        self.timeout = timeout
+        self.grace = grace
+        self.origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._warning_callbacks: list[Callable[[str], None]] = []
+        if on_warning is not None:
+            self._warning_callbacks.append(on_warning)
+        self._manager: FailoverManager | None = None
+        self._queue: deque[_Op] = deque()
+        self._wakeup: asyncio.Event | None = None
+        self._pending: Counter[str] = Counter()  # changes of ours not yet heard back
+        self._sequence = itertools.count(1)
+        self._task: asyncio.Task[None] | None = None
+        self._sending: asyncio.Lock | None = None
+        self._connected = False
+        self._down_since: float | None = None
+        self._scripts: dict[str, Any] = {}
+        self.conflicts: dict[str, str] = {}
+        """Profiles whose routing or key differs from what another process registered."""
+        self.propagation: deque[float] = deque(maxlen=100_000)
+        """Seconds between another process's change and this one taking it in."""
+        self.sent = 0
+        """Changes sent to Redis."""
+        self.applied = 0
+        """Changes of other processes taken in."""
+        self.dropped = 0
+        """Changes dropped because the queue overflowed during a long outage."""
+
+    def __repr__(self) -> str:
+        return f"RedisStore(prefix={self.prefix!r}, connected={self._connected})"
+
+    @property
+    def connected(self) -> bool:
+        """Whether the store is talking to Redis now."""
+        return self._connected
+
+    def on_warning(self, callback: Callable[[str], None]) -> Callable[[str], None]:
+        """Register ``callback(message)`` for outages, recoveries and disagreements."""
+        self._warning_callbacks.append(callback)
+        return callback
+
+    # -- keys -------------------------------------------------------------------------
+
+    def profile_key(self, profile: AuthProfile) -> str:
+        """The Redis key of ``profile``'s state (its name and key fingerprint)."""
+        return f"{self.prefix}:profile:{profile.name}:{profile.fingerprint}"
+
+    def breaker_key(self, key: BreakerKey) -> str:
+        """The Redis key of one breaker's rest."""
+        provider, base_url, model = key
+        return f"{self.prefix}:breaker:{provider}|{base_url or ''}|{model}"
+
+    def rpm_key(self, profile: AuthProfile) -> str:
+        """The Redis key of ``profile``'s uses in the last minute."""
+        return f"{self.prefix}:rpm:{profile.name}:{profile.fingerprint}"
+
+    # -- what the manager calls (synchronous, never waits) ----------------------------
+
+    def attach(self, manager: FailoverManager) -> None:
+        """Bind the store to ``manager`` (one manager per store)."""
+        if self._manager is not None and self._manager is not manager:
+            raise ConfigError("a RedisStore serves one FailoverManager; create one per manager")
+        self._manager = manager
+
+    def register(self, profile: AuthProfile) -> None:
+        """Announce ``profile``'s routing fields and key fingerprint."""
+        routing = json.dumps(
+            [
+                profile.provider,
+                profile.base_url,
+                sorted(profile.models) if profile.models is not None else None,
+                profile.priority,
+                profile.rate_limit_rpm,
+            ]
+        )
+        self._enqueue(
+            _Op(
+                "register",
+                (self.profile_key(profile),),
+                (profile.fingerprint, profile.provider, routing, self.grace, self.origin),
+                profile.name,
+                pending=False,
+            )
+        )
+
+    def profile_changed(self, profile: AuthProfile, op: ProfileOp, *, struck: bool) -> None:
+        """Queue ``profile``'s new state for every process."""
+        if profile.name in self.conflicts:
+            return
+        until = profile.cooldown_until if op == "cool" else 0.0
+        error = (profile.last_error or "")[:_ERROR_CHARS] if op == "cool" else ""
+        self._enqueue(
+            _Op(
+                "profile",
+                (self.profile_key(profile), self.channel),
+                (
+                    op,
+                    profile.status.value,
+                    self._to_wall(until),
+                    profile.cooldown_strikes,
+                    int(struck),
+                    error,
+                    None,  # now: filled in when sent
+                    profile.fingerprint,
+                    profile.provider,
+                    self.origin,
+                    None,  # seq
+                    time.time(),
+                    self.grace,
+                    profile.name,
+                ),
+                f"p:{profile.name}",
+            )
+        )
+
+    def breaker_changed(
+        self, key: BreakerKey, open_until: float, strikes: int, *, force: bool = False
+    ) -> None:
+        """Queue a breaker's opening or closing for every process."""
+        provider, base_url, model = key
+        self._enqueue(
+            _Op(
+                "breaker",
+                (self.breaker_key(key), self.channel),
+                (
+                    self._to_wall(open_until) if open_until else 0,
+                    strikes,
+                    int(force),
+                    None,
+                    self.origin,
+                    None,
+                    time.time(),
+                    provider,
+                    base_url or "",
+                    model,
+                ),
+                f"b:{self.breaker_key(key)}",
+            )
+        )
+
+    def used(self, profile: AuthProfile, at: float) -> None:
+        """Queue one use of an rpm-limited profile."""
+        if profile.name in self.conflicts:
+            return
+        self._enqueue(
+            _Op(
+                "use",
+                (self.rpm_key(profile), self.channel),
+                (
+                    self._to_wall(at),
+                    None,
+                    profile.name,
+                    self.origin,
+                    time.time(),
+                    profile.fingerprint,
+                ),
+                "",
+            )
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the background sync; returns at once, even when Redis is unreachable.
+
+        Raises:
+            ConfigError: Called under trio: redis-py's client runs on asyncio only.
+        """
+        from failover._tasks import running_on_trio
+
+        if running_on_trio():
+            raise ConfigError(
+                "RedisStore runs on asyncio (redis-py's asyncio client); under trio, use "
+                "MemoryStore or run the client on asyncio"
+            )
+        if self._task is not None and not self._task.done():
+            return
+        self._wakeup = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="failover-store")
+
+    async def aclose(self) -> None:
+        """Send what is queued (for up to ``timeout``), stop syncing, close connections."""
+        task, self._task = self._task, None
+        if task is not None:
+            if self._connected and self._queue:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._flush(), self.timeout)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._connected = False
+        if self._owns_client:
+            with contextlib.suppress(Exception):
+                await self._client.aclose()
+
+    async def settle(self, timeout: float = 2.0) -> bool:
+        """Wait until every change of ours was sent and heard back; return whether it was.
+
+        For tests and benchmarks: production code never needs to wait for the store.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._connected and not self._queue and not +self._pending:
+                return True
+            await asyncio.sleep(0.002)
+        return False
+
+    # -- the background task ----------------------------------------------------------
+
+    async def _run(self) -> None:
+        delay = 0.05
+        while True:
+            pubsub = self._client.pubsub()
+            try:
+                await asyncio.wait_for(pubsub.subscribe(self.channel), self.timeout)
+                await self._resync()
+                self._set_connected(True)
+                delay = 0.05
+                reader = asyncio.ensure_future(self._read(pubsub))
+                writer = asyncio.ensure_future(self._write())
+                try:
+                    done, _ = await asyncio.wait(
+                        {reader, writer}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    for finished in done:
+                        finished.result()  # raises what ended it
+                finally:
+                    for part in (reader, writer):
+                        part.cancel()
+                    await asyncio.gather(reader, writer, return_exceptions=True)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # Redis unreachable, dropped, slow: keep serving
+                self._set_connected(False, error)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(pubsub.aclose(), self.timeout)  # type: ignore[no-untyped-call]
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _set_connected(self, connected: bool, error: BaseException | None = None) -> None:
+        if connected:
+            if self._down_since is not None:
+                self._warn("Redis is reachable again; shared failover state re-published")
+            self._connected, self._down_since = True, None
+            return
+        self._connected = False
+        # what is still queued is sent again after the reconnect; nothing is heard back
+        self._pending = Counter(op.target for op in self._queue if op.target and op.pending)
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            what = type(error).__name__ if error is not None else "no answer"
+            self._warn(
+                f"Redis unreachable ({what}); failover state is kept in this process and "
+                "re-published when Redis is back"
+            )
+
+    def _warn(self, message: str) -> None:
+        logger.warning("failover store %s: %s", self.prefix, message)
+        for callback in self._warning_callbacks:
+            try:
+                callback(message)
+            except Exception:
+                logger.exception("store warning callback %r raised", callback)
+
+    async def _resync(self) -> None:
+        """After (re)connecting: send what waited, re-publish what rests, read the rest."""
+        manager = self._require_manager()
+        for profile in manager.list_profiles():
+            self.register(profile)
+        for profile in manager.shared_profiles():
+            self.profile_changed(profile, "cool", struck=False)
+        for key, until, strikes in manager.shared_breakers():
+            self.breaker_changed(key, until, strikes)
+        await asyncio.wait_for(self._flush(), self.timeout * 4)
+        await asyncio.wait_for(self._load(), self.timeout * 4)
+
+    async def _load(self) -> None:
+        """Take in the state other processes left in Redis."""
+        manager = self._require_manager()
+        profiles = manager.list_profiles()
+        async with self._client.pipeline(transaction=False) as pipe:
+            for profile in profiles:
+                pipe.hgetall(self.profile_key(profile))
+            records = await pipe.execute()
+        for profile, record in zip(profiles, records, strict=True):
+            if record and "status" in record:
+                self._apply_profile({"name": profile.name, **record, "at": None, "origin": ""})
+        async for key in self._client.scan_iter(match=f"{self.prefix}:breaker:*", count=500):
+            record = await self._client.hgetall(key)
+            provider, base_url, model = key[len(self.prefix) + 9 :].split("|", 2)
+            if record:
+                self._apply_breaker(
+                    {
+                        "provider": provider,
+                        "base_url": base_url,
+                        "model": model,
+                        "until": record.get("until", 0),
+                        "strikes": record.get("strikes", 0),
+                        "force": "0",
+                        "origin": "",
+                        "at": None,
+                    }
+                )
+
+    async def _read(self, pubsub: Any) -> None:
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if message is None or message.get("type") != "message":
+                continue
+            try:
+                event = json.loads(message["data"])
+            except (TypeError, ValueError):
+                continue
+            kind = event.get("k")
+            if kind == "p":
+                self._apply_profile(event)
+            elif kind == "b":
+                self._apply_breaker(event)
+            elif kind == "u":
+                self._apply_use(event)
+
+    async def _write(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            await asyncio.wait_for(self._flush(), self.timeout * 4)
+
+    async def _flush(self) -> None:
+        """Send every queued change in pipelines; keep them queued if Redis fails."""
+        if self._sending is None:
+            self._sending = asyncio.Lock()
+        async with self._sending:  # one sender at a time: aclose's last flush, the writer
+            await self._send_queued()
+
+    async def _send_queued(self) -> None:
+        while self._queue:
+            batch = list(itertools.islice(self._queue, 0, 512))
+            async with self._client.pipeline(transaction=False) as pipe:
+                now = time.time()
+                for op in batch:
+                    args = list(op.args)
+                    if op.script == "profile":
+                        args[6], args[10] = now, next(self._sequence)
+                    elif op.script == "breaker":
+                        args[3], args[5] = now, next(self._sequence)
+                    elif op.script == "use":
+                        args[1] = f"{self.origin}:{next(self._sequence)}"
+                    await self._script(op.script)(keys=list(op.keys), args=args, client=pipe)
+                results = await asyncio.wait_for(pipe.execute(raise_on_error=False), self.timeout)
+            for _ in batch:
+                self._queue.popleft()
+            self.sent += len(batch)
+            for op, result in zip(batch, results, strict=True):
+                if isinstance(result, _UNREACHABLE):
+                    raise result
+                if isinstance(result, Exception):  # a refused change: say so, do not retry
+                    if op.target and op.pending and self._pending[op.target] > 0:
+                        self._pending[op.target] -= 1
+                    logger.error(
+                        "failover store %s: Redis refused a change: %s", self.prefix, result
+                    )
+                elif op.script == "register" and result != "ok":
+                    self._report_conflict(op, str(result))
+                elif op.script == "register":
+                    self.conflicts.pop(op.target, None)  # they agree (again)
+
+    def _script(self, name: str) -> Any:
+        script = self._scripts.get(name)
+        if script is None:
+            source = {
+                "profile": _PROFILE_SCRIPT,
+                "breaker": _BREAKER_SCRIPT,
+                "use": _USE_SCRIPT,
+                "register": _REGISTER_SCRIPT,
+            }[name]
+            script = self._scripts[name] = self._client.register_script(source)
+        return script
+
+    def _report_conflict(self, op: _Op, verdict: str) -> None:
+        name = op.target  # a registration's target is the profile's name
+        if self.conflicts.get(name) != verdict:
+            self.conflicts[name] = verdict
+            self._warn(
+                f"profile {name!r} has the same key but other routing fields (base URL, "
+                f"models, priority or rpm) in another process sharing prefix "
+                f"{self.prefix!r}; its state is not shared until they agree"
+            )
+
+    def _enqueue(self, op: _Op) -> None:
+        if len(self._queue) >= _QUEUE_LIMIT:
+            dropped = self._queue.popleft()
+            self.dropped += 1
+            if dropped.target and dropped.pending:
+                self._pending[dropped.target] -= 1
+        self._queue.append(op)
+        if op.target and op.pending:
+            self._pending[op.target] += 1
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    # -- taking in what others changed ------------------------------------------------
+
+    def _require_manager(self) -> FailoverManager:
+        if self._manager is None:
+            raise ConfigError("this RedisStore is not attached to a FailoverManager")
+        return self._manager
+
+    def _heard(self, event: dict[str, Any], target: str) -> bool:
+        """Note an event; return whether it is authoritative for ``target`` here."""
+        if event.get("origin") == self.origin:
+            if self._pending[target] > 0:
+                self._pending[target] -= 1
+        elif event.get("at"):
+            self.propagation.append(max(0.0, time.time() - float(event["at"])))
+            self.applied += 1
+        return self._pending[target] <= 0
+
+    def _apply_profile(self, event: dict[str, Any]) -> None:
+        from failover.profiles import ProfileStatus
+
+        name = str(event["name"])
+        authoritative = self._heard(event, f"p:{name}")
+        if name in self.conflicts:
+            return
+        try:
+            status = ProfileStatus(event["status"])
+        except ValueError:
+            return
+        self._require_manager().apply_shared_profile(
+            name,
+            str(event.get("fp", "")),
+            status,
+            self._to_local(float(event.get("until") or 0)),
+            int(float(event.get("strikes") or 0)),
+            error=str(event.get("error") or "") or None,
+            authoritative=authoritative,
+        )
+
+    def _apply_breaker(self, event: dict[str, Any]) -> None:
+        key: BreakerKey = (
+            str(event["provider"]),
+            str(event["base_url"]) or None,
+            str(event["model"]),
+        )
+        self._heard(event, f"b:{self.breaker_key(key)}")
+        until = float(event.get("until") or 0)
+        self._require_manager().apply_shared_breaker(
+            key,
+            self._to_local(until) if until else 0.0,
+            int(float(event.get("strikes") or 0)),
+            force=str(event.get("force")) == "1",
+        )
+
+    def _apply_use(self, event: dict[str, Any]) -> None:
+        if event.get("origin") == self.origin:
+            return
+        self._heard(event, "")
+        self._require_manager().apply_shared_use(
+            str(event["name"]), str(event.get("fp", "")), self._to_local(float(event["t"]))
+        )
+
+    # -- clocks -------------------------------------------------------------------------
+
+    def _to_wall(self, at: float) -> float:
+        """A time on the manager's clock as wall-clock seconds (what Redis holds)."""
+        if math.isinf(at):
+            return FOREVER
+        manager = self._require_manager()
+        return time.time() + (at - manager.clock())
+
+    def _to_local(self, wall: float) -> float:
+        """Wall-clock seconds from Redis as a time on the manager's clock."""
+        if wall >= FOREVER / 10:
+            return math.inf
+        if wall <= 0:
+            return 0.0
+        manager = self._require_manager()
+        return manager.clock() + (wall - time.time())
