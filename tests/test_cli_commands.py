@@ -422,3 +422,20 @@ async def test_a_json_script_file_scripts_the_simulator_too(tmp_path: Path) -> N
             )
     assert fine.status_code == 200 and "from the script" in fine.text
     assert broken.status_code == 500 and stranger.status_code in (400, 401, 403)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["status", "--watch"], "--watch refreshes the shared state: give --redis URL"),
+        (
+            ["status", "--redis", "redis://127.0.0.1:1", "--probe"],
+            "--redis shows the shared store; --config, --probe, --json are local",
+        ),
+    ],
+)
+async def test_status_options_that_do_not_go_together(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await run(*argv) == 2
+    assert message in capsys.readouterr().err
