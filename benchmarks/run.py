@@ -1,10 +1,13 @@
 """``make bench``: what failover costs, measured on loopback. Prints a table, writes JSON.
 
-1. happy-path overhead vs a bare httpx (and aiohttp) POST: sequential median/p99 µs and
-   requests/s at concurrency 64;
+1. happy-path overhead vs a bare httpx (and aiohttp) POST: sequential median/p99 µs, and
+   requests/s at concurrency 64 from a cold pool (a new client: its first requests) and from
+   a warm one, each client side by side with its bare library in the same round (a bare
+   caller encodes its messages on each call, as the client does);
 2. streaming: time to first chunk and total, vs bare httpx;
-3. failover cost: first key 429 -> second key, vs a direct success; and the next request,
-   which must skip the cooling key without calling it;
+3. failover cost: first key 429 -> second key, vs a direct success; the next request,
+   which must skip the cooling key without calling it; and a primary model overloaded
+   (503) with a healthy fallback model, vs a direct call to the fallback;
 4. manager scale: get_next_profile + mark_failure with 10, 1,000 and 10,000 profiles;
 5. ``import failover`` time;
 6. RSS before and after 50,000 requests.
@@ -33,12 +36,20 @@ import httpx
 from failover import AuthProfile, FailoverManager, ResilientClient
 
 HERE = Path(__file__).parent
-BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "ping"}]})
 MESSAGES = [{"role": "user", "content": "ping"}]
-SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "1000"))
-CONCURRENT_TOTAL = int(os.environ.get("BENCH_CONCURRENT", "4000"))
-MEMORY_REQUESTS = int(os.environ.get("BENCH_MEMORY", "50000"))
-ROUNDS = 5
+
+
+def request_body() -> bytes:
+    """What a bare caller sends: its messages encoded on each call, as the client does."""
+    return json.dumps({"model": "gpt-4o-mini", "messages": MESSAGES}).encode()
+
+SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "500"))
+# requests per burst at concurrency 64 (cold, then warm), per round; httpx is ~10x slower
+BURST_HTTPX = int(os.environ.get("BENCH_BURST_HTTPX", "250"))
+BURST_AIOHTTP = int(os.environ.get("BENCH_BURST_AIOHTTP", "1500"))
+MEMORY_REQUESTS = int(os.environ.get("BENCH_MEMORY", "20000"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "6"))
+WIDTH = 64
 results: dict[str, Any] = {}
 
 
@@ -65,9 +76,8 @@ async def sequential(call: Callable[[], Awaitable[Any]], n: int = SEQUENTIAL) ->
     return {"median_us": statistics.median(times) * 1e6, "p99_us": times[int(0.99 * n)] * 1e6}
 
 
-async def concurrent(
-    call: Callable[[], Awaitable[Any]], total: int = CONCURRENT_TOTAL, width: int = 64
-) -> float:
+async def burst(call: Callable[[], Awaitable[Any]], total: int, width: int = WIDTH) -> float:
+    """Requests/s of ``total`` calls made by ``width`` concurrent workers."""
     remaining = total
 
     async def worker() -> None:
@@ -76,31 +86,55 @@ async def concurrent(
             remaining -= 1
             await call()
 
-    await asyncio.gather(*(worker() for _ in range(width)))  # warm the pool
-    remaining = total
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(width)))
     return total / (time.perf_counter() - start)
 
 
-async def interleaved(
-    contenders: dict[str, Callable[[], Awaitable[Any]]],
-) -> dict[str, dict[str, float]]:
-    """Measure the contenders in alternating rounds; report each figure's median round.
+Call = Callable[[], Awaitable[Any]]
+Contender = Callable[[], Awaitable[tuple[Call, Call]]]  # makes a client: (call, close)
 
-    This VM's speed drifts by 2x over minutes; alternating short rounds lets the drift
-    hit every contender alike instead of whichever happened to run during a slow patch.
+
+async def interleaved(
+    groups: list[dict[str, tuple[Contender, int]]],
+) -> dict[str, dict[str, Any]]:
+    """Measure groups of contenders in alternating rounds; report each figure's median round.
+
+    Each round, each contender of a group gets a new client (its own, cold, pool): the
+    group's cold bursts at concurrency 64 run one after the other (``rps_cold``: a new
+    client's first requests), then its warm bursts in the reverse order (``rps_warm``), then
+    sequential calls; the next round reverses both orders. A client and its bare library
+    share a group, so a drift of this VM's speed (2x over minutes) that is linear over a
+    round hits both alike, and the ``rounds`` kept per contender let a ratio be taken
+    within each round.
     """
-    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in contenders}
-    for _ in range(ROUNDS):
-        for name, call in contenders.items():
-            row = await sequential(call, SEQUENTIAL // ROUNDS)
-            row["rps_c64"] = await concurrent(call, CONCURRENT_TOTAL // ROUNDS)
-            rounds[name].append(row)
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for group in groups for name in group}
+    for number in range(ROUNDS):
+        for group in groups:
+            names = list(group) if number % 2 == 0 else list(reversed(group))
+            made = {name: await group[name][0]() for name in names}
+            rows: dict[str, dict[str, float]] = {name: {} for name in names}
+            for name in names:
+                rows[name]["rps_cold"] = await burst(made[name][0], group[name][1])
+            for name in reversed(names):
+                rows[name]["rps_warm"] = await burst(made[name][0], group[name][1])
+            for name in names:
+                rows[name].update(await sequential(made[name][0], SEQUENTIAL // ROUNDS))
+                await made[name][1]()
+                rounds[name].append(rows[name])
     return {
-        name: {key: statistics.median(row[key] for row in rows) for key in rows[0]}
+        name: {
+            **{key: statistics.median(row[key] for row in rows) for key in rows[0]},
+            "rounds": rows,
+        }
         for name, rows in rounds.items()
     }
+
+
+def ratio(rows: dict[str, dict[str, Any]], ours: str, bare: str, key: str) -> float:
+    """The median over rounds of ours/bare, each round's pair measured minutes apart at most."""
+    pairs = zip(rows[ours]["rounds"], rows[bare]["rounds"], strict=True)
+    return float(statistics.median(mine[key] / theirs[key] for mine, theirs in pairs))
 
 
 def client_for(base: str, keys: list[str], **kwargs: Any) -> ResilientClient:
@@ -109,40 +143,107 @@ def client_for(base: str, keys: list[str], **kwargs: Any) -> ResilientClient:
 
 
 async def happy_path(base: str) -> None:
-    url = f"{base}/chat/completions"
-    headers = {"authorization": "Bearer sk-bench-key-0001", "content-type": "application/json"}
     import aiohttp
 
-    async with httpx.AsyncClient() as http, aiohttp.ClientSession() as session:
+    from failover.aiohttp_sender import AiohttpSender
 
-        async def bare_httpx() -> Any:
-            return (await http.post(url, content=BODY, headers=headers)).json()
+    url = f"{base}/chat/completions"
+    headers = {"authorization": "Bearer sk-bench-key-0001", "content-type": "application/json"}
+    key = ["sk-bench-key-0001"]
 
-        async def bare_aiohttp() -> Any:
-            async with session.post(url, data=BODY, headers=headers) as reply:
+    async def bare_httpx() -> Any:
+        http = httpx.AsyncClient()
+
+        async def call() -> Any:
+            return (await http.post(url, content=request_body(), headers=headers)).json()
+
+        return call, http.aclose
+
+    async def bare_aiohttp() -> Any:
+        session = aiohttp.ClientSession()
+
+        async def call() -> Any:
+            async with session.post(url, data=request_body(), headers=headers) as reply:
                 return json.loads(await reply.read())
 
-        contenders: dict[str, Callable[[], Awaitable[Any]]] = {
-            "bare httpx": bare_httpx,
-            "bare aiohttp": bare_aiohttp,
-        }
-        from failover.aiohttp_sender import AiohttpSender
+        return call, session.close
 
-        fast = AiohttpSender()
-        clients = {
-            "failover (httpx)": client_for(base, ["sk-bench-key-0001"]),
-            "failover (AiohttpSender)": client_for(base, ["sk-bench-key-0001"], sender=fast),
-            "failover (httpx-aiohttp)": client_for(
-                base, ["sk-bench-key-0001"], http_client=_httpx_aiohttp_client()
-            ),
-        }
-        for name, client in clients.items():
-            contenders[name] = lambda client=client: client.complete(MESSAGES)  # type: ignore[misc]
-        results["happy_path"] = await interleaved(contenders)
-        for client in clients.values():
+    async def ours_httpx() -> Any:
+        client = client_for(base, key)
+        return lambda: client.complete(MESSAGES), client.aclose
+
+    async def ours_aiohttp() -> Any:
+        sender = AiohttpSender()
+        client = client_for(base, key, sender=sender)
+
+        async def close() -> None:
             await client.aclose()
-        await clients["failover (httpx-aiohttp)"]._sender.client.aclose()  # type: ignore[attr-defined]
-        await fast.aclose()
+            await sender.aclose()
+
+        return lambda: client.complete(MESSAGES), close
+
+    async def bare_httpx2() -> Any:
+        import httpx2
+
+        http = httpx2.AsyncClient()
+
+        async def call() -> Any:
+            return (await http.post(url, content=request_body(), headers=headers)).json()
+
+        return call, http.aclose
+
+    async def ours_httpx2() -> Any:
+        import httpx2
+
+        from failover.http import HttpxSender
+
+        http = httpx2.AsyncClient(timeout=None)
+        client = client_for(base, key, sender=HttpxSender(http))
+
+        async def close() -> None:
+            await client.aclose()
+            await http.aclose()
+
+        return lambda: client.complete(MESSAGES), close
+
+    async def ours_httpx_aiohttp() -> Any:
+        http = _httpx_aiohttp_client()
+        client = client_for(base, key, http_client=http)
+
+        async def close() -> None:
+            await client.aclose()
+            await http.aclose()
+
+        return lambda: client.complete(MESSAGES), close
+
+    results["happy_path"] = await interleaved(
+        [
+            {
+                "bare httpx": (bare_httpx, BURST_HTTPX),
+                "failover (httpx)": (ours_httpx, BURST_HTTPX),
+            },
+            {
+                "bare aiohttp": (bare_aiohttp, BURST_AIOHTTP),
+                "failover (AiohttpSender)": (ours_aiohttp, BURST_AIOHTTP),
+            },
+            {"failover (httpx-aiohttp)": (ours_httpx_aiohttp, BURST_AIOHTTP // 2)},
+            {
+                "bare httpx2": (bare_httpx2, BURST_HTTPX),
+                "failover (httpx2 in HttpxSender)": (ours_httpx2, BURST_HTTPX),
+            },
+        ]
+    )
+    happy = results["happy_path"]
+    results["throughput_ratios_c64"] = {
+        f"{ours} / {bare}": {
+            kind: ratio(happy, ours, bare, f"rps_{kind}") for kind in ("cold", "warm")
+        }
+        for ours, bare in (
+            ("failover (httpx)", "bare httpx"),
+            ("failover (AiohttpSender)", "bare aiohttp"),
+            ("failover (httpx2 in HttpxSender)", "bare httpx2"),
+        )
+    }
 
 
 def _httpx_aiohttp_client() -> httpx.AsyncClient:
@@ -210,15 +311,39 @@ async def failover_cost(base: str) -> None:
     )
     client = ResilientClient(["openai/gpt-4o-mini"], manager)
     direct = client_for(base, ["sk-bench-key-0002"])
+    sleeps: list[float] = []
+
+    async def counted_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        await asyncio.sleep(seconds)
+
+    # primary model overloaded (503 on every call), fallback model on another provider healthy
+    overloaded_manager = FailoverManager(
+        profiles=[
+            AuthProfile("primary", "openai", "sk-overloaded-0001", base_url=base),
+            AuthProfile("fallback", "groq", "sk-bench-key-0003", base_url=base),
+        ]
+    )
+    overloaded = ResilientClient(
+        ["openai/gpt-4o-mini", "groq/llama-3.1-8b-instant"],
+        overloaded_manager,
+        sleep=counted_sleep,
+    )
+    direct_fallback = ResilientClient(
+        ["groq/llama-3.1-8b-instant"],
+        [AuthProfile("g", "groq", "sk-bench-key-0003", base_url=base)],
+    )
     async with httpx.AsyncClient() as http:
 
-        async def limited_calls() -> int:
-            reply = await http.get(f"{base.rsplit('/', 1)[0]}/count?key={keys[0]}")
+        async def calls_to(key: str) -> int:
+            reply = await http.get(f"{base.rsplit('/', 1)[0]}/count?key={key}")
             return int(reply.text)
 
         await direct.complete(MESSAGES)
-        first, following, plain = [], [], []
-        before = await limited_calls()
+        await direct_fallback.complete(MESSAGES)
+        first, following, plain, via_fallback, fallback_plain = [], [], [], [], []
+        limited_before = await calls_to(keys[0])
+        overloaded_before = await calls_to("sk-overloaded-0001")
         for _ in range(300):
             manager.reset_all()
             start = time.perf_counter()
@@ -230,15 +355,28 @@ async def failover_cost(base: str) -> None:
             start = time.perf_counter()
             await direct.complete(MESSAGES)
             plain.append(time.perf_counter() - start)
-        limited = await limited_calls() - before
+            overloaded_manager.reset_all()  # the primary's breaker must not skip it: pay the 503
+            start = time.perf_counter()
+            answer = await overloaded.complete(MESSAGES)
+            via_fallback.append(time.perf_counter() - start)
+            assert answer.model == "groq/llama-3.1-8b-instant", answer.attempts
+            start = time.perf_counter()
+            await direct_fallback.complete(MESSAGES)
+            fallback_plain.append(time.perf_counter() - start)
+        limited = await calls_to(keys[0]) - limited_before
+        primary_calls = await calls_to("sk-overloaded-0001") - overloaded_before
     results["failover_cost"] = {
         "direct_success_us": statistics.median(plain) * 1e6,
         "first_key_429_then_second_us": statistics.median(first) * 1e6,
         "next_request_us": statistics.median(following) * 1e6,
         "cooling_key_calls_per_pair": limited / 300,
+        "direct_call_to_fallback_us": statistics.median(fallback_plain) * 1e6,
+        "primary_503_then_fallback_us": statistics.median(via_fallback) * 1e6,
+        "primary_calls_per_request": primary_calls / 300,
+        "backoff_sleeps": len(sleeps),
     }
-    await client.aclose()
-    await direct.aclose()
+    for each in (client, direct, overloaded, direct_fallback):
+        await each.aclose()
 
 
 async def client_overhead() -> None:
@@ -282,8 +420,8 @@ async def client_overhead() -> None:
             pass
 
     results["client_overhead_us"] = {
-        "complete": (await sequential(lambda: client.complete(MESSAGES), 20_000))["median_us"],
-        "stream_20_chunks": (await sequential(stream, 5_000))["median_us"],
+        "complete": (await sequential(lambda: client.complete(MESSAGES), 10_000))["median_us"],
+        "stream_20_chunks": (await sequential(stream, 2_000))["median_us"],
     }
     await client.aclose()
 
@@ -353,17 +491,17 @@ def import_time() -> None:
 
 
 async def memory(base: str) -> None:
-    """RSS around many requests: 50,000 on the aiohttp sender, a fifth of that on httpx."""
+    """RSS around many requests: 20,000 on the aiohttp sender, a tenth of that on httpx."""
     from failover.aiohttp_sender import AiohttpSender
 
     fast_sender = AiohttpSender()
     for name, sender, count in (
         ("AiohttpSender", fast_sender, MEMORY_REQUESTS),
-        ("httpx", None, MEMORY_REQUESTS // 5),
+        ("httpx", None, MEMORY_REQUESTS // 10),
     ):
         keys = ["sk-bench-key-0001", "sk-bench-key-0002"]
         client = client_for(base, keys, sender=sender) if sender else client_for(base, keys)
-        for _ in range(2000):
+        for _ in range(500):
             await client.complete(MESSAGES)
         gc.collect()
         before = rss_mib()
@@ -391,8 +529,9 @@ async def simulator_speed() -> None:
 
     async with Simulator() as sim:
         client = client_for(sim.base_url("openai"), ["sk-bench-key-0001"])
-        row = await sequential(lambda: client.complete(MESSAGES), 500)
-        row["rps_c64"] = await concurrent(lambda: client.complete(MESSAGES), 2000)
+        row = await sequential(lambda: client.complete(MESSAGES), 300)
+        await burst(lambda: client.complete(MESSAGES), 500)
+        row["rps_c64"] = await burst(lambda: client.complete(MESSAGES), 1000)
         results["simulator_upstream (same process)"] = row
         await client.aclose()
 
@@ -405,23 +544,24 @@ def print_table() -> None:
         f"{overhead['stream_20_chunks']:.0f} µs"
     )
     happy = results["happy_path"]
-    base = happy["bare httpx"]
-    print("\n1. happy path (loopback, one key)            median µs   p99 µs   req/s @64")
+    print(
+        "\n1. happy path (loopback, one key)      median µs   p99 µs"
+        "   req/s @64 cold   req/s @64 warm"
+    )
     for name, row in happy.items():
-        print(f"   {name:40} {row['median_us']:9.0f} {row['p99_us']:8.0f} {row['rps_c64']:10.0f}")
-    ours, fast, aio = (
-        happy["failover (httpx)"],
-        happy["failover (AiohttpSender)"],
-        happy["bare aiohttp"],
-    )
-    print(
-        f"   failover (httpx) vs bare httpx: {ours['median_us'] - base['median_us']:+.0f} µs "
-        f"median, throughput {ours['rps_c64'] / base['rps_c64']:.2f}x"
-    )
-    print(
-        f"   failover (AiohttpSender) vs bare aiohttp: {fast['median_us'] - aio['median_us']:+.0f}"
-        f" µs median, throughput {fast['rps_c64'] / aio['rps_c64']:.2f}x"
-    )
+        print(
+            f"   {name:32} {row['median_us']:9.0f} {row['p99_us']:8.0f}"
+            f" {row['rps_cold']:16.0f} {row['rps_warm']:16.0f}"
+        )
+    print("   throughput at 64 concurrent, client / its bare library (median of per-round ratios):")
+    for pair, row in results["throughput_ratios_c64"].items():
+        print(f"     {pair:40} cold {row['cold']:.2f}x   warm {row['warm']:.2f}x")
+    for ours, bare in (
+        ("failover (httpx)", "bare httpx"),
+        ("failover (AiohttpSender)", "bare aiohttp"),
+    ):
+        delta = happy[ours]["median_us"] - happy[bare]["median_us"]
+        print(f"   sequential median, {ours} vs {bare}: {delta:+.0f} µs")
     sim = results["simulator_upstream (same process)"]
     print(
         f"   (upstream = simulator in-process: {sim['median_us']:.0f} µs, "
@@ -439,6 +579,14 @@ def print_table() -> None:
     print(f"   next request (cooling key skipped)         {cost['next_request_us']:9.0f}")
     print(
         f"   calls to the cooling key per pair          {cost['cooling_key_calls_per_pair']:9.2f}"
+    )
+    print(
+        f"   direct call to the fallback model          {cost['direct_call_to_fallback_us']:9.0f}"
+    )
+    print(
+        f"   primary overloaded (503), fallback healthy {cost['primary_503_then_fallback_us']:9.0f}"
+        f"   ({cost['primary_calls_per_request']:.2f} calls to the primary per request, "
+        f"{cost['backoff_sleeps']} backoff sleeps)"
     )
     print("\n4. manager scale                   keys cooling   get+fail µs   get+success µs")
     for name, row in results["manager_scale"].items():

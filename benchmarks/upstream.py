@@ -2,7 +2,8 @@
 
 Answers POST .../chat/completions with a canned OpenAI reply, or an SSE stream of 20
 chunks when the body asks for ``"stream": true``; a key containing ``limited`` gets a 429
-with ``retry-after: 60``. Counts requests per key at ``GET /count?key=...``.
+with ``retry-after: 60``, one containing ``overloaded`` a 503. Counts requests per key at
+``GET /count?key=...``.
 
     python benchmarks/upstream.py PORT
 """
@@ -30,6 +31,7 @@ REPLY = json.dumps(
     }
 ).encode()
 LIMITED = b'{"error": {"message": "Rate limit reached", "code": "rate_limit_exceeded"}}'
+OVERLOADED = b'{"error": {"message": "The server is overloaded", "type": "server_error"}}'
 CHUNK = b'data: {"choices": [{"index": 0, "delta": {"content": "tok "}}]}\n\n'
 STREAM = (
     CHUNK * 20 + b'data: {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}'
@@ -85,6 +87,8 @@ class Upstream(asyncio.Protocol):
         counts[key] += 1
         if "limited" in key:
             out = response("429 Too Many Requests", LIMITED, extra=b"retry-after: 60\r\n")
+        elif "overloaded" in key:
+            out = response("503 Service Unavailable", OVERLOADED)
         elif b'"stream": true' in body or b'"stream":true' in body:
             out = response("200 OK", STREAM, b"text/event-stream")
         else:

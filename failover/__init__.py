@@ -60,6 +60,7 @@ from failover.profiles import (
 
 if TYPE_CHECKING:
     from failover.client import AttemptContext, Completion, CompletionStream, ResilientClient
+    from failover.embeddings import EmbeddingChain, Embeddings
     from failover.policy import Action, set_testing
     from failover.transport import ResilientTransport
 
@@ -77,6 +78,8 @@ __all__ = [
     "ContextWindowExceededError",
     "CooldownEvent",
     "DuplicateModel",
+    "EmbeddingChain",
+    "Embeddings",
     "Event",
     "ExhaustedEvent",
     "FailoverConfig",
@@ -121,6 +124,8 @@ _LAZY = {
     "AttemptContext": "failover.client",
     "Completion": "failover.client",
     "CompletionStream": "failover.client",
+    "EmbeddingChain": "failover.embeddings",
+    "Embeddings": "failover.embeddings",
     "ResilientClient": "failover.client",
     "ResilientTransport": "failover.transport",
     "set_testing": "failover.policy",

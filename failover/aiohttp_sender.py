@@ -13,23 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-from collections.abc import AsyncIterator, Awaitable, Mapping
-from contextlib import asynccontextmanager
-from typing import TypeVar
+import math
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
 
 import aiohttp
 
-from failover.errors import ProviderConnectionError, ProviderTimeoutError
-from failover.http import Reply
+from failover.errors import ProviderConnectionError, ProviderError, ProviderTimeoutError
 from providers.base import HttpRequest
 
 __all__ = ["AiohttpSender"]
 
-T = TypeVar("T")
-
 
 class AiohttpSender:
     """Sends through an ``aiohttp.ClientSession`` (its own, or yours).
+
+    As every sender (see ``failover.http.Sender``) it bounds connecting by ``timeout`` and a
+    stream's reads by ``read_timeout``; the whole attempt is bounded by the caller's cancel
+    scope, so a plain reply on a pooled connection starts no aiohttp timer at all.
 
     Args:
         session: Your session (not closed by :meth:`aclose`); one is made on first use
@@ -41,6 +42,7 @@ class AiohttpSender:
         self._session = session
         self._owned = session is None
         self._limit = limit
+        self._timeouts: dict[tuple[float, float | None], aiohttp.ClientTimeout] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -48,36 +50,75 @@ class AiohttpSender:
             self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
-    @asynccontextmanager
-    async def open(
+    def _timeout(self, timeout: float, read_timeout: float | None) -> aiohttp.ClientTimeout:
+        """The aiohttp timeout for these bounds, made once per distinct pair."""
+        key = (timeout, read_timeout)
+        limits = self._timeouts.get(key)
+        if limits is None:
+            bound = None if math.isinf(timeout) else timeout
+            limits = aiohttp.ClientTimeout(total=None, sock_connect=bound, sock_read=read_timeout)
+            if len(self._timeouts) >= 64:  # deadlines make many distinct values: stay small
+                self._timeouts.clear()
+            self._timeouts[key] = limits
+        return limits
+
+    def open(
         self, request: HttpRequest, timeout: float, *, read_timeout: float | None = None
-    ) -> AsyncIterator[Reply]:
-        """Send ``request`` and yield the reply, its body unread."""
-        limits = aiohttp.ClientTimeout(
-            total=None, connect=timeout, sock_read=read_timeout or timeout
-        )
-        try:
-            response = await self._get_session().request(
-                request.method,
-                request.url,
-                data=request.body,
-                headers=request.headers,
-                timeout=limits,
-                allow_redirects=False,
-            )
-        except asyncio.TimeoutError as exc:
-            raise ProviderTimeoutError(f"no reply within {timeout:.1f}s") from exc
-        except aiohttp.ClientError as exc:
-            raise ProviderConnectionError(f"{type(exc).__name__}: {exc}") from exc
-        try:
-            yield _AiohttpReply(response)
-        finally:
-            response.release()
+    ) -> _Exchange:
+        """Send ``request`` on entering; yield the reply, its body unread; release on exit."""
+        return _Exchange(self, request, timeout, read_timeout)
 
     async def aclose(self) -> None:
         """Close the session this sender made."""
         if self._owned and self._session is not None:
             await self._session.close()
+
+
+class _Exchange:
+    """One request's context manager (a plain class: cheaper than a generator-based one)."""
+
+    __slots__ = ("_read_timeout", "_request", "_response", "_sender", "_timeout")
+
+    def __init__(
+        self,
+        sender: AiohttpSender,
+        request: HttpRequest,
+        timeout: float,
+        read_timeout: float | None,
+    ) -> None:
+        self._sender = sender
+        self._request = request
+        self._timeout = timeout
+        self._read_timeout = read_timeout
+        self._response: aiohttp.ClientResponse | None = None
+
+    async def __aenter__(self) -> _AiohttpReply:
+        request = self._request
+        sender = self._sender
+        try:
+            response = await sender._get_session().request(
+                request.method,
+                request.url,
+                data=request.body,
+                headers=request.headers,
+                timeout=sender._timeout(self._timeout, self._read_timeout),
+                allow_redirects=False,
+            )
+        except asyncio.TimeoutError as exc:
+            raise ProviderTimeoutError(f"no reply within {self._timeout:.1f}s") from exc
+        except aiohttp.ClientError as exc:
+            raise ProviderConnectionError(f"{type(exc).__name__}: {exc}") from exc
+        self._response = response
+        return _AiohttpReply(response)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._response is not None:
+            self._response.release()
 
 
 class _AiohttpReply:
@@ -97,33 +138,41 @@ class _AiohttpReply:
         return self._response.headers
 
     async def aread(self) -> bytes:
-        return await _guard(self._response.read())
+        try:
+            return await self._response.read()
+        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            raise _translated(exc) from exc
 
     async def aiter_text(self) -> AsyncIterator[str]:
         decoder = codecs.getincrementaldecoder(self._response.charset or "utf-8")("replace")
         iterator = self._response.content.iter_any().__aiter__()
         while True:
             try:
-                chunk = await _guard(iterator.__anext__())
+                chunk = await iterator.__anext__()
             except StopAsyncIteration:
                 break
+            except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                raise _translated(exc) from exc
             yield decoder.decode(chunk)
         if tail := decoder.decode(b"", final=True):
             yield tail
 
     async def aiter_lines(self) -> AsyncIterator[str]:
         content = self._response.content
-        while line := await _guard(content.readline()):
+        while True:
+            try:
+                line = await content.readline()
+            except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                raise _translated(exc) from exc
+            if not line:
+                return
             yield line.decode("utf-8", "replace").rstrip("\r\n")
 
 
-async def _guard(awaitable: Awaitable[T]) -> T:
-    """Await ``awaitable``, translating aiohttp's errors into ProviderErrors."""
-    try:
-        return await awaitable
-    except asyncio.TimeoutError as exc:
-        raise ProviderTimeoutError("the stream stalled") from exc
-    except aiohttp.ClientPayloadError as exc:
-        raise ProviderConnectionError(f"reply cut short: {exc}") from exc
-    except aiohttp.ClientError as exc:
-        raise ProviderConnectionError(f"connection lost: {type(exc).__name__}") from exc
+def _translated(exc: BaseException) -> ProviderError:
+    """aiohttp's error while reading a reply, as a ProviderError."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return ProviderTimeoutError("the reply stalled")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return ProviderConnectionError(f"reply cut short: {exc}")
+    return ProviderConnectionError(f"connection lost: {type(exc).__name__}")

@@ -15,6 +15,7 @@ from typing import Any
 from failover.errors import ConfigError, InvalidModelId
 
 __all__ = [
+    "EMBEDDING_MODELS",
     "ModelCatalog",
     "ModelEntry",
     "TokenUsage",
@@ -53,6 +54,11 @@ class ModelEntry:
         tools: Whether the model can call tools, when known.
         context_window: Maximum input tokens, when known.
         max_tokens: Maximum output tokens, when known.
+        embedding_dimensions: For an embedding model, the length of its vectors, when
+            known (from :data:`EMBEDDING_MODELS`, or declared with
+            :meth:`ModelCatalog.declare_embedding`).
+        adjustable_dimensions: For an embedding model, whether it can return shorter
+            vectors on request (``dimensions=``), when known.
     """
 
     id: str
@@ -68,6 +74,8 @@ class ModelEntry:
     cost_cache_write: float | None = None
     context_window: int | None = None
     max_tokens: int | None = None
+    embedding_dimensions: int | None = None
+    adjustable_dimensions: bool | None = None
 
     @property
     def key(self) -> str:
@@ -89,6 +97,45 @@ class ModelEntry:
                     return None
                 total += tokens * price
         return total / 1_000_000
+
+
+EMBEDDING_MODELS: Mapping[str, tuple[int, bool]] = {
+    # OpenAI (also Azure deployments named after the model)
+    "text-embedding-3-small": (1536, True),
+    "text-embedding-3-large": (3072, True),
+    "text-embedding-ada-002": (1536, False),
+    # Google Gemini
+    "gemini-embedding-001": (3072, True),
+    "text-embedding-004": (768, True),
+    "embedding-001": (768, False),
+    # Mistral
+    "mistral-embed": (1024, False),
+    # Ollama library (a ``:tag`` suffix is ignored)
+    "nomic-embed-text": (768, False),
+    "mxbai-embed-large": (1024, False),
+    "all-minilm": (384, False),
+    "snowflake-arctic-embed": (1024, False),
+    "bge-m3": (1024, False),
+    "embeddinggemma": (768, True),
+    # Hugging Face ids as vLLM, llama.cpp and Together serve them
+    "BAAI/bge-large-en-v1.5": (1024, False),
+    "BAAI/bge-base-en-v1.5": (768, False),
+    "BAAI/bge-small-en-v1.5": (384, False),
+    "BAAI/bge-m3": (1024, False),
+    "nomic-ai/nomic-embed-text-v1.5": (768, False),
+    "sentence-transformers/all-MiniLM-L6-v2": (384, False),
+}
+"""Well-known embedding models: model id -> (vector length, whether ``dimensions=`` can
+shorten it). Looked up by model id whatever the provider; declare others with
+:meth:`ModelCatalog.declare_embedding`."""
+
+
+def embedding_shape(model_id: str) -> tuple[int, bool] | None:
+    """The (dimensions, adjustable) of a well-known embedding model, or ``None``."""
+    found = EMBEDDING_MODELS.get(model_id)
+    if found is None and ":" in model_id:  # Ollama tags: nomic-embed-text:v1.5
+        found = EMBEDDING_MODELS.get(model_id.partition(":")[0])
+    return found
 
 
 # provider name -> (wire protocol, the provider's id in genai-prices or None for local ones)
@@ -129,6 +176,10 @@ def _price(value: Any) -> float | None:
         return None
     base = getattr(value, "base", value)  # tiered prices: the base tier
     return float(base)
+
+
+_CACHE_LIMIT = 1024
+"""Look-ups a catalog remembers (the oldest are forgotten, then looked up again)."""
 
 
 class ModelCatalog:
@@ -173,6 +224,38 @@ class ModelCatalog:
             self._custom[(provider, entry.id)] = replace(entry, provider=provider)
             self._cache.pop((provider, entry.id), None)
 
+    def declare_embedding(
+        self, model_id: str, dimensions: int, *, adjustable: bool = False
+    ) -> ModelEntry:
+        """Declare that ``model_id`` (``provider/model``) is an embedding model.
+
+        Its catalog entry (prices kept) gains the vector length, so embedding chains can
+        check that their models fit the same index.
+
+        Args:
+            model_id: ``provider/model``.
+            dimensions: The length of the model's vectors.
+            adjustable: Whether the model can return shorter vectors on request.
+
+        Raises:
+            ConfigError: ``dimensions`` is not a positive int.
+            InvalidModelId: ``model_id`` is not of the form ``provider/model``.
+        """
+        if isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions <= 0:
+            raise ConfigError(f"dimensions must be a positive int, got {dimensions!r}")
+        provider, _, model = model_id.partition("/")
+        if not provider or not model:
+            raise InvalidModelId(model_id)
+        known = self.providers().get(canonical_provider(provider))
+        entry = self.get(provider, model) or ModelEntry(
+            id=model, name=model, provider=provider, api=known or "openai"
+        )
+        declared = replace(
+            entry, embedding_dimensions=dimensions, adjustable_dimensions=adjustable
+        )
+        self.register(declared)
+        return replace(declared, provider=canonical_provider(provider))
+
     def providers(self) -> Mapping[str, str]:
         """Return every known provider name mapped to its wire protocol."""
         return {name: api for name, (api, _) in self._providers.items()}
@@ -188,6 +271,8 @@ class ModelCatalog:
         entry = self._lookup(provider, model_id)
         with self._lock:
             self._cache[key] = entry
+            if len(self._cache) > _CACHE_LIMIT:  # ids can come from callers: stay bounded
+                del self._cache[next(iter(self._cache))]
         return entry
 
     def resolve(self, model_id: str) -> ModelEntry | None:
@@ -204,6 +289,18 @@ class ModelCatalog:
     def _lookup(self, provider: str, model_id: str) -> ModelEntry | None:
         if (custom := self._custom.get((provider, model_id))) is not None:
             return custom
+        entry = self._lookup_known(provider, model_id)
+        shape = embedding_shape(model_id)
+        if shape is None:
+            return entry
+        if entry is None:  # a well-known embedding model genai-prices does not price
+            known = self._providers.get(provider)
+            if known is None:
+                return None
+            entry = ModelEntry(id=model_id, name=model_id, provider=provider, api=known[0])
+        return replace(entry, embedding_dimensions=shape[0], adjustable_dimensions=shape[1])
+
+    def _lookup_known(self, provider: str, model_id: str) -> ModelEntry | None:
         known = self._providers.get(provider)
         if known is None:
             return None

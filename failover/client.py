@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import anyio
 import httpx
@@ -24,6 +24,7 @@ from failover.config import FailoverConfig
 from failover.engine import AttemptContext, Engine, HookMethods
 from failover.errors import (
     ConfigError,
+    InvalidModelId,
     MalformedResponseError,
     ProviderError,
     ProviderTimeoutError,
@@ -38,6 +39,7 @@ from failover.telemetry import Telemetry, resolve_telemetry
 from providers.base import (
     ChatRequest,
     ChatResult,
+    EmbeddingResult,
     HttpRequest,
     ProviderAdapter,
     StreamAssembler,
@@ -45,6 +47,9 @@ from providers.base import (
     ToolCall,
     assistant_message,
 )
+
+if TYPE_CHECKING:
+    from failover.embeddings import EmbeddingChain, Embeddings
 
 __all__ = ["AttemptContext", "Completion", "CompletionStream", "ResilientClient"]
 
@@ -158,17 +163,20 @@ class ResilientClient(HookMethods, AsyncClosing):
         store: Store | None = None,
         telemetry: Telemetry | bool | None = None,
     ) -> None:
-        self.chain = (
-            chain
-            if isinstance(chain, FallbackChain)
-            else FallbackChain.from_ids(list(chain), catalog=catalog or default_catalog)
-        )
+        self.chain = _chain_from(chain, catalog or default_catalog)
         if self.chain.is_empty():
             raise ConfigError("chain must contain at least one model")
         if isinstance(profiles, FailoverManager):
             if config is not None or store is not None:
                 raise ConfigError("pass config and store to the FailoverManager, not the client")
             manager = profiles
+        elif profiles is None or isinstance(profiles, (str, bytes)) or not isinstance(
+            profiles, Iterable
+        ):
+            raise ConfigError(
+                "profiles must be a FailoverManager or a list of AuthProfile, "
+                f"got {type(profiles).__name__}"
+            )
         else:
             manager = FailoverManager(config, profiles=profiles, store=store)
         self._owns_manager = manager is not profiles
@@ -316,6 +324,87 @@ class ResilientClient(HookMethods, AsyncClosing):
         self._engine.succeeded(state, model, profile, None)
         return value
 
+    async def embed(
+        self,
+        inputs: str | Sequence[str],
+        *,
+        model_chain: EmbeddingChain | FallbackChain | Iterable[str | Sequence[str]] | None = None,
+        dimensions: int | None = None,
+        task_type: str | None = None,
+        mixed_dimensions: bool = False,
+        **params: Any,
+    ) -> Embeddings:
+        """Embed ``inputs`` (one vector each), failing over as ``complete`` does.
+
+        Args:
+            inputs: A text, or a list of texts.
+            model_chain: The embedding models to try (ids or an EmbeddingChain); default:
+                the client's chain. Their vectors must have one length (see EmbeddingChain).
+            dimensions: Ask every model for vectors of this length.
+            task_type: What the vectors are for (Gemini's ``taskType``, e.g.
+                ``"RETRIEVAL_QUERY"``); ignored by other wires.
+            mixed_dimensions: Allow models whose vectors differ in length.
+            **params: Further wire fields (``user``; Ollama's ``truncate``, ``keep_alive``;
+                Gemini's ``title``); a model whose wire has no such field is skipped.
+
+        Raises:
+            ConfigError: Bad inputs, or a chain that mixes vector lengths (before any call).
+            AllAttemptsFailed: Every model and key failed.
+            ProviderError: A failure no other model can fix, with ``attempts`` set.
+        """
+        from failover.embeddings import EmbeddingChain, Embeddings, embedding_request
+
+        request = embedding_request(inputs, task_type=task_type, params=params)
+        chain = EmbeddingChain.of(
+            self.chain if model_chain is None else model_chain,
+            dimensions=dimensions,
+            mixed_dimensions=mixed_dimensions,
+        )
+        have = self.manager.providers()
+        for model in chain.models:
+            if model.provider not in have:
+                raise ConfigError(f"no auth profile for provider {model.provider!r} ({model.key})")
+
+        def unsupported(model: ModelEntry) -> str | None:
+            return chain.adapter(model).embedding_unsupported(
+                chain.request_for(request, model), model
+            )
+
+        async def attempt(ctx: AttemptContext) -> EmbeddingResult:
+            adapter = chain.adapter(ctx.model)
+            http_request = adapter.build_embedding_request(
+                chain.request_for(request, ctx.model),
+                model=ctx.model.id,
+                api_key=ctx.api_key,
+                base_url=ctx.base_url,
+            )
+            async with self._sender.open(http_request, ctx.timeout) as reply:
+                body = await reply.aread()
+                if reply.status_code >= 300:
+                    raise adapter.parse_error(reply.status_code, reply.headers, body)
+                self._engine.note_headroom(ctx.request_id, ctx.profile, reply.headers)
+            result = adapter.parse_embedding_response(body, len(request.inputs))
+            return chain.check(ctx.model, result)
+
+        state = self._engine.new_request()
+        characters = sum(len(text) for text in request.inputs)
+        state.estimated_usage = TokenUsage(input_tokens=characters // 4 + 1, output_tokens=0)
+        result, model, profile = await self._engine.run(
+            state, chain.steps, attempt, unsupported=unsupported
+        )
+        cost = model.calculate_cost(result.usage) if result.usage_known else None
+        self._engine.succeeded(state, model, profile, cost)
+        return Embeddings(
+            vectors=result.vectors,
+            model=model.key,
+            provider=model.provider,
+            profile=profile.name,
+            usage=result.usage,
+            cost_usd=cost,
+            attempts=tuple(state.attempts),
+            latency=time.monotonic() - state.started,
+        )
+
     def status(self) -> dict[str, Any]:
         """The manager's status (keys masked) and each chain model's health."""
         return self._engine.status(self.chain.models)
@@ -392,10 +481,11 @@ class _ChunkReader:
 
     async def _iterate(self, adapter: ProviderAdapter, reply: Reply) -> AsyncIterator[StreamChunk]:
         parser = self._parser
+        rest: AsyncIterator[Any]
         if adapter.stream_format == "sse":
-            source = EventSource(cast(httpx.Response, reply))
+            rest = EventSource(cast(httpx.Response, reply)).aiter_sse()
             try:
-                async for event in source.aiter_sse():
+                async for event in rest:
                     if (chunk := parser.feed(event.event, event.data)) is not None:
                         yield chunk
                     if parser.complete:
@@ -403,13 +493,15 @@ class _ChunkReader:
             except SSEError as exc:
                 raise MalformedResponseError(f"not an event stream: {exc}") from exc
         else:
-            async for line in reply.aiter_lines():
+            rest = reply.aiter_lines()
+            async for line in rest:
                 if line.strip() and (chunk := parser.feed("", line)) is not None:
                     yield chunk
                 if parser.complete:
                     break
         if not parser.complete:
             raise MalformedResponseError("the stream ended before its terminator")
+        await _drain(rest)
 
     async def next(self) -> StreamChunk | None:
         """Return the next text chunk, then the summary chunk, then ``None``."""
@@ -431,6 +523,20 @@ class _ChunkReader:
     async def aclose(self) -> None:
         """Stop reading."""
         await cast(Any, self._events).aclose()
+
+
+async def _drain(rest: AsyncIterator[Any]) -> None:
+    """Read what follows a stream's terminator (the body's end, at once) for a moment.
+
+    A reply closed before its body's end is read closes its connection instead of going
+    back to the pool: every stream would pay a new connection (a TLS handshake).
+    """
+    with anyio.move_on_after(_DRAIN_SECONDS):
+        async for _ in rest:
+            pass
+
+
+_DRAIN_SECONDS = 0.05
 
 
 class CompletionStream(AsyncClosing):
@@ -612,6 +718,21 @@ def _chat_request(
     if params:
         _check_json(params)
     return ChatRequest(list(messages), max_tokens, temperature, params, stream)
+
+
+def _chain_from(chain: FallbackChain | Iterable[Any], catalog: ModelCatalog) -> FallbackChain:
+    """The chain the caller gave, or one built from ids; a clear error naming ``chain``."""
+    if isinstance(chain, FallbackChain):
+        return chain
+    if chain is None or isinstance(chain, (str, bytes)) or not isinstance(chain, Iterable):
+        raise ConfigError(
+            "chain must be a FallbackChain or a list of 'provider/model' ids, "
+            f"got {type(chain).__name__}"
+        )
+    try:
+        return FallbackChain.from_ids(list(cast(Iterable[Any], chain)), catalog=catalog)
+    except InvalidModelId as exc:
+        raise ConfigError(f"chain: {exc}") from None
 
 
 def _estimate(request: ChatRequest) -> TokenUsage:

@@ -56,6 +56,9 @@ class ProfileStatus(str, Enum):
     DISABLED = "disabled"
 
 
+_BREAKER_LIMIT = 1024
+"""Endpoint-and-model breakers a manager keeps; the least recently used are forgotten."""
+
 _ROUTING_FIELDS = frozenset(
     {
         "name",
@@ -477,6 +480,12 @@ class FailoverManager:
         self.store: Store = store or MemoryStore()
         self._shared = self.store.shared
         self.store.attach(self)
+        if profiles is None or isinstance(profiles, (str, bytes)) or not isinstance(
+            profiles, Iterable
+        ):
+            raise ConfigError(
+                f"profiles must be a list of AuthProfile, got {type(profiles).__name__}"
+            )
         for profile in profiles:
             self.add_profile(profile)
 
@@ -990,7 +999,7 @@ class FailoverManager:
         breaker = self._breakers.get(key)
         if open_until > now:
             if breaker is None:
-                breaker = self._breakers[key] = _Breaker()
+                breaker = self._new_breaker(key)
             breaker.strikes = max(breaker.strikes, strikes)
             if open_until > breaker.open_until:
                 breaker.open_until = open_until
@@ -1185,9 +1194,11 @@ class FailoverManager:
     def _breaker_outcome(self, profile: AuthProfile, model: str, *, failed: bool) -> bool:
         """Count one outcome for ``model`` at ``profile``'s endpoint; return True on a close."""
         key = (profile.provider, profile.base_url, model)
-        breaker = self._breakers.get(key)
+        breaker = self._breakers.pop(key, None)
         if breaker is None:
-            breaker = self._breakers[key] = _Breaker()
+            breaker = self._new_breaker(key)
+        else:
+            self._breakers[key] = breaker  # the most recently used goes last
         now = self.clock()
         config = self.config
         if breaker.open_until:
@@ -1212,6 +1223,16 @@ class FailoverManager:
             breaker.strikes = breaker.strikes + 1 if recently_closed else 0
             self._open_breaker(key, breaker, now)
         return False
+
+    def _new_breaker(self, key: BreakerKey) -> _Breaker:
+        """A closed breaker for ``key``; past ``_BREAKER_LIMIT``, the least recently used
+        one is forgotten (model ids can come from callers: the map stays bounded)."""
+        breaker = self._breakers[key] = _Breaker()
+        if len(self._breakers) > _BREAKER_LIMIT:
+            oldest = next(iter(self._breakers))
+            self._close_breaker(oldest)
+            del self._breakers[oldest]
+        return breaker
 
     def _open_breaker(self, key: BreakerKey, breaker: _Breaker, now: float) -> None:
         config = self.config
@@ -1279,3 +1300,40 @@ class FailoverManager:
 
 async def _awaited(awaitable: Awaitable[None]) -> None:
     await awaitable
+
+
+def _thread_safe(cls: type[FailoverManager]) -> None:
+    """Make ``cls``'s public synchronous methods hold one re-entrant lock per manager.
+
+    A manager may be shared by async clients on their event loop and by sync SDK clients
+    (whose ResilientTransport runs the engine on a thread of its own), so every public
+    method takes the instance's ``threading.RLock``; re-entrant, because methods call each
+    other and failover callbacks may call back into the manager.
+    """
+    import functools
+    import threading
+
+    def locked(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def call(self: FailoverManager, *args: Any, **kwargs: Any) -> Any:
+            with self._thread_lock:  # type: ignore[attr-defined]
+                return method(self, *args, **kwargs)
+
+        return call
+
+    original_init = cls.__init__
+
+    @functools.wraps(original_init)
+    def init(self: FailoverManager, *args: Any, **kwargs: Any) -> None:
+        vars(self)["_thread_lock"] = threading.RLock()
+        original_init(self, *args, **kwargs)
+
+    cls.__init__ = init  # type: ignore[method-assign]
+    for name, member in list(vars(cls).items()):
+        if name.startswith("_") and name != "__len__":
+            continue
+        if inspect.isfunction(member) and not inspect.iscoroutinefunction(member):
+            setattr(cls, name, locked(member))
+
+
+_thread_safe(FailoverManager)

@@ -1,8 +1,13 @@
 """ResilientTransport: the failover loop at the HTTP layer, for calls made through SDKs.
 
-Pass it as the transport of the SDK's ``httpx.AsyncClient`` or ``httpx2.AsyncClient``; it
-only uses what the two libraries share, and builds requests and responses with the classes
-of whichever library the request came from.
+Pass it as the transport of the SDK's ``httpx.AsyncClient`` or ``httpx2.AsyncClient``, or of
+a sync ``httpx.Client`` or ``httpx2.Client``; it only uses what the two libraries share, and
+builds requests and responses with the classes of whichever library the request came from.
+
+Sync clients run the same async engine: on an event loop thread the transport owns (an
+anyio blocking portal, started at the first sync request and stopped by ``close()``), with
+each HTTP call made by the sync inner transport in a worker thread, so sync callers in
+several threads do not wait for each other.
 """
 
 from __future__ import annotations
@@ -11,12 +16,16 @@ import contextlib
 import importlib
 import json
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from types import ModuleType
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from types import ModuleType, TracebackType
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import anyio
+import anyio.to_thread
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 import providers
 from failover._closing import AsyncClosing
@@ -35,6 +44,7 @@ __all__ = ["ResilientTransport"]
 _CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
 _DEFAULT_STYLE = {"anthropic": "x-api-key", "gemini": "x-goog-api-key"}
 _BODY_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
+_WORKER_THREADS = 100  # sync HTTP calls in flight at once (httpx's default pool size)
 
 
 class _Transport(Protocol):
@@ -43,8 +53,14 @@ class _Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
+class _SyncTransport(Protocol):
+    def handle_request(self, request: Any) -> Any: ...
+
+    def close(self) -> None: ...
+
+
 class ResilientTransport(HookMethods, AsyncClosing):
-    """An async transport that rotates keys, backs off and falls over, inside an SDK's client.
+    """A transport that rotates keys, backs off and falls over, inside an SDK's client.
 
     For each request it picks a profile of ``provider``, writes that profile's key the way
     the SDK did (``Authorization: Bearer``, ``x-api-key``, ``x-goog-api-key``) and its base
@@ -56,11 +72,18 @@ class ResilientTransport(HookMethods, AsyncClosing):
 
     Set the SDK's own ``max_retries=0`` so retries are not multiplied.
 
+    It serves async clients (``handle_async_request``) and sync ones (``handle_request``)
+    alike, with the same policy and the same manager. A sync call runs the engine on an
+    event loop thread the transport starts when first needed; backoff blocks only the
+    calling thread, hooks run on that thread's loop, and ``close()`` (the sync client's
+    ``close()``) waits for pending hooks and stops it.
+
     Args:
         profiles: A FailoverManager, a ResilientClient (shares its manager and hooks), or
             AuthProfiles.
         provider: The provider whose profiles to use (``openai``, ``anthropic``, ...).
-        inner: The transport to send through (default: the library's own, per request).
+        inner: The transport to send through (default: the library's own, per request):
+            an async one for async clients, a sync one for sync clients.
         fallback_models: Model ids of the same wire protocol to try, in order, after the
             one the SDK asked for (``model`` in JSON bodies, or in Gemini's URL).
         sdk_base_url: The SDK's base URL, when it is not one of the profiles' or the
@@ -77,7 +100,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         profiles: FailoverManager | Any | Iterable[AuthProfile],
         *,
         provider: str,
-        inner: _Transport | None = None,
+        inner: _Transport | _SyncTransport | None = None,
         fallback_models: Sequence[str] = (),
         sdk_base_url: str | None = None,
         config: FailoverConfig | None = None,
@@ -114,8 +137,18 @@ class ResilientTransport(HookMethods, AsyncClosing):
         self.fallback_models = tuple(fallback_models)
         self.sdk_base_url = sdk_base_url.rstrip("/") if sdk_base_url else None
         self._catalog = catalog or default_catalog
+        if inner is not None and not (
+            hasattr(inner, "handle_async_request") or hasattr(inner, "handle_request")
+        ):
+            raise ConfigError(
+                f"inner must be an httpx or httpx2 transport, got {type(inner).__name__}"
+            )
         self._inner = inner
         self._defaults: dict[str, _Transport] = {}
+        self._sync_defaults: dict[str, _SyncTransport] = {}
+        self._sync_lock = threading.Lock()  # guards the portal and the sync transports
+        self._portal_context: AbstractContextManager[BlockingPortal] | None = None
+        self._portal: BlockingPortal | None = None
         self._wire = default_catalog.providers().get(self.provider, "openai")
 
     @property
@@ -126,11 +159,39 @@ class ResilientTransport(HookMethods, AsyncClosing):
     async def handle_async_request(self, request: Any) -> Any:
         """Send ``request`` with failover; return the first good response, or the last bad one."""
         library = _library_of(request)
-        inner = self._inner or self._default_inner(library)
+        inner = self._async_inner(library)
         suffix = self._suffix(str(request.url))
         if suffix is None:  # not one of our hosts: never attach a key
             return await inner.handle_async_request(_without_credentials(request, library))
         body = await request.aread()
+        return await self._failover(request, library, suffix, body, _AsyncIO(inner))
+
+    def handle_request(self, request: Any) -> Any:
+        """Send ``request`` from a sync client with failover, as :meth:`handle_async_request`.
+
+        The engine runs on the transport's event loop thread; this thread waits for it
+        (backoff included) and, for a stream, reads the body itself as the SDK iterates.
+        """
+        library = _library_of(request)
+        inner = self._sync_inner(library)
+        suffix = self._suffix(str(request.url))
+        if suffix is None:  # not one of our hosts: never attach a key
+            return inner.handle_request(_without_credentials(request, library))
+        body = request.read()
+        portal = self._start_portal()
+        future = portal.start_task_soon(
+            self._failover, request, library, suffix, body, _ThreadIO(inner, portal)
+        )
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # e.g. KeyboardInterrupt: stop the request on the loop as well
+            raise
+
+    async def _failover(
+        self, request: Any, library: ModuleType, suffix: str, body: bytes, io: _IO
+    ) -> Any:
+        """The failover loop around one SDK request, its I/O done by ``io``."""
         payload = _json_object(body)
         requested = self._requested_model(payload, suffix)
         chain = self._chain(requested)
@@ -141,7 +202,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         async def attempt(ctx: AttemptContext) -> Any:
             outgoing = _rewrite(request, library, ctx, suffix, style, body, payload, requested)
             try:
-                response = await inner.handle_async_request(outgoing)
+                response = await io.send(outgoing)
             except Exception as exc:
                 error = classify_exception(exc, provider=self.provider, model=ctx.model.id)
                 if error is None:
@@ -149,11 +210,10 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 error.__cause__, error.cause_type = None, type(exc).__qualname__
                 raise error from None  # the library's exception holds the request, key and all
             if response.status_code < 400:
-                response = await self._checked(library, response, outgoing, streaming)
+                response = await self._checked(library, response, outgoing, streaming, io)
                 self._engine.note_headroom(ctx.request_id, ctx.profile, response.headers)
                 return response
-            content = await response.aread()
-            await response.aclose()
+            content = await io.read_and_close(response)
             error = classify_http_error(response.status_code, response.headers, content)
             scrub = self._engine.scrubber()  # the SDK puts the body in its exception
             text = content.decode("utf-8", "surrogateescape")
@@ -171,12 +231,12 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 return last_error_response[0]
             return _no_key_response(library, request, exc)
         if streaming:
-            response = self._guard_stream(library, response, state, model, profile)
+            response = self._guard_stream(library, response, state, model, profile, io)
         self._engine.succeeded(state, model, profile, None)
         return response
 
     async def _checked(
-        self, library: ModuleType, response: Any, outgoing: Any, streaming: bool
+        self, library: ModuleType, response: Any, outgoing: Any, streaming: bool, io: _IO
     ) -> Any:
         """A 2xx reply the SDK can read: a JSON body that parses, whole.
 
@@ -185,8 +245,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         """
         if streaming or "json" not in response.headers.get("content-type", ""):
             return response
-        content = await response.aread()
-        await response.aclose()
+        content = await io.read_and_close(response)
         try:
             json.loads(content)
         except ValueError:
@@ -202,20 +261,25 @@ class ResilientTransport(HookMethods, AsyncClosing):
         state: RequestState,
         model: ModelEntry,
         profile: AuthProfile,
+        io: _IO,
     ) -> Any:
         """The reply with its stream watched for the wire format's terminator.
 
         A stream that ends without it raises the library's RemoteProtocolError into the
-        SDK, so it is never taken as complete, and counts as a failure of that endpoint.
+        SDK, so it is never taken as complete, and counts as a failure of that endpoint
+        (recorded on the engine's event loop, whichever thread iterates the stream).
         """
         if response.headers.get("content-encoding", "identity") != "identity":
             return response  # compressed bytes: the SDK's own decoder must see them
         engine = self._engine
 
-        def truncated() -> Exception:
+        def record() -> None:
             error = MalformedResponseError("the stream ended before its terminator")
             engine.record_attempt(state, model, profile, error, state.started)
             engine.record_failure(state, model, profile, error)
+
+        def truncated() -> Exception:
+            io.on_loop(record)
             return library.RemoteProtocolError(  # type: ignore[no-any-return]
                 "the stream ended before its terminator (a truncated reply)"
             )
@@ -236,19 +300,85 @@ class ResilientTransport(HookMethods, AsyncClosing):
     async def aclose(self) -> None:
         """Close the inner transports and wait for pending hooks."""
         await self._engine.aclose()
-        for transport in {id(t): t for t in [self._inner, *self._defaults.values()] if t}.values():
-            await transport.aclose()
+        inner = [self._inner] if hasattr(self._inner, "aclose") else []
+        for transport in {id(t): t for t in [*inner, *self._defaults.values()]}.values():
+            await transport.aclose()  # type: ignore[union-attr]
+        if self._portal_context is not None or self._sync_defaults:
+            await anyio.to_thread.run_sync(self.close)
+
+    def close(self) -> None:
+        """Close what sync clients used (a sync client's ``close()`` calls this).
+
+        Waits for the hooks their calls started, stops the engine's event loop thread and
+        closes the sync inner transports. A later sync call starts the thread again.
+        """
+        with self._sync_lock:
+            context, portal = self._portal_context, self._portal
+            self._portal_context = self._portal = None
+            transports = list(self._sync_defaults.values())
+            self._sync_defaults.clear()
+        if context is not None and portal is not None:
+            try:
+                portal.call(self._engine.aclose)
+            finally:
+                context.__exit__(None, None, None)
+        if hasattr(self._inner, "close"):
+            transports.append(self._inner)  # type: ignore[arg-type]
+        for transport in transports:
+            transport.close()
+
+    def __enter__(self) -> ResilientTransport:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
+    ) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return f"ResilientTransport(provider={self.provider!r}, profiles={len(self.manager)})"
 
     # -- internals --------------------------------------------------------------------
 
-    def _default_inner(self, library: ModuleType) -> _Transport:
+    def _async_inner(self, library: ModuleType) -> _Transport:
+        if self._inner is not None:
+            if not hasattr(self._inner, "handle_async_request"):
+                raise ConfigError(
+                    f"inner transport {type(self._inner).__name__} is sync only; an async "
+                    f"client needs an async one (e.g. {library.__name__}.AsyncHTTPTransport())"
+                )
+            return self._inner  # type: ignore[return-value]
         transport = self._defaults.get(library.__name__)
         if transport is None:
             transport = self._defaults[library.__name__] = library.AsyncHTTPTransport()
         return transport
+
+    def _sync_inner(self, library: ModuleType) -> _SyncTransport:
+        if self._inner is not None:
+            if not hasattr(self._inner, "handle_request"):
+                raise ConfigError(
+                    f"inner transport {type(self._inner).__name__} is async only; a sync "
+                    f"client needs a sync one (e.g. {library.__name__}.HTTPTransport())"
+                )
+            return self._inner  # type: ignore[return-value]
+        with self._sync_lock:
+            transport = self._sync_defaults.get(library.__name__)
+            if transport is None:
+                transport = self._sync_defaults[library.__name__] = library.HTTPTransport()
+            return transport
+
+    def _start_portal(self) -> BlockingPortal:
+        """The event loop thread that runs the engine for sync requests (started once)."""
+        with self._sync_lock:
+            if self._portal is None:
+                context = start_blocking_portal(name=f"failover-{self.provider}-transport")
+                portal = context.__enter__()
+                portal.call(_widen_worker_threads)
+                self._portal_context, self._portal = context, portal
+            return self._portal
 
     def _bases(self) -> list[str]:
         """Known base URLs, in matching order: the SDK's, the profiles', the public one.
@@ -292,6 +422,99 @@ class ResilientTransport(HookMethods, AsyncClosing):
             or ModelEntry(id=model_id, name=model_id, provider=self.provider, api=self._wire)
             for model_id in ids
         ]
+
+
+class _IO(Protocol):
+    """How the failover loop sends a request and reads a reply, for one kind of client."""
+
+    async def send(self, request: Any) -> Any: ...
+
+    async def read_and_close(self, response: Any) -> bytes: ...
+
+    def on_loop(self, function: Callable[[], None]) -> None: ...
+
+
+class _AsyncIO:
+    """I/O of an async client: the inner async transport, on the caller's event loop."""
+
+    def __init__(self, inner: _Transport) -> None:
+        self._inner = inner
+
+    async def send(self, request: Any) -> Any:
+        return await self._inner.handle_async_request(request)
+
+    async def read_and_close(self, response: Any) -> bytes:
+        content: bytes = await response.aread()
+        await response.aclose()
+        return content
+
+    def on_loop(self, function: Callable[[], None]) -> None:
+        function()  # the stream is read on the engine's loop already
+
+
+class _ThreadIO:
+    """I/O of a sync client: the inner sync transport, in worker threads of the portal.
+
+    A cancelled call (deadline, hedge lost, caller interrupted) abandons its thread at
+    once; the reply that thread gets later is closed, not leaked.
+    """
+
+    def __init__(self, inner: _SyncTransport, portal: BlockingPortal) -> None:
+        self._inner = inner
+        self._portal = portal
+
+    async def send(self, request: Any) -> Any:
+        handoff = _Handoff(self._inner.handle_request)
+        try:
+            return await anyio.to_thread.run_sync(handoff.send, request, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            handoff.abandon()
+            raise
+
+    async def read_and_close(self, response: Any) -> bytes:
+        return await anyio.to_thread.run_sync(_read_and_close, response, abandon_on_cancel=True)
+
+    def on_loop(self, function: Callable[[], None]) -> None:
+        with contextlib.suppress(RuntimeError):  # the transport was closed meanwhile
+            self._portal.call(function)
+
+
+class _Handoff:
+    """Passes a reply from a worker thread to the loop, or closes it if nobody waits."""
+
+    def __init__(self, send: Callable[[Any], Any]) -> None:
+        self._send = send
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._response: Any = None
+
+    def send(self, request: Any) -> Any:
+        response = self._send(request)
+        with self._lock:
+            if not self._abandoned:
+                self._response = response
+                return response
+        response.close()
+        return response
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            response, self._response = self._response, None
+        if response is not None:  # it arrived as the wait was cancelled
+            response.close()
+
+
+def _read_and_close(response: Any) -> bytes:
+    try:
+        content: bytes = response.read()
+    finally:
+        response.close()
+    return content
+
+
+async def _widen_worker_threads() -> None:
+    anyio.to_thread.current_default_thread_limiter().total_tokens = _WORKER_THREADS
 
 
 def _library_of(request: Any) -> ModuleType:
@@ -392,13 +615,26 @@ class _TerminatorWatch:
 
 
 def _guarded_stream(library: ModuleType) -> Any:
-    """A byte-stream class of ``library`` that raises when its stream was cut short."""
+    """A byte-stream class of ``library`` that raises when its stream was cut short.
 
-    class Guarded(library.AsyncByteStream):  # type: ignore[name-defined,misc]
+    It wraps a sync stream (a sync client's) or an async one alike.
+    """
+
+    class Guarded(library.SyncByteStream, library.AsyncByteStream):  # type: ignore[name-defined,misc]
         def __init__(
             self, inner: Any, watch: _TerminatorWatch, truncated: Callable[[], Exception]
         ) -> None:
             self._inner, self._watch, self._truncated = inner, watch, truncated
+
+        def __iter__(self) -> Iterator[bytes]:
+            for chunk in self._inner:
+                self._watch.feed(chunk)
+                yield chunk
+            if not self._watch.complete:
+                raise self._truncated()
+
+        def close(self) -> None:
+            self._inner.close()
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             async for chunk in self._inner:

@@ -16,7 +16,7 @@ import json
 from collections.abc import Mapping
 
 from failover.errors import ConfigError, ContentFilteredError, ProviderError
-from providers.base import ChatRequest, HttpRequest, load_json
+from providers.base import ChatRequest, EmbeddingRequest, HttpRequest, load_json
 from providers.openai import OTHER_WIRES_FIELDS, OpenAIAdapter
 
 __all__ = ["DEFAULT_API_VERSION", "AzureOpenAIAdapter"]
@@ -40,16 +40,18 @@ class AzureOpenAIAdapter(OpenAIAdapter):
         self, request: ChatRequest, *, model: str, api_key: str, base_url: str
     ) -> HttpRequest:
         """Build the deployment's chat-completions request."""
-        if not base_url:
-            raise ConfigError(
-                "an azure profile needs base_url='https://<resource>.openai.azure.com'"
-            )
-        root = base_url.rstrip("/")
-        if "/openai/deployments/" not in root:
-            root = f"{root}/openai/deployments/{model}"
-        url = f"{root}/chat/completions?api-version={self.api_version}"
+        url = f"{_deployment(base_url, model)}/chat/completions?api-version={self.api_version}"
         headers = {"content-type": "application/json", "api-key": api_key}
         body = json.dumps(self.payload(request, None)).encode()
+        return HttpRequest("POST", url, headers, body)
+
+    def build_embedding_request(
+        self, request: EmbeddingRequest, *, model: str, api_key: str, base_url: str
+    ) -> HttpRequest:
+        """Build the deployment's embeddings request (the reply is OpenAI's shape)."""
+        url = f"{_deployment(base_url, model)}/embeddings?api-version={self.api_version}"
+        headers = {"content-type": "application/json", "api-key": api_key}
+        body = json.dumps(self.embedding_payload(request, None)).encode()
         return HttpRequest("POST", url, headers, body)
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
@@ -67,3 +69,13 @@ class AzureOpenAIAdapter(OpenAIAdapter):
                     code="content_filter",
                 )
         return super().parse_error(status, headers, body)
+
+
+def _deployment(base_url: str, model: str) -> str:
+    """``{resource}/openai/deployments/{name}``: the profile's own, or named by ``model``."""
+    if not base_url:
+        raise ConfigError("an azure profile needs base_url='https://<resource>.openai.azure.com'")
+    root = base_url.rstrip("/")
+    if "/openai/deployments/" not in root:
+        root = f"{root}/openai/deployments/{model}"
+    return root

@@ -29,6 +29,9 @@ __all__ = [
     "BaseAdapter",
     "ChatRequest",
     "ChatResult",
+    "EmbeddingAdapter",
+    "EmbeddingRequest",
+    "EmbeddingResult",
     "HttpRequest",
     "ProviderAdapter",
     "StreamAssembler",
@@ -39,6 +42,8 @@ __all__ = [
     "assistant_message",
     "catalog_unsupported",
     "check_params",
+    "check_vectors",
+    "embedding_unsupported",
     "first_unknown",
     "guarded",
     "has_part",
@@ -46,6 +51,7 @@ __all__ = [
     "max_output_tokens",
     "merge_params",
     "read_usage",
+    "read_vector",
 ]
 
 logger = logging.getLogger("failover.providers")
@@ -265,6 +271,110 @@ class ProviderAdapter(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class EmbeddingRequest:
+    """Texts to embed, before any provider's translation.
+
+    Attributes:
+        inputs: The texts, one vector each.
+        dimensions: The vector length to ask the model for (``None``: the model's own).
+        task_type: What the vectors are for (Gemini's ``taskType``, e.g.
+            ``RETRIEVAL_QUERY``); other wires have no such field and ignore it.
+        params: Further fields for the wire (``user``, ``truncate``, ``title``, ...).
+    """
+
+    inputs: tuple[str, ...]
+    dimensions: int | None = None
+    task_type: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingResult:
+    """A parsed embeddings reply: one vector per input, in the inputs' order.
+
+    Attributes:
+        vectors: The vectors.
+        usage: Input tokens (zeros when ``usage_known`` is false).
+        usage_known: False when the reply carries no usage (Gemini's) or an odd one.
+    """
+
+    vectors: list[list[float]]
+    usage: TokenUsage
+    usage_known: bool = True
+
+
+class EmbeddingAdapter(Protocol):
+    """A wire protocol's embeddings endpoint (OpenAI-compatible, Azure, Gemini, Ollama)."""
+
+    def embedding_unsupported(self, request: EmbeddingRequest, model: ModelEntry) -> str | None:
+        """The name of a request field ``model`` cannot take on this wire, or ``None``."""
+        ...
+
+    def build_embedding_request(
+        self, request: EmbeddingRequest, *, model: str, api_key: str, base_url: str
+    ) -> HttpRequest:
+        """Return the HTTP request embedding ``request.inputs`` with ``model``."""
+        ...
+
+    def parse_embedding_response(self, body: bytes, inputs: int) -> EmbeddingResult:
+        """Parse a 200 reply holding ``inputs`` vectors; raise MalformedResponseError
+        for anything else."""
+        ...
+
+    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
+        """Turn an error reply into the right ProviderError."""
+        ...
+
+
+def read_vector(value: Any, where: str) -> list[float]:
+    """A reply's vector as floats: a JSON list of numbers, or base64 of little-endian
+    float32s (OpenAI's ``encoding_format: "base64"``).
+
+    Raises:
+        MalformedResponseError: Anything else, or a number that is not finite.
+    """
+    if isinstance(value, str):
+        import array
+        import base64
+        import binascii
+        import sys
+
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise MalformedResponseError(f"{where} is neither numbers nor base64") from None
+        if len(raw) % 4:
+            raise MalformedResponseError(f"{where} is not whole float32 values")
+        floats = array.array("f", raw)
+        if sys.byteorder != "little":
+            floats.byteswap()
+        vector = floats.tolist()
+    elif isinstance(value, list):
+        vector = value
+    else:
+        raise MalformedResponseError(f"{where} is not a list of numbers")
+    if not vector:
+        raise MalformedResponseError(f"{where} is empty")
+    for number in vector:
+        if (
+            isinstance(number, bool)
+            or not isinstance(number, (int, float))
+            or not math.isfinite(number)
+        ):
+            raise MalformedResponseError(f"{where} holds {str(number)[:40]!r}, not a number")
+    return [float(number) for number in vector]
+
+
+def check_vectors(vectors: list[list[float]], inputs: int) -> list[list[float]]:
+    """Check a reply has one vector per input, all of one length; return them."""
+    if len(vectors) != inputs:
+        raise MalformedResponseError(f"reply has {len(vectors)} vectors for {inputs} inputs")
+    if len({len(vector) for vector in vectors}) > 1:
+        raise MalformedResponseError("reply's vectors differ in length")
+    return vectors
+
+
 def load_json(body: bytes | str) -> Any:
     """Parse a JSON body, raising MalformedResponseError for anything else."""
     try:
@@ -442,6 +552,18 @@ def max_output_tokens(request: ChatRequest) -> int | None:
         value = request.params.get(name)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+    return None
+
+
+def embedding_unsupported(
+    request: EmbeddingRequest, model: ModelEntry, *, max_inputs: int | None = None
+) -> str | None:
+    """A field ``model`` cannot take: ``dimensions`` when the catalog says its vectors
+    cannot be shortened, ``inputs`` when there are more than the wire takes at once."""
+    if request.dimensions is not None and model.adjustable_dimensions is False:
+        return "dimensions"
+    if max_inputs is not None and len(request.inputs) > max_inputs:
+        return "inputs"
     return None
 
 

@@ -31,17 +31,22 @@ from providers.base import (
     BaseAdapter,
     ChatRequest,
     ChatResult,
+    EmbeddingRequest,
+    EmbeddingResult,
     HttpRequest,
     StreamChunk,
     ToolCall,
     ToolCallDelta,
     catalog_unsupported,
     check_params,
+    check_vectors,
+    embedding_unsupported,
     first_unknown,
     guarded,
     load_json,
     max_output_tokens,
     read_usage,
+    read_vector,
 )
 from providers.messages import (
     Audio,
@@ -54,7 +59,12 @@ from providers.messages import (
     read_tools,
 )
 
-__all__ = ["THINKING_BUDGETS", "GeminiAdapter", "gemini_schema"]
+__all__ = ["MAX_BATCH_EMBEDDINGS", "THINKING_BUDGETS", "GeminiAdapter", "gemini_schema"]
+
+MAX_BATCH_EMBEDDINGS = 100
+"""The most requests ``batchEmbedContents`` takes at once."""
+_EMBED_NATIVE = frozenset({"title"})
+_EMBED_DROPPED = frozenset({"user", "encoding_format"})
 
 _BLOCKED = {"SAFETY", "RECITATION", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY"}
 THINKING_BUDGETS = {
@@ -456,6 +466,73 @@ class GeminiAdapter(BaseAdapter):
     def stream_parser(self) -> _GeminiStream:
         """A parser for SSE events that are each a whole response; the last has finishReason."""
         return _GeminiStream()
+
+    # -- embeddings -----------------------------------------------------------------------
+
+    def embedding_unsupported(self, request: EmbeddingRequest, model: ModelEntry) -> str | None:
+        """Too many inputs for one batch, ``dimensions`` on a model that cannot shorten, or
+        a parameter Gemini has no field for (``title`` is its own)."""
+        unknown = first_unknown(request.params, _EMBED_NATIVE | _EMBED_DROPPED)
+        return unknown or embedding_unsupported(request, model, max_inputs=MAX_BATCH_EMBEDDINGS)
+
+    @staticmethod
+    def _embed_content(request: EmbeddingRequest, text: str) -> dict[str, Any]:
+        content: dict[str, Any] = {"content": {"parts": [{"text": text}]}}
+        if request.task_type is not None:
+            content["taskType"] = request.task_type
+        if request.dimensions is not None:
+            content["outputDimensionality"] = request.dimensions
+        if "title" in request.params:
+            content["title"] = request.params["title"]
+        return content
+
+    def build_embedding_request(
+        self, request: EmbeddingRequest, *, model: str, api_key: str, base_url: str
+    ) -> HttpRequest:
+        """``embedContent`` for one input, ``batchEmbedContents`` for several."""
+        headers = {"content-type": "application/json", "x-goog-api-key": api_key}
+        if len(request.inputs) == 1:
+            payload = self._embed_content(request, request.inputs[0])
+            method = "embedContent"
+        else:
+            payload = {
+                "requests": [
+                    {"model": f"models/{model}", **self._embed_content(request, text)}
+                    for text in request.inputs
+                ]
+            }
+            method = "batchEmbedContents"
+        url = f"{base_url}/v1beta/models/{model}:{method}"
+        return HttpRequest("POST", url, headers, json.dumps(payload).encode())
+
+    @guarded
+    def parse_embedding_response(self, body: bytes, inputs: int) -> EmbeddingResult:
+        """Read ``embedding.values`` (one input) or ``embeddings[].values`` (a batch).
+
+        Gemini's embedding replies carry no token counts, so usage is unknown unless a
+        ``usageMetadata`` is present.
+        """
+        data = load_json(body)
+        if not isinstance(data, dict):
+            raise MalformedResponseError("reply is not an object")
+        if isinstance(data.get("embeddings"), list):
+            items = data["embeddings"]
+        elif isinstance(data.get("embedding"), dict):
+            items = [data["embedding"]]
+        else:
+            raise MalformedResponseError(f"reply has no embeddings: {str(body)[:200]}")
+        vectors = [
+            read_vector(item.get("values") if isinstance(item, dict) else None, f"embeddings[{n}]")
+            for n, item in enumerate(items)
+        ]
+        usage = read_usage(
+            data.get("usageMetadata"),
+            "gemini embeddings",
+            lambda count: TokenUsage(input_tokens=count(data["usageMetadata"], "promptTokenCount")),
+        )
+        return EmbeddingResult(
+            check_vectors(vectors, inputs), usage or TokenUsage(), usage_known=usage is not None
+        )
 
 
 class _GeminiStream:

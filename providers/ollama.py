@@ -22,17 +22,22 @@ from providers.base import (
     BaseAdapter,
     ChatRequest,
     ChatResult,
+    EmbeddingRequest,
+    EmbeddingResult,
     HttpRequest,
     StreamChunk,
     ToolCall,
     ToolCallDelta,
     catalog_unsupported,
     check_params,
+    check_vectors,
+    embedding_unsupported,
     first_unknown,
     guarded,
     load_json,
     max_output_tokens,
     read_usage,
+    read_vector,
 )
 from providers.messages import (
     Audio,
@@ -43,6 +48,9 @@ from providers.messages import (
 )
 
 __all__ = ["OllamaAdapter"]
+
+_EMBED_NATIVE = frozenset({"truncate", "keep_alive", "options"})
+_EMBED_DROPPED = frozenset({"user", "encoding_format"})
 
 _TRANSLATED = frozenset(
     {
@@ -247,6 +255,52 @@ class OllamaAdapter(BaseAdapter):
     def stream_parser(self) -> _OllamaStream:
         """A parser for NDJSON lines ending with ``done: true``."""
         return _OllamaStream()
+
+    # -- embeddings -----------------------------------------------------------------------
+
+    def embedding_unsupported(self, request: EmbeddingRequest, model: ModelEntry) -> str | None:
+        """``dimensions`` on a model that cannot shorten, or a parameter ``/api/embed``
+        has no field for (``truncate``, ``keep_alive`` and ``options`` are its own)."""
+        unknown = first_unknown(request.params, _EMBED_NATIVE | _EMBED_DROPPED)
+        return unknown or embedding_unsupported(request, model)
+
+    def build_embedding_request(
+        self, request: EmbeddingRequest, *, model: str, api_key: str, base_url: str
+    ) -> HttpRequest:
+        """Build the ``POST {base}/api/embed`` request."""
+        payload: dict[str, Any] = {"model": model, "input": list(request.inputs)}
+        if request.dimensions is not None:
+            payload["dimensions"] = request.dimensions
+        for key in _EMBED_NATIVE:
+            if key in request.params:
+                payload[key] = request.params[key]
+        headers = {"content-type": "application/json"}
+        if api_key:
+            headers["authorization"] = f"Bearer {api_key}"
+        return HttpRequest("POST", f"{base_url}/api/embed", headers, json.dumps(payload).encode())
+
+    @guarded
+    def parse_embedding_response(self, body: bytes, inputs: int) -> EmbeddingResult:
+        """Read ``embeddings`` and ``prompt_eval_count``."""
+        data = load_json(body)
+        if not isinstance(data, dict):
+            raise MalformedResponseError("reply is not an object")
+        if "error" in data:
+            raise classify_http_error(500, {}, body)
+        if not isinstance(data.get("embeddings"), list):
+            raise MalformedResponseError(f"reply has no embeddings: {str(body)[:200]}")
+        vectors = [
+            read_vector(vector, f"embeddings[{n}]") for n, vector in enumerate(data["embeddings"])
+        ]
+        usage = read_usage(
+            data,
+            "ollama embeddings",
+            lambda count: TokenUsage(input_tokens=count(data, "prompt_eval_count")),
+        )
+        known = usage is not None and "prompt_eval_count" in data
+        return EmbeddingResult(
+            check_vectors(vectors, inputs), usage or TokenUsage(), usage_known=known
+        )
 
 
 class _OllamaStream:

@@ -19,19 +19,33 @@ from providers.base import (
     BaseAdapter,
     ChatRequest,
     ChatResult,
+    EmbeddingRequest,
+    EmbeddingResult,
     HttpRequest,
     StreamChunk,
     ToolCall,
     ToolCallDelta,
     catalog_unsupported,
     check_params,
+    check_vectors,
+    embedding_unsupported,
     guarded,
     load_json,
     max_output_tokens,
     read_usage,
+    read_vector,
 )
 
-__all__ = ["OTHER_WIRES_FIELDS", "OpenAIAdapter", "openai_finish", "openai_usage"]
+__all__ = [
+    "MAX_EMBEDDING_INPUTS",
+    "OTHER_WIRES_FIELDS",
+    "OpenAIAdapter",
+    "openai_finish",
+    "openai_usage",
+]
+
+MAX_EMBEDDING_INPUTS = 2048
+"""The most inputs OpenAI's ``/embeddings`` takes in one request."""
 
 OTHER_WIRES_FIELDS = frozenset(
     {
@@ -254,6 +268,57 @@ class OpenAIAdapter(BaseAdapter):
     def stream_parser(self) -> _OpenAIStream:
         """A parser for ``data: {chunk}`` ... ``data: [DONE]``."""
         return _OpenAIStream()
+
+    # -- embeddings -----------------------------------------------------------------------
+
+    def embedding_unsupported(self, request: EmbeddingRequest, model: ModelEntry) -> str | None:
+        """``dimensions`` for a model that cannot shorten its vectors; too many inputs."""
+        return embedding_unsupported(request, model, max_inputs=MAX_EMBEDDING_INPUTS)
+
+    def embedding_payload(self, request: EmbeddingRequest, model: str | None) -> dict[str, Any]:
+        """The ``/embeddings`` JSON body (``model`` left out when ``None``, as for Azure)."""
+        payload: dict[str, Any] = {"input": list(request.inputs)}
+        if model is not None:
+            payload["model"] = model
+        if request.dimensions is not None:
+            payload["dimensions"] = request.dimensions
+        for key, value in request.params.items():
+            payload.setdefault(key, value)
+        return payload
+
+    def build_embedding_request(
+        self, request: EmbeddingRequest, *, model: str, api_key: str, base_url: str
+    ) -> HttpRequest:
+        """Build the ``POST {base}/embeddings`` request."""
+        headers = {"content-type": "application/json"}
+        if api_key:
+            headers["authorization"] = f"Bearer {api_key}"
+        body = json.dumps(self.embedding_payload(request, model)).encode()
+        return HttpRequest("POST", f"{base_url}/embeddings", headers, body)
+
+    @guarded
+    def parse_embedding_response(self, body: bytes, inputs: int) -> EmbeddingResult:
+        """Read ``data[].embedding`` in ``index`` order, and ``usage.prompt_tokens``."""
+        data = load_json(body)
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise MalformedResponseError(f"reply has no data: {str(body)[:200]}")
+        items = data["data"]
+        if not all(isinstance(item, dict) for item in items):
+            raise MalformedResponseError("reply's data holds a non-object")
+        if all(isinstance(item.get("index"), int) for item in items):
+            items = sorted(items, key=lambda item: item["index"])
+        vectors = [
+            read_vector(item.get("embedding"), f"data[{number}].embedding")
+            for number, item in enumerate(items)
+        ]
+        usage = read_usage(
+            data.get("usage"),
+            "openai embeddings",
+            lambda count: TokenUsage(input_tokens=count(data["usage"], "prompt_tokens")),
+        )
+        return EmbeddingResult(
+            check_vectors(vectors, inputs), usage or TokenUsage(), usage_known=usage is not None
+        )
 
 
 class _OpenAIStream:

@@ -19,6 +19,15 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
         ("wrap_anthropic_sdk.py", ["revoked: disabled (auth)", "anthropic SDK: Simulated"]),
         ("wrap_groq_sdk.py", ["calls per key: {'0001': 1, '0002': 3}"]),
         (
+            "embeddings.py",
+            [
+                "embedded 3 x 3072 with openai/text-embedding-3-large via oa-2",
+                "failover (model): openai/text-embedding-3-large -> gemini/gemini-embedding-001",
+                "openai/text-embedding-3-small (1536), gemini/text-embedding-004 (768)",
+                "with dimensions=768: 768 for every model",
+            ],
+        ),
+        (
             "agent_tools.py",
             [
                 "round 1: openai/gpt-4o-mini called get_weather",
@@ -26,6 +35,10 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
                 "final: gemini/gemini-2.5-flash-lite says 'Simulated answer",
                 "after 2 tool results",
             ],
+        ),
+        (
+            "wrap_openai_sdk_sync.py",
+            ["key failover: rate_limit", "openai SDK (sync): Simulated", "key a: rate_limited"],
         ),
         (
             "observability.py",

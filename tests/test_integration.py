@@ -54,15 +54,22 @@ def sim() -> Iterator[Simulator]:
         yield simulator
 
 
-@pytest.fixture(params=["httpx", "httpx-aiohttp", "aiohttp"])
+@pytest.fixture(params=["httpx", "httpx-aiohttp", "aiohttp", "httpx2"])
 async def sender(
     request: pytest.FixtureRequest, anyio_backend: str
 ) -> AsyncIterator[dict[str, Any]]:
     """Every test here runs with each HTTP stack behind the client's sender seam."""
-    if anyio_backend == "trio" and request.param != "httpx":
+    if anyio_backend == "trio" and request.param not in ("httpx", "httpx2"):
         pytest.skip("aiohttp runs on asyncio only")
     if request.param == "httpx":
         yield {}
+    elif request.param == "httpx2":
+        import httpx2
+
+        from failover.http import HttpxSender
+
+        async with httpx2.AsyncClient(timeout=None) as http2:
+            yield {"sender": HttpxSender(http2)}
     elif request.param == "httpx-aiohttp":
         from httpx_aiohttp import AiohttpTransport
 

@@ -14,7 +14,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeGuard
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,6 +27,8 @@ from failover.testing.rejects import check_request
 from failover.testing.wire import (
     SimToolCall,
     azure_error,
+    embedding_body,
+    embedding_vector,
     error_reply,
     reply_body,
     stream_error,
@@ -71,6 +73,8 @@ class Behavior:
         tool_calls: An agent's tool rounds: ``(name, arguments)`` per round. A request whose
             history holds ``k`` tool results is answered with round ``k``'s call, in the wire's
             own shape; once every round is answered, with text.
+        dimensions: For embeddings: answer with vectors of this length, whatever was asked
+            (default: the length asked for, else the catalog's for the model, else 16).
     """
 
     kind: str = "healthy"
@@ -82,6 +86,7 @@ class Behavior:
     max_prompt_chars: int | None = None
     reply: str | None = None
     tool_calls: tuple[tuple[str, dict[str, Any]], ...] = ()
+    dimensions: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -188,6 +193,14 @@ class Simulator:
                 Route("/{provider}/v1/messages", self._anthropic, methods=["POST"]),
                 Route("/{provider}/v1beta/models/{target:path}", self._gemini, methods=["POST"]),
                 Route("/{provider}/api/chat", self._ollama, methods=["POST"]),
+                Route("/{provider}/v1/embeddings", self._openai_embed, methods=["POST"]),
+                Route("/{provider}/openai/v1/embeddings", self._openai_embed, methods=["POST"]),
+                Route(
+                    "/{provider}/openai/deployments/{deployment}/embeddings",
+                    self._azure_embed,
+                    methods=["POST"],
+                ),
+                Route("/{provider}/api/embed", self._ollama_embed, methods=["POST"]),
                 Route("/_sim/script", self._control, methods=["POST"]),
                 Route("/_sim/calls", self._calls, methods=["GET"]),
             ]
@@ -345,56 +358,10 @@ class Simulator:
         stream: bool,
         prompt_chars: int,
     ) -> Response:
-        provider = canonical_provider(request.path_params["provider"])
-        accepted = self._keys.get(provider)
-        behavior = (
-            Behavior("invalid_key")
-            if accepted and key not in accepted
-            else self._choose(provider, key, model)
-        )
-        kind, headers = self._apply_window(behavior, key)
-        rejected = check_request(wire, provider, body, model) if kind != "invalid_key" else None
-        if rejected is not None:
-            kind = "invalid_request"
-        if (
-            kind == "context_limit"
-            and behavior.max_prompt_chars is not None
-            and (prompt_chars <= behavior.max_prompt_chars)
-        ):
-            kind = "healthy"
-        self.requests.append(
-            Received(
-                provider,
-                wire,
-                key,
-                model,
-                stream,
-                time.monotonic() - self.started_at,
-                prompt_chars,
-                kind,
-                body,
-            )
-        )
-        if rejected is not None:
-            return JSONResponse(rejected[1], status_code=rejected[0], headers=headers)
-        if behavior.latency:
-            await asyncio.sleep(behavior.latency)
-        if provider == "azure" and (azure := azure_error(kind, behavior.retry_after)):
-            retry = {"retry-after": f"{behavior.retry_after:g}"} if azure[0] == 429 else {}
-            return JSONResponse(azure[1], status_code=azure[0], headers={**headers, **retry})
-        if kind in _ERROR_KINDS or kind == "context_limit":
-            status, error, extra = error_reply(wire, kind, behavior.retry_after)
-            return JSONResponse(error, status_code=status, headers={**headers, **extra})
-        if kind == "hang":
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), timeout=3600)
-            return Response(status_code=504)
-        if kind == "reset":
-            return _Reset()
-        if kind == "malformed":
-            return Response(
-                '{"choices": [{"message": ', media_type="application/json", headers=headers
-            )
+        gate = await self._gate(request, wire, key, model, body, stream, prompt_chars)
+        if isinstance(gate, Response):
+            return gate
+        provider, kind, behavior, headers = gate
         view = _RequestView(wire, body)
         results = view.tool_results()
         text = behavior.reply or (
@@ -436,6 +403,76 @@ class Simulator:
         if kind == "content_block":
             return JSONResponse(reply_body(wire, model, text, usage, blocked=True), headers=headers)
         return self._stream(wire, model, text, usage, kind, behavior, headers, stopped)
+
+    async def _gate(
+        self,
+        request: Request,
+        wire: str,
+        key: str,
+        model: str,
+        body: dict[str, Any],
+        stream: bool,
+        prompt_chars: int,
+        *,
+        embedding: bool = False,
+    ) -> Response | tuple[str, str, Behavior, dict[str, str]]:
+        """Record the request and answer every scripted failure; return what a success
+        needs to be built: (provider, kind, behaviour, headers)."""
+        provider = canonical_provider(request.path_params["provider"])
+        accepted = self._keys.get(provider)
+        behavior = (
+            Behavior("invalid_key")
+            if accepted and key not in accepted
+            else self._choose(provider, key, model)
+        )
+        kind, headers = self._apply_window(behavior, key)
+        rejected = (
+            check_request(wire, provider, body, model)
+            if kind != "invalid_key" and not embedding
+            else None
+        )
+        if rejected is not None:
+            kind = "invalid_request"
+        if (
+            kind == "context_limit"
+            and behavior.max_prompt_chars is not None
+            and (prompt_chars <= behavior.max_prompt_chars)
+        ):
+            kind = "healthy"
+        self.requests.append(
+            Received(
+                provider,
+                wire,
+                key,
+                model,
+                stream,
+                time.monotonic() - self.started_at,
+                prompt_chars,
+                kind,
+                body,
+            )
+        )
+        if rejected is not None:
+            return JSONResponse(rejected[1], status_code=rejected[0], headers=headers)
+        if behavior.latency:
+            await asyncio.sleep(behavior.latency)
+        if provider == "azure" and (azure := azure_error(kind, behavior.retry_after)):
+            retry = {"retry-after": f"{behavior.retry_after:g}"} if azure[0] == 429 else {}
+            return JSONResponse(azure[1], status_code=azure[0], headers={**headers, **retry})
+        if kind in _ERROR_KINDS or kind == "context_limit":
+            status, error, extra = error_reply(wire, kind, behavior.retry_after)
+            return JSONResponse(error, status_code=status, headers={**headers, **extra})
+        if kind == "hang":
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), timeout=3600)
+            return Response(status_code=504)
+        if kind == "reset":
+            return _Reset()
+        if kind == "malformed":
+            return Response(
+                '{"choices": [{"message": ', media_type="application/json", headers=headers
+            )
+        return provider, kind, behavior, headers
 
     def _apply_window(self, behavior: Behavior, key: str) -> tuple[str, dict[str, str]]:
         """Count the request in the key's window when the behaviour limits requests."""
@@ -544,6 +581,8 @@ class Simulator:
         body = await _json(request)
         model, _, action = request.path_params["target"].partition(":")
         key = request.headers.get("x-goog-api-key", "")
+        if action in ("embedContent", "batchEmbedContents"):
+            return await self._gemini_embed(request, key, model, action, body)
         chars = sum(
             len(str(p.get("text", "")))
             for c in body.get("contents", [])
@@ -565,6 +604,96 @@ class Simulator:
             body.get("stream", True) is not False,
             _chars(body.get("messages")),
         )
+
+    # -- embeddings -------------------------------------------------------------------------
+
+    async def _embed(
+        self,
+        request: Request,
+        wire: str,
+        key: str,
+        model: str,
+        body: dict[str, Any],
+        texts: list[str],
+        asked: Any,
+        *,
+        single: bool = False,
+    ) -> Response:
+        """Answer an embeddings request, scripted failures first, like a chat request."""
+        gate = await self._gate(
+            request, wire, key, model, body, False, sum(map(len, texts)), embedding=True
+        )
+        if isinstance(gate, Response):
+            return gate
+        provider, kind, behavior, headers = gate
+        entry = default_catalog.get(provider, model)
+        native = entry.embedding_dimensions if entry is not None else None
+        dimensions = behavior.dimensions or (asked if isinstance(asked, int) else None)
+        vectors = [embedding_vector(model, text, dimensions or native or 16) for text in texts]
+        reply = embedding_body(
+            wire, model, vectors, max(1, sum(map(len, texts)) // 4), single=single
+        )
+        if kind == "truncate":
+            return Response(json.dumps(reply)[:40], media_type="application/json", headers=headers)
+        return JSONResponse(reply, headers=headers)
+
+    async def _openai_embed(self, request: Request) -> Response:
+        body = await _json(request)
+        key = request.headers.get("authorization", "").removeprefix("Bearer ")
+        return await self._openai_embeddings(request, key, str(body.get("model", "")), body)
+
+    async def _azure_embed(self, request: Request) -> Response:
+        body = await _json(request)
+        deployment = request.path_params["deployment"]
+        return await self._openai_embeddings(
+            request, request.headers.get("api-key", ""), deployment, body
+        )
+
+    async def _openai_embeddings(
+        self, request: Request, key: str, model: str, body: dict[str, Any]
+    ) -> Response:
+        texts = body.get("input")
+        if isinstance(texts, str):
+            texts = [texts]
+        if not _texts(texts):
+            return JSONResponse(_openai_invalid("'$.input' is invalid.", "input"), 400)
+        if "dimensions" in body and model == "text-embedding-ada-002":
+            message = "This model does not support specifying dimensions."
+            return JSONResponse(_openai_invalid(message, "dimensions"), 400)
+        return await self._embed(request, "openai", key, model, body, texts, body.get("dimensions"))
+
+    async def _gemini_embed(
+        self, request: Request, key: str, model: str, action: str, body: dict[str, Any]
+    ) -> Response:
+        items = [body] if action == "embedContent" else body.get("requests")
+        if not isinstance(items, list) or not items:
+            return JSONResponse(_gemini_invalid("* BatchEmbedContentsRequest.requests: empty"), 400)
+        texts: list[Any] = []
+        for item in items:
+            parts = (item.get("content") or {}).get("parts") if isinstance(item, dict) else None
+            texts.append(
+                "".join(str(p.get("text", "")) for p in parts or [] if isinstance(p, dict))
+            )
+            if action == "batchEmbedContents" and item.get("model") != f"models/{model}":
+                message = f"Model in request {item.get('model')!r} does not match models/{model}."
+                return JSONResponse(_gemini_invalid(message), 400)
+        if not _texts(texts):
+            return JSONResponse(_gemini_invalid("* EmbedContentRequest.content: empty text"), 400)
+        asked = items[0].get("outputDimensionality")
+        return await self._embed(
+            request, "gemini", key, model, body, texts, asked, single=action == "embedContent"
+        )
+
+    async def _ollama_embed(self, request: Request) -> Response:
+        body = await _json(request)
+        key = request.headers.get("authorization", "").removeprefix("Bearer ")
+        texts = body.get("input")
+        if isinstance(texts, str):
+            texts = [texts]
+        if not _texts(texts):
+            return JSONResponse({"error": "invalid input type"}, 400)
+        model = str(body.get("model", ""))
+        return await self._embed(request, "ollama", key, model, body, texts, body.get("dimensions"))
 
     async def _control(self, request: Request) -> Response:
         """``POST /_sim/script`` {"behavior": {...} | null, "key", "model", "provider"}."""
@@ -690,6 +819,25 @@ async def _json(request: Request) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _texts(texts: Any) -> TypeGuard[list[str]]:
+    """Whether ``texts`` is a non-empty list of non-empty strings."""
+    return (
+        isinstance(texts, list)
+        and bool(texts)
+        and all(isinstance(text, str) and text for text in texts)
+    )
+
+
+def _openai_invalid(message: str, param: str) -> dict[str, Any]:
+    return {
+        "error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}
+    }
+
+
+def _gemini_invalid(message: str) -> dict[str, Any]:
+    return {"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}}
 
 
 def _chars(messages: Any) -> int:

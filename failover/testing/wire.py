@@ -8,7 +8,15 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["SimToolCall", "azure_error", "error_reply", "reply_body", "stream_events"]
+__all__ = [
+    "SimToolCall",
+    "azure_error",
+    "embedding_body",
+    "embedding_vector",
+    "error_reply",
+    "reply_body",
+    "stream_events",
+]
 
 SimToolCall = tuple[str, str, dict[str, Any]]
 """A scripted tool call: (id, function name, arguments)."""
@@ -163,6 +171,49 @@ def azure_error(behaviour: str, retry_after: float) -> tuple[int, dict[str, Any]
             }
         }
     return None
+
+
+def embedding_vector(model: str, text: str, dimensions: int) -> list[float]:
+    """A deterministic unit vector for ``text`` under ``model`` (another model, another
+    vector: like real models, their spaces differ)."""
+    import hashlib
+    import math
+    import random
+
+    seed = int.from_bytes(hashlib.sha256(f"{model}\0{text}".encode()).digest()[:8], "big")
+    rng = random.Random(seed)
+    values = [rng.gauss(0.0, 1.0) for _ in range(dimensions)]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [round(v / norm, 6) for v in values]
+
+
+def embedding_body(
+    wire: str, model: str, vectors: list[list[float]], tokens: int, *, single: bool = False
+) -> dict[str, Any]:
+    """An embeddings success reply: OpenAI's ``data`` list, Gemini's ``embedding`` (one
+    input, ``single``) or ``embeddings`` (a batch; no token counts), Ollama's
+    ``embeddings`` with ``prompt_eval_count``."""
+    if wire == "gemini":
+        if single:
+            return {"embedding": {"values": vectors[0]}}
+        return {"embeddings": [{"values": vector} for vector in vectors]}
+    if wire == "ollama":
+        return {
+            "model": model,
+            "embeddings": vectors,
+            "total_duration": 14143917,
+            "load_duration": 1019500,
+            "prompt_eval_count": tokens,
+        }
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": index, "embedding": vector}
+            for index, vector in enumerate(vectors)
+        ],
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 def reply_body(
