@@ -124,6 +124,8 @@ class Telemetry:
         # SDK; until then requests skip telemetry altogether (see `recording`).
         self._own_provider = tracer_provider is not None or meter_provider is not None
         self._sdk_installed = False
+        self._no_tracing = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+        self._no_metrics: tuple[type, ...] = (metrics.NoOpMeterProvider, *_proxy_meter_provider())
         self.tracer = trace.get_tracer(
             "failover", _version(), tracer_provider=tracer_provider, schema_url=SCHEMA_URL
         )
@@ -200,17 +202,9 @@ class Telemetry:
         """
         if self._own_provider or self._sdk_installed:
             return True
-        from opentelemetry.metrics import NoOpMeterProvider
-        from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
-
-        tracer_provider = self._trace.get_tracer_provider()
-        meter_provider = self._metrics.get_meter_provider()
         self._sdk_installed = not isinstance(
-            tracer_provider, (ProxyTracerProvider, NoOpTracerProvider)
-        ) or not (
-            isinstance(meter_provider, NoOpMeterProvider)
-            or type(meter_provider).__name__ == "_ProxyMeterProvider"
-        )
+            self._trace.get_tracer_provider(), self._no_tracing
+        ) or not isinstance(self._metrics.get_meter_provider(), self._no_metrics)
         return self._sdk_installed
 
     def start_request(
@@ -509,6 +503,15 @@ class RequestTelemetry:
         if self._telemetry.capture_content:
             return f"{type(error).__name__}: {str(error).partition(chr(10))[0]}"
         return type(error).__name__
+
+
+def _proxy_meter_provider() -> tuple[type, ...]:
+    """The class of the global meter provider before an SDK is set (private in the API)."""
+    try:
+        from opentelemetry.metrics._internal import _ProxyMeterProvider
+    except ImportError:  # pragma: no cover - a later API moved it: metrics then always count
+        return ()
+    return (_ProxyMeterProvider,)
 
 
 def _event_attributes(event: Event) -> tuple[str, dict[str, Any]]:

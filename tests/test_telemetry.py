@@ -337,10 +337,20 @@ def test_serve_prometheus_checks_the_port() -> None:
         serve_prometheus(70000)
 
 
-def test_nothing_is_done_per_request_until_an_sdk_is_installed() -> None:
-    code = """
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
+@pytest.mark.parametrize(
+    "install",
+    [
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "from opentelemetry import trace\n"
+        "trace.set_tracer_provider(TracerProvider())",
+        "from opentelemetry.sdk.metrics import MeterProvider\n"
+        "from opentelemetry import metrics\n"
+        "metrics.set_meter_provider(MeterProvider())",
+    ],
+    ids=["traces", "metrics"],
+)
+def test_nothing_is_done_per_request_until_an_sdk_is_installed(install: str) -> None:
+    code = f"""
 from failover.catalog import default_catalog
 from failover.telemetry import default_telemetry
 
@@ -348,7 +358,7 @@ telemetry = default_telemetry()
 chain = [default_catalog.resolve("openai/gpt-4o-mini")]
 assert telemetry is not None and not telemetry.recording()
 assert telemetry.start_request("chat", "req-a", chain) is None
-trace.set_tracer_provider(TracerProvider())
+{install}
 assert telemetry.recording()
 assert telemetry.start_request("chat", "req-b", chain) is not None
 print("ok")
