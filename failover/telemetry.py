@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -124,6 +125,9 @@ class Telemetry:
         # SDK; until then requests skip telemetry altogether (see `recording`).
         self._own_provider = tracer_provider is not None or meter_provider is not None
         self._sdk_installed = False
+        import opentelemetry.metrics._internal as metrics_internal
+
+        self._metrics_internal = metrics_internal
         self._no_tracing = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
         self._no_metrics: tuple[type, ...] = (metrics.NoOpMeterProvider, *_proxy_meter_provider())
         self.tracer = trace.get_tracer(
@@ -202,6 +206,8 @@ class Telemetry:
         """
         if self._own_provider or self._sdk_installed:
             return True
+        if _globals_unset(self._trace, self._metrics_internal):
+            return False
         self._sdk_installed = not isinstance(
             self._trace.get_tracer_provider(), self._no_tracing
         ) or not isinstance(self._metrics.get_meter_provider(), self._no_metrics)
@@ -503,6 +509,24 @@ class RequestTelemetry:
         if self._telemetry.capture_content:
             return f"{type(error).__name__}: {str(error).partition(chr(10))[0]}"
         return type(error).__name__
+
+
+def _globals_unset(trace_api: Any, metrics_internal: Any) -> bool:
+    """A fast "no SDK yet": neither global provider set, nor named by the environment.
+
+    Reads the API's module globals (so a request pays no environment look-ups); answers
+    ``False`` (look closer) when they are not where this expects them.
+    """
+    return (
+        getattr(trace_api, "_TRACER_PROVIDER", False) is None
+        and getattr(metrics_internal, "_METER_PROVIDER", False) is None
+        and not _PROVIDERS_FROM_ENVIRONMENT
+    )
+
+
+_PROVIDERS_FROM_ENVIRONMENT = any(
+    name in os.environ for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
+)
 
 
 def _proxy_meter_provider() -> tuple[type, ...]:
