@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEV := $(VENV)/.installed-dev
 SIM := $(VENV)/.installed-sim
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo bench soak clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ demo: $(SIM)
 
 bench: $(DEV)
 	$(PY) benchmarks/run.py
+
+# A chaos soak (SOAK_REQUESTS=20000 per run by default): every bad column must print 0.
+soak: $(DEV)
+	$(PY) benchmarks/soak.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

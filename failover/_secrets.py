@@ -8,7 +8,7 @@ import json
 import re
 from collections.abc import Iterable
 from typing import Any, NoReturn
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 __all__ = ["KeyScrubber", "SecretKey", "key_fingerprint", "mask_key", "scrub"]
 
@@ -30,6 +30,23 @@ def mask_key(key: str | SecretKey) -> str:
     if isinstance(key, SecretKey):
         key = key.get_secret_value()
     return "***" + key[-4:] if len(key) > 8 else "***"
+
+
+def shown_url(url: str | None) -> str | None:
+    """``url`` as it may be shown: no user or password, every query value ``***``."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    netloc = f"***@{host}" if "@" in parts.netloc else parts.netloc
+    query = "&".join(
+        f"{pair.partition('=')[0]}=***" if "=" in pair else "***"
+        for pair in parts.query.split("&")
+        if pair
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def scrub(text: str, *keys: str | SecretKey) -> str:
@@ -70,6 +87,27 @@ class KeyScrubber:
         for value in self._short:
             text = text.replace(value, "***")
         return _KEY_SHAPES.sub(lambda match: mask_key(match.group(0)), text)
+
+    def in_json(self, text: str) -> str:
+        """Scrub ``text``; when it is JSON, scrub its decoded strings too and re-encode it
+        (a key may be written in ``\\uXXXX`` escapes that no piece of the raw text shows)."""
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
+            return self(text)
+        try:
+            return json.dumps(self._walk(value))
+        except RecursionError:
+            return self(text)
+
+    def _walk(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, list):
+            return [self._walk(item) for item in value]
+        if isinstance(value, dict):
+            return {self(str(k)): self._walk(v) for k, v in value.items()}
+        return value
 
     def _cut(self, text: str) -> str:
         pieces = self._pieces

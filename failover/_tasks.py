@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 
-__all__ = ["BackgroundTasks", "running_on_trio"]
+__all__ = ["BackgroundTasks", "finish_even_if_cancelled", "running_on_trio"]
 
 logger = logging.getLogger("failover")
 
@@ -30,6 +30,28 @@ def running_on_trio() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+_finishing: set[Any] = set()  # asyncio keeps only weak references to tasks
+
+
+async def finish_even_if_cancelled(work: Callable[[], Awaitable[Any]]) -> None:
+    """Run ``work()`` to its end even when the caller is cancelled meanwhile.
+
+    For releasing a connection: on trio a shielded scope; on asyncio its own task behind
+    ``asyncio.shield``, since a plain ``task.cancel()`` (``asyncio.wait_for``) is not
+    stopped by anyio's shield. The caller's cancellation still propagates at once.
+    """
+    if running_on_trio():
+        with anyio.CancelScope(shield=True):
+            await work()
+        return
+    import asyncio
+
+    task = asyncio.ensure_future(work())
+    _finishing.add(task)
+    task.add_done_callback(_finishing.discard)
+    await asyncio.shield(task)
 
 
 class BackgroundTasks:

@@ -250,9 +250,7 @@ class ModelCatalog:
         entry = self.get(provider, model) or ModelEntry(
             id=model, name=model, provider=provider, api=known or "openai"
         )
-        declared = replace(
-            entry, embedding_dimensions=dimensions, adjustable_dimensions=adjustable
-        )
+        declared = replace(entry, embedding_dimensions=dimensions, adjustable_dimensions=adjustable)
         self.register(declared)
         return replace(declared, provider=canonical_provider(provider))
 

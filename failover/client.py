@@ -16,6 +16,7 @@ from httpx_sse import EventSource, SSEError
 
 import providers
 from failover._closing import AsyncClosing
+from failover._tasks import finish_even_if_cancelled
 from failover.attempts import Attempt
 from failover.catalog import ModelCatalog, ModelEntry, TokenUsage, default_catalog
 from failover.chain import FallbackChain
@@ -170,8 +171,10 @@ class ResilientClient(HookMethods, AsyncClosing):
             if config is not None or store is not None:
                 raise ConfigError("pass config and store to the FailoverManager, not the client")
             manager = profiles
-        elif profiles is None or isinstance(profiles, (str, bytes)) or not isinstance(
-            profiles, Iterable
+        elif (
+            profiles is None
+            or isinstance(profiles, (str, bytes))
+            or not isinstance(profiles, Iterable)
         ):
             raise ConfigError(
                 "profiles must be a FailoverManager or a list of AuthProfile, "
@@ -674,9 +677,12 @@ class CompletionStream(AsyncClosing):
 async def _close_opened(opened: tuple[Any, ...]) -> None:
     """Stop reading an opened stream and release its connection, even when cancelled."""
     opener, reader = opened[0], opened[1]
-    with anyio.CancelScope(shield=True):
+
+    async def close() -> None:
         await reader.aclose()
         await opener.__aexit__(None, None, None)
+
+    await finish_even_if_cancelled(close)
 
 
 def _chat_request(

@@ -24,6 +24,7 @@ from failover.classify import rate_limit_headroom
 from failover.errors import (
     AllAttemptsFailed,
     NoProfileAvailable,
+    PoolExhaustedError,
     ProviderError,
     ProviderTimeoutError,
     UnsupportedParameterError,
@@ -714,6 +715,9 @@ class Engine:
             self.record_attempt(state, model, profile, error, started)
             if telemetry is not None:
                 telemetry.attempt_ended(ctx, error.kind, error)
+            raise
+        except PoolExhaustedError as error:
+            error.attempts = tuple(state.attempts)
             raise
         except TimeoutError:
             timed_out = ProviderTimeoutError(f"no complete reply within {timeout:.3g}s")

@@ -25,7 +25,8 @@ Every exception the library raises derives from ``FailoverError``::
     │   └── MalformedResponseError               an unparsable reply, or a truncated stream
     ├── AllAttemptsFailed                        every model and key was tried; carries attempts
     │   └── NoProfileAvailable                   no key could be tried (all cooling or disabled)
-    └── StreamInterrupted                        a stream failed after its first chunk
+    ├── StreamInterrupted                        a stream failed after its first chunk
+    └── PoolExhaustedError                       this client's own HTTP pool had no connection
 
 No ``str`` or ``repr`` of these errors contains an API key: provider messages are scrubbed
 when the error is built.
@@ -58,6 +59,7 @@ __all__ = [
     "ModelNotInChain",
     "NoProfileAvailable",
     "OverloadedError",
+    "PoolExhaustedError",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderTimeoutError",
@@ -318,3 +320,16 @@ class StreamInterrupted(FailoverError):
         self.partial_text = partial_text
         self.attempts: tuple[Attempt, ...] = tuple(attempts)
         super().__init__(f"stream interrupted after {len(partial_text)} characters: {error}")
+
+
+class PoolExhaustedError(FailoverError):
+    """This client's own HTTP connection pool had no free connection in time.
+
+    A local condition (often streams left open without ``aclose()``), so no key or model
+    is blamed for it.
+
+    Attributes:
+        attempts: The request's attempts before it, set when the client raises it.
+    """
+
+    attempts: tuple[Attempt, ...] = ()

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Union
 
 import httpx
 
-from failover.errors import ProviderConnectionError, ProviderTimeoutError
+from failover._tasks import finish_even_if_cancelled
+from failover.errors import PoolExhaustedError, ProviderConnectionError, ProviderTimeoutError
 from providers.base import HttpRequest
 
 if TYPE_CHECKING:
@@ -101,7 +102,9 @@ class HttpxSender:
         self.client = client
         library = importlib.import_module(type(client).__module__.partition(".")[0])
         self._library = library  # httpx or httpx2: their exceptions, their Timeout
-        self._errors = _Errors(library.TimeoutException, library.TransportError)
+        self._errors = _Errors(
+            library.TimeoutException, library.TransportError, library.PoolTimeout
+        )
         self._timeouts: dict[tuple[float, float | None], httpx.Timeout] = {}
 
     def _timeout(self, timeout: float, read_timeout: float | None) -> httpx.Timeout:
@@ -109,10 +112,13 @@ class HttpxSender:
         key = (timeout, read_timeout)
         limits = self._timeouts.get(key)
         if limits is None:
+            # waiting for our own pool ends a little before the attempt's scope would, so
+            # that it surfaces as PoolExhaustedError, never as the provider's timeout
+            pool = timeout * _POOL_SHARE
             if read_timeout is None:  # a plain reply: the attempt's scope is its bound
-                limits = self._library.Timeout(None, connect=timeout, pool=timeout)
+                limits = self._library.Timeout(None, connect=timeout, pool=pool)
             else:
-                limits = self._library.Timeout(timeout, read=read_timeout)
+                limits = self._library.Timeout(timeout, read=read_timeout, pool=pool)
             if len(self._timeouts) >= 64:  # deadlines make many distinct values: stay small
                 self._timeouts.clear()
             self._timeouts[key] = limits
@@ -123,6 +129,10 @@ class HttpxSender:
     ) -> _Exchange:
         """Send ``request`` on entering; yield the streamed reply; close it on exit."""
         return _Exchange(self, request, timeout, read_timeout)
+
+
+_POOL_SHARE = 0.9
+"""The share of an attempt's time that may go to waiting for a free pooled connection."""
 
 
 class _Exchange:
@@ -152,6 +162,12 @@ class _Exchange:
         errors = self._sender._errors
         try:  # never follow a redirect, whatever the client says: a key must not travel
             response = await client.send(built, stream=True, follow_redirects=False)
+        except errors.pool:  # our own pool, not the provider: no key or model is to blame
+            raise PoolExhaustedError(
+                f"no free connection in this client's HTTP pool within {self._timeout:.1f}s: "
+                "close streams you leave early (async with client.stream(...)) or allow "
+                "more connections"
+            ) from None
         except errors.timeout as exc:
             raise ProviderTimeoutError(f"no reply within {self._timeout:.1f}s") from exc
         except errors.transport as exc:
@@ -165,15 +181,16 @@ class _Exchange:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._response is not None:
-            await self._response.aclose()
+        if self._response is not None:  # a cancelled request still gives it back
+            await finish_even_if_cancelled(self._response.aclose)
 
 
 class _Errors(NamedTuple):
-    """The library's (httpx or httpx2) timeout and transport exception classes."""
+    """The library's (httpx or httpx2) timeout, transport and pool-timeout exception classes."""
 
     timeout: type[Exception]
     transport: type[Exception]
+    pool: type[Exception]
 
 
 class _TranslatingReply:

@@ -21,9 +21,9 @@ from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
-from failover._secrets import SecretKey, key_fingerprint, scrub
+from failover._secrets import SecretKey, key_fingerprint, scrub, shown_url
 from failover._tasks import BackgroundTasks, running_on_trio
 from failover.catalog import canonical_provider
 from failover.config import FailoverConfig
@@ -54,6 +54,46 @@ class ProfileStatus(str, Enum):
     RATE_LIMITED = "rate_limited"
     COOLING_DOWN = "cooling_down"
     DISABLED = "disabled"
+
+
+_CREDENTIAL_PARAMETERS = frozenset(
+    {
+        "key",
+        "api-key",
+        "api_key",
+        "apikey",
+        "token",
+        "access_token",
+        "secret",
+        "password",
+        "sig",
+        "signature",
+        "auth",
+    }
+)
+
+
+def _refuse_credentials_in(name: str, url: SplitResult, key: SecretKey) -> None:
+    """Refuse a base URL that carries a secret: HTTP libraries log URLs, status shows them.
+
+    Raises:
+        ConfigError: The URL has a user or password, a credential-like query parameter,
+            or the key itself (the message never shows any of them).
+    """
+    secret = key.get_secret_value()
+    names = {pair.partition("=")[0].lower() for pair in url.query.split("&") if pair}
+    if url.username is not None or url.password is not None:
+        found = "a user or password"
+    elif names & _CREDENTIAL_PARAMETERS:
+        found = "a credential in its query"
+    elif secret and secret in url.geturl():
+        found = "the key"
+    else:
+        return
+    raise ConfigError(
+        f"AuthProfile {name!r}: base_url must not carry {found} (URLs are logged and shown); "
+        "put the key in api_key"
+    )
 
 
 _BREAKER_LIMIT = 1024
@@ -174,6 +214,7 @@ class AuthProfile:
                     f"AuthProfile {name!r}: base_url must be an http(s) URL with a host, "
                     f"got {shown!r}"
                 )
+            _refuse_credentials_in(name, parts, key)
             base_url = base_url.rstrip("/")
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise ConfigError(f"AuthProfile {name!r}: priority must be an int")
@@ -480,8 +521,10 @@ class FailoverManager:
         self.store: Store = store or MemoryStore()
         self._shared = self.store.shared
         self.store.attach(self)
-        if profiles is None or isinstance(profiles, (str, bytes)) or not isinstance(
-            profiles, Iterable
+        if (
+            profiles is None
+            or isinstance(profiles, (str, bytes))
+            or not isinstance(profiles, Iterable)
         ):
             raise ConfigError(
                 f"profiles must be a list of AuthProfile, got {type(profiles).__name__}"
@@ -1044,7 +1087,7 @@ class FailoverManager:
                 name=p.name,
                 provider=p.provider,
                 key=p.masked_key,
-                base_url=p.base_url,
+                base_url=shown_url(p.base_url),
                 priority=p.priority,
                 status=p.status,
                 cooldown_remaining=max(0.0, p.cooldown_until - now)

@@ -29,6 +29,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 import providers
 from failover._closing import AsyncClosing
+from failover._secrets import KeyScrubber
 from failover.catalog import ModelCatalog, ModelEntry, canonical_provider, default_catalog
 from failover.classify import classify_exception, classify_http_error
 from failover.config import FailoverConfig
@@ -216,9 +217,9 @@ class ResilientTransport(HookMethods, AsyncClosing):
             content = await io.read_and_close(response)
             error = classify_http_error(response.status_code, response.headers, content)
             scrub = self._engine.scrubber()  # the SDK puts the body in its exception
-            text = content.decode("utf-8", "surrogateescape")
+            text = scrub.in_json(content.decode("utf-8", "surrogateescape"))
             last_error_response[:] = [
-                _reread(library, response, scrub(text).encode("utf-8", "surrogateescape"), outgoing)
+                _reread(library, response, text.encode("utf-8", "surrogateescape"), outgoing)
             ]
             raise error
 
@@ -284,7 +285,9 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 "the stream ended before its terminator (a truncated reply)"
             )
 
-        watcher = _TerminatorWatch(self._adapter.stream_parser(), self._adapter.stream_format)
+        watcher = _TerminatorWatch(
+            self._adapter.stream_parser(), self._adapter.stream_format, engine.scrubber()
+        )
         guarded = _guarded_stream(library)(response.stream, watcher, truncated)
         return library.Response(
             response.status_code,
@@ -574,10 +577,16 @@ def _reread(library: ModuleType, response: Any, content: bytes, request: Any) ->
 
 
 class _TerminatorWatch:
-    """Feeds a stream's bytes to the adapter's parser to learn whether it ended properly."""
+    """Reads a stream's lines as they pass: whether it ended properly, and no key in them.
 
-    def __init__(self, parser: StreamParser, stream_format: str) -> None:
+    Each line goes to the adapter's parser (to see the terminator); a line that carries
+    an error (a provider may echo the key in it) is passed on with every key scrubbed.
+    Bytes are passed on a whole line at a time.
+    """
+
+    def __init__(self, parser: StreamParser, stream_format: str, scrub: KeyScrubber) -> None:
         self._parser = parser
+        self._scrub = scrub
         self._sse = stream_format == "sse"
         self._pending = b""
         self._event = ""
@@ -588,12 +597,32 @@ class _TerminatorWatch:
         """Whether the wire format's terminator has been seen."""
         return self._parser.complete
 
-    def feed(self, chunk: bytes) -> None:
-        """Take the next bytes of the stream."""
+    def feed(self, chunk: bytes) -> bytes:
+        """Take the next bytes of the stream; return the whole lines to pass on."""
         lines = (self._pending + chunk).split(b"\n")
         self._pending = lines.pop()
-        for raw in lines:
-            self._line(raw.rstrip(b"\r").decode("utf-8", "replace"))
+        for index, raw in enumerate(lines):
+            text = raw.rstrip(b"\r").decode("utf-8", "replace")
+            self._line(text)
+            if b"error" in raw.lower():
+                lines[index] = self._scrubbed(raw)
+        return b"\n".join([*lines, b""]) if lines else b""
+
+    def rest(self) -> bytes:
+        """The bytes after the last line break, at the stream's end."""
+        rest, self._pending = self._pending, b""
+        return self._scrubbed(rest) if rest else rest
+
+    def _scrubbed(self, raw: bytes) -> bytes:
+        """A line with every key scrubbed, in its JSON payload's decoded strings too."""
+        line = raw.decode("utf-8", "surrogateescape")
+        if line.startswith("data:"):  # an SSE event's payload
+            line = "data: " + self._scrub.in_json(line[5:].strip())
+        elif line.lstrip().startswith("{"):  # an NDJSON line
+            line = self._scrub.in_json(line)
+        else:
+            line = self._scrub(line)
+        return line.encode("utf-8", "surrogateescape")
 
     def _line(self, line: str) -> None:
         if not self._sse:
@@ -628,8 +657,10 @@ def _guarded_stream(library: ModuleType) -> Any:
 
         def __iter__(self) -> Iterator[bytes]:
             for chunk in self._inner:
-                self._watch.feed(chunk)
-                yield chunk
+                if lines := self._watch.feed(chunk):
+                    yield lines
+            if rest := self._watch.rest():
+                yield rest
             if not self._watch.complete:
                 raise self._truncated()
 
@@ -638,8 +669,10 @@ def _guarded_stream(library: ModuleType) -> Any:
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             async for chunk in self._inner:
-                self._watch.feed(chunk)
-                yield chunk
+                if lines := self._watch.feed(chunk):
+                    yield lines
+            if rest := self._watch.rest():
+                yield rest
             if not self._watch.complete:
                 raise self._truncated()
 

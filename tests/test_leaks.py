@@ -86,7 +86,10 @@ KEYS: dict[str, tuple[str, str]] = {  # provider -> (first profile's key, second
         _random(_ALNUM, 12) + "/" + _random(_ALNUM, 12) + "+" + _random(_ALNUM, 8),
         _random(_ALNUM, 28),
     ),
+    "groq": ("gsk_" + _random(_ALNUM, 48), _random(_ALNUM + "-_", 40)),
 }
+CLIENT_PROVIDERS = ["openai", "anthropic", "gemini", "ollama-native"]
+"""One provider per wire format, for the client's tests (groq is driven through its SDK)."""
 EXTRA_SECRETS: list[str] = []
 """Secrets configured elsewhere than in ``api_key`` (in a base URL), searched for too."""
 
@@ -319,6 +322,7 @@ async def _ollama_route(request: Request) -> Response:
 APP = Starlette(
     routes=[
         Route("/{provider}/v1/chat/completions", _openai_route, methods=["POST"]),
+        Route("/{provider}/openai/v1/chat/completions", _openai_route, methods=["POST"]),
         Route("/{provider}/v1/messages", _anthropic_route, methods=["POST"]),
         Route("/{provider}/v1beta/models/{target:path}", _gemini_route, methods=["POST"]),
         Route("/{provider}/api/chat", _ollama_route, methods=["POST"]),
@@ -351,6 +355,8 @@ def hostile_root() -> Iterator[str]:
 
 
 def _base_url(root: str, provider: str) -> str:
+    if provider == "groq":  # the groq SDK takes the bare host and adds /openai/v1
+        return f"{root}/groq"
     return f"{root}/{provider}" + ("/v1" if WIRES[provider] == "openai" else "")
 
 
@@ -546,7 +552,7 @@ async def _drive_client(client: ResilientClient, mode: str, observed: Observed, 
 
 @pytest.mark.parametrize("form", list(FORMS))
 @pytest.mark.parametrize("sender", ["httpx", "aiohttp"])
-@pytest.mark.parametrize("provider", list(KEYS))
+@pytest.mark.parametrize("provider", CLIENT_PROVIDERS)
 async def test_client_never_shows_an_echoed_key(
     hostile_root: str, provider: str, sender: str, form: str
 ) -> None:
@@ -698,14 +704,47 @@ async def _drive_anthropic_sdk(
         await sdk.close()
 
 
+async def _drive_groq_sdk(transport: ResilientTransport, root: str, observed: Observed) -> None:
+    """The groq SDK is built on httpx (not httpx2): the transport's other library."""
+    import groq
+
+    sdk = groq.AsyncGroq(
+        api_key="sdk-placeholder",
+        base_url=_base_url(root, "groq"),
+        max_retries=0,
+        http_client=httpx.AsyncClient(transport=transport),
+    )
+    ask: Any = [{"role": "user", "content": "hi"}]
+    model = "llama-3.1-8b-instant"
+    try:
+        if HOSTILE.mode != "midstream":
+            try:
+                reply = await sdk.chat.completions.create(model=model, messages=ask)
+                observed.add("groq sdk reply", reply)
+            except Exception as exc:
+                observed.exception(f"[{HOSTILE.mode}] groq sdk", exc)
+                logging.getLogger("user.app").exception("the SDK call failed")
+        try:
+            stream = await sdk.chat.completions.create(model=model, messages=ask, stream=True)
+            parts = [c.choices[0].delta.content or "" async for c in stream if c.choices]
+            observed.add("groq sdk stream", "".join(parts))
+        except Exception as exc:
+            observed.exception(f"[{HOSTILE.mode}] groq sdk stream", exc)
+            logging.getLogger("user.app").exception("the SDK stream failed")
+    finally:
+        await sdk.close()
+
+
 @pytest.mark.parametrize("form", list(FORMS))
-@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "groq"])
 async def test_transport_under_the_sdks_never_shows_an_echoed_key(
     hostile_root: str, provider: str, form: str
 ) -> None:
     HOSTILE.form = form
     observed = Observed()
-    drive = _drive_openai_sdk if provider == "openai" else _drive_anthropic_sdk
+    drive = {"openai": _drive_openai_sdk, "anthropic": _drive_anthropic_sdk}.get(
+        provider, _drive_groq_sdk
+    )
     with _all_logs_at_debug() as logs:
         for mode in TRANSPORT_MODES:
             HOSTILE.mode = mode
