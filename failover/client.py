@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -35,6 +36,7 @@ from failover.policy import Action, Policy
 from failover.profiles import AuthProfile, FailoverManager
 from failover.routing import Hedging, Strategy
 from failover.store import Store
+from failover.telemetry import Telemetry, resolve_telemetry
 from providers.base import (
     ChatRequest,
     ChatResult,
@@ -131,6 +133,10 @@ class ResilientClient(HookMethods, AsyncClosing):
         sleep: The sleep used for backoff (inject one in tests).
         store: Where the new manager keeps its state (``failover.store.RedisStore`` to
             share it between processes); ``async with client:`` runs its sync.
+        telemetry: Where spans and metrics go (see ``failover.telemetry``): ``None`` uses
+            OpenTelemetry's global providers when ``opentelemetry-api`` is installed (a no-op
+            until the application installs an SDK), ``False`` turns telemetry off, or pass
+            your own ``Telemetry``.
     """
 
     def __init__(
@@ -156,6 +162,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         strategy: str | Strategy = "priority",
         sleep: Callable[[float], Awaitable[None]] | None = None,
         store: Store | None = None,
+        telemetry: Telemetry | bool | None = None,
     ) -> None:
         self.chain = _chain_from(chain, catalog or default_catalog)
         if self.chain.is_empty():
@@ -201,6 +208,7 @@ class ResilientClient(HookMethods, AsyncClosing):
             sleep=sleep or anyio.sleep,
             hedging=None if hedge_after is None else Hedging(hedge_after, budget=hedge_budget),
             strategy=strategy,
+            telemetry=resolve_telemetry(telemetry),
         )
         self.stream_idle_timeout = float(stream_idle_timeout)
         self._owned_http: httpx.AsyncClient | None = None
@@ -209,6 +217,13 @@ class ResilientClient(HookMethods, AsyncClosing):
                 http_client = self._owned_http = default_http_client()
             sender = HttpxSender(http_client)
         self._sender = sender
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str], **options: Any) -> ResilientClient:
+        """Build a client from a ``failover.toml`` file; ``options`` override its settings."""
+        from failover.config_file import load_config
+
+        return load_config(path).client(**options)
 
     @property
     def manager(self) -> FailoverManager:
@@ -249,7 +264,10 @@ class ResilientClient(HookMethods, AsyncClosing):
             state, self.chain.steps, attempt, unsupported=self._unsupported(request)
         )
         cost = model.calculate_cost(result.usage) if result.usage_known else None
-        self._engine.succeeded(state, model, profile, cost)
+        if state.telemetry is not None:
+            state.telemetry.capture(messages, result.text)
+        usage = result.usage if result.usage_known else None
+        self._engine.succeeded(state, model, profile, cost, usage)
         return Completion(
             text=result.text,
             model=model.key,
@@ -580,7 +598,8 @@ class CompletionStream(AsyncClosing):
             raise StopAsyncIteration
         try:
             chunk = await self._next_chunk()
-        except BaseException:
+        except BaseException as error:
+            self._engine.ended(self._state, error)
             await self.aclose()
             raise
         if chunk is None:
@@ -606,6 +625,8 @@ class CompletionStream(AsyncClosing):
             )
             self._opener, self._reader, self._chosen = opener, reader, (model, profile)
             self.model, self.profile = model.key, profile.name
+            if self._state.telemetry is not None:
+                self._state.telemetry.first_chunk()
             return first
         assert self._chosen is not None
         model, profile = self._chosen
@@ -639,13 +660,16 @@ class CompletionStream(AsyncClosing):
         model, profile = self._chosen
         cost = model.calculate_cost(usage) if usage else None
         self.cost_usd = cost
-        self._engine.succeeded(self._state, model, profile, cost)
+        if self._state.telemetry is not None:
+            self._state.telemetry.capture(self._request.messages, self.text)
+        self._engine.succeeded(self._state, model, profile, cost, usage)
 
     async def aclose(self) -> None:
         """Stop the stream and release its connection (even when cancelled meanwhile)."""
         if self._finished:
             return
         self._finished = True
+        self._engine.ended(self._state)
         if self._opener is not None and self._reader is not None:
             await _close_opened((self._opener, self._reader))
 

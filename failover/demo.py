@@ -170,8 +170,10 @@ def _summary(tally: Tally, total: int, concurrency: int, elapsed: float, console
         raise SystemExit("demo: some requests were not accounted for")
 
 
-async def run_demo(total: int = 300, concurrency: int = 32, seconds: float = 12.0) -> Tally:
-    """Run the demo and return its tally.
+async def run_demo(
+    total: int = 300, concurrency: int = 32, seconds: float = 12.0, metrics_port: int | None = None
+) -> Tally:
+    """Run the demo and return its tally (``metrics_port``: serve Prometheus metrics there).
 
     Raises:
         ConfigError: ``total`` or ``concurrency`` is not a positive whole number, or
@@ -183,6 +185,12 @@ async def run_demo(total: int = 300, concurrency: int = 32, seconds: float = 12.
     if not isinstance(seconds, (int, float)) or not 0 < seconds < float("inf"):
         raise ConfigError(f"seconds must be a positive number, got {seconds!r}")
     console = Console()
+    metrics = None
+    if metrics_port is not None:
+        from failover.telemetry import serve_prometheus
+
+        metrics = serve_prometheus(metrics_port)
+        console.print(f"Prometheus metrics at {metrics.url}")
     rng = random.Random(42)
     accepted = {
         "openai": [KEYS["openai-main"][1], KEYS["openai-spare"][1]],
@@ -230,7 +238,12 @@ async def run_demo(total: int = 300, concurrency: int = 32, seconds: float = 12.
         )
         task_id = progress.add_task("requests", total=total)
         async with ResilientClient(
-            CHAIN, manager, timeout=5.0, deadline=15.0, wait_for_recovery=True
+            CHAIN,
+            manager,
+            timeout=5.0,
+            deadline=15.0,
+            wait_for_recovery=True,
+            telemetry=metrics.telemetry if metrics else None,
         ) as client:
             _wire_hooks(client, tally, started)
             messages = [{"role": "user", "content": "Summarise the incident report."}]

@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -43,6 +43,9 @@ from failover.events import (
 from failover.policy import Action, Backoff, Decision, Policy
 from failover.profiles import AuthProfile, FailoverManager, ProfileStatus
 from failover.routing import Hedging, LatencyTracker, RoutingView, Strategy, strategy_named
+
+if TYPE_CHECKING:
+    from failover.telemetry import RequestTelemetry, Telemetry
 
 __all__ = ["AttemptContext", "Engine", "HookMethods", "ModelHealth", "RequestState"]
 
@@ -94,6 +97,7 @@ class RequestState:
     """Frees what a losing hedged attempt produced (e.g. closes an opened stream)."""
     estimated_usage: TokenUsage = _TYPICAL_USAGE
     """The request's expected tokens, for the ``cost`` strategy."""
+    telemetry: RequestTelemetry | None = None
 
     def time_left(self) -> float:
         """Seconds until the request's deadline (``inf`` without one)."""
@@ -164,6 +168,7 @@ class Engine:
         sleep: Callable[[float], Awaitable[None]],
         hedging: Hedging | None = None,
         strategy: str | Strategy = "priority",
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.manager = manager
         self.hedging = hedging
@@ -172,6 +177,9 @@ class Engine:
         self.routing = RoutingView(self.latency, self._weight_of)
         self._weights: dict[str, tuple[float, float]] = {}
         self.hooks = HookDispatcher()
+        self.telemetry = telemetry
+        if telemetry is not None:
+            telemetry.attach(self.hooks, manager)
         self.base_url_for = base_url_for
         self.timeout = timeout
         self.deadline = deadline
@@ -194,9 +202,16 @@ class Engine:
         return RequestState(f"req-{next(_request_ids)}", now, deadline_at)
 
     def succeeded(
-        self, state: RequestState, model: ModelEntry, profile: AuthProfile, cost_usd: float | None
+        self,
+        state: RequestState,
+        model: ModelEntry,
+        profile: AuthProfile,
+        cost_usd: float | None,
+        usage: TokenUsage | None = None,
     ) -> None:
         """Announce a request's success."""
+        if state.telemetry is not None:
+            state.telemetry.finished(model, usage, cost_usd, profile=profile.name)
         self.emit(
             SuccessEvent,
             request_id=state.id,
@@ -233,6 +248,29 @@ class Engine:
             UnsupportedParameterError: No model of the chain can take the request.
             ProviderError: A failure no other model can fix, with ``attempts`` set.
         """
+        if self.telemetry is not None and state.telemetry is None:
+            state.telemetry = self.telemetry.start_request("chat", state.id, chain)
+        if state.telemetry is None:
+            return await self._run_request(state, chain, attempt, unsupported)
+        try:
+            return await self._run_request(state, chain, attempt, unsupported)
+        except BaseException as error:
+            state.telemetry.finished(error=error)
+            raise
+
+    def ended(self, state: RequestState, error: BaseException | None = None) -> None:
+        """Close a request that did not succeed (failed, or a stream closed early)."""
+        if state.telemetry is not None:
+            state.telemetry.finished(error=error)
+
+    async def _run_request(
+        self,
+        state: RequestState,
+        chain: Chain,
+        attempt: Callable[[AttemptContext], Awaitable[T]],
+        unsupported: Callable[[ModelEntry], str | None] | None,
+    ) -> tuple[T, ModelEntry, AuthProfile]:
+        """:meth:`run`, within the request's deadline."""
         steps = [(step,) if isinstance(step, ModelEntry) else tuple(step) for step in chain]
         if unsupported is not None:
             steps = self._supported(state, steps, unsupported)
@@ -660,6 +698,9 @@ class Engine:
         )
         started = time.monotonic()
         self.routing.started(model)
+        telemetry = state.telemetry
+        if telemetry is not None:
+            telemetry.attempt_started(ctx)
         try:
             if math.isinf(timeout):
                 value = await attempt(ctx)
@@ -672,6 +713,8 @@ class Engine:
                     raise TimeoutError
         except ProviderError as error:
             self.record_attempt(state, model, profile, error, started)
+            if telemetry is not None:
+                telemetry.attempt_ended(ctx, error.kind, error)
             raise
         except PoolExhaustedError as error:
             error.attempts = tuple(state.attempts)
@@ -679,15 +722,21 @@ class Engine:
         except TimeoutError:
             timed_out = ProviderTimeoutError(f"no complete reply within {timeout:.3g}s")
             self.record_attempt(state, model, profile, timed_out, started)
+            if telemetry is not None:
+                telemetry.attempt_ended(ctx, timed_out.kind, timed_out)
             raise timed_out from None
         except anyio.get_cancelled_exc_class():
             elapsed = time.monotonic() - started
             state.attempts.append(
                 Attempt(model.key, profile.name, "cancelled", None, None, elapsed)
             )
+            if telemetry is not None:
+                telemetry.attempt_ended(ctx, "cancelled")
             raise
         finally:
             self.routing.ended(model)
+        if telemetry is not None:
+            telemetry.attempt_ended(ctx, "ok")
         elapsed = time.monotonic() - started
         state.attempts.append(Attempt(model.key, profile.name, "ok", None, None, elapsed))
         self.latency.record(model.key, profile.base_url, elapsed)

@@ -13,6 +13,7 @@ import inspect
 import itertools
 import logging
 import math
+import os
 import time
 import unicodedata
 from collections import deque
@@ -530,6 +531,13 @@ class FailoverManager:
             )
         for profile in profiles:
             self.add_profile(profile)
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str]) -> FailoverManager:
+        """Build a manager from a ``failover.toml`` file's profiles and ``[settings]``."""
+        from failover.config_file import load_config
+
+        return load_config(path).manager()
 
     @classmethod
     def default_config(cls) -> FailoverManager:

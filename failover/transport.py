@@ -37,6 +37,7 @@ from failover.engine import AttemptContext, Engine, HookMethods, RequestState
 from failover.errors import AllAttemptsFailed, ConfigError, MalformedResponseError, ProviderError
 from failover.policy import Policy
 from failover.profiles import AuthProfile, FailoverManager
+from failover.telemetry import Telemetry, resolve_telemetry
 from providers.base import StreamParser
 
 __all__ = ["ResilientTransport"]
@@ -92,6 +93,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         deadline: Seconds one SDK call may take in all, retries and fallbacks included.
         wait_for_recovery: When every key is cooling, wait for the earliest if it fits.
         sleep: The sleep used for backoff (inject one in tests).
+        telemetry: Spans and metrics, as for ``ResilientClient`` (for a new engine).
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         deadline: float | None = None,
         wait_for_recovery: bool = False,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        telemetry: Telemetry | bool | None = None,
     ) -> None:
         self.provider = canonical_provider(provider)
         self._adapter = providers.get_adapter(self.provider)
@@ -126,6 +129,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 wait_for_recovery=wait_for_recovery,
                 policy=Policy(raise_on_content_filter=True),
                 sleep=sleep or anyio.sleep,
+                telemetry=resolve_telemetry(telemetry),
             )
         if self.provider not in self._engine.manager.providers():
             raise ConfigError(f"no auth profile for provider {self.provider!r}")

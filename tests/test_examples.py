@@ -40,6 +40,20 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
             "wrap_openai_sdk_sync.py",
             ["key failover: rate_limit", "openai SDK (sync): Simulated", "key a: rate_limited"],
         ),
+        (
+            "observability.py",
+            [
+                "span 'chat gpt-4o-mini' (CLIENT",
+                "attempt 1: chat gpt-4o-mini via openai-main at 127.0.0.1: rate_limit (HTTP 429)",
+                "attempt 2: chat gpt-4o-mini via openai-spare at 127.0.0.1: quota (HTTP 429)",
+                "attempt 3: chat claude-haiku-4-5 via claude at 127.0.0.1: ok",
+                "event failover.rotation: failover.model=openai/gpt-4o-mini, failover.from_profile=openai-main",
+                "event failover.fallback: failover.from_model=openai/gpt-4o-mini, failover.to_model=anthropic/claude-haiku-4-5",
+                "gen_ai.client.operation.duration {gen_ai.operation.name=chat",
+                "gen_ai.client.token.usage {",
+                "failover.client.attempts {failover.outcome=quota",
+            ],
+        ),
     ],
 )
 def test_example_runs_and_shows_failover(script: str, expected: list[str]) -> None:

@@ -1,0 +1,553 @@
+"""``failover.toml``: the fallback chain, the keys and every setting in one file.
+
+Example:
+    .. code-block:: toml
+
+        chain = ["openai/gpt-4o-mini", "anthropic/claude-haiku-4-5"]
+
+        [settings]            # every FailoverConfig field and the client's options
+        max_retries = 2
+        timeout = 30
+        deadline = 90
+
+        [[profiles]]
+        name = "openai-main"
+        provider = "openai"
+        api_key = "env:OPENAI_API_KEY"
+
+        [telemetry]
+        capture_content = false
+        prometheus_port = 9464
+
+Read with the standard library's ``tomllib`` (``tomli`` on Python 3.10). Every error names
+the table and the key; a missing environment variable is named, and no value read from
+the environment is ever shown.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import inspect
+import os
+import re
+import sys
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from failover.config import FailoverConfig
+from failover.errors import ConfigError, FallbackChainError, ProviderError
+from failover.profiles import AuthProfile, FailoverManager
+
+if TYPE_CHECKING:
+    from failover.catalog import ModelCatalog
+    from failover.client import ResilientClient
+    from failover.telemetry import PrometheusExposition, Telemetry
+
+__all__ = [
+    "ConfigWarning",
+    "LoadedConfig",
+    "ProfileSpec",
+    "TelemetrySettings",
+    "client_options",
+    "load_config",
+    "parse_config",
+]
+
+_ENV_REFERENCE = re.compile(r"env:([A-Za-z_][A-Za-z0-9_]*)")
+_SIMPLE_TYPES: dict[str, tuple[type, ...]] = {
+    "bool": (bool,),
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+}
+_TYPE_WORDS = {
+    "bool": "true or false",
+    "int": "a whole number",
+    "float": "a number",
+    "str": "a string",
+}
+_PROFILE_KEYS: dict[str, str] = {
+    "name": "str",
+    "provider": "str",
+    "api_key": "str",
+    "base_url": "str",
+    "models": "list[str]",
+    "priority": "int",
+    "rate_limit_rpm": "int",
+    "rate_limit_tpm": "int",
+    "metadata": "table",
+}
+_TELEMETRY_KEYS = {
+    "enabled": "bool",
+    "capture_content": "bool",
+    "prometheus_port": "int",
+    "prometheus_addr": "str",
+}
+_TOP_LEVEL = ("chain", "profiles", "settings", "telemetry")
+_OWN_TABLES = ("telemetry",)  # client options set from a table of their own
+_ERROR_CLASS_OPTIONS = ("policy_overrides", "fallback_on")  # client options naming error classes
+_expositions: dict[tuple[str, int | None], PrometheusExposition] = {}
+
+
+class ConfigWarning(UserWarning):
+    """Something in a config file works but is unwise (e.g. a key written into the file)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileSpec:
+    """One ``[[profiles]]`` table, resolved: keys from the environment already read.
+
+    Attributes:
+        values: The AuthProfile arguments.
+        key_source: ``env:NAME``, ``literal`` (written in the file) or ``none``.
+    """
+
+    values: Mapping[str, Any] = field(repr=False)
+    key_source: str
+
+    @property
+    def name(self) -> str:
+        """The profile's name."""
+        return str(self.values["name"])
+
+    def build(self) -> AuthProfile:
+        """A fresh AuthProfile (with a clean health record)."""
+        return AuthProfile(**self.values)
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetrySettings:
+    """The ``[telemetry]`` table.
+
+    Attributes:
+        enabled: ``None`` (default): on when opentelemetry-api is installed; else on or off.
+        capture_content: Record prompts and completions (off by default).
+        prometheus_port: Serve metrics for Prometheus on this port (``None``: do not).
+        prometheus_addr: The address to serve them on.
+    """
+
+    enabled: bool | None = None
+    capture_content: bool = False
+    prometheus_port: int | None = None
+    prometheus_addr: str = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    """What a ``failover.toml`` says, checked and with environment references resolved.
+
+    Attributes:
+        source: Where it came from (a path, or ``<string>``).
+        chain: The ``provider/model`` ids in priority order.
+        profiles: The key profiles (build fresh AuthProfiles with :meth:`build_profiles`).
+        config: The FailoverConfig from ``[settings]``.
+        options: The client's options from ``[settings]`` (``timeout``, ``deadline``, ...).
+        telemetry: The ``[telemetry]`` table.
+    """
+
+    source: str
+    chain: tuple[str, ...]
+    profiles: tuple[ProfileSpec, ...]
+    config: FailoverConfig
+    options: Mapping[str, Any]
+    telemetry: TelemetrySettings
+
+    def build_profiles(self) -> list[AuthProfile]:
+        """Fresh AuthProfiles, one per ``[[profiles]]`` table."""
+        return [spec.build() for spec in self.profiles]
+
+    def manager(self, **kwargs: Any) -> FailoverManager:
+        """A FailoverManager with the file's profiles and settings (``kwargs``: e.g. clock)."""
+        return FailoverManager(self.config, profiles=self.build_profiles(), **kwargs)
+
+    def build_telemetry(self) -> Telemetry | bool | None:
+        """The client's ``telemetry=`` argument the ``[telemetry]`` table asks for.
+
+        With ``prometheus_port`` this starts serving metrics (see
+        ``failover.telemetry.serve_prometheus``).
+        """
+        settings = self.telemetry
+        if settings.enabled is False:
+            return False
+        if settings.prometheus_port is not None:
+            return self.serve_prometheus().telemetry
+        if settings.capture_content:
+            from failover.telemetry import Telemetry
+
+            return Telemetry(capture_content=True)
+        return settings.enabled
+
+    def serve_prometheus(self) -> PrometheusExposition:
+        """Serve metrics on the ``[telemetry]`` table's ``prometheus_port``.
+
+        Clients built from files that name the same address and port share one server.
+        """
+        from failover.telemetry import serve_prometheus
+
+        settings = self.telemetry
+        where = (settings.prometheus_addr, settings.prometheus_port)
+        exposition = _expositions.get(where)
+        if exposition is None or exposition.url is None:
+            exposition = serve_prometheus(
+                settings.prometheus_port,
+                addr=settings.prometheus_addr,
+                capture_content=settings.capture_content,
+            )
+            if settings.prometheus_port:  # port 0 picks a new port each time
+                _expositions[where] = exposition
+        return exposition
+
+    def client(self, **overrides: Any) -> ResilientClient:
+        """A ResilientClient for the file's chain, keys and settings.
+
+        Args:
+            overrides: Client arguments that win over the file's (e.g. ``http_client``).
+
+        Raises:
+            ConfigError: The file has no ``chain``.
+        """
+        from failover.client import ResilientClient
+
+        if not self.chain:
+            raise ConfigError(f"{self.source}: chain is missing; a client needs at least one model")
+        arguments: dict[str, Any] = {**self.options, **overrides}
+        if "telemetry" not in arguments:
+            arguments["telemetry"] = self.build_telemetry()
+        profiles = arguments.pop("profiles") if "profiles" in arguments else self.manager()
+        return ResilientClient(list(self.chain), profiles, **arguments)
+
+
+def client_options() -> dict[str, str]:
+    """The ResilientClient keyword options a config file may set, with their types.
+
+    Every keyword argument of ``ResilientClient`` that TOML can write: its type includes
+    ``bool``, ``int``, ``float``, ``str`` or a ``Literal`` (so ``timeout``, ``deadline``,
+    ``hedge_after``, ``strategy``, ...); ``telemetry`` has a table of its own.
+    """
+    found = {}
+    for parameter in _client_parameters().values():
+        annotation = parameter.annotation
+        if (
+            parameter.kind is not inspect.Parameter.KEYWORD_ONLY
+            or not isinstance(annotation, str)
+            or parameter.name in _OWN_TABLES
+        ):
+            continue
+        parts = _type_parts(annotation)
+        if any(part in _SIMPLE_TYPES or _literal_values(part) for part in parts):
+            found[parameter.name] = annotation
+    return found
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    catalog: ModelCatalog | None = None,
+) -> LoadedConfig:
+    """Read and check a ``failover.toml``.
+
+    Args:
+        path: The file.
+        env: Where ``env:NAME`` references are looked up (default: ``os.environ``).
+        catalog: Where the chain's ids are looked up (default: the default catalog).
+
+    Raises:
+        ConfigError: The file is missing, is not TOML, or a value is wrong (the message names
+            the table and the key).
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read it ({exc.strerror})") from None
+    return parse_config(text, source=str(file), env=env, catalog=catalog)
+
+
+def parse_config(
+    text: str,
+    *,
+    source: str = "<string>",
+    env: Mapping[str, str] | None = None,
+    catalog: ModelCatalog | None = None,
+) -> LoadedConfig:
+    """Check the text of a ``failover.toml``; see :func:`load_config`."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    environment = os.environ if env is None else env
+    _no_unknown_keys(document, _TOP_LEVEL, f"{source}: top level")
+    chain = _chain(document.get("chain"), source, catalog)
+    settings = _table(document.get("settings", {}), f"{source}: [settings]")
+    config, options = _settings(settings, f"{source}: [settings]")
+    raw_profiles = document.get("profiles", [])
+    if not isinstance(raw_profiles, list) or not all(isinstance(p, dict) for p in raw_profiles):
+        raise ConfigError(f"{source}: profiles must be [[profiles]] tables")
+    profiles = tuple(
+        _profile(raw, f"{source}: [[profiles]] #{number}", environment)
+        for number, raw in enumerate(raw_profiles, start=1)
+    )
+    seen: set[str] = set()
+    for spec in profiles:
+        if spec.name in seen:
+            raise ConfigError(f"{source}: [[profiles]]: two profiles are named {spec.name!r}")
+        seen.add(spec.name)
+    telemetry = _telemetry(document.get("telemetry", {}), f"{source}: [telemetry]")
+    return LoadedConfig(source, chain, profiles, config, options, telemetry)
+
+
+# -- the parts ----------------------------------------------------------------------------
+
+
+def _chain(value: Any, source: str, catalog: ModelCatalog | None) -> tuple[str, ...]:
+    from failover.chain import FallbackChain
+
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(
+            f'{source}: top level: chain must be a list of "provider/model" strings, '
+            f"got {_describe(value)}"
+        )
+    try:
+        FallbackChain.from_ids(value, catalog=catalog)
+    except FallbackChainError as exc:
+        raise ConfigError(f"{source}: top level: chain: {exc}") from None
+    return tuple(value)
+
+
+def _settings(values: dict[str, Any], where: str) -> tuple[FailoverConfig, dict[str, Any]]:
+    config_types = {f.name: str(f.type) for f in dataclasses.fields(FailoverConfig) if f.init}
+    option_types = client_options()
+    by_error_class = [name for name in _ERROR_CLASS_OPTIONS if name in _client_parameters()]
+    _no_unknown_keys(values, [*config_types, *option_types, *by_error_class], where)
+    config_values: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in config_types:
+            config_values[key] = _typed(value, config_types[key], where, key)
+        elif key in option_types:
+            options[key] = _typed(value, option_types[key], where, key)
+    try:
+        config = FailoverConfig(**config_values)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    options.update(_policy_options(values, f"{where}: "))
+    return config, options
+
+
+def _client_parameters() -> Mapping[str, inspect.Parameter]:
+    from failover.client import ResilientClient
+
+    return inspect.signature(ResilientClient.__init__).parameters
+
+
+def _policy_options(values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``policy_overrides`` (error class name -> action) and ``fallback_on`` (class names)."""
+    import failover.errors
+
+    def error_class(name: Any, key: str) -> type[ProviderError]:
+        found = getattr(failover.errors, name, None) if isinstance(name, str) else None
+        if not (isinstance(found, type) and issubclass(found, ProviderError)):
+            known = sorted(
+                n
+                for n, v in vars(failover.errors).items()
+                if isinstance(v, type) and issubclass(v, ProviderError)
+            )
+            raise ConfigError(
+                f"{where}{key}: {name!r} is not an error class; one of: {', '.join(known)}"
+            )
+        return found
+
+    options: dict[str, Any] = {}
+    if "policy_overrides" in values:
+        table = _table(values["policy_overrides"], f"{where}policy_overrides")
+        options["policy_overrides"] = {
+            error_class(name, "policy_overrides"): action for name, action in table.items()
+        }
+    if "fallback_on" in values:
+        names = values["fallback_on"]
+        if not isinstance(names, list):
+            raise ConfigError(
+                f"{where}fallback_on must be a list of error class names, got {_describe(names)}"
+            )
+        options["fallback_on"] = tuple(error_class(name, "fallback_on") for name in names)
+    if options:
+        from failover.policy import Policy
+
+        try:
+            Policy(
+                overrides=options.get("policy_overrides"), fallback_on=options.get("fallback_on")
+            )
+        except ConfigError as exc:  # the classes are checked above: an unknown action
+            raise ConfigError(f"{where}policy_overrides: {exc}") from None
+    return options
+
+
+def _profile(raw: dict[str, Any], where: str, env: Mapping[str, str]) -> ProfileSpec:
+    if isinstance(raw.get("name"), str) and raw["name"].strip():
+        where = f"{where} ({raw['name']!r})"
+    _no_unknown_keys(raw, _PROFILE_KEYS, where)
+    for required in ("name", "provider"):
+        if required not in raw:
+            raise ConfigError(f"{where}: {required} is missing")
+    values: dict[str, Any] = {}
+    key_source = "none"
+    for key, value in raw.items():
+        kind = _PROFILE_KEYS[key]
+        if key == "api_key":
+            if not isinstance(value, str):  # never show what was written there
+                raise ConfigError(f"{where}: api_key must be a string, got a {_toml_type(value)}")
+            value, key_source = _api_key(value, where, env)
+        elif key == "base_url" and isinstance(value, str):
+            value = _resolve_env(value, where, key, env)
+        elif kind == "list[str]":
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                raise ConfigError(
+                    f"{where}: {key} must be a list of strings, got {_describe(value)}"
+                )
+        elif kind == "table":
+            value = _table(value, f"{where}: {key}")
+        else:
+            value = _typed(value, kind, where, key)
+        values[key] = value
+    values.setdefault("api_key", "")
+    spec = ProfileSpec(values, key_source)
+    try:
+        import providers
+
+        spec.build()
+        providers.get_adapter(str(values["provider"]))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return spec
+
+
+def _api_key(value: str, where: str, env: Mapping[str, str]) -> tuple[str, str]:
+    match = _ENV_REFERENCE.fullmatch(value.strip())
+    if match is not None:
+        return _from_env(match.group(1), where, "api_key", env), f"env:{match.group(1)}"
+    if value.startswith("env:"):
+        raise ConfigError(
+            f'{where}: api_key must be "env:NAME" with NAME a valid environment variable name'
+        )
+    if value:
+        warnings.warn(
+            f"{where}: api_key is written in the file itself; keep keys out of files with "
+            'api_key = "env:VARIABLE"',
+            ConfigWarning,
+            stacklevel=5,
+        )
+        return value, "literal"
+    return value, "none"
+
+
+def _resolve_env(value: str, where: str, key: str, env: Mapping[str, str]) -> str:
+    match = _ENV_REFERENCE.fullmatch(value.strip())
+    return _from_env(match.group(1), where, key, env) if match else value
+
+
+def _from_env(name: str, where: str, key: str, env: Mapping[str, str]) -> str:
+    found = env.get(name)
+    if not found:
+        raise ConfigError(
+            f"{where}: {key} refers to the environment variable {name}, which is "
+            + ("empty" if found == "" else "not set")
+        )
+    return found
+
+
+def _telemetry(raw: Any, where: str) -> TelemetrySettings:
+    values = _table(raw, where)
+    _no_unknown_keys(values, _TELEMETRY_KEYS, where)
+    checked = {
+        key: _typed(value, _TELEMETRY_KEYS[key], where, key) for key, value in values.items()
+    }
+    port = checked.get("prometheus_port")
+    if port is not None and not 0 <= port <= 65535:
+        raise ConfigError(f"{where}: prometheus_port must be within 0..65535, got {port}")
+    return TelemetrySettings(**checked)
+
+
+# -- checking values ------------------------------------------------------------------------
+
+
+def _type_parts(annotation: str) -> list[str]:
+    return [part.strip() for part in annotation.split("|")]
+
+
+def _typed(value: Any, annotation: str, where: str, key: str) -> Any:
+    """``value`` if TOML can give it ``annotation``'s type (an int where a float is due is
+    made a float); types TOML cannot write (classes, callables) are left to the constructor.
+    """
+    parts = [part for part in _type_parts(annotation) if part != "None"]
+    simple = [part for part in parts if part in _SIMPLE_TYPES]
+    literals = [choice for part in parts for choice in _literal_values(part)]
+    if not simple and not literals:
+        return value  # a type this loader does not know: the constructor checks it
+    for part in simple:
+        if isinstance(value, bool) and part != "bool":
+            continue
+        if isinstance(value, _SIMPLE_TYPES[part]):
+            return float(cast(float, value)) if part == "float" else value
+    if not isinstance(value, bool) and value in literals:
+        return value
+    expected = " or ".join([*(_TYPE_WORDS[part] for part in simple), *map(repr, literals)])
+    raise ConfigError(f"{where}: {key} must be {expected}, got {_describe(value)}")
+
+
+def _literal_values(part: str) -> tuple[Any, ...]:
+    """The choices of a ``Literal[...]`` annotation, or ``()`` for anything else."""
+    if not (part.startswith("Literal[") and part.endswith("]")):
+        return ()
+    try:
+        choices = ast.literal_eval(f"({part[len('Literal[') : -1]},)")
+    except (ValueError, SyntaxError):
+        return ()
+    return tuple(choices)
+
+
+def _table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table, got {_describe(value)}")
+    return value
+
+
+def _no_unknown_keys(values: Mapping[str, Any], known: Any, where: str) -> None:
+    names = list(known)
+    for key in values:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(names)}"
+            raise ConfigError(f"{where}: unknown key {key!r}{hint}")
+
+
+def _toml_type(value: Any) -> str:
+    names: dict[type, str] = {
+        bool: "boolean",
+        int: "integer",
+        float: "float",
+        str: "string",
+        list: "array",
+        dict: "table",
+    }
+    return next((name for kind, name in names.items() if isinstance(value, kind)), "date/time")
+
+
+def _describe(value: Any) -> str:
+    shown = repr(value)
+    if len(shown) > 40:
+        shown = shown[:37] + "..."
+    return f"{_toml_type(value)} {shown}"

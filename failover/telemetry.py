@@ -1,0 +1,727 @@
+"""OpenTelemetry traces and metrics, after the GenAI semantic conventions.
+
+One span per request (``chat {model}``) with a child span per attempt and span events for
+every retry, key rotation, cooldown and model fallback; the GenAI client metrics
+(``gen_ai.client.operation.duration``, ``gen_ai.client.token.usage``,
+``gen_ai.client.operation.time_to_first_chunk``) and the library's own (``failover.client.*``).
+
+Everything goes through the OpenTelemetry *API* (the ``otel`` extra): nothing is recorded
+until the application installs an SDK, and a client pays nothing for it when
+``opentelemetry-api`` is not installed. Keys are never recorded; prompts, completions and
+provider error messages only with ``capture_content=True``.
+
+``opentelemetry`` is imported when a :class:`Telemetry` is created, never by
+``import failover``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from failover.errors import ConfigError, ProviderError
+from failover.events import (
+    CooldownEvent,
+    Event,
+    FailoverEvent,
+    HedgeEvent,
+    HookDispatcher,
+    RecoveredEvent,
+    RetryEvent,
+)
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider, Observation
+    from opentelemetry.trace import Span, TracerProvider
+
+    from failover.catalog import ModelEntry, TokenUsage
+    from failover.engine import AttemptContext
+    from failover.profiles import FailoverManager
+
+__all__ = [
+    "DURATION_BUCKETS",
+    "FIRST_CHUNK_BUCKETS",
+    "SCHEMA_URL",
+    "TOKEN_BUCKETS",
+    "PrometheusExposition",
+    "RequestTelemetry",
+    "Telemetry",
+    "default_telemetry",
+    "provider_name",
+    "resolve_telemetry",
+    "serve_prometheus",
+]
+
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
+
+DURATION_BUCKETS = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+"""The conventions' advice for ``gen_ai.client.operation.duration`` (seconds)."""
+
+TOKEN_BUCKETS = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)  # fmt: skip
+"""The conventions' advice for ``gen_ai.client.token.usage``."""
+
+FIRST_CHUNK_BUCKETS = (
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+"""Buckets for ``gen_ai.client.operation.time_to_first_chunk`` (seconds)."""
+
+# gen_ai.provider.name's well-known values where they differ from ours.
+_PROVIDER_NAMES = {"gemini": "gcp.gemini", "mistral": "mistral_ai", "xai": "x_ai"}
+_COOLING_STATUSES = ("rate_limited", "cooling_down", "disabled")
+
+
+def provider_name(provider: str) -> str:
+    """The ``gen_ai.provider.name`` value for one of failover's provider names."""
+    return _PROVIDER_NAMES.get(provider, provider)
+
+
+class Telemetry:
+    """Where failover sends its spans and metrics.
+
+    Args:
+        tracer_provider: Your own TracerProvider (default: the global one).
+        meter_provider: Your own MeterProvider (default: the global one).
+        capture_content: Also record the messages, the completion text and providers'
+            error messages. Off by default, as the conventions advise: they may hold
+            personal data. Keys are never recorded either way.
+
+    Raises:
+        ConfigError: ``opentelemetry-api`` is not installed (``pip install
+            'llm-failover[otel]'``).
+
+    Example:
+        >>> telemetry = Telemetry(tracer_provider=my_provider)  # doctest: +SKIP
+        >>> client = ResilientClient(chain, profiles, telemetry=telemetry)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        capture_content: bool = False,
+    ) -> None:
+        try:
+            from opentelemetry import metrics, trace
+        except ImportError:
+            raise ConfigError(
+                "telemetry needs opentelemetry-api: pip install 'llm-failover[otel]'"
+            ) from None
+
+        self.capture_content = bool(capture_content)
+        self._trace = trace
+        self._metrics = metrics
+        # On the global providers, nothing is recorded before the application installs an
+        # SDK; until then requests skip telemetry altogether (see `recording`).
+        self._own_provider = tracer_provider is not None or meter_provider is not None
+        self._sdk_installed = False
+        import opentelemetry.metrics._internal as metrics_internal
+
+        self._metrics_internal = metrics_internal
+        self._no_tracing = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+        self._no_metrics: tuple[type, ...] = (metrics.NoOpMeterProvider, *_proxy_meter_provider())
+        self.tracer = trace.get_tracer(
+            "failover", _version(), tracer_provider=tracer_provider, schema_url=SCHEMA_URL
+        )
+        meter = metrics.get_meter(
+            "failover", _version(), meter_provider=meter_provider, schema_url=SCHEMA_URL
+        )
+        self.meter = meter
+        self.duration = meter.create_histogram(
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="GenAI operation duration, failover included.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.token_usage = meter.create_histogram(
+            "gen_ai.client.token.usage",
+            unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+        )
+        self.first_chunk = meter.create_histogram(
+            "gen_ai.client.operation.time_to_first_chunk",
+            unit="s",
+            description="Time to the first chunk of a streamed completion, failover included.",
+            explicit_bucket_boundaries_advisory=FIRST_CHUNK_BUCKETS,
+        )
+        self.attempts = meter.create_counter(
+            "failover.client.attempts",
+            unit="{attempt}",
+            description="Attempts (one key, one model), by outcome.",
+        )
+        self.fallbacks = meter.create_counter(
+            "failover.client.fallbacks",
+            unit="{fallback}",
+            description="Moves of a request to the next model of the chain.",
+        )
+        self.rotations = meter.create_counter(
+            "failover.client.rotations",
+            unit="{rotation}",
+            description="Moves of a request to another key of the same model.",
+        )
+        self.retries = meter.create_counter(
+            "failover.client.retries",
+            unit="{retry}",
+            description="Same-key retries after a transient failure.",
+        )
+        self.cooldowns = meter.create_counter(
+            "failover.client.cooldowns",
+            unit="{cooldown}",
+            description="Keys taken out of rotation, by status and reason.",
+        )
+        self.cost = meter.create_counter(
+            "failover.client.cost_usd",
+            unit="{USD}",
+            description="Cost of successful requests from the catalog's prices.",
+        )
+        self._managers = _watched_managers(meter, meter_provider)
+        # requests in flight, for their events; one dropped unfinished is forgotten with it
+        self._live: weakref.WeakValueDictionary[str, RequestTelemetry] = (
+            weakref.WeakValueDictionary()
+        )
+
+    # -- wiring ---------------------------------------------------------------------------
+
+    def attach(self, hooks: HookDispatcher, manager: FailoverManager) -> None:
+        """Listen to an engine's events and watch its manager's keys (done by the client)."""
+        for event_type in (FailoverEvent, RetryEvent, CooldownEvent, RecoveredEvent, HedgeEvent):
+            hooks.add(event_type, self.event)
+        self._managers.add(manager)
+
+    def recording(self) -> bool:
+        """Whether anything would be recorded: own providers, or an SDK installed globally.
+
+        The global providers can be set once only, so once true this stays true.
+        """
+        if self._own_provider or self._sdk_installed:
+            return True
+        if _globals_unset(self._trace, self._metrics_internal):
+            return False
+        self._sdk_installed = not isinstance(
+            self._trace.get_tracer_provider(), self._no_tracing
+        ) or not isinstance(self._metrics.get_meter_provider(), self._no_metrics)
+        return self._sdk_installed
+
+    def start_request(
+        self,
+        operation: str,
+        request_id: str,
+        chain: Sequence[ModelEntry | Sequence[ModelEntry]],
+    ) -> RequestTelemetry | None:
+        """Open the span of one request over ``chain`` (``None``: nothing would record it).
+
+        A step of the chain may be a group of equivalent models (its first names the span).
+        """
+        if not self.recording():
+            return None
+        request = RequestTelemetry(self, operation, request_id, chain)
+        self._live[request_id] = request
+        return request
+
+    def event(self, event: Event) -> None:
+        """Turn a failover event into a span event of its request and count it."""
+        request = self._live.get(event.request_id)
+        if isinstance(event, FailoverEvent):
+            to_model = event.to_model or ""
+            if event.kind == "key":
+                self.rotations.add(
+                    1,
+                    {
+                        "gen_ai.provider.name": provider_name(event.from_model.partition("/")[0]),
+                        "gen_ai.request.model": event.from_model.partition("/")[2],
+                        "failover.reason": event.reason,
+                    },
+                )
+            else:
+                self.fallbacks.add(
+                    1,
+                    {
+                        "failover.from_model": event.from_model,
+                        "failover.to_model": to_model,
+                        "failover.reason": event.reason,
+                    },
+                )
+        elif isinstance(event, RetryEvent):
+            self.retries.add(1, {"failover.model": event.model, "failover.reason": event.reason})
+        elif isinstance(event, CooldownEvent):
+            self.cooldowns.add(
+                1,
+                {
+                    "gen_ai.provider.name": provider_name(event.provider),
+                    "failover.status": event.status,
+                    "failover.reason": event.reason,
+                },
+            )
+        if request is not None:
+            request.add_event(event)
+
+    def _forget(self, request_id: str) -> None:
+        self._live.pop(request_id, None)
+
+
+_gauges: dict[int, tuple[Any, weakref.WeakSet[FailoverManager]]] = {}
+
+
+def _watched_managers(meter: Any, meter_provider: Any) -> weakref.WeakSet[FailoverManager]:
+    """The managers behind the keys-cooling gauge of ``meter_provider`` (``None``: global).
+
+    A meter keeps the first callback of a gauge and drops later ones, so every Telemetry on
+    one provider shares one gauge and one set of managers.
+    """
+    found = _gauges.get(id(meter_provider))
+    if found is not None:
+        return found[1]
+    managers: weakref.WeakSet[FailoverManager] = weakref.WeakSet()
+    meter.create_observable_gauge(
+        "failover.client.keys.cooling",
+        callbacks=[lambda options: _observe_cooling(managers)],
+        unit="{key}",
+        description="Keys out of rotation now, by provider and status.",
+    )
+    _gauges[id(meter_provider)] = (meter_provider, managers)  # holding it keeps the id valid
+    return managers
+
+
+def _observe_cooling(managers: Iterable[FailoverManager]) -> Iterable[Observation]:
+    from opentelemetry.metrics import Observation
+
+    counts: dict[tuple[str, str], int] = {}
+    try:
+        watched = list(managers)
+    except RuntimeError:  # a client was created under a scrape; the next one counts it
+        watched = []
+    for manager in watched:
+        now = manager.clock()
+        try:
+            profiles = list(manager.list_profiles())
+        except RuntimeError:  # the registry changed under a scrape; next scrape counts
+            continue
+        for profile in profiles:
+            provider = provider_name(profile.provider)
+            for status in _COOLING_STATUSES:
+                counts.setdefault((provider, status), 0)
+            status = profile.status.value
+            if status in _COOLING_STATUSES and profile.cooldown_until > now:
+                counts[provider, status] += 1
+    return [
+        Observation(count, {"gen_ai.provider.name": provider, "failover.status": status})
+        for (provider, status), count in sorted(counts.items())
+    ]
+
+
+class RequestTelemetry:
+    """The span and measurements of one request; the engine and the client drive it."""
+
+    __slots__ = (
+        "__weakref__",
+        "_attempts",
+        "_attributes",
+        "_context",
+        "_done",
+        "_started",
+        "_telemetry",
+        "request_id",
+        "span",
+    )
+
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        operation: str,
+        request_id: str,
+        chain: Sequence[ModelEntry | Sequence[ModelEntry]],
+    ) -> None:
+        from opentelemetry.trace import SpanKind
+
+        from failover.catalog import ModelEntry
+
+        models = [m for step in chain for m in ((step,) if isinstance(step, ModelEntry) else step)]
+        first = models[0]
+        self._telemetry = telemetry
+        self.request_id = request_id
+        self._attributes: dict[str, str] = {
+            "gen_ai.operation.name": operation,
+            "gen_ai.provider.name": provider_name(first.provider),
+            "gen_ai.request.model": first.id,
+        }
+        self.span: Span = telemetry.tracer.start_span(
+            f"{operation} {first.id}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                **self._attributes,
+                "failover.request_id": request_id,
+                "failover.chain": [model.key for model in models],
+            },
+        )
+        self._context = telemetry._trace.set_span_in_context(self.span)
+        self._started = time.monotonic()
+        self._attempts: dict[int, Span] = {}
+        self._done = False
+
+    def attempt_started(self, ctx: AttemptContext) -> None:
+        """Open the child span of one attempt."""
+        from opentelemetry.trace import SpanKind
+
+        parts = urlsplit(ctx.base_url)
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": self._attributes["gen_ai.operation.name"],
+            "gen_ai.provider.name": provider_name(ctx.model.provider),
+            "gen_ai.request.model": ctx.model.id,
+            "failover.profile": ctx.profile.name,
+            "failover.attempt": ctx.attempt,
+        }
+        if parts.hostname:
+            attributes["server.address"] = parts.hostname
+            if parts.port:
+                attributes["server.port"] = parts.port
+        self._attempts[id(ctx)] = self._telemetry.tracer.start_span(
+            f"{self._attributes['gen_ai.operation.name']} {ctx.model.id}",
+            context=self._context,
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+        )
+
+    def attempt_ended(
+        self, ctx: AttemptContext, outcome: str, error: BaseException | None = None
+    ) -> None:
+        """Close an attempt's span with its outcome (``ok`` or the error's kind)."""
+        span = self._attempts.pop(id(ctx), None)
+        if span is None:
+            return
+        self._end_attempt(span, outcome, error)
+        self._telemetry.attempts.add(
+            1,
+            {
+                "gen_ai.provider.name": provider_name(ctx.model.provider),
+                "gen_ai.request.model": ctx.model.id,
+                "failover.profile": ctx.profile.name,
+                "failover.outcome": outcome,
+            },
+        )
+
+    def _end_attempt(self, span: Span, outcome: str, error: BaseException | None) -> None:
+        from opentelemetry.trace import StatusCode
+
+        if error is None:
+            span.set_attribute("failover.outcome", outcome)
+        else:
+            found: dict[str, Any] = {
+                "failover.outcome": outcome,
+                "error.type": type(error).__name__,
+            }
+            if isinstance(error, ProviderError):
+                if error.status is not None:
+                    found["http.response.status_code"] = error.status
+                if error.retry_after is not None and math.isfinite(error.retry_after):
+                    found["failover.retry_after"] = error.retry_after
+            span.set_attributes(found)
+            span.set_status(StatusCode.ERROR, self._describe(error))
+        span.end()
+
+    def add_event(self, event: Event) -> None:
+        """Record a retry, rotation, fallback, cooldown or recovery as a span event."""
+        name, attributes = _event_attributes(event)
+        if self._telemetry.capture_content and (message := getattr(event, "error_message", "")):
+            attributes["failover.error_message"] = message
+        self.span.add_event(name, attributes)
+
+    def first_chunk(self) -> None:
+        """Note that a stream's first chunk reached the caller."""
+        elapsed = time.monotonic() - self._started
+        self.span.set_attribute("gen_ai.response.time_to_first_chunk", elapsed)
+        self._telemetry.first_chunk.record(elapsed, self._attributes)
+
+    def capture(self, messages: Sequence[Mapping[str, Any]], text: str) -> None:
+        """Record the messages and the answer, only when content capture is on."""
+        if not self._telemetry.capture_content:
+            return
+        self.span.set_attribute("gen_ai.input.messages", _messages_json(messages))
+        output = [{"role": "assistant", "parts": [{"type": "text", "content": text}]}]
+        self.span.set_attribute("gen_ai.output.messages", json.dumps(output))
+
+    def finished(
+        self,
+        model: ModelEntry | None = None,
+        usage: TokenUsage | None = None,
+        cost: float | None = None,
+        error: BaseException | None = None,
+        *,
+        profile: str | None = None,
+    ) -> None:
+        """End the request: with the answering ``model``, or with ``error``.
+
+        Only the first call counts. With neither (a stream the caller closed early), the
+        span ends marked ``failover.abandoned``.
+        """
+        if self._done:
+            return
+        self._done = True
+        telemetry = self._telemetry
+        telemetry._forget(self.request_id)
+        for span in self._attempts.values():  # an attempt cut short (cancelled)
+            self._end_attempt(span, "cancelled", error)
+        self._attempts.clear()
+        span = self.span
+        attributes: dict[str, Any] = dict(self._attributes)
+        if model is not None:
+            attributes["gen_ai.provider.name"] = provider_name(model.provider)
+            attributes["gen_ai.response.model"] = model.id
+            found: dict[str, Any] = dict(attributes)
+            if profile is not None:
+                found["failover.profile"] = profile
+            if cost is not None:
+                found["failover.cost_usd"] = cost
+                telemetry.cost.add(cost, attributes)
+            if usage is not None:
+                found["gen_ai.usage.input_tokens"] = usage.input_tokens
+                found["gen_ai.usage.output_tokens"] = usage.output_tokens
+            span.set_attributes(found)
+            if usage is not None:
+                for kind, tokens in (
+                    ("input", usage.input_tokens),
+                    ("output", usage.output_tokens),
+                ):
+                    telemetry.token_usage.record(tokens, {**attributes, "gen_ai.token.type": kind})
+        elif error is not None:
+            from opentelemetry.trace import StatusCode
+
+            attributes["error.type"] = type(error).__name__
+            span.set_attribute("error.type", attributes["error.type"])
+            span.set_status(StatusCode.ERROR, self._describe(error))
+        else:
+            span.set_attribute("failover.abandoned", True)
+        telemetry.duration.record(time.monotonic() - self._started, attributes)
+        span.end()
+
+    def _describe(self, error: BaseException) -> str:
+        """The status description: the error's type, and its message with content capture."""
+        if self._telemetry.capture_content:
+            return f"{type(error).__name__}: {str(error).partition(chr(10))[0]}"
+        return type(error).__name__
+
+
+def _globals_unset(trace_api: Any, metrics_internal: Any) -> bool:
+    """A fast "no SDK yet": neither global provider set, nor named by the environment.
+
+    Reads the API's module globals (so a request pays no environment look-ups); answers
+    ``False`` (look closer) when they are not where this expects them.
+    """
+    return (
+        getattr(trace_api, "_TRACER_PROVIDER", False) is None
+        and getattr(metrics_internal, "_METER_PROVIDER", False) is None
+        and not _PROVIDERS_FROM_ENVIRONMENT
+    )
+
+
+_PROVIDERS_FROM_ENVIRONMENT = any(
+    name in os.environ for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
+)
+
+
+def _proxy_meter_provider() -> tuple[type, ...]:
+    """The class of the global meter provider before an SDK is set (private in the API)."""
+    try:
+        from opentelemetry.metrics._internal import _ProxyMeterProvider
+    except ImportError:  # pragma: no cover - a later API moved it: metrics then always count
+        return ()
+    return (_ProxyMeterProvider,)
+
+
+def _event_attributes(event: Event) -> tuple[str, dict[str, Any]]:
+    if isinstance(event, FailoverEvent):
+        if event.kind == "key":
+            return "failover.rotation", {
+                "failover.model": event.from_model,
+                "failover.from_profile": event.from_profile or "",
+                "failover.to_profile": event.to_profile or "",
+                "failover.reason": event.reason,
+            }
+        return "failover.fallback", {
+            "failover.from_model": event.from_model,
+            "failover.to_model": event.to_model or "",
+            "failover.reason": event.reason,
+        }
+    if isinstance(event, RetryEvent):
+        return "failover.retry", {
+            "failover.model": event.model,
+            "failover.profile": event.profile,
+            "failover.retry.number": event.attempt,
+            "failover.retry.delay": round(event.delay, 3),
+            "failover.reason": event.reason,
+        }
+    if isinstance(event, CooldownEvent):
+        attributes: dict[str, Any] = {
+            "failover.profile": event.profile,
+            "failover.status": event.status,
+            "failover.reason": event.reason,
+        }
+        if math.isfinite(event.duration):
+            attributes["failover.cooldown"] = round(event.duration, 3)
+        else:
+            attributes["failover.disabled"] = True
+        if event.model is not None:
+            attributes["failover.model"] = event.model
+        return "failover.cooldown", attributes
+    if isinstance(event, RecoveredEvent):
+        return "failover.recovered", {"failover.profile": event.profile}
+    if isinstance(event, HedgeEvent):
+        return "failover.hedge", {
+            "failover.model": event.model,
+            "failover.profile": event.profile,
+            "failover.to_model": event.to_model,
+            "failover.to_profile": event.to_profile,
+            "failover.hedge.after": round(event.after, 3),
+        }
+    return f"failover.{type(event).__name__}", {}
+
+
+def _messages_json(messages: Sequence[Mapping[str, Any]]) -> str:
+    """Messages in the conventions' shape: role and text parts."""
+    shaped = []
+    for message in messages:
+        content = message.get("content")
+        parts = (
+            [{"type": "text", "content": content}]
+            if isinstance(content, str)
+            else [{"type": "text", "content": json.dumps(content, default=str)}]
+        )
+        shaped.append({"role": str(message.get("role", "")), "parts": parts})
+    return json.dumps(shaped)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("llm-failover")
+    except PackageNotFoundError:
+        return "0"
+
+
+_default: Telemetry | None = None
+_probed = False
+
+
+def default_telemetry() -> Telemetry | None:
+    """The shared Telemetry on the global providers, or ``None`` without opentelemetry-api.
+
+    Clients built without ``telemetry=`` use it: spans and metrics are a no-op until the
+    application installs an OpenTelemetry SDK, and cost nothing when the API is absent.
+    """
+    global _default, _probed
+    if not _probed:
+        _probed = True
+        try:
+            import opentelemetry.trace  # noqa: F401
+        except ImportError:
+            return None
+        _default = Telemetry()
+    return _default
+
+
+def resolve_telemetry(telemetry: Telemetry | bool | None) -> Telemetry | None:
+    """What a client's ``telemetry=`` argument means.
+
+    ``None``: :func:`default_telemetry` (on when opentelemetry-api is installed);
+    ``True``: the same, but an error without opentelemetry-api; ``False``: off.
+    """
+    if telemetry is None:
+        return default_telemetry()
+    if isinstance(telemetry, Telemetry):
+        return telemetry
+    if telemetry is True:
+        return default_telemetry() or Telemetry()  # Telemetry() raises the ConfigError
+    if telemetry is False:
+        return None
+    raise ConfigError(f"telemetry must be a Telemetry, True, False or None, got {telemetry!r}")
+
+
+class PrometheusExposition:
+    """failover's metrics served for Prometheus to scrape; see :func:`serve_prometheus`.
+
+    Attributes:
+        telemetry: Pass it to the client: ``ResilientClient(..., telemetry=...)``.
+        meter_provider: The SDK MeterProvider behind it.
+        registry: The ``prometheus_client`` registry that holds the metrics.
+        url: Where to scrape, e.g. ``http://127.0.0.1:9464/metrics`` (``None``: not served).
+    """
+
+    def __init__(self, telemetry: Telemetry, meter_provider: Any, registry: Any) -> None:
+        self.telemetry = telemetry
+        self.meter_provider = meter_provider
+        self.registry = registry
+        self.url: str | None = None
+        self._server: Any = None
+        self._thread: Any = None
+
+    def text(self) -> str:
+        """The current exposition, in Prometheus' text format."""
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry).decode()
+
+    def close(self) -> None:
+        """Stop serving and shut the meter provider down."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        self.meter_provider.shutdown()
+
+
+def serve_prometheus(
+    port: int | None = 9464,
+    *,
+    addr: str = "127.0.0.1",
+    tracer_provider: TracerProvider | None = None,
+    capture_content: bool = False,
+) -> PrometheusExposition:
+    """Expose failover's metrics for Prometheus at ``http://addr:port/metrics``.
+
+    Metrics go through OpenTelemetry's Prometheus exporter into a registry of their own,
+    served by ``prometheus_client`` on a background thread (``port=0``: any free port;
+    ``None``: not served, read :meth:`PrometheusExposition.text` yourself). Needs the
+    ``prometheus`` extra. Spans still go to ``tracer_provider`` (default: the global one).
+
+    Example:
+        >>> metrics = serve_prometheus(9464)  # doctest: +SKIP
+        >>> client = ResilientClient(chain, profiles, telemetry=metrics.telemetry)  # doctest: +SKIP
+    """
+    if port is not None and (
+        isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535
+    ):
+        raise ConfigError(f"port must be an int within 0..65535, got {port!r}")
+    try:
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from opentelemetry.sdk.metrics import MeterProvider
+        from prometheus_client import CollectorRegistry, start_http_server
+    except ImportError:
+        raise ConfigError(
+            "serving Prometheus metrics needs the OpenTelemetry SDK and its Prometheus "
+            "exporter: pip install 'llm-failover[prometheus]'"
+        ) from None
+    registry = CollectorRegistry()
+    reader = PrometheusMetricReader(registry=registry)
+    meter_provider = MeterProvider(metric_readers=[reader])
+    telemetry = Telemetry(
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        capture_content=capture_content,
+    )
+    exposition = PrometheusExposition(telemetry, meter_provider, registry)
+    if port is not None:
+        server, thread = start_http_server(port, addr=addr, registry=registry)
+        exposition._server, exposition._thread = server, thread
+        exposition.url = f"http://{addr}:{server.server_port}/metrics"
+    return exposition
