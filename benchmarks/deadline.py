@@ -47,7 +47,6 @@ async def main() -> None:
                     outcome = f"{type(error).__name__}: {str(error).partition(chr(10))[0]}"
                 elapsed = time.perf_counter() - started
                 print(f"deadline=1 against a trickling server: {elapsed:.3f} s, {outcome}")
-                )
         group.cancel_scope.cancel()
 
 
