@@ -34,6 +34,7 @@ demo: $(SIM)
 
 bench: $(DEV)
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/deadline.py
 
 # A chaos soak (SOAK_REQUESTS=20000 per run by default): every bad column must print 0.
 soak: $(DEV)
