@@ -80,6 +80,7 @@ _PROFILE_KEYS: dict[str, str] = {
     "priority": "int",
     "rate_limit_rpm": "int",
     "rate_limit_tpm": "int",
+    "weight": "float",
     "metadata": "table",
 }
 _TELEMETRY_KEYS = {

@@ -452,11 +452,7 @@ class Engine:
             while state.time_left() > 0:
                 if tried and rotations_left <= 0:
                     break
-                profile = self.manager.get_next_profile(
-                    model.provider,
-                    model=model.id,
-                    exclude=self._excluded(model, tried, failed_endpoints),
-                )
+                profile = self._pick_key(model, self._excluded(model, tried, failed_endpoints))
                 if profile is None:
                     break
                 if tried:
@@ -508,6 +504,20 @@ class Engine:
             return await self._least_bad(state, chain, attempt, walk)
         return walk
 
+    def _pick_key(self, model: ModelEntry, exclude: Collection[str]) -> AuthProfile | None:
+        """The next key for ``model``: the manager's, or the better of its next two when
+        the strategy chooses among keys (``prefer``)."""
+        manager = self.manager
+        prefer = getattr(self.strategy, "prefer", None)
+        if prefer is not None:
+            first = manager.peek_next_profile(model.provider, model=model.id, exclude=exclude)
+            if first is not None:
+                passed = {*exclude, first.name}
+                second = manager.peek_next_profile(model.provider, model=model.id, exclude=passed)
+                if second is not None and prefer(first, second, self.routing):
+                    exclude = passed
+        return manager.get_next_profile(model.provider, model=model.id, exclude=exclude)
+
     def _order(
         self, steps: list[tuple[ModelEntry, ...]], state: RequestState
     ) -> list[tuple[int, ModelEntry]]:
@@ -526,7 +536,7 @@ class Engine:
         if cached is not None and now - cached[1] < 1.0:
             return cached[0]
         weight = sum(
-            getattr(profile, "weight", 1.0)
+            profile.weight
             for profile in self.manager.list_profiles()
             if profile.provider == model.provider and profile.allows(model.id)
         )
@@ -697,7 +707,7 @@ class Engine:
             timeout,
         )
         started = time.monotonic()
-        self.routing.started(model)
+        self.routing.started(model, profile)
         telemetry = state.telemetry
         if telemetry is not None:
             telemetry.attempt_started(ctx)
@@ -734,7 +744,7 @@ class Engine:
                 telemetry.attempt_ended(ctx, "cancelled")
             raise
         finally:
-            self.routing.ended(model)
+            self.routing.ended(model, profile)
         if telemetry is not None:
             telemetry.attempt_ended(ctx, "ok")
         elapsed = time.monotonic() - started

@@ -109,6 +109,7 @@ _ROUTING_FIELDS = frozenset(
         "priority",
         "rate_limit_rpm",
         "rate_limit_tpm",
+        "weight",
     }
 )
 """The fields that decide where a profile is routed; only the manager may change them."""
@@ -156,6 +157,8 @@ class AuthProfile:
             key back once it has handed it out that often in the last 60 s.
         rate_limit_tpm: Tokens per minute this key is allowed (informational).
         metadata: Free-form data for the application.
+        weight: This key's share of the load under the ``weighted`` routing strategy
+            (and its deployment's, summed over the deployment's keys).
     """
 
     name: str
@@ -167,6 +170,7 @@ class AuthProfile:
     rate_limit_rpm: int | None = None
     rate_limit_tpm: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    weight: float = 1.0
     status: ProfileStatus = ProfileStatus.AVAILABLE
     last_error: str | None = None
     last_error_at: float | None = None
@@ -198,6 +202,7 @@ class AuthProfile:
         rate_limit_tpm: int | None = None,
         metadata: dict[str, Any] | None = None,
         *,
+        weight: float = 1.0,
         status: ProfileStatus = ProfileStatus.AVAILABLE,
         cooldown_until: float = 0.0,
     ) -> None:
@@ -226,6 +231,12 @@ class AuthProfile:
                 isinstance(value, bool) or not isinstance(value, int) or value <= 0
             ):
                 raise ConfigError(f"AuthProfile {name!r}: {limit} must be a positive int")
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, (int, float))
+            or not (0 <= weight < math.inf)
+        ):
+            raise ConfigError(f"AuthProfile {name!r}: weight must be a number >= 0")
         if models is not None and isinstance(models, str):
             raise ConfigError(f"AuthProfile {name!r}: models must be a list, not a str")
         if metadata is not None and not isinstance(metadata, dict):
@@ -239,6 +250,7 @@ class AuthProfile:
             "priority": priority,
             "rate_limit_rpm": rate_limit_rpm,
             "rate_limit_tpm": rate_limit_tpm,
+            "weight": float(weight),
         }
         for attribute, routed in routing.items():
             object.__setattr__(self, attribute, routed)
@@ -582,7 +594,8 @@ class FailoverManager:
         Args:
             name: The profile's name.
             **changes: New values for ``provider``, ``api_key``, ``base_url``, ``models``,
-                ``priority``, ``rate_limit_rpm``, ``rate_limit_tpm`` or ``metadata``;
+                ``priority``, ``rate_limit_rpm``, ``rate_limit_tpm``, ``weight`` or
+                ``metadata``;
                 validated as :class:`AuthProfile` validates them.
 
         Returns:

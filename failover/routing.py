@@ -20,10 +20,13 @@ import random
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from typing import ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
 from failover.catalog import ModelEntry, TokenUsage
 from failover.errors import ConfigError
+
+if TYPE_CHECKING:
+    from failover.profiles import AuthProfile
 
 __all__ = [
     "STRATEGIES",
@@ -162,27 +165,40 @@ class RoutingView:
     def __init__(self, latency: LatencyTracker, weight_of: Callable[[ModelEntry], float]) -> None:
         self.latency = latency
         self.weight_of = weight_of
-        self._in_flight: dict[str, int] = {}
+        self._in_flight: dict[str, int] = {}  # per model key, and per profile name
 
     def in_flight(self, model: ModelEntry) -> int:
         """Requests now in flight to ``model`` (every endpoint)."""
         return self._in_flight.get(model.key, 0)
 
-    def started(self, model: ModelEntry) -> None:
-        """Count a request to ``model`` in flight."""
-        self._in_flight[model.key] = self._in_flight.get(model.key, 0) + 1
+    def in_flight_on(self, profile: AuthProfile) -> int:
+        """Requests now in flight on ``profile``'s key."""
+        return self._in_flight.get("\x00" + profile.name, 0)
 
-    def ended(self, model: ModelEntry) -> None:
-        """Count a request to ``model`` as done."""
-        left = self._in_flight.get(model.key, 1) - 1
-        if left:
-            self._in_flight[model.key] = left
-        else:
-            self._in_flight.pop(model.key, None)
+    def started(self, model: ModelEntry, profile: AuthProfile) -> None:
+        """Count a request to ``model`` on ``profile`` in flight."""
+        for key in (model.key, "\x00" + profile.name):
+            self._in_flight[key] = self._in_flight.get(key, 0) + 1
+
+    def ended(self, model: ModelEntry, profile: AuthProfile) -> None:
+        """Count a request to ``model`` on ``profile`` as done."""
+        for key in (model.key, "\x00" + profile.name):
+            left = self._in_flight.get(key, 1) - 1
+            if left:
+                self._in_flight[key] = left
+            else:
+                self._in_flight.pop(key, None)
 
 
 class Strategy(Protocol):
-    """Orders the deployments of one chain step for one request."""
+    """Orders the deployments of one chain step for one request.
+
+    A strategy may also choose among a deployment's keys with a method
+    ``prefer(first, second, view) -> bool``: the engine offers the two keys the manager
+    would hand out next (power of two choices, O(1) whatever the number of keys) and uses
+    ``second`` when it returns True. Without it, keys come in the manager's order
+    (priority, then least recently used).
+    """
 
     name: ClassVar[str]
 
@@ -246,6 +262,11 @@ class WeightedStrategy:
 
         return sorted(deployments, key=key, reverse=True)
 
+    def prefer(self, first: AuthProfile, second: AuthProfile, view: RoutingView) -> bool:
+        """Take ``second`` with probability proportional to its weight."""
+        total = first.weight + second.weight
+        return total > 0 and self._random.random() * total < second.weight
+
 
 class LeastBusyStrategy:
     """Fewest requests in flight first (ties: as listed)."""
@@ -257,6 +278,10 @@ class LeastBusyStrategy:
     ) -> Sequence[ModelEntry]:
         """Return ``deployments`` by requests in flight."""
         return sorted(deployments, key=view.in_flight)
+
+    def prefer(self, first: AuthProfile, second: AuthProfile, view: RoutingView) -> bool:
+        """Take ``second`` when fewer requests are in flight on it."""
+        return view.in_flight_on(second) < view.in_flight_on(first)
 
 
 class LatencyStrategy:

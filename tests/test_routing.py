@@ -147,3 +147,51 @@ async def test_cost_prefers_the_cheapest_deployment_for_the_request() -> None:
 def test_an_unknown_strategy_is_refused() -> None:
     with pytest.raises(ConfigError, match="unknown strategy"):
         ResilientClient(GROUP, profiles(), strategy="fastest")
+
+
+def two_keys(weight_a: float = 1.0) -> list[AuthProfile]:
+    url = "https://a.example/v1"
+    return [
+        AuthProfile("ka", "vllm", "key-ka-0000000000", base_url=url, weight=weight_a),
+        AuthProfile("kb", "vllm", "key-kb-0000000000", base_url=url),
+    ]
+
+
+def by_key(delays: dict[str, float]) -> Any:
+    async def reply(request: httpx.Request) -> httpx.Response:
+        key = request.headers["authorization"].removeprefix("Bearer ")
+        await anyio.sleep(delays[key])
+        return httpx.Response(
+            200, json={"choices": [{"message": {"content": key}, "finish_reason": "stop"}]}
+        )
+
+    return reply
+
+
+@respx.mock
+async def test_weighted_spreads_one_deployments_keys_by_their_weight() -> None:
+    respx.post(A).mock(side_effect=by_key({"key-ka-0000000000": 0, "key-kb-0000000000": 0}))
+    async with ResilientClient(["vllm/llama"], two_keys(weight_a=3.0), strategy="weighted") as c:
+        counts = await served_by(c, 400)
+    assert 0.65 < counts["key-ka-0000000000"] / 400 < 0.85  # 3 to 1
+
+
+@respx.mock
+async def test_least_busy_sends_requests_to_the_key_with_fewest_in_flight() -> None:
+    respx.post(A).mock(side_effect=by_key({"key-ka-0000000000": 0.4, "key-kb-0000000000": 0}))
+    counts: Counter[str] = Counter()
+    async with ResilientClient(["vllm/llama"], two_keys(), strategy="least_busy") as client:
+
+        async def one() -> None:
+            counts[(await client.complete(ASK)).text] += 1
+
+        async with anyio.create_task_group() as group:
+            for _ in range(6):
+                group.start_soon(one)
+                await anyio.sleep(0.05)
+    assert counts["key-ka-0000000000"] == 1  # plain rotation would have sent it three
+
+
+def test_a_weight_must_be_a_number() -> None:
+    with pytest.raises(ConfigError, match="weight"):
+        AuthProfile("a", "openai", "sk-weighted-key-0001", weight="heavy")  # type: ignore[arg-type]
