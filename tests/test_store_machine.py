@@ -52,6 +52,9 @@ class TwoManagers(RuleBasedStateMachine):
             for _ in range(2):
                 for manager in self.managers:
                     assert await manager.store.settle(3.0)  # type: ignore[attr-defined]
+                # settle() covers what a manager sent; give the other's reader a moment to
+                # take in what it heard (the propagation the README measures in ms)
+                await asyncio.sleep(0.05)
 
         self.loop.run_until_complete(wait())
 
