@@ -784,20 +784,21 @@ def print_table() -> None:
     else:
         print_rows(results["store"])
     print(
-        "\n8. routing, one pick (order a group of 2 deployments, take a key)"
-        "\n   strategy       order µs: 10 / 10,000 profiles   order + get_next_profile µs"
+        "\n8. routing, one pick: order a group of 2 deployments, then get_next_profile"
+        "\n   strategy        order µs @10 profiles  @10,000    order+get µs @10  @10,000"
     )
     for name, sizes in results["routing_pick"].items():
         small, large = sizes["10"], sizes["10000"]
         print(
-            f"   {name:14} {small['order_us']:13.2f} {large['order_us']:10.2f}"
-            f" {small['pick_us']:20.2f} {large['pick_us']:10.2f}"
+            f"   {name:14} {small['order_us']:18.2f} {large['order_us']:9.2f}"
+            f" {small['pick_us']:20.2f} {large['pick_us']:8.2f}"
         )
     weighted = results["routing_pick"]["weighted"]
     print(
-        f"   (weighted recounts a deployment's weight at most once a second: "
-        f"{weighted['10']['recount_us']:.1f} µs at 10 profiles, "
-        f"{weighted['10000']['recount_us']:.0f} µs at 10,000)"
+        f"   (weighted's rows include its recounts; a recount of one deployment's weight, "
+        f"at most once a second:\n    {weighted['10']['recount_us']:.1f} µs at 10 profiles, "
+        f"{weighted['10000']['recount_us']:.0f} µs at 10,000, paid by the request that "
+        f"triggers it)"
     )
     slow = results["hedging_slow_seconds"]
     print(
