@@ -10,7 +10,12 @@
    (503) with a healthy fallback model, vs a direct call to the fallback;
 4. manager scale: get_next_profile + mark_failure with 10, 1,000 and 10,000 profiles;
 5. ``import failover`` time;
-6. RSS before and after 50,000 requests.
+6. RSS before and after 50,000 requests;
+7. the shared store (benchmarks/store_bench.py; skipped without a ``redis-server``);
+8. routing: the cost of one pick per strategy (order a group of two deployments, then take
+   a key) at 10 and 10,000 profiles;
+9. hedging: p50/p99 with a deployment whose replies take 2 s one time in ten, with
+   ``hedge_after`` and without.
 
 The upstream is benchmarks/upstream.py, a minimal raw-asyncio server in its own process,
 so the server is not what is measured (the simulator is measured too, for comparison).
@@ -32,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from store_bench import print_rows, store_rows  # benchmarks/, the script's own directory
 
 from failover import AuthProfile, FailoverManager, ResilientClient
 
@@ -42,6 +48,7 @@ MESSAGES = [{"role": "user", "content": "ping"}]
 def request_body() -> bytes:
     """What a bare caller sends: its messages encoded on each call, as the client does."""
     return json.dumps({"model": "gpt-4o-mini", "messages": MESSAGES}).encode()
+
 
 SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "500"))
 # requests per burst at concurrency 64 (cold, then warm), per round; httpx is ~10x slower
@@ -536,6 +543,173 @@ async def simulator_speed() -> None:
         await client.aclose()
 
 
+PICKS = int(os.environ.get("BENCH_PICKS", "10000"))
+GROUP = [["openai/gpt-4o-mini", "azure/gpt-4o-mini"]]
+
+
+def routing_picks() -> None:
+    """Per strategy, one pick: order a group of two deployments, then take a key of the first.
+
+    The profiles are split between the two deployments (OpenAI and Azure). ``weighted``
+    reads each deployment's weight, the sum over its profiles, recounted at most once a
+    second (``Engine._weight_of``): its row includes the recounts that fall in the loop,
+    and the recount itself is timed on its own.
+    """
+    from failover.routing import STRATEGIES
+
+    for size in (10, 10_000):
+        profiles = [
+            AuthProfile(f"o{i}", "openai", f"sk-pick-{i:06d}")
+            if i % 2 == 0
+            else AuthProfile(
+                f"a{i}", "azure", f"sk-pick-{i:06d}", base_url="https://x.openai.azure.com/openai"
+            )
+            for i in range(size)
+        ]
+        manager = FailoverManager(profiles=profiles)
+        for name in STRATEGIES:
+            client = ResilientClient(GROUP, manager, strategy=name)
+            engine = client._engine
+            steps = [tuple(client.chain.steps[0])]
+            state = engine.new_request()
+            for model in steps[0]:  # a known latency for each, for the latency strategy
+                engine.latency.record(model.key, None, 0.01)
+
+            def pick(engine: Any = engine, steps: Any = steps, state: Any = state) -> None:
+                model = engine._order(steps, state)[0][1]
+                found = engine.manager.get_next_profile(model.provider, model=model.id)
+                assert found is not None
+
+            for _ in range(200):
+                pick()
+            start = time.perf_counter()
+            for _ in range(PICKS):
+                engine._order(steps, state)
+            order = (time.perf_counter() - start) / PICKS
+            start = time.perf_counter()
+            for _ in range(PICKS):
+                pick()
+            total = (time.perf_counter() - start) / PICKS
+            row = {"order_us": order * 1e6, "pick_us": total * 1e6}
+            if name == "weighted":
+                recounts = []
+                for _ in range(20):
+                    engine._weights.clear()
+                    start = time.perf_counter()
+                    engine._weight_of(steps[0][0])
+                    recounts.append(time.perf_counter() - start)
+                row["recount_us"] = statistics.median(recounts) * 1e6
+            results.setdefault("routing_pick", {}).setdefault(name, {})[f"{size}"] = row
+
+
+HEDGE_REQUESTS = int(os.environ.get("BENCH_HEDGE_REQUESTS", "200"))
+HEDGE_RATE = 200.0  # requests started per second (open loop)
+HEDGE_AFTER = 0.1
+
+
+async def hedging(base: str) -> None:
+    """p50/p99 with a deployment that answers in 2 s one time in ten, hedged and not.
+
+    Two endpoints of one model: the preferred one (priority 0, a ``slow`` key: the
+    upstream holds every tenth of its replies for 2 s) and another (priority 1, always
+    fast). Each contender has its own keys, so it meets exactly one slow reply in ten. It
+    starts ``HEDGE_REQUESTS`` requests at ``HEDGE_RATE`` a second whatever their replies
+    (open loop), in two halves run in alternating order, one contender at a time. A last
+    row sends a burst instead: 10 in flight, each started when one ends, which is faster
+    than ``hedge_after``, so several slow replies wait for a hedge at once.
+    """
+    from upstream import SLOW_SECONDS
+
+    root = base.rsplit("/", 1)[0]
+
+    def make(tag: str, **kwargs: Any) -> ResilientClient:
+        profiles = [
+            AuthProfile("slow", "openai", f"sk-slow-key-{tag}", base_url=f"{root}/slow/v1"),
+            AuthProfile("fast", "openai", f"sk-fast-key-{tag}", base_url=base, priority=1),
+        ]
+        return ResilientClient(["openai/gpt-4o-mini"], profiles, **kwargs)
+
+    after = f"hedge_after={HEDGE_AFTER:g} s"
+    burst_row = f"{after}, burst of 10 in flight"
+    tags = {
+        "without hedging": "0001",
+        f"{after} (budget 10%)": "0002",
+        f"{after}, budget 20%": "0003",
+        burst_row: "0004",
+    }
+    contenders = {
+        name: make(tag, **({} if tag == "0001" else {"hedge_after": HEDGE_AFTER}))
+        for name, tag in tags.items()
+    }
+    contenders[f"{after}, budget 20%"] = make("0003", hedge_after=HEDGE_AFTER, hedge_budget=0.2)
+    hedges: dict[str, list[Any]] = {name: [] for name in contenders}
+    for name, client in contenders.items():
+        client.on_hedge(hedges[name].append)
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    served: dict[str, list[str]] = {name: [] for name in contenders}
+
+    async def one(name: str) -> None:
+        start = time.perf_counter()
+        answer = await contenders[name].complete(MESSAGES)
+        samples[name].append(time.perf_counter() - start)
+        served[name].append(answer.profile)
+
+    async def paced(name: str, count: int) -> None:
+        loop = asyncio.get_running_loop()
+        begin = loop.time()
+        tasks = []
+        for number in range(count):
+            await asyncio.sleep(max(0.0, begin + number / HEDGE_RATE - loop.time()))
+            tasks.append(asyncio.ensure_future(one(name)))
+        await asyncio.gather(*tasks)
+
+    async def burst(name: str, count: int) -> None:
+        remaining = count
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                await one(name)
+
+        await asyncio.gather(*(worker() for _ in range(10)))
+
+    for client in contenders.values():
+        await client.complete(MESSAGES)  # warm; the upstream's tenth-request count starts at 1
+    paced_names = [name for name in contenders if name != burst_row]
+    for half in range(2):
+        for name in paced_names if half == 0 else reversed(paced_names):
+            await paced(name, HEDGE_REQUESTS // 2)
+    await burst(burst_row, HEDGE_REQUESTS // 2)
+    async with httpx.AsyncClient() as http:
+        for name, times in samples.items():
+            slow_key = f"sk-slow-key-{tags[name]}"
+            calls = int((await http.get(f"{root}/count?key={slow_key}")).text)
+            times.sort()
+            results.setdefault("hedging", {})[name] = {
+                "requests": len(times),
+                "slow_replies": calls // 10,
+                "p50_ms": statistics.median(times) * 1e3,
+                "p99_ms": times[int(0.99 * len(times))] * 1e3,
+                "max_ms": times[-1] * 1e3,
+                "served_by_fast": served[name].count("fast"),
+                "hedges": len(hedges[name]),
+            }
+    results["hedging_slow_seconds"] = SLOW_SECONDS
+    for client in contenders.values():
+        await client.aclose()
+
+
+async def store(base: str) -> None:
+    """The shared-store rows (benchmarks/store_bench.py), when a redis-server is installed."""
+    import shutil
+
+    if shutil.which("redis-server") is None:
+        results["store"] = {"skipped": "no redis-server on PATH (.ci/ensure-redis-server)"}
+        return
+    results["store"] = await store_rows(base)
+
+
 def print_table() -> None:
     overhead = results["client_overhead_us"]
     print(
@@ -605,6 +779,39 @@ def print_table() -> None:
             f"   {name:16} RSS {mem['rss_before_mib']:.1f} MiB before, "
             f"{mem['rss_after_mib']:.1f} MiB after {mem['requests']:,} more requests"
         )
+    if "skipped" in results["store"]:
+        print(f"\n7. shared store: skipped, {results['store']['skipped']}")
+    else:
+        print_rows(results["store"])
+    print(
+        "\n8. routing, one pick: order a group of 2 deployments, then get_next_profile"
+        "\n   strategy        order µs @10 profiles  @10,000    order+get µs @10  @10,000"
+    )
+    for name, sizes in results["routing_pick"].items():
+        small, large = sizes["10"], sizes["10000"]
+        print(
+            f"   {name:14} {small['order_us']:18.2f} {large['order_us']:9.2f}"
+            f" {small['pick_us']:20.2f} {large['pick_us']:8.2f}"
+        )
+    weighted = results["routing_pick"]["weighted"]
+    print(
+        f"   (weighted's rows include its recounts; a recount of one deployment's weight, "
+        f"at most once a second:\n    {weighted['10']['recount_us']:.1f} µs at 10 profiles, "
+        f"{weighted['10000']['recount_us']:.0f} µs at 10,000, paid by the request that "
+        f"triggers it)"
+    )
+    slow = results["hedging_slow_seconds"]
+    print(
+        f"\n9. hedging: the preferred endpoint answers in {slow:g} s one time in ten, the other"
+        f" always fast;\n   {HEDGE_RATE:g} requests/s started   requests (slow)   p50 ms   p99 ms"
+        f"   max ms   hedges sent (won)"
+    )
+    for name, row in results["hedging"].items():
+        print(
+            f"   {name:40} {row['requests']:8} ({row['slow_replies']:3}) {row['p50_ms']:8.1f}"
+            f" {row['p99_ms']:8.1f} {row['max_ms']:8.1f} {row['hedges']:11}"
+            f" ({row['served_by_fast']})"
+        )
 
 
 async def measure(base: str) -> None:
@@ -617,6 +824,9 @@ async def measure(base: str) -> None:
     import_time()
     await simulator_speed()
     await memory(base)
+    await store(base)
+    routing_picks()
+    await hedging(base)
 
 
 def main() -> None:

@@ -2,7 +2,8 @@
 
 Answers POST .../chat/completions with a canned OpenAI reply, or an SSE stream of 20
 chunks when the body asks for ``"stream": true``; a key containing ``limited`` gets a 429
-with ``retry-after: 60``, one containing ``overloaded`` a 503. Counts requests per key at
+with ``retry-after: 60``, one containing ``overloaded`` a 503; a key containing ``slow`` gets
+every tenth of its replies after ``SLOW_SECONDS``. Counts requests per key at
 ``GET /count?key=...``.
 
     python benchmarks/upstream.py PORT
@@ -38,6 +39,7 @@ STREAM = (
     b'\n\ndata: {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 20}}\n\n'
     b"data: [DONE]\n\n"
 )
+SLOW_SECONDS = 2.0
 counts: Counter[str] = Counter()
 
 
@@ -93,7 +95,14 @@ class Upstream(asyncio.Protocol):
             out = response("200 OK", STREAM, b"text/event-stream")
         else:
             out = response("200 OK", REPLY)
+        if "slow" in key and counts[key] % 10 == 0:
+            asyncio.get_running_loop().call_later(SLOW_SECONDS, self.late_write, out)
+            return
         self.transport.write(out)  # type: ignore[attr-defined]
+
+    def late_write(self, out: bytes) -> None:
+        if not self.transport.is_closing():  # a hedged caller may have given up on it
+            self.transport.write(out)  # type: ignore[attr-defined]
 
 
 async def main(port: int) -> None:
