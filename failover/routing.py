@@ -100,15 +100,16 @@ class LatencyTracker:
 class HedgeBudget:
     """At most ``ratio`` extra requests on average, with ``initial`` credit to start with.
 
-    Every request earns ``ratio`` of a hedge (up to ``initial + 1`` banked); a hedge spends
-    one. A cold client can hedge at once, a busy one hedges about one request in ten.
+    Every request earns ``ratio`` of a hedge, banked up to what 100 requests earn (so a
+    burst of slow replies can all be hedged); a hedge spends one. A cold client can hedge
+    at once, a busy one hedges about one request in ten.
     """
 
     def __init__(self, ratio: float = 0.1, initial: float = 2.0) -> None:
         if not 0 <= ratio <= 1:
             raise ConfigError(f"hedge_budget must be within [0, 1], got {ratio!r}")
         self.ratio = ratio
-        self._cap = initial + 1
+        self._cap = initial + max(1.0, 100 * ratio)
         self._credit = initial
 
     def earn(self) -> None:
