@@ -54,7 +54,7 @@ class TwoManagers(RuleBasedStateMachine):
                     assert await manager.store.settle(3.0)  # type: ignore[attr-defined]
                 # settle() covers what a manager sent; give the other's reader a moment to
                 # take in what it heard (the propagation the README measures in ms)
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.02)
 
         self.loop.run_until_complete(wait())
 
@@ -136,5 +136,5 @@ def redis_server() -> Iterator[RedisServer]:
 def test_two_managers_on_one_store_agree_after_propagation(redis_server: RedisServer) -> None:
     TwoManagers.url = redis_server.url
     run_state_machine_as_test(
-        TwoManagers, settings=settings(max_examples=25, stateful_step_count=15, deadline=None)
+        TwoManagers, settings=settings(max_examples=20, stateful_step_count=15, deadline=None)
     )
