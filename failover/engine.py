@@ -42,7 +42,14 @@ from failover.events import (
 )
 from failover.policy import Action, Backoff, Decision, Policy
 from failover.profiles import AuthProfile, FailoverManager, ProfileStatus
-from failover.routing import Hedging, LatencyTracker, RoutingView, Strategy, strategy_named
+from failover.routing import (
+    STRATEGIES,
+    Hedging,
+    LatencyTracker,
+    RoutingView,
+    Strategy,
+    strategy_named,
+)
 
 if TYPE_CHECKING:
     from failover.telemetry import RequestTelemetry, Telemetry
@@ -175,6 +182,15 @@ class Engine:
         self.strategy = strategy_named(strategy)
         self.latency = LatencyTracker()
         self.routing = RoutingView(self.latency, self._weight_of)
+        # the per-attempt bookkeeping only what needs it pays for (a strategy of your own
+        # may read anything)
+        own = type(self.strategy) not in {type(factory()) for factory in STRATEGIES.values()}
+        self._count_in_flight = own or self.strategy.name == "least_busy"
+        self._record_latency = (
+            own
+            or self.strategy.name == "latency"
+            or (hedging is not None and hedging.after == "p95")
+        )
         self._weights: dict[str, tuple[float, float]] = {}
         self.hooks = HookDispatcher()
         self.telemetry = telemetry
@@ -707,7 +723,8 @@ class Engine:
             timeout,
         )
         started = time.monotonic()
-        self.routing.started(model, profile)
+        if self._count_in_flight:
+            self.routing.started(model, profile)
         telemetry = state.telemetry
         if telemetry is not None:
             telemetry.attempt_started(ctx)
@@ -744,12 +761,14 @@ class Engine:
                 telemetry.attempt_ended(ctx, "cancelled")
             raise
         finally:
-            self.routing.ended(model, profile)
+            if self._count_in_flight:
+                self.routing.ended(model, profile)
         if telemetry is not None:
             telemetry.attempt_ended(ctx, "ok")
         elapsed = time.monotonic() - started
         state.attempts.append(Attempt(model.key, profile.name, "ok", None, None, elapsed))
-        self.latency.record(model.key, profile.base_url, elapsed)
+        if self._record_latency:
+            self.latency.record(model.key, profile.base_url, elapsed)
         if self.manager.mark_success(profile.name, model=model.id):
             self.emit(
                 RecoveredEvent, request_id=state.id, profile=profile.name, provider=profile.provider
