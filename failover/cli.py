@@ -271,7 +271,10 @@ async def _probe(spec: ProfileSpec, model: str | None, timeout: float) -> Probe:
 async def _probe_all(loaded: LoadedConfig, timeout: float) -> list[Probe]:
     return list(
         await asyncio.gather(
-            *(_probe(spec, _probe_model(spec, loaded.chain), timeout) for spec in loaded.profiles)
+            *(
+                _probe(spec, _probe_model(spec, loaded.model_ids), timeout)
+                for spec in loaded.profiles
+            )
         )
     )
 
@@ -313,7 +316,7 @@ async def _check(args: argparse.Namespace) -> int:
         for column in ("#", "model", "context", "$/Mtok in/out", "profiles"):
             chain.add_column(column)
         built = loaded.build_profiles()
-        for position, key in enumerate(loaded.chain, start=1):
+        for position, key in enumerate(loaded.model_ids, start=1):
             entry = default_catalog.resolve(key)
             assert entry is not None  # the loader checked the chain
             serving = [p.name for p in built if p.provider == entry.provider and p.allows(entry.id)]

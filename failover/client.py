@@ -141,7 +141,7 @@ class ResilientClient(HookMethods, AsyncClosing):
 
     def __init__(
         self,
-        chain: FallbackChain | Iterable[str],
+        chain: FallbackChain | Iterable[str | Sequence[str] | Mapping[str, Any]],
         profiles: FailoverManager | Iterable[AuthProfile],
         *,
         config: FailoverConfig | None = None,

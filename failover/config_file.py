@@ -144,7 +144,8 @@ class LoadedConfig:
 
     Attributes:
         source: Where it came from (a path, or ``<string>``).
-        chain: The ``provider/model`` ids in priority order.
+        chain: The ``provider/model`` ids in priority order; an item may be a group of
+            equivalent deployments (a list of ids, or ``{name, deployments}``).
         profiles: The key profiles (build fresh AuthProfiles with :meth:`build_profiles`).
         config: The FailoverConfig from ``[settings]``.
         options: The client's options from ``[settings]`` (``timeout``, ``deadline``, ...).
@@ -152,7 +153,7 @@ class LoadedConfig:
     """
 
     source: str
-    chain: tuple[str, ...]
+    chain: tuple[str | tuple[str, ...], ...]
     profiles: tuple[ProfileSpec, ...]
     config: FailoverConfig
     options: Mapping[str, Any]
@@ -202,6 +203,15 @@ class LoadedConfig:
             if settings.prometheus_port:  # port 0 picks a new port each time
                 _expositions[where] = exposition
         return exposition
+
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        """Every ``provider/model`` id of the chain, a group's deployments one by one."""
+        return tuple(
+            model_id
+            for step in self.chain
+            for model_id in ((step,) if isinstance(step, str) else step)
+        )
 
     def client(self, **overrides: Any) -> ResilientClient:
         """A ResilientClient for the file's chain, keys and settings.
@@ -312,21 +322,38 @@ def parse_config(
 # -- the parts ----------------------------------------------------------------------------
 
 
-def _chain(value: Any, source: str, catalog: ModelCatalog | None) -> tuple[str, ...]:
+def _chain(
+    value: Any, source: str, catalog: ModelCatalog | None
+) -> tuple[str | tuple[str, ...], ...]:
+    """The chain's steps: ids, and groups written as a list of ids or ``{name, deployments}``."""
     from failover.chain import FallbackChain
 
     if value is None:
         return ()
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigError(
-            f'{source}: top level: chain must be a list of "provider/model" strings, '
-            f"got {_describe(value)}"
-        )
+    shape = (
+        f'{source}: top level: chain must be a list of "provider/model" strings or groups '
+        '(a list of them, or {name = "...", deployments = [...]})'
+    )
+    if not isinstance(value, list):
+        raise ConfigError(f"{shape}, got {_describe(value)}")
+    steps: list[str | tuple[str, ...]] = []
+    for item in value:
+        if isinstance(item, dict):
+            unknown = sorted(set(item) - {"name", "deployments"})
+            if unknown:
+                raise ConfigError(f"{shape}; a group has no key {', '.join(unknown)}")
+            item = item.get("deployments")
+        if isinstance(item, str):
+            steps.append(item)
+        elif isinstance(item, list) and item and all(isinstance(i, str) for i in item):
+            steps.append(tuple(item))
+        else:
+            raise ConfigError(f"{shape}, got {_describe(item)} in it")
     try:
-        FallbackChain.from_ids(value, catalog=catalog)
+        FallbackChain.from_ids(steps, catalog=catalog)
     except FallbackChainError as exc:
         raise ConfigError(f"{source}: top level: chain: {exc}") from None
-    return tuple(value)
+    return tuple(steps)
 
 
 def _settings(values: dict[str, Any], where: str) -> tuple[FailoverConfig, dict[str, Any]]:

@@ -412,3 +412,37 @@ def test_literal_and_string_options() -> None:
         parse_config(BASIC + "\n[settings]\nstrategy = 3\n", env=ENV)
     with pytest.raises(ConfigError, match="unknown key 'telemetry'"):
         parse_config(BASIC + "\n[settings]\ntelemetry = true\n", env=ENV)
+
+
+def test_a_chain_step_can_be_a_group_of_deployments_with_a_strategy_and_weights() -> None:
+    text = """
+chain = [["openai/gpt-4o-mini", "groq/llama-3.1-8b-instant"],
+         {name = "claude", deployments = ["anthropic/claude-haiku-4-5"]}]
+[[profiles]]
+name = "o"
+provider = "openai"
+api_key = "env:KEY"
+weight = 2
+[[profiles]]
+name = "g"
+provider = "groq"
+api_key = "env:KEY"
+[[profiles]]
+name = "a"
+provider = "anthropic"
+api_key = "env:KEY"
+[settings]
+strategy = "weighted"
+"""
+    loaded = parse_config(text, env={"KEY": "sk-config-group-key-0001"})
+    client = loaded.client()
+    assert [len(step) for step in client.chain.steps] == [2, 1]
+    assert client._engine.strategy.name == "weighted"
+    assert client.manager.get_profile("o").weight == 2.0
+    assert loaded.model_ids[:2] == ("openai/gpt-4o-mini", "groq/llama-3.1-8b-instant")
+
+
+def test_a_group_with_an_unknown_key_is_refused() -> None:
+    text = 'chain = [{name = "x", models = ["openai/gpt-4o-mini"]}]'
+    with pytest.raises(ConfigError, match="models"):
+        parse_config(text, env={})
