@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -749,8 +750,6 @@ def _estimate(request: ChatRequest) -> TokenUsage:
 
 def _check_json(params: Mapping[str, Any]) -> None:
     """Raise ConfigError naming the first parameter that cannot be sent as JSON."""
-    import json
-
     for name, value in params.items():
         try:
             json.dumps(value)

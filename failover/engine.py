@@ -184,7 +184,7 @@ class Engine:
         self.routing = RoutingView(self.latency, self._weight_of)
         # the per-attempt bookkeeping only what needs it pays for (a strategy of your own
         # may read anything)
-        own = type(self.strategy) not in {type(factory()) for factory in STRATEGIES.values()}
+        own = type(self.strategy) not in STRATEGIES.values()  # the values are the classes
         self._count_in_flight = own or self.strategy.name == "least_busy"
         self._record_latency = (
             own
