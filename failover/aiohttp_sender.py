@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 
 import aiohttp
+import yarl
 
 from failover.errors import ProviderConnectionError, ProviderError, ProviderTimeoutError
 from providers.base import HttpRequest
@@ -38,17 +39,35 @@ class AiohttpSender:
         limit: Connections in the pool the sender makes.
     """
 
+    asyncio_cancel_safe = True
+    """aiohttp is written for asyncio's own cancellation: the engine may bound attempts
+    with asyncio's timer (cheaper than anyio's cancel scope)."""
+
     def __init__(self, session: aiohttp.ClientSession | None = None, *, limit: int = 512) -> None:
         self._session = session
         self._owned = session is None
         self._limit = limit
         self._timeouts: dict[tuple[float, float | None], aiohttp.ClientTimeout] = {}
+        self._urls: dict[str, yarl.URL] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._limit, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector)
+            # no cookie jar: an API call needs none, a jar shared by every key would link
+            # them, and filtering it costs every request
+            self._session = aiohttp.ClientSession(
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+            )
         return self._session
+
+    def _url(self, url: str) -> yarl.URL:
+        """``url`` parsed once (a handful of base URLs serve every request)."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= 256:
+                self._urls.clear()
+            parsed = self._urls[url] = yarl.URL(url)
+        return parsed
 
     def _timeout(self, timeout: float, read_timeout: float | None) -> aiohttp.ClientTimeout:
         """The aiohttp timeout for these bounds, made once per distinct pair."""
@@ -98,7 +117,7 @@ class _Exchange:
         try:
             response = await sender._get_session().request(
                 request.method,
-                request.url,
+                sender._url(request.url),
                 data=request.body,
                 headers=request.headers,
                 timeout=sender._timeout(self._timeout, self._read_timeout),

@@ -218,6 +218,8 @@ class ResilientClient(HookMethods, AsyncClosing):
                 http_client = self._owned_http = default_http_client()
             sender = HttpxSender(http_client)
         self._sender = sender
+        # a sender for asyncio alone (aiohttp) lets the engine bound attempts more cheaply
+        self._sender_cancel_safe = bool(getattr(sender, "asyncio_cancel_safe", False))
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str], **options: Any) -> ResilientClient:
@@ -258,7 +260,7 @@ class ResilientClient(HookMethods, AsyncClosing):
                 self._check_reply(adapter, ctx, reply, body)
             return adapter.parse_response(body)
 
-        state = self._engine.new_request()
+        state = self._engine.new_request(asyncio_cancel_safe=self._sender_cancel_safe)
         if self._engine.strategy.name == "cost":
             state.estimated_usage = _estimate(request)
         result, model, profile = await self._engine.run(
@@ -390,7 +392,7 @@ class ResilientClient(HookMethods, AsyncClosing):
             result = adapter.parse_embedding_response(body, len(request.inputs))
             return chain.check(ctx.model, result)
 
-        state = self._engine.new_request()
+        state = self._engine.new_request(asyncio_cancel_safe=self._sender_cancel_safe)
         characters = sum(len(text) for text in request.inputs)
         state.estimated_usage = TokenUsage(input_tokens=characters // 4 + 1, output_tokens=0)
         result, model, profile = await self._engine.run(
@@ -428,8 +430,11 @@ class ResilientClient(HookMethods, AsyncClosing):
     def __repr__(self) -> str:
         return f"ResilientClient(chain={list(self.chain.names)!r}, profiles={len(self.manager)})"
 
-    def _unsupported(self, request: ChatRequest) -> Callable[[ModelEntry], str | None]:
-        """Which field of ``request`` a model cannot take (the engine skips such models)."""
+    def _unsupported(self, request: ChatRequest) -> Callable[[ModelEntry], str | None] | None:
+        """Which field of ``request`` a model cannot take (the engine skips such models);
+        ``None`` for plain text without parameters, which every model takes."""
+        if request.plain:
+            return None
         return lambda model: self._adapters[model.provider].unsupported_field(request, model)
 
     def _http_request(
@@ -561,7 +566,7 @@ class CompletionStream(AsyncClosing):
         self._client = client
         self._request = request
         self._engine = client._engine
-        self._state = self._engine.new_request()
+        self._state = self._engine.new_request(asyncio_cancel_safe=client._sender_cancel_safe)
         self._state.release = _close_opened  # a hedged stream that lost: let it go
         self._opener: AbstractAsyncContextManager[Reply] | None = None
         self._reader: _ChunkReader | None = None
@@ -695,14 +700,18 @@ def _chat_request(
     stream: bool,
 ) -> ChatRequest:
     """Check what the caller passed, before anything is sent; return the request."""
-    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+    if type(messages) is not list and (  # a list is the common case: no ABC check
+        isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence)
+    ):
         raise ConfigError(
             f"messages must be a list of {{'role', 'content'}} dicts, got {type(messages).__name__}"
         )
     if not messages:
         raise ConfigError("messages must not be empty")
     for index, message in enumerate(messages):
-        if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
+        if (type(message) is not dict and not isinstance(message, Mapping)) or not isinstance(
+            message.get("role"), str
+        ):
             raise ConfigError(f"messages[{index}] needs a 'role' string, got {message!r:.80}")
         content = message.get("content")
         if content is not None and not isinstance(content, (str, list, tuple)):
@@ -710,8 +719,10 @@ def _chat_request(
                 f"messages[{index}].content must be a str or a list of content parts, "
                 f"got {type(content).__name__}"
             )
-        if isinstance(content, (list, tuple)) and not all(
-            isinstance(part, Mapping) for part in content
+        if (
+            type(content) is not str
+            and content is not None
+            and not all(isinstance(part, Mapping) for part in content)
         ):
             raise ConfigError(f"messages[{index}].content parts must be dicts")
     if max_tokens is not None and (

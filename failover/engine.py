@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from failover._secrets import KeyScrubber
+from failover._tasks import AsyncioTimeout
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry, TokenUsage
 from failover.classify import rate_limit_headroom
@@ -64,6 +66,7 @@ _TYPICAL_USAGE = TokenUsage(input_tokens=1000, output_tokens=500)
 Chain = Sequence[ModelEntry | Sequence[ModelEntry]]
 """Models in order; an item may be a group of equivalent deployments (one chain step)."""
 _MAX_RECOVERY_WAITS = 3  # waits for the earliest recovery, per request
+_HAS_UNCANCEL = sys.version_info >= (3, 11)  # AsyncioTimeout needs Task.uncancel
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,9 @@ class RequestState:
     estimated_usage: TokenUsage = _TYPICAL_USAGE
     """The request's expected tokens, for the ``cost`` strategy."""
     telemetry: RequestTelemetry | None = None
+    asyncio_cancel_safe: bool = False
+    """Whether asyncio's own cancellation may interrupt the attempts anywhere (aiohttp):
+    they are then bounded by asyncio's cheaper timer, not by anyio's cancel scope."""
 
     def time_left(self) -> float:
         """Seconds until the request's deadline (``inf`` without one)."""
@@ -191,6 +197,7 @@ class Engine:
             or self.strategy.name == "latency"
             or (hedging is not None and hedging.after == "p95")
         )
+        self._prefer = getattr(self.strategy, "prefer", None)  # chooses among a model's keys
         self._weights: dict[str, tuple[float, float]] = {}
         self.hooks = HookDispatcher()
         self.telemetry = telemetry
@@ -211,11 +218,13 @@ class Engine:
         if self.hooks.wants(event_type):
             self.hooks.emit(event_type(**fields))
 
-    def new_request(self) -> RequestState:
-        """Start the bookkeeping of a request."""
+    def new_request(self, *, asyncio_cancel_safe: bool = False) -> RequestState:
+        """Start the bookkeeping of a request (see RequestState.asyncio_cancel_safe)."""
         now = time.monotonic()
         deadline_at = now + self.deadline if self.deadline is not None else math.inf
-        return RequestState(f"req-{next(_request_ids)}", now, deadline_at)
+        state = RequestState(f"req-{next(_request_ids)}", now, deadline_at)
+        state.asyncio_cancel_safe = asyncio_cancel_safe
+        return state
 
     def succeeded(
         self,
@@ -441,7 +450,6 @@ class Engine:
         previous: tuple[ModelEntry, AuthProfile | None, ProviderError | None] | None = None
         fallbacks = 0
         order = self._order(steps, state)
-        chain = [model for _, model in order]
         previous_step = 0
         for position, (step, model) in enumerate(order):
             if min_context is not None and (model.context_window or math.inf) <= min_context:
@@ -479,9 +487,8 @@ class Engine:
                 walk.attempted = True
                 try:
                     if self.hedging is not None and _first_call(state):
-                        return await self._hedged(
-                            state, attempt, chain[position + 1 :], profile, model
-                        )
+                        later = [model for _, model in order[position + 1 :]]
+                        return await self._hedged(state, attempt, later, profile, model)
                     return await self._attempt(state, attempt, model, profile)
                 except ProviderError as error:
                     last_error = error
@@ -517,14 +524,14 @@ class Engine:
                 failed_endpoints.add(profile.base_url)  # sideways: another base URL, at once
             previous = (model, last_profile, last_error)
         if not walk.attempted:
-            return await self._least_bad(state, chain, attempt, walk)
+            return await self._least_bad(state, [model for _, model in order], attempt, walk)
         return walk
 
     def _pick_key(self, model: ModelEntry, exclude: Collection[str]) -> AuthProfile | None:
         """The next key for ``model``: the manager's, or the better of its next two when
         the strategy chooses among keys (``prefer``)."""
         manager = self.manager
-        prefer = getattr(self.strategy, "prefer", None)
+        prefer = self._prefer
         if prefer is not None:
             first = manager.peek_next_profile(model.provider, model=model.id, exclude=exclude)
             if first is not None:
@@ -538,6 +545,8 @@ class Engine:
         self, steps: list[tuple[ModelEntry, ...]], state: RequestState
     ) -> list[tuple[int, ModelEntry]]:
         """Every model to try, with its step's index, deployments in the strategy's order."""
+        if all(len(step) == 1 for step in steps):  # no groups: nothing to order
+            return [(index, step[0]) for index, step in enumerate(steps)]
         strategy, view, usage = self.strategy, self.routing, state.estimated_usage
         return [
             (index, model)
@@ -711,9 +720,11 @@ class Engine:
         profile: AuthProfile,
     ) -> tuple[T, ModelEntry, AuthProfile]:
         """One call, bounded by the attempt's timeout as a total; recorded either way."""
-        timeout = min(self.timeout, state.time_left())
-        if timeout <= 0:
-            raise ProviderTimeoutError("the request's deadline passed")
+        timeout = self.timeout
+        if state.deadline_at != math.inf:
+            timeout = min(timeout, state.time_left())
+            if timeout <= 0:
+                raise ProviderTimeoutError("the request's deadline passed")
         ctx = AttemptContext(
             profile,
             model,
@@ -731,6 +742,9 @@ class Engine:
         try:
             if math.isinf(timeout):
                 value = await attempt(ctx)
+            elif state.asyncio_cancel_safe and _HAS_UNCANCEL:
+                with AsyncioTimeout(timeout):
+                    value = await attempt(ctx)
             else:
                 # fail_after's own scope, without its two generator wrappers (~1/3 of its
                 # cost per attempt on asyncio, which under load is as much as an HTTP call's)

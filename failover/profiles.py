@@ -401,9 +401,11 @@ class _Pool:
         return bucket is not None and bucket.get(profile.name) is profile
 
     def touch(self, profile: AuthProfile) -> None:
-        bucket = self._buckets[profile.priority]
-        del bucket[profile.name]
-        bucket[profile.name] = profile
+        """Move a ready ``profile`` behind its equals (no-op when it is not ready here)."""
+        bucket = self._buckets.get(profile.priority)
+        if bucket is not None and len(bucket) > 1 and bucket.get(profile.name) is profile:
+            del bucket[profile.name]
+            bucket[profile.name] = profile
 
     def pick(
         self, model: str | None, exclude: Collection[str], resting: Resting | None
@@ -423,6 +425,7 @@ class _Pool:
 
 
 _ALL = "\x00all"  # the pool of every provider's profiles
+_set = object.__setattr__  # for the counters the hot path updates: no routing-field check
 _BUCKETS = 10  # a breaker's window is kept as this many time buckets
 
 
@@ -679,7 +682,8 @@ class FailoverManager:
             exclude: Names of profiles not to return (e.g. those tried already).
         """
         now = self.clock()
-        self._wake(now)
+        if self._cooling:
+            self._wake(now)
         pool = self._pool_for(provider)
         if pool is None:
             return None
@@ -799,17 +803,19 @@ class FailoverManager:
         for the circuit breaker of that model at the profile's endpoint, and closes it
         when it was the half-open probe.
         """
-        profile = self._require(name)
+        profile = self._profiles.get(name) or self._require(name)
         recovering = profile.consecutive_failures > 0 or profile.cooldown_strikes > 0
-        profile.success_count += 1
-        profile.consecutive_failures = 0
+        _set(profile, "success_count", profile.success_count + 1)
+        if recovering:
+            profile.consecutive_failures = 0
         if model is not None:
             recovering = self._breaker_outcome(profile, model, failed=False) or recovering
         if profile.status is ProfileStatus.COOLING_DOWN:
             recovering = True
             self._heal(profile, keep_breakers=True)
         if profile.status is ProfileStatus.AVAILABLE:
-            profile.cooldown_strikes = 0
+            if profile.cooldown_strikes:
+                profile.cooldown_strikes = 0
             if self._shared and recovering:  # a key still held here is not announced healed
                 self.store.profile_changed(profile, "recover", struck=False)
         return recovering
@@ -1132,13 +1138,15 @@ class FailoverManager:
 
     def _pool_for(self, provider: str | None) -> _Pool | None:
         """The ready profiles of ``provider`` (``None``: of every provider)."""
-        return self._pools.get(_ALL if provider is None else canonical_provider(provider))
+        pool = self._pools.get(_ALL if provider is None else provider)  # canonical already?
+        if pool is None and provider is not None:
+            pool = self._pools.get(canonical_provider(provider))
+        return pool
 
     def _count_use(self, profile: AuthProfile, now: float) -> None:
-        profile.last_used_at = now
-        if profile in self._pools[_ALL]:
-            self._pools[_ALL].touch(profile)
-            self._pools[profile.provider].touch(profile)
+        _set(profile, "last_used_at", now)
+        self._pools[_ALL].touch(profile)
+        self._pools[profile.provider].touch(profile)
 
     def _make_ready(self, profile: AuthProfile) -> None:
         self._pools[_ALL].add(profile)

@@ -60,6 +60,7 @@ Message = Mapping[str, Any]
 P = ParamSpec("P")
 R = TypeVar("R")
 
+_PLAIN_ROLES = frozenset(("system", "developer", "user", "assistant"))
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
 """The normalised finish reasons (the provider's own is kept as ``raw_finish_reason``)."""
 
@@ -76,6 +77,17 @@ class ChatRequest:
     _turns: list[tuple[Turn, ...]] = field(
         default_factory=list, init=False, repr=False, compare=False
     )
+
+    @property
+    def plain(self) -> bool:
+        """Whether this is text alone (string contents, no parameters): what every model
+        of every wire format takes, so no adapter has a field to refuse."""
+        return not self.params and all(
+            type(message.get("content")) is str
+            and message.get("role") in _PLAIN_ROLES
+            and len(message) == 2
+            for message in self.messages
+        )
 
     def turns(self) -> tuple[Turn, ...]:
         """The messages read once (see :func:`providers.messages.read_messages`).

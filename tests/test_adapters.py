@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -159,3 +160,47 @@ def test_a_registered_adapter_is_known_to_the_catalog_and_priced_providers_stay_
     assert default_catalog_entry("azure", "my-deployment") is not None
     priced = default_catalog_entry("azure", "gpt-4o")
     assert priced is not None and priced.cost_input is not None
+
+
+PLAIN_MODELS = [
+    "openai/gpt-4o-mini",
+    "anthropic/claude-3-5-haiku-latest",
+    "gemini/gemini-2.0-flash",
+    "gemini/gemini-2.5-pro",
+    "groq/llama-3.1-8b-instant",
+    "ollama-native/llama3.2",
+    "mistral/mistral-small-latest",
+]
+
+
+@pytest.mark.parametrize("model_id", PLAIN_MODELS)
+def test_a_plain_text_request_is_one_every_model_takes(model_id: str) -> None:
+    """The client skips the unsupported-field check for plain requests: that must be safe."""
+    from failover import FallbackChain
+    from providers import registered_providers
+
+    request = ChatRequest(ASK)
+    assert request.plain
+    model = FallbackChain.from_ids([model_id]).steps[0][0]
+    assert model.provider in registered_providers()
+    for text_only in (
+        model,
+        dataclasses.replace(model, input=("text",), tools=False, reasoning=False),
+    ):
+        assert get_adapter(model.provider).unsupported_field(request, text_only) is None
+
+
+@pytest.mark.parametrize(
+    ("messages", "params"),
+    [
+        (ASK, {"stop": ["x"]}),
+        ([{"role": "user", "content": [{"type": "text", "text": "hi"}]}], {}),
+        ([{"role": "user", "content": "hi", "name": "ann"}], {}),
+        ([{"role": "tool", "content": "42", "tool_call_id": "c1"}], {}),
+        ([{"role": "user", "content": None}], {}),
+    ],
+)
+def test_anything_beyond_plain_text_is_checked(
+    messages: list[dict[str, Any]], params: dict[str, Any]
+) -> None:
+    assert not ChatRequest(messages, params=params).plain
