@@ -175,6 +175,37 @@ async def happy_path(base: str) -> None:
 
         return call, session.close
 
+    async def least_client_aiohttp() -> Any:
+        """What any failover client does on top of the bare call, and nothing more: take a
+        key and report its success, translate the request, parse the reply into a result;
+        sent on a session configured as AiohttpSender's (no cookie jar, parsed URL)."""
+        import yarl
+
+        from failover.client import _chat_request
+        from providers import get_adapter
+
+        session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        manager = FailoverManager(profiles=[AuthProfile("k0", "openai", key[0], base_url=base)])
+        adapter = get_adapter("openai")
+        parsed = yarl.URL(url)
+
+        async def call() -> Any:
+            request = _chat_request(MESSAGES, None, None, {}, stream=False)
+            profile = manager.get_next_profile("openai", model="gpt-4o-mini")
+            assert profile is not None
+            built = adapter.build_request(
+                request,
+                model="gpt-4o-mini",
+                api_key=profile.api_key.get_secret_value(),
+                base_url=base,
+            )
+            async with session.post(parsed, data=built.body, headers=built.headers) as reply:
+                result = adapter.parse_response(await reply.read())
+            manager.mark_success(profile.name, model="gpt-4o-mini")
+            return result
+
+        return call, session.close
+
     async def ours_httpx() -> Any:
         client = client_for(base, key)
         return lambda: client.complete(MESSAGES), client.aclose
@@ -232,6 +263,7 @@ async def happy_path(base: str) -> None:
             {
                 "bare aiohttp": (bare_aiohttp, BURST_AIOHTTP),
                 "failover (AiohttpSender)": (ours_aiohttp, BURST_AIOHTTP),
+                "least client (aiohttp)": (least_client_aiohttp, BURST_AIOHTTP),
             },
             {"failover (httpx-aiohttp)": (ours_httpx_aiohttp, BURST_AIOHTTP // 2)},
             {
@@ -248,6 +280,7 @@ async def happy_path(base: str) -> None:
         for ours, bare in (
             ("failover (httpx)", "bare httpx"),
             ("failover (AiohttpSender)", "bare aiohttp"),
+            ("least client (aiohttp)", "bare aiohttp"),
             ("failover (httpx2 in HttpxSender)", "bare httpx2"),
         )
     }

@@ -174,6 +174,8 @@ def rate_limit_headroom(headers: Mapping[str, str]) -> Headroom | None:
     """Read a reply's rate-limit headers; ``None`` when it has none (most replies)."""
     headers = _case_insensitive(headers)
     for requests, tokens in _BUDGETS:
+        if requests[0] not in headers and tokens[0] not in headers:
+            continue
         requests_left = _int_header(headers, requests[0])
         tokens_left = _int_header(headers, tokens[0])
         if requests_left is None and tokens_left is None:

@@ -458,14 +458,14 @@ def read_usage(
     def count(source: Any, name: str) -> int:
         if source is None:
             return 0
-        if not isinstance(source, Mapping):
+        if type(source) is not dict and not isinstance(source, Mapping):
             raise _OddUsage(name)
         return _count(source, name)
 
     if usage is None:
         return None
     try:
-        if not isinstance(usage, Mapping):
+        if type(usage) is not dict and not isinstance(usage, Mapping):
             raise _OddUsage("usage")
         return build(count)
     except _OddUsage as odd:

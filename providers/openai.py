@@ -142,7 +142,8 @@ def _strip_extras(messages: Any) -> list[Any]:
     """Drop ``extra_content`` (Gemini's thought signatures) from assistant tool calls."""
     out = []
     for message in messages:
-        calls = message.get("tool_calls") if isinstance(message, Mapping) else None
+        is_mapping = type(message) is dict or isinstance(message, Mapping)
+        calls = message.get("tool_calls") if is_mapping else None
         if isinstance(calls, list) and any(
             isinstance(c, Mapping) and "extra_content" in c for c in calls
         ):
