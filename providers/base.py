@@ -387,9 +387,21 @@ def check_vectors(vectors: list[list[float]], inputs: int) -> list[list[float]]:
     return vectors
 
 
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")  # UTF-8, UTF-16/32 little, big
+
+
 def load_json(body: bytes | str) -> Any:
-    """Parse a JSON body, raising MalformedResponseError for anything else."""
+    """Parse a JSON body, raising MalformedResponseError for anything else.
+
+    UTF-8 (what JSON on the network is) is decoded directly; anything else (a BOM, the NUL
+    bytes of UTF-16/32) goes through ``json.loads``'s own encoding detection.
+    """
     try:
+        if type(body) is bytes and not body.startswith(_BOMS) and b"\x00" not in body[:4]:
+            try:
+                return json.loads(body.decode())
+            except UnicodeDecodeError:
+                pass
         return json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise MalformedResponseError(f"reply is not valid JSON: {exc}") from exc

@@ -312,3 +312,18 @@ def test_the_classifier_reads_any_error_body_without_help(status: int, body: Any
     from failover.classify import classify_http_error
 
     assert isinstance(classify_http_error(status, {}, json.dumps(body).encode()), ProviderError)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32-be"])
+def test_a_reply_body_in_any_json_encoding_is_read(encoding: str) -> None:
+    from providers.base import load_json
+
+    assert load_json('{"text": "héllo"}'.encode(encoding)) == {"text": "héllo"}
+
+
+def test_a_body_that_is_not_text_is_malformed() -> None:
+    from failover import MalformedResponseError
+    from providers.base import load_json
+
+    with pytest.raises(MalformedResponseError):
+        load_json(b'"\xff\xfe\xfa"')
