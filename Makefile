@@ -35,6 +35,7 @@ demo: $(SIM)
 bench: $(DEV)
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/deadline.py
+	$(PY) benchmarks/work_count.py
 
 # A chaos soak (SOAK_REQUESTS=20000 per run by default): every bad column must print 0.
 soak: $(DEV)
