@@ -55,7 +55,12 @@ class Reply(Protocol):
 
 
 class Sender(Protocol):
-    """Sends one request and yields the reply, its body still unread."""
+    """Sends one request and yields the reply, its body still unread.
+
+    A sender whose I/O is written for asyncio's own cancellation (a plain ``task.cancel()``
+    anywhere is safe: aiohttp) may set ``asyncio_cancel_safe = True``; the engine then
+    bounds its attempts with asyncio's cheaper timer instead of anyio's cancel scope.
+    """
 
     def open(
         self, request: HttpRequest, timeout: float, *, read_timeout: float | None = None
