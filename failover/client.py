@@ -719,10 +719,8 @@ def _chat_request(
                 f"messages[{index}].content must be a str or a list of content parts, "
                 f"got {type(content).__name__}"
             )
-        if (
-            type(content) is not str
-            and content is not None
-            and not all(isinstance(part, Mapping) for part in content)
+        if isinstance(content, (list, tuple)) and not all(
+            isinstance(part, Mapping) for part in content
         ):
             raise ConfigError(f"messages[{index}].content parts must be dicts")
     if max_tokens is not None and (

@@ -222,9 +222,9 @@ class Engine:
         """Start the bookkeeping of a request (see RequestState.asyncio_cancel_safe)."""
         now = time.monotonic()
         deadline_at = now + self.deadline if self.deadline is not None else math.inf
-        state = RequestState(f"req-{next(_request_ids)}", now, deadline_at)
-        state.asyncio_cancel_safe = asyncio_cancel_safe
-        return state
+        return RequestState(
+            f"req-{next(_request_ids)}", now, deadline_at, asyncio_cancel_safe=asyncio_cancel_safe
+        )
 
     def succeeded(
         self,
