@@ -186,8 +186,11 @@ class _Exchange:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._response is not None:  # a cancelled request still gives it back
-            await finish_even_if_cancelled(self._response.aclose)
+        response = self._response
+        # a reply read to its end is closed already (httpx closes it as the body ends):
+        # nothing to give back, no task to start; otherwise give it back even if cancelled
+        if response is not None and not response.is_closed:
+            await finish_even_if_cancelled(response.aclose)
 
 
 class _Errors(NamedTuple):
