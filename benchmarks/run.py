@@ -3,7 +3,11 @@
 1. happy-path overhead vs a bare httpx (and aiohttp) POST: sequential median/p99 µs, and
    requests/s at concurrency 64 from a cold pool (a new client: its first requests) and from
    a warm one, each client side by side with its bare library in the same round (a bare
-   caller encodes its messages on each call, as the client does);
+   caller encodes its messages on each call, as the client does); the "least client": a
+   bare aiohttp call plus only what any failover client must do per request (take a key
+   and record its success, translate the request, parse the reply), the floor under the
+   client's ratio; then the warm clients again, as CPU µs per request in short alternating
+   chunks (ratios between chunks a second apart, steadier than rounds minutes apart);
 2. streaming: time to first chunk and total, vs bare httpx;
 3. failover cost: first key 429 -> second key, vs a direct success; the next request,
    which must skip the cooling key without calling it; and a primary model overloaded
@@ -135,6 +139,55 @@ async def interleaved(
             "rounds": rows,
         }
         for name, rows in rounds.items()
+    }
+
+
+async def cpu_per_request(call: Call, total: int, width: int = WIDTH) -> float:
+    """This process's CPU µs per request over ``total`` calls at concurrency ``width``."""
+    remaining = total
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await call()
+
+    start = time.process_time()
+    await asyncio.gather(*(worker() for _ in range(width)))
+    return (time.process_time() - start) / total * 1e6
+
+
+WARM_CHUNKS = int(os.environ.get("BENCH_WARM_CHUNKS", "24"))
+
+
+async def warm_cpu(group: dict[str, tuple[Contender, int]]) -> dict[str, Any]:
+    """CPU per request of warm clients, in many short alternating chunks.
+
+    The rounds of :func:`interleaved` are minutes apart and their per-round ratios spread
+    widely on this VM; here each contender keeps one warm client, and chunks of a few hundred
+    requests alternate (order reversed each time), so a ratio is taken between chunks run
+    within a second of each other. The process is CPU-bound at 64 concurrent requests
+    against the upstream, so CPU per request is what bounds throughput.
+    """
+    made = {name: await factory() for name, (factory, _) in group.items()}
+    samples: dict[str, list[float]] = {name: [] for name in made}
+    for name, (call, _) in made.items():
+        await cpu_per_request(call, group[name][1] // 3)  # warm: connections, caches
+    for number in range(WARM_CHUNKS):
+        names = list(made) if number % 2 == 0 else list(reversed(made))
+        for name in names:
+            samples[name].append(await cpu_per_request(made[name][0], group[name][1] // 4))
+    for _, close in made.values():
+        await close()
+    bare = next(iter(made))
+    return {
+        name: {
+            "cpu_us": statistics.median(got),
+            "bare_over_this": statistics.median(
+                b / mine for b, mine in zip(samples[bare], got, strict=True)
+            ),
+        }
+        for name, got in samples.items()
     }
 
 
@@ -272,6 +325,21 @@ async def happy_path(base: str) -> None:
             },
         ]
     )
+    results["warm_cpu_c64"] = {
+        "httpx": await warm_cpu(
+            {
+                "bare httpx": (bare_httpx, BURST_HTTPX),
+                "failover (httpx)": (ours_httpx, BURST_HTTPX),
+            }
+        ),
+        "aiohttp": await warm_cpu(
+            {
+                "bare aiohttp": (bare_aiohttp, BURST_AIOHTTP),
+                "failover (AiohttpSender)": (ours_aiohttp, BURST_AIOHTTP),
+                "least client (aiohttp)": (least_client_aiohttp, BURST_AIOHTTP),
+            }
+        ),
+    }
     happy = results["happy_path"]
     results["throughput_ratios_c64"] = {
         f"{ours} / {bare}": {
@@ -763,6 +831,15 @@ def print_table() -> None:
     print("   throughput at 64 concurrent, client / its bare library (median of per-round ratios):")
     for pair, row in results["throughput_ratios_c64"].items():
         print(f"     {pair:40} cold {row['cold']:.2f}x   warm {row['warm']:.2f}x")
+    print(
+        "   warm clients, CPU µs per request at 64 concurrent, short chunks alternating "
+        f"({WARM_CHUNKS} each):"
+    )
+    for rows in results["warm_cpu_c64"].values():
+        for name, row in rows.items():
+            print(
+                f"     {name:32} {row['cpu_us']:8.0f} µs   bare / this {row['bare_over_this']:.2f}x"
+            )
     for ours, bare in (
         ("failover (httpx)", "bare httpx"),
         ("failover (AiohttpSender)", "bare aiohttp"),
