@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -35,6 +36,7 @@ class Upstream:
     """A raw HTTP/1.1 server: replies at once, or trickles its body a byte at a time."""
 
     trickle_every: float | None = None
+    delay: float = 0.0
     body_bytes_sent: int = 0
     request_heads: list[bytes] = field(default_factory=list)
     port: int = 0
@@ -50,6 +52,7 @@ class Upstream:
                     if line.lower().startswith(b"content-length:")
                 )
                 await reader.readexactly(length)
+                await asyncio.sleep(self.delay)
                 if self.trickle_every is None:
                     writer.write(
                         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
@@ -73,19 +76,50 @@ class Upstream:
         finally:
             writer.close()
 
-    def profile(self) -> AuthProfile:
+    def profile(self, name: str = "k", priority: int = 0) -> AuthProfile:
         return AuthProfile(
-            "k", "openai", "sk-aiohttp-test-key-0001", base_url=f"http://localhost:{self.port}/v1"
+            name,
+            "openai",
+            f"sk-aiohttp-test-key-{name}-0001",
+            base_url=f"http://localhost:{self.port}/v1",
+            priority=priority,
         )
 
 
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
+@asynccontextmanager
+async def serving() -> AsyncIterator[Upstream]:
     state = Upstream()
     server = await asyncio.start_server(state.handle, "127.0.0.1", 0)
     state.port = server.sockets[0].getsockname()[1]
     async with server:
         yield state
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    async with serving() as state:
+        yield state
+
+
+async def test_a_hedge_on_aiohttp_wins_and_the_slow_attempt_is_cancelled_cleanly() -> None:
+    sender = AiohttpSender()
+    async with serving() as slow, serving() as fast:
+        slow.delay = 5.0
+        manager = FailoverManager(profiles=[slow.profile("east"), fast.profile("west", 1)])
+        async with ResilientClient(
+            ["openai/gpt-4o-mini"], manager, sender=sender, hedge_after=0.05
+        ) as client:
+            result = await client.complete(ASK)
+            assert result.profile == "west"
+            assert sorted(a.outcome for a in result.attempts) == ["cancelled", "ok"]
+            east = client.manager.get_profile("east")
+            assert east.failure_count == 0 and east.status.value == "available"
+            task = asyncio.current_task()
+            assert task is not None and task.cancelling() == 0  # no cancel leaked to the caller
+            await asyncio.sleep(0.1)  # past the loser's timers: none fires into this task
+            fast.delay = slow.delay = 0.0
+            assert (await client.complete(ASK)).text == "pong"
+    await sender.aclose()
 
 
 async def test_the_attempt_timeout_is_a_total_for_a_reply_that_trickles(
