@@ -1,7 +1,8 @@
 """``failover demo``: a few hundred requests, a few dozen at a time, through failures, live.
 
-Starts the simulator, scripts a key with a small budget, a dead key, an outage of the first
-provider, an overlapping one of the second and a little chaos (429s among it), then drives a
+Starts the simulator, scripts a key with a small budget, a dead key, two healthy keys to
+rotate to, an outage of the first provider, an overlapping one of the second and a little
+chaos (429s among it: a key that gets one rotates to the next), then drives a
 realistic client through it while a rich live view shows progress and failover events. Ends
 with a summary that accounts for every request. Needs the ``sim`` extra (starlette, uvicorn,
 rich).
@@ -40,6 +41,7 @@ CHAIN = ["openai/gpt-4o-mini", "anthropic/claude-haiku-4-5", "gemini/gemini-2.5-
 KEYS = {
     "openai-main": ("openai", "sk-demo-openai-main-0000000001"),
     "openai-spare": ("openai", "sk-demo-openai-spare-000000002"),
+    "openai-backup": ("openai", "sk-demo-openai-backup-00000006"),
     "openai-revoked": ("openai", "sk-demo-openai-revoked-0000003"),
     "anthropic": ("anthropic", "sk-ant-demo-anthropic-00000004"),
     "gemini": ("gemini", "AIzaSy-demo-gemini-000000000005"),
@@ -193,7 +195,7 @@ async def run_demo(
         console.print(f"Prometheus metrics at {metrics.url}")
     rng = random.Random(42)
     accepted = {
-        "openai": [KEYS["openai-main"][1], KEYS["openai-spare"][1]],
+        "openai": [KEYS["openai-main"][1], KEYS["openai-spare"][1], KEYS["openai-backup"][1]],
         "anthropic": [KEYS["anthropic"][1]],
         "gemini": [KEYS["gemini"][1]],
     }
