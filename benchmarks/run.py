@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from store_bench import print_rows, store_rows  # benchmarks/, the script's own directory
+from load import drive  # benchmarks/, the script's own directory
+from store_bench import print_rows, store_rows
 
 from failover import AuthProfile, FailoverManager, ResilientClient
 
@@ -89,16 +90,8 @@ async def sequential(call: Callable[[], Awaitable[Any]], n: int = SEQUENTIAL) ->
 
 async def burst(call: Callable[[], Awaitable[Any]], total: int, width: int = WIDTH) -> float:
     """Requests/s of ``total`` calls made by ``width`` concurrent workers."""
-    remaining = total
-
-    async def worker() -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            await call()
-
     start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(width)))
+    await drive(call, total, width)
     return total / (time.perf_counter() - start)
 
 
@@ -144,16 +137,8 @@ async def interleaved(
 
 async def cpu_per_request(call: Call, total: int, width: int = WIDTH) -> float:
     """This process's CPU µs per request over ``total`` calls at concurrency ``width``."""
-    remaining = total
-
-    async def worker() -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            await call()
-
     start = time.process_time()
-    await asyncio.gather(*(worker() for _ in range(width)))
+    await drive(call, total, width)
     return (time.process_time() - start) / total * 1e6
 
 

@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from load import drive  # benchmarks/, the script's own directory
+
 HERE = Path(__file__).parent
 MESSAGES = [{"role": "user", "content": "ping"}]
 PROPAGATION_EVENTS = 500
@@ -41,16 +43,8 @@ async def _sequential(call: Callable[[], Awaitable[Any]], n: int) -> list[float]
 
 
 async def _concurrent(call: Callable[[], Awaitable[Any]], total: int, width: int = 64) -> float:
-    remaining = total
-
-    async def worker() -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            await call()
-
     start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(width)))
+    await drive(call, total, width)
     return total / (time.perf_counter() - start)
 
 
