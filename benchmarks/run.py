@@ -28,6 +28,7 @@ so the server is not what is measured (the simulator is measured too, for compar
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import os
@@ -598,15 +599,7 @@ async def memory(base: str) -> None:
             await client.complete(MESSAGES)
         gc.collect()
         before = rss_mib()
-        remaining = count
-
-        async def worker(client: ResilientClient = client) -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                await client.complete(MESSAGES)
-
-        await asyncio.gather(*(worker() for _ in range(32)))
+        await drive(functools.partial(client.complete, MESSAGES), count, 32)
         gc.collect()
         results.setdefault("memory", {})[name] = {
             "requests": count,
@@ -750,15 +743,7 @@ async def hedging(base: str) -> None:
         await asyncio.gather(*tasks)
 
     async def burst(name: str, count: int) -> None:
-        remaining = count
-
-        async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                await one(name)
-
-        await asyncio.gather(*(worker() for _ in range(10)))
+        await drive(functools.partial(one, name), count, 10)
 
     for client in contenders.values():
         await client.complete(MESSAGES)  # warm; the upstream's tenth-request count starts at 1

@@ -44,17 +44,11 @@ import httpx
 from failover import (
     AuthProfile,
     ContentFilteredError,
-    CooldownEvent,
-    ExhaustedEvent,
     FailoverConfig,
     FailoverError,
-    FailoverEvent,
     FailoverManager,
-    RecoveredEvent,
     ResilientClient,
     ResilientTransport,
-    RetryEvent,
-    SuccessEvent,
 )
 
 REQUESTS = int(os.environ.get("SOAK_REQUESTS", "20000"))
@@ -159,6 +153,18 @@ class Tally:
     rss_after: float = 0.0
     seconds: float = 0.0
 
+    @property
+    def bad(self) -> int:
+        """Everything that must be 0: other exceptions, hangs, truncations passed as success,
+        keys found, connections left checked out (or not countable)."""
+        return (
+            sum(self.other.values())
+            + self.hung
+            + self.truncated
+            + self.keys_found
+            + (self.connections_left if isinstance(self.connections_left, int) else 1)
+        )
+
     def error(self, exc: BaseException, typed: bool) -> None:
         name = type(exc).__name__
         (self.typed if typed else self.other)[name] += 1
@@ -210,7 +216,6 @@ def _listen(target: Any, tally: Tally) -> None:
         target.on_exhausted,
     ):
         register(lambda event: tally.outputs.add(repr(event)))
-    _ = (FailoverEvent, RetryEvent, CooldownEvent, RecoveredEvent, SuccessEvent, ExhaustedEvent)
 
 
 def _manager(port: int) -> FailoverManager:
@@ -393,13 +398,7 @@ async def _transport_run(port: int) -> Tally:
 
 
 def _print(tally: Tally) -> None:
-    bad = (
-        sum(tally.other.values())
-        + tally.hung
-        + tally.truncated
-        + tally.keys_found
-        + (tally.connections_left if isinstance(tally.connections_left, int) else 1)
-    )
+    bad = tally.bad
     print(f"\n== {tally.name}  ({tally.seconds:.1f} s)")
     print(f"   requests served            {tally.served}")
     typed = ", ".join(f"{name} {count}" for name, count in tally.typed.most_common())
@@ -458,13 +457,7 @@ async def main() -> int:
             tally.outputs |= outputs_of_logs
             _count_keys(tally)
             _print(tally)
-            bad += (
-                sum(tally.other.values())
-                + tally.hung
-                + tally.truncated
-                + tally.keys_found
-                + (tally.connections_left if isinstance(tally.connections_left, int) else 1)
-            )
+            bad += tally.bad
         return 1 if bad else 0
     finally:
         root.removeHandler(capture)

@@ -210,8 +210,7 @@ def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == "--listen":
         asyncio.run(_listen(sys.argv[2], sys.argv[3], int(sys.argv[4])))
         return
-    sys.path.insert(0, str(HERE))
-    from run import free_port
+    from run import free_port  # benchmarks/, the script's own directory
 
     port = free_port()
     upstream = subprocess.Popen(

@@ -19,9 +19,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, ClassVar
 
-sys.path.insert(0, str(Path(__file__).parent))  # the upstream's canned reply
-
-from upstream import REPLY
+from upstream import REPLY  # benchmarks/, the script's own directory
 
 from failover import AuthProfile, ResilientClient
 from providers.base import HttpRequest

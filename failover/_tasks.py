@@ -15,7 +15,13 @@ from typing import Any
 
 import anyio
 
-__all__ = ["AsyncioTimeout", "BackgroundTasks", "finish_even_if_cancelled", "running_on_trio"]
+__all__ = [
+    "ASYNCIO_TIMEOUT_WORKS",
+    "AsyncioTimeout",
+    "BackgroundTasks",
+    "finish_even_if_cancelled",
+    "running_on_trio",
+]
 
 logger = logging.getLogger("failover")
 
@@ -30,6 +36,10 @@ def running_on_trio() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+ASYNCIO_TIMEOUT_WORKS = sys.version_info >= (3, 11)
+"""Whether :class:`AsyncioTimeout` can run here (it needs ``Task.uncancel``)."""
 
 
 class AsyncioTimeout:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import functools
 import math
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
@@ -47,8 +48,6 @@ class AiohttpSender:
         self._session = session
         self._owned = session is None
         self._limit = limit
-        self._timeouts: dict[tuple[float, float | None], aiohttp.ClientTimeout] = {}
-        self._urls: dict[str, yarl.URL] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -60,27 +59,6 @@ class AiohttpSender:
             )
         return self._session
 
-    def _url(self, url: str) -> yarl.URL:
-        """``url`` parsed once (a handful of base URLs serve every request)."""
-        parsed = self._urls.get(url)
-        if parsed is None:
-            if len(self._urls) >= 256:
-                self._urls.clear()
-            parsed = self._urls[url] = yarl.URL(url)
-        return parsed
-
-    def _timeout(self, timeout: float, read_timeout: float | None) -> aiohttp.ClientTimeout:
-        """The aiohttp timeout for these bounds, made once per distinct pair."""
-        key = (timeout, read_timeout)
-        limits = self._timeouts.get(key)
-        if limits is None:
-            bound = None if math.isinf(timeout) else timeout
-            limits = aiohttp.ClientTimeout(total=None, sock_connect=bound, sock_read=read_timeout)
-            if len(self._timeouts) >= 64:  # deadlines make many distinct values: stay small
-                self._timeouts.clear()
-            self._timeouts[key] = limits
-        return limits
-
     def open(
         self, request: HttpRequest, timeout: float, *, read_timeout: float | None = None
     ) -> _Exchange:
@@ -91,6 +69,19 @@ class AiohttpSender:
         """Close the session this sender made."""
         if self._owned and self._session is not None:
             await self._session.close()
+
+
+@functools.lru_cache(maxsize=64)  # deadlines make many distinct values: stay small
+def _client_timeout(timeout: float, read_timeout: float | None) -> aiohttp.ClientTimeout:
+    """The aiohttp timeout for these bounds, made once per distinct pair."""
+    bound = None if math.isinf(timeout) else timeout
+    return aiohttp.ClientTimeout(total=None, sock_connect=bound, sock_read=read_timeout)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_url(url: str) -> yarl.URL:
+    """``url`` parsed once (a handful of base URLs serve every request)."""
+    return yarl.URL(url)
 
 
 class _Exchange:
@@ -117,10 +108,10 @@ class _Exchange:
         try:
             response = await sender._get_session().request(
                 request.method,
-                sender._url(request.url),
+                _parsed_url(request.url),
                 data=request.body,
                 headers=request.headers,
-                timeout=sender._timeout(self._timeout, self._read_timeout),
+                timeout=_client_timeout(self._timeout, self._read_timeout),
                 allow_redirects=False,
             )
         except asyncio.TimeoutError as exc:

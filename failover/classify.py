@@ -190,10 +190,7 @@ def rate_limit_headroom(headers: Mapping[str, str]) -> Headroom | None:
 
 
 _RESET_HEADERS = (  # (remaining header, reset header) of every budget a 429 may be about
-    ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
-    ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
-    ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"),
-    ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"),
+    *(pair for budgets in _BUDGETS for pair in budgets),
     ("anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset"),
     ("anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset"),
 )
@@ -211,7 +208,7 @@ def _reset_of_spent_budget(headers: Mapping[str, str]) -> float | None:
         value = headers.get(reset_header)
         if value is None:
             continue
-        seconds = parse_duration(value) or _seconds_until_date(value)
+        seconds = _reset_wait(value)
         if seconds is None:
             continue
         (spent if _int_header(headers, remaining_header) == 0 else others).append(seconds)
@@ -239,9 +236,14 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
         return None
 
 
+def _reset_wait(value: str) -> float | None:
+    """A reset header's wait: a Go duration, seconds or an RFC 3339 time; None if unreadable."""
+    return parse_duration(value) or _seconds_until_date(value)
+
+
 def _reset_seconds(value: str) -> float:
-    """A reset header's wait: a Go duration, seconds, or an RFC 3339 time; 1 s if unreadable."""
-    return parse_duration(value) or _seconds_until_date(value) or 1.0
+    """A reset header's wait, 1 s if unreadable."""
+    return _reset_wait(value) or 1.0
 
 
 def _gemini_retry_delay(body: Any) -> float | None:

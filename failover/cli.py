@@ -88,11 +88,11 @@ def _port(text: str) -> int:
     return value
 
 
-def _provider_key(text: str) -> str:
+def _provider_key(text: str) -> tuple[str, str]:
     provider, equals, key = text.partition("=")
     if not equals or not provider or not key:
-        raise argparse.ArgumentTypeError(f"expected PROVIDER=KEY, got {text.partition('=')[0]!r}=…")
-    return text
+        raise argparse.ArgumentTypeError(f"expected PROVIDER=KEY, got {provider!r}=…")
+    return provider, key
 
 
 # -- profiles from the environment -------------------------------------------------------------
@@ -536,8 +536,7 @@ async def _simulate(args: argparse.Namespace) -> int:
     from failover.testing import Simulator
 
     accepted: dict[str, list[str]] = {}
-    for item in args.key:
-        provider, _, key = item.partition("=")
+    for provider, key in args.key:
         accepted.setdefault(provider, []).append(key)
     document = _read_script(args.script) if args.script else None
     async with Simulator(keys=accepted, port=args.port) as sim:
@@ -550,8 +549,7 @@ async def _simulate(args: argparse.Namespace) -> int:
             f"  script it: POST {sim.root_url}/_sim/script "
             '{"behavior": {"kind": "rate_limit", "retry_after": 5}, "key": "..."}'
         )
-        if any(getattr(route, "path", "") == "/_sim/calls" for route in sim.app.routes):
-            print(f"  recorded calls: GET {sim.root_url}/_sim/calls")
+        print(f"  recorded calls: GET {sim.root_url}/_sim/calls")
         if args.script:
             print(f"  scripted from {args.script}", flush=True)
         await asyncio.Event().wait()

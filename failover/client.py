@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -41,6 +40,7 @@ from failover.telemetry import Telemetry, resolve_telemetry
 from providers.base import (
     ChatRequest,
     ChatResult,
+    EmbeddingAdapter,
     EmbeddingResult,
     HttpRequest,
     ProviderAdapter,
@@ -48,6 +48,7 @@ from providers.base import (
     StreamChunk,
     ToolCall,
     assistant_message,
+    check_json,
 )
 
 if TYPE_CHECKING:
@@ -386,9 +387,7 @@ class ResilientClient(HookMethods, AsyncClosing):
             )
             async with self._sender.open(http_request, ctx.timeout) as reply:
                 body = await reply.aread()
-                if reply.status_code >= 300:
-                    raise adapter.parse_error(reply.status_code, reply.headers, body)
-                self._engine.note_headroom(ctx.request_id, ctx.profile, reply.headers)
+                self._check_reply(adapter, ctx, reply, body)
             result = adapter.parse_embedding_response(body, len(request.inputs))
             return chain.check(ctx.model, result)
 
@@ -448,8 +447,13 @@ class ResilientClient(HookMethods, AsyncClosing):
         return adapter, built
 
     def _check_reply(
-        self, adapter: ProviderAdapter, ctx: AttemptContext, reply: Reply, body: bytes
+        self,
+        adapter: ProviderAdapter | EmbeddingAdapter,
+        ctx: AttemptContext,
+        reply: Reply,
+        body: bytes,
     ) -> None:
+        """Raise the provider's error for an error reply; note a good one's rate-limit headers."""
         if reply.status_code >= 300:
             raise adapter.parse_error(reply.status_code, reply.headers, body)
         self._engine.note_headroom(ctx.request_id, ctx.profile, reply.headers)
@@ -732,7 +736,7 @@ def _chat_request(
     ):
         raise ConfigError(f"temperature must be a number, got {temperature!r}")
     if params:
-        _check_json(params)
+        check_json(params)
     return ChatRequest(list(messages), max_tokens, temperature, params, stream)
 
 
@@ -755,12 +759,3 @@ def _estimate(request: ChatRequest) -> TokenUsage:
     """A rough token count of a request (4 characters a token), for the cost strategy."""
     characters = sum(len(str(message.get("content") or "")) for message in request.messages)
     return TokenUsage(input_tokens=characters // 4 + 1, output_tokens=request.max_tokens or 500)
-
-
-def _check_json(params: Mapping[str, Any]) -> None:
-    """Raise ConfigError naming the first parameter that cannot be sent as JSON."""
-    for name, value in params.items():
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"parameter {name!r} cannot be sent as JSON: {exc}") from None

@@ -7,7 +7,6 @@ index. ``ResilientClient.embed`` runs it with the same failover as ``complete``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -269,7 +268,7 @@ def embedding_request(
             strs, ``task_type`` is not one of :data:`TASK_TYPES`, or a parameter is
             reserved or cannot be sent as JSON.
     """
-    from providers.base import EmbeddingRequest
+    from providers.base import EmbeddingRequest, check_json
 
     if isinstance(inputs, str):
         texts: tuple[str, ...] = (inputs,)
@@ -295,8 +294,5 @@ def embedding_request(
     for name, value in params.items():
         if name in _RESERVED:
             raise ConfigError(f"pass {name!r} as embed()'s {_RESERVED[name]}=, not as a parameter")
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"parameter {name!r} cannot be sent as JSON: {exc}") from None
+        check_json({name: value})
     return EmbeddingRequest(texts, None, kind, params)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import sys
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from failover._secrets import KeyScrubber
-from failover._tasks import AsyncioTimeout
+from failover._tasks import ASYNCIO_TIMEOUT_WORKS, AsyncioTimeout
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry, TokenUsage
 from failover.classify import rate_limit_headroom
@@ -66,7 +65,6 @@ _TYPICAL_USAGE = TokenUsage(input_tokens=1000, output_tokens=500)
 Chain = Sequence[ModelEntry | Sequence[ModelEntry]]
 """Models in order; an item may be a group of equivalent deployments (one chain step)."""
 _MAX_RECOVERY_WAITS = 3  # waits for the earliest recovery, per request
-_HAS_UNCANCEL = sys.version_info >= (3, 11)  # AsyncioTimeout needs Task.uncancel
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +151,11 @@ class _Pass:
     retry_model: ModelEntry | None = None
     retry_profile: AuthProfile | None = None
 
+    def note(self, error: ProviderError, model: ModelEntry, profile: AuthProfile) -> None:
+        """Keep the walk's first transient failure that the provider lets be retried."""
+        if self.retryable is None and error.should_retry is not False:
+            self.retryable, self.retry_model, self.retry_profile = error, model, profile
+
 
 def _first_call(state: RequestState) -> bool:
     """Whether no call has been made yet (models skipped as unsupported are no calls)."""
@@ -223,7 +226,10 @@ class Engine:
         now = time.monotonic()
         deadline_at = now + self.deadline if self.deadline is not None else math.inf
         return RequestState(
-            f"req-{next(_request_ids)}", now, deadline_at, asyncio_cancel_safe=asyncio_cancel_safe
+            f"req-{next(_request_ids)}",
+            now,
+            deadline_at,
+            asyncio_cancel_safe=asyncio_cancel_safe and ASYNCIO_TIMEOUT_WORKS,
         )
 
     def succeeded(
@@ -275,12 +281,10 @@ class Engine:
         """
         if self.telemetry is not None and state.telemetry is None:
             state.telemetry = self.telemetry.start_request("chat", state.id, chain)
-        if state.telemetry is None:
-            return await self._run_request(state, chain, attempt, unsupported)
         try:
             return await self._run_request(state, chain, attempt, unsupported)
         except BaseException as error:
-            state.telemetry.finished(error=error)
+            self.ended(state, error)
             raise
 
     def ended(self, state: RequestState, error: BaseException | None = None) -> None:
@@ -399,8 +403,7 @@ class Engine:
     def _exhausted(
         self, state: RequestState, models: int, retry_after: float | None
     ) -> AllAttemptsFailed:
-        tried = [a for a in state.attempts if a.profile is not None]
-        if not tried:
+        if _first_call(state):
             error: AllAttemptsFailed = NoProfileAvailable(
                 "no auth profile is available for any model in the chain",
                 state.attempts,
@@ -502,13 +505,8 @@ class Engine:
                     min_context = model.context_window or 0
                 if action is not Action.RETRY:
                     break
+                walk.note(last_error, model, profile)
                 retry_allowed = last_error.should_retry is not False
-                if walk.retryable is None and retry_allowed:
-                    walk.retryable, walk.retry_model, walk.retry_profile = (
-                        last_error,
-                        model,
-                        profile,
-                    )
                 if (
                     config.retry_before_fallback
                     and retry_allowed
@@ -663,7 +661,6 @@ class Engine:
             profile = self.manager.least_recently_failed(model.provider, model=model.id)
             if profile is None:
                 continue
-            walk.attempted = True
             try:
                 return await self._attempt(state, attempt, model, profile)
             except ProviderError as error:
@@ -671,8 +668,8 @@ class Engine:
                 if decision.action is Action.RAISE:
                     error.attempts = tuple(state.attempts)
                     raise
-                if decision.action is Action.RETRY and error.should_retry is not False:
-                    walk.retryable, walk.retry_model, walk.retry_profile = error, model, profile
+                if decision.action is Action.RETRY:
+                    walk.note(error, model, profile)
             break
         return walk
 
@@ -742,7 +739,7 @@ class Engine:
         try:
             if math.isinf(timeout):
                 value = await attempt(ctx)
-            elif state.asyncio_cancel_safe and _HAS_UNCANCEL:
+            elif state.asyncio_cancel_safe:
                 with AsyncioTimeout(timeout):
                     value = await attempt(ctx)
             else:

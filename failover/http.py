@@ -8,11 +8,12 @@ Lower-level exceptions are translated here, at the boundary, into ProviderErrors
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Union
+from types import ModuleType, TracebackType
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Union, cast
 
 import httpx
 
@@ -105,29 +106,15 @@ class HttpxSender:
 
     def __init__(self, client: AnyHttpxClient) -> None:
         self.client = client
-        library = importlib.import_module(type(client).__module__.partition(".")[0])
+        library = library_of(client)
         self._library = library  # httpx or httpx2: their exceptions, their Timeout
         self._errors = _Errors(
             library.TimeoutException, library.TransportError, library.PoolTimeout
         )
-        self._timeouts: dict[tuple[float, float | None], httpx.Timeout] = {}
 
     def _timeout(self, timeout: float, read_timeout: float | None) -> httpx.Timeout:
-        """The httpx timeout for these bounds, made once per distinct pair."""
-        key = (timeout, read_timeout)
-        limits = self._timeouts.get(key)
-        if limits is None:
-            # waiting for our own pool ends a little before the attempt's scope would, so
-            # that it surfaces as PoolExhaustedError, never as the provider's timeout
-            pool = timeout * _POOL_SHARE
-            if read_timeout is None:  # a plain reply: the attempt's scope is its bound
-                limits = self._library.Timeout(None, connect=timeout, pool=pool)
-            else:
-                limits = self._library.Timeout(timeout, read=read_timeout, pool=pool)
-            if len(self._timeouts) >= 64:  # deadlines make many distinct values: stay small
-                self._timeouts.clear()
-            self._timeouts[key] = limits
-        return limits
+        """The httpx timeout for these bounds."""
+        return cast("httpx.Timeout", _httpx_timeout(self._library, timeout, read_timeout))
 
     def open(
         self, request: HttpRequest, timeout: float, *, read_timeout: float | None = None
@@ -138,6 +125,27 @@ class HttpxSender:
 
 _POOL_SHARE = 0.9
 """The share of an attempt's time that may go to waiting for a free pooled connection."""
+
+
+@functools.lru_cache(maxsize=64)  # deadlines make many distinct values: stay small
+def _httpx_timeout(library: ModuleType, timeout: float, read_timeout: float | None) -> Any:
+    """The ``library.Timeout`` for these bounds, made once per distinct pair."""
+    # waiting for our own pool ends a little before the attempt's scope would, so that it
+    # surfaces as PoolExhaustedError, never as the provider's timeout
+    pool = timeout * _POOL_SHARE
+    if read_timeout is None:  # a plain reply: the attempt's scope is its bound
+        return library.Timeout(None, connect=timeout, pool=pool)
+    return library.Timeout(timeout, read=read_timeout, pool=pool)
+
+
+@functools.cache
+def _library_named(module: str) -> ModuleType:
+    return importlib.import_module(module.partition(".")[0])
+
+
+def library_of(thing: Any) -> ModuleType:
+    """The module (``httpx`` or ``httpx2``) whose object (client, request) ``thing`` is."""
+    return _library_named(type(thing).__module__)
 
 
 class _Exchange:

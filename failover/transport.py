@@ -13,7 +13,7 @@ several threads do not wait for each other.
 from __future__ import annotations
 
 import contextlib
-import importlib
+import functools
 import json
 import math
 import threading
@@ -35,6 +35,7 @@ from failover.classify import classify_exception, classify_http_error
 from failover.config import FailoverConfig
 from failover.engine import AttemptContext, Engine, HookMethods, RequestState
 from failover.errors import AllAttemptsFailed, ConfigError, MalformedResponseError, ProviderError
+from failover.http import library_of
 from failover.policy import Policy
 from failover.profiles import AuthProfile, FailoverManager
 from failover.telemetry import Telemetry, resolve_telemetry
@@ -159,7 +160,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
 
     async def handle_async_request(self, request: Any) -> Any:
         """Send ``request`` with failover; return the first good response, or the last bad one."""
-        library = _library_of(request)
+        library = library_of(request)
         inner = self._async_inner(library)
         suffix = self._suffix(str(request.url))
         if suffix is None:  # not one of our hosts: never attach a key
@@ -173,7 +174,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         The engine runs on the transport's event loop thread; this thread waits for it
         (backoff included) and, for a stream, reads the body itself as the SDK iterates.
         """
-        library = _library_of(request)
+        library = library_of(request)
         inner = self._sync_inner(library)
         suffix = self._suffix(str(request.url))
         if suffix is None:  # not one of our hosts: never attach a key
@@ -286,7 +287,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
             )
 
         watcher = _TerminatorWatch(
-            self._adapter.stream_parser(), self._adapter.stream_format, engine.scrubber()
+            self._adapter.stream_parser(), self._adapter.stream_format, engine.scrubber
         )
         guarded = _guarded_stream(library)(response.stream, watcher, truncated)
         return library.Response(
@@ -520,11 +521,6 @@ async def _widen_worker_threads() -> None:
     anyio.to_thread.current_default_thread_limiter().total_tokens = _WORKER_THREADS
 
 
-def _library_of(request: Any) -> ModuleType:
-    """The module (``httpx`` or ``httpx2``) whose Request this is."""
-    return importlib.import_module(type(request).__module__.split(".")[0])
-
-
 def _json_object(body: bytes) -> dict[str, Any] | None:
     if not body or not body.lstrip().startswith(b"{"):
         return None
@@ -584,9 +580,11 @@ class _TerminatorWatch:
     Bytes are passed on a whole line at a time.
     """
 
-    def __init__(self, parser: StreamParser, stream_format: str, scrub: KeyScrubber) -> None:
+    def __init__(
+        self, parser: StreamParser, stream_format: str, scrubber: Callable[[], KeyScrubber]
+    ) -> None:
         self._parser = parser
-        self._scrub = scrub
+        self._scrubber = scrubber  # asked only for a line to scrub: most streams have none
         self._ended_by_provider = False
         self._sse = stream_format == "sse"
         self._pending = b""
@@ -618,12 +616,13 @@ class _TerminatorWatch:
     def _scrubbed(self, raw: bytes) -> bytes:
         """A line with every key scrubbed, in its JSON payload's decoded strings too."""
         line = raw.decode("utf-8", "surrogateescape")
+        scrub = self._scrubber()
         if line.startswith("data:"):  # an SSE event's payload
-            line = "data: " + self._scrub.in_json(line[5:].strip())
+            line = "data: " + scrub.in_json(line[5:].strip())
         elif line.lstrip().startswith("{"):  # an NDJSON line
-            line = self._scrub.in_json(line)
+            line = scrub.in_json(line)
         else:
-            line = self._scrub(line)
+            line = scrub(line)
         return line.encode("utf-8", "surrogateescape")
 
     def _line(self, line: str) -> None:
@@ -647,6 +646,7 @@ class _TerminatorWatch:
             self._ended_by_provider = True
 
 
+@functools.cache  # one class per library (httpx, httpx2), not one per stream
 def _guarded_stream(library: ModuleType) -> Any:
     """A byte-stream class of ``library`` that raises when its stream was cut short.
 

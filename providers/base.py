@@ -41,9 +41,11 @@ __all__ = [
     "ToolCallDelta",
     "assistant_message",
     "catalog_unsupported",
+    "check_json",
     "check_params",
     "check_vectors",
     "embedding_unsupported",
+    "error_status",
     "first_unknown",
     "guarded",
     "has_part",
@@ -98,13 +100,6 @@ class ChatRequest:
         if not self._turns:
             self._turns.append(read_messages(self.messages))
         return self._turns[0]
-
-    def split_system(self) -> tuple[str | None, list[Message]]:
-        """Return the system messages' text joined (or ``None``) and the other messages."""
-        turns = self.turns()
-        system = [t.text for t in turns if t.role == "system"]
-        rest = [m for m in self.messages if m.get("role") not in ("system", "developer")]
-        return ("\n\n".join(system) if system else None), rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -522,6 +517,23 @@ def merge_params(payload: dict[str, Any], params: Mapping[str, Any]) -> dict[str
     for key, value in params.items():
         payload.setdefault(key, value)
     return payload
+
+
+def check_json(params: Mapping[str, Any]) -> None:
+    """Raise ConfigError naming the first parameter that cannot be sent as JSON."""
+    for name, value in params.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"parameter {name!r} cannot be sent as JSON: {exc}") from None
+
+
+def error_status(payload: Mapping[str, Any]) -> int:
+    """The HTTP status an error event of a stream stands for: its ``error.code`` when that is
+    one, else 500."""
+    error = payload.get("error")
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, int) and 400 <= code < 600 else 500
 
 
 def has_part(request: ChatRequest, kind: type) -> bool:

@@ -41,6 +41,7 @@ from providers.base import (
     check_params,
     check_vectors,
     embedding_unsupported,
+    error_status,
     first_unknown,
     guarded,
     load_json,
@@ -220,7 +221,7 @@ def _finish(raw: str | None, has_calls: bool) -> str | None:
     return "tool_calls" if has_calls else "stop"
 
 
-def _read(data: Any, first_index: int) -> tuple[str, list[ToolCall], str | None]:
+def _read(data: Any) -> tuple[str, list[ToolCall], str | None]:
     """Return (text, tool calls, finishReason) of one response object; raise on blocks."""
     if not isinstance(data, dict):
         raise MalformedResponseError("reply is not an object")
@@ -451,7 +452,7 @@ class GeminiAdapter(BaseAdapter):
     def parse_response(self, body: bytes) -> ChatResult:
         """Read the first candidate; a prompt or answer block raises."""
         data = load_json(body)
-        text, calls, finish = _read(data, 0)
+        text, calls, finish = _read(data)
         usage = _usage(data)
         return ChatResult(
             text,
@@ -544,11 +545,8 @@ class _GeminiStream:
     def feed(self, event: str, data: str) -> StreamChunk | None:
         payload = load_json(data)
         if isinstance(payload, dict) and "error" in payload:
-            error = payload.get("error")
-            code = error.get("code") if isinstance(error, dict) else None
-            status = code if isinstance(code, int) and 400 <= code < 600 else 500
-            raise classify_http_error(status, {}, data)
-        text, calls, finish = _read(payload, self._calls)
+            raise classify_http_error(error_status(payload), {}, data)
+        text, calls, finish = _read(payload)
         deltas = tuple(
             ToolCallDelta(self._calls + n, c.id, c.name, c.arguments, c.thought_signature)
             for n, c in enumerate(calls)

@@ -29,9 +29,11 @@ from providers.base import (
     check_params,
     check_vectors,
     embedding_unsupported,
+    error_status,
     guarded,
     load_json,
     max_output_tokens,
+    merge_params,
     read_usage,
     read_vector,
 )
@@ -255,7 +257,7 @@ class OpenAIAdapter(BaseAdapter):
                 code=raw_finish or "refusal",
             )
         calls = _tool_calls(message.get("tool_calls"), "choices[0].message")
-        usage = openai_usage(data.get("usage")) if data.get("usage") is not None else None
+        usage = openai_usage(data.get("usage"))
         return ChatResult(
             _text(message.get("content"), "choices[0].message"),
             openai_finish(raw_finish, bool(calls)),
@@ -283,9 +285,7 @@ class OpenAIAdapter(BaseAdapter):
             payload["model"] = model
         if request.dimensions is not None:
             payload["dimensions"] = request.dimensions
-        for key, value in request.params.items():
-            payload.setdefault(key, value)
-        return payload
+        return merge_params(payload, request.params)
 
     def build_embedding_request(
         self, request: EmbeddingRequest, *, model: str, api_key: str, base_url: str
@@ -336,8 +336,8 @@ class _OpenAIStream:
         if not isinstance(chunk, dict):
             raise MalformedResponseError("stream chunk is not an object")
         if "error" in chunk:
-            raise classify_http_error(_status(chunk), {}, data)
-        usage = openai_usage(chunk.get("usage")) if chunk.get("usage") is not None else None
+            raise classify_http_error(error_status(chunk), {}, data)
+        usage = openai_usage(chunk.get("usage"))
         choices = chunk.get("choices") or []
         if not isinstance(choices, list):
             raise MalformedResponseError("stream chunk choices is not a list")
@@ -391,9 +391,3 @@ def _deltas(calls: Any) -> tuple[ToolCallDelta, ...]:
             )
         )
     return tuple(deltas)
-
-
-def _status(chunk: dict[str, Any]) -> int:
-    error = chunk.get("error")
-    code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, int) and 400 <= code < 600 else 500
