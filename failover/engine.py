@@ -367,7 +367,8 @@ class Engine:
                 delay = self.backoff.delay(retries + 1, error.retry_after)
                 if delay <= config.max_retry_delay and delay < state.time_left():
                     retries += 1
-                    self._announce_retry(state, outcome, retries, delay)
+                    failed = (outcome.retryable, outcome.retry_model, outcome.retry_profile)
+                    self._announce_retry(state, failed, retries, delay)
                     await self.sleep(delay)
                     continue
             retry_after = self._retry_after(steps)
@@ -385,8 +386,15 @@ class Engine:
                 continue
             raise self._exhausted(state, len(steps), retry_after)
 
-    def _announce_retry(self, state: RequestState, walk: _Pass, number: int, delay: float) -> None:
-        error, model, profile = walk.retryable, walk.retry_model, walk.retry_profile
+    def _announce_retry(
+        self,
+        state: RequestState,
+        failed: tuple[ProviderError | None, ModelEntry | None, AuthProfile | None],
+        number: int,
+        delay: float,
+    ) -> None:
+        """Announce a retry of what ``failed`` (its error, model and key) after ``delay``."""
+        error, model, profile = failed
         if error is None or model is None or profile is None:
             return
         self.emit(
@@ -515,7 +523,8 @@ class Engine:
                     delay = self.backoff.delay(same_model_retries + 1, last_error.retry_after)
                     if delay <= config.max_retry_delay and delay < state.time_left():
                         same_model_retries += 1
-                        self._announce_retry(state, walk, same_model_retries, delay)
+                        failed = (last_error, model, profile)
+                        self._announce_retry(state, failed, same_model_retries, delay)
                         await self.sleep(delay)
                         tried.clear()  # the next retry goes to the least recently used key
                         continue

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from failover.store.redis_store import FOREVER
+from failover.store.redis_store import FOREVER, rpm_key
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -74,7 +74,9 @@ async def read_shared_state(
                 rest=rest,
                 strikes=int(float(record.get("strikes") or 0)),
                 error=record.get("error", "") if rest is not None else "",
-                uses_last_minute=int(await client.zcount(f"{prefix}:rpm:{name}", now - 60, "+inf")),
+                uses_last_minute=int(
+                    await client.zcount(rpm_key(prefix, name, fingerprint), now - 60, "+inf")
+                ),
             )
         )
     breakers = []

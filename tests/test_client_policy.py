@@ -254,6 +254,31 @@ async def test_retry_before_fallback_backs_off_on_the_primary_before_falling_ove
 
 
 @respx.mock
+async def test_retry_before_fallback_announces_the_model_it_retries(clock: FakeClock) -> None:
+    import failover
+
+    failover.set_testing(False)
+    overloaded = error(
+        529, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    )
+    respx.post(ANTHROPIC).mock(return_value=overloaded)
+    respx.post(OPENAI).mock(
+        side_effect=[error(500, {"error": {"message": "boom"}}), ok("second try")]
+    )
+    chain = ["anthropic/claude-haiku-4-5", "openai/gpt-4o-mini"]
+    config = FailoverConfig(max_retries=1, retry_delay=0.5, jitter=0.0, retry_before_fallback=True)
+    client = make_client(clock, chain, sleep=Sleeps(), config=config)
+    retries: list[Any] = []
+    client.on_retry(retries.append)
+    result = await client.complete(MESSAGES)
+    assert result.text == "second try"
+    assert [(r.model, r.reason) for r in retries] == [
+        ("anthropic/claude-haiku-4-5", "overloaded"),
+        ("openai/gpt-4o-mini", "server"),
+    ]
+
+
+@respx.mock
 async def test_another_endpoint_of_the_same_model_is_tried_at_once_after_a_503(
     clock: FakeClock,
 ) -> None:

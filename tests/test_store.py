@@ -349,6 +349,30 @@ async def test_failover_status_shows_the_shared_state_without_keys(
     assert await asyncio.to_thread(main, ["status", "--redis", bad]) == 1
 
 
+async def test_failover_status_counts_an_rpm_limited_keys_recent_uses(
+    redis_server: RedisServer,
+) -> None:
+    from failover.status_view import read_shared_state
+
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    first = FailoverManager(
+        profiles=profiles(rate_limit_rpm=10), store=RedisStore(redis_server.url, prefix=prefix)
+    )
+    async with first:
+        for _ in range(3):
+            picked = first.get_next_profile("openai", exclude=["b"])
+            assert picked is not None and picked.name == "a"
+        await settle(first)
+        client = aioredis.from_url(redis_server.url, decode_responses=True)
+        try:
+            shared, _ = await read_shared_state(client, prefix)
+        finally:
+            await client.aclose()
+    by_name = {p.name: p for p in shared}
+    assert by_name["a"].uses_last_minute == 3
+    assert by_name["b"].uses_last_minute == 0
+
+
 async def test_the_workers_demo_refuses_bad_numbers() -> None:
     from failover.demo_workers import run_workers_demo
 

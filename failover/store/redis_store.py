@@ -165,6 +165,11 @@ class _Op:
     pending: bool = True  # whether an echo is expected (registrations are not echoed)
 
 
+def rpm_key(prefix: str, name: str, fingerprint: str) -> str:
+    """The Redis key of a profile's uses in the last minute (``failover status`` reads it)."""
+    return f"{prefix}:rpm:{name}:{fingerprint}"
+
+
 class RedisStore(Store):
     """Shares a manager's state with every process that uses the same Redis.
 
@@ -284,7 +289,7 @@ class RedisStore(Store):
 
     def rpm_key(self, profile: AuthProfile) -> str:
         """The Redis key of ``profile``'s uses in the last minute."""
-        return f"{self.prefix}:rpm:{profile.name}:{profile.fingerprint}"
+        return rpm_key(self.prefix, profile.name, profile.fingerprint)
 
     # -- what the manager calls (synchronous, never waits) ----------------------------
 
