@@ -1,22 +1,32 @@
 # Every target installs what it needs into .venv by itself, from a fresh clone.
+# Installs take the exact versions in requirements/dev.txt (the lock), so a new release of
+# a tool or a dependency never changes what a target does until the lock is refreshed.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+LOCK := requirements/dev.txt
 DEV := $(VENV)/.installed-dev
 SIM := $(VENV)/.installed-sim
+# The lowest supported versions: requirements/lowest.txt on the lowest supported Python.
+LOW_VENV := .venv-lowest
+LOW_PY := $(LOW_VENV)/bin/python
+LOWEST_TESTS := tests/test_client_policy.py tests/test_promises.py tests/test_profiles.py \
+	tests/test_chain.py tests/test_catalog.py tests/test_config.py tests/test_integration.py \
+	tests/test_translation_simulator.py tests/test_caller_input.py tests/test_embeddings.py \
+	tests/test_reply_parsing.py tests/test_store.py tests/test_lock.py
 
-.PHONY: install test lint demo bench soak clean
+.PHONY: install test test-lowest lint demo bench soak lock clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(DEV): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[dev]'
+$(DEV): pyproject.toml $(LOCK) | $(PY)
+	$(PY) -m pip install -q -c $(LOCK) -e '.[dev]'
 	touch $@
 
-$(SIM): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[sim]'
+$(SIM): pyproject.toml $(LOCK) | $(PY)
+	$(PY) -m pip install -q -c $(LOCK) -e '.[sim]'
 	touch $@
 
 install: $(DEV)
@@ -24,6 +34,15 @@ install: $(DEV)
 test: $(DEV)
 	@.ci/ensure-redis-server
 	$(PY) -m pytest -q
+
+# The core suite on the lowest versions pyproject.toml allows, on the lowest Python found.
+test-lowest: requirements/lowest.txt pyproject.toml
+	@.ci/ensure-redis-server
+	@[ -x $(LOW_PY) ] || "$$(.ci/lowest-python)" -m venv $(LOW_VENV)
+	$(LOW_PY) -m pip install -q --upgrade pip
+	$(LOW_PY) -m pip install -q -c requirements/lowest.txt -e '.[sim,redis]' \
+		pytest pytest-asyncio trio respx hypothesis
+	$(LOW_PY) -m pytest -q $(LOWEST_TESTS)
 
 lint: $(DEV)
 	$(PY) -m ruff check failover providers tests examples benchmarks
@@ -41,5 +60,16 @@ bench: $(DEV)
 soak: $(DEV)
 	$(PY) benchmarks/soak.py
 
+# Refresh the lock with today's newest versions (then run make test and make lint).
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install -q --upgrade pip
+	.venv-lock/bin/python -m pip install -q -e '.[dev]'
+	{ sed -n '/^#/p' $(LOCK); .venv-lock/bin/python -m pip freeze --exclude-editable \
+		| grep -v '^llm-failover'; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf .venv-lock
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOW_VENV) .pytest_cache .mypy_cache .ruff_cache

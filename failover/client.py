@@ -111,8 +111,9 @@ class ResilientClient(HookMethods, AsyncClosing):
         http_client: Your own ``httpx.AsyncClient`` (not closed by :meth:`aclose`).
         sender: Your own sender (see ``failover.http.Sender``); overrides ``http_client``.
         catalog: Where chain ids are looked up.
-        wait_for_recovery: When every key is cooling, wait for the earliest recovery if it
-            fits the deadline instead of failing at once.
+        wait_for_recovery: When every key is resting, wait for the earliest recovery (on
+            by default) while it fits the deadline, or ``config.max_recovery_wait`` (10 s)
+            without one; waiters go on in the order they came. ``False`` fails at once.
         raise_on_content_filter: Raise a content block instead of trying the next model.
         fallback_on: Who decides to fall over: a predicate on the ProviderError (``False``
             raises it to you, ``True`` falls over even where the policy would raise), or a
@@ -152,7 +153,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         http_client: httpx.AsyncClient | None = None,
         sender: Sender | None = None,
         catalog: ModelCatalog | None = None,
-        wait_for_recovery: bool = False,
+        wait_for_recovery: bool = True,
         raise_on_content_filter: bool = False,
         fallback_on: Callable[[ProviderError], bool]
         | tuple[type[ProviderError], ...]

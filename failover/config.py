@@ -45,6 +45,13 @@ class FailoverConfig:
         max_provider_wait: Cap on any wait a provider asks for (``Retry-After``, reset
             headers, Gemini's ``retryDelay``): a key is never held longer on a provider's
             word (a day by default); a capped wait says so in its CooldownEvent.
+        max_first_wait: Cap on a rate-limit wait the provider asks for on a key that has
+            not failed before (an hour by default): one outsized ``Retry-After`` does not
+            bench a healthy key for a day. A key that keeps failing gets up to
+            ``max_provider_wait``; quota errors keep their long disable.
+        max_recovery_wait: When every key is resting and the request has no deadline, the
+            longest the client waits for the earliest recovery (with a deadline it waits
+            while the deadline allows; ``wait_for_recovery=False`` never waits).
         breaker_window: Seconds of history the per-endpoint, per-model circuit breaker
             looks at.
         breaker_min_requests: Requests the breaker must have seen in its window before it
@@ -72,6 +79,8 @@ class FailoverConfig:
     max_model_fallbacks: int | None = None
     retry_before_fallback: bool = False
     max_provider_wait: float = 24 * 3600.0
+    max_first_wait: float = 3600.0
+    max_recovery_wait: float = 10.0
     breaker_window: float = 30.0
     breaker_min_requests: int = 8
     breaker_failure_rate: float = 0.5

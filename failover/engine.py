@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 
 from failover._secrets import KeyScrubber
 from failover._tasks import ASYNCIO_TIMEOUT_WORKS, AsyncioTimeout
@@ -43,6 +44,7 @@ from failover.events import (
 )
 from failover.policy import Action, Backoff, Decision, Policy
 from failover.profiles import AuthProfile, FailoverManager, ProfileStatus
+from failover.recovery import RecoveryLine
 from failover.routing import (
     STRATEGIES,
     Hedging,
@@ -64,7 +66,7 @@ _request_ids = itertools.count(1)
 _TYPICAL_USAGE = TokenUsage(input_tokens=1000, output_tokens=500)
 Chain = Sequence[ModelEntry | Sequence[ModelEntry]]
 """Models in order; an item may be a group of equivalent deployments (one chain step)."""
-_MAX_RECOVERY_WAITS = 3  # waits for the earliest recovery, per request
+_MAX_RECOVERY_WAITS = 20  # waits for the earliest recovery, per request (time bounds them too)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +217,7 @@ class Engine:
         self.backoff = Backoff(manager.config)
         self._scrubber: tuple[tuple[int, ...], KeyScrubber] | None = None
         self.model_health = ModelHealth()
+        self.recovery = RecoveryLine()
 
     def emit(self, event_type: type[Event], **fields: Any) -> None:
         """Build and deliver an event, but only when a hook listens for it."""
@@ -358,8 +361,9 @@ class Engine:
     ) -> tuple[T, ModelEntry, AuthProfile]:
         config = self.manager.config
         retries = waits = 0
+        waited = 0.0
         while True:
-            outcome = await self._walk(state, steps, attempt)
+            outcome = await self._walk(state, steps, attempt, again=retries + waits > 0)
             if isinstance(outcome, tuple):
                 return outcome
             error = outcome.retryable
@@ -372,19 +376,31 @@ class Engine:
                     await self.sleep(delay)
                     continue
             retry_after = self._retry_after(steps)
-            if (
-                self.wait_for_recovery
-                and retry_after  # 0: something is usable now, and failed: backoff's domain
-                and waits < _MAX_RECOVERY_WAITS
-                and retry_after < state.time_left()
-                and (
-                    self.deadline is not None or retry_after <= self.manager.config.max_retry_delay
-                )
-            ):
+            if self._may_wait(state, retry_after, waits, waited):
+                assert retry_after is not None
                 waits += 1
-                await self.sleep(retry_after)
+                waited += retry_after
+                await self.recovery.wait(retry_after, self.sleep)
                 continue
+            # a request that fails without a call still lets other tasks run (a caller's
+            # retry loop must not starve the hooks or the store's sync)
+            await anyio.lowlevel.checkpoint()
             raise self._exhausted(state, len(steps), retry_after)
+
+    def _may_wait(
+        self, state: RequestState, retry_after: float | None, waits: int, waited: float
+    ) -> bool:
+        """Whether to wait ``retry_after`` for the earliest recovery, and walk again.
+
+        With a deadline, while the recovery comes before it; without one, while the waits
+        add up to no more than ``max_recovery_wait``. ``retry_after`` of 0 means something
+        is usable now and failed: that is backoff's domain, not a wait's.
+        """
+        if not self.wait_for_recovery or not retry_after or waits >= _MAX_RECOVERY_WAITS:
+            return False
+        if self.deadline is not None:
+            return retry_after < state.time_left()
+        return waited + retry_after <= self.manager.config.max_recovery_wait
 
     def _announce_retry(
         self,
@@ -449,11 +465,16 @@ class Engine:
         state: RequestState,
         steps: list[tuple[ModelEntry, ...]],
         attempt: Callable[[AttemptContext], Awaitable[T]],
+        *,
+        again: bool = False,
     ) -> tuple[T, ModelEntry, AuthProfile] | _Pass:
         """One walk over the chain, without sleeping (unless ``retry_before_fallback``).
 
         The deployments of a step come in the strategy's order; moving between them is
-        sideways (no model-fallback budget), moving to the next step is a fallback.
+        sideways (no model-fallback budget), moving to the next step is a fallback. A walk
+        made ``again`` (after a backoff or a wait) spreads its retries: it prefers, per
+        model, the keys that have not failed in this request, then the one that failed
+        longest ago.
         """
         config = self.manager.config
         walk = _Pass()
@@ -484,10 +505,15 @@ class Engine:
                 math.inf if config.max_key_rotations is None else config.max_key_rotations
             )
             same_model_retries = 0
+            retrying = again
             while state.time_left() > 0:
                 if tried and rotations_left <= 0:
                     break
-                profile = self._pick_key(model, self._excluded(model, tried, failed_endpoints))
+                excluded = self._excluded(model, tried, failed_endpoints)
+                if retrying:
+                    profile = self._retry_key(state, model, excluded)
+                else:
+                    profile = self._pick_key(model, excluded)
                 if profile is None:
                     break
                 if tried:
@@ -526,7 +552,8 @@ class Engine:
                         failed = (last_error, model, profile)
                         self._announce_retry(state, failed, same_model_retries, delay)
                         await self.sleep(delay)
-                        tried.clear()  # the next retry goes to the least recently used key
+                        tried.clear()
+                        retrying = True  # the next retry goes to the least recently failed key
                         continue
                 failed_endpoints.add(profile.base_url)  # sideways: another base URL, at once
             previous = (model, last_profile, last_error)
@@ -547,6 +574,27 @@ class Engine:
                 if second is not None and prefer(first, second, self.routing):
                     exclude = passed
         return manager.get_next_profile(model.provider, model=model.id, exclude=exclude)
+
+    def _retry_key(
+        self, state: RequestState, model: ModelEntry, exclude: Collection[str]
+    ) -> AuthProfile | None:
+        """The key for a retry of ``model``: one that has not failed in this request, else
+        the one whose last failure in it is the oldest."""
+        failed: dict[str, int] = {}  # key -> when it last failed here (attempt index)
+        for index, past in enumerate(state.attempts):
+            if past.model == model.key and past.profile is not None and past.outcome != "ok":
+                failed[past.profile] = index
+        if not failed:
+            return self._pick_key(model, exclude)
+        fresh = self._pick_key(model, {*exclude, *failed})
+        if fresh is not None:
+            return fresh
+        for name in sorted(failed, key=failed.__getitem__):
+            if name not in exclude:
+                profile = self._pick_key(model, {*exclude, *(k for k in failed if k != name)})
+                if profile is not None:
+                    return profile
+        return None
 
     def _order(
         self, steps: list[tuple[ModelEntry, ...]], state: RequestState
@@ -796,9 +844,15 @@ class Engine:
         self.model_health.of(model.key)["successes"] += 1
         return value, model, profile
 
-    def _capped(self, wait: float | None) -> tuple[float | None, float | None]:
-        """A provider's wait cut to ``max_provider_wait``, and what it was when it was cut."""
-        cap = self.manager.config.max_provider_wait
+    def _capped(
+        self, wait: float | None, *, first: bool = False
+    ) -> tuple[float | None, float | None]:
+        """A provider's wait cut to ``max_provider_wait`` (``max_first_wait`` for a key's
+        ``first`` failure), and what it was when it was cut."""
+        config = self.manager.config
+        cap = config.max_provider_wait
+        if first:
+            cap = min(cap, config.max_first_wait)
         if wait is not None and wait > cap:
             return cap, wait
         return wait, None
@@ -883,7 +937,12 @@ class Engine:
         manager = self.manager
         now = manager.clock()
         transient = decision.failure == "error"
-        error.retry_after, capped_from = self._capped(error.retry_after)
+        first = (
+            decision.failure == "rate_limit"
+            and not profile.consecutive_failures
+            and not profile.cooldown_strikes
+        )
+        error.retry_after, capped_from = self._capped(error.retry_after, first=first)
         was_resting = profile.status is not ProfileStatus.AVAILABLE or (
             transient and manager.model_rest_until(profile.name, model.id) > now
         )
