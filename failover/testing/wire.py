@@ -388,8 +388,9 @@ def _tool_stream(
         )
         yield None, "[DONE]"
     elif wire == "anthropic":
-        start = {"id": "msg_sim", "model": model, "usage": {"input_tokens": prompt}}
-        yield "message_start", json.dumps({"type": "message_start", "message": start})
+        yield "message_start", json.dumps(
+            {"type": "message_start", "message": _anthropic_start(model, prompt)}
+        )
         for index, (call_id, name, args) in enumerate(calls):
             block = {"type": "tool_use", "id": call_id, "name": name, "input": {}}
             yield (
@@ -512,11 +513,7 @@ def stream_events(
             json.dumps(
                 {
                     "type": "message_start",
-                    "message": {
-                        "id": "msg_sim",
-                        "model": model,
-                        "usage": {"input_tokens": prompt, "output_tokens": 1},
-                    },
+                    "message": _anthropic_start(model, prompt),
                 }
             ),
         )
@@ -608,3 +605,17 @@ def stream_error(wire: str) -> tuple[str | None, str]:
     return None, json.dumps(
         {"error": {"message": "The server is overloaded", "type": "server_error", "code": 503}}
     )
+
+
+def _anthropic_start(model: str, prompt: int) -> dict[str, Any]:
+    """The message of Anthropic's ``message_start`` event, as the API sends it."""
+    return {
+        "id": "msg_sim",
+        "type": "message",
+        "role": "assistant",
+        "content": [],
+        "model": model,
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": prompt, "output_tokens": 1},
+    }
