@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from failover.config_file import LoadedConfig, ProfileSpec
-    from failover.profiles import AuthProfile, FailoverManager
+    from failover.profiles import AuthProfile, FailoverManager, FailoverStatus
     from failover.testing import Simulator
 
 __all__ = ["build_parser", "keys_from_environment", "main", "profiles_from_environment"]
@@ -42,6 +42,7 @@ CHAT_MODELS = {
 }
 OLLAMA_MODEL = "llama3.2"
 PROBE = [{"role": "user", "content": "Reply with the word OK."}]
+NOT_PROBED = "not probed: run with --probe to check keys"
 DEFAULT_CONFIG = "failover.toml"
 
 
@@ -376,8 +377,8 @@ def _count(value: int | None) -> str:
 async def _status_manager(args: argparse.Namespace) -> FailoverManager:
     """The manager whose keys ``failover status`` shows, without ``--redis``.
 
-    A config file gives a local view: fresh profiles, with ``--probe`` after one tiny
-    request each.
+    A config file gives a local view: fresh profiles, whose state nothing has checked
+    unless ``--probe`` sends one tiny request through each first.
     """
     from failover import FailoverManager
 
@@ -399,11 +400,46 @@ async def _status(args: argparse.Namespace) -> int:
         return await run_status(args.redis, prefix=args.prefix, watch=args.watch)
     if args.watch:
         raise ConfigError("--watch refreshes the shared state: give --redis URL")
-    manager = await _status_manager(args)
-    status = manager.status()
+    status = (await _status_manager(args)).status()
     if args.json:
-        print(json.dumps(status.to_dict(), indent=2))
+        print(json.dumps(_status_dict(status, probed=args.probe), indent=2))
         return 0
+    console = _console()
+    if args.probe:
+        console.print(_status_table(status))
+    else:
+        console.print(f"{status.total_profiles} key(s), {NOT_PROBED}", soft_wrap=True)
+        console.print(_unprobed_table(status))
+    return 0
+
+
+def _status_dict(status: FailoverStatus, *, probed: bool) -> dict[str, Any]:
+    """``status`` as JSON. Unprobed, no key is claimed available: nothing was checked."""
+    data = {"probed": probed, **status.to_dict()}
+    if not probed:
+        data["available_profiles"] = None
+        for profile in data["profiles"]:
+            if profile["status"] == "available":
+                profile["status"] = "not_probed"
+    return data
+
+
+def _unprobed_table(status: FailoverStatus) -> Any:
+    """The keys as a rich table, none claimed available: nothing was checked."""
+    from rich.table import Table
+
+    table = Table(title="keys")
+    for column in ("profile", "provider", "key", "status"):
+        table.add_column(column)
+    for snapshot in status.profiles:
+        state = snapshot.status.value
+        shown = "[dim]not probed[/]" if state == "available" else f"[red]{state}[/]"
+        table.add_row(snapshot.name, snapshot.provider, snapshot.key, shown)
+    return table
+
+
+def _status_table(status: FailoverStatus) -> Any:
+    """The keys' state after a probe, as a rich table."""
     from rich.table import Table
 
     colours = {"available": "green", "rate_limited": "yellow", "cooling_down": "yellow"}
@@ -432,8 +468,7 @@ async def _status(args: argparse.Namespace) -> int:
             _count(snapshot.tokens_remaining),
             (snapshot.last_error or "").partition("\n")[0][:120],
         )
-    _console().print(table)
-    return 0
+    return table
 
 
 # -- simulate --------------------------------------------------------------------------------
@@ -637,7 +672,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--watch", action="store_true", help="refresh every second (with --redis)")
     status.add_argument("--config", metavar="FILE", help=config_help)
-    status.add_argument("--probe", action="store_true", help="send one tiny request per key first")
+    status.add_argument(
+        "--probe", action="store_true", help="check each key with one tiny request (else none is)"
+    )
     status.add_argument(
         "--timeout", type=_positive_float, default=20.0, metavar="S", help="seconds per probe"
     )

@@ -386,18 +386,32 @@ _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")  # UTF-8, UTF-16/32 little, 
 
 
 def load_json(body: bytes | str) -> Any:
-    """Parse a JSON body, raising MalformedResponseError for anything else.
+    """Parse a JSON body (bytes), or a stream's line (text).
 
-    UTF-8 (what JSON on the network is) is decoded directly; anything else (a BOM, the NUL
-    bytes of UTF-16/32) goes through ``json.loads``'s own encoding detection.
+    Bytes are read as UTF-8 (what JSON on the network is); a body that does not parse so
+    and starts like another encoding (a BOM, the NUL bytes of UTF-16/32) is read in the
+    encoding ``json`` detects. Decoding is strict, never a result holding lone surrogates.
+    Text is checked for lone surrogates: that is how a lossless decoder
+    (``surrogateescape``) hands on bytes that were not UTF-8.
+
+    Raises:
+        MalformedResponseError: The body is not valid text, or not JSON.
     """
     try:
-        if type(body) is bytes and not body.startswith(_BOMS) and b"\x00" not in body[:4]:
-            try:
-                return json.loads(body.decode())
-            except UnicodeDecodeError:
-                pass
-        return json.loads(body)
+        if isinstance(body, str):
+            if not body.isascii():  # isascii is O(1); ASCII text holds no surrogate
+                body.encode()
+            return json.loads(body)
+        try:
+            return json.loads(body.decode())
+        except ValueError:
+            if not body.startswith(_BOMS) and b"\x00" not in body[:4]:
+                raise
+        return json.loads(body.decode(json.detect_encoding(body)))
+    except (UnicodeDecodeError, UnicodeEncodeError) as exc:
+        raise MalformedResponseError(
+            f"reply is not valid {exc.encoding} text: {exc.reason} at position {exc.start}"
+        ) from exc
     except (ValueError, RecursionError) as exc:
         raise MalformedResponseError(f"reply is not valid JSON: {exc}") from exc
 

@@ -453,6 +453,8 @@ class GeminiAdapter(BaseAdapter):
         """Read the first candidate; a prompt or answer block raises."""
         data = load_json(body)
         text, calls, finish = _read(data)
+        if not text and not calls and finish is None and "content" not in data["candidates"][0]:
+            raise MalformedResponseError("candidates[0] has no answer: no content, no finishReason")
         usage = _usage(data)
         return ChatResult(
             text,

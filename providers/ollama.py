@@ -154,6 +154,10 @@ def _read(data: Any, first_index: int) -> tuple[str, list[ToolCall]]:
     return content, calls
 
 
+_ANSWER_KEYS = frozenset(("content", "tool_calls", "thinking"))
+"""The message fields that carry an answer; Ollama always sends ``content``."""
+
+
 def _finish(raw: Any, has_calls: bool) -> str:
     if has_calls:
         return "tool_calls"
@@ -239,6 +243,8 @@ class OllamaAdapter(BaseAdapter):
         if "error" in data:
             raise classify_http_error(500, {}, body)
         text, calls = _read(data, 0)
+        if not text and not calls and _ANSWER_KEYS.isdisjoint(data["message"]):
+            raise MalformedResponseError("message has no answer: no content field")
         raw = data.get("done_reason")
         raw = raw if isinstance(raw, str) else None
         usage = _usage(data)

@@ -69,6 +69,12 @@ OTHER_WIRES_FIELDS = frozenset(
 """Other wires' own fields, which OpenAI's API answers with a 400 ("Unrecognized request
 argument"): a model there is skipped when a request carries one."""
 
+_ANSWER_KEYS = frozenset(
+    ("content", "tool_calls", "refusal", "function_call", "audio", "reasoning_content", "reasoning")
+)
+"""The message fields that carry an answer (or the thinking towards one); a message with
+none of them is malformed. OpenAI always sends ``content`` (``""`` or ``null`` when empty)."""
+
 _FINISH = {
     "stop": "stop",
     "length": "length",
@@ -257,9 +263,12 @@ class OpenAIAdapter(BaseAdapter):
                 code=raw_finish or "refusal",
             )
         calls = _tool_calls(message.get("tool_calls"), "choices[0].message")
+        text = _text(message.get("content"), "choices[0].message")
+        if not text and not calls and _ANSWER_KEYS.isdisjoint(message):
+            raise MalformedResponseError("choices[0].message has no answer: no content field")
         usage = openai_usage(data.get("usage"))
         return ChatResult(
-            _text(message.get("content"), "choices[0].message"),
+            text,
             openai_finish(raw_finish, bool(calls)),
             usage or TokenUsage(),
             data,

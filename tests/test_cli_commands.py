@@ -216,15 +216,33 @@ async def test_check_runs_the_clients_own_checks(
     assert "no auth profile for provider 'anthropic'" in capsys.readouterr().err
 
 
-async def test_status_shows_every_key_after_a_probe(
+async def test_status_without_a_probe_says_no_key_was_checked(
     sim: Simulator, tmp_path: Path, environment: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sim.script(Behavior("rate_limit", retry_after=30), key=LIMITED)
     path = write_config(tmp_path, sim)
     assert await run("status", "--config", str(path)) == 0
     out = capsys.readouterr().out
-    assert "4 of 4 available" in out and sim.requests == []
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 3}
+    assert "not probed: run with --probe to check keys" in out
+    assert "available" not in out  # nothing was checked, so nothing is claimed
+    assert all("not probed" in rows[name] for name in ("good", "limited", "revoked", "claude"))
+    assert "***0001" in rows["good"] and sim.requests == []
+    for key in ENV.values():
+        assert key not in out
 
+    assert await run("status", "--config", str(path), "--json") == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["probed"] is False and status["available_profiles"] is None
+    assert {p["status"] for p in status["profiles"]} == {"not_probed"}
+    assert sim.requests == []
+
+
+async def test_status_shows_every_key_after_a_probe(
+    sim: Simulator, tmp_path: Path, environment: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim.script(Behavior("rate_limit", retry_after=30), key=LIMITED)
+    path = write_config(tmp_path, sim)
     assert await run("status", "--config", str(path), "--probe") == 0
     out = capsys.readouterr().out
     rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 5}
@@ -238,6 +256,7 @@ async def test_status_shows_every_key_after_a_probe(
     assert await run("status", "--config", str(path), "--probe", "--json") == 0
     status = json.loads(capsys.readouterr().out)
     by_name = {p["name"]: p for p in status["profiles"]}
+    assert status["probed"] is True and status["available_profiles"] == 2
     assert by_name["limited"]["status"] == "rate_limited"
     assert by_name["revoked"]["status"] == "disabled"
     assert by_name["good"]["success_count"] == 1

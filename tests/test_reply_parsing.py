@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 
 from failover import FailoverError, ProviderError
 from providers import get_adapter
-from providers.base import FINISH_REASONS, ChatResult, StreamChunk, ToolCall
+from providers.base import FINISH_REASONS, ChatResult, HttpRequest, StreamChunk, ToolCall
 
 WIRES = ["openai", "azure", "anthropic", "gemini", "ollama-native"]
 
@@ -327,3 +329,260 @@ def test_a_body_that_is_not_text_is_malformed() -> None:
 
     with pytest.raises(MalformedResponseError):
         load_json(b'"\xff\xfe\xfa"')
+
+
+# -- replies that are not valid text (issue 18) --------------------------------------------
+
+LONE = "\ud83d"  # half of an emoji, as CESU-8 (Java's "modified UTF-8") encoders write one
+JSON_ENCODINGS = ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32-be"]
+
+
+def good_text(wire: str, text: str) -> str:
+    """GOOD[wire] as JSON text, its answer ``hi`` replaced by ``text``."""
+    body = json.dumps(GOOD[wire], ensure_ascii=False)
+    assert body.count('"hi"') == 1
+    return body.replace('"hi"', json.dumps(text, ensure_ascii=False))
+
+
+@pytest.mark.parametrize("encoding", JSON_ENCODINGS)
+@pytest.mark.parametrize("wire", WIRES)
+def test_a_reply_that_is_not_valid_text_is_malformed(wire: str, encoding: str) -> None:
+    from failover import MalformedResponseError
+
+    adapter = get_adapter(wire)
+    assert adapter.parse_response(good_text(wire, "café 😀").encode(encoding)).text == "café 😀"
+    broken = good_text(wire, f"café {LONE}").encode(encoding, "surrogatepass")
+    with pytest.raises(MalformedResponseError, match="not valid utf-"):
+        adapter.parse_response(broken)
+
+
+def test_invalid_bytes_in_a_body_are_malformed_whatever_the_encoding_looks_like() -> None:
+    from failover import MalformedResponseError
+    from providers.base import load_json
+
+    for body in (b'{"a": "\xff"}', b'\xef\xbb\xbf{"a": "\xc3"}', b'{"a": "\xed\xb0\x80"}'):
+        with pytest.raises(MalformedResponseError, match="not valid utf-8"):
+            load_json(body)
+
+
+STREAM_LINES = {  # one text event per wire, with {text} for its text
+    "openai": ("", '{"choices": [{"delta": {"content": {text}}}]}'),
+    "anthropic": (
+        "content_block_delta",
+        '{"type": "content_block_delta", "index": 0, '
+        '"delta": {"type": "text_delta", "text": {text}}}',
+    ),
+    "gemini": ("", '{"candidates": [{"content": {"parts": [{"text": {text}}]}}]}'),
+    "ollama-native": ("", '{"message": {"role": "assistant", "content": {text}}, "done": false}'),
+}
+STREAM_LINES["azure"] = STREAM_LINES["openai"]
+UNDECODED = b"caf\xc3".decode("utf-8", "surrogateescape")  # a sender that keeps every byte
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_a_stream_line_that_was_not_valid_utf8_is_malformed(wire: str) -> None:
+    from failover import MalformedResponseError
+
+    event, line = STREAM_LINES[wire]
+    chunk = get_adapter(wire).stream_parser().feed(event, line.replace("{text}", '"café"'))
+    assert chunk is not None and chunk.text == "café"
+    with pytest.raises(MalformedResponseError, match="not valid utf-8"):
+        get_adapter(wire).stream_parser().feed(event, line.replace("{text}", f'"{UNDECODED}"'))
+
+
+CLIENT_WIRES = {  # provider -> (model, the simulator's name for its wire)
+    "openai": ("openai/gpt-4o-mini", "openai"),
+    "anthropic": ("anthropic/claude-haiku-4-5", "anthropic"),
+    "gemini": ("gemini/gemini-2.5-flash-lite", "gemini"),
+    "ollama-native": ("ollama-native/llama3.2", "ollama"),
+}
+BAD_KEY, GOOD_KEY = "sk-reply-test-bad-000000001", "sk-reply-test-good-00000002"
+BROKEN = b"caf\xed\xa0\xbd"  # CESU-8's half of an emoji: bytes no UTF-8 decoder accepts
+BAD_THEN_GOOD = [("bad", "malformed"), ("good", "ok")]
+
+
+def wire_reply(provider: str, headers: Any, *, stream: bool) -> bytes:
+    """A whole reply in ``provider``'s wire format as the simulator sends it: ``café``, or
+    :data:`BROKEN` when the request carries :data:`BAD_KEY`."""
+    from failover.testing.wire import reply_body, stream_events
+
+    model, wire = CLIENT_WIRES[provider]
+    model = model.partition("/")[2]
+    text = BROKEN if any(BAD_KEY in value for value in headers.values()) else "café".encode()
+    if not stream:
+        body = json.dumps(reply_body(wire, model, "TEXT", (3, 1)))
+    elif wire == "ollama":
+        body = "".join(f"{data}\n" for _, data in stream_events(wire, model, ["TEXT"], (3, 1)))
+    else:
+        body = "".join(
+            (f"event: {name}\n" if name else "") + f"data: {data}\n\n"
+            for name, data in stream_events(wire, model, ["TEXT"], (3, 1))
+        )
+    return body.encode().replace(b"TEXT", text)
+
+
+def two_keys_client(provider: str, **sending: Any) -> Any:
+    """A client for ``provider``'s model with a key that gets broken replies, then a good one."""
+    from failover import AuthProfile, FailoverConfig, ResilientClient
+
+    profiles = [
+        AuthProfile("bad", provider, BAD_KEY, priority=0),
+        AuthProfile("good", provider, GOOD_KEY, priority=1),
+    ]
+    model = CLIENT_WIRES[provider][0]
+    return ResilientClient([model], profiles, config=FailoverConfig(max_retries=0), **sending)
+
+
+@pytest.mark.parametrize("provider", sorted(CLIENT_WIRES))
+async def test_a_reply_that_is_not_valid_text_fails_over_to_the_next_key(provider: str) -> None:
+    import httpx
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        body = wire_reply(provider, request.headers, stream=False)
+        return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(reply)) as http,
+        two_keys_client(provider, http_client=http) as client,
+    ):
+        result = await client.complete([{"role": "user", "content": "hi"}])
+    assert result.text == "café"
+    assert [(a.profile, a.outcome) for a in result.attempts] == BAD_THEN_GOOD
+    assert "not valid utf-8 text" in str(result.attempts[0].error)
+
+
+class LosslessSender:
+    """A sender (see failover.http.Sender) whose replies' text keeps every byte: what is not
+    UTF-8 comes as lone surrogates (``surrogateescape``), as a lossless decoder hands it on."""
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+
+    @asynccontextmanager
+    async def open(
+        self, request: HttpRequest, timeout: float, *, read_timeout: float | None = None
+    ) -> AsyncIterator[Any]:
+        body = wire_reply(self.provider, request.headers, stream=True)
+        kind = "application/x-ndjson" if self.provider.startswith("ollama") else "text/event-stream"
+        yield LosslessReply(body.decode("utf-8", "surrogateescape"), kind)
+
+
+class LosslessReply:
+    status_code = 200
+
+    def __init__(self, text: str, content_type: str) -> None:
+        self.headers = {"content-type": content_type}
+        self.text = text
+
+    async def aread(self) -> bytes:
+        return self.text.encode("utf-8", "surrogateescape")
+
+    async def aiter_text(self) -> AsyncIterator[str]:
+        yield self.text
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        for line in self.text.splitlines():
+            yield line
+
+
+@pytest.mark.parametrize("provider", sorted(CLIENT_WIRES))
+async def test_a_stream_that_is_not_valid_text_fails_over_to_the_next_key(provider: str) -> None:
+    async with (
+        two_keys_client(provider, sender=LosslessSender(provider)) as client,
+        client.stream([{"role": "user", "content": "hi"}]) as stream,
+    ):
+        text = "".join([chunk.text async for chunk in stream])
+    assert text == "café"
+    assert [(a.profile, a.outcome) for a in stream.attempts] == BAD_THEN_GOOD
+    assert "not valid utf-8 text" in str(stream.attempts[0].error)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 18, not done: the httpx sender (failover/http.py) decodes a stream's text "
+    "with errors='replace', so a byte that is not UTF-8 reaches the adapter as U+FFFD, which "
+    "a model may send too. Decoding with 'surrogateescape' there (and in aiohttp_sender.py) "
+    "makes this pass: then remove this mark.",
+)
+@pytest.mark.parametrize("provider", sorted(CLIENT_WIRES))
+async def test_a_stream_through_httpx_that_is_not_valid_text_fails_over(provider: str) -> None:
+    import httpx
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        kind = "application/x-ndjson" if provider.startswith("ollama") else "text/event-stream"
+        body = wire_reply(provider, request.headers, stream=True)
+        return httpx.Response(200, content=body, headers={"content-type": kind})
+
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(reply)) as http,
+        two_keys_client(provider, http_client=http) as client,
+        client.stream([{"role": "user", "content": "hi"}]) as stream,
+    ):
+        text = "".join([chunk.text async for chunk in stream])
+    assert [(a.profile, a.outcome) for a in stream.attempts] == BAD_THEN_GOOD
+    assert text == "café"
+
+
+# -- replies that carry no answer at all (issue 18) ----------------------------------------
+
+OPENAI_ANSWERLESS = [
+    {"choices": [{"message": {}, "finish_reason": "stop"}]},
+    {"choices": [{"message": {"role": "assistant"}, "finish_reason": "length"}]},
+]
+
+
+@pytest.mark.parametrize(
+    ("wire", "body"),
+    [
+        *(("openai", body) for body in OPENAI_ANSWERLESS),
+        *(("azure", body) for body in OPENAI_ANSWERLESS),
+        ("anthropic", {"role": "assistant", "stop_reason": "end_turn", "usage": {}}),
+        ("gemini", {"candidates": [{"index": 0}], "usageMetadata": {}}),
+        ("ollama-native", {"message": {"role": "assistant"}, "done": True}),
+    ],
+)
+def test_a_reply_without_any_answer_is_malformed(wire: str, body: Any) -> None:
+    from failover import MalformedResponseError
+
+    with pytest.raises(MalformedResponseError, match=r"no answer|no content"):
+        get_adapter(wire).parse_response(json.dumps(body).encode())
+
+
+def openai_reply(finish: str, **message: Any) -> dict[str, Any]:
+    return {"choices": [{"message": {"role": "assistant", **message}, "finish_reason": finish}]}
+
+
+CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+AUDIO = {"id": "a1", "data": "", "expires_at": 0, "transcript": "hi"}
+
+
+@pytest.mark.parametrize(
+    ("wire", "body", "finish"),
+    [  # what real providers send for an empty answer, a tool call, or thinking cut short
+        ("openai", openai_reply("length", content="", refusal=None), "length"),
+        ("openai", openai_reply("stop", content=None), "stop"),
+        ("openai", openai_reply("tool_calls", content=None, tool_calls=[CALL]), "tool_calls"),
+        ("openai", openai_reply("function_call", function_call=CALL["function"]), "tool_calls"),
+        ("openai", openai_reply("stop", content=None, audio=AUDIO), "stop"),
+        ("openai", openai_reply("length", reasoning_content="Let me think"), "length"),
+        ("openai", openai_reply("length", reasoning="Let me think"), "length"),
+        ("anthropic", {"content": [], "stop_reason": "end_turn"}, "stop"),
+        ("gemini", {"candidates": [{"content": {}, "finishReason": "MAX_TOKENS"}]}, "length"),
+        ("gemini", {"candidates": [{"finishReason": "STOP"}]}, "stop"),
+        ("ollama-native", {"message": {"role": "assistant", "content": ""}, "done": True}, "stop"),
+        ("ollama-native", {"message": {"thinking": "Hm"}, "done_reason": "length"}, "length"),
+    ],
+)
+def test_an_empty_answer_a_provider_really_sends_is_a_result(
+    wire: str, body: Any, finish: str
+) -> None:
+    result = get_adapter(wire).parse_response(json.dumps(body).encode())
+    assert (result.text, result.finish_reason) == ("", finish)
+
+
+def test_an_openai_refusal_without_content_is_a_content_block_not_malformed() -> None:
+    from failover import ContentFilteredError
+
+    body = openai_reply("stop", content=None, refusal="I can't help with that.")
+    with pytest.raises(ContentFilteredError, match="can't help"):
+        get_adapter("openai").parse_response(json.dumps(body).encode())
