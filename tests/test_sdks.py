@@ -197,6 +197,28 @@ async def test_groq_sdk_call_succeeds_when_its_first_key_gets_503(
     assert sim.calls(key=GROQ_A) == 1 and sim.calls(key=GROQ_B) == 1
 
 
+async def test_anthropic_sdk_stream_helper_reads_a_stream_through_the_transport(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    """The SDK's ``messages.stream`` accumulates the message the API's events describe."""
+    sim.script("overloaded", key=ANTH_A)
+    transport = ResilientTransport(
+        manager(sim, clock, "anthropic", (ANTH_A, ANTH_B)), provider="anthropic"
+    )
+    async with httpx2.AsyncClient(transport=transport) as http:
+        sdk = anthropic.AsyncAnthropic(
+            api_key="replaced", base_url=sim.base_url("anthropic"), max_retries=0, http_client=http
+        )
+        async with sdk.messages.stream(
+            model="claude-haiku-4-5", max_tokens=20, messages=HI
+        ) as stream:
+            text = "".join([piece async for piece in stream.text_stream])
+            message = await stream.get_final_message()
+    assert text.startswith("Simulated answer") and message.content[0].text == text
+    assert message.stop_reason == "end_turn" and message.usage.output_tokens > 0
+    assert sim.calls(key=ANTH_A) == 1 and sim.calls(key=ANTH_B) == 1
+
+
 async def test_anthropic_sdk_call_succeeds_when_its_first_key_gets_529(
     sim: Simulator, clock: FakeClock
 ) -> None:
