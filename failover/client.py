@@ -185,7 +185,7 @@ class ResilientClient(HookMethods, AsyncClosing):
             )
         else:
             manager = FailoverManager(config, profiles=profiles, store=store)
-        self._owns_manager = manager is not profiles
+        self._started_store = False  # whether __aenter__ started the store (aclose stops it)
         for name, value in (("timeout", timeout), ("stream_idle_timeout", stream_idle_timeout)):
             if not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
                 raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
@@ -416,14 +416,21 @@ class ResilientClient(HookMethods, AsyncClosing):
         return self._engine.status(self.chain.models)
 
     async def __aenter__(self) -> ResilientClient:
-        await self.manager.start()  # a shared store's sync (nothing for MemoryStore)
+        # a shared store's sync (nothing for MemoryStore): whoever starts it stops it
+        starting = not self.manager.store.running
+        await self.manager.start()
+        self._started_store = starting
         return self
 
     async def aclose(self) -> None:
-        """Wait for pending async hooks, stop the store's sync, close the HTTP client."""
-        await self._engine.aclose()
-        if self._owns_manager:  # a manager you passed in is yours to close
-            await self.manager.store.aclose()
+        """Wait for pending async hooks, stop the store's sync if ``async with`` started it
+        (a store already running is left to whoever started it), close the HTTP client."""
+        try:
+            await self._engine.aclose()
+        finally:
+            if self._started_store:
+                self._started_store = False
+                await self.manager.store.aclose()  # shielded: runs even when cancelled
         if self._owned_http is not None:
             await self._owned_http.aclose()
 

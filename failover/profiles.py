@@ -326,6 +326,10 @@ class ProfileSnapshot:
     resting_models: dict[str, float] = field(default_factory=dict)
     requests_remaining: int | None = None
     tokens_remaining: int | None = None
+    conflict: str | None = None
+    """Why a shared store keeps this key's state apart from another process's under the
+    same name (``"base_url"``: the same key at another base URL; ``"routing"``: other
+    models, priority or rpm), or ``None``."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the snapshot as a JSON-ready dict."""
@@ -345,6 +349,7 @@ class ProfileSnapshot:
             "resting_models": {m: round(t, 3) for m, t in self.resting_models.items()},
             "requests_remaining": self.requests_remaining,
             "tokens_remaining": self.tokens_remaining,
+            "conflict": self.conflict,
         }
 
 
@@ -975,6 +980,25 @@ class FailoverManager:
         """Start the store's background sync (nothing to do for a :class:`MemoryStore`)."""
         await self.store.start()
 
+    @property
+    def ready(self) -> bool:
+        """Whether picks see what other processes stored (always, for a :class:`MemoryStore`).
+
+        A shared store is not ready from :meth:`start` until its first load of the shared
+        state is done, or it gave up (Redis unreachable, or its ``ready_timeout`` passed).
+        """
+        return self.store.ready
+
+    async def wait_ready(self) -> None:
+        """Wait until :attr:`ready`, so that a new process's first requests skip the keys
+        other processes closed.
+
+        Bounded by the store: a :class:`~failover.store.RedisStore` waits at most its
+        ``ready_timeout`` (1 s by default) from :meth:`start`, then fails open (requests go
+        ahead on this process's own view) with one warning. Returns at once when ready.
+        """
+        await self.store.wait_ready()
+
     async def aclose(self) -> None:
         """Stop the store's background sync and wait for async failover callbacks."""
         try:
@@ -1119,6 +1143,7 @@ class FailoverManager:
                 resting_models={m: t - now for m, t in p.model_cooldowns.items() if t > now},
                 requests_remaining=p.requests_remaining,
                 tokens_remaining=p.tokens_remaining,
+                conflict=self.store.conflicts.get(p.name),
             )
             for p in self.list_profiles()
         )

@@ -152,13 +152,13 @@ async def test_redis_holds_fingerprints_never_keys_and_everything_expires(
     prefix = first.store.prefix  # type: ignore[attr-defined]
     try:
         keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
-        assert {key.split(":")[1] for key in keys} == {"profile", "breaker"}
+        assert {key.split(":")[1] for key in keys} == {"profile", "endpoints", "breaker"}
         for key in keys:
-            dump = repr(await client.hgetall(key))
+            dump = key + repr(await client.hgetall(key))
             for secret in (KEY_A, KEY_B):
                 assert secret[3:15] not in dump and secret[-12:] not in dump
             assert await client.pttl(key) > 0, f"{key} never expires"
-        record = await client.hgetall(f"{prefix}:profile:a:{first.get_profile('a').fingerprint}")
+        record = await client.hgetall(first.store.profile_key(first.get_profile("a")))  # type: ignore[attr-defined]
         assert record["fp"] == first.get_profile("a").fingerprint and len(record["fp"]) == 16
     finally:
         await client.aclose()
@@ -187,9 +187,9 @@ async def test_the_same_key_with_other_routing_fields_is_reported_not_merged(
     prefix = f"t{uuid.uuid4().hex[:8]}"
     warnings: list[str] = []
     first = FailoverManager(profiles=profiles(), store=RedisStore(redis_server.url, prefix=prefix))
-    moved = [AuthProfile("a", "openai", KEY_A, base_url="https://eu.example.test/v1")]
+    narrowed = [AuthProfile("a", "openai", KEY_A, models=["gpt-4o"])]
     second = FailoverManager(
-        profiles=moved,
+        profiles=narrowed,
         store=RedisStore(redis_server.url, prefix=prefix, on_warning=warnings.append),
     )
     async with first:
@@ -202,15 +202,50 @@ async def test_the_same_key_with_other_routing_fields_is_reported_not_merged(
             assert second.get_profile("a").status is ProfileStatus.DISABLED
             assert first.get_profile("a").status is ProfileStatus.RATE_LIMITED
             assert second.store.conflicts == {"a": "routing"}  # type: ignore[attr-defined]
+            assert second.status().profiles[0].conflict == "routing"
             assert len(warnings) == 1 and "'a'" in warnings[0] and KEY_A not in warnings[0]
-            first.update_profile("a", base_url="https://eu.example.test/v1")  # now they agree
+            first.update_profile("a", models=["gpt-4o"])  # now they agree
             await settle(first)  # the shared record moves before the other registers again
-            second.update_profile("a", base_url="https://eu.example.test/v1")
+            second.update_profile("a", priority=0)
             await settle(first, second)
             assert second.store.conflicts == {}  # type: ignore[attr-defined]
             second.enable("a")
             await settle(first, second)
             assert first.get_profile("a").status is ProfileStatus.AVAILABLE
+
+
+async def test_the_same_key_at_another_base_url_is_reported_and_never_merged(
+    redis_server: RedisServer,
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    heard: dict[str, list[str]] = {"us": [], "eu": []}
+
+    def manager(where: str, base_url: str | None) -> FailoverManager:
+        store = RedisStore(redis_server.url, prefix=prefix, on_warning=heard[where].append)
+        return FailoverManager(profiles=profiles(base_url=base_url), store=store)
+
+    us = manager("us", None)
+    eu = manager("eu", "https://eu.example.test/v1")
+    us_too = FailoverManager(profiles=profiles(), store=RedisStore(redis_server.url, prefix=prefix))
+    async with us, us_too:
+        await settle(us, us_too)
+        # eu's first request is rate limited before its store has even connected
+        eu.mark_failure("a", "429", kind="rate_limit", retry_after=30)
+        async with eu:
+            await settle(us, us_too, eu)
+            assert eu.get_profile("a").status is ProfileStatus.RATE_LIMITED
+            for elsewhere in (us, us_too):  # key "a" at the other URL is not held back
+                assert elsewhere.get_profile("a").status is ProfileStatus.AVAILABLE
+            us.mark_failure("a", "invalid key", kind="auth")
+            await settle(us, us_too, eu)
+            assert us_too.get_profile("a").status is ProfileStatus.DISABLED  # same URL: shared
+            assert eu.get_profile("a").status is ProfileStatus.RATE_LIMITED  # other URL: not
+            for mine in (eu, us, us_too):  # every process with that name and key is told
+                assert mine.store.conflicts == {"a": "base_url"}  # type: ignore[attr-defined]
+                assert mine.status().to_dict()["profiles"][0]["conflict"] == "base_url"
+            for told in heard.values():  # once, without the key
+                assert len(told) == 1 and "'a'" in told[0] and "base URL" in told[0]
+                assert KEY_A not in told[0] and KEY_A[-12:] not in told[0]
 
 
 async def test_a_process_changing_its_own_routing_is_no_disagreement(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -36,6 +38,24 @@ class Store:
     """Whether other processes see this store's changes (the manager skips the calls
     otherwise)."""
 
+    conflicts: Mapping[str, str] = MappingProxyType({})
+    """Profile name -> why its state is kept apart from what another process shares under
+    that name (``"routing"``, ``"base_url"``); empty for a store that shares nothing."""
+
+    @property
+    def running(self) -> bool:
+        """Whether :meth:`start` started a background sync that :meth:`aclose` has not stopped."""
+        return False
+
+    @property
+    def ready(self) -> bool:
+        """Whether the state shared by other processes is in the manager's view.
+
+        ``False`` only from :meth:`start` until the first load of that state finished
+        (or gave up); always ``True`` for a store that shares nothing.
+        """
+        return True
+
     def attach(self, manager: FailoverManager) -> None:
         """Bind the store to ``manager`` (one manager per store)."""
 
@@ -59,6 +79,9 @@ class Store:
 
     async def start(self) -> None:
         """Start sharing (a background task for shared stores)."""
+
+    async def wait_ready(self) -> None:
+        """Wait until :attr:`ready`, for at most the store's own bound (returns at once here)."""
 
     async def aclose(self) -> None:
         """Stop sharing and release connections."""

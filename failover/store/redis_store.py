@@ -11,17 +11,23 @@ changes and everything still resting are sent again.
 
 Redis holds only profile names, providers, routing fields and a key fingerprint (a keyed
 BLAKE2b digest of the whole key), never a key or part of one; every Redis key starts with
-the prefix and expires once its content is stale. A profile's record is kept per name *and*
-fingerprint: a key rotated under the same name starts with a clean record, and two
-processes with different keys under one name never mix their states. The same key under
-the same name with other routing fields (base URL, models, priority, rpm) is reported and
-not merged.
+the prefix and expires once its content is stale. A profile's record is kept per name, key
+fingerprint *and* base URL: a key rotated under the same name starts with a clean record,
+and two processes with other keys, or the same key at other base URLs, under one name never
+mix their states (the same key at two base URLs is reported to every process that has it).
+The same key at the same base URL with other routing fields (models, priority, rpm) is
+reported and not merged.
+
+A new process takes in what the others stored before it serves its first requests: the
+store is not :attr:`~RedisStore.ready` until that first load is done, for at most
+``ready_timeout`` seconds after :meth:`~RedisStore.start`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import json
 import logging
@@ -30,21 +36,24 @@ import os
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
+
+import anyio
 
 from failover.errors import ConfigError
 from failover.store.base import BreakerKey, ProfileOp, Store
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.client import PubSub
 
     from failover.profiles import AuthProfile, FailoverManager
 
 __all__ = ["RedisStore"]
 
-logger = logging.getLogger("failover")
+logger = logging.getLogger("failover.store")
 
 FOREVER = 1e18  # a wall-clock time standing for "until enabled again" (Lua has no inf)
 _QUEUE_LIMIT = 50_000
@@ -52,7 +61,8 @@ _ERROR_CHARS = 200
 _UNREACHABLE: tuple[type[BaseException], ...] = (OSError,)  # and redis-py's, once imported
 
 # One profile's shared state: a hash {status, until, strikes, error, fp, provider, routing}.
-# ARGV: op, status, until, strikes, struck, error, now, fp, provider, origin, seq, at, grace
+# ARGV: op, status, until, strikes, struck, error, now, fp, provider, origin, seq, at, grace,
+# name, id
 _PROFILE_SCRIPT = """
 local k = KEYS[1]
 local op, status, untl = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -87,8 +97,8 @@ if new_status ~= 'available' and new_until > now then
   ttl = ttl + math.min(new_until - now, 7 * 86400)
 end
 redis.call('PEXPIRE', k, math.floor(ttl * 1000))
-redis.call('PUBLISH', KEYS[2], cjson.encode({k = 'p', name = ARGV[14], status = new_status,
-  ['until'] = new_until, strikes = new_strikes, fp = ARGV[8],
+redis.call('PUBLISH', KEYS[2], cjson.encode({k = 'p', name = ARGV[14], id = ARGV[15],
+  status = new_status, ['until'] = new_until, strikes = new_strikes, fp = ARGV[8],
   error = redis.call('HGET', k, 'error') or '', origin = ARGV[10], seq = ARGV[11],
   at = ARGV[12]}))
 return new_status
@@ -121,21 +131,24 @@ redis.call('PUBLISH', KEYS[2], cjson.encode({k = 'b', ['until'] = new_until,
 return tostring(new_until)
 """
 
-# One use of an rpm-limited key. ARGV: now, member, name, origin, at, fp
+# One use of an rpm-limited key. ARGV: now, member, name, origin, at, fp, id
 _USE_SCRIPT = """
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - 60)
 redis.call('PEXPIRE', KEYS[1], 61000)
 redis.call('PUBLISH', KEYS[2], cjson.encode({k = 'u', name = ARGV[3], t = ARGV[1],
-  origin = ARGV[4], seq = ARGV[2], at = ARGV[5], fp = ARGV[6]}))
+  origin = ARGV[4], seq = ARGV[2], at = ARGV[5], fp = ARGV[6], id = ARGV[7]}))
 return redis.call('ZCARD', KEYS[1])
 """
 
 # A profile's registration: routing fields and fingerprint; reports a disagreement with
-# another process (a process changing its own routing is no disagreement).
-# ARGV: fp, provider, routing, grace, origin
+# another process (a process changing its own routing is no disagreement): other routing
+# fields for the same record, or the same name and key at another base URL (then every
+# process with that name and key is told on the channel).
+# KEYS: the record, the base URLs of this name and key, the channel.
+# ARGV: fp, provider, routing, grace, origin, endpoint, name
 _REGISTER_SCRIPT = """
-local k = KEYS[1]
+local k, seen = KEYS[1], KEYS[2]
 local routing, by = redis.call('HGET', k, 'routing'), redis.call('HGET', k, 'routing_by')
 local verdict = 'ok'
 if routing and routing ~= ARGV[3] and by ~= ARGV[5] then
@@ -147,8 +160,27 @@ else
     redis.call('HSET', k, 'status', 'available', 'until', 0, 'strikes', 0)
   end
 end
-if redis.call('PTTL', k) < tonumber(ARGV[4]) * 1000 then
-  redis.call('PEXPIRE', k, math.floor(tonumber(ARGV[4]) * 1000))
+local grace = math.floor(tonumber(ARGV[4]) * 1000)
+if redis.call('PTTL', k) < grace then
+  redis.call('PEXPIRE', k, grace)
+end
+local elsewhere = false
+local endpoints = redis.call('HGETALL', seen)  -- base URL digest -> who registered it
+for i = 1, #endpoints, 2 do
+  if endpoints[i] ~= ARGV[6] then
+    if endpoints[i + 1] == ARGV[5] then
+      redis.call('HDEL', seen, endpoints[i])  -- this process moved its own base URL
+    else
+      elsewhere = true
+    end
+  end
+end
+redis.call('HSET', seen, ARGV[6], ARGV[5])
+redis.call('PEXPIRE', seen, grace)
+if elsewhere then
+  redis.call('PUBLISH', KEYS[3], cjson.encode({k = 'c', name = ARGV[7], fp = ARGV[1],
+    origin = ARGV[5]}))
+  if verdict == 'ok' then verdict = 'base_url' end
 end
 return verdict
 """
@@ -165,9 +197,25 @@ class _Op:
     pending: bool = True  # whether an echo is expected (registrations are not echoed)
 
 
-def rpm_key(prefix: str, name: str, fingerprint: str) -> str:
-    """The Redis key of a profile's uses in the last minute (``failover status`` reads it)."""
-    return f"{prefix}:rpm:{name}:{fingerprint}"
+def rpm_key(prefix: str, name: str, identity: str) -> str:
+    """The Redis key of a profile's uses in the last minute (``failover status`` reads it).
+
+    ``identity`` is :meth:`RedisStore.identity`, the last part of the profile's own key.
+    """
+    return f"{prefix}:rpm:{name}:{identity}"
+
+
+def _endpoint(profile: AuthProfile) -> str:
+    """A digest of where ``profile``'s key is sent (its base URL; the provider's when none)."""
+    url = (profile.base_url or "").encode()
+    return hashlib.blake2b(url, digest_size=4, person=b"failover-url").hexdigest()
+
+
+async def _close(resource: Redis | PubSub) -> None:
+    """Close a redis-py client or pub/sub: ``aclose()`` since redis-py 5.0.1, ``close()``
+    in 5.0.0."""
+    close: Callable[[], Awaitable[object]] = getattr(resource, "aclose", None) or resource.close
+    await close()
 
 
 class RedisStore(Store):
@@ -181,8 +229,13 @@ class RedisStore(Store):
         timeout: Seconds one Redis operation may take before the store counts Redis as
             unreachable (no request ever waits for it: picks are served from memory).
         grace: Seconds a profile's record outlives its last change or its rest.
+        ready_timeout: Seconds after :meth:`start` that requests wait, at most, for the
+            first load of what other processes stored (see :meth:`wait_ready`); past it
+            they go ahead on this process's own view and one warning says so. ``0``: never
+            wait.
         on_warning: Called with a message when Redis becomes unreachable (once per
-            outage), when it is back, and when profiles disagree between processes.
+            outage), when it is back, when the first load is late, and when profiles
+            disagree between processes.
 
     Example:
         >>> store = RedisStore("redis://localhost:6379/0", prefix="myapp")
@@ -200,6 +253,7 @@ class RedisStore(Store):
         prefix: str = "failover",
         timeout: float = 1.0,
         grace: float = 3600.0,
+        ready_timeout: float = 1.0,
         on_warning: Callable[[str], None] | None = None,
     ) -> None:
         global _UNREACHABLE
@@ -216,6 +270,10 @@ class RedisStore(Store):
             raise ConfigError(f"RedisStore prefix must be a non-empty word, got {prefix!r}")
         if not timeout > 0 or math.isinf(timeout):
             raise ConfigError(f"RedisStore timeout must be > 0 and finite, got {timeout!r}")
+        if not ready_timeout >= 0 or math.isinf(ready_timeout):
+            raise ConfigError(
+                f"RedisStore ready_timeout must be >= 0 and finite, got {ready_timeout!r}"
+            )
         if isinstance(url_or_client, str):
             if not url_or_client.startswith(("redis://", "rediss://", "unix://", "valkey://")):
                 raise ConfigError(
@@ -223,7 +281,7 @@ class RedisStore(Store):
                     f"redis.asyncio.Redis client, got {url_or_client.split('@')[-1]!r}"
                 )
             url = url_or_client.replace("valkey://", "redis://", 1)
-            self._client: Redis = aioredis.from_url(
+            self._client: Redis = aioredis.Redis.from_url(
                 url,
                 decode_responses=True,
                 socket_timeout=timeout,
@@ -238,6 +296,7 @@ class RedisStore(Store):
         self.channel = f"{prefix}:events"
         self.timeout = timeout
         self.grace = grace
+        self.ready_timeout = ready_timeout
         self.origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._warning_callbacks: list[Callable[[str], None]] = []
         if on_warning is not None:
@@ -248,12 +307,19 @@ class RedisStore(Store):
         self._pending: Counter[str] = Counter()  # changes of ours not yet heard back
         self._sequence = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
+        self._stop: anyio.CancelScope | None = None  # the background task's, for aclose
         self._sending: asyncio.Lock | None = None
         self._connected = False
         self._down_since: float | None = None
+        self._ready = True  # nothing to wait for before start()
+        self._loaded: asyncio.Event | None = None  # set once ready, on the store's loop
+        self._ready_timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._scripts: dict[str, Any] = {}
         self.conflicts: dict[str, str] = {}
-        """Profiles whose routing or key differs from what another process registered."""
+        """Profile name -> why its state is kept apart from another process's: ``"routing"``
+        (same key and base URL, other models, priority or rpm: not shared until they agree)
+        or ``"base_url"`` (the same key at another base URL: each keeps a state of its own)."""
         self.propagation: deque[float] = deque(maxlen=100_000)
         """Seconds between another process's change and this one taking it in."""
         self.sent = 0
@@ -271,6 +337,20 @@ class RedisStore(Store):
         """Whether the store is talking to Redis now."""
         return self._connected
 
+    @property
+    def running(self) -> bool:
+        """Whether the background sync runs (from :meth:`start` until :meth:`aclose`)."""
+        return self._task is not None and not self._task.done()
+
+    @property
+    def ready(self) -> bool:
+        """Whether what other processes stored is in the manager's view.
+
+        ``False`` from :meth:`start` until the first load is done, Redis turned out
+        unreachable, or ``ready_timeout`` passed (whichever comes first).
+        """
+        return self._ready
+
     def on_warning(self, callback: Callable[[str], None]) -> Callable[[str], None]:
         """Register ``callback(message)`` for outages, recoveries and disagreements."""
         self._warning_callbacks.append(callback)
@@ -278,9 +358,14 @@ class RedisStore(Store):
 
     # -- keys -------------------------------------------------------------------------
 
+    def identity(self, profile: AuthProfile) -> str:
+        """What tells ``profile``'s shared record apart: its key's fingerprint and a digest
+        of its base URL, so the same key at two base URLs keeps two records."""
+        return f"{profile.fingerprint}@{_endpoint(profile)}"
+
     def profile_key(self, profile: AuthProfile) -> str:
-        """The Redis key of ``profile``'s state (its name and key fingerprint)."""
-        return f"{self.prefix}:profile:{profile.name}:{profile.fingerprint}"
+        """The Redis key of ``profile``'s state (its name, key fingerprint and base URL)."""
+        return f"{self.prefix}:profile:{profile.name}:{self.identity(profile)}"
 
     def breaker_key(self, key: BreakerKey) -> str:
         """The Redis key of one breaker's rest."""
@@ -289,7 +374,7 @@ class RedisStore(Store):
 
     def rpm_key(self, profile: AuthProfile) -> str:
         """The Redis key of ``profile``'s uses in the last minute."""
-        return rpm_key(self.prefix, profile.name, profile.fingerprint)
+        return rpm_key(self.prefix, profile.name, self.identity(profile))
 
     # -- what the manager calls (synchronous, never waits) ----------------------------
 
@@ -313,8 +398,20 @@ class RedisStore(Store):
         self._enqueue(
             _Op(
                 "register",
-                (self.profile_key(profile),),
-                (profile.fingerprint, profile.provider, routing, self.grace, self.origin),
+                (
+                    self.profile_key(profile),
+                    f"{self.prefix}:endpoints:{profile.name}:{profile.fingerprint}",
+                    self.channel,
+                ),
+                (
+                    profile.fingerprint,
+                    profile.provider,
+                    routing,
+                    self.grace,
+                    self.origin,
+                    _endpoint(profile),
+                    profile.name,
+                ),
                 profile.name,
                 pending=False,
             )
@@ -322,7 +419,7 @@ class RedisStore(Store):
 
     def profile_changed(self, profile: AuthProfile, op: ProfileOp, *, struck: bool) -> None:
         """Queue ``profile``'s new state for every process."""
-        if profile.name in self.conflicts:
+        if self._kept_apart(profile.name):
             return
         until = profile.cooldown_until if op == "cool" else 0.0
         error = (profile.last_error or "")[:_ERROR_CHARS] if op == "cool" else ""
@@ -345,6 +442,7 @@ class RedisStore(Store):
                     time.time(),
                     self.grace,
                     profile.name,
+                    self.identity(profile),
                 ),
                 f"p:{profile.name}",
             )
@@ -377,7 +475,7 @@ class RedisStore(Store):
 
     def used(self, profile: AuthProfile, at: float) -> None:
         """Queue one use of an rpm-limited profile."""
-        if profile.name in self.conflicts:
+        if self._kept_apart(profile.name):
             return
         self._enqueue(
             _Op(
@@ -390,6 +488,7 @@ class RedisStore(Store):
                     self.origin,
                     time.time(),
                     profile.fingerprint,
+                    self.identity(profile),
                 ),
                 "",
             )
@@ -399,6 +498,9 @@ class RedisStore(Store):
 
     async def start(self) -> None:
         """Start the background sync; returns at once, even when Redis is unreachable.
+
+        The first load of what other processes stored starts with it: until it is done
+        (for at most ``ready_timeout``), the store is not :attr:`ready`.
 
         Raises:
             ConfigError: Called under trio: redis-py's client runs on asyncio only.
@@ -410,27 +512,56 @@ class RedisStore(Store):
                 "RedisStore runs on asyncio (redis-py's asyncio client); under trio, use "
                 "MemoryStore or run the client on asyncio"
             )
-        if self._task is not None and not self._task.done():
+        if self.running:
             return
+        self._loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="failover-store")
+        self._loaded = asyncio.Event()
+        self._ready = self.ready_timeout == 0
+        if not self._ready:
+            self._ready_timer = self._loop.call_later(self.ready_timeout, self._load_is_late)
+        self._stop = anyio.CancelScope()
+        self._task = self._loop.create_task(self._run(self._stop), name="failover-store")
+
+    async def wait_ready(self) -> None:
+        """Wait until :attr:`ready`: the first load after :meth:`start` is done.
+
+        Waits at most ``ready_timeout`` (counted from :meth:`start`); past it, requests go
+        ahead on this process's own view, one warning says so (on the ``failover.store``
+        logger and to the ``on_warning`` callbacks), and what was stored is taken in when
+        it arrives. Returns at once before :meth:`start` and after :meth:`aclose`.
+        """
+        if self._ready:
+            return
+        with anyio.move_on_after(self.ready_timeout):  # the timer of start() ends it sooner
+            if self._loaded is not None and self._on_own_loop():
+                await self._loaded.wait()
+            else:  # another thread's event loop (a sync transport's) shares no event
+                while not self._ready:  # noqa: ASYNC110 - so look now and then
+                    await anyio.sleep(0.005)
 
     async def aclose(self) -> None:
-        """Send what is queued (for up to ``timeout``), stop syncing, close connections."""
-        task, self._task = self._task, None
-        if task is not None:
-            if self._connected and self._queue:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._flush(), self.timeout)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._connected = False
-        if self._owns_client:
-            with contextlib.suppress(Exception):
-                await self._client.aclose()
+        """Send what is queued (for up to ``timeout``), stop syncing, close connections.
 
-    async def settle(self, timeout: float = 2.0) -> bool:
+        Runs to its end, in bounded time, even when the caller is being cancelled.
+        """
+        task, self._task = self._task, None
+        self._set_ready()
+        with anyio.CancelScope(shield=True):
+            if task is not None:
+                if self._connected and self._queue:
+                    with anyio.move_on_after(self.timeout), contextlib.suppress(Exception):
+                        await self._flush()
+                if self._stop is not None:
+                    self._stop.cancel()  # anyio cancels again until the task has left
+                with anyio.move_on_after(self.timeout * 2), contextlib.suppress(Exception):
+                    await task
+            self._connected = False
+            if self._owns_client:
+                with anyio.move_on_after(self.timeout), contextlib.suppress(Exception):
+                    await _close(self._client)
+
+    async def settle(self, timeout: float = 2.0) -> bool:  # noqa: ASYNC109 - a public name
         """Wait until every change of ours was sent and heard back; return whether it was.
 
         For tests and benchmarks: production code never needs to wait for the store.
@@ -442,38 +573,73 @@ class RedisStore(Store):
             await asyncio.sleep(0.002)
         return False
 
+    # -- being ready ----------------------------------------------------------------------
+
+    def _set_ready(self) -> None:
+        self._ready = True
+        if self._ready_timer is not None:
+            self._ready_timer.cancel()
+            self._ready_timer = None
+        if self._loaded is not None and self._on_own_loop():
+            self._loaded.set()
+
+    def _load_is_late(self) -> None:
+        """``ready_timeout`` passed before the first load was done: fail open, say so."""
+        self._ready_timer = None
+        if not self._ready:
+            self._set_ready()
+            self._warn(
+                f"shared failover state not loaded within {self.ready_timeout:g} s of start; "
+                "requests go ahead on this process's own view until it arrives"
+            )
+
+    def _on_own_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:  # no asyncio loop here (trio)
+            return False
+
     # -- the background task ----------------------------------------------------------
 
-    async def _run(self) -> None:
+    async def _run(self, stop: anyio.CancelScope) -> None:
         delay = 0.05
-        while True:
-            pubsub = self._client.pubsub()
-            try:
-                await asyncio.wait_for(pubsub.subscribe(self.channel), self.timeout)
-                await self._resync()
-                self._set_connected(True)
-                delay = 0.05
-                reader = asyncio.ensure_future(self._read(pubsub))
-                writer = asyncio.ensure_future(self._write())
+        with stop:
+            while True:
+                pubsub = self._client.pubsub()
                 try:
-                    done, _ = await asyncio.wait(
-                        {reader, writer}, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    for finished in done:
-                        finished.result()  # raises what ended it
+                    with anyio.fail_after(self.timeout):
+                        await pubsub.subscribe(self.channel)
+                    await self._resync()
+                    self._set_connected(True)
+                    self._set_ready()
+                    delay = 0.05
+                    await self._serve(pubsub)
+                except Exception as error:  # Redis unreachable, dropped, slow: keep serving
+                    self._set_connected(False, error)
+                    self._set_ready()  # nothing to wait for: the view is all there is
                 finally:
-                    for part in (reader, writer):
-                        part.cancel()
-                    await asyncio.gather(reader, writer, return_exceptions=True)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # Redis unreachable, dropped, slow: keep serving
-                self._set_connected(False, error)
-            finally:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(pubsub.aclose(), self.timeout)  # type: ignore[no-untyped-call]
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+                    with anyio.move_on_after(self.timeout, shield=True):
+                        with contextlib.suppress(Exception):
+                            await _close(pubsub)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _serve(self, pubsub: PubSub) -> None:
+        """Take in what others publish and send what is queued, until either fails."""
+        failures: list[Exception] = []
+        async with anyio.create_task_group() as parts:
+
+            async def part(work: Callable[[], Awaitable[None]]) -> None:
+                try:
+                    await work()
+                except Exception as error:
+                    failures.append(error)
+                    parts.cancel_scope.cancel()
+
+            parts.start_soon(part, lambda: self._read(pubsub))
+            parts.start_soon(part, self._write)
+        if failures:
+            raise failures[0]
 
     def _set_connected(self, connected: bool, error: BaseException | None = None) -> None:
         if connected:
@@ -509,8 +675,10 @@ class RedisStore(Store):
             self.profile_changed(profile, "cool", struck=False)
         for key, until, strikes in manager.shared_breakers():
             self.breaker_changed(key, until, strikes)
-        await asyncio.wait_for(self._flush(), self.timeout * 4)
-        await asyncio.wait_for(self._load(), self.timeout * 4)
+        with anyio.fail_after(self.timeout * 4):
+            await self._flush()
+        with anyio.fail_after(self.timeout * 4):
+            await self._load()
 
     async def _load(self) -> None:
         """Take in the state other processes left in Redis."""
@@ -522,9 +690,11 @@ class RedisStore(Store):
             records = await pipe.execute()
         for profile, record in zip(profiles, records, strict=True):
             if record and "status" in record:
-                self._apply_profile({"name": profile.name, **record, "at": None, "origin": ""})
+                self._apply_profile(
+                    {**record, "name": profile.name, "id": self.identity(profile), "at": None}
+                )
         async for key in self._client.scan_iter(match=f"{self.prefix}:breaker:*", count=500):
-            record = await self._client.hgetall(key)
+            record = await cast("Awaitable[dict[str, str]]", self._client.hgetall(key))
             provider, base_url, model = key[len(self.prefix) + 9 :].split("|", 2)
             if record:
                 self._apply_breaker(
@@ -540,7 +710,7 @@ class RedisStore(Store):
                     }
                 )
 
-    async def _read(self, pubsub: Any) -> None:
+    async def _read(self, pubsub: PubSub) -> None:
         while True:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             if message is None or message.get("type") != "message":
@@ -556,6 +726,8 @@ class RedisStore(Store):
                 self._apply_breaker(event)
             elif kind == "u":
                 self._apply_use(event)
+            elif kind == "c":
+                self._apply_conflict(event)
 
     async def _write(self) -> None:
         assert self._wakeup is not None
@@ -563,7 +735,8 @@ class RedisStore(Store):
             if not self._queue:
                 self._wakeup.clear()
                 await self._wakeup.wait()
-            await asyncio.wait_for(self._flush(), self.timeout * 4)
+            with anyio.fail_after(self.timeout * 4):
+                await self._flush()
 
     async def _flush(self) -> None:
         """Send every queued change in pipelines; keep them queued if Redis fails."""
@@ -586,7 +759,8 @@ class RedisStore(Store):
                     elif op.script == "use":
                         args[1] = f"{self.origin}:{next(self._sequence)}"
                     await self._script(op.script)(keys=list(op.keys), args=args, client=pipe)
-                results = await asyncio.wait_for(pipe.execute(raise_on_error=False), self.timeout)
+                with anyio.fail_after(self.timeout):
+                    results = await pipe.execute(raise_on_error=False)
             for _ in batch:
                 self._queue.popleft()
             self.sent += len(batch)
@@ -600,7 +774,7 @@ class RedisStore(Store):
                         "failover store %s: Redis refused a change: %s", self.prefix, result
                     )
                 elif op.script == "register" and result != "ok":
-                    self._report_conflict(op, str(result))
+                    self._note_conflict(op.target, str(result))  # its target: the name
                 elif op.script == "register":
                     self.conflicts.pop(op.target, None)  # they agree (again)
 
@@ -616,15 +790,27 @@ class RedisStore(Store):
             script = self._scripts[name] = self._client.register_script(source)
         return script
 
-    def _report_conflict(self, op: _Op, verdict: str) -> None:
-        name = op.target  # a registration's target is the profile's name
-        if self.conflicts.get(name) != verdict:
-            self.conflicts[name] = verdict
+    def _note_conflict(self, name: str, verdict: str) -> None:
+        """Record and report (once) that ``name`` disagrees with another process."""
+        if self.conflicts.get(name) == verdict:
+            return
+        self.conflicts[name] = verdict
+        if verdict == "base_url":
             self._warn(
-                f"profile {name!r} has the same key but other routing fields (base URL, "
-                f"models, priority or rpm) in another process sharing prefix "
+                f"profile {name!r} has the same key with another base URL in another "
+                f"process sharing prefix {self.prefix!r}; each base URL keeps a state of "
+                "its own"
+            )
+        else:
+            self._warn(
+                f"profile {name!r} has the same key and base URL but other routing fields "
+                f"(models, priority or rpm) in another process sharing prefix "
                 f"{self.prefix!r}; its state is not shared until they agree"
             )
+
+    def _kept_apart(self, name: str) -> bool:
+        """Whether ``name``'s state is not shared: its routing disagrees with another's."""
+        return self.conflicts.get(name) == "routing"
 
     def _enqueue(self, op: _Op) -> None:
         if len(self._queue) >= _QUEUE_LIMIT:
@@ -655,12 +841,20 @@ class RedisStore(Store):
             self.applied += 1
         return self._pending[target] <= 0
 
+    def _local(self, event: dict[str, Any]) -> AuthProfile | None:
+        """This process's profile an event is about: same name, key and base URL."""
+        profile = self._require_manager().get_profile(str(event.get("name", "")))
+        if profile is None or event.get("id") != self.identity(profile):
+            return None
+        return profile
+
     def _apply_profile(self, event: dict[str, Any]) -> None:
         from failover.profiles import ProfileStatus
 
         name = str(event["name"])
         authoritative = self._heard(event, f"p:{name}")
-        if name in self.conflicts:
+        profile = self._local(event)
+        if profile is None or self._kept_apart(name):
             return
         try:
             status = ProfileStatus(event["status"])
@@ -668,7 +862,7 @@ class RedisStore(Store):
             return
         self._require_manager().apply_shared_profile(
             name,
-            str(event.get("fp", "")),
+            profile.fingerprint,
             status,
             self._to_local(float(event.get("until") or 0)),
             int(float(event.get("strikes") or 0)),
@@ -695,9 +889,22 @@ class RedisStore(Store):
         if event.get("origin") == self.origin:
             return
         self._heard(event, "")
-        self._require_manager().apply_shared_use(
-            str(event["name"]), str(event.get("fp", "")), self._to_local(float(event["t"]))
-        )
+        profile = self._local(event)
+        if profile is not None and not self._kept_apart(profile.name):
+            self._require_manager().apply_shared_use(
+                profile.name, profile.fingerprint, self._to_local(float(event["t"]))
+            )
+
+    def _apply_conflict(self, event: dict[str, Any]) -> None:
+        """Another process registered a name and key of ours at another base URL."""
+        profile = self._require_manager().get_profile(str(event.get("name", "")))
+        if (
+            event.get("origin") != self.origin
+            and profile is not None
+            and profile.fingerprint == event.get("fp")
+            and profile.name not in self.conflicts
+        ):
+            self._note_conflict(profile.name, "base_url")
 
     # -- clocks -------------------------------------------------------------------------
 
