@@ -359,6 +359,8 @@ class Engine:
         steps: list[tuple[ModelEntry, ...]],
         attempt: Callable[[AttemptContext], Awaitable[T]],
     ) -> tuple[T, ModelEntry, AuthProfile]:
+        if not self.manager.ready:  # a new process: first take in what the others stored
+            await self.manager.wait_ready()
         config = self.manager.config
         retries = waits = 0
         waited = 0.0
