@@ -173,11 +173,13 @@ async def test_a_burst_on_resting_keys_is_served_once_they_recover_in_arrival_or
 ) -> None:
     """Ten requests find the only key resting for 2 s; with a deadline they all wait, and
     go on in the order they came, even when the later ones wake first."""
-    wakes = iter(range(10, 0, -1))  # the first to arrive wakes last
+    arrivals = iter(range(10))
+    all_waiting = anyio.Event()
 
     async def sleep(delay: float) -> None:
-        until = clock.now + delay
-        await anyio.sleep(next(wakes) * 0.002)
+        until, arrival = clock.now + delay, next(arrivals)
+        await all_waiting.wait()
+        await anyio.sleep((10 - arrival) * 0.002)  # the first to arrive wakes last
         clock.now = max(clock.now, until)
 
     client, _ = _resting_client(clock, 2.0, deadline=10, sleep=sleep)
@@ -200,6 +202,7 @@ async def test_a_burst_on_resting_keys_is_served_once_they_recover_in_arrival_or
         for number in range(10):
             group.start_soon(one, number)
             await anyio.lowlevel.checkpoint()  # each starts waiting before the next comes
+        all_waiting.set()
     assert started == list(range(10)) and sorted(served) == list(range(10))
 
 
