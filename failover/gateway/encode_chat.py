@@ -1,0 +1,137 @@
+"""Replies in OpenAI Chat Completions' format: a ``chat.completion`` object, or
+``chat.completion.chunk`` events ending with ``data: [DONE]``.
+
+A stream opens with the assistant's role, sends text and tool-call fragments as they come
+(a call's first fragment with its ``id``, ``type`` and ``name``), then a chunk with the
+finish reason, a ``choices: []`` chunk with usage when ``stream_options.include_usage``
+was asked (every other chunk then has ``"usage": null``), and ``[DONE]``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from failover.catalog import TokenUsage
+from failover.gateway.errors import error_payload
+from failover.gateway.framing import dumps, new_id, sse
+from failover.gateway.stream import OpenCall, StreamEnd
+from failover.gateway.types import WireResponse
+from failover.gateway.usage import chat_usage
+from providers.base import FINISH_REASONS, ChatResult, StreamChunk
+
+__all__ = ["ChatStream", "chat_finish", "encode_chat_result"]
+
+
+def chat_finish(finish_reason: str | None, has_tool_calls: bool) -> str:
+    """The ``finish_reason`` to send: a normalised one as it is, else from the calls."""
+    if finish_reason in FINISH_REASONS:
+        return str(finish_reason)
+    return "tool_calls" if has_tool_calls else "stop"
+
+
+def encode_chat_result(result: ChatResult, *, model: str) -> WireResponse:
+    """A ``chat.completion`` reply for ``result``, answered by ``model``."""
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": result.text or (None if result.tool_calls else ""),
+        "refusal": None,
+        "annotations": [],
+    }
+    if result.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in result.tool_calls
+        ]
+    body = {
+        "id": new_id("chatcmpl-", 29),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": chat_finish(result.finish_reason, bool(result.tool_calls)),
+            }
+        ],
+        "usage": chat_usage(result.usage),
+        "service_tier": "default",
+        "system_fingerprint": None,
+    }
+    return WireResponse(200, {"content-type": "application/json"}, dumps(body, pretty=True))
+
+
+class ChatStream:
+    """Chat Completions chunks for one stream (see the module's docstring)."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, *, model: str, include_usage: bool = False) -> None:
+        self._head = {
+            "id": new_id("chatcmpl-", 29),
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+            "service_tier": "default",
+            "system_fingerprint": None,
+        }
+        self._include_usage = include_usage
+        self._started = False
+        self._calls: dict[int, OpenCall] = {}
+        self._end = StreamEnd()
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        chunk: dict[str, Any] = {**self._head, "choices": [choice]}
+        if self._include_usage:
+            chunk["usage"] = None
+        return sse(chunk)
+
+    def _start(self) -> bytes:
+        if self._started:
+            return b""
+        self._started = True
+        return self._chunk({"role": "assistant", "content": "", "refusal": None})
+
+    def feed(self, chunk: StreamChunk) -> bytes:
+        """Text and tool-call fragments of one chunk."""
+        out = [self._start()]
+        if chunk.text:
+            out.append(self._chunk({"content": chunk.text}))
+        fragments = []
+        for delta in chunk.tool_calls:
+            call = self._calls.get(delta.index)
+            if call is None:
+                call = self._calls[delta.index] = OpenCall.start(delta)
+                call.add(delta)
+                function = {"name": call.name, "arguments": delta.arguments}
+                fragments.append(
+                    {"index": delta.index, "id": call.id, "type": "function", "function": function}
+                )
+            elif delta.arguments:
+                call.add(delta)
+                fragments.append({"index": delta.index, "function": {"arguments": delta.arguments}})
+        if fragments:
+            out.append(self._chunk({"tool_calls": fragments}))
+        self._end.note(chunk)
+        return b"".join(out)
+
+    def close(self) -> bytes:
+        """The finish chunk, the usage chunk (when asked for) and ``[DONE]``."""
+        finish = chat_finish(self._end.finish_reason, bool(self._calls))
+        out = [self._start(), self._chunk({}, finish)]
+        if self._include_usage:
+            usage = chat_usage(self._end.usage or TokenUsage())
+            out.append(sse({**self._head, "choices": [], "usage": usage}))
+        out.append(sse("[DONE]"))
+        return b"".join(out)
+
+    def fail(self, error: BaseException) -> bytes:
+        """OpenAI's mid-stream ``data: {"error": ...}`` event."""
+        return self._start() + sse(error_payload("openai", error)[1])
