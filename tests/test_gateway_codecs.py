@@ -7,24 +7,29 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 import providers
+from failover.attempts import Attempt
 from failover.catalog import TokenUsage
 from failover.errors import (
+    AllAttemptsFailed,
     AuthenticationError,
     ContentFilteredError,
     ContextWindowExceededError,
     InvalidRequestError,
     ModelNotFoundError,
     OverloadedError,
+    PoolExhaustedError,
     ProviderError,
     ProviderTimeoutError,
     QuotaExceededError,
     RateLimitError,
     ServerError,
+    UnsupportedParameterError,
 )
 from failover.gateway import (
     WIRES,
@@ -33,8 +38,9 @@ from failover.gateway import (
     encode_error,
     encode_result,
     encode_stream,
+    stream_encoder,
 )
-from providers.base import StreamAssembler, ToolCall
+from providers.base import StreamAssembler, StreamChunk, ToolCall
 from tests.test_gateway_support import USAGE, chunks, result, sse_events
 
 REQUESTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -361,3 +367,64 @@ def test_an_encoded_error_is_classified_back_to_its_kind_and_wait(
             and error.retry_after <= read.retry_after <= error.retry_after + 1
         )
     assert reply.status != 500 or error.kind == "server"
+
+
+# -- the edges the transport meets ----------------------------------------------------------
+
+
+def _attempt(error: ProviderError) -> Attempt:
+    return Attempt("p/m", None, error.kind, error.status, error.retry_after, 0.1, error)
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_when_everything_failed_the_last_providers_answer_is_the_sdks_error(wire: str) -> None:
+    skipped = UnsupportedParameterError("seed", ["anthropic/claude"])
+    failed = AllAttemptsFailed(
+        "all failed",
+        [_attempt(RateLimitError("slow down", status=429, retry_after=4)), _attempt(skipped)],
+    )
+    reply = encode_error(wire, failed)  # type: ignore[arg-type]
+    assert reply.status == 429 and reply.headers["retry-after"] == "4"
+
+
+@pytest.mark.parametrize("wire", WIRES)
+@pytest.mark.parametrize(
+    "error",
+    [
+        None,
+        AllAttemptsFailed("every key cooling", retry_after=12.5),
+        PoolExhaustedError("pool"),
+        RuntimeError("a bug"),
+    ],
+    ids=["nothing", "cooling", "pool", "bug"],
+)
+def test_finding_no_server_is_a_503_overloaded_never_a_500(wire: str, error: Any) -> None:
+    reply = encode_error(wire, error)  # type: ignore[arg-type]
+    body = json.loads(reply.body)
+    assert reply.status == 503
+    assert "overloaded" in json.dumps(body).lower() or "UNAVAILABLE" in json.dumps(body)
+    if isinstance(error, AllAttemptsFailed):
+        assert reply.headers["retry-after"] == "13"
+
+
+async def test_a_stream_failing_before_its_first_byte_raises_so_the_transport_can_fall_over() -> (
+    None
+):
+    async def failing() -> AsyncIterator[StreamChunk]:
+        raise OverloadedError("busy", status=503)
+        yield StreamChunk()  # pragma: no cover
+
+    with pytest.raises(OverloadedError):
+        [
+            piece
+            async for piece in encode_stream(decoded("openai", stream=True), failing(), model="m")
+        ]
+
+
+@pytest.mark.parametrize("wire", ["openai", "anthropic", "gemini"])
+def test_an_empty_stream_still_ends_as_its_wire_ends_streams(wire: str) -> None:
+    encoder = stream_encoder(decoded(wire, stream=True), model="m")
+    parser = providers.get_adapter(READERS[wire]).stream_parser()
+    for event, payload in sse_events(encoder.close()):
+        parser.feed(event, payload)
+    assert parser.complete and encoder.media_type == "text/event-stream"

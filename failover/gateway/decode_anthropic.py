@@ -22,11 +22,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from failover.errors import ConfigError
-from failover.gateway.decode_chat import field_of
 from failover.gateway.framing import dumps
-from failover.gateway.types import CannotTranslateError, Decoded, invalid_request
-from providers.base import ChatRequest, check_params
+from failover.gateway.types import CannotTranslateError, Decoded, invalid_request, readable
+from providers.base import ChatRequest
 
 __all__ = ["decode_anthropic", "effort_of_budget"]
 
@@ -88,11 +86,7 @@ def decode_anthropic(body: dict[str, Any]) -> Decoded:
         params=params,
         stream=body.get("stream") is True,
     )
-    try:
-        request.turns()
-        check_params(params)
-    except ConfigError as exc:
-        raise CannotTranslateError(field_of(str(exc)), str(exc)) from None
+    readable(request)
     return Decoded("anthropic", model, request)
 
 

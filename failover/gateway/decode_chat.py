@@ -8,16 +8,12 @@ field; OpenAI's own caching and storage hints are dropped.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from failover.errors import ConfigError
-from failover.gateway.types import CannotTranslateError, Decoded, invalid_request
-from providers.base import ChatRequest, check_params
+from failover.gateway.types import CannotTranslateError, Decoded, invalid_request, readable
+from providers.base import ChatRequest
 
-__all__ = ["decode_chat", "field_of", "refuse_chat_fields"]
-
-_FIELD = re.compile(r"[A-Za-z_][\w\[\].]*")
+__all__ = ["decode_chat", "refuse_chat_fields"]
 
 _OWN = frozenset({"model", "messages", "stream", "stream_options", "temperature"})
 _LIMITS = ("max_completion_tokens", "max_tokens")
@@ -55,12 +51,6 @@ def refuse_chat_fields(body: dict[str, Any]) -> None:
         raise CannotTranslateError("web_search_options", "the search runs on OpenAI's servers")
 
 
-def field_of(message: str) -> str:
-    """The request field a ConfigError's message starts with (``messages[2].content[0]``)."""
-    match = _FIELD.match(message)
-    return match.group(0) if match else "messages"
-
-
 def decode_chat(body: dict[str, Any]) -> Decoded:
     """Read a Chat Completions body.
 
@@ -93,11 +83,7 @@ def decode_chat(body: dict[str, Any]) -> Decoded:
         params=params,
         stream=body.get("stream") is True,
     )
-    try:
-        request.turns()
-        check_params(params)
-    except ConfigError as exc:
-        raise CannotTranslateError(field_of(str(exc)), str(exc)) from None
+    readable(request)
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
     return Decoded("openai", model, request, {"include_usage": include_usage})

@@ -27,11 +27,15 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from failover.errors import ConfigError
-from failover.gateway.decode_chat import field_of
 from failover.gateway.gemini_schema import json_schema
-from failover.gateway.types import CannotTranslateError, Decoded, invalid_request, query_of
-from providers.base import ChatRequest, check_params
+from failover.gateway.types import (
+    CannotTranslateError,
+    Decoded,
+    invalid_request,
+    query_of,
+    readable,
+)
+from providers.base import ChatRequest
 
 __all__ = ["decode_gemini", "gemini_target"]
 
@@ -133,11 +137,7 @@ def decode_gemini(body: dict[str, Any], url: str) -> Decoded:
     request = ChatRequest(
         messages, max_tokens=limit, temperature=temperature, params=params, stream=stream
     )
-    try:
-        request.turns()
-        check_params(params)
-    except ConfigError as exc:
-        raise CannotTranslateError(field_of(str(exc)), str(exc)) from None
+    readable(request)
     return Decoded("gemini", model, request)
 
 

@@ -21,10 +21,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from failover.errors import ConfigError
-from failover.gateway.decode_chat import field_of
-from failover.gateway.types import CannotTranslateError, Decoded, invalid_request
-from providers.base import ChatRequest, check_params
+from failover.gateway.types import CannotTranslateError, Decoded, invalid_request, readable
+from providers.base import ChatRequest
 
 __all__ = ["decode_responses"]
 
@@ -124,11 +122,7 @@ def decode_responses(body: dict[str, Any]) -> Decoded:
         params=params,
         stream=body.get("stream") is True,
     )
-    try:
-        request.turns()
-        check_params(params)
-    except ConfigError as exc:
-        raise CannotTranslateError(field_of(str(exc)), str(exc)) from None
+    readable(request)
     echo = {key: body[key] for key in _ECHO if body.get(key) is not None}
     return Decoded("responses", model, request, echo)
 

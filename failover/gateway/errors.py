@@ -28,7 +28,7 @@ from failover.gateway.types import Wire, WireResponse
 
 __all__ = ["encode_error", "error_payload", "provider_error_of"]
 
-_NO_SERVER = "No provider could serve the request; try again later."
+_NO_SERVER = "Overloaded: no provider could serve the request; try again later."
 
 # kind -> (status, OpenAI type, OpenAI code); status None keeps the error's own 4xx/5xx
 _OPENAI: dict[str, tuple[int | None, str, str | None]] = {

@@ -8,13 +8,14 @@ can honour raises :class:`CannotTranslateError` naming it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from failover.errors import InvalidRequestError, UnsupportedParameterError
-from providers.base import ChatRequest
+from failover.errors import ConfigError, InvalidRequestError, UnsupportedParameterError
+from providers.base import ChatRequest, check_params
 
 __all__ = [
     "WIRES",
@@ -23,6 +24,7 @@ __all__ = [
     "Wire",
     "WireResponse",
     "invalid_request",
+    "readable",
     "wire_of",
 ]
 
@@ -53,6 +55,25 @@ class CannotTranslateError(UnsupportedParameterError):
         self.field = field
         self.models = ()
         self.reason = reason
+
+
+_FIELD = re.compile(r"[A-Za-z_][\w\[\].]*")
+
+
+def readable(request: ChatRequest) -> ChatRequest:
+    """``request``, checked as every adapter will read it (messages and shared parameters).
+
+    Raises:
+        CannotTranslateError: A part of it no adapter can read (a ``file`` part, say),
+            named as the adapters' reader names it (``messages[2].content[0]``).
+    """
+    try:
+        request.turns()
+        check_params(request.params)
+    except ConfigError as exc:
+        match = _FIELD.match(str(exc))
+        raise CannotTranslateError(match.group(0) if match else "messages", str(exc)) from None
+    return request
 
 
 def invalid_request(message: str) -> InvalidRequestError:
