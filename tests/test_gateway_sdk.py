@@ -13,6 +13,7 @@ import pytest
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
 
+import providers
 from failover.catalog import TokenUsage
 from failover.errors import (
     AllAttemptsFailed,
@@ -22,6 +23,7 @@ from failover.errors import (
     ServerError,
 )
 from failover.gateway import decode_request, encode_stream
+from failover.testing.rejects import check_request
 from providers.base import StreamChunk, ToolCall
 from tests.test_gateway_support import CALL, SERVED, Served, chunks, result
 
@@ -446,3 +448,22 @@ async def test_each_sdk_raises_when_the_stream_breaks_midway() -> None:
     assert events[-1].type == "response.failed"
     assert events[-1].response.error is not None
     assert events[-1].response.error.message == "Overloaded"
+
+
+async def test_a_gemini_calls_thought_signature_survives_a_turn_through_the_openai_sdk(
+    served: Served,
+) -> None:
+    signed = ToolCall("call_1", "get_weather", '{"city": "Paris"}', "c2lnbmF0dXJl")
+    served.result = result("", "tool_calls", (signed,))
+    client = served.openai()
+    reply = await client.chat.completions.create(model="gpt-4o", messages=HI)
+    answer = {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}
+    history = [*HI, reply.choices[0].message.model_dump(exclude_none=True), answer]
+    await client.chat.completions.create(model="gpt-4o", messages=history)  # type: ignore[arg-type]
+    model = "gemini-3-pro-preview"
+    built = providers.get_adapter("gemini").build_request(
+        served.requests[-1].request, model=model, api_key="k", base_url="http://h"
+    )
+    body = json.loads(built.body)
+    assert body["contents"][1]["parts"][0]["thoughtSignature"] == "c2lnbmF0dXJl"
+    assert check_request("gemini", "gemini", body, model) is None

@@ -1,6 +1,9 @@
 """Replies in OpenAI Chat Completions' format: a ``chat.completion`` object, or
 ``chat.completion.chunk`` events ending with ``data: [DONE]``.
 
+A tool call from Gemini carries its thought signature in ``extra_content.google``, as
+Gemini's own OpenAI-compatible API sends it, so the history the SDK sends back keeps it.
+
 A stream opens with the assistant's role, sends text and tool-call fragments as they come
 (a call's first fragment with its ``id``, ``type`` and ``name``), then a chunk with the
 finish reason, a ``choices: []`` chunk with usage when ``stream_options.include_usage``
@@ -39,14 +42,7 @@ def encode_chat_result(result: ChatResult, *, model: str) -> WireResponse:
         "annotations": [],
     }
     if result.tool_calls:
-        message["tool_calls"] = [
-            {
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments},
-            }
-            for call in result.tool_calls
-        ]
+        message["tool_calls"] = [call.to_openai() for call in result.tool_calls]
     body = {
         "id": new_id("chatcmpl-", 29),
         "object": "chat.completion",
@@ -111,9 +107,16 @@ class ChatStream:
                 call = self._calls[delta.index] = OpenCall.start(delta)
                 call.add(delta)
                 function = {"name": call.name, "arguments": delta.arguments}
-                fragments.append(
-                    {"index": delta.index, "id": call.id, "type": "function", "function": function}
-                )
+                first = {
+                    "index": delta.index,
+                    "id": call.id,
+                    "type": "function",
+                    "function": function,
+                }
+                if delta.thought_signature:
+                    google = {"thought_signature": delta.thought_signature}
+                    first["extra_content"] = {"google": google}
+                fragments.append(first)
             elif delta.arguments:
                 call.add(delta)
                 fragments.append({"index": delta.index, "function": {"arguments": delta.arguments}})

@@ -51,7 +51,7 @@ def _response(
     usage: TokenUsage | None,
     finish_reason: str | None = None,
 ) -> dict[str, Any]:
-    reason = _INCOMPLETE.get(finish_reason or "") if status != "in_progress" else None
+    reason = _INCOMPLETE.get(finish_reason or "") if status == "completed" else None
     if reason is not None:
         status = "incomplete"
     reasoning = echo.get("reasoning") or {}
