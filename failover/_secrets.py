@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
+import logging
 import re
-from collections.abc import Iterable
-from typing import Any, NoReturn
+import sys
+import threading
+import weakref
+from collections.abc import Iterable, Iterator
+from typing import Any, NoReturn, Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
-__all__ = ["KeyScrubber", "SecretKey", "key_fingerprint", "mask_key", "scrub"]
+__all__ = ["KeyScrubber", "LogScrubber", "SecretKey", "key_fingerprint", "mask_key", "scrub"]
 
 PIECE = 8
 """Any run of this many characters of a key counts as a leak of that key."""
@@ -23,6 +28,18 @@ _KEY_SHAPES = re.compile(
     r"|AIza[0-9A-Za-z_\-]{20,}"
     r"|(?i:bearer)\s+[A-Za-z0-9_\-\.=]{8,})"
 )
+
+
+def _aligned_quads(text: str) -> memoryview:
+    """``text``'s UTF-8 bytes as integers of 4 bytes each, from its start."""
+    data = text.encode("utf-8", "surrogatepass")
+    return memoryview(data + bytes(-len(data) % 4)).cast("I")
+
+
+def _may_show_a_key_shape(text: str) -> bool:
+    """Whether ``text`` holds what a ``_KEY_SHAPES`` match starts with (``sk-``, ``gsk_``,
+    ``AIza``, ``bearer`` in any case): a fast no, before the slower regex, for most text."""
+    return "sk-" in text or "gsk_" in text or "AIza" in text or "bearer" in text.lower()
 
 
 def mask_key(key: str | SecretKey) -> str:
@@ -58,13 +75,14 @@ class KeyScrubber:
     """Removes from text any run of 8 or more characters of the given keys.
 
     A provider may echo a whole key, half of one (``sk-abcd...****wxyz``), or an encoded
-    one: every 8-character piece of each key, raw, URL-encoded and JSON-escaped, is looked
-    for, and each stretch of text they cover becomes ``***``. Anything shaped like a
-    provider key (``sk-...``, ``AIza...``, ``Bearer ...``) is masked too. Shorter keys are
-    replaced where they appear whole.
+    one: every 8-character piece of each key, raw, URL-encoded, JSON-escaped and in base64
+    (standard and URL-safe, padded or not, at any alignment: inside a Basic credential
+    ``user:key``, say) is looked for, and each stretch of text they cover becomes ``***``.
+    Anything shaped like a provider key (``sk-...``, ``AIza...``, ``Bearer ...``) is masked
+    too. Shorter keys are replaced where they appear whole.
     """
 
-    __slots__ = ("_pieces", "_short")
+    __slots__ = ("_pieces", "_quads", "_short")
 
     def __init__(self, keys: Iterable[str | SecretKey]) -> None:
         pieces: set[str] = set()
@@ -76,8 +94,15 @@ class KeyScrubber:
             for form in {value, quote(value, safe=""), json.dumps(value)[1:-1]}:
                 if len(form) < PIECE:
                     short.add(form)
-                pieces.update(form[i : i + PIECE] for i in range(len(form) - PIECE + 1))
+                pieces.update(_pieces(form))
+            for form in _base64_forms(value.encode("utf-8", "surrogatepass")):
+                pieces.update(_pieces(form))
         self._pieces = frozenset(pieces)
+        self._quads = frozenset(
+            int.from_bytes(raw[i : i + 4], sys.byteorder)
+            for raw in (piece.encode("utf-8", "surrogatepass") for piece in pieces)
+            for i in range(len(raw) - 3)
+        )
         self._short = tuple(sorted(short, key=len, reverse=True))
 
     def __call__(self, text: str) -> str:
@@ -86,6 +111,8 @@ class KeyScrubber:
             text = self._cut(text)
         for value in self._short:
             text = text.replace(value, "***")
+        if not _may_show_a_key_shape(text):
+            return text
         return _KEY_SHAPES.sub(lambda match: mask_key(match.group(0)), text)
 
     def in_json(self, text: str) -> str:
@@ -110,6 +137,11 @@ class KeyScrubber:
         return value
 
     def _cut(self, text: str) -> str:
+        # A piece is 8 bytes or more of UTF-8, so it holds the 4 bytes at the first multiple
+        # of 4 from where it starts: when no 4 bytes at a multiple of 4 are 4 bytes of a
+        # piece, no piece is in the text (a test at C speed; most text has no key).
+        if self._quads.isdisjoint(_aligned_quads(text)):
+            return text
         pieces = self._pieces
         covered_until = -1
         runs: list[tuple[int, int]] = []
@@ -130,6 +162,69 @@ class KeyScrubber:
             position = end
         out.append(text[position:])
         return "".join(out)
+
+
+def _pieces(form: str) -> Iterator[str]:
+    return (form[i : i + PIECE] for i in range(len(form) - PIECE + 1))
+
+
+_URL_SAFE = str.maketrans("+/", "-_")
+
+
+def _base64_forms(raw: bytes) -> set[str]:
+    """The base64 text of ``raw`` wherever it sits in longer encoded bytes: for each of the
+    three alignments, the characters that encode ``raw``'s bits alone (plus the whole padded
+    encoding), in the standard and the URL-safe alphabet."""
+    forms = {base64.b64encode(raw).decode()}
+    for offset in range(3):
+        encoded = base64.b64encode(bytes(offset) + raw).decode()
+        forms.add(encoded[-(-8 * offset // 6) : 8 * (offset + len(raw)) // 6])
+    return forms | {form.translate(_URL_SAFE) for form in forms}
+
+
+class _HasScrubber(Protocol):
+    def scrubber(self) -> KeyScrubber: ...
+
+
+class LogScrubber(logging.Filter):
+    """A logging filter that scrubs its sources' keys out of each record's message.
+
+    HTTP libraries log what they send and receive before any code of ours sees it (httpcore
+    each reply's headers at DEBUG, httpx each request's URL at INFO); this filter, on their
+    loggers, rewrites a record that shows a key. Sources (anything with a ``scrubber()``) are
+    held weakly: a source that is gone stops costing anything.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._sources: weakref.WeakSet[_HasScrubber] = weakref.WeakSet()
+
+    def watch(self, source: _HasScrubber, loggers: Iterable[str]) -> None:
+        """Scrub ``source``'s keys from the records of ``loggers`` from now on."""
+        with self._lock:
+            self._sources.add(source)
+        for name in loggers:
+            logger = logging.getLogger(name)
+            if self not in logger.filters:
+                logger.addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite ``record``'s message when it shows a key; never drop a record."""
+        with self._lock:
+            sources = list(self._sources)
+        if not sources:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a record that cannot be formatted: logging reports it itself
+            return True
+        scrubbed = message
+        for source in sources:
+            scrubbed = source.scrubber()(scrubbed)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, ()
+        return True
 
 
 class SecretKey:

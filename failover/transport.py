@@ -8,6 +8,11 @@ Sync clients run the same async engine: on an event loop thread the transport ow
 anyio blocking portal, started at the first sync request and stopped by ``close()``), with
 each HTTP call made by the sync inner transport in a worker thread, so sync callers in
 several threads do not wait for each other.
+
+Every reply is guarded before the SDK sees it: its headers are scrubbed of keys; a 2xx reply
+of an endpoint the transport knows (``_ENDPOINTS``) must be JSON of that endpoint's shape;
+a stream is decoded (whatever its ``Content-Encoding``) and read as it passes, by the
+endpoint's own reader, for its terminator, for keys in error events, and for idle gaps.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ import functools
 import json
 import math
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from types import ModuleType, TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import anyio
@@ -29,17 +36,23 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 import providers
 from failover._closing import AsyncClosing
-from failover._secrets import KeyScrubber
+from failover._secrets import KeyScrubber, LogScrubber
 from failover.catalog import ModelCatalog, ModelEntry, canonical_provider, default_catalog
 from failover.classify import classify_exception, classify_http_error
 from failover.config import FailoverConfig
 from failover.engine import AttemptContext, Engine, HookMethods, RequestState
-from failover.errors import AllAttemptsFailed, ConfigError, MalformedResponseError, ProviderError
+from failover.errors import (
+    AllAttemptsFailed,
+    ConfigError,
+    MalformedResponseError,
+    ProviderError,
+    ProviderTimeoutError,
+)
 from failover.http import library_of
 from failover.policy import Policy
 from failover.profiles import AuthProfile, FailoverManager
 from failover.telemetry import Telemetry, resolve_telemetry
-from providers.base import StreamParser
+from providers.base import StreamChunk, StreamParser, load_json
 
 __all__ = ["ResilientTransport"]
 
@@ -47,6 +60,18 @@ _CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key"
 _DEFAULT_STYLE = {"anthropic": "x-api-key", "gemini": "x-goog-api-key"}
 _BODY_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
 _WORKER_THREADS = 100  # sync HTTP calls in flight at once (httpx's default pool size)
+_HTTP_LOGGERS = (
+    "httpx",
+    "httpx2",
+    *(
+        f"{library}.{part}"
+        for library in ("httpcore", "httpcore2")
+        for part in ("connection", "http11", "http2", "proxy", "socks")
+    ),
+)
+"""The loggers that print requests' URLs and replies' headers, before the transport sees them."""
+_LOGS = LogScrubber()
+T = TypeVar("T")
 
 
 class _Transport(Protocol):
@@ -69,8 +94,14 @@ class ResilientTransport(HookMethods, AsyncClosing):
     URL, replacing whatever key the SDK was built with; on failure it applies the same
     policy as ResilientClient. A key only ever goes to its own profile's base URL: a
     request for any other URL (a redirect, say) is sent on with every credential removed.
-    Streaming responses pass through untouched once they start. When everything fails, the
-    SDK gets the last error response, so it raises its own exception as usual.
+    When everything fails, the SDK gets the last error response, so it raises its own
+    exception as usual.
+
+    Replies are guarded: no header the SDK (or an HTTP library's log) sees shows a key; a
+    2xx reply of a known endpoint that is not JSON of its shape fails over like an error;
+    a stream reaches the SDK decoded, and one that ends before its endpoint's terminator
+    or goes ``stream_idle_timeout`` without a line raises in the SDK and counts against
+    its key. After :meth:`aclose`, requests in flight and any later call raise ConfigError.
 
     Set the SDK's own ``max_retries=0`` so retries are not multiplied.
 
@@ -95,6 +126,8 @@ class ResilientTransport(HookMethods, AsyncClosing):
         wait_for_recovery: When every key is cooling, wait for the earliest if it fits.
         sleep: The sleep used for backoff (inject one in tests).
         telemetry: Spans and metrics, as for ``ResilientClient`` (for a new engine).
+        stream_idle_timeout: Seconds a stream may go without a line before it fails (as
+            ``ResilientClient``'s): the wait for the reply's headers and each gap after.
     """
 
     def __init__(
@@ -111,6 +144,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         wait_for_recovery: bool = False,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         telemetry: Telemetry | bool | None = None,
+        stream_idle_timeout: float = 30.0,
     ) -> None:
         self.provider = canonical_provider(provider)
         self._adapter = providers.get_adapter(self.provider)
@@ -136,6 +170,16 @@ class ResilientTransport(HookMethods, AsyncClosing):
             raise ConfigError(f"no auth profile for provider {self.provider!r}")
         if isinstance(fallback_models, str):
             raise ConfigError("fallback_models must be a list of model ids, not a str")
+        if (
+            not isinstance(stream_idle_timeout, (int, float))
+            or not stream_idle_timeout > 0
+            or math.isinf(stream_idle_timeout)
+        ):
+            raise ConfigError(
+                f"stream_idle_timeout must be a positive number of seconds, "
+                f"got {stream_idle_timeout!r}"
+            )
+        self.stream_idle_timeout = float(stream_idle_timeout)
         self.fallback_models = tuple(fallback_models)
         self.sdk_base_url = sdk_base_url.rstrip("/") if sdk_base_url else None
         self._catalog = catalog or default_catalog
@@ -152,6 +196,9 @@ class ResilientTransport(HookMethods, AsyncClosing):
         self._portal_context: AbstractContextManager[BlockingPortal] | None = None
         self._portal: BlockingPortal | None = None
         self._wire = default_catalog.providers().get(self.provider, "openai")
+        self._closed = False
+        self._in_flight: set[tuple[int, anyio.CancelScope]] = set()  # (thread of its loop, scope)
+        _LOGS.watch(self._engine, _HTTP_LOGGERS)
 
     @property
     def manager(self) -> FailoverManager:
@@ -159,31 +206,48 @@ class ResilientTransport(HookMethods, AsyncClosing):
         return self._engine.manager
 
     async def handle_async_request(self, request: Any) -> Any:
-        """Send ``request`` with failover; return the first good response, or the last bad one."""
+        """Send ``request`` with failover; return the first good response, or the last bad one.
+
+        Raises:
+            ConfigError: The transport is closed, or was closed while the request waited.
+        """
+        self._check_open()
         library = library_of(request)
         inner = self._async_inner(library)
         suffix = self._suffix(str(request.url))
         if suffix is None:  # not one of our hosts: never attach a key
-            return await inner.handle_async_request(_without_credentials(request, library))
+            bare = _without_credentials(request, library)
+            return await self._serve(functools.partial(inner.handle_async_request, bare))
         body = await request.aread()
-        return await self._failover(request, library, suffix, body, _AsyncIO(inner))
+        io = _AsyncIO(inner)
+        return await self._serve(
+            functools.partial(self._failover, request, library, suffix, body, io)
+        )
 
     def handle_request(self, request: Any) -> Any:
         """Send ``request`` from a sync client with failover, as :meth:`handle_async_request`.
 
         The engine runs on the transport's event loop thread; this thread waits for it
         (backoff included) and, for a stream, reads the body itself as the SDK iterates.
+
+        Raises:
+            ConfigError: The transport is closed, or was closed while the request waited.
         """
+        self._check_open()
         library = library_of(request)
         inner = self._sync_inner(library)
         suffix = self._suffix(str(request.url))
         if suffix is None:  # not one of our hosts: never attach a key
-            return inner.handle_request(_without_credentials(request, library))
+            with self._ended_by_close():
+                return inner.handle_request(_without_credentials(request, library))
         body = request.read()
         portal = self._start_portal()
-        future = portal.start_task_soon(
-            self._failover, request, library, suffix, body, _ThreadIO(inner, portal)
-        )
+        io = _ThreadIO(inner, portal)
+        call = functools.partial(self._failover, request, library, suffix, body, io)
+        try:
+            future = portal.start_task_soon(self._serve, call)
+        except RuntimeError:  # the portal stopped meanwhile: the transport was closed
+            raise _closed_error(in_flight=True) from None
         try:
             return future.result()
         except BaseException:
@@ -199,32 +263,39 @@ class ResilientTransport(HookMethods, AsyncClosing):
         chain = self._chain(requested)
         style = next((h for h in _CREDENTIAL_HEADERS if h in request.headers), None)
         style = style or _DEFAULT_STYLE.get(self._wire, "authorization")
+        streaming = bool(payload and payload.get("stream")) or ":stream" in suffix
+        endpoint = _endpoint_of(request.method, suffix)
+        extensions = request.extensions
+        if streaming:  # the wait for the headers, as each read after, is bounded by the idle time
+            extensions = _with_read_timeout(extensions, self.stream_idle_timeout)
         last_error_response: list[Any] = []
 
         async def attempt(ctx: AttemptContext) -> Any:
-            outgoing = _rewrite(request, library, ctx, suffix, style, body, payload, requested)
+            outgoing = _rewrite(
+                request, library, ctx, suffix, style, body, payload, requested, extensions
+            )
             try:
                 response = await io.send(outgoing)
             except Exception as exc:
-                error = classify_exception(exc, provider=self.provider, model=ctx.model.id)
+                error = _provider_error(exc, self.provider, ctx.model.id)
                 if error is None:
                     raise
-                error.__cause__, error.cause_type = None, type(exc).__qualname__
-                raise error from None  # the library's exception holds the request, key and all
+                raise error from None
             if response.status_code < 400:
-                response = await self._checked(library, response, outgoing, streaming, io)
+                response = await self._checked(
+                    library, response, outgoing, streaming, endpoint, io, ctx.model.id
+                )
                 self._engine.note_headroom(ctx.request_id, ctx.profile, response.headers)
                 return response
-            content = await io.read_and_close(response)
+            content = await _read(io, response, self.provider, ctx.model.id)
             error = classify_http_error(response.status_code, response.headers, content)
             scrub = self._engine.scrubber()  # the SDK puts the body in its exception
             text = scrub.in_json(content.decode("utf-8", "surrogateescape"))
             last_error_response[:] = [
-                _reread(library, response, text.encode("utf-8", "surrogateescape"), outgoing)
+                _reread(library, response, text.encode("utf-8", "surrogateescape"), outgoing, scrub)
             ]
             raise error
 
-        streaming = bool(payload and payload.get("stream")) or ":stream" in suffix
         state = self._engine.new_request()
         try:
             response, model, profile = await self._engine.run(state, chain, attempt)
@@ -233,76 +304,103 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 return last_error_response[0]
             return _no_key_response(library, request, exc)
         if streaming:
-            response = self._guard_stream(library, response, state, model, profile, io)
+            response = self._guard_stream(library, response, endpoint, state, model, profile, io)
         self._engine.succeeded(state, model, profile, None)
         return response
 
     async def _checked(
-        self, library: ModuleType, response: Any, outgoing: Any, streaming: bool, io: _IO
+        self,
+        library: ModuleType,
+        response: Any,
+        outgoing: Any,
+        streaming: bool,
+        endpoint: _Endpoint | None,
+        io: _IO,
+        model: str,
     ) -> Any:
-        """A 2xx reply the SDK can read: a JSON body that parses, whole.
+        """A reply below 400 the SDK may be given, its headers scrubbed of keys.
 
-        A truncated or garbled JSON body raises MalformedResponseError (failover applies);
-        streams are checked as they pass (see :meth:`_guard_stream`).
+        A JSON body must parse; a 2xx reply of a known endpoint must be JSON of that
+        endpoint's shape. Anything else raises MalformedResponseError (failover applies).
+        Streams are checked as they pass (see :meth:`_guard_stream`).
         """
-        if streaming or "json" not in response.headers.get("content-type", ""):
+        if streaming:
             return response
-        content = await io.read_and_close(response)
-        try:
-            json.loads(content)
-        except ValueError:
+        scrub = self._engine.scrubber()
+        content_type = response.headers.get("content-type", "")
+        shaped = endpoint if 200 <= response.status_code < 300 else None  # what it must be
+        if shaped is None and "json" not in content_type:  # a redirect, audio, a file
+            return _rebuilt(library, response, _shown(response.headers, scrub), response.stream)
+        content = await _read(io, response, self.provider, model)
+        if shaped is not None and "json" not in content_type:
+            kind = content_type.partition(";")[0].strip() or "untyped"
             raise MalformedResponseError(
-                f"the reply's JSON body does not parse ({len(content)} bytes)"
-            ) from None
-        return _reread(library, response, content, outgoing)
+                f"a {kind} reply where JSON was expected ({len(content)} bytes)"
+            )
+        value = load_json(content)
+        if shaped is not None and not shaped.fits(value):
+            raise MalformedResponseError(
+                f"the reply's JSON is {_described(value)}, not an object with "
+                + " or ".join(repr(key) for key in shaped.reply_keys)
+            )
+        return _reread(library, response, content, outgoing, scrub)
 
     def _guard_stream(
         self,
         library: ModuleType,
         response: Any,
+        endpoint: _Endpoint | None,
         state: RequestState,
         model: ModelEntry,
         profile: AuthProfile,
         io: _IO,
     ) -> Any:
-        """The reply with its stream watched for the wire format's terminator.
+        """The reply with its stream decoded and watched by its endpoint's reader.
 
-        A stream that ends without it raises the library's RemoteProtocolError into the
-        SDK, so it is never taken as complete, and counts as a failure of that endpoint
-        (recorded on the engine's event loop, whichever thread iterates the stream).
+        A stream that ends without its terminator, goes ``stream_idle_timeout`` without a
+        line, or cannot be read raises the library's RemoteProtocolError (ReadTimeout when
+        idle) into the SDK, so it is never taken as complete, and counts as a failure of
+        that endpoint (recorded on the engine's event loop, whichever thread iterates the
+        stream). A stream of an endpoint the transport does not know passes unguarded.
         """
-        if response.headers.get("content-encoding", "identity") != "identity":
-            return response  # compressed bytes: the SDK's own decoder must see them
+        scrub = self._engine.scrubber()
+        reader = endpoint.stream_reader() if endpoint is not None else None
+        if reader is None or not 200 <= response.status_code < 300:
+            return _rebuilt(library, response, _shown(response.headers, scrub), response.stream)
         engine = self._engine
 
-        def record() -> None:
-            error = MalformedResponseError("the stream ended before its terminator")
-            engine.record_attempt(state, model, profile, error, state.started)
-            engine.record_failure(state, model, profile, error)
+        def failed(error: ProviderError) -> Exception:
+            if self._closed:
+                return _closed_error(in_flight=True)
 
-        def truncated() -> Exception:
+            def record() -> None:
+                engine.record_attempt(state, model, profile, error, state.started)
+                engine.record_failure(state, model, profile, error)
+
             io.on_loop(record)
-            return library.RemoteProtocolError(  # type: ignore[no-any-return]
-                "the stream ended before its terminator (a truncated reply)"
-            )
+            timeout = isinstance(error, ProviderTimeoutError)
+            kind = library.ReadTimeout if timeout else library.RemoteProtocolError
+            return kind(error.message)  # type: ignore[no-any-return]
 
-        watcher = _TerminatorWatch(
-            self._adapter.stream_parser(), self._adapter.stream_format, engine.scrubber
-        )
-        guarded = _guarded_stream(library)(response.stream, watcher, truncated)
-        return library.Response(
-            response.status_code,
-            headers=response.headers,
-            stream=guarded,
-            extensions=response.extensions,
-        )
+        parser, sse = reader
+        watch = _TerminatorWatch(parser, sse, engine.scrubber)
+        guard = _StreamGuard(watch, self.stream_idle_timeout, failed, lambda: self._closed)
+        headers = _shown(response.headers, scrub, drop=_BODY_HEADERS)  # the SDK gets it decoded
+        return _rebuilt(library, response, headers, _guarded_stream(library)(response, guard))
 
     def status(self) -> dict[str, Any]:
         """The manager's status (keys masked) and per-model health."""
         return self._engine.status(self._chain(None))
 
     async def aclose(self) -> None:
-        """Close the inner transports and wait for pending hooks."""
+        """Close the transport for good: end the requests in flight, wait for pending hooks,
+        close the inner transports.
+
+        Requests in flight (on this event loop and sync ones), streams being read and every
+        later call end with a ConfigError saying the transport is closed.
+        """
+        self._closed = True
+        self._cancel_in_flight()
         await self._engine.aclose()
         inner = [self._inner] if hasattr(self._inner, "aclose") else []
         for transport in {id(t): t for t in [*inner, *self._defaults.values()]}.values():
@@ -323,6 +421,8 @@ class ResilientTransport(HookMethods, AsyncClosing):
             self._sync_defaults.clear()
         if context is not None and portal is not None:
             try:
+                if self._closed:  # aclose(): end the sync requests in flight too
+                    portal.call(self._cancel_in_flight)
                 portal.call(self._engine.aclose)
             finally:
                 context.__exit__(None, None, None)
@@ -346,6 +446,38 @@ class ResilientTransport(HookMethods, AsyncClosing):
         return f"ResilientTransport(provider={self.provider!r}, profiles={len(self.manager)})"
 
     # -- internals --------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise _closed_error(in_flight=False)
+
+    @contextlib.contextmanager
+    def _ended_by_close(self) -> Iterator[None]:
+        """Whatever a request raises once the transport is closed becomes ConfigError."""
+        try:
+            yield
+        except Exception:
+            if self._closed:
+                raise _closed_error(in_flight=True) from None
+            raise
+
+    async def _serve(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run one request so that :meth:`aclose` can end it (with ConfigError)."""
+        entry = (threading.get_ident(), anyio.CancelScope())
+        self._in_flight.add(entry)
+        try:
+            with self._ended_by_close(), entry[1]:
+                return await call()
+        finally:
+            self._in_flight.discard(entry)
+        raise _closed_error(in_flight=True)  # aclose() cancelled it
+
+    def _cancel_in_flight(self) -> None:
+        """Cancel the requests in flight on this thread's event loop."""
+        here = threading.get_ident()
+        for thread, scope in list(self._in_flight):
+            if thread == here:
+                scope.cancel()
 
     def _async_inner(self, library: ModuleType) -> _Transport:
         if self._inner is not None:
@@ -377,6 +509,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
     def _start_portal(self) -> BlockingPortal:
         """The event loop thread that runs the engine for sync requests (started once)."""
         with self._sync_lock:
+            self._check_open()
             if self._portal is None:
                 context = start_blocking_portal(name=f"failover-{self.provider}-transport")
                 portal = context.__enter__()
@@ -540,6 +673,7 @@ def _rewrite(
     body: bytes,
     payload: dict[str, Any] | None,
     requested: str | None,
+    extensions: dict[str, Any],
 ) -> Any:
     """The request for this attempt: the profile's base URL and key, and the attempt's model."""
     model = ctx.model.id
@@ -556,37 +690,181 @@ def _rewrite(
         value = f"Bearer {ctx.api_key}" if style == "authorization" else ctx.api_key
         headers.append((style, value))
     return library.Request(
-        request.method, url, headers=headers, content=body, extensions=request.extensions
+        request.method, url, headers=headers, content=body, extensions=extensions
     )
 
 
-def _reread(library: ModuleType, response: Any, content: bytes, request: Any) -> Any:
+def _with_read_timeout(extensions: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """``extensions`` with the ``timeout`` of each read at most ``seconds``."""
+    timeout = dict(extensions.get("timeout") or {})
+    timeout["read"] = min(timeout.get("read") or math.inf, seconds)
+    return {**extensions, "timeout": timeout}
+
+
+def _closed_error(*, in_flight: bool) -> ConfigError:
+    if in_flight:
+        return ConfigError("the ResilientTransport was closed while this request was in flight")
+    return ConfigError("the ResilientTransport is closed (aclose() was called); build a new one")
+
+
+def _provider_error(exc: Exception, provider: str, model: str) -> ProviderError | None:
+    """``exc`` of the HTTP library as a ProviderError, or ``None`` when it is no failure of
+    the provider's. The library's exception is not kept: it holds the request, key and all."""
+    error = classify_exception(exc, provider=provider, model=model)
+    if error is not None and error is not exc:
+        error.__cause__, error.cause_type = None, type(exc).__qualname__
+    return error
+
+
+async def _read(io: _IO, response: Any, provider: str, model: str) -> bytes:
+    """A reply's whole body, decoded; a body that cannot be read fails the attempt."""
+    try:
+        return await io.read_and_close(response)
+    except Exception as exc:
+        error = _provider_error(exc, provider, model) or MalformedResponseError(
+            f"the reply's body could not be read ({type(exc).__name__})"
+        )
+        raise error from None
+
+
+def _shown(headers: Any, scrub: KeyScrubber, drop: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """``headers`` as the SDK may see them: every key scrubbed, the ``drop`` ones left out."""
+    items = [(k, v) for k, v in headers.multi_items() if k.lower() not in drop]
+    block = "\n".join(f"{k}: {v}" for k, v in items)
+    if scrub(block) == block:  # the usual case: one pass over them all
+        return items
+    return [(scrub(k), scrub(v)) for k, v in items]
+
+
+def _rebuilt(
+    library: ModuleType, response: Any, headers: list[tuple[str, str]], stream: Any
+) -> Any:
+    """``response`` with these headers and this body stream."""
+    return library.Response(
+        response.status_code, headers=headers, stream=stream, extensions=response.extensions
+    )
+
+
+def _reread(
+    library: ModuleType, response: Any, content: bytes, request: Any, scrub: KeyScrubber
+) -> Any:
     """The response again, with a body already read (and decoded: no encoding headers)."""
-    headers = [(k, v) for k, v in response.headers.items() if k.lower() not in _BODY_HEADERS]
     return library.Response(
         response.status_code,
-        headers=headers,
+        headers=_shown(response.headers, scrub, drop=_BODY_HEADERS),
         content=content,
         request=request,
         extensions=response.extensions,
     )
 
 
+def _described(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object without them" if value else "an empty object"
+    return "null" if value is None else f"a JSON {type(value).__name__}"
+
+
+# -- what the transport knows of each endpoint ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    """What the transport knows of one API endpoint (a POST to a path ending so).
+
+    Attributes:
+        reply_keys: A 2xx reply is a JSON object with at least one of these members.
+        stream_wire: Whose reader guards its streams: a registered adapter's name, or
+            ``"responses"`` (OpenAI Responses events); ``None``: streams pass unguarded.
+        needs: A query parameter its streams need to be readable (Gemini's ``alt=sse``).
+    """
+
+    reply_keys: tuple[str, ...] = ()
+    stream_wire: str | None = None
+    needs: tuple[str, str] | None = None
+
+    def fits(self, value: Any) -> bool:
+        """Whether ``value`` (a parsed 2xx reply) has this endpoint's shape."""
+        return isinstance(value, dict) and any(key in value for key in self.reply_keys)
+
+    def stream_reader(self) -> tuple[StreamParser, bool] | None:
+        """A fresh reader of one of its streams, and whether that stream is SSE (else NDJSON)."""
+        if self.stream_wire is None:
+            return None
+        if self.stream_wire == "responses":
+            return _ResponsesStream(), True
+        adapter = providers.get_adapter(self.stream_wire)
+        return adapter.stream_parser(), adapter.stream_format == "sse"
+
+
+_ENDPOINTS: tuple[tuple[str, _Endpoint], ...] = (
+    ("/chat/completions", _Endpoint(("choices",), "openai")),
+    ("/completions", _Endpoint(("choices",), "openai")),
+    ("/responses", _Endpoint(("output",), "responses")),
+    ("/messages", _Endpoint(("content",), "anthropic")),
+    (":generateContent", _Endpoint(("candidates", "promptFeedback"))),
+    (":streamGenerateContent", _Endpoint((), "gemini", needs=("alt", "sse"))),
+    ("/api/chat", _Endpoint(("message",), "ollama-native")),
+    ("/api/generate", _Endpoint(("response",), "ollama-native")),
+    ("/embeddings", _Endpoint(("data",))),
+    (":embedContent", _Endpoint(("embedding",))),
+    (":batchEmbedContents", _Endpoint(("embeddings",))),
+    ("/api/embed", _Endpoint(("embeddings",))),
+)
+"""The endpoints whose replies the transport checks, by the end of their path (first match)."""
+
+
+def _endpoint_of(method: str, suffix: str) -> _Endpoint | None:
+    """The endpoint a request is for, or ``None`` when the transport does not know it."""
+    if method != "POST":
+        return None
+    parts = urlsplit(suffix)
+    for ending, endpoint in _ENDPOINTS:
+        if parts.path.endswith(ending):
+            if endpoint.needs and endpoint.needs not in parse_qsl(parts.query):
+                return None
+            return endpoint
+    return None
+
+
+_RESPONSES_ENDS = frozenset(
+    ("response.completed", "response.failed", "response.incomplete", "error")
+)
+
+
+class _ResponsesStream:
+    """Reads an OpenAI Responses stream for its end: ``response.completed``, or
+    ``response.failed``, ``response.incomplete`` or ``error`` (which the SDK reports).
+    Responses streams send no ``[DONE]``."""
+
+    def __init__(self) -> None:
+        self.complete = False
+
+    def feed(self, event: str, data: str) -> StreamChunk | None:
+        """Note an event; its name is its ``event:`` line, else its payload's ``type``."""
+        if not event:
+            with contextlib.suppress(ValueError, RecursionError):
+                payload = json.loads(data)
+                event = payload.get("type", "") if isinstance(payload, dict) else ""
+        self.complete = self.complete or event in _RESPONSES_ENDS
+        return None
+
+
 class _TerminatorWatch:
     """Reads a stream's lines as they pass: whether it ended properly, and no key in them.
 
-    Each line goes to the adapter's parser (to see the terminator); a line that carries
-    an error (a provider may echo the key in it) is passed on with every key scrubbed.
-    Bytes are passed on a whole line at a time.
+    Each line goes to the endpoint's reader (to see the terminator: the reader of
+    ``ResilientClient``'s streams, or of OpenAI Responses events); a line that carries an
+    error (a provider may echo the key in it) is passed on with every key scrubbed. Bytes
+    are passed on a whole line at a time.
     """
 
     def __init__(
-        self, parser: StreamParser, stream_format: str, scrubber: Callable[[], KeyScrubber]
+        self, parser: StreamParser, sse: bool, scrubber: Callable[[], KeyScrubber]
     ) -> None:
         self._parser = parser
         self._scrubber = scrubber  # asked only for a line to scrub: most streams have none
         self._ended_by_provider = False
-        self._sse = stream_format == "sse"
+        self._sse = sse
         self._pending = b""
         self._event = ""
         self._data: list[str] = []
@@ -598,11 +876,21 @@ class _TerminatorWatch:
         return self._parser.complete or self._ended_by_provider
 
     def feed(self, chunk: bytes) -> bytes:
-        """Take the next bytes of the stream; return the whole lines to pass on."""
+        """Take the next bytes of the stream; return the whole lines to pass on.
+
+        Raises:
+            MalformedResponseError: A line is not UTF-8 text (bytes in an encoding that
+                could not be decoded, say).
+        """
         lines = (self._pending + chunk).split(b"\n")
         self._pending = lines.pop()
         for index, raw in enumerate(lines):
-            text = raw.rstrip(b"\r").decode("utf-8", "replace")
+            try:
+                text = raw.rstrip(b"\r").decode("utf-8")
+            except UnicodeDecodeError:
+                raise MalformedResponseError(
+                    "the stream is not UTF-8 text (in an encoding that could not be decoded?)"
+                ) from None
             self._line(text)
             if b"error" in raw.lower():
                 lines[index] = self._scrubbed(raw)
@@ -642,46 +930,127 @@ class _TerminatorWatch:
     def _dispatch(self, event: str, data: str) -> None:
         try:
             self._parser.feed(event, data)
+        except MalformedResponseError:  # a line the reader cannot read: only the end counts
+            pass
         except ProviderError:  # an error or content-filter event: the SDK reads it itself
             self._ended_by_provider = True
 
 
+class _StreamGuard:
+    """One stream's checks as the SDK reads it, sync or async: its terminator and keys
+    (``watch``), the time since its last whole line, and the transport being closed.
+
+    ``failed`` records a failure of the stream's endpoint and returns what to raise.
+    """
+
+    def __init__(
+        self,
+        watch: _TerminatorWatch,
+        idle: float,
+        failed: Callable[[ProviderError], Exception],
+        closed: Callable[[], bool],
+    ) -> None:
+        self._watch = watch
+        self._idle = idle
+        self._failed = failed
+        self._closed = closed
+        self._progress = time.monotonic()
+
+    def idle_left(self) -> float:
+        """Seconds the stream may still go without a whole line."""
+        return self._progress + self._idle - time.monotonic()
+
+    def passed(self, chunk: bytes) -> bytes:
+        """The whole lines of the next decoded ``chunk``, to pass on."""
+        if self._closed():
+            raise _closed_error(in_flight=True)
+        try:
+            lines = self._watch.feed(chunk)
+        except MalformedResponseError as error:
+            raise self._failed(error) from None
+        if lines:
+            self._progress = time.monotonic()
+        elif self.idle_left() < 0:  # bytes drip in, but no line ends
+            raise self._failed(self._idle_error())
+        return lines
+
+    def read_failed(self, exc: Exception) -> Exception:
+        """What to raise when reading the stream raised ``exc`` (a timeout: it was idle)."""
+        error = classify_exception(exc) or MalformedResponseError(
+            f"the stream could not be read ({type(exc).__name__})"
+        )
+        if isinstance(error, ProviderTimeoutError):
+            error = self._idle_error()
+        return self._failed(error)
+
+    def end(self) -> bytes:
+        """The stream's last bytes, once it ended; raises when it ended before its terminator."""
+        rest = self._watch.rest()
+        if not self._watch.complete:
+            raise self._failed(
+                MalformedResponseError("the stream ended before its terminator (a truncated reply)")
+            )
+        return rest
+
+    def _idle_error(self) -> ProviderTimeoutError:
+        return ProviderTimeoutError(
+            f"the stream was idle for more than {self._idle:g}s (stream_idle_timeout)"
+        )
+
+
 @functools.cache  # one class per library (httpx, httpx2), not one per stream
 def _guarded_stream(library: ModuleType) -> Any:
-    """A byte-stream class of ``library`` that raises when its stream was cut short.
-
-    It wraps a sync stream (a sync client's) or an async one alike.
+    """A byte-stream class of ``library`` that passes a reply's decoded body through a
+    :class:`_StreamGuard`. It reads a sync reply (a sync client's) or an async one alike.
     """
 
     class Guarded(library.SyncByteStream, library.AsyncByteStream):  # type: ignore[name-defined,misc]
-        def __init__(
-            self, inner: Any, watch: _TerminatorWatch, truncated: Callable[[], Exception]
-        ) -> None:
-            self._inner, self._watch, self._truncated = inner, watch, truncated
+        def __init__(self, response: Any, guard: _StreamGuard) -> None:
+            self._response, self._guard = response, guard
+            self._chunks: Any = None
 
         def __iter__(self) -> Iterator[bytes]:
-            for chunk in self._inner:
-                if lines := self._watch.feed(chunk):
+            if self._chunks is None:  # once: iterated again (an SDK draining it), it goes on
+                self._chunks = self._response.iter_bytes()  # decoded, whatever the encoding
+            chunks = self._chunks
+            while True:
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    break
+                except Exception as exc:  # a read timeout (the stream was idle), a reset
+                    raise self._guard.read_failed(exc) from None
+                if lines := self._guard.passed(chunk):
                     yield lines
-            if rest := self._watch.rest():
+            if rest := self._guard.end():
                 yield rest
-            if not self._watch.complete:
-                raise self._truncated()
 
         def close(self) -> None:
-            self._inner.close()
+            if self._chunks is not None:
+                self._chunks.close()
+            self._response.close()
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
-            async for chunk in self._inner:
-                if lines := self._watch.feed(chunk):
+            if self._chunks is None:
+                self._chunks = self._response.aiter_bytes()
+            chunks = self._chunks
+            while True:
+                try:
+                    with anyio.fail_after(max(self._guard.idle_left(), 0)):
+                        chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    break
+                except Exception as exc:  # TimeoutError: the stream was idle; a reset
+                    raise self._guard.read_failed(exc) from None
+                if lines := self._guard.passed(chunk):
                     yield lines
-            if rest := self._watch.rest():
+            if rest := self._guard.end():
                 yield rest
-            if not self._watch.complete:
-                raise self._truncated()
 
         async def aclose(self) -> None:
-            await self._inner.aclose()
+            if self._chunks is not None:
+                await self._chunks.aclose()
+            await self._response.aclose()
 
     return Guarded
 
