@@ -428,3 +428,37 @@ def test_an_empty_stream_still_ends_as_its_wire_ends_streams(wire: str) -> None:
     for event, payload in sse_events(encoder.close()):
         parser.feed(event, payload)
     assert parser.complete and encoder.media_type == "text/event-stream"
+
+
+def test_a_rate_limit_in_each_apis_documented_error_shape() -> None:
+    error = RateLimitError("Rate limit reached", status=429, retry_after=20)
+    replies = {wire: encode_error(wire, error) for wire in WIRES}  # type: ignore[arg-type]
+    openai_body = {
+        "error": {
+            "message": "Rate limit reached",
+            "type": "requests",
+            "param": None,
+            "code": "rate_limit_exceeded",
+        }
+    }
+    assert (
+        json.loads(replies["openai"].body) == json.loads(replies["responses"].body) == openai_body
+    )
+    assert json.loads(replies["anthropic"].body) == {
+        "type": "error",
+        "error": {"type": "rate_limit_error", "message": "Rate limit reached"},
+    }
+    assert json.loads(replies["gemini"].body) == {
+        "error": {
+            "code": 429,
+            "message": "Rate limit reached",
+            "status": "RESOURCE_EXHAUSTED",
+            "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "20s"}],
+        }
+    }
+    assert replies["openai"].headers == {
+        "content-type": "application/json",
+        "retry-after": "20",
+        "retry-after-ms": "20000",
+    }
+    assert replies["gemini"].headers == {"content-type": "application/json", "retry-after": "20"}
