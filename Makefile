@@ -7,13 +7,17 @@ PY := $(VENV)/bin/python
 LOCK := requirements/dev.txt
 DEV := $(VENV)/.installed-dev
 SIM := $(VENV)/.installed-sim
-# The lowest supported versions: requirements/lowest.txt on the lowest supported Python.
+# The lowest supported versions: requirements/lowest.txt on the lowest supported Python;
+# the store's exit and first-load tests also run a worker on the highest supported Python.
 LOW_VENV := .venv-lowest
 LOW_PY := $(LOW_VENV)/bin/python
+HIGH_VENV := .venv-highest
+HIGH_PY := $(HIGH_VENV)/bin/python
 LOWEST_TESTS := tests/test_client_policy.py tests/test_promises.py tests/test_profiles.py \
 	tests/test_chain.py tests/test_catalog.py tests/test_config.py tests/test_integration.py \
 	tests/test_translation_simulator.py tests/test_caller_input.py tests/test_embeddings.py \
-	tests/test_reply_parsing.py tests/test_store.py tests/test_lock.py
+	tests/test_reply_parsing.py tests/test_store.py tests/test_store_ready.py \
+	tests/test_store_shutdown.py tests/test_lock.py
 
 .PHONY: install test test-lowest lint demo bench soak lock clean
 
@@ -38,11 +42,13 @@ test: $(DEV)
 # The core suite on the lowest versions pyproject.toml allows, on the lowest Python found.
 test-lowest: requirements/lowest.txt pyproject.toml
 	@.ci/ensure-redis-server
-	@[ -x $(LOW_PY) ] || "$$(.ci/lowest-python)" -m venv $(LOW_VENV)
+	@[ -x $(LOW_PY) ] || "$$(.ci/find-python 3.10)" -m venv $(LOW_VENV)
 	$(LOW_PY) -m pip install -q --upgrade pip
 	$(LOW_PY) -m pip install -q -c requirements/lowest.txt -e '.[sim,redis]' \
 		pytest pytest-asyncio trio respx hypothesis
-	$(LOW_PY) -m pytest -q $(LOWEST_TESTS)
+	@[ -x $(HIGH_PY) ] || "$$(.ci/find-python 3.13)" -m venv $(HIGH_VENV)
+	$(HIGH_PY) -m pip install -q -c $(LOCK) -e '.[redis]'
+	FAILOVER_PYTHON_HIGHEST=$(HIGH_PY) $(LOW_PY) -m pytest -q $(LOWEST_TESTS)
 
 lint: $(DEV)
 	$(PY) -m ruff check failover providers tests examples benchmarks
@@ -72,4 +78,4 @@ lock:
 	rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) $(LOW_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOW_VENV) $(HIGH_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -454,14 +454,16 @@ class Engine:
         return error
 
     def _retry_after(self, steps: list[tuple[ModelEntry, ...]]) -> float | None:
-        now = self.manager.clock()
+        """Seconds until the earliest model of ``steps`` is usable (0: now; ``None``: never)."""
         times = [
             at
             for step in steps
             for model in step
             if (at := self.manager.next_available_at(model.provider, model=model.id)) is not None
         ]
-        return max(0.0, min(times) - now) if times else None
+        # read the clock after the manager did: "usable now" must come out as 0, not as the
+        # few microseconds between two readings
+        return max(0.0, min(times) - self.manager.clock()) if times else None
 
     async def _walk(
         self,

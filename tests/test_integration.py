@@ -64,18 +64,19 @@ async def sender(
     if request.param == "httpx":
         yield {}
     elif request.param == "httpx2":
-        import httpx2
+        httpx2 = pytest.importorskip("httpx2")
 
         from failover.http import HttpxSender
 
         async with httpx2.AsyncClient(timeout=None) as http2:
             yield {"sender": HttpxSender(http2)}
     elif request.param == "httpx-aiohttp":
-        from httpx_aiohttp import AiohttpTransport
+        AiohttpTransport = pytest.importorskip("httpx_aiohttp").AiohttpTransport
 
         async with httpx.AsyncClient(transport=AiohttpTransport(), timeout=None) as http:
             yield {"http_client": http}
     else:
+        pytest.importorskip("aiohttp")
         from failover.aiohttp_sender import AiohttpSender
 
         aiohttp_sender = AiohttpSender()

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import anthropic
 import anyio
 import anyio.lowlevel
 import httpx
-import httpx2
-import openai
 import pytest
 import respx
 
@@ -110,6 +107,8 @@ def sim() -> Any:
 
 
 async def test_an_openai_sdk_call_retries_a_503_on_the_other_key(sim: Simulator) -> None:
+    httpx2 = pytest.importorskip("httpx2")
+    openai = pytest.importorskip("openai")
     sim.script("overloaded", key=KEY_A)
     manager = _preferred_key_first("openai", KEY_A, KEY_B, base_url=sim.base_url("openai"))
     transport = ResilientTransport(manager, provider="openai", sleep=_instant)
@@ -123,6 +122,8 @@ async def test_an_openai_sdk_call_retries_a_503_on_the_other_key(sim: Simulator)
 
 
 async def test_an_anthropic_sdk_call_retries_a_529_on_the_other_key(sim: Simulator) -> None:
+    httpx2 = pytest.importorskip("httpx2")
+    anthropic = pytest.importorskip("anthropic")
     sim.script("overloaded", key=ANT_A)
     base = sim.base_url("anthropic")
     manager = _preferred_key_first("anthropic", ANT_A, ANT_B, base_url=base)

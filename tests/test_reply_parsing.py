@@ -430,7 +430,9 @@ def two_keys_client(provider: str, **sending: Any) -> Any:
         AuthProfile("good", provider, GOOD_KEY, priority=1),
     ]
     model = CLIENT_WIRES[provider][0]
-    return ResilientClient([model], profiles, config=FailoverConfig(max_retries=0), **sending)
+    # both keys share the provider's endpoint: the malformed reply's retry (one, without
+    # sleeping under set_testing) goes to the key that has not failed
+    return ResilientClient([model], profiles, config=FailoverConfig(max_retries=1), **sending)
 
 
 @pytest.mark.parametrize("provider", sorted(CLIENT_WIRES))

@@ -296,7 +296,7 @@ async def test_request_body_is_replayed_on_every_attempt(clock: FakeClock) -> No
         bodies.append(request.content)
         if len(bodies) == 1:
             return httpx.Response(429, json={"error": {"message": "slow"}})
-        return httpx.Response(200, json={"ok": True})
+        return httpx.Response(200, json={"choices": []})
 
     m = FailoverManager(
         clock=clock,
