@@ -1,6 +1,7 @@
-"""A local provider simulator: a real HTTP server on 127.0.0.1 that speaks OpenAI's,
-Anthropic's, Gemini's and Ollama's wire formats, with failures scripted per key, model or
-provider, scheduled outages, and seeded chaos. Built on starlette + uvicorn (extra ``sim``).
+"""A local provider simulator: a real HTTP server on 127.0.0.1 that speaks OpenAI's (Chat
+Completions and Responses), Anthropic's, Gemini's and Ollama's wire formats, with failures
+scripted per key, model or provider, scheduled outages, and seeded chaos. Built on starlette +
+uvicorn (extra ``sim``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import random
 import socket
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeGuard
 
@@ -23,7 +24,25 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from failover.catalog import canonical_provider, default_catalog
-from failover.testing.rejects import check_request
+from failover.testing.rejects import (
+    Reject,
+    check_request,
+    responses_pairing,
+    responses_state_error,
+)
+from failover.testing.responses import (
+    REASONING_TOKENS,
+    ResponseStore,
+    call_item,
+    context_chars,
+    failure_event,
+    input_items,
+    message_item,
+    new_id,
+    response_events,
+    response_object,
+    usage_body,
+)
 from failover.testing.wire import (
     SimToolCall,
     azure_error,
@@ -85,7 +104,7 @@ class Behavior:
     window: float = 60.0
     max_prompt_chars: int | None = None
     reply: str | None = None
-    tool_calls: tuple[tuple[str, dict[str, Any]], ...] = ()
+    tool_calls: Sequence[tuple[str, dict[str, Any]]] = ()
     dimensions: int | None = None
 
     def __post_init__(self) -> None:
@@ -141,6 +160,27 @@ class _Reset(Response):
         raise ConnectionResetError("simulated connection reset")
 
 
+class _CutStream(Response):
+    """Sends the first events of a stream, then drops the connection before its end."""
+
+    def __init__(self, chunks: list[bytes], delay: float, headers: Mapping[str, str]) -> None:
+        super().__init__(status_code=200)
+        self._chunks = chunks
+        self._delay = delay
+        self.raw_headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            *((name.encode(), value.encode()) for name, value in headers.items()),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        for chunk in self._chunks:
+            if self._delay:
+                await asyncio.sleep(self._delay)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        raise ConnectionResetError("simulated stream cut off before its end")
+
+
 class Simulator:
     """A scripted fake of the LLM providers, over real HTTP on 127.0.0.1.
 
@@ -181,10 +221,14 @@ class Simulator:
         self._socket: socket.socket | None = None
         self.started_at = time.monotonic()
         self.requests: list[Received] = []
+        self.responses = ResponseStore()
+        """The Responses API's responses, kept for ``previous_response_id`` (per key)."""
         self.app = Starlette(
             routes=[
                 Route("/{provider}/v1/chat/completions", self._openai, methods=["POST"]),
                 Route("/{provider}/openai/v1/chat/completions", self._openai, methods=["POST"]),
+                Route("/{provider}/v1/responses", self._responses, methods=["POST"]),
+                Route("/{provider}/openai/v1/responses", self._responses, methods=["POST"]),
                 Route(
                     "/{provider}/openai/deployments/{deployment}/chat/completions",
                     self._azure,
@@ -362,25 +406,7 @@ class Simulator:
         if isinstance(gate, Response):
             return gate
         provider, kind, behavior, headers = gate
-        view = _RequestView(wire, body)
-        results = view.tool_results()
-        text = behavior.reply or (
-            f"Simulated answer from {provider}/{model}"
-            + (f" after {results} tool results" if results else "")
-            + ": all systems nominal."
-        )
-        calls: tuple[SimToolCall, ...] = ()
-        if (forced := view.forced_tool()) is not None:
-            calls = ((_call_id(wire, 0, 0), forced, {"answer": text}),)
-        elif results < len(behavior.tool_calls):
-            name, args = behavior.tool_calls[results]
-            calls = ((_call_id(wire, results, 0), name, args),)
-        elif view.json_mode():
-            text = json.dumps({"answer": text})
-        stopped = False
-        for stop in view.stop_sequences():
-            if stop and stop in text:
-                text, stopped = text[: text.index(stop)], True
+        text, calls, stopped = _plan(_RequestView(wire, body), provider, model, behavior)
         usage = (max(1, prompt_chars // 4), max(1, len(text.split())))
         if calls and kind not in ("truncate", "content_block"):
             if stream:
@@ -415,9 +441,11 @@ class Simulator:
         prompt_chars: int,
         *,
         embedding: bool = False,
+        check: Callable[[], Reject] | None = None,
     ) -> Response | tuple[str, str, Behavior, dict[str, str]]:
         """Record the request and answer every scripted failure; return what a success
-        needs to be built: (provider, kind, behaviour, headers)."""
+        needs to be built: (provider, kind, behaviour, headers). ``check``: what the
+        provider answers a well-formed request given its state (after the key is accepted)."""
         provider = canonical_provider(request.path_params["provider"])
         accepted = self._keys.get(provider)
         behavior = (
@@ -431,6 +459,8 @@ class Simulator:
             if kind != "invalid_key" and not embedding
             else None
         )
+        if rejected is None and check is not None and kind != "invalid_key":
+            rejected = check()
         if rejected is not None:
             kind = "invalid_request"
         if (
@@ -469,9 +499,8 @@ class Simulator:
         if kind == "reset":
             return _Reset()
         if kind == "malformed":
-            return Response(
-                '{"choices": [{"message": ', media_type="application/json", headers=headers
-            )
+            broken = '{"output": [{"type": ' if wire == "responses" else '{"choices": [{"message": '
+            return Response(broken, media_type="application/json", headers=headers)
         return provider, kind, behavior, headers
 
     def _apply_window(self, behavior: Behavior, key: str) -> tuple[str, dict[str, str]]:
@@ -548,6 +577,87 @@ class Simulator:
             bool(body.get("stream")),
             _chars(body.get("messages")),
         )
+
+    async def _responses(self, request: Request) -> Response:
+        """OpenAI's Responses API: a ``response`` object, or its events with ``stream``."""
+        body = await _json(request)
+        key = request.headers.get("api-key") or request.headers.get(
+            "authorization", ""
+        ).removeprefix("Bearer ")
+        model = str(body.get("model", ""))
+        stream = body.get("stream") is True
+        previous = body.get("previous_response_id")
+        earlier = self.responses.recall(key, previous) if isinstance(previous, str) else ()
+        items = [*(earlier or ()), *input_items(body)]
+        chars = context_chars(items, body.get("instructions"))
+
+        def check() -> Reject:
+            return responses_state_error(body, earlier is not None) or responses_pairing(items)
+
+        gate = await self._gate(request, "responses", key, model, body, stream, chars, check=check)
+        if isinstance(gate, Response):
+            return gate
+        provider, kind, behavior, headers = gate
+        view = _RequestView("responses", {**body, "input": items})
+        text, calls, _ = _plan(view, provider, model, behavior)
+        reasoning_config = body.get("reasoning")
+        effort = reasoning_config.get("effort") if isinstance(reasoning_config, dict) else None
+        reasoning = REASONING_TOKENS.get(str(effort), 0)
+        prompt = max(1, chars // 4)
+        output: list[dict[str, Any]] = []
+        incomplete: str | None = None
+        if kind == "content_block":
+            incomplete, completion, reasoning = "content_filter", 0, 0
+        elif calls:
+            for call_id, name, args in calls:
+                arguments = json.dumps(args)
+                output.append(call_item(new_id("fc_"), call_id, name, arguments, "completed"))
+            completion = max(1, sum(len(item["arguments"]) for item in output) // 4)
+        else:
+            words = text.split(" ")
+            limit = body.get("max_output_tokens")
+            if isinstance(limit, int) and len(words) + reasoning > limit:
+                incomplete = "max_output_tokens"
+                reasoning = min(reasoning, limit)
+                words = words[: limit - reasoning]
+                text = " ".join(words)
+            status = "incomplete" if incomplete else "completed"
+            output.append(message_item(new_id("msg_"), text, status))
+            completion = len(words) if text else 0
+        response = response_object(
+            new_id("resp_"),
+            int(time.time()),
+            model,
+            body,
+            status="incomplete" if incomplete else "completed",
+            output=output,
+            usage=usage_body(prompt, completion, reasoning),
+            incomplete=incomplete,
+        )
+        cut_off = kind == "truncate" or (stream and kind == "midstream_error")
+        if body.get("store") is not False and not cut_off:  # what the client saw whole
+            self.responses.remember(key, response["id"], [*items, *output])
+        if not stream:
+            if kind == "truncate":
+                broken = json.dumps(response)[:40]
+                return Response(broken, media_type="application/json", headers=headers)
+            return JSONResponse(response, headers=headers)
+        size = self.words_per_chunk
+        words = text.split(" ")
+        pieces = [
+            " ".join(words[i : i + size]) + (" " if i + size < len(words) else "")
+            for i in range(0, len(words), size)
+        ]
+        events, first, partial = response_events(response, pieces)
+        deltas = sum(1 for name, _ in events if name and name.endswith(".delta"))
+        cut = min(first + max(1, deltas // 2), len(events) - 1)
+        delay = (size / behavior.tokens_per_second) if behavior.tokens_per_second else 0.0
+        if kind == "truncate":
+            chunks = [f"event: {name}\ndata: {data}\n\n".encode() for name, data in events[:cut]]
+            return _CutStream(chunks, delay, headers)
+        if kind == "midstream_error":
+            events = [*events[:cut], failure_event(response, partial[cut - 1], cut)]
+        return self._send("responses", events, delay, headers)
 
     async def _azure(self, request: Request) -> Response:
         body = await _json(request)
@@ -733,6 +843,33 @@ class Simulator:
         )
 
 
+def _plan(
+    view: _RequestView, provider: str, model: str, behavior: Behavior
+) -> tuple[str, tuple[SimToolCall, ...], bool]:
+    """What a healthy simulated model answers: its text, its tool calls (a forced tool, else
+    the scripted round the history has reached), and whether a stop sequence cut the text."""
+    wire = view.wire
+    results = view.tool_results()
+    text = behavior.reply or (
+        f"Simulated answer from {provider}/{model}"
+        + (f" after {results} tool results" if results else "")
+        + ": all systems nominal."
+    )
+    calls: tuple[SimToolCall, ...] = ()
+    if (forced := view.forced_tool()) is not None:
+        calls = ((_call_id(wire, 0, 0), forced, {"answer": text}),)
+    elif results < len(behavior.tool_calls):
+        name, args = behavior.tool_calls[results]
+        calls = ((_call_id(wire, results, 0), name, args),)
+    elif view.json_mode():
+        text = json.dumps({"answer": text})
+    stopped = False
+    for stop in view.stop_sequences():
+        if stop and stop in text:
+            text, stopped = text[: text.index(stop)], True
+    return text, calls, stopped
+
+
 def _call_id(wire: str, round_: int, index: int) -> str:
     if wire == "anthropic":
         return f"toolu_sim{round_}{index}"
@@ -765,6 +902,12 @@ class _RequestView:
                 for part in c.get("parts") or []
                 if isinstance(part, dict) and "functionResponse" in part
             )
+        if self.wire == "responses":
+            return sum(
+                1
+                for item in body.get("input") or []
+                if isinstance(item, dict) and item.get("type") == "function_call_output"
+            )
         return sum(
             1 for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "tool"
         )
@@ -777,6 +920,8 @@ class _RequestView:
         if self.wire == "openai" and isinstance(choice, dict):
             function = choice.get("function")
             return str(function.get("name")) if isinstance(function, dict) else None
+        if self.wire == "responses" and isinstance(choice, dict):
+            return str(choice["name"]) if choice.get("type") == "function" else None
         if self.wire == "gemini":
             config = (self.body.get("toolConfig") or {}).get("functionCallingConfig") or {}
             names = config.get("allowedFunctionNames")
@@ -794,6 +939,10 @@ class _RequestView:
             return config.get("responseMimeType") == "application/json"
         if self.wire == "ollama":
             return "format" in body
+        if self.wire == "responses":
+            text = body.get("text")
+            form = text.get("format") if isinstance(text, dict) else None
+            return isinstance(form, dict) and form.get("type") in ("json_object", "json_schema")
         return isinstance(body.get("response_format"), dict) and body["response_format"].get(
             "type"
         ) in ("json_object", "json_schema")
@@ -806,6 +955,8 @@ class _RequestView:
             stop = (self.body.get("generationConfig") or {}).get("stopSequences")
         elif self.wire == "ollama":
             stop = (self.body.get("options") or {}).get("stop")
+        elif self.wire == "responses":
+            stop = None  # the Responses API has no stop sequences
         else:
             stop = self.body.get("stop")
         if isinstance(stop, str):

@@ -128,7 +128,17 @@ _ERROR_BODIES = {
 def error_reply(
     wire: str, behaviour: str, retry_after: float
 ) -> tuple[int, dict[str, Any], dict[str, str]]:
-    """Return (status, body, headers) of the error ``behaviour`` in ``wire``'s format."""
+    """Return (status, body, headers) of the error ``behaviour`` in ``wire``'s format
+    (``responses``, OpenAI's Responses API, answers with OpenAI's errors)."""
+    if wire == "responses":
+        reply = error_reply("openai", behaviour, retry_after)
+        if behaviour == "context_limit":
+            reply[1]["error"].update(
+                message="Your input exceeds the context window of this model. Please adjust "
+                "your input and try again.",
+                param="input",
+            )
+        return reply
     status = _STATUS[behaviour][_WIRES.index(wire)]
     headers: dict[str, str] = {}
     if behaviour == "rate_limit" and wire != "gemini":
@@ -245,11 +255,7 @@ def reply_body(
                     "finish_reason": "content_filter" if blocked else "stop",
                 }
             ],
-            "usage": {
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": prompt + completion,
-            },
+            "usage": _chat_usage(prompt, completion),
         }
     if wire == "anthropic":
         return {
@@ -288,6 +294,7 @@ def _tool_reply(
         return {
             "id": "chatcmpl-sim",
             "object": "chat.completion",
+            "created": int(time.time()),
             "model": model,
             "choices": [
                 {
@@ -307,7 +314,7 @@ def _tool_reply(
                     "finish_reason": "tool_calls",
                 }
             ],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion},
+            "usage": _chat_usage(prompt, completion),
         }
     if wire == "anthropic":
         blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
@@ -347,6 +354,28 @@ def _tool_reply(
     }
 
 
+def _chat_usage(prompt: int, completion: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def _chunk(model: str, choices: list[dict[str, Any]], **extra: Any) -> str:
+    """A Chat Completions stream chunk with the members the API always sends."""
+    return json.dumps(
+        {
+            "id": "chatcmpl-sim",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+            "choices": choices,
+            **extra,
+        }
+    )
+
+
 def _gemini_call(number: int, name: str, args: dict[str, Any]) -> dict[str, Any]:
     part: dict[str, Any] = {"functionCall": {"name": name, "args": args}}
     if number == 0:
@@ -373,23 +402,15 @@ def _tool_stream(
             ]
             for fragment in fragments:
                 choice = {"index": 0, "delta": {"tool_calls": [fragment]}, "finish_reason": None}
-                yield None, json.dumps({"object": "chat.completion.chunk", "choices": [choice]})
+                yield None, _chunk(model, [choice])
         done = {"index": 0, "delta": {}, "finish_reason": "tool_calls"}
-        yield None, json.dumps({"object": "chat.completion.chunk", "choices": [done]})
-        yield (
-            None,
-            json.dumps(
-                {
-                    "object": "chat.completion.chunk",
-                    "choices": [],
-                    "usage": {"prompt_tokens": prompt, "completion_tokens": completion},
-                }
-            ),
-        )
+        yield None, _chunk(model, [done])
+        yield None, _chunk(model, [], usage=_chat_usage(prompt, completion))
         yield None, "[DONE]"
     elif wire == "anthropic":
-        yield "message_start", json.dumps(
-            {"type": "message_start", "message": _anthropic_start(model, prompt)}
+        yield (
+            "message_start",
+            json.dumps({"type": "message_start", "message": _anthropic_start(model, prompt)}),
         )
         for index, (call_id, name, args) in enumerate(calls):
             block = {"type": "tool_use", "id": call_id, "name": name, "input": {}}
@@ -473,39 +494,10 @@ def stream_events(
         return
     if wire == "openai":
         for piece in pieces:
-            yield (
-                None,
-                json.dumps(
-                    {
-                        "object": "chat.completion.chunk",
-                        "model": model,
-                        "choices": [
-                            {"index": 0, "delta": {"content": piece}, "finish_reason": None}
-                        ],
-                    }
-                ),
-            )
-        yield (
-            None,
-            json.dumps(
-                {
-                    "object": "chat.completion.chunk",
-                    "model": model,
-                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                }
-            ),
-        )
-        yield (
-            None,
-            json.dumps(
-                {
-                    "object": "chat.completion.chunk",
-                    "model": model,
-                    "choices": [],
-                    "usage": {"prompt_tokens": prompt, "completion_tokens": completion},
-                }
-            ),
-        )
+            delta = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
+            yield None, _chunk(model, [delta])
+        yield None, _chunk(model, [{"index": 0, "delta": {}, "finish_reason": "stop"}])
+        yield None, _chunk(model, [], usage=_chat_usage(prompt, completion))
         yield None, "[DONE]"
     elif wire == "anthropic":
         yield (
