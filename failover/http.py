@@ -4,20 +4,34 @@ The default sender is httpx (``HttpxSender`` also takes an ``httpx2.AsyncClient`
 object with the same ``open`` method (an aiohttp-based one, a test double) can be plugged in
 without touching the policy or the adapters.
 Lower-level exceptions are translated here, at the boundary, into ProviderErrors.
+
+httpcore (httpx's pool) is written for anyio's cancellation. It shields its releases with
+anyio cancel scopes, which asyncio's own ``task.cancel()`` (``asyncio.wait_for``,
+``asyncio.timeout``, a server cancelling its handler) passes straight through: landing in
+the lock a release takes first, it leaves the request in the pool and its connection
+active, for good. And it awaits outside its cleanup handlers: a cancellation landing after a
+connection is made or assigned, before the request's first use of it, leaves that connection
+neither idle nor closed, for good (an anyio scope's too, in the turn of the event loop where
+the connect completes; httpcore 1.0.9, encode/httpcore#1093). Each holds a pool slot. So on
+asyncio ``HttpxSender`` sends, and reads a plain reply, in a task of its own that only an
+anyio scope cancels, and closes a streamed reply in a task of its own; after a failed send it
+reclaims what the pool was left with.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Union, cast
 
+import anyio
 import httpx
 
-from failover._tasks import finish_even_if_cancelled
+from failover._tasks import _finishing, finish_even_if_cancelled
 from failover.errors import PoolExhaustedError, ProviderConnectionError, ProviderTimeoutError
 from providers.base import HttpRequest
 
@@ -102,6 +116,9 @@ class HttpxSender:
     An ``httpx2.AsyncClient`` works too: its pool (httpcore2) assigns requests to
     connections without httpcore 1.x's repeated scans, ~2.5x the throughput of httpx at 64
     concurrent requests on loopback (see the README's Performance section).
+
+    On asyncio a plain reply (no ``read_timeout``) comes read whole, so that no cancellation
+    of the caller's can reach httpcore (see the module's docstring).
     """
 
     def __init__(self, client: AnyHttpxClient) -> None:
@@ -164,17 +181,22 @@ class _Exchange:
 
     async def __aenter__(self) -> _TranslatingReply:
         request = self._request
-        client: Any = self._sender.client  # httpx or httpx2: the same calls
+        sender = self._sender
+        client: Any = sender.client  # httpx or httpx2: the same calls
         built = client.build_request(
             request.method,
             request.url,
             headers=request.headers,
             content=request.body,
-            timeout=self._sender._timeout(self._timeout, self._read_timeout),
+            timeout=sender._timeout(self._timeout, self._read_timeout),
         )
-        errors = self._sender._errors
+        errors = sender._errors
         try:  # never follow a redirect, whatever the client says: a key must not travel
-            response = await client.send(built, stream=True, follow_redirects=False)
+            if asyncio._get_running_loop() is None:  # trio: every cancellation is a scope's
+                response = await _send(client, built)
+            else:
+                whole = self._read_timeout is None  # a plain reply: read whole as it is sent
+                response = await _send_apart(client, built, sender._library, whole)
         except errors.pool:  # our own pool, not the provider: no key or model is to blame
             raise PoolExhaustedError(
                 f"no free connection in this client's HTTP pool within {self._timeout:.1f}s: "
@@ -196,9 +218,162 @@ class _Exchange:
     ) -> None:
         response = self._response
         # a reply read to its end is closed already (httpx closes it as the body ends):
-        # nothing to give back, no task to start; otherwise give it back even if cancelled
+        # nothing to give back; otherwise give it back even if cancelled (on asyncio its
+        # stream, a _ReleasedApart, closes in a task of its own)
         if response is not None and not response.is_closed:
-            await finish_even_if_cancelled(response.aclose)
+            if asyncio._get_running_loop() is None:
+                await finish_even_if_cancelled(response.aclose)
+            else:
+                await response.aclose()
+
+
+async def _send_apart(client: Any, request: Any, library: ModuleType, whole: bool) -> Any:
+    """``client.send(request)`` in a task that only an anyio cancel scope cancels.
+
+    The caller's cancellation, asyncio's own or a scope's, becomes that scope's (httpcore
+    then cleans up as it is written to) and still propagates at once; a reply that arrives
+    all the same is closed. A ``whole`` reply is read there too (httpx closes it as its
+    body ends); a streamed one closes apart as well (``_ReleasedApart``).
+    """
+    sending = _Sending(client, request, whole)
+    try:
+        response = await sending.reply
+    except asyncio.CancelledError:
+        sending.abandon()
+        raise
+    if not whole:
+        response.stream = _released_apart(library)(response.stream)
+    return response
+
+
+class _Sending:
+    """One ``client.send`` in a task and a cancel scope of its own; ``reply`` is its outcome."""
+
+    __slots__ = ("client", "reply", "request", "scope", "task", "whole")
+
+    def __init__(self, client: Any, request: Any, whole: bool) -> None:
+        self.client = client
+        self.request = request
+        self.whole = whole
+        self.scope = anyio.CancelScope()
+        loop = asyncio.get_running_loop()
+        self.reply: asyncio.Future[Any] = loop.create_future()
+        self.task = loop.create_task(_settle(self._exchange(), self.reply))
+
+    async def _exchange(self) -> Any:
+        """The reply, read whole if asked; closed at once if its caller has gone."""
+        with self.scope:
+            response = await _send(self.client, self.request)
+            try:
+                if self.whole:
+                    await response.aread()
+            finally:
+                if not response.is_closed and (self.whole or self.reply.cancelled()):
+                    with anyio.CancelScope(shield=True):  # cut short: give it back
+                        await response.aclose()
+            return response
+        return None  # abandoned
+
+    def abandon(self) -> None:
+        """The caller was cancelled: stop the send the anyio way, or close what it sent."""
+        reply = self.reply
+        reply.cancel()  # whatever comes now, no one takes it
+        if reply.cancelled():
+            self.scope.cancel()
+            _keep(self.task)
+        elif reply.exception() is None:  # it came as the caller was cancelled: never taken
+            _keep(asyncio.get_running_loop().create_task(reply.result().aclose()))
+
+
+async def _send(client: Any, request: Any) -> Any:
+    """``client.send(request)``, streamed; a send that fails leaves no orphan in the pool."""
+    try:
+        return await client.send(request, stream=True, follow_redirects=False)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await _reclaim_orphans(client, request)
+        raise
+
+
+async def _reclaim_orphans(client: Any, request: Any) -> None:
+    """Close the connections in httpcore's pool that no request uses and none ever will.
+
+    A cancellation that lands between the pool's giving a request a new connection and the
+    request's first use of it (an anyio scope's too, in the loop iteration where the connect
+    completes) leaves that connection neither idle nor closed (encode/httpcore#1093, open
+    in httpcore 1.0.9): the pool would keep its slot for good. Only pools shaped like
+    httpcore's (its ``_requests`` and ``_connections``) are looked at.
+    """
+    pool: Any = getattr(client._transport_for_url(request.url), "_pool", None)
+    requests = getattr(pool, "_requests", None)
+    connections = getattr(pool, "_connections", None)
+    if requests is None or connections is None:
+        return
+    used = {pooled.connection for pooled in requests}
+    orphans = [
+        connection
+        for connection in connections
+        if connection not in used and not connection.is_idle() and not connection.is_closed()
+    ]
+    if orphans:
+        for connection in orphans:
+            connections.remove(connection)
+        # the freed slots go to the requests waiting for one, as after any release
+        await pool._close_connections(orphans + pool._assign_requests_to_connections())
+
+
+def _keep(task: asyncio.Task[Any]) -> None:
+    """Hold ``task`` until it ends (asyncio keeps only weak references to tasks)."""
+    _finishing.add(task)
+    task.add_done_callback(_finishing.discard)
+
+
+class _ReleasedApart:
+    """A reply's body whose ``aclose`` (the connection's release) runs in a task of its own.
+
+    httpx closes a reply in the reader's task as its body ends; asyncio's cancellation
+    landing there would stop httpcore's release half-way (see the module's docstring).
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        iterator: AsyncIterator[bytes] = self._stream.__aiter__()
+        return iterator
+
+    async def aclose(self) -> None:
+        """Release the connection; the caller's cancellation propagates, the release goes on."""
+        loop = asyncio.get_running_loop()
+        released = loop.create_future()
+        task = loop.create_task(_settle(self._stream.aclose(), released))
+        try:
+            await released
+        except asyncio.CancelledError:
+            _keep(task)
+            raise
+
+
+async def _settle(work: Awaitable[Any], outcome: asyncio.Future[Any]) -> None:
+    """Await ``work`` and hand its outcome to ``outcome``, unless that was cancelled meanwhile.
+
+    ``asyncio.shield``'s effect, but whoever awaits ``outcome`` resumes one turn of the
+    event loop sooner.
+    """
+    try:
+        result = await work
+    except Exception as exc:
+        if not outcome.done():
+            outcome.set_exception(exc)
+    else:
+        if not outcome.done():
+            outcome.set_result(result)
+
+
+@functools.cache
+def _released_apart(library: ModuleType) -> type[_ReleasedApart]:
+    """``_ReleasedApart`` as a ``library.AsyncByteStream``, the type httpx reads bodies from."""
+    return type("ReleasedApart", (_ReleasedApart, library.AsyncByteStream), {})
 
 
 class _Errors(NamedTuple):

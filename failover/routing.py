@@ -53,11 +53,16 @@ class LatencyTracker:
     Args:
         window: Latencies kept per deployment.
         limit: Deployments remembered (the least recently used are forgotten).
+        clock: A monotonic clock in seconds, which dates the averages; inject a fake one
+            in tests.
     """
 
-    def __init__(self, window: int = 64, limit: int = 1024) -> None:
+    def __init__(
+        self, window: int = 64, limit: int = 1024, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._window = window
         self._limit = limit
+        self.clock = clock
         self._samples: OrderedDict[tuple[str, str | None], deque[float]] = OrderedDict()
 
         self._averages: OrderedDict[str, tuple[float, float]] = OrderedDict()
@@ -74,7 +79,7 @@ class LatencyTracker:
             self._samples.move_to_end(key)
         samples.append(seconds)
         average, _ = self._averages.pop(model, (seconds, 0.0))
-        self._averages[model] = (0.8 * average + 0.2 * seconds, time.monotonic())
+        self._averages[model] = (0.8 * average + 0.2 * seconds, self.clock())
         if len(self._averages) > self._limit:
             self._averages.popitem(last=False)
 
@@ -82,7 +87,7 @@ class LatencyTracker:
         """The model's exponentially weighted average latency (over every endpoint), or
         ``None`` when it has none younger than ``max_age`` seconds."""
         found = self._averages.get(model)
-        if found is None or time.monotonic() - found[1] > max_age:
+        if found is None or self.clock() - found[1] > max_age:
             return None
         return found[0]
 

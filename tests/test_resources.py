@@ -1,13 +1,16 @@
 """Connections are always released, and local failures never count against a key or model.
 
-Every test runs over the simulator (real HTTP on 127.0.0.1) and checks the pool itself
-afterwards: for httpx, httpcore's pool must hold no active connection and no queued request;
-for aiohttp, the connector must have no connection acquired and no waiter. Both senders are
-driven: ``HttpxSender`` (on asyncio and trio) and ``AiohttpSender`` (asyncio only).
+The tests run over the simulator (real HTTP on 127.0.0.1), or over a scripted connection
+where every turn of the event loop matters, and check the pool itself once the releases
+under way have finished: for httpx, httpcore's pool must hold no active connection and no
+request; for aiohttp, the connector must have no connection acquired and no waiter. Both
+senders are driven: ``HttpxSender`` (on asyncio and trio) and ``AiohttpSender`` (asyncio
+only).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import httpcore
 import httpx
 import pytest
 import respx
@@ -28,7 +32,10 @@ from failover import (
     ProfileStatus,
     ResilientClient,
 )
+from failover._tasks import _finishing
+from failover.http import HttpxSender
 from failover.testing import Behavior, Simulator
+from providers.base import HttpRequest
 from tests.conftest import BOTH_BACKENDS, simulator_in_thread
 
 anyio_backend = BOTH_BACKENDS
@@ -54,17 +61,18 @@ class Rig:
 
     client: ResilientClient
     pool_state: Callable[[], tuple[int, int]]
-    """(connections checked out, requests waiting for one)."""
+    """(connections checked out, requests the pool still holds or that wait for one)."""
     close: Callable[[], Any]
 
 
-def _httpx_pool_state(http: httpx.AsyncClient) -> Callable[[], tuple[int, int]]:
-    def state() -> tuple[int, int]:
-        pool: Any = http._transport._pool  # type: ignore[attr-defined]
-        active = sum(1 for c in pool.connections if not c.is_idle() and not c.is_closed())
-        return active, len(pool._requests)
+def _httpcore_pool_state(pool: Any) -> tuple[int, int]:
+    """(connections neither idle nor closed, requests still in the pool, active or queued)."""
+    active = sum(1 for c in pool.connections if not c.is_idle() and not c.is_closed())
+    return active, len(pool._requests)
 
-    return state
+
+def _httpx_pool_state(http: httpx.AsyncClient) -> Callable[[], tuple[int, int]]:
+    return lambda: _httpcore_pool_state(http._transport._pool)  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -106,12 +114,23 @@ async def rig_factory(sim: Simulator, anyio_backend: str) -> AsyncIterator[Calla
         await rig.close()
 
 
+async def _releases_finished() -> None:
+    """Wait for the connection releases under way to finish.
+
+    On asyncio a release the caller stopped waiting for (it was cancelled) goes on in a task
+    of its own, which ``failover._tasks`` holds until it ends; on trio releases run inline.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # trio
+        return
+    while pending := {task for task in _finishing if task.get_loop() is loop}:
+        await asyncio.wait(pending)
+
+
 async def _settled(rig: Rig) -> tuple[int, int]:
-    """The pool's state once in-flight closes have had a moment (a leak never settles)."""
-    for _ in range(100):
-        if rig.pool_state() == (0, 0):
-            break
-        await anyio.sleep(0.02)
+    """The pool's state once every release under way has finished."""
+    await _releases_finished()
     return rig.pool_state()
 
 
@@ -185,15 +204,107 @@ async def test_random_cancellations_leave_no_connection_checked_out(
         for _ in range(1000):
             group.start_soon(one, rng.uniform(0.0, 0.06), rng.random() < 0.5)
     assert done["cancelled"] > 200  # cancellations did land, mid-flight
-    active, queued = await _settled(rig)
-    assert queued == 0, "requests left queued in the pool"
-    if (anyio_backend, sender) != ("asyncio", "httpx"):
-        assert active == 0, "connections left checked out"
-    # On asyncio, httpcore itself can leave a connection marked active when asyncio's
-    # task.cancel() lands inside client.send (bare httpx does the same); the client's own
-    # releases are shielded. README "Security and resources" gives the measured figure.
+    active, held = await _settled(rig)
+    assert held == 0, "requests left in the pool"
+    assert active == 0, "connections left checked out"
     _assert_keys_untouched(client)  # cancellation is no fault of the key's
     assert (await client.complete(HI)).text.startswith("Simulated answer")
+
+
+# -- a cancellation at every turn of one request -------------------------------------------
+
+_REPLY = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n",
+    b'{"a": 1}\n',
+    b"{}\n\n",
+)
+
+
+async def _io() -> None:
+    """One turn of the event loop, taken as I/O takes it: a future completes, then its task
+    resumes (a cancel scope cancelled in between is not delivered there, but further on)."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    loop.call_soon(lambda: done.done() or done.set_result(None))
+    await done
+
+
+class _Wire(httpcore.AsyncMockStream):
+    """A connection to a server that answers each request at once; every read and write is I/O."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109 (httpcore's signature)
+        if buffer.startswith(b"POST "):
+            self._buffer = list(_REPLY)
+        await _io()
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        await _io()
+        return await super().read(max_bytes, timeout)
+
+
+class _Upstream(httpcore.AsyncMockBackend):
+    """Connects (one turn) to a _Wire."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        await _io()
+        return _Wire()
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
+@pytest.mark.parametrize("how", ["task.cancel", "cancel scope"])
+async def test_a_cancellation_at_any_turn_of_a_request_leaves_the_pool_clean(
+    anyio_backend: str, how: str, streamed: bool
+) -> None:
+    """One request, cancelled after 0, 1, 2... turns of the event loop, until one completes.
+
+    asyncio's own ``task.cancel()`` (``asyncio.wait_for``, ``asyncio.timeout``) passes
+    through the anyio shields httpcore releases with; an anyio scope's cancellation, in the
+    turn where a connect completes, reaches httpcore where it leaves the new connection
+    neither idle nor closed (httpcore 1.0.9). After each one the pool must be as before.
+    """
+    if anyio_backend != "asyncio":
+        pytest.skip("turns of asyncio's event loop")
+    transport = httpx.AsyncHTTPTransport()
+    pool = httpcore.AsyncConnectionPool(network_backend=_Upstream(), max_connections=1)
+    transport._pool = pool
+    http = httpx.AsyncClient(transport=transport)
+    sender = HttpxSender(http)
+    request = HttpRequest("POST", "http://upstream.test/v1/chat", {}, b"{}")
+
+    async def exchange(scope: anyio.CancelScope) -> None:
+        with scope:
+            async with sender.open(request, 10.0, read_timeout=5.0 if streamed else None) as reply:
+                if streamed:
+                    assert [line async for line in reply.aiter_lines()] == ['{"a": 1}', "{}", ""]
+                else:
+                    assert await reply.aread() == b'{"a": 1}\n{}\n\n'
+
+    turns = 0
+    while True:
+        scope = anyio.CancelScope()
+        task = asyncio.ensure_future(exchange(scope))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        finished = task.done()
+        if how == "task.cancel":
+            task.cancel()
+        else:
+            scope.cancel()
+        await asyncio.wait({task})
+        await _releases_finished()
+        assert _httpcore_pool_state(pool) == (0, 0), f"cancelled after {turns} turns: left over"
+        if finished:
+            assert task.result() is None  # the request went through
+            break
+        turns += 1
+    assert turns > 10  # cancellations landed all along the request
+    await http.aclose()
 
 
 @pytest.mark.parametrize("sender", SENDERS)
