@@ -15,7 +15,16 @@ from collections.abc import Iterable, Iterator
 from typing import Any, NoReturn, Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
-__all__ = ["KeyScrubber", "LogScrubber", "SecretKey", "key_fingerprint", "mask_key", "scrub"]
+__all__ = [
+    "HTTP_LOGGERS",
+    "KeyScrubber",
+    "LogScrubber",
+    "SecretKey",
+    "key_fingerprint",
+    "mask_key",
+    "scrub",
+    "watch_http_logs",
+]
 
 PIECE = 8
 """Any run of this many characters of a key counts as a leak of that key."""
@@ -225,6 +234,30 @@ class LogScrubber(logging.Filter):
         if scrubbed != message:
             record.msg, record.args = scrubbed, ()
         return True
+
+
+HTTP_LOGGERS = (
+    "httpx",
+    "httpx2",
+    *(
+        f"{library}.{part}"
+        for library in ("httpcore", "httpcore2")
+        for part in ("connection", "http11", "http2", "proxy", "socks")
+    ),
+)
+"""The loggers that print requests' URLs and replies' headers, before our code sees them."""
+
+_HTTP_LOGS = LogScrubber()
+
+
+def watch_http_logs(source: _HasScrubber) -> None:
+    """Scrub ``source``'s keys (an engine's) from the HTTP libraries' log records.
+
+    httpcore logs every reply's headers at DEBUG (an upstream may echo a key in one) and
+    httpx each request's URL at INFO, before any code of ours sees them. ``source`` is held
+    weakly: one that is gone stops costing anything.
+    """
+    _HTTP_LOGS.watch(source, HTTP_LOGGERS)
 
 
 class SecretKey:

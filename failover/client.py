@@ -5,28 +5,28 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import anyio
 import httpx
-from httpx_sse import EventSource, SSEError
 
 import providers
 from failover._closing import AsyncClosing
-from failover._tasks import finish_even_if_cancelled
+from failover._secrets import watch_http_logs
 from failover.attempts import Attempt
 from failover.catalog import ModelCatalog, ModelEntry, TokenUsage, default_catalog
 from failover.chain import FallbackChain
+from failover.chat_calls import ChatCalls, ChunkReader, close_opened
 from failover.classify import classify_exception
 from failover.config import FailoverConfig
 from failover.engine import AttemptContext, Engine, HookMethods
 from failover.errors import (
     ConfigError,
     InvalidModelId,
-    MalformedResponseError,
     ProviderError,
     ProviderTimeoutError,
     StreamInterrupted,
@@ -39,10 +39,7 @@ from failover.store import Store
 from failover.telemetry import Telemetry, resolve_telemetry
 from providers.base import (
     ChatRequest,
-    ChatResult,
-    EmbeddingAdapter,
     EmbeddingResult,
-    HttpRequest,
     ProviderAdapter,
     StreamAssembler,
     StreamChunk,
@@ -220,8 +217,14 @@ class ResilientClient(HookMethods, AsyncClosing):
                 http_client = self._owned_http = default_http_client()
             sender = HttpxSender(http_client)
         self._sender = sender
+        self._calls = ChatCalls(
+            self._engine, sender, self._adapters, stream_idle_timeout=self.stream_idle_timeout
+        )
+        self._complete = self._calls.complete  # bound once: complete()'s attempt
         # a sender for asyncio alone (aiohttp) lets the engine bound attempts more cheaply
         self._sender_cancel_safe = bool(getattr(sender, "asyncio_cancel_safe", False))
+        # the HTTP libraries log replies' headers (which may echo a key) before we see them
+        watch_http_logs(self._engine)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str], **options: Any) -> ResilientClient:
@@ -254,14 +257,7 @@ class ResilientClient(HookMethods, AsyncClosing):
                 with ``attempts`` set.
         """
         request = _chat_request(messages, max_tokens, temperature, params, stream=False)
-
-        async def attempt(ctx: AttemptContext) -> ChatResult:
-            adapter, http_request = self._http_request(request, ctx)
-            async with self._sender.open(http_request, ctx.timeout) as reply:
-                body = await reply.aread()
-                self._check_reply(adapter, ctx, reply, body)
-            return adapter.parse_response(body)
-
+        attempt = partial(self._complete, request)
         state = self._engine.new_request(asyncio_cancel_safe=self._sender_cancel_safe)
         if self._engine.strategy.name == "cost":
             state.estimated_usage = _estimate(request)
@@ -388,7 +384,7 @@ class ResilientClient(HookMethods, AsyncClosing):
             )
             async with self._sender.open(http_request, ctx.timeout) as reply:
                 body = await reply.aread()
-                self._check_reply(adapter, ctx, reply, body)
+                self._calls.check_reply(adapter, ctx, reply, body)
             result = adapter.parse_embedding_response(body, len(request.inputs))
             return chain.check(ctx.model, result)
 
@@ -444,121 +440,6 @@ class ResilientClient(HookMethods, AsyncClosing):
             return None
         return lambda model: self._adapters[model.provider].unsupported_field(request, model)
 
-    def _http_request(
-        self, request: ChatRequest, ctx: AttemptContext
-    ) -> tuple[ProviderAdapter, HttpRequest]:
-        """The attempt's adapter, and the HTTP request it builds for this key and model."""
-        adapter = self._adapters[ctx.model.provider]
-        built = adapter.build_request(
-            request, model=ctx.model.id, api_key=ctx.api_key, base_url=ctx.base_url
-        )
-        return adapter, built
-
-    def _check_reply(
-        self,
-        adapter: ProviderAdapter | EmbeddingAdapter,
-        ctx: AttemptContext,
-        reply: Reply,
-        body: bytes,
-    ) -> None:
-        """Raise the provider's error for an error reply; note a good one's rate-limit headers."""
-        if reply.status_code >= 300:
-            raise adapter.parse_error(reply.status_code, reply.headers, body)
-        self._engine.note_headroom(ctx.request_id, ctx.profile, reply.headers)
-
-    # -- streaming internals ------------------------------------------------------------
-
-    async def _open_stream(
-        self, request: ChatRequest, ctx: AttemptContext
-    ) -> tuple[AbstractAsyncContextManager[Reply], _ChunkReader, StreamChunk]:
-        adapter, http_request = self._http_request(request, ctx)
-        opener = self._sender.open(
-            http_request, ctx.timeout, read_timeout=min(self.stream_idle_timeout, ctx.timeout)
-        )
-        reply = await opener.__aenter__()
-        try:
-            body = await reply.aread() if reply.status_code >= 300 else b""
-            self._check_reply(adapter, ctx, reply, body)
-            reader = _ChunkReader(adapter, reply)
-            first = await reader.next()
-            if first is None:
-                raise MalformedResponseError("the stream ended without any chunk")
-        except BaseException as exc:
-            await opener.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
-        return opener, reader, first
-
-
-class _ChunkReader:
-    """Reads one stream's chunks: text deltas, then one summary chunk with usage."""
-
-    def __init__(self, adapter: ProviderAdapter, reply: Reply) -> None:
-        self._parser = adapter.stream_parser()
-        self._events = self._iterate(adapter, reply)
-        self._finish: str | None = None
-        self._raw_finish: str | None = None
-        self._usage: TokenUsage | None = None
-        self.done = False
-
-    async def _iterate(self, adapter: ProviderAdapter, reply: Reply) -> AsyncIterator[StreamChunk]:
-        parser = self._parser
-        rest: AsyncIterator[Any]
-        if adapter.stream_format == "sse":
-            rest = EventSource(cast(httpx.Response, reply)).aiter_sse()
-            try:
-                async for event in rest:
-                    if (chunk := parser.feed(event.event, event.data)) is not None:
-                        yield chunk
-                    if parser.complete:
-                        break
-            except SSEError as exc:
-                raise MalformedResponseError(f"not an event stream: {exc}") from exc
-        else:
-            rest = reply.aiter_lines()
-            async for line in rest:
-                if line.strip() and (chunk := parser.feed("", line)) is not None:
-                    yield chunk
-                if parser.complete:
-                    break
-        if not parser.complete:
-            raise MalformedResponseError("the stream ended before its terminator")
-        await _drain(rest)
-
-    async def next(self) -> StreamChunk | None:
-        """Return the next text chunk, then the summary chunk, then ``None``."""
-        while not self.done:
-            try:  # the sender's read timeout bounds the idle time between chunks
-                chunk = await self._events.__anext__()
-            except StopAsyncIteration:
-                self.done = True
-                return StreamChunk("", self._finish, self._usage, (), self._raw_finish)
-            if chunk.finish_reason is not None:
-                self._finish = chunk.finish_reason
-                self._raw_finish = chunk.raw_finish_reason or chunk.finish_reason
-            if chunk.usage is not None:
-                self._usage = chunk.usage
-            if chunk.text or chunk.tool_calls:
-                return StreamChunk(chunk.text, tool_calls=chunk.tool_calls)
-        return None
-
-    async def aclose(self) -> None:
-        """Stop reading."""
-        await cast(Any, self._events).aclose()
-
-
-async def _drain(rest: AsyncIterator[Any]) -> None:
-    """Read what follows a stream's terminator (the body's end, at once) for a moment.
-
-    A reply closed before its body's end is read closes its connection instead of going
-    back to the pool: every stream would pay a new connection (a TLS handshake).
-    """
-    with anyio.move_on_after(_DRAIN_SECONDS):
-        async for _ in rest:
-            pass
-
-
-_DRAIN_SECONDS = 0.05
-
 
 class CompletionStream(AsyncClosing):
     """The chunks of a streamed completion, with the answer's metadata once it starts.
@@ -579,9 +460,9 @@ class CompletionStream(AsyncClosing):
         self._request = request
         self._engine = client._engine
         self._state = self._engine.new_request(asyncio_cancel_safe=client._sender_cancel_safe)
-        self._state.release = _close_opened  # a hedged stream that lost: let it go
+        self._state.release = close_opened  # a hedged stream that lost: let it go
         self._opener: AbstractAsyncContextManager[Reply] | None = None
-        self._reader: _ChunkReader | None = None
+        self._reader: ChunkReader | None = None
         self._finished = False
         self._chosen: tuple[ModelEntry, AuthProfile] | None = None
         self.text = ""
@@ -635,9 +516,7 @@ class CompletionStream(AsyncClosing):
         if self._reader is None:
             request = self._request
 
-            async def attempt(ctx: AttemptContext) -> tuple[Any, _ChunkReader, StreamChunk]:
-                return await client._open_stream(request, ctx)
-
+            attempt = partial(client._calls.open_stream, request)
             (opener, reader, first), model, profile = await self._engine.run(
                 self._state, client.chain.steps, attempt, unsupported=client._unsupported(request)
             )
@@ -664,7 +543,7 @@ class CompletionStream(AsyncClosing):
             self._succeeded(chunk.usage)
         return chunk
 
-    async def _read(self, reader: _ChunkReader) -> StreamChunk | None:
+    async def _read(self, reader: ChunkReader) -> StreamChunk | None:
         """The next chunk, within what is left of the request's deadline."""
         time_left = self._state.time_left()
         if math.isinf(time_left):
@@ -689,18 +568,7 @@ class CompletionStream(AsyncClosing):
         self._finished = True
         self._engine.ended(self._state)
         if self._opener is not None and self._reader is not None:
-            await _close_opened((self._opener, self._reader))
-
-
-async def _close_opened(opened: tuple[Any, ...]) -> None:
-    """Stop reading an opened stream and release its connection, even when cancelled."""
-    opener, reader = opened[0], opened[1]
-
-    async def close() -> None:
-        await reader.aclose()
-        await opener.__aexit__(None, None, None)
-
-    await finish_even_if_cancelled(close)
+            await close_opened((self._opener, self._reader))
 
 
 def _chat_request(

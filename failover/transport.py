@@ -4,15 +4,16 @@ Pass it as the transport of the SDK's ``httpx.AsyncClient`` or ``httpx2.AsyncCli
 a sync ``httpx.Client`` or ``httpx2.Client``; it only uses what the two libraries share, and
 builds requests and responses with the classes of whichever library the request came from.
 
+It is an in-process gateway. A step of the SDK's own provider passes the SDK's request
+through byte for byte (the key and base URL replaced), its reply guarded
+(``failover.transport_guard``); a step of another provider (a ``fallback_models`` entry
+such as ``anthropic/claude-haiku-4-5``) serves the request translated, and its reply comes
+back in the SDK's own wire format (``failover.transport_gateway``).
+
 Sync clients run the same async engine: on an event loop thread the transport owns (an
 anyio blocking portal, started at the first sync request and stopped by ``close()``), with
 each HTTP call made by the sync inner transport in a worker thread, so sync callers in
-several threads do not wait for each other.
-
-Every reply is guarded before the SDK sees it: its headers are scrubbed of keys; a 2xx reply
-of an endpoint the transport knows (``_ENDPOINTS``) must be JSON of that endpoint's shape;
-a stream is decoded (whatever its ``Content-Encoding``) and read as it passes, by the
-endpoint's own reader, for its terminator, for keys in error events, and for idle gaps.
+several threads do not wait for each other (``failover.transport_io``).
 """
 
 from __future__ import annotations
@@ -22,12 +23,10 @@ import functools
 import json
 import math
 import threading
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from types import ModuleType, TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import anyio
@@ -36,54 +35,59 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 import providers
 from failover._closing import AsyncClosing
-from failover._secrets import KeyScrubber, LogScrubber
+from failover._secrets import watch_http_logs
 from failover.catalog import ModelCatalog, ModelEntry, canonical_provider, default_catalog
-from failover.classify import classify_exception, classify_http_error
+from failover.chat_calls import ChatCalls, close_opened
+from failover.classify import classify_http_error
 from failover.config import FailoverConfig
-from failover.engine import AttemptContext, Engine, HookMethods, RequestState
+from failover.engine import AttemptContext, Engine, HookMethods
 from failover.errors import (
     AllAttemptsFailed,
     ConfigError,
-    MalformedResponseError,
+    NoProfileAvailable,
     ProviderError,
-    ProviderTimeoutError,
 )
+from failover.gateway import wire_of
 from failover.http import library_of
 from failover.policy import Policy
 from failover.profiles import AuthProfile, FailoverManager
 from failover.telemetry import Telemetry, resolve_telemetry
-from providers.base import StreamChunk, StreamParser, load_json
+from failover.transport_gateway import (
+    ResponseOwners,
+    Translation,
+    encoded_reply,
+    error_reply,
+    fallback_steps,
+    no_key_reply,
+    run_pinned,
+    skipped_note,
+)
+from failover.transport_guard import (
+    checked_reply,
+    endpoint_of,
+    guard_stream,
+    reread,
+    served_headers,
+)
+from failover.transport_io import (
+    IO,
+    AsyncInner,
+    AsyncIO,
+    IOSender,
+    SyncInner,
+    ThreadIO,
+    closed_error,
+    provider_error,
+    read_body,
+    widen_worker_threads,
+)
+from providers.base import ProviderAdapter
 
 __all__ = ["ResilientTransport"]
 
 _CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
 _DEFAULT_STYLE = {"anthropic": "x-api-key", "gemini": "x-goog-api-key"}
-_BODY_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
-_WORKER_THREADS = 100  # sync HTTP calls in flight at once (httpx's default pool size)
-_HTTP_LOGGERS = (
-    "httpx",
-    "httpx2",
-    *(
-        f"{library}.{part}"
-        for library in ("httpcore", "httpcore2")
-        for part in ("connection", "http11", "http2", "proxy", "socks")
-    ),
-)
-"""The loggers that print requests' URLs and replies' headers, before the transport sees them."""
-_LOGS = LogScrubber()
 T = TypeVar("T")
-
-
-class _Transport(Protocol):
-    async def handle_async_request(self, request: Any) -> Any: ...
-
-    async def aclose(self) -> None: ...
-
-
-class _SyncTransport(Protocol):
-    def handle_request(self, request: Any) -> Any: ...
-
-    def close(self) -> None: ...
 
 
 class ResilientTransport(HookMethods, AsyncClosing):
@@ -94,14 +98,29 @@ class ResilientTransport(HookMethods, AsyncClosing):
     URL, replacing whatever key the SDK was built with; on failure it applies the same
     policy as ResilientClient. A key only ever goes to its own profile's base URL: a
     request for any other URL (a redirect, say) is sent on with every credential removed.
-    When everything fails, the SDK gets the last error response, so it raises its own
-    exception as usual.
+
+    ``fallback_models`` may name models of other providers (``anthropic/claude-haiku-4-5``
+    under the openai SDK, ``openai/gpt-4o-mini`` under the anthropic SDK, ...): the SDK's
+    request (OpenAI Chat or Responses, Anthropic Messages, Gemini generateContent) is then
+    translated for that provider, sent with that provider's own profiles, and its reply
+    encoded back as the SDK's own provider sends it, streams event by event. A request
+    that cannot cross providers (``previous_response_id``, a server-side tool, an audio
+    part for a model without audio, ...) skips those models as ``unsupported``. Replies
+    name who served them in ``x-failover-provider`` and ``x-failover-model``.
+
+    When everything fails, the SDK gets an error reply in its own wire's shape, so it
+    raises its own exception (``RateLimitError``, ``OverloadedError``, ...) with
+    ``retry-after`` as usual: with only the SDK's own provider in the chain, the last error
+    reply that provider sent; otherwise the last error, encoded.
 
     Replies are guarded: no header the SDK (or an HTTP library's log) sees shows a key; a
     2xx reply of a known endpoint that is not JSON of its shape fails over like an error;
     a stream reaches the SDK decoded, and one that ends before its endpoint's terminator
     or goes ``stream_idle_timeout`` without a line raises in the SDK and counts against
     its key. After :meth:`aclose`, requests in flight and any later call raise ConfigError.
+
+    An OpenAI Responses request that continues a response this transport passed back
+    (``previous_response_id``) goes to the key that made it, and to no other.
 
     Set the SDK's own ``max_retries=0`` so retries are not multiplied.
 
@@ -117,8 +136,9 @@ class ResilientTransport(HookMethods, AsyncClosing):
         provider: The provider whose profiles to use (``openai``, ``anthropic``, ...).
         inner: The transport to send through (default: the library's own, per request):
             an async one for async clients, a sync one for sync clients.
-        fallback_models: Model ids of the same wire protocol to try, in order, after the
-            one the SDK asked for (``model`` in JSON bodies, or in Gemini's URL).
+        fallback_models: Models to try, in order, after the one the SDK asked for
+            (``model`` in JSON bodies, or in Gemini's URL): ids of ``provider``'s own
+            (``gpt-4o``, or ``openai/gpt-4o``), or ``other-provider/model`` ids.
         sdk_base_url: The SDK's base URL, when it is not one of the profiles' or the
             provider's public one.
         config: Retry and cooldown settings (for a new manager).
@@ -128,6 +148,10 @@ class ResilientTransport(HookMethods, AsyncClosing):
         telemetry: Spans and metrics, as for ``ResilientClient`` (for a new engine).
         stream_idle_timeout: Seconds a stream may go without a line before it fails (as
             ``ResilientClient``'s): the wait for the reply's headers and each gap after.
+
+    Raises:
+        ConfigError: No profile serves ``provider`` or a provider of ``fallback_models``,
+            or a ``fallback_models`` prefix names no known provider.
     """
 
     def __init__(
@@ -135,7 +159,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         profiles: FailoverManager | Any | Iterable[AuthProfile],
         *,
         provider: str,
-        inner: _Transport | _SyncTransport | None = None,
+        inner: AsyncInner | SyncInner | None = None,
         fallback_models: Sequence[str] = (),
         sdk_base_url: str | None = None,
         config: FailoverConfig | None = None,
@@ -168,8 +192,6 @@ class ResilientTransport(HookMethods, AsyncClosing):
             )
         if self.provider not in self._engine.manager.providers():
             raise ConfigError(f"no auth profile for provider {self.provider!r}")
-        if isinstance(fallback_models, str):
-            raise ConfigError("fallback_models must be a list of model ids, not a str")
         if (
             not isinstance(stream_idle_timeout, (int, float))
             or not stream_idle_timeout > 0
@@ -180,9 +202,17 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 f"got {stream_idle_timeout!r}"
             )
         self.stream_idle_timeout = float(stream_idle_timeout)
-        self.fallback_models = tuple(fallback_models)
-        self.sdk_base_url = sdk_base_url.rstrip("/") if sdk_base_url else None
         self._catalog = catalog or default_catalog
+        self._steps = fallback_steps(
+            fallback_models, self.provider, self._engine.manager, self._catalog
+        )
+        self.fallback_models = tuple(fallback_models)
+        self._adapters: dict[str, ProviderAdapter] = {
+            step.provider: providers.get_adapter(step.provider)
+            for step in self._steps
+            if isinstance(step, ModelEntry)
+        }
+        self.sdk_base_url = sdk_base_url.rstrip("/") if sdk_base_url else None
         if inner is not None and not (
             hasattr(inner, "handle_async_request") or hasattr(inner, "handle_request")
         ):
@@ -190,15 +220,16 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 f"inner must be an httpx or httpx2 transport, got {type(inner).__name__}"
             )
         self._inner = inner
-        self._defaults: dict[str, _Transport] = {}
-        self._sync_defaults: dict[str, _SyncTransport] = {}
+        self._defaults: dict[str, AsyncInner] = {}
+        self._sync_defaults: dict[str, SyncInner] = {}
         self._sync_lock = threading.Lock()  # guards the portal and the sync transports
         self._portal_context: AbstractContextManager[BlockingPortal] | None = None
         self._portal: BlockingPortal | None = None
         self._wire = default_catalog.providers().get(self.provider, "openai")
+        self._owners = ResponseOwners()
         self._closed = False
         self._in_flight: set[tuple[int, anyio.CancelScope]] = set()  # (thread of its loop, scope)
-        _LOGS.watch(self._engine, _HTTP_LOGGERS)
+        watch_http_logs(self._engine)
 
     @property
     def manager(self) -> FailoverManager:
@@ -206,7 +237,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         return self._engine.manager
 
     async def handle_async_request(self, request: Any) -> Any:
-        """Send ``request`` with failover; return the first good response, or the last bad one.
+        """Send ``request`` with failover; return the first good response, or an error reply.
 
         Raises:
             ConfigError: The transport is closed, or was closed while the request waited.
@@ -219,7 +250,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
             bare = _without_credentials(request, library)
             return await self._serve(functools.partial(inner.handle_async_request, bare))
         body = await request.aread()
-        io = _AsyncIO(inner)
+        io = AsyncIO(inner)
         return await self._serve(
             functools.partial(self._failover, request, library, suffix, body, io)
         )
@@ -242,12 +273,12 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 return inner.handle_request(_without_credentials(request, library))
         body = request.read()
         portal = self._start_portal()
-        io = _ThreadIO(inner, portal)
+        io = ThreadIO(inner, portal)
         call = functools.partial(self._failover, request, library, suffix, body, io)
         try:
             future = portal.start_task_soon(self._serve, call)
         except RuntimeError:  # the portal stopped meanwhile: the transport was closed
-            raise _closed_error(in_flight=True) from None
+            raise closed_error(in_flight=True) from None
         try:
             return future.result()
         except BaseException:
@@ -255,7 +286,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
             raise
 
     async def _failover(
-        self, request: Any, library: ModuleType, suffix: str, body: bytes, io: _IO
+        self, request: Any, library: ModuleType, suffix: str, body: bytes, io: IO
     ) -> Any:
         """The failover loop around one SDK request, its I/O done by ``io``."""
         payload = _json_object(body)
@@ -264,11 +295,13 @@ class ResilientTransport(HookMethods, AsyncClosing):
         style = next((h for h in _CREDENTIAL_HEADERS if h in request.headers), None)
         style = style or _DEFAULT_STYLE.get(self._wire, "authorization")
         streaming = bool(payload and payload.get("stream")) or ":stream" in suffix
-        endpoint = _endpoint_of(request.method, suffix)
+        endpoint = endpoint_of(request.method, suffix)
         extensions = request.extensions
         if streaming:  # the wait for the headers, as each read after, is bounded by the idle time
             extensions = _with_read_timeout(extensions, self.stream_idle_timeout)
-        last_error_response: list[Any] = []
+        responses = endpoint is not None and endpoint.stream_wire == "responses"
+        held: list[tuple[ProviderError, Any]] = []  # the last error reply of our own provider
+        engine = self._engine
 
         async def attempt(ctx: AttemptContext) -> Any:
             outgoing = _rewrite(
@@ -277,116 +310,133 @@ class ResilientTransport(HookMethods, AsyncClosing):
             try:
                 response = await io.send(outgoing)
             except Exception as exc:
-                error = _provider_error(exc, self.provider, ctx.model.id)
+                error = provider_error(exc, self.provider, ctx.model.id)
                 if error is None:
                     raise
                 raise error from None
+            served = served_headers(self.provider, ctx.model.id)
             if response.status_code < 400:
-                response = await self._checked(
-                    library, response, outgoing, streaming, endpoint, io, ctx.model.id
-                )
-                self._engine.note_headroom(ctx.request_id, ctx.profile, response.headers)
+                if not streaming:  # a stream is checked as it passes (guard_stream)
+                    on_id = functools.partial(self._owners.remember, profile=ctx.profile)
+                    response = await checked_reply(
+                        library,
+                        response,
+                        outgoing,
+                        endpoint,
+                        io,
+                        engine.scrubber(),
+                        served,
+                        on_id if responses else None,
+                    )
+                engine.note_headroom(ctx.request_id, ctx.profile, response.headers)
                 return response
-            content = await _read(io, response, self.provider, ctx.model.id)
+            content = await read_body(io, response, self.provider, ctx.model.id)
             error = classify_http_error(response.status_code, response.headers, content)
-            scrub = self._engine.scrubber()  # the SDK puts the body in its exception
+            scrub = engine.scrubber()  # the SDK puts the body in its exception
             text = scrub.in_json(content.decode("utf-8", "surrogateescape"))
-            last_error_response[:] = [
-                _reread(library, response, text.encode("utf-8", "surrogateescape"), outgoing, scrub)
-            ]
+            scrubbed = text.encode("utf-8", "surrogateescape")
+            held[:] = [(error, reread(library, response, scrubbed, outgoing, scrub, served))]
             raise error
 
-        state = self._engine.new_request()
+        translation: Translation | None = None
+        unsupported: Callable[[ModelEntry], str | None] | None = None
+        run_attempt: Callable[[AttemptContext], Awaitable[Any]] = attempt
+        if self._adapters:  # steps of other providers: they serve the request translated
+            sender = IOSender(io, library, extensions)
+            calls = ChatCalls(
+                engine, sender, self._adapters, stream_idle_timeout=self.stream_idle_timeout
+            )
+            translation = Translation(suffix, payload, calls)
+            unsupported = functools.partial(translation.unsupported, own=self.provider)
+            run_attempt = functools.partial(self._either, attempt, translation)
+        state = engine.new_request()
+        if translation is not None:
+            state.release = _release  # a hedged stream that lost: let it go
+        previous = payload.get("previous_response_id") if responses and payload else None
+        owner = self._owners.owner(previous, self.manager) if isinstance(previous, str) else None
+        why = ""  # why a request pinned to one key goes nowhere else
         try:
-            response, model, profile = await self._engine.run(state, chain, attempt)
+            if owner is None:
+                value, model, profile = await engine.run(
+                    state, chain, run_attempt, unsupported=unsupported
+                )
+            else:
+                why = (
+                    f"previous_response_id {previous!r} continues a response made with key "
+                    f"{owner.name!r}: no other key or provider can continue it"
+                )
+                value, model, profile = await run_pinned(
+                    engine, state, chain, run_attempt, owner, why=why, unsupported=unsupported
+                )
         except (AllAttemptsFailed, ProviderError) as exc:
-            if last_error_response:
-                return last_error_response[0]
-            return _no_key_response(library, request, exc)
+            return self._failed(library, request, suffix, exc, held, translation, why or None)
+        if translation is not None and model.provider != self.provider:
+            decoded = translation.decoded()
+            assert decoded is not None
+            served = served_headers(model.provider, model.id)
+            chosen = (engine, state, model, profile)
+            return encoded_reply(library, request, decoded, value, chosen, served, io, self._shut)
         if streaming:
-            response = self._guard_stream(library, response, endpoint, state, model, profile, io)
-        self._engine.succeeded(state, model, profile, None)
-        return response
+            on_id = functools.partial(self._owners.remember, profile=profile)
+            value = guard_stream(
+                library,
+                value,
+                endpoint,
+                engine,
+                (state, model, profile),
+                io,
+                self.stream_idle_timeout,
+                self._shut,
+                served_headers(self.provider, model.id),
+                on_id if responses else None,
+            )
+        engine.succeeded(state, model, profile, None)
+        return value
 
-    async def _checked(
+    async def _either(
+        self,
+        same_wire: Callable[[AttemptContext], Awaitable[Any]],
+        translation: Translation,
+        ctx: AttemptContext,
+    ) -> Any:
+        """An attempt of our own provider passed through, or of another translated."""
+        if ctx.model.provider == self.provider:
+            return await same_wire(ctx)
+        return await translation.attempt(ctx)
+
+    def _failed(
         self,
         library: ModuleType,
-        response: Any,
-        outgoing: Any,
-        streaming: bool,
-        endpoint: _Endpoint | None,
-        io: _IO,
-        model: str,
+        request: Any,
+        suffix: str,
+        error: AllAttemptsFailed | ProviderError,
+        held: list[tuple[ProviderError, Any]],
+        translation: Translation | None,
+        pinned: str | None,
     ) -> Any:
-        """A reply below 400 the SDK may be given, its headers scrubbed of keys.
+        """The reply to an SDK request that failed, in the SDK's own wire format.
 
-        A JSON body must parse; a 2xx reply of a known endpoint must be JSON of that
-        endpoint's shape. Anything else raises MalformedResponseError (failover applies).
-        Streams are checked as they pass (see :meth:`_guard_stream`).
+        The error reply our own provider sent, when its error is the one to report: the
+        failure no other model can fix, or the last one of a chain of our provider's
+        models alone. Otherwise the error, encoded: a 429 with the wait when no key could
+        be used at all (or, in a chain of our provider's models alone, when none answered
+        with an error reply), else the last error, with what was skipped and why.
         """
-        if streaming:
-            return response
-        scrub = self._engine.scrubber()
-        content_type = response.headers.get("content-type", "")
-        shaped = endpoint if 200 <= response.status_code < 300 else None  # what it must be
-        if shaped is None and "json" not in content_type:  # a redirect, audio, a file
-            return _rebuilt(library, response, _shown(response.headers, scrub), response.stream)
-        content = await _read(io, response, self.provider, model)
-        if shaped is not None and "json" not in content_type:
-            kind = content_type.partition(";")[0].strip() or "untyped"
-            raise MalformedResponseError(
-                f"a {kind} reply where JSON was expected ({len(content)} bytes)"
-            )
-        value = load_json(content)
-        if shaped is not None and not shaped.fits(value):
-            raise MalformedResponseError(
-                f"the reply's JSON is {_described(value)}, not an object with "
-                + " or ".join(repr(key) for key in shaped.reply_keys)
-            )
-        return _reread(library, response, content, outgoing, scrub)
+        if held:
+            last, reply = held[0]
+            if last is error or (translation is None and isinstance(error, AllAttemptsFailed)):
+                return reply
+        wire = wire_of(suffix)
+        if translation is None or wire is None or isinstance(error, NoProfileAvailable):
+            if isinstance(error, AllAttemptsFailed):  # as before the gateway: a 429
+                return no_key_reply(library, request, wire, error)
+            return error_reply(library, request, wire or "openai", error, None)
+        notes = (pinned, skipped_note(error.attempts, translation.refused))
+        return error_reply(library, request, wire, error, "; ".join(filter(None, notes)))
 
-    def _guard_stream(
-        self,
-        library: ModuleType,
-        response: Any,
-        endpoint: _Endpoint | None,
-        state: RequestState,
-        model: ModelEntry,
-        profile: AuthProfile,
-        io: _IO,
-    ) -> Any:
-        """The reply with its stream decoded and watched by its endpoint's reader.
-
-        A stream that ends without its terminator, goes ``stream_idle_timeout`` without a
-        line, or cannot be read raises the library's RemoteProtocolError (ReadTimeout when
-        idle) into the SDK, so it is never taken as complete, and counts as a failure of
-        that endpoint (recorded on the engine's event loop, whichever thread iterates the
-        stream). A stream of an endpoint the transport does not know passes unguarded.
-        """
-        scrub = self._engine.scrubber()
-        reader = endpoint.stream_reader() if endpoint is not None else None
-        if reader is None or not 200 <= response.status_code < 300:
-            return _rebuilt(library, response, _shown(response.headers, scrub), response.stream)
-        engine = self._engine
-
-        def failed(error: ProviderError) -> Exception:
-            if self._closed:
-                return _closed_error(in_flight=True)
-
-            def record() -> None:
-                engine.record_attempt(state, model, profile, error, state.started)
-                engine.record_failure(state, model, profile, error)
-
-            io.on_loop(record)
-            timeout = isinstance(error, ProviderTimeoutError)
-            kind = library.ReadTimeout if timeout else library.RemoteProtocolError
-            return kind(error.message)  # type: ignore[no-any-return]
-
-        parser, sse = reader
-        watch = _TerminatorWatch(parser, sse, engine.scrubber)
-        guard = _StreamGuard(watch, self.stream_idle_timeout, failed, lambda: self._closed)
-        headers = _shown(response.headers, scrub, drop=_BODY_HEADERS)  # the SDK gets it decoded
-        return _rebuilt(library, response, headers, _guarded_stream(library)(response, guard))
+    def _shut(self) -> bool:
+        """Whether the transport has been closed."""
+        return self._closed
 
     def status(self) -> dict[str, Any]:
         """The manager's status (keys masked) and per-model health."""
@@ -449,7 +499,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise _closed_error(in_flight=False)
+            raise closed_error(in_flight=False)
 
     @contextlib.contextmanager
     def _ended_by_close(self) -> Iterator[None]:
@@ -458,7 +508,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
             yield
         except Exception:
             if self._closed:
-                raise _closed_error(in_flight=True) from None
+                raise closed_error(in_flight=True) from None
             raise
 
     async def _serve(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -470,7 +520,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 return await call()
         finally:
             self._in_flight.discard(entry)
-        raise _closed_error(in_flight=True)  # aclose() cancelled it
+        raise closed_error(in_flight=True)  # aclose() cancelled it
 
     def _cancel_in_flight(self) -> None:
         """Cancel the requests in flight on this thread's event loop."""
@@ -479,7 +529,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
             if thread == here:
                 scope.cancel()
 
-    def _async_inner(self, library: ModuleType) -> _Transport:
+    def _async_inner(self, library: ModuleType) -> AsyncInner:
         if self._inner is not None:
             if not hasattr(self._inner, "handle_async_request"):
                 raise ConfigError(
@@ -492,7 +542,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
             transport = self._defaults[library.__name__] = library.AsyncHTTPTransport()
         return transport
 
-    def _sync_inner(self, library: ModuleType) -> _SyncTransport:
+    def _sync_inner(self, library: ModuleType) -> SyncInner:
         if self._inner is not None:
             if not hasattr(self._inner, "handle_request"):
                 raise ConfigError(
@@ -513,7 +563,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
             if self._portal is None:
                 context = start_blocking_portal(name=f"failover-{self.provider}-transport")
                 portal = context.__enter__()
-                portal.call(_widen_worker_threads)
+                portal.call(widen_worker_threads)
                 self._portal_context, self._portal = context, portal
             return self._portal
 
@@ -550,108 +600,23 @@ class ResilientTransport(HookMethods, AsyncClosing):
         return None
 
     def _chain(self, requested: str | None) -> list[ModelEntry]:
-        ids = [requested] if requested else []
-        ids += [m for m in self.fallback_models if m not in ids]
-        if not ids:
-            ids = [""]  # a request with no model: one pass over the keys
-        return [
-            self._catalog.get(self.provider, model_id)
-            or ModelEntry(id=model_id, name=model_id, provider=self.provider, api=self._wire)
-            for model_id in ids
-        ]
+        """The models to try for a request: the one the SDK asked for, then the fallbacks
+        in their order (a model of our own provider once)."""
+        seen = {requested} if requested else set()
+        chain = [self._own(requested)] if requested else []
+        for step in self._steps:
+            if isinstance(step, ModelEntry):
+                chain.append(step)
+            elif step not in seen:
+                seen.add(step)
+                chain.append(self._own(step))
+        return chain or [self._own("")]  # a request with no model: one pass over the keys
 
-
-class _IO(Protocol):
-    """How the failover loop sends a request and reads a reply, for one kind of client."""
-
-    async def send(self, request: Any) -> Any: ...
-
-    async def read_and_close(self, response: Any) -> bytes: ...
-
-    def on_loop(self, function: Callable[[], None]) -> None: ...
-
-
-class _AsyncIO:
-    """I/O of an async client: the inner async transport, on the caller's event loop."""
-
-    def __init__(self, inner: _Transport) -> None:
-        self._inner = inner
-
-    async def send(self, request: Any) -> Any:
-        return await self._inner.handle_async_request(request)
-
-    async def read_and_close(self, response: Any) -> bytes:
-        content: bytes = await response.aread()
-        await response.aclose()
-        return content
-
-    def on_loop(self, function: Callable[[], None]) -> None:
-        function()  # the stream is read on the engine's loop already
-
-
-class _ThreadIO:
-    """I/O of a sync client: the inner sync transport, in worker threads of the portal.
-
-    A cancelled call (deadline, hedge lost, caller interrupted) abandons its thread at
-    once; the reply that thread gets later is closed, not leaked.
-    """
-
-    def __init__(self, inner: _SyncTransport, portal: BlockingPortal) -> None:
-        self._inner = inner
-        self._portal = portal
-
-    async def send(self, request: Any) -> Any:
-        handoff = _Handoff(self._inner.handle_request)
-        try:
-            return await anyio.to_thread.run_sync(handoff.send, request, abandon_on_cancel=True)
-        except anyio.get_cancelled_exc_class():
-            handoff.abandon()
-            raise
-
-    async def read_and_close(self, response: Any) -> bytes:
-        return await anyio.to_thread.run_sync(_read_and_close, response, abandon_on_cancel=True)
-
-    def on_loop(self, function: Callable[[], None]) -> None:
-        with contextlib.suppress(RuntimeError):  # the transport was closed meanwhile
-            self._portal.call(function)
-
-
-class _Handoff:
-    """Passes a reply from a worker thread to the loop, or closes it if nobody waits."""
-
-    def __init__(self, send: Callable[[Any], Any]) -> None:
-        self._send = send
-        self._lock = threading.Lock()
-        self._abandoned = False
-        self._response: Any = None
-
-    def send(self, request: Any) -> Any:
-        response = self._send(request)
-        with self._lock:
-            if not self._abandoned:
-                self._response = response
-                return response
-        response.close()
-        return response
-
-    def abandon(self) -> None:
-        with self._lock:
-            self._abandoned = True
-            response, self._response = self._response, None
-        if response is not None:  # it arrived as the wait was cancelled
-            response.close()
-
-
-def _read_and_close(response: Any) -> bytes:
-    try:
-        content: bytes = response.read()
-    finally:
-        response.close()
-    return content
-
-
-async def _widen_worker_threads() -> None:
-    anyio.to_thread.current_default_thread_limiter().total_tokens = _WORKER_THREADS
+    def _own(self, model_id: str) -> ModelEntry:
+        """The entry of ``model_id`` of our own provider (made up when the catalog has none)."""
+        return self._catalog.get(self.provider, model_id) or ModelEntry(
+            id=model_id, name=model_id, provider=self.provider, api=self._wire
+        )
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
@@ -701,360 +666,6 @@ def _with_read_timeout(extensions: dict[str, Any], seconds: float) -> dict[str, 
     return {**extensions, "timeout": timeout}
 
 
-def _closed_error(*, in_flight: bool) -> ConfigError:
-    if in_flight:
-        return ConfigError("the ResilientTransport was closed while this request was in flight")
-    return ConfigError("the ResilientTransport is closed (aclose() was called); build a new one")
-
-
-def _provider_error(exc: Exception, provider: str, model: str) -> ProviderError | None:
-    """``exc`` of the HTTP library as a ProviderError, or ``None`` when it is no failure of
-    the provider's. The library's exception is not kept: it holds the request, key and all."""
-    error = classify_exception(exc, provider=provider, model=model)
-    if error is not None and error is not exc:
-        error.__cause__, error.cause_type = None, type(exc).__qualname__
-    return error
-
-
-async def _read(io: _IO, response: Any, provider: str, model: str) -> bytes:
-    """A reply's whole body, decoded; a body that cannot be read fails the attempt."""
-    try:
-        return await io.read_and_close(response)
-    except Exception as exc:
-        error = _provider_error(exc, provider, model) or MalformedResponseError(
-            f"the reply's body could not be read ({type(exc).__name__})"
-        )
-        raise error from None
-
-
-def _shown(headers: Any, scrub: KeyScrubber, drop: tuple[str, ...] = ()) -> list[tuple[str, str]]:
-    """``headers`` as the SDK may see them: every key scrubbed, the ``drop`` ones left out."""
-    items = [(k, v) for k, v in headers.multi_items() if k.lower() not in drop]
-    block = "\n".join(f"{k}: {v}" for k, v in items)
-    if scrub(block) == block:  # the usual case: one pass over them all
-        return items
-    return [(scrub(k), scrub(v)) for k, v in items]
-
-
-def _rebuilt(
-    library: ModuleType, response: Any, headers: list[tuple[str, str]], stream: Any
-) -> Any:
-    """``response`` with these headers and this body stream."""
-    return library.Response(
-        response.status_code, headers=headers, stream=stream, extensions=response.extensions
-    )
-
-
-def _reread(
-    library: ModuleType, response: Any, content: bytes, request: Any, scrub: KeyScrubber
-) -> Any:
-    """The response again, with a body already read (and decoded: no encoding headers)."""
-    return library.Response(
-        response.status_code,
-        headers=_shown(response.headers, scrub, drop=_BODY_HEADERS),
-        content=content,
-        request=request,
-        extensions=response.extensions,
-    )
-
-
-def _described(value: Any) -> str:
-    if isinstance(value, dict):
-        return "an object without them" if value else "an empty object"
-    return "null" if value is None else f"a JSON {type(value).__name__}"
-
-
-# -- what the transport knows of each endpoint ---------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Endpoint:
-    """What the transport knows of one API endpoint (a POST to a path ending so).
-
-    Attributes:
-        reply_keys: A 2xx reply is a JSON object with at least one of these members.
-        stream_wire: Whose reader guards its streams: a registered adapter's name, or
-            ``"responses"`` (OpenAI Responses events); ``None``: streams pass unguarded.
-        needs: A query parameter its streams need to be readable (Gemini's ``alt=sse``).
-    """
-
-    reply_keys: tuple[str, ...] = ()
-    stream_wire: str | None = None
-    needs: tuple[str, str] | None = None
-
-    def fits(self, value: Any) -> bool:
-        """Whether ``value`` (a parsed 2xx reply) has this endpoint's shape."""
-        return isinstance(value, dict) and any(key in value for key in self.reply_keys)
-
-    def stream_reader(self) -> tuple[StreamParser, bool] | None:
-        """A fresh reader of one of its streams, and whether that stream is SSE (else NDJSON)."""
-        if self.stream_wire is None:
-            return None
-        if self.stream_wire == "responses":
-            return _ResponsesStream(), True
-        adapter = providers.get_adapter(self.stream_wire)
-        return adapter.stream_parser(), adapter.stream_format == "sse"
-
-
-_ENDPOINTS: tuple[tuple[str, _Endpoint], ...] = (
-    ("/chat/completions", _Endpoint(("choices",), "openai")),
-    ("/completions", _Endpoint(("choices",), "openai")),
-    ("/responses", _Endpoint(("output",), "responses")),
-    ("/messages", _Endpoint(("content",), "anthropic")),
-    (":generateContent", _Endpoint(("candidates", "promptFeedback"))),
-    (":streamGenerateContent", _Endpoint((), "gemini", needs=("alt", "sse"))),
-    ("/api/chat", _Endpoint(("message",), "ollama-native")),
-    ("/api/generate", _Endpoint(("response",), "ollama-native")),
-    ("/embeddings", _Endpoint(("data",))),
-    (":embedContent", _Endpoint(("embedding",))),
-    (":batchEmbedContents", _Endpoint(("embeddings",))),
-    ("/api/embed", _Endpoint(("embeddings",))),
-)
-"""The endpoints whose replies the transport checks, by the end of their path (first match)."""
-
-
-def _endpoint_of(method: str, suffix: str) -> _Endpoint | None:
-    """The endpoint a request is for, or ``None`` when the transport does not know it."""
-    if method != "POST":
-        return None
-    parts = urlsplit(suffix)
-    for ending, endpoint in _ENDPOINTS:
-        if parts.path.endswith(ending):
-            if endpoint.needs and endpoint.needs not in parse_qsl(parts.query):
-                return None
-            return endpoint
-    return None
-
-
-_RESPONSES_ENDS = frozenset(
-    ("response.completed", "response.failed", "response.incomplete", "error")
-)
-
-
-class _ResponsesStream:
-    """Reads an OpenAI Responses stream for its end: ``response.completed``, or
-    ``response.failed``, ``response.incomplete`` or ``error`` (which the SDK reports).
-    Responses streams send no ``[DONE]``."""
-
-    def __init__(self) -> None:
-        self.complete = False
-
-    def feed(self, event: str, data: str) -> StreamChunk | None:
-        """Note an event; its name is its ``event:`` line, else its payload's ``type``."""
-        if not event:
-            with contextlib.suppress(ValueError, RecursionError):
-                payload = json.loads(data)
-                event = payload.get("type", "") if isinstance(payload, dict) else ""
-        self.complete = self.complete or event in _RESPONSES_ENDS
-        return None
-
-
-class _TerminatorWatch:
-    """Reads a stream's lines as they pass: whether it ended properly, and no key in them.
-
-    Each line goes to the endpoint's reader (to see the terminator: the reader of
-    ``ResilientClient``'s streams, or of OpenAI Responses events); a line that carries an
-    error (a provider may echo the key in it) is passed on with every key scrubbed. Bytes
-    are passed on a whole line at a time.
-    """
-
-    def __init__(
-        self, parser: StreamParser, sse: bool, scrubber: Callable[[], KeyScrubber]
-    ) -> None:
-        self._parser = parser
-        self._scrubber = scrubber  # asked only for a line to scrub: most streams have none
-        self._ended_by_provider = False
-        self._sse = sse
-        self._pending = b""
-        self._event = ""
-        self._data: list[str] = []
-
-    @property
-    def complete(self) -> bool:
-        """Whether the stream ended as the wire format ends one: its terminator, or an error
-        or content-filter event (which the SDK reads and raises or reports itself)."""
-        return self._parser.complete or self._ended_by_provider
-
-    def feed(self, chunk: bytes) -> bytes:
-        """Take the next bytes of the stream; return the whole lines to pass on.
-
-        Raises:
-            MalformedResponseError: A line is not UTF-8 text (bytes in an encoding that
-                could not be decoded, say).
-        """
-        lines = (self._pending + chunk).split(b"\n")
-        self._pending = lines.pop()
-        for index, raw in enumerate(lines):
-            try:
-                text = raw.rstrip(b"\r").decode("utf-8")
-            except UnicodeDecodeError:
-                raise MalformedResponseError(
-                    "the stream is not UTF-8 text (in an encoding that could not be decoded?)"
-                ) from None
-            self._line(text)
-            if b"error" in raw.lower():
-                lines[index] = self._scrubbed(raw)
-        return b"\n".join([*lines, b""]) if lines else b""
-
-    def rest(self) -> bytes:
-        """The bytes after the last line break, at the stream's end."""
-        rest, self._pending = self._pending, b""
-        return self._scrubbed(rest) if rest else rest
-
-    def _scrubbed(self, raw: bytes) -> bytes:
-        """A line with every key scrubbed, in its JSON payload's decoded strings too."""
-        line = raw.decode("utf-8", "surrogateescape")
-        scrub = self._scrubber()
-        if line.startswith("data:"):  # an SSE event's payload
-            line = "data: " + scrub.in_json(line[5:].strip())
-        elif line.lstrip().startswith("{"):  # an NDJSON line
-            line = scrub.in_json(line)
-        else:
-            line = scrub(line)
-        return line.encode("utf-8", "surrogateescape")
-
-    def _line(self, line: str) -> None:
-        if not self._sse:
-            if line.strip():
-                self._dispatch("", line)
-            return
-        if not line:  # an SSE event ends at a blank line
-            if self._data:
-                self._dispatch(self._event, "\n".join(self._data))
-            self._event, self._data = "", []
-        elif line.startswith("event:"):
-            self._event = line[6:].strip()
-        elif line.startswith("data:"):
-            self._data.append(line[5:].removeprefix(" "))
-
-    def _dispatch(self, event: str, data: str) -> None:
-        try:
-            self._parser.feed(event, data)
-        except MalformedResponseError:  # a line the reader cannot read: only the end counts
-            pass
-        except ProviderError:  # an error or content-filter event: the SDK reads it itself
-            self._ended_by_provider = True
-
-
-class _StreamGuard:
-    """One stream's checks as the SDK reads it, sync or async: its terminator and keys
-    (``watch``), the time since its last whole line, and the transport being closed.
-
-    ``failed`` records a failure of the stream's endpoint and returns what to raise.
-    """
-
-    def __init__(
-        self,
-        watch: _TerminatorWatch,
-        idle: float,
-        failed: Callable[[ProviderError], Exception],
-        closed: Callable[[], bool],
-    ) -> None:
-        self._watch = watch
-        self._idle = idle
-        self._failed = failed
-        self._closed = closed
-        self._progress = time.monotonic()
-
-    def idle_left(self) -> float:
-        """Seconds the stream may still go without a whole line."""
-        return self._progress + self._idle - time.monotonic()
-
-    def passed(self, chunk: bytes) -> bytes:
-        """The whole lines of the next decoded ``chunk``, to pass on."""
-        if self._closed():
-            raise _closed_error(in_flight=True)
-        try:
-            lines = self._watch.feed(chunk)
-        except MalformedResponseError as error:
-            raise self._failed(error) from None
-        if lines:
-            self._progress = time.monotonic()
-        elif self.idle_left() < 0:  # bytes drip in, but no line ends
-            raise self._failed(self._idle_error())
-        return lines
-
-    def read_failed(self, exc: Exception) -> Exception:
-        """What to raise when reading the stream raised ``exc`` (a timeout: it was idle)."""
-        error = classify_exception(exc) or MalformedResponseError(
-            f"the stream could not be read ({type(exc).__name__})"
-        )
-        if isinstance(error, ProviderTimeoutError):
-            error = self._idle_error()
-        return self._failed(error)
-
-    def end(self) -> bytes:
-        """The stream's last bytes, once it ended; raises when it ended before its terminator."""
-        rest = self._watch.rest()
-        if not self._watch.complete:
-            raise self._failed(
-                MalformedResponseError("the stream ended before its terminator (a truncated reply)")
-            )
-        return rest
-
-    def _idle_error(self) -> ProviderTimeoutError:
-        return ProviderTimeoutError(
-            f"the stream was idle for more than {self._idle:g}s (stream_idle_timeout)"
-        )
-
-
-@functools.cache  # one class per library (httpx, httpx2), not one per stream
-def _guarded_stream(library: ModuleType) -> Any:
-    """A byte-stream class of ``library`` that passes a reply's decoded body through a
-    :class:`_StreamGuard`. It reads a sync reply (a sync client's) or an async one alike.
-    """
-
-    class Guarded(library.SyncByteStream, library.AsyncByteStream):  # type: ignore[name-defined,misc]
-        def __init__(self, response: Any, guard: _StreamGuard) -> None:
-            self._response, self._guard = response, guard
-            self._chunks: Any = None
-
-        def __iter__(self) -> Iterator[bytes]:
-            if self._chunks is None:  # once: iterated again (an SDK draining it), it goes on
-                self._chunks = self._response.iter_bytes()  # decoded, whatever the encoding
-            chunks = self._chunks
-            while True:
-                try:
-                    chunk = next(chunks)
-                except StopIteration:
-                    break
-                except Exception as exc:  # a read timeout (the stream was idle), a reset
-                    raise self._guard.read_failed(exc) from None
-                if lines := self._guard.passed(chunk):
-                    yield lines
-            if rest := self._guard.end():
-                yield rest
-
-        def close(self) -> None:
-            if self._chunks is not None:
-                self._chunks.close()
-            self._response.close()
-
-        async def __aiter__(self) -> AsyncIterator[bytes]:
-            if self._chunks is None:
-                self._chunks = self._response.aiter_bytes()
-            chunks = self._chunks
-            while True:
-                try:
-                    with anyio.fail_after(max(self._guard.idle_left(), 0)):
-                        chunk = await chunks.__anext__()
-                except StopAsyncIteration:
-                    break
-                except Exception as exc:  # TimeoutError: the stream was idle; a reset
-                    raise self._guard.read_failed(exc) from None
-                if lines := self._guard.passed(chunk):
-                    yield lines
-            if rest := self._guard.end():
-                yield rest
-
-        async def aclose(self) -> None:
-            if self._chunks is not None:
-                await self._chunks.aclose()
-            await self._response.aclose()
-
-    return Guarded
-
-
 def _without_credentials(request: Any, library: ModuleType) -> Any:
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _CREDENTIAL_HEADERS]
     return library.Request(
@@ -1066,15 +677,7 @@ def _without_credentials(request: Any, library: ModuleType) -> Any:
     )
 
 
-def _no_key_response(library: ModuleType, request: Any, error: Exception) -> Any:
-    """A 429 telling the SDK that no key can be used now, and when one can."""
-    retry_after = getattr(error, "retry_after", None)
-    headers = {"retry-after": f"{math.ceil(retry_after)}"} if retry_after is not None else {}
-    body = {
-        "error": {
-            "message": str(error).partition("\n")[0],
-            "type": "rate_limit_error",
-            "code": "no_profile_available",
-        }
-    }
-    return library.Response(429, headers=headers, json=body, request=request)
+async def _release(value: Any) -> None:
+    """Free what a losing hedged attempt produced: a translated stream it opened."""
+    if isinstance(value, tuple):
+        await close_opened(value)

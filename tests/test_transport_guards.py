@@ -81,6 +81,13 @@ class Upstream:
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[Upstream]:
+    with running_upstream() as served:
+        yield served
+
+
+@contextlib.contextmanager
+def running_upstream() -> Iterator[Upstream]:
+    """An :class:`Upstream` serving on 127.0.0.1 until the block ends."""
     import uvicorn
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -97,10 +104,12 @@ def upstream() -> Iterator[Upstream]:
         if server.started:
             break
         threading.Event().wait(0.01)
-    yield served
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    try:
+        yield served
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
 
 
 def sse(*events: dict[str, Any] | str, named: bool = False) -> bytes:

@@ -110,11 +110,13 @@ def _status(error: ProviderError, table_status: int | None) -> int:
     return status if 400 <= status < 500 else 400
 
 
-def error_payload(wire: Wire, error: BaseException | None) -> tuple[int, dict[str, Any]]:
+def error_payload(
+    wire: Wire, error: BaseException | None, note: str | None = None
+) -> tuple[int, dict[str, Any]]:
     """The HTTP status and body ``wire``'s provider would answer ``error`` with.
 
     ``None``, or a failure no provider answered (every key cooling, say), is a 503 with an
-    overloaded body.
+    overloaded body. A ``note`` is added to the message, in brackets.
     """
     found = provider_error_of(error)
     if found is None:
@@ -124,6 +126,8 @@ def error_payload(wire: Wire, error: BaseException | None) -> tuple[int, dict[st
         fixed = None
     kind = found.kind
     message = found.message or kind
+    if note:
+        message = f"{message} ({note})"
     if wire in ("openai", "responses"):
         status, kind_type, code = _OPENAI.get(kind, _OPENAI["server"])
         status = fixed or _status(found, status)
@@ -172,7 +176,9 @@ def _retry_after(found: ProviderError, error: BaseException | None) -> float | N
     return wait
 
 
-def encode_error(wire: Wire, error: BaseException | None) -> WireResponse:
+def encode_error(
+    wire: Wire, error: BaseException | None, *, note: str | None = None
+) -> WireResponse:
     """The whole error reply, headers included, that ``wire``'s SDK reads as its own.
 
     Args:
@@ -180,13 +186,14 @@ def encode_error(wire: Wire, error: BaseException | None) -> WireResponse:
         error: What failed: a ``ProviderError``, an ``AllAttemptsFailed`` (its last
             provider error answers), any other ``FailoverError`` (a 400), or ``None`` for
             no server found at all (503, overloaded).
+        note: Added to the message, in brackets (what else was tried, say).
 
     Returns:
         The status, headers (``content-type``; ``retry-after`` in whole seconds and
         ``retry-after-ms`` when the wait is known; ``x-should-retry`` when the provider
         said) and body.
     """
-    status, body = error_payload(wire, error)
+    status, body = error_payload(wire, error, note)
     headers = {"content-type": "application/json"}
     found = provider_error_of(error)
     wait = _retry_after(found, error) if found is not None else None

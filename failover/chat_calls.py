@@ -1,0 +1,205 @@
+"""One chat attempt through a provider's adapter, as both faces make it.
+
+``ResilientClient`` makes every attempt this way; ``ResilientTransport`` makes its
+translated steps (a fallback model of another provider serving an SDK's request) this way.
+An attempt builds the adapter's HTTP request for its key and model, sends it through a
+``Sender``, raises the provider's error for an error reply (a good reply's rate-limit
+headers are noted on the key), and then parses the reply whole (:meth:`ChatCalls.complete`)
+or opens its stream and reads the first chunk before anything is handed on
+(:meth:`ChatCalls.open_stream`), so that failover is possible until that chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, cast
+
+import anyio
+from httpx_sse import EventSource, SSEError
+
+from failover._tasks import finish_even_if_cancelled
+from failover.catalog import TokenUsage
+from failover.errors import MalformedResponseError
+from providers.base import (
+    ChatRequest,
+    ChatResult,
+    EmbeddingAdapter,
+    HttpRequest,
+    ProviderAdapter,
+    StreamChunk,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+    from failover.engine import AttemptContext, Engine
+    from failover.http import Reply, Sender
+
+__all__ = ["ChatCalls", "ChunkReader", "OpenedStream", "close_opened"]
+
+OpenedStream = tuple[AbstractAsyncContextManager["Reply"], "ChunkReader", StreamChunk]
+"""A stream opened by :meth:`ChatCalls.open_stream`: its exchange (exit it to release the
+connection), its reader, and its first chunk."""
+
+
+class ChatCalls:
+    """Makes one chat attempt with the key, base URL and model an AttemptContext names.
+
+    Args:
+        engine: Notes each good reply's rate-limit headers on its key.
+        sender: Sends the requests.
+        adapters: Provider name -> its adapter, for every provider attempts may go to.
+        stream_idle_timeout: Seconds a stream may go without a chunk (each read's bound).
+    """
+
+    __slots__ = ("_adapters", "_engine", "sender", "stream_idle_timeout")
+
+    def __init__(
+        self,
+        engine: Engine,
+        sender: Sender,
+        adapters: Mapping[str, ProviderAdapter],
+        *,
+        stream_idle_timeout: float,
+    ) -> None:
+        self._engine = engine
+        self.sender = sender
+        self._adapters = adapters
+        self.stream_idle_timeout = stream_idle_timeout
+
+    def http_request(
+        self, request: ChatRequest, ctx: AttemptContext
+    ) -> tuple[ProviderAdapter, HttpRequest]:
+        """The attempt's adapter, and the HTTP request it builds for this key and model."""
+        adapter = self._adapters[ctx.model.provider]
+        built = adapter.build_request(
+            request, model=ctx.model.id, api_key=ctx.api_key, base_url=ctx.base_url
+        )
+        return adapter, built
+
+    def check_reply(
+        self,
+        adapter: ProviderAdapter | EmbeddingAdapter,
+        ctx: AttemptContext,
+        reply: Reply,
+        body: bytes,
+    ) -> None:
+        """Raise the provider's error for an error reply; note a good one's rate-limit headers."""
+        if reply.status_code >= 300:
+            raise adapter.parse_error(reply.status_code, reply.headers, body)
+        self._engine.note_headroom(ctx.request_id, ctx.profile, reply.headers)
+
+    async def complete(self, request: ChatRequest, ctx: AttemptContext) -> ChatResult:
+        """One attempt at a whole reply: the provider's answer, parsed by its adapter."""
+        adapter, http_request = self.http_request(request, ctx)
+        async with self.sender.open(http_request, ctx.timeout) as reply:
+            body = await reply.aread()
+            self.check_reply(adapter, ctx, reply, body)
+        return adapter.parse_response(body)
+
+    async def open_stream(self, request: ChatRequest, ctx: AttemptContext) -> OpenedStream:
+        """One attempt at a stream: opened, checked, and its first chunk read.
+
+        Raises:
+            ProviderError: The provider answered with an error, or the stream failed (or
+                ended) before its first chunk; the connection is released.
+        """
+        adapter, http_request = self.http_request(request, ctx)
+        opener = self.sender.open(
+            http_request, ctx.timeout, read_timeout=min(self.stream_idle_timeout, ctx.timeout)
+        )
+        reply = await opener.__aenter__()
+        try:
+            body = await reply.aread() if reply.status_code >= 300 else b""
+            self.check_reply(adapter, ctx, reply, body)
+            reader = ChunkReader(adapter, reply)
+            first = await reader.next()
+            if first is None:
+                raise MalformedResponseError("the stream ended without any chunk")
+        except BaseException as exc:
+            await opener.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return opener, reader, first
+
+
+class ChunkReader:
+    """Reads one stream's chunks: text deltas, then one summary chunk with usage."""
+
+    def __init__(self, adapter: ProviderAdapter, reply: Reply) -> None:
+        self._parser = adapter.stream_parser()
+        self._events = self._iterate(adapter, reply)
+        self._finish: str | None = None
+        self._raw_finish: str | None = None
+        self._usage: TokenUsage | None = None
+        self.done = False
+
+    async def _iterate(self, adapter: ProviderAdapter, reply: Reply) -> AsyncIterator[StreamChunk]:
+        parser = self._parser
+        rest: AsyncIterator[Any]
+        if adapter.stream_format == "sse":
+            rest = EventSource(cast("httpx.Response", reply)).aiter_sse()
+            try:
+                async for event in rest:
+                    if (chunk := parser.feed(event.event, event.data)) is not None:
+                        yield chunk
+                    if parser.complete:
+                        break
+            except SSEError as exc:
+                raise MalformedResponseError(f"not an event stream: {exc}") from exc
+        else:
+            rest = reply.aiter_lines()
+            async for line in rest:
+                if line.strip() and (chunk := parser.feed("", line)) is not None:
+                    yield chunk
+                if parser.complete:
+                    break
+        if not parser.complete:
+            raise MalformedResponseError("the stream ended before its terminator")
+        await _drain(rest)
+
+    async def next(self) -> StreamChunk | None:
+        """Return the next text chunk, then the summary chunk, then ``None``."""
+        while not self.done:
+            try:  # the sender's read timeout bounds the idle time between chunks
+                chunk = await self._events.__anext__()
+            except StopAsyncIteration:
+                self.done = True
+                return StreamChunk("", self._finish, self._usage, (), self._raw_finish)
+            if chunk.finish_reason is not None:
+                self._finish = chunk.finish_reason
+                self._raw_finish = chunk.raw_finish_reason or chunk.finish_reason
+            if chunk.usage is not None:
+                self._usage = chunk.usage
+            if chunk.text or chunk.tool_calls:
+                return StreamChunk(chunk.text, tool_calls=chunk.tool_calls)
+        return None
+
+    async def aclose(self) -> None:
+        """Stop reading."""
+        await cast(Any, self._events).aclose()
+
+
+async def _drain(rest: AsyncIterator[Any]) -> None:
+    """Read what follows a stream's terminator (the body's end, at once) for a moment.
+
+    A reply closed before its body's end is read closes its connection instead of going
+    back to the pool: every stream would pay a new connection (a TLS handshake).
+    """
+    with anyio.move_on_after(_DRAIN_SECONDS):
+        async for _ in rest:
+            pass
+
+
+_DRAIN_SECONDS = 0.05
+
+
+async def close_opened(opened: Any) -> None:
+    """Stop reading an opened stream and release its connection, even when cancelled."""
+    opener, reader = opened[0], opened[1]
+
+    async def close() -> None:
+        await reader.aclose()
+        await opener.__aexit__(None, None, None)
+
+    await finish_even_if_cancelled(close)

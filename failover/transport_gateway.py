@@ -1,0 +1,485 @@
+"""The SDK transport's translated steps: another provider serves an SDK's request.
+
+A ``fallback_models`` entry prefixed with another provider (``anthropic/claude-haiku-4-5``
+under the openai SDK) is a translated step. The SDK's request is decoded once, when the
+first such step is considered, into the common ``ChatRequest`` (``failover.gateway``);
+each translated attempt is made as ``ResilientClient`` makes its attempts
+(``failover.chat_calls``), with the target provider's own keys and base URL; and the reply
+is encoded back into the SDK's wire format, as JSON or as SSE event by event (the first
+chunk read before the SDK gets the response, so failover is possible until then).
+
+A request the gateway cannot represent (``CannotTranslateError``: state kept on the SDK
+provider's servers, a server-side tool, ...) skips the translated steps as ``unsupported``
+attempts naming the field. An OpenAI Responses request that continues a stored response
+(``previous_response_id``) stays on the key that made that response (:func:`run_pinned`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, TypeVar
+
+import anyio
+
+import providers
+from failover.attempts import Attempt
+from failover.catalog import ModelCatalog, ModelEntry, canonical_provider
+from failover.chat_calls import ChatCalls, ChunkReader, OpenedStream, close_opened
+from failover.engine import AttemptContext, Engine, RequestState
+from failover.errors import (
+    AllAttemptsFailed,
+    ConfigError,
+    FailoverError,
+    InvalidRequestError,
+    NoProfileAvailable,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitError,
+    UnsupportedParameterError,
+)
+from failover.gateway import (
+    CannotTranslateError,
+    Decoded,
+    StreamEncoder,
+    Wire,
+    decode_request,
+    encode_error,
+    encode_result,
+    stream_encoder,
+)
+from failover.policy import Action
+from failover.profiles import AuthProfile, FailoverManager
+from failover.transport_guard import Served
+from failover.transport_io import IO, closed_error
+from providers.base import ChatResult
+
+__all__ = [
+    "ResponseOwners",
+    "Translation",
+    "encoded_reply",
+    "error_reply",
+    "fallback_steps",
+    "no_key_reply",
+    "run_pinned",
+    "skipped_note",
+]
+
+T = TypeVar("T")
+Step = str | ModelEntry
+"""A fallback step: a model id of the SDK's own provider, or a model of another provider."""
+
+
+def fallback_steps(
+    models: Sequence[str], provider: str, manager: FailoverManager, catalog: ModelCatalog
+) -> tuple[Step, ...]:
+    """``fallback_models`` read: ids of ``provider``'s own models, and models of others.
+
+    An id is the SDK's own provider's when it has no ``provider/`` prefix, or that
+    provider's own (which is taken off: ``openrouter/meta-llama/llama-3.1-8b`` is
+    OpenRouter's ``meta-llama/llama-3.1-8b``); any other registered provider's prefix
+    makes it a step of that provider.
+
+    Raises:
+        ConfigError: An entry is not a non-empty string, its prefix names no registered
+            provider, or no auth profile serves that provider.
+    """
+    if isinstance(models, str):
+        raise ConfigError("fallback_models must be a list of model ids, not a str")
+    known = set(providers.registered_providers())
+    have = manager.providers()
+    steps: list[Step] = []
+    for entry in models:
+        if not isinstance(entry, str) or not entry.strip():
+            raise ConfigError(f"fallback_models: each entry must be a model id, got {entry!r}")
+        prefix, slash, model_id = entry.partition("/")
+        name = canonical_provider(prefix)
+        if not slash:
+            steps.append(entry)
+        elif name == provider:
+            steps.append(model_id)
+        elif name not in known:
+            raise ConfigError(
+                f"fallback_models: {entry!r} names no known provider {prefix!r} "
+                f"(known: {', '.join(sorted(known))}); for a model id of {provider}'s own "
+                f"that has a '/', write {provider + '/' + entry!r}"
+            )
+        elif not model_id:
+            raise ConfigError(f"fallback_models: {entry!r} names no model")
+        elif name not in have:
+            raise ConfigError(f"no auth profile for provider {name!r} ({entry})")
+        else:
+            api = catalog.providers().get(name, "openai")
+            steps.append(
+                catalog.get(name, model_id)
+                or ModelEntry(id=model_id, name=model_id, provider=name, api=api)
+            )
+    return tuple(steps)
+
+
+class ResponseOwners:
+    """Which key made each OpenAI Responses response the transport passed back, by id: a
+    bounded map (the ``limit`` most recent), safe to use from several threads."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._limit = limit
+        self._owners: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, response_id: str, profile: AuthProfile) -> None:
+        """Note that ``profile`` made the response ``response_id``."""
+        with self._lock:
+            self._owners[response_id] = (profile.name, profile.fingerprint)
+            self._owners.move_to_end(response_id)
+            if len(self._owners) > self._limit:
+                self._owners.popitem(last=False)
+
+    def owner(self, response_id: str, manager: FailoverManager) -> AuthProfile | None:
+        """The profile that made ``response_id``, while the manager still has it, with the
+        same key; ``None`` when unknown."""
+        with self._lock:
+            found = self._owners.get(response_id)
+        if found is None:
+            return None
+        profile = manager.get_profile(found[0])
+        return profile if profile is not None and profile.fingerprint == found[1] else None
+
+    def __len__(self) -> int:
+        return len(self._owners)
+
+
+class Translation:
+    """One SDK request's translated side: decoded once, when first asked for.
+
+    Args:
+        url: The SDK request's path and query (they name the wire, and Gemini's model).
+        payload: Its JSON body, parsed (``None`` when it is not a JSON object).
+        calls: Makes the attempts (``ChatCalls`` over the request's own I/O).
+    """
+
+    def __init__(self, url: str, payload: dict[str, Any] | None, calls: ChatCalls) -> None:
+        self._url = url
+        self._payload = payload
+        self._calls = calls
+        self._decoded: Decoded | None = None
+        self.refused: InvalidRequestError | None = None
+        """Why the request cannot go to another provider, once decoding failed."""
+
+    def decoded(self) -> Decoded | None:
+        """The request decoded, or ``None`` when it cannot be (see :attr:`refused`)."""
+        if self._decoded is None and self.refused is None:
+            try:
+                if self._payload is None:
+                    raise CannotTranslateError("body", "it is not a JSON object")
+                self._decoded = decode_request(self._url, self._payload)
+            except InvalidRequestError as exc:  # CannotTranslateError included
+                self.refused = exc
+        return self._decoded
+
+    def unsupported(self, model: ModelEntry, own: str) -> str | None:
+        """The field of the request ``model`` cannot take (``None`` for ``own``'s models)."""
+        if model.provider == own:
+            return None
+        decoded = self.decoded()
+        if decoded is None:
+            refused = self.refused
+            return refused.field if isinstance(refused, UnsupportedParameterError) else "body"
+        adapter = providers.get_adapter(model.provider)
+        try:
+            return adapter.unsupported_field(decoded.request, model)
+        except ConfigError as exc:
+            return str(exc).partition(" ")[0]
+
+    async def attempt(self, ctx: AttemptContext) -> ChatResult | OpenedStream:
+        """One translated attempt: a whole reply, or a stream opened with its first chunk."""
+        decoded = self.decoded()
+        assert decoded is not None  # the engine skips models the request cannot go to
+        if decoded.stream:
+            return await self._calls.open_stream(decoded.request, ctx)
+        return await self._calls.complete(decoded.request, ctx)
+
+
+def skipped_note(attempts: Sequence[Attempt], refused: InvalidRequestError | None) -> str | None:
+    """What the models skipped as unsupported could not take, for an error's message."""
+    skipped = [a for a in attempts if a.outcome == "unsupported" and a.error is not None]
+    if not skipped:
+        return None
+    if refused is not None:
+        models = ", ".join(dict.fromkeys(a.model for a in skipped))
+        return f"not tried: {models}: {refused.message}"
+    return "not tried: " + "; ".join(
+        f"{a.model} cannot take {getattr(a.error, 'field', None) or 'the request'}" for a in skipped
+    )
+
+
+# -- replies to the SDK ---------------------------------------------------------------------
+
+
+def _response(library: ModuleType, request: Any, status: int, headers: Any, body: bytes) -> Any:
+    return library.Response(status, headers=headers, content=body, request=request)
+
+
+def error_reply(
+    library: ModuleType, request: Any, wire: Wire, error: BaseException, note: str | None
+) -> Any:
+    """``error`` as ``wire``'s provider answers it, so the SDK raises its own exception."""
+    reply = encode_error(wire, error, note=note)
+    return _response(library, request, reply.status, reply.headers, reply.body)
+
+
+def no_key_reply(
+    library: ModuleType, request: Any, wire: Wire | None, error: AllAttemptsFailed
+) -> Any:
+    """A 429 telling the SDK that no key can be used now, and when one can: in ``wire``'s
+    own shape (OpenAI's for an endpoint the gateway does not speak)."""
+    message = str(error).partition("\n")[0]
+    retry_after = error.retry_after
+    if wire is not None:
+        limited = RateLimitError(message, status=429, retry_after=retry_after)
+        return error_reply(library, request, wire, limited, None)
+    headers = {"retry-after": f"{math.ceil(retry_after)}"} if retry_after is not None else {}
+    body = {"error": {"message": message, "type": "rate_limit_error"}}
+    body["error"]["code"] = "no_profile_available"
+    return library.Response(429, headers=headers, json=body, request=request)
+
+
+@dataclass(slots=True)
+class _Served:
+    """What a translated reply needs to finish: who served it, and the request's books."""
+
+    engine: Engine
+    state: RequestState
+    model: ModelEntry
+    profile: AuthProfile
+
+    def succeeded(self, usage: Any) -> None:
+        """Announce the request's success, priced by the serving model."""
+        cost = self.model.calculate_cost(usage) if usage is not None else None
+        self.engine.succeeded(self.state, self.model, self.profile, cost, usage)
+
+
+def encoded_reply(
+    library: ModuleType,
+    request: Any,
+    decoded: Decoded,
+    value: ChatResult | OpenedStream,
+    chosen: tuple[Engine, RequestState, ModelEntry, AuthProfile],
+    served: Served,
+    io: IO,
+    closed: Callable[[], bool],
+) -> Any:
+    """The SDK's reply for what a translated step produced, in the SDK's wire format.
+
+    A whole result is JSON (and the request's success is announced); an opened stream is
+    SSE, encoded event by event as the SDK reads it (its success announced at its end).
+    """
+    done = _Served(*chosen)
+    model_id = done.model.id
+    if isinstance(value, ChatResult):
+        reply = encode_result(decoded, value, model=model_id)
+        done.succeeded(value.usage if value.usage_known else None)
+        headers = [*reply.headers.items(), *served]
+        return _response(library, request, reply.status, headers, reply.body)
+    encoder = stream_encoder(decoded, model=model_id)
+    pump = _Pump(encoder, value, done, closed)
+    headers = [("content-type", encoder.media_type), *served]
+    return library.Response(200, headers=headers, stream=_encoded_stream(library)(pump, io))
+
+
+class _Pump:
+    """Reads the serving provider's stream, chunk by chunk, and encodes each for the SDK.
+
+    A failure after the first chunk (the SDK has its response) counts against the serving
+    key's endpoint and ends the stream with the wire's own error event, so the SDK raises.
+    """
+
+    def __init__(
+        self,
+        encoder: StreamEncoder,
+        opened: OpenedStream,
+        done: _Served,
+        closed: Callable[[], bool],
+    ) -> None:
+        self._encoder = encoder
+        self._opened: OpenedStream | None = opened
+        self._reader: ChunkReader = opened[1]
+        self._done = done
+        self._closed = closed
+        self._usage = opened[2].usage
+        self._pending = encoder.feed(opened[2])
+
+    async def next(self) -> bytes | None:
+        """The next bytes for the SDK; ``None`` once the stream has ended."""
+        while True:
+            if self._pending:
+                out, self._pending = self._pending, b""
+                return out
+            if self._opened is None:
+                return None
+            if self._closed():
+                await self.aclose()
+                raise closed_error(in_flight=True)
+            await self._step()
+
+    async def _step(self) -> None:
+        """Read one chunk into ``_pending``; at the end, close the stream."""
+        done = self._done
+        try:
+            if self._reader.done:
+                chunk = None
+            else:
+                chunk = await self._read()
+        except ProviderError as error:
+            await self._failed(error, counts=True)
+            return
+        except TimeoutError:  # the request's deadline: no fault of the key's
+            late = ProviderTimeoutError(
+                f"the request's deadline of {done.engine.deadline}s passed mid-stream"
+            )
+            await self._failed(late, counts=False)
+            return
+        except BaseException:
+            await self.aclose()
+            raise
+        if chunk is not None:
+            self._usage = chunk.usage or self._usage
+            self._pending = self._encoder.feed(chunk)
+        if self._reader.done:
+            self._pending += self._encoder.close()
+            done.succeeded(self._usage)
+            await self._release()
+
+    async def _read(self) -> Any:
+        """The next chunk, within what is left of the request's deadline."""
+        time_left = self._done.state.time_left()
+        if math.isinf(time_left):
+            return await self._reader.next()
+        with anyio.fail_after(max(time_left, 0.0)):
+            return await self._reader.next()
+
+    async def _failed(self, error: ProviderError, *, counts: bool) -> None:
+        done = self._done
+        done.engine.record_attempt(done.state, done.model, done.profile, error, done.state.started)
+        if counts:
+            done.engine.record_failure(done.state, done.model, done.profile, error)
+        done.engine.ended(done.state, error)
+        self._pending = self._encoder.fail(error)
+        await self._release()
+
+    async def _release(self) -> None:
+        opened, self._opened = self._opened, None
+        if opened is not None:
+            await close_opened(opened)
+
+    async def aclose(self) -> None:
+        """The SDK closed the stream early: release its connection."""
+        if self._opened is not None:
+            self._done.engine.ended(self._done.state)
+            await self._release()
+
+
+@functools.cache  # one class per library (httpx, httpx2), not one per stream
+def _encoded_stream(library: ModuleType) -> Any:
+    """A byte-stream class of ``library`` that passes on what a :class:`_Pump` encodes: read
+    asynchronously (an async client's), or from a sync client's thread through ``io``."""
+
+    class Encoded(library.SyncByteStream, library.AsyncByteStream):  # type: ignore[name-defined,misc]
+        def __init__(self, pump: _Pump, io: IO) -> None:
+            self._pump, self._io = pump, io
+
+        def __iter__(self) -> Iterator[bytes]:
+            while (data := self._io.call(self._pump.next)) is not None:
+                yield data
+
+        def close(self) -> None:
+            with contextlib.suppress(FailoverError):  # the transport was closed meanwhile
+                self._io.call(self._pump.aclose)
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            while (data := await self._pump.next()) is not None:
+                yield data
+
+        async def aclose(self) -> None:
+            await self._pump.aclose()
+
+    return Encoded
+
+
+# -- a request pinned to one key ------------------------------------------------------------
+
+
+async def run_pinned(
+    engine: Engine,
+    state: RequestState,
+    chain: Sequence[ModelEntry],
+    attempt: Callable[[AttemptContext], Awaitable[T]],
+    owner: AuthProfile,
+    *,
+    why: str,
+    unsupported: Callable[[ModelEntry], str | None] | None,
+) -> tuple[T, ModelEntry, AuthProfile]:
+    """Walk ``chain``'s models of ``owner``'s provider on the key ``owner`` alone.
+
+    Models of other providers are skipped as ``unsupported`` attempts; a transient
+    failure is retried after a backoff (``max_retries``), as the engine does.
+
+    Raises:
+        NoProfileAvailable: ``owner`` is resting: ``retry_after`` says until when.
+        AllAttemptsFailed: Every model failed on ``owner`` (``why`` says why no other
+            key could help).
+        ProviderError: A failure no other model can fix, with ``attempts`` set.
+    """
+    if engine.telemetry is not None and state.telemetry is None:
+        state.telemetry = engine.telemetry.start_request("chat", state.id, chain)
+    try:
+        manager = engine.manager
+        models = []
+        for model in chain:
+            if model.provider == owner.provider:
+                models.append(model)
+                continue
+            field = (unsupported(model) if unsupported is not None else None) or "key"
+            skipped = UnsupportedParameterError(field, [model.key])
+            skipped.provider, skipped.model = model.provider, model.id
+            state.attempts.append(Attempt(model.key, None, skipped.kind, None, None, 0.0, skipped))
+        others = [p.name for p in manager.list_profiles() if p.name != owner.name]
+        config = manager.config
+        called = False
+        for retry in range(config.max_retries + 1):
+            transient: ProviderError | None = None
+            for model in models:
+                profile = manager.get_next_profile(owner.provider, model=model.id, exclude=others)
+                if profile is None or state.time_left() <= 0:
+                    continue
+                called = True
+                try:
+                    return await engine._attempt(state, attempt, model, profile)
+                except ProviderError as error:
+                    action = engine.record_failure(state, model, profile, error).action
+                    failure = error
+                if action is Action.RAISE:
+                    failure.attempts = tuple(state.attempts)
+                    raise failure
+                if action is Action.RETRY:
+                    transient = transient or failure
+                elif action is Action.ROTATE:
+                    break  # the key itself rests now: no other key may stand in
+            if transient is None or retry == config.max_retries:
+                break
+            delay = engine.backoff.delay(retry + 1, transient.retry_after)
+            if delay > config.max_retry_delay or delay >= state.time_left():
+                break
+            await engine.sleep(delay)
+        now = manager.clock()
+        wait = owner.cooldown_until - now if owner.cooldown_until > now else None
+        kind = AllAttemptsFailed if called else NoProfileAvailable
+        raise kind(why, state.attempts, retry_after=wait)
+    except BaseException as error:
+        engine.ended(state, error)
+        raise

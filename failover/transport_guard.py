@@ -1,0 +1,503 @@
+"""The SDK transport's guards on every reply it hands an SDK.
+
+No header the SDK (or an HTTP library's log) sees shows a key; a 2xx reply of an endpoint
+the transport knows (``ENDPOINTS``) must be JSON of that endpoint's shape, or it fails over
+like an error; a stream reaches the SDK decoded (whatever its ``Content-Encoding``) and is
+read as it passes by its endpoint's own reader, for its terminator, for keys in error
+events and for idle gaps (:func:`guard_stream`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import anyio
+
+import providers
+from failover._secrets import KeyScrubber
+from failover.catalog import ModelEntry
+from failover.classify import classify_exception
+from failover.engine import Engine, RequestState
+from failover.errors import MalformedResponseError, ProviderError, ProviderTimeoutError
+from failover.profiles import AuthProfile
+from failover.transport_io import IO, closed_error, read_body
+from providers.base import StreamChunk, StreamParser, load_json
+
+__all__ = [
+    "BODY_HEADERS",
+    "Endpoint",
+    "checked_reply",
+    "endpoint_of",
+    "guard_stream",
+    "rebuilt",
+    "reread",
+    "served_headers",
+    "shown",
+]
+
+BODY_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
+"""Headers that describe a body as it was sent, not as the SDK gets it (decoded)."""
+Served = tuple[tuple[str, str], ...]
+"""The headers naming who served a reply (``x-failover-provider``, ``x-failover-model``)."""
+OnId = Callable[[str], None]
+"""Told the ``id`` of each OpenAI Responses reply (whole or streamed) passed to the SDK."""
+
+
+def served_headers(provider: str, model: str) -> Served:
+    """The headers that name who served a reply."""
+    return (("x-failover-provider", provider), ("x-failover-model", model))
+
+
+async def checked_reply(
+    library: ModuleType,
+    response: Any,
+    outgoing: Any,
+    endpoint: Endpoint | None,
+    io: IO,
+    scrub: KeyScrubber,
+    served: Served,
+    on_id: OnId | None = None,
+) -> Any:
+    """A whole reply below 400 the SDK may be given, its headers scrubbed of keys.
+
+    A JSON body must parse; a 2xx reply of a known endpoint must be JSON of that
+    endpoint's shape. Anything else raises MalformedResponseError (failover applies).
+
+    Raises:
+        ProviderError: The reply cannot be read, or is not what its endpoint sends.
+    """
+    content_type = response.headers.get("content-type", "")
+    shaped = endpoint if 200 <= response.status_code < 300 else None  # what it must be
+    if shaped is None and "json" not in content_type:  # a redirect, audio, a file
+        return rebuilt(library, response, shown(response.headers, scrub, served=served))
+    content = await read_body(io, response, "", "")
+    if shaped is not None and "json" not in content_type:
+        kind = content_type.partition(";")[0].strip() or "untyped"
+        raise MalformedResponseError(
+            f"a {kind} reply where JSON was expected ({len(content)} bytes)"
+        )
+    value = load_json(content)
+    if shaped is not None:
+        if not shaped.fits(value):
+            raise MalformedResponseError(
+                f"the reply's JSON is {_described(value)}, not an object with "
+                + " or ".join(repr(key) for key in shaped.reply_keys)
+            )
+        if on_id is not None and shaped.stream_wire == "responses":
+            _note_id(value, on_id)
+    return reread(library, response, content, outgoing, scrub, served)
+
+
+def reread(
+    library: ModuleType,
+    response: Any,
+    content: bytes,
+    request: Any,
+    scrub: KeyScrubber,
+    served: Served = (),
+) -> Any:
+    """The response again, with a body already read (and decoded: no encoding headers)."""
+    return library.Response(
+        response.status_code,
+        headers=shown(response.headers, scrub, drop=BODY_HEADERS, served=served),
+        content=content,
+        request=request,
+        extensions=response.extensions,
+    )
+
+
+def guard_stream(
+    library: ModuleType,
+    response: Any,
+    endpoint: Endpoint | None,
+    engine: Engine,
+    chosen: tuple[RequestState, ModelEntry, AuthProfile],
+    io: IO,
+    idle: float,
+    closed: Callable[[], bool],
+    served: Served,
+    on_id: OnId | None = None,
+) -> Any:
+    """The reply with its stream decoded and watched by its endpoint's reader.
+
+    A stream that ends without its terminator, goes ``idle`` seconds without a line, or
+    cannot be read raises the library's RemoteProtocolError (ReadTimeout when idle) into
+    the SDK, so it is never taken as complete, and counts as a failure of that endpoint
+    (recorded on the engine's event loop, whichever thread iterates the stream). A stream
+    of an endpoint the transport does not know passes unguarded.
+    """
+    scrub = engine.scrubber()
+    reader = endpoint.stream_reader(on_id) if endpoint is not None else None
+    if reader is None or not 200 <= response.status_code < 300:
+        return rebuilt(library, response, shown(response.headers, scrub, served=served))
+    state, model, profile = chosen
+
+    def failed(error: ProviderError) -> Exception:
+        if closed():
+            return closed_error(in_flight=True)
+
+        def record() -> None:
+            engine.record_attempt(state, model, profile, error, state.started)
+            engine.record_failure(state, model, profile, error)
+
+        io.on_loop(record)
+        timeout = isinstance(error, ProviderTimeoutError)
+        kind = library.ReadTimeout if timeout else library.RemoteProtocolError
+        return kind(error.message)  # type: ignore[no-any-return]
+
+    parser, sse = reader
+    watch = _TerminatorWatch(parser, sse, engine.scrubber)
+    guard = _StreamGuard(watch, idle, failed, closed)
+    headers = shown(response.headers, scrub, drop=BODY_HEADERS, served=served)
+    return rebuilt(library, response, headers, _guarded_stream(library)(response, guard))
+
+
+def shown(
+    headers: Any, scrub: KeyScrubber, drop: tuple[str, ...] = (), served: Served = ()
+) -> list[tuple[str, str]]:
+    """``headers`` as the SDK may see them: every key scrubbed, the ``drop`` ones left out,
+    the ``served`` ones added (in place of any the upstream sent)."""
+    if served:
+        drop = (*drop, *(name for name, _ in served))
+    items = [(k, v) for k, v in headers.multi_items() if k.lower() not in drop]
+    block = "\n".join(f"{k}: {v}" for k, v in items)
+    if scrub(block) != block:  # the usual case: one pass over them all shows no key
+        items = [(scrub(k), scrub(v)) for k, v in items]
+    items.extend(served)
+    return items
+
+
+def rebuilt(
+    library: ModuleType, response: Any, headers: list[tuple[str, str]], stream: Any = None
+) -> Any:
+    """``response`` with these headers and this body stream (by default, its own)."""
+    return library.Response(
+        response.status_code,
+        headers=headers,
+        stream=response.stream if stream is None else stream,
+        extensions=response.extensions,
+    )
+
+
+def _note_id(value: Any, on_id: OnId) -> None:
+    """Pass on the ``id`` of a Responses object."""
+    response_id = value.get("id") if isinstance(value, dict) else None
+    if isinstance(response_id, str) and response_id:
+        on_id(response_id)
+
+
+def _described(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object without them" if value else "an empty object"
+    return "null" if value is None else f"a JSON {type(value).__name__}"
+
+
+# -- what the transport knows of each endpoint ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """What the transport knows of one API endpoint (a POST to a path ending so).
+
+    Attributes:
+        reply_keys: A 2xx reply is a JSON object with at least one of these members.
+        stream_wire: Whose reader guards its streams: a registered adapter's name, or
+            ``"responses"`` (OpenAI Responses events); ``None``: streams pass unguarded.
+        needs: A query parameter its streams need to be readable (Gemini's ``alt=sse``).
+    """
+
+    reply_keys: tuple[str, ...] = ()
+    stream_wire: str | None = None
+    needs: tuple[str, str] | None = None
+
+    def fits(self, value: Any) -> bool:
+        """Whether ``value`` (a parsed 2xx reply) has this endpoint's shape."""
+        return isinstance(value, dict) and any(key in value for key in self.reply_keys)
+
+    def stream_reader(self, on_id: OnId | None = None) -> tuple[StreamParser, bool] | None:
+        """A fresh reader of one of its streams, and whether that stream is SSE (else NDJSON).
+
+        ``on_id`` is told a Responses stream's response ``id``.
+        """
+        if self.stream_wire is None:
+            return None
+        if self.stream_wire == "responses":
+            return _ResponsesStream(on_id), True
+        adapter = providers.get_adapter(self.stream_wire)
+        return adapter.stream_parser(), adapter.stream_format == "sse"
+
+
+ENDPOINTS: tuple[tuple[str, Endpoint], ...] = (
+    ("/chat/completions", Endpoint(("choices",), "openai")),
+    ("/completions", Endpoint(("choices",), "openai")),
+    ("/responses", Endpoint(("output",), "responses")),
+    ("/messages", Endpoint(("content",), "anthropic")),
+    (":generateContent", Endpoint(("candidates", "promptFeedback"))),
+    (":streamGenerateContent", Endpoint((), "gemini", needs=("alt", "sse"))),
+    ("/api/chat", Endpoint(("message",), "ollama-native")),
+    ("/api/generate", Endpoint(("response",), "ollama-native")),
+    ("/embeddings", Endpoint(("data",))),
+    (":embedContent", Endpoint(("embedding",))),
+    (":batchEmbedContents", Endpoint(("embeddings",))),
+    ("/api/embed", Endpoint(("embeddings",))),
+)
+"""The endpoints whose replies the transport checks, by the end of their path (first match)."""
+
+
+def endpoint_of(method: str, suffix: str) -> Endpoint | None:
+    """The endpoint a request is for, or ``None`` when the transport does not know it."""
+    if method != "POST":
+        return None
+    parts = urlsplit(suffix)
+    for ending, endpoint in ENDPOINTS:
+        if parts.path.endswith(ending):
+            if endpoint.needs and endpoint.needs not in parse_qsl(parts.query):
+                return None
+            return endpoint
+    return None
+
+
+_RESPONSES_ENDS = frozenset(
+    ("response.completed", "response.failed", "response.incomplete", "error")
+)
+
+
+_RESPONSES_IDS = frozenset(("response.created", "response.completed"))
+"""The Responses events whose ``response`` names the response's ``id``."""
+
+
+class _ResponsesStream:
+    """Reads an OpenAI Responses stream for its end: ``response.completed``, or
+    ``response.failed``, ``response.incomplete`` or ``error`` (which the SDK reports).
+    Responses streams send no ``[DONE]``. ``on_id`` is told the response's ``id`` (from
+    ``response.created`` and ``response.completed``)."""
+
+    def __init__(self, on_id: OnId | None = None) -> None:
+        self.complete = False
+        self._on_id = on_id
+
+    def feed(self, event: str, data: str) -> StreamChunk | None:
+        """Note an event; its name is its ``event:`` line, else its payload's ``type``."""
+        payload: Any = None
+        if not event or (self._on_id is not None and event in _RESPONSES_IDS):
+            with contextlib.suppress(ValueError, RecursionError):
+                payload = json.loads(data)
+            event = event or (payload.get("type", "") if isinstance(payload, dict) else "")
+        if self._on_id is not None and event in _RESPONSES_IDS and isinstance(payload, dict):
+            _note_id(payload.get("response"), self._on_id)
+        self.complete = self.complete or event in _RESPONSES_ENDS
+        return None
+
+
+class _TerminatorWatch:
+    """Reads a stream's lines as they pass: whether it ended properly, and no key in them.
+
+    Each line goes to the endpoint's reader (to see the terminator: the reader of
+    ``ResilientClient``'s streams, or of OpenAI Responses events); a line that carries an
+    error (a provider may echo the key in it) is passed on with every key scrubbed. Bytes
+    are passed on a whole line at a time.
+    """
+
+    def __init__(
+        self, parser: StreamParser, sse: bool, scrubber: Callable[[], KeyScrubber]
+    ) -> None:
+        self._parser = parser
+        self._scrubber = scrubber  # asked only for a line to scrub: most streams have none
+        self._ended_by_provider = False
+        self._sse = sse
+        self._pending = b""
+        self._event = ""
+        self._data: list[str] = []
+
+    @property
+    def complete(self) -> bool:
+        """Whether the stream ended as the wire format ends one: its terminator, or an error
+        or content-filter event (which the SDK reads and raises or reports itself)."""
+        return self._parser.complete or self._ended_by_provider
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Take the next bytes of the stream; return the whole lines to pass on.
+
+        Raises:
+            MalformedResponseError: A line is not UTF-8 text (bytes in an encoding that
+                could not be decoded, say).
+        """
+        lines = (self._pending + chunk).split(b"\n")
+        self._pending = lines.pop()
+        for index, raw in enumerate(lines):
+            try:
+                text = raw.rstrip(b"\r").decode("utf-8")
+            except UnicodeDecodeError:
+                raise MalformedResponseError(
+                    "the stream is not UTF-8 text (in an encoding that could not be decoded?)"
+                ) from None
+            self._line(text)
+            if b"error" in raw.lower():
+                lines[index] = self._scrubbed(raw)
+        return b"\n".join([*lines, b""]) if lines else b""
+
+    def rest(self) -> bytes:
+        """The bytes after the last line break, at the stream's end."""
+        rest, self._pending = self._pending, b""
+        return self._scrubbed(rest) if rest else rest
+
+    def _scrubbed(self, raw: bytes) -> bytes:
+        """A line with every key scrubbed, in its JSON payload's decoded strings too."""
+        line = raw.decode("utf-8", "surrogateescape")
+        scrub = self._scrubber()
+        if line.startswith("data:"):  # an SSE event's payload
+            line = "data: " + scrub.in_json(line[5:].strip())
+        elif line.lstrip().startswith("{"):  # an NDJSON line
+            line = scrub.in_json(line)
+        else:
+            line = scrub(line)
+        return line.encode("utf-8", "surrogateescape")
+
+    def _line(self, line: str) -> None:
+        if not self._sse:
+            if line.strip():
+                self._dispatch("", line)
+            return
+        if not line:  # an SSE event ends at a blank line
+            if self._data:
+                self._dispatch(self._event, "\n".join(self._data))
+            self._event, self._data = "", []
+        elif line.startswith("event:"):
+            self._event = line[6:].strip()
+        elif line.startswith("data:"):
+            self._data.append(line[5:].removeprefix(" "))
+
+    def _dispatch(self, event: str, data: str) -> None:
+        try:
+            self._parser.feed(event, data)
+        except MalformedResponseError:  # a line the reader cannot read: only the end counts
+            pass
+        except ProviderError:  # an error or content-filter event: the SDK reads it itself
+            self._ended_by_provider = True
+
+
+class _StreamGuard:
+    """One stream's checks as the SDK reads it, sync or async: its terminator and keys
+    (``watch``), the time since its last whole line, and the transport being closed.
+
+    ``failed`` records a failure of the stream's endpoint and returns what to raise.
+    """
+
+    def __init__(
+        self,
+        watch: _TerminatorWatch,
+        idle: float,
+        failed: Callable[[ProviderError], Exception],
+        closed: Callable[[], bool],
+    ) -> None:
+        self._watch = watch
+        self._idle = idle
+        self._failed = failed
+        self._closed = closed
+        self._progress = time.monotonic()
+
+    def idle_left(self) -> float:
+        """Seconds the stream may still go without a whole line."""
+        return self._progress + self._idle - time.monotonic()
+
+    def passed(self, chunk: bytes) -> bytes:
+        """The whole lines of the next decoded ``chunk``, to pass on."""
+        if self._closed():
+            raise closed_error(in_flight=True)
+        try:
+            lines = self._watch.feed(chunk)
+        except MalformedResponseError as error:
+            raise self._failed(error) from None
+        if lines:
+            self._progress = time.monotonic()
+        elif self.idle_left() < 0:  # bytes drip in, but no line ends
+            raise self._failed(self._idle_error())
+        return lines
+
+    def read_failed(self, exc: Exception) -> Exception:
+        """What to raise when reading the stream raised ``exc`` (a timeout: it was idle)."""
+        error = classify_exception(exc) or MalformedResponseError(
+            f"the stream could not be read ({type(exc).__name__})"
+        )
+        if isinstance(error, ProviderTimeoutError):
+            error = self._idle_error()
+        return self._failed(error)
+
+    def end(self) -> bytes:
+        """The stream's last bytes, once it ended; raises when it ended before its terminator."""
+        rest = self._watch.rest()
+        if not self._watch.complete:
+            raise self._failed(
+                MalformedResponseError("the stream ended before its terminator (a truncated reply)")
+            )
+        return rest
+
+    def _idle_error(self) -> ProviderTimeoutError:
+        return ProviderTimeoutError(
+            f"the stream was idle for more than {self._idle:g}s (stream_idle_timeout)"
+        )
+
+
+@functools.cache  # one class per library (httpx, httpx2), not one per stream
+def _guarded_stream(library: ModuleType) -> Any:
+    """A byte-stream class of ``library`` that passes a reply's decoded body through a
+    :class:`_StreamGuard`. It reads a sync reply (a sync client's) or an async one alike.
+    """
+
+    class Guarded(library.SyncByteStream, library.AsyncByteStream):  # type: ignore[name-defined,misc]
+        def __init__(self, response: Any, guard: _StreamGuard) -> None:
+            self._response, self._guard = response, guard
+            self._chunks: Any = None
+
+        def __iter__(self) -> Iterator[bytes]:
+            if self._chunks is None:  # once: iterated again (an SDK draining it), it goes on
+                self._chunks = self._response.iter_bytes()  # decoded, whatever the encoding
+            chunks = self._chunks
+            while True:
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    break
+                except Exception as exc:  # a read timeout (the stream was idle), a reset
+                    raise self._guard.read_failed(exc) from None
+                if lines := self._guard.passed(chunk):
+                    yield lines
+            if rest := self._guard.end():
+                yield rest
+
+        def close(self) -> None:
+            if self._chunks is not None:
+                self._chunks.close()
+            self._response.close()
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            if self._chunks is None:
+                self._chunks = self._response.aiter_bytes()
+            chunks = self._chunks
+            while True:
+                try:
+                    with anyio.fail_after(max(self._guard.idle_left(), 0)):
+                        chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    break
+                except Exception as exc:  # TimeoutError: the stream was idle; a reset
+                    raise self._guard.read_failed(exc) from None
+                if lines := self._guard.passed(chunk):
+                    yield lines
+            if rest := self._guard.end():
+                yield rest
+
+        async def aclose(self) -> None:
+            if self._chunks is not None:
+                await self._chunks.aclose()
+            await self._response.aclose()
+
+    return Guarded

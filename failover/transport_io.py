@@ -1,0 +1,358 @@
+"""The SDK transport's I/O: how one SDK request's HTTP calls are made and their replies read.
+
+An async client's calls go through the inner async transport on the caller's event loop
+(:class:`AsyncIO`); a sync client's through the inner sync transport, in worker threads of
+the event loop thread the transport owns (:class:`ThreadIO`). :class:`IOSender` is a
+``Sender`` (see ``failover.http``) over either, through which a translated step's request,
+built by the serving provider's adapter, goes (see ``failover.chat_calls``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from types import ModuleType, TracebackType
+from typing import Any, Protocol, TypeVar
+
+import anyio
+import anyio.to_thread
+from anyio.from_thread import BlockingPortal
+
+from failover._tasks import finish_even_if_cancelled
+from failover.classify import classify_exception
+from failover.errors import ConfigError, MalformedResponseError, ProviderError
+from providers.base import HttpRequest
+
+__all__ = [
+    "IO",
+    "AsyncIO",
+    "AsyncInner",
+    "IOSender",
+    "SyncInner",
+    "ThreadIO",
+    "closed_error",
+    "provider_error",
+    "read_body",
+    "widen_worker_threads",
+]
+
+_WORKER_THREADS = 100  # sync HTTP calls in flight at once (httpx's default pool size)
+T = TypeVar("T")
+
+
+class AsyncInner(Protocol):
+    """An async httpx or httpx2 transport."""
+
+    async def handle_async_request(self, request: Any) -> Any:
+        """Send ``request``; return the reply, its body unread."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close its connections."""
+        ...
+
+
+class SyncInner(Protocol):
+    """A sync httpx or httpx2 transport."""
+
+    def handle_request(self, request: Any) -> Any:
+        """Send ``request``; return the reply, its body unread."""
+        ...
+
+    def close(self) -> None:
+        """Close its connections."""
+        ...
+
+
+class IO(Protocol):
+    """How the failover loop sends a request and reads a reply, for one kind of client."""
+
+    async def send(self, request: Any) -> Any:
+        """Send ``request``; return the reply, its body unread."""
+        ...
+
+    async def read_and_close(self, response: Any) -> bytes:
+        """Read a reply's whole body (decoded), then close it."""
+        ...
+
+    def iterate(self, response: Any, kind: str) -> AsyncIterator[str]:
+        """A reply's body as it arrives: ``"text"`` pieces or ``"lines"``."""
+        ...
+
+    async def close(self, response: Any) -> None:
+        """Close a reply (release its connection)."""
+        ...
+
+    def on_loop(self, function: Callable[[], None]) -> None:
+        """Run ``function`` on the engine's event loop (from whichever thread reads)."""
+        ...
+
+    def call(self, function: Callable[[], Awaitable[T]]) -> T:
+        """Run ``function`` on the engine's event loop from a sync client's thread."""
+        ...
+
+
+class AsyncIO:
+    """I/O of an async client: the inner async transport, on the caller's event loop."""
+
+    def __init__(self, inner: AsyncInner) -> None:
+        self._inner = inner
+
+    async def send(self, request: Any) -> Any:
+        """Send ``request`` through the inner transport."""
+        return await self._inner.handle_async_request(request)
+
+    async def read_and_close(self, response: Any) -> bytes:
+        """Read the whole body, then close the reply."""
+        content: bytes = await response.aread()
+        await response.aclose()
+        return content
+
+    def iterate(self, response: Any, kind: str) -> AsyncIterator[str]:
+        """The body's ``aiter_text`` or ``aiter_lines``."""
+        pieces: AsyncIterator[str] = getattr(response, f"aiter_{kind}")()
+        return pieces
+
+    async def close(self, response: Any) -> None:
+        """Close the reply."""
+        await response.aclose()
+
+    def on_loop(self, function: Callable[[], None]) -> None:
+        """Run ``function`` here: this is the engine's loop."""
+        function()  # the stream is read on the engine's loop already
+
+    def call(self, function: Callable[[], Awaitable[T]]) -> T:
+        """Not for an async client (it reads on its own loop)."""
+        raise RuntimeError("an async client's reply is read asynchronously")
+
+
+class ThreadIO:
+    """I/O of a sync client: the inner sync transport, in worker threads of the portal.
+
+    A cancelled call (deadline, hedge lost, caller interrupted) abandons its thread at
+    once; the reply that thread gets later is closed, not leaked.
+    """
+
+    def __init__(self, inner: SyncInner, portal: BlockingPortal) -> None:
+        self._inner = inner
+        self._portal = portal
+
+    async def send(self, request: Any) -> Any:
+        """Send ``request`` in a worker thread (abandoned if cancelled)."""
+        handoff = _Handoff(self._inner.handle_request)
+        try:
+            return await anyio.to_thread.run_sync(handoff.send, request, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            handoff.abandon()
+            raise
+
+    async def read_and_close(self, response: Any) -> bytes:
+        """Read the whole body in a worker thread, then close the reply."""
+        return await anyio.to_thread.run_sync(_read_and_close, response, abandon_on_cancel=True)
+
+    async def iterate(self, response: Any, kind: str) -> AsyncIterator[str]:
+        """The body's ``iter_text`` or ``iter_lines``, each piece read in a worker thread."""
+        pieces = getattr(response, f"iter_{kind}")()
+        while True:
+            piece = await anyio.to_thread.run_sync(next, pieces, None, abandon_on_cancel=True)
+            if piece is None:
+                return
+            yield piece
+
+    async def close(self, response: Any) -> None:
+        """Close the reply in a worker thread."""
+        await anyio.to_thread.run_sync(response.close)
+
+    def on_loop(self, function: Callable[[], None]) -> None:
+        """Run ``function`` on the portal's loop (nothing once the transport is closed)."""
+        with contextlib.suppress(RuntimeError):  # the transport was closed meanwhile
+            self._portal.call(function)
+
+    def call(self, function: Callable[[], Awaitable[T]]) -> T:
+        """Run ``function`` on the portal's loop and wait for it."""
+        try:
+            return self._portal.call(function)
+        except RuntimeError:  # the portal stopped: the transport was closed
+            raise closed_error(in_flight=True) from None
+
+
+class _Handoff:
+    """Passes a reply from a worker thread to the loop, or closes it if nobody waits."""
+
+    def __init__(self, send: Callable[[Any], Any]) -> None:
+        self._send = send
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._response: Any = None
+
+    def send(self, request: Any) -> Any:
+        response = self._send(request)
+        with self._lock:
+            if not self._abandoned:
+                self._response = response
+                return response
+        response.close()
+        return response
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            response, self._response = self._response, None
+        if response is not None:  # it arrived as the wait was cancelled
+            response.close()
+
+
+def _read_and_close(response: Any) -> bytes:
+    try:
+        content: bytes = response.read()
+    finally:
+        response.close()
+    return content
+
+
+async def widen_worker_threads() -> None:
+    """Let as many sync HTTP calls be in flight at once as httpx's pool allows."""
+    anyio.to_thread.current_default_thread_limiter().total_tokens = _WORKER_THREADS
+
+
+def closed_error(*, in_flight: bool) -> ConfigError:
+    """What a request gets once the transport is closed."""
+    if in_flight:
+        return ConfigError("the ResilientTransport was closed while this request was in flight")
+    return ConfigError("the ResilientTransport is closed (aclose() was called); build a new one")
+
+
+def provider_error(exc: Exception, provider: str, model: str) -> ProviderError | None:
+    """``exc`` of the HTTP library as a ProviderError, or ``None`` when it is no failure of
+    the provider's. The library's exception is not kept: it holds the request, key and all."""
+    error = classify_exception(exc, provider=provider, model=model)
+    if error is not None and error is not exc:
+        error.__cause__, error.cause_type = None, type(exc).__qualname__
+    return error
+
+
+def _read_failure(exc: Exception, provider: str, model: str) -> ProviderError:
+    """What a failed read of a reply's body is: the provider's failure, or a malformed reply."""
+    return provider_error(exc, provider, model) or MalformedResponseError(
+        f"the reply's body could not be read ({type(exc).__name__})"
+    )
+
+
+async def read_body(io: IO, response: Any, provider: str, model: str) -> bytes:
+    """A reply's whole body, decoded; a body that cannot be read fails the attempt."""
+    try:
+        return await io.read_and_close(response)
+    except Exception as exc:
+        raise _read_failure(exc, provider, model) from None
+
+
+class IOSender:
+    """A ``Sender`` over one SDK request's I/O, in the SDK's HTTP library.
+
+    Each request goes through the same inner transport as the SDK's own (never following a
+    redirect: transports do not), with the SDK request's timeouts, bounded further by the
+    attempt's (``timeout`` for connecting, writing and the pool; ``read_timeout`` for
+    each read of a stream). The library's errors come out as ProviderErrors.
+
+    Args:
+        io: The request's I/O.
+        library: ``httpx`` or ``httpx2``, whichever the SDK uses.
+        extensions: The SDK request's extensions (its ``timeout``).
+    """
+
+    def __init__(self, io: IO, library: ModuleType, extensions: Mapping[str, Any]) -> None:
+        self._io = io
+        self._library = library
+        self._timeout: dict[str, Any] = dict(extensions.get("timeout") or {})
+
+    def open(
+        self, request: HttpRequest, timeout: float, *, read_timeout: float | None = None
+    ) -> _Exchange:
+        """Send ``request`` on entering; yield its reply, body unread; close it on exit."""
+        timeouts = dict(self._timeout)
+        bounds = {"connect": timeout, "write": timeout, "pool": timeout, "read": read_timeout}
+        for name, bound in bounds.items():
+            if bound is not None and not math.isinf(bound):
+                current = timeouts.get(name)
+                timeouts[name] = bound if current is None else min(current, bound)
+        built = self._library.Request(
+            request.method,
+            request.url,
+            headers=request.headers,
+            content=request.body,
+            extensions={"timeout": timeouts},
+        )
+        return _Exchange(self._io, built)
+
+
+class _Exchange:
+    """One request sent through an IOSender, as an async context manager."""
+
+    def __init__(self, io: IO, request: Any) -> None:
+        self._io = io
+        self._request = request
+        self._response: Any = None
+
+    async def __aenter__(self) -> _Reply:
+        try:
+            self._response = await self._io.send(self._request)
+        except Exception as exc:
+            error = provider_error(exc, "", "")
+            if error is None:
+                raise
+            raise error from None
+        return _Reply(self._io, self._response)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        response, self._response = self._response, None
+        if response is not None:
+            io = self._io
+            await finish_even_if_cancelled(lambda: io.close(response))
+
+
+class _Reply:
+    """A reply sent through an IOSender: the ``Reply`` shape (see ``failover.http``), its
+    reads' failures as ProviderErrors."""
+
+    __slots__ = ("_io", "_response")
+
+    def __init__(self, io: IO, response: Any) -> None:
+        self._io = io
+        self._response = response
+
+    @property
+    def status_code(self) -> int:
+        status: int = self._response.status_code
+        return status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        headers: Mapping[str, str] = self._response.headers
+        return headers
+
+    async def aread(self) -> bytes:
+        return await read_body(self._io, self._response, "", "")
+
+    def aiter_text(self) -> AsyncIterator[str]:
+        return self._pieces("text")
+
+    def aiter_lines(self) -> AsyncIterator[str]:
+        return self._pieces("lines")
+
+    async def _pieces(self, kind: str) -> AsyncIterator[str]:
+        pieces = self._io.iterate(self._response, kind)
+        try:
+            async for piece in pieces:
+                yield piece
+        except Exception as exc:
+            raise _read_failure(exc, "", "") from None
+        finally:
+            with contextlib.suppress(Exception):
+                await pieces.aclose()  # type: ignore[attr-defined]
