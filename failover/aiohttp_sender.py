@@ -154,7 +154,10 @@ class _AiohttpReply:
             raise _translated(exc) from exc
 
     async def aiter_text(self) -> AsyncIterator[str]:
-        decoder = codecs.getincrementaldecoder(self._response.charset or "utf-8")("replace")
+        # bytes that are not text reach the reader as lone surrogates, which it refuses as
+        # malformed ("replace" would pass them off as a U+FFFD a model could have sent)
+        charset = self._response.charset or "utf-8"
+        decoder = codecs.getincrementaldecoder(charset)("surrogateescape")
         iterator = self._response.content.iter_any().__aiter__()
         while True:
             try:
@@ -176,7 +179,7 @@ class _AiohttpReply:
                 raise _translated(exc) from exc
             if not line:
                 return
-            yield line.decode("utf-8", "replace").rstrip("\r\n")
+            yield line.decode("utf-8", "surrogateescape").rstrip("\r\n")
 
 
 def _translated(exc: BaseException) -> ProviderError:

@@ -21,6 +21,7 @@ reclaims what the pool was left with.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import functools
 import importlib
 from collections.abc import AsyncIterator, Awaitable, Mapping
@@ -410,10 +411,36 @@ class _TranslatingReply:
             raise ProviderConnectionError(f"connection lost: {type(exc).__name__}") from exc
 
     def aiter_text(self) -> AsyncIterator[str]:
+        self._response.encoding = LOSSLESS_UTF8
         return _translated(self._response.aiter_text(), self._errors)
 
     def aiter_lines(self) -> AsyncIterator[str]:
+        self._response.encoding = LOSSLESS_UTF8
         return _translated(self._response.aiter_lines(), self._errors)
+
+
+LOSSLESS_UTF8 = "failover-utf-8-lossless"
+"""The codec a stream's text is read with: UTF-8 whose undecodable bytes come through as
+lone surrogates (``surrogateescape``), which the adapters refuse as malformed, rather than
+as U+FFFD (httpx's ``errors="replace"``), which a model may really send. Event streams and
+NDJSON are UTF-8 whatever their headers say."""
+
+
+class _LosslessDecoder(codecs.BufferedIncrementalDecoder):
+    def _buffer_decode(self, data: Any, errors: str, final: bool) -> tuple[str, int]:
+        return codecs.utf_8_decode(data, "surrogateescape", final)
+
+
+def _find_lossless(name: str) -> codecs.CodecInfo | None:
+    if name.replace("_", "-") != LOSSLESS_UTF8:
+        return None
+    utf8 = codecs.lookup("utf-8")
+    return codecs.CodecInfo(
+        utf8.encode, utf8.decode, incrementaldecoder=_LosslessDecoder, name=LOSSLESS_UTF8
+    )
+
+
+codecs.register(_find_lossless)
 
 
 async def _translated(pieces: AsyncIterator[str], errors: _Errors) -> AsyncIterator[str]:

@@ -421,13 +421,13 @@ def wire_reply(provider: str, headers: Any, *, stream: bool) -> bytes:
     return body.encode().replace(b"TEXT", text)
 
 
-def two_keys_client(provider: str, **sending: Any) -> Any:
+def two_keys_client(provider: str, base_url: str | None = None, **sending: Any) -> Any:
     """A client for ``provider``'s model with a key that gets broken replies, then a good one."""
     from failover import AuthProfile, FailoverConfig, ResilientClient
 
     profiles = [
-        AuthProfile("bad", provider, BAD_KEY, priority=0),
-        AuthProfile("good", provider, GOOD_KEY, priority=1),
+        AuthProfile("bad", provider, BAD_KEY, base_url=base_url, priority=0),
+        AuthProfile("good", provider, GOOD_KEY, base_url=base_url, priority=1),
     ]
     model = CLIENT_WIRES[provider][0]
     # both keys share the provider's endpoint: the malformed reply's retry (one, without
@@ -499,13 +499,6 @@ async def test_a_stream_that_is_not_valid_text_fails_over_to_the_next_key(provid
     assert "not valid utf-8 text" in str(stream.attempts[0].error)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 18, not done: the httpx sender (failover/http.py) decodes a stream's text "
-    "with errors='replace', so a byte that is not UTF-8 reaches the adapter as U+FFFD, which "
-    "a model may send too. Decoding with 'surrogateescape' there (and in aiohttp_sender.py) "
-    "makes this pass: then remove this mark.",
-)
 @pytest.mark.parametrize("provider", sorted(CLIENT_WIRES))
 async def test_a_stream_through_httpx_that_is_not_valid_text_fails_over(provider: str) -> None:
     import httpx
@@ -521,6 +514,41 @@ async def test_a_stream_through_httpx_that_is_not_valid_text_fails_over(provider
         client.stream([{"role": "user", "content": "hi"}]) as stream,
     ):
         text = "".join([chunk.text async for chunk in stream])
+    assert [(a.profile, a.outcome) for a in stream.attempts] == BAD_THEN_GOOD
+    assert text == "café"
+
+
+@pytest.mark.parametrize("provider", sorted(CLIENT_WIRES))
+async def test_a_stream_through_aiohttp_that_is_not_valid_text_fails_over(provider: str) -> None:
+    pytest.importorskip("aiohttp")
+    import asyncio
+
+    from failover.aiohttp_sender import AiohttpSender
+
+    kind = "application/x-ndjson" if provider.startswith("ollama") else "text/event-stream"
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        headers = dict(
+            line.lower().split(": ", 1) for line in head.split("\r\n")[1:] if ": " in line
+        )
+        await reader.readexactly(int(headers["content-length"]))
+        body = wire_reply(provider, headers, stream=True)
+        writer.write(
+            f"HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\ncontent-length: {len(body)}\r\n"
+            "connection: close\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    sender = AiohttpSender()
+    async with server, two_keys_client(provider, sender=sender, base_url=base) as client:
+        async with client.stream([{"role": "user", "content": "hi"}]) as stream:
+            text = "".join([chunk.text async for chunk in stream])
+        await sender.aclose()
     assert [(a.profile, a.outcome) for a in stream.attempts] == BAD_THEN_GOOD
     assert text == "café"
 
