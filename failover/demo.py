@@ -32,6 +32,7 @@ from failover import (
     FailoverManager,
     ResilientClient,
 )
+from failover.demo_gateway import run_gateway_panel
 from failover.events import CooldownEvent, FailoverEvent, RecoveredEvent, RetryEvent
 from failover.testing import Behavior, Simulator
 
@@ -285,4 +286,13 @@ async def run_demo(
             "profiles:",
             ", ".join(f"{p['name']}={p['status']} ({p['key']})" for p in status["profiles"]),
         )
+        gateway_keys = {
+            provider: KEYS[name][1]
+            for provider, name in (
+                ("openai", "openai-backup"),
+                ("anthropic", "anthropic"),
+                ("gemini", "gemini"),
+            )
+        }
+        await run_gateway_panel(sim, gateway_keys, console)
         return tally

@@ -23,3 +23,23 @@ async def test_bad_demo_numbers_are_refused_before_anything_starts(
 ) -> None:
     with pytest.raises(ConfigError, match=named):
         await run_demo(**arguments)  # type: ignore[arg-type]
+
+
+async def test_the_gateway_panel_shows_openai_sdk_calls_answered_by_other_providers() -> None:
+    pytest.importorskip("openai")
+    from rich.console import Console
+
+    from failover.demo_gateway import run_gateway_panel
+    from failover.testing import Simulator
+
+    keys = {"openai": "sk-panel-openai-000001", "anthropic": "sk-ant-panel-0000002"}
+    keys["gemini"] = "AIzaSy-panel-gemini-0000003"
+    console = Console(record=True, width=200)
+    async with Simulator(keys={provider: [key] for provider, key in keys.items()}) as sim:
+        crossed = await run_gateway_panel(sim, keys, console)
+        assert sim.calls(provider="openai") >= 3  # OpenAI was asked first, every time
+    shown = console.export_text()
+    assert crossed == 3
+    assert "anthropic / claude-haiku-4-5" in shown and "gemini / gemini-2.5-flash-lite" in shown
+    assert "get_weather({'city': 'Paris'})" in shown
+    assert not any(key in shown for key in keys.values())
