@@ -4,11 +4,31 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
+FRAMEWORKS = {  # the framework recipes: the package each needs, and its install line
+    "agents_sdk_fallback.py": ("agents", "pip install openai-agents 'llm-failover[sim]'"),
+    "pydantic_ai_fallback.py": (
+        "pydantic_ai",
+        "pip install 'pydantic-ai-slim[openai,anthropic]' 'llm-failover[sim]'",
+    ),
+    "langchain_fallback.py": (
+        "langchain_openai",
+        "pip install langchain-openai langchain-anthropic 'llm-failover[sim]'",
+    ),
+}
+
+
+def _framework(script: str, expected: list[str]) -> object:
+    """An example that runs only where its framework is installed."""
+    missing = find_spec(FRAMEWORKS[script][0]) is None
+    return pytest.param(
+        script, expected, marks=pytest.mark.skipif(missing, reason=FRAMEWORKS[script][1])
+    )
 
 
 @pytest.mark.parametrize(
@@ -40,6 +60,45 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
             "wrap_openai_sdk_sync.py",
             ["key failover: rate_limit", "openai SDK (sync): Simulated", "key a: rate_limited"],
         ),
+        _framework(
+            "agents_sdk_fallback.py",
+            [
+                "Responses API (the SDK's default model):\n"
+                "  model failover: openai/gpt-4o-mini -> anthropic/claude-haiku-4-5 (overloaded)\n"
+                "  reply from anthropic/claude-haiku-4-5\n"
+                "  tool get_weather(city='Paris')\n",
+                "Chat Completions API (OpenAIChatCompletionsModel):\n"
+                "  model failover: openai/gpt-4o-mini -> anthropic/claude-haiku-4-5 (overloaded)\n",
+                "  reply from anthropic/claude-haiku-4-5\n"
+                "  final: Simulated answer from anthropic/claude-haiku-4-5 after 1 tool results",
+            ],
+        ),
+        _framework(
+            "pydantic_ai_fallback.py",
+            [
+                "OpenAIChatModel (OpenAI overloaded):\n"
+                "  model failover: openai/gpt-4o-mini -> anthropic/claude-haiku-4-5 (overloaded)\n"
+                "  reply from anthropic/claude-haiku-4-5\n"
+                "  tool get_weather(city='Paris')\n",
+                "  final: Simulated answer from anthropic/claude-haiku-4-5 after 1 tool results",
+                "  model failover: anthropic/claude-haiku-4-5 -> gemini/gemini-2.5-flash (overloaded)\n"
+                "  reply from gemini/gemini-2.5-flash\n",
+                "  final: Simulated answer from gemini/gemini-2.5-flash after 1 tool results",
+            ],
+        ),
+        _framework(
+            "langchain_fallback.py",
+            [
+                "ChatOpenAI (OpenAI overloaded):\n"
+                "  model failover: openai/gpt-4o-mini -> anthropic/claude-haiku-4-5 (overloaded)\n"
+                "  reply from anthropic/claude-haiku-4-5\n"
+                "  tool get_weather(city='Paris')\n",
+                "  final: Simulated answer from anthropic/claude-haiku-4-5 after 1 tool results",
+                "  model failover: anthropic/claude-haiku-4-5 -> openai/gpt-4o-mini (overloaded)\n"
+                "  reply from openai/gpt-4o-mini\n",
+                "  final: Simulated answer from openai/gpt-4o-mini after 1 tool results",
+            ],
+        ),
         (
             "observability.py",
             [
@@ -63,3 +122,23 @@ def test_example_runs_and_shows_failover(script: str, expected: list[str]) -> No
     assert done.returncode == 0, done.stderr
     for text in expected:
         assert text in done.stdout
+
+
+@pytest.mark.parametrize("script", sorted(FRAMEWORKS))
+def test_a_framework_example_says_what_to_install_when_its_framework_is_missing(
+    script: str,
+) -> None:
+    package, install = FRAMEWORKS[script]
+    path = EXAMPLES / script
+    assert install in path.read_text().split('"""')[1].splitlines()[2]  # at the top
+    hide = (
+        "import runpy, sys\n"
+        "class Hide:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.partition('.')[0] == {package!r}:\n"
+        "            raise ModuleNotFoundError(name=name)\n"
+        "sys.meta_path.insert(0, Hide())\n"
+        f"runpy.run_path({str(path)!r}, run_name='__main__')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and install in done.stderr, done.stderr
