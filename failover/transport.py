@@ -422,11 +422,12 @@ class ResilientTransport(HookMethods, AsyncClosing):
         be used at all (or, in a chain of our provider's models alone, when none answered
         with an error reply), else the last error, with what was skipped and why.
         """
+        wire = wire_of(suffix)
+        alone = translation is None or wire is None  # no other provider could serve it
         if held:
             last, reply = held[0]
-            if last is error or (translation is None and isinstance(error, AllAttemptsFailed)):
+            if last is error or (alone and isinstance(error, AllAttemptsFailed)):
                 return reply
-        wire = wire_of(suffix)
         if translation is None or wire is None or isinstance(error, NoProfileAvailable):
             if isinstance(error, AllAttemptsFailed):  # as before the gateway: a 429
                 return no_key_reply(library, request, wire, error)

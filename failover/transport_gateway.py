@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 
@@ -53,6 +54,7 @@ from failover.gateway import (
     encode_error,
     encode_result,
     stream_encoder,
+    wire_of,
 )
 from failover.policy import Action
 from failover.profiles import AuthProfile, FailoverManager
@@ -113,7 +115,10 @@ def fallback_steps(
         elif not model_id:
             raise ConfigError(f"fallback_models: {entry!r} names no model")
         elif name not in have:
-            raise ConfigError(f"no auth profile for provider {name!r} ({entry})")
+            raise ConfigError(
+                f"fallback_models: no auth profile for provider {name!r} ({entry!r}); for a "
+                f"model id of {provider}'s own that has a '/', write {provider + '/' + entry!r}"
+            )
         else:
             api = catalog.providers().get(name, "openai")
             steps.append(
@@ -175,6 +180,9 @@ class Translation:
         """The request decoded, or ``None`` when it cannot be (see :attr:`refused`)."""
         if self._decoded is None and self.refused is None:
             try:
+                if wire_of(self._url) is None:
+                    path = urlsplit(self._url).path
+                    raise CannotTranslateError(path, "only chat requests are translated")
                 if self._payload is None:
                     raise CannotTranslateError("body", "it is not a JSON object")
                 self._decoded = decode_request(self._url, self._payload)

@@ -44,11 +44,13 @@ OA_A = "sk-proj-gateway-openai-key-a-01"
 OA_B = "sk-proj-gateway-openai-key-b-02"
 AN_A = "sk-ant-gateway-anthropic-key-03"
 GE_A = "AIzaSyGatewayGeminiKey0000000004"
-ALL_KEYS = (OA_A, OA_B, AN_A, GE_A)
+GQ_A = "gsk_gatewaygroqkey000000000006"
+ALL_KEYS = (OA_A, OA_B, AN_A, GE_A, GQ_A)
 SDK_KEY = "sdk-key-never-sent-anywhere"
 HI: Any = [{"role": "user", "content": "Hi"}]
 CLAUDE, GEMINI, GPT = "claude-haiku-4-5", "gemini-2.5-flash", "gpt-4o-mini"
-TARGETS = {"anthropic": CLAUDE, "gemini": GEMINI, "openai": GPT}
+TARGETS = {"anthropic": CLAUDE, "gemini": GEMINI, "openai": GPT, "groq": "llama-3.1-8b-instant"}
+SIM_KEYS = {"openai": [OA_A, OA_B], "anthropic": [AN_A], "gemini": [GE_A], "groq": [GQ_A]}
 WEATHER = {
     "type": "function",
     "function": {
@@ -65,8 +67,7 @@ WEATHER = {
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    keys = {"openai": [OA_A, OA_B], "anthropic": [AN_A], "gemini": [GE_A]}
-    with simulator_in_thread(keys=keys) as simulator:
+    with simulator_in_thread(keys=SIM_KEYS) as simulator:
         yield simulator
         gc.collect()  # SDK clients a test left open close on the loop that opened them
         await anyio.sleep(0.01)
@@ -81,8 +82,7 @@ def upstream() -> Iterator[Upstream]:
 
 @pytest.fixture
 def sync_sim() -> Iterator[Simulator]:
-    keys = {"openai": [OA_A, OA_B], "anthropic": [AN_A], "gemini": [GE_A]}
-    with simulator_in_thread(keys=keys) as simulator:
+    with simulator_in_thread(keys=SIM_KEYS) as simulator:
         yield simulator
 
 
@@ -94,6 +94,7 @@ def manager(sim: Simulator, clock: FakeClock | None = None) -> FailoverManager:
             AuthProfile("openai-b", "openai", OA_B, base_url=sim.base_url("openai")),
             AuthProfile("anthropic", "anthropic", AN_A, base_url=sim.base_url("anthropic")),
             AuthProfile("gemini", "gemini", GE_A, base_url=sim.base_url("gemini")),
+            AuthProfile("groq", "groq", GQ_A, base_url=sim.base_url("groq")),
         ],
     )
 
@@ -138,7 +139,7 @@ def served_by(sim: Simulator, provider: str) -> list[Any]:
 
 def keys_were_kept_apart(sim: Simulator) -> bool:
     """Whether every request carried a key of its own provider, and never the SDK's."""
-    own = {"openai": (OA_A, OA_B), "anthropic": (AN_A,), "gemini": (GE_A,)}
+    own = {"openai": (OA_A, OA_B), "anthropic": (AN_A,), "gemini": (GE_A,), "groq": (GQ_A,)}
     return all(r.key in own[r.provider] for r in sim.requests)
 
 
@@ -224,6 +225,25 @@ def test_openai_sync_sdk_is_answered_by_anthropic(sync_sim: Simulator, stream: b
             assert reply.usage is not None and reply.usage.completion_tokens == len(text.split())
     assert text.startswith(f"Simulated answer from anthropic/{CLAUDE}")
     assert len(served_by(sync_sim, "anthropic")) == 1 and keys_were_kept_apart(sync_sim)
+
+
+async def test_another_provider_of_the_same_wire_gets_the_request_as_it_takes_it(
+    sim: Simulator,
+) -> None:
+    """Groq speaks OpenAI's wire but rejects ``metadata`` and ``store``: its adapter builds
+    the request (with Groq's key, to Groq's URL), so a fallback to Groq works."""
+    sim.script("overloaded", provider="openai")
+    transport = gateway(sim, "openai", "groq")
+    async with openai_sdk(sim, transport) as sdk:
+        raw = await sdk.chat.completions.with_raw_response.create(
+            model=GPT, messages=HI, metadata={"team": "a"}, store=True, max_completion_tokens=50
+        )
+    reply = raw.parse()
+    assert (reply.choices[0].message.content or "").startswith("Simulated answer from groq/")
+    assert raw.headers["x-failover-provider"] == "groq"
+    [request] = served_by(sim, "groq")
+    assert "metadata" not in request.body and "store" not in request.body
+    assert request.body["max_tokens"] == 50 and keys_were_kept_apart(sim)
 
 
 @pytest.mark.parametrize("target", ["anthropic", "gemini"])
@@ -559,21 +579,43 @@ async def test_a_previous_response_id_skips_other_providers_and_names_the_field(
     assert reply.output_text.startswith(f"Simulated answer from anthropic/{CLAUDE}")
 
 
+async def test_an_endpoint_the_gateway_does_not_translate_stays_with_our_provider(
+    sim: Simulator,
+) -> None:
+    transport = gateway(sim, "openai", "anthropic")
+    async with openai_sdk(sim, transport) as sdk:
+        vectors = await sdk.embeddings.create(model="text-embedding-3-small", input="Hi")
+        sim.script("overloaded", provider="openai")
+        with pytest.raises(openai.InternalServerError) as caught:  # our provider's own reply
+            await sdk.embeddings.create(model="text-embedding-3-small", input="Hi")
+    assert len(vectors.data[0].embedding) > 0
+    assert caught.value.status_code == 503
+    assert caught.value.response.headers["x-failover-provider"] == "openai"
+    assert caught.value.message == "The server is overloaded (simulated)"
+    assert sim.calls(provider="anthropic") == 0
+
+
 # -- streams that break ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", ["malformed", "reset"])
-async def test_a_translated_stream_failing_before_its_first_chunk_falls_over(
-    sim: Simulator, kind: str
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_translated_reply_failing_before_its_first_chunk_falls_over(
+    sim: Simulator, kind: str, stream: bool
 ) -> None:
     sim.script("overloaded", provider="openai")
     sim.script(kind, provider="anthropic")
     transport = gateway(sim, "openai", "anthropic", "gemini")
     async with openai_sdk(sim, transport) as sdk:
-        raw = await sdk.chat.completions.with_raw_response.create(
-            model=GPT, messages=HI, stream=True
-        )
-        text = "".join([c.choices[0].delta.content or "" async for c in raw.parse() if c.choices])
+        create = sdk.chat.completions.with_raw_response.create
+        if stream:
+            raw: Any = await create(model=GPT, messages=HI, stream=True)
+            text = "".join(
+                [c.choices[0].delta.content or "" async for c in raw.parse() if c.choices]
+            )
+        else:
+            raw = await create(model=GPT, messages=HI)
+            text = raw.parse().choices[0].message.content or ""
     assert raw.headers["x-failover-provider"] == "gemini"
     assert text.startswith("Simulated answer from gemini/")
     failed = [p["name"] for p in transport.status()["profiles"] if p["failure_count"]]
@@ -623,6 +665,8 @@ def test_a_sync_translated_stream_truncated_after_its_first_chunk_raises(
 async def test_an_sdk_leaving_a_translated_stream_early_releases_it(sim: Simulator) -> None:
     sim.script("overloaded", provider="anthropic")
     transport = gateway(sim, "anthropic", "openai")
+    successes: list[Any] = []
+    transport.on_success(successes.append)
     async with anthropic_sdk(sim, transport) as sdk:
         stream = await sdk.messages.create(model=CLAUDE, max_tokens=50, messages=HI, stream=True)
         async for event in stream:
@@ -819,8 +863,10 @@ def test_an_unknown_provider_prefix_is_refused_by_name(sync_sim: Simulator) -> N
             manager(sync_sim), provider="openai", fallback_models=["meta-llama/llama-3.1-8b"]
         )
     assert "openai/meta-llama/llama-3.1-8b" in str(caught.value)  # how to name it instead
-    with pytest.raises(ConfigError, match="'groq'"):
-        ResilientTransport(manager(sync_sim), provider="openai", fallback_models=["groq/llama"])
+    profiles = [AuthProfile("groq", "groq", GQ_A, base_url=sync_sim.base_url("groq"))]
+    with pytest.raises(ConfigError, match="no auth profile for provider 'openai'") as caught:
+        ResilientTransport(profiles, provider="groq", fallback_models=["openai/gpt-oss-120b"])
+    assert "groq/openai/gpt-oss-120b" in str(caught.value)
 
 
 def test_our_own_provider_prefix_stays_a_pass_through_step(sync_sim: Simulator) -> None:
