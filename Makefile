@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 LOCK := requirements/dev.txt
 DEV := $(VENV)/.installed-dev
-SIM := $(VENV)/.installed-sim
+DEMO := $(VENV)/.installed-demo
 # The lowest supported versions: requirements/lowest.txt on the lowest supported Python;
 # the store's exit and first-load tests also run a worker on the highest supported Python.
 LOW_VENV := .venv-lowest
@@ -29,8 +29,8 @@ $(DEV): pyproject.toml $(LOCK) | $(PY)
 	$(PY) -m pip install -q -c $(LOCK) -e '.[dev]'
 	touch $@
 
-$(SIM): pyproject.toml $(LOCK) | $(PY)
-	$(PY) -m pip install -q -c $(LOCK) -e '.[sim]'
+$(DEMO): pyproject.toml $(LOCK) | $(PY)
+	$(PY) -m pip install -q -c $(LOCK) -e '.[demo]'
 	touch $@
 
 install: $(DEV)
@@ -54,7 +54,7 @@ lint: $(DEV)
 	$(PY) -m ruff check failover providers tests examples benchmarks
 	$(PY) -m mypy
 
-demo: $(SIM)
+demo: $(DEMO)
 	$(PY) -m failover demo
 
 bench: $(DEV)
