@@ -591,7 +591,7 @@ async def test_an_endpoint_the_gateway_does_not_translate_stays_with_our_provide
     assert len(vectors.data[0].embedding) > 0
     assert caught.value.status_code == 503
     assert caught.value.response.headers["x-failover-provider"] == "openai"
-    assert caught.value.message == "The server is overloaded (simulated)"
+    assert caught.value.message.endswith(" - The server is overloaded (simulated)")
     assert sim.calls(provider="anthropic") == 0
 
 
