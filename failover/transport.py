@@ -317,7 +317,6 @@ class ResilientTransport(HookMethods, AsyncClosing):
             served = served_headers(self.provider, ctx.model.id)
             if response.status_code < 400:
                 if not streaming:  # a stream is checked as it passes (guard_stream)
-                    on_id = functools.partial(self._owners.remember, profile=ctx.profile)
                     response = await checked_reply(
                         library,
                         response,
@@ -326,7 +325,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
                         io,
                         engine.scrubber(),
                         served,
-                        on_id if responses else None,
+                        self._owner_of(ctx.profile) if responses else None,
                     )
                 engine.note_headroom(ctx.request_id, ctx.profile, response.headers)
                 return response
@@ -377,7 +376,6 @@ class ResilientTransport(HookMethods, AsyncClosing):
             chosen = (engine, state, model, profile)
             return encoded_reply(library, request, decoded, value, chosen, served, io, self._shut)
         if streaming:
-            on_id = functools.partial(self._owners.remember, profile=profile)
             value = guard_stream(
                 library,
                 value,
@@ -388,7 +386,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 self.stream_idle_timeout,
                 self._shut,
                 served_headers(self.provider, model.id),
-                on_id if responses else None,
+                self._owner_of(profile) if responses else None,
             )
         engine.succeeded(state, model, profile, None)
         return value
@@ -434,6 +432,10 @@ class ResilientTransport(HookMethods, AsyncClosing):
             return error_reply(library, request, wire or "openai", error, None)
         notes = (pinned, skipped_note(error.attempts, translation.refused))
         return error_reply(library, request, wire, error, "; ".join(filter(None, notes)))
+
+    def _owner_of(self, profile: AuthProfile) -> Callable[[str], None]:
+        """Notes ``profile`` as the maker of the Responses response whose id it is told."""
+        return functools.partial(self._owners.remember, profile=profile)
 
     def _shut(self) -> bool:
         """Whether the transport has been closed."""

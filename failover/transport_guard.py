@@ -51,9 +51,12 @@ OnId = Callable[[str], None]
 """Told the ``id`` of each OpenAI Responses reply (whole or streamed) passed to the SDK."""
 
 
+_SERVED = ("x-failover-provider", "x-failover-model")
+
+
 def served_headers(provider: str, model: str) -> Served:
     """The headers that name who served a reply."""
-    return (("x-failover-provider", provider), ("x-failover-model", model))
+    return ((_SERVED[0], provider), (_SERVED[1], model))
 
 
 async def checked_reply(
@@ -166,7 +169,7 @@ def shown(
     """``headers`` as the SDK may see them: every key scrubbed, the ``drop`` ones left out,
     the ``served`` ones added (in place of any the upstream sent)."""
     if served:
-        drop = (*drop, *(name for name, _ in served))
+        drop += _SERVED
     items = [(k, v) for k, v in headers.multi_items() if k.lower() not in drop]
     block = "\n".join(f"{k}: {v}" for k, v in items)
     if scrub(block) != block:  # the usual case: one pass over them all shows no key

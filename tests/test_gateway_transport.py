@@ -842,6 +842,72 @@ async def test_a_continued_response_whose_key_is_limited_goes_nowhere_else(
     assert "'openai-a'" in resting.value.message
 
 
+async def test_responses_of_our_own_provider_continue_on_the_key_that_made_them(
+    sim: Simulator,
+) -> None:
+    """The simulator keeps each response for the key that made it, as OpenAI does: a
+    continuation sent with the other key would get ``previous_response_not_found``."""
+    transport = gateway(sim, "openai", "anthropic")
+    async with openai_sdk(sim, transport) as sdk:
+        reply = await sdk.responses.create(model=GPT, input="Hi")
+        for number in range(4):  # new requests alternate between the keys meanwhile
+            await sdk.responses.create(model=GPT, input="Something else")
+            reply = await sdk.responses.create(
+                model=GPT, input=f"And then {number}?", previous_response_id=reply.id
+            )
+        async with sdk.responses.stream(
+            model=GPT, input="Go on", previous_response_id=reply.id
+        ) as stream:
+            final = await stream.get_final_response()
+        last = await sdk.responses.create(model=GPT, input="End", previous_response_id=final.id)
+    continued = [r for r in sim.requests if r.body.get("previous_response_id")]
+    assert len(continued) == 6 and all(r.outcome == "healthy" for r in sim.requests)
+    assert len({r.key for r in continued}) == 1 and {r.key for r in sim.requests} == {OA_A, OA_B}
+    assert last.output_text.startswith("Simulated answer from openai/")
+    assert sim.calls(provider="anthropic") == 0
+
+
+async def test_a_continued_response_whose_key_fails_is_not_sent_elsewhere(
+    sim: Simulator,
+) -> None:
+    transport = gateway(sim, "openai", "anthropic")
+    async with openai_sdk(sim, transport) as sdk:
+        first = await sdk.responses.create(model=GPT, input="Hi")
+        [maker] = {r.key for r in sim.requests}
+        sim.script("overloaded", key=maker)
+        with pytest.raises(openai.InternalServerError) as caught:
+            await sdk.responses.create(model=GPT, input="More", previous_response_id=first.id)
+        fresh = await sdk.responses.create(model=GPT, input="New")  # goes to another key
+    message = caught.value.message
+    assert "previous_response_id" in message and "no other key or provider" in message
+    assert {r.key for r in sim.requests if r.body.get("previous_response_id")} == {maker}
+    assert sim.calls(provider="anthropic") == 0
+    assert fresh.output_text.startswith("Simulated answer from openai/")
+    assert sim.requests[-1].key != maker
+
+
+async def test_a_responses_stream_of_our_own_provider_passes_through(sim: Simulator) -> None:
+    sim.script("rate_limit", key=OA_A)
+    transport = gateway(sim, "openai", "anthropic")
+    async with openai_sdk(sim, transport) as sdk:
+        async with sdk.responses.stream(model=GPT, input="Hi") as stream:
+            kinds = [event.type async for event in stream]
+            final = await stream.get_final_response()
+        sim.script("truncate", key=OA_B)
+        broken = await sdk.responses.create(model=GPT, input="Hi", stream=True)
+        with pytest.raises(openai.APIConnectionError):
+            await _read_events(broken)
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    assert final.output_text.startswith("Simulated answer from openai/")
+    assert [r.key for r in served_by(sim, "openai")] == [OA_B]
+    assert sim.calls(provider="anthropic") == 0
+
+
+async def _read_events(stream: Any) -> None:
+    async for _ in stream:
+        pass
+
+
 def test_the_map_of_response_owners_is_bounded() -> None:
     owners = ResponseOwners(limit=3)
     profile = AuthProfile("a", "openai", OA_A)
