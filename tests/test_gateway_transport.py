@@ -12,8 +12,8 @@ import base64
 import gc
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
 
 import anthropic
 import anyio
@@ -39,6 +39,7 @@ from tests.conftest import BOTH_BACKENDS, FakeClock, simulator_in_thread
 from tests.test_transport_guards import Upstream, chat_reply, running_upstream, sse
 
 anyio_backend = BOTH_BACKENDS
+C = TypeVar("C")
 
 OA_A = "sk-proj-gateway-openai-key-a-01"
 OA_B = "sk-proj-gateway-openai-key-b-02"
@@ -81,6 +82,13 @@ def upstream() -> Iterator[Upstream]:
 
 
 @pytest.fixture
+def asyncio_only(anyio_backend: str) -> None:
+    """Skip on trio: google-genai's async client runs on asyncio."""
+    if anyio_backend == "trio":
+        pytest.skip("google-genai's async client runs on asyncio")
+
+
+@pytest.fixture
 def sync_sim() -> Iterator[Simulator]:
     with simulator_in_thread(keys=SIM_KEYS) as simulator:
         yield simulator
@@ -105,22 +113,21 @@ def gateway(sim: Simulator, provider: str, *targets: str, **options: Any) -> Res
     return ResilientTransport(manager(sim), provider=provider, fallback_models=fallbacks, **options)
 
 
+def sdk_on(sdk: Callable[..., C], base_url: str, http: Any) -> C:
+    """An SDK client (``openai.OpenAI``, ``anthropic.AsyncAnthropic``, ...) built with a key
+    the transport replaces, no retries of its own, and ``http`` (a client or a transport,
+    which gets an ``httpx2.AsyncClient`` of its own)."""
+    if isinstance(http, ResilientTransport):
+        http = httpx2.AsyncClient(transport=http)
+    return sdk(api_key=SDK_KEY, base_url=base_url, max_retries=0, http_client=http)
+
+
 def openai_sdk(sim: Simulator, transport: ResilientTransport) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        api_key=SDK_KEY,
-        base_url=sim.base_url("openai"),
-        max_retries=0,
-        http_client=httpx2.AsyncClient(transport=transport),
-    )
+    return sdk_on(openai.AsyncOpenAI, sim.base_url("openai"), transport)
 
 
 def anthropic_sdk(sim: Simulator, transport: ResilientTransport) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(
-        api_key=SDK_KEY,
-        base_url=sim.base_url("anthropic"),
-        max_retries=0,
-        http_client=httpx2.AsyncClient(transport=transport),
-    )
+    return sdk_on(anthropic.AsyncAnthropic, sim.base_url("anthropic"), transport)
 
 
 def genai_sdk(sim: Simulator, transport: ResilientTransport) -> genai.Client:
@@ -213,9 +220,7 @@ def test_openai_sync_sdk_is_answered_by_anthropic(sync_sim: Simulator, stream: b
     sync_sim.script("overloaded", provider="openai")
     transport = gateway(sync_sim, "openai", "anthropic")
     with httpx2.Client(transport=transport) as http:
-        sdk = openai.OpenAI(
-            api_key=SDK_KEY, base_url=sync_sim.base_url("openai"), max_retries=0, http_client=http
-        )
+        sdk = sdk_on(openai.OpenAI, sync_sim.base_url("openai"), http)
         if stream:
             pieces = sdk.chat.completions.create(model=GPT, messages=HI, stream=True)
             text = "".join(c.choices[0].delta.content or "" for c in pieces if c.choices)
@@ -347,14 +352,12 @@ async def test_anthropic_message_stream_is_answered_by_another_provider(
 
 
 @pytest.mark.parametrize("target", ["openai", "anthropic"])
+@pytest.mark.usefixtures("asyncio_only")
 async def test_genai_generate_content_is_answered_by_another_provider(
-    sim: Simulator, target: str, anyio_backend: str
+    sim: Simulator, target: str
 ) -> None:
-    if anyio_backend == "trio":
-        pytest.skip("google-genai's async client runs on asyncio")
     sim.script("overloaded", provider="gemini")
-    transport = gateway(sim, "gemini", target)
-    client = genai_sdk(sim, transport)
+    client = genai_sdk(sim, gateway(sim, "gemini", target))
     reply = await client.aio.models.generate_content(model=GEMINI, contents="Hi")
     text = reply.text or ""
     assert text.startswith(f"Simulated answer from {target}/{TARGETS[target]}")
@@ -368,14 +371,12 @@ async def test_genai_generate_content_is_answered_by_another_provider(
 
 
 @pytest.mark.parametrize("target", ["openai", "anthropic"])
+@pytest.mark.usefixtures("asyncio_only")
 async def test_genai_generate_content_stream_is_answered_by_another_provider(
-    sim: Simulator, target: str, anyio_backend: str
+    sim: Simulator, target: str
 ) -> None:
-    if anyio_backend == "trio":
-        pytest.skip("google-genai's async client runs on asyncio")
     sim.script("overloaded", provider="gemini")
-    transport = gateway(sim, "gemini", target)
-    client = genai_sdk(sim, transport)
+    client = genai_sdk(sim, gateway(sim, "gemini", target))
     pieces = [
         chunk
         async for chunk in await client.aio.models.generate_content_stream(
@@ -475,11 +476,10 @@ async def test_every_step_overloaded_gives_the_anthropic_sdk_its_overloaded_erro
     assert served_by(sim, "gemini") == [] and sim.calls(provider="gemini") >= 1
 
 
+@pytest.mark.usefixtures("asyncio_only")
 async def test_every_step_rate_limited_gives_genai_its_resource_exhausted_error(
-    sim: Simulator, anyio_backend: str
+    sim: Simulator,
 ) -> None:
-    if anyio_backend == "trio":
-        pytest.skip("google-genai's async client runs on asyncio")
     for provider in ("gemini", "openai"):
         sim.script(Behavior("rate_limit", retry_after=12), provider=provider)
     transport = gateway(sim, "gemini", "openai")
@@ -561,12 +561,7 @@ async def test_a_previous_response_id_skips_other_providers_and_names_the_field(
     transport = ResilientTransport(
         profiles, provider="openai", fallback_models=[f"anthropic/{CLAUDE}"]
     )
-    async with openai.AsyncOpenAI(
-        api_key=SDK_KEY,
-        base_url=root + "/v1",
-        max_retries=0,
-        http_client=httpx2.AsyncClient(transport=transport),
-    ) as sdk:
+    async with sdk_on(openai.AsyncOpenAI, root + "/v1", transport) as sdk:
         with pytest.raises(openai.InternalServerError) as caught:
             await sdk.responses.create(
                 model=GPT, input="And then?", previous_response_id="resp_unknown"
@@ -652,9 +647,7 @@ def test_a_sync_translated_stream_truncated_after_its_first_chunk_raises(
     sync_sim.script("truncate", provider="anthropic")
     transport = gateway(sync_sim, "openai", "anthropic")
     with httpx2.Client(transport=transport) as http:
-        sdk = openai.OpenAI(
-            api_key=SDK_KEY, base_url=sync_sim.base_url("openai"), max_retries=0, http_client=http
-        )
+        sdk = sdk_on(openai.OpenAI, sync_sim.base_url("openai"), http)
         stream = sdk.chat.completions.create(model=GPT, messages=HI, stream=True)
         with pytest.raises(openai.APIError) as caught:
             for _ in stream:
@@ -772,12 +765,7 @@ async def test_a_continued_response_goes_to_the_key_that_made_it(upstream: Upstr
         AuthProfile("openai-b", "openai", OA_B, base_url=root + "/v1"),
     ]
     transport = ResilientTransport(profiles, provider="openai")
-    async with openai.AsyncOpenAI(
-        api_key=SDK_KEY,
-        base_url=root + "/v1",
-        max_retries=0,
-        http_client=httpx2.AsyncClient(transport=transport),
-    ) as sdk:
+    async with sdk_on(openai.AsyncOpenAI, root + "/v1", transport) as sdk:
         first = await sdk.responses.create(model=GPT, input="Hi")
         chain = [first.id]
         for _ in range(3):  # the keys rotate for new requests, never for continuations
@@ -824,12 +812,7 @@ async def test_a_continued_response_whose_key_is_limited_goes_nowhere_else(
     transport = ResilientTransport(
         profiles, provider="openai", fallback_models=["gpt-4o", f"anthropic/{CLAUDE}"]
     )
-    async with openai.AsyncOpenAI(
-        api_key=SDK_KEY,
-        base_url=root + "/v1",
-        max_retries=0,
-        http_client=httpx2.AsyncClient(transport=transport),
-    ) as sdk:
+    async with sdk_on(openai.AsyncOpenAI, root + "/v1", transport) as sdk:
         await sdk.responses.create(model=GPT, input="Hi")
         with pytest.raises(openai.RateLimitError) as limited:
             await sdk.responses.create(model=GPT, input="More", previous_response_id="resp_1")
@@ -941,9 +924,7 @@ def test_our_own_provider_prefix_stays_a_pass_through_step(sync_sim: Simulator) 
         manager(sync_sim), provider="openai", fallback_models=["openai/gpt-4o"]
     )
     with httpx2.Client(transport=transport) as http:
-        sdk = openai.OpenAI(
-            api_key=SDK_KEY, base_url=sync_sim.base_url("openai"), max_retries=0, http_client=http
-        )
+        sdk = sdk_on(openai.OpenAI, sync_sim.base_url("openai"), http)
         raw = sdk.chat.completions.with_raw_response.create(model=GPT, messages=HI)
     assert raw.headers["x-failover-model"] == "gpt-4o"
     assert [r.model for r in served_by(sync_sim, "openai")] == ["gpt-4o"]
