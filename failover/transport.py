@@ -41,12 +41,7 @@ from failover.chat_calls import ChatCalls, close_opened
 from failover.classify import classify_http_error
 from failover.config import FailoverConfig
 from failover.engine import AttemptContext, Engine, HookMethods
-from failover.errors import (
-    AllAttemptsFailed,
-    ConfigError,
-    NoProfileAvailable,
-    ProviderError,
-)
+from failover.errors import AllAttemptsFailed, ConfigError, ProviderError
 from failover.gateway import wire_of
 from failover.http import library_of
 from failover.policy import Policy
@@ -56,11 +51,9 @@ from failover.transport_gateway import (
     ResponseOwners,
     Translation,
     encoded_reply,
-    error_reply,
+    failure_reply,
     fallback_steps,
-    no_key_reply,
     run_pinned,
-    skipped_note,
 )
 from failover.transport_guard import (
     checked_reply,
@@ -368,7 +361,10 @@ class ResilientTransport(HookMethods, AsyncClosing):
                     engine, state, chain, run_attempt, owner, why=why, unsupported=unsupported
                 )
         except (AllAttemptsFailed, ProviderError) as exc:
-            return self._failed(library, request, suffix, exc, held, translation, why or None)
+            held_reply = held[0] if held else None
+            return failure_reply(
+                library, request, wire_of(suffix), exc, held_reply, translation, why or None
+            )
         if translation is not None and model.provider != self.provider:
             decoded = translation.decoded()
             assert decoded is not None
@@ -401,37 +397,6 @@ class ResilientTransport(HookMethods, AsyncClosing):
         if ctx.model.provider == self.provider:
             return await same_wire(ctx)
         return await translation.attempt(ctx)
-
-    def _failed(
-        self,
-        library: ModuleType,
-        request: Any,
-        suffix: str,
-        error: AllAttemptsFailed | ProviderError,
-        held: list[tuple[ProviderError, Any]],
-        translation: Translation | None,
-        pinned: str | None,
-    ) -> Any:
-        """The reply to an SDK request that failed, in the SDK's own wire format.
-
-        The error reply our own provider sent, when its error is the one to report: the
-        failure no other model can fix, or the last one of a chain of our provider's
-        models alone. Otherwise the error, encoded: a 429 with the wait when no key could
-        be used at all (or, in a chain of our provider's models alone, when none answered
-        with an error reply), else the last error, with what was skipped and why.
-        """
-        wire = wire_of(suffix)
-        alone = translation is None or wire is None  # no other provider could serve it
-        if held:
-            last, reply = held[0]
-            if last is error or (alone and isinstance(error, AllAttemptsFailed)):
-                return reply
-        if translation is None or wire is None or isinstance(error, NoProfileAvailable):
-            if isinstance(error, AllAttemptsFailed):  # as before the gateway: a 429
-                return no_key_reply(library, request, wire, error)
-            return error_reply(library, request, wire or "openai", error, None)
-        notes = (pinned, skipped_note(error.attempts, translation.refused))
-        return error_reply(library, request, wire, error, "; ".join(filter(None, notes)))
 
     def _owner_of(self, profile: AuthProfile) -> Callable[[str], None]:
         """Notes ``profile`` as the maker of the Responses response whose id it is told."""

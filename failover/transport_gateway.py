@@ -67,6 +67,7 @@ __all__ = [
     "Translation",
     "encoded_reply",
     "error_reply",
+    "failure_reply",
     "fallback_steps",
     "no_key_reply",
     "run_pinned",
@@ -255,6 +256,47 @@ def no_key_reply(
     body = {"error": {"message": message, "type": "rate_limit_error"}}
     body["error"]["code"] = "no_profile_available"
     return library.Response(429, headers=headers, json=body, request=request)
+
+
+def failure_reply(
+    library: ModuleType,
+    request: Any,
+    wire: Wire | None,
+    error: AllAttemptsFailed | ProviderError,
+    held: tuple[ProviderError, Any] | None,
+    translation: Translation | None,
+    pinned: str | None,
+) -> Any:
+    """The reply to an SDK request that failed, in the SDK's own wire format.
+
+    The error reply our own provider sent (``held``, with its error), when its error is
+    the one to report: the failure no other model can fix, or the last one of a chain of
+    our provider's models alone. Otherwise the error, encoded: a 429 with the wait when no
+    key could be used at all (or, in a chain of our provider's models alone, when none
+    answered with an error reply), else the last error, with why the request was
+    ``pinned`` to one key and what was skipped, and why.
+
+    Args:
+        library: The SDK's HTTP library.
+        request: The SDK's request.
+        wire: The SDK's wire format (``None``: an endpoint the gateway does not speak).
+        error: What failed.
+        held: The last error reply of our own provider, and its error.
+        translation: The request's translated side (``None``: no other provider in the
+            chain).
+        pinned: Why the request went to one key alone.
+    """
+    alone = translation is None or wire is None  # no other provider could serve it
+    if held is not None:
+        last, reply = held
+        if last is error or (alone and isinstance(error, AllAttemptsFailed)):
+            return reply
+    if translation is None or wire is None or isinstance(error, NoProfileAvailable):
+        if isinstance(error, AllAttemptsFailed):  # as before the gateway: a 429
+            return no_key_reply(library, request, wire, error)
+        return error_reply(library, request, wire or "openai", error, None)
+    notes = (pinned, skipped_note(error.attempts, translation.refused))
+    return error_reply(library, request, wire, error, "; ".join(filter(None, notes)))
 
 
 @dataclass(slots=True)
