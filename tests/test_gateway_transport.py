@@ -232,6 +232,43 @@ def test_openai_sync_sdk_is_answered_by_anthropic(sync_sim: Simulator, stream: b
     assert len(served_by(sync_sim, "anthropic")) == 1 and keys_were_kept_apart(sync_sim)
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_anthropic_sync_sdk_is_answered_by_openai(sync_sim: Simulator, stream: bool) -> None:
+    sync_sim.script("overloaded", provider="anthropic")
+    transport = gateway(sync_sim, "anthropic", "openai")
+    with httpx2.Client(transport=transport) as http:
+        sdk = sdk_on(anthropic.Anthropic, sync_sim.base_url("anthropic"), http)
+        if stream:
+            with sdk.messages.stream(model=CLAUDE, max_tokens=100, messages=HI) as events:
+                text = "".join(events.text_stream)
+                message = events.get_final_message()
+        else:
+            message = sdk.messages.create(model=CLAUDE, max_tokens=100, messages=HI)
+            text = message.content[0].text if message.content[0].type == "text" else ""
+    assert text.startswith(f"Simulated answer from openai/{GPT}")
+    assert message.stop_reason == "end_turn" and message.model == GPT
+    assert message.usage.output_tokens == len(text.split())
+    assert len(served_by(sync_sim, "openai")) == 1 and keys_were_kept_apart(sync_sim)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_openai_sync_responses_are_answered_by_gemini(sync_sim: Simulator, stream: bool) -> None:
+    sync_sim.script("overloaded", provider="openai")
+    transport = gateway(sync_sim, "openai", "gemini")
+    with httpx2.Client(transport=transport) as http:
+        sdk = sdk_on(openai.OpenAI, sync_sim.base_url("openai"), http)
+        if stream:
+            with sdk.responses.stream(model=GPT, input="Hi") as events:
+                deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+                reply = events.get_final_response()
+            assert "".join(deltas) == reply.output_text
+        else:
+            reply = sdk.responses.create(model=GPT, input="Hi")
+    assert reply.output_text.startswith(f"Simulated answer from gemini/{GEMINI}")
+    assert reply.status == "completed" and reply.model == GEMINI
+    assert len(served_by(sync_sim, "gemini")) == 1 and keys_were_kept_apart(sync_sim)
+
+
 async def test_another_provider_of_the_same_wire_gets_the_request_as_it_takes_it(
     sim: Simulator,
 ) -> None:
