@@ -1,8 +1,8 @@
 """Caller mistakes get a TypeError/ConfigError naming the argument, before any request is sent.
 
-Each case is driven against respx's mock of every httpx transport, which records every
-request that would have gone out: the guarantee is the error's type and wording, and that
-``router.calls`` stays empty.
+Each case is driven against the scripted provider (failover.testing.ScriptedProvider, the
+client's sender), which records every request that would have gone out: the guarantee is the
+error's type and wording, and that ``scripted_provider.calls`` stays empty.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import respx
 
 from failover import AuthProfile, ConfigError, FailoverManager, ResilientClient
+from failover.testing import ScriptedProvider
+
+pytest_plugins = ["failover.testing.pytest_plugin"]  # the scripted_provider fixture
 
 KEY = "sk-caller-input-key-000000000001"
 CHAIN = ["openai/gpt-4o-mini"]
@@ -26,8 +28,8 @@ def _profiles() -> list[AuthProfile]:
     return [AuthProfile("a", "openai", KEY)]
 
 
-def _client() -> ResilientClient:
-    return ResilientClient(CHAIN, _profiles())
+def _client(scripted: ScriptedProvider) -> ResilientClient:
+    return ResilientClient(CHAIN, _profiles(), sender=scripted.sender())
 
 
 def _generator_of_messages() -> Iterator[dict[str, Any]]:
@@ -64,14 +66,13 @@ def _assert_names(error: BaseException, *words: str) -> None:
     ("messages", "named"), [c[1:] for c in BAD_MESSAGES], ids=[c[0] for c in BAD_MESSAGES]
 )
 async def test_complete_refuses_bad_messages_before_sending(
-    router: respx.MockRouter, messages: Callable[[], Any], named: str
+    scripted_provider: ScriptedProvider, messages: Callable[[], Any], named: str
 ) -> None:
-    route = router.route().respond(200, json={"choices": []})
-    client = _client()
+    client = _client(scripted_provider)
     with pytest.raises(BAD_ARGUMENT) as info:
         await client.complete(messages())
     _assert_names(info.value, named)
-    assert route.call_count == 0 and router.calls.call_count == 0
+    assert scripted_provider.calls == []
     await client.aclose()
 
 
@@ -79,14 +80,13 @@ async def test_complete_refuses_bad_messages_before_sending(
     ("messages", "named"), [c[1:] for c in BAD_MESSAGES], ids=[c[0] for c in BAD_MESSAGES]
 )
 async def test_stream_refuses_bad_messages_before_sending(
-    router: respx.MockRouter, messages: Callable[[], Any], named: str
+    scripted_provider: ScriptedProvider, messages: Callable[[], Any], named: str
 ) -> None:
-    router.route().respond(200, text="data: [DONE]\n\n")
-    client = _client()
+    client = _client(scripted_provider)
     with pytest.raises(BAD_ARGUMENT) as info:
         await _stream_all(client, messages())
     _assert_names(info.value, named)
-    assert router.calls.call_count == 0
+    assert scripted_provider.calls == []
     await client.aclose()
 
 
@@ -102,14 +102,13 @@ BAD_PARAMS: list[tuple[str, dict[str, Any], str]] = [
     ("params", "named"), [c[1:] for c in BAD_PARAMS], ids=[c[0] for c in BAD_PARAMS]
 )
 async def test_complete_refuses_unsendable_params_before_sending(
-    router: respx.MockRouter, params: dict[str, Any], named: str
+    scripted_provider: ScriptedProvider, params: dict[str, Any], named: str
 ) -> None:
-    router.route().respond(200, json={"choices": []})
-    client = _client()
+    client = _client(scripted_provider)
     with pytest.raises(BAD_ARGUMENT) as info:
         await client.complete(HI, **params)
     _assert_names(info.value, named)
-    assert router.calls.call_count == 0
+    assert scripted_provider.calls == []
     await client.aclose()
 
 
@@ -117,14 +116,13 @@ async def test_complete_refuses_unsendable_params_before_sending(
     ("params", "named"), [c[1:] for c in BAD_PARAMS], ids=[c[0] for c in BAD_PARAMS]
 )
 async def test_stream_refuses_unsendable_params_before_sending(
-    router: respx.MockRouter, params: dict[str, Any], named: str
+    scripted_provider: ScriptedProvider, params: dict[str, Any], named: str
 ) -> None:
-    router.route().respond(200, text="data: [DONE]\n\n")
-    client = _client()
+    client = _client(scripted_provider)
     with pytest.raises(BAD_ARGUMENT) as info:
         await _stream_all(client, HI, **params)
     _assert_names(info.value, named)
-    assert router.calls.call_count == 0
+    assert scripted_provider.calls == []
     await client.aclose()
 
 
@@ -138,11 +136,10 @@ BAD_CHAINS: list[tuple[str, Any]] = [
 
 
 @pytest.mark.parametrize("chain", [c[1] for c in BAD_CHAINS], ids=[c[0] for c in BAD_CHAINS])
-def test_client_refuses_a_bad_chain_naming_it(router: respx.MockRouter, chain: Any) -> None:
+def test_client_refuses_a_bad_chain_naming_it(chain: Any) -> None:
     with pytest.raises(BAD_ARGUMENT) as info:
         ResilientClient(chain, _profiles())
     _assert_names(info.value, "chain")
-    assert router.calls.call_count == 0
 
 
 BAD_PROFILES: list[tuple[str, Any]] = [
@@ -154,60 +151,37 @@ BAD_PROFILES: list[tuple[str, Any]] = [
 
 
 @pytest.mark.parametrize("profiles", [c[1] for c in BAD_PROFILES], ids=[c[0] for c in BAD_PROFILES])
-def test_client_refuses_bad_profiles_naming_them(router: respx.MockRouter, profiles: Any) -> None:
+def test_client_refuses_bad_profiles_naming_them(profiles: Any) -> None:
     with pytest.raises(BAD_ARGUMENT) as info:
         ResilientClient(CHAIN, profiles)
     _assert_names(info.value, "profile")
     assert "sk-a-key-that-is-not-a-profile" not in str(info.value)
-    assert router.calls.call_count == 0
 
 
 @pytest.mark.parametrize("base_url", [5, b"http://127.0.0.1", ["http://127.0.0.1"]])
-def test_profile_refuses_a_base_url_that_is_not_a_str(
-    router: respx.MockRouter, base_url: Any
-) -> None:
+def test_profile_refuses_a_base_url_that_is_not_a_str(base_url: Any) -> None:
     with pytest.raises(BAD_ARGUMENT) as info:
         AuthProfile("a", "openai", KEY, base_url=base_url)
     _assert_names(info.value, "base_url")
 
 
-async def test_manager_refuses_profiles_none_naming_it(router: respx.MockRouter) -> None:
+async def test_manager_refuses_profiles_none_naming_it() -> None:
     with pytest.raises(BAD_ARGUMENT) as info:
         FailoverManager(profiles=None)  # type: ignore[arg-type]
     _assert_names(info.value, "profiles")
-    assert router.calls.call_count == 0
 
 
 async def test_a_refused_generator_is_not_sent_as_an_empty_conversation(
-    router: respx.MockRouter,
+    scripted_provider: ScriptedProvider,
 ) -> None:
     """The review's case: validation consumed the generator, then ``[]`` went out silently."""
-    route = router.route().respond(
-        200,
-        json={
-            "choices": [
-                {"message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
-            ],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1},
-        },
-    )
-    client = _client()
+    client = _client(scripted_provider)
     try:
         await client.complete(_generator_of_messages())  # type: ignore[arg-type]
     except BAD_ARGUMENT as error:
         _assert_names(error, "messages")
-        assert route.call_count == 0
+        assert scripted_provider.calls == []
     else:  # accepting a generator is only fine when every message it gave is sent
-        import json
-
-        assert route.call_count == 1
-        sent = json.loads(route.calls.last.request.content)
-        assert sent["messages"] == [{"role": "user", "content": "hi"}]
+        (sent,) = scripted_provider.calls
+        assert sent.messages == [{"role": "user", "content": "hi"}]
     await client.aclose()
-
-
-@pytest.fixture
-def router() -> Iterator[respx.MockRouter]:
-    """respx's mock of every httpx transport; requests that match no route still count."""
-    with respx.mock(assert_all_called=False, assert_all_mocked=False) as mock:
-        yield mock
