@@ -158,6 +158,17 @@ async def test_a_connection_error_moves_to_the_next_key() -> None:
     assert [c.outcome for c in scripted.calls] == ["connection_error", "ok"]
 
 
+async def test_a_hang_times_out_and_a_slow_reply_arrives() -> None:
+    scripted = ScriptedProvider(Script().hang().slow(0.05, "late but fine"))
+    profiles = [AuthProfile("a", "openai", KEY_A), AuthProfile("b", "openai", KEY_B)]
+    client = ResilientClient([MODELS["openai"][0]], profiles, sender=scripted.sender(), timeout=0.3)
+    result = await client.complete(HI)
+    await client.aclose()
+    assert result.text == "late but fine"
+    assert [a.outcome for a in result.attempts] == ["timeout", "ok"]
+    assert [c.outcome for c in scripted.calls] == ["hang", "ok"]
+
+
 async def test_it_records_every_request_with_keys_masked_in_reprs() -> None:
     scripted = ScriptedProvider()
     client = _client(scripted)
@@ -180,6 +191,8 @@ def test_steps_in_short_form() -> None:
     assert Step.parse("529") == Step("overloaded")
     assert Step.parse("cut after 4") == Step("cut", cut_after=4)
     assert Step.parse("cut 2").cut_after == 2
+    assert Step.parse("slow 2") == Step("ok", latency=2.0)
+    assert Step.parse("hang").latency == float("inf")
     with pytest.raises(ValueError, match="unknown step 'teapot'"):
         Step.parse("teapot")
     with pytest.raises(ValueError, match="cannot read step"):

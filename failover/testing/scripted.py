@@ -19,15 +19,17 @@ does) so that backoff does not sleep.
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import anyio
 import httpx
 
 from failover._secrets import mask_key
@@ -62,7 +64,7 @@ DEFAULT_TEXT = "Hello from the scripted provider."
 """What an ``ok`` step answers when it names no text."""
 
 _ERRORS = ("rate_limit", "quota", "invalid_key", "overloaded", "server_error", "context_limit")
-_KINDS = (*_ERRORS, "ok", "tool_call", "cut", "connection_error")
+_KINDS = (*_ERRORS, "ok", "tool_call", "cut", "connection_error", "hang")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +73,15 @@ class Step:
 
     Attributes:
         kind: ``ok``, ``tool_call``, ``cut`` (a stream that stops after ``cut_after`` chunks;
-            a plain reply cut mid-JSON), ``connection_error``, or an error: ``rate_limit``,
+            a plain reply cut mid-JSON), ``connection_error``, ``hang`` (no reply until the
+            caller's timeout; a sync transport raises ``ReadTimeout``), or an error: ``rate_limit``,
             ``quota``, ``invalid_key``, ``overloaded``, ``server_error``, ``context_limit``
             (each with its wire's own status, body and headers).
         text: The answer's text (``ok``, ``cut``); ``None``: :data:`DEFAULT_TEXT`.
         retry_after: For ``rate_limit``: the ``retry-after`` the reply carries, in seconds.
         cut_after: For ``cut``: how many chunks of text reach the caller.
         tool_calls: For ``tool_call``: ``(name, arguments)`` per call.
+        latency: Seconds before the reply (its headers) comes.
     """
 
     kind: str
@@ -85,6 +89,7 @@ class Step:
     retry_after: float = 1.0
     cut_after: int = 3
     tool_calls: tuple[tuple[str, dict[str, Any]], ...] = ()
+    latency: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -97,7 +102,7 @@ class Step:
         ``"ok"``, ``"ok: some text"``, ``"429"`` / ``"rate_limit"`` (with ``retry-after=2``),
         ``"503"`` / ``"529"`` / ``"overloaded"``, ``"500"`` / ``"server_error"``, ``"401"`` /
         ``"invalid_key"``, ``"quota"``, ``"context_limit"``, ``"cut 3"`` (a stream cut after
-        3 chunks), ``"connection_error"``.
+        3 chunks), ``"connection_error"``, ``"hang"``, ``"slow 2"`` (``ok`` after 2 seconds).
 
         Raises:
             ValueError: ``spec`` is none of these.
@@ -116,7 +121,11 @@ class Step:
             "529": "overloaded",
             "200": "ok",
         }.get(words[0], words[0])
-        retry_after, cut_after = 1.0, 3
+        retry_after, cut_after, latency = 1.0, 3, 0.0
+        if name == "slow":
+            name, latency = "ok", 1.0
+            if len(words) == 2 and re.fullmatch(r"[0-9.]+", words[1]):
+                latency = float(words.pop())
         for word in words[1:]:
             if match := re.fullmatch(r"retry[-_]after=([0-9.]+)", word):
                 retry_after = float(match[1])
@@ -124,7 +133,9 @@ class Step:
                 cut_after = int(word)
             elif not (name == "cut" and word == "after"):
                 raise ValueError(f"cannot read step {spec!r}")
-        return cls(name, retry_after=retry_after, cut_after=cut_after)
+        if name == "hang":
+            latency = math.inf
+        return cls(name, retry_after=retry_after, cut_after=cut_after, latency=latency)
 
 
 class Script:
@@ -147,13 +158,21 @@ class Script:
             self.steps.extend([step] * times)
         return self
 
-    def ok(self, text: str | None = None, *, times: int = 1) -> Script:
-        """Answer with ``text`` (a stream sends it a word per chunk)."""
-        return self._add(Step("ok", text=text), times)
+    def ok(self, text: str | None = None, *, latency: float = 0.0, times: int = 1) -> Script:
+        """Answer with ``text`` (a stream sends it a word per chunk), after ``latency`` s."""
+        return self._add(Step("ok", text=text, latency=latency), times)
 
-    def then_ok(self, text: str | None = None, *, times: int = 1) -> Script:
+    def then_ok(self, text: str | None = None, *, latency: float = 0.0, times: int = 1) -> Script:
         """Same as :meth:`ok`; reads well after a failure."""
-        return self.ok(text, times=times)
+        return self.ok(text, latency=latency, times=times)
+
+    def slow(self, seconds: float, text: str | None = None, *, times: int = 1) -> Script:
+        """Answer ``ok`` only after ``seconds`` (past the client's timeout: a timeout)."""
+        return self.ok(text, latency=seconds, times=times)
+
+    def hang(self, *, times: int = 1) -> Script:
+        """Never answer: the caller's timeout fires (a sync transport raises ReadTimeout)."""
+        return self._add(Step("hang", latency=math.inf), times)
 
     def rate_limit(self, retry_after: float = 1.0, *, times: int = 1) -> Script:
         """Answer 429 asking to retry after ``retry_after`` seconds."""
@@ -261,6 +280,7 @@ class _Answer:
     headers: dict[str, str]
     chunks: tuple[bytes, ...]
     connection_error: bool = False
+    latency: float = 0.0
 
 
 _JSON = {"content-type": "application/json"}
@@ -383,6 +403,20 @@ class ScriptedProvider:
     ) -> _Answer:
         if step.kind == "connection_error":
             return _Answer(0, {}, (), connection_error=True)
+        if step.kind == "hang":
+            return _Answer(504, {}, (), latency=math.inf)
+        answer = self._reply(step, wire, model, stream, payload, number)
+        return replace(answer, latency=step.latency) if step.latency else answer
+
+    def _reply(
+        self,
+        step: Step,
+        wire: str,
+        model: str,
+        stream: bool,
+        payload: dict[str, Any],
+        number: int,
+    ) -> _Answer:
         if step.kind in _ERRORS:
             status, error, extra = error_reply(wire, step.kind, step.retry_after)
             return _Answer(status, {**_JSON, **extra}, (json.dumps(error).encode(),))
@@ -545,6 +579,8 @@ class _Opened:
     async def __aenter__(self) -> _Reply:
         request = self._request
         answer = self._provider.answer(request.method, request.url, request.headers, request.body)
+        if answer.latency:
+            await anyio.sleep(answer.latency)
         if answer.connection_error:
             raise ProviderConnectionError("scripted connection error")
         return _Reply(answer)
@@ -596,6 +632,8 @@ class ScriptedTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
     async def handle_async_request(self, request: Any) -> Any:
         """Answer an async client's request."""
         library, answer = self._answer(request, await request.aread())
+        if answer.latency:
+            await anyio.sleep(answer.latency)
         chunks = answer.chunks
 
         async def body() -> AsyncIterator[bytes]:
@@ -609,6 +647,10 @@ class ScriptedTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
     def handle_request(self, request: Any) -> Any:
         """Answer a sync client's request."""
         library, answer = self._answer(request, request.read())
+        if math.isinf(answer.latency):
+            raise library.ReadTimeout("scripted hang", request=request)
+        if answer.latency:
+            time.sleep(answer.latency)
         chunks = answer.chunks
 
         def body() -> Iterator[bytes]:
