@@ -200,17 +200,21 @@ async def _chat(args: argparse.Namespace) -> int:
             if args.no_stream:
                 result = await client.complete(messages, max_tokens=args.max_tokens)
                 print(result.text)
-                model, profile, attempts = result.model, result.profile, len(result.attempts)
+                model, profile, attempts = result.model, result.profile, result.attempts
             else:
                 async with client.stream(messages, max_tokens=args.max_tokens) as stream:
                     async for chunk in stream:
                         print(chunk.text, end="", flush=True)
                 print()
-                model, profile, attempts = stream.model, stream.profile, len(stream.attempts)
+                model, profile, attempts = stream.model, stream.profile, stream.attempts
         except FailoverError as exc:
             print(f"failover chat: {exc}", file=sys.stderr)
             return 1
-    print(f"[{model} via {profile}, {attempts} attempt(s)]", file=sys.stderr)
+    print(f"[{model} via {profile}, {len(attempts)} attempt(s)]", file=sys.stderr)
+    if len(attempts) > 1:  # why it took more than one
+        from failover.logs import trail
+
+        print(trail(attempts), file=sys.stderr)
     return 0
 
 

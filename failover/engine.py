@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import anyio.lowlevel
 
+from failover import logs
 from failover._secrets import KeyScrubber
 from failover._tasks import ASYNCIO_TIMEOUT_WORKS, AsyncioTimeout
 from failover.attempts import Attempt
@@ -67,6 +68,8 @@ _TYPICAL_USAGE = TokenUsage(input_tokens=1000, output_tokens=500)
 Chain = Sequence[ModelEntry | Sequence[ModelEntry]]
 """Models in order; an item may be a group of equivalent deployments (one chain step)."""
 _MAX_RECOVERY_WAITS = 20  # waits for the earliest recovery, per request (time bounds them too)
+_log = logs.logger  # every decision is logged only after a (cached) isEnabledFor check
+_DEBUG, _INFO, _WARNING = logs.DEBUG, logs.INFO, logs.WARNING
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,6 +339,8 @@ class Engine:
                 error = UnsupportedParameterError(field_name, [model.key])
                 error.provider, error.model = model.provider, model.id
                 state.attempts.append(Attempt(model.key, None, error.kind, None, None, 0.0, error))
+                if _log.isEnabledFor(_DEBUG):
+                    logs.skipped(state.id, model.key, field_name)
             if kept:
                 usable.append(tuple(kept))
         if not usable and first_field is not None:
@@ -416,6 +421,8 @@ class Engine:
         error, model, profile = failed
         if error is None or model is None or profile is None:
             return
+        if _log.isEnabledFor(_INFO):
+            logs.retry(state.id, model.key, profile.name, number, delay, error)
         self.emit(
             RetryEvent,
             request_id=state.id,
@@ -444,13 +451,17 @@ class Engine:
             error = AllAttemptsFailed(
                 f"all {models} steps of the chain failed", state.attempts, retry_after=retry_after
             )
-        self.emit(
-            ExhaustedEvent,
-            request_id=state.id,
-            attempts=len(state.attempts),
-            retry_after=retry_after,
-            error_message=str(error).partition("\n")[0],
-        )
+        if _log.isEnabledFor(_WARNING) or self.hooks.wants(ExhaustedEvent):
+            summary = str(error).partition("\n")[0]
+            if _log.isEnabledFor(_WARNING):
+                logs.exhausted(state.id, summary, state.attempts, retry_after)
+            self.emit(
+                ExhaustedEvent,
+                request_id=state.id,
+                attempts=len(state.attempts),
+                retry_after=retry_after,
+                error_message=summary,
+            )
         return error
 
     def _retry_after(self, steps: list[tuple[ModelEntry, ...]]) -> float | None:
@@ -537,6 +548,8 @@ class Engine:
                     action = self.record_failure(state, model, profile, error).action
                 if action is Action.RAISE:
                     last_error.attempts = tuple(state.attempts)
+                    if _log.isEnabledFor(_INFO):
+                        logs.gave_up(state.id, last_error, state.attempts)
                     raise last_error
                 if action is Action.ROTATE:
                     continue
@@ -678,6 +691,10 @@ class Engine:
             if not first_done.is_set() and self.hedging.budget.spend():
                 target = self._hedge_target(model, profile, rest)
                 if target is not None:
+                    if _log.isEnabledFor(_INFO):
+                        logs.hedged(
+                            state.id, model.key, profile.name, target[0].key, target[1].name, delay
+                        )
                     self.emit(
                         HedgeEvent,
                         request_id=state.id,
@@ -729,6 +746,8 @@ class Engine:
                 decision = self.record_failure(state, model, profile, error)
                 if decision.action is Action.RAISE:
                     error.attempts = tuple(state.attempts)
+                    if _log.isEnabledFor(_INFO):
+                        logs.gave_up(state.id, error, state.attempts)
                     raise
                 if decision.action is Action.RETRY:
                     walk.note(error, model, profile)
@@ -755,9 +774,23 @@ class Engine:
         model: ModelEntry,
         profile: AuthProfile | None,
     ) -> None:
-        if not self.hooks.wants(FailoverEvent):
+        wanted = self.hooks.wants(FailoverEvent)
+        logged = _log.isEnabledFor(_INFO)
+        if not (wanted or logged):
             return
         from_model, from_profile, error = previous
+        if logged:
+            logs.moved(
+                kind,
+                state.id,
+                from_model.key,
+                from_profile.name if from_profile else None,
+                error,
+                model.key,
+                profile.name if profile else None,
+            )
+        if not wanted:
+            return
         self.hooks.emit(
             FailoverEvent(
                 request_id=state.id,
@@ -830,6 +863,8 @@ class Engine:
             state.attempts.append(
                 Attempt(model.key, profile.name, "cancelled", None, None, elapsed)
             )
+            if _log.isEnabledFor(_DEBUG):
+                logs.attempt(state.id, len(state.attempts), state.attempts[-1])
             if telemetry is not None:
                 telemetry.attempt_ended(ctx, "cancelled")
             raise
@@ -840,9 +875,13 @@ class Engine:
             telemetry.attempt_ended(ctx, "ok")
         elapsed = time.monotonic() - started
         state.attempts.append(Attempt(model.key, profile.name, "ok", None, None, elapsed))
+        if _log.isEnabledFor(_DEBUG):
+            logs.attempt(state.id, len(state.attempts), state.attempts[-1])
         if self._record_latency:
             self.latency.record(model.key, profile.base_url, elapsed)
         if self.manager.mark_success(profile.name, model=model.id):
+            if _log.isEnabledFor(_INFO):
+                logs.recovered(state.id, profile.name, profile.provider, model.key)
             self.emit(
                 RecoveredEvent, request_id=state.id, profile=profile.name, provider=profile.provider
             )
@@ -882,6 +921,16 @@ class Engine:
             spent_for=spent_for,
         )
         if was_available and profile.status is not ProfileStatus.AVAILABLE:
+            if _log.isEnabledFor(_INFO):
+                logs.cooldown(
+                    request_id,
+                    profile.name,
+                    profile.provider,
+                    profile.status.value,
+                    spent_for,
+                    "budget_spent",
+                    capped_from=capped_from,
+                )
             self.emit(
                 CooldownEvent,
                 request_id=request_id,
@@ -916,6 +965,8 @@ class Engine:
                 error,
             )
         )
+        if _log.isEnabledFor(_DEBUG):
+            logs.attempt(state.id, len(state.attempts), state.attempts[-1])
 
     def scrubber(self) -> KeyScrubber:
         """A scrubber of every key the manager holds, rebuilt when the keys change."""
@@ -965,6 +1016,18 @@ class Engine:
         else:
             return decision
         if not was_resting:
+            if _log.isEnabledFor(_WARNING if math.isinf(until) else _INFO):
+                logs.cooldown(
+                    state.id,
+                    profile.name,
+                    profile.provider,
+                    rest,
+                    until - now,
+                    error.kind,
+                    model=rested_model,
+                    http_status=error.status,
+                    capped_from=capped_from,
+                )
             self.emit(
                 CooldownEvent,
                 request_id=state.id,

@@ -72,7 +72,38 @@ async def test_chat_with_a_config_streams_the_answer(
     out, err = capsys.readouterr()
     assert out.strip() == REPLY
     assert "[openai/gpt-4o-mini via limited, 2 attempt(s)]" in err
+    assert (
+        "2 attempts: openai/gpt-4o-mini via good: rate_limit 429 -> rotated; "
+        "openai/gpt-4o-mini via limited: ok"
+    ) in err
     assert GOOD not in out + err and LIMITED not in out + err
+
+
+async def test_chat_says_why_it_took_several_attempts(
+    sim: Simulator, tmp_path: Path, environment: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim.script(Behavior("rate_limit", retry_after=30), key=GOOD)
+    sim.script("overloaded", key=LIMITED)
+    path = write_config(tmp_path, sim, revoked=False)
+    assert await run("chat", "--config", str(path), "--no-stream", "Say hi") == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == REPLY
+    assert "[anthropic/claude-haiku-4-5 via claude, 3 attempt(s)]" in err
+    assert (
+        "3 attempts: openai/gpt-4o-mini via good: rate_limit 429 -> rotated; "
+        "openai/gpt-4o-mini via limited: overloaded 503 -> fell back; "
+        "anthropic/claude-haiku-4-5 via claude: ok"
+    ) in err
+    assert GOOD not in out + err and LIMITED not in out + err and CLAUDE not in out + err
+
+
+async def test_chat_with_one_attempt_adds_no_trail(
+    sim: Simulator, tmp_path: Path, environment: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path, sim, revoked=False)
+    assert await run("chat", "--config", str(path), "--no-stream", "hi") == 0
+    err = capsys.readouterr().err
+    assert "[openai/gpt-4o-mini via good, 1 attempt(s)]" in err and "attempts:" not in err
 
 
 async def test_chat_without_streaming_and_with_a_chain_override(
