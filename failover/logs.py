@@ -37,7 +37,6 @@ logger.addHandler(logging.NullHandler())  # no "last resort" printing of WARNING
 DEBUG, INFO, WARNING = logging.DEBUG, logging.INFO, logging.WARNING
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-_MESSAGE_CHARS = 200
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -92,16 +91,12 @@ def _log(level: int, message: str, args: tuple[Any, ...], fields: dict[str, Any]
 def attempt(request_id: str, number: int, record: Attempt) -> None:
     """One attempt (DEBUG): model, profile, outcome, HTTP status, elapsed seconds.
 
-    A failed attempt's message (already scrubbed of every key by the engine) is cut to
-    200 characters.
+    No provider error message: a 400 may quote the request back, and logs never carry
+    prompt text (the attempt's ``error`` in the history has the message).
     """
-    error = record.error
-    detail = ""
-    if error is not None and error.message:
-        detail = ": " + error.message[:_MESSAGE_CHARS]
     _log(
         DEBUG,
-        "%s attempt %d: %s via %s: %s%s in %.3fs%s",
+        "%s attempt %d: %s via %s: %s%s in %.3fs",
         (
             request_id,
             number,
@@ -110,7 +105,6 @@ def attempt(request_id: str, number: int, record: Attempt) -> None:
             record.outcome,
             "" if record.status is None else f" {record.status}",
             record.elapsed,
-            detail,
         ),
         {
             "decision": "attempt",
@@ -122,7 +116,6 @@ def attempt(request_id: str, number: int, record: Attempt) -> None:
             "status": record.status,
             "elapsed": record.elapsed,
             "retry_after": record.retry_after,
-            "error": error.message[:_MESSAGE_CHARS] if error is not None else None,
         },
     )
 
