@@ -1,7 +1,9 @@
 """A minimal, fast HTTP/1.1 upstream for benchmarks (raw asyncio, keep-alive).
 
 Answers POST .../chat/completions with a canned OpenAI reply, or an SSE stream of 20
-chunks when the body asks for ``"stream": true``; a key containing ``limited`` gets a 429
+chunks when the body asks for ``"stream": true``; POST .../messages (Anthropic's shape, key
+in ``x-api-key``) with a canned Anthropic message, or its named-event stream of 20 text
+deltas; a key containing ``limited`` gets a 429
 with ``retry-after: 60``, one containing ``overloaded`` a 503; a key containing ``slow`` gets
 every tenth of its replies after ``SLOW_SECONDS``. Counts requests per key at
 ``GET /count?key=...``.
@@ -38,6 +40,62 @@ STREAM = (
     CHUNK * 20 + b'data: {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}'
     b'\n\ndata: {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 20}}\n\n'
     b"data: [DONE]\n\n"
+)
+ANTHROPIC_REPLY = json.dumps(
+    {
+        "id": "msg_x",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-haiku-4-5",
+        "content": [{"type": "text", "text": "pong"}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 5, "output_tokens": 1},
+    }
+).encode()
+
+
+def _event(name: str, data: dict[str, object]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+TEXT_DELTA = {"type": "text_delta", "text": "tok "}
+ANTHROPIC_STREAM = (
+    _event(
+        "message_start",
+        {
+            "type": "message_start",
+            "message": {
+                "id": "msg_x",
+                "type": "message",
+                "role": "assistant",
+                "content": [],
+                "model": "claude-haiku-4-5",
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 5, "output_tokens": 1},
+            },
+        },
+    )
+    + _event(
+        "content_block_start",
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    )
+    + _event(
+        "content_block_delta",
+        {"type": "content_block_delta", "index": 0, "delta": TEXT_DELTA},
+    )
+    * 20
+    + _event("content_block_stop", {"type": "content_block_stop", "index": 0})
+    + _event(
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": 20},
+        },
+    )
+    + _event("message_stop", {"type": "message_stop"})
 )
 SLOW_SECONDS = 2.0
 counts: Counter[str] = Counter()
@@ -86,12 +144,19 @@ class Upstream(asyncio.Protocol):
             self.transport.write(response("200 OK", str(counts[key]).encode()))  # type: ignore[attr-defined]
             return
         key = headers.get(b"authorization", b"").decode().removeprefix("Bearer ")
+        key = key or headers.get(b"x-api-key", b"").decode()
         counts[key] += 1
+        streamed = b'"stream": true' in body or b'"stream":true' in body
         if "limited" in key:
             out = response("429 Too Many Requests", LIMITED, extra=b"retry-after: 60\r\n")
         elif "overloaded" in key:
             out = response("503 Service Unavailable", OVERLOADED)
-        elif b'"stream": true' in body or b'"stream":true' in body:
+        elif target.endswith("/messages"):  # Anthropic's Messages API
+            if streamed:
+                out = response("200 OK", ANTHROPIC_STREAM, b"text/event-stream")
+            else:
+                out = response("200 OK", ANTHROPIC_REPLY)
+        elif streamed:
             out = response("200 OK", STREAM, b"text/event-stream")
         else:
             out = response("200 OK", REPLY)
