@@ -61,6 +61,7 @@ bench: $(DEV)
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/deadline.py
 	$(PY) benchmarks/work_count.py
+	$(PY) benchmarks/gateway.py
 
 # A chaos soak (SOAK_REQUESTS=20000 per run by default): every bad column must print 0.
 soak: $(DEV)
