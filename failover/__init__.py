@@ -3,8 +3,8 @@
 Rotates API keys, backs off the way the provider asked, falls over along a chain of
 models, and reports every decision to async hooks, without ever leaking a key.
 
-``ResilientClient`` and ``ResilientTransport`` (and their httpx dependency) are imported on
-first use, so ``import failover`` stays fast.
+``ResilientClient``, ``SyncResilientClient`` and ``ResilientTransport`` (and their httpx
+dependency) are imported on first use, so ``import failover`` stays fast.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from failover.errors import (
     RateLimitError,
     ServerError,
     StreamInterrupted,
+    UnknownModelWarning,
     UnsupportedParameterError,
 )
 from failover.events import (
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
     from failover.client import AttemptContext, Completion, CompletionStream, ResilientClient
     from failover.embeddings import EmbeddingChain, Embeddings
     from failover.policy import Action, set_testing
+    from failover.sync_client import ClientClosedError, SyncCompletionStream, SyncResilientClient
     from failover.transport import ResilientTransport
 
 __all__ = [
@@ -72,6 +74,7 @@ __all__ = [
     "AttemptContext",
     "AuthProfile",
     "AuthenticationError",
+    "ClientClosedError",
     "Completion",
     "CompletionStream",
     "ConfigError",
@@ -115,7 +118,10 @@ __all__ = [
     "ServerError",
     "StreamInterrupted",
     "SuccessEvent",
+    "SyncCompletionStream",
+    "SyncResilientClient",
     "TokenUsage",
+    "UnknownModelWarning",
     "UnsupportedParameterError",
     "get_model_entry",
     "set_testing",
@@ -124,12 +130,15 @@ __all__ = [
 _LAZY = {
     "Action": "failover.policy",
     "AttemptContext": "failover.client",
+    "ClientClosedError": "failover.sync_client",
     "Completion": "failover.client",
     "CompletionStream": "failover.client",
     "EmbeddingChain": "failover.embeddings",
     "Embeddings": "failover.embeddings",
     "ResilientClient": "failover.client",
     "ResilientTransport": "failover.transport",
+    "SyncCompletionStream": "failover.sync_client",
+    "SyncResilientClient": "failover.sync_client",
     "set_testing": "failover.policy",
 }
 
