@@ -59,6 +59,7 @@ class _LoopThread:
         self._context: AbstractContextManager[BlockingPortal] | None = None
         self._portal: BlockingPortal | None = None
         self._scopes: set[anyio.CancelScope] = set()  # touched on the loop only
+        self._ident: int | None = None  # the loop thread's
         self.closed = False
 
     def run(self, function: Callable[[], Awaitable[T]]) -> T:
@@ -70,6 +71,7 @@ class _LoopThread:
             ClientClosedError: The thread was stopped before or during the call.
         """
         portal = self._start()
+        self._not_on_loop()
         try:
             future = portal.start_task_soon(self._serve, function)
         except RuntimeError:  # the portal stopped meanwhile
@@ -82,10 +84,20 @@ class _LoopThread:
 
     def call_soon_on_loop(self, function: Callable[[], T]) -> T:
         """Run the plain ``function`` on the loop (it may create loop-bound objects)."""
+        portal = self._start()
+        self._not_on_loop()
         try:
-            return self._start().call(function)
+            return portal.call(function)
         except RuntimeError:
             raise _closed(in_flight=True) from None
+
+    def _not_on_loop(self) -> None:
+        """Refuse a blocking call from the loop's own thread (a hook): it would wait forever."""
+        if threading.get_ident() == self._ident:
+            raise ConfigError(
+                "a SyncResilientClient was called from its own event loop thread (in a hook?); "
+                "a hook must not wait for the client"
+            )
 
     async def _serve(self, function: Callable[[], Awaitable[T]]) -> T:
         scope = anyio.CancelScope()
@@ -106,6 +118,7 @@ class _LoopThread:
                 portal = context.__enter__()
                 try:
                     portal.call(widen_worker_threads)
+                    self._ident = portal.call(threading.get_ident)
                 except BaseException:
                     context.__exit__(None, None, None)
                     raise
@@ -119,6 +132,7 @@ class _LoopThread:
 
     def stop(self, last: Callable[[], Awaitable[None]]) -> None:
         """End the calls in flight, run ``last`` on the loop, stop the thread; once only."""
+        self._not_on_loop()
         with self._lock:
             if self.closed:
                 return
@@ -334,16 +348,25 @@ class SyncResilientClient(HookMethods):
         Ends the calls still in flight (they raise ClientClosedError) and the open streams,
         waits for pending async hooks, stops the store's sync if ``with`` started it,
         closes the HTTP client the client made, and stops the event loop thread. Safe to
-        call more than once, from any thread but the client's own loop (i.e. not in a hook).
+        call more than once, from any thread but the client's own loop thread.
+
+        Raises:
+            ConfigError: Called from the client's own loop thread (in a hook).
         """
         with self._streams_lock:
             streams = list(self._streams)
             self._streams.clear()
-        if self._loop.started:
+        for stream in streams:
+            stream._closed = True  # ended below, on the loop
+
+        async def shut() -> None:
+            # the calls in flight were cancelled first, so no stream step holds its lock
             for stream in streams:
                 with suppress(Exception):
-                    stream.close()
-        self._loop.stop(self._async.aclose)
+                    await stream._aclose()
+            await self._async.aclose()
+
+        self._loop.stop(shut)
 
     def __enter__(self) -> SyncResilientClient:
         # a shared store's sync (nothing for MemoryStore) runs on the client's loop

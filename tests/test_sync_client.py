@@ -370,3 +370,45 @@ def test_repr_and_errors_never_show_a_key(sim: Simulator) -> None:
         assert repr(client) == f"SyncResilientClient(chain={[MINI, FULL]!r}, profiles=2)"
     finally:
         client.close()
+
+
+def test_a_hook_calling_its_own_client_is_refused_not_deadlocked(sim: Simulator) -> None:
+    sim.script(Behavior("rate_limit", retry_after=30), key=KEY_A)
+    refused: list[BaseException] = []
+    client = client_for(sim)
+
+    @client.on_failover
+    def hook(event: FailoverEvent) -> None:
+        for blocking in (lambda: client.complete(HI), client.close):
+            try:
+                blocking()
+            except ConfigError as exc:
+                refused.append(exc)
+
+    with client:
+        assert client.complete(HI).profile == "openai-b"
+    assert len(refused) == 2 and all("own event loop thread" in str(e) for e in refused)
+
+
+def test_close_ends_a_stream_being_read_in_another_thread(sim: Simulator) -> None:
+    sim.default = Behavior(reply=" ".join(["word"] * 400), tokens_per_second=20)
+    client = client_for(sim)
+    stream = client.stream(HI)
+    first = threading.Event()
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            for _ in stream:
+                first.set()
+        except BaseException as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert first.wait(30)
+    client.close()
+    reader.join(30)
+    assert isinstance(outcome[0], ClientClosedError)
+    assert stream._stream._finished
+    assert loop_threads() == []
