@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from failover.catalog import ModelCatalog, ModelEntry, canonical_provider, default_catalog
-from failover.errors import DuplicateModel, InvalidModelId, ModelNotFound, ModelNotInChain
+from failover.errors import (
+    DuplicateModel,
+    InvalidModelId,
+    ModelNotFound,
+    ModelNotInChain,
+    UnknownModelWarning,
+    did_you_mean,
+)
 
-__all__ = ["DEFAULT_CHAIN_IDS", "FallbackChain"]
+__all__ = ["DEFAULT_CHAIN_IDS", "FallbackChain", "unknown_model"]
 
 DEFAULT_CHAIN_IDS = (
     "openai/gpt-5-nano",
@@ -56,15 +66,26 @@ class FallbackChain:
         ids: Iterable[str | Sequence[str] | Mapping[str, Any]],
         *,
         catalog: ModelCatalog | None = None,
+        strict: bool = False,
     ) -> FallbackChain:
         """Build a chain from ``"provider/model"`` ids (split at the first ``/``).
 
         An item may also be a group of equivalent deployments: a list of ids, or a named
         group ``{"name": "mini", "deployments": [ids]}`` (the name is for your reading).
 
+        A model of a known provider that the catalog does not know (one released
+        yesterday) is accepted unpriced with an :class:`UnknownModelWarning`, unless
+        ``strict``.
+
+        Args:
+            ids: The ids, first to last.
+            catalog: Where the ids are looked up (default: the process-wide catalog).
+            strict: Refuse ids the catalog does not know (``ModelNotFound``).
+
         Raises:
             InvalidModelId: An id is not of the form ``provider/model`` (or not a str).
-            ModelNotFound: The catalog does not know an id.
+            ModelNotFound: An id's provider is unknown, or (``strict``) the catalog does
+                not know the id.
             DuplicateModel: An id appears twice.
         """
         if isinstance(ids, str):
@@ -76,7 +97,8 @@ class FallbackChain:
                 raise InvalidModelId(repr(model_id))
             found = catalog.resolve(model_id)
             if found is None:
-                raise ModelNotFound(model_id)
+                provider, _, model = model_id.partition("/")
+                return unknown_model(catalog, provider, model, strict=strict)
             return found
 
         steps: list[ModelEntry | tuple[ModelEntry, ...]] = []
@@ -178,6 +200,55 @@ class FallbackChain:
             step[0].key if len(step) == 1 else [model.key for model in step] for step in self._steps
         ]
         return f"FallbackChain({steps!r})"
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def unknown_model(catalog: ModelCatalog, provider: str, model: str, *, strict: bool) -> ModelEntry:
+    """The entry of a model ``catalog`` does not know: made up unpriced, with a warning.
+
+    Args:
+        catalog: The catalog that did not know it.
+        provider: The provider's name, as written.
+        model: The model's id at that provider.
+        strict: Refuse it instead.
+
+    Raises:
+        InvalidModelId: The id is malformed (empty parts, whitespace or control characters).
+        ModelNotFound: The provider is unknown, or ``strict``.
+    """
+    model_id = f"{provider}/{model}"
+    if (
+        not provider.strip()
+        or not model.strip()
+        or any(char.isspace() or not char.isprintable() for char in model_id)
+    ):
+        raise InvalidModelId(model_id)
+    known = catalog.providers()
+    name = canonical_provider(provider)
+    if name not in known:
+        hint = did_you_mean(name, known)
+        raise ModelNotFound(
+            model_id, f"no provider {provider!r}{hint} (known: {', '.join(sorted(known))})"
+        )
+    if strict:
+        raise ModelNotFound(
+            model_id,
+            "register it with catalog.register(ModelEntry(...)) to give its price and "
+            "context window, or drop strict (strict=False, strict_models=False) to accept "
+            "it unpriced",
+        )
+    message = (
+        f"model {model_id!r} is not in the catalog: accepted, but its price and context "
+        "window are unknown (cost None); register it with catalog.register(ModelEntry(...)) "
+        "or pass strict=True to refuse unknown ids"
+    )
+    if sys.version_info >= (3, 12):
+        warnings.warn(message, UnknownModelWarning, skip_file_prefixes=(_PACKAGE,))
+    else:  # pragma: no cover - Python 3.10 and 3.11
+        warnings.warn(message, UnknownModelWarning, stacklevel=4)
+    return ModelEntry(id=model, name=model, provider=name, api=known[name])
 
 
 def _canonical_id(model_id: str) -> str:

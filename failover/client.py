@@ -108,6 +108,8 @@ class ResilientClient(HookMethods, AsyncClosing):
         http_client: Your own ``httpx.AsyncClient`` (not closed by :meth:`aclose`).
         sender: Your own sender (see ``failover.http.Sender``); overrides ``http_client``.
         catalog: Where chain ids are looked up.
+        strict_models: Refuse chain ids the catalog does not know (``ModelNotFound``);
+            by default they are accepted unpriced with an ``UnknownModelWarning``.
         wait_for_recovery: When every key is resting, wait for the earliest recovery (on
             by default) while it fits the deadline, or ``config.max_recovery_wait`` (10 s)
             without one; waiters go on in the order they came. ``False`` fails at once.
@@ -163,8 +165,9 @@ class ResilientClient(HookMethods, AsyncClosing):
         sleep: Callable[[float], Awaitable[None]] | None = None,
         store: Store | None = None,
         telemetry: Telemetry | bool | None = None,
+        strict_models: bool = False,
     ) -> None:
-        self.chain = _chain_from(chain, catalog or default_catalog)
+        self.chain = _chain_from(chain, catalog or default_catalog, strict=strict_models)
         if self.chain.is_empty():
             raise ConfigError("chain must contain at least one model")
         if isinstance(profiles, FailoverManager):
@@ -616,7 +619,9 @@ def _chat_request(
     return ChatRequest(list(messages), max_tokens, temperature, params, stream)
 
 
-def _chain_from(chain: FallbackChain | Iterable[Any], catalog: ModelCatalog) -> FallbackChain:
+def _chain_from(
+    chain: FallbackChain | Iterable[Any], catalog: ModelCatalog, *, strict: bool
+) -> FallbackChain:
     """The chain the caller gave, or one built from ids; a clear error naming ``chain``."""
     if isinstance(chain, FallbackChain):
         return chain
@@ -626,7 +631,9 @@ def _chain_from(chain: FallbackChain | Iterable[Any], catalog: ModelCatalog) -> 
             f"got {type(chain).__name__}"
         )
     try:
-        return FallbackChain.from_ids(list(cast(Iterable[Any], chain)), catalog=catalog)
+        return FallbackChain.from_ids(
+            list(cast(Iterable[Any], chain)), catalog=catalog, strict=strict
+        )
     except InvalidModelId as exc:
         raise ConfigError(f"chain: {exc}") from None
 

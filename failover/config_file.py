@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import difflib
 import inspect
 import os
 import re
@@ -40,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from failover.config import FailoverConfig
-from failover.errors import ConfigError, FallbackChainError, ProviderError
+from failover.errors import ConfigError, FallbackChainError, ProviderError, did_you_mean
 from failover.profiles import AuthProfile, FailoverManager
 
 if TYPE_CHECKING:
@@ -300,9 +299,9 @@ def parse_config(
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     environment = os.environ if env is None else env
     _no_unknown_keys(document, _TOP_LEVEL, f"{source}: top level")
-    chain = _chain(document.get("chain"), source, catalog)
     settings = _table(document.get("settings", {}), f"{source}: [settings]")
     config, options = _settings(settings, f"{source}: [settings]")
+    chain = _chain(document.get("chain"), source, catalog, options.get("strict_models", False))
     raw_profiles = document.get("profiles", [])
     if not isinstance(raw_profiles, list) or not all(isinstance(p, dict) for p in raw_profiles):
         raise ConfigError(f"{source}: profiles must be [[profiles]] tables")
@@ -323,10 +322,15 @@ def parse_config(
 
 
 def _chain(
-    value: Any, source: str, catalog: ModelCatalog | None
+    value: Any, source: str, catalog: ModelCatalog | None, strict: bool
 ) -> tuple[str | tuple[str, ...], ...]:
-    """The chain's steps: ids, and groups written as a list of ids or ``{name, deployments}``."""
+    """The chain's steps: ids, and groups written as a list of ids or ``{name, deployments}``.
+
+    Ids the catalog does not know are refused when ``[settings] strict_models = true``;
+    otherwise the client built from the file warns about them (not the parse as well).
+    """
     from failover.chain import FallbackChain
+    from failover.errors import UnknownModelWarning
 
     if value is None:
         return ()
@@ -350,7 +354,9 @@ def _chain(
         else:
             raise ConfigError(f"{shape}, got {_describe(item)} in it")
     try:
-        FallbackChain.from_ids(steps, catalog=catalog)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnknownModelWarning)
+            FallbackChain.from_ids(steps, catalog=catalog, strict=strict)
     except FallbackChainError as exc:
         raise ConfigError(f"{source}: top level: chain: {exc}") from None
     return tuple(steps)
@@ -557,8 +563,7 @@ def _no_unknown_keys(values: Mapping[str, Any], known: Any, where: str) -> None:
     names = list(known)
     for key in values:
         if key not in names:
-            close = difflib.get_close_matches(key, names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(names)}"
+            hint = did_you_mean(key, names) or f"; known keys: {', '.join(names)}"
             raise ConfigError(f"{where}: unknown key {key!r}{hint}")
 
 

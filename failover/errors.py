@@ -28,13 +28,19 @@ Every exception the library raises derives from ``FailoverError``::
     ├── StreamInterrupted                        a stream failed after its first chunk
     └── PoolExhaustedError                       this client's own HTTP pool had no connection
 
+One warning class, not an exception (a ``UserWarning``, filterable with ``warnings``)::
+
+    UnknownModelWarning                          a model id the catalog does not know,
+                                                 accepted unpriced (``strict=True`` refuses)
+
 No ``str`` or ``repr`` of these errors contains an API key: provider messages are scrubbed
 when the error is built.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import difflib
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from failover._secrets import scrub
@@ -67,7 +73,9 @@ __all__ = [
     "RateLimitError",
     "ServerError",
     "StreamInterrupted",
+    "UnknownModelWarning",
     "UnsupportedParameterError",
+    "did_you_mean",
 ]
 
 
@@ -92,11 +100,26 @@ class InvalidModelId(FallbackChainError, ValueError):
 
 
 class ModelNotFound(FallbackChainError, LookupError):
-    """The model catalog has no entry for a ``provider/model`` id."""
+    """The model catalog has no entry for a ``provider/model`` id.
 
-    def __init__(self, model_id: str) -> None:
-        super().__init__(f"model not found in the catalog: {model_id!r}")
+    Raised for an unknown provider, and, when strictness is asked for (``strict=True``,
+    ``strict_models=True``), for a model of a known provider the catalog does not know.
+    """
+
+    def __init__(self, model_id: str, hint: str = "") -> None:
+        message = f"model not found in the catalog: {model_id!r}"
+        super().__init__(f"{message}; {hint}" if hint else message)
         self.model_id = model_id
+
+
+class UnknownModelWarning(UserWarning):
+    """A model id of a known provider that the catalog does not know (e.g. one released
+    yesterday) was accepted: its price and context window are unknown, its cost ``None``.
+
+    Register it (``catalog.register(ModelEntry(...))``) to price it, silence this warning
+    with ``warnings.filterwarnings("ignore", category=UnknownModelWarning)``, or refuse such
+    ids with ``strict=True`` (``strict_models=True`` on the client and transport).
+    """
 
 
 class DuplicateModel(FallbackChainError, ValueError):
@@ -113,6 +136,18 @@ class ModelNotInChain(FallbackChainError, LookupError):
     def __init__(self, model_id: str) -> None:
         super().__init__(f"model {model_id!r} is not in the fallback chain")
         self.model_id = model_id
+
+
+def did_you_mean(word: str, choices: Iterable[str], *, cutoff: float = 0.6) -> str:
+    """A hint for a misspelt ``word``: ``"; did you mean 'x'?"``, or ``""`` when none is close.
+
+    Args:
+        word: What was written.
+        choices: The names it should have been one of.
+        cutoff: How close (0 to 1, as ``difflib.get_close_matches``) a choice must be.
+    """
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 class ProviderError(FailoverError):

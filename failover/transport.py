@@ -37,6 +37,7 @@ import providers
 from failover._closing import AsyncClosing
 from failover._secrets import watch_http_logs
 from failover.catalog import ModelCatalog, ModelEntry, canonical_provider, default_catalog
+from failover.chain import unknown_model
 from failover.chat_calls import ChatCalls, close_opened
 from failover.classify import classify_http_error
 from failover.config import FailoverConfig
@@ -139,6 +140,9 @@ class ResilientTransport(HookMethods, AsyncClosing):
         wait_for_recovery: When every key is cooling, wait for the earliest if it fits.
         sleep: The sleep used for backoff (inject one in tests).
         telemetry: Spans and metrics, as for ``ResilientClient`` (for a new engine).
+        strict_models: Refuse ``fallback_models`` the catalog does not know
+            (``ModelNotFound``); by default they are accepted unpriced with an
+            ``UnknownModelWarning``.
         stream_idle_timeout: Seconds a stream may go without a line before it fails (as
             ``ResilientClient``'s): the wait for the reply's headers and each gap after.
 
@@ -162,6 +166,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         sleep: Callable[[float], Awaitable[None]] | None = None,
         telemetry: Telemetry | bool | None = None,
         stream_idle_timeout: float = 30.0,
+        strict_models: bool = False,
     ) -> None:
         self.provider = canonical_provider(provider)
         self._adapter = providers.get_adapter(self.provider)
@@ -199,6 +204,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         self._steps = fallback_steps(
             fallback_models, self.provider, self._engine.manager, self._catalog
         )
+        self._check_known(strict=strict_models)
         self.fallback_models = tuple(fallback_models)
         self._adapters: dict[str, ProviderAdapter] = {
             step.provider: providers.get_adapter(step.provider)
@@ -559,6 +565,15 @@ class ResilientTransport(HookMethods, AsyncClosing):
             if url == base or url.startswith(base + "/") or url.startswith(base + "?"):
                 return url[len(base) :]
         return None
+
+    def _check_known(self, *, strict: bool) -> None:
+        """Warn about (or, ``strict``, refuse) fallback models the catalog does not know."""
+        for step in self._steps:
+            provider, model = (
+                (self.provider, step) if isinstance(step, str) else (step.provider, step.id)
+            )
+            if self._catalog.get(provider, model) is None:
+                unknown_model(self._catalog, provider, model, strict=strict)
 
     def _requested_model(self, payload: dict[str, Any] | None, suffix: str) -> str | None:
         if payload is not None and isinstance(payload.get("model"), str):

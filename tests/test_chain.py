@@ -73,9 +73,9 @@ def test_invalid_id_is_rejected_with_its_name() -> None:
         FallbackChain.from_ids("openai/gpt-4o")  # a str, not a list
 
 
-def test_unknown_model_is_model_not_found() -> None:
+def test_unknown_model_is_model_not_found_when_strict() -> None:
     with pytest.raises(ModelNotFound, match="openai/no-such-model"):
-        FallbackChain.from_ids(["openai/no-such-model"])
+        FallbackChain.from_ids(["openai/no-such-model"], strict=True)
 
 
 def test_id_is_split_at_the_first_slash() -> None:

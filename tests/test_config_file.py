@@ -191,7 +191,11 @@ def test_an_empty_file_gives_the_defaults() -> None:
         ),
         ("profiles = 3", "profiles must be [[profiles]] tables"),
         ('chain = "openai/gpt-4o"', 'chain must be a list of "provider/model" strings'),
-        ('chain = ["openai/no-such-model-x"]', "chain: "),
+        (
+            'chain = ["openai/no-such-model-x"]\n[settings]\nstrict_models = true',
+            "chain: model not found in the catalog: 'openai/no-such-model-x'",
+        ),
+        ('chain = ["opnai/gpt-4o"]', "did you mean 'openai'?"),
         (
             "[telemetry]\nprometheus_port = 70000",
             "[telemetry]: prometheus_port must be within 0..65535",

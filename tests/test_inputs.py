@@ -1,0 +1,131 @@
+"""Forgiving where it should be, strict where it must be (issue 23).
+
+A model released yesterday is accepted with a warning (strictness is an option); provider
+names, keys and parameter names are checked where they are written, with a did-you-mean;
+an SDK left retrying on its own under the transport is warned about once.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from failover import (
+    AuthProfile,
+    ConfigError,
+    FallbackChain,
+    InvalidModelId,
+    ModelNotFound,
+    ResilientClient,
+    ResilientTransport,
+    TokenUsage,
+    UnknownModelWarning,
+)
+from failover.config_file import parse_config
+from failover.testing import Simulator
+from tests.conftest import simulator_in_thread
+
+KEY = "sk-inputs-test-key-0000000000001"
+NEW_MODEL = "openai/gpt-7-preview"
+HI: Any = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with simulator_in_thread(keys={"openai": [KEY]}) as simulator:
+        yield simulator
+
+
+def _profiles(sim: Simulator | None = None) -> list[AuthProfile]:
+    url = sim.base_url("openai") if sim is not None else None
+    return [AuthProfile("main", "openai", KEY, base_url=url)]
+
+
+def _recorded(action: Any) -> tuple[Any, list[warnings.WarningMessage]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = action()
+    return result, list(caught)
+
+
+# -- 1. a model the catalog does not know ------------------------------------------------
+
+
+def test_a_model_released_yesterday_is_accepted_unpriced_with_one_warning() -> None:
+    chain, caught = _recorded(lambda: FallbackChain.from_ids([NEW_MODEL, "openai/gpt-4o-mini"]))
+    assert [w.category for w in caught] == [UnknownModelWarning]  # nothing else
+    assert NEW_MODEL in str(caught[0].message) and "strict=True" in str(caught[0].message)
+    assert caught[0].filename == __file__  # points at the caller's line
+    entry = chain.first()
+    assert (entry.provider, entry.id, entry.api) == ("openai", "gpt-7-preview", "openai")
+    assert entry.cost_input is None and entry.context_window is None
+    assert entry.calculate_cost(TokenUsage(input_tokens=10, output_tokens=5)) is None
+    assert issubclass(UnknownModelWarning, UserWarning)
+
+
+def test_strict_refuses_it_with_model_not_found_naming_the_fix() -> None:
+    with pytest.raises(ModelNotFound, match="gpt-7-preview") as caught:
+        FallbackChain.from_ids([NEW_MODEL], strict=True)
+    assert "catalog.register(ModelEntry" in str(caught.value)
+    assert "strict=False" in str(caught.value)
+
+
+@pytest.mark.parametrize("model_id", ["gpt-7-preview", "openai/", "/gpt-7", "openai/gpt 7"])
+def test_a_malformed_id_stays_an_error(model_id: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InvalidModelId):
+            FallbackChain.from_ids([model_id])
+
+
+def test_an_unknown_provider_stays_an_error_with_a_did_you_mean() -> None:
+    with pytest.raises(ModelNotFound, match=r"did you mean 'openai'\?.*known: anthropic"):
+        FallbackChain.from_ids(["opnai/gpt-4o-mini"])
+
+
+async def test_the_client_serves_the_new_model_with_cost_none(sim: Simulator) -> None:
+    client, caught = _recorded(lambda: ResilientClient([NEW_MODEL], _profiles(sim)))
+    assert [w.category for w in caught] == [UnknownModelWarning]
+    async with client:
+        result = await client.complete(HI)
+    assert result.model == NEW_MODEL and result.cost_usd is None
+    with pytest.raises(ModelNotFound, match="strict"):
+        ResilientClient([NEW_MODEL], _profiles(), strict_models=True)
+
+
+def test_the_transport_warns_about_unknown_fallback_models_or_refuses_them() -> None:
+    _, caught = _recorded(
+        lambda: ResilientTransport(
+            _profiles(), provider="openai", fallback_models=["gpt-7-preview", "gpt-4o"]
+        )
+    )
+    assert [w.category for w in caught] == [UnknownModelWarning]
+    assert NEW_MODEL in str(caught[0].message)
+    with pytest.raises(ModelNotFound, match="gpt-7-preview"):
+        ResilientTransport(
+            _profiles(), provider="openai", fallback_models=[NEW_MODEL], strict_models=True
+        )
+
+
+CONFIG = f"""
+chain = ["{NEW_MODEL}"]
+
+[[profiles]]
+name = "main"
+provider = "openai"
+api_key = "env:OPENAI_API_KEY"
+"""
+
+
+def test_the_config_file_warns_once_when_the_client_is_built_or_refuses_when_strict() -> None:
+    env = {"OPENAI_API_KEY": KEY}
+    loaded, caught = _recorded(lambda: parse_config(CONFIG, env=env))
+    assert caught == []  # the parse does not warn as well
+    _, caught = _recorded(loaded.client)
+    assert [w.category for w in caught] == [UnknownModelWarning]
+    strict = CONFIG.replace("[[profiles]]", "[settings]\nstrict_models = true\n\n[[profiles]]")
+    with pytest.raises(ConfigError, match=r"chain: model not found.*gpt-7-preview"):
+        parse_config(strict, env=env)
