@@ -76,7 +76,7 @@ async def encoded_stream(wire: str, *, include_usage: bool = False, **options: A
 
 @pytest.fixture
 def fixed_ids(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(secrets, "choice", lambda alphabet: alphabet[0])
+    monkeypatch.setattr(secrets, "token_bytes", lambda n: bytes(n))  # every id: "aaa..."
     monkeypatch.setattr(time, "time", lambda: 1700000000.0)
 
 
@@ -284,12 +284,12 @@ def test_a_responses_object_repeats_the_requests_settings() -> None:
     assert reply.headers == {"content-type": "application/json"}
 
 
-def test_whole_replies_are_framed_as_each_api_sends_them() -> None:
-    pretty = {wire: encode_result(decoded(wire), result(), model="srv").body for wire in WIRES}
-    assert pretty["openai"].startswith(b'{\n  "id": "chatcmpl-')
-    assert pretty["responses"].startswith(b'{\n  "id": "resp_')
-    assert pretty["gemini"].startswith(b'{\n  "candidates": [')
-    assert pretty["anthropic"].startswith(b'{"id":"msg_01')
+def test_whole_replies_are_compact_json() -> None:
+    bodies = {wire: encode_result(decoded(wire), result(), model="srv").body for wire in WIRES}
+    assert bodies["openai"].startswith(b'{"id":"chatcmpl-')
+    assert bodies["responses"].startswith(b'{"id":"resp_')
+    assert bodies["gemini"].startswith(b'{"candidates":[')
+    assert bodies["anthropic"].startswith(b'{"id":"msg_01')
 
 
 # -- round trips through this project's readers of each wire ------------------------------

@@ -60,7 +60,7 @@ def encode_chat_result(result: ChatResult, *, model: str) -> WireResponse:
         "service_tier": "default",
         "system_fingerprint": None,
     }
-    return WireResponse(200, {"content-type": "application/json"}, dumps(body, pretty=True))
+    return WireResponse(200, {"content-type": "application/json"}, dumps(body))
 
 
 class ChatStream:

@@ -83,7 +83,7 @@ def encode_gemini_result(result: ChatResult, *, model: str) -> WireResponse:
     if not parts and finish != "SAFETY":
         parts = [{"text": ""}]
     body = _response(_candidate(parts, finish), result.usage, model, new_id("", 22))
-    return WireResponse(200, {"content-type": "application/json"}, dumps(body, pretty=True))
+    return WireResponse(200, {"content-type": "application/json"}, dumps(body))
 
 
 class GeminiStream:

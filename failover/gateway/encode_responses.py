@@ -136,7 +136,7 @@ def encode_responses_result(
         usage=result.usage,
         finish_reason=result.finish_reason,
     )
-    return WireResponse(200, {"content-type": "application/json"}, dumps(body, pretty=True))
+    return WireResponse(200, {"content-type": "application/json"}, dumps(body))
 
 
 class ResponsesStream:

@@ -205,4 +205,4 @@ def encode_error(
             headers["retry-after-ms"] = str(max(0, round(wait * 1000)))
     if found is not None and found.should_retry is not None:
         headers["x-should-retry"] = "true" if found.should_retry else "false"
-    return WireResponse(status, headers, dumps(body, pretty=wire != "anthropic"))
+    return WireResponse(status, headers, dumps(body))

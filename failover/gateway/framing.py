@@ -1,8 +1,9 @@
 """Bytes on the wire: JSON bodies, SSE events and ids, each in the style its API sends.
 
-OpenAI and Gemini pretty-print whole JSON replies (two-space indent); Anthropic sends them
-compact. OpenAI's and Anthropic's stream events are compact JSON framed by ``\\n\\n``;
-Gemini's are ``data: {...}`` with ``": "`` after keys, framed by ``\\r\\n\\r\\n``.
+Whole JSON replies go to the SDK compact (the APIs' own two-space indent would force
+Python's pure-Python JSON encoder; every SDK parses either). OpenAI's and Anthropic's stream
+events are compact JSON framed by ``\\n\\n``; Gemini's are ``data: {...}`` with ``": "``
+after keys, framed by ``\\r\\n\\r\\n``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from failover.gateway.types import invalid_request
 __all__ = [
     "arguments_object",
     "dumps",
+    "encode_compact",
+    "encode_gemini",
     "load_body",
     "new_id",
     "sse",
@@ -25,13 +28,23 @@ __all__ = [
 
 _ALPHANUMERIC = string.ascii_letters + string.digits
 _HEX = "0123456789abcdef"
+# Random bytes mapped onto an alphabet by one ``bytes.translate``: a hex digit per byte; a
+# letter or digit per byte below 248 (4 x 62, so each is equally likely), the rest dropped.
+_HEX_TABLE = bytes(ord(_HEX[byte % 16]) for byte in range(256))
+_FAIR = len(_ALPHANUMERIC) * (256 // len(_ALPHANUMERIC))
+_ALPHANUMERIC_TABLE = bytes(ord(_ALPHANUMERIC[byte % len(_ALPHANUMERIC)]) for byte in range(256))
+_UNFAIR = bytes(range(_FAIR, 256))
+
+encode_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""JSON text, compact, non-ASCII kept as is (one encoder made once: ``json.dumps`` with
+options builds a new one per call)."""
+encode_gemini = json.JSONEncoder(ensure_ascii=False, separators=(",", ": ")).encode
+"""JSON text as Gemini's stream events carry it: ``": "`` after keys."""
 
 
-def dumps(value: Any, *, pretty: bool = False) -> bytes:
-    """JSON bytes: compact, or indented by two spaces (``pretty``), non-ASCII kept as is."""
-    if pretty:
-        return json.dumps(value, ensure_ascii=False, indent=2).encode()
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+def dumps(value: Any) -> bytes:
+    """JSON bytes: compact, non-ASCII kept as is."""
+    return encode_compact(value).encode()
 
 
 def sse(data: Any, event: str | None = None, *, gemini: bool = False) -> bytes:
@@ -43,9 +56,9 @@ def sse(data: Any, event: str | None = None, *, gemini: bool = False) -> bytes:
     if isinstance(data, str):
         text = data
     elif gemini:
-        text = json.dumps(data, ensure_ascii=False, separators=(",", ": "))
+        text = encode_gemini(data)
     else:
-        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        text = encode_compact(data)
     head = f"event: {event}\n" if event else ""
     end = "\r\n\r\n" if gemini else "\n\n"
     return f"{head}data: {text}{end}".encode()
@@ -53,8 +66,12 @@ def sse(data: Any, event: str | None = None, *, gemini: bool = False) -> bytes:
 
 def new_id(prefix: str, length: int, *, hexadecimal: bool = False) -> str:
     """A random id in an API's style: ``prefix`` and ``length`` letters and digits (or hex)."""
-    alphabet = _HEX if hexadecimal else _ALPHANUMERIC
-    return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
+    if hexadecimal:
+        return prefix + secrets.token_bytes(length).translate(_HEX_TABLE).decode("ascii")
+    drawn = b""
+    while len(drawn) < length:  # 1 in 32 bytes is dropped: rarely a second draw
+        drawn += secrets.token_bytes(length + 8).translate(_ALPHANUMERIC_TABLE, _UNFAIR)
+    return prefix + drawn[:length].decode("ascii")
 
 
 def load_body(body: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
