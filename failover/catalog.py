@@ -217,6 +217,11 @@ class ModelCatalog:
         """Whether ``name`` (or its alias) is a provider this catalog knows."""
         return canonical_provider(name) in self._providers
 
+    def is_local(self, name: str) -> bool:
+        """Whether ``name`` is a local provider (registered without prices: no key needed)."""
+        known = self._providers.get(canonical_provider(name))
+        return known is not None and known[1] is None
+
     def register(self, entry: ModelEntry) -> None:
         """Add or replace a custom entry, e.g. for a self-hosted or fine-tuned model."""
         provider = canonical_provider(entry.provider)

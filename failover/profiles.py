@@ -25,9 +25,9 @@ from urllib.parse import SplitResult, urlsplit
 
 from failover._secrets import SecretKey, key_fingerprint, scrub, shown_url
 from failover._tasks import BackgroundTasks, running_on_trio
-from failover.catalog import canonical_provider
+from failover.catalog import canonical_provider, default_catalog
 from failover.config import FailoverConfig
-from failover.errors import ConfigError
+from failover.errors import ConfigError, did_you_mean
 from failover.store.base import BreakerKey, Store
 from failover.store.memory import MemoryStore
 
@@ -113,6 +113,42 @@ _ROUTING_FIELDS = frozenset(
     }
 )
 """The fields that decide where a profile is routed; only the manager may change them."""
+
+
+_KEY_PREFIXES = ("sk-", "sk_", "AIza", "gsk_", "xai-", "hf_", "pplx-", "nvapi-", "r8_")
+"""How API keys of well-known providers begin (OpenAI, Anthropic, Google, Groq, ...)."""
+
+
+def _looks_like_key(value: str) -> bool:
+    """Whether ``value`` looks like an API key: a key's prefix, or long and high-entropy."""
+    if value.startswith(_KEY_PREFIXES):
+        return True
+    if len(value) < 20:
+        return False
+    counts = [value.count(char) for char in set(value)]
+    entropy = -sum(c / len(value) * math.log2(c / len(value)) for c in counts)
+    mixed = any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
+    return len(value) >= 40 or (mixed and entropy >= 3.5)
+
+
+def _check_provider(name: str, provider: str) -> None:
+    """Refuse a provider no registry knows: with a did-you-mean, never echoing a key."""
+    import providers  # the adapters' registry; imported late (it imports failover)
+
+    known = set(providers.registered_providers()) | set(default_catalog.providers())
+    if canonical_provider(provider) in known:
+        return
+    if _looks_like_key(provider.strip()):
+        raise ConfigError(
+            f"AuthProfile {name!r}: the provider looks like an API key (not shown); are the "
+            "arguments swapped? Write AuthProfile(name, provider, api_key), e.g. "
+            f"AuthProfile({name!r}, 'openai', key); providers: {', '.join(sorted(known))}"
+        )
+    hint = did_you_mean(canonical_provider(provider), known)
+    raise ConfigError(
+        f"AuthProfile {name!r}: unknown provider {provider!r}{hint} "
+        f"(providers: {', '.join(sorted(known))}; add others with providers.add_provider)"
+    )
 
 
 def _checked_key(name: str, api_key: object) -> SecretKey:
@@ -210,7 +246,13 @@ class AuthProfile:
             raise ConfigError(f"AuthProfile.name must be a non-empty string, got {name!r}")
         if not isinstance(provider, str) or not provider.strip():
             raise ConfigError(f"AuthProfile {name!r}: provider must be a non-empty string")
+        _check_provider(name, provider)
         key = _checked_key(name, api_key)
+        if not key.get_secret_value() and not default_catalog.is_local(provider):
+            raise ConfigError(
+                f"AuthProfile {name!r}: api_key is empty; {canonical_provider(provider)} needs "
+                "a key (only local providers such as ollama and vllm take none)"
+            )
         if base_url is not None:
             parts = urlsplit(base_url) if isinstance(base_url, str) else None
             if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:

@@ -179,14 +179,15 @@ def test_an_empty_file_gives_the_defaults() -> None:
         ('[[profiles]]\nname = "a"', "[[profiles]] #1 ('a'): provider is missing"),
         (
             '[[profiles]]\nname = "a"\nprovider = "nosuch"',
-            "[[profiles]] #1 ('a'): no adapter for provider 'nosuch'",
+            "[[profiles]] #1 ('a'): AuthProfile 'a': unknown provider 'nosuch'",
         ),
         (
-            '[[profiles]]\nname = "a"\nprovider = "openai"\nbase_url = "ftp://x"',
+            '[[profiles]]\nname = "a"\nprovider = "openai"\napi_key = "env:OPENAI_API_KEY"\n'
+            'base_url = "ftp://x"',
             "[[profiles]] #1 ('a'): AuthProfile 'a': base_url must be an http(s) URL",
         ),
         (
-            '[[profiles]]\nname = "a"\nprovider = "openai"\n[[profiles]]\nname = "a"\nprovider = "openai"',
+            '[[profiles]]\nname = "a"\nprovider = "vllm"\n[[profiles]]\nname = "a"\nprovider = "vllm"',
             "two profiles are named 'a'",
         ),
         ("profiles = 3", "profiles must be [[profiles]] tables"),
@@ -196,6 +197,7 @@ def test_an_empty_file_gives_the_defaults() -> None:
             "chain: model not found in the catalog: 'openai/no-such-model-x'",
         ),
         ('chain = ["opnai/gpt-4o"]', "did you mean 'openai'?"),
+        ('[[profiles]]\nname = "a"\nprovider = "openai"', "AuthProfile 'a': api_key is empty"),
         (
             "[telemetry]\nprometheus_port = 70000",
             "[telemetry]: prometheus_port must be within 0..65535",

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import providers
 from failover import (
     AuthProfile,
     ConfigError,
@@ -129,3 +130,56 @@ def test_the_config_file_warns_once_when_the_client_is_built_or_refuses_when_str
     strict = CONFIG.replace("[[profiles]]", "[settings]\nstrict_models = true\n\n[[profiles]]")
     with pytest.raises(ConfigError, match=r"chain: model not found.*gpt-7-preview"):
         parse_config(strict, env=env)
+
+
+# -- 2. provider names and keys, checked where they are written ------------------------------
+
+
+def test_a_misspelt_provider_is_refused_with_a_did_you_mean_and_the_providers() -> None:
+    with pytest.raises(ConfigError) as caught:
+        AuthProfile("x", "opnai", KEY)
+    message = str(caught.value)
+    assert "did you mean 'openai'?" in message
+    assert "anthropic" in message and "gemini" in message and "ollama" in message
+
+
+def test_aliases_and_providers_registered_later_are_accepted() -> None:
+    assert AuthProfile("g", "google", KEY).provider == "gemini"
+    assert AuthProfile("c", "claude", KEY).provider == "anthropic"
+    assert AuthProfile("l", "llama.cpp", "").provider == "llamacpp"
+    with pytest.raises(ConfigError, match="unknown provider 'inputs-gateway'"):
+        AuthProfile("mine", "inputs-gateway", KEY)
+    providers.register_adapter("inputs-gateway", providers.OpenAIAdapter("http://gw:8000/v1"))
+    assert AuthProfile("mine", "inputs-gateway", KEY).provider == "inputs-gateway"
+
+
+def test_an_empty_key_is_refused_except_for_local_providers() -> None:
+    for provider in ("openai", "anthropic", "gemini", "azure"):
+        with pytest.raises(ConfigError, match="api_key is empty"):
+            AuthProfile("x", provider, "")
+    assert AuthProfile("local", "ollama", "").api_key.get_secret_value() == ""
+    assert AuthProfile("local", "vllm", "").provider == "vllm"
+
+
+@pytest.mark.parametrize(
+    "swapped",
+    [
+        "sk-proj-Abc123def456ghi789",
+        "sk-ant-api03-abcdefghij",
+        "AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrS",
+        "gsk_abcdefghijklmnop1234",
+        "Xk29fjQp0aL3mZ8vB7nT4yRw",
+        "d41d8cd98f00b204e9800998ecf8427e9f1c0a7b",
+    ],
+)
+def test_a_key_in_the_provider_position_is_refused_without_being_shown(swapped: str) -> None:
+    with pytest.raises(ConfigError, match="looks like an API key") as caught:
+        AuthProfile("x", swapped, "openai")
+    for shown in (str(caught.value), repr(caught.value)):
+        assert swapped not in shown and swapped[:8] not in shown
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+
+
+def test_a_long_provider_name_that_is_not_key_like_gets_the_did_you_mean() -> None:
+    with pytest.raises(ConfigError, match="unknown provider 'my-company-internal-vllm'"):
+        AuthProfile("x", "my-company-internal-vllm", KEY)
