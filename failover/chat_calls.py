@@ -11,6 +11,7 @@ or opens its stream and reads the first chunk before anything is handed on
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, cast
@@ -20,7 +21,7 @@ from httpx_sse import EventSource, SSEError
 
 from failover._tasks import finish_even_if_cancelled
 from failover.catalog import TokenUsage
-from failover.errors import MalformedResponseError
+from failover.errors import ConfigError, MalformedResponseError, did_you_mean
 from providers.base import (
     ChatRequest,
     ChatResult,
@@ -36,7 +37,107 @@ if TYPE_CHECKING:
     from failover.engine import AttemptContext, Engine
     from failover.http import Reply, Sender
 
-__all__ = ["ChatCalls", "ChunkReader", "OpenedStream", "close_opened"]
+__all__ = [
+    "KNOWN_PARAMETERS",
+    "ChatCalls",
+    "ChunkReader",
+    "OpenedStream",
+    "check_parameter_names",
+    "close_opened",
+]
+
+KNOWN_PARAMETERS = frozenset(
+    {
+        # OpenAI Chat Completions, the request shape of ChatRequest
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "n",
+        "stop",
+        "stream_options",
+        "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+        "logprobs",
+        "top_logprobs",
+        "user",
+        "seed",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+        "reasoning_effort",
+        "metadata",
+        "store",
+        "service_tier",
+        "modalities",
+        "audio",
+        # other wires' own fields, passed through to their provider
+        "top_k",
+        "thinking",
+        "output_config",
+        "container",
+        "mcp_servers",
+        "context_management",
+        "safetySettings",
+        "cachedContent",
+        "generationConfig",
+        "options",
+        "keep_alive",
+        "think",
+        "format",
+    }
+)
+"""The parameters ``ResilientClient.complete``/``stream`` know: a near miss of one is a
+typo (:func:`check_parameter_names`); other names pass through to the provider."""
+
+_OTHER_SPELLINGS = {
+    "stop_sequences": "stop",
+    "max_output_tokens": "max_tokens",
+}
+"""Other APIs' names of known parameters: a near miss of one suggests ours."""
+
+_NEAR_MISS = 0.85
+"""How close (``difflib`` ratio) a name must be to a known one to be a typo: catches
+``max_token``, ``temprature``, ``tool``, ``respone_format`` (0.88 and up) and lets plausible
+new parameters (``verbosity``-like names, far from every known one) through."""
+
+
+def _normalised(name: str) -> str:
+    """``name`` in snake case: ``topP``, ``top-p`` and ``Top_P`` all read ``top_p``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).replace("-", "_").replace(" ", "_").lower()
+
+
+_BY_NORMALISED = {_normalised(name): name for name in KNOWN_PARAMETERS} | {
+    _normalised(name): ours for name, ours in _OTHER_SPELLINGS.items()
+}
+
+
+def check_parameter_names(params: Mapping[str, Any]) -> None:
+    """Refuse a parameter name that is a near miss of a known one, before any call.
+
+    A known name, and a name far from every known one (a parameter a provider shipped
+    today), pass.
+
+    Raises:
+        ConfigError: A name is a near miss; the message says which name was meant.
+    """
+    for name in params:
+        if not isinstance(name, str) or name in KNOWN_PARAMETERS or name in _OTHER_SPELLINGS:
+            continue
+        normalised = _normalised(name)
+        meant = _BY_NORMALISED.get(normalised)
+        if meant is None:
+            hint = did_you_mean(normalised, _BY_NORMALISED, cutoff=_NEAR_MISS)
+            if not hint:
+                continue
+            meant = _BY_NORMALISED[hint.split("'")[1]]
+        raise ConfigError(
+            f"unknown parameter {name!r}; did you mean {meant!r}? (names far from every known "
+            "parameter pass through to the provider unchanged)"
+        )
+
 
 OpenedStream = tuple[AbstractAsyncContextManager["Reply"], "ChunkReader", StreamChunk]
 """A stream opened by :meth:`ChatCalls.open_stream`: its exchange (exit it to release the

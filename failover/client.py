@@ -20,7 +20,7 @@ from failover._secrets import watch_http_logs
 from failover.attempts import Attempt
 from failover.catalog import ModelCatalog, ModelEntry, TokenUsage, default_catalog
 from failover.chain import FallbackChain
-from failover.chat_calls import ChatCalls, ChunkReader, close_opened
+from failover.chat_calls import ChatCalls, ChunkReader, check_parameter_names, close_opened
 from failover.classify import classify_exception
 from failover.config import FailoverConfig
 from failover.engine import AttemptContext, Engine, HookMethods
@@ -615,6 +615,7 @@ def _chat_request(
     ):
         raise ConfigError(f"temperature must be a number, got {temperature!r}")
     if params:
+        check_parameter_names(params)
         check_json(params)
     return ChatRequest(list(messages), max_tokens, temperature, params, stream)
 

@@ -25,6 +25,7 @@ from failover import (
     TokenUsage,
     UnknownModelWarning,
 )
+from failover.chat_calls import KNOWN_PARAMETERS, check_parameter_names
 from failover.config_file import parse_config
 from failover.testing import Simulator
 from tests.conftest import simulator_in_thread
@@ -183,3 +184,61 @@ def test_a_key_in_the_provider_position_is_refused_without_being_shown(swapped: 
 def test_a_long_provider_name_that_is_not_key_like_gets_the_did_you_mean() -> None:
     with pytest.raises(ConfigError, match="unknown provider 'my-company-internal-vllm'"):
         AuthProfile("x", "my-company-internal-vllm", KEY)
+
+
+# -- 3. near misses of parameter names -------------------------------------------------------
+
+TYPOS = {
+    "max_token": "max_tokens",
+    "temprature": "temperature",
+    "top-p": "top_p",
+    "stop_sequence": "stop",
+    "tool": "tools",
+    "respone_format": "response_format",
+    "topP": "top_p",
+    "tools_choice": "tool_choice",
+}
+NEW_PARAMETERS = [
+    "verbosity",
+    "prediction",
+    "service_tier",
+    "safety_identifier",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+    "web_search_options",
+    "reasoning",
+    "repetition_penalty",
+    "min_p",
+    "response_schema",
+    "user_id",
+]
+
+
+@pytest.mark.parametrize(("typo", "meant"), TYPOS.items())
+async def test_a_near_miss_is_refused_before_any_call(
+    sim: Simulator, typo: str, meant: str
+) -> None:
+    async with ResilientClient(["openai/gpt-4o-mini"], _profiles(sim)) as client:
+        with pytest.raises(ConfigError, match=f"did you mean {meant!r}") as caught:
+            await client.complete(HI, **{typo: 5})
+        assert repr(typo) in str(caught.value)
+        with pytest.raises(ConfigError, match=f"did you mean {meant!r}"):
+            async with client.stream(HI, **{typo: 5}):
+                pass
+    assert sim.calls() == 0
+
+
+@pytest.mark.parametrize("name", NEW_PARAMETERS)
+def test_a_plausible_new_parameter_passes(name: str) -> None:
+    check_parameter_names({name: "x"})
+
+
+def test_every_known_parameter_passes() -> None:
+    check_parameter_names(dict.fromkeys(KNOWN_PARAMETERS, 1))
+
+
+async def test_a_new_parameter_reaches_the_provider(sim: Simulator) -> None:
+    async with ResilientClient(["openai/gpt-4o-mini"], _profiles(sim)) as client:
+        result = await client.complete(HI, max_tokens=5, verbosity="low")
+    assert result.text and sim.calls() == 1
+    assert sim.requests[-1].body.get("verbosity") == "low"
