@@ -21,8 +21,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import math
 import threading
+import warnings
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from types import ModuleType, TracebackType
@@ -76,6 +78,8 @@ from failover.transport_io import (
     widen_worker_threads,
 )
 from providers.base import ProviderAdapter
+
+logger = logging.getLogger("failover.transport")
 
 __all__ = ["ResilientTransport"]
 
@@ -228,6 +232,8 @@ class ResilientTransport(HookMethods, AsyncClosing):
         self._owners = ResponseOwners()
         self._closed = False
         self._in_flight: set[tuple[int, anyio.CancelScope]] = set()  # (thread of its loop, scope)
+        self._sdk_retries_seen = False  # warned that the SDK retries by itself (once)
+        self._sdk_retries_lock = threading.Lock()
         watch_http_logs(self._engine)
 
     @property
@@ -242,6 +248,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
             ConfigError: The transport is closed, or was closed while the request waited.
         """
         self._check_open()
+        self._note_sdk_retry(request)
         library = library_of(request)
         inner = self._async_inner(library)
         suffix = self._suffix(str(request.url))
@@ -264,6 +271,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
             ConfigError: The transport is closed, or was closed while the request waited.
         """
         self._check_open()
+        self._note_sdk_retry(request)
         library = library_of(request)
         inner = self._sync_inner(library)
         suffix = self._suffix(str(request.url))
@@ -565,6 +573,34 @@ class ResilientTransport(HookMethods, AsyncClosing):
             if url == base or url.startswith(base + "/") or url.startswith(base + "?"):
                 return url[len(base) :]
         return None
+
+    def _note_sdk_retry(self, request: Any) -> None:
+        """Warn, once per transport, when the SDK retries requests itself.
+
+        The openai and anthropic SDKs number their retries in ``x-stainless-retry-count``;
+        left at their default ``max_retries`` they repeat every request the transport
+        already failed over, multiplying the attempts (and the wait).
+        """
+        if self._sdk_retries_seen:
+            return
+        try:
+            count = int(request.headers.get("x-stainless-retry-count") or 0)
+        except ValueError:
+            return
+        if count <= 0:
+            return
+        with self._sdk_retries_lock:
+            if self._sdk_retries_seen:
+                return
+            self._sdk_retries_seen = True
+        message = (
+            f"the SDK retried a request itself (x-stainless-retry-count: {count}) after "
+            f"ResilientTransport(provider={self.provider!r}) had already retried and failed "
+            "it over: its retries multiply the attempts. Build the SDK client with "
+            "max_retries=0"
+        )
+        logger.warning(message)
+        warnings.warn(message, UserWarning, stacklevel=3)
 
     def _check_known(self, *, strict: bool) -> None:
         """Warn about (or, ``strict``, refuse) fallback models the catalog does not know."""

@@ -7,16 +7,21 @@ an SDK left retrying on its own under the transport is warned about once.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
+import httpx2
+import openai
 import pytest
 
 import providers
 from failover import (
     AuthProfile,
     ConfigError,
+    FailoverConfig,
+    FailoverManager,
     FallbackChain,
     InvalidModelId,
     ModelNotFound,
@@ -27,7 +32,7 @@ from failover import (
 )
 from failover.chat_calls import KNOWN_PARAMETERS, check_parameter_names
 from failover.config_file import parse_config
-from failover.testing import Simulator
+from failover.testing import Behavior, Simulator
 from tests.conftest import simulator_in_thread
 
 KEY = "sk-inputs-test-key-0000000000001"
@@ -242,3 +247,62 @@ async def test_a_new_parameter_reaches_the_provider(sim: Simulator) -> None:
         result = await client.complete(HI, max_tokens=5, verbosity="low")
     assert result.text and sim.calls() == 1
     assert sim.requests[-1].body.get("verbosity") == "low"
+
+
+# -- 4. an SDK left retrying under the transport --------------------------------------------
+
+
+async def test_the_sdks_own_retries_are_warned_about_once(
+    sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim.script(Behavior("server_error"), key=KEY)
+    cleared: list[int] = []
+
+    async def recover(response: Any) -> None:  # after the first failure, the key recovers
+        if response.status_code >= 500 and not cleared:
+            cleared.append(response.status_code)
+            sim.script(None, key=KEY)
+
+    manager = FailoverManager(
+        FailoverConfig(max_retries=0, cooldown_on_error=0.01), profiles=_profiles(sim)
+    )
+    transport = ResilientTransport(manager, provider="openai", wait_for_recovery=True)
+    sdk = openai.AsyncOpenAI(  # max_retries left at its default
+        api_key="unused",
+        base_url=sim.base_url("openai"),
+        http_client=httpx2.AsyncClient(
+            transport=cast(Any, transport), event_hooks={"response": [recover]}
+        ),
+    )
+    with (
+        caplog.at_level(logging.WARNING, logger="failover.transport"),
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
+        reply = await sdk.chat.completions.create(model="gpt-4o-mini", messages=HI)
+        assert reply.choices[0].message.content
+        sim.script(Behavior("server_error"), key=KEY)  # the SDK retries again: no second warning
+        cleared.clear()
+        await sdk.chat.completions.create(model="gpt-4o-mini", messages=HI)
+    await sdk.close()
+    await transport.aclose()
+    assert [w.category for w in caught if "max_retries=0" in str(w.message)] == [UserWarning]
+    records = [r for r in caplog.records if r.name == "failover.transport"]
+    assert len(records) == 1 and "max_retries=0" in records[0].getMessage()
+    assert "x-stainless-retry-count: 1" in records[0].getMessage()
+    assert KEY not in records[0].getMessage()
+
+
+async def test_an_sdk_with_max_retries_0_is_not_warned_about(sim: Simulator) -> None:
+    transport = ResilientTransport(_profiles(sim), provider="openai")
+    sdk = openai.AsyncOpenAI(
+        api_key="unused",
+        base_url=sim.base_url("openai"),
+        max_retries=0,
+        http_client=httpx2.AsyncClient(transport=cast(Any, transport)),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        await sdk.chat.completions.create(model="gpt-4o-mini", messages=HI)
+    await sdk.close()
+    await transport.aclose()
