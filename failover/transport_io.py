@@ -312,7 +312,8 @@ class _Exchange:
         traceback: TracebackType | None,
     ) -> None:
         response, self._response = self._response, None
-        if response is not None:
+        # a reply read whole is closed already (read_and_close): nothing to finish
+        if response is not None and not getattr(response, "is_closed", False):
             io = self._io
             await finish_even_if_cancelled(lambda: io.close(response))
 
