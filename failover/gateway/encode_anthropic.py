@@ -19,7 +19,7 @@ from typing import Any
 
 from failover.catalog import TokenUsage
 from failover.gateway.errors import error_payload
-from failover.gateway.framing import arguments_object, dumps, new_id, sse
+from failover.gateway.framing import arguments_object, dumps, encode_compact, new_id, sse
 from failover.gateway.stream import OpenCall, StreamEnd
 from failover.gateway.types import WireResponse
 from failover.gateway.usage import anthropic_usage
@@ -82,6 +82,15 @@ def encode_anthropic_result(result: ChatResult, *, model: str) -> WireResponse:
     return WireResponse(200, {"content-type": "application/json"}, dumps(body))
 
 
+_DELTA_HEAD = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+_DELTA_MIDDLE = b',"delta":'
+_CLOSE = b"}\n\n"
+
+
+def _json(value: Any) -> bytes:
+    return encode_compact(value).encode()
+
+
 class AnthropicStream:
     """Messages stream events for one stream (see the module's docstring)."""
 
@@ -117,8 +126,8 @@ class AnthropicStream:
         return out + sse(event, "content_block_start")
 
     def _delta(self, index: int, delta: dict[str, Any]) -> bytes:
-        event = {"type": "content_block_delta", "index": index, "delta": delta}
-        return sse(event, "content_block_delta")
+        # sse({"type": "content_block_delta", "index": index, "delta": delta}, its type)
+        return b"".join((_DELTA_HEAD, str(index).encode(), _DELTA_MIDDLE, _json(delta), _CLOSE))
 
     def feed(self, chunk: StreamChunk) -> bytes:
         """The events for one chunk's text and tool-call fragments."""

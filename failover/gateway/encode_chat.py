@@ -17,7 +17,7 @@ from typing import Any
 
 from failover.catalog import TokenUsage
 from failover.gateway.errors import error_payload
-from failover.gateway.framing import dumps, new_id, sse
+from failover.gateway.framing import dumps, encode_compact, new_id, sse
 from failover.gateway.stream import OpenCall, StreamEnd
 from failover.gateway.types import WireResponse
 from failover.gateway.usage import chat_usage
@@ -78,16 +78,24 @@ class ChatStream:
             "system_fingerprint": None,
         }
         self._include_usage = include_usage
+        # every chunk is this prefix, the delta's JSON and a suffix: built once per stream
+        head = encode_compact(self._head)[:-1]
+        self._prefix = f'data: {head},"choices":[{{"index":0,"delta":'.encode()
+        self._tail = ',"usage":null}\n\n' if include_usage else "}\n\n"
+        self._suffix = f',"logprobs":null,"finish_reason":null}}]{self._tail}'.encode()
         self._started = False
         self._calls: dict[int, OpenCall] = {}
         self._end = StreamEnd()
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        chunk: dict[str, Any] = {**self._head, "choices": [choice]}
-        if self._include_usage:
-            chunk["usage"] = None
-        return sse(chunk)
+        encoded = encode_compact(delta).encode()
+        if finish is None:
+            return self._prefix + encoded + self._suffix
+        end = f',"logprobs":null,"finish_reason":{encode_compact(finish)}}}]{self._tail}'
+        return self._prefix + encoded + end.encode()
+
+    def _text(self, text: str) -> bytes:
+        return self._prefix + b'{"content":' + encode_compact(text).encode() + b"}" + self._suffix
 
     def _start(self) -> bytes:
         if self._started:
@@ -99,7 +107,7 @@ class ChatStream:
         """Text and tool-call fragments of one chunk."""
         out = [self._start()]
         if chunk.text:
-            out.append(self._chunk({"content": chunk.text}))
+            out.append(self._text(chunk.text))
         fragments = []
         for delta in chunk.tool_calls:
             call = self._calls.get(delta.index)

@@ -24,7 +24,7 @@ from typing import Any
 
 from failover.catalog import TokenUsage
 from failover.gateway.errors import error_payload
-from failover.gateway.framing import dumps, new_id, sse
+from failover.gateway.framing import dumps, encode_compact, new_id, sse
 from failover.gateway.stream import OpenCall, StreamEnd
 from failover.gateway.types import WireResponse
 from failover.gateway.usage import responses_usage
@@ -139,6 +139,13 @@ def encode_responses_result(
     return WireResponse(200, {"content-type": "application/json"}, dumps(body))
 
 
+_TEXT_DELTA_HEAD = (
+    b"event: response.output_text.delta\n"
+    b'data: {"type":"response.output_text.delta","sequence_number":'
+)
+_TEXT_DELTA_TAIL = b',"logprobs":[]}\n\n'
+
+
 class ResponsesStream:
     """Responses stream events for one stream (see the module's docstring)."""
 
@@ -161,6 +168,17 @@ class ResponsesStream:
         payload = {"type": kind, "sequence_number": self._sequence, **fields}
         self._sequence += 1
         return sse(payload, kind)
+
+    def _text_delta(self, text: str) -> bytes:
+        """``self._event("response.output_text.delta", item_id=..., output_index=...,
+        content_index=0, delta=text, logprobs=[])``, its constant parts encoded once."""
+        index = len(self._output) - 1
+        sequence, self._sequence = self._sequence, self._sequence + 1
+        item_id = encode_compact(self._output[index]["id"])
+        middle = f'{sequence},"item_id":{item_id},"output_index":{index},"content_index":0,"delta":'
+        return b"".join(
+            (_TEXT_DELTA_HEAD, middle.encode(), encode_compact(text).encode(), _TEXT_DELTA_TAIL)
+        )
 
     def _snapshot(self, status: str) -> dict[str, Any]:
         return _response(
@@ -247,17 +265,7 @@ class ResponsesStream:
                 out.append(self._open_message())
             assert self._text is not None
             self._text.append(chunk.text)
-            index = len(self._output) - 1
-            out.append(
-                self._event(
-                    "response.output_text.delta",
-                    item_id=self._output[index]["id"],
-                    output_index=index,
-                    content_index=0,
-                    delta=chunk.text,
-                    logprobs=[],
-                )
-            )
+            out.append(self._text_delta(chunk.text))
         for delta in chunk.tool_calls:
             known = self._calls.get(delta.index)
             if known is None:
