@@ -141,7 +141,9 @@ class ResilientTransport(HookMethods, AsyncClosing):
             provider's public one.
         config: Retry and cooldown settings (for a new manager).
         deadline: Seconds one SDK call may take in all, retries and fallbacks included.
-        wait_for_recovery: When every key is cooling, wait for the earliest if it fits.
+        wait_for_recovery: When every key is resting, wait for the earliest recovery (on by
+            default) while it fits the deadline, or ``config.max_recovery_wait`` without
+            one, as ``ResilientClient`` does; ``False`` fails at once.
         sleep: The sleep used for backoff (inject one in tests).
         telemetry: Spans and metrics, as for ``ResilientClient`` (for a new engine).
         strict_models: Refuse ``fallback_models`` the catalog does not know
@@ -166,7 +168,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         config: FailoverConfig | None = None,
         catalog: ModelCatalog | None = None,
         deadline: float | None = None,
-        wait_for_recovery: bool = False,
+        wait_for_recovery: bool = True,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         telemetry: Telemetry | bool | None = None,
         stream_idle_timeout: float = 30.0,
