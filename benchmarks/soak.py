@@ -8,8 +8,9 @@ content blocks; one dead key and one out-of-quota key). Three runs, each of N re
 
 1. ``ResilientClient`` on ``HttpxSender`` (the default);
 2. ``ResilientClient`` on ``failover.aiohttp_sender.AiohttpSender``;
-3. ``ResilientTransport`` under the openai SDK;
-4. ``ResilientTransport`` under the anthropic SDK.
+3. ``ResilientTransport`` under the openai SDK, falling back to Anthropic and Gemini (the
+   gateway: requests and replies translated);
+4. ``ResilientTransport`` under the anthropic SDK, falling back to OpenAI and Gemini.
 
 Each run prints: requests served (its availability, which must reach ``SOAK_MIN_SERVED``,
 90 % by default), typed errors by class, other exceptions (by class),
@@ -362,7 +363,11 @@ class _SdkFace:
         self.transport = ResilientTransport(
             self.manager,
             provider=name,
-            fallback_models=["gpt-4o"] if name == "openai" else ["claude-sonnet-4-5"],
+            # another model of its own provider, then the other providers: translated
+            fallback_models=[
+                "gpt-4o" if name == "openai" else "claude-sonnet-4-5",
+                *(model for model in CHAIN if not model.startswith(f"{name}/")),
+            ],
             deadline=DEADLINE,
         )
         http = httpx2.AsyncClient(
