@@ -85,6 +85,8 @@ __all__ = ["ResilientTransport"]
 
 _CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
 _DEFAULT_STYLE = {"anthropic": "x-api-key", "gemini": "x-goog-api-key"}
+_CHAINS_KEPT = 256  # requested models whose chain is kept
+_URLS_KEPT = 256  # attempt URLs kept, parsed
 T = TypeVar("T")
 
 
@@ -236,6 +238,12 @@ class ResilientTransport(HookMethods, AsyncClosing):
         self._in_flight: set[tuple[int, anyio.CancelScope]] = set()  # (thread of its loop, scope)
         self._sdk_retries_seen = False  # warned that the SDK retries by itself (once)
         self._sdk_retries_lock = threading.Lock()
+        self._bases_of: tuple[list[tuple[str, str | None]], list[str]] | None = None
+        # per requested model: its chain, and what the catalog said of our own models in it
+        self._chains: dict[
+            str | None, tuple[list[ModelEntry], list[tuple[str, ModelEntry | None]]]
+        ] = {}
+        self._urls: dict[tuple[ModuleType, str, str], Any] = {}  # (library, base, suffix)
         watch_http_logs(self._engine)
 
     @property
@@ -301,7 +309,10 @@ class ResilientTransport(HookMethods, AsyncClosing):
         payload = _json_object(body)
         requested = self._requested_model(payload, suffix)
         chain = self._chain(requested)
-        style = next((h for h in _CREDENTIAL_HEADERS if h in request.headers), None)
+        # one pass over the headers: the SDK's credentials, and how it sends a key
+        sdk_credentials = [(k, v) for k, v in request.headers.items() if k in _CREDENTIAL_HEADERS]
+        found = {k for k, _ in sdk_credentials}
+        style = next((h for h in _CREDENTIAL_HEADERS if h in found), None)
         style = style or _DEFAULT_STYLE.get(self._wire, "authorization")
         streaming = bool(payload and payload.get("stream")) or ":stream" in suffix
         endpoint = endpoint_of(request.method, suffix)
@@ -557,17 +568,20 @@ class ResilientTransport(HookMethods, AsyncClosing):
         Profiles' base URLs must be written the way the SDK takes them; a profile without
         one is sent to the provider's public URL only.
         """
+        # recomputed only when a profile is added, removed, or its provider or URL changes
+        key = [(p.provider, p.base_url) for p in self.manager.list_profiles()]
+        cached = self._bases_of
+        if cached is not None and cached[0] == key:
+            return cached[1]
         profiles = sorted(
-            {
-                p.base_url
-                for p in self.manager.list_profiles()
-                if p.provider == self.provider and p.base_url
-            },
+            {url for provider, url in key if provider == self.provider and url},
             key=len,
             reverse=True,
         )
         first = [self.sdk_base_url] if self.sdk_base_url else []
-        return [*first, *profiles, self._adapter.default_base_url]
+        bases = [*first, *profiles, self._adapter.default_base_url]
+        self._bases_of = (key, bases)
+        return bases
 
     def _suffix(self, url: str) -> str | None:
         """The part of ``url`` after a known base URL (path and query), or ``None``."""
@@ -622,7 +636,23 @@ class ResilientTransport(HookMethods, AsyncClosing):
 
     def _chain(self, requested: str | None) -> list[ModelEntry]:
         """The models to try for a request: the one the SDK asked for, then the fallbacks
-        in their order (a model of our own provider once)."""
+        in their order (a model of our own provider once). Kept per requested model (a
+        bounded number), made again when the catalog's entry of one of them changed."""
+        kept = self._chains.get(requested)
+        if kept is not None and all(
+            self._catalog.get(self.provider, model_id) is entry for model_id, entry in kept[1]
+        ):
+            return list(kept[0])
+        own = [step for step in self._steps if isinstance(step, str)]
+        looked = [(m, self._catalog.get(self.provider, m)) for m in {requested or "", *own}]
+        chain = self._new_chain(requested)
+        if len(self._chains) >= _CHAINS_KEPT:  # model names come from callers: stay bounded
+            with contextlib.suppress(StopIteration, RuntimeError):
+                self._chains.pop(next(iter(self._chains)), None)
+        self._chains[requested] = (chain, looked)
+        return list(chain)
+
+    def _new_chain(self, requested: str | None) -> list[ModelEntry]:
         seen = {requested} if requested else set()
         chain = [self._own(requested)] if requested else []
         for step in self._steps:
