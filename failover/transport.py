@@ -323,17 +323,34 @@ class ResilientTransport(HookMethods, AsyncClosing):
         held: list[tuple[ProviderError, Any]] = []  # the last error reply of our own provider
         engine = self._engine
 
+        in_place = isinstance(io, AsyncIO)  # a worker thread may outlive a cancelled send
+        in_use: list[bool] = []  # an attempt sends the SDK's own request (hedges build theirs)
+
         async def attempt(ctx: AttemptContext) -> Any:
-            outgoing = _rewrite(
-                request, library, ctx, suffix, style, body, payload, requested, extensions
-            )
+            model = ctx.model.id
+            adjusted = in_place and not in_use and not (requested and model != requested)
+            if adjusted:  # the same body: only the URL and the credentials change
+                in_use.append(True)
+                outgoing = request
+                saved = (request.url, request.extensions)
+                _adjust(request, self._url(library, ctx.base_url, suffix), ctx, style)
+                request.extensions = extensions
+            else:
+                outgoing = _rewrite(
+                    request, library, ctx, suffix, style, body, payload, requested, extensions
+                )
             try:
                 response = await io.send(outgoing)
             except Exception as exc:
-                error = provider_error(exc, self.provider, ctx.model.id)
+                error = provider_error(exc, self.provider, model)
                 if error is None:
                     raise
                 raise error from None
+            finally:
+                if adjusted:  # the key never stays in the request the SDK holds
+                    request.url, request.extensions = saved
+                    _restore(request, sdk_credentials)
+                    in_use.clear()
             served = served_headers(self.provider, ctx.model.id)
             if response.status_code < 400:
                 if not streaming:  # a stream is checked as it passes (guard_stream)
@@ -663,6 +680,19 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 chain.append(self._own(step))
         return chain or [self._own("")]  # a request with no model: one pass over the keys
 
+    def _url(self, library: ModuleType, base_url: str, suffix: str) -> Any:
+        """The URL of an attempt to ``base_url`` (parsed once): the suffix's path and query,
+        without any ``key`` parameter."""
+        key = (library, base_url, suffix)
+        url = self._urls.get(key)
+        if url is None:
+            url = library.URL(_attempt_url(base_url, suffix))
+            if len(self._urls) >= _URLS_KEPT:
+                with contextlib.suppress(StopIteration, RuntimeError):
+                    self._urls.pop(next(iter(self._urls)), None)
+            self._urls[key] = url
+        return url
+
     def _own(self, model_id: str) -> ModelEntry:
         """The entry of ``model_id`` of our own provider (made up when the catalog has none)."""
         return self._catalog.get(self.provider, model_id) or ModelEntry(
@@ -697,9 +727,7 @@ def _rewrite(
         if payload is not None and "model" in payload:
             body = json.dumps({**payload, "model": model}).encode()
         suffix = suffix.replace(f"/models/{requested}:", f"/models/{model}:", 1)
-    parts = urlsplit(suffix)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "key"]
-    url = ctx.base_url + parts.path + (f"?{urlencode(query)}" if query else "")
+    url = _attempt_url(ctx.base_url, suffix)
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _CREDENTIAL_HEADERS]
     headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
     if ctx.api_key:
@@ -708,6 +736,34 @@ def _rewrite(
     return library.Request(
         request.method, url, headers=headers, content=body, extensions=extensions
     )
+
+
+def _attempt_url(base_url: str, suffix: str) -> str:
+    """``base_url`` and the suffix's path and query, without any ``key`` parameter."""
+    parts = urlsplit(suffix)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "key"]
+    return base_url + parts.path + (f"?{urlencode(query)}" if query else "")
+
+
+def _adjust(request: Any, url: Any, ctx: AttemptContext, style: str) -> None:
+    """The SDK's request, in place, for this attempt: its URL, the profile's key."""
+    request.url = url
+    headers = request.headers
+    for name in _CREDENTIAL_HEADERS:
+        if name in headers:
+            del headers[name]
+    if ctx.api_key:
+        headers[style] = f"Bearer {ctx.api_key}" if style == "authorization" else ctx.api_key
+
+
+def _restore(request: Any, credentials: list[tuple[str, str]]) -> None:
+    """The SDK's request with its own credential headers again (the attempt's key gone)."""
+    headers = request.headers
+    for name in _CREDENTIAL_HEADERS:
+        if name in headers:
+            del headers[name]
+    for name, value in credentials:
+        headers[name] = value
 
 
 def _with_read_timeout(extensions: dict[str, Any], seconds: float) -> dict[str, Any]:

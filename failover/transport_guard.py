@@ -96,7 +96,30 @@ async def checked_reply(
             )
         if on_id is not None and shaped.stream_wire == "responses":
             _note_id(value, on_id)
-    return reread(library, response, content, outgoing, scrub, served)
+    return refilled(library, response, content, outgoing, scrub, served)
+
+
+def refilled(
+    library: ModuleType,
+    response: Any,
+    content: bytes,
+    request: Any,
+    scrub: KeyScrubber,
+    served: Served = (),
+) -> Any:
+    """:func:`reread`, in place when reading filled the response with ``content``: the
+    same response, its headers shown as to the SDK, without a second Response made."""
+    try:
+        filled = response.content is content
+    except Exception:  # not read (a response of another kind): make it anew
+        filled = False
+    if not filled or not isinstance(response, library.Response):
+        return reread(library, response, content, request, scrub, served)
+    response.headers = library.Headers(
+        shown(response.headers, scrub, drop=BODY_HEADERS, served=served)
+    )
+    response.request = request
+    return response
 
 
 def reread(
