@@ -30,6 +30,7 @@ from providers.base import (
     ProviderAdapter,
     StreamChunk,
 )
+from providers.openai import OTHER_WIRES_FIELDS
 
 if TYPE_CHECKING:
     import httpx
@@ -73,22 +74,8 @@ KNOWN_PARAMETERS = frozenset(
         "service_tier",
         "modalities",
         "audio",
-        # other wires' own fields, passed through to their provider
-        "top_k",
-        "thinking",
-        "output_config",
-        "container",
-        "mcp_servers",
-        "context_management",
-        "safetySettings",
-        "cachedContent",
-        "generationConfig",
-        "options",
-        "keep_alive",
-        "think",
-        "format",
     }
-)
+) | OTHER_WIRES_FIELDS  # other wires' own fields, passed through to their provider
 """The parameters ``ResilientClient.complete``/``stream`` know: a near miss of one is a
 typo (:func:`check_parameter_names`); other names pass through to the provider."""
 
