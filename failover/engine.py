@@ -383,7 +383,7 @@ class Engine:
                     await self.sleep(delay)
                     continue
             retry_after = self._retry_after(steps)
-            if error is None and self._may_wait(state, retry_after, waits, waited):
+            if self._may_wait(state, retry_after, waits, waited):
                 assert retry_after is not None
                 waits += 1
                 waited += retry_after
@@ -400,9 +400,8 @@ class Engine:
         """Whether to wait ``retry_after`` for the earliest recovery, and walk again.
 
         With a deadline, while the recovery comes before it; without one, while the waits
-        add up to no more than ``max_recovery_wait``. A walk that ended on a transient
-        failure, or ``retry_after`` of 0 (something is usable now, and failed), is
-        backoff's domain, bounded by ``max_retries``: not a wait's.
+        add up to no more than ``max_recovery_wait``. ``retry_after`` of 0 means something
+        is usable now and failed: that is backoff's domain (``max_retries``), not a wait's.
         """
         if not self.wait_for_recovery or not retry_after or waits >= _MAX_RECOVERY_WAITS:
             return False

@@ -349,3 +349,29 @@ def test_the_new_limits_are_validated() -> None:
         FailoverConfig(max_recovery_wait=-1)
     with pytest.raises(failover.ConfigError, match="max_first_wait"):
         FailoverConfig(max_first_wait=float("nan"))
+
+
+@respx.mock
+async def test_a_model_resting_after_a_transient_failure_is_waited_for_within_the_deadline(
+    clock: FakeClock,
+) -> None:
+    """No backoff budget left (``max_retries=0``), the only model resting after a 503 for 2 s:
+    with a deadline of 10 s the client waits for it rather than fail."""
+    replies = iter([httpx.Response(503, json={"error": {"message": "overloaded"}})])
+    respx.post(OPENAI).mock(side_effect=lambda request: next(replies, _openai_ok(request)))
+    waits: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        waits.append(delay)
+        clock.advance(delay)
+
+    config = FailoverConfig(
+        max_retries=0, cooldown_on_error=2.0, breaker_min_requests=1, breaker_failure_rate=1.0
+    )
+    manager = FailoverManager(config, clock=clock, profiles=[AuthProfile("a", "openai", KEY_A)])
+    async with ResilientClient(
+        ["openai/gpt-4o-mini"], manager, deadline=10, sleep=sleep
+    ) as client:
+        result = await client.complete(HI)
+    assert [a.outcome for a in result.attempts] == ["overloaded", "ok"]
+    assert waits == [pytest.approx(2.0)]
