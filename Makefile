@@ -37,7 +37,7 @@ install: $(DEV)
 
 test: $(DEV)
 	@.ci/ensure-redis-server
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 # The core suite on the lowest versions pyproject.toml allows, on the lowest Python found.
 test-lowest: requirements/lowest.txt pyproject.toml
