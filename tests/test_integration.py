@@ -202,7 +202,10 @@ async def test_every_failure_is_recognised_for_every_provider(
 ) -> None:
     sim.script(kind, provider=provider)
     manager = manager_for(sim, max_retries=0)
-    async with ResilientClient([MODELS[provider]], manager, **sender) as client:
+    # fail at once: waiting for a key that answers 429 every time would only delay the error
+    async with ResilientClient(
+        [MODELS[provider]], manager, wait_for_recovery=False, **sender
+    ) as client:
         with pytest.raises((AllAttemptsFailed, ContentFilteredError)) as info:
             await client.complete(ASK)
     error = info.value
