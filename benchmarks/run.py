@@ -221,7 +221,7 @@ async def happy_path(base: str) -> None:
         import yarl
 
         from failover.client import _chat_request
-        from providers import get_adapter
+        from failover.providers import get_adapter
 
         session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
         manager = FailoverManager(profiles=[AuthProfile("k0", "openai", key[0], base_url=base)])

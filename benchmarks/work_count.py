@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from upstream import REPLY  # benchmarks/, the script's own directory
 
 from failover import AuthProfile, ResilientClient
-from providers.base import HttpRequest
+from failover.providers.base import HttpRequest
 
 MESSAGES = [{"role": "user", "content": "ping"}]
 CALLS = 20

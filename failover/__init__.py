@@ -67,6 +67,9 @@ if TYPE_CHECKING:
     from failover.sync_client import ClientClosedError, SyncCompletionStream, SyncResilientClient
     from failover.transport import ResilientTransport
 
+__version__ = "0.1.0"
+"""The installed release (the package's version in its metadata is read from here)."""
+
 __all__ = [
     "Action",
     "AllAttemptsFailed",

@@ -22,7 +22,7 @@ import aiohttp
 import yarl
 
 from failover.errors import ProviderConnectionError, ProviderError, ProviderTimeoutError
-from providers.base import HttpRequest
+from failover.providers.base import HttpRequest
 
 __all__ = ["AiohttpSender"]
 

@@ -22,7 +22,7 @@ from httpx_sse import EventSource, SSEError
 from failover._tasks import finish_even_if_cancelled
 from failover.catalog import TokenUsage
 from failover.errors import ConfigError, MalformedResponseError, did_you_mean
-from providers.base import (
+from failover.providers.base import (
     ChatRequest,
     ChatResult,
     EmbeddingAdapter,
@@ -30,7 +30,7 @@ from providers.base import (
     ProviderAdapter,
     StreamChunk,
 )
-from providers.openai import OTHER_WIRES_FIELDS
+from failover.providers.openai import OTHER_WIRES_FIELDS
 
 if TYPE_CHECKING:
     import httpx

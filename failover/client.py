@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 import anyio
 import httpx
 
-import providers
+from failover import providers
 from failover._closing import AsyncClosing
 from failover._secrets import watch_http_logs
 from failover.attempts import Attempt
@@ -34,10 +34,7 @@ from failover.errors import (
 from failover.http import HttpxSender, Reply, Sender, default_http_client
 from failover.policy import Action, Policy
 from failover.profiles import AuthProfile, FailoverManager
-from failover.routing import Hedging, Strategy
-from failover.store import Store
-from failover.telemetry import Telemetry, resolve_telemetry
-from providers.base import (
+from failover.providers.base import (
     ChatRequest,
     EmbeddingResult,
     ProviderAdapter,
@@ -47,6 +44,9 @@ from providers.base import (
     assistant_message,
     check_json,
 )
+from failover.routing import Hedging, Strategy
+from failover.store import Store
+from failover.telemetry import Telemetry, resolve_telemetry
 
 if TYPE_CHECKING:
     from failover.embeddings import EmbeddingChain, Embeddings

@@ -460,7 +460,7 @@ def _profile(raw: dict[str, Any], where: str, env: Mapping[str, str]) -> Profile
     values.setdefault("api_key", "")
     spec = ProfileSpec(values, key_source)
     try:
-        import providers
+        from failover import providers
 
         spec.build()
         providers.get_adapter(str(values["provider"]))

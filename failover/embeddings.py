@@ -17,7 +17,7 @@ from failover.chain import FallbackChain
 from failover.errors import ConfigError, MalformedResponseError
 
 if TYPE_CHECKING:
-    from providers.base import EmbeddingAdapter, EmbeddingRequest, EmbeddingResult
+    from failover.providers.base import EmbeddingAdapter, EmbeddingRequest, EmbeddingResult
 
 __all__ = ["TASK_TYPES", "EmbeddingChain", "Embeddings", "embedding_request"]
 
@@ -130,7 +130,7 @@ class EmbeddingChain:
         mixed_dimensions: bool = False,
         catalog: ModelCatalog | None = None,
     ) -> None:
-        import providers
+        from failover import providers
 
         if dimensions is not None and (
             isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions <= 0
@@ -268,7 +268,7 @@ def embedding_request(
             strs, ``task_type`` is not one of :data:`TASK_TYPES`, or a parameter is
             reserved or cannot be sent as JSON.
     """
-    from providers.base import EmbeddingRequest, check_json
+    from failover.providers.base import EmbeddingRequest, check_json
 
     if isinstance(inputs, str):
         texts: tuple[str, ...] = (inputs,)

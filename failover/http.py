@@ -34,7 +34,7 @@ import httpx
 
 from failover._tasks import _finishing, finish_even_if_cancelled
 from failover.errors import PoolExhaustedError, ProviderConnectionError, ProviderTimeoutError
-from providers.base import HttpRequest
+from failover.providers.base import HttpRequest
 
 if TYPE_CHECKING:
     import httpx2

@@ -133,7 +133,7 @@ def _looks_like_key(value: str) -> bool:
 
 def _check_provider(name: str, provider: str) -> None:
     """Refuse a provider no registry knows: with a did-you-mean, never echoing a key."""
-    import providers  # the adapters' registry; imported late (it imports failover)
+    from failover import providers  # the adapters' registry; imported late (it imports failover)
 
     known = set(providers.registered_providers()) | set(default_catalog.providers())
     if canonical_provider(provider) in known:

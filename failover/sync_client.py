@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from failover.chain import FallbackChain
     from failover.embeddings import EmbeddingChain, Embeddings
     from failover.profiles import AuthProfile, FailoverManager
-    from providers.base import StreamChunk, ToolCall
+    from failover.providers.base import StreamChunk, ToolCall
 
 __all__ = ["ClientClosedError", "SyncCompletionStream", "SyncResilientClient"]
 

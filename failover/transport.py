@@ -35,7 +35,7 @@ import anyio
 import anyio.to_thread
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-import providers
+from failover import providers
 from failover._closing import AsyncClosing
 from failover._secrets import watch_http_logs
 from failover.catalog import ModelCatalog, ModelEntry, canonical_provider, default_catalog
@@ -49,6 +49,7 @@ from failover.gateway import wire_of
 from failover.http import library_of
 from failover.policy import Policy
 from failover.profiles import AuthProfile, FailoverManager
+from failover.providers.base import ProviderAdapter
 from failover.telemetry import Telemetry, resolve_telemetry
 from failover.transport_gateway import (
     ResponseOwners,
@@ -77,7 +78,6 @@ from failover.transport_io import (
     read_body,
     widen_worker_threads,
 )
-from providers.base import ProviderAdapter
 
 logger = logging.getLogger("failover.transport")
 

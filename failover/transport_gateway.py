@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import anyio
 
-import providers
+from failover import providers
 from failover.attempts import Attempt
 from failover.catalog import ModelCatalog, ModelEntry, canonical_provider
 from failover.chat_calls import ChatCalls, ChunkReader, OpenedStream, close_opened
@@ -58,9 +58,9 @@ from failover.gateway import (
 )
 from failover.policy import Action
 from failover.profiles import AuthProfile, FailoverManager
+from failover.providers.base import ChatResult
 from failover.transport_guard import Served
 from failover.transport_io import IO, closed_error
-from providers.base import ChatResult
 
 __all__ = [
     "ResponseOwners",

@@ -21,15 +21,15 @@ from urllib.parse import parse_qsl, urlsplit
 
 import anyio
 
-import providers
+from failover import providers
 from failover._secrets import KeyScrubber
 from failover.catalog import ModelEntry
 from failover.classify import classify_exception
 from failover.engine import Engine, RequestState
 from failover.errors import MalformedResponseError, ProviderError, ProviderTimeoutError
 from failover.profiles import AuthProfile
+from failover.providers.base import StreamChunk, StreamParser, load_json
 from failover.transport_io import IO, closed_error, read_body
-from providers.base import StreamChunk, StreamParser, load_json
 
 __all__ = [
     "BODY_HEADERS",

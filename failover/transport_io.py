@@ -23,7 +23,7 @@ from anyio.from_thread import BlockingPortal
 from failover._tasks import finish_even_if_cancelled
 from failover.classify import classify_exception
 from failover.errors import ConfigError, MalformedResponseError, ProviderError
-from providers.base import HttpRequest
+from failover.providers.base import HttpRequest
 
 __all__ = [
     "IO",

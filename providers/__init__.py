@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from failover.catalog import ModelCatalog, canonical_provider, default_catalog
 from failover.errors import ConfigError
-from providers.anthropic import AnthropicAdapter
-from providers.azure import AzureOpenAIAdapter
-from providers.base import (
+from failover.providers.anthropic import AnthropicAdapter
+from failover.providers.azure import AzureOpenAIAdapter
+from failover.providers.base import (
     ChatRequest,
     ChatResult,
     HttpRequest,
@@ -20,9 +20,9 @@ from providers.base import (
     ToolCall,
     ToolCallDelta,
 )
-from providers.gemini import GeminiAdapter
-from providers.ollama import OllamaAdapter
-from providers.openai import OTHER_WIRES_FIELDS, OpenAIAdapter
+from failover.providers.gemini import GeminiAdapter
+from failover.providers.ollama import OllamaAdapter
+from failover.providers.openai import OTHER_WIRES_FIELDS, OpenAIAdapter
 
 __all__ = [
     "AnthropicAdapter",

@@ -33,7 +33,7 @@ from failover.errors import (
     ContextWindowExceededError,
     MalformedResponseError,
 )
-from providers.base import (
+from failover.providers.base import (
     BaseAdapter,
     ChatRequest,
     ChatResult,
@@ -50,7 +50,7 @@ from providers.base import (
     max_output_tokens,
     read_usage,
 )
-from providers.messages import (
+from failover.providers.messages import (
     Audio,
     Image,
     Text,

@@ -16,8 +16,8 @@ import json
 from collections.abc import Mapping
 
 from failover.errors import ConfigError, ContentFilteredError, ProviderError
-from providers.base import ChatRequest, EmbeddingRequest, HttpRequest, load_json
-from providers.openai import OTHER_WIRES_FIELDS, OpenAIAdapter
+from failover.providers.base import ChatRequest, EmbeddingRequest, HttpRequest, load_json
+from failover.providers.openai import OTHER_WIRES_FIELDS, OpenAIAdapter
 
 __all__ = ["DEFAULT_API_VERSION", "AzureOpenAIAdapter"]
 

@@ -22,7 +22,7 @@ from typing import Any, Literal, ParamSpec, Protocol, TypeVar
 from failover.catalog import ModelEntry, TokenUsage
 from failover.classify import classify_http_error
 from failover.errors import ConfigError, FailoverError, MalformedResponseError, ProviderError
-from providers.messages import ToolCall, Turn, read_messages
+from failover.providers.messages import ToolCall, Turn, read_messages
 
 __all__ = [
     "FINISH_REASONS",
@@ -562,7 +562,7 @@ def check_params(params: Mapping[str, Any]) -> None:
         ConfigError: ``tools``, ``tool_choice``, ``response_format``, ``stop`` or
             ``reasoning_effort`` is not in OpenAI's shape.
     """
-    from providers import messages
+    from failover.providers import messages
 
     messages.read_tools(params.get("tools"))
     messages.read_tool_choice(params.get("tool_choice"))
@@ -578,7 +578,7 @@ def check_params(params: Mapping[str, Any]) -> None:
 
 def catalog_unsupported(request: ChatRequest, model: ModelEntry) -> str | None:
     """A field the catalog says ``model`` cannot take (images, audio, tools, reasoning)."""
-    from providers.messages import Audio, Image
+    from failover.providers.messages import Audio, Image
 
     params = request.params
     effort = params.get("reasoning_effort")

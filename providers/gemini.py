@@ -27,7 +27,7 @@ from typing import Any, Literal
 from failover.catalog import ModelEntry, TokenUsage
 from failover.classify import classify_http_error
 from failover.errors import ContentFilteredError, MalformedResponseError
-from providers.base import (
+from failover.providers.base import (
     BaseAdapter,
     ChatRequest,
     ChatResult,
@@ -49,7 +49,7 @@ from providers.base import (
     read_usage,
     read_vector,
 )
-from providers.messages import (
+from failover.providers.messages import (
     Audio,
     Image,
     Text,

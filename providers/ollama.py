@@ -18,7 +18,7 @@ from typing import Any, Literal
 from failover.catalog import ModelEntry, TokenUsage
 from failover.classify import classify_http_error
 from failover.errors import ConfigError, MalformedResponseError
-from providers.base import (
+from failover.providers.base import (
     BaseAdapter,
     ChatRequest,
     ChatResult,
@@ -39,7 +39,7 @@ from providers.base import (
     read_usage,
     read_vector,
 )
-from providers.messages import (
+from failover.providers.messages import (
     Audio,
     Image,
     read_response_format,

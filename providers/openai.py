@@ -15,7 +15,7 @@ from typing import Any, Literal
 from failover.catalog import ModelEntry, TokenUsage
 from failover.classify import classify_http_error
 from failover.errors import ContentFilteredError, MalformedResponseError
-from providers.base import (
+from failover.providers.base import (
     BaseAdapter,
     ChatRequest,
     ChatResult,

@@ -11,8 +11,8 @@ import pytest
 import respx
 
 from failover import AuthProfile, ResilientClient
-from providers import get_adapter, register_adapter
-from providers.base import ChatRequest
+from failover.providers import get_adapter, register_adapter
+from failover.providers.base import ChatRequest
 
 ASK = [
     {"role": "system", "content": "Be brief."},
@@ -133,8 +133,8 @@ def test_odd_error_bodies_never_break_classification(body: bytes, status: int) -
 
 
 async def test_one_call_adds_a_provider_adapter_and_catalog_entry_together() -> None:
+    from failover.providers import OpenAIAdapter, add_provider
     from failover.testing import Simulator
-    from providers import OpenAIAdapter, add_provider
 
     async with Simulator() as sim:
         add_provider("acme-gpu", OpenAIAdapter("http://unused.invalid/v1"))
@@ -149,7 +149,7 @@ async def test_one_call_adds_a_provider_adapter_and_catalog_entry_together() -> 
 
 def test_a_registered_adapter_is_known_to_the_catalog_and_priced_providers_stay_priced() -> None:
     from failover import get_model_entry as default_catalog_entry
-    from providers import OpenAIAdapter, add_provider
+    from failover.providers import OpenAIAdapter, add_provider
 
     register_adapter("acme-two", OpenAIAdapter("http://h/v1"))
     assert default_catalog_entry("acme-two", "any-model") is not None
@@ -177,7 +177,7 @@ PLAIN_MODELS = [
 def test_a_plain_text_request_is_one_every_model_takes(model_id: str) -> None:
     """The client skips the unsupported-field check for plain requests: that must be safe."""
     from failover import FallbackChain
-    from providers import registered_providers
+    from failover.providers import registered_providers
 
     request = ChatRequest(ASK)
     assert request.plain

@@ -21,8 +21,8 @@ from failover import (
     ResilientClient,
     SuccessEvent,
 )
+from failover.providers import get_adapter
 from failover.testing import Behavior, Simulator
-from providers import get_adapter
 
 KEYS = {
     "openai": ("sk-embed-first-0000000001", "sk-embed-second-000000002"),

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-import providers
+from failover import providers
 from failover.attempts import Attempt
 from failover.catalog import TokenUsage
 from failover.errors import (
@@ -40,7 +40,7 @@ from failover.gateway import (
     encode_stream,
     stream_encoder,
 )
-from providers.base import StreamAssembler, StreamChunk, ToolCall
+from failover.providers.base import StreamAssembler, StreamChunk, ToolCall
 from tests.test_gateway_support import USAGE, chunks, result, sse_events
 
 REQUESTS: dict[str, tuple[str, dict[str, Any]]] = {

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from google.genai import types as gt
 
-import providers
+from failover import providers
 from failover.catalog import ModelEntry
 from failover.errors import InvalidRequestError
 from failover.gateway import CannotTranslateError, Decoded, decode_request, wire_of

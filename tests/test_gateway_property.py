@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from failover.catalog import TokenUsage
 from failover.gateway import Wire, decode_request, encode_result, stream_encoder
-from providers.base import ChatResult, StreamChunk, ToolCall, ToolCallDelta
+from failover.providers.base import ChatResult, StreamChunk, ToolCall, ToolCallDelta
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
 JSON_VALUE = st.one_of(

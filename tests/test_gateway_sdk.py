@@ -13,7 +13,7 @@ import pytest
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
 
-import providers
+from failover import providers
 from failover.catalog import TokenUsage
 from failover.errors import (
     AllAttemptsFailed,
@@ -23,8 +23,8 @@ from failover.errors import (
     ServerError,
 )
 from failover.gateway import decode_request, encode_stream
+from failover.providers.base import StreamChunk, ToolCall
 from failover.testing.rejects import check_request
-from providers.base import StreamChunk, ToolCall
 from tests.test_gateway_support import CALL, SERVED, Served, chunks, result
 
 HI = [{"role": "user", "content": "Hi"}]

@@ -21,7 +21,7 @@ from failover.gateway import (
     encode_result,
     encode_stream,
 )
-from providers.base import ChatResult, StreamChunk, ToolCall, ToolCallDelta
+from failover.providers.base import ChatResult, StreamChunk, ToolCall, ToolCallDelta
 
 USAGE = TokenUsage(input_tokens=10, output_tokens=7, cache_read_tokens=3, reasoning_tokens=2)
 SERVED = "served-model-1"

@@ -16,7 +16,6 @@ import httpx2
 import openai
 import pytest
 
-import providers
 from failover import (
     AuthProfile,
     ConfigError,
@@ -29,6 +28,7 @@ from failover import (
     ResilientTransport,
     TokenUsage,
     UnknownModelWarning,
+    providers,
 )
 from failover.chat_calls import KNOWN_PARAMETERS, check_parameter_names
 from failover.config_file import parse_config

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from failover import FailoverError, ProviderError
-from providers import get_adapter
-from providers.base import FINISH_REASONS, ChatResult, HttpRequest, StreamChunk, ToolCall
+from failover.providers import get_adapter
+from failover.providers.base import FINISH_REASONS, ChatResult, HttpRequest, StreamChunk, ToolCall
 
 WIRES = ["openai", "azure", "anthropic", "gemini", "ollama-native"]
 
@@ -318,14 +318,14 @@ def test_the_classifier_reads_any_error_body_without_help(status: int, body: Any
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32-be"])
 def test_a_reply_body_in_any_json_encoding_is_read(encoding: str) -> None:
-    from providers.base import load_json
+    from failover.providers.base import load_json
 
     assert load_json('{"text": "héllo"}'.encode(encoding)) == {"text": "héllo"}
 
 
 def test_a_body_that_is_not_text_is_malformed() -> None:
     from failover import MalformedResponseError
-    from providers.base import load_json
+    from failover.providers.base import load_json
 
     with pytest.raises(MalformedResponseError):
         load_json(b'"\xff\xfe\xfa"')
@@ -358,7 +358,7 @@ def test_a_reply_that_is_not_valid_text_is_malformed(wire: str, encoding: str) -
 
 def test_invalid_bytes_in_a_body_are_malformed_whatever_the_encoding_looks_like() -> None:
     from failover import MalformedResponseError
-    from providers.base import load_json
+    from failover.providers.base import load_json
 
     for body in (b'{"a": "\xff"}', b'\xef\xbb\xbf{"a": "\xc3"}', b'{"a": "\xed\xb0\x80"}'):
         with pytest.raises(MalformedResponseError, match="not valid utf-8"):

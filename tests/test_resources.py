@@ -34,8 +34,8 @@ from failover import (
 )
 from failover._tasks import _finishing
 from failover.http import HttpxSender
+from failover.providers.base import HttpRequest
 from failover.testing import Behavior, Simulator
-from providers.base import HttpRequest
 from tests.conftest import BOTH_BACKENDS, simulator_in_thread
 
 anyio_backend = BOTH_BACKENDS

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from failover import ConfigError, ModelEntry, TokenUsage
-from providers import StreamAssembler, get_adapter
-from providers.base import ChatRequest, ChatResult
+from failover.providers import StreamAssembler, get_adapter
+from failover.providers.base import ChatRequest, ChatResult
 
 PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
 WEATHER = {

@@ -3,7 +3,7 @@
 Four wire formats are read and written: OpenAI Chat Completions (``openai``), OpenAI
 Responses (``responses``), Anthropic Messages (``anthropic``) and Gemini generateContent
 (``gemini``). A request goes in through :func:`decode_request` (the common
-:class:`~providers.base.ChatRequest`, ready for any adapter's ``build_request``); the
+:class:`~failover.providers.base.ChatRequest`, ready for any adapter's ``build_request``); the
 serving provider's reply, read by its adapter (``parse_response``, ``stream_parser``),
 comes back out through :func:`encode_result` or :func:`stream_encoder` /
 :func:`encode_stream`, and a failure through :func:`encode_error`, so the SDK parses

@@ -24,7 +24,7 @@ from typing import Any
 
 from failover.gateway.framing import dumps
 from failover.gateway.types import CannotTranslateError, Decoded, invalid_request, readable
-from providers.base import ChatRequest
+from failover.providers.base import ChatRequest
 
 __all__ = ["decode_anthropic", "effort_of_budget"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from failover.gateway.types import CannotTranslateError, Decoded, invalid_request, readable
-from providers.base import ChatRequest
+from failover.providers.base import ChatRequest
 
 __all__ = ["decode_chat", "refuse_chat_fields"]
 

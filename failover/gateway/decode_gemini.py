@@ -35,7 +35,7 @@ from failover.gateway.types import (
     query_of,
     readable,
 )
-from providers.base import ChatRequest
+from failover.providers.base import ChatRequest
 
 __all__ = ["decode_gemini", "gemini_target"]
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from failover.gateway.types import CannotTranslateError, Decoded, invalid_request, readable
-from providers.base import ChatRequest
+from failover.providers.base import ChatRequest
 
 __all__ = ["decode_responses"]
 

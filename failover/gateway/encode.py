@@ -10,7 +10,7 @@ from failover.gateway.encode_gemini import GeminiStream, encode_gemini_result
 from failover.gateway.encode_responses import ResponsesStream, encode_responses_result
 from failover.gateway.stream import StreamEncoder
 from failover.gateway.types import Decoded, WireResponse
-from providers.base import ChatResult, StreamChunk
+from failover.providers.base import ChatResult, StreamChunk
 
 __all__ = ["encode_result", "encode_stream", "stream_encoder"]
 
@@ -35,7 +35,7 @@ def encode_result(decoded: Decoded, result: ChatResult, *, model: str) -> WireRe
 def stream_encoder(decoded: Decoded, *, model: str) -> StreamEncoder:
     """A fresh encoder of one stream's chunks into ``decoded``'s SSE format.
 
-    Feed it the serving provider's :class:`~providers.base.StreamChunk` s (from its
+    Feed it the serving provider's :class:`~failover.providers.base.StreamChunk` s (from its
     adapter's ``stream_parser``) and send each call's bytes as they come; ``close()`` ends
     the stream, ``fail(error)`` breaks it the way that provider does.
     """

@@ -23,7 +23,7 @@ from failover.gateway.framing import arguments_object, dumps, encode_compact, ne
 from failover.gateway.stream import OpenCall, StreamEnd
 from failover.gateway.types import WireResponse
 from failover.gateway.usage import anthropic_usage
-from providers.base import ChatResult, StreamChunk
+from failover.providers.base import ChatResult, StreamChunk
 
 __all__ = ["AnthropicStream", "anthropic_stop", "encode_anthropic_result"]
 

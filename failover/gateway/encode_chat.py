@@ -21,7 +21,7 @@ from failover.gateway.framing import dumps, encode_compact, new_id, sse
 from failover.gateway.stream import OpenCall, StreamEnd
 from failover.gateway.types import WireResponse
 from failover.gateway.usage import chat_usage
-from providers.base import FINISH_REASONS, ChatResult, StreamChunk
+from failover.providers.base import FINISH_REASONS, ChatResult, StreamChunk
 
 __all__ = ["ChatStream", "chat_finish", "encode_chat_result"]
 

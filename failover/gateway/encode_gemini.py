@@ -19,7 +19,7 @@ from failover.gateway.framing import arguments_object, dumps, new_id, sse
 from failover.gateway.stream import OpenCall, StreamEnd
 from failover.gateway.types import WireResponse
 from failover.gateway.usage import gemini_usage
-from providers.base import ChatResult, StreamChunk, ToolCall
+from failover.providers.base import ChatResult, StreamChunk, ToolCall
 
 __all__ = ["GeminiStream", "encode_gemini_result", "gemini_finish"]
 

@@ -28,7 +28,7 @@ from failover.gateway.framing import dumps, encode_compact, new_id, sse
 from failover.gateway.stream import OpenCall, StreamEnd
 from failover.gateway.types import WireResponse
 from failover.gateway.usage import responses_usage
-from providers.base import ChatResult, StreamChunk
+from failover.providers.base import ChatResult, StreamChunk
 
 __all__ = ["ResponsesStream", "encode_responses_result"]
 

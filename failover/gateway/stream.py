@@ -7,13 +7,13 @@ from typing import Protocol
 
 from failover.catalog import TokenUsage
 from failover.gateway.framing import new_id
-from providers.base import StreamChunk, ToolCallDelta
+from failover.providers.base import StreamChunk, ToolCallDelta
 
 __all__ = ["OpenCall", "StreamEncoder", "StreamEnd"]
 
 
 class StreamEncoder(Protocol):
-    """Turns :class:`~providers.base.StreamChunk` s into one wire's SSE bytes.
+    """Turns :class:`~failover.providers.base.StreamChunk` s into one wire's SSE bytes.
 
     ``feed`` each chunk as it comes (the first call also sends the stream's opening
     events), then ``close`` once for the closing events; or ``fail`` for the wire's own

@@ -1,7 +1,7 @@
 """The gateway's shared types: the four SDK wires, a decoded request, an encoded reply.
 
 A request an SDK built arrives as a URL and a body in one of four wire formats; decoding
-it gives a :class:`Decoded`: the common :class:`~providers.base.ChatRequest` plus what the
+it gives a :class:`Decoded`: the common :class:`~failover.providers.base.ChatRequest` plus what the
 encoders need to answer in the SDK's own format. A field that only the SDK's own provider
 can honour raises :class:`CannotTranslateError` naming it.
 """
@@ -15,7 +15,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from failover.errors import ConfigError, InvalidRequestError, UnsupportedParameterError
-from providers.base import ChatRequest, check_params
+from failover.providers.base import ChatRequest, check_params
 
 __all__ = [
     "WIRES",

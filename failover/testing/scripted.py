@@ -35,6 +35,7 @@ import httpx
 from failover._secrets import mask_key
 from failover.errors import ProviderConnectionError
 from failover.http import library_of
+from failover.providers.base import HttpRequest
 from failover.testing.responses import (
     call_item,
     message_item,
@@ -44,7 +45,6 @@ from failover.testing.responses import (
     usage_body,
 )
 from failover.testing.wire import SimToolCall, error_reply, reply_body, stream_events
-from providers.base import HttpRequest
 
 __all__ = [
     "DEFAULT_TEXT",
