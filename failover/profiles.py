@@ -151,6 +151,18 @@ def _check_provider(name: str, provider: str) -> None:
     )
 
 
+def _cloud_adapter(provider: str) -> Any:
+    """The adapter of a cloud provider (one with ``base_url_for``: its credentials may come
+    from the cloud's own chain, its URL from a region), or ``None``."""
+    from failover import providers
+
+    try:
+        adapter = providers.get_adapter(provider)
+    except ConfigError:
+        return None
+    return adapter if hasattr(adapter, "base_url_for") else None
+
+
 def _checked_key(name: str, api_key: object) -> SecretKey:
     """Return ``api_key`` as a :class:`SecretKey`, refusing what no header can carry."""
     if isinstance(api_key, SecretKey):
@@ -195,6 +207,14 @@ class AuthProfile:
         metadata: Free-form data for the application.
         weight: This key's share of the load under the ``weighted`` routing strategy
             (and its deployment's, summed over the deployment's keys).
+        region: The cloud region of a cloud provider (``bedrock``: ``us-east-1``, ...;
+            ``vertex_*``: ``us-east5``, ``global``, ...); with ``project`` it gives the
+            default ``base_url``.
+        project: The Google Cloud project of a ``vertex_*`` provider.
+        credentials: A cloud provider's credentials when ``api_key`` is empty: for
+            ``bedrock`` a botocore ``Credentials`` or ``Session`` (default: the AWS
+            chain), for ``vertex_*`` a google-auth ``Credentials`` or the path of a
+            service-account file (default: application default credentials). Never shown.
     """
 
     name: str
@@ -207,6 +227,9 @@ class AuthProfile:
     rate_limit_tpm: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     weight: float = 1.0
+    region: str | None = None
+    project: str | None = None
+    credentials: Any = field(default=None, repr=False)
     status: ProfileStatus = ProfileStatus.AVAILABLE
     last_error: str | None = None
     last_error_at: float | None = None
@@ -241,6 +264,9 @@ class AuthProfile:
         weight: float = 1.0,
         status: ProfileStatus = ProfileStatus.AVAILABLE,
         cooldown_until: float = 0.0,
+        region: str | None = None,
+        project: str | None = None,
+        credentials: Any = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigError(f"AuthProfile.name must be a non-empty string, got {name!r}")
@@ -248,7 +274,14 @@ class AuthProfile:
             raise ConfigError(f"AuthProfile {name!r}: provider must be a non-empty string")
         _check_provider(name, provider)
         key = _checked_key(name, api_key)
-        if not key.get_secret_value() and not default_catalog.is_local(provider):
+        cloud = _cloud_adapter(provider)
+        if base_url is None and cloud is not None:
+            base_url = cloud.base_url_for(region=region, project=project)
+        if (
+            not key.get_secret_value()
+            and not default_catalog.is_local(provider)
+            and cloud is None
+        ):
             raise ConfigError(
                 f"AuthProfile {name!r}: api_key is empty; {canonical_provider(provider)} needs "
                 "a key (only local providers such as ollama and vllm take none)"
@@ -297,6 +330,9 @@ class AuthProfile:
         for attribute, routed in routing.items():
             object.__setattr__(self, attribute, routed)
         self.metadata = {} if metadata is None else metadata
+        self.region = region
+        self.project = project
+        self.credentials = credentials
         self.status = ProfileStatus(status)
         self.last_error = None
         self.last_error_at = None
