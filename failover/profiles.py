@@ -277,11 +277,7 @@ class AuthProfile:
         cloud = _cloud_adapter(provider)
         if base_url is None and cloud is not None:
             base_url = cloud.base_url_for(region=region, project=project)
-        if (
-            not key.get_secret_value()
-            and not default_catalog.is_local(provider)
-            and cloud is None
-        ):
+        if not key.get_secret_value() and not default_catalog.is_local(provider) and cloud is None:
             raise ConfigError(
                 f"AuthProfile {name!r}: api_key is empty; {canonical_provider(provider)} needs "
                 "a key (only local providers such as ollama and vllm take none)"
