@@ -446,7 +446,7 @@ async def test_check_warns_about_a_key_in_the_file_without_showing_it(
 
 
 async def test_a_json_script_file_scripts_the_simulator_too(tmp_path: Path) -> None:
-    from failover.cli import _apply_script, _read_script
+    from failover.cli.simulate import apply_script, read_script
 
     path = tmp_path / "script.json"
     path.write_text(
@@ -460,7 +460,7 @@ async def test_a_json_script_file_scripts_the_simulator_too(tmp_path: Path) -> N
         )
     )
     async with Simulator() as sim:
-        _apply_script(sim, _read_script(str(path)), str(path))
+        apply_script(sim, read_script(str(path)), str(path))
         url = f"{sim.root_url}/gemini/v1beta/models/{{}}:generateContent"
         body = {"contents": [{"parts": [{"text": "x"}]}]}
         headers = {"x-goog-api-key": "AIza-json-key-0000000000000001"}
