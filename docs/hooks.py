@@ -1,0 +1,90 @@
+"""MkDocs hook: a public name on an API page without a docstring is a warning.
+
+mkdocstrings renders what has a docstring (``show_if_no_docstring: false``) and leaves out
+silently what has none. This hook makes the gap visible: for every ``::: identifier`` on a
+page, the object, the members the page renders (its ``members:`` option, else the module's
+``__all__`` or public names) and, for classes, their public methods must have a docstring.
+Under ``mkdocs build --strict`` (``make docs``) each warning fails the build.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import griffe
+
+log = logging.getLogger("mkdocs.hooks.docstrings")
+
+_DIRECTIVE = re.compile(r"^:::\s+(?P<id>[\w.]+)\s*\n(?P<opts>(?:[ \t]+.*\n|\n)*)", re.MULTILINE)
+_ROOT = Path(__file__).resolve().parent.parent
+_loader: griffe.GriffeLoader | None = None
+
+
+def _get(identifier: str) -> griffe.Object | griffe.Alias:
+    global _loader
+    if _loader is None:
+        _loader = griffe.GriffeLoader(search_paths=[str(_ROOT)])
+    package = identifier.split(".", 1)[0]
+    if package not in _loader.modules_collection:
+        _loader.load(package)
+        _loader.resolve_aliases(external=False, implicit=False)
+    return _loader.modules_collection[identifier]
+
+
+def _listed_members(options: str) -> list[str] | None:
+    match = re.search(r"members:\s*\n((?:\s+- .*\n)+)", options)
+    if match:
+        return re.findall(r"-\s*(\S+)", match.group(1))
+    if re.search(r"members:\s*false", options):
+        return []
+    return None
+
+
+def _public(obj: griffe.Object | griffe.Alias) -> list[str]:
+    exports = obj.exports if obj.is_module else None
+    if exports is not None:
+        return [name if isinstance(name, str) else name.name for name in exports]
+    return [
+        name
+        for name, member in obj.members.items()
+        if not name.startswith("_") and not member.is_alias and not member.is_module
+    ]
+
+
+def _undocumented(obj: griffe.Object | griffe.Alias, *, members: list[str] | None) -> list[str]:
+    missing: list[str] = []
+    target = obj.final_target if obj.is_alias else obj
+    if target.is_attribute:
+        return missing  # attributes are documented in their class's or module's docstring
+    if not (target.docstring and target.docstring.value.strip()):
+        missing.append(obj.path)
+    names = _public(target) if members is None else members
+    if target.is_module or target.is_class:
+        for name in names:
+            if name not in target.members:
+                missing.append(f"{obj.path}.{name} (not found)")
+                continue
+            member = target.members[name]
+            if target.is_class and (member.is_attribute or member.inherited):
+                continue
+            if target.is_class and name.startswith("_"):
+                continue
+            missing.extend(_undocumented(member, members=[] if member.is_module else None))
+    return missing
+
+
+def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
+    """Warn about every rendered public name that has no docstring."""
+    for directive in _DIRECTIVE.finditer(markdown):
+        identifier = directive.group("id")
+        try:
+            obj = _get(identifier)
+        except (KeyError, griffe.AliasResolutionError, ImportError) as exc:
+            log.warning("%s: cannot load %s: %s", page.file.src_path, identifier, exc)
+            continue
+        for path in _undocumented(obj, members=_listed_members(directive.group("opts"))):
+            log.warning("%s: %s has no docstring", page.file.src_path, path)
+    return markdown
