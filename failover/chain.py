@@ -35,7 +35,7 @@ class FallbackChain:
     providers or regions): the step serves when any of them does, in the order the
     client's routing strategy picks, and the next step is tried only when none can.
 
-    Example:
+    Examples:
         >>> chain = FallbackChain.from_ids(["openai/gpt-4o-mini", "gemini/gemini-2.5-flash-lite"])
         >>> chain.next("openai/gpt-4o-mini").key
         'gemini/gemini-2.5-flash-lite'

@@ -141,7 +141,7 @@ class Step:
 class Script:
     """The answers to give, in order; its methods chain.
 
-    Example:
+    Examples:
         >>> script = Script().rate_limit(retry_after=2).then_ok("hello")
         >>> [step.kind for step in script.steps]
         ['rate_limit', 'ok']
@@ -295,7 +295,7 @@ class ScriptedProvider:
         text: What ``ok`` steps answer when they name no text, and every request once
             the scripts are used up.
 
-    Example:
+    Examples:
         >>> scripted = ScriptedProvider(["429 retry-after=2", "ok: hello"])
         >>> scripted.on(model="gpt-4o").overloaded()
         Script(['overloaded'])
