@@ -22,6 +22,7 @@ __all__ = [
     "SecretKey",
     "key_fingerprint",
     "mask_key",
+    "remember_secret",
     "scrub",
     "watch_http_logs",
 ]
@@ -35,6 +36,12 @@ _KEY_SHAPES = re.compile(
     r"(sk-(?:ant-|proj-|or-v1-)?[A-Za-z0-9_\-]{8,}"
     r"|gsk_[A-Za-z0-9]{8,}"
     r"|AIza[0-9A-Za-z_\-]{20,}"
+    r"|ya29\.[0-9A-Za-z_\-\.]{8,}"  # Google OAuth access tokens (Vertex AI)
+    r"|ABSK[A-Za-z0-9+/=]{16,}"  # Amazon Bedrock API keys
+    r"|(?:AKIA|ASIA)[A-Z0-9]{16}"  # AWS access key ids
+    r"|(?i:signature)=[0-9a-f]{16,}"  # SigV4 signatures (header or query)
+    r"|(?i:x-amz-security-token)[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9+/=%]{8,}"
+    r"|(?i:aws_secret_access_key|aws_session_token)[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9+/=]{8,}"
     r"|(?i:bearer)\s+[A-Za-z0-9_\-\.=]{8,})"
 )
 
@@ -48,7 +55,40 @@ def _aligned_quads(text: str) -> memoryview:
 def _may_show_a_key_shape(text: str) -> bool:
     """Whether ``text`` holds what a ``_KEY_SHAPES`` match starts with (``sk-``, ``gsk_``,
     ``AIza``, ``bearer`` in any case): a fast no, before the slower regex, for most text."""
-    return "sk-" in text or "gsk_" in text or "AIza" in text or "bearer" in text.lower()
+    if "sk-" in text or "gsk_" in text or "AIza" in text or "ya29." in text:
+        return True
+    if "AKIA" in text or "ASIA" in text or "ABSK" in text:
+        return True
+    lowered = text.lower()
+    return (
+        "bearer" in lowered
+        or "signature=" in lowered
+        or "security-token" in lowered
+        or "aws_s" in lowered
+    )
+
+
+_REMEMBERED_LIMIT = 64
+_remembered: dict[str, None] = {}
+_remembered_scrubber: KeyScrubber | None = None
+_remembered_lock = threading.Lock()
+
+
+def remember_secret(value: str) -> None:
+    """Scrub ``value`` everywhere from now on, as a profile's key is scrubbed.
+
+    For credentials that no profile holds: AWS secret keys and session tokens found in the
+    AWS chain, Google access tokens refreshed from application default credentials. The
+    most recent 64 are kept (refreshed tokens replace expired ones).
+    """
+    global _remembered_scrubber
+    if not value or value in _remembered:
+        return
+    with _remembered_lock:
+        _remembered[value] = None
+        while len(_remembered) > _REMEMBERED_LIMIT:
+            del _remembered[next(iter(_remembered))]
+        _remembered_scrubber = KeyScrubber(tuple(_remembered), remembered=False)
 
 
 def mask_key(key: str | SecretKey) -> str:
@@ -91,9 +131,10 @@ class KeyScrubber:
     too. Shorter keys are replaced where they appear whole.
     """
 
-    __slots__ = ("_pieces", "_quads", "_short")
+    __slots__ = ("_others", "_pieces", "_quads", "_short")
 
-    def __init__(self, keys: Iterable[str | SecretKey]) -> None:
+    def __init__(self, keys: Iterable[str | SecretKey], *, remembered: bool = True) -> None:
+        self._others = remembered
         pieces: set[str] = set()
         short: set[str] = set()
         for key in keys:
@@ -120,6 +161,8 @@ class KeyScrubber:
             text = self._cut(text)
         for value in self._short:
             text = text.replace(value, "***")
+        if self._others and _remembered_scrubber is not None and len(text) >= PIECE:
+            text = _remembered_scrubber._cut(text)
         if not _may_show_a_key_shape(text):
             return text
         return _KEY_SHAPES.sub(lambda match: mask_key(match.group(0)), text)

@@ -170,6 +170,17 @@ class _AiohttpReply:
         if tail := decoder.decode(b"", final=True):
             yield tail
 
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        iterator = self._response.content.iter_any().__aiter__()
+        while True:
+            try:
+                chunk = await iterator.__anext__()
+            except StopAsyncIteration:
+                return
+            except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                raise _translated(exc) from exc
+            yield chunk
+
     async def aiter_lines(self) -> AsyncIterator[str]:
         content = self._response.content
         while True:

@@ -153,12 +153,19 @@ _PROVIDERS: dict[str, tuple[str, str | None]] = {
     "llamacpp": ("openai", None),
     "ollama": ("openai", None),
     "ollama-native": ("ollama", None),
+    "bedrock": ("bedrock", "aws"),  # Converse; genai-prices knows Bedrock's ids under aws
+    "vertex_anthropic": ("anthropic", "google"),  # Claude on Vertex AI (claude-...@date)
+    "vertex_gemini": ("gemini", "google"),
 }
 _PROVIDER_ALIASES = {
     "google": "gemini",
     "claude": "anthropic",
     "llama.cpp": "llamacpp",
     "azure-openai": "azure",
+    "aws-bedrock": "bedrock",
+    "amazon-bedrock": "bedrock",
+    "vertex-anthropic": "vertex_anthropic",
+    "vertex-gemini": "vertex_gemini",
 }
 # Providers whose model ids are the user's own names (Azure deployments): any id is
 # accepted, priced when it matches a model genai-prices knows.

@@ -157,14 +157,27 @@ class ChatCalls:
         self.stream_idle_timeout = stream_idle_timeout
 
     def http_request(
-        self, request: ChatRequest, ctx: AttemptContext
+        self, request: ChatRequest, ctx: AttemptContext, api_key: str | None = None
     ) -> tuple[ProviderAdapter, HttpRequest]:
         """The attempt's adapter, and the HTTP request it builds for this key and model."""
         adapter = self._adapters[ctx.model.provider]
         built = adapter.build_request(
-            request, model=ctx.model.id, api_key=ctx.api_key, base_url=ctx.base_url
+            request,
+            model=ctx.model.id,
+            api_key=ctx.api_key if api_key is None else api_key,
+            base_url=ctx.base_url,
         )
         return adapter, built
+
+    async def signed_request(
+        self, request: ChatRequest, ctx: AttemptContext
+    ) -> tuple[ProviderAdapter, HttpRequest]:
+        """:meth:`http_request`, with a cloud provider's credentials (Bedrock's AWS chain,
+        Vertex AI's Google tokens) found and refreshed first by its adapter."""
+        credentials_for = getattr(self._adapters[ctx.model.provider], "credentials_for", None)
+        if credentials_for is None:
+            return self.http_request(request, ctx)
+        return self.http_request(request, ctx, await credentials_for(ctx.profile, ctx.base_url))
 
     def check_reply(
         self,
@@ -180,7 +193,7 @@ class ChatCalls:
 
     async def complete(self, request: ChatRequest, ctx: AttemptContext) -> ChatResult:
         """One attempt at a whole reply: the provider's answer, parsed by its adapter."""
-        adapter, http_request = self.http_request(request, ctx)
+        adapter, http_request = await self.signed_request(request, ctx)
         async with self.sender.open(http_request, ctx.timeout) as reply:
             body = await reply.aread()
             self.check_reply(adapter, ctx, reply, body)
@@ -193,7 +206,7 @@ class ChatCalls:
             ProviderError: The provider answered with an error, or the stream failed (or
                 ended) before its first chunk; the connection is released.
         """
-        adapter, http_request = self.http_request(request, ctx)
+        adapter, http_request = await self.signed_request(request, ctx)
         opener = self.sender.open(
             http_request, ctx.timeout, read_timeout=min(self.stream_idle_timeout, ctx.timeout)
         )
@@ -235,6 +248,14 @@ class ChunkReader:
                         break
             except SSEError as exc:
                 raise MalformedResponseError(f"not an event stream: {exc}") from exc
+        elif adapter.stream_format == "eventstream":  # Bedrock's binary frames
+            rest = cast(Any, reply).aiter_bytes()  # httpx's and the aiohttp sender's
+            frames = cast(Any, parser)
+            async for data in rest:
+                for chunk in frames.feed_bytes(data):
+                    yield chunk
+                if parser.complete:
+                    break
         else:
             rest = reply.aiter_lines()
             async for line in rest:

@@ -20,13 +20,16 @@ from failover.providers.base import (
     ToolCall,
     ToolCallDelta,
 )
+from failover.providers.bedrock import BedrockAdapter
 from failover.providers.gemini import GeminiAdapter
 from failover.providers.ollama import OllamaAdapter
 from failover.providers.openai import OTHER_WIRES_FIELDS, OpenAIAdapter
+from failover.providers.vertex import VertexAnthropicAdapter, VertexGeminiAdapter
 
 __all__ = [
     "AnthropicAdapter",
     "AzureOpenAIAdapter",
+    "BedrockAdapter",
     "ChatRequest",
     "ChatResult",
     "GeminiAdapter",
@@ -38,6 +41,8 @@ __all__ = [
     "StreamChunk",
     "ToolCall",
     "ToolCallDelta",
+    "VertexAnthropicAdapter",
+    "VertexGeminiAdapter",
     "add_provider",
     "get_adapter",
     "register_adapter",
@@ -79,6 +84,9 @@ _ADAPTERS: dict[str, ProviderAdapter] = {
     "ollama-native": OllamaAdapter(),
     "anthropic": AnthropicAdapter(),
     "gemini": GeminiAdapter(),
+    "bedrock": BedrockAdapter(),
+    "vertex_anthropic": VertexAnthropicAdapter(),
+    "vertex_gemini": VertexGeminiAdapter(),
 }
 
 

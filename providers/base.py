@@ -253,7 +253,11 @@ class ProviderAdapter(Protocol):
 
     api: str
     default_base_url: str
-    stream_format: Literal["sse", "ndjson"]
+
+    @property
+    def stream_format(self) -> Literal["sse", "ndjson", "eventstream"]:
+        """How a stream's body is framed: SSE, NDJSON lines, or AWS event-stream frames."""
+        ...
 
     def build_request(
         self, request: ChatRequest, *, model: str, api_key: str, base_url: str

@@ -1,0 +1,633 @@
+"""Amazon Bedrock's Converse and ConverseStream APIs, signed with AWS Signature V4.
+
+``POST {base}/model/{modelId}/converse`` (``/converse-stream``): one request shape for
+every model family Bedrock hosts; model ids and inference profiles (``us.anthropic...``)
+alike. What the caller's OpenAI-shaped request becomes:
+
+- system (and developer) messages -> ``system: [{text}]``; user/assistant turns alternate
+  (consecutive same-role messages merged), tool results become ``toolResult`` blocks in a
+  user turn, assistant ``tool_calls`` become ``toolUse`` blocks with their parsed ``input``;
+- images (data URLs) -> ``image: {format, source: {bytes}}`` (base64 in JSON);
+- ``tools`` -> ``toolConfig.tools[].toolSpec`` with ``inputSchema.json``; ``tool_choice``
+  auto/required/named -> ``auto``/``any``/``tool`` (``none``: no tools sent);
+- ``max_tokens``, ``temperature``, ``top_p``, ``stop`` -> ``inferenceConfig``;
+- ``reasoning_effort`` -> Claude's ``thinking`` budget (or ``reasoning_effort`` for
+  OpenAI's open models) in ``additionalModelRequestFields``; ``top_k`` there too;
+- ``response_format`` -> a forced tool whose input comes back as the answer's text.
+
+Replies: ``output.message.content`` (text, ``toolUse``, ``reasoningContent`` skipped),
+``stopReason``, ``usage`` with cache tokens. Streams are binary event-stream frames read by
+botocore's parser (``messageStart``, ``contentBlockStart``/``Delta``/``Stop``,
+``messageStop``, ``metadata``; exceptions as frames). Errors are named by
+``x-amzn-ErrorType`` (``ThrottlingException``, ``ValidationException``, ...).
+
+Credentials (see :class:`failover.providers._aws.BedrockCredentials`): a key pair or a
+Bedrock API key on the profile, or the AWS chain; a request is signed for its profile's
+region and goes only to that region's host.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote, urlsplit
+
+from failover.catalog import ModelEntry, TokenUsage
+from failover.errors import (
+    AuthenticationError,
+    ConfigError,
+    ContentFilteredError,
+    ContextWindowExceededError,
+    InvalidRequestError,
+    MalformedResponseError,
+    ModelNotFoundError,
+    OverloadedError,
+    ProviderError,
+    ProviderTimeoutError,
+    QuotaExceededError,
+    RateLimitError,
+    ServerError,
+)
+from failover.providers._aws import (
+    AwsCredentials,
+    BedrockCredentials,
+    EventStreamReader,
+    default_region,
+    region_of_host,
+    sign_v4,
+)
+from failover.providers.base import (
+    BaseAdapter,
+    ChatRequest,
+    ChatResult,
+    HttpRequest,
+    StreamChunk,
+    ToolCall,
+    ToolCallDelta,
+    catalog_unsupported,
+    check_params,
+    first_unknown,
+    guarded,
+    has_part,
+    load_json,
+    max_output_tokens,
+    read_usage,
+)
+from failover.providers.messages import (
+    Audio,
+    Image,
+    Text,
+    read_response_format,
+    read_stop,
+    read_tool_choice,
+    read_tools,
+)
+
+if TYPE_CHECKING:
+    from failover.profiles import AuthProfile
+
+__all__ = ["BEDROCK_ERRORS", "JSON_TOOL", "BedrockAdapter", "bedrock_error"]
+
+JSON_TOOL = "json_response"
+"""The tool forced for ``response_format``; its input is returned as the answer's text."""
+THINKING_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768}
+_IMAGE_FORMATS = {
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "image/gif": "gif",
+    "image/webp": "webp",
+}
+
+_TRANSLATED = frozenset(
+    {
+        "tools",
+        "tool_choice",
+        "response_format",
+        "stop",
+        "top_p",
+        "top_k",
+        "reasoning_effort",
+        "max_tokens",
+        "max_completion_tokens",
+        "n",
+        "parallel_tool_calls",
+    }
+)
+_DROPPED = frozenset({"user", "metadata", "store", "stream_options", "service_tier"})
+_NATIVE = frozenset(
+    {
+        "additionalModelRequestFields",
+        "additionalModelResponseFieldPaths",
+        "guardrailConfig",
+        "performanceConfig",
+        "promptVariables",
+        "requestMetadata",
+    }
+)
+"""Converse's own fields: passed through as given."""
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+}
+
+BEDROCK_ERRORS: Mapping[str, type[ProviderError]] = {
+    "ThrottlingException": RateLimitError,
+    "TooManyRequestsException": RateLimitError,
+    "ServiceQuotaExceededException": QuotaExceededError,
+    "ServiceUnavailableException": OverloadedError,
+    "ModelNotReadyException": OverloadedError,
+    "InternalServerException": ServerError,
+    "ModelErrorException": ServerError,
+    "ModelStreamErrorException": ServerError,
+    "ModelTimeoutException": ProviderTimeoutError,
+    "AccessDeniedException": AuthenticationError,
+    "UnrecognizedClientException": AuthenticationError,
+    "InvalidSignatureException": AuthenticationError,
+    "ExpiredTokenException": AuthenticationError,
+    "IncompleteSignatureException": AuthenticationError,
+    "ResourceNotFoundException": ModelNotFoundError,
+    "ValidationException": InvalidRequestError,
+}
+"""Bedrock's exception names -> the error (and so the action) other providers' equivalents
+get: throttling rotates the key, quota disables it, unavailable and not-ready go sideways,
+access denied disables the key, a validation error raises (or, about the context window,
+skips to a larger model)."""
+
+_CONTEXT_PHRASES = (
+    "input is too long",
+    "prompt is too long",
+    "too many input tokens",
+    "context window",
+    "context length",
+    "maximum context",
+    "exceeds the maximum number of tokens",
+)
+_STREAM_EXCEPTION_STATUS = {
+    "throttlingException": 429,
+    "serviceUnavailableException": 503,
+    "internalServerException": 500,
+    "modelStreamErrorException": 424,
+    "validationException": 400,
+    "modelTimeoutException": 408,
+}
+
+
+def bedrock_error(
+    status: int, error_type: str | None, message: str, headers: Mapping[str, str] | None = None
+) -> ProviderError:
+    """The ProviderError a Bedrock error stands for, from its exception name (as in
+    ``x-amzn-ErrorType`` or a stream's exception frame) and HTTP status."""
+    from failover.classify import classify_http_error, retry_after_from_headers
+
+    name = (error_type or "").split(":")[0].strip()
+    name = name[:1].upper() + name[1:]
+    found = BEDROCK_ERRORS.get(name)
+    lowered = message.lower()
+    if found is None:
+        return classify_http_error(status, dict(headers or {}), {"message": message})
+    if found is InvalidRequestError and any(phrase in lowered for phrase in _CONTEXT_PHRASES):
+        found = ContextWindowExceededError
+    retry_after = retry_after_from_headers(headers) if headers is not None else None
+    return found(message or name, status=status, code=name, retry_after=retry_after)
+
+
+def _usage(usage: Any) -> TokenUsage | None:
+    def build(count: Any) -> TokenUsage:
+        return TokenUsage(
+            input_tokens=count(usage, "inputTokens"),
+            output_tokens=count(usage, "outputTokens"),
+            cache_read_tokens=count(usage, "cacheReadInputTokens"),
+            cache_write_tokens=count(usage, "cacheWriteInputTokens"),
+        )
+
+    return read_usage(usage, "bedrock", build)
+
+
+def _check_stop(stop: Any) -> None:
+    if stop is not None and not isinstance(stop, str):
+        raise MalformedResponseError("stopReason is not a string")
+    if stop in ("guardrail_intervened", "content_filtered"):
+        raise ContentFilteredError(f"Bedrock stopped the answer: {stop}", code=stop)
+    if stop == "model_context_window_exceeded":
+        raise ContextWindowExceededError(
+            "the model's context window was exceeded", code="model_context_window_exceeded"
+        )
+
+
+def _finish(raw: str | None, json_tool: bool) -> str | None:
+    if raw is None:
+        return None
+    if json_tool and raw == "tool_use":
+        return "stop"
+    return _FINISH.get(raw, "stop")
+
+
+_ID_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def _tool_id(call_id: str) -> str:
+    """Bedrock's ``toolUseId`` matches ``[a-zA-Z0-9_-]+`` (up to 64 characters)."""
+    return (_ID_CHARS.sub("_", call_id) or "call")[:64]
+
+
+def _input(arguments: str, where: str) -> Any:
+    try:
+        value = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: tool call arguments must be a JSON object for Bedrock")
+    return value
+
+
+def _image(part: Image, where: str) -> dict[str, Any]:
+    if part.data is None:
+        raise ConfigError(f"{where}: Bedrock takes images as data URLs only (no https URLs)")
+    mime = part.guessed_mime_type()
+    image_format = _IMAGE_FORMATS.get(mime)
+    if image_format is None:
+        raise ConfigError(f"{where}: Bedrock takes png, jpeg, gif or webp images, not {mime}")
+    return {"image": {"format": image_format, "source": {"bytes": part.data}}}
+
+
+def _messages(request: ChatRequest) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(system blocks, alternating user/assistant messages)."""
+    system: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+
+    def add(role: str, blocks: list[dict[str, Any]]) -> None:
+        if not blocks:
+            return
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"].extend(blocks)
+        else:
+            messages.append({"role": role, "content": blocks})
+
+    for index, turn in enumerate(request.turns()):
+        where = f"messages[{index}]"
+        if turn.role == "system":
+            system.extend({"text": p.text} for p in turn.parts if isinstance(p, Text) and p.text)
+            continue
+        if turn.role == "tool":
+            result = {
+                "toolUseId": _tool_id(turn.tool_call_id or ""),
+                "content": [{"text": turn.text or "(empty)"}],
+            }
+            add("user", [{"toolResult": result}])
+            continue
+        blocks: list[dict[str, Any]] = []
+        for part in turn.parts:
+            if isinstance(part, Text):
+                if part.text:
+                    blocks.append({"text": part.text})
+            elif isinstance(part, Image):
+                blocks.append(_image(part, where))
+            elif isinstance(part, Audio):
+                raise ConfigError(f"{where}: Bedrock's Converse takes no audio input")
+        for number, call in enumerate(turn.tool_calls):
+            blocks.append(
+                {
+                    "toolUse": {
+                        "toolUseId": _tool_id(call.id),
+                        "name": call.name,
+                        "input": _input(call.arguments, f"{where}.tool_calls[{number}]"),
+                    }
+                }
+            )
+        add(turn.role, blocks)
+    return system, messages
+
+
+def _parse_key(api_key: str, base_url: str) -> tuple[str, AwsCredentials | str]:
+    """(region, SigV4 credentials or a bearer token) from what build_request is given."""
+    host_region = region_of_host(urlsplit(base_url).hostname or "")
+    kind, _, rest = api_key.partition(" ")
+    if kind == "sigv4":
+        region, *parts = rest.split(" ")
+        if len(parts) not in (2, 3):
+            raise ConfigError("bedrock: malformed resolved credentials")
+        return region, AwsCredentials(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+    if kind == "bearer" and rest:
+        return host_region or "us-east-1", rest
+    pieces = api_key.split(":")
+    if len(pieces) in (2, 3) and re.fullmatch(r"(?:AKIA|ASIA|AKID)[A-Z0-9]+", pieces[0]):
+        token = pieces[2] if len(pieces) == 3 else None
+        return host_region or "us-east-1", AwsCredentials(pieces[0], pieces[1], token)
+    if not api_key:
+        raise AuthenticationError("bedrock: no credentials (give a key or use the AWS chain)")
+    return host_region or "us-east-1", api_key
+
+
+class BedrockAdapter(BaseAdapter):
+    """Translates OpenAI-shaped requests to Converse (see the module's docstring)."""
+
+    api = "bedrock"
+    default_base_url = "https://bedrock-runtime.us-east-1.amazonaws.com"
+    stream_format: Literal["sse", "ndjson", "eventstream"] = "eventstream"
+
+    def __init__(self, default_base_url: str | None = None) -> None:
+        super().__init__(default_base_url)
+        self._credentials = BedrockCredentials()
+
+    @staticmethod
+    def base_url_for(*, region: str | None, project: str | None = None) -> str:
+        """The Bedrock runtime host of ``region`` (default: ``AWS_REGION``)."""
+        return f"https://bedrock-runtime.{default_region(region)}.amazonaws.com"
+
+    async def credentials_for(self, profile: AuthProfile, base_url: str) -> str:
+        """``profile``'s credentials, fresh, in the form :meth:`build_request` takes."""
+        return await self._credentials.key_for(profile, base_url)
+
+    def unsupported_field(self, request: ChatRequest, model: ModelEntry) -> str | None:
+        """What Converse cannot express, or the catalog says the model cannot take."""
+        check_params(request.params)
+        params = request.params
+        if has_part(request, Audio):
+            return "input_audio"
+        if any(
+            isinstance(part, Image) and part.data is None
+            for turn in request.turns()
+            for part in turn.parts
+        ):
+            return "image_url"
+        if (n := params.get("n")) is not None and n != 1:
+            return "n"
+        for name in ("presence_penalty", "frequency_penalty", "seed"):
+            if params.get(name) not in (None, 0, 0.0):
+                return name
+        for name in ("logprobs", "top_logprobs", "logit_bias"):
+            if params.get(name) not in (None, False, 0, {}):
+                return name
+        effort = params.get("reasoning_effort")
+        if effort is not None and effort != "none" and _reasoning(model.id, str(effort)) is None:
+            return "reasoning_effort"
+        if params.get("top_k") is not None and "anthropic." not in model.id:
+            return "top_k"
+        if params.get("response_format") is not None and params.get("tools"):
+            return "response_format"  # the forced JSON tool cannot be combined with tools
+        unknown = first_unknown(params, _TRANSLATED | _DROPPED | _NATIVE)
+        return unknown or catalog_unsupported(request, model)
+
+    def build_request(
+        self, request: ChatRequest, *, model: str, api_key: str, base_url: str
+    ) -> HttpRequest:
+        """Build and sign the Converse (or ConverseStream) request."""
+        params = request.params
+        system, messages = _messages(request)
+        payload: dict[str, Any] = {"messages": messages}
+        if system:
+            payload["system"] = system
+        inference: dict[str, Any] = {}
+        if (limit := max_output_tokens(request)) is not None:
+            inference["maxTokens"] = limit
+        if request.temperature is not None:
+            inference["temperature"] = request.temperature
+        if params.get("top_p") is not None:
+            inference["topP"] = params["top_p"]
+        if stop := read_stop(params.get("stop")):
+            inference["stopSequences"] = stop
+        extra: dict[str, Any] = {}
+        if params.get("top_k") is not None:
+            extra["top_k"] = params["top_k"]
+        effort = params.get("reasoning_effort")
+        if effort is not None and effort != "none":
+            extra.update(_reasoning(model, str(effort)) or {})
+            budget = extra.get("thinking", {}).get("budget_tokens")
+            if budget and "maxTokens" in inference:
+                inference["maxTokens"] += budget
+        if inference:
+            payload["inferenceConfig"] = inference
+        self._tools(payload, params)
+        if extra:
+            payload["additionalModelRequestFields"] = extra
+        for key in _NATIVE:
+            if key in params:
+                if key == "additionalModelRequestFields" and isinstance(params[key], Mapping):
+                    payload[key] = {**extra, **params[key]}
+                else:
+                    payload[key] = params[key]
+        action = "converse-stream" if request.stream else "converse"
+        url = f"{base_url}/model/{quote(model, safe='')}/{action}"
+        body = json.dumps(payload).encode()
+        headers = {
+            "content-type": "application/json",
+            "accept": "application/vnd.amazon.eventstream"
+            if request.stream
+            else "application/json",
+        }
+        region, credentials = _parse_key(api_key, base_url)
+        host_region = region_of_host(urlsplit(base_url).hostname or "")
+        if host_region is not None and host_region != region:
+            raise ConfigError(
+                f"bedrock: credentials for {region} would be sent to {host_region}'s host; a "
+                "signed request goes only to its own region"
+            )
+        if isinstance(credentials, str):
+            headers["authorization"] = f"Bearer {credentials}"
+        else:
+            headers = sign_v4("POST", url, headers, body, credentials, region)
+        return HttpRequest("POST", url, headers, body)
+
+    @staticmethod
+    def _tools(payload: dict[str, Any], params: Mapping[str, Any]) -> None:
+        specs = read_tools(params.get("tools"))
+        choice = read_tool_choice(params.get("tool_choice"))
+        json_mode = read_response_format(params.get("response_format"))
+        if json_mode is not None:
+            schema = dict(json_mode.schema) if json_mode.schema is not None else {"type": "object"}
+            spec = {
+                "name": JSON_TOOL,
+                "description": "Answer with a JSON object.",
+                "inputSchema": {"json": schema},
+            }
+            payload["toolConfig"] = {
+                "tools": [{"toolSpec": spec}],
+                "toolChoice": {"tool": {"name": JSON_TOOL}},
+            }
+            return
+        if not specs or (choice is not None and choice.mode == "none"):
+            return
+        tools = []
+        for tool in specs:
+            spec = {
+                "name": tool.name,
+                "inputSchema": {
+                    "json": dict(tool.parameters or {"type": "object", "properties": {}})
+                },
+            }
+            if tool.description:
+                spec["description"] = tool.description
+            tools.append({"toolSpec": spec})
+        config: dict[str, Any] = {"tools": tools}
+        if choice is not None:
+            if choice.mode == "required":
+                config["toolChoice"] = {"any": {}}
+            elif choice.mode == "tool":
+                config["toolChoice"] = {"tool": {"name": choice.name}}
+            else:
+                config["toolChoice"] = {"auto": {}}
+        payload["toolConfig"] = config
+
+    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
+        """Read Bedrock's error: its exception name from ``x-amzn-ErrorType`` (or the
+        body's ``__type``) and its ``message``."""
+        try:
+            data = json.loads(body) if body else {}
+        except ValueError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        lowered = {str(k).lower(): str(v) for k, v in headers.items()}
+        name = lowered.get("x-amzn-errortype") or str(data.get("__type", "")).rpartition("#")[2]
+        message = data.get("message") or data.get("Message") or ""
+        if not isinstance(message, str):
+            message = json.dumps(message)[:500]
+        if not name:
+            return super().parse_error(status, headers, body)
+        return bedrock_error(status, name, message, lowered)
+
+    @guarded
+    def parse_response(self, body: bytes) -> ChatResult:
+        """Read ``output.message``; a guardrail stop or context overflow raises."""
+        data = load_json(body)
+        if not isinstance(data, dict):
+            raise MalformedResponseError("reply is not an object")
+        message = (data.get("output") or {}).get("message")
+        if not isinstance(message, dict) or not isinstance(message.get("content"), list):
+            raise MalformedResponseError(f"reply has no output.message.content: {str(body)[:200]}")
+        raw = data.get("stopReason")
+        _check_stop(raw)
+        texts: list[str] = []
+        calls: list[ToolCall] = []
+        json_tool = False
+        for number, block in enumerate(message["content"]):
+            if not isinstance(block, dict):
+                raise MalformedResponseError(f"content[{number}] is not an object")
+            if "text" in block:
+                if not isinstance(block["text"], str):
+                    raise MalformedResponseError(f"content[{number}].text is not a string")
+                texts.append(block["text"])
+            elif "toolUse" in block:
+                use = block["toolUse"]
+                name, call_id = use.get("name"), use.get("toolUseId")
+                if not isinstance(name, str) or not isinstance(call_id, str):
+                    raise MalformedResponseError(f"content[{number}] is not a toolUse block")
+                arguments = json.dumps(use.get("input") or {})
+                if name == JSON_TOOL:
+                    json_tool = True
+                    texts.append(arguments)
+                else:
+                    calls.append(ToolCall(call_id, name, arguments))
+        usage = _usage(data.get("usage"))
+        return ChatResult(
+            "".join(texts),
+            _finish(raw, json_tool),
+            usage or TokenUsage(),
+            data,
+            tuple(calls),
+            raw,
+            usage_known=usage is not None,
+        )
+
+    def stream_parser(self) -> BedrockStream:
+        """A parser for ConverseStream's event-stream frames."""
+        return BedrockStream()
+
+
+def _reasoning(model: str, effort: str) -> dict[str, Any] | None:
+    """The ``additionalModelRequestFields`` that ask ``model`` to reason, or ``None``."""
+    if "anthropic.claude" in model:
+        budget = THINKING_BUDGETS.get(effort, THINKING_BUDGETS["medium"])
+        return {"thinking": {"type": "enabled", "budget_tokens": budget}}
+    if "openai.gpt-oss" in model:
+        return {"reasoning_effort": effort if effort in ("low", "medium", "high") else "medium"}
+    return None
+
+
+class BedrockStream:
+    """Reads ConverseStream: feed it the body's bytes (:meth:`feed_bytes`)."""
+
+    def __init__(self) -> None:
+        self.complete = False
+        self._frames: EventStreamReader | None = None
+        self._tools: dict[int, int] = {}  # content block index -> tool call index
+        self._json_blocks: set[int] = set()
+        self._stopped: str | None = None
+
+    def feed_bytes(self, data: bytes) -> Iterator[StreamChunk]:
+        """Take the next bytes of the body; yield the chunks of the frames they complete.
+
+        Raises:
+            ProviderError: An exception frame (throttling, ...), or a broken frame.
+        """
+        if self._frames is None:
+            self._frames = EventStreamReader()
+        try:
+            frames = list(self._frames.feed(data))
+        except ProviderError:
+            raise
+        except Exception as exc:  # botocore's ParserError, ChecksumMismatch, ...
+            raise MalformedResponseError(f"not an event stream: {type(exc).__name__}") from None
+        for kind, name, payload in frames:
+            if kind != "event":
+                text = payload.decode("utf-8", "replace")
+                try:
+                    message = json.loads(text).get("message", text)
+                except (ValueError, AttributeError):
+                    message = text
+                status = _STREAM_EXCEPTION_STATUS.get(name, 500)
+                raise bedrock_error(status, name, str(message))
+            chunk = self.feed(name, payload.decode("utf-8", "replace"))
+            if chunk is not None:
+                yield chunk
+
+    @guarded
+    def feed(self, event: str, data: str) -> StreamChunk | None:
+        """Parse one event's JSON payload."""
+        payload = load_json(data)
+        if not isinstance(payload, dict):
+            raise MalformedResponseError("stream event is not an object")
+        if event == "contentBlockStart":
+            start = (payload.get("start") or {}).get("toolUse")
+            index = payload.get("contentBlockIndex")
+            if not isinstance(start, dict) or not isinstance(index, int):
+                return None
+            name, call_id = start.get("name"), start.get("toolUseId")
+            if not isinstance(name, str) or not isinstance(call_id, str):
+                raise MalformedResponseError("toolUse start without toolUseId and name")
+            if name == JSON_TOOL:
+                self._json_blocks.add(index)
+                return None
+            self._tools[index] = len(self._tools)
+            return StreamChunk(tool_calls=(ToolCallDelta(self._tools[index], call_id, name),))
+        if event == "contentBlockDelta":
+            delta = payload.get("delta") or {}
+            index = payload.get("contentBlockIndex")
+            if isinstance(delta.get("text"), str):
+                return StreamChunk(delta["text"]) if delta["text"] else None
+            use = delta.get("toolUse")
+            if isinstance(use, dict) and isinstance(use.get("input"), str) and use["input"]:
+                if index in self._json_blocks:
+                    return StreamChunk(use["input"])
+                if index in self._tools:
+                    return StreamChunk(
+                        tool_calls=(ToolCallDelta(self._tools[index], arguments=use["input"]),)
+                    )
+                raise MalformedResponseError("toolUse delta for a block that is not a tool call")
+            return None
+        if event == "messageStop":
+            stop = payload.get("stopReason")
+            _check_stop(stop)
+            self._stopped = str(stop)
+            return StreamChunk("", _finish(stop, bool(self._json_blocks)), None, (), stop)
+        if event == "metadata":
+            if self._stopped is None:
+                raise MalformedResponseError("metadata before messageStop")
+            self.complete = True
+            usage = _usage(payload.get("usage"))
+            return StreamChunk(usage=usage) if usage is not None else None
+        return None
