@@ -1,7 +1,16 @@
-"""The failover loop shared by ResilientClient and ResilientTransport.
+"""The engine: runs a request's attempts and owns its whole life.
 
-plan (chain x keys) -> attempt -> classify -> act. It knows nothing of HTTP: an attempt is
-any coroutine taking an AttemptContext, and failures arrive as ProviderErrors.
+A face (ResilientClient, ResilientTransport) builds a request (a RequestState, a chain and
+an attempt: any coroutine taking an AttemptContext) and hands it to :meth:`Engine.run`. The
+engine asks the request's :class:`~failover.plan.Plan` for candidates and runs them::
+
+    while (candidate := plan.next()) is not None:
+        try: the attempt -> success: mark it, return
+        except ProviderError: record it, decide (policy), plan.failed(...)
+    pause = plan.wait()  # a backoff or a wait for recovery, or None: exhausted
+
+Every decision (logs and events) is announced here; telemetry listens to the events. It
+knows nothing of HTTP: failures arrive as ProviderErrors.
 """
 
 from __future__ import annotations
@@ -11,8 +20,7 @@ import itertools
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -26,11 +34,9 @@ from failover.catalog import ModelEntry, TokenUsage
 from failover.classify import rate_limit_headroom
 from failover.errors import (
     AllAttemptsFailed,
-    NoProfileAvailable,
     PoolExhaustedError,
     ProviderError,
     ProviderTimeoutError,
-    UnsupportedParameterError,
 )
 from failover.events import (
     CooldownEvent,
@@ -43,9 +49,11 @@ from failover.events import (
     RetryEvent,
     SuccessEvent,
 )
+from failover.plan import Candidate, Pause, PinnedPlan, Plan, Planner, Previous, Steps
 from failover.policy import Action, Backoff, Decision, Policy
 from failover.profiles import AuthProfile, FailoverManager, ProfileStatus
 from failover.recovery import RecoveryLine
+from failover.request import AttemptContext, RequestState
 from failover.routing import (
     STRATEGIES,
     Hedging,
@@ -56,7 +64,7 @@ from failover.routing import (
 )
 
 if TYPE_CHECKING:
-    from failover.telemetry import RequestTelemetry, Telemetry
+    from failover.telemetry import Telemetry
 
 __all__ = ["AttemptContext", "Engine", "HookMethods", "ModelHealth", "RequestState"]
 
@@ -64,60 +72,10 @@ T = TypeVar("T")
 H = TypeVar("H", bound=Callable[..., Any])
 
 _request_ids = itertools.count(1)
-_TYPICAL_USAGE = TokenUsage(input_tokens=1000, output_tokens=500)
 Chain = Sequence[ModelEntry | Sequence[ModelEntry]]
 """Models in order; an item may be a group of equivalent deployments (one chain step)."""
-_MAX_RECOVERY_WAITS = 20  # waits for the earliest recovery, per request (time bounds them too)
 _log = logs.logger  # every decision is logged only after a (cached) isEnabledFor check
 _DEBUG, _INFO, _WARNING = logs.DEBUG, logs.INFO, logs.WARNING
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptContext:
-    """What one attempt gets: the key to use, where to send it, and for which model.
-
-    Attributes:
-        profile: The auth profile (its ``api_key`` may only go to ``base_url``).
-        model: The model entry.
-        base_url: The profile's base URL, or the provider's public one.
-        attempt: 1 for the first attempt of the request, 2 for the next, ...
-        request_id: The request's id, as in events.
-        timeout: Seconds this attempt may take (bounded by the request's deadline).
-    """
-
-    profile: AuthProfile
-    model: ModelEntry
-    base_url: str
-    attempt: int
-    request_id: str
-    timeout: float
-
-    @property
-    def api_key(self) -> str:
-        """The profile's key."""
-        return self.profile.api_key.get_secret_value()
-
-
-@dataclass(slots=True)
-class RequestState:
-    """The bookkeeping of one request: its id, clock and every attempt so far."""
-
-    id: str
-    started: float
-    deadline_at: float
-    attempts: list[Attempt] = field(default_factory=list)
-    release: Callable[[Any], Awaitable[None]] | None = None
-    """Frees what a losing hedged attempt produced (e.g. closes an opened stream)."""
-    estimated_usage: TokenUsage = _TYPICAL_USAGE
-    """The request's expected tokens, for the ``cost`` strategy."""
-    telemetry: RequestTelemetry | None = None
-    asyncio_cancel_safe: bool = False
-    """Whether asyncio's own cancellation may interrupt the attempts anywhere (aiohttp):
-    they are then bounded by asyncio's cheaper timer, not by anyio's cancel scope."""
-
-    def time_left(self) -> float:
-        """Seconds until the request's deadline (``inf`` without one)."""
-        return self.deadline_at - time.monotonic()
 
 
 class ModelHealth:
@@ -146,35 +104,12 @@ class ModelHealth:
         return len(self._models)
 
 
-@dataclass(slots=True)
-class _Pass:
-    """What one walk over the chain learned when nothing succeeded."""
-
-    attempted: bool = False
-    retryable: ProviderError | None = None
-    """The first transient failure that the provider allows to be retried, if any."""
-    retry_model: ModelEntry | None = None
-    retry_profile: AuthProfile | None = None
-
-    def note(self, error: ProviderError, model: ModelEntry, profile: AuthProfile) -> None:
-        """Keep the walk's first transient failure that the provider lets be retried."""
-        if self.retryable is None and error.should_retry is not False:
-            self.retryable, self.retry_model, self.retry_profile = error, model, profile
-
-
-def _first_call(state: RequestState) -> bool:
-    """Whether no call has been made yet (models skipped as unsupported are no calls)."""
-    return all(attempt.profile is None for attempt in state.attempts)
-
-
 class Engine:
-    """Runs attempts over a chain of models and the manager's keys, with the policy.
+    """Runs a request's attempts over a chain of models and the manager's keys.
 
-    One request is a few walks over the chain. A walk tries each model in order: its keys
-    (rotating past rate-limited, dead or out-of-quota ones), and after a transient failure
-    another endpoint (base URL) of the same model, then the next model, all without
-    sleeping. Only when a walk ends with nothing left does the engine back off and walk
-    again (``max_retries`` times), so a retry lands on the least recently used key.
+    A request's :class:`~failover.plan.Plan` says which model and key come next and how
+    long to wait between walks over the chain; the engine makes the attempts, applies the
+    policy to each failure, and announces every decision (logs, events).
     """
 
     def __init__(
@@ -205,7 +140,6 @@ class Engine:
             or self.strategy.name == "latency"
             or (hedging is not None and hedging.after == "p95")
         )
-        self._prefer = getattr(self.strategy, "prefer", None)  # chooses among a model's keys
         self._weights: dict[str, tuple[float, float]] = {}
         self.hooks = HookDispatcher()
         self.telemetry = telemetry
@@ -218,6 +152,15 @@ class Engine:
         self.policy = policy
         self.sleep = sleep
         self.backoff = Backoff(manager.config)
+        self.planner = Planner(
+            manager,
+            self.strategy,
+            self.routing,
+            self.backoff,
+            self,
+            wait_for_recovery=wait_for_recovery,
+            deadline=deadline,
+        )
         self._scrubber: tuple[tuple[int, ...], KeyScrubber] | None = None
         self.model_health = ModelHealth()
         self.recovery = RecoveryLine()
@@ -266,8 +209,10 @@ class Engine:
         attempt: Callable[[AttemptContext], Awaitable[T]],
         *,
         unsupported: Callable[[ModelEntry], str | None] | None = None,
+        key: AuthProfile | None = None,
+        why: str = "",
     ) -> tuple[T, ModelEntry, AuthProfile]:
-        """Walk ``chain`` and the keys until ``attempt`` succeeds; raise when all fail.
+        """Try the chain's models and the keys until ``attempt`` succeeds; raise when all fail.
 
         The request's deadline bounds everything, attempts in flight included.
 
@@ -277,6 +222,9 @@ class Engine:
             attempt: Makes one call with the context it is given.
             unsupported: Names a request field a model cannot take (or ``None``); such
                 models are skipped before any call, recorded as ``unsupported`` attempts.
+            key: Pins the request to this key alone (a response continued where it was
+                made): models of other providers are skipped, and no other key stands in.
+            why: With ``key``, why no other key can help (the exhaustion's message).
 
         Raises:
             AllAttemptsFailed: Everything was tried (``retry_after``: earliest recovery),
@@ -288,7 +236,14 @@ class Engine:
         if self.telemetry is not None and state.telemetry is None:
             state.telemetry = self.telemetry.start_request("chat", state.id, chain)
         try:
-            return await self._run_request(state, chain, attempt, unsupported)
+            plan = self._plan(state, chain, unsupported, key, why)
+            if math.isinf(state.deadline_at):
+                return await self._run(state, plan, attempt)
+            with anyio.move_on_after(state.time_left()) as scope:
+                return await self._run(state, plan, attempt)
+            if scope.cancelled_caught:
+                self._mark_deadline(state)
+            raise self._exhausted(state, plan, plan.earliest_recovery())
         except BaseException as error:
             self.ended(state, error)
             raise
@@ -298,56 +253,89 @@ class Engine:
         if state.telemetry is not None:
             state.telemetry.finished(error=error)
 
-    async def _run_request(
+    def _plan(
         self,
         state: RequestState,
         chain: Chain,
-        attempt: Callable[[AttemptContext], Awaitable[T]],
         unsupported: Callable[[ModelEntry], str | None] | None,
-    ) -> tuple[T, ModelEntry, AuthProfile]:
-        """:meth:`run`, within the request's deadline."""
-        steps = [(step,) if isinstance(step, ModelEntry) else tuple(step) for step in chain]
+        key: AuthProfile | None,
+        why: str,
+    ) -> Plan | PinnedPlan:
+        """The request's plan (models it cannot take recorded as skipped)."""
+        if key is not None:
+            models = [
+                m for step in chain for m in ((step,) if isinstance(step, ModelEntry) else step)
+            ]
+            return PinnedPlan(
+                self.planner, models, state.attempts, state.deadline_at, key, why, unsupported
+            )
+        steps: Steps = [(step,) if isinstance(step, ModelEntry) else tuple(step) for step in chain]
         if unsupported is not None:
-            steps = self._supported(state, steps, unsupported)
+            steps = self.planner.supported(state.id, steps, unsupported, state.attempts)
         if self.hedging is not None:
             self.hedging.budget.earn()
-        if math.isinf(state.deadline_at):
-            return await self._run(state, steps, attempt)
-        with anyio.move_on_after(state.time_left()) as scope:
-            return await self._run(state, steps, attempt)
-        if scope.cancelled_caught:
-            self._mark_deadline(state)
-        raise self._exhausted(state, len(steps), self._retry_after(steps))
+        return Plan(
+            self.planner, state.id, steps, state.attempts, state.deadline_at, state.estimated_usage
+        )
 
-    def _supported(
+    async def _run(
         self,
         state: RequestState,
-        steps: list[tuple[ModelEntry, ...]],
-        unsupported: Callable[[ModelEntry], str | None],
-    ) -> list[tuple[ModelEntry, ...]]:
-        """The models of ``steps`` that can take the request; the others are recorded."""
-        usable: list[tuple[ModelEntry, ...]] = []
-        first_field: str | None = None
-        for step in steps:
-            kept = []
-            for model in step:
-                field_name = unsupported(model)
-                if field_name is None:
-                    kept.append(model)
-                    continue
-                first_field = first_field or field_name
-                error = UnsupportedParameterError(field_name, [model.key])
-                error.provider, error.model = model.provider, model.id
-                state.attempts.append(Attempt(model.key, None, error.kind, None, None, 0.0, error))
-                if _log.isEnabledFor(_DEBUG):
-                    logs.skipped(state.id, model.key, field_name)
-            if kept:
-                usable.append(tuple(kept))
-        if not usable and first_field is not None:
-            error = UnsupportedParameterError(first_field, [m.key for step in steps for m in step])
+        plan: Plan | PinnedPlan,
+        attempt: Callable[[AttemptContext], Awaitable[T]],
+    ) -> tuple[T, ModelEntry, AuthProfile]:
+        """The loop: each candidate in turn, then a pause, until one succeeds or none is left."""
+        if not self.manager.ready:  # a new process: first take in what the others stored
+            await self.manager.wait_ready()
+        while True:
+            while (candidate := plan.next()) is not None:
+                try:
+                    return await self._try(state, plan, candidate, attempt)
+                except ProviderError as error:
+                    failure = error
+                pause = plan.failed(candidate, failure, self._decide(state, candidate, failure))
+                if pause is not None:
+                    await self._pause(state, pause)
+            pause = plan.wait()
+            if pause is None:
+                break
+            await self._pause(state, pause)
+        # a request that fails without a call still lets other tasks run (a caller's retry
+        # loop must not starve the hooks or the store's sync)
+        await anyio.lowlevel.checkpoint()
+        raise self._exhausted(state, plan, plan.retry_after)
+
+    async def _try(
+        self,
+        state: RequestState,
+        plan: Plan | PinnedPlan,
+        candidate: Candidate,
+        attempt: Callable[[AttemptContext], Awaitable[T]],
+    ) -> tuple[T, ModelEntry, AuthProfile]:
+        """One candidate: an attempt, hedged when hedging is on and the plan allows."""
+        if self.hedging is not None and plan.may_hedge(candidate):
+            return await self._hedged(state, plan, candidate, attempt)
+        return await self._attempt(state, attempt, candidate.model, candidate.profile)
+
+    def _decide(self, state: RequestState, candidate: Candidate, error: ProviderError) -> Action:
+        """Record ``error`` against the candidate's key and model; raise it when no other
+        candidate can fix it, else return the policy's action."""
+        action = self.record_failure(state, candidate.model, candidate.profile, error).action
+        if action is Action.RAISE:
             error.attempts = tuple(state.attempts)
+            if _log.isEnabledFor(_INFO):
+                logs.gave_up(state.id, error, state.attempts)
             raise error
-        return usable
+        return action
+
+    async def _pause(self, state: RequestState, pause: Pause) -> None:
+        """Sleep the plan's pause: a backoff (announced as a retry), or a wait in the
+        recovery line."""
+        if pause.recovery:
+            await self.recovery.wait(pause.delay, self.sleep)
+            return
+        self._announce_retry(state, pause)
+        await self.sleep(pause.delay)
 
     def _mark_deadline(self, state: RequestState) -> None:
         """Relabel the attempt the deadline cut short as a timeout."""
@@ -358,98 +346,29 @@ class Engine:
                 cut.model, cut.profile, error.kind, None, None, cut.elapsed, error
             )
 
-    async def _run(
-        self,
-        state: RequestState,
-        steps: list[tuple[ModelEntry, ...]],
-        attempt: Callable[[AttemptContext], Awaitable[T]],
-    ) -> tuple[T, ModelEntry, AuthProfile]:
-        if not self.manager.ready:  # a new process: first take in what the others stored
-            await self.manager.wait_ready()
-        config = self.manager.config
-        retries = waits = 0
-        waited = 0.0
-        while True:
-            outcome = await self._walk(state, steps, attempt, again=retries + waits > 0)
-            if isinstance(outcome, tuple):
-                return outcome
-            error = outcome.retryable
-            if error is not None and retries < config.max_retries:
-                delay = self.backoff.delay(retries + 1, error.retry_after)
-                if delay <= config.max_retry_delay and delay < state.time_left():
-                    retries += 1
-                    failed = (outcome.retryable, outcome.retry_model, outcome.retry_profile)
-                    self._announce_retry(state, failed, retries, delay)
-                    await self.sleep(delay)
-                    continue
-            retry_after = self._retry_after(steps)
-            if self._may_wait(state, retry_after, waits, waited):
-                assert retry_after is not None
-                waits += 1
-                waited += retry_after
-                await self.recovery.wait(retry_after, self.sleep)
-                continue
-            # a request that fails without a call still lets other tasks run (a caller's
-            # retry loop must not starve the hooks or the store's sync)
-            await anyio.lowlevel.checkpoint()
-            raise self._exhausted(state, len(steps), retry_after)
-
-    def _may_wait(
-        self, state: RequestState, retry_after: float | None, waits: int, waited: float
-    ) -> bool:
-        """Whether to wait ``retry_after`` for the earliest recovery, and walk again.
-
-        With a deadline, while the recovery comes before it; without one, while the waits
-        add up to no more than ``max_recovery_wait``. ``retry_after`` of 0 means something
-        is usable now and failed: that is backoff's domain (``max_retries``), not a wait's.
-        """
-        if not self.wait_for_recovery or not retry_after or waits >= _MAX_RECOVERY_WAITS:
-            return False
-        if self.deadline is not None:
-            return retry_after < state.time_left()
-        return waited + retry_after <= self.manager.config.max_recovery_wait
-
-    def _announce_retry(
-        self,
-        state: RequestState,
-        failed: tuple[ProviderError | None, ModelEntry | None, AuthProfile | None],
-        number: int,
-        delay: float,
-    ) -> None:
-        """Announce a retry of what ``failed`` (its error, model and key) after ``delay``."""
-        error, model, profile = failed
+    def _announce_retry(self, state: RequestState, pause: Pause) -> None:
+        """Announce a retry of what failed (the pause's error, model and key)."""
+        error, model, profile = pause.error, pause.model, pause.profile
         if error is None or model is None or profile is None:
             return
         if _log.isEnabledFor(_INFO):
-            logs.retry(state.id, model.key, profile.name, number, delay, error)
+            logs.retry(state.id, model.key, profile.name, pause.number, pause.delay, error)
         self.emit(
             RetryEvent,
             request_id=state.id,
             model=model.key,
             profile=profile.name,
-            attempt=number,
-            delay=delay,
+            attempt=pause.number,
+            delay=pause.delay,
             reason=error.kind,
             error_message=error.message,
         )
 
     def _exhausted(
-        self, state: RequestState, models: int, retry_after: float | None
+        self, state: RequestState, plan: Plan | PinnedPlan, retry_after: float | None
     ) -> AllAttemptsFailed:
-        if _first_call(state):
-            error: AllAttemptsFailed = NoProfileAvailable(
-                "no auth profile is available for any model in the chain",
-                state.attempts,
-                retry_after=retry_after,
-            )
-        elif state.time_left() <= 0:
-            error = AllAttemptsFailed(
-                f"deadline of {self.deadline}s exceeded", state.attempts, retry_after=retry_after
-            )
-        else:
-            error = AllAttemptsFailed(
-                f"all {models} steps of the chain failed", state.attempts, retry_after=retry_after
-            )
+        """The plan's exhaustion error, announced."""
+        error = plan.exhausted(retry_after)
         if _log.isEnabledFor(_WARNING) or self.hooks.wants(ExhaustedEvent):
             summary = str(error).partition("\n")[0]
             if _log.isEnabledFor(_WARNING):
@@ -463,168 +382,9 @@ class Engine:
             )
         return error
 
-    def _retry_after(self, steps: list[tuple[ModelEntry, ...]]) -> float | None:
-        """Seconds until the earliest model of ``steps`` is usable (0: now; ``None``: never)."""
-        times = [
-            at
-            for step in steps
-            for model in step
-            if (at := self.manager.next_available_at(model.provider, model=model.id)) is not None
-        ]
-        # read the clock after the manager did: "usable now" must come out as 0, not as the
-        # few microseconds between two readings
-        return max(0.0, min(times) - self.manager.clock()) if times else None
-
-    async def _walk(
-        self,
-        state: RequestState,
-        steps: list[tuple[ModelEntry, ...]],
-        attempt: Callable[[AttemptContext], Awaitable[T]],
-        *,
-        again: bool = False,
-    ) -> tuple[T, ModelEntry, AuthProfile] | _Pass:
-        """One walk over the chain, without sleeping (unless ``retry_before_fallback``).
-
-        The deployments of a step come in the strategy's order; moving between them is
-        sideways (no model-fallback budget), moving to the next step is a fallback. A walk
-        made ``again`` (after a backoff or a wait) spreads its retries: it prefers, per
-        model, the keys that have not failed in this request, then the one that failed
-        longest ago.
-        """
-        config = self.manager.config
-        walk = _Pass()
-        min_context: int | None = None
-        previous: tuple[ModelEntry, AuthProfile | None, ProviderError | None] | None = None
-        fallbacks = 0
-        order = self._order(steps, state)
-        previous_step = 0
-        for position, (step, model) in enumerate(order):
-            if min_context is not None and (model.context_window or math.inf) <= min_context:
-                continue
-            if previous is not None and step == previous_step:
-                self._announce("deployment", state, previous, model, None)
-            elif previous is not None:
-                fallbacks += 1
-                if (
-                    config.max_model_fallbacks is not None
-                    and fallbacks > config.max_model_fallbacks
-                ):
-                    break
-                self._announce("model", state, previous, model, None)
-            previous_step = step
-            tried: set[str] = set()
-            failed_endpoints: set[str | None] = set()
-            last_profile: AuthProfile | None = None
-            last_error: ProviderError | None = None
-            rotations_left = (
-                math.inf if config.max_key_rotations is None else config.max_key_rotations
-            )
-            same_model_retries = 0
-            retrying = again
-            while state.time_left() > 0:
-                if tried and rotations_left <= 0:
-                    break
-                excluded = self._excluded(model, tried, failed_endpoints)
-                if retrying:
-                    profile = self._retry_key(state, model, excluded)
-                else:
-                    profile = self._pick_key(model, excluded)
-                if profile is None:
-                    break
-                if tried:
-                    rotations_left -= 1
-                    self._announce("key", state, (model, last_profile, last_error), model, profile)
-                tried.add(profile.name)
-                last_profile = profile
-                walk.attempted = True
-                try:
-                    if self.hedging is not None and _first_call(state):
-                        later = [model for _, model in order[position + 1 :]]
-                        return await self._hedged(state, attempt, later, profile, model)
-                    return await self._attempt(state, attempt, model, profile)
-                except ProviderError as error:
-                    last_error = error
-                    action = self.record_failure(state, model, profile, error).action
-                if action is Action.RAISE:
-                    last_error.attempts = tuple(state.attempts)
-                    if _log.isEnabledFor(_INFO):
-                        logs.gave_up(state.id, last_error, state.attempts)
-                    raise last_error
-                if action is Action.ROTATE:
-                    continue
-                if action is Action.LARGER_MODEL:
-                    min_context = model.context_window or 0
-                if action is not Action.RETRY:
-                    break
-                walk.note(last_error, model, profile)
-                retry_allowed = last_error.should_retry is not False
-                if (
-                    config.retry_before_fallback
-                    and retry_allowed
-                    and same_model_retries < config.max_retries
-                ):
-                    delay = self.backoff.delay(same_model_retries + 1, last_error.retry_after)
-                    if delay <= config.max_retry_delay and delay < state.time_left():
-                        same_model_retries += 1
-                        failed = (last_error, model, profile)
-                        self._announce_retry(state, failed, same_model_retries, delay)
-                        await self.sleep(delay)
-                        tried.clear()
-                        retrying = True  # the next retry goes to the least recently failed key
-                        continue
-                failed_endpoints.add(profile.base_url)  # sideways: another base URL, at once
-            previous = (model, last_profile, last_error)
-        if not walk.attempted:
-            return await self._least_bad(state, [model for _, model in order], attempt, walk)
-        return walk
-
-    def _pick_key(self, model: ModelEntry, exclude: Collection[str]) -> AuthProfile | None:
-        """The next key for ``model``: the manager's, or the better of its next two when
-        the strategy chooses among keys (``prefer``)."""
-        manager = self.manager
-        prefer = self._prefer
-        if prefer is not None:
-            first = manager.peek_next_profile(model.provider, model=model.id, exclude=exclude)
-            if first is not None:
-                passed = {*exclude, first.name}
-                second = manager.peek_next_profile(model.provider, model=model.id, exclude=passed)
-                if second is not None and prefer(first, second, self.routing):
-                    exclude = passed
-        return manager.get_next_profile(model.provider, model=model.id, exclude=exclude)
-
-    def _retry_key(
-        self, state: RequestState, model: ModelEntry, exclude: Collection[str]
-    ) -> AuthProfile | None:
-        """The key for a retry of ``model``: one that has not failed in this request, else
-        the one whose last failure in it is the oldest."""
-        failed: dict[str, int] = {}  # key -> when it last failed here (attempt index)
-        for index, past in enumerate(state.attempts):
-            if past.model == model.key and past.profile is not None and past.outcome != "ok":
-                failed[past.profile] = index
-        if not failed:
-            return self._pick_key(model, exclude)
-        fresh = self._pick_key(model, {*exclude, *failed})
-        if fresh is not None:
-            return fresh
-        for name in sorted(failed, key=failed.__getitem__):
-            if name not in exclude:
-                profile = self._pick_key(model, {*exclude, *(k for k in failed if k != name)})
-                if profile is not None:
-                    return profile
-        return None
-
-    def _order(
-        self, steps: list[tuple[ModelEntry, ...]], state: RequestState
-    ) -> list[tuple[int, ModelEntry]]:
+    def _order(self, steps: Steps, state: RequestState) -> list[tuple[int, ModelEntry]]:
         """Every model to try, with its step's index, deployments in the strategy's order."""
-        if all(len(step) == 1 for step in steps):  # no groups: nothing to order
-            return [(index, step[0]) for index, step in enumerate(steps)]
-        strategy, view, usage = self.strategy, self.routing, state.estimated_usage
-        return [
-            (index, model)
-            for index, step in enumerate(steps)
-            for model in (step if len(step) == 1 else strategy.order(step, view, usage))
-        ]
+        return self.planner.order(steps, state.estimated_usage)
 
     def _weight_of(self, model: ModelEntry) -> float:
         """The summed ``weight`` of the profiles that serve ``model`` (recounted each second)."""
@@ -645,18 +405,18 @@ class Engine:
     async def _hedged(
         self,
         state: RequestState,
+        plan: Plan | PinnedPlan,
+        candidate: Candidate,
         attempt: Callable[[AttemptContext], Awaitable[T]],
-        rest: Sequence[ModelEntry],
-        profile: AuthProfile,
-        model: ModelEntry,
     ) -> tuple[T, ModelEntry, AuthProfile]:
         """The first attempt, and a second one if the first is slow; the first success wins.
 
         The loser is cancelled (recorded as ``cancelled``, its key's health untouched) and
         whatever it produced is released. When both fail, the hedge's failure is recorded
-        here and the first attempt's error is raised for the walk to handle.
+        here and the first attempt's error is raised for the plan to learn from.
         """
         assert self.hedging is not None
+        model, profile = candidate.model, candidate.profile
         delay = self.hedging.delay(model.key, profile.base_url, self.latency)
         if delay is None:
             return await self._attempt(state, attempt, model, profile)
@@ -688,91 +448,49 @@ class Engine:
             with anyio.move_on_after(delay):
                 await first_done.wait()
             if not first_done.is_set() and self.hedging.budget.spend():
-                target = self._hedge_target(model, profile, rest)
+                target = plan.hedge_target(candidate)
                 if target is not None:
-                    if _log.isEnabledFor(_INFO):
-                        logs.hedged(
-                            state.id, model.key, profile.name, target[0].key, target[1].name, delay
-                        )
-                    self.emit(
-                        HedgeEvent,
-                        request_id=state.id,
-                        model=model.key,
-                        profile=profile.name,
-                        to_model=target[0].key,
-                        to_profile=target[1].name,
-                        after=delay,
+                    self._announce_hedge(state, candidate, target, delay)
+                    group.start_soon(
+                        functools.partial(run, target.model, target.profile, first=False)
                     )
-                    group.start_soon(functools.partial(run, *target, first=False))
         if winners:
             return winners[0]
         raise errors[0]
 
-    def _hedge_target(
-        self, model: ModelEntry, profile: AuthProfile, rest: Sequence[ModelEntry]
-    ) -> tuple[ModelEntry, AuthProfile] | None:
-        """Where a hedge goes: another endpoint of ``model``, else the next usable model."""
-        manager = self.manager
-        exclude = self._excluded(model, {profile.name}, {profile.base_url})
-        other = manager.get_next_profile(model.provider, model=model.id, exclude=exclude)
-        if other is not None:
-            return model, other
-        for following in rest:
-            found = manager.get_next_profile(following.provider, model=following.id)
-            if found is not None:
-                return following, found
-        return None
+    def _announce_hedge(
+        self, state: RequestState, candidate: Candidate, target: Candidate, delay: float
+    ) -> None:
+        """Announce a hedge of ``candidate`` on ``target`` after ``delay`` seconds."""
+        model, profile = candidate.model, candidate.profile
+        if _log.isEnabledFor(_INFO):
+            logs.hedged(
+                state.id, model.key, profile.name, target.model.key, target.profile.name, delay
+            )
+        self.emit(
+            HedgeEvent,
+            request_id=state.id,
+            model=model.key,
+            profile=profile.name,
+            to_model=target.model.key,
+            to_profile=target.profile.name,
+            after=delay,
+        )
 
-    async def _least_bad(
-        self,
-        state: RequestState,
-        chain: Sequence[ModelEntry],
-        attempt: Callable[[AttemptContext], Awaitable[T]],
-        walk: _Pass,
-    ) -> tuple[T, ModelEntry, AuthProfile] | _Pass:
-        """When every option rests after transient failures, try the least recently failed.
+    def skipped(self, request_id: str, model: str, field_name: str) -> None:
+        """Log that ``model`` is skipped: it cannot take the request's ``field_name``."""
+        if _log.isEnabledFor(_DEBUG):
+            logs.skipped(request_id, model, field_name)
 
-        A circuit breaker must not turn a partial outage into a total one: rate-limited,
-        out-of-quota and dead keys stay out, but a model resting after errors is tried.
-        """
-        for model in chain:
-            profile = self.manager.least_recently_failed(model.provider, model=model.id)
-            if profile is None:
-                continue
-            try:
-                return await self._attempt(state, attempt, model, profile)
-            except ProviderError as error:
-                decision = self.record_failure(state, model, profile, error)
-                if decision.action is Action.RAISE:
-                    error.attempts = tuple(state.attempts)
-                    if _log.isEnabledFor(_INFO):
-                        logs.gave_up(state.id, error, state.attempts)
-                    raise
-                if decision.action is Action.RETRY:
-                    walk.note(error, model, profile)
-            break
-        return walk
-
-    def _excluded(
-        self, model: ModelEntry, tried: set[str], failed_endpoints: set[str | None]
-    ) -> Collection[str]:
-        """The keys not to pick: those tried, and every key at an endpoint that failed."""
-        if not failed_endpoints:
-            return tried
-        return tried | {
-            p.name
-            for p in self.manager.list_profiles()
-            if p.provider == model.provider and p.base_url in failed_endpoints
-        }
-
-    def _announce(
+    def moved(
         self,
         kind: str,
-        state: RequestState,
-        previous: tuple[ModelEntry, AuthProfile | None, ProviderError | None],
+        request_id: str,
+        previous: Previous,
         model: ModelEntry,
         profile: AuthProfile | None,
     ) -> None:
+        """Announce a move to another key (``key``), deployment or model (a FailoverEvent)."""
         wanted = self.hooks.wants(FailoverEvent)
         logged = _log.isEnabledFor(_INFO)
         if not (wanted or logged):
@@ -781,7 +499,7 @@ class Engine:
         if logged:
             logs.moved(
                 kind,
-                state.id,
+                request_id,
                 from_model.key,
                 from_profile.name if from_profile else None,
                 error,
@@ -792,7 +510,7 @@ class Engine:
             return
         self.hooks.emit(
             FailoverEvent(
-                request_id=state.id,
+                request_id=request_id,
                 kind=kind,
                 from_model=from_model.key,
                 from_profile=from_profile.name if from_profile else None,

@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span, TracerProvider
 
     from failover.catalog import ModelEntry, TokenUsage
-    from failover.engine import AttemptContext
     from failover.profiles import FailoverManager
+    from failover.request import AttemptContext
 
 __all__ = [
     "DURATION_BUCKETS",

@@ -57,7 +57,6 @@ from failover.transport_gateway import (
     encoded_reply,
     failure_reply,
     fallback_steps,
-    run_pinned,
 )
 from failover.transport_guard import (
     checked_reply,
@@ -401,8 +400,8 @@ class ResilientTransport(HookMethods, AsyncClosing):
                     f"previous_response_id {previous!r} continues a response made with key "
                     f"{owner.name!r}: no other key or provider can continue it"
                 )
-                value, model, profile = await run_pinned(
-                    engine, state, chain, run_attempt, owner, why=why, unsupported=unsupported
+                value, model, profile = await engine.run(
+                    state, chain, run_attempt, unsupported=unsupported, key=owner, why=why
                 )
         except (AllAttemptsFailed, ProviderError) as exc:
             held_reply = held[0] if held else None

@@ -11,7 +11,7 @@ chunk read before the SDK gets the response, so failover is possible until then)
 A request the gateway cannot represent (``CannotTranslateError``: state kept on the SDK
 provider's servers, a server-side tool, ...) skips the translated steps as ``unsupported``
 attempts naming the field. An OpenAI Responses request that continues a stored response
-(``previous_response_id``) stays on the key that made that response (:func:`run_pinned`).
+(``previous_response_id``) stays on the key that made that response (``Engine.run(key=...)``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import functools
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, TypeVar
@@ -56,7 +56,6 @@ from failover.gateway import (
     stream_encoder,
     wire_of,
 )
-from failover.policy import Action
 from failover.profiles import AuthProfile, FailoverManager
 from failover.providers.base import ChatResult
 from failover.transport_guard import Served
@@ -70,7 +69,6 @@ __all__ = [
     "failure_reply",
     "fallback_steps",
     "no_key_reply",
-    "run_pinned",
     "skipped_note",
 ]
 
@@ -459,77 +457,3 @@ def _encoded_stream(library: ModuleType) -> Any:
             await self._pump.aclose()
 
     return Encoded
-
-
-# -- a request pinned to one key ------------------------------------------------------------
-
-
-async def run_pinned(
-    engine: Engine,
-    state: RequestState,
-    chain: Sequence[ModelEntry],
-    attempt: Callable[[AttemptContext], Awaitable[T]],
-    owner: AuthProfile,
-    *,
-    why: str,
-    unsupported: Callable[[ModelEntry], str | None] | None,
-) -> tuple[T, ModelEntry, AuthProfile]:
-    """Walk ``chain``'s models of ``owner``'s provider on the key ``owner`` alone.
-
-    Models of other providers are skipped as ``unsupported`` attempts; a transient
-    failure is retried after a backoff (``max_retries``), as the engine does.
-
-    Raises:
-        NoProfileAvailable: ``owner`` is resting: ``retry_after`` says until when.
-        AllAttemptsFailed: Every model failed on ``owner`` (``why`` says why no other
-            key could help).
-        ProviderError: A failure no other model can fix, with ``attempts`` set.
-    """
-    if engine.telemetry is not None and state.telemetry is None:
-        state.telemetry = engine.telemetry.start_request("chat", state.id, chain)
-    try:
-        manager = engine.manager
-        models = []
-        for model in chain:
-            if model.provider == owner.provider:
-                models.append(model)
-                continue
-            field = (unsupported(model) if unsupported is not None else None) or "key"
-            skipped = UnsupportedParameterError(field, [model.key])
-            skipped.provider, skipped.model = model.provider, model.id
-            state.attempts.append(Attempt(model.key, None, skipped.kind, None, None, 0.0, skipped))
-        others = [p.name for p in manager.list_profiles() if p.name != owner.name]
-        config = manager.config
-        called = False
-        for retry in range(config.max_retries + 1):
-            transient: ProviderError | None = None
-            for model in models:
-                profile = manager.get_next_profile(owner.provider, model=model.id, exclude=others)
-                if profile is None or state.time_left() <= 0:
-                    continue
-                called = True
-                try:
-                    return await engine._attempt(state, attempt, model, profile)
-                except ProviderError as error:
-                    action = engine.record_failure(state, model, profile, error).action
-                    failure = error
-                if action is Action.RAISE:
-                    failure.attempts = tuple(state.attempts)
-                    raise failure
-                if action is Action.RETRY:
-                    transient = transient or failure
-                elif action is Action.ROTATE:
-                    break  # the key itself rests now: no other key may stand in
-            if transient is None or retry == config.max_retries:
-                break
-            delay = engine.backoff.delay(retry + 1, transient.retry_after)
-            if delay > config.max_retry_delay or delay >= state.time_left():
-                break
-            await engine.sleep(delay)
-        now = manager.clock()
-        wait = owner.cooldown_until - now if owner.cooldown_until > now else None
-        kind = AllAttemptsFailed if called else NoProfileAvailable
-        raise kind(why, state.attempts, retry_after=wait)
-    except BaseException as error:
-        engine.ended(state, error)
-        raise

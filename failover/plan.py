@@ -1,0 +1,729 @@
+"""Plan: one request's candidates in order, its budgets, its deadline and its waits.
+
+A request is a few walks over its chain. A walk takes the chain's steps in order (the
+deployments of a step in the strategy's order) and, per model, its keys: the manager's
+next one, past those tried in this request and every key at an endpoint (base URL) that
+failed; after a backoff or a wait for recovery the next walk prefers, per model, the keys
+that have not failed in this request, then the one that failed longest ago. When a walk
+tried nothing (everything rests), it offers the least recently failed key once (the
+least-bad fallback). Between walks the plan answers how long to wait, if at all: a backoff
+(``max_retries``), else the earliest recovery (``wait_for_recovery``, within the deadline
+or ``max_recovery_wait``).
+
+It is pure: it reads the manager's state and its own clock, and it tells what it decides
+(a move to another key or model, a model skipped) to the ``Moves`` it was given, which logs
+and emits events. The engine runs the attempts::
+
+    while (candidate := plan.next()) is not None:
+        try: return await attempt(candidate)
+        except ProviderError: pause = plan.failed(candidate, error, action)
+    pause = plan.wait()  # None: exhausted
+
+:class:`PinnedPlan` walks the models of one key alone (a response continued on the key
+that made it).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Collection, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from failover.attempts import Attempt
+from failover.catalog import ModelEntry, TokenUsage
+from failover.errors import (
+    AllAttemptsFailed,
+    NoProfileAvailable,
+    ProviderError,
+    UnsupportedParameterError,
+)
+from failover.policy import Action, Backoff
+
+if TYPE_CHECKING:
+    from failover.profiles import AuthProfile, FailoverManager
+    from failover.routing import RoutingView, Strategy
+
+__all__ = [
+    "Candidate",
+    "Moves",
+    "Pause",
+    "PinnedPlan",
+    "Plan",
+    "Planner",
+    "Previous",
+    "Steps",
+    "first_call",
+]
+
+Steps = list[tuple[ModelEntry, ...]]
+"""A chain as steps; a step is one model or a group of equivalent deployments."""
+Previous = tuple[ModelEntry, "AuthProfile | None", ProviderError | None]
+"""Where a move comes from: the model left, its last key and its last error."""
+MAX_RECOVERY_WAITS = 20  # waits for the earliest recovery, per request (time bounds them too)
+_WALK, _LEAST_BAD, _DONE = 0, 1, 2
+FIRST, ROTATION, DEPLOYMENT, FALLBACK, RETRY = "first", "rotation", "deployment", "model", "retry"
+LEAST_BAD, HEDGE, PINNED = "least_bad", "hedge", "pinned"
+
+
+class Candidate:
+    """One attempt to make: a model, a key, and why this one.
+
+    ``reason``: ``first`` (the request's first choice for a model), ``rotation`` (another
+    key of the same model), ``deployment`` / ``model`` (moved sideways / fell back, the
+    model's first key), ``retry`` (after a backoff or a wait), ``least_bad`` (everything
+    rests), ``hedge`` (a second attempt in parallel), ``pinned`` (a key chosen by the caller).
+    """
+
+    __slots__ = ("model", "profile", "reason")
+
+    def __init__(self, model: ModelEntry, profile: AuthProfile, reason: str) -> None:
+        self.model = model
+        self.profile = profile
+        self.reason = reason
+
+    @property
+    def endpoint(self) -> str | None:
+        """The key's base URL (``None``: its provider's public one)."""
+        return self.profile.base_url
+
+    def __repr__(self) -> str:
+        return f"Candidate({self.model.key!r}, {self.profile.name!r}, {self.reason!r})"
+
+
+class Pause:
+    """A wait before the next candidate: a backoff before retrying what failed (``error``,
+    ``model``, ``profile``, retry ``number``), or a wait for the earliest recovery."""
+
+    __slots__ = ("delay", "error", "model", "number", "profile", "recovery")
+
+    def __init__(
+        self,
+        delay: float,
+        number: int = 0,
+        error: ProviderError | None = None,
+        model: ModelEntry | None = None,
+        profile: AuthProfile | None = None,
+        *,
+        recovery: bool = False,
+    ) -> None:
+        self.delay = delay
+        self.number = number
+        self.error = error
+        self.model = model
+        self.profile = profile
+        self.recovery = recovery
+
+    def __repr__(self) -> str:
+        kind = "recovery" if self.recovery else f"retry {self.number}"
+        return f"Pause({self.delay:.3g}s, {kind})"
+
+
+class Moves(Protocol):
+    """Who hears the plan's decisions (the engine: logs and events)."""
+
+    def moved(
+        self,
+        kind: str,
+        request_id: str,
+        previous: Previous,
+        model: ModelEntry,
+        profile: AuthProfile | None,
+    ) -> None:
+        """The request moves from ``previous`` to ``model`` (``kind``: key, deployment, model)."""
+
+    def skipped(self, request_id: str, model: str, field_name: str) -> None:
+        """``model`` is skipped: it cannot take the request's ``field_name``."""
+
+
+def first_call(attempts: Sequence[Attempt]) -> bool:
+    """Whether no call has been made yet (models skipped as unsupported are no calls)."""
+    return all(attempt.profile is None for attempt in attempts)
+
+
+class Planner:
+    """What every plan of one engine shares: the manager, the strategy, backoff and limits.
+
+    Args:
+        manager: The keys and their health.
+        strategy: Orders the deployments of a step (and, with ``prefer``, a model's keys).
+        routing: What strategies read (latency, in-flight counts, weights).
+        backoff: The wait before a retry.
+        moves: Hears every move and skip.
+        wait_for_recovery: Whether a request waits for the earliest recovery.
+        deadline: The request's deadline in seconds (``None``: ``max_recovery_wait`` bounds
+            the waits instead).
+        clock: Monotonic seconds, for the deadline.
+    """
+
+    __slots__ = (
+        "backoff",
+        "clock",
+        "deadline",
+        "manager",
+        "moves",
+        "prefer",
+        "routing",
+        "strategy",
+        "wait_for_recovery",
+    )
+
+    def __init__(
+        self,
+        manager: FailoverManager,
+        strategy: Strategy,
+        routing: RoutingView,
+        backoff: Backoff,
+        moves: Moves,
+        *,
+        wait_for_recovery: bool,
+        deadline: float | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.manager = manager
+        self.strategy = strategy
+        self.routing = routing
+        self.backoff = backoff
+        self.moves = moves
+        self.wait_for_recovery = wait_for_recovery
+        self.deadline = deadline
+        self.clock = clock
+        self.prefer: Callable[[AuthProfile, AuthProfile, RoutingView], bool] | None = getattr(
+            strategy, "prefer", None
+        )
+
+    def supported(
+        self,
+        request_id: str,
+        steps: Steps,
+        unsupported: Callable[[ModelEntry], str | None],
+        attempts: list[Attempt],
+    ) -> Steps:
+        """The models of ``steps`` that can take the request; the others are recorded.
+
+        Raises:
+            UnsupportedParameterError: No model can take it.
+        """
+        usable: Steps = []
+        first_field: str | None = None
+        for step in steps:
+            kept = []
+            for model in step:
+                field_name = unsupported(model)
+                if field_name is None:
+                    kept.append(model)
+                    continue
+                first_field = first_field or field_name
+                attempts.append(_skipped(field_name, model))
+                self.moves.skipped(request_id, model.key, field_name)
+            if kept:
+                usable.append(tuple(kept))
+        if not usable and first_field is not None:
+            error = UnsupportedParameterError(first_field, [m.key for step in steps for m in step])
+            error.attempts = tuple(attempts)
+            raise error
+        return usable
+
+    def order(self, steps: Steps, usage: TokenUsage) -> list[tuple[int, ModelEntry]]:
+        """Every model to try, with its step's index, deployments in the strategy's order."""
+        if all(len(step) == 1 for step in steps):  # no groups: nothing to order
+            return [(index, step[0]) for index, step in enumerate(steps)]
+        strategy, view = self.strategy, self.routing
+        return [
+            (index, model)
+            for index, step in enumerate(steps)
+            for model in (step if len(step) == 1 else strategy.order(step, view, usage))
+        ]
+
+    def pick_key(self, model: ModelEntry, exclude: Collection[str]) -> AuthProfile | None:
+        """The next key for ``model``: the manager's, or the better of its next two when
+        the strategy chooses among keys (``prefer``)."""
+        manager = self.manager
+        prefer = self.prefer
+        if prefer is not None:
+            first = manager.peek_next_profile(model.provider, model=model.id, exclude=exclude)
+            if first is not None:
+                passed = {*exclude, first.name}
+                second = manager.peek_next_profile(model.provider, model=model.id, exclude=passed)
+                if second is not None and prefer(first, second, self.routing):
+                    exclude = passed
+        return manager.get_next_profile(model.provider, model=model.id, exclude=exclude)
+
+    def retry_key(
+        self, attempts: Sequence[Attempt], model: ModelEntry, exclude: Collection[str]
+    ) -> AuthProfile | None:
+        """The key for a retry of ``model``: one that has not failed in this request, else
+        the one whose last failure in it is the oldest."""
+        failed: dict[str, int] = {}  # key -> when it last failed here (attempt index)
+        for index, past in enumerate(attempts):
+            if past.model == model.key and past.profile is not None and past.outcome != "ok":
+                failed[past.profile] = index
+        if not failed:
+            return self.pick_key(model, exclude)
+        fresh = self.pick_key(model, {*exclude, *failed})
+        if fresh is not None:
+            return fresh
+        for name in sorted(failed, key=failed.__getitem__):
+            if name not in exclude:
+                profile = self.pick_key(model, {*exclude, *(k for k in failed if k != name)})
+                if profile is not None:
+                    return profile
+        return None
+
+    def excluded(
+        self, model: ModelEntry, tried: set[str], failed_endpoints: set[str | None]
+    ) -> Collection[str]:
+        """The keys not to pick: those tried, and every key at an endpoint that failed."""
+        if not failed_endpoints:
+            return tried
+        return tried | {
+            p.name
+            for p in self.manager.list_profiles()
+            if p.provider == model.provider and p.base_url in failed_endpoints
+        }
+
+    def earliest_recovery(self, steps: Steps) -> float | None:
+        """Seconds until the earliest model of ``steps`` is usable (0: now; ``None``: never)."""
+        manager = self.manager
+        times = [
+            at
+            for step in steps
+            for model in step
+            if (at := manager.next_available_at(model.provider, model=model.id)) is not None
+        ]
+        # read the clock after the manager did: "usable now" must come out as 0, not as the
+        # few microseconds between two readings
+        return max(0.0, min(times) - manager.clock()) if times else None
+
+    def backoff_delay(self, number: int, error: ProviderError, deadline_at: float) -> float | None:
+        """The wait before retry ``number`` after ``error``, or ``None`` when it is longer
+        than ``max_retry_delay`` or than what is left before ``deadline_at``."""
+        delay = self.backoff.delay(number, error.retry_after)
+        if delay <= self.manager.config.max_retry_delay and delay < deadline_at - self.clock():
+            return delay
+        return None
+
+
+def _skipped(field_name: str, model: ModelEntry) -> Attempt:
+    """The attempt recording ``model`` skipped before any call (it cannot take ``field_name``)."""
+    error = UnsupportedParameterError(field_name, [model.key])
+    error.provider, error.model = model.provider, model.id
+    return Attempt(model.key, None, error.kind, None, None, 0.0, error)
+
+
+class Plan:
+    """One request's candidates, in order, with its budgets and deadline.
+
+    Args:
+        planner: The engine's planner.
+        request_id: The request's id (in moves).
+        steps: The chain, models it cannot take already left out.
+        attempts: The request's attempts (read: which keys failed; a retry avoids them).
+        deadline_at: When the request must end, on ``planner.clock`` (``inf``: never).
+        usage: The request's expected tokens (the ``cost`` strategy reads them).
+    """
+
+    __slots__ = (
+        "_again",
+        "_attempted",
+        "_failed_endpoints",
+        "_fallbacks",
+        "_last_error",
+        "_last_profile",
+        "_min_context",
+        "_model",
+        "_order",
+        "_phase",
+        "_position",
+        "_previous",
+        "_previous_step",
+        "_reason",
+        "_retries",
+        "_retry",
+        "_retrying",
+        "_rotations_left",
+        "_same_model_retries",
+        "_tried",
+        "_waited",
+        "_waits",
+        "attempts",
+        "deadline_at",
+        "planner",
+        "request_id",
+        "retry_after",
+        "steps",
+        "usage",
+    )
+
+    def __init__(
+        self,
+        planner: Planner,
+        request_id: str,
+        steps: Steps,
+        attempts: list[Attempt],
+        deadline_at: float,
+        usage: TokenUsage,
+    ) -> None:
+        self.planner = planner
+        self.request_id = request_id
+        self.steps = steps
+        self.attempts = attempts
+        self.deadline_at = deadline_at
+        self.usage = usage
+        self._retries = self._waits = 0
+        self._waited = 0.0
+        self.retry_after: float | None = None
+        """The earliest recovery when :meth:`wait` last answered ``None``."""
+        self._walk(again=False)
+
+    def _walk(self, *, again: bool) -> None:
+        """Start a walk over the chain (``again``: after a backoff or a wait)."""
+        self._again = again
+        self._order: list[tuple[int, ModelEntry]] | None = None  # ordered when walked
+        self._position = -1
+        self._phase = _WALK
+        self._fallbacks = self._previous_step = 0
+        self._previous: Previous | None = None
+        self._min_context: int | None = None
+        self._attempted = False
+        self._retry: tuple[ProviderError, ModelEntry, AuthProfile] | None = None
+        self._model: ModelEntry | None = None
+
+    def time_left(self) -> float:
+        """Seconds until the deadline (``inf`` without one)."""
+        return self.deadline_at - self.planner.clock()
+
+    def next(self) -> Candidate | None:
+        """The next candidate of this walk, or ``None`` when the walk is over (then ask
+        :meth:`wait`)."""
+        if self._phase == _WALK:
+            while True:
+                if self._model is None and not self._enter_next_model():
+                    self._phase = _DONE if self._attempted else _LEAST_BAD
+                    break
+                candidate = self._next_key()
+                if candidate is not None:
+                    return candidate
+                self._leave_model()
+        if self._phase == _LEAST_BAD:
+            self._phase = _DONE
+            return self._least_bad()
+        return None
+
+    def _enter_next_model(self) -> bool:
+        """Move to the next model of the walk (``False``: none, or the fallback budget is
+        spent), announcing the move."""
+        order = self._order
+        if order is None:
+            order = self._order = self.planner.order(self.steps, self.usage)
+        planner = self.planner
+        while True:
+            self._position += 1
+            if self._position >= len(order):
+                return False
+            step, model = order[self._position]
+            if self._min_context is not None and (model.context_window or math.inf) <= (
+                self._min_context
+            ):
+                continue
+            previous = self._previous
+            if previous is not None and step == self._previous_step:
+                planner.moves.moved(DEPLOYMENT, self.request_id, previous, model, None)
+                self._reason = DEPLOYMENT
+            elif previous is not None:
+                self._fallbacks += 1
+                limit = planner.manager.config.max_model_fallbacks
+                if limit is not None and self._fallbacks > limit:
+                    self._position = len(order)
+                    return False
+                planner.moves.moved(FALLBACK, self.request_id, previous, model, None)
+                self._reason = FALLBACK
+            else:
+                self._reason = FIRST
+            self._previous_step = step
+            self._enter(model)
+            return True
+
+    def _enter(self, model: ModelEntry) -> None:
+        """Start on ``model``: its own rotation and same-model retry budgets."""
+        self._model = model
+        self._tried: set[str] = set()
+        self._failed_endpoints: set[str | None] = set()
+        self._last_profile: AuthProfile | None = None
+        self._last_error: ProviderError | None = None
+        rotations = self.planner.manager.config.max_key_rotations
+        self._rotations_left = math.inf if rotations is None else rotations
+        self._same_model_retries = 0
+        self._retrying = self._again
+
+    def _next_key(self) -> Candidate | None:
+        """The current model's next key, or ``None`` when it has none left to offer."""
+        model = self._model
+        assert model is not None
+        if self.time_left() <= 0:
+            return None
+        tried = self._tried
+        if tried and self._rotations_left <= 0:
+            return None
+        planner = self.planner
+        excluded = planner.excluded(model, tried, self._failed_endpoints)
+        if self._retrying:
+            profile = planner.retry_key(self.attempts, model, excluded)
+        else:
+            profile = planner.pick_key(model, excluded)
+        if profile is None:
+            return None
+        reason = RETRY if self._retrying else self._reason
+        if tried:
+            self._rotations_left -= 1
+            previous = (model, self._last_profile, self._last_error)
+            planner.moves.moved("key", self.request_id, previous, model, profile)
+            reason = ROTATION
+        tried.add(profile.name)
+        self._last_profile = profile
+        self._attempted = True
+        return Candidate(model, profile, reason)
+
+    def _leave_model(self) -> None:
+        """Done with the current model: the next move comes from it."""
+        assert self._model is not None
+        self._previous = (self._model, self._last_profile, self._last_error)
+        self._model = None
+
+    def _least_bad(self) -> Candidate | None:
+        """When every option rests after transient failures, the least recently failed.
+
+        A circuit breaker must not turn a partial outage into a total one: rate-limited,
+        out-of-quota and dead keys stay out, but a model resting after errors is tried.
+        """
+        manager = self.planner.manager
+        for _, model in self._order or ():
+            profile = manager.least_recently_failed(model.provider, model=model.id)
+            if profile is not None:
+                return Candidate(model, profile, LEAST_BAD)
+        return None
+
+    def failed(self, candidate: Candidate, error: ProviderError, action: Action) -> Pause | None:
+        """Learn that ``candidate`` failed with ``error`` (the policy said ``action``, which
+        is not ``RAISE``); a :class:`Pause` is a backoff to sleep before the next candidate."""
+        if candidate.reason == LEAST_BAD:
+            if action is Action.RETRY:
+                self._note(error, candidate)
+            return None
+        self._last_error = error
+        if action is Action.ROTATE:
+            return None
+        if action is Action.LARGER_MODEL:
+            self._min_context = candidate.model.context_window or 0
+        if action is not Action.RETRY:
+            self._leave_model()
+            return None
+        self._note(error, candidate)
+        config = self.planner.manager.config
+        if (
+            config.retry_before_fallback
+            and error.should_retry is not False
+            and self._same_model_retries < config.max_retries
+        ):
+            number = self._same_model_retries + 1
+            delay = self.planner.backoff_delay(number, error, self.deadline_at)
+            if delay is not None:
+                self._same_model_retries = number
+                self._tried.clear()
+                self._retrying = True  # the next retry goes to the least recently failed key
+                return Pause(delay, number, error, candidate.model, candidate.profile)
+        self._failed_endpoints.add(candidate.profile.base_url)  # sideways: another endpoint
+        return None
+
+    def _note(self, error: ProviderError, candidate: Candidate) -> None:
+        """Keep the walk's first transient failure that the provider lets be retried."""
+        if self._retry is None and error.should_retry is not False:
+            self._retry = (error, candidate.model, candidate.profile)
+
+    def wait(self) -> Pause | None:
+        """After a walk: how long to wait before the next one, or ``None`` (exhausted).
+
+        A backoff when the walk met a transient failure (``max_retries``); else the
+        earliest recovery, with a deadline while it comes before it, without one while the
+        waits add up to no more than ``max_recovery_wait``. A recovery of 0 means something
+        usable now failed: that is backoff's domain, not a wait's.
+        """
+        planner = self.planner
+        config = planner.manager.config
+        retry = self._retry
+        if retry is not None and self._retries < config.max_retries:
+            delay = planner.backoff_delay(self._retries + 1, retry[0], self.deadline_at)
+            if delay is not None:
+                self._retries += 1
+                self._walk(again=True)
+                return Pause(delay, self._retries, *retry)
+        recovery = self.retry_after = planner.earliest_recovery(self.steps)
+        if not planner.wait_for_recovery or not recovery or self._waits >= MAX_RECOVERY_WAITS:
+            return None
+        if planner.deadline is not None:
+            if recovery >= self.time_left():
+                return None
+        elif self._waited + recovery > config.max_recovery_wait:
+            return None
+        self._waits += 1
+        self._waited += recovery
+        self._walk(again=True)
+        return Pause(recovery, recovery=True)
+
+    def earliest_recovery(self) -> float | None:
+        """Seconds until the chain's earliest model is usable (0: now; ``None``: never)."""
+        return self.planner.earliest_recovery(self.steps)
+
+    def may_hedge(self, candidate: Candidate) -> bool:
+        """Whether ``candidate`` may be hedged: the request's first call, in a walk."""
+        return candidate.reason != LEAST_BAD and first_call(self.attempts)
+
+    def hedge_target(self, candidate: Candidate) -> Candidate | None:
+        """Where a hedge of ``candidate`` goes: another endpoint of its model, else the
+        next usable model of the walk."""
+        manager = self.planner.manager
+        model, profile = candidate.model, candidate.profile
+        exclude = self.planner.excluded(model, {profile.name}, {profile.base_url})
+        other = manager.get_next_profile(model.provider, model=model.id, exclude=exclude)
+        if other is not None:
+            return Candidate(model, other, HEDGE)
+        for _, following in (self._order or [])[self._position + 1 :]:
+            found = manager.get_next_profile(following.provider, model=following.id)
+            if found is not None:
+                return Candidate(following, found, HEDGE)
+        return None
+
+    def exhausted(self, retry_after: float | None) -> AllAttemptsFailed:
+        """The error of a request that found nothing to succeed (``retry_after``: the
+        earliest recovery)."""
+        attempts = self.attempts
+        if first_call(attempts):
+            return NoProfileAvailable(
+                "no auth profile is available for any model in the chain",
+                attempts,
+                retry_after=retry_after,
+            )
+        if self.time_left() <= 0:
+            message = f"deadline of {self.planner.deadline}s exceeded"
+        else:
+            message = f"all {len(self.steps)} steps of the chain failed"
+        return AllAttemptsFailed(message, attempts, retry_after=retry_after)
+
+
+class PinnedPlan:
+    """The models of ``owner``'s provider on the key ``owner`` alone, walked again after a
+    backoff while a transient failure allows (``max_retries``).
+
+    Models of other providers are recorded as skipped (the field ``unsupported`` names, or
+    ``key``). A failure that rests the key ends a walk: no other key may stand in.
+
+    Args:
+        planner: The engine's planner.
+        chain: The models, in order.
+        attempts: The request's attempts.
+        deadline_at: When the request must end, on ``planner.clock``.
+        owner: The one key to use.
+        why: Why no other key can help (the exhaustion's message).
+        unsupported: Names a field a model of another provider cannot take.
+    """
+
+    __slots__ = (
+        "_called",
+        "_index",
+        "_models",
+        "_others",
+        "_retries",
+        "_transient",
+        "attempts",
+        "deadline_at",
+        "owner",
+        "planner",
+        "retry_after",
+        "why",
+    )
+
+    def __init__(
+        self,
+        planner: Planner,
+        chain: Sequence[ModelEntry],
+        attempts: list[Attempt],
+        deadline_at: float,
+        owner: AuthProfile,
+        why: str,
+        unsupported: Callable[[ModelEntry], str | None] | None = None,
+    ) -> None:
+        self.planner = planner
+        self.attempts = attempts
+        self.deadline_at = deadline_at
+        self.owner = owner
+        self.why = why
+        self._models = []
+        for model in chain:
+            if model.provider == owner.provider:
+                self._models.append(model)
+                continue
+            field_name = (unsupported(model) if unsupported is not None else None) or "key"
+            attempts.append(_skipped(field_name, model))
+        self._others = [p.name for p in planner.manager.list_profiles() if p.name != owner.name]
+        self._called = False
+        self._retries = 0
+        self._index = 0
+        self._transient: ProviderError | None = None
+        self.retry_after: float | None = None
+        """When the owner's key recovers, once :meth:`wait` answered ``None``."""
+
+    def next(self) -> Candidate | None:
+        """The next model on the owner's key, or ``None`` when this walk is over."""
+        manager = self.planner.manager
+        owner = self.owner
+        while self._index < len(self._models):
+            model = self._models[self._index]
+            self._index += 1
+            profile = manager.get_next_profile(owner.provider, model=model.id, exclude=self._others)
+            if profile is None or self.deadline_at - self.planner.clock() <= 0:
+                continue
+            self._called = True
+            return Candidate(model, profile, PINNED)
+        return None
+
+    def failed(self, candidate: Candidate, error: ProviderError, action: Action) -> Pause | None:
+        """Learn that ``candidate`` failed (``action`` is not ``RAISE``)."""
+        if action is Action.RETRY:
+            self._transient = self._transient or error
+        elif action is Action.ROTATE:
+            self._index = len(self._models)  # the key itself rests now
+        return None
+
+    def wait(self) -> Pause | None:
+        """A backoff before the next walk, or ``None`` (exhausted)."""
+        transient = self._transient
+        delay = None
+        if transient is not None and self._retries < self.planner.manager.config.max_retries:
+            delay = self.planner.backoff_delay(self._retries + 1, transient, self.deadline_at)
+        if delay is None:
+            self.retry_after = self.earliest_recovery()
+            return None
+        self._retries += 1
+        self._index = 0
+        self._transient = None
+        return Pause(delay)  # no error given: a pinned retry is not announced
+
+    def earliest_recovery(self) -> float | None:
+        """Seconds until the owner's key recovers (``None``: it is not resting)."""
+        now = self.planner.manager.clock()
+        until = self.owner.cooldown_until
+        return until - now if until > now else None
+
+    def may_hedge(self, candidate: Candidate) -> bool:
+        """Never: a pinned request has one key."""
+        return False
+
+    def hedge_target(self, candidate: Candidate) -> Candidate | None:
+        """None: a pinned request has one key."""
+        return None
+
+    def exhausted(self, retry_after: float | None) -> AllAttemptsFailed:
+        """The error when nothing succeeded on the owner's key (``why`` says why no other
+        could help)."""
+        kind = AllAttemptsFailed if self._called else NoProfileAvailable
+        return kind(self.why, self.attempts, retry_after=retry_after)
