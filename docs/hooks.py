@@ -19,14 +19,24 @@ import griffe
 log = logging.getLogger("mkdocs.hooks.docstrings")
 
 _DIRECTIVE = re.compile(r"^:::\s+(?P<id>[\w.]+)\s*\n(?P<opts>(?:[ \t]+.*\n|\n)*)", re.MULTILINE)
-_ROOT = Path(__file__).resolve().parent.parent
+_search_paths: list[str] = [str(Path(__file__).resolve().parent.parent)]
 _loader: griffe.GriffeLoader | None = None
+
+
+def on_config(config: Any) -> None:
+    """Read the packages from where mkdocstrings reads them (its handler's ``paths``)."""
+    global _loader, _search_paths
+    base = Path(config.config_file_path).resolve().parent
+    handlers = config.plugins["mkdocstrings"].config.handlers
+    paths = handlers.get("python", {}).get("paths", ["."])
+    _search_paths = [str((base / path).resolve()) for path in paths]
+    _loader = None
 
 
 def _get(identifier: str) -> griffe.Object | griffe.Alias:
     global _loader
     if _loader is None:
-        _loader = griffe.GriffeLoader(search_paths=[str(_ROOT)])
+        _loader = griffe.GriffeLoader(search_paths=_search_paths)
     package = identifier.split(".", 1)[0]
     if package not in _loader.modules_collection:
         _loader.load(package)
