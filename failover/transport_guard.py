@@ -28,7 +28,7 @@ from failover.classify import classify_exception
 from failover.engine import Engine, RequestState
 from failover.errors import MalformedResponseError, ProviderError, ProviderTimeoutError
 from failover.profiles import AuthProfile
-from failover.providers.base import StreamChunk, StreamParser, load_json
+from failover.providers.base import StreamChunk, StreamReader, load_json
 from failover.transport_io import IO, closed_error, read_body
 
 __all__ = [
@@ -179,8 +179,7 @@ def guard_stream(
         kind = library.ReadTimeout if timeout else library.RemoteProtocolError
         return kind(error.message)  # type: ignore[no-any-return]
 
-    parser, sse = reader
-    watch = _TerminatorWatch(parser, sse, engine.scrubber)
+    watch = _TerminatorWatch(reader, engine.scrubber)
     guard = _StreamGuard(watch, idle, failed, closed)
     headers = shown(response.headers, scrub, drop=BODY_HEADERS, served=served)
     return rebuilt(library, response, headers, _guarded_stream(library)(response, guard))
@@ -248,17 +247,15 @@ class Endpoint:
         """Whether ``value`` (a parsed 2xx reply) has this endpoint's shape."""
         return isinstance(value, dict) and any(key in value for key in self.reply_keys)
 
-    def stream_reader(self, on_id: OnId | None = None) -> tuple[StreamParser, bool] | None:
-        """A fresh reader of one of its streams, and whether that stream is SSE (else NDJSON).
-
-        ``on_id`` is told a Responses stream's response ``id``.
-        """
+    def stream_reader(self, on_id: OnId | None = None) -> StreamReader | None:
+        """A fresh reader of one of its streams: the one ``ResilientClient`` reads that
+        wire's streams with (``on_id`` is told a Responses stream's response ``id``)."""
         if self.stream_wire is None:
             return None
         if self.stream_wire == "responses":
-            return _ResponsesStream(on_id), True
+            return StreamReader(_ResponsesStream(on_id), sse=True)
         adapter = providers.get_adapter(self.stream_wire)
-        return adapter.stream_parser(), adapter.stream_format == "sse"
+        return StreamReader(adapter.stream_parser(), sse=adapter.stream_format == "sse")
 
 
 ENDPOINTS: tuple[tuple[str, Endpoint], ...] = (
@@ -313,6 +310,8 @@ class _ResponsesStream:
     def feed(self, event: str, data: str) -> StreamChunk | None:
         """Note an event; its name is its ``event:`` line, else its payload's ``type``."""
         payload: Any = None
+        if event == "message":  # unnamed: no ``event:`` line
+            event = ""
         if not event or (self._on_id is not None and event in _RESPONSES_IDS):
             with contextlib.suppress(ValueError, RecursionError):
                 payload = json.loads(data)
@@ -332,22 +331,17 @@ class _TerminatorWatch:
     are passed on a whole line at a time.
     """
 
-    def __init__(
-        self, parser: StreamParser, sse: bool, scrubber: Callable[[], KeyScrubber]
-    ) -> None:
-        self._parser = parser
+    def __init__(self, reader: StreamReader, scrubber: Callable[[], KeyScrubber]) -> None:
+        self._reader = reader
         self._scrubber = scrubber  # asked only for a line to scrub: most streams have none
         self._ended_by_provider = False
-        self._sse = sse
         self._pending = b""
-        self._event = ""
-        self._data: list[str] = []
 
     @property
     def complete(self) -> bool:
         """Whether the stream ended as the wire format ends one: its terminator, or an error
         or content-filter event (which the SDK reads and raises or reports itself)."""
-        return self._parser.complete or self._ended_by_provider
+        return self._reader.complete or self._ended_by_provider
 
     def feed(self, chunk: bytes) -> bytes:
         """Take the next bytes of the stream; return the whole lines to pass on.
@@ -388,22 +382,8 @@ class _TerminatorWatch:
         return line.encode("utf-8", "surrogateescape")
 
     def _line(self, line: str) -> None:
-        if not self._sse:
-            if line.strip():
-                self._dispatch("", line)
-            return
-        if not line:  # an SSE event ends at a blank line
-            if self._data:
-                self._dispatch(self._event, "\n".join(self._data))
-            self._event, self._data = "", []
-        elif line.startswith("event:"):
-            self._event = line[6:].strip()
-        elif line.startswith("data:"):
-            self._data.append(line[5:].removeprefix(" "))
-
-    def _dispatch(self, event: str, data: str) -> None:
         try:
-            self._parser.feed(event, data)
+            self._reader.line(line)
         except MalformedResponseError:  # a line the reader cannot read: only the end counts
             pass
         except ProviderError:  # an error or content-filter event: the SDK reads it itself

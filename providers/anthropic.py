@@ -42,6 +42,7 @@ from failover.providers.base import (
     ToolCall,
     ToolCallDelta,
     catalog_unsupported,
+    chat_result,
     check_params,
     first_unknown,
     guarded,
@@ -352,15 +353,7 @@ class AnthropicAdapter(BaseAdapter):
                 else:
                     calls.append(ToolCall(call_id, name, arguments))
         usage = _usage(data.get("usage"))
-        return ChatResult(
-            "".join(texts),
-            _finish(raw, json_tool),
-            usage or TokenUsage(),
-            data,
-            tuple(calls),
-            raw,
-            usage_known=usage is not None,
-        )
+        return chat_result("".join(texts), _finish(raw, json_tool), usage, data, calls, raw)
 
     def stream_parser(self) -> _AnthropicStream:
         """A parser for the named Messages stream events."""

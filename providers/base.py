@@ -1,28 +1,50 @@
-"""The ProviderAdapter protocol and the normalised request/response types.
+"""The ProviderAdapter protocol, the normalised request types and the request checks.
 
 An adapter knows one wire protocol: how to build the HTTP request for a chat request,
 how to read the reply, how to read a stream, what an error reply means, and which request
 fields a model cannot take. It does no I/O: the client sends what the adapter builds.
 
-Replies come out in one shape whatever the wire: :class:`ChatResult` (text, tool calls, the
-assistant ``message`` in OpenAI's shape, a normalised finish reason, usage), and streams as
-:class:`StreamChunk` s that a :class:`StreamAssembler` turns into the same.
+Replies come out in one shape whatever the wire (:mod:`failover.providers.results`:
+:class:`ChatResult`, :class:`StreamChunk`, ...), read with the shared readers of
+:mod:`failover.providers.reading`; both are re-exported here, where they have always been
+imported from.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, ParamSpec, Protocol, TypeVar
+from typing import Any, Literal, Protocol
 
-from failover.catalog import ModelEntry, TokenUsage
+from failover.catalog import ModelEntry
 from failover.classify import classify_http_error
-from failover.errors import ConfigError, FailoverError, MalformedResponseError, ProviderError
+from failover.errors import ConfigError, FailoverError, ProviderError
 from failover.providers.messages import ToolCall, Turn, read_messages
+from failover.providers.reading import (
+    SHAPE_ERRORS,
+    StreamParser,
+    StreamReader,
+    error_status,
+    guarded,
+    load_json,
+    read_usage,
+    read_vector,
+)
+from failover.providers.results import (
+    FINISH_REASONS,
+    ChatResult,
+    EmbeddingResult,
+    StreamAssembler,
+    StreamChunk,
+    ToolCallDelta,
+    assistant_message,
+    call_deltas,
+    chat_result,
+    check_vectors,
+    embedding_result,
+)
 
 __all__ = [
     "FINISH_REASONS",
@@ -37,13 +59,17 @@ __all__ = [
     "StreamAssembler",
     "StreamChunk",
     "StreamParser",
+    "StreamReader",
     "ToolCall",
     "ToolCallDelta",
     "assistant_message",
+    "call_deltas",
     "catalog_unsupported",
+    "chat_result",
     "check_json",
     "check_params",
     "check_vectors",
+    "embedding_result",
     "embedding_unsupported",
     "error_status",
     "first_unknown",
@@ -59,12 +85,8 @@ __all__ = [
 logger = logging.getLogger("failover.providers")
 
 Message = Mapping[str, Any]
-P = ParamSpec("P")
-R = TypeVar("R")
 
 _PLAIN_ROLES = frozenset(("system", "developer", "user", "assistant"))
-FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
-"""The normalised finish reasons (the provider's own is kept as ``raw_finish_reason``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,142 +132,6 @@ class HttpRequest:
     url: str
     headers: dict[str, str]
     body: bytes
-
-
-def assistant_message(text: str, tool_calls: Sequence[ToolCall]) -> dict[str, Any]:
-    """The assistant message in OpenAI's shape, ready to append to the conversation."""
-    message: dict[str, Any] = {"role": "assistant", "content": text or None}
-    if tool_calls:
-        message["tool_calls"] = [call.to_openai() for call in tool_calls]
-    elif not text:
-        message["content"] = ""
-    return message
-
-
-@dataclass(frozen=True, slots=True)
-class ChatResult:
-    """A parsed reply, the same shape from every wire format.
-
-    Attributes:
-        text: The answer's text (reasoning excluded).
-        finish_reason: ``stop``, ``length``, ``tool_calls`` or ``content_filter``.
-        usage: Token counts (zeros when ``usage_known`` is false).
-        raw: The provider's parsed reply.
-        tool_calls: The tool calls the model made.
-        raw_finish_reason: The provider's own stop reason.
-        usage_known: False when the reply's usage could not be read (it is logged).
-    """
-
-    text: str
-    finish_reason: str | None
-    usage: TokenUsage
-    raw: Any
-    tool_calls: tuple[ToolCall, ...] = ()
-    raw_finish_reason: str | None = None
-    usage_known: bool = True
-
-    @property
-    def message(self) -> dict[str, Any]:
-        """The assistant message in OpenAI's shape (``content`` and ``tool_calls``)."""
-        return assistant_message(self.text, self.tool_calls)
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallDelta:
-    """A piece of a streamed tool call, keyed by ``index``.
-
-    The first piece of a call carries its ``id`` and ``name``; ``arguments`` pieces join into
-    the arguments' JSON text.
-    """
-
-    index: int
-    id: str | None = None
-    name: str | None = None
-    arguments: str = ""
-    thought_signature: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StreamChunk:
-    """One piece of a stream: a text delta and/or tool-call deltas; the last carries the
-    finish reason and usage."""
-
-    text: str = ""
-    finish_reason: str | None = None
-    usage: TokenUsage | None = None
-    tool_calls: tuple[ToolCallDelta, ...] = ()
-    raw_finish_reason: str | None = None
-
-
-class StreamAssembler:
-    """Accumulates stream chunks into the text, tool calls, message, usage and finish reason.
-
-    Example:
-        >>> assembler = StreamAssembler()
-        >>> assembler.add(StreamChunk(tool_calls=(ToolCallDelta(0, "c1", "f", '{"a"'),)))
-        >>> assembler.add(StreamChunk(tool_calls=(ToolCallDelta(0, arguments=": 1}"),)))
-        >>> assembler.tool_calls[0].args
-        {'a': 1}
-    """
-
-    def __init__(self) -> None:
-        self._text: list[str] = []
-        self._calls: dict[int, dict[str, Any]] = {}
-        self.finish_reason: str | None = None
-        self.raw_finish_reason: str | None = None
-        self.usage: TokenUsage | None = None
-
-    def add(self, chunk: StreamChunk) -> None:
-        """Take one chunk."""
-        if chunk.text:
-            self._text.append(chunk.text)
-        for delta in chunk.tool_calls:
-            call = self._calls.setdefault(
-                delta.index, {"id": None, "name": None, "arguments": [], "signature": None}
-            )
-            call["id"] = call["id"] or delta.id
-            call["name"] = call["name"] or delta.name
-            call["signature"] = call["signature"] or delta.thought_signature
-            if delta.arguments:
-                call["arguments"].append(delta.arguments)
-        if chunk.finish_reason is not None:
-            self.finish_reason = chunk.finish_reason
-            self.raw_finish_reason = chunk.raw_finish_reason or chunk.finish_reason
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-
-    @property
-    def text(self) -> str:
-        """The text so far."""
-        return "".join(self._text)
-
-    @property
-    def tool_calls(self) -> tuple[ToolCall, ...]:
-        """The tool calls so far, in index order."""
-        return tuple(
-            ToolCall(
-                call["id"] or f"call_{index}",
-                call["name"] or "",
-                "".join(call["arguments"]),
-                call["signature"],
-            )
-            for index, call in sorted(self._calls.items())
-        )
-
-    @property
-    def message(self) -> dict[str, Any]:
-        """The assistant message in OpenAI's shape."""
-        return assistant_message(self.text, self.tool_calls)
-
-
-class StreamParser(Protocol):
-    """Reads one stream's events; knows whether the stream's terminator has been seen."""
-
-    complete: bool
-
-    def feed(self, event: str, data: str) -> StreamChunk | None:
-        """Parse one SSE event (``event`` is ``""`` for NDJSON lines); raise on an error event."""
-        ...
 
 
 class ProviderAdapter(Protocol):
@@ -300,21 +186,6 @@ class EmbeddingRequest:
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class EmbeddingResult:
-    """A parsed embeddings reply: one vector per input, in the inputs' order.
-
-    Attributes:
-        vectors: The vectors.
-        usage: Input tokens (zeros when ``usage_known`` is false).
-        usage_known: False when the reply carries no usage (Gemini's) or an odd one.
-    """
-
-    vectors: list[list[float]]
-    usage: TokenUsage
-    usage_known: bool = True
-
-
 class EmbeddingAdapter(Protocol):
     """A wire protocol's embeddings endpoint (OpenAI-compatible, Azure, Gemini, Ollama)."""
 
@@ -336,166 +207,6 @@ class EmbeddingAdapter(Protocol):
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
         """Turn an error reply into the right ProviderError."""
         ...
-
-
-def read_vector(value: Any, where: str) -> list[float]:
-    """A reply's vector as floats: a JSON list of numbers, or base64 of little-endian
-    float32s (OpenAI's ``encoding_format: "base64"``).
-
-    Raises:
-        MalformedResponseError: Anything else, or a number that is not finite.
-    """
-    if isinstance(value, str):
-        import array
-        import base64
-        import binascii
-        import sys
-
-        try:
-            raw = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raise MalformedResponseError(f"{where} is neither numbers nor base64") from None
-        if len(raw) % 4:
-            raise MalformedResponseError(f"{where} is not whole float32 values")
-        floats = array.array("f", raw)
-        if sys.byteorder != "little":
-            floats.byteswap()
-        vector = floats.tolist()
-    elif isinstance(value, list):
-        vector = value
-    else:
-        raise MalformedResponseError(f"{where} is not a list of numbers")
-    if not vector:
-        raise MalformedResponseError(f"{where} is empty")
-    for number in vector:
-        if (
-            isinstance(number, bool)
-            or not isinstance(number, (int, float))
-            or not math.isfinite(number)
-        ):
-            raise MalformedResponseError(f"{where} holds {str(number)[:40]!r}, not a number")
-    return [float(number) for number in vector]
-
-
-def check_vectors(vectors: list[list[float]], inputs: int) -> list[list[float]]:
-    """Check a reply has one vector per input, all of one length; return them."""
-    if len(vectors) != inputs:
-        raise MalformedResponseError(f"reply has {len(vectors)} vectors for {inputs} inputs")
-    if len({len(vector) for vector in vectors}) > 1:
-        raise MalformedResponseError("reply's vectors differ in length")
-    return vectors
-
-
-_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")  # UTF-8, UTF-16/32 little, big
-
-
-def load_json(body: bytes | str) -> Any:
-    """Parse a JSON body (bytes), or a stream's line (text).
-
-    Bytes are read as UTF-8 (what JSON on the network is); a body that does not parse so
-    and starts like another encoding (a BOM, the NUL bytes of UTF-16/32) is read in the
-    encoding ``json`` detects. Decoding is strict, never a result holding lone surrogates.
-    Text is checked for lone surrogates: that is how a lossless decoder
-    (``surrogateescape``) hands on bytes that were not UTF-8.
-
-    Raises:
-        MalformedResponseError: The body is not valid text, or not JSON.
-    """
-    try:
-        if isinstance(body, str):
-            if not body.isascii():  # isascii is O(1); ASCII text holds no surrogate
-                body.encode()
-            return json.loads(body)
-        try:
-            return json.loads(body.decode())
-        except ValueError:
-            if not body.startswith(_BOMS) and b"\x00" not in body[:4]:
-                raise
-        return json.loads(body.decode(json.detect_encoding(body)))
-    except (UnicodeDecodeError, UnicodeEncodeError) as exc:
-        raise MalformedResponseError(
-            f"reply is not valid {exc.encoding} text: {exc.reason} at position {exc.start}"
-        ) from exc
-    except (ValueError, RecursionError) as exc:
-        raise MalformedResponseError(f"reply is not valid JSON: {exc}") from exc
-
-
-_SHAPE_ERRORS = (
-    KeyError,
-    IndexError,
-    TypeError,
-    AttributeError,
-    ValueError,
-    OverflowError,
-    RecursionError,
-)
-
-
-def guarded(parse: Callable[P, R]) -> Callable[P, R]:
-    """Make any reply shape a parser does not understand a MalformedResponseError.
-
-    The parsers check the fields they read; this is the net under them, so that whatever a
-    server sends, only a result or a FailoverError comes out.
-    """
-
-    @functools.wraps(parse)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return parse(*args, **kwargs)
-        except FailoverError:
-            raise
-        except _SHAPE_ERRORS as exc:
-            raise MalformedResponseError(
-                f"reply not understood ({type(exc).__name__}: {str(exc)[:120]})"
-            ) from None
-
-    return wrapper
-
-
-class _OddUsage(Exception):
-    pass
-
-
-def _count(usage: Mapping[str, Any], name: str) -> int:
-    value = usage.get(name)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _OddUsage(name)
-    if isinstance(value, float):
-        if not math.isfinite(value) or not value.is_integer():
-            raise _OddUsage(name)
-        value = int(value)
-    if not 0 <= value < 2**53:
-        raise _OddUsage(name)
-    return value
-
-
-def read_usage(
-    usage: Any, wire: str, build: Callable[[Callable[[Any, str], int]], TokenUsage]
-) -> TokenUsage | None:
-    """Read a reply's usage with ``build``; odd counts make it unknown (``None``), logged.
-
-    ``build`` gets ``count(mapping, name)``, which reads a token count (missing: 0) and gives
-    up on anything that is not a sane non-negative integer.
-    """
-
-    def count(source: Any, name: str) -> int:
-        if source is None:
-            return 0
-        if type(source) is not dict and not isinstance(source, Mapping):
-            raise _OddUsage(name)
-        return _count(source, name)
-
-    if usage is None:
-        return None
-    try:
-        if type(usage) is not dict and not isinstance(usage, Mapping):
-            raise _OddUsage("usage")
-        return build(count)
-    except _OddUsage as odd:
-        logger.warning("%s reply: usage field %r not understood; usage unknown", wire, str(odd))
-        return None
 
 
 class BaseAdapter:
@@ -521,7 +232,7 @@ class BaseAdapter:
             return classify_http_error(status, headers, body)
         except FailoverError:
             raise
-        except _SHAPE_ERRORS:
+        except SHAPE_ERRORS:
             logger.warning("HTTP %s error reply not understood; classified by status", status)
             return classify_http_error(status, {}, b"")
 
@@ -544,14 +255,6 @@ def check_json(params: Mapping[str, Any]) -> None:
             json.dumps(value)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"parameter {name!r} cannot be sent as JSON: {exc}") from None
-
-
-def error_status(payload: Mapping[str, Any]) -> int:
-    """The HTTP status an error event of a stream stands for: its ``error.code`` when that is
-    one, else 500."""
-    error = payload.get("error")
-    code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, int) and 400 <= code < 600 else 500
 
 
 def has_part(request: ChatRequest, kind: type) -> bool:

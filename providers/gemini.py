@@ -36,10 +36,11 @@ from failover.providers.base import (
     HttpRequest,
     StreamChunk,
     ToolCall,
-    ToolCallDelta,
+    call_deltas,
     catalog_unsupported,
+    chat_result,
     check_params,
-    check_vectors,
+    embedding_result,
     embedding_unsupported,
     error_status,
     first_unknown,
@@ -455,16 +456,7 @@ class GeminiAdapter(BaseAdapter):
         text, calls, finish = _read(data)
         if not text and not calls and finish is None and "content" not in data["candidates"][0]:
             raise MalformedResponseError("candidates[0] has no answer: no content, no finishReason")
-        usage = _usage(data)
-        return ChatResult(
-            text,
-            _finish(finish, bool(calls)),
-            usage or TokenUsage(),
-            data,
-            tuple(calls),
-            finish,
-            usage_known=usage is not None,
-        )
+        return chat_result(text, _finish(finish, bool(calls)), _usage(data), data, calls, finish)
 
     def stream_parser(self) -> _GeminiStream:
         """A parser for SSE events that are each a whole response; the last has finishReason."""
@@ -533,9 +525,7 @@ class GeminiAdapter(BaseAdapter):
             "gemini embeddings",
             lambda count: TokenUsage(input_tokens=count(data["usageMetadata"], "promptTokenCount")),
         )
-        return EmbeddingResult(
-            check_vectors(vectors, inputs), usage or TokenUsage(), usage_known=usage is not None
-        )
+        return embedding_result(vectors, inputs, usage)
 
 
 class _GeminiStream:
@@ -549,10 +539,7 @@ class _GeminiStream:
         if isinstance(payload, dict) and "error" in payload:
             raise classify_http_error(error_status(payload), {}, data)
         text, calls, finish = _read(payload)
-        deltas = tuple(
-            ToolCallDelta(self._calls + n, c.id, c.name, c.arguments, c.thought_signature)
-            for n, c in enumerate(calls)
-        )
+        deltas = call_deltas(calls, self._calls)
         self._calls += len(calls)
         if finish:
             self.complete = True

@@ -27,10 +27,11 @@ from failover.providers.base import (
     HttpRequest,
     StreamChunk,
     ToolCall,
-    ToolCallDelta,
+    call_deltas,
     catalog_unsupported,
+    chat_result,
     check_params,
-    check_vectors,
+    embedding_result,
     embedding_unsupported,
     first_unknown,
     guarded,
@@ -247,16 +248,7 @@ class OllamaAdapter(BaseAdapter):
             raise MalformedResponseError("message has no answer: no content field")
         raw = data.get("done_reason")
         raw = raw if isinstance(raw, str) else None
-        usage = _usage(data)
-        return ChatResult(
-            text,
-            _finish(raw, bool(calls)),
-            usage or TokenUsage(),
-            data,
-            tuple(calls),
-            raw,
-            usage_known=usage is not None,
-        )
+        return chat_result(text, _finish(raw, bool(calls)), _usage(data), data, calls, raw)
 
     def stream_parser(self) -> _OllamaStream:
         """A parser for NDJSON lines ending with ``done: true``."""
@@ -303,10 +295,7 @@ class OllamaAdapter(BaseAdapter):
             "ollama embeddings",
             lambda count: TokenUsage(input_tokens=count(data, "prompt_eval_count")),
         )
-        known = usage is not None and "prompt_eval_count" in data
-        return EmbeddingResult(
-            check_vectors(vectors, inputs), usage or TokenUsage(), usage_known=known
-        )
+        return embedding_result(vectors, inputs, usage, known="prompt_eval_count" in data)
 
 
 class _OllamaStream:
@@ -322,9 +311,7 @@ class _OllamaStream:
         if "error" in line:
             raise classify_http_error(500, {}, data)
         text, calls = _read(line, self._calls)
-        deltas = tuple(
-            ToolCallDelta(self._calls + n, c.id, c.name, c.arguments) for n, c in enumerate(calls)
-        )
+        deltas = call_deltas(calls, self._calls)
         self._calls += len(calls)
         if line.get("done"):
             self.complete = True

@@ -26,8 +26,9 @@ from failover.providers.base import (
     ToolCall,
     ToolCallDelta,
     catalog_unsupported,
+    chat_result,
     check_params,
-    check_vectors,
+    embedding_result,
     embedding_unsupported,
     error_status,
     guarded,
@@ -267,14 +268,8 @@ class OpenAIAdapter(BaseAdapter):
         if not text and not calls and _ANSWER_KEYS.isdisjoint(message):
             raise MalformedResponseError("choices[0].message has no answer: no content field")
         usage = openai_usage(data.get("usage"))
-        return ChatResult(
-            text,
-            openai_finish(raw_finish, bool(calls)),
-            usage or TokenUsage(),
-            data,
-            calls,
-            raw_finish,
-            usage_known=usage is not None,
+        return chat_result(
+            text, openai_finish(raw_finish, bool(calls)), usage, data, calls, raw_finish
         )
 
     def stream_parser(self) -> _OpenAIStream:
@@ -326,9 +321,7 @@ class OpenAIAdapter(BaseAdapter):
             "openai embeddings",
             lambda count: TokenUsage(input_tokens=count(data["usage"], "prompt_tokens")),
         )
-        return EmbeddingResult(
-            check_vectors(vectors, inputs), usage or TokenUsage(), usage_known=usage is not None
-        )
+        return embedding_result(vectors, inputs, usage)
 
 
 class _OpenAIStream:
