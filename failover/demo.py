@@ -1,23 +1,28 @@
 """``failover demo``: a few hundred requests, a few dozen at a time, through failures, live.
 
-Starts the simulator, scripts a key with a small budget, a dead key, two healthy keys to
-rotate to, an outage of the first provider, an overlapping one of the second and a little
-chaos (429s among it: a key that gets one rotates to the next), then drives a
-realistic client through it while a rich live view shows progress and failover events. Ends
-with a summary that accounts for every request. Needs the ``sim`` extra (starlette, uvicorn,
-rich).
+Starts the simulator and scripts a :class:`~failover.demo_scenario.Scenario` into it: a key
+with a small budget, a dead key, two healthy keys to rotate to, an outage of the first
+provider, an overlapping one of the second and a little chaos (429s among it: a key that
+gets one rotates to the next). It prints that scenario, then drives a realistic client
+through it while a live view shows progress and failover events (on a terminal; piped, a
+progress line every quarter instead). It ends with a summary that accounts for every
+request, each term in plain words, and the attempt history of every request that failed.
+Needs the ``sim`` extra (starlette, uvicorn, rich).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import statistics
+import sys
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
@@ -33,20 +38,37 @@ from failover import (
     ResilientClient,
 )
 from failover.demo_gateway import run_gateway_panel
+from failover.demo_history import Step, capturing, request_history, retries, steps
+from failover.demo_scenario import CHAIN, KEYS, Scenario, accepted_keys, describe, script
 from failover.events import CooldownEvent, FailoverEvent, RecoveredEvent, RetryEvent
 from failover.testing import Behavior, Simulator
 
-__all__ = ["run_demo"]
+__all__ = ["FailedRequest", "Tally", "run_demo"]
 
-CHAIN = ["openai/gpt-4o-mini", "anthropic/claude-haiku-4-5", "gemini/gemini-2.5-flash-lite"]
-KEYS = {
-    "openai-main": ("openai", "sk-demo-openai-main-0000000001"),
-    "openai-spare": ("openai", "sk-demo-openai-spare-000000002"),
-    "openai-backup": ("openai", "sk-demo-openai-backup-00000006"),
-    "openai-revoked": ("openai", "sk-demo-openai-revoked-0000003"),
-    "anthropic": ("anthropic", "sk-ant-demo-anthropic-00000004"),
-    "gemini": ("gemini", "AIzaSy-demo-gemini-000000000005"),
-}
+
+@dataclass(frozen=True, slots=True)
+class FailedRequest:
+    """A request the client gave up on, with what it tried.
+
+    Attributes:
+        number: The request's number (1 for the first sent).
+        streamed: Whether it asked for a stream.
+        at: Seconds into the run when it started.
+        error: The exception's class name (``AllAttemptsFailed``, ``StreamInterrupted``, ...).
+        summary: The exception's first line (no key, no prompt).
+        steps: Its attempts, in order.
+        took: Seconds from its start to the error.
+        retries: How many retries after a backoff it made.
+    """
+
+    number: int
+    streamed: bool
+    at: float
+    error: str
+    summary: str
+    steps: tuple[Step, ...]
+    took: float
+    retries: int
 
 
 @dataclass
@@ -57,6 +79,7 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     served_by: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
+    failed: list[FailedRequest] = field(default_factory=list)
     rotations: int = 0
     rate_limit_rotations: int = 0
     fallbacks: int = 0
@@ -122,7 +145,16 @@ def _wire_hooks(client: ResilientClient, tally: Tally, started: float) -> None:
         _log(tally, started, f"[green]recovered[/] {event.profile}")
 
 
-def _view(progress: Progress, tally: Tally, total: int) -> Group:
+def _events_panel(tally: Tally) -> Panel:
+    lines = [
+        stamp + text + (f" [dim]x{count}[/dim]" if count > 1 else "")
+        for stamp, text, count in tally.log
+    ]
+    events = "\n".join(lines) or "[dim]waiting for the first failure...[/dim]"
+    return Panel(events, title="failover events (the latest)", height=14)
+
+
+def _view(progress: Progress, tally: Tally) -> Group:
     counters = Table.grid(padding=(0, 2))
     counters.add_row(
         "served",
@@ -133,87 +165,202 @@ def _view(progress: Progress, tally: Tally, total: int) -> Group:
         f"{tally.rotations} / {tally.fallbacks} / {tally.cooldowns}",
     )
     counters.add_row("failed", str(sum(tally.failures.values())))
-    lines = [
-        stamp + text + (f" [dim]x{count}[/dim]" if count > 1 else "")
-        for stamp, text, count in tally.log
-    ]
-    events = "\n".join(lines) or "[dim]waiting for the first failure...[/dim]"
-    return Group(progress, counters, Panel(events, title="failover events", height=14))
+    return Group(progress, counters, _events_panel(tally))
 
 
-def _summary(tally: Tally, total: int, concurrency: int, elapsed: float, console: Console) -> None:
-    table = Table(title="failover demo: summary", show_header=False)
+def _progress_line(tally: Tally, total: int, elapsed: float) -> str:
+    """One plain line of progress, for output that is not a terminal."""
+    served = ", ".join(f"{m.split('/')[0]}={n}" for m, n in sorted(tally.served_by.items()))
+    return (
+        f"{tally.done}/{total} done at {elapsed:.1f}s: served {served or 'none yet'}; "
+        f"{sum(tally.failures.values())} failed"
+    )
+
+
+def _scenario(scenario: Scenario, total: int, concurrency: int, seconds: float) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for topic, words in describe(scenario, total=total, concurrency=concurrency, seconds=seconds):
+        table.add_row(topic, words)
+    return table
+
+
+def _summary(tally: Tally, total: int, concurrency: int, elapsed: float) -> Table:
+    table = Table(title="failover demo: summary", box=box.SIMPLE_HEAD)
+    table.add_column("", no_wrap=True)
+    table.add_column("count", no_wrap=True)
+    table.add_column("what it means")
     ok = sum(tally.served_by.values())
     failed = sum(tally.failures.values())
     latencies = sorted(tally.latencies)
     p50 = statistics.median(latencies) if latencies else 0.0
     p95 = latencies[int(0.95 * (len(latencies) - 1))] if latencies else 0.0
-    table.add_row(
-        "requests",
-        f"{total}, {concurrency} at a time ({tally.streamed} streamed) in {elapsed:.1f}s",
+    kinds = ", ".join(f"{n} {name}" for name, n in tally.failures.most_common())
+    rows = [
+        (
+            "requests",
+            str(total),
+            f"{concurrency} at a time, {tally.streamed} streamed, in {elapsed:.1f}s",
+        ),
+        ("succeeded", str(ok), "answered by a model of the chain"),
+        (
+            "failed",
+            f"{failed}" + (f" ({kinds})" if failed else ""),
+            "gave up; each one's attempts are listed below" if failed else "none gave up",
+        ),
+        (
+            "served by",
+            "\n".join(f"{m}: {n}" for m, n in tally.served_by.most_common()) or "-",
+            "the model that answered",
+        ),
+        (
+            "key rotations",
+            f"{tally.rotations} ({tally.rate_limit_rotations} right after a 429)",
+            "a failed call moved at once to another key of the same model",
+        ),
+        (
+            "model fallbacks after a failure",
+            str(tally.fallbacks),
+            "a failed call moved at once to the next model of the chain",
+        ),
+        (
+            "models skipped (every key resting)",
+            str(tally.skips),
+            "a model passed over without a call: every key of it was cooling down",
+        ),
+        (
+            "cooldowns",
+            str(tally.cooldowns),
+            "a key rested after a failure for a while (a revoked key for good)",
+        ),
+        (
+            "keys held before a 429",
+            str(tally.held),
+            "a key rested because its rate-limit headers said its budget was spent",
+        ),
+        (
+            "retries after a backoff",
+            str(tally.retries),
+            "nothing usable was left: the request waited a moment and tried again",
+        ),
+        ("recoveries", str(tally.recoveries), "a resting key answered again"),
+        (
+            "latency p50 / p95",
+            f"{p50 * 1000:.0f} ms / {p95 * 1000:.0f} ms",
+            "of the answered requests, waits included",
+        ),
+        ("cost", f"${tally.cost:.6f}", "the tokens at list prices (genai-prices)"),
+        (
+            "accounted for",
+            "[green]every request[/]" if ok + failed == total else "[red]NO[/]",
+            "succeeded + failed = requests",
+        ),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
+
+
+def _failed_table(request: FailedRequest, deadline: float) -> Table:
+    kind = "streamed request" if request.streamed else "request"
+    last = request.steps[-1] if request.steps else None
+    facts = (
+        f"gave up {request.took:.1f}s in ({max(0.0, deadline - request.took):.1f}s of its "
+        f"{deadline:g}s deadline left), after {len(request.steps)} attempt(s) and "
+        f"{request.retries} retr{'y' if request.retries == 1 else 'ies'} after a backoff"
     )
-    table.add_row("succeeded", str(ok))
-    table.add_row("failed", f"{failed}" + (f" ({dict(tally.failures)})" if failed else ""))
-    table.add_row("served by", ", ".join(f"{m}: {n}" for m, n in tally.served_by.most_common()))
-    table.add_row(
-        "key rotations", f"{tally.rotations} ({tally.rate_limit_rotations} right after a 429)"
+    if last is not None:
+        status = "" if last.status is None else f" {last.status}"
+        facts += f"; last: {last.model} via {last.profile or '-'}: {last.outcome}{status}"
+    table = Table(
+        title=f"{kind} #{request.number}, started at {request.at:.1f}s: "
+        f"{request.error}: {request.summary}",
+        caption=facts,
+        title_justify="left",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
     )
-    table.add_row("model fallbacks after a failure", str(tally.fallbacks))
-    table.add_row("models skipped (every key resting)", str(tally.skips))
-    table.add_row("cooldowns", str(tally.cooldowns))
-    table.add_row("keys held before a 429", str(tally.held))
-    table.add_row("retries after a backoff", str(tally.retries))
-    table.add_row("recoveries", str(tally.recoveries))
-    table.add_row("latency p50 / p95", f"{p50 * 1000:.0f} ms / {p95 * 1000:.0f} ms")
-    table.add_row("cost", f"${tally.cost:.6f}")
-    accounted = ok + failed == total
-    table.add_row("accounted for", "[green]every request[/]" if accounted else "[red]NO[/]")
-    console.print(table)
-    if not accounted:
-        raise SystemExit("demo: some requests were not accounted for")
+    for column in ("#", "waited", "model", "key (profile)", "outcome", "HTTP", "took"):
+        table.add_column(column, no_wrap=column != "outcome")
+    for step in request.steps:
+        outcome = step.outcome
+        if step.retry_after:
+            outcome += f" (asked to wait {step.retry_after:g}s)"
+        table.add_row(
+            str(step.number),
+            _seconds(step.waited),
+            step.model,
+            step.profile or "-",
+            outcome,
+            "-" if step.status is None else str(step.status),
+            _seconds(step.took),
+        )
+    return table
 
 
-async def run_demo(
-    total: int = 300, concurrency: int = 32, seconds: float = 12.0, metrics_port: int | None = None
-) -> Tally:
-    """Run the demo and return its tally (``metrics_port``: serve Prometheus metrics there).
+def _console() -> Console:
+    """Stdout; 120 columns wide when it is not a terminal (and ``COLUMNS`` is not set)."""
+    sized = sys.stdout.isatty() or "COLUMNS" in os.environ
+    return Console(width=None if sized else 120)
 
-    Raises:
-        ConfigError: ``total`` or ``concurrency`` is not a positive whole number, or
-            ``seconds`` is not a positive finite number.
-    """
+
+def _validate(total: int, concurrency: int, seconds: float) -> None:
     for name, value in (("requests", total), ("concurrency", concurrency)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
     if not isinstance(seconds, (int, float)) or not 0 < seconds < float("inf"):
         raise ConfigError(f"seconds must be a positive number, got {seconds!r}")
-    console = Console()
+
+
+async def run_demo(
+    total: int = 300,
+    concurrency: int = 32,
+    seconds: float = 12.0,
+    metrics_port: int | None = None,
+    *,
+    scenario: Scenario | None = None,
+    console: Console | None = None,
+    gateway: bool = True,
+) -> Tally:
+    """Run the demo and return its tally.
+
+    Args:
+        total: Requests to send.
+        concurrency: At most this many at once.
+        seconds: Spread their starts over this many seconds.
+        metrics_port: Serve Prometheus metrics on this port while it runs.
+        scenario: What to script (default: the demo's own, :class:`Scenario` ``()``).
+        console: Where to print (default: stdout; live view only on a terminal).
+        gateway: Show the openai SDK panel at the end.
+
+    Raises:
+        ConfigError: ``total`` or ``concurrency`` is not a positive whole number, or
+            ``seconds`` is not a positive finite number.
+    """
+    _validate(total, concurrency, seconds)
+    scenario = scenario or Scenario()
+    console = console or _console()
     metrics = None
     if metrics_port is not None:
         from failover.telemetry import serve_prometheus
 
         metrics = serve_prometheus(metrics_port)
         console.print(f"Prometheus metrics at {metrics.url}")
+    console.print(
+        f"[bold]failover demo[/]: {total} requests through simulated provider failures "
+        "(a local simulator on 127.0.0.1; no key or request leaves this machine)"
+    )
+    console.print(_scenario(scenario, total, concurrency, seconds))
+    console.print()
     rng = random.Random(42)
-    accepted = {
-        "openai": [KEYS["openai-main"][1], KEYS["openai-spare"][1], KEYS["openai-backup"][1]],
-        "anthropic": [KEYS["anthropic"][1]],
-        "gemini": [KEYS["gemini"][1]],
-    }
     default = Behavior(latency=0.02, tokens_per_second=500)
-    async with Simulator(keys=accepted, default=default) as sim:
-        # openai-main allows 6 requests per 1.5 s; under load some requests still get a 429
-        sim.script(
-            Behavior("rate_limit", after=6, window=1.5, latency=0.02, retry_after=1.5),
-            key=KEYS["openai-main"][1],
-        )
-        sim.outage("openai", start=seconds * 0.3, end=seconds * 0.6)
-        sim.outage("anthropic", start=seconds * 0.45, end=seconds * 0.55)
-        # 429s without budget headers come as a surprise: the key cools and the next one serves
-        sim.chaos(
-            {"rate_limit": 0.03, "overloaded": 0.04, "server_error": 0.02, "truncate": 0.01},
-            seed=7,
-        )
+    async with Simulator(keys=accepted_keys(scenario), default=default) as sim:
+        script(sim, scenario, seconds)
         profiles = [
             AuthProfile(name, provider, key, base_url=sim.base_url(provider))
             for name, (provider, key) in KEYS.items()
@@ -241,10 +388,10 @@ async def run_demo(
         )
         task_id = progress.add_task("requests", total=total)
         async with ResilientClient(
-            CHAIN,
+            list(CHAIN),
             manager,
-            timeout=5.0,
-            deadline=15.0,
+            timeout=scenario.timeout,
+            deadline=scenario.deadline,
             wait_for_recovery=True,
             telemetry=metrics.telemetry if metrics else None,
         ) as client:
@@ -253,46 +400,105 @@ async def run_demo(
 
             async def one(index: int) -> None:
                 await asyncio.sleep(index * seconds / total)
+                streamed = rng.random() < scenario.streamed
                 async with gate:
-                    began = time.monotonic()
+                    began, wall = time.monotonic(), time.time()
                     try:
-                        if rng.random() < 0.3:
-                            tally.streamed += 1
-                            async with client.stream(messages) as stream:
-                                async for _ in stream:
-                                    pass
-                            served = stream.model or "?"
-                        else:
-                            result = await client.complete(messages)
-                            served, tally.cost = result.model, tally.cost + (result.cost_usd or 0)
+                        with request_history() as records:
+                            if streamed:
+                                tally.streamed += 1
+                                async with client.stream(messages) as stream:
+                                    async for _ in stream:
+                                        pass
+                                served = stream.model or "?"
+                            else:
+                                result = await client.complete(messages)
+                                served = result.model
+                                tally.cost += result.cost_usd or 0
                         tally.served_by[served] += 1
                         tally.latencies.append(time.monotonic() - began)
                     except FailoverError as exc:  # AllAttemptsFailed, StreamInterrupted, ...
                         tally.failures[type(exc).__name__] += 1
+                        attempts = getattr(exc, "attempts", ())
+                        tally.failed.append(
+                            FailedRequest(
+                                index + 1,
+                                streamed,
+                                began - started,
+                                type(exc).__name__,
+                                str(exc).partition("\n")[0],
+                                tuple(steps(attempts, records, wall)),
+                                time.monotonic() - began,
+                                retries(records),
+                            )
+                        )
                     finally:
                         tally.done += 1
                         progress.update(task_id, completed=tally.done)
 
-            with Live(_view(progress, tally, total), console=console, refresh_per_second=8) as live:
+            with capturing():
                 tasks = [asyncio.create_task(one(i)) for i in range(total)]
-                while not all(task.done() for task in tasks):
-                    live.update(_view(progress, tally, total))
-                    await asyncio.sleep(0.125)
-                live.update(_view(progress, tally, total))
-                await asyncio.gather(*tasks)
-        _summary(tally, total, concurrency, time.monotonic() - started, console)
+                await _watch(tasks, tally, progress, console, started)
+        console.print()
+        console.print(_summary(tally, total, concurrency, time.monotonic() - started))
+        _print_failures(tally, console, scenario.deadline)
         status: dict[str, Any] = client.status()
         console.print(
-            "profiles:",
-            ", ".join(f"{p['name']}={p['status']} ({p['key']})" for p in status["profiles"]),
+            "keys at the end:",
+            ", ".join(f"{p['name']}={p['status']}" for p in status["profiles"]),
         )
-        gateway_keys = {
-            provider: KEYS[name][1]
-            for provider, name in (
-                ("openai", "openai-backup"),
-                ("anthropic", "anthropic"),
-                ("gemini", "gemini"),
-            )
-        }
-        await run_gateway_panel(sim, gateway_keys, console)
+        if sum(tally.served_by.values()) + len(tally.failed) != total:
+            raise SystemExit("demo: some requests were not accounted for")
+        if gateway:
+            gateway_keys = {
+                provider: KEYS[name][1]
+                for provider, name in (
+                    ("openai", "openai-backup"),
+                    ("anthropic", "anthropic"),
+                    ("gemini", "gemini"),
+                )
+            }
+            console.print()
+            await run_gateway_panel(sim, gateway_keys, console)
         return tally
+
+
+async def _watch(
+    tasks: list[asyncio.Task[None]],
+    tally: Tally,
+    progress: Progress,
+    console: Console,
+    started: float,
+) -> None:
+    """Show the run until every task is done: live on a terminal, else a line a quarter."""
+    total = len(tasks)
+    if console.is_terminal:
+        with Live(_view(progress, tally), console=console, refresh_per_second=8) as live:
+            while not all(task.done() for task in tasks):
+                live.update(_view(progress, tally))
+                await asyncio.sleep(0.125)
+            live.update(_view(progress, tally))
+    else:
+        quarter = 1  # the next quarter of the requests to report
+        while quarter <= 4:
+            await asyncio.sleep(0.05)
+            if tally.done >= quarter * total / 4:
+                console.print(_progress_line(tally, total, time.monotonic() - started))
+                quarter = tally.done * 4 // total + 1
+        console.print(_events_panel(tally))
+    await asyncio.gather(*tasks)
+
+
+def _print_failures(tally: Tally, console: Console, deadline: float) -> None:
+    if not tally.failed:
+        console.print("No request failed.")
+        return
+    console.print()
+    console.print(
+        f"[bold]{len(tally.failed)} request(s) failed[/]. Each one's attempts, in order "
+        "(waited: the pause before the attempt, for a backoff or for a resting key; "
+        "took: the attempt itself; a key is shown by its profile name, never itself):"
+    )
+    for request in sorted(tally.failed, key=lambda r: r.number):
+        console.print()
+        console.print(_failed_table(request, deadline))
