@@ -27,7 +27,7 @@ import importlib
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Union, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, Union, cast
 
 import anyio
 import httpx
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     import httpx2
 
 __all__ = ["HttpxSender", "Reply", "Sender"]
+
+T = TypeVar("T")
 
 AnyHttpxClient = Union[httpx.AsyncClient, "httpx2.AsyncClient"]
 
@@ -418,6 +420,9 @@ class _TranslatingReply:
         self._response.encoding = LOSSLESS_UTF8
         return _translated(self._response.aiter_lines(), self._errors)
 
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        return _translated(self._response.aiter_bytes(), self._errors)
+
 
 LOSSLESS_UTF8 = "failover-utf-8-lossless"
 """The codec a stream's text is read with: UTF-8 whose undecodable bytes come through as
@@ -443,7 +448,7 @@ def _find_lossless(name: str) -> codecs.CodecInfo | None:
 codecs.register(_find_lossless)
 
 
-async def _translated(pieces: AsyncIterator[str], errors: _Errors) -> AsyncIterator[str]:
+async def _translated(pieces: AsyncIterator[T], errors: _Errors) -> AsyncIterator[T]:
     """Pass a stream's pieces on, translating httpx's errors into ProviderErrors."""
     try:
         async for piece in pieces:

@@ -1,5 +1,7 @@
 """A local provider simulator: a real HTTP server on 127.0.0.1 that speaks OpenAI's (Chat
-Completions and Responses), Anthropic's, Gemini's and Ollama's wire formats, with failures
+Completions and Responses), Anthropic's, Gemini's and Ollama's wire formats, Amazon Bedrock's
+Converse (SigV4 checked, ConverseStream's event-stream frames) and Google Vertex AI's
+(bearer tokens; Claude and Gemini), with failures
 scripted per key, model or provider, scheduled outages, and seeded chaos. Built on starlette +
 uvicorn (extra ``sim``).
 """
@@ -24,6 +26,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from failover.catalog import canonical_provider, default_catalog
+from failover.testing import cloud_sim
 from failover.testing.rejects import (
     Reject,
     check_request,
@@ -223,6 +226,10 @@ class Simulator:
         self.requests: list[Received] = []
         self.responses = ResponseStore()
         """The Responses API's responses, kept for ``previous_response_id`` (per key)."""
+        self.aws_credentials: dict[str, str] = {
+            cloud_sim.SIM_ACCESS_KEY_ID: cloud_sim.SIM_SECRET_ACCESS_KEY
+        }
+        """Access key id -> secret: Bedrock requests must be signed with one of these."""
         self.app = Starlette(
             routes=[
                 Route("/{provider}/v1/chat/completions", self._openai, methods=["POST"]),
@@ -237,6 +244,13 @@ class Simulator:
                 Route("/{provider}/v1/messages", self._anthropic, methods=["POST"]),
                 Route("/{provider}/v1beta/models/{target:path}", self._gemini, methods=["POST"]),
                 Route("/{provider}/api/chat", self._ollama, methods=["POST"]),
+                Route("/{provider}/model/{model}/{action}", self._bedrock, methods=["POST"]),
+                Route(
+                    "/{provider}/v1/projects/{project}/locations/{location}/publishers/"
+                    "{publisher}/models/{target}",
+                    self._vertex,
+                    methods=["POST"],
+                ),
                 Route("/{provider}/v1/embeddings", self._openai_embed, methods=["POST"]),
                 Route("/{provider}/openai/v1/embeddings", self._openai_embed, methods=["POST"]),
                 Route(
@@ -309,6 +323,8 @@ class Simulator:
     def base_url(self, provider: str) -> str:
         """The base URL to give a profile of ``provider``, written the way its SDK takes it."""
         provider = canonical_provider(provider)
+        if provider.startswith("vertex_"):
+            return f"{self.root_url}/{provider}/v1/projects/sim-project/locations/us-east5"
         api = default_catalog.providers().get(provider, "openai")
         versioned = api == "openai" and provider != "azure"  # Azure's base is the resource
         return f"{self.root_url}/{provider}" + ("/v1" if versioned else "")
@@ -408,6 +424,8 @@ class Simulator:
         provider, kind, behavior, headers = gate
         text, calls, stopped = _plan(_RequestView(wire, body), provider, model, behavior)
         usage = (max(1, prompt_chars // 4), max(1, len(text.split())))
+        if wire == "bedrock":
+            return self._converse(text, calls, stopped, usage, kind, behavior, headers, stream)
         if calls and kind not in ("truncate", "content_block"):
             if stream:
                 events = list(stream_events(wire, model, [], usage, tool_calls=calls))
@@ -455,9 +473,7 @@ class Simulator:
         )
         kind, headers = self._apply_window(behavior, key)
         rejected = (
-            check_request(wire, provider, body, model)
-            if kind != "invalid_key" and not embedding
-            else None
+            _check(wire, provider, body, model) if kind != "invalid_key" and not embedding else None
         )
         if rejected is None and check is not None and kind != "invalid_key":
             rejected = check()
@@ -489,6 +505,13 @@ class Simulator:
         if provider == "azure" and (azure := azure_error(kind, behavior.retry_after)):
             retry = {"retry-after": f"{behavior.retry_after:g}"} if azure[0] == 429 else {}
             return JSONResponse(azure[1], status_code=azure[0], headers={**headers, **retry})
+        if provider.startswith("vertex_") and (
+            google := cloud_sim.vertex_error(kind, behavior.retry_after)
+        ):
+            return JSONResponse(google[1], status_code=google[0], headers={**headers, **google[2]})
+        if wire == "bedrock" and (kind in _ERROR_KINDS or kind == "context_limit"):
+            status, error, extra = cloud_sim.converse_error(kind, behavior.retry_after)
+            return JSONResponse(error, status_code=status, headers={**headers, **extra})
         if kind in _ERROR_KINDS or kind == "context_limit":
             status, error, extra = error_reply(wire, kind, behavior.retry_after)
             return JSONResponse(error, status_code=status, headers={**headers, **extra})
@@ -702,6 +725,135 @@ class Simulator:
             request, "gemini", key, model, body, action.startswith("streamGenerateContent"), chars
         )
 
+    def _converse(
+        self,
+        text: str,
+        calls: tuple[SimToolCall, ...],
+        stopped: bool,
+        usage: tuple[int, int],
+        kind: str,
+        behavior: Behavior,
+        headers: dict[str, str],
+        stream: bool,
+    ) -> Response:
+        """A Converse reply, or ConverseStream's frames (cut or failed as scripted)."""
+        blocked = kind == "content_block"
+        if not stream:
+            reply = cloud_sim.converse_body(
+                text, usage, blocked=blocked, tool_calls=calls, stopped=stopped
+            )
+            if kind == "truncate":
+                broken = json.dumps(reply)[:40]
+                return Response(broken, media_type="application/json", headers=headers)
+            return JSONResponse(reply, headers=headers)
+        size = self.words_per_chunk
+        words = text.split(" ")
+        pieces = [
+            " ".join(words[i : i + size]) + (" " if i + size < len(words) else "")
+            for i in range(0, len(words), size)
+        ]
+        frames = list(cloud_sim.converse_frames(pieces, usage, tool_calls=calls, stopped=stopped))
+        if blocked:
+            frames = [frames[0], *cloud_sim.guardrail_frames(usage)]
+        cut = 1 + max(1, len(pieces) // 2)
+        if kind == "truncate":
+            frames = frames[:cut]
+        elif kind == "midstream_error":
+            frames = [*frames[:cut], cloud_sim.stream_exception()]
+        delay = (size / behavior.tokens_per_second) if behavior.tokens_per_second else 0.0
+
+        async def body() -> AsyncIterator[bytes]:
+            for frame in frames:
+                if delay:
+                    await asyncio.sleep(delay)
+                yield frame
+
+        media = "application/vnd.amazon.eventstream"
+        return StreamingResponse(body(), media_type=media, headers=headers)
+
+    async def _bedrock(self, request: Request) -> Response:
+        """Bedrock's Converse and ConverseStream, signed with SigV4 (or a Bedrock API key)."""
+        action = request.path_params["action"]
+        if action not in ("converse", "converse-stream"):
+            return JSONResponse({"message": f"Unknown operation {action}"}, status_code=404)
+        raw = await request.body()
+        authorization = request.headers.get("authorization", "")
+        if authorization.startswith("Bearer "):
+            key = authorization.removeprefix("Bearer ")
+        else:
+            host = request.headers.get("host", "")
+            path = request.scope.get("raw_path", b"").decode() or request.url.path
+            url = f"{request.url.scheme}://{host}{path}"
+            signer, refusal = cloud_sim.verify_sigv4(
+                "POST", url, request.headers, raw, self.aws_credentials
+            )
+            if refusal is not None:
+                status, error, extra = refusal
+                provider = canonical_provider(request.path_params["provider"])
+                self.requests.append(
+                    Received(
+                        provider,
+                        "bedrock",
+                        "",
+                        request.path_params["model"],
+                        action == "converse-stream",
+                        time.monotonic() - self.started_at,
+                        0,
+                        "invalid_signature",
+                        {},
+                    )
+                )
+                return JSONResponse(error, status_code=status, headers=extra)
+            key = str(signer)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return JSONResponse(
+                {"message": "Malformed input request, please reformat your input and try again."},
+                status_code=400,
+                headers={"x-amzn-ErrorType": "ValidationException"},
+            )
+        return await self._handle(
+            request,
+            "bedrock",
+            key,
+            request.path_params["model"],
+            body,
+            action == "converse-stream",
+            cloud_sim.converse_chars(body),
+        )
+
+    async def _vertex(self, request: Request) -> Response:
+        """Vertex AI: Claude's rawPredict/streamRawPredict, Gemini's generateContent."""
+        body = await _json(request)
+        model, _, action = request.path_params["target"].partition(":")
+        publisher = request.path_params["publisher"]
+        key = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if publisher == "anthropic":
+            if action not in ("rawPredict", "streamRawPredict"):
+                return JSONResponse(
+                    cloud_sim.google_error(404, f"Unknown method {action}"), status_code=404
+                )
+            if body.get("anthropic_version") != "vertex-2023-10-16":
+                message = "anthropic_version: Input should be 'vertex-2023-10-16'"
+                error = {
+                    "type": "error",
+                    "error": {"type": "invalid_request_error", "message": message},
+                }
+                return JSONResponse(error, status_code=400)
+            chars = _chars(body.get("messages")) + len(str(body.get("system", "")))
+            stream = action == "streamRawPredict"
+            return await self._handle(request, "anthropic", key, model, body, stream, chars)
+        chars = sum(
+            len(str(p.get("text", "")))
+            for c in body.get("contents", [])
+            for p in c.get("parts", [])
+        )
+        stream = action.startswith("streamGenerateContent")
+        return await self._handle(request, "gemini", key, model, body, stream, chars)
+
     async def _ollama(self, request: Request) -> Response:
         body = await _json(request)
         key = request.headers.get("authorization", "").removeprefix("Bearer ")
@@ -886,6 +1038,8 @@ class _RequestView:
     def tool_results(self) -> int:
         """How many tool results the history holds."""
         body = self.body
+        if self.wire == "bedrock":
+            return cloud_sim.converse_view(body)[0]
         if self.wire == "anthropic":
             return sum(
                 1
@@ -914,6 +1068,8 @@ class _RequestView:
 
     def forced_tool(self) -> str | None:
         """The tool the request forces the model to call (answered with that call)."""
+        if self.wire == "bedrock":
+            return cloud_sim.converse_view(self.body)[1]
         choice = self.body.get("tool_choice")
         if self.wire == "anthropic" and isinstance(choice, dict) and choice.get("type") == "tool":
             return str(choice.get("name"))
@@ -949,6 +1105,8 @@ class _RequestView:
 
     def stop_sequences(self) -> list[str]:
         """The stop sequences, read where this wire keeps them."""
+        if self.wire == "bedrock":
+            return cloud_sim.converse_view(self.body)[2]
         if self.wire == "anthropic":
             stop: Any = self.body.get("stop_sequences")
         elif self.wire == "gemini":
@@ -962,6 +1120,24 @@ class _RequestView:
         if isinstance(stop, str):
             return [stop]
         return [s for s in stop if isinstance(s, str)] if isinstance(stop, list) else []
+
+
+def _check(wire: str, provider: str, body: dict[str, Any], model: str) -> Reject:
+    """What the real provider answers a malformed ``body`` with (Converse's own checks;
+    Claude on Vertex as Anthropic's, with the model in the URL instead of the body)."""
+    if wire == "bedrock":
+        return cloud_sim.check_converse(body)
+    if provider == "vertex_anthropic":
+        if "model" in body:
+            return 400, {
+                "type": "error",
+                "error": {
+                    "type": "invalid_request_error",
+                    "message": "model: Extra inputs are not permitted",
+                },
+            }
+        body = {k: v for k, v in body.items() if k != "anthropic_version"} | {"model": model}
+    return check_request(wire, provider, body, model)
 
 
 async def _json(request: Request) -> dict[str, Any]:
