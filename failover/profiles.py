@@ -1,33 +1,39 @@
 """Auth profiles and the FailoverManager that hands them out, cools them and heals them.
 
-The manager is synchronous and does no I/O: every method is a few dictionary operations.
-Ready profiles wait in per-priority buckets in least-recently-used order; cooling ones wait
-in a heap ordered by recovery time, so picking a key never scans the cooling ones.
+The manager is synchronous and does no I/O: every method is a few dictionary operations,
+under one lock. It is a facade over parts with one job each::
+
+    FailoverManager          the public API; the lock; failover callbacks
+      KeyPools               pools.py: ready keys by priority and use, the cooling heap
+      Breakers               breakers.py: one circuit breaker per model at an endpoint
+      Replica                replication.py: what a shared store hears (nothing, when local)
 """
 
 from __future__ import annotations
 
-import bisect
-import heapq
 import inspect
-import itertools
 import logging
 import math
 import os
+import threading
 import time
 import unicodedata
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, Literal
+from functools import partial
+from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from failover._secrets import SecretKey, key_fingerprint, scrub, shown_url
 from failover._tasks import BackgroundTasks, running_on_trio
+from failover.auth_profile import FailureKind, ProfileStatus
+from failover.breakers import Breakers
 from failover.catalog import canonical_provider, default_catalog
 from failover.config import FailoverConfig
 from failover.errors import ConfigError, did_you_mean
+from failover.pools import KeyPools
+from failover.replication import replica_for
 from failover.store.base import BreakerKey, Store
 from failover.store.memory import MemoryStore
 
@@ -42,19 +48,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("failover")
-
-FailureKind = Literal["error", "rate_limit", "quota", "auth"]
-"""How a failure affects a key: transient error, rate limit, out of quota, or dead key."""
-
-
-class ProfileStatus(str, Enum):
-    """The health of an auth profile."""
-
-    AVAILABLE = "available"
-    RATE_LIMITED = "rate_limited"
-    COOLING_DOWN = "cooling_down"
-    DISABLED = "disabled"
-
 
 _CREDENTIAL_PARAMETERS = frozenset(
     {
@@ -95,9 +88,6 @@ def _refuse_credentials_in(name: str, url: SplitResult, key: SecretKey) -> None:
         "put the key in api_key"
     )
 
-
-_BREAKER_LIMIT = 1024
-"""Endpoint-and-model breakers a manager keeps; the least recently used are forgotten."""
 
 _ROUTING_FIELDS = frozenset(
     {
@@ -449,118 +439,7 @@ class FailoverStatus:
 FailoverCallback = Callable[[AuthProfile, "AuthProfile | None"], "Awaitable[None] | None"]
 """Called with the profile that failed and the one that will be used next (or ``None``)."""
 
-
-Resting = Callable[[AuthProfile], bool]
-"""Whether a ready profile is resting from the wanted model (its endpoint's breaker)."""
-
-
-class _Pool:
-    """The ready profiles of one provider: by priority, least recently used first."""
-
-    __slots__ = ("_buckets", "_priorities")
-
-    def __init__(self) -> None:
-        self._buckets: dict[int, dict[str, AuthProfile]] = {}
-        self._priorities: list[int] = []
-
-    def add(self, profile: AuthProfile) -> None:
-        bucket = self._buckets.get(profile.priority)
-        if bucket is None:
-            bucket = self._buckets[profile.priority] = {}
-            bisect.insort(self._priorities, profile.priority)
-        bucket[profile.name] = profile
-
-    def discard(self, profile: AuthProfile) -> None:
-        bucket = self._buckets.get(profile.priority)
-        if bucket is not None:
-            bucket.pop(profile.name, None)
-
-    def __contains__(self, profile: AuthProfile) -> bool:
-        bucket = self._buckets.get(profile.priority)
-        return bucket is not None and bucket.get(profile.name) is profile
-
-    def touch(self, profile: AuthProfile) -> None:
-        """Move a ready ``profile`` behind its equals (no-op when it is not ready here)."""
-        bucket = self._buckets.get(profile.priority)
-        if bucket is not None and len(bucket) > 1 and bucket.get(profile.name) is profile:
-            del bucket[profile.name]
-            bucket[profile.name] = profile
-
-    def pick(
-        self, model: str | None, exclude: Collection[str], resting: Resting | None
-    ) -> AuthProfile | None:
-        for priority in self._priorities:
-            for profile in self._buckets[priority].values():
-                if (
-                    profile.name not in exclude
-                    and profile.allows(model)
-                    and (resting is None or not resting(profile))
-                ):
-                    return profile
-        return None
-
-    def __len__(self) -> int:
-        return sum(len(bucket) for bucket in self._buckets.values())
-
-
-_ALL = "\x00all"  # the pool of every provider's profiles
 _set = object.__setattr__  # for the counters the hot path updates: no routing-field check
-_BUCKETS = 10  # a breaker's window is kept as this many time buckets
-
-
-class _Breaker:
-    """The circuit breaker of one model at one endpoint.
-
-    Closed, it counts outcomes over a sliding window (in ``_BUCKETS`` time buckets, so
-    memory does not grow with traffic) and opens when the share of failures reaches the
-    configured rate over at least the minimum volume. Open, it rests the model until
-    ``open_until``. Half-open (``open_until`` has passed), it lets one probe through:
-    the probe's success closes it, its failure re-opens it for longer.
-    """
-
-    __slots__ = ("buckets", "closed_at", "failed", "open_until", "probe_at", "strikes", "total")
-
-    def __init__(self) -> None:
-        self.buckets: deque[list[float]] = deque()  # [start, total, failed]
-        self.total = 0
-        self.failed = 0
-        self.open_until = 0.0  # 0.0: closed
-        self.strikes = 0  # openings in a row, for the escalating rest
-        self.closed_at = -math.inf
-        self.probe_at: float | None = None  # when the half-open probe was handed out
-
-    def count(self, failed: bool, now: float, window: float) -> None:
-        width = window / _BUCKETS
-        buckets = self.buckets
-        while buckets and buckets[0][0] <= now - window:
-            _, total, failures = buckets.popleft()
-            self.total -= int(total)
-            self.failed -= int(failures)
-        if not buckets or buckets[-1][0] + width <= now:
-            buckets.append([now, 0, 0])
-        bucket = buckets[-1]
-        bucket[1] += 1
-        self.total += 1
-        if failed:
-            bucket[2] += 1
-            self.failed += 1
-
-    def forget(self) -> None:
-        self.buckets.clear()
-        self.total = self.failed = 0
-
-    def resting(self, now: float, probe_timeout: float) -> bool:
-        """Whether no request may go now (open, or half-open with its probe out)."""
-        if now < self.open_until:
-            return True
-        return self.probe_at is not None and now < self.probe_at + probe_timeout
-
-    def ready_at(self, now: float, probe_timeout: float) -> float:
-        if now < self.open_until:
-            return self.open_until
-        if self.probe_at is not None and now < self.probe_at + probe_timeout:
-            return self.probe_at + probe_timeout
-        return now
 
 
 class FailoverManager:
@@ -573,6 +452,14 @@ class FailoverManager:
     ``kind="error", model=...``, and when enough of the recent requests failed
     (``FailoverConfig.breaker_*``), every key of that endpoint rests from that model
     only, then one probe request finds out whether it has recovered.
+
+    The manager is a facade over parts with one job each: the key pools and their cooling
+    order (:class:`~failover.pools.KeyPools`), the circuit breakers
+    (:class:`~failover.breakers.Breakers`) and the replica that shares changes with the
+    store (:mod:`failover.replication`). It is thread-safe: every method holds the
+    manager's one re-entrant lock while it reads or changes those parts, so async clients
+    on an event loop and sync SDK clients on threads of their own can share a manager.
+    Failover callbacks run after the lock is released.
 
     Args:
         config: Retry and cooldown settings.
@@ -602,18 +489,18 @@ class FailoverManager:
             raise ConfigError(f"config must be a FailoverConfig, got {type(config).__name__}")
         self.config = config or FailoverConfig()
         self.clock = clock
-        self._profiles: dict[str, AuthProfile] = {}
-        self._pools: dict[str, _Pool] = {_ALL: _Pool()}
-        self._cooling: list[tuple[float, int, str]] = []
-        self._sequence = itertools.count()
-        self._callbacks: list[FailoverCallback] = []
-        self._tasks = BackgroundTasks()
-        self._breakers: dict[BreakerKey, _Breaker] = {}
-        self._tripped: dict[BreakerKey, _Breaker] = {}  # the breakers not closed
         if store is not None and not isinstance(store, Store):
             raise ConfigError(f"store must be a failover.store.Store, got {type(store).__name__}")
         self.store: Store = store or MemoryStore()
-        self._shared = self.store.shared
+        # Re-entrant: failover callbacks and a shared store's sync may call back in.
+        self._lock = threading.RLock()
+        self._replica = replica_for(self.store)  # "shared or not" is decided here, once
+        self._pools = KeyPools(self._replica)
+        self._profiles = self._pools.profiles
+        self._breakers = Breakers(self._profiles, self._replica)
+        self._tripped = self._breakers.tripped  # the breakers not closed
+        self._callbacks: list[FailoverCallback] = []
+        self._tasks = BackgroundTasks()
         self.store.attach(self)
         if (
             profiles is None
@@ -648,27 +535,17 @@ class FailoverManager:
         """
         if not isinstance(profile, AuthProfile):
             raise ConfigError(f"expected an AuthProfile, got {type(profile).__name__}")
-        if profile.name in self._profiles:
-            raise ConfigError(f"a profile named {profile.name!r} exists already")
-        self._profiles[profile.name] = profile
-        self._pools.setdefault(profile.provider, _Pool())
-        self._mirror_breakers(profile)
-        if self._shared:
-            self.store.register(profile)
-        now = self.clock()
-        if profile.status is ProfileStatus.AVAILABLE or profile.cooldown_until <= now:
-            profile.status = ProfileStatus.AVAILABLE
-            self._make_ready(profile)
-        elif not math.isinf(profile.cooldown_until):
-            self._push_cooling(profile)
+        with self._lock:
+            if profile.name in self._profiles:
+                raise ConfigError(f"a profile named {profile.name!r} exists already")
+            self._pools.add(profile, self.clock())
+            self._breakers.mirror(profile)
+            self._replica.registered(profile)
 
     def remove_profile(self, name: str) -> bool:
         """Remove the profile called ``name``; return whether there was one."""
-        profile = self._profiles.pop(name, None)
-        if profile is None:
-            return False
-        self._withdraw(profile)
-        return True
+        with self._lock:
+            return self._pools.remove(name) is not None
 
     def update_profile(self, name: str, /, **changes: Any) -> AuthProfile:
         """Change a profile's routing fields, keeping the manager consistent.
@@ -687,34 +564,35 @@ class FailoverManager:
             KeyError: No profile is called ``name``.
             ConfigError: An unknown field, a rename, or an invalid value.
         """
-        profile = self._require(name)
-        allowed = (_ROUTING_FIELDS - {"name"}) | {"metadata"}
-        unknown = sorted(set(changes) - allowed)
-        if unknown:
-            hint = "; to rename, remove_profile and add_profile" if "name" in unknown else ""
-            raise ConfigError(
-                f"update_profile({name!r}): cannot change {', '.join(unknown)}; "
-                f"changeable: {', '.join(sorted(allowed))}{hint}"
-            )
-        current: dict[str, Any] = {
-            field_name: getattr(profile, field_name) for field_name in _ROUTING_FIELDS
-        }
-        current["metadata"] = profile.metadata
-        current.update(changes)
-        checked = AuthProfile(**current)  # validates every field the AuthProfile way
-        ready = profile in self._pools[_ALL]
-        if ready:
-            self._withdraw(profile)
-        for field_name in _ROUTING_FIELDS - {"name"}:
-            object.__setattr__(profile, field_name, getattr(checked, field_name))
-        profile.metadata = checked.metadata
-        self._pools.setdefault(profile.provider, _Pool())
-        self._mirror_breakers(profile)
-        if ready:
-            self._make_ready(profile)
-        if self._shared:
-            self.store.register(profile)
-        return profile
+        with self._lock:
+            profile = self._require(name)
+            allowed = (_ROUTING_FIELDS - {"name"}) | {"metadata"}
+            unknown = sorted(set(changes) - allowed)
+            if unknown:
+                hint = "; to rename, remove_profile and add_profile" if "name" in unknown else ""
+                raise ConfigError(
+                    f"update_profile({name!r}): cannot change {', '.join(unknown)}; "
+                    f"changeable: {', '.join(sorted(allowed))}{hint}"
+                )
+            current: dict[str, Any] = {
+                field_name: getattr(profile, field_name) for field_name in _ROUTING_FIELDS
+            }
+            current["metadata"] = profile.metadata
+            current.update(changes)
+            checked = AuthProfile(**current)  # validates every field the AuthProfile way
+            pools = self._pools
+            ready = pools.is_ready(profile)
+            if ready:
+                pools.withdraw(profile)
+            for field_name in _ROUTING_FIELDS - {"name"}:
+                object.__setattr__(profile, field_name, getattr(checked, field_name))
+            profile.metadata = checked.metadata
+            pools.serve(profile.provider)
+            self._breakers.mirror(profile)
+            if ready:
+                pools.make_ready(profile)
+            self._replica.registered(profile)
+            return profile
 
     def get_profile(self, name: str) -> AuthProfile | None:
         """Return the profile called ``name``, or ``None``."""
@@ -722,11 +600,13 @@ class FailoverManager:
 
     def list_profiles(self) -> list[AuthProfile]:
         """Return every profile in priority order (stable: equal priorities keep their order)."""
-        return sorted(self._profiles.values(), key=lambda profile: profile.priority)
+        with self._lock:
+            return sorted(self._profiles.values(), key=lambda profile: profile.priority)
 
     def providers(self) -> set[str]:
         """Return the names of the providers that have at least one profile."""
-        return {profile.provider for profile in self._profiles.values()}
+        with self._lock:
+            return {profile.provider for profile in self._profiles.values()}
 
     def __len__(self) -> int:
         return len(self._profiles)
@@ -760,22 +640,14 @@ class FailoverManager:
             model: Only profiles whose allowlist admits this model id.
             exclude: Names of profiles not to return (e.g. those tried already).
         """
-        now = self.clock()
-        if self._cooling:
-            self._wake(now)
-        pool = self._pool_for(provider)
-        if pool is None:
-            return None
-        resting = self._resting_check(model, now)
-        while (profile := pool.pick(model, exclude, resting)) is not None:
-            if self._within_rpm(profile, now):
-                self._count_use(profile, now)
-                if resting is not None and model is not None:
-                    breaker = self._tripped.get((profile.provider, profile.base_url, model))
-                    if breaker is not None:
-                        breaker.probe_at = now  # the half-open breaker's one probe
-                return profile
-        return None
+        with self._lock:
+            now = self.clock()
+            breakers = self._breakers
+            resting = breakers.resting_check(model, now, self.config.breaker_window)
+            profile = self._pools.pick(provider, model, exclude, resting, now)
+            if resting is not None and profile is not None and model is not None:
+                breakers.probe_sent(profile, model, now)  # the half-open breaker's one probe
+            return profile
 
     def peek_next_profile(
         self,
@@ -785,10 +657,10 @@ class FailoverManager:
         exclude: Collection[str] = (),
     ) -> AuthProfile | None:
         """Return the profile :meth:`get_next_profile` would return, without using it."""
-        now = self.clock()
-        self._wake(now)
-        pool = self._pool_for(provider)
-        return None if pool is None else pool.pick(model, exclude, self._resting_check(model, now))
+        with self._lock:
+            now = self.clock()
+            resting = self._breakers.resting_check(model, now, self.config.breaker_window)
+            return self._pools.peek(provider, model, exclude, resting, now)
 
     def least_recently_failed(
         self,
@@ -808,31 +680,8 @@ class FailoverManager:
         Returns:
             The profile, or ``None`` when no candidate is left.
         """
-        now = self.clock()
-        self._wake(now)
-        wanted = canonical_provider(provider)
-        best: AuthProfile | None = None
-        best_rank = (math.inf, math.inf)
-        for profile in self._profiles.values():
-            if (
-                profile.provider != wanted
-                or profile.name in exclude
-                or not profile.allows(model)
-                or profile.status in (ProfileStatus.RATE_LIMITED, ProfileStatus.DISABLED)
-                or not self._rpm_room(profile, now)
-            ):
-                continue
-            failed_at = profile.last_error_at
-            rank = (-math.inf if failed_at is None else failed_at, profile.last_used_at)
-            if best is None or rank < best_rank:
-                best, best_rank = profile, rank
-        if best is not None:
-            if best.rate_limit_rpm is not None:
-                best._recent.append(now)
-                if self._shared:
-                    self.store.used(best, now)
-            self._count_use(best, now)
-        return best
+        with self._lock:
+            return self._pools.least_recently_failed(provider, model, exclude, self.clock())
 
     def next_available_at(
         self, provider: str | None = None, *, model: str | None = None
@@ -843,23 +692,15 @@ class FailoverManager:
         from that model too. The current time when one is usable now; ``None`` when every
         one is disabled for good (or there are none).
         """
-        now = self.clock()
-        self._wake(now)
-        pool = self._pool_for(provider)
-        resting = self._resting_check(model, now)
-        if pool is not None and pool.pick(model, (), resting) is not None:
-            return now
-        wanted = None if provider is None else canonical_provider(provider)
-        times = [
-            max(
-                p.cooldown_until if p.status is not ProfileStatus.AVAILABLE else now,
-                self._model_ready_at(p, model, now),
-            )
-            for p in self._profiles.values()
-            if (wanted is None or p.provider == wanted) and p.allows(model)
-        ]
-        finite = [t for t in times if not math.isinf(t)]
-        return min(finite) if finite else None
+        with self._lock:
+            now = self.clock()
+            window = self.config.breaker_window
+            breakers = self._breakers
+            resting = breakers.resting_check(model, now, window)
+            if self._pools.has_ready(provider, model, resting, now):
+                return now
+            ready_at = partial(breakers.ready_at, model=model, now=now, window=window)
+            return self._pools.earliest_ready(provider, model, ready_at, now)
 
     def model_rest_until(self, name: str, model: str) -> float:
         """Return the clock time until which ``name``'s endpoint rests ``model``.
@@ -867,9 +708,8 @@ class FailoverManager:
         ``0.0`` when the breaker of ``model`` at that endpoint is closed; a time already
         past while it is half-open (waiting for its probe's outcome).
         """
-        profile = self._require(name)
-        breaker = self._tripped.get((profile.provider, profile.base_url, model))
-        return 0.0 if breaker is None else breaker.open_until
+        with self._lock:
+            return self._breakers.rest_until(self._require(name), model)
 
     # -- reporting outcomes -------------------------------------------------------------
 
@@ -882,22 +722,26 @@ class FailoverManager:
         for the circuit breaker of that model at the profile's endpoint, and closes it
         when it was the half-open probe.
         """
-        profile = self._profiles.get(name) or self._require(name)
-        recovering = profile.consecutive_failures > 0 or profile.cooldown_strikes > 0
-        _set(profile, "success_count", profile.success_count + 1)
-        if recovering:
-            profile.consecutive_failures = 0
-        if model is not None:
-            recovering = self._breaker_outcome(profile, model, failed=False) or recovering
-        if profile.status is ProfileStatus.COOLING_DOWN:
-            recovering = True
-            self._heal(profile, keep_breakers=True)
-        if profile.status is ProfileStatus.AVAILABLE:
-            if profile.cooldown_strikes:
-                profile.cooldown_strikes = 0
-            if self._shared and recovering:  # a key still held here is not announced healed
-                self.store.profile_changed(profile, "recover", struck=False)
-        return recovering
+        with self._lock:
+            profile = self._profiles.get(name) or self._require(name)
+            recovering = profile.consecutive_failures > 0 or profile.cooldown_strikes > 0
+            _set(profile, "success_count", profile.success_count + 1)
+            if recovering:
+                profile.consecutive_failures = 0
+            if model is not None:
+                closed = self._breakers.outcome(
+                    profile, model, self.clock(), self.config, failed=False
+                )
+                recovering = closed or recovering
+            if profile.status is ProfileStatus.COOLING_DOWN:
+                recovering = True
+                self._pools.heal(profile)  # the endpoint's breakers stay as they are
+            if profile.status is ProfileStatus.AVAILABLE:
+                if profile.cooldown_strikes:
+                    profile.cooldown_strikes = 0
+                if recovering:  # a key still held here is not announced healed
+                    self._replica.profile_changed(profile, "recover", struck=False)
+            return recovering
 
     def mark_failure(
         self,
@@ -930,46 +774,35 @@ class FailoverManager:
         Returns:
             The profile's status afterwards.
         """
-        profile = self._require(name)
-        if retry_after is not None and (math.isnan(retry_after) or retry_after < 0):
-            raise ValueError(f"retry_after must be >= 0, got {retry_after!r}")
-        breaker_only = kind == "error" and model is not None
-        kind = kind or ("rate_limit" if is_rate_limit else "error")
-        now = self.clock()
-        self._wake(now)  # a rest that is over no longer counts as "already resting"
-        was_available = profile.status is ProfileStatus.AVAILABLE
-        before = (profile.status, profile.cooldown_until, profile.cooldown_strikes)
-        profile.failure_count += 1
-        profile.consecutive_failures += 1
-        profile.last_error = scrub(str(error) or type(error).__name__, profile.api_key)
-        profile.last_error_at = now
-        config = self.config
-        if breaker_only:
-            assert model is not None
-            self._breaker_outcome(profile, model, failed=True)
-        elif kind == "auth":
-            self._disable(profile, math.inf)
-        elif kind == "quota":
-            base = retry_after or config.escalated(
-                config.cooldown_on_quota, profile.cooldown_strikes, quota=True
-            )
-            self._disable(profile, now + base)
-        elif kind == "rate_limit":
-            wait = retry_after
-            if wait is None:
-                wait = config.escalated(config.cooldown_on_rate_limit, profile.cooldown_strikes)
-            self._cool(profile, now + wait, ProfileStatus.RATE_LIMITED)
-        else:
-            wait = retry_after
-            if wait is None:
-                wait = config.escalated(config.cooldown_on_error, profile.cooldown_strikes)
-            self._cool(profile, now + wait, ProfileStatus.COOLING_DOWN)
-        after = (profile.status, profile.cooldown_until, profile.cooldown_strikes)
-        if self._shared and after != before:
-            self.store.profile_changed(profile, "cool", struck=after[2] > before[2])
-        if was_available and profile.status is not ProfileStatus.AVAILABLE:
-            self._notify_failover(profile, model)
-        return profile.status
+        with self._lock:
+            profile = self._require(name)
+            if retry_after is not None and (math.isnan(retry_after) or retry_after < 0):
+                raise ValueError(f"retry_after must be >= 0, got {retry_after!r}")
+            breaker_only = kind == "error" and model is not None
+            kind = kind or ("rate_limit" if is_rate_limit else "error")
+            now = self.clock()
+            self._pools.wake(now)  # a rest that is over no longer counts as "already resting"
+            was_available = profile.status is ProfileStatus.AVAILABLE
+            before = (profile.status, profile.cooldown_until, profile.cooldown_strikes)
+            profile.failure_count += 1
+            profile.consecutive_failures += 1
+            profile.last_error = scrub(str(error) or type(error).__name__, profile.api_key)
+            profile.last_error_at = now
+            if breaker_only:
+                assert model is not None
+                self._breakers.outcome(profile, model, now, self.config, failed=True)
+            else:
+                self._pools.fail(profile, kind, retry_after, now, self.config)
+            status = profile.status
+            after = (status, profile.cooldown_until, profile.cooldown_strikes)
+            if after != before:
+                self._replica.profile_changed(profile, "cool", struck=after[2] > before[2])
+            callbacks = tuple(self._callbacks) if was_available else ()
+            if not callbacks or status is ProfileStatus.AVAILABLE:
+                return status
+            following = self.peek_next_profile(profile.provider, model=model, exclude=(name,))
+        _notify(callbacks, profile, following, self._tasks)
+        return status
 
     def record_headroom(
         self,
@@ -984,54 +817,52 @@ class FailoverManager:
         When a budget is spent (``spent_for`` seconds until it resets), the key is held out
         of rotation until then, before it ever earns a 429. That counts as no failure.
         """
-        profile = self._require(name)
-        profile.requests_remaining = requests_remaining
-        profile.tokens_remaining = tokens_remaining
-        if spent_for is not None:
-            self.hold_until_reset(name, spent_for)
+        with self._lock:
+            profile = self._require(name)
+            profile.requests_remaining = requests_remaining
+            profile.tokens_remaining = tokens_remaining
+            if spent_for is not None:
+                self.hold_until_reset(name, spent_for)
 
     def hold_until_reset(self, name: str, reset_after: float) -> None:
         """Keep a profile whose budget is spent out of rotation for ``reset_after`` seconds."""
-        profile = self._require(name)
-        if reset_after > 0 and profile.status is not ProfileStatus.DISABLED:
-            self._cool(
-                profile, self.clock() + reset_after, ProfileStatus.RATE_LIMITED, strike=False
-            )
-            if self._shared:
-                self.store.profile_changed(profile, "cool", struck=False)
+        with self._lock:
+            profile = self._require(name)
+            if reset_after > 0 and profile.status is not ProfileStatus.DISABLED:
+                until = self.clock() + reset_after
+                self._pools.cool(profile, until, ProfileStatus.RATE_LIMITED, strike=False)
+                self._replica.profile_changed(profile, "cool", struck=False)
 
     def disable(
         self, name: str, reason: str | None = None, *, duration: float | None = None
     ) -> None:
         """Take a profile out of rotation until :meth:`enable` (or for ``duration`` s)."""
-        profile = self._require(name)
-        if reason is not None:
-            profile.last_error = scrub(reason, profile.api_key)
-            profile.last_error_at = self.clock()
-        self._disable(profile, math.inf if duration is None else self.clock() + duration)
-        if self._shared:
-            self.store.profile_changed(profile, "cool", struck=True)
+        with self._lock:
+            profile = self._require(name)
+            if reason is not None:
+                profile.last_error = scrub(reason, profile.api_key)
+                profile.last_error_at = self.clock()
+            until = math.inf if duration is None else self.clock() + duration
+            self._pools.disable(profile, until)
+            self._replica.profile_changed(profile, "cool", struck=True)
 
     def enable(self, name: str) -> None:
         """Put a profile back in rotation with a clean record (in every process sharing
         the store)."""
-        profile = self._require(name)
-        self._heal(profile)
-        if self._shared:
-            self.store.profile_changed(profile, "heal", struck=False)
+        with self._lock:
+            profile = self._require(name)
+            self._breakers.close_endpoint_of(profile)
+            self._pools.heal(profile)
+            self._replica.profile_changed(profile, "heal", struck=False)
 
     def reset_all(self) -> None:
         """Make every profile available again, clearing cooldowns, breakers and counts."""
-        self._cooling.clear()
-        if self._shared:
-            for key in self._tripped:
-                self.store.breaker_changed(key, 0.0, 0, force=True)
-        self._breakers.clear()
-        self._tripped.clear()
-        for profile in self._profiles.values():
-            self._heal(profile)
-            if self._shared:
-                self.store.profile_changed(profile, "heal", struck=False)
+        with self._lock:
+            self._pools.forget_cooling()
+            self._breakers.clear()
+            for profile in self._profiles.values():
+                self._pools.heal(profile)
+                self._replica.profile_changed(profile, "heal", struck=False)
 
     # -- callbacks ----------------------------------------------------------------------
 
@@ -1041,7 +872,8 @@ class FailoverManager:
         It is called whenever a failure takes a profile out of rotation. An async one
         runs in the background (on asyncio or trio); :meth:`drain_callbacks` waits for it.
         """
-        self._callbacks.append(callback)
+        with self._lock:
+            self._callbacks.append(callback)
         return callback
 
     async def drain_callbacks(self, grace: float = 5.0) -> None:
@@ -1089,15 +921,13 @@ class FailoverManager:
 
     def shared_profiles(self) -> list[AuthProfile]:
         """The profiles out of rotation now: what a shared store re-publishes on reconnect."""
-        self._wake(self.clock())
-        return [p for p in self._profiles.values() if p.status is not ProfileStatus.AVAILABLE]
+        with self._lock:
+            return self._pools.held_out(self.clock())
 
     def shared_breakers(self) -> list[tuple[BreakerKey, float, int]]:
         """The breakers open now, as ``(key, open_until, strikes)``."""
-        now = self.clock()
-        return [
-            (k, b.open_until, b.strikes) for k, b in self._tripped.items() if b.open_until > now
-        ]
+        with self._lock:
+            return self._breakers.open_now(self.clock())
 
     def apply_shared_profile(
         self,
@@ -1117,34 +947,19 @@ class FailoverManager:
         ``authoritative`` (this process has changes of its own still on the way), only a
         longer rest is taken in.
         """
-        profile = self._profiles.get(name)
-        if profile is None or profile.fingerprint != fingerprint:
-            return False
-        now = self.clock()
-        resting = status is not ProfileStatus.AVAILABLE and until > now
-        current = profile.status is not ProfileStatus.AVAILABLE and profile.cooldown_until > now
-        if not authoritative and (not resting or (current and until <= profile.cooldown_until)):
-            return False
-        changed = False
-        if resting:
-            if profile.status is not status or profile.cooldown_until != until:
-                profile.status = status
-                profile.cooldown_until = until
-                self._withdraw(profile)
-                if not math.isinf(until):
-                    self._push_cooling(profile)
-                changed = True
-            if error is not None:
-                profile.last_error = error
-        elif profile.status is not ProfileStatus.AVAILABLE:
-            profile.status = ProfileStatus.AVAILABLE
-            profile.cooldown_until = 0.0
-            self._make_ready(profile)
-            changed = True
-        profile.cooldown_strikes = (
-            strikes if authoritative else max(strikes, profile.cooldown_strikes)
-        )
-        return changed
+        with self._lock:
+            profile = self._profiles.get(name)
+            if profile is None or profile.fingerprint != fingerprint:
+                return False
+            return self._pools.take_in(
+                profile,
+                status,
+                until,
+                strikes,
+                error=error,
+                authoritative=authoritative,
+                now=self.clock(),
+            )
 
     def apply_shared_breaker(
         self, key: BreakerKey, open_until: float, strikes: int, *, force: bool = False
@@ -1155,34 +970,13 @@ class FailoverManager:
         with ``force``) closes a breaker here that is half-open, never one that this
         process re-opened since.
         """
-        now = self.clock()
-        breaker = self._breakers.get(key)
-        if open_until > now:
-            if breaker is None:
-                breaker = self._new_breaker(key)
-            breaker.strikes = max(breaker.strikes, strikes)
-            if open_until > breaker.open_until:
-                breaker.open_until = open_until
-                breaker.probe_at = None
-                breaker.forget()
-                self._tripped[key] = breaker
-                self._rest_endpoint(key, open_until)
-        elif breaker is not None and key in self._tripped and (force or breaker.open_until <= now):
-            self._close_breaker(key)
-            breaker.closed_at = now
-            if force:
-                breaker.strikes = 0
+        with self._lock:
+            self._breakers.take_in(key, open_until, strikes, force=force, now=self.clock())
 
     def apply_shared_use(self, name: str, fingerprint: str, at: float) -> None:
         """Count a use of rpm-limited ``name`` by another process at clock time ``at``."""
-        profile = self._profiles.get(name)
-        if profile is None or profile.rate_limit_rpm is None or profile.fingerprint != fingerprint:
-            return
-        recent = profile._recent
-        if not recent or recent[-1] <= at:
-            recent.append(at)
-        else:
-            recent.insert(bisect.bisect(recent, at), at)
+        with self._lock:
+            self._pools.take_in_use(name, fingerprint, at)
 
     # -- delays and status ----------------------------------------------------------------
 
@@ -1192,42 +986,24 @@ class FailoverManager:
 
     def effective_status(self, profile: AuthProfile) -> ProfileStatus:
         """The profile's status now (a cooldown that has run out counts as available)."""
-        self._wake(self.clock())
-        return profile.status
+        with self._lock:
+            self._pools.wake(self.clock())
+            return profile.status
 
     def status(self) -> FailoverStatus:
         """Return a key-free snapshot of every profile."""
-        now = self.clock()
-        self._wake(now)
-        snapshots = tuple(
-            ProfileSnapshot(
-                name=p.name,
-                provider=p.provider,
-                key=p.masked_key,
-                base_url=shown_url(p.base_url),
-                priority=p.priority,
-                status=p.status,
-                cooldown_remaining=max(0.0, p.cooldown_until - now)
-                if p.status is not ProfileStatus.AVAILABLE
-                else 0.0,
-                consecutive_failures=p.consecutive_failures,
-                success_count=p.success_count,
-                failure_count=p.failure_count,
-                last_error=p.last_error,
-                resting_models={m: t - now for m, t in p.model_cooldowns.items() if t > now},
-                requests_remaining=p.requests_remaining,
-                tokens_remaining=p.tokens_remaining,
-                conflict=self.store.conflicts.get(p.name),
+        with self._lock:
+            now = self.clock()
+            self._pools.wake(now)
+            conflicts = self.store.conflicts
+            snapshots = tuple(
+                _snapshot(p, now, conflicts.get(p.name)) for p in self.list_profiles()
             )
-            for p in self.list_profiles()
-        )
         available = sum(1 for s in snapshots if s.status is ProfileStatus.AVAILABLE)
         return FailoverStatus(len(snapshots), available, snapshots, self.config)
 
     def __repr__(self) -> str:
         return f"FailoverManager(profiles={len(self._profiles)}, config={self.config!r})"
-
-    # -- internals --------------------------------------------------------------------
 
     def _require(self, name: str) -> AuthProfile:
         try:
@@ -1235,268 +1011,63 @@ class FailoverManager:
         except KeyError:
             raise KeyError(f"no profile named {name!r}") from None
 
-    def _pool_for(self, provider: str | None) -> _Pool | None:
-        """The ready profiles of ``provider`` (``None``: of every provider)."""
-        pool = self._pools.get(_ALL if provider is None else provider)  # canonical already?
-        if pool is None and provider is not None:
-            pool = self._pools.get(canonical_provider(provider))
-        return pool
 
-    def _count_use(self, profile: AuthProfile, now: float) -> None:
-        _set(profile, "last_used_at", now)
-        self._pools[_ALL].touch(profile)
-        self._pools[profile.provider].touch(profile)
+def _snapshot(profile: AuthProfile, now: float, conflict: str | None) -> ProfileSnapshot:
+    """``profile``'s health at clock time ``now``, its key masked."""
+    p = profile
+    return ProfileSnapshot(
+        name=p.name,
+        provider=p.provider,
+        key=p.masked_key,
+        base_url=shown_url(p.base_url),
+        priority=p.priority,
+        status=p.status,
+        cooldown_remaining=max(0.0, p.cooldown_until - now)
+        if p.status is not ProfileStatus.AVAILABLE
+        else 0.0,
+        consecutive_failures=p.consecutive_failures,
+        success_count=p.success_count,
+        failure_count=p.failure_count,
+        last_error=p.last_error,
+        resting_models={m: t - now for m, t in p.model_cooldowns.items() if t > now},
+        requests_remaining=p.requests_remaining,
+        tokens_remaining=p.tokens_remaining,
+        conflict=conflict,
+    )
 
-    def _make_ready(self, profile: AuthProfile) -> None:
-        self._pools[_ALL].add(profile)
-        self._pools[profile.provider].add(profile)
 
-    def _withdraw(self, profile: AuthProfile) -> None:
-        self._pools[_ALL].discard(profile)
-        self._pools[profile.provider].discard(profile)
+def _notify(
+    callbacks: Iterable[FailoverCallback],
+    failed: AuthProfile,
+    following: AuthProfile | None,
+    tasks: BackgroundTasks,
+) -> None:
+    """Run the failover callbacks; an async one in the background, a raising one logged."""
+    for callback in callbacks:
+        try:
+            result = callback(failed, following)
+            if inspect.isawaitable(result):
+                _schedule(result, callback, tasks)
+        except Exception:
+            logger.exception("failover callback %r raised", callback)
 
-    def _push_cooling(self, profile: AuthProfile) -> None:
-        heapq.heappush(self._cooling, (profile.cooldown_until, next(self._sequence), profile.name))
 
-    def _cool(
-        self, profile: AuthProfile, until: float, status: ProfileStatus, *, strike: bool = True
-    ) -> None:
-        if profile.status is ProfileStatus.DISABLED:
-            return
-        if profile.status is not ProfileStatus.AVAILABLE and profile.cooldown_until >= until:
-            return  # never shorten a longer cooldown
-        if profile.status is ProfileStatus.RATE_LIMITED and status is ProfileStatus.COOLING_DOWN:
-            status = ProfileStatus.RATE_LIMITED  # the provider's wait stays provider-directed
-        if strike and profile.status is ProfileStatus.AVAILABLE:
-            profile.cooldown_strikes += 1  # once per event: not again for requests in flight
-        profile.status = status
-        profile.cooldown_until = until
-        self._withdraw(profile)
-        self._push_cooling(profile)
+def _schedule(
+    awaitable: Awaitable[None], callback: FailoverCallback, tasks: BackgroundTasks
+) -> None:
+    if not running_on_trio():
+        import asyncio
 
-    def _disable(self, profile: AuthProfile, until: float) -> None:
-        if profile.status is ProfileStatus.DISABLED and profile.cooldown_until >= until:
-            return
-        if profile.status is not ProfileStatus.AVAILABLE:
-            until = max(until, profile.cooldown_until)
-        else:
-            profile.cooldown_strikes += 1  # once per event: not again for requests in flight
-        profile.status = ProfileStatus.DISABLED
-        profile.cooldown_until = until
-        self._withdraw(profile)
-        if not math.isinf(until):
-            self._push_cooling(profile)
-
-    def _heal(self, profile: AuthProfile, *, keep_breakers: bool = False) -> None:
-        if not keep_breakers:
-            for model in tuple(profile.model_cooldowns):
-                key = (profile.provider, profile.base_url, model)
-                self._close_breaker(key)
-                if self._shared:
-                    self.store.breaker_changed(key, 0.0, 0, force=True)
-        profile.status = ProfileStatus.AVAILABLE
-        profile.cooldown_until = 0.0
-        profile.consecutive_failures = 0
-        profile.cooldown_strikes = 0
-        self._make_ready(profile)
-
-    def _wake(self, now: float) -> None:
-        cooling = self._cooling
-        while cooling and cooling[0][0] <= now:
-            until, _, name = heapq.heappop(cooling)
-            profile = self._profiles.get(name)
-            if (
-                profile is not None
-                and profile.status is not ProfileStatus.AVAILABLE
-                and profile.cooldown_until == until
-            ):
-                profile.status = ProfileStatus.AVAILABLE
-                self._make_ready(profile)
-
-    def _rpm_room(self, profile: AuthProfile, now: float) -> bool:
-        rpm = profile.rate_limit_rpm
-        if rpm is None:
-            return True
-        recent = profile._recent
-        while recent and recent[0] <= now - 60.0:
-            recent.popleft()
-        return len(recent) < rpm
-
-    def _within_rpm(self, profile: AuthProfile, now: float) -> bool:
-        if profile.rate_limit_rpm is None:
-            return True
-        if self._rpm_room(profile, now):
-            profile._recent.append(now)
-            if self._shared:
-                self.store.used(profile, now)
-            return True
-        self._cool(profile, profile._recent[0] + 60.0, ProfileStatus.RATE_LIMITED, strike=False)
-        return False
-
-    # -- circuit breakers -----------------------------------------------------------------
-
-    def _resting_check(self, model: str | None, now: float) -> Resting | None:
-        """A check for profiles resting from ``model``, or ``None`` when none can be."""
-        tripped = self._tripped
-        if model is None or not tripped:
-            return None
-        probe_timeout = self.config.breaker_window
-
-        def resting(profile: AuthProfile) -> bool:
-            breaker = tripped.get((profile.provider, profile.base_url, model))
-            return breaker is not None and breaker.resting(now, probe_timeout)
-
-        return resting
-
-    def _model_ready_at(self, profile: AuthProfile, model: str | None, now: float) -> float:
-        if model is None:
-            return now
-        breaker = self._tripped.get((profile.provider, profile.base_url, model))
-        return now if breaker is None else breaker.ready_at(now, self.config.breaker_window)
-
-    def _breaker_outcome(self, profile: AuthProfile, model: str, *, failed: bool) -> bool:
-        """Count one outcome for ``model`` at ``profile``'s endpoint; return True on a close."""
-        key = (profile.provider, profile.base_url, model)
-        breaker = self._breakers.pop(key, None)
-        if breaker is None:
-            breaker = self._new_breaker(key)
-        else:
-            self._breakers[key] = breaker  # the most recently used goes last
-        now = self.clock()
-        config = self.config
-        if breaker.open_until:
-            if now < breaker.open_until:
-                return False  # open: outcomes of requests sent before it opened do not count
-            if failed:  # half-open: the probe (or a straggler) failed
-                breaker.strikes += 1
-                self._open_breaker(key, breaker, now)
-                return False
-            self._close_breaker(key)
-            breaker.closed_at = now
-            if self._shared:
-                self.store.breaker_changed(key, 0.0, breaker.strikes)
-            return True
-        breaker.count(failed, now, config.breaker_window)
-        if (
-            failed
-            and breaker.total >= config.breaker_min_requests
-            and breaker.failed >= config.breaker_failure_rate * breaker.total
-        ):
-            recently_closed = now - breaker.closed_at < config.breaker_window
-            breaker.strikes = breaker.strikes + 1 if recently_closed else 0
-            self._open_breaker(key, breaker, now)
-        return False
-
-    def _new_breaker(self, key: BreakerKey) -> _Breaker:
-        """A closed breaker for ``key``; past ``_BREAKER_LIMIT``, the least recently used
-        one is forgotten (model ids can come from callers: the map stays bounded)."""
-        breaker = self._breakers[key] = _Breaker()
-        if len(self._breakers) > _BREAKER_LIMIT:
-            oldest = next(iter(self._breakers))
-            self._close_breaker(oldest)
-            del self._breakers[oldest]
-        return breaker
-
-    def _open_breaker(self, key: BreakerKey, breaker: _Breaker, now: float) -> None:
-        config = self.config
-        breaker.open_until = now + config.escalated(config.cooldown_on_error, breaker.strikes)
-        breaker.probe_at = None
-        breaker.forget()
-        self._tripped[key] = breaker
-        if self._shared:
-            self.store.breaker_changed(key, breaker.open_until, breaker.strikes)
-        self._rest_endpoint(key, breaker.open_until)
-
-    def _rest_endpoint(self, key: BreakerKey, until: float) -> None:
-        provider, base_url, model = key
-        for profile in self._profiles.values():
-            if profile.provider == provider and profile.base_url == base_url:
-                profile.model_cooldowns[model] = until
-
-    def _close_breaker(self, key: BreakerKey) -> None:
-        breaker = self._tripped.pop(key, None)
-        if breaker is None:
-            return
-        breaker.open_until = 0.0
-        breaker.probe_at = None
-        breaker.forget()
-        provider, base_url, model = key
-        for profile in self._profiles.values():
-            if profile.provider == provider and profile.base_url == base_url:
-                profile.model_cooldowns.pop(model, None)
-
-    def _mirror_breakers(self, profile: AuthProfile) -> None:
-        """Make ``profile.model_cooldowns`` show its (new) endpoint's open breakers."""
-        profile.model_cooldowns.clear()
-        for (provider, base_url, model), breaker in self._tripped.items():
-            if provider == profile.provider and base_url == profile.base_url:
-                profile.model_cooldowns[model] = breaker.open_until
-
-    # -- callbacks ----------------------------------------------------------------------
-
-    def _notify_failover(self, failed: AuthProfile, model: str | None) -> None:
-        if not self._callbacks:
-            return
-        following = self.peek_next_profile(failed.provider, model=model, exclude=(failed.name,))
-        for callback in self._callbacks:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # called from sync code: run it to the end here
             try:
-                result = callback(failed, following)
-                if inspect.isawaitable(result):
-                    self._schedule(result, callback)
+                asyncio.run(_awaited(awaitable))
             except Exception:
-                logger.exception("failover callback %r raised", callback)
-
-    def _schedule(self, awaitable: Awaitable[None], callback: FailoverCallback) -> None:
-        if not running_on_trio():
-            import asyncio
-
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:  # called from sync code: run it to the end here
-                try:
-                    asyncio.run(_awaited(awaitable))
-                except Exception:
-                    logger.exception("async failover callback %r raised", callback)
-                return
-        self._tasks.spawn(awaitable, callback)
+                logger.exception("async failover callback %r raised", callback)
+            return
+    tasks.spawn(awaitable, callback)
 
 
 async def _awaited(awaitable: Awaitable[None]) -> None:
     await awaitable
-
-
-def _thread_safe(cls: type[FailoverManager]) -> None:
-    """Make ``cls``'s public synchronous methods hold one re-entrant lock per manager.
-
-    A manager may be shared by async clients on their event loop and by sync SDK clients
-    (whose ResilientTransport runs the engine on a thread of its own), so every public
-    method takes the instance's ``threading.RLock``; re-entrant, because methods call each
-    other and failover callbacks may call back into the manager.
-    """
-    import functools
-    import threading
-
-    def locked(method: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(method)
-        def call(self: FailoverManager, *args: Any, **kwargs: Any) -> Any:
-            with self._thread_lock:  # type: ignore[attr-defined]
-                return method(self, *args, **kwargs)
-
-        return call
-
-    original_init = cls.__init__
-
-    @functools.wraps(original_init)
-    def init(self: FailoverManager, *args: Any, **kwargs: Any) -> None:
-        vars(self)["_thread_lock"] = threading.RLock()
-        original_init(self, *args, **kwargs)
-
-    cls.__init__ = init  # type: ignore[method-assign]
-    for name, member in list(vars(cls).items()):
-        if name.startswith("_") and name != "__len__":
-            continue
-        if inspect.isfunction(member) and not inspect.iscoroutinefunction(member):
-            setattr(cls, name, locked(member))
-
-
-_thread_safe(FailoverManager)

@@ -1,0 +1,426 @@
+"""Key pools: which keys are ready, in which order, and which are cooling until when.
+
+Ready profiles wait in per-priority buckets in least-recently-used order, one pool per
+provider and one for every provider; cooling ones wait in a heap ordered by recovery
+time, so picking a key never scans the cooling ones. A key leaves the pools when it is
+cooled (rate limited, failing) or disabled (auth, quota) and comes back when its cooldown
+runs out (:meth:`KeyPools.wake`) or it is healed.
+
+Not thread-safe on its own: the :class:`~failover.profiles.FailoverManager` calls it
+under its lock.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+import math
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING
+
+from failover.auth_profile import FailureKind, ProfileStatus
+from failover.catalog import canonical_provider
+from failover.replication import Replica
+
+if TYPE_CHECKING:
+    from failover.breakers import Resting
+    from failover.config import FailoverConfig
+    from failover.profiles import AuthProfile
+
+__all__ = ["KeyPools", "ReadyPool"]
+
+_ALL = "\x00all"  # the pool of every provider's profiles
+_set = object.__setattr__  # for the counters the hot path updates: no routing-field check
+_HELD_BY_PROVIDER = (ProfileStatus.RATE_LIMITED, ProfileStatus.DISABLED)
+
+
+class ReadyPool:
+    """The ready profiles of one provider: by priority, least recently used first."""
+
+    __slots__ = ("_buckets", "_priorities")
+
+    def __init__(self) -> None:
+        self._buckets: dict[int, dict[str, AuthProfile]] = {}
+        self._priorities: list[int] = []
+
+    def add(self, profile: AuthProfile) -> None:
+        """Put ``profile`` last among its priority's ready profiles (where it is, if there)."""
+        bucket = self._buckets.get(profile.priority)
+        if bucket is None:
+            bucket = self._buckets[profile.priority] = {}
+            bisect.insort(self._priorities, profile.priority)
+        bucket[profile.name] = profile
+
+    def discard(self, profile: AuthProfile) -> None:
+        """Take ``profile`` out, if it is here."""
+        bucket = self._buckets.get(profile.priority)
+        if bucket is not None:
+            bucket.pop(profile.name, None)
+
+    def __contains__(self, profile: AuthProfile) -> bool:
+        bucket = self._buckets.get(profile.priority)
+        return bucket is not None and bucket.get(profile.name) is profile
+
+    def touch(self, profile: AuthProfile) -> None:
+        """Move a ready ``profile`` behind its equals (no-op when it is not ready here)."""
+        bucket = self._buckets.get(profile.priority)
+        if bucket is not None and len(bucket) > 1 and bucket.get(profile.name) is profile:
+            del bucket[profile.name]
+            bucket[profile.name] = profile
+
+    def pick(
+        self, model: str | None, exclude: Collection[str], resting: Resting | None
+    ) -> AuthProfile | None:
+        """The first ready profile that admits ``model``, is not excluded nor resting."""
+        for priority in self._priorities:
+            for profile in self._buckets[priority].values():
+                if (
+                    profile.name not in exclude
+                    and profile.allows(model)
+                    and (resting is None or not resting(profile))
+                ):
+                    return profile
+        return None
+
+    def __len__(self) -> int:
+        return sum(len(bucket) for bucket in self._buckets.values())
+
+
+class KeyPools:
+    """The profiles by name, their ready pools and the cooling heap.
+
+    Args:
+        replica: Where cooldowns and uses of rpm-limited keys are shared.
+    """
+
+    __slots__ = ("_cooling", "_ready", "_sequence", "profiles", "replica")
+
+    def __init__(self, replica: Replica) -> None:
+        self.replica = replica
+        self.profiles: dict[str, AuthProfile] = {}
+        """Every profile by name, in the order they were added."""
+        self._ready: dict[str, ReadyPool] = {_ALL: ReadyPool()}
+        self._cooling: list[tuple[float, int, str]] = []
+        self._sequence = itertools.count()
+
+    # -- the registry -------------------------------------------------------------------
+
+    def add(self, profile: AuthProfile, now: float) -> None:
+        """Register ``profile``: ready, cooling until its ``cooldown_until``, or disabled."""
+        self.profiles[profile.name] = profile
+        self.serve(profile.provider)
+        if profile.status is ProfileStatus.AVAILABLE or profile.cooldown_until <= now:
+            profile.status = ProfileStatus.AVAILABLE
+            self.make_ready(profile)
+        elif not math.isinf(profile.cooldown_until):
+            self._push_cooling(profile)
+
+    def remove(self, name: str) -> AuthProfile | None:
+        """Forget the profile called ``name``; return it (``None``: there was none)."""
+        profile = self.profiles.pop(name, None)
+        if profile is not None:
+            self.withdraw(profile)
+        return profile
+
+    def is_ready(self, profile: AuthProfile) -> bool:
+        """Whether ``profile`` waits in the ready pools."""
+        return profile in self._ready[_ALL]
+
+    def make_ready(self, profile: AuthProfile) -> None:
+        """Put ``profile`` in its provider's pool and the pool of every provider."""
+        self._ready[_ALL].add(profile)
+        self._ready[profile.provider].add(profile)
+
+    def withdraw(self, profile: AuthProfile) -> None:
+        """Take ``profile`` out of the ready pools."""
+        self._ready[_ALL].discard(profile)
+        self._ready[profile.provider].discard(profile)
+
+    def serve(self, provider: str) -> None:
+        """Make room for ``provider``'s ready profiles (before one of them is made ready)."""
+        if provider not in self._ready:
+            self._ready[provider] = ReadyPool()
+
+    def pool_for(self, provider: str | None) -> ReadyPool | None:
+        """The ready profiles of ``provider`` (``None``: of every provider)."""
+        pool = self._ready.get(_ALL if provider is None else provider)  # canonical already?
+        if pool is None and provider is not None:
+            pool = self._ready.get(canonical_provider(provider))
+        return pool
+
+    # -- choosing -----------------------------------------------------------------------
+
+    def pick(
+        self,
+        provider: str | None,
+        model: str | None,
+        exclude: Collection[str],
+        resting: Resting | None,
+        now: float,
+    ) -> AuthProfile | None:
+        """The next ready profile within its rpm, counted as used (``None``: none is)."""
+        if self._cooling:
+            self.wake(now)
+        pool = self.pool_for(provider)
+        if pool is None:
+            return None
+        while (profile := pool.pick(model, exclude, resting)) is not None:
+            if self._within_rpm(profile, now):
+                self._count_use(profile, now)
+                return profile
+        return None
+
+    def peek(
+        self,
+        provider: str | None,
+        model: str | None,
+        exclude: Collection[str],
+        resting: Resting | None,
+        now: float,
+    ) -> AuthProfile | None:
+        """The profile :meth:`pick` would return, without using it."""
+        if self._cooling:
+            self.wake(now)
+        pool = self.pool_for(provider)
+        return None if pool is None else pool.pick(model, exclude, resting)
+
+    def least_recently_failed(
+        self, provider: str, model: str | None, exclude: Collection[str], now: float
+    ) -> AuthProfile | None:
+        """The least-bad profile held back for transient reasons, counted as used.
+
+        Cooling after errors, or ready (resting from the model at its endpoint) qualify;
+        rate-limited and disabled keys, and keys out of rpm, never do. The oldest last
+        failure wins, then the least recently used.
+        """
+        self.wake(now)
+        wanted = canonical_provider(provider)
+        best: AuthProfile | None = None
+        best_rank = (math.inf, math.inf)
+        for profile in self.profiles.values():
+            if (
+                profile.provider != wanted
+                or profile.name in exclude
+                or not profile.allows(model)
+                or profile.status in _HELD_BY_PROVIDER
+                or not self._rpm_room(profile, now)
+            ):
+                continue
+            failed_at = profile.last_error_at
+            rank = (-math.inf if failed_at is None else failed_at, profile.last_used_at)
+            if best is None or rank < best_rank:
+                best, best_rank = profile, rank
+        if best is not None:
+            if best.rate_limit_rpm is not None:
+                best._recent.append(now)
+                self.replica.used(best, now)
+            self._count_use(best, now)
+        return best
+
+    def has_ready(
+        self, provider: str | None, model: str | None, resting: Resting | None, now: float
+    ) -> bool:
+        """Whether a profile of ``provider`` that admits ``model`` is usable at ``now``."""
+        if self._cooling:
+            self.wake(now)
+        pool = self.pool_for(provider)
+        return pool is not None and pool.pick(model, (), resting) is not None
+
+    def earliest_ready(
+        self,
+        provider: str | None,
+        model: str | None,
+        model_ready_at: Callable[[AuthProfile], float],
+        now: float,
+    ) -> float | None:
+        """The earliest time a profile of ``provider`` that admits ``model`` is usable.
+
+        The end of its cooldown or (through ``model_ready_at``) of its endpoint's rest
+        from ``model``, whichever is later; ``None`` when all are disabled for good.
+        """
+        wanted = None if provider is None else canonical_provider(provider)
+        times = [
+            max(
+                p.cooldown_until if p.status is not ProfileStatus.AVAILABLE else now,
+                model_ready_at(p),
+            )
+            for p in self.profiles.values()
+            if (wanted is None or p.provider == wanted) and p.allows(model)
+        ]
+        finite = [t for t in times if not math.isinf(t)]
+        return min(finite) if finite else None
+
+    def held_out(self, now: float) -> list[AuthProfile]:
+        """The profiles out of rotation at ``now``."""
+        self.wake(now)
+        return [p for p in self.profiles.values() if p.status is not ProfileStatus.AVAILABLE]
+
+    # -- cooling and healing ------------------------------------------------------------
+
+    def fail(
+        self,
+        profile: AuthProfile,
+        kind: FailureKind,
+        retry_after: float | None,
+        now: float,
+        config: FailoverConfig,
+    ) -> None:
+        """Cool or disable ``profile`` for a failure of ``kind`` (the provider's wait wins)."""
+        if kind == "auth":
+            self.disable(profile, math.inf)
+        elif kind == "quota":
+            base = retry_after or config.escalated(
+                config.cooldown_on_quota, profile.cooldown_strikes, quota=True
+            )
+            self.disable(profile, now + base)
+        elif kind == "rate_limit":
+            wait = retry_after
+            if wait is None:
+                wait = config.escalated(config.cooldown_on_rate_limit, profile.cooldown_strikes)
+            self.cool(profile, now + wait, ProfileStatus.RATE_LIMITED)
+        else:
+            wait = retry_after
+            if wait is None:
+                wait = config.escalated(config.cooldown_on_error, profile.cooldown_strikes)
+            self.cool(profile, now + wait, ProfileStatus.COOLING_DOWN)
+
+    def cool(
+        self, profile: AuthProfile, until: float, status: ProfileStatus, *, strike: bool = True
+    ) -> None:
+        """Hold ``profile`` out until ``until``; never shortens a longer hold."""
+        if profile.status is ProfileStatus.DISABLED:
+            return
+        if profile.status is not ProfileStatus.AVAILABLE and profile.cooldown_until >= until:
+            return  # never shorten a longer cooldown
+        if profile.status is ProfileStatus.RATE_LIMITED and status is ProfileStatus.COOLING_DOWN:
+            status = ProfileStatus.RATE_LIMITED  # the provider's wait stays provider-directed
+        if strike and profile.status is ProfileStatus.AVAILABLE:
+            profile.cooldown_strikes += 1  # once per event: not again for requests in flight
+        profile.status = status
+        profile.cooldown_until = until
+        self.withdraw(profile)
+        self._push_cooling(profile)
+
+    def disable(self, profile: AuthProfile, until: float) -> None:
+        """Disable ``profile`` until ``until`` (``inf``: until healed)."""
+        if profile.status is ProfileStatus.DISABLED and profile.cooldown_until >= until:
+            return
+        if profile.status is not ProfileStatus.AVAILABLE:
+            until = max(until, profile.cooldown_until)
+        else:
+            profile.cooldown_strikes += 1  # once per event: not again for requests in flight
+        profile.status = ProfileStatus.DISABLED
+        profile.cooldown_until = until
+        self.withdraw(profile)
+        if not math.isinf(until):
+            self._push_cooling(profile)
+
+    def heal(self, profile: AuthProfile) -> None:
+        """Make ``profile`` ready with a clean record of failures."""
+        profile.status = ProfileStatus.AVAILABLE
+        profile.cooldown_until = 0.0
+        profile.consecutive_failures = 0
+        profile.cooldown_strikes = 0
+        self.make_ready(profile)
+
+    def wake(self, now: float) -> None:
+        """Return to the pools every profile whose cooldown ran out by ``now``."""
+        cooling = self._cooling
+        while cooling and cooling[0][0] <= now:
+            until, _, name = heapq.heappop(cooling)
+            profile = self.profiles.get(name)
+            if (
+                profile is not None
+                and profile.status is not ProfileStatus.AVAILABLE
+                and profile.cooldown_until == until
+            ):
+                profile.status = ProfileStatus.AVAILABLE
+                self.make_ready(profile)
+
+    def forget_cooling(self) -> None:
+        """Drop the cooling heap (every profile is about to be healed)."""
+        self._cooling.clear()
+
+    # -- from other processes -----------------------------------------------------------
+
+    def take_in(
+        self,
+        profile: AuthProfile,
+        status: ProfileStatus,
+        until: float,
+        strikes: int,
+        *,
+        error: str | None,
+        authoritative: bool,
+        now: float,
+    ) -> bool:
+        """Take in ``profile``'s state as another process left it; return whether it changed.
+
+        Not ``authoritative`` (changes of this process are still on the way), only a
+        longer rest is taken in.
+        """
+        resting = status is not ProfileStatus.AVAILABLE and until > now
+        current = profile.status is not ProfileStatus.AVAILABLE and profile.cooldown_until > now
+        if not authoritative and (not resting or (current and until <= profile.cooldown_until)):
+            return False
+        changed = False
+        if resting:
+            if profile.status is not status or profile.cooldown_until != until:
+                profile.status = status
+                profile.cooldown_until = until
+                self.withdraw(profile)
+                if not math.isinf(until):
+                    self._push_cooling(profile)
+                changed = True
+            if error is not None:
+                profile.last_error = error
+        elif profile.status is not ProfileStatus.AVAILABLE:
+            profile.status = ProfileStatus.AVAILABLE
+            profile.cooldown_until = 0.0
+            self.make_ready(profile)
+            changed = True
+        profile.cooldown_strikes = (
+            strikes if authoritative else max(strikes, profile.cooldown_strikes)
+        )
+        return changed
+
+    def take_in_use(self, name: str, fingerprint: str, at: float) -> None:
+        """Count a use of rpm-limited ``name`` by another process at clock time ``at``."""
+        profile = self.profiles.get(name)
+        if profile is None or profile.rate_limit_rpm is None or profile.fingerprint != fingerprint:
+            return
+        recent = profile._recent
+        if not recent or recent[-1] <= at:
+            recent.append(at)
+        else:
+            recent.insert(bisect.bisect(recent, at), at)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _push_cooling(self, profile: AuthProfile) -> None:
+        heapq.heappush(self._cooling, (profile.cooldown_until, next(self._sequence), profile.name))
+
+    def _count_use(self, profile: AuthProfile, now: float) -> None:
+        _set(profile, "last_used_at", now)
+        self._ready[_ALL].touch(profile)
+        self._ready[profile.provider].touch(profile)
+
+    def _rpm_room(self, profile: AuthProfile, now: float) -> bool:
+        rpm = profile.rate_limit_rpm
+        if rpm is None:
+            return True
+        recent = profile._recent
+        while recent and recent[0] <= now - 60.0:
+            recent.popleft()
+        return len(recent) < rpm
+
+    def _within_rpm(self, profile: AuthProfile, now: float) -> bool:
+        if profile.rate_limit_rpm is None:
+            return True
+        if self._rpm_room(profile, now):
+            profile._recent.append(now)
+            self.replica.used(profile, now)
+            return True
+        self.cool(profile, profile._recent[0] + 60.0, ProfileStatus.RATE_LIMITED, strike=False)
+        return False
