@@ -71,7 +71,10 @@ class FallbackChain:
         """Build a chain from ``"provider/model"`` ids (split at the first ``/``).
 
         An item may also be a group of equivalent deployments: a list of ids, or a named
-        group ``{"name": "mini", "deployments": [ids]}`` (the name is for your reading).
+        group ``{"name": "mini", "deployments": [ids]}`` (the name is for your reading),
+        or the same model on several clouds, ``{"model": "claude-sonnet-4-5", "on":
+        ["anthropic", "bedrock", "vertex_anthropic"]}``, each cloud's id found through the
+        catalog (see :mod:`failover.clouds`).
 
         A model of a known provider that the catalog does not know (one released
         yesterday) is accepted unpriced with an :class:`UnknownModelWarning`, unless
@@ -87,6 +90,7 @@ class FallbackChain:
             ModelNotFound: An id's provider is unknown, or (``strict``) the catalog does
                 not know the id.
             DuplicateModel: An id appears twice.
+            ConfigError: A ``{model, on}`` step is malformed, or a cloud's id is unknown.
         """
         if isinstance(ids, str):
             raise InvalidModelId(ids) from TypeError("ids must be a list of strings, not a str")
@@ -103,7 +107,11 @@ class FallbackChain:
 
         steps: list[ModelEntry | tuple[ModelEntry, ...]] = []
         for item in ids:
-            if isinstance(item, Mapping):
+            if isinstance(item, Mapping) and "on" in item:
+                from failover.clouds import same_model_ids
+
+                item = same_model_ids(item)
+            elif isinstance(item, Mapping):
                 item = item.get("deployments", ())
             if isinstance(item, str) or not isinstance(item, Sequence):
                 steps.append(entry(item))

@@ -81,6 +81,9 @@ _PROFILE_KEYS: dict[str, str] = {
     "rate_limit_tpm": "int",
     "weight": "float",
     "metadata": "table",
+    "region": "str",  # bedrock, vertex_*: the cloud region
+    "project": "str",  # vertex_*: the Google Cloud project
+    "credentials": "str",  # bedrock: an AWS profile name; vertex_*: a service-account file
 }
 _TELEMETRY_KEYS = {
     "enabled": "bool",
@@ -342,7 +345,14 @@ def _chain(
         raise ConfigError(f"{shape}, got {_describe(value)}")
     steps: list[str | tuple[str, ...]] = []
     for item in value:
-        if isinstance(item, dict):
+        if isinstance(item, dict) and "on" in item:  # the same model on several clouds
+            from failover.clouds import same_model_ids
+
+            try:
+                item = list(same_model_ids(item))
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: top level: chain: {exc}") from None
+        elif isinstance(item, dict):
             unknown = sorted(set(item) - {"name", "deployments"})
             if unknown:
                 raise ConfigError(f"{shape}; a group has no key {', '.join(unknown)}")
