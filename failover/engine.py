@@ -266,17 +266,13 @@ class Engine:
             models = [
                 m for step in chain for m in ((step,) if isinstance(step, ModelEntry) else step)
             ]
-            return PinnedPlan(
-                self.planner, models, state.attempts, state.deadline_at, key, why, unsupported
-            )
+            return PinnedPlan(self.planner, state, models, key, why, unsupported)
         steps: Steps = [(step,) if isinstance(step, ModelEntry) else tuple(step) for step in chain]
         if unsupported is not None:
             steps = self.planner.supported(state.id, steps, unsupported, state.attempts)
         if self.hedging is not None:
             self.hedging.budget.earn()
-        return Plan(
-            self.planner, state.id, steps, state.attempts, state.deadline_at, state.estimated_usage
-        )
+        return Plan(self.planner, state, steps)
 
     async def _run(
         self,
@@ -290,7 +286,9 @@ class Engine:
         while True:
             while (candidate := plan.next()) is not None:
                 try:
-                    return await self._try(state, plan, candidate, attempt)
+                    if self.hedging is not None and plan.may_hedge(candidate):
+                        return await self._hedged(state, plan, candidate, attempt)
+                    return await self._attempt(state, attempt, candidate.model, candidate.profile)
                 except ProviderError as error:
                     failure = error
                 pause = plan.failed(candidate, failure, self._decide(state, candidate, failure))
@@ -304,18 +302,6 @@ class Engine:
         # loop must not starve the hooks or the store's sync)
         await anyio.lowlevel.checkpoint()
         raise self._exhausted(state, plan, plan.retry_after)
-
-    async def _try(
-        self,
-        state: RequestState,
-        plan: Plan | PinnedPlan,
-        candidate: Candidate,
-        attempt: Callable[[AttemptContext], Awaitable[T]],
-    ) -> tuple[T, ModelEntry, AuthProfile]:
-        """One candidate: an attempt, hedged when hedging is on and the plan allows."""
-        if self.hedging is not None and plan.may_hedge(candidate):
-            return await self._hedged(state, plan, candidate, attempt)
-        return await self._attempt(state, attempt, candidate.model, candidate.profile)
 
     def _decide(self, state: RequestState, candidate: Candidate, error: ProviderError) -> Action:
         """Record ``error`` against the candidate's key and model; raise it when no other

@@ -42,6 +42,7 @@ from failover.policy import Action, Backoff
 
 if TYPE_CHECKING:
     from failover.profiles import AuthProfile, FailoverManager
+    from failover.request import RequestState
     from failover.routing import RoutingView, Strategy
 
 __all__ = [
@@ -61,7 +62,7 @@ Steps = list[tuple[ModelEntry, ...]]
 Previous = tuple[ModelEntry, "AuthProfile | None", ProviderError | None]
 """Where a move comes from: the model left, its last key and its last error."""
 MAX_RECOVERY_WAITS = 20  # waits for the earliest recovery, per request (time bounds them too)
-_WALK, _LEAST_BAD, _DONE = 0, 1, 2
+_FRESH, _WALK, _LEAST_BAD, _DONE = 0, 1, 2, 3
 FIRST, ROTATION, DEPLOYMENT, FALLBACK, RETRY = "first", "rotation", "deployment", "model", "retry"
 LEAST_BAD, HEDGE, PINNED = "least_bad", "hedge", "pinned"
 
@@ -271,7 +272,7 @@ class Planner:
         return None
 
     def excluded(
-        self, model: ModelEntry, tried: set[str], failed_endpoints: set[str | None]
+        self, model: ModelEntry, tried: set[str], failed_endpoints: Collection[str | None]
     ) -> Collection[str]:
         """The keys not to pick: those tried, and every key at an endpoint that failed."""
         if not failed_endpoints:
@@ -316,86 +317,72 @@ class Plan:
 
     Args:
         planner: The engine's planner.
-        request_id: The request's id (in moves).
+        state: The request: its id (in moves), deadline (on ``planner.clock``), expected
+            usage, and attempts (read: a retry avoids the keys that failed).
         steps: The chain, models it cannot take already left out.
-        attempts: The request's attempts (read: which keys failed; a retry avoids them).
-        deadline_at: When the request must end, on ``planner.clock`` (``inf``: never).
-        usage: The request's expected tokens (the ``cost`` strategy reads them).
     """
 
-    __slots__ = (
-        "_again",
-        "_attempted",
-        "_failed_endpoints",
-        "_fallbacks",
-        "_last_error",
-        "_last_profile",
-        "_min_context",
-        "_model",
-        "_order",
-        "_phase",
-        "_position",
-        "_previous",
-        "_previous_step",
-        "_reason",
-        "_retries",
-        "_retry",
-        "_retrying",
-        "_rotations_left",
-        "_same_model_retries",
-        "_tried",
-        "_waited",
-        "_waits",
-        "attempts",
-        "deadline_at",
-        "planner",
-        "request_id",
-        "retry_after",
-        "steps",
-        "usage",
-    )
+    # What a request's first candidate leaves as it was is read from the class: the
+    # success path sets only what it changes (the per-request cost is watched).
+    _phase = _FRESH
+    _again = _attempted = _retrying = False
+    _fallbacks = _previous_step = _rotations = _same_model_retries = 0
+    _position = -1
+    _retries = _waits = 0
+    _waited = 0.0
+    _reason = FIRST
+    _order: list[tuple[int, ModelEntry]] | None = None
+    _previous: Previous | None = None
+    _min_context: int | None = None
+    _retry: tuple[ProviderError, ModelEntry, AuthProfile] | None = None
+    _model: ModelEntry | None = None
+    _last_profile: AuthProfile | None = None
+    _last_error: ProviderError | None = None
+    _failed_endpoints: set[str | None] | tuple[()] = ()
+    retry_after: float | None = None
+    """The earliest recovery when :meth:`wait` last answered ``None``."""
 
-    def __init__(
-        self,
-        planner: Planner,
-        request_id: str,
-        steps: Steps,
-        attempts: list[Attempt],
-        deadline_at: float,
-        usage: TokenUsage,
-    ) -> None:
+    def __init__(self, planner: Planner, state: RequestState, steps: Steps) -> None:
         self.planner = planner
-        self.request_id = request_id
+        self.state = state
         self.steps = steps
-        self.attempts = attempts
-        self.deadline_at = deadline_at
-        self.usage = usage
-        self._retries = self._waits = 0
-        self._waited = 0.0
-        self.retry_after: float | None = None
-        """The earliest recovery when :meth:`wait` last answered ``None``."""
-        self._walk(again=False)
 
-    def _walk(self, *, again: bool) -> None:
-        """Start a walk over the chain (``again``: after a backoff or a wait)."""
-        self._again = again
-        self._order: list[tuple[int, ModelEntry]] | None = None  # ordered when walked
-        self._position = -1
-        self._phase = _WALK
-        self._fallbacks = self._previous_step = 0
-        self._previous: Previous | None = None
-        self._min_context: int | None = None
-        self._attempted = False
-        self._retry: tuple[ProviderError, ModelEntry, AuthProfile] | None = None
-        self._model: ModelEntry | None = None
+    @property
+    def attempts(self) -> list[Attempt]:
+        """The request's attempts so far."""
+        return self.state.attempts
 
     def time_left(self) -> float:
         """Seconds until the deadline (``inf`` without one)."""
-        return self.deadline_at - self.planner.clock()
+        return self.state.deadline_at - self.planner.clock()
+
+    def _walk(self, *, again: bool) -> None:
+        """Start another walk over the chain (``again``: after a backoff or a wait)."""
+        self._again = again
+        self._order = None  # ordered when walked
+        self._position = -1
+        self._phase = _WALK
+        self._fallbacks = self._previous_step = 0
+        self._previous = None
+        self._min_context = None
+        self._attempted = False
+        self._retry = None
+        self._model = None
 
     def next(self) -> Candidate | None:
         """The next candidate of this walk, or ``None`` when the walk is over (then ask
         :meth:`wait`)."""
+        if self._phase == _FRESH:  # the first model's first key: its state is the class's
+            self._phase = _WALK
+            order = self._order = self.planner.order(self.steps, self.state.estimated_usage)
+            self._position = 0
+            if order:
+                self._model = order[0][1]
+                self._tried: set[str] = set()
+                candidate = self._next_key()
+                if candidate is not None:
+                    return candidate
+                self._leave_model()
         if self._phase == _WALK:
             while True:
                 if self._model is None and not self._enter_next_model():
@@ -415,7 +402,7 @@ class Plan:
         spent), announcing the move."""
         order = self._order
         if order is None:
-            order = self._order = self.planner.order(self.steps, self.usage)
+            order = self._order = self.planner.order(self.steps, self.state.estimated_usage)
         planner = self.planner
         while True:
             self._position += 1
@@ -428,7 +415,7 @@ class Plan:
                 continue
             previous = self._previous
             if previous is not None and step == self._previous_step:
-                planner.moves.moved(DEPLOYMENT, self.request_id, previous, model, None)
+                planner.moves.moved(DEPLOYMENT, self.state.id, previous, model, None)
                 self._reason = DEPLOYMENT
             elif previous is not None:
                 self._fallbacks += 1
@@ -436,7 +423,7 @@ class Plan:
                 if limit is not None and self._fallbacks > limit:
                     self._position = len(order)
                     return False
-                planner.moves.moved(FALLBACK, self.request_id, previous, model, None)
+                planner.moves.moved(FALLBACK, self.state.id, previous, model, None)
                 self._reason = FALLBACK
             else:
                 self._reason = FIRST
@@ -447,38 +434,39 @@ class Plan:
     def _enter(self, model: ModelEntry) -> None:
         """Start on ``model``: its own rotation and same-model retry budgets."""
         self._model = model
-        self._tried: set[str] = set()
-        self._failed_endpoints: set[str | None] = set()
-        self._last_profile: AuthProfile | None = None
-        self._last_error: ProviderError | None = None
-        rotations = self.planner.manager.config.max_key_rotations
-        self._rotations_left = math.inf if rotations is None else rotations
-        self._same_model_retries = 0
+        self._tried = set()
+        self._failed_endpoints = ()
+        self._last_profile = None
+        self._last_error = None
+        self._rotations = self._same_model_retries = 0
         self._retrying = self._again
 
     def _next_key(self) -> Candidate | None:
         """The current model's next key, or ``None`` when it has none left to offer."""
         model = self._model
         assert model is not None
-        if self.time_left() <= 0:
+        planner = self.planner
+        if self.state.deadline_at - planner.clock() <= 0:
             return None
         tried = self._tried
-        if tried and self._rotations_left <= 0:
-            return None
-        planner = self.planner
+        if tried:
+            limit = planner.manager.config.max_key_rotations
+            if limit is not None and self._rotations >= limit:
+                return None
         excluded = planner.excluded(model, tried, self._failed_endpoints)
         if self._retrying:
-            profile = planner.retry_key(self.attempts, model, excluded)
+            profile = planner.retry_key(self.state.attempts, model, excluded)
         else:
             profile = planner.pick_key(model, excluded)
         if profile is None:
             return None
-        reason = RETRY if self._retrying else self._reason
         if tried:
-            self._rotations_left -= 1
+            self._rotations += 1
             previous = (model, self._last_profile, self._last_error)
-            planner.moves.moved("key", self.request_id, previous, model, profile)
+            planner.moves.moved("key", self.state.id, previous, model, profile)
             reason = ROTATION
+        else:
+            reason = RETRY if self._retrying else self._reason
         tried.add(profile.name)
         self._last_profile = profile
         self._attempted = True
@@ -526,13 +514,16 @@ class Plan:
             and self._same_model_retries < config.max_retries
         ):
             number = self._same_model_retries + 1
-            delay = self.planner.backoff_delay(number, error, self.deadline_at)
+            delay = self.planner.backoff_delay(number, error, self.state.deadline_at)
             if delay is not None:
                 self._same_model_retries = number
                 self._tried.clear()
                 self._retrying = True  # the next retry goes to the least recently failed key
                 return Pause(delay, number, error, candidate.model, candidate.profile)
-        self._failed_endpoints.add(candidate.profile.base_url)  # sideways: another endpoint
+        endpoints = self._failed_endpoints
+        if not isinstance(endpoints, set):
+            endpoints = self._failed_endpoints = set()
+        endpoints.add(candidate.profile.base_url)  # sideways: another endpoint, at once
         return None
 
     def _note(self, error: ProviderError, candidate: Candidate) -> None:
@@ -552,7 +543,7 @@ class Plan:
         config = planner.manager.config
         retry = self._retry
         if retry is not None and self._retries < config.max_retries:
-            delay = planner.backoff_delay(self._retries + 1, retry[0], self.deadline_at)
+            delay = planner.backoff_delay(self._retries + 1, retry[0], self.state.deadline_at)
             if delay is not None:
                 self._retries += 1
                 self._walk(again=True)
@@ -619,9 +610,8 @@ class PinnedPlan:
 
     Args:
         planner: The engine's planner.
+        state: The request (its attempts and deadline).
         chain: The models, in order.
-        attempts: The request's attempts.
-        deadline_at: When the request must end, on ``planner.clock``.
         owner: The one key to use.
         why: Why no other key can help (the exhaustion's message).
         unsupported: Names a field a model of another provider cannot take.
@@ -634,27 +624,24 @@ class PinnedPlan:
         "_others",
         "_retries",
         "_transient",
-        "attempts",
-        "deadline_at",
         "owner",
         "planner",
         "retry_after",
+        "state",
         "why",
     )
 
     def __init__(
         self,
         planner: Planner,
+        state: RequestState,
         chain: Sequence[ModelEntry],
-        attempts: list[Attempt],
-        deadline_at: float,
         owner: AuthProfile,
         why: str,
         unsupported: Callable[[ModelEntry], str | None] | None = None,
     ) -> None:
         self.planner = planner
-        self.attempts = attempts
-        self.deadline_at = deadline_at
+        self.state = state
         self.owner = owner
         self.why = why
         self._models = []
@@ -663,7 +650,7 @@ class PinnedPlan:
                 self._models.append(model)
                 continue
             field_name = (unsupported(model) if unsupported is not None else None) or "key"
-            attempts.append(_skipped(field_name, model))
+            state.attempts.append(_skipped(field_name, model))
         self._others = [p.name for p in planner.manager.list_profiles() if p.name != owner.name]
         self._called = False
         self._retries = 0
@@ -680,7 +667,7 @@ class PinnedPlan:
             model = self._models[self._index]
             self._index += 1
             profile = manager.get_next_profile(owner.provider, model=model.id, exclude=self._others)
-            if profile is None or self.deadline_at - self.planner.clock() <= 0:
+            if profile is None or self.state.deadline_at - self.planner.clock() <= 0:
                 continue
             self._called = True
             return Candidate(model, profile, PINNED)
@@ -699,7 +686,7 @@ class PinnedPlan:
         transient = self._transient
         delay = None
         if transient is not None and self._retries < self.planner.manager.config.max_retries:
-            delay = self.planner.backoff_delay(self._retries + 1, transient, self.deadline_at)
+            delay = self.planner.backoff_delay(self._retries + 1, transient, self.state.deadline_at)
         if delay is None:
             self.retry_after = self.earliest_recovery()
             return None
@@ -726,4 +713,4 @@ class PinnedPlan:
         """The error when nothing succeeded on the owner's key (``why`` says why no other
         could help)."""
         kind = AllAttemptsFailed if self._called else NoProfileAvailable
-        return kind(self.why, self.attempts, retry_after=retry_after)
+        return kind(self.why, self.state.attempts, retry_after=retry_after)
