@@ -266,8 +266,13 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}s"
 
 
-def _failed_table(request: FailedRequest, deadline: float) -> Table:
+def _failed_request(request: FailedRequest, deadline: float) -> Group:
+    """A failed request: what it raised, its attempts as a table, then the facts in a line."""
     kind = "streamed request" if request.streamed else "request"
+    title = (
+        f"[bold]{kind} #{request.number}[/], started at {request.at:.1f}s: "
+        f"{request.error}: {request.summary}"
+    )
     last = request.steps[-1] if request.steps else None
     facts = (
         f"gave up {request.took:.1f}s in ({max(0.0, deadline - request.took):.1f}s of its "
@@ -277,14 +282,7 @@ def _failed_table(request: FailedRequest, deadline: float) -> Table:
     if last is not None:
         status = "" if last.status is None else f" {last.status}"
         facts += f"; last: {last.model} via {last.profile or '-'}: {last.outcome}{status}"
-    table = Table(
-        title=f"{kind} #{request.number}, started at {request.at:.1f}s: "
-        f"{request.error}: {request.summary}",
-        caption=facts,
-        title_justify="left",
-        caption_justify="left",
-        box=box.SIMPLE_HEAD,
-    )
+    table = Table(box=box.SIMPLE_HEAD)
     for column in ("#", "waited", "model", "key (profile)", "outcome", "HTTP", "took"):
         table.add_column(column, no_wrap=column != "outcome")
     for step in request.steps:
@@ -300,7 +298,7 @@ def _failed_table(request: FailedRequest, deadline: float) -> Table:
             "-" if step.status is None else str(step.status),
             _seconds(step.took),
         )
-    return table
+    return Group(title, table, facts)
 
 
 def _console() -> Console:
@@ -360,7 +358,6 @@ async def run_demo(
     rng = random.Random(42)
     default = Behavior(latency=0.02, tokens_per_second=500)
     async with Simulator(keys=accepted_keys(scenario), default=default) as sim:
-        script(sim, scenario, seconds)
         profiles = [
             AuthProfile(name, provider, key, base_url=sim.base_url(provider))
             for name, (provider, key) in KEYS.items()
@@ -377,7 +374,6 @@ async def run_demo(
         )
         manager = FailoverManager(config, profiles=profiles)
         tally = Tally()
-        started = time.monotonic()
         gate = asyncio.Semaphore(concurrency)
         progress = Progress(
             TextColumn("requests"),
@@ -395,6 +391,8 @@ async def run_demo(
             wait_for_recovery=True,
             telemetry=metrics.telemetry if metrics else None,
         ) as client:
+            script(sim, scenario, seconds)  # the outages' times count from here
+            started = time.monotonic()
             _wire_hooks(client, tally, started)
             messages = [{"role": "user", "content": "Summarise the incident report."}]
 
@@ -458,6 +456,7 @@ async def run_demo(
                     ("gemini", "gemini"),
                 )
             }
+            sim.chaos({})  # the panel shows the outage it scripts, not the dice of the run
             console.print()
             await run_gateway_panel(sim, gateway_keys, console)
         return tally
@@ -501,4 +500,4 @@ def _print_failures(tally: Tally, console: Console, deadline: float) -> None:
     )
     for request in sorted(tally.failed, key=lambda r: r.number):
         console.print()
-        console.print(_failed_table(request, deadline))
+        console.print(_failed_request(request, deadline))

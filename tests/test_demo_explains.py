@@ -1,0 +1,131 @@
+"""``failover demo`` says what it scripted, why each failed request failed, and reads well piped."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import subprocess
+import sys
+
+from rich.console import Console
+
+from failover.demo import run_demo
+from failover.demo_scenario import KEYS, Outage, Scenario
+
+ANSI = re.compile(r"\x1b\[")
+EVERYTHING_DOWN = Scenario(
+    dead_key="",
+    outages=tuple(Outage(p, 0.0, 1000.0) for p in ("openai", "anthropic", "gemini")),
+    chaos={},
+    deadline=1.0,
+    timeout=1.0,
+)
+"""Every provider overloaded for the whole run; a request may take 1 s: each one fails."""
+
+
+def words(text: str) -> str:
+    """``text`` with every run of whitespace as one space (rich wraps where it likes)."""
+    return " ".join(text.split())
+
+
+def plain_console() -> Console:
+    return Console(file=io.StringIO(), width=120, force_terminal=False, color_system=None)
+
+
+async def test_the_scenario_is_printed_before_the_run_from_what_was_scripted() -> None:
+    console = plain_console()
+    tally = await run_demo(24, 8, 1.0, console=console, gateway=False)
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    scenario = words(out[: out.index("done at")])  # everything before the first progress line
+    assert "dead key openai-revoked: revoked, the provider answers 401" in scenario
+    assert (
+        "rate limit openai-main: 6 requests per 1.5 s, then 429 with retry-after 1.5 s" in scenario
+    )
+    assert "openai overloaded (503) on every call from 0.3 s to 0.6 s" in scenario
+    assert "anthropic overloaded (529) on every call from 0.5 s to 0.6 s" in scenario
+    assert (
+        "chaos at random on any call: 3% rate limited (429), 4% overloaded (503, Anthropic 529), "
+        "2% server error (500), 1% reply cut short (seed 7)"
+    ) in scenario
+    assert "24 requests over 1 s, at most 8 at a time" in scenario
+    assert "models skipped (every key resting)" in out
+    assert "a model passed over without a call: every key of it was cooling down" in words(out)
+    assert "every request" in out
+    assert sum(tally.served_by.values()) + len(tally.failed) == 24
+    assert not any(key in out for _, key in KEYS.values())
+
+
+async def test_each_failed_request_is_shown_attempt_by_attempt_without_a_key() -> None:
+    engine = logging.getLogger("failover.engine")
+    level_before, filters_before = engine.level, list(engine.filters)
+    console = plain_console()
+    tally = await run_demo(3, 3, 0.1, scenario=EVERYTHING_DOWN, console=console, gateway=False)
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert sorted(r.number for r in tally.failed) == [1, 2, 3]
+    assert "3 request(s) failed" in out
+    for request in tally.failed:
+        assert request.error == "AllAttemptsFailed"
+        assert [s.number for s in request.steps] == list(range(1, len(request.steps) + 1))
+        models = {step.model for step in request.steps}
+        assert models <= {
+            "openai/gpt-4o-mini",
+            "anthropic/claude-haiku-4-5",
+            "gemini/gemini-2.5-flash-lite",
+        }
+        assert "openai/gpt-4o-mini" in models
+        assert {step.outcome for step in request.steps} == {"overloaded"}
+        assert {step.status for step in request.steps} <= {503, 529}
+        assert all(step.profile in KEYS for step in request.steps)  # a name, never a key
+        assert all(step.waited is not None and step.waited >= 0 for step in request.steps)
+        title = f"#{request.number}, started at"
+        assert title in out
+    table = out[out.index("3 request(s) failed") :]
+    assert "waited" in table and "key (profile)" in table and "outcome" in table
+    assert re.search(r"openai/gpt-4o-mini\s+openai-\w+\s+overloaded\s+503", table)
+    assert "deadline left), after" in words(table) and "retries after a backoff" in words(table)
+    assert not any(key in out for _, key in KEYS.values())
+    assert engine.level == level_before and engine.filters == filters_before  # put back
+
+
+async def test_a_quiet_scenario_says_what_it_leaves_out_and_that_nothing_failed() -> None:
+    console = plain_console()
+    quiet = Scenario(dead_key="", budget_key="", outages=(), chaos={})
+    tally = await run_demo(10, 5, 0.2, scenario=quiet, console=console, gateway=False)
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert tally.failed == [] and "No request failed." in out
+    assert "outage none" in words(out) and "chaos none" in words(out) and "dead key" not in out
+
+
+def test_piped_output_has_no_escape_codes_and_no_sections_run_together() -> None:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "COLUMNS")
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "failover", "demo", "--requests", "30", "--seconds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert not ANSI.search(out)
+    assert out.index("dead key") < out.index("done at") < out.index("failover demo: summary")
+    assert "30/30 done at" in out
+    for line in out.splitlines():  # a box ends its line: the next section starts on a new one
+        assert not re.search(r"[╯┘┛]\s*\S", line), line
+    assert "failover demo: summary" in out and "every request" in out
+    assert max(len(line) for line in out.splitlines()) <= 120
+
+
+async def test_on_a_terminal_the_live_view_ends_before_the_summary() -> None:
+    console = Console(file=io.StringIO(), width=120, force_terminal=True)
+    await run_demo(12, 6, 0.3, console=console, gateway=False)
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert ANSI.search(out)  # a terminal gets colour and the live view
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
+    assert "failover events (the latest)" in plain
+    assert re.search(r"\n\s*failover demo: summary", plain)
+    assert not re.search(r"[╯┘┛] *\S", plain.split("failover demo: summary")[0].splitlines()[-1])
