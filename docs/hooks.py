@@ -1,10 +1,13 @@
-"""MkDocs hook: a public name on an API page without a docstring is a warning.
+"""MkDocs hooks for the API reference.
 
-mkdocstrings renders what has a docstring (``show_if_no_docstring: false``) and leaves out
-silently what has none. This hook makes the gap visible: for every ``::: identifier`` on a
-page, the object, the members the page renders (its ``members:`` option, else the module's
-``__all__`` or public names) and, for classes, their public methods must have a docstring.
-Under ``mkdocs build --strict`` (``make docs``) each warning fails the build.
+* A public name on an API page without a docstring is a warning. mkdocstrings renders what
+  has a docstring (``show_if_no_docstring: false``) and silently leaves out what has none;
+  this makes the gap visible: for every ``::: identifier`` on a page, the object, the
+  members the page renders (its ``members:`` option, else the module's ``__all__`` or
+  public names) and, for classes, their public methods must have a docstring. Under
+  ``mkdocs build --strict`` (``make docs``) each warning fails the build.
+* The Sphinx roles the docstrings use (``:class:`~failover.store.RedisStore```) become
+  links to the API reference where the name is documented, and plain code elsewhere.
 """
 
 from __future__ import annotations
@@ -84,6 +87,23 @@ def _undocumented(obj: griffe.Object | griffe.Alias, *, members: list[str] | Non
                 continue
             missing.extend(_undocumented(member, members=[] if member.is_module else None))
     return missing
+
+
+_ROLE = re.compile(
+    r":(?:py:)?(?:class|meth|func|attr|mod|exc|data|obj|const):<code>(?P<text>[^<]+)</code>"
+)
+
+
+def _role_to_link(match: re.Match[str]) -> str:
+    text = match.group("text")
+    target = text.removeprefix("~").removesuffix("()")
+    title = target.rsplit(".", 1)[-1] if text.startswith("~") else target
+    return f'<autoref identifier="{target}" optional><code>{title}</code></autoref>'
+
+
+def on_page_content(html: str, page: Any, **kwargs: Any) -> str:
+    """Turn the docstrings' Sphinx roles into cross-references (plain code when unknown)."""
+    return _ROLE.sub(_role_to_link, html)
 
 
 def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:

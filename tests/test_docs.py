@@ -150,6 +150,22 @@ def test_a_docstring_naming_a_parameter_the_function_lacks_fails_the_build(
     assert any("deadline" in line for line in warnings_of(result))
 
 
+def test_sphinx_roles_in_docstrings_become_links_to_the_reference(tmp_path: Path) -> None:
+    (tmp_path / "sample_roles.py").write_text(
+        '"""Start with :class:`~sample_roles.Thing`, or :func:`nowhere.to_be_found`."""\n\n\n'
+        "class Thing:\n"
+        '    """A thing."""\n',
+        encoding="utf-8",
+    )
+    config = small_site(tmp_path, {"index.md": "# API\n\n::: sample_roles\n"})
+    result = build(config, tmp_path / "site")
+    assert result.returncode == 0, result.stdout + result.stderr
+    page = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert ":class:" not in page and ":func:" not in page
+    assert re.search(r'<a [^>]*href="#sample_roles\.Thing"[^>]*><code>Thing</code></a>', page)
+    assert "<code>nowhere.to_be_found</code>" in page  # unknown: plain code, no warning
+
+
 def readme_links() -> list[str]:
     text = FENCE.sub("", README.read_text(encoding="utf-8"))
     return LINK.findall(text)
