@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import itertools
 import json
 import logging
@@ -37,178 +36,26 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 
 from failover.errors import ConfigError
-from failover.store.base import BreakerKey, ProfileOp, Store
+from failover.store.base import Store
+from failover.store.redis_changes import Op, RedisChanges
+from failover.store.redis_scripts import FOREVER, SCRIPTS, rpm_key
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.asyncio.client import PubSub
 
-    from failover.profiles import AuthProfile, FailoverManager
+    from failover.profiles import FailoverManager
 
-__all__ = ["RedisStore"]
+__all__ = ["FOREVER", "RedisStore", "rpm_key"]
 
 logger = logging.getLogger("failover.store")
 
-FOREVER = 1e18  # a wall-clock time standing for "until enabled again" (Lua has no inf)
-_QUEUE_LIMIT = 50_000
-_ERROR_CHARS = 200
 _UNREACHABLE: tuple[type[BaseException], ...] = (OSError,)  # and redis-py's, once imported
-
-# One profile's shared state: a hash {status, until, strikes, error, fp, provider, routing}.
-# ARGV: op, status, until, strikes, struck, error, now, fp, provider, origin, seq, at, grace,
-# name, id
-_PROFILE_SCRIPT = """
-local k = KEYS[1]
-local op, status, untl = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local strikes, struck, err, now = tonumber(ARGV[4]), ARGV[5] == '1', ARGV[6], tonumber(ARGV[7])
-local old_status = redis.call('HGET', k, 'status') or 'available'
-local old_until = tonumber(redis.call('HGET', k, 'until') or '0')
-local old_strikes = tonumber(redis.call('HGET', k, 'strikes') or '0')
-local resting = old_status ~= 'available' and old_until > now
-local new_status, new_until, new_strikes = old_status, old_until, old_strikes
-if op == 'cool' then
-  if (not resting) or untl > old_until then
-    new_status, new_until = status, untl
-    if err ~= '' then redis.call('HSET', k, 'error', err) end
-  end
-  if struck and not resting then
-    new_strikes = math.max(old_strikes + 1, strikes)
-  else
-    new_strikes = math.max(old_strikes, strikes)
-  end
-elseif op == 'heal' then
-  new_status, new_until, new_strikes = 'available', 0, 0
-  redis.call('HDEL', k, 'error')
-elseif op == 'recover' then
-  if old_status == 'cooling_down' or not resting then
-    new_status, new_until, new_strikes = 'available', 0, 0
-  end
-end
-redis.call('HSET', k, 'status', new_status, 'until', new_until, 'strikes', new_strikes,
-  'fp', ARGV[8], 'provider', ARGV[9])
-local ttl = tonumber(ARGV[13])
-if new_status ~= 'available' and new_until > now then
-  ttl = ttl + math.min(new_until - now, 7 * 86400)
-end
-redis.call('PEXPIRE', k, math.floor(ttl * 1000))
-redis.call('PUBLISH', KEYS[2], cjson.encode({k = 'p', name = ARGV[14], id = ARGV[15],
-  status = new_status, ['until'] = new_until, strikes = new_strikes, fp = ARGV[8],
-  error = redis.call('HGET', k, 'error') or '', origin = ARGV[10], seq = ARGV[11],
-  at = ARGV[12]}))
-return new_status
-"""
-
-# One breaker's rest: a hash {until, strikes}. ARGV: until, strikes, force, now, origin, seq,
-# at, provider, base_url, model
-_BREAKER_SCRIPT = """
-local k = KEYS[1]
-local untl, strikes, force, now = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1',
-  tonumber(ARGV[4])
-local old_until = tonumber(redis.call('HGET', k, 'until') or '0')
-local old_strikes = tonumber(redis.call('HGET', k, 'strikes') or '0')
-local new_until, new_strikes = old_until, math.max(old_strikes, strikes)
-if untl > now then
-  new_until = math.max(old_until, untl)
-elseif force or old_until <= now then
-  new_until = 0
-  if force then new_strikes = 0 end
-end
-if new_until > now then
-  redis.call('HSET', k, 'until', new_until, 'strikes', new_strikes)
-  redis.call('PEXPIRE', k, math.floor((new_until - now + 600) * 1000))
-else
-  redis.call('DEL', k)
-end
-redis.call('PUBLISH', KEYS[2], cjson.encode({k = 'b', ['until'] = new_until,
-  strikes = new_strikes, force = ARGV[3], origin = ARGV[5], seq = ARGV[6], at = ARGV[7],
-  provider = ARGV[8], base_url = ARGV[9], model = ARGV[10]}))
-return tostring(new_until)
-"""
-
-# One use of an rpm-limited key. ARGV: now, member, name, origin, at, fp, id
-_USE_SCRIPT = """
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - 60)
-redis.call('PEXPIRE', KEYS[1], 61000)
-redis.call('PUBLISH', KEYS[2], cjson.encode({k = 'u', name = ARGV[3], t = ARGV[1],
-  origin = ARGV[4], seq = ARGV[2], at = ARGV[5], fp = ARGV[6], id = ARGV[7]}))
-return redis.call('ZCARD', KEYS[1])
-"""
-
-# A profile's registration: routing fields and fingerprint; reports a disagreement with
-# another process (a process changing its own routing is no disagreement): other routing
-# fields for the same record, or the same name and key at another base URL (then every
-# process with that name and key is told on the channel).
-# KEYS: the record, the base URLs of this name and key, the channel.
-# ARGV: fp, provider, routing, grace, origin, endpoint, name
-_REGISTER_SCRIPT = """
-local k, seen = KEYS[1], KEYS[2]
-local routing, by = redis.call('HGET', k, 'routing'), redis.call('HGET', k, 'routing_by')
-local verdict = 'ok'
-if routing and routing ~= ARGV[3] and by ~= ARGV[5] then
-  verdict = 'routing'
-else
-  redis.call('HSET', k, 'fp', ARGV[1], 'provider', ARGV[2], 'routing', ARGV[3],
-    'routing_by', ARGV[5])
-  if redis.call('HGET', k, 'status') == false then
-    redis.call('HSET', k, 'status', 'available', 'until', 0, 'strikes', 0)
-  end
-end
-local grace = math.floor(tonumber(ARGV[4]) * 1000)
-if redis.call('PTTL', k) < grace then
-  redis.call('PEXPIRE', k, grace)
-end
-local elsewhere = false
-local endpoints = redis.call('HGETALL', seen)  -- base URL digest -> who registered it
-for i = 1, #endpoints, 2 do
-  if endpoints[i] ~= ARGV[6] then
-    if endpoints[i + 1] == ARGV[5] then
-      redis.call('HDEL', seen, endpoints[i])  -- this process moved its own base URL
-    else
-      elsewhere = true
-    end
-  end
-end
-redis.call('HSET', seen, ARGV[6], ARGV[5])
-redis.call('PEXPIRE', seen, grace)
-if elsewhere then
-  redis.call('PUBLISH', KEYS[3], cjson.encode({k = 'c', name = ARGV[7], fp = ARGV[1],
-    origin = ARGV[5]}))
-  if verdict == 'ok' then verdict = 'base_url' end
-end
-return verdict
-"""
-
-
-@dataclass(slots=True)
-class _Op:
-    """One change waiting to be sent."""
-
-    script: str
-    keys: tuple[str, ...]
-    args: tuple[Any, ...]
-    target: str  # what it changes, for the count of changes still on the way
-    pending: bool = True  # whether an echo is expected (registrations are not echoed)
-
-
-def rpm_key(prefix: str, name: str, identity: str) -> str:
-    """The Redis key of a profile's uses in the last minute (``failover status`` reads it).
-
-    ``identity`` is :meth:`RedisStore.identity`, the last part of the profile's own key.
-    """
-    return f"{prefix}:rpm:{name}:{identity}"
-
-
-def _endpoint(profile: AuthProfile) -> str:
-    """A digest of where ``profile``'s key is sent (its base URL; the provider's when none)."""
-    url = (profile.base_url or "").encode()
-    return hashlib.blake2b(url, digest_size=4, person=b"failover-url").hexdigest()
 
 
 async def _close(resource: Redis | PubSub) -> None:
@@ -218,7 +65,7 @@ async def _close(resource: Redis | PubSub) -> None:
     await close()
 
 
-class RedisStore(Store):
+class RedisStore(RedisChanges, Store):
     """Shares a manager's state with every process that uses the same Redis.
 
     Args:
@@ -302,7 +149,7 @@ class RedisStore(Store):
         if on_warning is not None:
             self._warning_callbacks.append(on_warning)
         self._manager: FailoverManager | None = None
-        self._queue: deque[_Op] = deque()
+        self._queue: deque[Op] = deque()
         self._wakeup: asyncio.Event | None = None
         self._pending: Counter[str] = Counter()  # changes of ours not yet heard back
         self._sequence = itertools.count(1)
@@ -356,143 +203,11 @@ class RedisStore(Store):
         self._warning_callbacks.append(callback)
         return callback
 
-    # -- keys -------------------------------------------------------------------------
-
-    def identity(self, profile: AuthProfile) -> str:
-        """What tells ``profile``'s shared record apart: its key's fingerprint and a digest
-        of its base URL, so the same key at two base URLs keeps two records."""
-        return f"{profile.fingerprint}@{_endpoint(profile)}"
-
-    def profile_key(self, profile: AuthProfile) -> str:
-        """The Redis key of ``profile``'s state (its name, key fingerprint and base URL)."""
-        return f"{self.prefix}:profile:{profile.name}:{self.identity(profile)}"
-
-    def breaker_key(self, key: BreakerKey) -> str:
-        """The Redis key of one breaker's rest."""
-        provider, base_url, model = key
-        return f"{self.prefix}:breaker:{provider}|{base_url or ''}|{model}"
-
-    def rpm_key(self, profile: AuthProfile) -> str:
-        """The Redis key of ``profile``'s uses in the last minute."""
-        return rpm_key(self.prefix, profile.name, self.identity(profile))
-
-    # -- what the manager calls (synchronous, never waits) ----------------------------
-
     def attach(self, manager: FailoverManager) -> None:
         """Bind the store to ``manager`` (one manager per store)."""
         if self._manager is not None and self._manager is not manager:
             raise ConfigError("a RedisStore serves one FailoverManager; create one per manager")
         self._manager = manager
-
-    def register(self, profile: AuthProfile) -> None:
-        """Announce ``profile``'s routing fields and key fingerprint."""
-        routing = json.dumps(
-            [
-                profile.provider,
-                profile.base_url,
-                sorted(profile.models) if profile.models is not None else None,
-                profile.priority,
-                profile.rate_limit_rpm,
-            ]
-        )
-        self._enqueue(
-            _Op(
-                "register",
-                (
-                    self.profile_key(profile),
-                    f"{self.prefix}:endpoints:{profile.name}:{profile.fingerprint}",
-                    self.channel,
-                ),
-                (
-                    profile.fingerprint,
-                    profile.provider,
-                    routing,
-                    self.grace,
-                    self.origin,
-                    _endpoint(profile),
-                    profile.name,
-                ),
-                profile.name,
-                pending=False,
-            )
-        )
-
-    def profile_changed(self, profile: AuthProfile, op: ProfileOp, *, struck: bool) -> None:
-        """Queue ``profile``'s new state for every process."""
-        if self._kept_apart(profile.name):
-            return
-        until = profile.cooldown_until if op == "cool" else 0.0
-        error = (profile.last_error or "")[:_ERROR_CHARS] if op == "cool" else ""
-        self._enqueue(
-            _Op(
-                "profile",
-                (self.profile_key(profile), self.channel),
-                (
-                    op,
-                    profile.status.value,
-                    self._to_wall(until),
-                    profile.cooldown_strikes,
-                    int(struck),
-                    error,
-                    None,  # now: filled in when sent
-                    profile.fingerprint,
-                    profile.provider,
-                    self.origin,
-                    None,  # seq
-                    time.time(),
-                    self.grace,
-                    profile.name,
-                    self.identity(profile),
-                ),
-                f"p:{profile.name}",
-            )
-        )
-
-    def breaker_changed(
-        self, key: BreakerKey, open_until: float, strikes: int, *, force: bool = False
-    ) -> None:
-        """Queue a breaker's opening or closing for every process."""
-        provider, base_url, model = key
-        self._enqueue(
-            _Op(
-                "breaker",
-                (self.breaker_key(key), self.channel),
-                (
-                    self._to_wall(open_until) if open_until else 0,
-                    strikes,
-                    int(force),
-                    None,
-                    self.origin,
-                    None,
-                    time.time(),
-                    provider,
-                    base_url or "",
-                    model,
-                ),
-                f"b:{self.breaker_key(key)}",
-            )
-        )
-
-    def used(self, profile: AuthProfile, at: float) -> None:
-        """Queue one use of an rpm-limited profile."""
-        if self._kept_apart(profile.name):
-            return
-        self._enqueue(
-            _Op(
-                "use",
-                (self.rpm_key(profile), self.channel),
-                (
-                    self._to_wall(at),
-                    None,
-                    profile.name,
-                    self.origin,
-                    time.time(),
-                    profile.fingerprint,
-                    self.identity(profile),
-                ),
-                "",
-            )
-        )
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -781,145 +496,5 @@ class RedisStore(Store):
     def _script(self, name: str) -> Any:
         script = self._scripts.get(name)
         if script is None:
-            source = {
-                "profile": _PROFILE_SCRIPT,
-                "breaker": _BREAKER_SCRIPT,
-                "use": _USE_SCRIPT,
-                "register": _REGISTER_SCRIPT,
-            }[name]
-            script = self._scripts[name] = self._client.register_script(source)
+            script = self._scripts[name] = self._client.register_script(SCRIPTS[name])
         return script
-
-    def _note_conflict(self, name: str, verdict: str) -> None:
-        """Record and report (once) that ``name`` disagrees with another process."""
-        if self.conflicts.get(name) == verdict:
-            return
-        self.conflicts[name] = verdict
-        if verdict == "base_url":
-            self._warn(
-                f"profile {name!r} has the same key with another base URL in another "
-                f"process sharing prefix {self.prefix!r}; each base URL keeps a state of "
-                "its own"
-            )
-        else:
-            self._warn(
-                f"profile {name!r} has the same key and base URL but other routing fields "
-                f"(models, priority or rpm) in another process sharing prefix "
-                f"{self.prefix!r}; its state is not shared until they agree"
-            )
-
-    def _kept_apart(self, name: str) -> bool:
-        """Whether ``name``'s state is not shared: its routing disagrees with another's."""
-        return self.conflicts.get(name) == "routing"
-
-    def _enqueue(self, op: _Op) -> None:
-        if len(self._queue) >= _QUEUE_LIMIT:
-            dropped = self._queue.popleft()
-            self.dropped += 1
-            if dropped.target and dropped.pending:
-                self._pending[dropped.target] -= 1
-        self._queue.append(op)
-        if op.target and op.pending:
-            self._pending[op.target] += 1
-        if self._wakeup is not None:
-            self._wakeup.set()
-
-    # -- taking in what others changed ------------------------------------------------
-
-    def _require_manager(self) -> FailoverManager:
-        if self._manager is None:
-            raise ConfigError("this RedisStore is not attached to a FailoverManager")
-        return self._manager
-
-    def _heard(self, event: dict[str, Any], target: str) -> bool:
-        """Note an event; return whether it is authoritative for ``target`` here."""
-        if event.get("origin") == self.origin:
-            if self._pending[target] > 0:
-                self._pending[target] -= 1
-        elif event.get("at"):
-            self.propagation.append(max(0.0, time.time() - float(event["at"])))
-            self.applied += 1
-        return self._pending[target] <= 0
-
-    def _local(self, event: dict[str, Any]) -> AuthProfile | None:
-        """This process's profile an event is about: same name, key and base URL."""
-        profile = self._require_manager().get_profile(str(event.get("name", "")))
-        if profile is None or event.get("id") != self.identity(profile):
-            return None
-        return profile
-
-    def _apply_profile(self, event: dict[str, Any]) -> None:
-        from failover.profiles import ProfileStatus
-
-        name = str(event["name"])
-        authoritative = self._heard(event, f"p:{name}")
-        profile = self._local(event)
-        if profile is None or self._kept_apart(name):
-            return
-        try:
-            status = ProfileStatus(event["status"])
-        except ValueError:
-            return
-        self._require_manager().apply_shared_profile(
-            name,
-            profile.fingerprint,
-            status,
-            self._to_local(float(event.get("until") or 0)),
-            int(float(event.get("strikes") or 0)),
-            error=str(event.get("error") or "") or None,
-            authoritative=authoritative,
-        )
-
-    def _apply_breaker(self, event: dict[str, Any]) -> None:
-        key: BreakerKey = (
-            str(event["provider"]),
-            str(event["base_url"]) or None,
-            str(event["model"]),
-        )
-        self._heard(event, f"b:{self.breaker_key(key)}")
-        until = float(event.get("until") or 0)
-        self._require_manager().apply_shared_breaker(
-            key,
-            self._to_local(until) if until else 0.0,
-            int(float(event.get("strikes") or 0)),
-            force=str(event.get("force")) == "1",
-        )
-
-    def _apply_use(self, event: dict[str, Any]) -> None:
-        if event.get("origin") == self.origin:
-            return
-        self._heard(event, "")
-        profile = self._local(event)
-        if profile is not None and not self._kept_apart(profile.name):
-            self._require_manager().apply_shared_use(
-                profile.name, profile.fingerprint, self._to_local(float(event["t"]))
-            )
-
-    def _apply_conflict(self, event: dict[str, Any]) -> None:
-        """Another process registered a name and key of ours at another base URL."""
-        profile = self._require_manager().get_profile(str(event.get("name", "")))
-        if (
-            event.get("origin") != self.origin
-            and profile is not None
-            and profile.fingerprint == event.get("fp")
-            and profile.name not in self.conflicts
-        ):
-            self._note_conflict(profile.name, "base_url")
-
-    # -- clocks -------------------------------------------------------------------------
-
-    def _to_wall(self, at: float) -> float:
-        """A time on the manager's clock as wall-clock seconds (what Redis holds)."""
-        if math.isinf(at):
-            return FOREVER
-        manager = self._require_manager()
-        return time.time() + (at - manager.clock())
-
-    def _to_local(self, wall: float) -> float:
-        """Wall-clock seconds from Redis as a time on the manager's clock."""
-        if wall >= FOREVER / 10:
-            return math.inf
-        if wall <= 0:
-            return 0.0
-        manager = self._require_manager()
-        return manager.clock() + (wall - time.time())
