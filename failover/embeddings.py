@@ -105,7 +105,7 @@ class EmbeddingChain:
             length is unknown in a chain of several models, a model cannot return
             ``dimensions``-long vectors, or a provider has no embeddings API.
 
-    Example:
+    Examples:
         >>> chain = EmbeddingChain(
         ...     ["openai/text-embedding-3-small", "azure/text-embedding-3-small"]
         ... )

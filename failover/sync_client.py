@@ -187,7 +187,7 @@ class SyncResilientClient(HookMethods):
             ``http_client`` or ``sender`` given here is used on the client's loop thread
             and is not closed by :meth:`close`; an async ``sleep`` runs there too.
 
-    Example:
+    Examples:
         >>> with SyncResilientClient(["openai/gpt-4o-mini"], profiles) as client:  # doctest: +SKIP
         ...     print(client.complete([{"role": "user", "content": "hi"}]).text)
     """
