@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 from failover.replication import Replica
 
 if TYPE_CHECKING:
+    from failover.auth_profile import AuthProfile
     from failover.config import FailoverConfig
-    from failover.profiles import AuthProfile
     from failover.store.base import BreakerKey
 
 __all__ = ["BREAKER_LIMIT", "Breaker", "Breakers", "Resting"]

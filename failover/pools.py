@@ -24,9 +24,9 @@ from failover.catalog import canonical_provider
 from failover.replication import Replica
 
 if TYPE_CHECKING:
+    from failover.auth_profile import AuthProfile
     from failover.breakers import Resting
     from failover.config import FailoverConfig
-    from failover.profiles import AuthProfile
 
 __all__ = ["KeyPools", "ReadyPool"]
 

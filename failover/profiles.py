@@ -1,37 +1,41 @@
-"""Auth profiles and the FailoverManager that hands them out, cools them and heals them.
+"""The FailoverManager: hands out auth profiles, cools them and heals them.
 
 The manager is synchronous and does no I/O: every method is a few dictionary operations,
-under one lock. It is a facade over parts with one job each::
+under one re-entrant lock. It is a facade over parts with one job each::
 
-    FailoverManager          the public API; the lock; failover callbacks
-      KeyPools               pools.py: ready keys by priority and use, the cooling heap
-      Breakers               breakers.py: one circuit breaker per model at an endpoint
-      Replica                replication.py: what a shared store hears (nothing, when local)
+    FailoverManager      the public API (the seed's and more); the lock
+      AuthProfile        auth_profile.py: the record, its checks, snapshots and status
+      KeyPools           pools.py: ready keys by priority and use, the cooling heap
+      Breakers           breakers.py: one circuit breaker per model at an endpoint
+      Replica            replication.py: what a shared store hears (nothing, when local)
+      FailoverCallbacks  failover_callbacks.py: on_failover, run outside the lock
+
+The record's names are re-exported here: ``from failover.profiles import AuthProfile``.
 """
 
 from __future__ import annotations
 
-import inspect
-import logging
 import math
 import os
 import threading
 import time
-import unicodedata
-from collections import deque
-from collections.abc import Awaitable, Callable, Collection, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable
 from functools import partial
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
 
-from failover._secrets import SecretKey, key_fingerprint, scrub, shown_url
-from failover._tasks import BackgroundTasks, running_on_trio
-from failover.auth_profile import FailureKind, ProfileStatus
+from failover._secrets import scrub
+from failover.auth_profile import (
+    ROUTING_FIELDS,
+    AuthProfile,
+    FailoverStatus,
+    FailureKind,
+    ProfileSnapshot,
+    ProfileStatus,
+)
 from failover.breakers import Breakers
-from failover.catalog import canonical_provider, default_catalog
 from failover.config import FailoverConfig
-from failover.errors import ConfigError, did_you_mean
+from failover.errors import ConfigError
+from failover.failover_callbacks import FailoverCallback, FailoverCallbacks
 from failover.pools import KeyPools
 from failover.replication import replica_for
 from failover.store.base import BreakerKey, Store
@@ -47,398 +51,6 @@ __all__ = [
     "ProfileStatus",
 ]
 
-logger = logging.getLogger("failover")
-
-_CREDENTIAL_PARAMETERS = frozenset(
-    {
-        "key",
-        "api-key",
-        "api_key",
-        "apikey",
-        "token",
-        "access_token",
-        "secret",
-        "password",
-        "sig",
-        "signature",
-        "auth",
-    }
-)
-
-
-def _refuse_credentials_in(name: str, url: SplitResult, key: SecretKey) -> None:
-    """Refuse a base URL that carries a secret: HTTP libraries log URLs, status shows them.
-
-    Raises:
-        ConfigError: The URL has a user or password, a credential-like query parameter,
-            or the key itself (the message never shows any of them).
-    """
-    secret = key.get_secret_value()
-    names = {pair.partition("=")[0].lower() for pair in url.query.split("&") if pair}
-    if url.username is not None or url.password is not None:
-        found = "a user or password"
-    elif names & _CREDENTIAL_PARAMETERS:
-        found = "a credential in its query"
-    elif secret and secret in url.geturl():
-        found = "the key"
-    else:
-        return
-    raise ConfigError(
-        f"AuthProfile {name!r}: base_url must not carry {found} (URLs are logged and shown); "
-        "put the key in api_key"
-    )
-
-
-_ROUTING_FIELDS = frozenset(
-    {
-        "name",
-        "provider",
-        "api_key",
-        "base_url",
-        "models",
-        "priority",
-        "rate_limit_rpm",
-        "rate_limit_tpm",
-        "weight",
-    }
-)
-"""The fields that decide where a profile is routed; only the manager may change them."""
-
-
-_KEY_PREFIXES = ("sk-", "sk_", "AIza", "gsk_", "xai-", "hf_", "pplx-", "nvapi-", "r8_")
-"""How API keys of well-known providers begin (OpenAI, Anthropic, Google, Groq, ...)."""
-
-
-def _looks_like_key(value: str) -> bool:
-    """Whether ``value`` looks like an API key: a key's prefix, or long and high-entropy."""
-    if value.startswith(_KEY_PREFIXES):
-        return True
-    if len(value) < 20:
-        return False
-    counts = [value.count(char) for char in set(value)]
-    entropy = -sum(c / len(value) * math.log2(c / len(value)) for c in counts)
-    mixed = any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
-    return len(value) >= 40 or (mixed and entropy >= 3.5)
-
-
-def _check_provider(name: str, provider: str) -> None:
-    """Refuse a provider no registry knows: with a did-you-mean, never echoing a key."""
-    from failover import providers  # the adapters' registry; imported late (it imports failover)
-
-    known = set(providers.registered_providers()) | set(default_catalog.providers())
-    if canonical_provider(provider) in known:
-        return
-    if _looks_like_key(provider.strip()):
-        raise ConfigError(
-            f"AuthProfile {name!r}: the provider looks like an API key (not shown); are the "
-            "arguments swapped? Write AuthProfile(name, provider, api_key), e.g. "
-            f"AuthProfile({name!r}, 'openai', key); providers: {', '.join(sorted(known))}"
-        )
-    hint = did_you_mean(canonical_provider(provider), known)
-    raise ConfigError(
-        f"AuthProfile {name!r}: unknown provider {provider!r}{hint} "
-        f"(providers: {', '.join(sorted(known))}; add others with providers.add_provider)"
-    )
-
-
-def _cloud_adapter(provider: str) -> Any:
-    """The adapter of a cloud provider (one with ``base_url_for``: its credentials may come
-    from the cloud's own chain, its URL from a region), or ``None``."""
-    from failover import providers
-
-    try:
-        adapter = providers.get_adapter(provider)
-    except ConfigError:
-        return None
-    return adapter if hasattr(adapter, "base_url_for") else None
-
-
-def _checked_key(name: str, api_key: object) -> SecretKey:
-    """Return ``api_key`` as a :class:`SecretKey`, refusing what no header can carry."""
-    if isinstance(api_key, SecretKey):
-        value = api_key.get_secret_value()
-    elif isinstance(api_key, str):
-        value = api_key
-    else:
-        raise ConfigError(
-            f"AuthProfile {name!r}: api_key must be a str, got {type(api_key).__name__}"
-        )
-    for position, char in enumerate(value):
-        if char.isspace() or unicodedata.category(char).startswith("C"):
-            kind = "whitespace" if char.isspace() else "a control character"
-            raise ConfigError(
-                f"AuthProfile {name!r}: api_key contains {kind} at position {position} "
-                f"(of {len(value)}); copy the key without spaces, newlines or quotes"
-            )
-    return api_key if isinstance(api_key, SecretKey) else SecretKey(value)
-
-
-@dataclass(eq=False, init=False)
-class AuthProfile:
-    """One API key for one provider, with its health.
-
-    The routing fields (``name``, ``provider``, ``api_key``, ``base_url``, ``models``,
-    ``priority``, ``rate_limit_rpm``, ``rate_limit_tpm``) cannot be assigned once the
-    profile exists; change them with :meth:`FailoverManager.update_profile`, which keeps
-    the manager's pools consistent.
-
-    Attributes:
-        name: Unique name; used in events, logs and status instead of the key.
-        provider: Provider name (``openai``, ``anthropic``, ``gemini``, ...).
-        api_key: The secret, as a :class:`~failover._secrets.SecretKey` (a plain ``str``
-            is accepted and wrapped). Its ``repr``/``str``/f-string show only the masked
-            form; ``api_key.get_secret_value()`` gives the real key.
-        base_url: Where this key may be sent; the provider's public URL when ``None``.
-        models: Model ids this key may be used for (``None``: any).
-        priority: Lower is tried first; equal priorities share the load.
-        rate_limit_rpm: Requests per minute this key is allowed; the manager holds the
-            key back once it has handed it out that often in the last 60 s.
-        rate_limit_tpm: Tokens per minute this key is allowed (informational).
-        metadata: Free-form data for the application.
-        weight: This key's share of the load under the ``weighted`` routing strategy
-            (and its deployment's, summed over the deployment's keys).
-        region: The cloud region of a cloud provider (``bedrock``: ``us-east-1``, ...;
-            ``vertex_*``: ``us-east5``, ``global``, ...); with ``project`` it gives the
-            default ``base_url``.
-        project: The Google Cloud project of a ``vertex_*`` provider.
-        credentials: A cloud provider's credentials when ``api_key`` is empty: for
-            ``bedrock`` a botocore ``Credentials`` or ``Session`` (default: the AWS
-            chain), for ``vertex_*`` a google-auth ``Credentials`` or the path of a
-            service-account file (default: application default credentials). Never shown.
-    """
-
-    name: str
-    provider: str
-    api_key: SecretKey = field(repr=False)
-    base_url: str | None = None
-    models: frozenset[str] | None = None
-    priority: int = 0
-    rate_limit_rpm: int | None = None
-    rate_limit_tpm: int | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    weight: float = 1.0
-    region: str | None = None
-    project: str | None = None
-    credentials: Any = field(default=None, repr=False)
-    status: ProfileStatus = ProfileStatus.AVAILABLE
-    last_error: str | None = None
-    last_error_at: float | None = None
-    cooldown_until: float = 0.0
-    consecutive_failures: int = 0
-    cooldown_strikes: int = 0
-    success_count: int = 0
-    failure_count: int = 0
-    last_used_at: float = field(default=0.0, repr=False)
-    requests_remaining: int | None = field(default=None, repr=False)
-    """Requests left in the key's window, from the last reply's rate-limit headers."""
-    tokens_remaining: int | None = field(default=None, repr=False)
-    """Tokens left in the key's window, from the last reply's rate-limit headers."""
-    model_cooldowns: dict[str, float] = field(default_factory=dict, repr=False)
-    """Models this key's endpoint is resting from (model id -> clock time) while the
-    circuit breaker of that model at that endpoint is open; the key stays usable for
-    others. A view kept by the manager, which decides with the breaker itself."""
-    _recent: deque[float] = field(default_factory=deque, repr=False)
-
-    def __init__(
-        self,
-        name: str,
-        provider: str,
-        api_key: str | SecretKey,
-        base_url: str | None = None,
-        models: Collection[str] | None = None,
-        priority: int = 0,
-        rate_limit_rpm: int | None = None,
-        rate_limit_tpm: int | None = None,
-        metadata: dict[str, Any] | None = None,
-        *,
-        weight: float = 1.0,
-        status: ProfileStatus = ProfileStatus.AVAILABLE,
-        cooldown_until: float = 0.0,
-        region: str | None = None,
-        project: str | None = None,
-        credentials: Any = None,
-    ) -> None:
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigError(f"AuthProfile.name must be a non-empty string, got {name!r}")
-        if not isinstance(provider, str) or not provider.strip():
-            raise ConfigError(f"AuthProfile {name!r}: provider must be a non-empty string")
-        _check_provider(name, provider)
-        key = _checked_key(name, api_key)
-        cloud = _cloud_adapter(provider)
-        if base_url is None and cloud is not None:
-            base_url = cloud.base_url_for(region=region, project=project)
-        if not key.get_secret_value() and not default_catalog.is_local(provider) and cloud is None:
-            raise ConfigError(
-                f"AuthProfile {name!r}: api_key is empty; {canonical_provider(provider)} needs "
-                "a key (only local providers such as ollama and vllm take none)"
-            )
-        if base_url is not None:
-            parts = urlsplit(base_url) if isinstance(base_url, str) else None
-            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-                shown = scrub(base_url, key) if isinstance(base_url, str) else base_url
-                raise ConfigError(
-                    f"AuthProfile {name!r}: base_url must be an http(s) URL with a host, "
-                    f"got {shown!r}"
-                )
-            _refuse_credentials_in(name, parts, key)
-            base_url = base_url.rstrip("/")
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise ConfigError(f"AuthProfile {name!r}: priority must be an int")
-        for limit, value in (
-            ("rate_limit_rpm", rate_limit_rpm),
-            ("rate_limit_tpm", rate_limit_tpm),
-        ):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value <= 0
-            ):
-                raise ConfigError(f"AuthProfile {name!r}: {limit} must be a positive int")
-        if (
-            isinstance(weight, bool)
-            or not isinstance(weight, (int, float))
-            or not (0 <= weight < math.inf)
-        ):
-            raise ConfigError(f"AuthProfile {name!r}: weight must be a number >= 0")
-        if models is not None and isinstance(models, str):
-            raise ConfigError(f"AuthProfile {name!r}: models must be a list, not a str")
-        if metadata is not None and not isinstance(metadata, dict):
-            raise ConfigError(f"AuthProfile {name!r}: metadata must be a dict")
-        routing = {
-            "name": name,
-            "provider": canonical_provider(provider),
-            "api_key": key,
-            "base_url": base_url,
-            "models": None if models is None else frozenset(models),
-            "priority": priority,
-            "rate_limit_rpm": rate_limit_rpm,
-            "rate_limit_tpm": rate_limit_tpm,
-            "weight": float(weight),
-        }
-        for attribute, routed in routing.items():
-            object.__setattr__(self, attribute, routed)
-        self.metadata = {} if metadata is None else metadata
-        self.region = region
-        self.project = project
-        self.credentials = credentials
-        self.status = ProfileStatus(status)
-        self.last_error = None
-        self.last_error_at = None
-        self.cooldown_until = cooldown_until
-        self.consecutive_failures = 0
-        self.cooldown_strikes = 0
-        self.success_count = 0
-        self.failure_count = 0
-        self.last_used_at = 0.0
-        self.requests_remaining = None
-        self.tokens_remaining = None
-        self.model_cooldowns = {}
-        self._recent = deque()
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _ROUTING_FIELDS:
-            raise AttributeError(
-                f"AuthProfile.{name} cannot be assigned once the profile exists; use "
-                f"FailoverManager.update_profile({self.name!r}, {name}=...) so the "
-                "manager's pools stay consistent"
-            )
-        object.__setattr__(self, name, value)
-
-    @property
-    def masked_key(self) -> str:
-        """The key as it may be shown: ``***`` and its last four characters."""
-        return self.api_key.masked
-
-    @property
-    def fingerprint(self) -> str:
-        """A short digest of the key that tells keys apart and reveals nothing of them."""
-        return key_fingerprint(self.api_key)
-
-    @property
-    def endpoint(self) -> tuple[str, str | None]:
-        """Where this key's requests go: ``(provider, base_url)``."""
-        return self.provider, self.base_url
-
-    def allows(self, model: str | None) -> bool:
-        """Return whether this key may be used for ``model`` (any key allows ``None``)."""
-        return model is None or self.models is None or model in self.models
-
-    def resting_from(self, model: str | None, now: float) -> bool:
-        """Return whether this key's endpoint rests ``model`` at clock time ``now``."""
-        return bool(self.model_cooldowns) and self.model_cooldowns.get(model or "", 0.0) > now
-
-    def __repr__(self) -> str:
-        return (
-            f"AuthProfile(name={self.name!r}, provider={self.provider!r}, "
-            f"key={self.masked_key!r}, priority={self.priority}, status={self.status.value!r})"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ProfileSnapshot:
-    """A profile's health at one moment, safe to log: the key is masked."""
-
-    name: str
-    provider: str
-    key: str
-    base_url: str | None
-    priority: int
-    status: ProfileStatus
-    cooldown_remaining: float
-    consecutive_failures: int
-    success_count: int
-    failure_count: int
-    last_error: str | None
-    resting_models: dict[str, float] = field(default_factory=dict)
-    requests_remaining: int | None = None
-    tokens_remaining: int | None = None
-    conflict: str | None = None
-    """Why a shared store keeps this key's state apart from another process's under the
-    same name (``"base_url"``: the same key at another base URL; ``"routing"``: other
-    models, priority or rpm), or ``None``."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the snapshot as a JSON-ready dict."""
-        remaining = self.cooldown_remaining
-        return {
-            "name": self.name,
-            "provider": self.provider,
-            "key": self.key,
-            "base_url": self.base_url,
-            "priority": self.priority,
-            "status": self.status.value,
-            "cooldown_remaining": None if math.isinf(remaining) else round(remaining, 3),
-            "consecutive_failures": self.consecutive_failures,
-            "success_count": self.success_count,
-            "failure_count": self.failure_count,
-            "last_error": self.last_error,
-            "resting_models": {m: round(t, 3) for m, t in self.resting_models.items()},
-            "requests_remaining": self.requests_remaining,
-            "tokens_remaining": self.tokens_remaining,
-            "conflict": self.conflict,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class FailoverStatus:
-    """The manager's state: profile counts, each profile's snapshot, and the config."""
-
-    total_profiles: int
-    available_profiles: int
-    profiles: tuple[ProfileSnapshot, ...]
-    config: FailoverConfig
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the status as a JSON-ready dict."""
-        return {
-            "total_profiles": self.total_profiles,
-            "available_profiles": self.available_profiles,
-            "profiles": [snapshot.to_dict() for snapshot in self.profiles],
-            "config": self.config.to_dict(),
-        }
-
-
-FailoverCallback = Callable[[AuthProfile, "AuthProfile | None"], "Awaitable[None] | None"]
-"""Called with the profile that failed and the one that will be used next (or ``None``)."""
-
 _set = object.__setattr__  # for the counters the hot path updates: no routing-field check
 
 
@@ -453,13 +65,9 @@ class FailoverManager:
     (``FailoverConfig.breaker_*``), every key of that endpoint rests from that model
     only, then one probe request finds out whether it has recovered.
 
-    The manager is a facade over parts with one job each: the key pools and their cooling
-    order (:class:`~failover.pools.KeyPools`), the circuit breakers
-    (:class:`~failover.breakers.Breakers`) and the replica that shares changes with the
-    store (:mod:`failover.replication`). It is thread-safe: every method holds the
-    manager's one re-entrant lock while it reads or changes those parts, so async clients
-    on an event loop and sync SDK clients on threads of their own can share a manager.
-    Failover callbacks run after the lock is released.
+    Thread-safe: every method holds the manager's one re-entrant lock while it reads or
+    changes its parts, so async clients on an event loop and sync SDK clients on threads
+    of their own can share a manager. Failover callbacks run after the lock is released.
 
     Args:
         config: Retry and cooldown settings.
@@ -499,8 +107,7 @@ class FailoverManager:
         self._profiles = self._pools.profiles
         self._breakers = Breakers(self._profiles, self._replica)
         self._tripped = self._breakers.tripped  # the breakers not closed
-        self._callbacks: list[FailoverCallback] = []
-        self._tasks = BackgroundTasks()
+        self._callbacks = FailoverCallbacks()
         self.store.attach(self)
         if (
             profiles is None
@@ -566,7 +173,7 @@ class FailoverManager:
         """
         with self._lock:
             profile = self._require(name)
-            allowed = (_ROUTING_FIELDS - {"name"}) | {"metadata"}
+            allowed = (ROUTING_FIELDS - {"name"}) | {"metadata"}
             unknown = sorted(set(changes) - allowed)
             if unknown:
                 hint = "; to rename, remove_profile and add_profile" if "name" in unknown else ""
@@ -575,7 +182,7 @@ class FailoverManager:
                     f"changeable: {', '.join(sorted(allowed))}{hint}"
                 )
             current: dict[str, Any] = {
-                field_name: getattr(profile, field_name) for field_name in _ROUTING_FIELDS
+                field_name: getattr(profile, field_name) for field_name in ROUTING_FIELDS
             }
             current["metadata"] = profile.metadata
             current.update(changes)
@@ -584,7 +191,7 @@ class FailoverManager:
             ready = pools.is_ready(profile)
             if ready:
                 pools.withdraw(profile)
-            for field_name in _ROUTING_FIELDS - {"name"}:
+            for field_name in ROUTING_FIELDS - {"name"}:
                 object.__setattr__(profile, field_name, getattr(checked, field_name))
             profile.metadata = checked.metadata
             pools.serve(profile.provider)
@@ -797,11 +404,11 @@ class FailoverManager:
             after = (status, profile.cooldown_until, profile.cooldown_strikes)
             if after != before:
                 self._replica.profile_changed(profile, "cool", struck=after[2] > before[2])
-            callbacks = tuple(self._callbacks) if was_available else ()
+            callbacks = self._callbacks.registered() if was_available else ()
             if not callbacks or status is ProfileStatus.AVAILABLE:
                 return status
             following = self.peek_next_profile(profile.provider, model=model, exclude=(name,))
-        _notify(callbacks, profile, following, self._tasks)
+        self._callbacks.notify(callbacks, profile, following)  # outside the lock
         return status
 
     def record_headroom(
@@ -872,13 +479,12 @@ class FailoverManager:
         It is called whenever a failure takes a profile out of rotation. An async one
         runs in the background (on asyncio or trio); :meth:`drain_callbacks` waits for it.
         """
-        with self._lock:
-            self._callbacks.append(callback)
+        self._callbacks.add(callback)
         return callback
 
     async def drain_callbacks(self, grace: float = 5.0) -> None:
         """Wait up to ``grace`` seconds for async failover callbacks, then cancel them."""
-        await self._tasks.drain(grace)
+        await self._callbacks.drain(grace)
 
     # -- sharing ------------------------------------------------------------------------
 
@@ -997,7 +603,7 @@ class FailoverManager:
             self._pools.wake(now)
             conflicts = self.store.conflicts
             snapshots = tuple(
-                _snapshot(p, now, conflicts.get(p.name)) for p in self.list_profiles()
+                ProfileSnapshot.of(p, now, conflicts.get(p.name)) for p in self.list_profiles()
             )
         available = sum(1 for s in snapshots if s.status is ProfileStatus.AVAILABLE)
         return FailoverStatus(len(snapshots), available, snapshots, self.config)
@@ -1010,64 +616,3 @@ class FailoverManager:
             return self._profiles[name]
         except KeyError:
             raise KeyError(f"no profile named {name!r}") from None
-
-
-def _snapshot(profile: AuthProfile, now: float, conflict: str | None) -> ProfileSnapshot:
-    """``profile``'s health at clock time ``now``, its key masked."""
-    p = profile
-    return ProfileSnapshot(
-        name=p.name,
-        provider=p.provider,
-        key=p.masked_key,
-        base_url=shown_url(p.base_url),
-        priority=p.priority,
-        status=p.status,
-        cooldown_remaining=max(0.0, p.cooldown_until - now)
-        if p.status is not ProfileStatus.AVAILABLE
-        else 0.0,
-        consecutive_failures=p.consecutive_failures,
-        success_count=p.success_count,
-        failure_count=p.failure_count,
-        last_error=p.last_error,
-        resting_models={m: t - now for m, t in p.model_cooldowns.items() if t > now},
-        requests_remaining=p.requests_remaining,
-        tokens_remaining=p.tokens_remaining,
-        conflict=conflict,
-    )
-
-
-def _notify(
-    callbacks: Iterable[FailoverCallback],
-    failed: AuthProfile,
-    following: AuthProfile | None,
-    tasks: BackgroundTasks,
-) -> None:
-    """Run the failover callbacks; an async one in the background, a raising one logged."""
-    for callback in callbacks:
-        try:
-            result = callback(failed, following)
-            if inspect.isawaitable(result):
-                _schedule(result, callback, tasks)
-        except Exception:
-            logger.exception("failover callback %r raised", callback)
-
-
-def _schedule(
-    awaitable: Awaitable[None], callback: FailoverCallback, tasks: BackgroundTasks
-) -> None:
-    if not running_on_trio():
-        import asyncio
-
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # called from sync code: run it to the end here
-            try:
-                asyncio.run(_awaited(awaitable))
-            except Exception:
-                logger.exception("async failover callback %r raised", callback)
-            return
-    tasks.spawn(awaitable, callback)
-
-
-async def _awaited(awaitable: Awaitable[None]) -> None:
-    await awaitable

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from failover.profiles import AuthProfile
+    from failover.auth_profile import AuthProfile
     from failover.store.base import BreakerKey, ProfileOp, Store
 
 __all__ = ["LOCAL", "Replica", "StoreReplica", "replica_for"]
