@@ -16,7 +16,13 @@ from collections.abc import Callable
 from typing import Any
 
 from failover import AuthProfile, FailoverEvent, ResilientClient
-from failover.testing import Behavior, Simulator
+
+try:
+    from failover.testing import Behavior, Simulator
+except ImportError:
+    raise SystemExit(
+        "This example runs on the local simulator: pip install 'llm-failover[sim]'"
+    ) from None
 
 TOOLS = [
     {

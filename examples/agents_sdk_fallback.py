@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx2
-import openai
-
 from failover import AuthProfile, ResilientTransport
-from failover.testing import Behavior, Simulator
 
 INSTALL = "pip install openai-agents 'llm-failover[sim]'"
 try:
+    import httpx2
+    import openai
     from agents import (
         Agent,
         OpenAIChatCompletionsModel,
@@ -32,6 +30,8 @@ try:
         set_default_openai_client,
         set_tracing_disabled,
     )
+
+    from failover.testing import Behavior, Simulator
 except ImportError:
     raise SystemExit(f"This example needs the OpenAI Agents SDK: {INSTALL}") from None
 

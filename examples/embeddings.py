@@ -12,7 +12,13 @@ import asyncio
 import math
 
 from failover import AuthProfile, ConfigError, EmbeddingChain, FailoverEvent, ResilientClient
-from failover.testing import Behavior, Simulator
+
+try:
+    from failover.testing import Behavior, Simulator
+except ImportError:
+    raise SystemExit(
+        "This example runs on the local simulator: pip install 'llm-failover[sim]'"
+    ) from None
 
 
 def cosine(a: list[float], b: list[float]) -> float:

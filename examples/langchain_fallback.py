@@ -18,20 +18,20 @@ import asyncio
 from functools import cached_property
 from typing import Any
 
-import anthropic
-import httpx2
-
 from failover import AuthProfile, ResilientTransport
-from failover.testing import Behavior, Simulator
 
 INSTALL = "pip install langchain-openai langchain-anthropic 'llm-failover[sim]'"
 try:
+    import anthropic
+    import httpx2
     from langchain_anthropic import ChatAnthropic
     from langchain_core.language_models import BaseChatModel
     from langchain_core.messages import BaseMessage, HumanMessage
     from langchain_core.tools import tool
     from langchain_openai import ChatOpenAI
     from pydantic import Field
+
+    from failover.testing import Behavior, Simulator
 except ImportError:
     raise SystemExit(f"This example needs LangChain: {INSTALL}") from None
 

@@ -13,15 +13,21 @@ from __future__ import annotations
 
 import asyncio
 
-from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
 from failover import AuthProfile, ResilientClient
-from failover.testing import Behavior, Simulator
+
+try:
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from failover.testing import Behavior, Simulator
+except ImportError:
+    raise SystemExit(
+        "This example needs the OpenTelemetry SDK and the local simulator: pip install 'llm-failover[prometheus,sim]'"
+    ) from None
 
 # 1. What the application does once at start-up: install the SDK as the global providers.
 spans = InMemorySpanExporter()

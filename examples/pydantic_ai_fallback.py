@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx2
-
 from failover import AuthProfile, ResilientTransport
-from failover.testing import Behavior, Simulator
 
 INSTALL = "pip install 'pydantic-ai-slim[openai,anthropic]' 'llm-failover[sim]'"
 try:
+    import httpx2
     from pydantic_ai import Agent
     from pydantic_ai.models.anthropic import AnthropicModel
     from pydantic_ai.models.openai import OpenAIChatModel
     from pydantic_ai.providers.anthropic import AnthropicProvider
     from pydantic_ai.providers.openai import OpenAIProvider
+
+    from failover.testing import Behavior, Simulator
 except ImportError:
     raise SystemExit(f"This example needs pydantic-ai: {INSTALL}") from None
 

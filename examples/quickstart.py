@@ -11,7 +11,13 @@ from __future__ import annotations
 import asyncio
 
 from failover import AttemptContext, AuthProfile, FailoverEvent, ResilientClient
-from failover.testing import Behavior, Simulator
+
+try:
+    from failover.testing import Behavior, Simulator
+except ImportError:
+    raise SystemExit(
+        "This example runs on the local simulator: pip install 'llm-failover[sim]'"
+    ) from None
 
 
 async def main() -> None:

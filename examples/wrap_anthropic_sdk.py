@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import asyncio
 
-import anthropic
-import httpx2
-
 from failover import AuthProfile, ResilientTransport
-from failover.testing import Simulator
+
+try:
+    import anthropic
+    import httpx2
+
+    from failover.testing import Simulator
+except ImportError:
+    raise SystemExit(
+        "This example needs the anthropic SDK and the local simulator: pip install anthropic 'llm-failover[sim]'"
+    ) from None
 
 
 async def main() -> None:

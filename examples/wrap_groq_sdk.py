@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import asyncio
 
-import groq
 import httpx
 
 from failover import AuthProfile, ResilientTransport
-from failover.testing import Behavior, Simulator
+
+try:
+    import groq
+
+    from failover.testing import Behavior, Simulator
+except ImportError:
+    raise SystemExit(
+        "This example needs the groq SDK and the local simulator: pip install groq 'llm-failover[sim]'"
+    ) from None
 
 
 async def main() -> None:

@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx2
-import openai
-
 from failover import AuthProfile, FailoverConfig, ResilientTransport
-from failover.testing import Behavior, Simulator
+
+try:
+    import httpx2
+    import openai
+
+    from failover.testing import Behavior, Simulator
+except ImportError:
+    raise SystemExit(
+        "This example needs the openai SDK and the local simulator: pip install openai 'llm-failover[sim]'"
+    ) from None
 
 
 async def main() -> None:
