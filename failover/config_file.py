@@ -22,6 +22,11 @@ Example:
 Read with the standard library's ``tomllib`` (``tomli`` on Python 3.10). Every error names
 the table and the key; a missing environment variable is named, and no value read from
 the environment is ever shown.
+
+This is the one place that builds objects from a file, and it sits above what it builds
+(the manager, the client): ``load_config(path).client()``, ``.sync_client()`` and
+``.manager()``. Nothing below it imports it, so the state layer never reaches the client
+through a file.
 """
 
 from __future__ import annotations
@@ -38,13 +43,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from failover.auth_profile import AuthProfile
 from failover.config import FailoverConfig
 from failover.errors import ConfigError, FallbackChainError, ProviderError, did_you_mean
-from failover.profiles import AuthProfile, FailoverManager
+from failover.profiles import FailoverManager
 
 if TYPE_CHECKING:
     from failover.catalog import ModelCatalog
     from failover.client import ResilientClient
+    from failover.sync_client import SyncResilientClient
     from failover.telemetry import PrometheusExposition, Telemetry
 
 __all__ = [
@@ -226,13 +233,31 @@ class LoadedConfig:
         """
         from failover.client import ResilientClient
 
+        chain, profiles, arguments = self._client_arguments(overrides)
+        return ResilientClient(chain, profiles, **arguments)
+
+    def sync_client(self, **overrides: Any) -> SyncResilientClient:
+        """A SyncResilientClient for the file's chain, keys and settings (see :meth:`client`).
+
+        Raises:
+            ConfigError: The file has no ``chain``.
+        """
+        from failover.sync_client import SyncResilientClient
+
+        chain, profiles, arguments = self._client_arguments(overrides)
+        return SyncResilientClient(chain, profiles, **arguments)
+
+    def _client_arguments(
+        self, overrides: Mapping[str, Any]
+    ) -> tuple[list[str | tuple[str, ...]], Any, dict[str, Any]]:
+        """A client's chain, profiles (a fresh manager unless given) and keyword arguments."""
         if not self.chain:
             raise ConfigError(f"{self.source}: chain is missing; a client needs at least one model")
         arguments: dict[str, Any] = {**self.options, **overrides}
         if "telemetry" not in arguments:
             arguments["telemetry"] = self.build_telemetry()
         profiles = arguments.pop("profiles") if "profiles" in arguments else self.manager()
-        return ResilientClient(list(self.chain), profiles, **arguments)
+        return list(self.chain), profiles, arguments
 
 
 def client_options() -> dict[str, str]:

@@ -290,7 +290,7 @@ def test_each_manager_gets_fresh_profiles() -> None:
     assert second.status().available_profiles == 1
 
 
-async def test_client_and_manager_from_config_work_against_the_simulator(
+async def test_client_and_manager_from_a_file_work_against_the_simulator(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with Simulator(keys={"openai": [SECRET]}) as sim:
@@ -301,10 +301,12 @@ async def test_client_and_manager_from_config_work_against_the_simulator(
             + "\n[settings]\nmax_retries = 1\ntimeout = 5\ndeadline = 20\n"
         )
         monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-        manager = FailoverManager.from_config(path)
+        manager = load_config(path).manager()
+        assert isinstance(manager, FailoverManager)
         assert manager.config.max_retries == 1
         assert [p.name for p in manager.list_profiles()] == ["main"]
-        async with ResilientClient.from_config(path, telemetry=False) as client:
+        async with load_config(path).client(telemetry=False) as client:
+            assert isinstance(client, ResilientClient)
             assert client.manager.config.max_retries == 1
             assert client._engine.timeout == 5.0 and client._engine.deadline == 20.0
             result = await client.complete([{"role": "user", "content": "hi"}])
@@ -452,3 +454,22 @@ def test_a_group_with_an_unknown_key_is_refused() -> None:
     text = 'chain = [{name = "x", models = ["openai/gpt-4o-mini"]}]'
     with pytest.raises(ConfigError, match="models"):
         parse_config(text, env={})
+
+
+def test_a_sync_client_from_a_file_takes_its_chain_keys_and_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from failover import SyncResilientClient
+    from tests.conftest import simulator_in_thread
+
+    with simulator_in_thread(keys={"openai": [SECRET]}) as sim:
+        path = tmp_path / "failover.toml"
+        path.write_text(
+            BASIC + f'base_url = "{sim.base_url("openai")}"\n' + "\n[settings]\ntimeout = 5\n"
+        )
+        monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+        with load_config(path).sync_client(telemetry=False) as client:
+            assert isinstance(client, SyncResilientClient)
+            assert client.manager.get_profile("main") is not None
+            result = client.complete([{"role": "user", "content": "hi"}])
+        assert result.profile == "main" and sim.calls(key=SECRET) == 1

@@ -23,7 +23,8 @@ from failover.store.base import BreakerKey, ProfileOp
 from failover.store.redis_scripts import FOREVER, rpm_key
 
 if TYPE_CHECKING:
-    from failover.profiles import AuthProfile, FailoverManager
+    from failover.auth_profile import AuthProfile
+    from failover.profiles import FailoverManager
 
 __all__ = ["Op", "RedisChanges"]
 
@@ -253,7 +254,7 @@ class RedisChanges:
         return profile
 
     def _apply_profile(self, event: dict[str, Any]) -> None:
-        from failover.profiles import ProfileStatus
+        from failover.auth_profile import ProfileStatus
 
         name = str(event["name"])
         authoritative = self._heard(event, f"p:{name}")
