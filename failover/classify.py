@@ -31,7 +31,9 @@ from failover.errors import (
 )
 
 __all__ = [
+    "AWS_ERRORS",
     "Headroom",
+    "classify_aws_error",
     "classify_exception",
     "classify_http_error",
     "parse_duration",
@@ -368,6 +370,61 @@ def classify_http_error(
     )
 
 
+AWS_ERRORS: Mapping[str, type[ProviderError]] = {
+    "ThrottlingException": RateLimitError,
+    "TooManyRequestsException": RateLimitError,
+    "ServiceQuotaExceededException": QuotaExceededError,
+    "ServiceUnavailableException": OverloadedError,
+    "ModelNotReadyException": OverloadedError,
+    "InternalServerException": ServerError,
+    "ModelErrorException": ServerError,
+    "ModelStreamErrorException": ServerError,
+    "ModelTimeoutException": ProviderTimeoutError,
+    "AccessDeniedException": AuthenticationError,
+    "UnrecognizedClientException": AuthenticationError,
+    "InvalidSignatureException": AuthenticationError,
+    "IncompleteSignatureException": AuthenticationError,
+    "ExpiredTokenException": AuthenticationError,
+    "ResourceNotFoundException": ModelNotFoundError,
+    "ValidationException": InvalidRequestError,
+}
+"""Amazon Bedrock's exception names -> the error (and so the action) other providers'
+equivalents get: throttling rotates the key, quota disables it, unavailable and not-ready go
+sideways, access denied disables the key, a validation error raises (or, about the context
+window, skips to a larger model)."""
+_AWS_CONTEXT_PHRASES = ("input is too long", "too many input tokens", *_CONTEXT_PHRASES)
+
+
+def classify_aws_error(
+    status: int,
+    name: str | None,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    provider: str | None = None,
+    model: str | None = None,
+) -> ProviderError:
+    """The ProviderError an AWS (Bedrock) error stands for, from its exception name (as in
+    ``x-amzn-ErrorType``, botocore's ``ClientError`` or a stream's exception frame)."""
+    name = (name or "").split(":")[0].strip()
+    name = name[:1].upper() + name[1:]
+    found = AWS_ERRORS.get(name)
+    if found is None:
+        return classify_http_error(
+            status, dict(headers or {}), {"message": message}, provider=provider, model=model
+        )
+    if found is InvalidRequestError and any(p in message.lower() for p in _AWS_CONTEXT_PHRASES):
+        found = ContextWindowExceededError
+    return found(
+        message or name,
+        provider=provider,
+        model=model,
+        status=status,
+        code=name,
+        retry_after=retry_after_from_headers(headers) if headers else None,
+    )
+
+
 def classify_exception(
     exc: BaseException, *, provider: str | None = None, model: str | None = None
 ) -> ProviderError | None:
@@ -380,6 +437,19 @@ def classify_exception(
     if isinstance(exc, ProviderError):
         return exc
     response = getattr(exc, "response", None)
+    if isinstance(response, dict) and isinstance(response.get("Error"), dict):  # botocore's
+        meta = response.get("ResponseMetadata") or {}
+        status = meta.get("HTTPStatusCode") if isinstance(meta, dict) else None
+        error = classify_aws_error(
+            status if isinstance(status, int) else 400,
+            str(response["Error"].get("Code") or ""),
+            str(response["Error"].get("Message") or ""),
+            meta.get("HTTPHeaders") if isinstance(meta, dict) else None,
+            provider=provider,
+            model=model,
+        )
+        error.__cause__ = exc
+        return error
     status = _status_of(exc) or _status_of(response)
     if status is not None and status >= 400:
         headers = getattr(response, "headers", None) or getattr(exc, "headers", None) or {}

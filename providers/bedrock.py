@@ -35,20 +35,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlsplit
 
 from failover.catalog import ModelEntry, TokenUsage
+from failover.classify import AWS_ERRORS, classify_aws_error
 from failover.errors import (
     AuthenticationError,
     ConfigError,
     ContentFilteredError,
     ContextWindowExceededError,
-    InvalidRequestError,
     MalformedResponseError,
-    ModelNotFoundError,
-    OverloadedError,
     ProviderError,
-    ProviderTimeoutError,
-    QuotaExceededError,
-    RateLimitError,
-    ServerError,
 )
 from failover.providers._aws import (
     AwsCredentials,
@@ -134,38 +128,8 @@ _FINISH = {
     "tool_use": "tool_calls",
 }
 
-BEDROCK_ERRORS: Mapping[str, type[ProviderError]] = {
-    "ThrottlingException": RateLimitError,
-    "TooManyRequestsException": RateLimitError,
-    "ServiceQuotaExceededException": QuotaExceededError,
-    "ServiceUnavailableException": OverloadedError,
-    "ModelNotReadyException": OverloadedError,
-    "InternalServerException": ServerError,
-    "ModelErrorException": ServerError,
-    "ModelStreamErrorException": ServerError,
-    "ModelTimeoutException": ProviderTimeoutError,
-    "AccessDeniedException": AuthenticationError,
-    "UnrecognizedClientException": AuthenticationError,
-    "InvalidSignatureException": AuthenticationError,
-    "ExpiredTokenException": AuthenticationError,
-    "IncompleteSignatureException": AuthenticationError,
-    "ResourceNotFoundException": ModelNotFoundError,
-    "ValidationException": InvalidRequestError,
-}
-"""Bedrock's exception names -> the error (and so the action) other providers' equivalents
-get: throttling rotates the key, quota disables it, unavailable and not-ready go sideways,
-access denied disables the key, a validation error raises (or, about the context window,
-skips to a larger model)."""
-
-_CONTEXT_PHRASES = (
-    "input is too long",
-    "prompt is too long",
-    "too many input tokens",
-    "context window",
-    "context length",
-    "maximum context",
-    "exceeds the maximum number of tokens",
-)
+BEDROCK_ERRORS = AWS_ERRORS
+"""Bedrock's exception names -> errors (see :data:`failover.classify.AWS_ERRORS`)."""
 _STREAM_EXCEPTION_STATUS = {
     "throttlingException": 429,
     "serviceUnavailableException": 503,
@@ -181,18 +145,7 @@ def bedrock_error(
 ) -> ProviderError:
     """The ProviderError a Bedrock error stands for, from its exception name (as in
     ``x-amzn-ErrorType`` or a stream's exception frame) and HTTP status."""
-    from failover.classify import classify_http_error, retry_after_from_headers
-
-    name = (error_type or "").split(":")[0].strip()
-    name = name[:1].upper() + name[1:]
-    found = BEDROCK_ERRORS.get(name)
-    lowered = message.lower()
-    if found is None:
-        return classify_http_error(status, dict(headers or {}), {"message": message})
-    if found is InvalidRequestError and any(phrase in lowered for phrase in _CONTEXT_PHRASES):
-        found = ContextWindowExceededError
-    retry_after = retry_after_from_headers(headers) if headers is not None else None
-    return found(message or name, status=status, code=name, retry_after=retry_after)
+    return classify_aws_error(status, error_type, message, headers)
 
 
 def _usage(usage: Any) -> TokenUsage | None:

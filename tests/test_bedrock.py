@@ -635,3 +635,30 @@ def test_httpx_sends_the_model_path_as_signed() -> None:
     # the canonical path is signed as sent: httpx must not decode %3A on the way
     url = f"http://127.0.0.1:1/model/{MODEL.replace(':', '%3A')}/converse"
     assert httpx.URL(url).raw_path == f"/model/{MODEL.replace(':', '%3A')}/converse".encode()
+
+
+def test_a_boto3_client_error_is_classified_by_its_bedrock_exception_name() -> None:
+    from botocore.exceptions import ClientError
+
+    from failover.classify import classify_exception
+
+    throttled = ClientError(
+        {
+            "Error": {"Code": "ThrottlingException", "Message": "Too many requests"},
+            "ResponseMetadata": {"HTTPStatusCode": 429, "HTTPHeaders": {"retry-after": "3"}},
+        },
+        "Converse",
+    )
+    error = classify_exception(throttled, provider="bedrock")
+    assert isinstance(error, RateLimitError) and error.retry_after == 3
+    too_long = ClientError(
+        {
+            "Error": {
+                "Code": "ValidationException",
+                "Message": "Input is too long for requested model.",
+            },
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        },
+        "Converse",
+    )
+    assert isinstance(classify_exception(too_long), ContextWindowExceededError)
