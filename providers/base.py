@@ -28,6 +28,7 @@ from failover.providers.reading import (
     StreamReader,
     error_status,
     guarded,
+    input_usage,
     load_json,
     read_usage,
     read_vector,
@@ -75,6 +76,8 @@ __all__ = [
     "first_unknown",
     "guarded",
     "has_part",
+    "input_usage",
+    "json_headers",
     "load_json",
     "max_output_tokens",
     "merge_params",
@@ -239,6 +242,15 @@ class BaseAdapter:
     def unsupported_field(self, request: ChatRequest, model: ModelEntry) -> str | None:
         """The name of a request field ``model`` cannot honour, or ``None`` (default: none)."""
         return None
+
+
+def json_headers(api_key: str) -> dict[str, str]:
+    """A JSON request's headers, with ``api_key`` as a bearer token (none when it is empty:
+    a local server without keys)."""
+    headers = {"content-type": "application/json"}
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    return headers
 
 
 def merge_params(payload: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:

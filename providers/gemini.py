@@ -45,6 +45,7 @@ from failover.providers.base import (
     error_status,
     first_unknown,
     guarded,
+    input_usage,
     load_json,
     max_output_tokens,
     read_usage,
@@ -520,11 +521,7 @@ class GeminiAdapter(BaseAdapter):
             read_vector(item.get("values") if isinstance(item, dict) else None, f"embeddings[{n}]")
             for n, item in enumerate(items)
         ]
-        usage = read_usage(
-            data.get("usageMetadata"),
-            "gemini embeddings",
-            lambda count: TokenUsage(input_tokens=count(data["usageMetadata"], "promptTokenCount")),
-        )
+        usage = input_usage(data.get("usageMetadata"), "gemini embeddings", "promptTokenCount")
         return embedding_result(vectors, inputs, usage)
 
 

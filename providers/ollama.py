@@ -35,6 +35,8 @@ from failover.providers.base import (
     embedding_unsupported,
     first_unknown,
     guarded,
+    input_usage,
+    json_headers,
     load_json,
     max_output_tokens,
     read_usage,
@@ -230,9 +232,7 @@ class OllamaAdapter(BaseAdapter):
                 payload[key] = params[key]
         if options:
             payload["options"] = options
-        headers = {"content-type": "application/json"}
-        if api_key:
-            headers["authorization"] = f"Bearer {api_key}"
+        headers = json_headers(api_key)
         return HttpRequest("POST", f"{base_url}/api/chat", headers, json.dumps(payload).encode())
 
     @guarded
@@ -272,9 +272,7 @@ class OllamaAdapter(BaseAdapter):
         for key in _EMBED_NATIVE:
             if key in request.params:
                 payload[key] = request.params[key]
-        headers = {"content-type": "application/json"}
-        if api_key:
-            headers["authorization"] = f"Bearer {api_key}"
+        headers = json_headers(api_key)
         return HttpRequest("POST", f"{base_url}/api/embed", headers, json.dumps(payload).encode())
 
     @guarded
@@ -290,11 +288,7 @@ class OllamaAdapter(BaseAdapter):
         vectors = [
             read_vector(vector, f"embeddings[{n}]") for n, vector in enumerate(data["embeddings"])
         ]
-        usage = read_usage(
-            data,
-            "ollama embeddings",
-            lambda count: TokenUsage(input_tokens=count(data, "prompt_eval_count")),
-        )
+        usage = input_usage(data, "ollama embeddings", "prompt_eval_count")
         return embedding_result(vectors, inputs, usage, known="prompt_eval_count" in data)
 
 

@@ -32,6 +32,8 @@ from failover.providers.base import (
     embedding_unsupported,
     error_status,
     guarded,
+    input_usage,
+    json_headers,
     load_json,
     max_output_tokens,
     merge_params,
@@ -235,9 +237,7 @@ class OpenAIAdapter(BaseAdapter):
         self, request: ChatRequest, *, model: str, api_key: str, base_url: str
     ) -> HttpRequest:
         """Build the chat-completions request."""
-        headers = {"content-type": "application/json"}
-        if api_key:
-            headers["authorization"] = f"Bearer {api_key}"
+        headers = json_headers(api_key)
         body = json.dumps(self.payload(request, model)).encode()
         return HttpRequest("POST", f"{base_url}/chat/completions", headers, body)
 
@@ -295,9 +295,7 @@ class OpenAIAdapter(BaseAdapter):
         self, request: EmbeddingRequest, *, model: str, api_key: str, base_url: str
     ) -> HttpRequest:
         """Build the ``POST {base}/embeddings`` request."""
-        headers = {"content-type": "application/json"}
-        if api_key:
-            headers["authorization"] = f"Bearer {api_key}"
+        headers = json_headers(api_key)
         body = json.dumps(self.embedding_payload(request, model)).encode()
         return HttpRequest("POST", f"{base_url}/embeddings", headers, body)
 
@@ -316,11 +314,7 @@ class OpenAIAdapter(BaseAdapter):
             read_vector(item.get("embedding"), f"data[{number}].embedding")
             for number, item in enumerate(items)
         ]
-        usage = read_usage(
-            data.get("usage"),
-            "openai embeddings",
-            lambda count: TokenUsage(input_tokens=count(data["usage"], "prompt_tokens")),
-        )
+        usage = input_usage(data.get("usage"), "openai embeddings", "prompt_tokens")
         return embedding_result(vectors, inputs, usage)
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "StreamReader",
     "error_status",
     "guarded",
+    "input_usage",
     "load_json",
     "read_usage",
     "read_vector",
@@ -163,6 +164,14 @@ def read_usage(
     except _OddUsage as odd:
         logger.warning("%s reply: usage field %r not understood; usage unknown", wire, str(odd))
         return None
+
+
+def input_usage(usage: Any, wire: str, name: str) -> TokenUsage | None:
+    """An embeddings reply's usage: the input tokens counted in ``usage[name]`` (see
+    :func:`read_usage`)."""
+    from failover.catalog import TokenUsage
+
+    return read_usage(usage, wire, lambda count: TokenUsage(input_tokens=count(usage, name)))
 
 
 def error_status(payload: Mapping[str, Any]) -> int:
