@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from failover.errors import ConfigError
 from failover.providers._google import GoogleTokens
@@ -106,6 +106,11 @@ class VertexAnthropicAdapter(_Tokens, AnthropicAdapter):
 
 class VertexGeminiAdapter(_Tokens, GeminiAdapter):
     """Gemini on Vertex AI: the ``generateContent`` wire on ``aiplatform`` paths."""
+
+    @property
+    def build_embedding_request(self) -> Any:
+        """Not here: Vertex AI embeds through ``:predict``, another wire than AI Studio's."""
+        raise AttributeError("vertex_gemini has no embeddings API here (Vertex's :predict)")
 
     default_base_url = "https://aiplatform.googleapis.com/v1/projects/-/locations/global"
 

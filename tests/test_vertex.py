@@ -229,3 +229,10 @@ async def test_vertex_throttling_rotates_to_the_next_key(sim: Simulator) -> None
         result = await client.complete([{"role": "user", "content": "hi"}])
     assert result.profile == "gcp2"
     assert manager.get_profile("gcp").status.value == "rate_limited"  # type: ignore[union-attr]
+
+
+def test_vertex_gemini_refuses_embeddings_rather_than_send_them_to_ai_studios_wire() -> None:
+    from failover.embeddings import EmbeddingChain
+
+    with pytest.raises(ConfigError, match="no embeddings API"):
+        EmbeddingChain.of(["vertex_gemini/gemini-embedding-001"])
