@@ -19,8 +19,7 @@ import functools
 import itertools
 import math
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -29,18 +28,16 @@ import anyio.lowlevel
 from failover import logs
 from failover._secrets import KeyScrubber
 from failover._tasks import ASYNCIO_TIMEOUT_WORKS, AsyncioTimeout
+from failover.announce import Announcements
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry, TokenUsage
-from failover.classify import rate_limit_headroom
 from failover.errors import (
-    AllAttemptsFailed,
     PoolExhaustedError,
     ProviderError,
     ProviderTimeoutError,
 )
 from failover.events import (
     CooldownEvent,
-    Event,
     ExhaustedEvent,
     FailoverEvent,
     HedgeEvent,
@@ -49,9 +46,10 @@ from failover.events import (
     RetryEvent,
     SuccessEvent,
 )
-from failover.plan import Candidate, Pause, PinnedPlan, Plan, Planner, Previous, Steps
-from failover.policy import Action, Backoff, Decision, Policy
-from failover.profiles import AuthProfile, FailoverManager, ProfileStatus
+from failover.health import ModelHealth
+from failover.plan import Candidate, Pause, PinnedPlan, Plan, Planner, Steps
+from failover.policy import Action, Backoff, Policy
+from failover.profiles import AuthProfile, FailoverManager
 from failover.recovery import RecoveryLine
 from failover.request import AttemptContext, RequestState
 from failover.routing import (
@@ -78,33 +76,7 @@ _log = logs.logger  # every decision is logged only after a (cached) isEnabledFo
 _DEBUG, _INFO, _WARNING = logs.DEBUG, logs.INFO, logs.WARNING
 
 
-class ModelHealth:
-    """Successes, failures and the last error per model, for the most recent models only.
-
-    Model ids can come from callers (the SDK transport serves whatever model an SDK asks
-    for), so the map keeps the ``limit`` most recently used and forgets the rest.
-    """
-
-    def __init__(self, limit: int = 1024) -> None:
-        self._limit = limit
-        self._models: OrderedDict[str, dict[str, Any]] = OrderedDict()
-
-    def of(self, model: str) -> dict[str, Any]:
-        """The counters of ``model`` (``provider/model``), created at zero when new."""
-        health = self._models.get(model)
-        if health is None:
-            health = self._models[model] = {"successes": 0, "failures": 0, "last_error": None}
-            if len(self._models) > self._limit:
-                self._models.popitem(last=False)
-        else:
-            self._models.move_to_end(model)
-        return health
-
-    def __len__(self) -> int:
-        return len(self._models)
-
-
-class Engine:
+class Engine(Announcements):
     """Runs a request's attempts over a chain of models and the manager's keys.
 
     A request's :class:`~failover.plan.Plan` says which model and key come next and how
@@ -164,11 +136,6 @@ class Engine:
         self._scrubber: tuple[tuple[int, ...], KeyScrubber] | None = None
         self.model_health = ModelHealth()
         self.recovery = RecoveryLine()
-
-    def emit(self, event_type: type[Event], **fields: Any) -> None:
-        """Build and deliver an event, but only when a hook listens for it."""
-        if self.hooks.wants(event_type):
-            self.hooks.emit(event_type(**fields))
 
     def new_request(self, *, asyncio_cancel_safe: bool = False) -> RequestState:
         """Start the bookkeeping of a request (see RequestState.asyncio_cancel_safe)."""
@@ -332,42 +299,6 @@ class Engine:
                 cut.model, cut.profile, error.kind, None, None, cut.elapsed, error
             )
 
-    def _announce_retry(self, state: RequestState, pause: Pause) -> None:
-        """Announce a retry of what failed (the pause's error, model and key)."""
-        error, model, profile = pause.error, pause.model, pause.profile
-        if error is None or model is None or profile is None:
-            return
-        if _log.isEnabledFor(_INFO):
-            logs.retry(state.id, model.key, profile.name, pause.number, pause.delay, error)
-        self.emit(
-            RetryEvent,
-            request_id=state.id,
-            model=model.key,
-            profile=profile.name,
-            attempt=pause.number,
-            delay=pause.delay,
-            reason=error.kind,
-            error_message=error.message,
-        )
-
-    def _exhausted(
-        self, state: RequestState, plan: Plan | PinnedPlan, retry_after: float | None
-    ) -> AllAttemptsFailed:
-        """The plan's exhaustion error, announced."""
-        error = plan.exhausted(retry_after)
-        if _log.isEnabledFor(_WARNING) or self.hooks.wants(ExhaustedEvent):
-            summary = str(error).partition("\n")[0]
-            if _log.isEnabledFor(_WARNING):
-                logs.exhausted(state.id, summary, state.attempts, retry_after)
-            self.emit(
-                ExhaustedEvent,
-                request_id=state.id,
-                attempts=len(state.attempts),
-                retry_after=retry_after,
-                error_message=summary,
-            )
-        return error
-
     def _order(self, steps: Steps, state: RequestState) -> list[tuple[int, ModelEntry]]:
         """Every model to try, with its step's index, deployments in the strategy's order."""
         return self.planner.order(steps, state.estimated_usage)
@@ -444,69 +375,6 @@ class Engine:
             return winners[0]
         raise errors[0]
 
-    def _announce_hedge(
-        self, state: RequestState, candidate: Candidate, target: Candidate, delay: float
-    ) -> None:
-        """Announce a hedge of ``candidate`` on ``target`` after ``delay`` seconds."""
-        model, profile = candidate.model, candidate.profile
-        if _log.isEnabledFor(_INFO):
-            logs.hedged(
-                state.id, model.key, profile.name, target.model.key, target.profile.name, delay
-            )
-        self.emit(
-            HedgeEvent,
-            request_id=state.id,
-            model=model.key,
-            profile=profile.name,
-            to_model=target.model.key,
-            to_profile=target.profile.name,
-            after=delay,
-        )
-
-    def skipped(self, request_id: str, model: str, field_name: str) -> None:
-        """Log that ``model`` is skipped: it cannot take the request's ``field_name``."""
-        if _log.isEnabledFor(_DEBUG):
-            logs.skipped(request_id, model, field_name)
-
-    def moved(
-        self,
-        kind: str,
-        request_id: str,
-        previous: Previous,
-        model: ModelEntry,
-        profile: AuthProfile | None,
-    ) -> None:
-        """Announce a move to another key (``key``), deployment or model (a FailoverEvent)."""
-        wanted = self.hooks.wants(FailoverEvent)
-        logged = _log.isEnabledFor(_INFO)
-        if not (wanted or logged):
-            return
-        from_model, from_profile, error = previous
-        if logged:
-            logs.moved(
-                kind,
-                request_id,
-                from_model.key,
-                from_profile.name if from_profile else None,
-                error,
-                model.key,
-                profile.name if profile else None,
-            )
-        if not wanted:
-            return
-        self.hooks.emit(
-            FailoverEvent(
-                request_id=request_id,
-                kind=kind,
-                from_model=from_model.key,
-                from_profile=from_profile.name if from_profile else None,
-                to_model=model.key,
-                to_profile=profile.name if profile else None,
-                reason=error.kind if error else "no_profile_available",
-                error_message=error.message if error else "no usable key for this model",
-            )
-        )
-
     async def _attempt(
         self,
         state: RequestState,
@@ -548,28 +416,17 @@ class Engine:
                 if scope.cancelled_caught:
                     raise TimeoutError
         except ProviderError as error:
-            self.record_attempt(state, model, profile, error, started)
-            if telemetry is not None:
-                telemetry.attempt_ended(ctx, error.kind, error)
+            self._attempt_failed(state, ctx, error, started)
             raise
         except PoolExhaustedError as error:
             error.attempts = tuple(state.attempts)
             raise
         except TimeoutError:
             timed_out = ProviderTimeoutError(f"no complete reply within {timeout:.3g}s")
-            self.record_attempt(state, model, profile, timed_out, started)
-            if telemetry is not None:
-                telemetry.attempt_ended(ctx, timed_out.kind, timed_out)
+            self._attempt_failed(state, ctx, timed_out, started)
             raise timed_out from None
         except anyio.get_cancelled_exc_class():
-            elapsed = time.monotonic() - started
-            state.attempts.append(
-                Attempt(model.key, profile.name, "cancelled", None, None, elapsed)
-            )
-            if _log.isEnabledFor(_DEBUG):
-                logs.attempt(state.id, len(state.attempts), state.attempts[-1])
-            if telemetry is not None:
-                telemetry.attempt_ended(ctx, "cancelled")
+            self._attempt_cancelled(state, ctx, started)
             raise
         finally:
             if self._count_in_flight:
@@ -583,185 +440,28 @@ class Engine:
         if self._record_latency:
             self.latency.record(model.key, profile.base_url, elapsed)
         if self.manager.mark_success(profile.name, model=model.id):
-            if _log.isEnabledFor(_INFO):
-                logs.recovered(state.id, profile.name, profile.provider, model.key)
-            self.emit(
-                RecoveredEvent, request_id=state.id, profile=profile.name, provider=profile.provider
-            )
+            self._recovered(state, profile)
         self.model_health.of(model.key)["successes"] += 1
         return value, model, profile
 
-    def _capped(
-        self, wait: float | None, *, first: bool = False
-    ) -> tuple[float | None, float | None]:
-        """A provider's wait cut to ``max_provider_wait`` (``max_first_wait`` for a key's
-        ``first`` failure), and what it was when it was cut."""
-        config = self.manager.config
-        cap = config.max_provider_wait
-        if first:
-            cap = min(cap, config.max_first_wait)
-        if wait is not None and wait > cap:
-            return cap, wait
-        return wait, None
-
-    def note_headroom(
-        self, request_id: str, profile: AuthProfile, headers: Mapping[str, str]
+    def _attempt_failed(
+        self, state: RequestState, ctx: AttemptContext, error: ProviderError, started: float
     ) -> None:
-        """Record what a reply's rate-limit headers say is left of the key's budgets.
+        """Record a failed attempt (its error filled in and scrubbed)."""
+        self.record_attempt(state, ctx.model, ctx.profile, error, started)
+        if state.telemetry is not None:
+            state.telemetry.attempt_ended(ctx, error.kind, error)
 
-        A spent budget holds the key until it resets, announced as a CooldownEvent with
-        reason ``budget_spent``.
-        """
-        headroom = rate_limit_headroom(headers)
-        if headroom is None:
-            return
-        was_available = profile.status is ProfileStatus.AVAILABLE
-        spent_for, capped_from = self._capped(headroom.spent_for)
-        self.manager.record_headroom(
-            profile.name,
-            requests_remaining=headroom.requests_remaining,
-            tokens_remaining=headroom.tokens_remaining,
-            spent_for=spent_for,
-        )
-        if was_available and profile.status is not ProfileStatus.AVAILABLE:
-            if _log.isEnabledFor(_INFO):
-                logs.cooldown(
-                    request_id,
-                    profile.name,
-                    profile.provider,
-                    profile.status.value,
-                    spent_for,
-                    "budget_spent",
-                    capped_from=capped_from,
-                )
-            self.emit(
-                CooldownEvent,
-                request_id=request_id,
-                profile=profile.name,
-                provider=profile.provider,
-                status=profile.status.value,
-                duration=spent_for,
-                reason="budget_spent",
-                error_message="the key's rate-limit budget is spent until it resets",
-                capped_from=capped_from,
-            )
-
-    def record_attempt(
-        self,
-        state: RequestState,
-        model: ModelEntry,
-        profile: AuthProfile,
-        error: ProviderError,
-        started: float,
-    ) -> None:
-        """Fill in the error's context, scrub the key from it, and add it to the history."""
-        error.provider, error.model, error.profile = model.provider, model.id, profile.name
-        error.redact(self.scrubber())
+    def _attempt_cancelled(self, state: RequestState, ctx: AttemptContext, started: float) -> None:
+        """Record an attempt cancelled from outside (a hedge lost, the deadline, the caller)."""
+        elapsed = time.monotonic() - started
         state.attempts.append(
-            Attempt(
-                model.key,
-                profile.name,
-                error.kind,
-                error.status,
-                error.retry_after,
-                time.monotonic() - started,
-                error,
-            )
+            Attempt(ctx.model.key, ctx.profile.name, "cancelled", None, None, elapsed)
         )
         if _log.isEnabledFor(_DEBUG):
             logs.attempt(state.id, len(state.attempts), state.attempts[-1])
-
-    def scrubber(self) -> KeyScrubber:
-        """A scrubber of every key the manager holds, rebuilt when the keys change."""
-        keys = tuple(profile.api_key for profile in self.manager.list_profiles())
-        signature = tuple(map(id, keys))
-        if self._scrubber is None or self._scrubber[0] != signature:
-            self._scrubber = (signature, KeyScrubber(keys))
-        return self._scrubber[1]
-
-    def record_failure(
-        self, state: RequestState, model: ModelEntry, profile: AuthProfile, error: ProviderError
-    ) -> Decision:
-        """Apply a failure to the profile's health; return what to do next.
-
-        A transient failure counts against the model at the key's endpoint (the circuit
-        breaker), not against the key; the others cool or disable the key itself.
-        """
-        decision = self.policy.decide(error)
-        health = self.model_health.of(model.key)
-        health["failures"] += 1
-        health["last_error"] = f"{error.kind}: {error.message}"[:300]
-        if decision.failure is None:
-            return decision
-        manager = self.manager
-        now = manager.clock()
-        transient = decision.failure == "error"
-        first = (
-            decision.failure == "rate_limit"
-            and not profile.consecutive_failures
-            and not profile.cooldown_strikes
-        )
-        error.retry_after, capped_from = self._capped(error.retry_after, first=first)
-        was_resting = profile.status is not ProfileStatus.AVAILABLE or (
-            transient and manager.model_rest_until(profile.name, model.id) > now
-        )
-        status = manager.mark_failure(
-            profile.name,
-            error.message,
-            kind=decision.failure,
-            retry_after=None if transient else error.retry_after,
-            model=model.id if transient else None,
-        )
-        if status is not ProfileStatus.AVAILABLE:  # the key itself is resting
-            until, rest, rested_model = profile.cooldown_until, status.value, None
-        elif transient and (until := manager.model_rest_until(profile.name, model.id)) > now:
-            rest, rested_model = "model_resting", model.key
-        else:
-            return decision
-        if not was_resting:
-            if _log.isEnabledFor(_WARNING if math.isinf(until) else _INFO):
-                logs.cooldown(
-                    state.id,
-                    profile.name,
-                    profile.provider,
-                    rest,
-                    until - now,
-                    error.kind,
-                    model=rested_model,
-                    http_status=error.status,
-                    capped_from=capped_from,
-                )
-            self.emit(
-                CooldownEvent,
-                request_id=state.id,
-                profile=profile.name,
-                provider=profile.provider,
-                status=rest,
-                duration=until - now,
-                reason=error.kind,
-                error_message=error.message,
-                model=rested_model,
-                capped_from=capped_from,
-            )
-        return decision
-
-    def status(self, chain: Sequence[ModelEntry]) -> dict[str, Any]:
-        """The manager's status (keys masked) and the health of each model of ``chain``."""
-        status = self.manager.status()
-        available = {s.name for s in status.profiles if s.status is ProfileStatus.AVAILABLE}
-        models = [
-            {
-                "model": model.key,
-                **self.model_health.of(model.key),
-                "available_profiles": sum(
-                    1
-                    for p in self.manager.list_profiles()
-                    if p.name in available and p.provider == model.provider and p.allows(model.id)
-                ),
-            }
-            for model in chain
-        ]
-        return {**status.to_dict(), "models": models}
+        if state.telemetry is not None:
+            state.telemetry.attempt_ended(ctx, "cancelled")
 
     async def aclose(self) -> None:
         """Wait for pending async hooks and manager callbacks."""
