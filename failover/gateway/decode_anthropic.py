@@ -23,8 +23,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from failover.gateway.framing import dumps
-from failover.gateway.types import CannotTranslateError, Decoded, invalid_request, readable
-from failover.providers.base import ChatRequest
+from failover.gateway.types import (
+    CannotTranslateError,
+    Decoded,
+    assistant_turn,
+    common_request,
+    invalid_request,
+)
 
 __all__ = ["decode_anthropic", "effort_of_budget"]
 
@@ -76,17 +81,13 @@ def decode_anthropic(body: dict[str, Any]) -> Decoded:
     messages = _system(body.get("system"))
     for number, turn in enumerate(turns):
         messages.extend(_turn(turn, f"messages[{number}]"))
-    params = _params(body)
-    limit = body.get("max_tokens")
-    temperature = body.get("temperature")
-    request = ChatRequest(
+    request = common_request(
         messages,
-        max_tokens=limit if isinstance(limit, int) and not isinstance(limit, bool) else None,
-        temperature=temperature if isinstance(temperature, (int, float)) else None,
-        params=params,
+        body.get("max_tokens"),
+        body.get("temperature"),
+        _params(body),
         stream=body.get("stream") is True,
     )
-    readable(request)
     return Decoded("anthropic", model, request)
 
 
@@ -165,12 +166,7 @@ def _assistant(content: list[Any], where: str) -> dict[str, Any]:
             continue  # signed for Anthropic alone: no other provider can read it
         else:
             raise CannotTranslateError(at, f"a {kind} block belongs to Anthropic's server tools")
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
-    if calls:
-        message["tool_calls"] = calls
-    elif message["content"] is None:
-        message["content"] = ""
-    return message
+    return assistant_turn("".join(texts), calls)
 
 
 def _image(block: Mapping[str, Any], where: str) -> dict[str, Any]:

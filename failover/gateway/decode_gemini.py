@@ -31,6 +31,7 @@ from failover.gateway.gemini_schema import json_schema
 from failover.gateway.types import (
     CannotTranslateError,
     Decoded,
+    assistant_turn,
     invalid_request,
     query_of,
     readable,
@@ -241,12 +242,7 @@ def _model_turn(parts: list[Any], where: str, calls: _Calls, index: int) -> dict
         else:
             kind = next(iter(part), None)
             raise CannotTranslateError(at, f"a {kind} part is not translated to other providers")
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
-    if tool_calls:
-        message["tool_calls"] = tool_calls
-    elif message["content"] is None:
-        message["content"] = ""
-    return message
+    return assistant_turn("".join(texts), tool_calls)
 
 
 def _result(response: Mapping[str, Any]) -> str:

@@ -21,8 +21,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from failover.gateway.types import CannotTranslateError, Decoded, invalid_request, readable
-from failover.providers.base import ChatRequest
+from failover.gateway.types import (
+    CannotTranslateError,
+    Decoded,
+    common_request,
+    invalid_request,
+)
 
 __all__ = ["decode_responses"]
 
@@ -112,17 +116,13 @@ def decode_responses(body: dict[str, Any]) -> Decoded:
     elif instructions is not None and not isinstance(instructions, str):
         raise CannotTranslateError("instructions", "only text instructions are translated")
     messages.extend(_messages(body.get("input")))
-    params = _params(body)
-    limit = body.get("max_output_tokens")
-    temperature = body.get("temperature")
-    request = ChatRequest(
+    request = common_request(
         messages,
-        max_tokens=limit if isinstance(limit, int) and not isinstance(limit, bool) else None,
-        temperature=temperature if isinstance(temperature, (int, float)) else None,
-        params=params,
+        body.get("max_output_tokens"),
+        body.get("temperature"),
+        _params(body),
         stream=body.get("stream") is True,
     )
-    readable(request)
     echo = {key: body[key] for key in _ECHO if body.get(key) is not None}
     return Decoded("responses", model, request, echo)
 

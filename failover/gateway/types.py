@@ -23,6 +23,8 @@ __all__ = [
     "Decoded",
     "Wire",
     "WireResponse",
+    "assistant_turn",
+    "common_request",
     "invalid_request",
     "readable",
     "wire_of",
@@ -145,3 +147,35 @@ def wire_of(url: str) -> Wire | None:
 def query_of(url: str) -> dict[str, str]:
     """The URL's query parameters (the last value of each)."""
     return dict(parse_qsl(urlsplit(url).query))
+
+
+def common_request(
+    messages: list[dict[str, Any]],
+    limit: Any,
+    temperature: Any,
+    params: dict[str, Any],
+    *,
+    stream: bool,
+) -> ChatRequest:
+    """The common request of a decoded body, checked (:func:`readable`): its token limit
+    and temperature kept only when they are numbers (the SDK's own validation is the
+    provider's)."""
+    return readable(
+        ChatRequest(
+            messages,
+            max_tokens=limit if isinstance(limit, int) and not isinstance(limit, bool) else None,
+            temperature=temperature if isinstance(temperature, (int, float)) else None,
+            params=params,
+            stream=stream,
+        )
+    )
+
+
+def assistant_turn(text: str, calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """An assistant turn of the history in OpenAI's shape: its text, its tool calls."""
+    message: dict[str, Any] = {"role": "assistant", "content": text or None}
+    if calls:
+        message["tool_calls"] = calls
+    elif message["content"] is None:
+        message["content"] = ""
+    return message
