@@ -7,8 +7,11 @@ tests/test_packaging.py.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -85,12 +88,32 @@ def test_a_command_names_the_extra_it_needs_and_exits_2(
     assert "Traceback" not in done.stderr and done.stdout == ""
 
 
-def test_status_as_json_needs_no_extra() -> None:
-    done = failover_without(
-        "rich,starlette,uvicorn,redis", "status", "--json", "--config", "missing.toml"
+def test_status_as_json_needs_no_extra(tmp_path: Path) -> None:
+    config = tmp_path / "failover.toml"
+    config.write_text(
+        'chain = ["openai/gpt-4o-mini"]\n'
+        '[[profiles]]\nname = "main"\nprovider = "openai"\napi_key = "env:JSON_TEST_KEY"\n'
     )
-    assert done.returncode == 2  # the missing file is named, not a missing extra
-    assert "missing.toml" in done.stderr and "extra" not in done.stderr
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            HIDE,
+            "rich,starlette,uvicorn,redis",
+            "status",
+            "--json",
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "JSON_TEST_KEY": "sk-json-test-key-0000000009"},
+    )
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert shown["probed"] is False and [p["name"] for p in shown["profiles"]] == ["main"]
+    assert "sk-json-test-key-0000000009" not in done.stdout
 
 
 def test_help_and_chat_work_with_no_extra_at_all() -> None:
