@@ -1,0 +1,213 @@
+"""The key pools on their own: pick order, the cooling order, rpm holds, shared state.
+
+``KeyPools`` is the part of the manager that knows which keys are ready and which are
+cooling until when; these tests drive it without a manager, with explicit clock times.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from failover import AuthProfile, FailoverConfig, ProfileStatus
+from failover.pools import KeyPools, ReadyPool
+from failover.replication import LOCAL, Replica
+
+CONFIG = FailoverConfig()
+NOW = 1000.0
+
+
+def key(name: str, provider: str = "openai", **fields: object) -> AuthProfile:
+    return AuthProfile(name, provider, f"sk-{name}-pool-test-key-0000", **fields)  # type: ignore[arg-type]
+
+
+def pools_of(*profiles: AuthProfile, replica: Replica = LOCAL) -> KeyPools:
+    pools = KeyPools(replica)
+    for profile in profiles:
+        pools.add(profile, NOW)
+    return pools
+
+
+def picks(pools: KeyPools, count: int, now: float = NOW, **kwargs: object) -> list[str | None]:
+    names = []
+    for _ in range(count):
+        profile = pools.pick(kwargs.get("provider"), None, (), None, now)  # type: ignore[arg-type]
+        names.append(None if profile is None else profile.name)
+    return names
+
+
+def test_lower_priority_first_then_least_recently_used_among_equals() -> None:
+    pools = pools_of(key("b1", priority=1), key("a1"), key("a2"), key("b2", priority=1))
+    assert picks(pools, 4) == ["a1", "a2", "a1", "a2"]
+    pools.cool(pools.profiles["a1"], NOW + 10, ProfileStatus.COOLING_DOWN)
+    pools.cool(pools.profiles["a2"], NOW + 10, ProfileStatus.COOLING_DOWN)
+    assert picks(pools, 3) == ["b1", "b2", "b1"]
+
+
+def test_cooling_keys_come_back_in_the_order_their_cooldowns_end() -> None:
+    pools = pools_of(key("late"), key("early"), key("middle"))
+    pools.cool(pools.profiles["late"], NOW + 30, ProfileStatus.COOLING_DOWN)
+    pools.cool(pools.profiles["early"], NOW + 10, ProfileStatus.RATE_LIMITED)
+    pools.cool(pools.profiles["middle"], NOW + 20, ProfileStatus.COOLING_DOWN)
+    assert picks(pools, 1) == [None]
+    assert picks(pools, 1, now=NOW + 10) == ["early"]
+    pools.cool(pools.profiles["early"], NOW + 100, ProfileStatus.COOLING_DOWN)
+    assert picks(pools, 1, now=NOW + 19.9) == [None]
+    assert picks(pools, 1, now=NOW + 20) == ["middle"]
+    pools.cool(pools.profiles["middle"], NOW + 100, ProfileStatus.COOLING_DOWN)
+    assert picks(pools, 1, now=NOW + 30) == ["late"]
+
+
+def test_a_cooldown_is_never_shortened_and_a_lengthened_one_wakes_only_at_its_new_end() -> None:
+    pools = pools_of(key("a"))
+    profile = pools.profiles["a"]
+    pools.cool(profile, NOW + 60, ProfileStatus.RATE_LIMITED)
+    pools.cool(profile, NOW + 5, ProfileStatus.COOLING_DOWN)  # shorter: ignored
+    assert (profile.status, profile.cooldown_until) == (ProfileStatus.RATE_LIMITED, NOW + 60)
+    pools.cool(profile, NOW + 90, ProfileStatus.COOLING_DOWN)  # longer: kept, still the provider's
+    assert (profile.status, profile.cooldown_until) == (ProfileStatus.RATE_LIMITED, NOW + 90)
+    assert profile.cooldown_strikes == 1  # one event while it was available
+    assert picks(pools, 1, now=NOW + 60) == [None]  # the stale heap entry wakes nothing
+    assert picks(pools, 1, now=NOW + 90) == ["a"]
+
+
+def test_failures_cool_or_disable_by_kind_and_the_providers_wait_wins() -> None:
+    pools = pools_of(key("err"), key("rl"), key("quota"), key("auth"), key("told"))
+    for name, kind in (
+        ("err", "error"),
+        ("rl", "rate_limit"),
+        ("quota", "quota"),
+        ("auth", "auth"),
+    ):
+        pools.fail(pools.profiles[name], kind, None, NOW, CONFIG)  # type: ignore[arg-type]
+    pools.fail(pools.profiles["told"], "rate_limit", 7.0, NOW, CONFIG)
+    status = {name: (p.status, p.cooldown_until - NOW) for name, p in pools.profiles.items()}
+    assert status == {
+        "err": (ProfileStatus.COOLING_DOWN, CONFIG.cooldown_on_error),
+        "rl": (ProfileStatus.RATE_LIMITED, CONFIG.cooldown_on_rate_limit),
+        "quota": (ProfileStatus.DISABLED, CONFIG.cooldown_on_quota),
+        "auth": (ProfileStatus.DISABLED, math.inf),
+        "told": (ProfileStatus.RATE_LIMITED, 7.0),
+    }
+    assert pools.earliest_ready(None, None, lambda p: NOW, NOW) == NOW + 7.0
+    # everything but auth comes back, behind the ready keys, in the order it woke
+    assert picks(pools, 5, now=NOW + 10**9) == ["told", "err", "rl", "quota", "told"]
+    assert pools.profiles["auth"].status is ProfileStatus.DISABLED
+
+
+def test_a_disabled_key_stays_out_until_healed() -> None:
+    pools = pools_of(key("a"))
+    profile = pools.profiles["a"]
+    pools.disable(profile, math.inf)
+    assert picks(pools, 1, now=NOW + 10**9) == [None]
+    assert pools.earliest_ready("openai", None, lambda p: NOW, NOW) is None
+    pools.heal(profile)
+    assert (profile.status, profile.cooldown_strikes) == (ProfileStatus.AVAILABLE, 0)
+    assert picks(pools, 1) == ["a"]
+
+
+def test_an_rpm_limit_holds_a_key_back_for_the_rest_of_its_minute_without_a_strike() -> None:
+    pools = pools_of(key("tight", rate_limit_rpm=2), key("other", priority=1))
+    assert picks(pools, 3) == ["tight", "tight", "other"]
+    tight = pools.profiles["tight"]
+    assert (tight.status, tight.cooldown_until) == (ProfileStatus.RATE_LIMITED, NOW + 60)
+    assert tight.cooldown_strikes == 0 and tight.failure_count == 0
+    assert picks(pools, 1, now=NOW + 60) == ["tight"]
+
+
+def test_least_recently_failed_prefers_the_oldest_failure_and_skips_provider_held_keys() -> None:
+    pools = pools_of(key("old"), key("new"), key("limited"), key("claude", "anthropic"))
+    for name, at in (("old", NOW - 50), ("new", NOW - 5), ("limited", NOW - 500)):
+        pools.profiles[name].last_error_at = at
+    pools.fail(pools.profiles["old"], "error", None, NOW, CONFIG)
+    pools.fail(pools.profiles["new"], "error", None, NOW, CONFIG)
+    pools.fail(pools.profiles["limited"], "rate_limit", None, NOW, CONFIG)
+    chosen = pools.least_recently_failed("openai", None, (), NOW)
+    assert chosen is not None and chosen.name == "old" and chosen.last_used_at == NOW
+    chosen = pools.least_recently_failed("openai", None, {"old"}, NOW)
+    assert chosen is not None and chosen.name == "new"
+    assert pools.least_recently_failed("openai", None, {"old", "new"}, NOW) is None
+
+
+def test_a_removed_key_is_never_picked_nor_woken() -> None:
+    pools = pools_of(key("a"), key("b"))
+    pools.cool(pools.profiles["a"], NOW + 10, ProfileStatus.COOLING_DOWN)
+    assert pools.remove("a") is not None and pools.remove("a") is None
+    assert picks(pools, 2, now=NOW + 20) == ["b", "b"]
+
+
+def test_shared_state_is_taken_in_and_a_non_authoritative_update_only_lengthens() -> None:
+    pools = pools_of(key("a"))
+    profile = pools.profiles["a"]
+    changed = pools.take_in(
+        profile, ProfileStatus.RATE_LIMITED, NOW + 30, 2, error="429", authoritative=True, now=NOW
+    )
+    assert changed and (profile.status, profile.cooldown_strikes) == (ProfileStatus.RATE_LIMITED, 2)
+    assert profile.last_error == "429" and picks(pools, 1) == [None]
+    shorter = pools.take_in(
+        profile, ProfileStatus.AVAILABLE, 0.0, 0, error=None, authoritative=False, now=NOW
+    )
+    assert not shorter and profile.status is ProfileStatus.RATE_LIMITED
+    healed = pools.take_in(
+        profile, ProfileStatus.AVAILABLE, 0.0, 0, error=None, authoritative=True, now=NOW
+    )
+    assert healed and picks(pools, 1) == ["a"]
+
+
+def test_uses_by_other_processes_count_against_the_rpm_in_time_order() -> None:
+    pools = pools_of(key("tight", rate_limit_rpm=2))
+    fingerprint = pools.profiles["tight"].fingerprint
+    pools.take_in_use("tight", fingerprint, NOW - 10)
+    pools.take_in_use("tight", fingerprint, NOW - 30)  # late news, older use
+    pools.take_in_use("tight", "another-key", NOW)  # another key under the same name
+    assert list(pools.profiles["tight"]._recent) == [NOW - 30, NOW - 10]
+    assert picks(pools, 1) == [None]
+    assert picks(pools, 1, now=NOW + 30) == ["tight"]
+
+
+def test_a_ready_pool_orders_by_priority_and_skips_excluded_resting_and_disallowed() -> None:
+    pool = ReadyPool()
+    low, high, mini = key("low", priority=1), key("high"), key("mini", models=["m-mini"])
+    for profile in (low, high, mini):
+        pool.add(profile)
+    assert len(pool) == 3 and high in pool
+    assert pool.pick(None, (), None) is high
+    assert pool.pick("m", {"high"}, None) is low  # mini does not allow "m"
+    assert pool.pick(None, (), lambda p: p is high) is mini
+    pool.discard(high)
+    assert high not in pool and pool.pick(None, (), None) is mini
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]),
+            st.sampled_from(["error", "rate_limit", "quota", "auth", "heal", "pick"]),
+            st.floats(0, 200),
+        ),
+        max_size=40,
+    )
+)
+def test_the_pools_hold_exactly_the_available_keys(events: list[tuple[str, str, float]]) -> None:
+    pools = pools_of(key("a"), key("b"), key("c", priority=1))
+    now = NOW
+    for name, event, wait in events:
+        now += wait / 10
+        profile = pools.profiles[name]
+        if event == "heal":
+            pools.heal(profile)
+        elif event == "pick":
+            picked = pools.pick(None, None, (), None, now)
+            assert picked is None or picked.status is ProfileStatus.AVAILABLE
+        else:
+            before = profile.cooldown_until if profile.status is not ProfileStatus.AVAILABLE else 0
+            pools.fail(profile, event, wait or None, now, CONFIG)  # type: ignore[arg-type]
+            assert profile.cooldown_until >= before, "a cooldown shrank"
+        pools.wake(now)
+        for each in pools.profiles.values():
+            assert pools.is_ready(each) == (each.status is ProfileStatus.AVAILABLE)
+            if each.status is not ProfileStatus.AVAILABLE:
+                assert each.cooldown_until > now
