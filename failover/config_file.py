@@ -31,7 +31,6 @@ through a file.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import inspect
 import os
@@ -41,11 +40,21 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from failover.auth_profile import AuthProfile
 from failover.config import FailoverConfig
-from failover.errors import ConfigError, FallbackChainError, ProviderError, did_you_mean
+from failover.config_values import (
+    SIMPLE_TYPES,
+    as_table,
+    describe,
+    literal_values,
+    no_unknown_keys,
+    toml_type,
+    type_parts,
+    typed,
+)
+from failover.errors import ConfigError, FallbackChainError, ProviderError
 from failover.profiles import FailoverManager
 
 if TYPE_CHECKING:
@@ -65,18 +74,6 @@ __all__ = [
 ]
 
 _ENV_REFERENCE = re.compile(r"env:([A-Za-z_][A-Za-z0-9_]*)")
-_SIMPLE_TYPES: dict[str, tuple[type, ...]] = {
-    "bool": (bool,),
-    "int": (int,),
-    "float": (int, float),
-    "str": (str,),
-}
-_TYPE_WORDS = {
-    "bool": "true or false",
-    "int": "a whole number",
-    "float": "a number",
-    "str": "a string",
-}
 _PROFILE_KEYS: dict[str, str] = {
     "name": "str",
     "provider": "str",
@@ -87,7 +84,7 @@ _PROFILE_KEYS: dict[str, str] = {
     "rate_limit_rpm": "int",
     "rate_limit_tpm": "int",
     "weight": "float",
-    "metadata": "table",
+    "metadata": "as_table",
     "region": "str",  # bedrock, vertex_*: the cloud region
     "project": "str",  # vertex_*: the Google Cloud project
     "credentials": "str",  # bedrock: an AWS profile name; vertex_*: a service-account file
@@ -276,8 +273,8 @@ def client_options() -> dict[str, str]:
             or parameter.name in _OWN_TABLES
         ):
             continue
-        parts = _type_parts(annotation)
-        if any(part in _SIMPLE_TYPES or _literal_values(part) for part in parts):
+        parts = type_parts(annotation)
+        if any(part in SIMPLE_TYPES or literal_values(part) for part in parts):
             found[parameter.name] = annotation
     return found
 
@@ -326,8 +323,8 @@ def parse_config(
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     environment = os.environ if env is None else env
-    _no_unknown_keys(document, _TOP_LEVEL, f"{source}: top level")
-    settings = _table(document.get("settings", {}), f"{source}: [settings]")
+    no_unknown_keys(document, _TOP_LEVEL, f"{source}: top level")
+    settings = as_table(document.get("settings", {}), f"{source}: [settings]")
     config, options = _settings(settings, f"{source}: [settings]")
     chain = _chain(document.get("chain"), source, catalog, options.get("strict_models", False))
     raw_profiles = document.get("profiles", [])
@@ -367,7 +364,7 @@ def _chain(
         '(a list of them, or {name = "...", deployments = [...]})'
     )
     if not isinstance(value, list):
-        raise ConfigError(f"{shape}, got {_describe(value)}")
+        raise ConfigError(f"{shape}, got {describe(value)}")
     steps: list[str | tuple[str, ...]] = []
     for item in value:
         if isinstance(item, dict) and "on" in item:  # the same model on several clouds
@@ -387,7 +384,7 @@ def _chain(
         elif isinstance(item, list) and item and all(isinstance(i, str) for i in item):
             steps.append(tuple(item))
         else:
-            raise ConfigError(f"{shape}, got {_describe(item)} in it")
+            raise ConfigError(f"{shape}, got {describe(item)} in it")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnknownModelWarning)
@@ -401,14 +398,14 @@ def _settings(values: dict[str, Any], where: str) -> tuple[FailoverConfig, dict[
     config_types = {f.name: str(f.type) for f in dataclasses.fields(FailoverConfig) if f.init}
     option_types = client_options()
     by_error_class = [name for name in _ERROR_CLASS_OPTIONS if name in _client_parameters()]
-    _no_unknown_keys(values, [*config_types, *option_types, *by_error_class], where)
+    no_unknown_keys(values, [*config_types, *option_types, *by_error_class], where)
     config_values: dict[str, Any] = {}
     options: dict[str, Any] = {}
     for key, value in values.items():
         if key in config_types:
-            config_values[key] = _typed(value, config_types[key], where, key)
+            config_values[key] = typed(value, config_types[key], where, key)
         elif key in option_types:
-            options[key] = _typed(value, option_types[key], where, key)
+            options[key] = typed(value, option_types[key], where, key)
     try:
         config = FailoverConfig(**config_values)
     except ConfigError as exc:
@@ -442,7 +439,7 @@ def _policy_options(values: Mapping[str, Any], where: str) -> dict[str, Any]:
 
     options: dict[str, Any] = {}
     if "policy_overrides" in values:
-        table = _table(values["policy_overrides"], f"{where}policy_overrides")
+        table = as_table(values["policy_overrides"], f"{where}policy_overrides")
         options["policy_overrides"] = {
             error_class(name, "policy_overrides"): action for name, action in table.items()
         }
@@ -450,7 +447,7 @@ def _policy_options(values: Mapping[str, Any], where: str) -> dict[str, Any]:
         names = values["fallback_on"]
         if not isinstance(names, list):
             raise ConfigError(
-                f"{where}fallback_on must be a list of error class names, got {_describe(names)}"
+                f"{where}fallback_on must be a list of error class names, got {describe(names)}"
             )
         options["fallback_on"] = tuple(error_class(name, "fallback_on") for name in names)
     if options:
@@ -468,7 +465,7 @@ def _policy_options(values: Mapping[str, Any], where: str) -> dict[str, Any]:
 def _profile(raw: dict[str, Any], where: str, env: Mapping[str, str]) -> ProfileSpec:
     if isinstance(raw.get("name"), str) and raw["name"].strip():
         where = f"{where} ({raw['name']!r})"
-    _no_unknown_keys(raw, _PROFILE_KEYS, where)
+    no_unknown_keys(raw, _PROFILE_KEYS, where)
     for required in ("name", "provider"):
         if required not in raw:
             raise ConfigError(f"{where}: {required} is missing")
@@ -478,19 +475,19 @@ def _profile(raw: dict[str, Any], where: str, env: Mapping[str, str]) -> Profile
         kind = _PROFILE_KEYS[key]
         if key == "api_key":
             if not isinstance(value, str):  # never show what was written there
-                raise ConfigError(f"{where}: api_key must be a string, got a {_toml_type(value)}")
+                raise ConfigError(f"{where}: api_key must be a string, got a {toml_type(value)}")
             value, key_source = _api_key(value, where, env)
         elif key == "base_url" and isinstance(value, str):
             value = _resolve_env(value, where, key, env)
         elif kind == "list[str]":
             if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
                 raise ConfigError(
-                    f"{where}: {key} must be a list of strings, got {_describe(value)}"
+                    f"{where}: {key} must be a list of strings, got {describe(value)}"
                 )
         elif kind == "table":
-            value = _table(value, f"{where}: {key}")
+            value = as_table(value, f"{where}: {key}")
         else:
-            value = _typed(value, kind, where, key)
+            value = typed(value, kind, where, key)
         values[key] = value
     values.setdefault("api_key", "")
     spec = ProfileSpec(values, key_source)
@@ -539,83 +536,10 @@ def _from_env(name: str, where: str, key: str, env: Mapping[str, str]) -> str:
 
 
 def _telemetry(raw: Any, where: str) -> TelemetrySettings:
-    values = _table(raw, where)
-    _no_unknown_keys(values, _TELEMETRY_KEYS, where)
-    checked = {
-        key: _typed(value, _TELEMETRY_KEYS[key], where, key) for key, value in values.items()
-    }
+    values = as_table(raw, where)
+    no_unknown_keys(values, _TELEMETRY_KEYS, where)
+    checked = {key: typed(value, _TELEMETRY_KEYS[key], where, key) for key, value in values.items()}
     port = checked.get("prometheus_port")
     if port is not None and not 0 <= port <= 65535:
         raise ConfigError(f"{where}: prometheus_port must be within 0..65535, got {port}")
     return TelemetrySettings(**checked)
-
-
-# -- checking values ------------------------------------------------------------------------
-
-
-def _type_parts(annotation: str) -> list[str]:
-    return [part.strip() for part in annotation.split("|")]
-
-
-def _typed(value: Any, annotation: str, where: str, key: str) -> Any:
-    """``value`` if TOML can give it ``annotation``'s type (an int where a float is due is
-    made a float); types TOML cannot write (classes, callables) are left to the constructor.
-    """
-    parts = [part for part in _type_parts(annotation) if part != "None"]
-    simple = [part for part in parts if part in _SIMPLE_TYPES]
-    literals = [choice for part in parts for choice in _literal_values(part)]
-    if not simple and not literals:
-        return value  # a type this loader does not know: the constructor checks it
-    for part in simple:
-        if isinstance(value, bool) and part != "bool":
-            continue
-        if isinstance(value, _SIMPLE_TYPES[part]):
-            return float(cast(float, value)) if part == "float" else value
-    if not isinstance(value, bool) and value in literals:
-        return value
-    expected = " or ".join([*(_TYPE_WORDS[part] for part in simple), *map(repr, literals)])
-    raise ConfigError(f"{where}: {key} must be {expected}, got {_describe(value)}")
-
-
-def _literal_values(part: str) -> tuple[Any, ...]:
-    """The choices of a ``Literal[...]`` annotation, or ``()`` for anything else."""
-    if not (part.startswith("Literal[") and part.endswith("]")):
-        return ()
-    try:
-        choices = ast.literal_eval(f"({part[len('Literal[') : -1]},)")
-    except (ValueError, SyntaxError):
-        return ()
-    return tuple(choices)
-
-
-def _table(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where} must be a table, got {_describe(value)}")
-    return value
-
-
-def _no_unknown_keys(values: Mapping[str, Any], known: Any, where: str) -> None:
-    names = list(known)
-    for key in values:
-        if key not in names:
-            hint = did_you_mean(key, names) or f"; known keys: {', '.join(names)}"
-            raise ConfigError(f"{where}: unknown key {key!r}{hint}")
-
-
-def _toml_type(value: Any) -> str:
-    names: dict[type, str] = {
-        bool: "boolean",
-        int: "integer",
-        float: "float",
-        str: "string",
-        list: "array",
-        dict: "table",
-    }
-    return next((name for kind, name in names.items() if isinstance(value, kind)), "date/time")
-
-
-def _describe(value: Any) -> str:
-    shown = repr(value)
-    if len(shown) > 40:
-        shown = shown[:37] + "..."
-    return f"{_toml_type(value)} {shown}"
