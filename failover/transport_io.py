@@ -14,7 +14,7 @@ import math
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import ModuleType, TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import anyio
 import anyio.to_thread
@@ -346,6 +346,10 @@ class _Reply:
 
     def aiter_lines(self) -> AsyncIterator[str]:
         return self._pieces("lines")
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        # the body as it arrives, undecoded (Bedrock's event-stream frames)
+        return cast("AsyncIterator[bytes]", self._pieces("bytes"))
 
     async def _pieces(self, kind: str) -> AsyncIterator[str]:
         pieces = self._io.iterate(self._response, kind)

@@ -364,7 +364,7 @@ class BedrockAdapter(BaseAdapter):
                 else:
                     payload[key] = params[key]
         action = "converse-stream" if request.stream else "converse"
-        url = f"{base_url}/model/{quote(model, safe='')}/{action}"
+        url = f"{base_url}/model/{quote(model, safe=':')}/{action}"  # as Anthropic's SDK
         body = json.dumps(payload).encode()
         headers = {
             "content-type": "application/json",

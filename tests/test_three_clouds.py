@@ -264,3 +264,53 @@ def test_the_example_runs_on_the_simulator_with_no_cloud_account() -> None:
         "after 1 tool results",
     ):
         assert line in done.stdout
+
+
+async def test_an_anthropic_sdk_call_is_served_by_bedrock_when_anthropic_is_down(
+    sim: Simulator,
+) -> None:
+    import anthropic
+    import httpx2
+
+    from failover import ResilientTransport
+
+    sim.script(Behavior("overloaded"), provider="anthropic")
+    transport = ResilientTransport(
+        three_clouds(sim)[:2], provider="anthropic", fallback_models=[BEDROCK]
+    )
+    async with httpx2.AsyncClient(transport=transport) as http:
+        sdk = anthropic.AsyncAnthropic(
+            api_key="unused", base_url=sim.base_url("anthropic"), max_retries=0, http_client=http
+        )
+        reply = await sdk.messages.create(
+            model="claude-sonnet-4-5",
+            max_tokens=100,
+            messages=[{"role": "user", "content": "hi"}],
+        )
+        text = ""
+        async with sdk.messages.stream(
+            model="claude-sonnet-4-5", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+        ) as stream:
+            async for piece in stream.text_stream:
+                text += piece
+    assert reply.content[0].text.startswith(f"Simulated answer from {BEDROCK}")  # type: ignore[union-attr]
+    assert text.startswith(f"Simulated answer from {BEDROCK}")
+    assert [r.key for r in sim.requests if r.provider == "bedrock"] == [SIM_ACCESS_KEY_ID] * 2
+
+
+async def test_the_aiohttp_sender_reads_converse_streams_too(sim: Simulator) -> None:
+    from failover.aiohttp_sender import AiohttpSender
+
+    sender = AiohttpSender()
+    try:
+        async with ResilientClient([BEDROCK], three_clouds(sim)[1:2], sender=sender) as client:
+            sim.script(Behavior(tool_calls=[("get_weather", {"city": "Oslo"})]), provider="bedrock")
+            async with client.stream([{"role": "user", "content": "hi"}], tools=[TOOL]) as stream:
+                async for _ in stream:
+                    pass
+            sim.script(None, provider="bedrock")
+            text = await read_all(client)
+    finally:
+        await sender.aclose()
+    assert stream.tool_calls[0].args == {"city": "Oslo"}  # type: ignore[attr-defined]
+    assert text.startswith(f"Simulated answer from {BEDROCK}")
