@@ -172,6 +172,7 @@ class BedrockCredentials:
 
     def __init__(self) -> None:
         self._sources: weakref.WeakKeyDictionary[AuthProfile, Any] = weakref.WeakKeyDictionary()
+        self._locks: weakref.WeakKeyDictionary[AuthProfile, Any] = weakref.WeakKeyDictionary()
 
     async def key_for(self, profile: AuthProfile, base_url: str) -> str:
         """The credential string :meth:`BedrockAdapter.build_request` takes for ``profile``:
@@ -190,8 +191,14 @@ class BedrockCredentials:
             return f"bearer {given}"
         source = self._sources.get(profile)
         if source is None:
-            source = await anyio.to_thread.run_sync(_resolve, profile)
-            self._sources[profile] = source
+            lock = self._locks.get(profile)
+            if lock is None:
+                lock = self._locks[profile] = anyio.Lock()
+            async with lock:  # the chain is searched once per profile, not once per request
+                source = self._sources.get(profile)
+                if source is None:
+                    source = await anyio.to_thread.run_sync(_resolve, profile)
+                    self._sources[profile] = source
         assert source is not None
         if isinstance(source, str):
             return f"bearer {source}"

@@ -666,3 +666,38 @@ def test_a_boto3_client_error_is_classified_by_its_bedrock_exception_name() -> N
         "Converse",
     )
     assert isinstance(classify_exception(too_long), ContextWindowExceededError)
+
+
+async def test_a_named_aws_profile_is_read_from_the_shared_config_once(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    config = tmp_path / "config"
+    config.write_text(
+        "[profile simulated]\n"
+        f"aws_access_key_id = {SIM_ACCESS_KEY_ID}\n"
+        f"aws_secret_access_key = {SIM_SECRET_ACCESS_KEY}\n"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_BEARER_TOKEN_BEDROCK"):
+        monkeypatch.delenv(name, raising=False)
+    manager = manager_for(sim, "", region="us-east-1", credentials="simulated")
+    resolved = 0
+    import failover.providers._aws as aws
+
+    real = aws._resolve
+
+    def counting(profile: Any) -> Any:
+        nonlocal resolved
+        resolved += 1
+        return real(profile)
+
+    monkeypatch.setattr(aws, "_resolve", counting)
+    async with ResilientClient([f"bedrock/{MODEL}"], manager) as client:
+        import anyio
+
+        async with anyio.create_task_group() as group:
+            for _ in range(5):
+                group.start_soon(client.complete, [{"role": "user", "content": "hi"}])
+    assert [r.outcome for r in sim.requests] == ["healthy"] * 5
+    assert resolved == 1
