@@ -207,7 +207,7 @@ def _summary(tally: Tally, total: int, concurrency: int, elapsed: float) -> Tabl
         (
             "failed",
             f"{failed}" + (f" ({kinds})" if failed else ""),
-            "gave up; each one's attempts are listed below" if failed else "none gave up",
+            "gave up; why, and each one's attempts, below" if failed else "none gave up",
         ),
         (
             "served by",
@@ -266,7 +266,24 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}s"
 
 
-def _failed_request(request: FailedRequest, deadline: float) -> Group:
+def _why(request: FailedRequest, deadline: float, max_retries: int) -> str:
+    """Why the client gave up on ``request``, in plain words, from what it recorded."""
+    if request.error == "StreamInterrupted":
+        return (
+            "its stream broke after the first text had reached the caller, when no other "
+            "model may take over (it would repeat or contradict that text)"
+        )
+    if "deadline" in request.summary:
+        return f"its {deadline:g}s deadline passed"
+    if request.retries >= max_retries:
+        return (
+            f"every model had failed or was resting and its {max_retries} retries after a "
+            f"backoff (max_retries) were spent, with deadline left"
+        )
+    return "every model had failed or was resting, with retries and deadline left"
+
+
+def _failed_request(request: FailedRequest, deadline: float, max_retries: int) -> Group:
     """A failed request: what it raised, its attempts as a table, then the facts in a line."""
     kind = "streamed request" if request.streamed else "request"
     title = (
@@ -275,7 +292,8 @@ def _failed_request(request: FailedRequest, deadline: float) -> Group:
     )
     last = request.steps[-1] if request.steps else None
     facts = (
-        f"gave up {request.took:.1f}s in ({max(0.0, deadline - request.took):.1f}s of its "
+        f"why: {_why(request, deadline, max_retries)}. "
+        f"It stopped {request.took:.1f}s in ({max(0.0, deadline - request.took):.1f}s of its "
         f"{deadline:g}s deadline left), after {len(request.steps)} attempt(s) and "
         f"{request.retries} retr{'y' if request.retries == 1 else 'ies'} after a backoff"
     )
@@ -439,7 +457,7 @@ async def run_demo(
                 await _watch(tasks, tally, progress, console, started)
         console.print()
         console.print(_summary(tally, total, concurrency, time.monotonic() - started))
-        _print_failures(tally, console, scenario.deadline)
+        _print_failures(tally, console, scenario.deadline, config.max_retries)
         status: dict[str, Any] = client.status()
         console.print(
             "keys at the end:",
@@ -488,16 +506,20 @@ async def _watch(
     await asyncio.gather(*tasks)
 
 
-def _print_failures(tally: Tally, console: Console, deadline: float) -> None:
+def _print_failures(tally: Tally, console: Console, deadline: float, max_retries: int) -> None:
     if not tally.failed:
         console.print("No request failed.")
         return
     console.print()
+    reasons = Counter(_why(request, deadline, max_retries) for request in tally.failed)
+    console.print(f"[bold]{len(tally.failed)} request(s) failed[/]:")
+    for reason, count in reasons.most_common():
+        console.print(f"  {count}: {reason}", soft_wrap=True)
     console.print(
-        f"[bold]{len(tally.failed)} request(s) failed[/]. Each one's attempts, in order "
-        "(waited: the pause before the attempt, for a backoff or for a resting key; "
-        "took: the attempt itself; a key is shown by its profile name, never itself):"
+        "Each one's attempts, in order (waited: the pause before the attempt, for a backoff "
+        "or for a resting key; took: the attempt itself; a key is shown by its profile name, "
+        "never itself):"
     )
     for request in sorted(tally.failed, key=lambda r: r.number):
         console.print()
-        console.print(_failed_request(request, deadline))
+        console.print(_failed_request(request, deadline, max_retries))

@@ -85,6 +85,12 @@ async def test_each_failed_request_is_shown_attempt_by_attempt_without_a_key() -
     assert "waited" in table and "key (profile)" in table and "outcome" in table
     assert re.search(r"openai/gpt-4o-mini\s+openai-\w+\s+overloaded\s+503", table)
     assert "deadline left), after" in words(table) and "retries after a backoff" in words(table)
+    reasons = re.findall(r"^  (\d+): (.+)$", table, flags=re.MULTILINE)  # why, grouped
+    assert sum(int(count) for count, _ in reasons) == 3
+    assert all(
+        "deadline passed" in why or "(max_retries) were spent" in why for _, why in reasons
+    ), reasons
+    assert words(table).count("why: ") == 3
     assert not any(key in out for _, key in KEYS.values())
     assert engine.level == level_before and engine.filters == filters_before  # put back
 
