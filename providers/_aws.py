@@ -54,7 +54,7 @@ def require_botocore() -> Any:
         import botocore.session  # type: ignore[import-untyped]
     except ImportError:
         raise ConfigError(
-            "the bedrock provider needs botocore: pip install 'failover[bedrock]'"
+            "the bedrock provider needs botocore: pip install 'llm-failover[bedrock]'"
         ) from None
     _quiet_signing_logs()
     return botocore

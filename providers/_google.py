@@ -36,7 +36,7 @@ def require_google_auth() -> Any:
         import google.oauth2.service_account
     except ImportError:
         raise ConfigError(
-            "the vertex_* providers need google-auth: pip install 'failover[vertex]'"
+            "the vertex_* providers need google-auth: pip install 'llm-failover[vertex]'"
         ) from None
     return google
 

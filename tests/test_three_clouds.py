@@ -314,3 +314,24 @@ async def test_the_aiohttp_sender_reads_converse_streams_too(sim: Simulator) -> 
         await sender.aclose()
     assert stream.tool_calls[0].args == {"city": "Oslo"}  # type: ignore[attr-defined]
     assert text.startswith(f"Simulated answer from {BEDROCK}")
+
+
+def test_import_failover_loads_neither_botocore_nor_google_auth() -> None:
+    code = (
+        "import sys, failover, failover.providers; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('botocore', 'google')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_missing_extra_is_named_in_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from failover.providers._aws import require_botocore
+    from failover.providers._google import require_google_auth
+
+    monkeypatch.setitem(sys.modules, "botocore", None)
+    monkeypatch.setitem(sys.modules, "google.auth", None)
+    with pytest.raises(ConfigError, match=r"llm-failover\[bedrock\]"):
+        require_botocore()
+    with pytest.raises(ConfigError, match=r"llm-failover\[vertex\]"):
+        require_google_auth()
