@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import failover
 from failover.cli import main, profiles_from_environment
 from failover.testing import Behavior, Simulator
 
@@ -365,7 +366,8 @@ async def test_a_bad_script_is_named(
 def test_version_and_number_checks(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main(["--version"])
-    assert done.value.code == 0 and capsys.readouterr().out.startswith("failover ")
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"failover {failover.__version__}"
     for argv, message in [
         (["chat", "--max-tokens", "0", "hi"], "--max-tokens: must be > 0, got 0"),
         (["chat", "--timeout", "soon", "hi"], "--timeout: expected a number of seconds"),

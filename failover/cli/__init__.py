@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from failover import __version__
 from failover.cli.chat import run_chat
 from failover.cli.environment import (
     CHAT_MODELS,
@@ -45,22 +46,13 @@ __all__ = [
 ]
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("llm-failover")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "unknown"
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``failover`` command's argument parser."""
     parser = argparse.ArgumentParser(
         prog="failover",
         description="Keep LLM calls working when providers fail: try it, check your keys.",
     )
-    parser.add_argument("--version", action="version", version=f"failover {_version()}")
+    parser.add_argument("--version", action="version", version=f"failover {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str, run: Callable[[argparse.Namespace], Any]) -> Any:
