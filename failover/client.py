@@ -268,10 +268,8 @@ class ResilientClient(HookMethods, AsyncClosing):
             state, self.chain.steps, attempt, unsupported=self._unsupported(request)
         )
         cost = model.calculate_cost(result.usage) if result.usage_known else None
-        if state.telemetry is not None:
-            state.telemetry.capture(messages, result.text)
         usage = result.usage if result.usage_known else None
-        self._engine.succeeded(state, model, profile, cost, usage)
+        self._engine.succeeded(state, model, profile, cost, usage, exchange=(messages, result.text))
         return Completion(
             text=result.text,
             model=model.key,
@@ -461,7 +459,7 @@ class CompletionStream(AsyncClosing):
     def __init__(self, client: ResilientClient, request: ChatRequest) -> None:
         self._client = client
         self._request = request
-        self._engine = client._engine
+        self._engine = client.engine
         self._state = self._engine.new_request(asyncio_cancel_safe=client._sender_cancel_safe)
         self._state.release = close_opened  # a hedged stream that lost: let it go
         self._opener: AbstractAsyncContextManager[Reply] | None = None
@@ -525,8 +523,7 @@ class CompletionStream(AsyncClosing):
             )
             self._opener, self._reader, self._chosen = opener, reader, (model, profile)
             self.model, self.profile = model.key, profile.name
-            if self._state.telemetry is not None:
-                self._state.telemetry.first_chunk()
+            self._engine.streaming(self._state)
             return first
         assert self._chosen is not None
         model, profile = self._chosen
@@ -536,11 +533,10 @@ class CompletionStream(AsyncClosing):
             error: ProviderError = ProviderTimeoutError(
                 f"the request's deadline of {self._engine.deadline}s passed mid-stream"
             )
-            self._engine.record_attempt(self._state, model, profile, error, self._state.started)
+            self._engine.interrupted(self._state, model, profile, error, counts=False)
             raise StreamInterrupted(error, self.text, self._state.attempts) from None
         except ProviderError as error:
-            self._engine.record_attempt(self._state, model, profile, error, self._state.started)
-            self._engine.record_failure(self._state, model, profile, error)
+            self._engine.interrupted(self._state, model, profile, error)
             raise StreamInterrupted(error, self.text, self._state.attempts) from error
         if chunk is not None and self._reader.done:
             self._succeeded(chunk.usage)
@@ -560,9 +556,8 @@ class CompletionStream(AsyncClosing):
         model, profile = self._chosen
         cost = model.calculate_cost(usage) if usage else None
         self.cost_usd = cost
-        if self._state.telemetry is not None:
-            self._state.telemetry.capture(self._request.messages, self.text)
-        self._engine.succeeded(self._state, model, profile, cost, usage)
+        exchange = (self._request.messages, self.text)
+        self._engine.succeeded(self._state, model, profile, cost, usage, exchange=exchange)
 
     async def aclose(self) -> None:
         """Stop the stream and release its connection (even when cancelled meanwhile)."""

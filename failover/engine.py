@@ -19,7 +19,7 @@ import functools
 import itertools
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -155,10 +155,16 @@ class Engine(Announcements):
         profile: AuthProfile,
         cost_usd: float | None,
         usage: TokenUsage | None = None,
+        *,
+        exchange: tuple[Sequence[Mapping[str, Any]], str] | None = None,
     ) -> None:
-        """Announce a request's success."""
-        if state.telemetry is not None:
-            state.telemetry.finished(model, usage, cost_usd, profile=profile.name)
+        """Announce a request's success (``exchange``: the messages and the answer's text,
+        which telemetry may capture)."""
+        telemetry = state.telemetry
+        if telemetry is not None:
+            if exchange is not None:
+                telemetry.capture(*exchange)
+            telemetry.finished(model, usage, cost_usd, profile=profile.name)
         self.emit(
             SuccessEvent,
             request_id=state.id,
@@ -214,6 +220,26 @@ class Engine(Announcements):
         except BaseException as error:
             self.ended(state, error)
             raise
+
+    def streaming(self, state: RequestState) -> None:
+        """Note that a streamed answer's first chunk is out: failover is over."""
+        if state.telemetry is not None:
+            state.telemetry.first_chunk()
+
+    def interrupted(
+        self,
+        state: RequestState,
+        model: ModelEntry,
+        profile: AuthProfile,
+        error: ProviderError,
+        *,
+        counts: bool = True,
+    ) -> None:
+        """Record a failure after the answer began (mid-stream); it counts against the key
+        and model unless it is no fault of theirs (``counts``: the caller's deadline)."""
+        self.record_attempt(state, model, profile, error, state.started)
+        if counts:
+            self.record_failure(state, model, profile, error)
 
     def ended(self, state: RequestState, error: BaseException | None = None) -> None:
         """Close a request that did not succeed (failed, or a stream closed early)."""
@@ -481,6 +507,12 @@ class HookMethods:
     """``on_failover``, ``on_retry``, ... for any class holding an ``_engine``."""
 
     _engine: Engine
+
+    @property
+    def engine(self) -> Engine:
+        """The engine that runs this face's requests (a face built over this one shares it:
+        its keys, hooks and health)."""
+        return self._engine
 
     def on_failover(self, hook: H) -> H:
         """Call ``hook(FailoverEvent)`` when a request moves to another key or model."""

@@ -202,7 +202,7 @@ class SyncResilientClient(HookMethods):
 
     def _over(self, client: ResilientClient) -> None:
         self._async = client  # used on the loop thread only (its HTTP client is bound there)
-        self._engine = client._engine
+        self._engine = client.engine
         self._loop = _LoopThread(f"{_THREAD_PREFIX}-{id(self):x}")
         self._streams: set[SyncCompletionStream] = set()
         self._streams_lock = threading.Lock()

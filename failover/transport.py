@@ -177,7 +177,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
     ) -> None:
         self.provider = canonical_provider(provider)
         self._adapter = providers.get_adapter(self.provider)
-        engine = getattr(profiles, "_engine", None)
+        engine = getattr(profiles, "engine", None)
         if isinstance(engine, Engine):
             self._engine = engine
         else:

@@ -413,9 +413,7 @@ class _Pump:
 
     async def _failed(self, error: ProviderError, *, counts: bool) -> None:
         done = self._done
-        done.engine.record_attempt(done.state, done.model, done.profile, error, done.state.started)
-        if counts:
-            done.engine.record_failure(done.state, done.model, done.profile, error)
+        done.engine.interrupted(done.state, done.model, done.profile, error, counts=counts)
         done.engine.ended(done.state, error)
         self._pending = self._encoder.fail(error)
         await self._release()
