@@ -135,3 +135,51 @@ async def test_on_a_terminal_the_live_view_ends_before_the_summary() -> None:
     assert "failover events (the latest)" in plain
     assert re.search(r"\n\s*failover demo: summary", plain)
     assert not re.search(r"[╯┘┛] *\S", plain.split("failover demo: summary")[0].splitlines()[-1])
+
+
+async def test_what_the_scenario_says_is_what_the_simulator_does() -> None:
+    import httpx
+
+    from failover.demo_scenario import accepted_keys, describe, script
+    from failover.testing import Simulator
+
+    scenario = Scenario(
+        dead_key="openai-revoked",
+        budget_key="openai-main",
+        budget=1,
+        window=60.0,
+        retry_after=7.0,
+        outages=(Outage("anthropic", 0.0, 100.0, "server_error"),),
+        chaos={},
+    )
+    said = dict(describe(scenario, total=1, concurrency=1, seconds=1.0))
+    assert said["dead key"].startswith("openai-revoked: revoked, the provider answers 401")
+    assert said["rate limit"].startswith(
+        "openai-main: 1 requests per 60 s, then 429 with retry-after 7 s"
+    )
+    assert said["outage"] == "anthropic server error (500) on every call from 0.0 s to 100.0 s"
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    async with Simulator(keys=accepted_keys(scenario)) as sim, httpx.AsyncClient() as http:
+        script(sim, scenario, 1.0)
+
+        async def openai(name: str) -> httpx.Response:
+            headers = {"authorization": f"Bearer {KEYS[name][1]}"}
+            return await http.post(
+                f"{sim.base_url('openai')}/chat/completions", json=body, headers=headers
+            )
+
+        assert (await openai("openai-revoked")).status_code == 401
+        assert (await openai("openai-main")).status_code == 200
+        limited = await openai("openai-main")
+        assert limited.status_code == 429 and limited.headers["retry-after"] == "7"
+        assert (await openai("openai-spare")).status_code == 200
+        claude = await http.post(
+            f"{sim.base_url('anthropic')}/v1/messages",
+            json={
+                "model": "claude-haiku-4-5",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "hi"}],
+            },
+            headers={"x-api-key": KEYS["anthropic"][1], "anthropic-version": "2023-06-01"},
+        )
+        assert claude.status_code == 500
