@@ -354,7 +354,8 @@ class BedrockAdapter(BaseAdapter):
                 inference["maxTokens"] += budget
         if inference:
             payload["inferenceConfig"] = inference
-        self._tools(payload, params)
+        used = [call.name for turn in request.turns() for call in turn.tool_calls]
+        self._tools(payload, params, list(dict.fromkeys(used)))
         if extra:
             payload["additionalModelRequestFields"] = extra
         for key in _NATIVE:
@@ -386,10 +387,18 @@ class BedrockAdapter(BaseAdapter):
         return HttpRequest("POST", url, headers, body)
 
     @staticmethod
-    def _tools(payload: dict[str, Any], params: Mapping[str, Any]) -> None:
+    def _tools(payload: dict[str, Any], params: Mapping[str, Any], used: list[str]) -> None:
+        """``toolConfig``. Converse refuses a history with tool blocks and no toolConfig:
+        tools the history used but the request does not declare are declared bare."""
         specs = read_tools(params.get("tools"))
         choice = read_tool_choice(params.get("tool_choice"))
         json_mode = read_response_format(params.get("response_format"))
+        declared = {spec.name for spec in specs}
+        bare = [
+            {"toolSpec": {"name": name, "inputSchema": {"json": {"type": "object"}}}}
+            for name in used
+            if name not in declared and name != JSON_TOOL
+        ]
         if json_mode is not None:
             schema = dict(json_mode.schema) if json_mode.schema is not None else {"type": "object"}
             spec = {
@@ -398,11 +407,13 @@ class BedrockAdapter(BaseAdapter):
                 "inputSchema": {"json": schema},
             }
             payload["toolConfig"] = {
-                "tools": [{"toolSpec": spec}],
+                "tools": [{"toolSpec": spec}, *bare],
                 "toolChoice": {"tool": {"name": JSON_TOOL}},
             }
             return
-        if not specs or (choice is not None and choice.mode == "none"):
+        if not specs and not bare:
+            return
+        if choice is not None and choice.mode == "none" and not bare:
             return
         tools = []
         for tool in specs:
@@ -415,8 +426,8 @@ class BedrockAdapter(BaseAdapter):
             if tool.description:
                 spec["description"] = tool.description
             tools.append({"toolSpec": spec})
-        config: dict[str, Any] = {"tools": tools}
-        if choice is not None:
+        config: dict[str, Any] = {"tools": [*tools, *bare]}
+        if choice is not None and choice.mode != "none":
             if choice.mode == "required":
                 config["toolChoice"] = {"any": {}}
             elif choice.mode == "tool":

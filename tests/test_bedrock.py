@@ -701,3 +701,26 @@ async def test_a_named_aws_profile_is_read_from_the_shared_config_once(
                 group.start_soon(client.complete, [{"role": "user", "content": "hi"}])
     assert [r.outcome for r in sim.requests] == ["healthy"] * 5
     assert resolved == 1
+
+
+def test_a_tool_history_without_tools_still_declares_them_as_converse_requires() -> None:
+    history = [
+        {"role": "user", "content": "weather?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "get", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+    ]
+    body = body_of(ChatRequest(history))
+    assert body["toolConfig"] == {
+        "tools": [{"toolSpec": {"name": "get", "inputSchema": {"json": {"type": "object"}}}}]
+    }
+    from failover.testing.cloud_sim import check_converse
+
+    assert check_converse(body) is None
+    del body["toolConfig"]
+    assert check_converse(body) is not None  # as Bedrock refuses it
