@@ -724,3 +724,28 @@ def test_a_tool_history_without_tools_still_declares_them_as_converse_requires()
     assert check_converse(body) is None
     del body["toolConfig"]
     assert check_converse(body) is not None  # as Bedrock refuses it
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [
+        ("midstream_error", "StreamInterrupted"),
+        ("truncate", "StreamInterrupted"),
+        ("content_block", "AllAttemptsFailed"),
+    ],
+)
+async def test_a_converse_stream_that_fails_is_never_a_silent_success(
+    sim: Simulator, kind: str, error: str
+) -> None:
+    sim.script(Behavior(kind), provider="bedrock")
+    manager = manager_for(sim, region="us-east-1")
+    async with ResilientClient([f"bedrock/{MODEL}"], manager, wait_for_recovery=False) as client:
+        with pytest.raises(FailoverError) as caught:
+            await read_everything(client)
+    assert type(caught.value).__name__ == error
+    if kind == "content_block":
+        assert caught.value.attempts[-1].outcome == "content_filter"  # type: ignore[attr-defined]
+
+
+async def read_everything(client: ResilientClient) -> str:
+    return "".join([c.text async for c in client.stream([{"role": "user", "content": "hi"}])])
