@@ -335,3 +335,11 @@ def test_a_missing_extra_is_named_in_the_error(monkeypatch: pytest.MonkeyPatch) 
         require_botocore()
     with pytest.raises(ConfigError, match=r"llm-failover\[vertex\]"):
         require_google_auth()
+
+
+async def test_the_clouds_of_a_step_share_the_load_under_a_strategy(sim: Simulator) -> None:
+    async with ResilientClient([STEP], three_clouds(sim), strategy="round_robin") as client:
+        served = [
+            (await client.complete([{"role": "user", "content": "hi"}])).model for _ in range(3)
+        ]
+    assert sorted(served) == sorted(["anthropic/claude-sonnet-4-5", BEDROCK, VERTEX])
