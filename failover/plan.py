@@ -138,28 +138,32 @@ class Plan:
             order = self._order = self.planner.order(self.steps, self.state.estimated_usage)
             self._position = 0
             if order:
-                self._model = order[0][1]
+                first: ModelEntry = order[0][1]
+                self._model = first
                 self._tried: set[str] = set()
-                candidate = self._next_key()
+                candidate = self._next_key(first)
                 if candidate is not None:
                     return candidate
-                self._leave_model()
+                self._leave_model(first)
         if self._phase == _WALK:
             while True:
-                if self._model is None and not self._enter_next_model():
-                    self._phase = _DONE if self._attempted else _LEAST_BAD
-                    break
-                candidate = self._next_key()
+                model = self._model
+                if model is None:
+                    model = self._enter_next_model()
+                    if model is None:
+                        self._phase = _DONE if self._attempted else _LEAST_BAD
+                        break
+                candidate = self._next_key(model)
                 if candidate is not None:
                     return candidate
-                self._leave_model()
+                self._leave_model(model)
         if self._phase == _LEAST_BAD:
             self._phase = _DONE
             return self._least_bad()
         return None
 
-    def _enter_next_model(self) -> bool:
-        """Move to the next model of the walk (``False``: none, or the fallback budget is
+    def _enter_next_model(self) -> ModelEntry | None:
+        """Move to the next model of the walk (``None``: none, or the fallback budget is
         spent), announcing the move."""
         order = self._order
         if order is None:
@@ -168,7 +172,7 @@ class Plan:
         while True:
             self._position += 1
             if self._position >= len(order):
-                return False
+                return None
             step, model = order[self._position]
             if self._min_context is not None and (model.context_window or math.inf) <= (
                 self._min_context
@@ -183,14 +187,14 @@ class Plan:
                 limit = planner.manager.config.max_model_fallbacks
                 if limit is not None and self._fallbacks > limit:
                     self._position = len(order)
-                    return False
+                    return None
                 planner.moves.moved(FALLBACK, self.state.id, previous, model, None)
                 self._reason = FALLBACK
             else:
                 self._reason = FIRST
             self._previous_step = step
             self._enter(model)
-            return True
+            return model
 
     def _enter(self, model: ModelEntry) -> None:
         """Start on ``model``: its own rotation and same-model retry budgets."""
@@ -202,10 +206,8 @@ class Plan:
         self._rotations = self._same_model_retries = 0
         self._retrying = self._again
 
-    def _next_key(self) -> Candidate | None:
-        """The current model's next key, or ``None`` when it has none left to offer."""
-        model = self._model
-        assert model is not None
+    def _next_key(self, model: ModelEntry) -> Candidate | None:
+        """The next key of ``model`` (the current one), or ``None`` when it has none left."""
         planner = self.planner
         if self.state.deadline_at - planner.clock() <= 0:
             return None
@@ -214,7 +216,8 @@ class Plan:
             limit = planner.manager.config.max_key_rotations
             if limit is not None and self._rotations >= limit:
                 return None
-        excluded = planner.excluded(model, tried, self._failed_endpoints)
+        failed_endpoints = self._failed_endpoints
+        excluded = planner.excluded(model, tried, failed_endpoints) if failed_endpoints else tried
         if self._retrying:
             profile = planner.retry_key(self.state.attempts, model, excluded)
         else:
@@ -233,10 +236,9 @@ class Plan:
         self._attempted = True
         return Candidate(model, profile, reason)
 
-    def _leave_model(self) -> None:
-        """Done with the current model: the next move comes from it."""
-        assert self._model is not None
-        self._previous = (self._model, self._last_profile, self._last_error)
+    def _leave_model(self, model: ModelEntry) -> None:
+        """Done with ``model`` (the current one): the next move comes from it."""
+        self._previous = (model, self._last_profile, self._last_error)
         self._model = None
 
     def _least_bad(self) -> Candidate | None:
@@ -265,7 +267,7 @@ class Plan:
         if action is Action.LARGER_MODEL:
             self._min_context = candidate.model.context_window or 0
         if action is not Action.RETRY:
-            self._leave_model()
+            self._leave_model(candidate.model)
             return None
         self._note(error, candidate)
         config = self.planner.manager.config

@@ -583,3 +583,22 @@ def test_default_usage_reaches_the_cost_strategy() -> None:
     _, planner, _ = setup([key("a"), key("z", "azure")], strategy="cost")
     ordered = planner.order([(GPT, AZ), (MINI,)], TokenUsage(input_tokens=10, output_tokens=0))
     assert [model.key for _, model in ordered] == ["azure/gpt", "openai/gpt", "openai/mini"]
+
+
+def test_a_retry_on_the_same_model_still_skips_an_endpoint_that_refused_retries() -> None:
+    keys = [
+        key("a", base_url="https://one.example/v1"),
+        key("b", base_url="https://two.example/v1"),
+    ]
+    _, planner, _ = setup(keys, retry_before_fallback=True, max_retries=2)
+    plan = new_plan(planner, [[GPT]])
+    first = plan.next()
+    assert first is not None and first.profile.name == "a"
+    refused = ServerError("500")
+    refused.should_retry = False  # x-should-retry: false
+    assert fail(plan, first, refused, Action.RETRY) is None  # sideways, at once
+    second = plan.next()
+    assert names(second) == ("openai/gpt", "b", "rotation")
+    assert second is not None
+    assert fail(plan, second, ServerError("500"), Action.RETRY) is not None  # a backoff
+    assert names(plan.next()) == ("openai/gpt", "b", "retry")  # not "a", which refused
