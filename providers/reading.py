@@ -17,7 +17,7 @@ import math
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
-from httpx_sse._decoders import SSEDecoder
+from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
 from failover.errors import FailoverError, MalformedResponseError
 
@@ -29,6 +29,7 @@ __all__ = [
     "SHAPE_ERRORS",
     "StreamParser",
     "StreamReader",
+    "StreamedReply",
     "error_status",
     "guarded",
     "input_usage",
@@ -263,6 +264,14 @@ class StreamReader:
         event = decoder.decode(line)
         return None if event is None else self.parser.feed(event.event, event.data)
 
+    def lines_of(self, reply: StreamedReply) -> AsyncIterator[str]:
+        """A streamed reply's lines, cut as its format cuts them: SSE at ``\\r\\n``, ``\\r``
+        or ``\\n`` (httpx-sse's line decoder, after checking the reply is an event stream),
+        NDJSON at httpx's line breaks (``reply.aiter_lines()``)."""
+        if self._decoder is None:
+            return reply.aiter_lines()
+        return _sse_lines(reply)
+
     async def chunks(self, lines: AsyncIterator[str]) -> AsyncIterator[StreamChunk]:
         """The chunks of a stream's lines, up to and including its terminator's.
 
@@ -277,3 +286,40 @@ class StreamReader:
                 return
         if not self.parser.complete:
             raise MalformedResponseError("the stream ended before its terminator")
+
+
+class StreamedReply(Protocol):
+    """A reply whose body is read as it arrives (``failover.http.Reply``'s shape)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The reply headers."""
+        ...
+
+    def aiter_text(self) -> AsyncIterator[str]:
+        """The body as text as it arrives."""
+        ...
+
+    def aiter_lines(self) -> AsyncIterator[str]:
+        """The body line by line as it arrives."""
+        ...
+
+
+async def _sse_lines(reply: StreamedReply) -> AsyncIterator[str]:
+    """An event stream's lines (as ``httpx_sse.EventSource`` reads them).
+
+    Raises:
+        MalformedResponseError: The reply is not an event stream (its Content-Type).
+    """
+    content_type = reply.headers.get("content-type", "").partition(";")[0]
+    if "text/event-stream" not in content_type:
+        raise MalformedResponseError(
+            "not an event stream: Expected response header Content-Type to contain "
+            f"'text/event-stream', got {content_type!r}"
+        )
+    decoder = SSELineDecoder()
+    async for text in reply.aiter_text():
+        for line in decoder.decode(text):
+            yield line
+    for line in decoder.flush():
+        yield line

@@ -137,3 +137,43 @@ def test_whole_tool_calls_of_a_stream_are_numbered_on_from_the_earlier_ones() ->
         (3, "b", "g", "[]"),
     ]
     assert deltas[0].thought_signature == "sig"
+
+
+class FakeReply:
+    """A streamed reply's body, in the pieces it arrives in."""
+
+    def __init__(self, content_type: str, *pieces: str) -> None:
+        self.headers = {"content-type": content_type}
+        self._pieces = pieces
+
+    async def aiter_text(self) -> AsyncIterator[str]:
+        for piece in self._pieces:
+            yield piece
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        for line in "".join(self._pieces).splitlines():
+            yield line
+
+
+async def test_an_event_streams_lines_break_at_cr_lf_and_crlf_even_across_pieces() -> None:
+    recorder = Recorder()
+    reader = StreamReader(recorder, sse=True)
+    reply = FakeReply(
+        "text/event-stream; charset=utf-8", "data: a\r", "\ndata: b\r\rdata: ", '{"end": true}\n\n'
+    )
+    texts = [chunk.text async for chunk in reader.chunks(reader.lines_of(reply))]
+    assert texts == ["a\nb", '{"end": true}']
+
+
+async def test_a_reply_that_is_not_an_event_stream_is_malformed() -> None:
+    reader = StreamReader(Recorder(), sse=True)
+    with pytest.raises(MalformedResponseError, match="not an event stream"):
+        async for _ in reader.chunks(reader.lines_of(FakeReply("application/json", "{}"))):
+            pass
+
+
+async def test_ndjson_replies_are_read_line_by_line() -> None:
+    reader = StreamReader(Recorder(), sse=False)
+    reply = FakeReply("application/x-ndjson", '{"a": 1}\n{"end": true}\n')
+    texts = [chunk.text async for chunk in reader.chunks(reader.lines_of(reply))]
+    assert texts == ['{"a": 1}', '{"end": true}']
