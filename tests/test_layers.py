@@ -194,15 +194,16 @@ def path_between(graph: dict[str, set[str]], start: str, goals: set[str]) -> lis
 
 
 def one_circle(graph: dict[str, set[str]], group: list[str]) -> list[str]:
-    """A shortest circle through the group's first module, closed (first == last)."""
+    """A shortest circle within the group, closed (first == last)."""
     members = set(group)
     inside = {name: graph[name] & members for name in group}
-    first = group[0]
-    for child in sorted(inside[first]):
-        back = path_between(inside, child, {first})
-        if back is not None:
-            return [first, *back]
-    return [first, first]  # unreachable for a real group
+    found: list[list[str]] = []
+    for first in group:
+        for child in sorted(inside[first]):
+            back = [first] if child == first else path_between(inside, child, {first})
+            if back is not None:
+                found.append([first, child, *back[1:]] if child != first else [first, first])
+    return min(found, key=len)
 
 
 def _described(graph: dict[str, set[str]], groups: list[list[str]]) -> str:
