@@ -267,20 +267,17 @@ def _seconds(value: float | None) -> str:
 
 
 def _why(request: FailedRequest, deadline: float, max_retries: int) -> str:
-    """Why the client gave up on ``request``, in plain words, from what it recorded."""
+    """Why the client gave up on ``request``, in plain words (under 100 characters)."""
     if request.error == "StreamInterrupted":
-        return (
-            "its stream broke after the first text had reached the caller, when no other "
-            "model may take over (it would repeat or contradict that text)"
-        )
+        return "its stream broke after text had reached the caller: no other model may take over"
     if "deadline" in request.summary:
         return f"its {deadline:g}s deadline passed"
     if request.retries >= max_retries:
         return (
-            f"every model had failed or was resting and its {max_retries} retries after a "
-            f"backoff (max_retries) were spent, with deadline left"
+            f"every model failed or was resting, and its {max_retries} retries after a backoff "
+            "(max_retries) were spent"
         )
-    return "every model had failed or was resting, with retries and deadline left"
+    return "every model failed or was resting, with retries and deadline left"
 
 
 def _failed_request(request: FailedRequest, deadline: float, max_retries: int) -> Group:
@@ -514,7 +511,7 @@ def _print_failures(tally: Tally, console: Console, deadline: float, max_retries
     reasons = Counter(_why(request, deadline, max_retries) for request in tally.failed)
     console.print(f"[bold]{len(tally.failed)} request(s) failed[/]:")
     for reason, count in reasons.most_common():
-        console.print(f"  {count}: {reason}", soft_wrap=True)
+        console.print(f"  {count}: {reason}")
     console.print(
         "Each one's attempts, in order (waited: the pause before the attempt, for a backoff "
         "or for a resting key; took: the attempt itself; a key is shown by its profile name, "
