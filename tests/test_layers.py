@@ -246,6 +246,19 @@ def test_the_state_layer_never_imports_the_client(graph: dict[str, set[str]], ro
         assert path is None, "the state layer reaches the client: " + " -> ".join(path or ())
 
 
+def test_the_adapters_reach_only_the_core_below_them(graph: dict[str, set[str]]) -> None:
+    # providers -> failover.errors and types only: an adapter knows a wire, not the manager
+    # or the client (the registry, failover.providers itself, is what the client imports)
+    above = set(CLIENT_LAYER) | {
+        name for name in graph if name.startswith(STATE_ROOTS) or name == "failover"
+    }
+    adapters = [name for name in graph if name.startswith("failover.providers.")]
+    assert "failover.providers.openai" in adapters
+    for adapter in adapters:
+        path = path_between(graph, adapter, above)
+        assert path is None, "an adapter reaches a layer above it: " + " -> ".join(path or ())
+
+
 def test_a_circle_is_found_and_named() -> None:
     toy = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert circles(toy) == [["a", "b", "c"]]
