@@ -106,7 +106,7 @@ class FailoverManager:
         self._pools = KeyPools(self._replica)
         self._profiles = self._pools.profiles
         self._breakers = Breakers(self._profiles, self._replica)
-        self._tripped = self._breakers.tripped  # the breakers not closed
+        self._tripped = self._breakers.tripped  # the open and half-open breakers
         self._callbacks = FailoverCallbacks()
         self.store.attach(self)
         if (
@@ -249,10 +249,12 @@ class FailoverManager:
         """
         with self._lock:
             now = self.clock()
+            if model is None or not self._tripped:  # no breaker open: none to ask (hot path)
+                return self._pools.pick(provider, model, exclude, None, now)
             breakers = self._breakers
             resting = breakers.resting_check(model, now, self.config.breaker_window)
             profile = self._pools.pick(provider, model, exclude, resting, now)
-            if resting is not None and profile is not None and model is not None:
+            if profile is not None:
                 breakers.probe_sent(profile, model, now)  # the half-open breaker's one probe
             return profile
 
