@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import unicodedata
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
@@ -24,12 +24,15 @@ from failover.config import FailoverConfig
 from failover.errors import ConfigError, did_you_mean
 
 __all__ = [
+    "CHANGEABLE",
     "ROUTING_FIELDS",
     "AuthProfile",
     "FailoverStatus",
     "FailureKind",
     "ProfileSnapshot",
     "ProfileStatus",
+    "adopt_routing",
+    "checked_changes",
 ]
 
 FailureKind = Literal["error", "rate_limit", "quota", "auth"]
@@ -366,6 +369,37 @@ class AuthProfile:
             f"AuthProfile(name={self.name!r}, provider={self.provider!r}, "
             f"key={self.masked_key!r}, priority={self.priority}, status={self.status.value!r})"
         )
+
+
+CHANGEABLE = (ROUTING_FIELDS - {"name"}) | {"metadata"}
+"""The fields ``FailoverManager.update_profile`` may change."""
+
+
+def checked_changes(profile: AuthProfile, changes: Mapping[str, Any]) -> AuthProfile:
+    """A new AuthProfile: ``profile``'s routing fields and metadata with ``changes`` made.
+
+    Raises:
+        ConfigError: An unknown field, a rename, or a value AuthProfile refuses.
+    """
+    unknown = sorted(set(changes) - CHANGEABLE)
+    if unknown:
+        hint = "; to rename, remove_profile and add_profile" if "name" in unknown else ""
+        raise ConfigError(
+            f"update_profile({profile.name!r}): cannot change {', '.join(unknown)}; "
+            f"changeable: {', '.join(sorted(CHANGEABLE))}{hint}"
+        )
+    current: dict[str, Any] = {name: getattr(profile, name) for name in ROUTING_FIELDS}
+    current["metadata"] = profile.metadata
+    current.update(changes)
+    return AuthProfile(**current)  # checks every field the AuthProfile way
+
+
+def adopt_routing(profile: AuthProfile, checked: AuthProfile) -> None:
+    """Give ``profile`` the routing fields and metadata of ``checked`` (from
+    :func:`checked_changes`); only the manager may, with the key out of its pools."""
+    for name in ROUTING_FIELDS - {"name"}:
+        object.__setattr__(profile, name, getattr(checked, name))
+    profile.metadata = checked.metadata
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,12 +25,13 @@ from typing import Any
 
 from failover._secrets import scrub
 from failover.auth_profile import (
-    ROUTING_FIELDS,
     AuthProfile,
     FailoverStatus,
     FailureKind,
     ProfileSnapshot,
     ProfileStatus,
+    adopt_routing,
+    checked_changes,
 )
 from failover.breakers import Breakers
 from failover.config import FailoverConfig
@@ -173,27 +174,12 @@ class FailoverManager:
         """
         with self._lock:
             profile = self._require(name)
-            allowed = (ROUTING_FIELDS - {"name"}) | {"metadata"}
-            unknown = sorted(set(changes) - allowed)
-            if unknown:
-                hint = "; to rename, remove_profile and add_profile" if "name" in unknown else ""
-                raise ConfigError(
-                    f"update_profile({name!r}): cannot change {', '.join(unknown)}; "
-                    f"changeable: {', '.join(sorted(allowed))}{hint}"
-                )
-            current: dict[str, Any] = {
-                field_name: getattr(profile, field_name) for field_name in ROUTING_FIELDS
-            }
-            current["metadata"] = profile.metadata
-            current.update(changes)
-            checked = AuthProfile(**current)  # validates every field the AuthProfile way
+            checked = checked_changes(profile, changes)
             pools = self._pools
             ready = pools.is_ready(profile)
             if ready:
                 pools.withdraw(profile)
-            for field_name in ROUTING_FIELDS - {"name"}:
-                object.__setattr__(profile, field_name, getattr(checked, field_name))
-            profile.metadata = checked.metadata
+            adopt_routing(profile, checked)
             pools.serve(profile.provider)
             self._breakers.mirror(profile)
             if ready:
