@@ -343,3 +343,37 @@ async def test_the_clouds_of_a_step_share_the_load_under_a_strategy(sim: Simulat
             (await client.complete([{"role": "user", "content": "hi"}])).model for _ in range(3)
         ]
     assert sorted(served) == sorted(["anthropic/claude-sonnet-4-5", BEDROCK, VERTEX])
+
+
+def test_a_sync_openai_sdk_stream_is_served_by_bedrock_through_the_transport() -> None:
+    import httpx2
+    import openai
+
+    from failover import ResilientTransport
+    from tests.conftest import simulator_in_thread
+
+    with simulator_in_thread() as sim:
+        sim.script(Behavior("overloaded"), provider="openai")
+        profiles = [
+            AuthProfile(
+                "oa", "openai", "sk-openai-key-0000000001", base_url=sim.base_url("openai")
+            ),
+            AuthProfile(
+                "aws",
+                "bedrock",
+                f"{SIM_ACCESS_KEY_ID}:{SIM_SECRET_ACCESS_KEY}",
+                base_url=sim.base_url("bedrock"),
+                region="us-east-1",
+            ),
+        ]
+        transport = ResilientTransport(profiles, provider="openai", fallback_models=[BEDROCK])
+        with httpx2.Client(transport=transport) as http:
+            sdk = openai.OpenAI(
+                api_key="unused", base_url=sim.base_url("openai"), max_retries=0, http_client=http
+            )
+            stream = sdk.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        transport.close()
+    assert text.startswith(f"Simulated answer from {BEDROCK}")
