@@ -467,7 +467,8 @@ class FailoverManager:
         It is called whenever a failure takes a profile out of rotation. An async one
         runs in the background (on asyncio or trio); :meth:`drain_callbacks` waits for it.
         """
-        self._callbacks.add(callback)
+        with self._lock:
+            self._callbacks.add(callback)
         return callback
 
     async def drain_callbacks(self, grace: float = 5.0) -> None:
