@@ -220,7 +220,7 @@ async def happy_path(base: str) -> None:
         sent on a session configured as AiohttpSender's (no cookie jar, parsed URL)."""
         import yarl
 
-        from failover.client import _chat_request
+        from failover.chat_input import chat_request
         from failover.providers import get_adapter
 
         session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
@@ -229,7 +229,7 @@ async def happy_path(base: str) -> None:
         parsed = yarl.URL(url)
 
         async def call() -> Any:
-            request = _chat_request(MESSAGES, None, None, {}, stream=False)
+            request = chat_request(MESSAGES, None, None, {}, stream=False)
             profile = manager.get_next_profile("openai", model="gpt-4o-mini")
             assert profile is not None
             built = adapter.build_request(

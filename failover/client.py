@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 import httpx
@@ -20,13 +20,13 @@ from failover._secrets import watch_http_logs
 from failover.attempts import Attempt
 from failover.catalog import ModelCatalog, ModelEntry, TokenUsage, default_catalog
 from failover.chain import FallbackChain
-from failover.chat_calls import ChatCalls, ChunkReader, check_parameter_names, close_opened
+from failover.chat_calls import ChatCalls, ChunkReader, close_opened
+from failover.chat_input import chain_from, chat_request, estimate_usage
 from failover.classify import classify_exception
 from failover.config import FailoverConfig
 from failover.engine import AttemptContext, Engine, HookMethods
 from failover.errors import (
     ConfigError,
-    InvalidModelId,
     ProviderError,
     ProviderTimeoutError,
     StreamInterrupted,
@@ -42,7 +42,6 @@ from failover.providers.base import (
     StreamChunk,
     ToolCall,
     assistant_message,
-    check_json,
 )
 from failover.routing import Hedging, Strategy
 from failover.store import Store
@@ -167,7 +166,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         telemetry: Telemetry | bool | None = None,
         strict_models: bool = False,
     ) -> None:
-        self.chain = _chain_from(chain, catalog or default_catalog, strict=strict_models)
+        self.chain = chain_from(chain, catalog or default_catalog, strict=strict_models)
         if self.chain.is_empty():
             raise ConfigError("chain must contain at least one model")
         if isinstance(profiles, FailoverManager):
@@ -259,11 +258,11 @@ class ResilientClient(HookMethods, AsyncClosing):
             ProviderError: A failure that no other model can fix (e.g. InvalidRequestError),
                 with ``attempts`` set.
         """
-        request = _chat_request(messages, max_tokens, temperature, params, stream=False)
+        request = chat_request(messages, max_tokens, temperature, params, stream=False)
         attempt = partial(self._complete, request)
         state = self._engine.new_request(asyncio_cancel_safe=self._sender_cancel_safe)
         if self._engine.strategy.name == "cost":
-            state.estimated_usage = _estimate(request)
+            state.estimated_usage = estimate_usage(request)
         result, model, profile = await self._engine.run(
             state, self.chain.steps, attempt, unsupported=self._unsupported(request)
         )
@@ -299,7 +298,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         StreamInterrupted with the partial text. Use as ``async with client.stream(...) as s``
         or iterate directly.
         """
-        request = _chat_request(messages, max_tokens, temperature, params, stream=True)
+        request = chat_request(messages, max_tokens, temperature, params, stream=True)
         return CompletionStream(self, request)
 
     async def call(self, fn: Callable[[AttemptContext], Awaitable[T]]) -> T:
@@ -567,74 +566,3 @@ class CompletionStream(AsyncClosing):
         self._engine.ended(self._state)
         if self._opener is not None and self._reader is not None:
             await close_opened((self._opener, self._reader))
-
-
-def _chat_request(
-    messages: Sequence[Mapping[str, Any]],
-    max_tokens: int | None,
-    temperature: float | None,
-    params: Mapping[str, Any],
-    *,
-    stream: bool,
-) -> ChatRequest:
-    """Check what the caller passed, before anything is sent; return the request."""
-    if type(messages) is not list and (  # a list is the common case: no ABC check
-        isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence)
-    ):
-        raise ConfigError(
-            f"messages must be a list of {{'role', 'content'}} dicts, got {type(messages).__name__}"
-        )
-    if not messages:
-        raise ConfigError("messages must not be empty")
-    for index, message in enumerate(messages):
-        if (type(message) is not dict and not isinstance(message, Mapping)) or not isinstance(
-            message.get("role"), str
-        ):
-            raise ConfigError(f"messages[{index}] needs a 'role' string, got {message!r:.80}")
-        content = message.get("content")
-        if content is not None and not isinstance(content, (str, list, tuple)):
-            raise ConfigError(
-                f"messages[{index}].content must be a str or a list of content parts, "
-                f"got {type(content).__name__}"
-            )
-        if isinstance(content, (list, tuple)) and not all(
-            isinstance(part, Mapping) for part in content
-        ):
-            raise ConfigError(f"messages[{index}].content parts must be dicts")
-    if max_tokens is not None and (
-        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0
-    ):
-        raise ConfigError(f"max_tokens must be a positive int, got {max_tokens!r}")
-    if temperature is not None and (
-        isinstance(temperature, bool) or not isinstance(temperature, (int, float))
-    ):
-        raise ConfigError(f"temperature must be a number, got {temperature!r}")
-    if params:
-        check_parameter_names(params)
-        check_json(params)
-    return ChatRequest(list(messages), max_tokens, temperature, params, stream)
-
-
-def _chain_from(
-    chain: FallbackChain | Iterable[Any], catalog: ModelCatalog, *, strict: bool
-) -> FallbackChain:
-    """The chain the caller gave, or one built from ids; a clear error naming ``chain``."""
-    if isinstance(chain, FallbackChain):
-        return chain
-    if chain is None or isinstance(chain, (str, bytes)) or not isinstance(chain, Iterable):
-        raise ConfigError(
-            "chain must be a FallbackChain or a list of 'provider/model' ids, "
-            f"got {type(chain).__name__}"
-        )
-    try:
-        return FallbackChain.from_ids(
-            list(cast(Iterable[Any], chain)), catalog=catalog, strict=strict
-        )
-    except InvalidModelId as exc:
-        raise ConfigError(f"chain: {exc}") from None
-
-
-def _estimate(request: ChatRequest) -> TokenUsage:
-    """A rough token count of a request (4 characters a token), for the cost strategy."""
-    characters = sum(len(str(message.get("content") or "")) for message in request.messages)
-    return TokenUsage(input_tokens=characters // 4 + 1, output_tokens=request.max_tokens or 500)

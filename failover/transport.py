@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import math
 import threading
@@ -29,7 +28,6 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from types import ModuleType, TracebackType
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import anyio
 import anyio.to_thread
@@ -41,7 +39,6 @@ from failover._secrets import watch_http_logs
 from failover.catalog import ModelCatalog, ModelEntry, canonical_provider, default_catalog
 from failover.chain import unknown_model
 from failover.chat_calls import ChatCalls, close_opened
-from failover.classify import classify_http_error
 from failover.config import FailoverConfig
 from failover.engine import AttemptContext, Engine, HookMethods
 from failover.errors import AllAttemptsFailed, ConfigError, ProviderError
@@ -59,10 +56,7 @@ from failover.transport_gateway import (
     fallback_steps,
 )
 from failover.transport_guard import (
-    checked_reply,
-    endpoint_of,
     guard_stream,
-    reread,
     served_headers,
 )
 from failover.transport_io import (
@@ -73,17 +67,19 @@ from failover.transport_io import (
     SyncInner,
     ThreadIO,
     closed_error,
-    provider_error,
-    read_body,
     widen_worker_threads,
 )
+from failover.transport_rewrite import (
+    attempt_url,
+    json_object,
+    without_credentials,
+)
+from failover.transport_sdk import SdkRequest
 
 logger = logging.getLogger("failover.transport")
 
 __all__ = ["ResilientTransport"]
 
-_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
-_DEFAULT_STYLE = {"anthropic": "x-api-key", "gemini": "x-goog-api-key"}
 _CHAINS_KEPT = 256  # requested models whose chain is kept
 _URLS_KEPT = 256  # attempt URLs kept, parsed
 T = TypeVar("T")
@@ -262,7 +258,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         inner = self._async_inner(library)
         suffix = self._suffix(str(request.url))
         if suffix is None:  # not one of our hosts: never attach a key
-            bare = _without_credentials(request, library)
+            bare = without_credentials(request, library)
             return await self._serve(functools.partial(inner.handle_async_request, bare))
         body = await request.aread()
         io = AsyncIO(inner)
@@ -286,7 +282,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         suffix = self._suffix(str(request.url))
         if suffix is None:  # not one of our hosts: never attach a key
             with self._ended_by_close():
-                return inner.handle_request(_without_credentials(request, library))
+                return inner.handle_request(without_credentials(request, library))
         body = request.read()
         portal = self._start_portal()
         io = ThreadIO(inner, portal)
@@ -305,106 +301,50 @@ class ResilientTransport(HookMethods, AsyncClosing):
         self, request: Any, library: ModuleType, suffix: str, body: bytes, io: IO
     ) -> Any:
         """The failover loop around one SDK request, its I/O done by ``io``."""
-        payload = _json_object(body)
+        payload = json_object(body)
         requested = self._requested_model(payload, suffix)
         chain = self._chain(requested)
-        # one pass over the headers: the SDK's credentials, and how it sends a key
-        sdk_credentials = [(k, v) for k, v in request.headers.items() if k in _CREDENTIAL_HEADERS]
-        found = {k for k, _ in sdk_credentials}
-        style = next((h for h in _CREDENTIAL_HEADERS if h in found), None)
-        style = style or _DEFAULT_STYLE.get(self._wire, "authorization")
-        streaming = bool(payload and payload.get("stream")) or ":stream" in suffix
-        endpoint = endpoint_of(request.method, suffix)
-        extensions = request.extensions
-        if streaming:  # the wait for the headers, as each read after, is bounded by the idle time
-            extensions = _with_read_timeout(extensions, self.stream_idle_timeout)
-        responses = endpoint is not None and endpoint.stream_wire == "responses"
-        held: list[tuple[ProviderError, Any]] = []  # the last error reply of our own provider
         engine = self._engine
-
-        in_place = isinstance(io, AsyncIO)  # a worker thread may outlive a cancelled send
-        in_use: list[bool] = []  # an attempt sends the SDK's own request (hedges build theirs)
-
-        async def attempt(ctx: AttemptContext) -> Any:
-            model = ctx.model.id
-            adjusted = in_place and not in_use and not (requested and model != requested)
-            if adjusted:  # the same body: only the URL and the credentials change
-                in_use.append(True)
-                outgoing = request
-                saved = (request.url, request.extensions)
-                _adjust(request, self._url(library, ctx.base_url, suffix), ctx, style)
-                request.extensions = extensions
-            else:
-                outgoing = _rewrite(
-                    request, library, ctx, suffix, style, body, payload, requested, extensions
-                )
-            try:
-                response = await io.send(outgoing)
-            except Exception as exc:
-                error = provider_error(exc, self.provider, model)
-                if error is None:
-                    raise
-                raise error from None
-            finally:
-                if adjusted:  # the key never stays in the request the SDK holds
-                    request.url, request.extensions = saved
-                    _restore(request, sdk_credentials)
-                    in_use.clear()
-            served = served_headers(self.provider, ctx.model.id)
-            if response.status_code < 400:
-                if not streaming:  # a stream is checked as it passes (guard_stream)
-                    response = await checked_reply(
-                        library,
-                        response,
-                        outgoing,
-                        endpoint,
-                        io,
-                        engine.scrubber(),
-                        served,
-                        self._owner_of(ctx.profile) if responses else None,
-                    )
-                engine.note_headroom(ctx.request_id, ctx.profile, response.headers)
-                return response
-            content = await read_body(io, response, self.provider, ctx.model.id)
-            error = classify_http_error(response.status_code, response.headers, content)
-            scrub = engine.scrubber()  # the SDK puts the body in its exception
-            text = scrub.in_json(content.decode("utf-8", "surrogateescape"))
-            scrubbed = text.encode("utf-8", "surrogateescape")
-            held[:] = [(error, reread(library, response, scrubbed, outgoing, scrub, served))]
-            raise error
-
+        sdk = SdkRequest(
+            request,
+            library,
+            (suffix, body, payload, requested),
+            io,
+            self.provider,
+            style_for=self._wire,
+            stream_idle_timeout=self.stream_idle_timeout,
+            engine=engine,
+            url_for=self._url,
+            owner_of=self._owner_of,
+        )
         translation: Translation | None = None
         unsupported: Callable[[ModelEntry], str | None] | None = None
-        run_attempt: Callable[[AttemptContext], Awaitable[Any]] = attempt
+        run_attempt: Callable[[AttemptContext], Awaitable[Any]] = sdk.attempt
         if self._adapters:  # steps of other providers: they serve the request translated
-            sender = IOSender(io, library, extensions)
+            sender = IOSender(io, library, sdk.extensions)
             calls = ChatCalls(
                 engine, sender, self._adapters, stream_idle_timeout=self.stream_idle_timeout
             )
             translation = Translation(suffix, payload, calls)
             unsupported = functools.partial(translation.unsupported, own=self.provider)
-            run_attempt = functools.partial(self._either, attempt, translation)
+            run_attempt = functools.partial(self._either, sdk.attempt, translation)
         state = engine.new_request()
         if translation is not None:
             state.release = _release  # a hedged stream that lost: let it go
-        previous = payload.get("previous_response_id") if responses and payload else None
+        previous = payload.get("previous_response_id") if sdk.responses and payload else None
         owner = self._owners.owner(previous, self.manager) if isinstance(previous, str) else None
         why = ""  # why a request pinned to one key goes nowhere else
+        if owner is not None:
+            why = (
+                f"previous_response_id {previous!r} continues a response made with key "
+                f"{owner.name!r}: no other key or provider can continue it"
+            )
         try:
-            if owner is None:
-                value, model, profile = await engine.run(
-                    state, chain, run_attempt, unsupported=unsupported
-                )
-            else:
-                why = (
-                    f"previous_response_id {previous!r} continues a response made with key "
-                    f"{owner.name!r}: no other key or provider can continue it"
-                )
-                value, model, profile = await engine.run(
-                    state, chain, run_attempt, unsupported=unsupported, key=owner, why=why
-                )
+            value, model, profile = await engine.run(
+                state, chain, run_attempt, unsupported=unsupported, key=owner, why=why
+            )
         except (AllAttemptsFailed, ProviderError) as exc:
-            held_reply = held[0] if held else None
+            held_reply = sdk.held[0] if sdk.held else None
             return failure_reply(
                 library, request, wire_of(suffix), exc, held_reply, translation, why or None
             )
@@ -414,18 +354,18 @@ class ResilientTransport(HookMethods, AsyncClosing):
             served = served_headers(model.provider, model.id)
             chosen = (engine, state, model, profile)
             return encoded_reply(library, request, decoded, value, chosen, served, io, self._shut)
-        if streaming:
+        if sdk.streaming:
             value = guard_stream(
                 library,
                 value,
-                endpoint,
+                sdk.endpoint,
                 engine,
                 (state, model, profile),
                 io,
                 self.stream_idle_timeout,
                 self._shut,
                 served_headers(self.provider, model.id),
-                self._owner_of(profile) if responses else None,
+                self._owner_of(profile) if sdk.responses else None,
             )
         engine.succeeded(state, model, profile, None)
         return value
@@ -685,7 +625,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         key = (library, base_url, suffix)
         url = self._urls.get(key)
         if url is None:
-            url = library.URL(_attempt_url(base_url, suffix))
+            url = library.URL(attempt_url(base_url, suffix))
             if len(self._urls) >= _URLS_KEPT:
                 with contextlib.suppress(StopIteration, RuntimeError):
                     self._urls.pop(next(iter(self._urls)), None)
@@ -697,90 +637,6 @@ class ResilientTransport(HookMethods, AsyncClosing):
         return self._catalog.get(self.provider, model_id) or ModelEntry(
             id=model_id, name=model_id, provider=self.provider, api=self._wire
         )
-
-
-def _json_object(body: bytes) -> dict[str, Any] | None:
-    if not body or not body.lstrip().startswith(b"{"):
-        return None
-    try:
-        value = json.loads(body)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _rewrite(
-    request: Any,
-    library: ModuleType,
-    ctx: AttemptContext,
-    suffix: str,
-    style: str,
-    body: bytes,
-    payload: dict[str, Any] | None,
-    requested: str | None,
-    extensions: dict[str, Any],
-) -> Any:
-    """The request for this attempt: the profile's base URL and key, and the attempt's model."""
-    model = ctx.model.id
-    if requested and model != requested:
-        if payload is not None and "model" in payload:
-            body = json.dumps({**payload, "model": model}).encode()
-        suffix = suffix.replace(f"/models/{requested}:", f"/models/{model}:", 1)
-    url = _attempt_url(ctx.base_url, suffix)
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _CREDENTIAL_HEADERS]
-    headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
-    if ctx.api_key:
-        value = f"Bearer {ctx.api_key}" if style == "authorization" else ctx.api_key
-        headers.append((style, value))
-    return library.Request(
-        request.method, url, headers=headers, content=body, extensions=extensions
-    )
-
-
-def _attempt_url(base_url: str, suffix: str) -> str:
-    """``base_url`` and the suffix's path and query, without any ``key`` parameter."""
-    parts = urlsplit(suffix)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "key"]
-    return base_url + parts.path + (f"?{urlencode(query)}" if query else "")
-
-
-def _adjust(request: Any, url: Any, ctx: AttemptContext, style: str) -> None:
-    """The SDK's request, in place, for this attempt: its URL, the profile's key."""
-    request.url = url
-    headers = request.headers
-    for name in _CREDENTIAL_HEADERS:
-        if name in headers:
-            del headers[name]
-    if ctx.api_key:
-        headers[style] = f"Bearer {ctx.api_key}" if style == "authorization" else ctx.api_key
-
-
-def _restore(request: Any, credentials: list[tuple[str, str]]) -> None:
-    """The SDK's request with its own credential headers again (the attempt's key gone)."""
-    headers = request.headers
-    for name in _CREDENTIAL_HEADERS:
-        if name in headers:
-            del headers[name]
-    for name, value in credentials:
-        headers[name] = value
-
-
-def _with_read_timeout(extensions: dict[str, Any], seconds: float) -> dict[str, Any]:
-    """``extensions`` with the ``timeout`` of each read at most ``seconds``."""
-    timeout = dict(extensions.get("timeout") or {})
-    timeout["read"] = min(timeout.get("read") or math.inf, seconds)
-    return {**extensions, "timeout": timeout}
-
-
-def _without_credentials(request: Any, library: ModuleType) -> Any:
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _CREDENTIAL_HEADERS]
-    return library.Request(
-        request.method,
-        request.url,
-        headers=headers,
-        stream=request.stream,
-        extensions=request.extensions,
-    )
 
 
 async def _release(value: Any) -> None:

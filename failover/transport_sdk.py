@@ -1,0 +1,152 @@
+"""One SDK request served by the transport: the attempt that passes it to a key.
+
+A step of the SDK's own provider sends the SDK's request itself: when the model is not
+rewritten and one attempt is in flight (async clients), the request is adjusted in place
+(URL, credential headers) and restored once sent, so the key never stays in it; else a copy
+is built for the attempt. A 2xx reply is checked (a stream is guarded as it passes, by
+``guard_stream``), its rate-limit headroom recorded; an error reply is classified, and the
+last one kept (scrubbed) for the SDK to see when every attempt fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from failover.classify import classify_http_error
+from failover.engine import Engine
+from failover.errors import ProviderError
+from failover.profiles import AuthProfile
+from failover.request import AttemptContext
+from failover.transport_guard import checked_reply, endpoint_of, reread, served_headers
+from failover.transport_io import IO, AsyncIO, provider_error, read_body
+from failover.transport_rewrite import (
+    CREDENTIAL_HEADERS,
+    DEFAULT_STYLE,
+    adjust,
+    restore,
+    rewrite,
+    with_read_timeout,
+)
+
+__all__ = ["SdkRequest"]
+
+
+class SdkRequest:
+    """An SDK's request and how to send it on each attempt.
+
+    Args:
+        request: The SDK's request.
+        library: httpx or httpx2, whichever the request came from.
+        read: The URL's suffix after the SDK's base URL, the body, the body as a JSON
+            object (``None``: not one) and the model it asks for.
+        io: Sends and reads (on the loop, or a sync client's worker thread).
+        provider: The SDK's own provider.
+        style_for: The SDK's wire, for its provider's usual credential header.
+        stream_idle_timeout: The longest wait for the headers or a chunk of a stream.
+        engine: Scrubs keys from error bodies and records headroom.
+        url_for: An attempt's parsed URL (library, base URL, suffix).
+        owner_of: Remembers which key made a Responses response.
+    """
+
+    def __init__(
+        self,
+        request: Any,
+        library: ModuleType,
+        read: tuple[str, bytes, dict[str, Any] | None, str | None],
+        io: IO,
+        provider: str,
+        *,
+        style_for: str,
+        stream_idle_timeout: float,
+        engine: Engine,
+        url_for: Callable[[ModuleType, str, str], Any],
+        owner_of: Callable[[AuthProfile], Callable[[str], None]],
+    ) -> None:
+        self.request, self.library, self.io, self.provider = request, library, io, provider
+        self.suffix, self.body, self.payload, self.requested = read
+        self.engine, self.url_for, self.owner_of = engine, url_for, owner_of
+        # one pass over the headers: the SDK's credentials, and how it sends a key
+        self.sdk_credentials = [
+            (k, v) for k, v in request.headers.items() if k in CREDENTIAL_HEADERS
+        ]
+        found = {k for k, _ in self.sdk_credentials}
+        style = next((h for h in CREDENTIAL_HEADERS if h in found), None)
+        self.style = style or DEFAULT_STYLE.get(style_for, "authorization")
+        payload, suffix = self.payload, self.suffix
+        self.streaming = bool(payload and payload.get("stream")) or ":stream" in suffix
+        self.endpoint = endpoint_of(request.method, suffix)
+        self.extensions = request.extensions
+        if self.streaming:  # the wait for the headers, as each read after, is bounded too
+            self.extensions = with_read_timeout(self.extensions, stream_idle_timeout)
+        self.responses = self.endpoint is not None and self.endpoint.stream_wire == "responses"
+        self.held: list[tuple[ProviderError, Any]] = []  # our provider's last error reply
+        self.in_place = isinstance(io, AsyncIO)  # a worker thread may outlive a cancelled send
+        self.in_use: list[bool] = []  # an attempt sends the SDK's own request (hedges: copies)
+
+    async def attempt(self, ctx: AttemptContext) -> Any:
+        """Send the request with ``ctx``'s key, URL and model; the checked 2xx reply."""
+        request, model = self.request, ctx.model.id
+        requested = self.requested
+        adjusted = self.in_place and not self.in_use and not (requested and model != requested)
+        if adjusted:  # the same body: only the URL and the credentials change
+            self.in_use.append(True)
+            outgoing = request
+            saved = (request.url, request.extensions)
+            adjust(request, self.url_for(self.library, ctx.base_url, self.suffix), ctx, self.style)
+            request.extensions = self.extensions
+        else:
+            outgoing = rewrite(
+                request,
+                self.library,
+                ctx,
+                self.suffix,
+                self.style,
+                self.body,
+                self.payload,
+                requested,
+                self.extensions,
+            )
+        try:
+            response = await self.io.send(outgoing)
+        except Exception as exc:
+            error = provider_error(exc, self.provider, model)
+            if error is None:
+                raise
+            raise error from None
+        finally:
+            if adjusted:  # the key never stays in the request the SDK holds
+                request.url, request.extensions = saved
+                restore(request, self.sdk_credentials)
+                self.in_use.clear()
+        if response.status_code < 400:
+            return await self._accepted(ctx, response, outgoing)
+        raise await self._refused(ctx, response, outgoing)
+
+    async def _accepted(self, ctx: AttemptContext, response: Any, outgoing: Any) -> Any:
+        """A 2xx reply: checked whole (a stream is checked as it passes), headroom noted."""
+        if not self.streaming:
+            response = await checked_reply(
+                self.library,
+                response,
+                outgoing,
+                self.endpoint,
+                self.io,
+                self.engine.scrubber(),
+                served_headers(self.provider, ctx.model.id),
+                self.owner_of(ctx.profile) if self.responses else None,
+            )
+        self.engine.note_headroom(ctx.request_id, ctx.profile, response.headers)
+        return response
+
+    async def _refused(self, ctx: AttemptContext, response: Any, outgoing: Any) -> ProviderError:
+        """An error reply: its error, the reply kept (scrubbed) for the SDK."""
+        content = await read_body(self.io, response, self.provider, ctx.model.id)
+        error = classify_http_error(response.status_code, response.headers, content)
+        scrub = self.engine.scrubber()  # the SDK puts the body in its exception
+        text = scrub.in_json(content.decode("utf-8", "surrogateescape"))
+        scrubbed = text.encode("utf-8", "surrogateescape")
+        served = served_headers(self.provider, ctx.model.id)
+        self.held[:] = [(error, reread(self.library, response, scrubbed, outgoing, scrub, served))]
+        return error
