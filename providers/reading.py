@@ -125,8 +125,13 @@ class _OddUsage(Exception):
     pass
 
 
+_MAX_COUNT = 2**53
+
+
 def _count(usage: Mapping[str, Any], name: str) -> int:
     value = usage.get(name)
+    if type(value) is int and 0 <= value < _MAX_COUNT:  # the usual case, checked first
+        return value
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -135,7 +140,7 @@ def _count(usage: Mapping[str, Any], name: str) -> int:
         if not math.isfinite(value) or not value.is_integer():
             raise _OddUsage(name)
         value = int(value)
-    if not 0 <= value < 2**53:
+    if not 0 <= value < _MAX_COUNT:
         raise _OddUsage(name)
     return value
 
