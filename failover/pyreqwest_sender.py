@@ -1,0 +1,249 @@
+"""PyreqwestSender: the client's HTTP seam on pyreqwest (Rust's reqwest and hyper).
+
+The connection pool, HTTP/1.1 parsing and reading run in Rust, off the Python thread: on
+loopback about half of aiohttp's CPU per request (benchmarks/http_engines.py). Needs the
+``pyreqwest`` extra, Python 3.11 or later, and asyncio.
+
+    sender = PyreqwestSender()
+    client = ResilientClient(chain, profiles, sender=sender)
+    ...
+    await client.aclose(); await sender.aclose()
+
+pyreqwest answers a cancellation thrown into one of its calls with a ``CancelledError`` of
+its own, which anyio's cancel scopes would not recognise as theirs (the cancellation would
+leave the scope that asked for it); every call here is awaited through ``_Kept``, which
+raises the caller's own cancellation instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+from collections.abc import AsyncIterator, Coroutine, Generator, Mapping
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+from pyreqwest.client import Client, ClientBuilder
+from pyreqwest.exceptions import DecodeError, RequestTimeoutError, TransportError
+from pyreqwest.request import StreamRequest
+from pyreqwest.response import Response
+
+from failover._tasks import AsyncioTimeout
+from failover.errors import ProviderConnectionError, ProviderError, ProviderTimeoutError
+from failover.providers.base import HttpRequest
+
+__all__ = ["PyreqwestSender"]
+
+T = TypeVar("T")
+
+
+class PyreqwestSender:
+    """Sends through a ``pyreqwest`` client (its own, or yours).
+
+    As every sender (see ``failover.http.Sender``) it bounds a stream's reads by
+    ``read_timeout``; the whole attempt, connecting included, is bounded by the caller's
+    timeout, so a plain reply starts no timer of its own. Redirects are never followed and
+    no cookie is kept (a jar shared by every key would link them).
+
+    Args:
+        client: Your client (not closed by :meth:`aclose`; build it with
+            ``follow_redirects(False)``); one is made on first use otherwise.
+        limit: Requests in flight at once on the client the sender makes (its connection
+            pool's bound); more wait for a free one.
+    """
+
+    asyncio_cancel_safe = True
+    """pyreqwest's I/O runs in Rust; a cancelled call drops its request there and leaves the
+    pool consistent: the engine may bound attempts with asyncio's cheaper timer."""
+
+    def __init__(self, client: Client | None = None, *, limit: int = 512) -> None:
+        self._client = client
+        self._owned = client is None
+        self._limit = limit
+
+    def _get_client(self) -> Client:
+        if self._client is None:
+            builder = ClientBuilder().max_connections(self._limit)
+            self._client = builder.follow_redirects(False).default_cookie_store(False).build()
+        return self._client
+
+    def open(
+        self, request: HttpRequest, timeout: float, *, read_timeout: float | None = None
+    ) -> _Exchange:
+        """Send ``request`` on entering; yield the reply, its body unread; release on exit."""
+        return _Exchange(self, request, timeout, read_timeout)
+
+    async def aclose(self) -> None:
+        """Close the client this sender made."""
+        if self._owned and self._client is not None:
+            client, self._client = self._client, None
+            await _Kept(client.close())
+
+
+class _Kept(Generic[T]):
+    """Awaits a pyreqwest coroutine; a cancellation thrown into it comes out as itself.
+
+    A hand-written ``yield from``: what the coroutine yields goes to the event loop, what is
+    sent or thrown back goes to the coroutine; only the ``CancelledError`` it raises in place
+    of the one thrown in is swapped back for the thrown one (its message tells anyio whose
+    cancel scope it belongs to).
+    """
+
+    __slots__ = ("_coroutine",)
+
+    def __init__(self, coroutine: Coroutine[Any, Any, T]) -> None:
+        self._coroutine = coroutine
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        coroutine = self._coroutine
+        try:
+            yielded = coroutine.send(None)
+            while True:
+                try:
+                    sent = yield yielded
+                except GeneratorExit:
+                    coroutine.close()
+                    raise
+                except BaseException as thrown:
+                    try:
+                        yielded = coroutine.throw(thrown)
+                    except asyncio.CancelledError:
+                        if isinstance(thrown, asyncio.CancelledError):
+                            raise thrown from None
+                        raise
+                else:
+                    yielded = coroutine.send(sent)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+
+
+class _Exchange:
+    """One request's context manager (a plain class: cheaper than a generator-based one)."""
+
+    __slots__ = ("_read_timeout", "_request", "_sender", "_streamed", "_timeout")
+
+    def __init__(
+        self,
+        sender: PyreqwestSender,
+        request: HttpRequest,
+        timeout: float,
+        read_timeout: float | None,
+    ) -> None:
+        self._sender = sender
+        self._request = request
+        self._timeout = timeout
+        self._read_timeout = read_timeout
+        self._streamed: StreamRequest | None = None
+
+    async def __aenter__(self) -> _PyreqwestReply:
+        request = self._request
+        builder = (
+            self._sender._get_client()
+            .request(request.method, request.url)
+            .headers(request.headers)
+            .body_bytes(request.body)
+        )
+        try:
+            if self._read_timeout is None:  # a plain reply: read whole in Rust
+                response = await _Kept(builder.build().send())
+            else:
+                streamed = builder.streamed_read_buffer_limit(0).build_streamed()
+                response = await _Kept(streamed.__aenter__())
+                self._streamed = streamed
+        except RequestTimeoutError as exc:
+            raise ProviderTimeoutError(f"no reply within {self._timeout:.1f}s") from exc
+        except TransportError as exc:
+            raise ProviderConnectionError(f"{type(exc).__name__}: {_cause(exc)}") from exc
+        except DecodeError as exc:  # a plain reply's body, read with its head, was cut short
+            raise _translated(exc) from exc
+        return _PyreqwestReply(response, self._read_timeout)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        streamed, self._streamed = self._streamed, None
+        if streamed is not None:  # a body left unread drops its connection, in Rust
+            await _Kept(streamed.__aexit__(exc_type, exc, traceback))
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost cause pyreqwest gives (``Connection refused (os error 111)``)."""
+    details = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
+    causes = details.get("causes") or [{"message": str(exc.args[0]) if exc.args else ""}]
+    return str(causes[-1].get("message", ""))
+
+
+class _PyreqwestReply:
+    """A pyreqwest response with the reply shape the adapters read."""
+
+    __slots__ = ("_read_timeout", "_response")
+
+    def __init__(self, response: Response, read_timeout: float | None) -> None:
+        self._response = response
+        self._read_timeout = read_timeout
+
+    @property
+    def status_code(self) -> int:
+        return self._response.status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._response.headers  # a case-insensitive Mapping
+
+    async def aread(self) -> bytes:
+        try:
+            if self._read_timeout is None:  # read already, in Rust
+                return (await _Kept(self._response.bytes())).to_bytes()
+            with AsyncioTimeout(self._read_timeout):  # the whole (error) body
+                return (await _Kept(self._response.bytes())).to_bytes()
+        except (TimeoutError, DecodeError, TransportError) as exc:
+            raise _translated(exc) from exc
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        reader = self._response.body_reader
+        read_timeout = self._read_timeout
+        while True:
+            try:
+                if read_timeout is None:
+                    chunk = await _Kept(reader.read_chunk())
+                else:
+                    with AsyncioTimeout(read_timeout):
+                        chunk = await _Kept(reader.read_chunk())
+            except (TimeoutError, DecodeError, TransportError) as exc:
+                raise _translated(exc) from exc
+            if chunk is None:
+                return
+            yield chunk.to_bytes()
+
+    async def aiter_text(self) -> AsyncIterator[str]:
+        # event streams and NDJSON are UTF-8 whatever their headers say; bytes that are not
+        # text reach the reader as lone surrogates, which it refuses as malformed ("replace"
+        # would pass them off as a U+FFFD a model could have sent)
+        decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        async for chunk in self.aiter_bytes():
+            if text := decoder.decode(chunk):
+                yield text
+        if tail := decoder.decode(b"", final=True):
+            yield tail
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        pending = b""
+        async for chunk in self.aiter_bytes():
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                yield line.decode("utf-8", "surrogateescape").removesuffix("\r")
+        if pending:
+            yield pending.decode("utf-8", "surrogateescape").removesuffix("\r")
+
+
+def _translated(exc: BaseException) -> ProviderError:
+    """pyreqwest's error (or a read's timeout) while reading a reply, as a ProviderError."""
+    if isinstance(exc, TimeoutError):  # pyreqwest's timeouts are TimeoutErrors too
+        return ProviderTimeoutError("the reply stalled")
+    if isinstance(exc, DecodeError):
+        return ProviderConnectionError(f"reply cut short: {_cause(exc)}")
+    return ProviderConnectionError(f"connection lost: {type(exc).__name__}")
