@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -313,8 +312,8 @@ class _ResponsesStream:
         if event == "message":  # unnamed: no ``event:`` line
             event = ""
         if not event or (self._on_id is not None and event in _RESPONSES_IDS):
-            with contextlib.suppress(ValueError, RecursionError):
-                payload = json.loads(data)
+            with contextlib.suppress(MalformedResponseError):
+                payload = load_json(data)
             event = event or (payload.get("type", "") if isinstance(payload, dict) else "")
         if self._on_id is not None and event in _RESPONSES_IDS and isinstance(payload, dict):
             _note_id(payload.get("response"), self._on_id)
