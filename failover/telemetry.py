@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,6 +34,19 @@ from failover.events import (
     RecoveredEvent,
     RetryEvent,
 )
+from failover.telemetry_conventions import (
+    COOLING_STATUSES,
+    DURATION_BUCKETS,
+    FIRST_CHUNK_BUCKETS,
+    SCHEMA_URL,
+    TOKEN_BUCKETS,
+    event_attributes,
+    globals_unset,
+    messages_json,
+    package_version,
+    provider_name,
+    proxy_meter_provider,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider, Observation
@@ -43,6 +55,7 @@ if TYPE_CHECKING:
     from failover.catalog import ModelEntry, TokenUsage
     from failover.profiles import FailoverManager
     from failover.request import AttemptContext
+
 
 __all__ = [
     "DURATION_BUCKETS",
@@ -57,32 +70,6 @@ __all__ = [
     "resolve_telemetry",
     "serve_prometheus",
 ]
-
-SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
-
-DURATION_BUCKETS = (
-    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
-)  # fmt: skip
-"""The conventions' advice for ``gen_ai.client.operation.duration`` (seconds)."""
-
-TOKEN_BUCKETS = (
-    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
-)  # fmt: skip
-"""The conventions' advice for ``gen_ai.client.token.usage``."""
-
-FIRST_CHUNK_BUCKETS = (
-    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-)  # fmt: skip
-"""Buckets for ``gen_ai.client.operation.time_to_first_chunk`` (seconds)."""
-
-# gen_ai.provider.name's well-known values where they differ from ours.
-_PROVIDER_NAMES = {"gemini": "gcp.gemini", "mistral": "mistral_ai", "xai": "x_ai"}
-_COOLING_STATUSES = ("rate_limited", "cooling_down", "disabled")
-
-
-def provider_name(provider: str) -> str:
-    """The ``gen_ai.provider.name`` value for one of failover's provider names."""
-    return _PROVIDER_NAMES.get(provider, provider)
 
 
 class Telemetry:
@@ -129,12 +116,12 @@ class Telemetry:
 
         self._metrics_internal = metrics_internal
         self._no_tracing = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
-        self._no_metrics: tuple[type, ...] = (metrics.NoOpMeterProvider, *_proxy_meter_provider())
+        self._no_metrics: tuple[type, ...] = (metrics.NoOpMeterProvider, *proxy_meter_provider())
         self.tracer = trace.get_tracer(
-            "failover", _version(), tracer_provider=tracer_provider, schema_url=SCHEMA_URL
+            "failover", package_version(), tracer_provider=tracer_provider, schema_url=SCHEMA_URL
         )
         meter = metrics.get_meter(
-            "failover", _version(), meter_provider=meter_provider, schema_url=SCHEMA_URL
+            "failover", package_version(), meter_provider=meter_provider, schema_url=SCHEMA_URL
         )
         self.meter = meter
         self.duration = meter.create_histogram(
@@ -206,7 +193,7 @@ class Telemetry:
         """
         if self._own_provider or self._sdk_installed:
             return True
-        if _globals_unset(self._trace, self._metrics_internal):
+        if globals_unset(self._trace, self._metrics_internal):
             return False
         self._sdk_installed = not isinstance(
             self._trace.get_tracer_provider(), self._no_tracing
@@ -309,10 +296,10 @@ def _observe_cooling(managers: Iterable[FailoverManager]) -> Iterable[Observatio
             continue
         for profile in profiles:
             provider = provider_name(profile.provider)
-            for status in _COOLING_STATUSES:
+            for status in COOLING_STATUSES:
                 counts.setdefault((provider, status), 0)
             status = profile.status.value
-            if status in _COOLING_STATUSES and profile.cooldown_until > now:
+            if status in COOLING_STATUSES and profile.cooldown_until > now:
                 counts[provider, status] += 1
     return [
         Observation(count, {"gen_ai.provider.name": provider, "failover.status": status})
@@ -431,7 +418,7 @@ class RequestTelemetry:
 
     def add_event(self, event: Event) -> None:
         """Record a retry, rotation, fallback, cooldown or recovery as a span event."""
-        name, attributes = _event_attributes(event)
+        name, attributes = event_attributes(event)
         if self._telemetry.capture_content and (message := getattr(event, "error_message", "")):
             attributes["failover.error_message"] = message
         self.span.add_event(name, attributes)
@@ -446,7 +433,7 @@ class RequestTelemetry:
         """Record the messages and the answer, only when content capture is on."""
         if not self._telemetry.capture_content:
             return
-        self.span.set_attribute("gen_ai.input.messages", _messages_json(messages))
+        self.span.set_attribute("gen_ai.input.messages", messages_json(messages))
         output = [{"role": "assistant", "parts": [{"type": "text", "content": text}]}]
         self.span.set_attribute("gen_ai.output.messages", json.dumps(output))
 
@@ -509,104 +496,6 @@ class RequestTelemetry:
         if self._telemetry.capture_content:
             return f"{type(error).__name__}: {str(error).partition(chr(10))[0]}"
         return type(error).__name__
-
-
-def _globals_unset(trace_api: Any, metrics_internal: Any) -> bool:
-    """A fast "no SDK yet": neither global provider set, nor named by the environment.
-
-    Reads the API's module globals (so a request pays no environment look-ups); answers
-    ``False`` (look closer) when they are not where this expects them.
-    """
-    return (
-        getattr(trace_api, "_TRACER_PROVIDER", False) is None
-        and getattr(metrics_internal, "_METER_PROVIDER", False) is None
-        and not _PROVIDERS_FROM_ENVIRONMENT
-    )
-
-
-_PROVIDERS_FROM_ENVIRONMENT = any(
-    name in os.environ for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
-)
-
-
-def _proxy_meter_provider() -> tuple[type, ...]:
-    """The class of the global meter provider before an SDK is set (private in the API)."""
-    try:
-        from opentelemetry.metrics._internal import _ProxyMeterProvider
-    except ImportError:  # pragma: no cover - a later API moved it: metrics then always count
-        return ()
-    return (_ProxyMeterProvider,)
-
-
-def _event_attributes(event: Event) -> tuple[str, dict[str, Any]]:
-    if isinstance(event, FailoverEvent):
-        if event.kind == "key":
-            return "failover.rotation", {
-                "failover.model": event.from_model,
-                "failover.from_profile": event.from_profile or "",
-                "failover.to_profile": event.to_profile or "",
-                "failover.reason": event.reason,
-            }
-        return "failover.fallback", {
-            "failover.from_model": event.from_model,
-            "failover.to_model": event.to_model or "",
-            "failover.reason": event.reason,
-        }
-    if isinstance(event, RetryEvent):
-        return "failover.retry", {
-            "failover.model": event.model,
-            "failover.profile": event.profile,
-            "failover.retry.number": event.attempt,
-            "failover.retry.delay": round(event.delay, 3),
-            "failover.reason": event.reason,
-        }
-    if isinstance(event, CooldownEvent):
-        attributes: dict[str, Any] = {
-            "failover.profile": event.profile,
-            "failover.status": event.status,
-            "failover.reason": event.reason,
-        }
-        if math.isfinite(event.duration):
-            attributes["failover.cooldown"] = round(event.duration, 3)
-        else:
-            attributes["failover.disabled"] = True
-        if event.model is not None:
-            attributes["failover.model"] = event.model
-        return "failover.cooldown", attributes
-    if isinstance(event, RecoveredEvent):
-        return "failover.recovered", {"failover.profile": event.profile}
-    if isinstance(event, HedgeEvent):
-        return "failover.hedge", {
-            "failover.model": event.model,
-            "failover.profile": event.profile,
-            "failover.to_model": event.to_model,
-            "failover.to_profile": event.to_profile,
-            "failover.hedge.after": round(event.after, 3),
-        }
-    return f"failover.{type(event).__name__}", {}
-
-
-def _messages_json(messages: Sequence[Mapping[str, Any]]) -> str:
-    """Messages in the conventions' shape: role and text parts."""
-    shaped = []
-    for message in messages:
-        content = message.get("content")
-        parts = (
-            [{"type": "text", "content": content}]
-            if isinstance(content, str)
-            else [{"type": "text", "content": json.dumps(content, default=str)}]
-        )
-        shaped.append({"role": str(message.get("role", "")), "parts": parts})
-    return json.dumps(shaped)
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("llm-failover")
-    except PackageNotFoundError:
-        return "0"
 
 
 _default: Telemetry | None = None
