@@ -9,8 +9,9 @@ engine asks the request's :class:`~failover.plan.Plan` for candidates and runs t
         except ProviderError: record it, decide (policy), plan.failed(...)
     pause = plan.wait()  # a backoff or a wait for recovery, or None: exhausted
 
-Every decision (logs and events) is announced here; telemetry listens to the events. It
-knows nothing of HTTP: failures arrive as ProviderErrors.
+Every decision (logs and events) is announced here; telemetry listens: to the events, and
+to each request's life (a RequestListener the engine alone calls). It knows nothing of
+HTTP: failures arrive as ProviderErrors.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import itertools
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -51,7 +52,7 @@ from failover.plan import Candidate, Pause, PinnedPlan, Plan, Planner, Steps
 from failover.policy import Action, Backoff, Policy
 from failover.profiles import AuthProfile, FailoverManager
 from failover.recovery import RecoveryLine
-from failover.request import AttemptContext, RequestState
+from failover.request import AttemptContext, RequestState, RequestWatcher
 from failover.routing import (
     STRATEGIES,
     Hedging,
@@ -60,9 +61,6 @@ from failover.routing import (
     Strategy,
     strategy_named,
 )
-
-if TYPE_CHECKING:
-    from failover.telemetry import Telemetry
 
 __all__ = ["AttemptContext", "Engine", "HookMethods", "ModelHealth", "RequestState"]
 
@@ -96,7 +94,7 @@ class Engine(Announcements):
         sleep: Callable[[float], Awaitable[None]],
         hedging: Hedging | None = None,
         strategy: str | Strategy = "priority",
-        telemetry: Telemetry | None = None,
+        telemetry: RequestWatcher | None = None,
     ) -> None:
         self.manager = manager
         self.hedging = hedging

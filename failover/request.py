@@ -1,24 +1,34 @@
-"""What one request carries through the engine: its state, and each attempt's context.
+"""What one request carries through the engine: its state, each attempt's context, and
+who listens to its life.
 
 Below the engine and telemetry (both read these types), above nothing but the catalog and
-the profiles.
+the profiles. The engine tells a request's :class:`RequestListener` (telemetry's span of
+the request) of each attempt, the first chunk of a stream and the end; a
+:class:`RequestWatcher` (``Telemetry``) starts one per request and hears the engine's events.
+Nothing but the engine calls them.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry, TokenUsage
 
 if TYPE_CHECKING:
-    from failover.profiles import AuthProfile
-    from failover.telemetry import RequestTelemetry
+    from failover.events import HookDispatcher
+    from failover.profiles import AuthProfile, FailoverManager
 
-__all__ = ["TYPICAL_USAGE", "AttemptContext", "RequestState"]
+__all__ = [
+    "TYPICAL_USAGE",
+    "AttemptContext",
+    "RequestListener",
+    "RequestState",
+    "RequestWatcher",
+]
 
 TYPICAL_USAGE = TokenUsage(input_tokens=1000, output_tokens=500)
 """The tokens a request is expected to take when it does not say (the ``cost`` strategy)."""
@@ -62,7 +72,8 @@ class RequestState:
     """Frees what a losing hedged attempt produced (e.g. closes an opened stream)."""
     estimated_usage: TokenUsage = TYPICAL_USAGE
     """The request's expected tokens, for the ``cost`` strategy."""
-    telemetry: RequestTelemetry | None = None
+    telemetry: RequestListener | None = None
+    """Who hears this request's life (telemetry's span of it), when anyone does."""
     asyncio_cancel_safe: bool = False
     """Whether asyncio's own cancellation may interrupt the attempts anywhere (aiohttp):
     they are then bounded by asyncio's cheaper timer, not by anyio's cancel scope."""
@@ -70,3 +81,44 @@ class RequestState:
     def time_left(self) -> float:
         """Seconds until the request's deadline (``inf`` without one)."""
         return self.deadline_at - time.monotonic()
+
+
+class RequestListener(Protocol):
+    """Hears one request's life from the engine (telemetry's span of the request)."""
+
+    def attempt_started(self, ctx: AttemptContext) -> None:
+        """An attempt starts with ``ctx``."""
+
+    def attempt_ended(
+        self, ctx: AttemptContext, outcome: str, error: BaseException | None = None
+    ) -> None:
+        """The attempt of ``ctx`` ended: ``ok``, ``cancelled`` or its error's kind."""
+
+    def first_chunk(self) -> None:
+        """A streamed answer's first chunk is out."""
+
+    def capture(self, messages: Sequence[Mapping[str, Any]], text: str) -> None:
+        """The request's messages and the answer's text (kept only when content is)."""
+
+    def finished(
+        self,
+        model: ModelEntry | None = None,
+        usage: TokenUsage | None = None,
+        cost: float | None = None,
+        error: BaseException | None = None,
+        *,
+        profile: str | None = None,
+    ) -> None:
+        """The request ended: answered by ``model`` on ``profile``, or with ``error``."""
+
+
+class RequestWatcher(Protocol):
+    """Starts a listener per request and hears the engine's events (``Telemetry``)."""
+
+    def attach(self, hooks: HookDispatcher, manager: FailoverManager) -> None:
+        """Listen to the events of the engine whose hooks are ``hooks``."""
+
+    def start_request(
+        self, operation: str, request_id: str, chain: Sequence[ModelEntry | Sequence[ModelEntry]]
+    ) -> RequestListener | None:
+        """The listener of a new request over ``chain`` (``None``: nothing would record it)."""
