@@ -254,6 +254,8 @@ class Endpoint:
         if self.stream_wire == "responses":
             return StreamReader(_ResponsesStream(on_id), sse=True)
         adapter = providers.get_adapter(self.stream_wire)
+        if adapter.stream_format not in ("sse", "ndjson"):
+            return None  # binary frames (Bedrock's event stream) are no lines to read
         return StreamReader(adapter.stream_parser(), sse=adapter.stream_format == "sse")
 
 

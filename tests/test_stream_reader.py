@@ -18,7 +18,7 @@ from failover.providers.base import (
     chat_result,
     embedding_result,
 )
-from failover.transport_guard import endpoint_of
+from failover.transport_guard import Endpoint, endpoint_of
 
 pytestmark = pytest.mark.anyio
 
@@ -177,3 +177,9 @@ async def test_ndjson_replies_are_read_line_by_line() -> None:
     reply = FakeReply("application/x-ndjson", '{"a": 1}\n{"end": true}\n')
     texts = [chunk.text async for chunk in reader.chunks(reader.lines_of(reply))]
     assert texts == ['{"a": 1}', '{"end": true}']
+
+
+def test_the_transport_reads_text_streams_only() -> None:
+    # each text wire's streams are read line by line; Bedrock's binary frames are not lines
+    assert Endpoint((), "ollama-native").stream_reader() is not None
+    assert Endpoint((), "bedrock").stream_reader() is None
