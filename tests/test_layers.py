@@ -20,8 +20,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = (("failover", ROOT / "failover"), ("failover.providers", ROOT / "providers"))
 
-STATE_ROOTS = ("failover.profiles", "failover.recovery", "failover.store")
-"""The state layer: what the manager keeps and shares (its parts are what it imports)."""
+STATE_ROOTS = (
+    "failover.profiles",  # the FailoverManager facade, over its parts:
+    "failover.auth_profile",
+    "failover.pools",
+    "failover.breakers",
+    "failover.replication",
+    "failover.failover_callbacks",
+    "failover.store",
+    "failover.recovery",
+)
+"""The state layer: what the manager keeps and shares."""
 
 CLIENT_LAYER = frozenset(
     (
