@@ -62,6 +62,7 @@ from failover.profiles import (
 
 if TYPE_CHECKING:
     from failover.client import AttemptContext, Completion, CompletionStream, ResilientClient
+    from failover.config_file import load_config
     from failover.embeddings import EmbeddingChain, Embeddings
     from failover.policy import Action, set_testing
     from failover.sync_client import ClientClosedError, SyncCompletionStream, SyncResilientClient
@@ -127,6 +128,7 @@ __all__ = [
     "UnknownModelWarning",
     "UnsupportedParameterError",
     "get_model_entry",
+    "load_config",
     "set_testing",
 ]
 
@@ -142,6 +144,7 @@ _LAZY = {
     "ResilientTransport": "failover.transport",
     "SyncCompletionStream": "failover.sync_client",
     "SyncResilientClient": "failover.sync_client",
+    "load_config": "failover.config_file",
     "set_testing": "failover.policy",
 }
 

@@ -16,7 +16,6 @@ The record's names are re-exported here: ``from failover.profiles import AuthPro
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -120,13 +119,6 @@ class FailoverManager:
             )
         for profile in profiles:
             self.add_profile(profile)
-
-    @classmethod
-    def from_config(cls, path: str | os.PathLike[str]) -> FailoverManager:
-        """Build a manager from a ``failover.toml`` file's profiles and ``[settings]``."""
-        from failover.config_file import load_config
-
-        return load_config(path).manager()
 
     @classmethod
     def default_config(cls) -> FailoverManager:
