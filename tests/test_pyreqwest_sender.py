@@ -119,13 +119,13 @@ class Upstream:
                 )
                 await reader.readexactly(length)
                 await asyncio.sleep(self.delay)
-                await self.answer(writer)
+                await self.answer(reader, writer)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             writer.close()
 
-    async def answer(self, writer: asyncio.StreamWriter) -> None:
+    async def answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.mode == "redirect":
             writer.write(
                 b"HTTP/1.1 307 Temporary Redirect\r\nlocation: "
@@ -154,8 +154,9 @@ class Upstream:
             for piece in (body,) if self.mode != "stall" else (CHUNK, CHUNK):
                 writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                 await writer.drain()
-            if self.mode == "stall":
-                await asyncio.sleep(30)  # the rest never comes
+            if self.mode == "stall":  # the rest never comes: wait for the client to hang up
+                await reader.read()
+                return
             writer.write(b"0\r\n\r\n")
         else:
             writer.write(
