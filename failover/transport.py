@@ -37,7 +37,6 @@ from failover import providers
 from failover._closing import AsyncClosing
 from failover._secrets import watch_http_logs
 from failover.catalog import ModelCatalog, ModelEntry, canonical_provider, default_catalog
-from failover.chain import unknown_model
 from failover.chat_calls import ChatCalls, close_opened
 from failover.config import FailoverConfig
 from failover.engine import AttemptContext, Engine, HookMethods
@@ -48,6 +47,7 @@ from failover.policy import Policy
 from failover.profiles import AuthProfile, FailoverManager
 from failover.providers.base import ProviderAdapter
 from failover.telemetry import Telemetry, resolve_telemetry
+from failover.transport_chains import SdkChains
 from failover.transport_gateway import (
     ResponseOwners,
     Translation,
@@ -80,7 +80,6 @@ logger = logging.getLogger("failover.transport")
 
 __all__ = ["ResilientTransport"]
 
-_CHAINS_KEPT = 256  # requested models whose chain is kept
 _URLS_KEPT = 256  # attempt URLs kept, parsed
 T = TypeVar("T")
 
@@ -207,7 +206,9 @@ class ResilientTransport(HookMethods, AsyncClosing):
         self._steps = fallback_steps(
             fallback_models, self.provider, self._engine.manager, self._catalog
         )
-        self._check_known(strict=strict_models)
+        self._wire = default_catalog.providers().get(self.provider, "openai")
+        self._models = SdkChains(self.provider, self._wire, self._steps, self._catalog)
+        self._models.check_known(strict=strict_models)
         self.fallback_models = tuple(fallback_models)
         self._adapters: dict[str, ProviderAdapter] = {
             step.provider: providers.get_adapter(step.provider)
@@ -227,17 +228,12 @@ class ResilientTransport(HookMethods, AsyncClosing):
         self._sync_lock = threading.Lock()  # guards the portal and the sync transports
         self._portal_context: AbstractContextManager[BlockingPortal] | None = None
         self._portal: BlockingPortal | None = None
-        self._wire = default_catalog.providers().get(self.provider, "openai")
         self._owners = ResponseOwners()
         self._closed = False
         self._in_flight: set[tuple[int, anyio.CancelScope]] = set()  # (thread of its loop, scope)
         self._sdk_retries_seen = False  # warned that the SDK retries by itself (once)
         self._sdk_retries_lock = threading.Lock()
         self._bases_of: tuple[list[tuple[str, str | None]], list[str]] | None = None
-        # per requested model: its chain, and what the catalog said of our own models in it
-        self._chains: dict[
-            str | None, tuple[list[ModelEntry], list[tuple[str, ModelEntry | None]]]
-        ] = {}
         self._urls: dict[tuple[ModuleType, str, str], Any] = {}  # (library, base, suffix)
         watch_http_logs(self._engine)
 
@@ -302,8 +298,8 @@ class ResilientTransport(HookMethods, AsyncClosing):
     ) -> Any:
         """The failover loop around one SDK request, its I/O done by ``io``."""
         payload = json_object(body)
-        requested = self._requested_model(payload, suffix)
-        chain = self._chain(requested)
+        requested = self._models.requested(payload, suffix)
+        chain = self._models.chain(requested)
         engine = self._engine
         sdk = SdkRequest(
             request,
@@ -391,7 +387,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
 
     def status(self) -> dict[str, Any]:
         """The manager's status (keys masked) and per-model health."""
-        return self._engine.status(self._chain(None))
+        return self._engine.status(self._models.chain(None))
 
     async def aclose(self) -> None:
         """Close the transport for good: end the requests in flight, wait for pending hooks,
@@ -574,51 +570,6 @@ class ResilientTransport(HookMethods, AsyncClosing):
         logger.warning(message)
         warnings.warn(message, UserWarning, stacklevel=3)
 
-    def _check_known(self, *, strict: bool) -> None:
-        """Warn about (or, ``strict``, refuse) fallback models the catalog does not know."""
-        for step in self._steps:
-            provider, model = (
-                (self.provider, step) if isinstance(step, str) else (step.provider, step.id)
-            )
-            if self._catalog.get(provider, model) is None:
-                unknown_model(self._catalog, provider, model, strict=strict)
-
-    def _requested_model(self, payload: dict[str, Any] | None, suffix: str) -> str | None:
-        if payload is not None and isinstance(payload.get("model"), str):
-            return str(payload["model"])
-        if self._wire == "gemini" and "/models/" in suffix:
-            return suffix.split("/models/", 1)[1].split(":", 1)[0]
-        return None
-
-    def _chain(self, requested: str | None) -> list[ModelEntry]:
-        """The models to try for a request: the one the SDK asked for, then the fallbacks
-        in their order (a model of our own provider once). Kept per requested model (a
-        bounded number), made again when the catalog's entry of one of them changed."""
-        kept = self._chains.get(requested)
-        if kept is not None and all(
-            self._catalog.get(self.provider, model_id) is entry for model_id, entry in kept[1]
-        ):
-            return list(kept[0])
-        own = [step for step in self._steps if isinstance(step, str)]
-        looked = [(m, self._catalog.get(self.provider, m)) for m in {requested or "", *own}]
-        chain = self._new_chain(requested)
-        if len(self._chains) >= _CHAINS_KEPT:  # model names come from callers: stay bounded
-            with contextlib.suppress(StopIteration, RuntimeError):
-                self._chains.pop(next(iter(self._chains)), None)
-        self._chains[requested] = (chain, looked)
-        return list(chain)
-
-    def _new_chain(self, requested: str | None) -> list[ModelEntry]:
-        seen = {requested} if requested else set()
-        chain = [self._own(requested)] if requested else []
-        for step in self._steps:
-            if isinstance(step, ModelEntry):
-                chain.append(step)
-            elif step not in seen:
-                seen.add(step)
-                chain.append(self._own(step))
-        return chain or [self._own("")]  # a request with no model: one pass over the keys
-
     def _url(self, library: ModuleType, base_url: str, suffix: str) -> Any:
         """The URL of an attempt to ``base_url`` (parsed once): the suffix's path and query,
         without any ``key`` parameter."""
@@ -631,12 +582,6 @@ class ResilientTransport(HookMethods, AsyncClosing):
                     self._urls.pop(next(iter(self._urls)), None)
             self._urls[key] = url
         return url
-
-    def _own(self, model_id: str) -> ModelEntry:
-        """The entry of ``model_id`` of our own provider (made up when the catalog has none)."""
-        return self._catalog.get(self.provider, model_id) or ModelEntry(
-            id=model_id, name=model_id, provider=self.provider, api=self._wire
-        )
 
 
 async def _release(value: Any) -> None:
