@@ -37,9 +37,15 @@ def _pins(path: Path) -> dict[str, str]:
 def _floors() -> dict[str, str]:
     """``name -> lowest version`` of the runtime dependencies and the sim/redis extras."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = project["dependencies"] + [
-        spec for extra in ("sim", "redis") for spec in project["optional-dependencies"][extra]
-    ]
+    extras = project["optional-dependencies"]
+    declared = list(project["dependencies"])
+    wanted = ["sim", "redis"]
+    while wanted:  # an extra may name others (llm-failover[cli])
+        for spec in extras[wanted.pop()]:
+            if (inner := re.fullmatch(r"llm-failover\[([a-z0-9,]+)\]", spec)) is not None:
+                wanted.extend(inner[1].split(","))
+            else:
+                declared.append(spec)
     floors = {}
     for spec in declared:
         match = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([^;,\s]+)(;.*)?", spec.replace(" ", ""))
