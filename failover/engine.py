@@ -74,6 +74,16 @@ _log = logs.logger  # every decision is logged only after a (cached) isEnabledFo
 _DEBUG, _INFO, _WARNING = logs.DEBUG, logs.INFO, logs.WARNING
 
 
+def _bookkeeping(strategy: Strategy, hedging: Hedging | None) -> tuple[bool, bool]:
+    """Whether attempts must count in-flight requests, and record latencies: the
+    per-attempt bookkeeping only what needs it pays for (a strategy of your own may read
+    anything)."""
+    own = type(strategy) not in STRATEGIES.values()  # the values are the classes
+    in_flight = own or strategy.name == "least_busy"
+    latency = own or strategy.name == "latency" or (hedging is not None and hedging.after == "p95")
+    return in_flight, latency
+
+
 class Engine(Announcements):
     """Runs a request's attempts over a chain of models and the manager's keys.
 
@@ -101,15 +111,7 @@ class Engine(Announcements):
         self.strategy = strategy_named(strategy)
         self.latency = LatencyTracker()
         self.routing = RoutingView(self.latency, self._weight_of)
-        # the per-attempt bookkeeping only what needs it pays for (a strategy of your own
-        # may read anything)
-        own = type(self.strategy) not in STRATEGIES.values()  # the values are the classes
-        self._count_in_flight = own or self.strategy.name == "least_busy"
-        self._record_latency = (
-            own
-            or self.strategy.name == "latency"
-            or (hedging is not None and hedging.after == "p95")
-        )
+        self._count_in_flight, self._record_latency = _bookkeeping(self.strategy, hedging)
         self._weights: dict[str, tuple[float, float]] = {}
         self.hooks = HookDispatcher()
         self.telemetry = telemetry
@@ -388,16 +390,24 @@ class Engine(Announcements):
             group.start_soon(functools.partial(run, model, profile, first=True))
             with anyio.move_on_after(delay):
                 await first_done.wait()
-            if not first_done.is_set() and self.hedging.budget.spend():
-                target = plan.hedge_target(candidate)
-                if target is not None:
-                    self._announce_hedge(state, candidate, target, delay)
-                    group.start_soon(
-                        functools.partial(run, target.model, target.profile, first=False)
-                    )
+            if not first_done.is_set() and (target := self._hedge(state, plan, candidate, delay)):
+                group.start_soon(functools.partial(run, target.model, target.profile, first=False))
         if winners:
             return winners[0]
         raise errors[0]
+
+    def _hedge(
+        self, state: RequestState, plan: Plan | PinnedPlan, candidate: Candidate, delay: float
+    ) -> Candidate | None:
+        """Where a slow ``candidate`` is hedged (announced), or ``None``: the hedge budget is
+        spent, or the plan has nowhere else."""
+        assert self.hedging is not None
+        if not self.hedging.budget.spend():
+            return None
+        target = plan.hedge_target(candidate)
+        if target is not None:
+            self._announce_hedge(state, candidate, target, delay)
+        return target
 
     async def _attempt(
         self,
