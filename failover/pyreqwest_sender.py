@@ -11,8 +11,9 @@ loopback about half of aiohttp's CPU per request (benchmarks/http_engines.py). N
 
 pyreqwest answers a cancellation thrown into one of its calls with a ``CancelledError`` of
 its own, which anyio's cancel scopes would not recognise as theirs (the cancellation would
-leave the scope that asked for it); every call here is awaited through ``_Kept``, which
-raises the caller's own cancellation instead.
+leave the scope that asked for it), or, when the reply has come meanwhile, with the reply
+(the cancellation lost); every call here is awaited through ``_Kept``, which stops the call
+and raises the caller's own cancellation instead.
 """
 
 from __future__ import annotations
@@ -81,12 +82,14 @@ class PyreqwestSender:
 
 
 class _Kept(Generic[T]):
-    """Awaits a pyreqwest coroutine; a cancellation thrown into it comes out as itself.
+    """Awaits a pyreqwest coroutine; a cancellation stops it and comes out as itself.
 
     A hand-written ``yield from``: what the coroutine yields goes to the event loop, what is
-    sent or thrown back goes to the coroutine; only the ``CancelledError`` it raises in place
-    of the one thrown in is swapped back for the thrown one (its message tells anyio whose
-    cancel scope it belongs to).
+    sent back goes to the coroutine. A cancellation is not thrown into it: it is closed (its
+    request dropped, in Rust) and the caller's own ``CancelledError`` propagates, whose
+    message tells anyio whose cancel scope it belongs to. Thrown in, pyreqwest would raise a
+    ``CancelledError`` of its own instead, or, when the reply came meanwhile, return it and
+    lose the cancellation: a scope's deadline would pass unnoticed.
     """
 
     __slots__ = ("_coroutine",)
@@ -101,16 +104,14 @@ class _Kept(Generic[T]):
             while True:
                 try:
                     sent = yield yielded
-                except GeneratorExit:
+                except (GeneratorExit, asyncio.CancelledError):
+                    # stop the call (pyreqwest drops its request) and propagate the caller's
+                    # own exception: thrown in, pyreqwest would raise a CancelledError of its
+                    # own, or return its result if it came meanwhile (the cancellation lost)
                     coroutine.close()
                     raise
                 except BaseException as thrown:
-                    try:
-                        yielded = coroutine.throw(thrown)
-                    except asyncio.CancelledError:
-                        if isinstance(thrown, asyncio.CancelledError):
-                            raise thrown from None
-                        raise
+                    yielded = coroutine.throw(thrown)
                 else:
                     yielded = coroutine.send(sent)
         except StopIteration as stop:

@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import anyio
@@ -31,6 +34,7 @@ from failover import (
 
 pytest.importorskip("pyreqwest")
 
+from failover.providers.base import HttpRequest
 from failover.pyreqwest_sender import PyreqwestSender
 from tests import test_integration as integration
 
@@ -371,3 +375,55 @@ async def test_an_owned_client_is_closed_and_a_given_one_is_left_open() -> None:
             assert (await c.complete(ASK)).text == "pong"
         await owned.aclose()
         assert owned._client is None
+
+
+class _Answering(BaseHTTPRequestHandler):
+    """An upstream in a thread of its own: it answers while the test's event loop is blocked."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(REPLY)))
+        self.end_headers()
+        self.wfile.write(REPLY)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+def _hold_the_event_loop(seconds: float) -> None:
+    """Keep the event loop from running (a long synchronous step of another task)."""
+    time.sleep(seconds)
+
+
+async def test_a_cancellation_that_lands_after_the_reply_came_still_cancels() -> None:
+    """The reply arrives in Rust while the loop is busy, then the caller is cancelled:
+    pyreqwest would hand over the reply and drop the cancellation."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answering)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1/chat/completions"
+    request = HttpRequest("POST", url, {"content-type": "application/json"}, b"{}")
+    sender = PyreqwestSender(limit=1)
+
+    async def call() -> bytes:
+        async with sender.open(request, 10.0) as reply:
+            return await reply.aread()
+
+    try:
+        assert await call() == REPLY
+        for _ in range(5):
+            task = asyncio.ensure_future(call())
+            await asyncio.sleep(0)  # sent: the task waits for pyreqwest
+            _hold_the_event_loop(0.05)  # the reply comes meanwhile
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        with anyio.fail_after(5):  # the one connection is free again
+            assert await call() == REPLY
+    finally:
+        await sender.aclose()
+        server.shutdown()
+        server.server_close()
