@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -227,13 +226,6 @@ class ResilientClient(HookMethods, AsyncClosing):
         self._sender_cancel_safe = bool(getattr(sender, "asyncio_cancel_safe", False))
         # the HTTP libraries log replies' headers (which may echo a key) before we see them
         watch_http_logs(self._engine)
-
-    @classmethod
-    def from_config(cls, path: str | os.PathLike[str], **options: Any) -> ResilientClient:
-        """Build a client from a ``failover.toml`` file; ``options`` override its settings."""
-        from failover.config_file import load_config
-
-        return load_config(path).client(**options)
 
     @property
     def manager(self) -> FailoverManager:

@@ -11,7 +11,6 @@ it waits cancels that request on the loop.
 from __future__ import annotations
 
 import inspect
-import os
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, suppress
@@ -206,15 +205,6 @@ class SyncResilientClient(HookMethods):
         self._loop = _LoopThread(f"{_THREAD_PREFIX}-{id(self):x}")
         self._streams: set[SyncCompletionStream] = set()
         self._streams_lock = threading.Lock()
-
-    @classmethod
-    def from_config(cls, path: str | os.PathLike[str], **options: Any) -> SyncResilientClient:
-        """Build a client from a ``failover.toml`` file; ``options`` override its settings."""
-        from failover.config_file import load_config
-
-        client = cls.__new__(cls)
-        client._over(load_config(path).client(**options))
-        return client
 
     @property
     def chain(self) -> FallbackChain:
