@@ -348,8 +348,16 @@ class AuthProfile:
 
     @property
     def fingerprint(self) -> str:
-        """A short digest of the key that tells keys apart and reveals nothing of them."""
-        return key_fingerprint(self.api_key)
+        """A short digest of the key that tells keys apart and reveals nothing of them.
+
+        A cloud profile with no key (its credentials from the cloud's chain) is told apart
+        by its account's non-secret identity instead: provider, region, project and the
+        credentials' name, file or access key id (see :func:`_cloud_identity`), so two
+        accounts never share a record in a shared store.
+        """
+        if self.api_key:
+            return key_fingerprint(self.api_key)
+        return key_fingerprint(_cloud_identity(self))
 
     @property
     def endpoint(self) -> tuple[str, str | None]:
@@ -487,3 +495,40 @@ class FailoverStatus:
             "profiles": [snapshot.to_dict() for snapshot in self.profiles],
             "config": self.config.to_dict(),
         }
+
+
+def _credentials_identity(credentials: Any) -> str:
+    """What names ``credentials`` without any secret: a profile name or file path as given,
+    an AWS access key id, a botocore session's profile, a Google service account's email or
+    a user credential's client id; else only the type's name."""
+    if credentials is None:
+        return "chain"
+    if isinstance(credentials, str):
+        return f"name:{credentials}"
+    parts = [type(credentials).__qualname__]
+    # botocore's static Credentials keep the key id as a plain attribute; refreshable ones
+    # refresh when asked for it (I/O): only a stored value is read.
+    access_key = getattr(credentials, "__dict__", {}).get("access_key")
+    if isinstance(access_key, str) and access_key:
+        parts.append(f"access_key:{access_key}")
+    for attribute in ("profile", "service_account_email", "client_id", "audience"):
+        try:
+            value = getattr(credentials, attribute, None)
+        except Exception:  # a session whose profile lookup fails, say
+            value = None
+        if isinstance(value, str) and value:
+            parts.append(f"{attribute}:{value}")
+    return ",".join(parts)
+
+
+def _cloud_identity(profile: AuthProfile) -> str:
+    """The non-secret identity of a keyless cloud profile's account (never a secret)."""
+    return "|".join(
+        (
+            "cloud",
+            profile.provider,
+            profile.region or "",
+            profile.project or "",
+            _credentials_identity(profile.credentials),
+        )
+    )

@@ -373,25 +373,35 @@ def classify_http_error(
 AWS_ERRORS: Mapping[str, type[ProviderError]] = {
     "ThrottlingException": RateLimitError,
     "TooManyRequestsException": RateLimitError,
-    "ServiceQuotaExceededException": QuotaExceededError,
+    # "You can resubmit your request later" (HTTP 400): a per-minute service quota, not
+    # spent credit, so a rate limit's short cooldown rather than a quota's long disable.
+    "ServiceQuotaExceededException": RateLimitError,
     "ServiceUnavailableException": OverloadedError,
     "ModelNotReadyException": OverloadedError,
     "InternalServerException": ServerError,
     "ModelErrorException": ServerError,
     "ModelStreamErrorException": ServerError,
     "ModelTimeoutException": ProviderTimeoutError,
-    "AccessDeniedException": AuthenticationError,
+    # Bedrock's usual meaning: model access is not granted to the account (per model, per
+    # region): skip the model as a 404 would; the credentials serve other models.
+    "AccessDeniedException": ModelNotFoundError,
     "UnrecognizedClientException": AuthenticationError,
     "InvalidSignatureException": AuthenticationError,
     "IncompleteSignatureException": AuthenticationError,
-    "ExpiredTokenException": AuthenticationError,
+    # Temporary credentials ran out: the next attempt signs with refreshed ones, so the
+    # profile cools briefly (see _EXPIRED_TOKEN_COOLDOWN) and the key rotates, no disable.
+    "ExpiredTokenException": RateLimitError,
     "ResourceNotFoundException": ModelNotFoundError,
     "ValidationException": InvalidRequestError,
 }
 """Amazon Bedrock's exception names -> the error (and so the action) other providers'
-equivalents get: throttling rotates the key, quota disables it, unavailable and not-ready go
-sideways, access denied disables the key, a validation error raises (or, about the context
-window, skips to a larger model)."""
+equivalents get: throttling and a service quota rotate the key with a short cooldown,
+unavailable and not-ready go sideways, access denied (model access not granted) skips the
+model, an expired session token cools the profile briefly until its refresh, bad
+credentials or signatures disable the key, a validation error raises (or, about the
+context window, skips to a larger model)."""
+_EXPIRED_TOKEN_COOLDOWN = 1.0
+"""Seconds an ``ExpiredTokenException`` cools its profile: time to refresh credentials."""
 _AWS_CONTEXT_PHRASES = ("input is too long", "too many input tokens", *_CONTEXT_PHRASES)
 
 
@@ -415,13 +425,16 @@ def classify_aws_error(
         )
     if found is InvalidRequestError and any(p in message.lower() for p in _AWS_CONTEXT_PHRASES):
         found = ContextWindowExceededError
+    retry_after = retry_after_from_headers(headers) if headers else None
+    if name == "ExpiredTokenException" and retry_after is None:
+        retry_after = _EXPIRED_TOKEN_COOLDOWN
     return found(
         message or name,
         provider=provider,
         model=model,
         status=status,
         code=name,
-        retry_after=retry_after_from_headers(headers) if headers else None,
+        retry_after=retry_after,
     )
 
 

@@ -22,16 +22,23 @@ penalties, ``logprobs``, ``logit_bias``, audio input, and sampling settings with
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Literal
 
-from failover.catalog import ModelEntry, TokenUsage, default_catalog
+from failover.catalog import ModelEntry, TokenUsage
 from failover.classify import classify_http_error
-from failover.errors import (
-    ConfigError,
-    ContentFilteredError,
-    ContextWindowExceededError,
-    MalformedResponseError,
+from failover.errors import ConfigError, MalformedResponseError
+from failover.providers._claude import (
+    JSON_TOOL,
+    THINKING_BUDGETS,
+    ReplyBlocks,
+    StreamBlocks,
+    check_stop,
+    finish,
+    output_limit,
+    thinking_budget,
+    thinking_unsupported,
+    tool_id,
+    tool_input,
 )
 from failover.providers.base import (
     BaseAdapter,
@@ -39,8 +46,6 @@ from failover.providers.base import (
     ChatResult,
     HttpRequest,
     StreamChunk,
-    ToolCall,
-    ToolCallDelta,
     catalog_unsupported,
     chat_result,
     check_params,
@@ -48,7 +53,6 @@ from failover.providers.base import (
     guarded,
     has_part,
     load_json,
-    max_output_tokens,
     read_usage,
 )
 from failover.providers.messages import (
@@ -64,11 +68,6 @@ from failover.providers.messages import (
 __all__ = ["JSON_TOOL", "THINKING_BUDGETS", "AnthropicAdapter"]
 
 API_VERSION = "2023-06-01"
-DEFAULT_MAX_TOKENS = 4096
-JSON_TOOL = "json_response"
-"""The tool forced for ``response_format: json_object``; its input is returned as text."""
-THINKING_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768}
-"""``reasoning_effort`` -> ``thinking.budget_tokens``."""
 
 _TRANSLATED = frozenset(
     {
@@ -91,14 +90,6 @@ _NATIVE = frozenset(
     {"top_k", "thinking", "output_config", "container", "mcp_servers", "context_management"}
 )
 """Anthropic's own fields: passed through as given."""
-_FINISH = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "pause_turn": "stop",
-    "max_tokens": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-}
 
 
 def _usage(usage: Any) -> TokenUsage | None:
@@ -113,48 +104,11 @@ def _usage(usage: Any) -> TokenUsage | None:
     return read_usage(usage, "anthropic", build)
 
 
-def _check_stop(stop_reason: Any) -> None:
-    if stop_reason is not None and not isinstance(stop_reason, str):
-        raise MalformedResponseError("stop_reason is not a string")
-    if stop_reason == "refusal":
-        raise ContentFilteredError("the model refused to answer", code="refusal")
-    if stop_reason == "model_context_window_exceeded":
-        raise ContextWindowExceededError(
-            "the model's context window was exceeded", code="model_context_window_exceeded"
-        )
-
-
-def _finish(raw: str | None, json_tool: bool) -> str | None:
-    if raw is None:
-        return None
-    if json_tool and raw == "tool_use":
-        return "stop"
-    return _FINISH.get(raw, "stop")
-
-
-_ID_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
-
-
-def _tool_id(call_id: str) -> str:
-    """Anthropic ids match ``^[a-zA-Z0-9_-]+$``; other providers' ids are made to."""
-    return _ID_CHARS.sub("_", call_id) or "call"
-
-
 def _image(part: Image) -> dict[str, Any]:
     if part.data is not None:
         source = {"type": "base64", "media_type": part.guessed_mime_type(), "data": part.data}
         return {"type": "image", "source": source}
     return {"type": "image", "source": {"type": "url", "url": part.url}}
-
-
-def _input(arguments: str, where: str) -> Any:
-    try:
-        value = json.loads(arguments) if arguments.strip() else {}
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: tool call arguments must be a JSON object for Anthropic")
-    return value
 
 
 def _messages(request: ChatRequest) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -179,7 +133,7 @@ def _messages(request: ChatRequest) -> tuple[list[dict[str, Any]], list[dict[str
         if turn.role == "tool":
             block: dict[str, Any] = {
                 "type": "tool_result",
-                "tool_use_id": _tool_id(turn.tool_call_id or ""),
+                "tool_use_id": tool_id(turn.tool_call_id or ""),
             }
             if turn.text:
                 block["content"] = turn.text
@@ -197,9 +151,11 @@ def _messages(request: ChatRequest) -> tuple[list[dict[str, Any]], list[dict[str
             blocks.append(
                 {
                     "type": "tool_use",
-                    "id": _tool_id(call.id),
+                    "id": tool_id(call.id),
                     "name": call.name,
-                    "input": _input(call.arguments, f"messages[{index}].tool_calls[{number}]"),
+                    "input": tool_input(
+                        call.arguments, f"messages[{index}].tool_calls[{number}]", "Anthropic"
+                    ),
                 }
             )
         add(turn.role, blocks)
@@ -228,20 +184,8 @@ class AnthropicAdapter(BaseAdapter):
         for name in ("logprobs", "top_logprobs"):
             if params.get(name) not in (None, False, 0):
                 return name
-        effort = params.get("reasoning_effort")
-        thinking = effort is not None and effort != "none"
-        json_mode = read_response_format(params.get("response_format"))
-        if json_mode is not None and json_mode.schema is None and (params.get("tools") or thinking):
-            return "response_format"  # the forced JSON tool cannot be combined with these
-        if thinking:
-            if request.temperature is not None and request.temperature != 1:
-                return "temperature"
-            top_p = params.get("top_p")
-            if top_p is not None and not (isinstance(top_p, (int, float)) and top_p >= 0.95):
-                return "top_p"
-            choice = read_tool_choice(params.get("tool_choice"))
-            if choice is not None and choice.mode in ("required", "tool"):
-                return "tool_choice"
+        if refused := thinking_unsupported(request, schema_is_native=True):
+            return refused
         unknown = first_unknown(params, _TRANSLATED | _DROPPED | _NATIVE)
         return unknown or catalog_unsupported(request, model)
 
@@ -251,10 +195,7 @@ class AnthropicAdapter(BaseAdapter):
         """Build the Messages request."""
         params = request.params
         system, messages = _messages(request)
-        limit = max_output_tokens(request)
-        if limit is None:
-            entry = default_catalog.get(self.catalog_provider, model)
-            limit = (entry.max_tokens if entry else None) or DEFAULT_MAX_TOKENS
+        limit = output_limit(request, self.catalog_provider, model)
         payload: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": limit}
         if system:
             payload["system"] = system
@@ -266,9 +207,7 @@ class AnthropicAdapter(BaseAdapter):
             payload["stop_sequences"] = stop
         if isinstance(params.get("user"), str):
             payload["metadata"] = {"user_id": params["user"]}
-        effort = params.get("reasoning_effort")
-        if effort is not None and effort != "none":
-            budget = THINKING_BUDGETS.get(str(effort), THINKING_BUDGETS["medium"])
+        if (budget := thinking_budget(params)) is not None:
             payload["thinking"] = {"type": "enabled", "budget_tokens": budget}
             payload["max_tokens"] = limit + budget
         self._tools(payload, params)
@@ -331,29 +270,18 @@ class AnthropicAdapter(BaseAdapter):
         if not isinstance(data, dict) or not isinstance(data.get("content"), list):
             raise MalformedResponseError(f"reply has no content list: {str(body)[:200]}")
         raw = data.get("stop_reason")
-        _check_stop(raw)
-        texts: list[str] = []
-        calls: list[ToolCall] = []
-        json_tool = False
+        check_stop(raw, "stop_reason")
+        blocks = ReplyBlocks()
         for number, block in enumerate(data["content"]):
             if not isinstance(block, dict):
                 raise MalformedResponseError(f"content[{number}] is not an object")
             if block.get("type") == "text":
-                if not isinstance(block.get("text"), str):
-                    raise MalformedResponseError(f"content[{number}].text is not a string")
-                texts.append(block["text"])
+                blocks.text(block.get("text"), number)
             elif block.get("type") == "tool_use":
-                name, call_id = block.get("name"), block.get("id")
-                if not isinstance(name, str) or not isinstance(call_id, str):
-                    raise MalformedResponseError(f"content[{number}] is not a tool_use block")
-                arguments = json.dumps(block.get("input") or {})
-                if name == JSON_TOOL:
-                    json_tool = True
-                    texts.append(arguments)
-                else:
-                    calls.append(ToolCall(call_id, name, arguments))
+                blocks.tool(block.get("name"), block.get("id"), block.get("input"), number)
         usage = _usage(data.get("usage"))
-        return chat_result("".join(texts), _finish(raw, json_tool), usage, data, calls, raw)
+        text = "".join(blocks.texts)
+        return chat_result(text, finish(raw, blocks.json_tool), usage, data, blocks.calls, raw)
 
     def stream_parser(self) -> _AnthropicStream:
         """A parser for the named Messages stream events."""
@@ -364,8 +292,7 @@ class _AnthropicStream:
     def __init__(self) -> None:
         self.complete = False
         self._input: TokenUsage | None = TokenUsage()
-        self._tools: dict[int, int] = {}  # content block index -> tool call index
-        self._json_blocks: set[int] = set()
+        self._blocks = StreamBlocks()
 
     @guarded
     def feed(self, event: str, data: str) -> StreamChunk | None:
@@ -390,7 +317,7 @@ class _AnthropicStream:
             if not isinstance(delta, dict):
                 raise MalformedResponseError("message_delta.delta is not an object")
             stop = delta.get("stop_reason")
-            _check_stop(stop)
+            check_stop(stop, "stop_reason")
             output = _usage(payload.get("usage") or {})
             usage = None
             if output is not None and self._input is not None:
@@ -400,7 +327,7 @@ class _AnthropicStream:
                     cache_read_tokens=self._input.cache_read_tokens or output.cache_read_tokens,
                     cache_write_tokens=self._input.cache_write_tokens or output.cache_write_tokens,
                 )
-            return StreamChunk("", _finish(stop, bool(self._json_blocks)), usage, (), stop)
+            return StreamChunk("", finish(stop, bool(self._blocks.json_blocks)), usage, (), stop)
         elif event == "message_stop":
             self.complete = True
         return None
@@ -412,14 +339,7 @@ class _AnthropicStream:
             raise MalformedResponseError("content_block_start without a block and index")
         if block.get("type") != "tool_use":
             return None
-        name, call_id = block.get("name"), block.get("id")
-        if not isinstance(name, str) or not isinstance(call_id, str):
-            raise MalformedResponseError("tool_use block without id and name")
-        if name == JSON_TOOL:
-            self._json_blocks.add(index)
-            return None
-        self._tools[index] = len(self._tools)
-        return StreamChunk(tool_calls=(ToolCallDelta(self._tools[index], call_id, name),))
+        return self._blocks.start(index, block.get("name"), block.get("id"))
 
     def _delta(self, payload: dict[str, Any]) -> StreamChunk | None:
         delta = payload.get("delta") or {}
@@ -433,13 +353,7 @@ class _AnthropicStream:
             fragment = delta.get("partial_json")
             if not isinstance(fragment, str) or not fragment:
                 return None
-            if index in self._json_blocks:
-                return StreamChunk(fragment)
-            if index in self._tools:
-                return StreamChunk(
-                    tool_calls=(ToolCallDelta(self._tools[index], arguments=fragment),)
-                )
-            raise MalformedResponseError("input_json_delta for a block that is not a tool call")
+            return self._blocks.arguments(index, fragment)
         return None
 
 

@@ -129,12 +129,16 @@ class ChatRequest:
 
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
-    """What to send: method, absolute URL, headers and body."""
+    """What to send: method, absolute URL, headers and body.
+
+    ``repr`` shows the method and URL only: the headers carry the credentials (an API key,
+    a bearer token, a SigV4 signature and session token) and the body may echo them.
+    """
 
     method: str
     url: str
-    headers: dict[str, str]
-    body: bytes
+    headers: dict[str, str] = field(repr=False)
+    body: bytes = field(repr=False)
 
 
 class ProviderAdapter(Protocol):

@@ -39,8 +39,6 @@ from failover.classify import AWS_ERRORS, classify_aws_error
 from failover.errors import (
     AuthenticationError,
     ConfigError,
-    ContentFilteredError,
-    ContextWindowExceededError,
     MalformedResponseError,
     ProviderError,
 )
@@ -52,14 +50,24 @@ from failover.providers._aws import (
     region_of_host,
     sign_v4,
 )
+from failover.providers._claude import (
+    JSON_TOOL,
+    THINKING_BUDGETS,
+    ReplyBlocks,
+    StreamBlocks,
+    check_stop,
+    finish,
+    output_limit,
+    thinking_unsupported,
+    tool_id,
+    tool_input,
+)
 from failover.providers.base import (
     BaseAdapter,
     ChatRequest,
     ChatResult,
     HttpRequest,
     StreamChunk,
-    ToolCall,
-    ToolCallDelta,
     catalog_unsupported,
     check_params,
     first_unknown,
@@ -84,9 +92,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BEDROCK_ERRORS", "JSON_TOOL", "BedrockAdapter", "bedrock_error"]
 
-JSON_TOOL = "json_response"
-"""The tool forced for ``response_format``; its input is returned as the answer's text."""
-THINKING_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32768}
 _IMAGE_FORMATS = {
     "image/png": "png",
     "image/jpeg": "jpeg",
@@ -121,13 +126,6 @@ _NATIVE = frozenset(
     }
 )
 """Converse's own fields: passed through as given."""
-_FINISH = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "max_tokens": "length",
-    "tool_use": "tool_calls",
-}
-
 BEDROCK_ERRORS = AWS_ERRORS
 """Bedrock's exception names -> errors (see :data:`failover.classify.AWS_ERRORS`)."""
 _STREAM_EXCEPTION_STATUS = {
@@ -160,43 +158,6 @@ def _usage(usage: Any) -> TokenUsage | None:
     return read_usage(usage, "bedrock", build)
 
 
-def _check_stop(stop: Any) -> None:
-    if stop is not None and not isinstance(stop, str):
-        raise MalformedResponseError("stopReason is not a string")
-    if stop in ("guardrail_intervened", "content_filtered"):
-        raise ContentFilteredError(f"Bedrock stopped the answer: {stop}", code=stop)
-    if stop == "model_context_window_exceeded":
-        raise ContextWindowExceededError(
-            "the model's context window was exceeded", code="model_context_window_exceeded"
-        )
-
-
-def _finish(raw: str | None, json_tool: bool) -> str | None:
-    if raw is None:
-        return None
-    if json_tool and raw == "tool_use":
-        return "stop"
-    return _FINISH.get(raw, "stop")
-
-
-_ID_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
-
-
-def _tool_id(call_id: str) -> str:
-    """Bedrock's ``toolUseId`` matches ``[a-zA-Z0-9_-]+`` (up to 64 characters)."""
-    return (_ID_CHARS.sub("_", call_id) or "call")[:64]
-
-
-def _input(arguments: str, where: str) -> Any:
-    try:
-        value = json.loads(arguments) if arguments.strip() else {}
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: tool call arguments must be a JSON object for Bedrock")
-    return value
-
-
 def _image(part: Image, where: str) -> dict[str, Any]:
     if part.data is None:
         raise ConfigError(f"{where}: Bedrock takes images as data URLs only (no https URLs)")
@@ -227,7 +188,7 @@ def _messages(request: ChatRequest) -> tuple[list[dict[str, Any]], list[dict[str
             continue
         if turn.role == "tool":
             result = {
-                "toolUseId": _tool_id(turn.tool_call_id or ""),
+                "toolUseId": tool_id(turn.tool_call_id or "", 64),
                 "content": [{"text": turn.text or "(empty)"}],
             }
             add("user", [{"toolResult": result}])
@@ -245,9 +206,11 @@ def _messages(request: ChatRequest) -> tuple[list[dict[str, Any]], list[dict[str
             blocks.append(
                 {
                     "toolUse": {
-                        "toolUseId": _tool_id(call.id),
+                        "toolUseId": tool_id(call.id, 64),
                         "name": call.name,
-                        "input": _input(call.arguments, f"{where}.tool_calls[{number}]"),
+                        "input": tool_input(
+                            call.arguments, f"{where}.tool_calls[{number}]", "Bedrock"
+                        ),
                     }
                 }
             )
@@ -320,7 +283,10 @@ class BedrockAdapter(BaseAdapter):
             return "reasoning_effort"
         if params.get("top_k") is not None and "anthropic." not in model.id:
             return "top_k"
-        if params.get("response_format") is not None and params.get("tools"):
+        if "anthropic.claude" in model.id:
+            if refused := thinking_unsupported(request, schema_is_native=False):
+                return refused
+        elif params.get("response_format") is not None and params.get("tools"):
             return "response_format"  # the forced JSON tool cannot be combined with tools
         unknown = first_unknown(params, _TRANSLATED | _DROPPED | _NATIVE)
         return unknown or catalog_unsupported(request, model)
@@ -350,8 +316,8 @@ class BedrockAdapter(BaseAdapter):
         if effort is not None and effort != "none":
             extra.update(_reasoning(model, str(effort)) or {})
             budget = extra.get("thinking", {}).get("budget_tokens")
-            if budget and "maxTokens" in inference:
-                inference["maxTokens"] += budget
+            if budget:  # the budget comes on top of the answer's own limit, as on Anthropic
+                inference["maxTokens"] = output_limit(request, "bedrock", model) + budget
         if inference:
             payload["inferenceConfig"] = inference
         used = [call.name for turn in request.turns() for call in turn.tool_calls]
@@ -464,35 +430,25 @@ class BedrockAdapter(BaseAdapter):
         if not isinstance(message, dict) or not isinstance(message.get("content"), list):
             raise MalformedResponseError(f"reply has no output.message.content: {str(body)[:200]}")
         raw = data.get("stopReason")
-        _check_stop(raw)
-        texts: list[str] = []
-        calls: list[ToolCall] = []
-        json_tool = False
+        check_stop(raw, "stopReason")
+        blocks = ReplyBlocks()
         for number, block in enumerate(message["content"]):
             if not isinstance(block, dict):
                 raise MalformedResponseError(f"content[{number}] is not an object")
             if "text" in block:
-                if not isinstance(block["text"], str):
-                    raise MalformedResponseError(f"content[{number}].text is not a string")
-                texts.append(block["text"])
+                blocks.text(block["text"], number)
             elif "toolUse" in block:
                 use = block["toolUse"]
-                name, call_id = use.get("name"), use.get("toolUseId")
-                if not isinstance(name, str) or not isinstance(call_id, str):
+                if not isinstance(use, dict):
                     raise MalformedResponseError(f"content[{number}] is not a toolUse block")
-                arguments = json.dumps(use.get("input") or {})
-                if name == JSON_TOOL:
-                    json_tool = True
-                    texts.append(arguments)
-                else:
-                    calls.append(ToolCall(call_id, name, arguments))
+                blocks.tool(use.get("name"), use.get("toolUseId"), use.get("input"), number)
         usage = _usage(data.get("usage"))
         return ChatResult(
-            "".join(texts),
-            _finish(raw, json_tool),
+            "".join(blocks.texts),
+            finish(raw, blocks.json_tool),
             usage or TokenUsage(),
             data,
-            tuple(calls),
+            tuple(blocks.calls),
             raw,
             usage_known=usage is not None,
         )
@@ -518,8 +474,7 @@ class BedrockStream:
     def __init__(self) -> None:
         self.complete = False
         self._frames: EventStreamReader | None = None
-        self._tools: dict[int, int] = {}  # content block index -> tool call index
-        self._json_blocks: set[int] = set()
+        self._blocks = StreamBlocks()
         self._stopped: str | None = None
 
     def feed_bytes(self, data: bytes) -> Iterator[StreamChunk]:
@@ -560,14 +515,7 @@ class BedrockStream:
             index = payload.get("contentBlockIndex")
             if not isinstance(start, dict) or not isinstance(index, int):
                 return None
-            name, call_id = start.get("name"), start.get("toolUseId")
-            if not isinstance(name, str) or not isinstance(call_id, str):
-                raise MalformedResponseError("toolUse start without toolUseId and name")
-            if name == JSON_TOOL:
-                self._json_blocks.add(index)
-                return None
-            self._tools[index] = len(self._tools)
-            return StreamChunk(tool_calls=(ToolCallDelta(self._tools[index], call_id, name),))
+            return self._blocks.start(index, start.get("name"), start.get("toolUseId"))
         if event == "contentBlockDelta":
             delta = payload.get("delta") or {}
             index = payload.get("contentBlockIndex")
@@ -575,19 +523,13 @@ class BedrockStream:
                 return StreamChunk(delta["text"]) if delta["text"] else None
             use = delta.get("toolUse")
             if isinstance(use, dict) and isinstance(use.get("input"), str) and use["input"]:
-                if index in self._json_blocks:
-                    return StreamChunk(use["input"])
-                if index in self._tools:
-                    return StreamChunk(
-                        tool_calls=(ToolCallDelta(self._tools[index], arguments=use["input"]),)
-                    )
-                raise MalformedResponseError("toolUse delta for a block that is not a tool call")
+                return self._blocks.arguments(index, use["input"])
             return None
         if event == "messageStop":
             stop = payload.get("stopReason")
-            _check_stop(stop)
+            check_stop(stop, "stopReason")
             self._stopped = str(stop)
-            return StreamChunk("", _finish(stop, bool(self._json_blocks)), None, (), stop)
+            return StreamChunk("", finish(stop, bool(self._blocks.json_blocks)), None, (), stop)
         if event == "metadata":
             if self._stopped is None:
                 raise MalformedResponseError("metadata before messageStop")

@@ -15,7 +15,6 @@ import pytest
 
 from failover import AuthProfile, FailoverManager, ResilientClient
 from failover.errors import (
-    AuthenticationError,
     ConfigError,
     ContentFilteredError,
     ContextWindowExceededError,
@@ -24,7 +23,6 @@ from failover.errors import (
     MalformedResponseError,
     ModelNotFoundError,
     OverloadedError,
-    QuotaExceededError,
     RateLimitError,
     ServerError,
 )
@@ -254,6 +252,46 @@ def test_fields_converse_cannot_express_make_the_model_skipped() -> None:
     assert adapter().unsupported_field(thinking, entry) is None
 
 
+TOOLS = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+
+
+@pytest.mark.parametrize(
+    ("temperature", "params", "refused"),
+    [
+        (0.2, {"reasoning_effort": "high"}, "temperature"),
+        (None, {"reasoning_effort": "high", "top_p": 0.5}, "top_p"),
+        (None, {"reasoning_effort": "low", "tools": TOOLS, "tool_choice": "required"}, "tool_choice"),
+        (None, {"reasoning_effort": "low", "response_format": {"type": "json_object"}}, "response_format"),
+        (None, {"response_format": {"type": "json_object"}, "tools": TOOLS}, "response_format"),
+        (1.0, {"reasoning_effort": "high", "tools": TOOLS, "tool_choice": "auto"}, None),
+    ],
+)  # fmt: skip
+def test_claude_thinking_on_bedrock_refuses_what_anthropic_refuses(
+    temperature: float | None, params: dict[str, Any], refused: str | None
+) -> None:
+    request = ChatRequest(
+        [{"role": "user", "content": "hi"}], temperature=temperature, params=params
+    )
+    entry = mock.Mock(id=MODEL, input=None, tools=None, reasoning=None)
+    assert adapter().unsupported_field(request, entry) == refused
+    anthropic_entry = mock.Mock(id="claude-sonnet-4-5", input=None, tools=None, reasoning=None)
+    assert get_adapter("anthropic").unsupported_field(request, anthropic_entry) == refused
+
+
+def test_thinking_without_max_tokens_still_leaves_room_for_the_answer() -> None:
+    from failover.providers._claude import DEFAULT_MAX_TOKENS
+
+    request = ChatRequest(
+        [{"role": "user", "content": "think"}], params={"reasoning_effort": "low"}
+    )
+    # no limit given and none in the catalog for this id: 4096 for the answer, plus the budget
+    assert body_of(request)["inferenceConfig"]["maxTokens"] == DEFAULT_MAX_TOKENS + 2048
+    anthropic = get_adapter("anthropic").build_request(
+        request, model="claude-sonnet-4-5", api_key="sk-ant-x", base_url="https://a"
+    )
+    assert json.loads(anthropic.body)["max_tokens"] == DEFAULT_MAX_TOKENS + 2048
+
+
 # -- the reply ---------------------------------------------------------------------------
 
 
@@ -305,6 +343,25 @@ def test_a_guardrail_stop_is_content_filtered_and_a_broken_reply_is_malformed() 
         adapter().parse_response(json.dumps(blocked).encode())
     with pytest.raises(MalformedResponseError):
         adapter().parse_response(b'{"output": {"message": ')
+
+
+@pytest.mark.parametrize("stop", ["malformed_model_output", "malformed_tool_use"])
+def test_a_malformed_output_stop_is_a_malformed_reply_not_an_answer(stop: str) -> None:
+    reply = {
+        "output": {"message": {"role": "assistant", "content": [{"text": '{"broken'}]}},
+        "stopReason": stop,
+        "usage": {"inputTokens": 1, "outputTokens": 1, "totalTokens": 2},
+    }
+    with pytest.raises(MalformedResponseError) as caught:
+        adapter().parse_response(json.dumps(reply).encode())
+    assert caught.value.code == stop
+    frames = [
+        frame("messageStart", {"role": "assistant"}),
+        frame("contentBlockDelta", {"delta": {"text": '{"broken'}, "contentBlockIndex": 0}),
+        frame("messageStop", {"stopReason": stop}),
+    ]
+    with pytest.raises(MalformedResponseError):
+        read_stream(b"".join(frames), 1000)
 
 
 # -- ConverseStream ------------------------------------------------------------------------
@@ -402,10 +459,13 @@ def anthropic_error(status: int, kind: str, message: str) -> Exception:
     ("status", "name", "message", "expected", "equivalent"),
     [
         (429, "ThrottlingException", "Too many requests", RateLimitError, (429, "rate_limit_error")),
-        (400, "ServiceQuotaExceededException", "exceeds the service quota", QuotaExceededError, (402, "billing_error")),
+        # "You can resubmit your request later": a per-minute quota, so Anthropic's 429.
+        (400, "ServiceQuotaExceededException", "exceeds the service quota", RateLimitError, (429, "rate_limit_error")),
         (503, "ServiceUnavailableException", "unable to process", OverloadedError, (529, "overloaded_error")),
         (429, "ModelNotReadyException", "model is not ready", OverloadedError, (529, "overloaded_error")),
-        (403, "AccessDeniedException", "no access to the model", AuthenticationError, (403, "permission_error")),
+        # Bedrock's access denied is "model access not granted": Anthropic's 404 for a
+        # model the key cannot see (skip the model, the credentials are fine).
+        (403, "AccessDeniedException", "no access to the model", ModelNotFoundError, (404, "not_found_error")),
         (404, "ResourceNotFoundException", "model not found", ModelNotFoundError, (404, "not_found_error")),
         (500, "InternalServerException", "internal error", ServerError, (500, "api_error")),
         (400, "ValidationException", "Input is too long for requested model.", ContextWindowExceededError, (400, "invalid_request_error")),
@@ -420,6 +480,20 @@ def test_bedrock_errors_get_the_action_of_the_other_providers_equivalents(
     other_message = "prompt is too long" if expected is ContextWindowExceededError else message
     assert type(anthropic_error(*equivalent, other_message)) is expected
     assert error.code == name  # type: ignore[attr-defined]
+
+
+def test_bedrock_errors_that_a_wait_or_another_model_fixes_never_disable_the_profile() -> None:
+    from failover.policy import Action, decide
+
+    denied = decide(bedrock_error(403, "AccessDeniedException", "no access to the model"))
+    assert denied == decide(anthropic_error(404, "not_found_error", "model: x"))
+    assert denied.action is Action.NEXT_MODEL and denied.failure is None
+    expired = bedrock_error(403, "ExpiredTokenException", "The security token is expired")
+    assert decide(expired).action is Action.ROTATE
+    assert decide(expired).failure == "rate_limit"  # a short cooldown, not "auth" (disabled)
+    assert expired.retry_after is not None and 0 < expired.retry_after <= 5  # type: ignore[attr-defined]
+    quota = bedrock_error(400, "ServiceQuotaExceededException", "resubmit your request later")
+    assert decide(quota).failure == "rate_limit"
 
 
 def test_throttling_keeps_the_wait_bedrock_asks_for() -> None:

@@ -209,6 +209,48 @@ def test_credentials_found_at_run_time_are_scrubbed_wherever_they_are_echoed() -
     assert secret[8:24] not in scrub(json.dumps({"detail": secret}))
 
 
+def test_keyless_cloud_profiles_of_different_accounts_have_different_fingerprints() -> None:
+    from botocore.credentials import Credentials
+
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY9"
+    profiles = [
+        AuthProfile("prod", "bedrock", "", region="us-east-1", credentials="prod"),
+        AuthProfile("staging", "bedrock", "", region="us-east-1", credentials="staging"),
+        AuthProfile("west", "bedrock", "", region="us-west-2", credentials="prod"),
+        AuthProfile(
+            "pair",
+            "bedrock",
+            "",
+            region="us-east-1",
+            credentials=Credentials("AKIAIOSFODNN7EXAMPLE", secret),
+        ),
+        AuthProfile("gcp", "vertex_gemini", "", project="proj-a", region="us-central1"),
+        AuthProfile("gcp2", "vertex_gemini", "", project="proj-b", region="us-central1"),
+    ]
+    fingerprints = [profile.fingerprint for profile in profiles]
+    assert len(set(fingerprints)) == len(profiles)
+    again = AuthProfile("prod-again", "bedrock", "", region="us-east-1", credentials="prod")
+    assert again.fingerprint == profiles[0].fingerprint  # stable: the same account, one record
+    other_secret = Credentials("AKIAIOSFODNN7EXAMPLE", secret[::-1])
+    same_id = AuthProfile("pair2", "bedrock", "", region="us-east-1", credentials=other_secret)
+    assert same_id.fingerprint == profiles[3].fingerprint  # the secret plays no part
+
+
+def test_a_built_request_shows_no_credentials_in_its_repr() -> None:
+    from failover.providers.base import HttpRequest
+
+    request = HttpRequest(
+        "POST",
+        "https://bedrock-runtime.us-east-1.amazonaws.com/model/m/converse",
+        {"authorization": "Bearer opaquetokenvalue0000", "x-api-key": "plainkeyvalue0000"},
+        b'{"key": "bodysecretvalue0000"}',
+    )
+    shown = repr(request)
+    assert "converse" in shown
+    for secret in ("opaquetokenvalue", "plainkeyvalue", "bodysecretvalue"):
+        assert secret not in shown
+
+
 async def test_no_cloud_secret_reaches_logs_events_errors_or_status(
     sim: Simulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
