@@ -11,7 +11,9 @@ import re
 import sys
 import threading
 import weakref
-from collections.abc import Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import Container, Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from typing import Any, NoReturn, Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -69,9 +71,65 @@ def _may_show_a_key_shape(text: str) -> bool:
 
 
 _REMEMBERED_LIMIT = 64
-_remembered: dict[str, None] = {}
-_remembered_scrubber: KeyScrubber | None = None
-_remembered_lock = threading.Lock()
+
+
+class _Remembered:
+    """The secrets :func:`remember_secret` was given, least recently used first, and one
+    index of all their pieces kept by counts: adding or dropping one secret costs that
+    secret's pieces only (each secret's are computed once), never a rebuild of all."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._secrets: OrderedDict[str, tuple[frozenset[str], frozenset[int]]] = OrderedDict()
+        self._pieces: dict[str, int] = {}
+        self._quads: dict[int, int] = {}
+
+    def __contains__(self, value: str) -> bool:
+        return value in self._secrets
+
+    def __len__(self) -> int:
+        return len(self._secrets)
+
+    def add(self, value: str) -> None:
+        """Remember ``value`` as the most recently used; forget the least recently used
+        beyond the limit."""
+        with self._lock:
+            if value in self._secrets:
+                self._secrets.move_to_end(value)
+                return
+        scrubber = KeyScrubber((value,), remembered=False)  # outside the lock: the slow part
+        compiled = (scrubber._pieces, scrubber._quads)
+        with self._lock:
+            if value in self._secrets:
+                self._secrets.move_to_end(value)
+                return
+            self._secrets[value] = compiled
+            _count(self._pieces, compiled[0], 1)
+            _count(self._quads, compiled[1], 1)
+            while len(self._secrets) > self.limit:
+                _, (pieces, quads) = self._secrets.popitem(last=False)
+                _count(self._pieces, pieces, -1)
+                _count(self._quads, quads, -1)
+
+    def cut(self, text: str) -> str:
+        """``text`` with every piece of a remembered secret masked."""
+        if not self._secrets:
+            return text
+        # Lookups only (no iteration over the dicts): safe while another thread adds.
+        return _cut(text, self._pieces, self._quads.keys())
+
+
+def _count(counts: dict[Any, int], items: Iterable[Any], step: int) -> None:
+    for item in items:
+        left = counts.get(item, 0) + step
+        if left > 0:
+            counts[item] = left
+        else:
+            counts.pop(item, None)
+
+
+_remembered = _Remembered(_REMEMBERED_LIMIT)
 
 
 def remember_secret(value: str) -> None:
@@ -79,16 +137,11 @@ def remember_secret(value: str) -> None:
 
     For credentials that no profile holds: AWS secret keys and session tokens found in the
     AWS chain, Google access tokens refreshed from application default credentials. The
-    most recent 64 are kept (refreshed tokens replace expired ones).
+    64 most recently used are kept: call it again each time a secret is used (cheap when
+    it is known) so that a secret in use is never the one forgotten.
     """
-    global _remembered_scrubber
-    if not value or value in _remembered:
-        return
-    with _remembered_lock:
-        _remembered[value] = None
-        while len(_remembered) > _REMEMBERED_LIMIT:
-            del _remembered[next(iter(_remembered))]
-        _remembered_scrubber = KeyScrubber(tuple(_remembered), remembered=False)
+    if value:
+        _remembered.add(value)
 
 
 def mask_key(key: str | SecretKey) -> str:
@@ -161,8 +214,8 @@ class KeyScrubber:
             text = self._cut(text)
         for value in self._short:
             text = text.replace(value, "***")
-        if self._others and _remembered_scrubber is not None and len(text) >= PIECE:
-            text = _remembered_scrubber._cut(text)
+        if self._others and len(text) >= PIECE:
+            text = _remembered.cut(text)
         if not _may_show_a_key_shape(text):
             return text
         return _KEY_SHAPES.sub(lambda match: mask_key(match.group(0)), text)
@@ -189,31 +242,35 @@ class KeyScrubber:
         return value
 
     def _cut(self, text: str) -> str:
-        # A piece is 8 bytes or more of UTF-8, so it holds the 4 bytes at the first multiple
-        # of 4 from where it starts: when no 4 bytes at a multiple of 4 are 4 bytes of a
-        # piece, no piece is in the text (a test at C speed; most text has no key).
-        if self._quads.isdisjoint(_aligned_quads(text)):
-            return text
-        pieces = self._pieces
-        covered_until = -1
-        runs: list[tuple[int, int]] = []
-        for start in range(len(text) - PIECE + 1):
-            if text[start : start + PIECE] in pieces:
-                if runs and start <= covered_until:
-                    runs[-1] = (runs[-1][0], start + PIECE)
-                else:
-                    runs.append((start, start + PIECE))
-                covered_until = start + PIECE
-        if not runs:
-            return text
-        out: list[str] = []
-        position = 0
-        for begin, end in runs:
-            out.append(text[position:begin])
-            out.append("***")
-            position = end
-        out.append(text[position:])
-        return "".join(out)
+        return _cut(text, self._pieces, self._quads)
+
+
+def _cut(text: str, pieces: Container[str], quads: AbstractSet[int]) -> str:
+    """``text`` with each stretch covered by ``pieces`` (8-character runs of keys) masked."""
+    # A piece is 8 bytes or more of UTF-8, so it holds the 4 bytes at the first multiple
+    # of 4 from where it starts: when no 4 bytes at a multiple of 4 are 4 bytes of a
+    # piece, no piece is in the text (a test at C speed; most text has no key).
+    if quads.isdisjoint(_aligned_quads(text)):
+        return text
+    covered_until = -1
+    runs: list[tuple[int, int]] = []
+    for start in range(len(text) - PIECE + 1):
+        if text[start : start + PIECE] in pieces:
+            if runs and start <= covered_until:
+                runs[-1] = (runs[-1][0], start + PIECE)
+            else:
+                runs.append((start, start + PIECE))
+            covered_until = start + PIECE
+    if not runs:
+        return text
+    out: list[str] = []
+    position = 0
+    for begin, end in runs:
+        out.append(text[position:begin])
+        out.append("***")
+        position = end
+    out.append(text[position:])
+    return "".join(out)
 
 
 def _pieces(form: str) -> Iterator[str]:

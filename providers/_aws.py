@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from failover._secrets import remember_secret
 from failover.errors import AuthenticationError, ConfigError
+from failover.providers._refresh import ProfileLocks, in_thread, refresh_failure
 
 if TYPE_CHECKING:
     from failover.profiles import AuthProfile
@@ -172,17 +173,21 @@ class BedrockCredentials:
 
     def __init__(self) -> None:
         self._sources: weakref.WeakKeyDictionary[AuthProfile, Any] = weakref.WeakKeyDictionary()
-        self._locks: weakref.WeakKeyDictionary[AuthProfile, Any] = weakref.WeakKeyDictionary()
+        self._locks = ProfileLocks()
 
     async def key_for(self, profile: AuthProfile, base_url: str) -> str:
         """The credential string :meth:`BedrockAdapter.build_request` takes for ``profile``:
         ``sigv4 REGION ACCESS_KEY SECRET [TOKEN]`` or ``bearer TOKEN``.
 
-        Raises:
-            AuthenticationError: No credentials are found, or they cannot be refreshed.
-        """
-        import anyio
+        The chain is searched once per profile and refreshes run in a worker thread under
+        the profile's ``threading.Lock`` (whichever event loop asks); a cancelled caller
+        returns at once and the refreshed credentials are kept for the next one.
 
+        Raises:
+            AuthenticationError: No credentials are found, or they were refused.
+            ProviderConnectionError: The credentials endpoint (STS, SSO, the instance
+                metadata service) could not be reached (the profile is tried again later).
+        """
         given = profile.api_key.get_secret_value()
         region = _region_for(profile, base_url)
         if given:
@@ -190,35 +195,41 @@ class BedrockCredentials:
                 return f"sigv4 {region} " + " ".join(given.split(":"))
             return f"bearer {given}"
         source = self._sources.get(profile)
-        if source is None:
-            lock = self._locks.get(profile)
-            if lock is None:
-                lock = self._locks[profile] = anyio.Lock()
-            async with lock:  # the chain is searched once per profile, not once per request
-                source = self._sources.get(profile)
-                if source is None:
-                    source = await anyio.to_thread.run_sync(_resolve, profile)
-                    self._sources[profile] = source
-        assert source is not None
-        if isinstance(source, str):
-            return f"bearer {source}"
-        try:
-            if _refresh_needed(source):
-                frozen = await anyio.to_thread.run_sync(source.get_frozen_credentials)
-            else:
-                frozen = source.get_frozen_credentials()
-        except Exception as exc:  # botocore's refresh errors are many; all mean "no key"
-            raise AuthenticationError(
-                f"AWS credentials of profile {profile.name!r} could not be refreshed "
-                f"({type(exc).__name__})"
-            ) from None
+        if source is None or _refresh_needed(source):
+            frozen = await in_thread(self._fresh, profile)
+        elif isinstance(source, str):
+            frozen = source
+        else:
+            frozen = source.get_frozen_credentials()
+        if isinstance(frozen, str):
+            remember_secret(frozen)  # known: marks it recently used
+            return f"bearer {frozen}"
         if not frozen.access_key or not frozen.secret_key:
             raise AuthenticationError(f"AWS credentials of profile {profile.name!r} are empty")
-        remember_secret(frozen.secret_key)
+        parts = [frozen.access_key, frozen.secret_key] + ([frozen.token] if frozen.token else [])
+        for secret in parts[1:]:
+            remember_secret(secret)  # known (remembered in the thread): marks recently used
+        return f"sigv4 {region} " + " ".join(parts)
+
+    def _fresh(self, profile: AuthProfile) -> Any:
+        """(In a worker thread.) Search the chain once, refresh when needed, and return
+        frozen credentials (or a bearer token)."""
+        with self._locks(profile):  # one search or refresh per profile; the others reuse it
+            source = self._sources.get(profile)
+            if source is None:
+                source = self._sources[profile] = _resolve(profile)
+            if isinstance(source, str):
+                return source
+            try:
+                frozen = source.get_frozen_credentials()
+            except Exception as exc:  # botocore's refresh errors are many
+                what = f"AWS credentials of profile {profile.name!r} could not be refreshed"
+                raise refresh_failure(exc, what) from None
+        if frozen.secret_key:
+            remember_secret(frozen.secret_key)  # here, off the event loop: new ones are work
         if frozen.token:
             remember_secret(frozen.token)
-        parts = [frozen.access_key, frozen.secret_key] + ([frozen.token] if frozen.token else [])
-        return f"sigv4 {region} " + " ".join(parts)
+        return frozen
 
 
 def _is_key_pair(value: str) -> bool:
@@ -269,10 +280,8 @@ def _resolve(profile: AuthProfile) -> Any:
     try:
         found = session.get_credentials()
     except Exception as exc:
-        raise AuthenticationError(
-            f"AWS credentials of profile {profile.name!r} could not be loaded "
-            f"({type(exc).__name__})"
-        ) from None
+        what = f"AWS credentials of profile {profile.name!r} could not be loaded"
+        raise refresh_failure(exc, what) from None
     if found is None:
         raise AuthenticationError(
             f"no AWS credentials found for profile {profile.name!r} (environment, shared "

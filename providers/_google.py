@@ -1,8 +1,9 @@
 """Google Cloud access tokens for the Vertex AI adapters, through google-auth.
 
 google-auth (the ``vertex`` extra) is imported on first use. Its refresh is synchronous
-I/O; it runs in a worker thread, over a small ``google.auth.transport.Request`` made of
-httpx (a core dependency), so no other HTTP library is needed.
+I/O; it runs in a worker thread (see :mod:`failover.providers._refresh`), over a small
+``google.auth.transport.Request`` made of httpx (a core dependency), so no other HTTP
+library is needed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from failover._secrets import remember_secret
 from failover.errors import AuthenticationError, ConfigError
+from failover.providers._refresh import ProfileLocks, in_thread, refresh_failure
 
 if TYPE_CHECKING:
     from failover.profiles import AuthProfile
@@ -108,42 +110,52 @@ class GoogleTokens:
 
     def __init__(self) -> None:
         self._credentials: weakref.WeakKeyDictionary[AuthProfile, Any] = weakref.WeakKeyDictionary()
-        self._locks: weakref.WeakKeyDictionary[AuthProfile, Any] = weakref.WeakKeyDictionary()
+        self._locks = ProfileLocks()
 
     async def token_for(self, profile: AuthProfile) -> str:
         """``profile``'s access token, refreshed first when it expires within
         :data:`REFRESH_MARGIN`.
 
-        Raises:
-            AuthenticationError: No credentials are found, or the refresh failed.
-        """
-        import anyio
+        The lookup and the refresh run in a worker thread under the profile's
+        ``threading.Lock`` (one refresh at a time, whichever event loop asks); a cancelled
+        caller returns at once and the refresh's token is kept for the next one.
 
+        Raises:
+            AuthenticationError: No credentials are found, or they were refused.
+            ProviderConnectionError: The token endpoint or metadata server could not be
+                reached (the profile is tried again later).
+        """
         given = profile.api_key.get_secret_value()
         if given:
             return given
-        lock = self._locks.get(profile)
-        if lock is None:
-            lock = self._locks[profile] = anyio.Lock()
-        async with lock:  # one refresh per profile at a time; the others wait for it
+        credentials = self._credentials.get(profile)
+        if credentials is not None and not _expiring(credentials):
+            token = credentials.token
+            remember_secret(token)  # known: marks it recently used
+            return str(token)
+        return await in_thread(self._fresh_token, profile)
+
+    def _fresh_token(self, profile: AuthProfile) -> str:
+        """(In a worker thread.) Load the profile's credentials once, refresh them when
+        they expire soon, and return the token."""
+        with self._locks(profile):  # one refresh per profile; the others wait, then reuse it
             credentials: Any = self._credentials.get(profile)
             if credentials is None:
-                credentials = await anyio.to_thread.run_sync(_load, profile)
-                self._credentials[profile] = credentials
+                credentials = self._credentials[profile] = _load(profile)
             if _expiring(credentials):
                 try:
-                    await anyio.to_thread.run_sync(credentials.refresh, _http_request())
+                    credentials.refresh(_http_request())
                 except Exception as exc:  # google-auth's RefreshError, TransportError, ...
-                    raise AuthenticationError(
-                        f"Google credentials of profile {profile.name!r} could not be "
-                        f"refreshed ({type(exc).__name__})"
+                    raise refresh_failure(
+                        exc,
+                        f"Google credentials of profile {profile.name!r} could not be refreshed",
                     ) from None
             token = credentials.token
         if not isinstance(token, str) or not token:
             raise AuthenticationError(
                 f"Google credentials of profile {profile.name!r} gave no token"
             )
-        remember_secret(token)
+        remember_secret(token)  # here, off the event loop: a new token's pieces are work
         return token
 
 
@@ -167,9 +179,12 @@ def _load(profile: AuthProfile) -> Any:
     except ConfigError:
         raise
     except Exception as exc:  # DefaultCredentialsError, a missing or broken file, ...
-        raise AuthenticationError(
-            f"no Google credentials for profile {profile.name!r} ({type(exc).__name__}); "
-            "set GOOGLE_APPLICATION_CREDENTIALS, run gcloud auth application-default login, "
-            "or give credentials="
-        ) from None
+        failure = refresh_failure(exc, f"no Google credentials for profile {profile.name!r}")
+        if isinstance(failure, AuthenticationError):
+            failure = AuthenticationError(
+                f"no Google credentials for profile {profile.name!r} ({type(exc).__name__}); "
+                "set GOOGLE_APPLICATION_CREDENTIALS, run gcloud auth application-default "
+                "login, or give credentials="
+            )
+        raise failure from None
     return credentials

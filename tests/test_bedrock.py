@@ -823,3 +823,93 @@ async def test_a_converse_stream_that_fails_is_never_a_silent_success(
 
 async def read_everything(client: ResilientClient) -> str:
     return "".join([c.text async for c in client.stream([{"role": "user", "content": "hi"}])])
+
+
+def expiring_credentials(refresh: Any) -> Any:
+    from botocore.credentials import RefreshableCredentials
+
+    soon = datetime.fromtimestamp(datetime.now(timezone.utc).timestamp() + 5, timezone.utc)
+    metadata = {
+        "access_key": "ASIAFIRSTKEY00000000",
+        "secret_key": "firstSecretEXAMPLE00000000000000000000000",
+        "token": "session-token-first",
+        "expiry_time": soon.isoformat(),
+    }
+    return RefreshableCredentials.create_from_metadata(metadata, refresh, "test")
+
+
+@pytest.mark.parametrize("transient", [True, False])
+async def test_an_unreachable_credentials_endpoint_goes_sideways_a_refusal_disables(
+    transient: bool,
+) -> None:
+    from botocore.exceptions import ClientError, ConnectTimeoutError
+
+    from failover.errors import AuthenticationError, ProviderConnectionError
+    from failover.policy import Action, decide
+    from failover.providers._aws import BedrockCredentials
+
+    def refresh() -> dict[str, str]:
+        if transient:
+            raise ConnectTimeoutError(endpoint_url="https://sts.amazonaws.com")
+        error = {"Error": {"Code": "AccessDenied", "Message": "not allowed"}}
+        raise ClientError(error, "AssumeRole")
+
+    profile = AuthProfile(
+        "aws", "bedrock", "", region="us-east-1", credentials=expiring_credentials(refresh)
+    )
+    with pytest.raises((AuthenticationError, ProviderConnectionError)) as caught:
+        await BedrockCredentials().key_for(profile, US_EAST)
+    decision = decide(caught.value)
+    if transient:
+        assert isinstance(caught.value, ProviderConnectionError)
+        assert decision.action is Action.RETRY and decision.failure == "error"
+    else:
+        assert isinstance(caught.value, AuthenticationError) and decision.failure == "auth"
+
+
+def test_aws_credentials_shared_by_two_event_loops_refresh_without_hanging() -> None:
+    import threading
+    import time
+
+    import anyio
+
+    from failover.providers._aws import BedrockCredentials
+
+    refreshes: list[int] = []
+
+    def refresh() -> dict[str, str]:
+        time.sleep(0.02)
+        refreshes.append(1)
+        soon = datetime.fromtimestamp(datetime.now(timezone.utc).timestamp() + 5, timezone.utc)
+        return {
+            "access_key": "ASIASECONDKEY0000000",
+            "secret_key": "secondSecretEXAMPLE0000000000000000000000",
+            "token": f"session-token-{len(refreshes)}",
+            "expiry_time": soon.isoformat(),  # inside the refresh window: every use refreshes
+        }
+
+    profile = AuthProfile(
+        "aws", "bedrock", "", region="us-east-1", credentials=expiring_credentials(refresh)
+    )
+    shared = BedrockCredentials()
+    outcomes: list[str] = []
+
+    def client_on_its_own_loop() -> None:
+        async def three_calls() -> None:
+            with anyio.fail_after(20):
+                for _ in range(3):
+                    assert (await shared.key_for(profile, US_EAST)).startswith("sigv4 ")
+
+        try:
+            anyio.run(three_calls)
+            outcomes.append("ok")
+        except BaseException as exc:
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=client_on_its_own_loop) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert outcomes == ["ok", "ok"]
+    assert refreshes  # refreshed in the worker threads, one at a time

@@ -209,6 +209,43 @@ def test_credentials_found_at_run_time_are_scrubbed_wherever_they_are_echoed() -
     assert secret[8:24] not in scrub(json.dumps({"detail": secret}))
 
 
+def test_a_secret_still_in_use_is_never_forgotten_however_many_come_after() -> None:
+    import hashlib
+
+    live = "liveSessionSecretInUseByAProfile0000EXAMPLE"
+    remember_secret(live)
+    tokens = [hashlib.sha256(str(n).encode()).hexdigest() for n in range(200)]
+    for token in tokens:  # each refresh brings a new token; the live one is used too
+        remember_secret(token)
+        assert live[4:20] not in scrub(f"echoed: {live}")
+        remember_secret(live)
+    assert tokens[0] in scrub(f"expired long ago: {tokens[0]}")  # the least recent went
+    assert tokens[-1] not in scrub(f"recent: {tokens[-1]}")
+
+
+def test_remembering_one_more_secret_works_out_that_secrets_pieces_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from failover import _secrets
+
+    for number in range(70):
+        remember_secret(f"sessionTokenFiller{number:04d}" + "Q" * 600)
+    built: list[int] = []
+    real = _secrets.KeyScrubber
+
+    def counting(keys: Any, **options: Any) -> Any:
+        keys = tuple(keys)
+        built.append(len(keys))
+        return real(keys, **options)
+
+    monkeypatch.setattr(_secrets, "KeyScrubber", counting)
+    remember_secret("aBrandNewSessionToken" + "Z" * 600)
+    remember_secret("aBrandNewSessionToken" + "Z" * 600)  # known: nothing to build
+    assert built == [1]
+    monkeypatch.undo()
+    assert "***" in scrub("echo aBrandNewSessionTokenZZZZ")
+
+
 def test_keyless_cloud_profiles_of_different_accounts_have_different_fingerprints() -> None:
     from botocore.credentials import Credentials
 

@@ -236,3 +236,110 @@ def test_vertex_gemini_refuses_embeddings_rather_than_send_them_to_ai_studios_wi
 
     with pytest.raises(ConfigError, match="no embeddings API"):
         EmbeddingChain.of(["vertex_gemini/gemini-embedding-001"])
+
+
+class SlowCredentials:
+    """google-auth-like credentials whose refresh takes ``delay`` seconds and gives a token
+    that is already inside the refresh margin (so every use refreshes)."""
+
+    def __init__(self, delay: float, lifetime: float = 0.0) -> None:
+        self.token: str | None = None
+        self.expiry: datetime.datetime | None = None
+        self.delay = delay
+        self.lifetime = lifetime
+        self.refreshes = 0
+        self.release = threading.Event()
+
+    def refresh(self, request: Any) -> None:
+        self.release.wait(self.delay)
+        self.refreshes += 1
+        self.token = f"ya29.slow-refresh-token-{self.refreshes:04d}"
+        now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+        self.expiry = now + datetime.timedelta(seconds=self.lifetime)
+
+
+def test_a_refresh_shared_by_clients_on_two_event_loops_never_hangs() -> None:
+    import anyio
+
+    from failover.providers._google import GoogleTokens
+
+    credentials = SlowCredentials(delay=0.05)
+    profile = AuthProfile(
+        "gcp", "vertex_gemini", "", project="p", region="us-central1", credentials=credentials
+    )
+    tokens = GoogleTokens()  # one adapter's tokens, shared by a sync and an async client
+    outcomes: list[str] = []
+
+    def client_on_its_own_loop() -> None:
+        async def three_calls() -> None:
+            with anyio.fail_after(20):
+                for _ in range(3):
+                    assert (await tokens.token_for(profile)).startswith("ya29.")
+
+        try:
+            anyio.run(three_calls)
+            outcomes.append("ok")
+        except BaseException as exc:  # a hang shows as TimeoutError; a loop clash otherwise
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=client_on_its_own_loop) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert outcomes == ["ok", "ok"]
+    assert credentials.refreshes == 6
+
+
+async def test_a_cancelled_caller_does_not_wait_for_the_refresh_whose_token_is_kept() -> None:
+    import anyio
+
+    from failover.providers._google import GoogleTokens
+
+    credentials = SlowCredentials(delay=30, lifetime=3600)
+    profile = AuthProfile(
+        "gcp", "vertex_gemini", "", project="p", region="us-central1", credentials=credentials
+    )
+    tokens = GoogleTokens()
+    with anyio.move_on_after(0.1) as scope:
+        await tokens.token_for(profile)
+    assert scope.cancelled_caught  # returned at the cancellation, the refresh still running
+    assert credentials.refreshes == 0
+    credentials.release.set()  # the token endpoint answers now
+    with anyio.fail_after(10):
+        token = await tokens.token_for(profile)
+    assert token == "ya29.slow-refresh-token-0001"
+    assert credentials.refreshes == 1  # the abandoned refresh's token, not a second refresh
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        (lambda: google.auth.exceptions.TransportError("metadata server timed out"), "connection"),
+        (lambda: TimeoutError("read timed out"), "connection"),
+        (lambda: google.auth.exceptions.RefreshError("invalid_grant: bad"), "auth"),
+    ],
+)
+async def test_an_unreachable_token_endpoint_goes_sideways_but_a_refused_grant_disables(
+    failure: Any, expected: str
+) -> None:
+    from failover.errors import ProviderConnectionError
+    from failover.policy import Action, decide
+    from failover.providers._google import GoogleTokens
+
+    class Failing(SlowCredentials):
+        def refresh(self, request: Any) -> None:
+            raise failure()
+
+    profile = AuthProfile(
+        "gcp", "vertex_gemini", "", project="p", region="us-central1", credentials=Failing(0)
+    )
+    with pytest.raises((AuthenticationError, ProviderConnectionError)) as caught:
+        await GoogleTokens().token_for(profile)
+    decision = decide(caught.value)
+    if expected == "connection":
+        assert isinstance(caught.value, ProviderConnectionError)
+        assert decision.action is Action.RETRY and decision.failure == "error"  # not disabled
+    else:
+        assert isinstance(caught.value, AuthenticationError)
+        assert decision.failure == "auth"
