@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from failover.catalog import default_catalog
+from failover.catalog import TokenUsage, default_catalog
 from failover.errors import (
     ConfigError,
     ContentFilteredError,
@@ -26,18 +26,28 @@ from failover.providers.base import (
     ToolCall,
     ToolCallDelta,
     max_output_tokens,
+    read_usage,
 )
-from failover.providers.messages import read_response_format, read_tool_choice
+from failover.providers.messages import (
+    Audio,
+    Image,
+    Text,
+    read_response_format,
+    read_tool_choice,
+)
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
     "JSON_TOOL",
     "THINKING_BUDGETS",
+    "Blocks",
     "ReplyBlocks",
     "StreamBlocks",
     "check_stop",
+    "claude_messages",
     "finish",
     "output_limit",
+    "read_claude_usage",
     "thinking_budget",
     "thinking_unsupported",
     "tool_id",
@@ -113,6 +123,21 @@ def output_limit(request: ChatRequest, catalog_provider: str, model: str) -> int
         entry = default_catalog.get(catalog_provider, model)
         limit = (entry.max_tokens if entry else None) or DEFAULT_MAX_TOKENS
     return limit
+
+
+def read_claude_usage(usage: Any, wire: str, names: tuple[str, str, str, str]) -> TokenUsage | None:
+    """``usage`` read by its field ``names``: input, output, cache read and cache write."""
+    input_name, output_name, read_name, write_name = names
+
+    def build(count: Any) -> TokenUsage:
+        return TokenUsage(
+            input_tokens=count(usage, input_name),
+            output_tokens=count(usage, output_name),
+            cache_read_tokens=count(usage, read_name),
+            cache_write_tokens=count(usage, write_name),
+        )
+
+    return read_usage(usage, wire, build)
 
 
 def check_stop(stop: Any, field: str) -> None:
@@ -222,3 +247,73 @@ class StreamBlocks:
         if index in self.tools:
             return StreamChunk(tool_calls=(ToolCallDelta(self.tools[index], arguments=fragment),))
         raise MalformedResponseError("tool input delta for a block that is not a tool call")
+
+
+class Blocks(Protocol):
+    """How one of Claude's wires writes each kind of content block (``None``: left out)."""
+
+    wire: str
+    """The wire's name in errors (``Anthropic``, ``Bedrock's Converse``)."""
+    id_limit: int | None
+    """The longest tool-call id the wire takes."""
+
+    def system(self, text: str) -> dict[str, Any] | None:
+        """A system prompt's text block."""
+
+    def text(self, text: str) -> dict[str, Any] | None:
+        """A user or assistant text block."""
+
+    def image(self, part: Image, where: str) -> dict[str, Any]:
+        """An image block."""
+
+    def tool_use(self, call_id: str, name: str, arguments: Any) -> dict[str, Any]:
+        """An assistant's tool call."""
+
+    def tool_result(self, call_id: str, text: str) -> dict[str, Any]:
+        """A tool's result, sent in a user turn."""
+
+
+def claude_messages(
+    request: ChatRequest, blocks: Blocks
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(system blocks, alternating user/assistant messages): consecutive turns of one role
+    merged, tool results in a user turn, tool calls as tool-use blocks.
+
+    Raises:
+        ConfigError: Audio input, or a tool call whose arguments are not a JSON object.
+    """
+    system: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+
+    def add(role: str, content: list[dict[str, Any]]) -> None:
+        if not content:
+            return
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"].extend(content)
+        else:
+            messages.append({"role": role, "content": content})
+
+    limit = blocks.id_limit
+    for index, turn in enumerate(request.turns()):
+        where = f"messages[{index}]"
+        if turn.role == "system":
+            found = (blocks.system(p.text) for p in turn.parts if isinstance(p, Text))
+            system.extend(block for block in found if block is not None)
+            continue
+        if turn.role == "tool":
+            add("user", [blocks.tool_result(tool_id(turn.tool_call_id or "", limit), turn.text)])
+            continue
+        content: list[dict[str, Any]] = []
+        for part in turn.parts:
+            if isinstance(part, Text):
+                if (block := blocks.text(part.text)) is not None:
+                    content.append(block)
+            elif isinstance(part, Image):
+                content.append(blocks.image(part, where))
+            elif isinstance(part, Audio):
+                raise ConfigError(f"{where}: {blocks.wire} takes no audio input")
+        for number, call in enumerate(turn.tool_calls):
+            arguments = tool_input(call.arguments, f"{where}.tool_calls[{number}]", blocks.wire)
+            content.append(blocks.tool_use(tool_id(call.id, limit), call.name, arguments))
+        add(turn.role, content)
+    return system, messages

@@ -26,19 +26,19 @@ from typing import Any, Literal
 
 from failover.catalog import ModelEntry, TokenUsage
 from failover.classify import classify_http_error
-from failover.errors import ConfigError, MalformedResponseError
+from failover.errors import MalformedResponseError
 from failover.providers._claude import (
     JSON_TOOL,
     THINKING_BUDGETS,
     ReplyBlocks,
     StreamBlocks,
     check_stop,
+    claude_messages,
     finish,
     output_limit,
+    read_claude_usage,
     thinking_budget,
     thinking_unsupported,
-    tool_id,
-    tool_input,
 )
 from failover.providers.base import (
     BaseAdapter,
@@ -53,12 +53,10 @@ from failover.providers.base import (
     guarded,
     has_part,
     load_json,
-    read_usage,
 )
 from failover.providers.messages import (
     Audio,
     Image,
-    Text,
     read_response_format,
     read_stop,
     read_tool_choice,
@@ -92,74 +90,42 @@ _NATIVE = frozenset(
 """Anthropic's own fields: passed through as given."""
 
 
+_USAGE = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+
 def _usage(usage: Any) -> TokenUsage | None:
-    def build(count: Any) -> TokenUsage:
-        return TokenUsage(
-            input_tokens=count(usage, "input_tokens"),
-            output_tokens=count(usage, "output_tokens"),
-            cache_read_tokens=count(usage, "cache_read_input_tokens"),
-            cache_write_tokens=count(usage, "cache_creation_input_tokens"),
-        )
-
-    return read_usage(usage, "anthropic", build)
+    return read_claude_usage(usage, "anthropic", _USAGE)
 
 
-def _image(part: Image) -> dict[str, Any]:
-    if part.data is not None:
-        source = {"type": "base64", "media_type": part.guessed_mime_type(), "data": part.data}
-        return {"type": "image", "source": source}
-    return {"type": "image", "source": {"type": "url", "url": part.url}}
+class _Blocks:
+    """The Messages API's content blocks (see :func:`claude_messages`)."""
 
+    wire = "Anthropic"
+    id_limit: int | None = None
 
-def _messages(request: ChatRequest) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(system blocks, alternating user/assistant messages)."""
-    system: list[dict[str, Any]] = []
-    messages: list[dict[str, Any]] = []
+    @staticmethod
+    def system(text: str) -> dict[str, Any]:
+        return {"type": "text", "text": text}
 
-    def add(role: str, blocks: list[dict[str, Any]]) -> None:
-        if not blocks:
-            return
-        if messages and messages[-1]["role"] == role:
-            messages[-1]["content"].extend(blocks)
-        else:
-            messages.append({"role": role, "content": blocks})
+    text = system
 
-    for index, turn in enumerate(request.turns()):
-        if turn.role == "system":
-            system.extend(
-                {"type": "text", "text": p.text} for p in turn.parts if isinstance(p, Text)
-            )
-            continue
-        if turn.role == "tool":
-            block: dict[str, Any] = {
-                "type": "tool_result",
-                "tool_use_id": tool_id(turn.tool_call_id or ""),
-            }
-            if turn.text:
-                block["content"] = turn.text
-            add("user", [block])
-            continue
-        blocks: list[dict[str, Any]] = []
-        for part in turn.parts:
-            if isinstance(part, Text):
-                blocks.append({"type": "text", "text": part.text})
-            elif isinstance(part, Image):
-                blocks.append(_image(part))
-            elif isinstance(part, Audio):
-                raise ConfigError(f"messages[{index}]: Anthropic takes no audio input")
-        for number, call in enumerate(turn.tool_calls):
-            blocks.append(
-                {
-                    "type": "tool_use",
-                    "id": tool_id(call.id),
-                    "name": call.name,
-                    "input": tool_input(
-                        call.arguments, f"messages[{index}].tool_calls[{number}]", "Anthropic"
-                    ),
-                }
-            )
-        add(turn.role, blocks)
-    return system, messages
+    @staticmethod
+    def image(part: Image, where: str) -> dict[str, Any]:
+        if part.data is not None:
+            source = {"type": "base64", "media_type": part.guessed_mime_type(), "data": part.data}
+            return {"type": "image", "source": source}
+        return {"type": "image", "source": {"type": "url", "url": part.url}}
+
+    @staticmethod
+    def tool_use(call_id: str, name: str, arguments: Any) -> dict[str, Any]:
+        return {"type": "tool_use", "id": call_id, "name": name, "input": arguments}
+
+    @staticmethod
+    def tool_result(call_id: str, text: str) -> dict[str, Any]:
+        block: dict[str, Any] = {"type": "tool_result", "tool_use_id": call_id}
+        if text:
+            block["content"] = text
+        return block
 
 
 class AnthropicAdapter(BaseAdapter):
@@ -194,7 +160,7 @@ class AnthropicAdapter(BaseAdapter):
     ) -> HttpRequest:
         """Build the Messages request."""
         params = request.params
-        system, messages = _messages(request)
+        system, messages = claude_messages(request, _Blocks())
         limit = output_limit(request, self.catalog_provider, model)
         payload: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": limit}
         if system:

@@ -56,11 +56,11 @@ from failover.providers._claude import (
     ReplyBlocks,
     StreamBlocks,
     check_stop,
+    claude_messages,
     finish,
     output_limit,
+    read_claude_usage,
     thinking_unsupported,
-    tool_id,
-    tool_input,
 )
 from failover.providers.base import (
     BaseAdapter,
@@ -75,12 +75,10 @@ from failover.providers.base import (
     has_part,
     load_json,
     max_output_tokens,
-    read_usage,
 )
 from failover.providers.messages import (
     Audio,
     Image,
-    Text,
     read_response_format,
     read_stop,
     read_tool_choice,
@@ -146,16 +144,11 @@ def bedrock_error(
     return classify_aws_error(status, error_type, message, headers)
 
 
-def _usage(usage: Any) -> TokenUsage | None:
-    def build(count: Any) -> TokenUsage:
-        return TokenUsage(
-            input_tokens=count(usage, "inputTokens"),
-            output_tokens=count(usage, "outputTokens"),
-            cache_read_tokens=count(usage, "cacheReadInputTokens"),
-            cache_write_tokens=count(usage, "cacheWriteInputTokens"),
-        )
+_USAGE = ("inputTokens", "outputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
 
-    return read_usage(usage, "bedrock", build)
+
+def _usage(usage: Any) -> TokenUsage | None:
+    return read_claude_usage(usage, "bedrock", _USAGE)
 
 
 def _image(part: Image, where: str) -> dict[str, Any]:
@@ -168,54 +161,29 @@ def _image(part: Image, where: str) -> dict[str, Any]:
     return {"image": {"format": image_format, "source": {"bytes": part.data}}}
 
 
-def _messages(request: ChatRequest) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(system blocks, alternating user/assistant messages)."""
-    system: list[dict[str, Any]] = []
-    messages: list[dict[str, Any]] = []
+class _Blocks:
+    """Converse's content blocks (see :func:`claude_messages`)."""
 
-    def add(role: str, blocks: list[dict[str, Any]]) -> None:
-        if not blocks:
-            return
-        if messages and messages[-1]["role"] == role:
-            messages[-1]["content"].extend(blocks)
-        else:
-            messages.append({"role": role, "content": blocks})
+    wire = "Bedrock's Converse"
+    id_limit: int | None = 64  # toolUseId: [a-zA-Z0-9_-]+, up to 64 characters
 
-    for index, turn in enumerate(request.turns()):
-        where = f"messages[{index}]"
-        if turn.role == "system":
-            system.extend({"text": p.text} for p in turn.parts if isinstance(p, Text) and p.text)
-            continue
-        if turn.role == "tool":
-            result = {
-                "toolUseId": tool_id(turn.tool_call_id or "", 64),
-                "content": [{"text": turn.text or "(empty)"}],
-            }
-            add("user", [{"toolResult": result}])
-            continue
-        blocks: list[dict[str, Any]] = []
-        for part in turn.parts:
-            if isinstance(part, Text):
-                if part.text:
-                    blocks.append({"text": part.text})
-            elif isinstance(part, Image):
-                blocks.append(_image(part, where))
-            elif isinstance(part, Audio):
-                raise ConfigError(f"{where}: Bedrock's Converse takes no audio input")
-        for number, call in enumerate(turn.tool_calls):
-            blocks.append(
-                {
-                    "toolUse": {
-                        "toolUseId": tool_id(call.id, 64),
-                        "name": call.name,
-                        "input": tool_input(
-                            call.arguments, f"{where}.tool_calls[{number}]", "Bedrock"
-                        ),
-                    }
-                }
-            )
-        add(turn.role, blocks)
-    return system, messages
+    @staticmethod
+    def system(text: str) -> dict[str, Any] | None:
+        return {"text": text} if text else None
+
+    text = system
+
+    @staticmethod
+    def image(part: Image, where: str) -> dict[str, Any]:
+        return _image(part, where)
+
+    @staticmethod
+    def tool_use(call_id: str, name: str, arguments: Any) -> dict[str, Any]:
+        return {"toolUse": {"toolUseId": call_id, "name": name, "input": arguments}}
+
+    @staticmethod
+    def tool_result(call_id: str, text: str) -> dict[str, Any]:
+        return {"toolResult": {"toolUseId": call_id, "content": [{"text": text or "(empty)"}]}}
 
 
 def _parse_key(api_key: str, base_url: str) -> tuple[str, AwsCredentials | str]:
@@ -296,7 +264,7 @@ class BedrockAdapter(BaseAdapter):
     ) -> HttpRequest:
         """Build and sign the Converse (or ConverseStream) request."""
         params = request.params
-        system, messages = _messages(request)
+        system, messages = claude_messages(request, _Blocks())
         payload: dict[str, Any] = {"messages": messages}
         if system:
             payload["system"] = system
