@@ -8,8 +8,8 @@ measurement runs in a fresh interpreter whose ``PYTHONPATH`` is that commit's tr
 ``import failover`` resolves to it (checked once per tree: its ``failover.__file__`` is
 printed). Rounds alternate the trees, A B then B A, metric by metric, so a drift of this
 VM's speed hits both alike; within one interpreter the client and its bare library
-(aiohttp or httpx, the same call without failover) alternate in short chunks, and the
-client / bare ratio is taken there.
+(aiohttp or httpx, the same call without failover) alternate call by call (bursts at
+C=64), and the client / bare ratio is taken there.
 
 Per tree, using only what both commits offer (``ResilientClient``, ``AuthProfile``,
 ``complete()``, ``stream()``, ``AiohttpSender``, the default httpx sender):
@@ -46,10 +46,9 @@ HERE = Path(__file__).resolve().parent
 MESSAGES = [{"role": "user", "content": "ping"}]
 KEY = "sk-bench-key-0001"
 HEADERS = {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
-SEQUENTIAL = 600  # calls per contender per interpreter, in alternating chunks
-CHUNKS = 6
-BURST = 1500  # calls per burst at concurrency 64
-BURSTS = 3
+SEQUENTIAL = 600  # calls per contender per interpreter, alternating call by call
+BURST = 750  # calls per burst at concurrency 64
+BURSTS = 6  # per contender, alternating
 STREAMS = 180
 WIDTH = 64
 
@@ -100,21 +99,22 @@ def _client(base: str, sender: Any = None) -> Any:
 async def _alternate_sequential(
     contenders: dict[str, Call], total: int
 ) -> dict[str, tuple[float, float]]:
-    """Per contender: (median µs per call, CPU µs per call), in alternating chunks."""
+    """Per contender: (median µs per call, CPU µs per call), alternating call by call.
+
+    Calls alternate one by one (the order flipped each turn), so a neighbour's burst of
+    CPU on this shared machine lands on both contenders alike.
+    """
     times: dict[str, list[float]] = {name: [] for name in contenders}
     cpu: dict[str, float] = dict.fromkeys(contenders, 0.0)
     for call in contenders.values():
         for _ in range(30):
             await call()
-    for chunk in range(CHUNKS):
-        names = list(contenders) if chunk % 2 == 0 else list(reversed(contenders))
+    for turn in range(total):
+        names = list(contenders) if turn % 2 == 0 else list(reversed(contenders))
         for name in names:
-            call = contenders[name]
-            cpu_start = time.process_time()
-            for _ in range(total // CHUNKS):
-                start = time.perf_counter()
-                await call()
-                times[name].append(time.perf_counter() - start)
+            cpu_start, start = time.process_time(), time.perf_counter()
+            await contenders[name]()
+            times[name].append(time.perf_counter() - start)
             cpu[name] += time.process_time() - cpu_start
     return {
         name: (statistics.median(got) * 1e6, cpu[name] / len(got) * 1e6)
@@ -233,11 +233,10 @@ async def _stream(base: str) -> dict[str, float]:
         for call in contenders.values():
             for _ in range(20):
                 await call()
-        for chunk in range(CHUNKS):
-            names = list(contenders) if chunk % 2 == 0 else list(reversed(contenders))
+        for turn in range(STREAMS):  # alternating stream by stream
+            names = list(contenders) if turn % 2 == 0 else list(reversed(contenders))
             for name in names:
-                for _ in range(STREAMS // CHUNKS):
-                    samples[name].append(await contenders[name]())
+                samples[name].append(await contenders[name]())
     await client.aclose()
     out: dict[str, float] = {}
     for name, prefix in (("ours", ""), ("bare", "bare_")):
