@@ -254,10 +254,10 @@ def converse_error(kind: str, retry_after: float) -> tuple[int, dict[str, Any], 
             "Your request exceeds the service quota for your account. You can view your quotas "
             "at Viewing service quotas.",
         ),
-        "invalid_key": (
-            403,
-            "AccessDeniedException",
-            "You don't have access to the model with the specified model ID.",
+        "invalid_key": (  # what Bedrock says of a key it does not know (AccessDenied is
+            403,  # "model access not granted": a skipped model, not a refused key)
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
         ),
         "overloaded": (
             503,
