@@ -346,18 +346,19 @@ def report(labels: list[str], rounds: dict[str, list[dict[str, float]]], count: 
         cell_b = f"{_fmt(statistics.median(rb))} [{_spread(rb)}]"
         arrow = " ^" if higher else ""
         print(f"  {label + ' (' + unit + ')' + arrow:50} {cell_a:>22} {cell_b:>22} {paired:6.3f}")
-    print("\n  client / bare library, same interpreter (median of per-round ratios):")
-    print(f"  {'metric (^ higher is better)':50} {'A':>10} {'B':>10} {'B/A':>6}")
+    print(
+        "\n  client / its bare library, same interpreter"
+        " (median of per-round ratios [lowest-highest]):"
+    )
+    print(f"  {'metric (^ higher is better)':50} {'A':>18} {'B':>18} {'B/A':>6}")
     for key, (label, _unit, higher) in METRICS.items():
-        per_tree = []
+        medians, cells = [], []
         for tree in labels:
             ratios = [row[key] / row[BARE[key]] for row in rounds[tree]]
-            per_tree.append(statistics.median(ratios))
+            medians.append(statistics.median(ratios))
+            cells.append(f"{medians[-1]:.3f} [{min(ratios):.2f}-{max(ratios):.2f}]")
         note = " ^" if higher else ""
-        print(
-            f"  {label + note:50} {per_tree[0]:10.3f} {per_tree[1]:10.3f}"
-            f" {per_tree[1] / per_tree[0]:6.3f}"
-        )
+        print(f"  {label + note:50} {cells[0]:>18} {cells[1]:>18} {medians[1] / medians[0]:6.3f}")
 
 
 def main() -> None:
