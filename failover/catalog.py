@@ -84,18 +84,24 @@ class ModelEntry:
 
     def calculate_cost(self, usage: TokenUsage) -> float | None:
         """Return the cost of ``usage`` in USD, or ``None`` when a needed price is unknown."""
-        parts = (
-            (usage.input_tokens, self.cost_input),
-            (usage.output_tokens, self.cost_output),
-            (usage.cache_read_tokens, self.cost_cache_read),
-            (usage.cache_write_tokens, self.cost_cache_write),
-        )
         total = 0.0
-        for tokens, price in parts:
-            if tokens:
-                if price is None:
-                    return None
-                total += tokens * price
+        # unrolled: this runs once per successful request
+        if tokens := usage.input_tokens:
+            if (price := self.cost_input) is None:
+                return None
+            total += tokens * price
+        if tokens := usage.output_tokens:
+            if (price := self.cost_output) is None:
+                return None
+            total += tokens * price
+        if tokens := usage.cache_read_tokens:
+            if (price := self.cost_cache_read) is None:
+                return None
+            total += tokens * price
+        if tokens := usage.cache_write_tokens:
+            if (price := self.cost_cache_write) is None:
+                return None
+            total += tokens * price
         return total / 1_000_000
 
 
