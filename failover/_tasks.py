@@ -9,7 +9,9 @@ own. anyio has no detached tasks, so each is started the way its event loop does
 from __future__ import annotations
 
 import logging
+import math
 import sys
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -42,18 +44,74 @@ ASYNCIO_TIMEOUT_WORKS = sys.version_info >= (3, 11)
 """Whether :class:`AsyncioTimeout` can run here (it needs ``Task.uncancel``)."""
 
 
+class _Deadlines:
+    """One event loop's :class:`AsyncioTimeout` deadlines behind a single timer.
+
+    A timer per attempt (``loop.call_at``, then its cancel) costs more Python than the rest
+    of the timeout; here a deadline is a dict entry, and the loop's one timer is moved only
+    when a deadline comes earlier than the one it is set for. When it fires, every deadline
+    due by then expires and it is set again for the earliest left.
+    """
+
+    __slots__ = ("armed_for", "entries", "handle", "loop")
+
+    def __init__(self, loop: Any) -> None:
+        # weakly: a loop that is gone is let go, with its deadlines
+        self.loop: Callable[[], Any] = weakref.ref(loop)
+        self.entries: dict[AsyncioTimeout, float] = {}
+        self.handle: Any = None
+        self.armed_for = math.inf
+
+    def add(self, timeout: AsyncioTimeout, when: float) -> None:
+        """Expire ``timeout`` at loop time ``when`` unless it is discarded before."""
+        self.entries[timeout] = when
+        if when < self.armed_for:
+            if self.handle is not None:
+                self.handle.cancel()
+            self.armed_for = when
+            self.handle = self.loop().call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        # the loop runs a timer up to its clock's resolution early: what the timer was set
+        # for is due, as with a timer of its own
+        loop = self.loop()
+        if loop is None:
+            return
+        due_by = max(self.armed_for, loop.time())
+        self.handle = None
+        self.armed_for = math.inf
+        entries = self.entries
+        for timeout in [t for t, when in entries.items() if when <= due_by]:
+            del entries[timeout]
+            timeout._expire()
+        if entries:
+            when = min(entries.values())
+            self.armed_for = when
+            self.handle = loop.call_at(when, self._fire)
+
+
+_deadlines: weakref.WeakKeyDictionary[Any, _Deadlines] = weakref.WeakKeyDictionary()
+
+
+def _deadlines_of(loop: Any) -> _Deadlines:
+    deadlines = _deadlines.get(loop)
+    if deadlines is None:
+        deadlines = _deadlines[loop] = _Deadlines(loop)
+    return deadlines
+
+
 class AsyncioTimeout:
     """``asyncio.timeout`` as a plain context manager: raises TimeoutError after ``seconds``.
 
-    A timer that cancels the task, and on exit turns that cancellation (and only that one)
+    The deadline cancels the task, and on exit that cancellation (and only that one) turns
     into TimeoutError, as ``asyncio.timeout`` does (Python 3.11+: ``Task.uncancel``). About
-    a third of anyio's cancel scope on asyncio, which matters once per attempt under load;
-    but a plain ``task.cancel()`` passes through anyio's shielded scopes (httpcore shields
-    its releases with them), so it is only for code written for asyncio's own cancellation
-    (aiohttp).
+    a third of anyio's cancel scope on asyncio, which matters once per attempt under load
+    (and the deadlines of a loop share one timer); but a plain ``task.cancel()`` passes
+    through anyio's shielded scopes (httpcore shields its releases with them), so it is only
+    for code written for asyncio's own cancellation (aiohttp).
     """
 
-    __slots__ = ("_cancelling", "_expired", "_handle", "_seconds", "_task")
+    __slots__ = ("_cancelling", "_deadlines", "_expired", "_seconds", "_task")
 
     def __init__(self, seconds: float) -> None:
         self._seconds = seconds
@@ -68,7 +126,8 @@ class AsyncioTimeout:
         self._task = task
         self._cancelling = task.cancelling()  # type: ignore[attr-defined]  # 3.11+
         loop = task.get_loop()
-        self._handle = loop.call_at(loop.time() + self._seconds, self._expire)
+        deadlines = self._deadlines = _deadlines_of(loop)
+        deadlines.add(self, loop.time() + self._seconds)
 
     def _expire(self) -> None:
         self._expired = True
@@ -77,7 +136,7 @@ class AsyncioTimeout:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, _: Any
     ) -> None:
-        self._handle.cancel()
+        self._deadlines.entries.pop(self, None)
         if self._expired:
             import asyncio
 
