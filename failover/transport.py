@@ -172,6 +172,13 @@ class ResilientTransport(HookMethods, AsyncClosing):
     ) -> None:
         self.provider = canonical_provider(provider)
         self._adapter = providers.get_adapter(self.provider)
+        if hasattr(self._adapter, "credentials_for"):  # signed per request (SigV4, OAuth)
+            raise ConfigError(
+                f"ResilientTransport(provider={self.provider!r}): a cloud provider's requests "
+                "are signed per attempt, so an SDK's own requests cannot be passed through to "
+                "it; wrap the SDK of its wire (provider='anthropic' or 'gemini') and list "
+                f"'{self.provider}/<model>' in fallback_models, where it is served translated"
+            )
         engine = getattr(profiles, "engine", None)
         if isinstance(engine, Engine):
             self._engine = engine

@@ -456,3 +456,17 @@ def test_a_sync_openai_sdk_stream_is_served_by_bedrock_through_the_transport() -
             text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
         transport.close()
     assert text.startswith(f"Simulated answer from {BEDROCK}")
+
+
+@pytest.mark.parametrize("provider", ["bedrock", "vertex_anthropic", "vertex_gemini"])
+def test_the_transport_refuses_a_cloud_as_its_own_provider_naming_the_way(provider: str) -> None:
+    # An SDK's own request would be passed through unsigned (the AWS secret as a bearer
+    # token, or to AI Studio's host with no credentials): refused at construction instead.
+    from failover import ResilientTransport
+
+    key = f"{SIM_ACCESS_KEY_ID}:{SIM_SECRET_ACCESS_KEY}"
+    where = {"region": "us-east-1"} if provider == "bedrock" else {"region": "us-east5"}
+    profile = AuthProfile("cloud", provider, key, project="p", **where)
+    with pytest.raises(ConfigError, match="fallback_models") as caught:
+        ResilientTransport([profile], provider=provider)
+    assert SIM_SECRET_ACCESS_KEY not in str(caught.value)
