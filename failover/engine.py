@@ -134,6 +134,8 @@ class Engine(Announcements):
             deadline=deadline,
         )
         self._scrubber: tuple[tuple[int, ...], KeyScrubber] | None = None
+        self._chain_seen: object = None  # the chain last planned, when immutable
+        self._steps_seen: Steps = []
         self.model_health = ModelHealth()
         self.recovery = RecoveryLine()
 
@@ -260,7 +262,13 @@ class Engine(Announcements):
                 m for step in chain for m in ((step,) if isinstance(step, ModelEntry) else step)
             ]
             return PinnedPlan(self.planner, state, models, key, why, unsupported)
-        steps: Steps = [(step,) if isinstance(step, ModelEntry) else tuple(step) for step in chain]
+        steps: Steps
+        if chain is self._chain_seen:  # a chain's steps are a tuple of tuples: made once
+            steps = self._steps_seen
+        else:
+            steps = [(step,) if isinstance(step, ModelEntry) else tuple(step) for step in chain]
+            if type(chain) is tuple:
+                self._chain_seen, self._steps_seen = chain, steps
         if unsupported is not None:
             steps = self.planner.supported(state.id, steps, unsupported, state.attempts)
         if self.hedging is not None:

@@ -141,6 +141,8 @@ class Planner:
     """
 
     __slots__ = (
+        "_plain_order",
+        "_plain_steps",
         "backoff",
         "clock",
         "deadline",
@@ -172,6 +174,8 @@ class Planner:
         self.wait_for_recovery = wait_for_recovery
         self.deadline = deadline
         self.clock = clock
+        self._plain_steps: Steps | None = None  # the steps last ordered, when none is a group
+        self._plain_order: list[tuple[int, ModelEntry]] = []
         self.prefer: Callable[[AuthProfile, AuthProfile, RoutingView], bool] | None = getattr(
             strategy, "prefer", None
         )
@@ -209,13 +213,23 @@ class Planner:
         return usable
 
     def order(self, steps: Steps, usage: TokenUsage) -> list[tuple[int, ModelEntry]]:
-        """Every model to try, with its step's index, deployments in the strategy's order."""
+        """Every model to try, with its step's index, deployments in the strategy's order.
+
+        Steps without a group have nothing to order: their order is made once (callers
+        read it, never change it).
+        """
+        if steps is self._plain_steps:
+            return self._plain_order
         ordered = []
+        plain = True
         for index, step in enumerate(steps):
             if len(step) == 1:  # not a group: nothing to order
                 ordered.append((index, step[0]))
             else:
+                plain = False
                 ordered += [(index, m) for m in self.strategy.order(step, self.routing, usage)]
+        if plain:
+            self._plain_steps, self._plain_order = steps, ordered
         return ordered
 
     def pick_key(self, model: ModelEntry, exclude: Collection[str]) -> AuthProfile | None:
