@@ -167,15 +167,18 @@ class Engine(Announcements):
             if exchange is not None:
                 telemetry.capture(*exchange)
             telemetry.finished(model, usage, cost_usd, profile=profile.name)
-        self.emit(
-            SuccessEvent,
-            request_id=state.id,
-            model=model.key,
-            profile=profile.name,
-            attempts=len(state.attempts),
-            latency=time.monotonic() - state.started,
-            cost_usd=cost_usd,
-        )
+        hooks = self.hooks
+        if hooks.wants(SuccessEvent):  # built only when a hook listens
+            hooks.emit(
+                SuccessEvent(
+                    request_id=state.id,
+                    model=model.key,
+                    profile=profile.name,
+                    attempts=len(state.attempts),
+                    latency=time.monotonic() - state.started,
+                    cost_usd=cost_usd,
+                )
+            )
 
     async def run(
         self,
