@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -72,6 +73,17 @@ Chain = Sequence[ModelEntry | Sequence[ModelEntry]]
 """Models in order; an item may be a group of equivalent deployments (one chain step)."""
 _log = logs.logger  # every decision is logged only after a (cached) isEnabledFor check
 _DEBUG, _INFO, _WARNING = logs.DEBUG, logs.INFO, logs.WARNING
+
+
+def _loop_time() -> float:
+    """``anyio.current_time()`` without asking which library runs: asyncio's loop clock
+    unless trio is loaded (anyio runs on those two alone)."""
+    if "trio" not in sys.modules:
+        asyncio = sys.modules.get("asyncio")
+        if asyncio is not None:
+            loop_time: float = asyncio.get_running_loop().time()
+            return loop_time
+    return anyio.current_time()
 
 
 def _bookkeeping(strategy: Strategy, hedging: Hedging | None) -> tuple[bool, bool]:
@@ -445,7 +457,7 @@ class Engine(Announcements):
             else:
                 # fail_after's own scope, without its two generator wrappers (~1/3 of its
                 # cost per attempt on asyncio, which under load is as much as an HTTP call's)
-                with anyio.CancelScope(deadline=anyio.current_time() + timeout) as scope:
+                with anyio.CancelScope(deadline=_loop_time() + timeout) as scope:
                     value = await attempt(ctx)
                 if scope.cancelled_caught:
                     raise TimeoutError
