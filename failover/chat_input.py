@@ -37,6 +37,12 @@ def chat_request(
     if not messages:
         raise ConfigError("messages must not be empty")
     for index, message in enumerate(messages):
+        if (
+            type(message) is dict
+            and type(message.get("role")) is str
+            and type(message.get("content")) is str
+        ):
+            continue  # the common message: nothing more to check
         if (type(message) is not dict and not isinstance(message, Mapping)) or not isinstance(
             message.get("role"), str
         ):
