@@ -282,8 +282,10 @@ class Engine(Announcements):
             steps = self._steps_seen
         else:
             steps = [(step,) if isinstance(step, ModelEntry) else tuple(step) for step in chain]
-            if type(chain) is tuple:
-                self._chain_seen, self._steps_seen = chain, steps
+            if type(chain) is tuple and all(
+                type(step) is tuple or isinstance(step, ModelEntry) for step in chain
+            ):
+                self._chain_seen, self._steps_seen = chain, steps  # nothing in it can change
         if unsupported is not None:
             steps = self.planner.supported(state.id, steps, unsupported, state.attempts)
         if self.hedging is not None:
