@@ -51,43 +51,42 @@ class _Deadlines:
     of the timeout; here a deadline is a dict entry, and the loop's one timer is moved only
     when a deadline comes earlier than the one it is set for. When it fires, every deadline
     due by then expires and it is set again for the earliest left.
+
+    No timer handle is kept (a handle holds its loop, and this record is the value of a
+    dictionary weakly keyed by that loop: keeping one would keep every closed loop alive).
+    A timer overtaken by an earlier one is left to fire and finds it is not the one armed.
     """
 
-    __slots__ = ("armed_for", "entries", "handle", "loop")
+    __slots__ = ("armed_for", "entries", "loop")
 
     def __init__(self, loop: Any) -> None:
         # weakly: a loop that is gone is let go, with its deadlines
         self.loop: Callable[[], Any] = weakref.ref(loop)
         self.entries: dict[AsyncioTimeout, float] = {}
-        self.handle: Any = None
         self.armed_for = math.inf
 
     def add(self, timeout: AsyncioTimeout, when: float) -> None:
         """Expire ``timeout`` at loop time ``when`` unless it is discarded before."""
         self.entries[timeout] = when
         if when < self.armed_for:
-            if self.handle is not None:
-                self.handle.cancel()
             self.armed_for = when
-            self.handle = self.loop().call_at(when, self._fire)
+            self.loop().call_at(when, self._fire, when)
 
-    def _fire(self) -> None:
+    def _fire(self, armed_for: float) -> None:
+        loop = self.loop()
+        if loop is None or armed_for != self.armed_for:
+            return  # overtaken by an earlier timer, which re-armed for what was left
         # the loop runs a timer up to its clock's resolution early: what the timer was set
         # for is due, as with a timer of its own
-        loop = self.loop()
-        if loop is None:
-            return
-        due_by = max(self.armed_for, loop.time())
-        self.handle = None
+        due_by = max(armed_for, loop.time())
         self.armed_for = math.inf
         entries = self.entries
         for timeout in [t for t, when in entries.items() if when <= due_by]:
             del entries[timeout]
             timeout._expire()
         if entries:
-            when = min(entries.values())
-            self.armed_for = when
-            self.handle = loop.call_at(when, self._fire)
+            when = self.armed_for = min(entries.values())
+            loop.call_at(when, self._fire, when)
 
 
 _deadlines: weakref.WeakKeyDictionary[Any, _Deadlines] = weakref.WeakKeyDictionary()

@@ -71,3 +71,22 @@ def test_a_caller_cancellation_stays_a_cancellation() -> None:
         return "not cancelled"
 
     assert asyncio.run(main()) == "cancelled"
+
+
+def test_a_closed_loop_is_let_go_even_with_a_deadline_still_ahead() -> None:
+    # A sync client closes its loop well before its last attempt's timeout would have
+    # passed: the shared timer must not keep that loop (and all it holds) alive.
+    import gc
+    import weakref
+
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    async def one_attempt() -> None:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        with AsyncioTimeout(600):
+            await asyncio.sleep(0)
+
+    for _ in range(5):
+        asyncio.run(one_attempt())
+    gc.collect()
+    assert [ref for ref in loops if ref() is not None] == []
