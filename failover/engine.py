@@ -131,8 +131,7 @@ class Engine(Announcements):
             telemetry.attach(self.hooks, manager)
         self.base_url_for = base_url_for
         self.timeout = timeout
-        self.deadline = deadline
-        self.wait_for_recovery = wait_for_recovery
+        self._deadline = deadline
         self.policy = policy
         self.sleep = sleep
         self.backoff = Backoff(manager.config)
@@ -151,10 +150,29 @@ class Engine(Announcements):
         self.model_health = ModelHealth()
         self.recovery = RecoveryLine()
 
+    @property
+    def deadline(self) -> float | None:
+        """Seconds a request may take in all (``None``: no bound); the planner's too."""
+        return self._deadline
+
+    @deadline.setter
+    def deadline(self, seconds: float | None) -> None:
+        self._deadline = self.planner.deadline = seconds
+
+    @property
+    def wait_for_recovery(self) -> bool:
+        """Whether an exhausted walk waits for the earliest recovery (the planner's)."""
+        return self.planner.wait_for_recovery
+
+    @wait_for_recovery.setter
+    def wait_for_recovery(self, wait: bool) -> None:
+        self.planner.wait_for_recovery = wait
+
     def new_request(self, *, asyncio_cancel_safe: bool = False) -> RequestState:
         """Start the bookkeeping of a request (see RequestState.asyncio_cancel_safe)."""
         now = time.monotonic()
-        deadline_at = now + self.deadline if self.deadline is not None else math.inf
+        deadline = self._deadline
+        deadline_at = now + deadline if deadline is not None else math.inf
         return RequestState(
             f"req-{next(_request_ids)}",
             now,
@@ -349,10 +367,6 @@ class Engine(Announcements):
             state.attempts[-1] = Attempt(
                 cut.model, cut.profile, error.kind, None, None, cut.elapsed, error
             )
-
-    def _order(self, steps: Steps, state: RequestState) -> list[tuple[int, ModelEntry]]:
-        """Every model to try, with its step's index, deployments in the strategy's order."""
-        return self.planner.order(steps, state.estimated_usage)
 
     def _weight_of(self, model: ModelEntry) -> float:
         """The summed ``weight`` of the profiles that serve ``model`` (recounted each second)."""

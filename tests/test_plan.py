@@ -602,3 +602,16 @@ def test_a_retry_on_the_same_model_still_skips_an_endpoint_that_refused_retries(
     assert second is not None
     assert fail(plan, second, ServerError("500"), Action.RETRY) is not None  # a backoff
     assert names(plan.next()) == ("openai/gpt", "b", "retry")  # not "a", which refused
+
+
+def test_a_deadline_changed_on_the_engine_is_the_one_its_plans_keep() -> None:
+    from failover import AuthProfile, ResilientClient
+
+    client = ResilientClient(
+        ["openai/gpt-4o-mini"], [AuthProfile("k", "openai", "sk-test-deadline-0001")], deadline=30
+    )
+    client.engine.deadline = 5
+    client.engine.wait_for_recovery = False
+    plan_settings = (client.engine.planner.deadline, client.engine.planner.wait_for_recovery)
+    assert plan_settings == (5, False)
+    assert client.engine.new_request().deadline_at - client.manager.clock() <= 5
