@@ -35,9 +35,10 @@ $(DEMO): pyproject.toml $(LOCK) | $(PY)
 
 install: $(DEV)
 
+# In parallel (pytest-xdist): a worker per core, idle workers steal the tail's tests.
 test: $(DEV)
 	@.ci/ensure-redis-server
-	$(PY) -m pytest -q --durations=20
+	$(PY) -m pytest -q -n auto --dist worksteal --durations=20
 
 # The core suite on the lowest versions pyproject.toml allows, on the lowest Python found.
 test-lowest: requirements/lowest.txt pyproject.toml

@@ -20,7 +20,17 @@ else:
     import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
-JUDGES = ("mypy", "ruff", "pytest", "pytest-asyncio", "anyio", "trio", "respx", "hypothesis")
+JUDGES = (
+    "mypy",
+    "ruff",
+    "pytest",
+    "pytest-asyncio",
+    "pytest-xdist",
+    "anyio",
+    "trio",
+    "respx",
+    "hypothesis",
+)
 
 
 def _pins(path: Path) -> dict[str, str]:
