@@ -378,7 +378,7 @@ async def run_demo(
             for name, (provider, key) in KEYS.items()
         ]
         config = FailoverConfig(
-            retry_delay=0.05,
+            retry_delay=0.25,  # 0.25 + 0.5 + 1 s of backoff outlasts the overlap of two outages
             max_retry_delay=2.0,
             jitter=0.05,
             cooldown_on_rate_limit=1.0,
