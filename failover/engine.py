@@ -145,8 +145,8 @@ class Engine(Announcements):
             deadline=deadline,
         )
         self._scrubber: tuple[tuple[int, ...], KeyScrubber] | None = None
-        self._chain_seen: object = None  # the chain last planned, when immutable
-        self._steps_seen: Steps = []
+        # the chain last planned, when immutable, with its steps (one pair, read at once)
+        self._steps_of: tuple[object, Steps] = (None, [])
         self.model_health = ModelHealth()
         self.recovery = RecoveryLine()
 
@@ -296,14 +296,13 @@ class Engine(Announcements):
             ]
             return PinnedPlan(self.planner, state, models, key, why, unsupported)
         steps: Steps
-        if chain is self._chain_seen:  # a chain's steps are a tuple of tuples: made once
-            steps = self._steps_seen
-        else:
+        seen, steps = self._steps_of
+        if chain is not seen:  # a chain's steps are a tuple of tuples: made once
             steps = [(step,) if isinstance(step, ModelEntry) else tuple(step) for step in chain]
             if type(chain) is tuple and all(
                 type(step) is tuple or isinstance(step, ModelEntry) for step in chain
             ):
-                self._chain_seen, self._steps_seen = chain, steps  # nothing in it can change
+                self._steps_of = (chain, steps)  # nothing in it can change
         if unsupported is not None:
             steps = self.planner.supported(state.id, steps, unsupported, state.attempts)
         if self.hedging is not None:

@@ -141,8 +141,7 @@ class Planner:
     """
 
     __slots__ = (
-        "_plain_order",
-        "_plain_steps",
+        "_plain",
         "backoff",
         "clock",
         "deadline",
@@ -174,8 +173,9 @@ class Planner:
         self.wait_for_recovery = wait_for_recovery
         self.deadline = deadline
         self.clock = clock
-        self._plain_steps: Steps | None = None  # the steps last ordered, when none is a group
-        self._plain_order: list[tuple[int, ModelEntry]] = []
+        # the steps last ordered when none is a group, with their order (one pair: a thread
+        # never reads one chain's steps beside another's order)
+        self._plain: tuple[Steps | None, list[tuple[int, ModelEntry]]] = (None, [])
         self.prefer: Callable[[AuthProfile, AuthProfile, RoutingView], bool] | None = getattr(
             strategy, "prefer", None
         )
@@ -218,8 +218,9 @@ class Planner:
         Steps without a group have nothing to order: their order is made once (callers
         read it, never change it).
         """
-        if steps is self._plain_steps:
-            return self._plain_order
+        seen, order = self._plain
+        if steps is seen:
+            return order
         ordered = []
         plain = True
         for index, step in enumerate(steps):
@@ -229,7 +230,7 @@ class Planner:
                 plain = False
                 ordered += [(index, m) for m in self.strategy.order(step, self.routing, usage)]
         if plain:
-            self._plain_steps, self._plain_order = steps, ordered
+            self._plain = (steps, ordered)
         return ordered
 
     def pick_key(self, model: ModelEntry, exclude: Collection[str]) -> AuthProfile | None:
