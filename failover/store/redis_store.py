@@ -180,6 +180,12 @@ class RedisStore(RedisChanges, Store):
         return f"RedisStore(prefix={self.prefix!r}, connected={self._connected})"
 
     @property
+    def redis(self) -> Redis:
+        """The ``redis.asyncio`` client this store talks through (budgets and token
+        windows run their own scripts on it, under :attr:`prefix`)."""
+        return self._client
+
+    @property
     def connected(self) -> bool:
         """Whether the store is talking to Redis now."""
         return self._connected
