@@ -1,14 +1,18 @@
-"""RecoveryLine: requests waiting for a resting key, let through in the order they came.
+"""RecoveryLine: requests waiting for room, let through by priority, then in the order they came.
 
-When every key is resting, requests that may wait (``wait_for_recovery``) sleep until the
-earliest recovery. Woken all at once they would stampede the key that recovered; in the
-line, each goes on only after every request that started waiting before it has gone on,
-so they pick keys in arrival order.
+When every key is resting (or has no room in its token window), requests that may wait
+sleep until the earliest recovery. Woken all at once they would stampede the key that
+recovered; in the line, each goes on only after every request ahead of it has gone on: a
+higher ``priority`` is ahead of a lower one, and among equal priorities the one that came
+first is ahead. A request ahead that is still sleeping holds back the ones behind it (the
+line is fair, not greedy).
 """
 
 from __future__ import annotations
 
-from collections import deque
+import bisect
+import itertools
+import time
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -16,31 +20,69 @@ import anyio
 __all__ = ["RecoveryLine"]
 
 
-class RecoveryLine:
-    """A first-come, first-served line of requests waiting for a key to recover."""
+class _Place:
+    __slots__ = ("order", "since", "turn")
 
-    def __init__(self) -> None:
-        self._line: deque[anyio.Event] = deque()
+    def __init__(self, priority: int, seq: int, since: float) -> None:
+        self.order = (-priority, seq)
+        self.since = since
+        self.turn = anyio.Event()
+
+    def __lt__(self, other: _Place) -> bool:
+        return self.order < other.order
+
+
+class RecoveryLine:
+    """A line of requests waiting for a key: highest priority first, then first come, first
+    served. Used from one event loop.
+
+    Args:
+        clock: Monotonic seconds, for :meth:`waiting_longest` (injectable for tests).
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._line: list[_Place] = []  # sorted: the one whose turn is next first
+        self._seq = itertools.count()
+        self._clock = clock
 
     def __len__(self) -> int:
         """Requests waiting now."""
         return len(self._line)
 
-    async def wait(self, delay: float, sleep: Callable[[float], Awaitable[None]]) -> None:
-        """Sleep ``delay`` seconds, then wait for the requests that came earlier to go on.
+    def __repr__(self) -> str:
+        return f"RecoveryLine(waiting={len(self._line)})"
+
+    def waiting_longest(self) -> float:
+        """Seconds the longest-waiting request in the line has waited (0 when empty)."""
+        if not self._line:
+            return 0.0
+        return max(0.0, self._clock() - min(place.since for place in self._line))
+
+    async def wait(
+        self, delay: float, sleep: Callable[[float], Awaitable[None]], *, priority: int = 0
+    ) -> None:
+        """Sleep ``delay`` seconds, then wait for the requests ahead to go on.
+
+        Args:
+            delay: Seconds to sleep before taking a turn.
+            sleep: The sleep to use (the engine's, zeroed in tests).
+            priority: Higher goes first; equal priorities go in the order they came.
 
         Returns just before the caller picks a key; a cancelled waiter leaves the line at
         once and lets the next one through if it was first.
         """
-        turn = anyio.Event()
+        place = _Place(priority, next(self._seq), self._clock())
         line = self._line
-        line.append(turn)
+        bisect.insort(line, place)
         try:
             await sleep(delay)
-            if line[0] is not turn:
-                await turn.wait()
+            while line[0] is not place:
+                # Woken as first, then passed by a higher priority: wait for a new turn.
+                if place.turn.is_set():
+                    place.turn = anyio.Event()
+                await place.turn.wait()
         finally:
-            first = line[0] is turn
-            line.remove(turn)
+            first = line[0] is place
+            del line[bisect.bisect_left(line, place)]
             if first and line:
-                line[0].set()
+                line[0].turn.set()
