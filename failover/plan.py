@@ -70,6 +70,7 @@ __all__ = [
 ]
 
 MAX_RECOVERY_WAITS = 20  # waits for the earliest recovery, per request (time bounds them too)
+_FIRST_LOOK, _LONGEST_LOOK = 0.05, 1.0  # pauses before walking again to a model usable now
 _FRESH, _WALK, _LEAST_BAD, _DONE = 0, 1, 2, 3
 
 
@@ -89,7 +90,8 @@ class Plan:
     _again = _attempted = _retrying = False
     _fallbacks = _previous_step = _rotations = _same_model_retries = 0
     _position = -1
-    _retries = _waits = 0
+    _retries = _waits = _looks = _walk_start = 0
+    _passed: list[ModelEntry] | tuple[()] = ()  # models the walk passed by: no key usable
     _waited = 0.0
     _reason = FIRST
     _order: list[tuple[int, ModelEntry]] | None = None
@@ -120,6 +122,8 @@ class Plan:
     def _walk(self, *, again: bool) -> None:
         """Start another walk over the chain (``again``: after a backoff or a wait)."""
         self._again = again
+        self._walk_start = len(self.state.attempts)
+        self._passed = ()
         self._order = None  # ordered when walked
         self._position = -1
         self._phase = _WALK
@@ -223,6 +227,8 @@ class Plan:
         else:
             profile = planner.pick_key(model, excluded)
         if profile is None:
+            if not tried:
+                self._pass_by(model)
             return None
         if tried:
             self._rotations += 1
@@ -300,7 +306,9 @@ class Plan:
         A backoff when the walk met a transient failure (``max_retries``); else the
         earliest recovery, with a deadline while it comes before it, without one while the
         waits add up to no more than ``max_recovery_wait``. A recovery of 0 means something
-        usable now failed: that is backoff's domain, not a wait's.
+        is usable now: when the walk tried it and it failed, that is backoff's domain, not a
+        wait's; when the walk passed it by as resting (its rest ended since, or its breaker's
+        probe is in flight), a short look again, counted as a wait.
         """
         planner = self.planner
         config = planner.manager.config
@@ -312,6 +320,9 @@ class Plan:
                 self._walk(again=True)
                 return Pause(delay, self._retries, *retry)
         recovery = self.retry_after = planner.earliest_recovery(self.steps)
+        if recovery == 0 and planner.wait_for_recovery and self._passed_by_usable():
+            recovery = min(_FIRST_LOOK * 2**self._looks, _LONGEST_LOOK)
+            self._looks += 1
         if not planner.wait_for_recovery or not recovery or self._waits >= MAX_RECOVERY_WAITS:
             return None
         if planner.deadline is not None:
@@ -323,6 +334,25 @@ class Plan:
         self._waited += recovery
         self._walk(again=True)
         return Pause(recovery, recovery=True)
+
+    def _pass_by(self, model: ModelEntry) -> None:
+        """Note that the walk passed ``model`` by: none of its keys was usable."""
+        passed = self._passed
+        if not isinstance(passed, list):
+            passed = self._passed = []
+        passed.append(model)
+
+    def _passed_by_usable(self) -> bool:
+        """Whether a model the walk passed by as resting, and did not try, is usable now
+        (its rest ended since, or its breaker's probe is in flight)."""
+        tried = {a.model for a in self.attempts[self._walk_start :] if a.profile is not None}
+        manager = self.planner.manager
+        for model in self._passed:
+            if model.key not in tried:
+                at = manager.next_available_at(model.provider, model=model.id)
+                if at is not None and at <= manager.clock():
+                    return True
+        return False
 
     def earliest_recovery(self) -> float | None:
         """Seconds until the chain's earliest model is usable (0: now; ``None``: never)."""

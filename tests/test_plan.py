@@ -459,6 +459,38 @@ def test_with_a_deadline_a_recovery_is_waited_for_only_when_it_comes_before_it()
     assert plan.next() is None and plan.wait() is None
 
 
+def test_a_model_whose_rest_ended_during_the_walk_is_looked_at_again_not_given_up() -> None:
+    # the walk passed GPT by (resting) and CLAUDE was rate-limited; by the walk's end GPT's
+    # rest is over: the request walks again shortly, with its deadline far off
+    manager, planner, _ = setup(
+        [key("a"), key("c", "anthropic")], wait_for_recovery=True, deadline=20.0
+    )
+    manager.rest_model("a", "gpt", 1)
+    plan = new_plan(planner, [[GPT], [CLAUDE]], deadline=20.0)
+    claude = plan.next()
+    assert names(claude) == ("anthropic/claude", "c", "model")
+    assert claude is not None
+    manager.clock.advance(1)  # the attempt took a second
+    manager.rest_key("c", 30)
+    fail(plan, claude, RateLimitError("slow down"), Action.ROTATE)
+    assert plan.next() is None
+    pause = plan.wait()
+    assert pause is not None and pause.recovery and 0 < pause.delay <= 1
+    manager.clock.advance(pause.delay)
+    assert names(plan.next()) == ("openai/gpt", "a", "retry")
+
+
+def test_a_model_usable_now_that_failed_in_the_walk_is_not_waited_for() -> None:
+    _, planner, _ = setup([key("a")], wait_for_recovery=True, deadline=20.0)
+    plan = new_plan(planner, [[GPT]], deadline=20.0)
+    first = plan.next()
+    assert first is not None
+    fail(plan, first, ServerError("500"), Action.NEXT_MODEL)
+    assert plan.next() is None
+    assert plan.wait() is None  # usable now, but it just failed: backoff's domain
+    assert plan.retry_after == 0
+
+
 # -- hedge targets and pinned keys ------------------------------------------------------------
 
 
