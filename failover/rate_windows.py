@@ -84,8 +84,9 @@ class _Bucket:
     __slots__ = ("at", "requests", "tokens")
 
     def __init__(self, tpm: int | None, rpm: int | None, now: float) -> None:
-        self.tokens = float(tpm or 0)
-        self.requests = float(rpm or 0)
+        # Unlimited is held as infinite: a limit set later starts full.
+        self.tokens = math.inf if tpm is None else float(tpm)
+        self.requests = math.inf if rpm is None else float(rpm)
         self.at = now
 
     def refill(self, tpm: int | None, rpm: int | None, now: float) -> None:
@@ -94,13 +95,14 @@ class _Bucket:
             self.at = now
         else:
             elapsed = 0.0
-        if tpm is not None:
+        if tpm is None:
+            self.tokens = math.inf
+        else:
             self.tokens = min(float(tpm), self.tokens + elapsed * tpm / 60.0)
-        if rpm is not None:
+        if rpm is None:
+            self.requests = math.inf
+        else:
             self.requests = min(float(rpm), self.requests + elapsed * rpm / 60.0)
-
-    def full(self, tpm: int | None, rpm: int | None) -> bool:
-        return (tpm is None or self.tokens >= tpm) and (rpm is None or self.requests >= rpm)
 
 
 class RateWindows:
@@ -244,7 +246,7 @@ class RateWindows:
                 bucket.refill(tpm, rpm, now)
                 tokens, requests = bucket.tokens, bucket.requests
             else:
-                tokens, requests = float(tpm or 0), float(rpm or 0)
+                tokens, requests = float(tpm or 0), float(rpm or 0)  # a new one: full
         return describe(tpm, rpm, tokens, requests)
 
 

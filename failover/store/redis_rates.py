@@ -47,35 +47,37 @@ local k = KEYS[1]
 local op, now = ARGV[1], tonumber(ARGV[2])
 local tpm, rpm = tonumber(ARGV[3]), tonumber(ARGV[4])
 local got = redis.call('HMGET', k, 't', 'r', 'at')
-local t, r, at = tonumber(got[1]), tonumber(got[2]), tonumber(got[3])
-if at == nil then t, r, at = tpm, rpm, now end
+local t, r, at = tonumber(got[1]), tonumber(got[2]), tonumber(got[3]) or now
 local elapsed = now - at
 if elapsed > 0 then at = now else elapsed = 0 end
-if tpm > 0 then t = math.min(tpm, (t or 0) + elapsed * tpm / 60) else t = 0 end
-if rpm > 0 then r = math.min(rpm, (r or 0) + elapsed * rpm / 60) else r = 0 end
+-- A bucket not kept yet (or kept while unlimited) starts full.
+if tpm > 0 then t = math.min(tpm, (t or tpm) + elapsed * tpm / 60) else t = nil end
+if rpm > 0 then r = math.min(rpm, (r or rpm) + elapsed * rpm / 60) else r = nil end
+local function fmt(x) return string.format('%.17g', x or 0) end
 local slack = tonumber(ARGV[7])
 if op == 'peek' then
-  return {string.format('%.17g', t), string.format('%.17g', r)}
+  return {fmt(t), fmt(r)}
 elseif op == 'take' then
   local tokens = tonumber(ARGV[5])
   local wait = 0
-  if tpm > 0 then
+  if t then
     local need = math.min(tokens, tpm)
     if t + slack < need then wait = (need - t) * 60 / tpm end
   end
-  if rpm > 0 and r + slack < 1 then wait = math.max(wait, (1 - r) * 60 / rpm) end
-  if wait > 0 then return string.format('%.17g', wait) end
-  if tpm > 0 then t = math.max(0, t - tokens) end
-  if rpm > 0 then r = math.max(0, r - 1) end
+  if r and r + slack < 1 then wait = math.max(wait, (1 - r) * 60 / rpm) end
+  if wait > 0 then return fmt(wait) end
+  if t then t = math.max(0, t - tokens) end
+  if r then r = math.max(0, r - 1) end
 elseif op == 'adjust' then
-  if tpm > 0 then t = math.min(tpm, math.max(0, t - tonumber(ARGV[5]))) end
-  if rpm > 0 then r = math.min(rpm, math.max(0, r - tonumber(ARGV[6]))) end
+  if t then t = math.min(tpm, math.max(0, t - tonumber(ARGV[5]))) end
+  if r then r = math.min(rpm, math.max(0, r - tonumber(ARGV[6]))) end
 elseif op == 'observe' then
-  if tpm > 0 and ARGV[5] ~= '' then t = math.max(0, math.min(t, tonumber(ARGV[5]))) end
-  if rpm > 0 and ARGV[6] ~= '' then r = math.max(0, math.min(r, tonumber(ARGV[6]))) end
+  if t and ARGV[5] ~= '' then t = math.max(0, math.min(t, tonumber(ARGV[5]))) end
+  if r and ARGV[6] ~= '' then r = math.max(0, math.min(r, tonumber(ARGV[6]))) end
 end
-redis.call('HSET', k, 't', string.format('%.17g', t), 'r', string.format('%.17g', r),
-  'at', string.format('%.17g', at))
+redis.call('HSET', k, 'at', fmt(at))
+if t then redis.call('HSET', k, 't', fmt(t)) else redis.call('HDEL', k, 't') end
+if r then redis.call('HSET', k, 'r', fmt(r)) else redis.call('HDEL', k, 'r') end
 redis.call('PEXPIRE', k, tonumber(ARGV[8]))
 return 'ok'
 """
