@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
 
 import httpx
 import pytest
 
+from failover.classify import parse_duration, rate_limit_headroom
 from failover.testing import Behavior, Simulator
+from failover.testing.simulator import KeyUsage
 
 KEY = "sk-sim-key-000000001"
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -333,3 +336,219 @@ async def test_tool_rounds_can_be_scripted_over_http(sim: Simulator) -> None:
     assert (await http.post(f"{sim.root_url}/_sim/script", json=spec)).json() == {"ok": True}
     message = (await post(sim, "openai")).json()["choices"][0]["message"]
     assert message["tool_calls"][0]["function"]["name"] == "lookup"
+
+
+# -- token-rate limits ------------------------------------------------------------------------
+
+
+class Clock:
+    """A hand-moved monotonic clock for the simulator's token buckets."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def limited() -> AsyncIterator[tuple[Simulator, Clock]]:
+    clock = Clock()
+    keys = {"openai": [KEY], "anthropic": [KEY], "gemini": [KEY]}
+    async with (
+        Simulator(keys=keys, default=Behavior(reply="one two three"), clock=clock) as simulator,
+        httpx.AsyncClient() as http,
+    ):
+        simulator.http = http  # type: ignore[attr-defined]
+        yield simulator, clock
+
+
+def prompt(tokens: int) -> dict:
+    """A chat body whose input the simulator counts as ``tokens`` tokens (4 chars each)."""
+    return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * (4 * tokens)}]}
+
+
+async def test_requests_over_rpm_get_a_429_until_the_bucket_refills(
+    limited: tuple[Simulator, Clock],
+) -> None:
+    sim, clock = limited
+    sim.set_limits(KEY, rpm=2)
+    first, second, third = [await post(sim) for _ in range(3)]
+    assert (first.status_code, second.status_code, third.status_code) == (200, 200, 429)
+    assert first.headers["x-ratelimit-limit-requests"] == "2"
+    assert first.headers["x-ratelimit-remaining-requests"] == "1"
+    assert third.headers["x-ratelimit-remaining-requests"] == "0"
+    assert third.json()["error"]["type"] == "requests"  # OpenAI's 429 body, unchanged
+    assert float(third.headers["retry-after"]) == pytest.approx(30.0)  # 2 per minute
+    assert parse_duration(third.headers["x-ratelimit-reset-requests"]) == pytest.approx(60.0)
+    clock.now += 29.9
+    assert (await post(sim)).status_code == 429
+    clock.now += 0.1
+    assert (await post(sim)).status_code == 200
+    assert sim.usage(KEY) == KeyUsage(requests=3, tokens=3 * (1 + 3), rate_limited=2)
+    assert [r.outcome for r in sim.requests] == [
+        "healthy",
+        "healthy",
+        "rate_limit",
+        "rate_limit",
+        "healthy",
+    ]
+
+
+async def test_tokens_counted_are_input_plus_output_and_refill_continuously(
+    limited: tuple[Simulator, Clock],
+) -> None:
+    sim, clock = limited
+    sim.set_limits(KEY, tpm=250)
+    reply = await post(sim, body=prompt(100))
+    usage = reply.json()["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (100, 3)
+    assert reply.headers["x-ratelimit-limit-tokens"] == "250"
+    assert reply.headers["x-ratelimit-remaining-tokens"] == "147"
+    assert "x-ratelimit-remaining-requests" not in reply.headers  # no rpm limit set
+    assert (await post(sim, body=prompt(100))).headers["x-ratelimit-remaining-tokens"] == "44"
+    refused = await post(sim, body=prompt(100))
+    assert refused.status_code == 429
+    assert refused.headers["x-ratelimit-remaining-tokens"] == "44"
+    wait = float(refused.headers["retry-after"])  # 56 tokens at 250 per minute
+    assert wait == pytest.approx(56 * 60 / 250, abs=0.002)
+    small = await post(sim, body=prompt(40))  # a smaller request fits what is left
+    assert small.status_code == 200 and small.headers["x-ratelimit-remaining-tokens"] == "1"
+    clock.now += 60.0
+    assert (await post(sim, body=prompt(100))).headers["x-ratelimit-remaining-tokens"] == "147"
+    assert sim.remaining(KEY) == (pytest.approx(147.0), None)
+    assert sim.usage(KEY) == KeyUsage(requests=4, tokens=3 * 103 + 43, rate_limited=1)
+
+
+async def test_output_tokens_can_leave_the_bucket_in_debt_repaid_before_the_next_request(
+    limited: tuple[Simulator, Clock],
+) -> None:
+    sim, clock = limited
+    sim.script(Behavior(reply=" ".join(["word"] * 50)), key=KEY)
+    sim.set_limits(KEY, tpm=120)
+    reply = await post(sim, body=prompt(100))
+    assert reply.status_code == 200 and reply.headers["x-ratelimit-remaining-tokens"] == "0"
+    assert sim.remaining(KEY)[0] == pytest.approx(-30.0)
+    refused = await post(sim, body=prompt(100))
+    assert float(refused.headers["retry-after"]) == pytest.approx(130 * 60 / 120, abs=0.002)
+    clock.now += 65.0
+    assert (await post(sim, body=prompt(100))).status_code == 200
+
+
+async def test_a_request_larger_than_the_capacity_is_served_only_from_a_full_bucket(
+    limited: tuple[Simulator, Clock],
+) -> None:
+    sim, clock = limited
+    sim.set_limits(KEY, tpm=60)
+    assert (await post(sim, body=prompt(100))).status_code == 200  # full: served
+    assert sim.remaining(KEY)[0] == pytest.approx(60 - 103)
+    refused = await post(sim, body=prompt(100))  # needs the whole 60 back: 103 tokens
+    assert float(refused.headers["retry-after"]) == pytest.approx(103.0, abs=0.002)
+    clock.now += 103.0
+    assert (await post(sim, body=prompt(100))).status_code == 200
+
+
+async def test_anthropic_replies_carry_anthropic_ratelimit_headers(
+    limited: tuple[Simulator, Clock],
+) -> None:
+    sim, _ = limited
+    sim.set_limits(KEY, tpm=1000, rpm=1)
+    body = {**prompt(100), "model": "claude-haiku-4-5"}
+    reply = await post(sim, "anthropic", body=body)
+    usage = reply.json()["usage"]
+    assert (usage["input_tokens"], usage["output_tokens"]) == (100, 3)
+    assert reply.headers["anthropic-ratelimit-tokens-limit"] == "1000"
+    assert reply.headers["anthropic-ratelimit-tokens-remaining"] == "897"
+    assert reply.headers["anthropic-ratelimit-requests-remaining"] == "0"
+    assert not any(name.startswith("x-ratelimit") for name in reply.headers)
+    reset = datetime.fromisoformat(reply.headers["anthropic-ratelimit-requests-reset"])
+    assert 59 < (reset - datetime.now(timezone.utc)).total_seconds() <= 60
+    refused = await post(sim, "anthropic", body=body)
+    assert refused.status_code == 429 and refused.json()["error"]["type"] == "rate_limit_error"
+    assert float(refused.headers["retry-after"]) == pytest.approx(60.0)
+    headroom = rate_limit_headroom(refused.headers)
+    assert headroom is not None and headroom.requests_remaining == 0
+    assert headroom.tokens_remaining == 897
+
+
+async def test_gemini_over_its_limit_gets_resource_exhausted_with_retry_delay(
+    limited: tuple[Simulator, Clock],
+) -> None:
+    sim, _ = limited
+    sim.set_limits(KEY, rpm=1)
+    assert (await post(sim, "gemini")).status_code == 200
+    refused = await post(sim, "gemini")
+    error = refused.json()["error"]
+    assert refused.status_code == 429 and error["status"] == "RESOURCE_EXHAUSTED"
+    assert parse_duration(error["details"][0]["retryDelay"]) == pytest.approx(60.0)
+    assert "retry-after" not in refused.headers  # Gemini sends none
+
+
+async def test_streams_responses_and_embeddings_count_the_usage_their_replies_report(
+    limited: tuple[Simulator, Clock],
+) -> None:
+    sim, _ = limited
+    sim.set_limits(KEY, tpm=100_000)
+    http: httpx.AsyncClient = sim.http  # type: ignore[attr-defined]
+    auth = {"authorization": f"Bearer {KEY}"}
+    streamed = await post(sim, stream=True, body=prompt(20))
+    last = json.loads(streamed.text.split("data: ")[-2])
+    reported = last["usage"]["total_tokens"]
+    response = await http.post(
+        f"{sim.base_url('openai')}/responses",
+        json={"model": "gpt-5-mini", "input": "y" * 80, "reasoning": {"effort": "low"}},
+        headers=auth,
+    )
+    reported += response.json()["usage"]["total_tokens"]
+    assert response.json()["usage"]["output_tokens_details"]["reasoning_tokens"] > 0
+    embedded = await http.post(
+        f"{sim.base_url('openai')}/embeddings",
+        json={"model": "text-embedding-3-small", "input": ["z" * 40, "w" * 40]},
+        headers=auth,
+    )
+    reported += embedded.json()["usage"]["total_tokens"]
+    assert sim.usage(KEY) == KeyUsage(requests=3, tokens=reported)
+    assert embedded.headers["x-ratelimit-remaining-tokens"] == str(100_000 - reported)
+
+
+async def test_scripted_failures_and_invalid_requests_take_nothing_from_the_limits(
+    limited: tuple[Simulator, Clock],
+) -> None:
+    sim, _ = limited
+    sim.set_limits(KEY, tpm=1000, rpm=1)
+    sim.script("overloaded", key=KEY)
+    assert (await post(sim)).status_code == 503
+    sim.script(None, key=KEY)
+    bad = {"model": "m", "messages": [{"role": "user", "content": "x"}], "top_k": 3}
+    assert (await post(sim, body=bad)).status_code == 400
+    assert (await post(sim, key="sk-wrong-000000000")).status_code == 401
+    assert sim.usage(KEY) == KeyUsage()
+    assert (await post(sim)).status_code == 200  # its one request is still there
+
+
+async def test_limits_are_per_key_validated_lifted_and_listed_over_http(
+    limited: tuple[Simulator, Clock],
+) -> None:
+    sim, _ = limited
+    other = "sk-sim-key-000000002"
+    sim.add_key("openai", other)
+    for bad in (0, -5, 1.5, True):
+        with pytest.raises(ValueError, match="positive integer"):
+            sim.set_limits(KEY, tpm=bad)  # type: ignore[arg-type]
+    sim.set_limits(KEY, rpm=1)
+    assert (await post(sim)).status_code == 200
+    assert (await post(sim)).status_code == 429
+    assert (await post(sim, key=other)).status_code == 200  # another key, its own buckets
+    assert sim.usage(other) == KeyUsage() and sim.remaining(other) == (None, None)
+    http: httpx.AsyncClient = sim.http  # type: ignore[attr-defined]
+    listed = (await http.get(f"{sim.root_url}/_sim/usage")).json()
+    assert listed == {"keys": {"...0001": {"requests": 1, "tokens": 4, "rate_limited": 1}}}
+    sim.set_limits(KEY)  # lifted
+    assert [(await post(sim)).status_code for _ in range(3)] == [200, 200, 200]
+
+
+async def test_limits_given_to_the_constructor_use_the_real_clock() -> None:
+    async with Simulator(limits={KEY: (None, 1)}) as sim, httpx.AsyncClient() as http:
+        sim.http = http  # type: ignore[attr-defined]
+        assert [(await post(sim)).status_code for _ in range(2)] == [200, 429]
+        assert sim.usage(KEY).rate_limited == 1

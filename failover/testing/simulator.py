@@ -2,7 +2,8 @@
 Completions and Responses), Anthropic's, Gemini's and Ollama's wire formats, Amazon Bedrock's
 Converse (SigV4 checked, ConverseStream's event-stream frames) and Google Vertex AI's
 (bearer tokens; Claude and Gemini), with failures
-scripted per key, model or provider, scheduled outages, and seeded chaos. Built on starlette +
+scripted per key, model or provider, scheduled outages, seeded chaos, and per-key token-rate
+limits (tokens and requests per minute, enforced as providers do). Built on starlette +
 uvicorn (extra ``sim``).
 """
 
@@ -11,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import random
 import socket
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from typing import Any, TypeGuard
 
 from starlette.applications import Starlette
@@ -57,7 +60,7 @@ from failover.testing.wire import (
     stream_events,
 )
 
-__all__ = ["KINDS", "Behavior", "Received", "Simulator"]
+__all__ = ["KINDS", "Behavior", "KeyUsage", "Received", "Simulator"]
 
 KINDS = (
     "healthy",
@@ -77,6 +80,8 @@ KINDS = (
 """Every behaviour the simulator can script."""
 
 _ERROR_KINDS = {"rate_limit", "quota", "invalid_key", "overloaded", "server_error"}
+_UNLIMITED_KINDS = _ERROR_KINDS | {"context_limit"}
+"""Scripted failures answered before the token-rate limits are consulted (nothing counted)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +136,101 @@ class Received:
     outcome: str
     body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The request's JSON body, as the provider received it."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUsage:
+    """What one key's token-rate limits counted (keys given in ``Simulator(limits=...)``).
+
+    Attributes:
+        requests: Requests admitted within the limits.
+        tokens: Tokens counted for them: each one's input tokens (the simulator's own
+            count, the ``prompt_tokens`` its reply reports) plus the output tokens produced.
+        rate_limited: Requests refused with a 429 because a limit had no room.
+    """
+
+    requests: int = 0
+    tokens: int = 0
+    rate_limited: int = 0
+
+
+@dataclass(slots=True)
+class _Bucket:
+    """A key's two token buckets: ``tpm`` tokens and ``rpm`` requests (``None``: unlimited).
+
+    Each holds at most its per-minute limit and refills continuously at limit / 60 per
+    second. A request is admitted when the request bucket holds one request and the token
+    bucket its input tokens (a request larger than the whole capacity: when the bucket is
+    full, or it could never be served); its output tokens are taken as they are produced,
+    which may leave the token bucket in debt, repaid by the refill before the next request
+    fits (as a provider counting output tokens does).
+    """
+
+    tpm: int | None
+    rpm: int | None
+    at: float
+    tokens: float = 0.0
+    requests: float = 0.0
+    usage: KeyUsage = field(default_factory=KeyUsage)
+
+    def __post_init__(self) -> None:
+        self.tokens = float(self.tpm or 0)
+        self.requests = float(self.rpm or 0)
+
+    def refill(self, now: float) -> None:
+        elapsed = now - self.at
+        if elapsed <= 0:
+            return
+        self.at = now
+        if self.tpm is not None:
+            self.tokens = min(float(self.tpm), self.tokens + elapsed * self.tpm / 60.0)
+        if self.rpm is not None:
+            self.requests = min(float(self.rpm), self.requests + elapsed * self.rpm / 60.0)
+
+    def wait(self, tokens: int) -> float:
+        """Seconds until both buckets have room for a request of ``tokens`` (0.0: now)."""
+        wait = 0.0
+        if self.tpm is not None:
+            need = min(tokens, self.tpm)
+            if self.tokens + 1e-9 < need:
+                wait = (need - self.tokens) * 60.0 / self.tpm
+        if self.rpm is not None and self.requests + 1e-9 < 1.0:
+            wait = max(wait, (1.0 - self.requests) * 60.0 / self.rpm)
+        return wait
+
+    def take(self, tokens: int, *, request: bool) -> None:
+        """Count ``tokens`` (and one request when ``request``)."""
+        if self.tpm is not None:
+            self.tokens -= tokens
+        if request and self.rpm is not None:
+            self.requests -= 1.0
+        usage = self.usage
+        self.usage = replace(usage, requests=usage.requests + request, tokens=usage.tokens + tokens)
+
+    def headers(self, wire: str, provider: str) -> dict[str, str]:
+        """The limit, remaining and reset headers in ``wire``'s style (none for wires whose
+        providers send none: Gemini, Bedrock, Vertex AI, Ollama)."""
+        anthropic = wire == "anthropic" and provider == "anthropic"
+        if not anthropic and wire not in ("openai", "responses"):
+            return {}
+        headers: dict[str, str] = {}
+        for name, limit, level in (
+            ("requests", self.rpm, self.requests),
+            ("tokens", self.tpm, self.tokens),
+        ):
+            if limit is None:
+                continue
+            remaining = str(max(0, math.floor(level + 1e-9)))
+            until_full = max(0.0, (limit - level) * 60.0 / limit)
+            if anthropic:
+                headers[f"anthropic-ratelimit-{name}-limit"] = str(limit)
+                headers[f"anthropic-ratelimit-{name}-remaining"] = remaining
+                headers[f"anthropic-ratelimit-{name}-reset"] = _rfc3339_in(until_full)
+            else:
+                headers[f"x-ratelimit-limit-{name}"] = str(limit)
+                headers[f"x-ratelimit-remaining-{name}"] = remaining
+                headers[f"x-ratelimit-reset-{name}"] = _go_duration(until_full)
+        return headers
 
 
 @dataclass(slots=True)
@@ -193,6 +293,12 @@ class Simulator:
         default: The behaviour when nothing more specific is scripted.
         port: The port (0: a free one).
         words_per_chunk: Words per stream chunk.
+        limits: Key -> ``(tpm, rpm)``: tokens and requests per minute the key is allowed
+            (``None``: that one unlimited), enforced as token buckets (see
+            :meth:`set_limits`). A request over a limit gets its wire's own 429 with
+            ``retry-after``; replies carry the remaining-budget headers (OpenAI's
+            ``x-ratelimit-*``, Anthropic's ``anthropic-ratelimit-*``).
+        clock: The token buckets' time source (monotonic seconds; injectable for tests).
 
     Example:
         >>> async with Simulator(keys={"openai": ["sk-a"]}) as sim:  # doctest: +SKIP
@@ -207,6 +313,8 @@ class Simulator:
         default: Behavior | None = None,
         port: int = 0,
         words_per_chunk: int = 2,
+        limits: Mapping[str, tuple[int | None, int | None]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._keys: dict[str, set[str]] = defaultdict(set)
         for provider, provider_keys in (keys or {}).items():
@@ -218,6 +326,10 @@ class Simulator:
         self._outages: list[_Outage] = []
         self._chaos: _Chaos | None = None
         self._windows: dict[str, deque[float]] = defaultdict(deque)
+        self._clock = clock
+        self._limits: dict[str, _Bucket] = {}
+        for key, (tpm, rpm) in (limits or {}).items():
+            self.set_limits(key, tpm=tpm, rpm=rpm)
         self._closing = asyncio.Event()
         self._server: Any = None
         self._task: asyncio.Task[None] | None = None
@@ -261,6 +373,7 @@ class Simulator:
                 Route("/{provider}/api/embed", self._ollama_embed, methods=["POST"]),
                 Route("/_sim/script", self._control, methods=["POST"]),
                 Route("/_sim/calls", self._calls, methods=["GET"]),
+                Route("/_sim/usage", self._usage, methods=["GET"]),
             ]
         )
 
@@ -373,6 +486,46 @@ class Simulator:
             raise ValueError("chaos rates add up to more than 1")
         self._chaos = _Chaos(dict(rates), random.Random(seed))
 
+    def set_limits(self, key: str, *, tpm: int | None = None, rpm: int | None = None) -> None:
+        """Limit ``key`` to ``tpm`` tokens and ``rpm`` requests per minute (both ``None``: lift).
+
+        Each limit is a token bucket holding the per-minute limit, full at first, refilled
+        continuously at limit / 60 per second. A request needs one request and its input
+        tokens (``prompt_tokens`` as its reply reports them) in the buckets, or the whole
+        token capacity when it is larger; its output tokens are taken when produced, which
+        may leave the bucket in debt, repaid by the refill before the next request fits.
+        Setting limits starts the key's buckets and counts (:meth:`usage`) afresh.
+
+        Raises:
+            ValueError: A limit that is not a positive integer.
+        """
+        for name, limit in (("tpm", tpm), ("rpm", rpm)):
+            valid = isinstance(limit, int) and not isinstance(limit, bool) and limit > 0
+            if limit is not None and not valid:
+                raise ValueError(f"{name} must be a positive integer or None, got {limit!r}")
+        if tpm is None and rpm is None:
+            self._limits.pop(key, None)
+        else:
+            self._limits[key] = _Bucket(tpm, rpm, self._clock())
+
+    def usage(self, key: str) -> KeyUsage:
+        """What ``key``'s limits counted so far: requests and tokens admitted, 429s sent
+        (all zero for a key without limits)."""
+        bucket = self._limits.get(key)
+        return bucket.usage if bucket is not None else KeyUsage()
+
+    def remaining(self, key: str) -> tuple[float | None, float | None]:
+        """``key``'s (tokens, requests) left in its buckets now (``None``: unlimited;
+        tokens below zero: a debt of output tokens)."""
+        bucket = self._limits.get(key)
+        if bucket is None:
+            return None, None
+        bucket.refill(self._clock())
+        return (
+            bucket.tokens if bucket.tpm is not None else None,
+            bucket.requests if bucket.rpm is not None else None,
+        )
+
     def calls(
         self, *, key: str | None = None, model: str | None = None, provider: str | None = None
     ) -> int:
@@ -424,6 +577,7 @@ class Simulator:
         provider, kind, behavior, headers = gate
         text, calls, stopped = _plan(_RequestView(wire, body), provider, model, behavior)
         usage = (max(1, prompt_chars // 4), max(1, len(text.split())))
+        self._produced(wire, provider, key, usage[1], headers)
         if wire == "bedrock":
             return self._converse(text, calls, stopped, usage, kind, behavior, headers, stream)
         if calls and kind not in ("truncate", "content_block"):
@@ -485,6 +639,13 @@ class Simulator:
             and (prompt_chars <= behavior.max_prompt_chars)
         ):
             kind = "healthy"
+        wait = 0.0
+        bucket = self._limits.get(key)
+        if bucket is not None and rejected is None and kind not in _UNLIMITED_KINDS:
+            wait = self._admit(bucket, max(1, prompt_chars // 4))
+            if wait:
+                kind = "rate_limit"
+            headers.update(bucket.headers(wire, provider))
         self.requests.append(
             Received(
                 provider,
@@ -500,6 +661,8 @@ class Simulator:
         )
         if rejected is not None:
             return JSONResponse(rejected[1], status_code=rejected[0], headers=headers)
+        if wait:
+            return _over_limit(wire, provider, wait, headers)
         if behavior.latency:
             await asyncio.sleep(behavior.latency)
         if provider == "azure" and (azure := azure_error(kind, behavior.retry_after)):
@@ -525,6 +688,29 @@ class Simulator:
             broken = '{"output": [{"type": ' if wire == "responses" else '{"choices": [{"message": '
             return Response(broken, media_type="application/json", headers=headers)
         return provider, kind, behavior, headers
+
+    def _admit(self, bucket: _Bucket, tokens: int) -> float:
+        """Take one request and its ``tokens`` input tokens from the key's buckets; when
+        they have no room, take nothing, count a 429 and return the wait (0.0: admitted)."""
+        bucket.refill(self._clock())
+        wait = bucket.wait(tokens)
+        if wait:
+            bucket.usage = replace(bucket.usage, rate_limited=bucket.usage.rate_limited + 1)
+            return wait
+        bucket.take(tokens, request=True)
+        return 0.0
+
+    def _produced(
+        self, wire: str, provider: str, key: str, tokens: int, headers: dict[str, str]
+    ) -> None:
+        """Count the output ``tokens`` of a reply to ``key`` in its limits, and bring the
+        reply's remaining-budget ``headers`` up to date."""
+        bucket = self._limits.get(key)
+        if bucket is None:
+            return
+        bucket.refill(self._clock())
+        bucket.take(tokens, request=False)
+        headers.update(bucket.headers(wire, provider))
 
     def _apply_window(self, behavior: Behavior, key: str) -> tuple[str, dict[str, str]]:
         """Count the request in the key's window when the behaviour limits requests."""
@@ -647,6 +833,7 @@ class Simulator:
             status = "incomplete" if incomplete else "completed"
             output.append(message_item(new_id("msg_"), text, status))
             completion = len(words) if text else 0
+        self._produced("responses", provider, key, completion + reasoning, headers)
         response = response_object(
             new_id("resp_"),
             int(time.time()),
@@ -993,6 +1180,58 @@ class Simulator:
                 ]
             }
         )
+
+    async def _usage(self, request: Request) -> Response:
+        """``GET /_sim/usage``: what the token-rate limits counted, per limited key (keys
+        shown by their last four characters only)."""
+        return JSONResponse(
+            {
+                "keys": {
+                    f"...{key[-4:]}": {
+                        "requests": bucket.usage.requests,
+                        "tokens": bucket.usage.tokens,
+                        "rate_limited": bucket.usage.rate_limited,
+                    }
+                    for key, bucket in self._limits.items()
+                }
+            }
+        )
+
+
+def _over_limit(wire: str, provider: str, wait: float, headers: dict[str, str]) -> Response:
+    """``wire``'s own 429 for a request the token-rate limits refused, asking for ``wait``
+    seconds (rounded up to the millisecond, so a caller that waits that long fits)."""
+    wait = math.ceil(wait * 1000) / 1000
+    if provider == "azure" and (azure := azure_error("rate_limit", wait)):
+        return JSONResponse(
+            azure[1], status_code=azure[0], headers={**headers, "retry-after": f"{wait:g}"}
+        )
+    if provider.startswith("vertex_") and (google := cloud_sim.vertex_error("rate_limit", wait)):
+        return JSONResponse(google[1], status_code=google[0], headers={**google[2], **headers})
+    if wire == "bedrock":
+        status, error, extra = cloud_sim.converse_error("rate_limit", wait)
+    else:
+        status, error, extra = error_reply(wire, "rate_limit", wait)
+    extra = {k: v for k, v in extra.items() if not k.startswith("x-ratelimit-")}
+    return JSONResponse(error, status_code=status, headers={**extra, **headers})
+
+
+def _go_duration(seconds: float) -> str:
+    """``seconds`` as OpenAI writes a reset: a Go duration (``12ms``, ``1.5s``, ``6m0s``)."""
+    if seconds < 1.0:
+        return f"{math.ceil(seconds * 1000)}ms"
+    hours, rest = divmod(seconds, 3600.0)
+    minutes, rest = divmod(rest, 60.0)
+    text = f"{rest:.3f}".rstrip("0").rstrip(".") + "s"
+    if minutes or hours:
+        text = f"{int(minutes)}m{text}"
+    return f"{int(hours)}h{text}" if hours else text
+
+
+def _rfc3339_in(seconds: float) -> str:
+    """The wall-clock moment ``seconds`` from now, as Anthropic writes a reset (RFC 3339)."""
+    moment = datetime.fromtimestamp(time.time() + seconds, timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _plan(
