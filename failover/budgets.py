@@ -27,7 +27,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -75,6 +75,7 @@ class Budget:
     usd: float
     per: str | float = "day"
     scope: str = "client"
+    _id: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         usd = self.usd
@@ -113,6 +114,7 @@ class Budget:
                     raise ConfigError(
                         f"Budget scope 'model:' needs a provider/model id, got {scope!r}"
                     )
+        object.__setattr__(self, "_id", f"{scope}|{self.per}")
 
     @property
     def kind(self) -> str:
@@ -131,7 +133,7 @@ class Budget:
 
         Raising ``usd`` keeps what was spent in the window so far.
         """
-        return f"{self.scope}|{self.per}"
+        return self._id
 
     def window(self, now: float) -> tuple[str, float, float]:
         """The window ``now`` falls in: ``(window id, starts_at, resets_at)``.
@@ -201,6 +203,8 @@ def _seconds_window(per: float, now: float) -> tuple[str, float, float]:
 
 def check_dollars(value: float, name: str) -> float:
     """``value`` as a float of dollars; ValueError unless it is >= 0 and finite."""
+    if type(value) is float and 0.0 <= value < math.inf:
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of dollars, got {value!r}")
     if not value >= 0 or math.isinf(value):
@@ -210,13 +214,13 @@ def check_dollars(value: float, name: str) -> float:
 
 def _distinct(budgets: Sequence[Budget]) -> tuple[Budget, ...]:
     """One budget per identity (the strictest), in the order given."""
-    if len(budgets) < 2:
+    if len(budgets) < 2 or len({budget._id for budget in budgets}) == len(budgets):
         return tuple(budgets)
     chosen: dict[str, Budget] = {}
     for budget in budgets:
-        seen = chosen.get(budget.id)
+        seen = chosen.get(budget._id)
         if seen is None or budget.usd < seen.usd:
-            chosen[budget.id] = budget
+            chosen[budget._id] = budget
     return tuple(chosen.values())
 
 
@@ -234,13 +238,16 @@ class Reservation:
     __slots__ = ("_done", "_windows", "amount", "budgets")
 
     def __init__(
-        self, budgets: tuple[Budget, ...], amount: float, windows: tuple[tuple[str, float], ...]
+        self,
+        budgets: tuple[Budget, ...],
+        amount: float,
+        windows: tuple[tuple[str, float, float], ...],
     ) -> None:
         self.budgets = budgets
         """The budgets it holds dollars in (one per identity)."""
         self.amount = amount
         """The dollars held in each."""
-        self._windows = windows  # per budget: (window id, resets_at)
+        self._windows = windows  # per budget: Budget.window() when it was made
         self._done = False
 
     @property
@@ -314,11 +321,11 @@ def budget_snapshot(budget: Budget, used: float, now: float) -> dict[str, Any]:
 
 def plan_reservation(
     budgets: Sequence[Budget], amount: float, now: float
-) -> tuple[tuple[Budget, ...], tuple[tuple[str, float], ...], float]:
+) -> tuple[tuple[Budget, ...], tuple[tuple[str, float, float], ...], float]:
     """The checked amount, the distinct budgets and their windows at ``now`` (for ledgers)."""
     amount = check_dollars(amount, "amount")
     chosen = _distinct(budgets)
-    windows = tuple((w[0], w[2]) for w in (budget.window(now) for budget in chosen))
+    windows = tuple([budget.window(now) for budget in chosen])
     return chosen, windows, amount
 
 
@@ -364,15 +371,15 @@ class BudgetLedger:
                 self._prune(now)
             used = self._used
             slots = []
-            for budget, (window, resets_at) in zip(chosen, windows, strict=True):
-                slot = used.get((budget.id, window))
+            for budget, (window, _, resets_at) in zip(chosen, windows, strict=True):
+                slot = used.get((budget._id, window))
                 spent = 0.0 if slot is None else max(0.0, slot[0])
                 if spent + amount > budget.usd + EPSILON:
                     return Refusal(budget, spent, resets_at, amount)
                 slots.append(slot)
-            for budget, (window, resets_at), slot in zip(chosen, windows, slots, strict=True):
+            for budget, (window, _, resets_at), slot in zip(chosen, windows, slots, strict=True):
                 if slot is None:
-                    used[(budget.id, window)] = [amount, resets_at]
+                    used[(budget._id, window)] = [amount, resets_at]
                     self._prune_at = min(self._prune_at, resets_at)
                 else:
                     slot[0] += amount
@@ -401,7 +408,7 @@ class BudgetLedger:
         return [budget_snapshot(b, self._used_now(b, now), now) for b in budgets]
 
     def _used_now(self, budget: Budget, now: float) -> float:
-        slot = self._used.get((budget.id, budget.window(now)[0]))
+        slot = self._used.get((budget._id, budget.window(now)[0]))
         return 0.0 if slot is None else max(0.0, slot[0])
 
     def _finish(self, reservation: Reservation, delta: float) -> None:
@@ -409,14 +416,14 @@ class BudgetLedger:
             return
         now = self._clock()
         with self._lock:
-            for budget, (window, resets_at) in zip(
+            for budget, (window, _, resets_at) in zip(
                 reservation.budgets, reservation._windows, strict=True
             ):
-                slot = self._used.get((budget.id, window))
+                slot = self._used.get((budget._id, window))
                 if slot is not None:
                     slot[0] = max(0.0, slot[0] + delta)
                 elif delta > 0 and resets_at > now:  # e.g. a zero reservation that cost
-                    self._used[(budget.id, window)] = [delta, resets_at]
+                    self._used[(budget._id, window)] = [delta, resets_at]
                     self._prune_at = min(self._prune_at, resets_at)
                 # else: its window is over (and forgotten): nothing reads it again
 

@@ -125,15 +125,15 @@ class RedisBudgetLedger:
         reservation = Reservation(chosen, amount, windows)
         if amount == 0 or not chosen:
             return reservation
-        keys = [budget_key(self.prefix, b, w) for b, (w, _) in zip(chosen, windows, strict=True)]
+        keys = [budget_key(self.prefix, b, w) for b, (w, _, _) in zip(chosen, windows, strict=True)]
         args: list[str | int] = [repr(amount), repr(EPSILON)]
-        for budget, (_, resets_at) in zip(chosen, windows, strict=True):
+        for budget, (_, _, resets_at) in zip(chosen, windows, strict=True):
             args += [repr(budget.usd), _ttl(resets_at, now)]
         refused, spent = await self._reserve(keys=keys, args=args)
         refused = int(refused)
         if refused:
             index = refused - 1
-            return Refusal(chosen[index], _dollars(spent), windows[index][1], amount)
+            return Refusal(chosen[index], _dollars(spent), windows[index][2], amount)
         return reservation
 
     async def settle(self, reservation: Reservation, actual: float) -> None:
@@ -171,7 +171,7 @@ class RedisBudgetLedger:
             return
         now = self._clock()
         keys, args = [], [repr(delta)]
-        for budget, (window, resets_at) in zip(
+        for budget, (window, _, resets_at) in zip(
             reservation.budgets, reservation._windows, strict=True
         ):
             keys.append(budget_key(self.prefix, budget, window))
