@@ -393,8 +393,8 @@ async def test_with_redis_unreachable_the_windows_go_on_in_this_process(
         await client.aclose()
 
 
-async def test_a_redis_that_comes_back_is_used_again(
-    redis_server: RedisServer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+async def test_a_redis_that_comes_back_is_used_again_a_retry_interval_later(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = RedisServer()
     client = aioredis.from_url(server.url, socket_connect_timeout=0.5, decode_responses=True)
@@ -403,9 +403,12 @@ async def test_a_redis_that_comes_back_is_used_again(
         ticket(await windows.take("a", ID, None, 1, 0))  # Redis not started: this process
         assert windows.outage
         server.start()
+        # Within a second of the failure, Redis is not tried again: this process's bucket.
+        assert await windows.take("a", ID, None, 1, 0) == pytest.approx(60.0)
+        clock.advance(1.0)
         ticket(await windows.take("a", ID, None, 1, 0))  # Redis's own bucket, full
         assert not windows.outage
-        assert isinstance(await windows.take("a", ID, None, 1, 0), float)
+        assert await windows.take("a", ID, None, 1, 0) == pytest.approx(60.0)
         assert any("answers again" in r.getMessage() for r in caplog.records)
     finally:
         await client.aclose()

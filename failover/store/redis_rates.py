@@ -97,16 +97,25 @@ class RedisRateWindows:
         prefix: Starts every Redis key (the store's prefix).
         clock: Seconds, the same kind in every process sharing the buckets (wall clock by
             default; injectable for tests).
+        retry: Seconds, by ``clock``, between tries of an unreachable Redis (meanwhile
+            requests do not wait for it: the windows in this process answer at once).
     """
 
     def __init__(
-        self, redis: Redis, prefix: str, *, clock: Callable[[], float] = time.time
+        self,
+        redis: Redis,
+        prefix: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        retry: float = 1.0,
     ) -> None:
         from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import TimeoutError as RedisTimeoutError
 
         if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
             raise ValueError(f"prefix must be a non-empty word, got {prefix!r}")
+        if not retry >= 0:
+            raise ValueError(f"retry must be 0 or more seconds, got {retry!r}")
         self._redis = redis
         self.prefix = prefix
         """Starts every Redis key."""
@@ -120,7 +129,9 @@ class RedisRateWindows:
         self.local = RateWindows(clock=clock)
         """The windows used in this process alone while Redis is unreachable."""
         self.outage = False
-        """Whether Redis was unreachable at the last call."""
+        """Whether Redis was unreachable at the last try."""
+        self._retry = retry
+        self._retry_at = 0.0
 
     def __repr__(self) -> str:
         return f"RedisRateWindows(prefix={self.prefix!r}, outage={self.outage})"
@@ -136,9 +147,12 @@ class RedisRateWindows:
         b: int | str = "",
     ) -> Any:
         """Run the script; None if Redis is unreachable (then use :attr:`local`)."""
+        now = self._clock()
+        if self.outage and now < self._retry_at:
+            return None
         args: list[str | int | float] = [
             op,
-            self._clock(),
+            now,
             tpm or 0,
             rpm or 0,
             a,
@@ -149,6 +163,7 @@ class RedisRateWindows:
         try:
             result = await self._script(keys=[rate_key(self.prefix, name, identity)], args=args)
         except self._unreachable as exc:
+            self._retry_at = self._clock() + self._retry
             if not self.outage:
                 self.outage = True
                 logger.warning(
