@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from failover.budgets import EPSILON, Budget, BudgetLedger, Ledger, Refusal, Reservation
 from failover.errors import ConfigError
 from failover.store.redis_budgets import RedisBudgetLedger, budget_key
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, free_port
 
 
 def utc(*parts: int) -> float:
@@ -643,3 +643,26 @@ def test_processes_hammering_one_dollar_never_spend_more_together(
     assert used == pytest.approx(charged, abs=1e-9)  # every process's charges, none lost
     if not settle:
         assert granted == 100  # exactly $1 of $0.01 reservations, across 4 processes
+
+
+async def test_a_redis_ledger_needs_a_prefix_word() -> None:
+    client = aioredis.from_url("redis://127.0.0.1:1/0")
+    try:
+        for prefix in ("", "two words", None):
+            with pytest.raises(ConfigError, match="prefix"):
+                RedisBudgetLedger(client, prefix)  # type: ignore[arg-type]
+    finally:
+        await client.aclose()
+
+
+async def test_unreachable_redis_is_an_error_for_the_caller_never_a_silent_pass() -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
+    try:
+        ledger = RedisBudgetLedger(client, "down")
+        with pytest.raises(RedisConnectionError):
+            await ledger.reserve([Budget(1.0)], 0.5)
+        held(await ledger.reserve([Budget(1.0)], 0))  # nothing to hold: no round trip
+    finally:
+        await client.aclose()

@@ -31,6 +31,7 @@ from failover.budgets import (
     check_dollars,
     plan_reservation,
 )
+from failover.errors import ConfigError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -71,7 +72,11 @@ local delta = tonumber(ARGV[1])
 for i, k in ipairs(KEYS) do
   if redis.call('EXISTS', k) == 1 then
     local used = tonumber(redis.call('INCRBYFLOAT', k, ARGV[1]))
-    if used < 0 then redis.call('SET', k, '0', 'KEEPTTL') end
+    if used < 0 then
+      local ttl = redis.call('PTTL', k)
+      redis.call('SET', k, '0')
+      if ttl > 0 then redis.call('PEXPIRE', k, ttl) end
+    end
   elseif delta > 0 and tonumber(ARGV[1 + i]) > 0 then
     redis.call('SET', k, ARGV[1], 'EX', ARGV[1 + i])
   end
@@ -94,11 +99,16 @@ class RedisBudgetLedger:
         redis: A ``redis.asyncio.Redis`` client (with or without ``decode_responses``).
         prefix: Prepended to every key (``RedisStore.prefix`` to sit beside its state).
         clock: Wall-clock time in epoch seconds; windows are computed with it.
+
+    Raises:
+        ConfigError: ``prefix`` is empty or has spaces.
     """
 
     def __init__(
         self, redis: Redis, prefix: str, *, clock: Callable[[], float] = time.time
     ) -> None:
+        if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
+            raise ConfigError(f"RedisBudgetLedger prefix must be a non-empty word, got {prefix!r}")
         self._redis = redis
         self.prefix = prefix
         self._clock = clock
