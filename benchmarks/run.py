@@ -19,7 +19,10 @@
 8. routing: the cost of one pick per strategy (order a group of two deployments, then take
    a key) at 10 and 10,000 profiles;
 9. hedging: p50/p99 with a deployment whose replies take 2 s one time in ten, with
-   ``hedge_after`` and without.
+   ``hedge_after`` and without;
+10. admission (benchmarks/admission.py): 4 rate-limited keys at 2x overload against the
+   simulator enforcing their limits, admission off and on (429 share, goodput, queue wait);
+   the CPU admission adds to ``complete()``; 8 processes sharing a $1 budget through Redis.
 
 The upstream is benchmarks/upstream.py, a minimal raw-asyncio server in its own process,
 so the server is not what is measured (the simulator is measured too, for comparison).
@@ -42,6 +45,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from admission import admission_rows
+from admission import print_rows as print_admission_rows
 from load import drive  # benchmarks/, the script's own directory
 from store_bench import print_rows, store_rows
 
@@ -892,6 +897,7 @@ def print_table() -> None:
             f" {row['p99_ms']:8.1f} {row['max_ms']:8.1f} {row['hedges']:11}"
             f" ({row['served_by_fast']})"
         )
+    print_admission_rows(results["admission"])
 
 
 async def measure(base: str) -> None:
@@ -907,6 +913,7 @@ async def measure(base: str) -> None:
     await store(base)
     routing_picks()
     await hedging(base)
+    results["admission"] = await admission_rows()
 
 
 def main() -> None:
