@@ -466,7 +466,6 @@ async def check_interleaving(ledger: Ledger, wall: WallClock, ops: list[Any]) ->
             chosen = sorted(first)
             slots = [(i, BUDGETS[i].window(wall.now)[0]) for i in chosen]
             result = await ledger.reserve([BUDGETS[i] for i in chosen], second)
-            fits = [expected.get(s, 0.0) + second <= BUDGETS[s[0]].usd for s in slots]
             if isinstance(result, Refusal):
                 assert second > 0 and not all(
                     expected.get(s, 0.0) + second <= BUDGETS[s[0]].usd - 1e-6 for s in slots
@@ -474,7 +473,7 @@ async def check_interleaving(ledger: Ledger, wall: WallClock, ops: list[Any]) ->
             else:
                 assert second == 0 or all(
                     expected.get(s, 0.0) + second <= BUDGETS[s[0]].usd + 1e-6 for s in slots
-                ), fits
+                )
                 for slot in slots:
                     expected[slot] = expected.get(slot, 0.0) + second
                 open_.append((result, slots))
