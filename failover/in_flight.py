@@ -91,8 +91,10 @@ class InFlight:
         Raises:
             ValueError: A cap is not a whole number of 1 or more.
         """
-        _check_cap("profile", profile_cap)
-        _check_cap("deployment", deployment_cap)
+        if profile_cap is not None and (type(profile_cap) is not int or profile_cap < 1):
+            _check_cap("profile", profile_cap)  # raises (an int subclass passes)
+        if deployment_cap is not None and (type(deployment_cap) is not int or deployment_cap < 1):
+            _check_cap("deployment", deployment_cap)  # raises (an int subclass passes)
         with self._lock:
             on_profile = self._profiles.get(profile, 0)
             on_deployment = self._deployments.get(deployment, 0)
@@ -105,13 +107,18 @@ class InFlight:
         return Slot(self, profile, deployment)
 
     def _leave(self, profile: str, deployment: str) -> None:
-        with self._lock:
-            for counts, key in ((self._profiles, profile), (self._deployments, deployment)):
-                left = counts[key] - 1
-                if left:
-                    counts[key] = left
-                else:
-                    del counts[key]  # nothing in flight: forgotten (the maps stay bounded)
+        profiles, deployments = self._profiles, self._deployments
+        with self._lock:  # a name with nothing in flight is forgotten: the maps stay bounded
+            left = profiles[profile] - 1
+            if left:
+                profiles[profile] = left
+            else:
+                del profiles[profile]
+            left = deployments[deployment] - 1
+            if left:
+                deployments[deployment] = left
+            else:
+                del deployments[deployment]
 
     def count(self, key: str) -> int:
         """Requests in flight on ``key``, a profile name or a deployment (if a profile and a

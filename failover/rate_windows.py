@@ -32,6 +32,7 @@ SLACK = 1e-6
 """Tokens or requests a bucket may lack and still admit (float rounding of the refill)."""
 
 _PRUNE_AT = 4096  # buckets kept before full (= forgotten) ones are dropped
+_INF = math.inf
 
 
 class RateTicket:
@@ -85,8 +86,8 @@ class _Bucket:
 
     def __init__(self, tpm: int | None, rpm: int | None, now: float) -> None:
         # Unlimited is held as infinite: a limit set later starts full.
-        self.tokens = math.inf if tpm is None else float(tpm)
-        self.requests = math.inf if rpm is None else float(rpm)
+        self.tokens = _INF if tpm is None else float(tpm)
+        self.requests = _INF if rpm is None else float(rpm)
         self.at = now
 
     def refill(self, tpm: int | None, rpm: int | None, now: float) -> None:
@@ -94,15 +95,17 @@ class _Bucket:
         if elapsed > 0:
             self.at = now
         else:
-            elapsed = 0.0
+            elapsed = 0.0  # a clock that went back refills nothing
         if tpm is None:
-            self.tokens = math.inf
+            self.tokens = _INF
         else:
-            self.tokens = min(float(tpm), self.tokens + elapsed * tpm / 60.0)
+            tokens = self.tokens + elapsed * tpm / 60.0
+            self.tokens = tokens if tokens < tpm else float(tpm)
         if rpm is None:
-            self.requests = math.inf
+            self.requests = _INF
         else:
-            self.requests = min(float(rpm), self.requests + elapsed * rpm / 60.0)
+            requests = self.requests + elapsed * rpm / 60.0
+            self.requests = requests if requests < rpm else float(rpm)
 
 
 class RateWindows:
@@ -120,16 +123,18 @@ class RateWindows:
     def __repr__(self) -> str:
         return f"RateWindows(keys={len(self._buckets)})"
 
+    def _new(self, key: tuple[str, str], tpm: int | None, rpm: int | None, now: float) -> _Bucket:
+        if len(self._buckets) >= _PRUNE_AT:
+            self._prune(now)
+        bucket = self._buckets[key] = _Bucket(tpm, rpm, now)
+        return bucket
+
     def _bucket(
         self, name: str, identity: str, tpm: int | None, rpm: int | None, now: float
     ) -> _Bucket:
-        bucket = self._buckets.get((name, identity))
-        if bucket is None:
-            if len(self._buckets) >= _PRUNE_AT:
-                self._prune(now)
-            bucket = self._buckets[(name, identity)] = _Bucket(tpm, rpm, now)
-        else:
-            bucket.refill(tpm, rpm, now)
+        key = (name, identity)
+        bucket = self._buckets.get(key) or self._new(key, tpm, rpm, now)
+        bucket.refill(tpm, rpm, now)
         return bucket
 
     def _prune(self, now: float) -> None:
@@ -159,13 +164,16 @@ class RateWindows:
         Raises:
             ValueError: A limit is not positive, or ``tokens`` is negative.
         """
-        check_limits(tpm, rpm, tokens)
+        if not ((tpm is None or tpm > 0) and (rpm is None or rpm > 0) and tokens >= 0):
+            check_limits(tpm, rpm, tokens)  # raises
+        key = (name, identity)
         with self._lock:
             now = self._clock()
-            bucket = self._bucket(name, identity, tpm, rpm, now)
+            bucket = self._buckets.get(key) or self._new(key, tpm, rpm, now)
+            bucket.refill(tpm, rpm, now)
             wait = 0.0
             if tpm is not None:
-                need = min(tokens, tpm)
+                need = tokens if tokens < tpm else tpm
                 if bucket.tokens + SLACK < need:
                     wait = (need - bucket.tokens) * 60.0 / tpm
             if rpm is not None and bucket.requests + SLACK < 1:
@@ -173,10 +181,12 @@ class RateWindows:
             if wait > 0:
                 return wait
             if tpm is not None:
-                bucket.tokens = max(0.0, bucket.tokens - tokens)
+                left = bucket.tokens - tokens
+                bucket.tokens = left if left > 0 else 0.0
             if rpm is not None:
-                bucket.requests = max(0.0, bucket.requests - 1)
-            return RateTicket(name, identity, tokens, tpm, rpm, self)
+                left = bucket.requests - 1
+                bucket.requests = left if left > 0 else 0.0
+        return RateTicket(name, identity, tokens, tpm, rpm, self)
 
     def _adjust(self, ticket: RateTicket, tokens: float, requests: float) -> None:
         # Take ``tokens`` and ``requests`` more (negative: give back), within [0, limit].
@@ -195,10 +205,19 @@ class RateWindows:
         A bucket never goes below empty nor above its limit. May be called again with a
         later count (the ticket remembers the last); does nothing after a refund.
         """
-        check_limits(None, None, actual_tokens)
+        if not actual_tokens >= 0:
+            check_limits(None, None, actual_tokens)  # raises
         if ticket.refunded or actual_tokens == ticket.tokens:
             return
-        self._adjust(ticket, actual_tokens - ticket.tokens, 0.0)
+        tpm = ticket.tpm
+        if tpm is not None:
+            key = (ticket.profile, ticket.identity)
+            with self._lock:
+                now = self._clock()
+                bucket = self._buckets.get(key) or self._new(key, tpm, ticket.rpm, now)
+                bucket.refill(tpm, ticket.rpm, now)
+                level = bucket.tokens - (actual_tokens - ticket.tokens)
+                bucket.tokens = 0.0 if level < 0 else level if level < tpm else float(tpm)
         ticket.tokens = actual_tokens
 
     async def refund(self, ticket: RateTicket) -> None:
