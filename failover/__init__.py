@@ -12,12 +12,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from failover.attempts import Attempt
+from failover.budgets import Budget
 from failover.catalog import ModelCatalog, ModelEntry, TokenUsage, get_model_entry
 from failover.chain import FallbackChain
 from failover.config import FailoverConfig
 from failover.errors import (
     AllAttemptsFailed,
+    AtCapacity,
     AuthenticationError,
+    BudgetExceededError,
     ConfigError,
     ContentFilteredError,
     ContextWindowExceededError,
@@ -31,13 +34,16 @@ from failover.errors import (
     ModelNotFoundError,
     ModelNotInChain,
     NoProfileAvailable,
+    OverBudget,
     OverloadedError,
+    OverTokenRate,
     PoolExhaustedError,
     ProviderConnectionError,
     ProviderError,
     ProviderTimeoutError,
     QuotaExceededError,
     RateLimitError,
+    Refused,
     ServerError,
     StreamInterrupted,
     UnknownModelWarning,
@@ -74,10 +80,13 @@ __version__ = "0.1.0"
 __all__ = [
     "Action",
     "AllAttemptsFailed",
+    "AtCapacity",
     "Attempt",
     "AttemptContext",
     "AuthProfile",
     "AuthenticationError",
+    "Budget",
+    "BudgetExceededError",
     "ClientClosedError",
     "Completion",
     "CompletionStream",
@@ -106,6 +115,8 @@ __all__ = [
     "ModelNotFoundError",
     "ModelNotInChain",
     "NoProfileAvailable",
+    "OverBudget",
+    "OverTokenRate",
     "OverloadedError",
     "PoolExhaustedError",
     "ProfileSnapshot",
@@ -116,6 +127,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "RecoveredEvent",
+    "Refused",
     "ResilientClient",
     "ResilientTransport",
     "RetryEvent",

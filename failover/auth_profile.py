@@ -192,7 +192,12 @@ class AuthProfile:
         priority: Lower is tried first; equal priorities share the load.
         rate_limit_rpm: Requests per minute this key is allowed; the manager holds the
             key back once it has handed it out that often in the last 60 s.
-        rate_limit_tpm: Tokens per minute this key is allowed (informational).
+        rate_limit_tpm: Tokens per minute this key is allowed: each request takes its
+            estimated tokens (input, plus ``max_tokens``) from the key's minute before it
+            is sent, corrected by the reply's usage; a request that finds no room goes to
+            another key or model, or waits for room (see ``failover.admission``).
+        max_in_flight: Requests this key may have running at once in this process; more
+            go to another key or model, or wait.
         metadata: Free-form data for the application.
         weight: This key's share of the load under the ``weighted`` routing strategy
             (and its deployment's, summed over the deployment's keys).
@@ -216,6 +221,7 @@ class AuthProfile:
     rate_limit_tpm: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     weight: float = 1.0
+    max_in_flight: int | None = None
     region: str | None = None
     project: str | None = None
     credentials: Any = field(default=None, repr=False)
@@ -251,6 +257,7 @@ class AuthProfile:
         metadata: dict[str, Any] | None = None,
         *,
         weight: float = 1.0,
+        max_in_flight: int | None = None,
         status: ProfileStatus = ProfileStatus.AVAILABLE,
         cooldown_until: float = 0.0,
         region: str | None = None,
@@ -286,6 +293,7 @@ class AuthProfile:
         for limit, value in (
             ("rate_limit_rpm", rate_limit_rpm),
             ("rate_limit_tpm", rate_limit_tpm),
+            ("max_in_flight", max_in_flight),
         ):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value <= 0
@@ -315,6 +323,7 @@ class AuthProfile:
         for attribute, routed in routing.items():
             object.__setattr__(self, attribute, routed)
         self.metadata = {} if metadata is None else metadata
+        self.max_in_flight = max_in_flight
         self.region = region
         self.project = project
         self.credentials = credentials

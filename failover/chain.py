@@ -44,9 +44,15 @@ class FallbackChain:
         [2]
     """
 
-    __slots__ = ("_index", "_models", "_names", "_steps")
+    __slots__ = ("_groups", "_index", "_models", "_names", "_steps")
 
-    def __init__(self, models: Iterable[ModelEntry | Sequence[ModelEntry]] = ()) -> None:
+    def __init__(
+        self,
+        models: Iterable[ModelEntry | Sequence[ModelEntry]] = (),
+        *,
+        groups: Mapping[str, str] | None = None,
+    ) -> None:
+        self._groups: Mapping[str, str] = dict(groups or {})
         self._steps: tuple[tuple[ModelEntry, ...], ...] = tuple(
             (step,) if isinstance(step, ModelEntry) else tuple(step) for step in models
         )
@@ -71,7 +77,8 @@ class FallbackChain:
         """Build a chain from ``"provider/model"`` ids (split at the first ``/``).
 
         An item may also be a group of equivalent deployments: a list of ids, or a named
-        group ``{"name": "mini", "deployments": [ids]}`` (the name is for your reading),
+        group ``{"name": "mini", "deployments": [ids]}`` (a budget's ``group:mini`` scope
+        names it),
         or the same model on several clouds, ``{"model": "claude-sonnet-4-5", "on":
         ["anthropic", "bedrock", "vertex_anthropic"]}``, each cloud's id found through the
         catalog (see :mod:`failover.clouds`).
@@ -106,7 +113,9 @@ class FallbackChain:
             return found
 
         steps: list[ModelEntry | tuple[ModelEntry, ...]] = []
+        groups: dict[str, str] = {}
         for item in ids:
+            name = item.get("name") if isinstance(item, Mapping) else None
             if isinstance(item, Mapping) and "on" in item:
                 from failover.clouds import same_model_ids
 
@@ -117,7 +126,11 @@ class FallbackChain:
                 steps.append(entry(item))
             else:
                 steps.append(tuple(entry(model_id) for model_id in item))
-        return cls(steps)
+            if isinstance(name, str) and name:
+                step = steps[-1]
+                for model in (step,) if isinstance(step, ModelEntry) else step:
+                    groups[model.key] = name
+        return cls(steps, groups=groups)
 
     @classmethod
     def default(cls) -> FallbackChain:
@@ -162,6 +175,12 @@ class FallbackChain:
     def steps(self) -> Sequence[tuple[ModelEntry, ...]]:
         """The chain's steps: one model, or a group of equivalent deployments, each."""
         return self._steps
+
+    @property
+    def groups(self) -> Mapping[str, str]:
+        """Each model of a named step (``{"name": ..., "deployments": [...]}``) -> the
+        step's name."""
+        return self._groups
 
     @property
     def names(self) -> Sequence[str]:

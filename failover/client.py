@@ -16,7 +16,9 @@ import httpx
 from failover import providers
 from failover._closing import AsyncClosing
 from failover._secrets import watch_http_logs
+from failover.admission import checked_tags
 from failover.attempts import Attempt
+from failover.budgets import Budget
 from failover.catalog import ModelCatalog, ModelEntry, TokenUsage, default_catalog
 from failover.chain import FallbackChain
 from failover.chat_calls import ChatCalls, ChunkReader, close_opened
@@ -42,6 +44,7 @@ from failover.providers.base import (
     ToolCall,
     assistant_message,
 )
+from failover.request import RequestState
 from failover.routing import Hedging, Strategy
 from failover.store import Store
 from failover.telemetry import Telemetry, resolve_telemetry
@@ -137,6 +140,13 @@ class ResilientClient(HookMethods, AsyncClosing):
             OpenTelemetry's global providers when ``opentelemetry-api`` is installed (a no-op
             until the application installs an SDK), ``False`` turns telemetry off, or pass
             your own ``Telemetry``.
+        budgets: Spend budgets (:class:`~failover.budgets.Budget`) for the new manager:
+            an attempt whose worst case would overrun one is skipped, the chain moves on,
+            and :class:`~failover.errors.BudgetExceededError` says when nothing fits.
+        max_in_flight: For the new manager: ``provider/model`` -> requests that deployment
+            may run at once in this process (a key's own cap is its ``max_in_flight``).
+        admission: Hold requests to the budgets, the keys' ``rate_limit_tpm`` and the
+            in-flight caps (see :mod:`failover.admission`); ``False``: send regardless.
     """
 
     def __init__(
@@ -164,13 +174,19 @@ class ResilientClient(HookMethods, AsyncClosing):
         store: Store | None = None,
         telemetry: Telemetry | bool | None = None,
         strict_models: bool = False,
+        budgets: Sequence[Budget] = (),
+        max_in_flight: Mapping[str, int] | None = None,
+        admission: bool = True,
     ) -> None:
         self.chain = chain_from(chain, catalog or default_catalog, strict=strict_models)
         if self.chain.is_empty():
             raise ConfigError("chain must contain at least one model")
         if isinstance(profiles, FailoverManager):
-            if config is not None or store is not None:
-                raise ConfigError("pass config and store to the FailoverManager, not the client")
+            if config is not None or store is not None or budgets or max_in_flight:
+                raise ConfigError(
+                    "pass config, store, budgets and max_in_flight to the FailoverManager, "
+                    "not the client"
+                )
             manager = profiles
         elif (
             profiles is None
@@ -182,7 +198,9 @@ class ResilientClient(HookMethods, AsyncClosing):
                 f"got {type(profiles).__name__}"
             )
         else:
-            manager = FailoverManager(config, profiles=profiles, store=store)
+            manager = FailoverManager(
+                config, profiles=profiles, store=store, budgets=budgets, max_in_flight=max_in_flight
+            )
         self._started_store = False  # whether __aenter__ started the store (aclose stops it)
         for name, value in (("timeout", timeout), ("stream_idle_timeout", stream_idle_timeout)):
             if not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
@@ -210,7 +228,9 @@ class ResilientClient(HookMethods, AsyncClosing):
             hedging=None if hedge_after is None else Hedging(hedge_after, budget=hedge_budget),
             strategy=strategy,
             telemetry=resolve_telemetry(telemetry),
+            admission=admission,
         )
+        self._groups = self.chain.groups or None
         self.stream_idle_timeout = float(stream_idle_timeout)
         self._owned_http: httpx.AsyncClient | None = None
         if sender is None:
@@ -240,9 +260,15 @@ class ResilientClient(HookMethods, AsyncClosing):
         *,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        priority: int = 0,
+        tags: str | Sequence[str] = (),
         **params: Any,
     ) -> Completion:
         """Complete ``messages`` (OpenAI shape), failing over as needed.
+
+        ``priority``: a request waiting for room (a key's token window, an in-flight cap)
+        goes before those of lower priority. ``tags``: budgets scoped ``tag:<tag>`` apply
+        (e.g. a tenant).
 
         Raises:
             AllAttemptsFailed: Every model and key failed (``retry_after`` when known).
@@ -252,14 +278,14 @@ class ResilientClient(HookMethods, AsyncClosing):
         """
         request = chat_request(messages, max_tokens, temperature, params, stream=False)
         attempt = partial(self._complete, request)
-        state = self._engine.new_request(asyncio_cancel_safe=self._sender_cancel_safe)
-        if self._engine.strategy.name == "cost":
-            state.estimated_usage = estimate_usage(request)
+        state = self._new_state(request, priority, tags)
         result, model, profile = await self._engine.run(
             state, self.chain.steps, attempt, unsupported=self._unsupported(request)
         )
         cost = model.calculate_cost(result.usage) if result.usage_known else None
         usage = result.usage if result.usage_known else None
+        if state.ticket is not None:
+            await self._engine.settle(state, usage)
         self._engine.succeeded(state, model, profile, cost, usage, exchange=(messages, result.text))
         return Completion(
             text=result.text,
@@ -282,16 +308,19 @@ class ResilientClient(HookMethods, AsyncClosing):
         *,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        priority: int = 0,
+        tags: str | Sequence[str] = (),
         **params: Any,
     ) -> CompletionStream:
         """Stream a completion: an async iterator of text chunks, the last with usage.
 
         Failover happens until the first chunk reaches the caller; a later failure raises
         StreamInterrupted with the partial text. Use as ``async with client.stream(...) as s``
-        or iterate directly.
+        or iterate directly. ``priority`` and ``tags`` as for :meth:`complete`; budgets are
+        charged at the stream's end (its worst case when it is closed early or cut).
         """
         request = chat_request(messages, max_tokens, temperature, params, stream=True)
-        return CompletionStream(self, request)
+        return CompletionStream(self, request, self._new_state(request, priority, tags))
 
     async def call(self, fn: Callable[[AttemptContext], Awaitable[T]]) -> T:
         """Run ``fn`` with failover: it gets an AttemptContext (key, base URL, model).
@@ -317,6 +346,8 @@ class ResilientClient(HookMethods, AsyncClosing):
 
         state = self._engine.new_request()
         value, model, profile = await self._engine.run(state, self.chain.steps, attempt)
+        if state.ticket is not None:  # nothing tells its usage: its worst case is charged
+            await self._engine.settle(state, None)
         self._engine.succeeded(state, model, profile, None)
         return value
 
@@ -383,10 +414,13 @@ class ResilientClient(HookMethods, AsyncClosing):
         state = self._engine.new_request(asyncio_cancel_safe=self._sender_cancel_safe)
         characters = sum(len(text) for text in request.inputs)
         state.estimated_usage = TokenUsage(input_tokens=characters // 4 + 1, output_tokens=0)
+        state.max_tokens = 0
         result, model, profile = await self._engine.run(
             state, chain.steps, attempt, unsupported=unsupported
         )
         cost = model.calculate_cost(result.usage) if result.usage_known else None
+        if state.ticket is not None:
+            await self._engine.settle(state, result.usage if result.usage_known else None)
         self._engine.succeeded(state, model, profile, cost)
         return Embeddings(
             vectors=result.vectors,
@@ -425,6 +459,25 @@ class ResilientClient(HookMethods, AsyncClosing):
     def __repr__(self) -> str:
         return f"ResilientClient(chain={list(self.chain.names)!r}, profiles={len(self.manager)})"
 
+    def _new_state(
+        self, request: ChatRequest, priority: int, tags: str | Sequence[str]
+    ) -> RequestState:
+        """A chat request's bookkeeping, with what admission and the strategy read."""
+        state = self._engine.new_request(asyncio_cancel_safe=self._sender_cancel_safe)
+        if self._engine.strategy.name == "cost":
+            state.estimated_usage = estimate_usage(request)
+        elif self._engine.admission is not None:
+            state.estimate = partial(estimate_usage, request)
+        state.max_tokens = request.max_tokens
+        if priority:
+            if isinstance(priority, bool) or not isinstance(priority, int):
+                raise ConfigError(f"priority must be an int, got {priority!r}")
+            state.priority = priority
+        if tags:
+            state.tags = checked_tags(tags)
+        state.groups = self._groups
+        return state
+
     def _unsupported(self, request: ChatRequest) -> Callable[[ModelEntry], str | None] | None:
         """Which field of ``request`` a model cannot take (the engine skips such models);
         ``None`` for plain text without parameters, which every model takes."""
@@ -447,11 +500,11 @@ class CompletionStream(AsyncClosing):
         attempts: Every attempt made so far.
     """
 
-    def __init__(self, client: ResilientClient, request: ChatRequest) -> None:
+    def __init__(self, client: ResilientClient, request: ChatRequest, state: RequestState) -> None:
         self._client = client
         self._request = request
         self._engine = client.engine
-        self._state = self._engine.new_request(asyncio_cancel_safe=client._sender_cancel_safe)
+        self._state = state
         self._state.release = close_opened  # a hedged stream that lost: let it go
         self._opener: AbstractAsyncContextManager[Reply] | None = None
         self._reader: ChunkReader | None = None
@@ -530,6 +583,8 @@ class CompletionStream(AsyncClosing):
             self._engine.interrupted(self._state, model, profile, error)
             raise StreamInterrupted(error, self.text, self._state.attempts) from error
         if chunk is not None and self._reader.done:
+            if self._state.ticket is not None:
+                await self._engine.settle(self._state, chunk.usage)
             self._succeeded(chunk.usage)
         return chunk
 
@@ -556,5 +611,7 @@ class CompletionStream(AsyncClosing):
             return
         self._finished = True
         self._engine.ended(self._state)
+        if self._state.ticket is not None:  # closed or cut before its end
+            await self._engine.unsettled(self._state)
         if self._opener is not None and self._reader is not None:
             await close_opened((self._opener, self._reader))

@@ -84,6 +84,7 @@ _PROFILE_KEYS: dict[str, str] = {
     "rate_limit_rpm": "int",
     "rate_limit_tpm": "int",
     "weight": "float",
+    "max_in_flight": "int",
     "metadata": "as_table",
     "region": "str",  # bedrock, vertex_*: the cloud region
     "project": "str",  # vertex_*: the Google Cloud project

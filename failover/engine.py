@@ -30,6 +30,7 @@ import anyio.lowlevel
 from failover import logs
 from failover._secrets import KeyScrubber
 from failover._tasks import ASYNCIO_TIMEOUT_WORKS, AsyncioTimeout
+from failover.admission import Admission, Ticket, worst_case
 from failover.announce import Announcements
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry, TokenUsage
@@ -37,6 +38,7 @@ from failover.errors import (
     PoolExhaustedError,
     ProviderError,
     ProviderTimeoutError,
+    Refused,
 )
 from failover.events import (
     CooldownEvent,
@@ -73,6 +75,14 @@ Chain = Sequence[ModelEntry | Sequence[ModelEntry]]
 """Models in order; an item may be a group of equivalent deployments (one chain step)."""
 _log = logs.logger  # every decision is logged only after a (cached) isEnabledFor check
 _DEBUG, _INFO, _WARNING = logs.DEBUG, logs.INFO, logs.WARNING
+
+
+async def _shielded(work: Awaitable[T]) -> T:
+    """Finish ``work`` even when the request is being cancelled (what admission holds must
+    be given back, or it leaks)."""
+    with anyio.CancelScope(shield=True):
+        done = await work
+    return done
 
 
 def _loop_time() -> float:
@@ -117,8 +127,11 @@ class Engine(Announcements):
         hedging: Hedging | None = None,
         strategy: str | Strategy = "priority",
         telemetry: RequestWatcher | None = None,
+        admission: bool = True,
     ) -> None:
         self.manager = manager
+        self.admission: Admission | None = manager.admission if admission else None
+        """The manager's gates (budgets, token windows, caps), or ``None``: not held to them."""
         self.hedging = hedging
         self.strategy = strategy_named(strategy)
         self.latency = LatencyTracker()
@@ -318,14 +331,34 @@ class Engine(Announcements):
         """The loop: each candidate in turn, then a pause, until one succeeds or none is left."""
         if not self.manager.ready:  # a new process: first take in what the others stored
             await self.manager.wait_ready()
+        admission = self.admission
         while True:
             while (candidate := plan.next()) is not None:
+                ticket = None
+                if admission is not None and not admission.idle_for(
+                    candidate.profile, candidate.model
+                ):
+                    admitted = await self._admit(state, admission, candidate)
+                    if not isinstance(admitted, Ticket):
+                        action = Action.ROTATE if admitted.rotates else Action.NEXT_MODEL
+                        plan.failed(candidate, admitted, action)
+                        continue
+                    ticket = admitted
                 try:
-                    if self.hedging is not None and plan.may_hedge(candidate):
+                    if ticket is None and self.hedging is not None and plan.may_hedge(candidate):
                         return await self._hedged(state, plan, candidate, attempt)
-                    return await self._attempt(state, attempt, candidate.model, candidate.profile)
+                    done = await self._attempt(state, attempt, candidate.model, candidate.profile)
                 except ProviderError as error:
                     failure = error
+                    if ticket is not None and admission is not None:
+                        await _shielded(admission.release(ticket, reached=error.status is not None))
+                except BaseException:
+                    if ticket is not None and admission is not None:
+                        await _shielded(admission.release(ticket, reached=True))
+                    raise
+                else:
+                    state.ticket = ticket
+                    return done
                 pause = plan.failed(candidate, failure, self._decide(state, candidate, failure))
                 if pause is not None:
                     await self._pause(state, pause)
@@ -337,6 +370,47 @@ class Engine(Announcements):
         # loop must not starve the hooks or the store's sync)
         await anyio.lowlevel.checkpoint()
         raise self._exhausted(state, plan, plan.retry_after)
+
+    async def _admit(
+        self, state: RequestState, admission: Admission, candidate: Candidate
+    ) -> Ticket | Refused:
+        """Ask admission for ``candidate``; a refusal is recorded as an attempt (no call was
+        made, nothing is blamed) and the plan moves on from it."""
+        model, profile = candidate.model, candidate.profile
+        if state.estimate is not None:
+            state.estimated_usage, state.estimate = state.estimate(), None
+        worst = worst_case(state.estimated_usage, state.max_tokens, model)
+        admitted = await admission.admit(
+            profile, model, worst, groups=state.groups, tags=state.tags
+        )
+        if not isinstance(admitted, Ticket):
+            self.record_attempt(state, model, profile, admitted, time.monotonic())
+        return admitted
+
+    async def settle(self, state: RequestState, usage: TokenUsage | None) -> float | None:
+        """Charge the answered request's real cost to its budgets and correct its token
+        windows (the worst case when ``usage`` is unknown); the dollars charged."""
+        ticket = state.ticket
+        if ticket is None:
+            return None
+        state.ticket = None
+        admission = self.manager.admission
+        profile_name = state.attempts[-1].profile if state.attempts else None
+        charged = await _shielded(admission.settle(ticket, usage))
+        profile = self.manager.get_profile(profile_name) if profile_name else None
+        if profile is not None and profile.tokens_remaining is not None:
+            await _shielded(
+                admission.observe(profile, profile.tokens_remaining, profile.requests_remaining)
+            )
+        return charged
+
+    async def unsettled(self, state: RequestState) -> None:
+        """Give back what an answer that was never delivered held (a stream closed before
+        its end is charged its worst case: what it produced is billed)."""
+        ticket = state.ticket
+        if ticket is not None:
+            state.ticket = None
+            await _shielded(self.manager.admission.settle(ticket, None))
 
     def _decide(self, state: RequestState, candidate: Candidate, error: ProviderError) -> Action:
         """Record ``error`` against the candidate's key and model; raise it when no other
@@ -351,9 +425,9 @@ class Engine(Announcements):
 
     async def _pause(self, state: RequestState, pause: Pause) -> None:
         """Sleep the plan's pause: a backoff (announced as a retry), or a wait in the
-        recovery line."""
+        recovery line (for a key, or for room: higher ``priority`` first)."""
         if pause.recovery:
-            await self.recovery.wait(pause.delay, self.sleep)
+            await self.recovery.wait(pause.delay, self.sleep, priority=state.priority)
             return
         self._announce_retry(state, pause)
         await self.sleep(pause.delay)

@@ -22,9 +22,14 @@ Every exception the library raises derives from ``FailoverError``::
     │   ├── ContentFilteredError                 blocked by a content filter, or refused
     │   ├── InvalidRequestError                  other 400/422: the request itself is wrong
     │   │   └── UnsupportedParameterError        no model in the chain can take a field
-    │   └── MalformedResponseError               an unparsable reply, or a truncated stream
+    │   ├── MalformedResponseError               an unparsable reply, or a truncated stream
+    │   └── Refused                              not sent: admission said no (no call made)
+    │       ├── OverBudget                       the attempt's worst case would overrun a Budget
+    │       ├── OverTokenRate                    the key's tokens-per-minute window has no room
+    │       └── AtCapacity                       the key or deployment has max_in_flight running
     ├── AllAttemptsFailed                        every model and key was tried; carries attempts
-    │   └── NoProfileAvailable                   no key could be tried (all cooling or disabled)
+    │   ├── NoProfileAvailable                   no key could be tried (all cooling or disabled)
+    │   └── BudgetExceededError                  nothing within budget could serve the request
     ├── StreamInterrupted                        a stream failed after its first chunk
     └── PoolExhaustedError                       this client's own HTTP pool had no connection
 
@@ -50,7 +55,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AllAttemptsFailed",
+    "AtCapacity",
     "AuthenticationError",
+    "BudgetExceededError",
     "ConfigError",
     "ContentFilteredError",
     "ContextWindowExceededError",
@@ -64,6 +71,8 @@ __all__ = [
     "ModelNotFoundError",
     "ModelNotInChain",
     "NoProfileAvailable",
+    "OverBudget",
+    "OverTokenRate",
     "OverloadedError",
     "PoolExhaustedError",
     "ProviderConnectionError",
@@ -71,6 +80,7 @@ __all__ = [
     "ProviderTimeoutError",
     "QuotaExceededError",
     "RateLimitError",
+    "Refused",
     "ServerError",
     "StreamInterrupted",
     "UnknownModelWarning",
@@ -304,6 +314,47 @@ class MalformedResponseError(ProviderError):
     kind = "malformed"
 
 
+class Refused(ProviderError):
+    """Admission refused a candidate before any call: no key, model or breaker is blamed.
+
+    The request moves on (see each subclass) and the refusal is in its attempt history.
+    """
+
+    kind = "refused"
+    rotates = True
+    """Whether another key of the same model may do (else the model is left)."""
+
+
+class OverBudget(Refused):
+    """The attempt's worst-case cost would overrun a spend budget.
+
+    Attributes:
+        budget: The budget (a ``failover.Budget``) that would overrun.
+        resets_at: Wall-clock time (epoch seconds) its window ends.
+    """
+
+    kind = "over_budget"
+
+    def __init__(self, message: str, *, budget: object, resets_at: float, rotates: bool) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.resets_at = resets_at
+        self.rotates = rotates
+
+
+class OverTokenRate(Refused):
+    """The key's tokens-per-minute window has no room for the request now
+    (``retry_after``: seconds until it has)."""
+
+    kind = "over_rate"
+
+
+class AtCapacity(Refused):
+    """The key or the deployment already has ``max_in_flight`` requests running."""
+
+    kind = "at_capacity"
+
+
 class AllAttemptsFailed(FailoverError):
     """Every model and key that could be tried failed.
 
@@ -337,6 +388,29 @@ class AllAttemptsFailed(FailoverError):
 
 class NoProfileAvailable(AllAttemptsFailed):
     """No auth profile could be used: every candidate is cooling down or disabled."""
+
+
+class BudgetExceededError(AllAttemptsFailed):
+    """No candidate within budget could serve the request.
+
+    Attributes:
+        budget: The budget (a ``failover.Budget``) that refused it.
+        resets_at: Wall-clock time (epoch seconds) that budget's window ends.
+        retry_after: Seconds until then.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        attempts: Sequence[Attempt],
+        *,
+        budget: object,
+        resets_at: float,
+        retry_after: float,
+    ) -> None:
+        self.budget = budget
+        self.resets_at = resets_at
+        super().__init__(message, attempts, retry_after=retry_after)
 
 
 class StreamInterrupted(FailoverError):

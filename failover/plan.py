@@ -26,12 +26,21 @@ that made it).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry
-from failover.errors import AllAttemptsFailed, NoProfileAvailable, ProviderError
+from failover.errors import (
+    AllAttemptsFailed,
+    AtCapacity,
+    BudgetExceededError,
+    NoProfileAvailable,
+    OverBudget,
+    OverTokenRate,
+    ProviderError,
+)
 from failover.planner import (
     DEPLOYMENT,
     FALLBACK,
@@ -92,6 +101,7 @@ class Plan:
     _position = -1
     _retries = _waits = _looks = _walk_start = 0
     _passed: list[ModelEntry] | tuple[()] = ()  # models the walk passed by: no key usable
+    _room_at: float | None = None  # when the earliest candidate refused for room has it
     _waited = 0.0
     _reason = FIRST
     _order: list[tuple[int, ModelEntry]] | None = None
@@ -124,6 +134,7 @@ class Plan:
         self._again = again
         self._walk_start = len(self.state.attempts)
         self._passed = ()
+        self._room_at = None
         self._order = None  # ordered when walked
         self._position = -1
         self._phase = _WALK
@@ -263,6 +274,8 @@ class Plan:
     def failed(self, candidate: Candidate, error: ProviderError, action: Action) -> Pause | None:
         """Learn that ``candidate`` failed with ``error`` (the policy said ``action``, which
         is not ``RAISE``); a :class:`Pause` is a backoff to sleep before the next candidate."""
+        if isinstance(error, (OverTokenRate, AtCapacity)):
+            self._wait_for_room(error)
         if candidate.reason == LEAST_BAD:
             if action is Action.RETRY:
                 self._note(error, candidate)
@@ -295,6 +308,16 @@ class Plan:
         endpoints.add(candidate.profile.base_url)  # sideways: another endpoint, at once
         return None
 
+    def _wait_for_room(self, error: OverTokenRate | AtCapacity) -> None:
+        """Note when a candidate refused for room may have it: the token window says; a
+        full cap is looked at again shortly."""
+        wait = error.retry_after
+        if wait is None:
+            wait = min(_FIRST_LOOK * 2**self._looks, _LONGEST_LOOK)
+        at = self.planner.clock() + wait
+        if self._room_at is None or at < self._room_at:
+            self._room_at = at
+
     def _note(self, error: ProviderError, candidate: Candidate) -> None:
         """Keep the walk's first transient failure that the provider lets be retried."""
         if self._retry is None and error.should_retry is not False:
@@ -320,7 +343,11 @@ class Plan:
                 self._walk(again=True)
                 return Pause(delay, self._retries, *retry)
         recovery = self.retry_after = planner.earliest_recovery(self.steps)
-        if recovery == 0 and planner.wait_for_recovery and self._passed_by_usable():
+        if self._room_at is not None:  # a key with room soon: wait in the line for it
+            room = max(self._room_at - planner.clock(), 0.001)
+            recovery = self.retry_after = room if not recovery else min(recovery, room)
+            self._looks += 1
+        elif recovery == 0 and planner.wait_for_recovery and self._passed_by_usable():
             recovery = min(_FIRST_LOOK * 2**self._looks, _LONGEST_LOOK)
             self._looks += 1
         if not planner.wait_for_recovery or not recovery or self._waits >= MAX_RECOVERY_WAITS:
@@ -381,6 +408,16 @@ class Plan:
         """The error of a request that found nothing to succeed (``retry_after``: the
         earliest recovery)."""
         attempts = self.attempts
+        over = [a.error for a in attempts[self._walk_start :] if isinstance(a.error, OverBudget)]
+        if over:
+            refusal = over[0]
+            return BudgetExceededError(
+                f"no candidate within budget: {refusal.message}",
+                attempts,
+                budget=refusal.budget,
+                resets_at=refusal.resets_at,
+                retry_after=max(0.0, refusal.resets_at - time.time()),
+            )
         if first_call(attempts):
             return NoProfileAvailable(
                 "no auth profile is available for any model in the chain",

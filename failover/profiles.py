@@ -18,11 +18,12 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
 from failover._secrets import scrub
+from failover.admission import Admission
 from failover.auth_profile import (
     AuthProfile,
     FailoverStatus,
@@ -33,6 +34,7 @@ from failover.auth_profile import (
     checked_changes,
 )
 from failover.breakers import Breakers
+from failover.budgets import Budget
 from failover.config import FailoverConfig
 from failover.errors import ConfigError
 from failover.failover_callbacks import FailoverCallback, FailoverCallbacks
@@ -78,6 +80,10 @@ class FailoverManager:
             with every process using the same Redis). Picks are always served from
             memory; a shared store syncs in a background task that ``async with
             manager:`` (or :meth:`start` / :meth:`aclose`) runs.
+        budgets: Spend budgets (:class:`~failover.budgets.Budget`) every request of every
+            client and transport over this manager is held to; kept in the store.
+        max_in_flight: Deployment (``provider/model``) -> how many requests it may run at
+            once in this process (a key's own cap is its ``max_in_flight``).
 
     Example:
         >>> manager = FailoverManager(profiles=[AuthProfile("a", "openai", "sk-...")])
@@ -92,6 +98,8 @@ class FailoverManager:
         profiles: Iterable[AuthProfile] = (),
         clock: Callable[[], float] = time.monotonic,
         store: Store | None = None,
+        budgets: Sequence[Budget] = (),
+        max_in_flight: Mapping[str, int] | None = None,
     ) -> None:
         if config is not None and not isinstance(config, FailoverConfig):
             raise ConfigError(f"config must be a FailoverConfig, got {type(config).__name__}")
@@ -119,6 +127,9 @@ class FailoverManager:
             )
         for profile in profiles:
             self.add_profile(profile)
+        self.admission = Admission(budgets, max_in_flight=max_in_flight, store=self.store)
+        """The gates before every attempt: spend budgets, token windows, in-flight caps,
+        shared by every client and transport over this manager."""
 
     @classmethod
     def default_config(cls) -> FailoverManager:

@@ -19,6 +19,7 @@ from failover.attempts import Attempt
 from failover.catalog import ModelEntry, TokenUsage
 
 if TYPE_CHECKING:
+    from failover.admission import Ticket
     from failover.events import HookDispatcher
     from failover.profiles import AuthProfile, FailoverManager
 
@@ -77,6 +78,18 @@ class RequestState:
     asyncio_cancel_safe: bool = False
     """Whether asyncio's own cancellation may interrupt the attempts anywhere (aiohttp):
     they are then bounded by asyncio's cheaper timer, not by anyio's cancel scope."""
+    max_tokens: int | None = None
+    """The request's ``max_tokens``: the most output admission reserves for it."""
+    priority: int = 0
+    """Its place in the line of requests waiting for room (higher goes first)."""
+    tags: tuple[str, ...] = ()
+    """The caller's tags (e.g. a tenant): budgets scoped ``tag:<tag>`` apply to it."""
+    groups: Mapping[str, str] | None = None
+    """Model -> the name of its chain step's group (budgets scoped ``group:<name>``)."""
+    estimate: Callable[[], TokenUsage] | None = None
+    """Estimates ``estimated_usage`` when admission first needs it (then ``None``)."""
+    ticket: Ticket | None = None
+    """What the successful attempt holds until the reply is charged (admission)."""
 
     def time_left(self) -> float:
         """Seconds until the request's deadline (``inf`` without one)."""

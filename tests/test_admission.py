@@ -1,0 +1,358 @@
+"""Admission through ResilientClient: budgets checked before and charged after, token
+windows, in-flight caps, the line for room, and what a refusal looks like to the caller."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import respx
+
+from failover import (
+    AuthProfile,
+    BudgetExceededError,
+    ConfigError,
+    FailoverManager,
+    ResilientClient,
+)
+from failover.budgets import Budget
+from failover.catalog import ModelEntry, TokenUsage, default_catalog
+from failover.events import FailoverEvent
+from tests.conftest import BOTH_BACKENDS
+
+anyio_backend = BOTH_BACKENDS
+
+OPENAI = "https://api.openai.com/v1/chat/completions"
+OPENAI_EMBED = "https://api.openai.com/v1/embeddings"
+ANTHROPIC = "https://api.anthropic.com/v1/messages"
+KEY_A = "sk-proj-aaaaaaaaaaaaaaaaaaaaaaaa1111"
+KEY_B = "sk-proj-bbbbbbbbbbbbbbbbbbbbbbbb2222"
+KEY_C = "sk-ant-cccccccccccccccccccccccc3333"
+MESSAGES = [{"role": "user", "content": "hello there"}]
+GPT = "openai/gpt-4o-mini"
+CLAUDE = "anthropic/claude-haiku-4-5"
+
+
+def price(model_id: str) -> ModelEntry:
+    entry = default_catalog.resolve(model_id)
+    assert entry is not None and entry.cost_input and entry.cost_output
+    return entry
+
+
+def ok(prompt: int = 10, completion: int = 5) -> httpx.Response:
+    return httpx.Response(
+        200,
+        json={
+            "choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion},
+        },
+    )
+
+
+def claude_ok() -> httpx.Response:
+    return httpx.Response(
+        200,
+        json={
+            "content": [{"type": "text", "text": "claude"}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 3, "output_tokens": 1},
+        },
+    )
+
+
+def keyed(request: httpx.Request) -> str:
+    return request.headers.get("authorization", "").removeprefix("Bearer ")
+
+
+def profiles(**limits: dict[str, Any]) -> list[AuthProfile]:
+    return [
+        AuthProfile("a", "openai", KEY_A, **limits.get("a", {})),
+        AuthProfile("b", "openai", KEY_B, **limits.get("b", {})),
+        AuthProfile("c", "anthropic", KEY_C, **limits.get("c", {})),
+    ]
+
+
+def client(
+    chain: list[str] | None = None, keys: list[AuthProfile] | None = None, **kwargs: Any
+) -> ResilientClient:
+    return ResilientClient(chain or [GPT, CLAUDE], keys or profiles(), **kwargs)
+
+
+def worst(model_id: str, max_tokens: int) -> float:
+    """The worst case admission reserves for MESSAGES with ``max_tokens``."""
+    input_tokens = len(MESSAGES[0]["content"]) // 4 + 1
+    cost = price(model_id).calculate_cost(TokenUsage(input_tokens, max_tokens))
+    assert cost is not None
+    return cost
+
+
+# -- budgets ----------------------------------------------------------------------------------
+
+
+@respx.mock
+async def test_a_reply_is_charged_its_real_cost_not_its_worst_case() -> None:
+    respx.post(OPENAI).mock(return_value=ok(prompt=10, completion=5))
+    budget = Budget(usd=1.0, per="day")
+    resilient = client(budgets=[budget])
+    done = await resilient.complete(MESSAGES, max_tokens=1000)
+    used = await resilient.manager.admission.ledger.used(budget)
+    assert done.cost_usd is not None and used == pytest.approx(done.cost_usd)
+    assert used < worst(GPT, 1000)
+
+
+@respx.mock
+async def test_a_model_whose_worst_case_would_overrun_its_budget_is_skipped_for_the_next() -> None:
+    gpt = respx.post(OPENAI).mock(return_value=ok())
+    respx.post(ANTHROPIC).mock(return_value=claude_ok())
+    budget = Budget(usd=worst(GPT, 100) * 1.5, per="hour", scope=f"model:{GPT}")
+    resilient = client(budgets=[budget])
+    moves: list[FailoverEvent] = []
+    resilient.on_failover(moves.append)
+    first = await resilient.complete(MESSAGES, max_tokens=100)
+    second = await resilient.complete(MESSAGES, max_tokens=100)  # spent ~1/10 of the worst
+    assert (first.model, second.model) == (GPT, GPT)
+    third = await resilient.complete(MESSAGES, max_tokens=100_000)  # could never fit
+    assert third.model == CLAUDE
+    assert [a.outcome for a in third.attempts] == ["over_budget", "ok"]
+    assert gpt.call_count == 2
+    await resilient.aclose()
+    assert [(m.reason, m.to_model) for m in moves] == [("over_budget", CLAUDE)]
+
+
+@respx.mock
+async def test_nothing_within_budget_raises_a_typed_error_naming_it_and_its_reset() -> None:
+    respx.post(OPENAI).mock(return_value=ok())
+    respx.post(ANTHROPIC).mock(return_value=claude_ok())
+    budget = Budget(usd=0.000001, per="day")
+    resilient = client(budgets=[budget])
+    with pytest.raises(BudgetExceededError) as caught:
+        await resilient.complete(MESSAGES, max_tokens=100)
+    error = caught.value
+    assert error.budget is budget
+    assert [a.outcome for a in error.attempts] == ["over_budget", "over_budget"]
+    assert 0 < error.retry_after <= 86_400 and error.resets_at > 0
+    assert "per day" in str(error) and "resets in" in str(error)
+    assert await resilient.manager.admission.ledger.used(budget) == 0  # nothing held
+
+
+@respx.mock
+async def test_a_keys_own_budget_rotates_to_another_key_of_the_model() -> None:
+    route = respx.post(OPENAI).mock(side_effect=lambda request: ok())
+    resilient = client(budgets=[Budget(usd=0.000001, per="day", scope="profile:a")])
+    done = await resilient.complete(MESSAGES, max_tokens=100)
+    assert (done.model, done.profile) == (GPT, "b")
+    assert [keyed(call.request) for call in route.calls] == [KEY_B]
+
+
+@respx.mock
+async def test_a_tag_budget_holds_only_the_requests_that_carry_the_tag() -> None:
+    respx.post(OPENAI).mock(return_value=ok())
+    respx.post(ANTHROPIC).mock(return_value=claude_ok())
+    resilient = client([GPT], budgets=[Budget(usd=0.000001, per="day", scope="tag:tenant-a")])
+    untagged = await resilient.complete(MESSAGES, max_tokens=100, tags="tenant-b")
+    assert untagged.model == GPT
+    with pytest.raises(BudgetExceededError):
+        await resilient.complete(MESSAGES, max_tokens=100, tags=["tenant-a", "x"])
+
+
+@respx.mock
+async def test_a_group_budget_covers_every_deployment_of_the_named_step() -> None:
+    respx.post(OPENAI).mock(return_value=ok())
+    respx.post(ANTHROPIC).mock(return_value=claude_ok())
+    chain: list[Any] = [{"name": "mini", "deployments": [GPT]}, CLAUDE]
+    resilient = ResilientClient(
+        chain, profiles(), budgets=[Budget(usd=0.000001, per="day", scope="group:mini")]
+    )
+    done = await resilient.complete(MESSAGES, max_tokens=100)
+    assert done.model == CLAUDE and done.attempts[0].outcome == "over_budget"
+
+
+@respx.mock
+async def test_a_stream_is_charged_at_its_end_and_its_worst_case_when_closed_early() -> None:
+    chunks = [
+        'data: {"choices":[{"delta":{"content":"one "}}]}\n\n',
+        'data: {"choices":[{"delta":{"content":"two"},"finish_reason":"stop"}]}\n\n',
+        'data: {"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":2}}\n\n',
+        "data: [DONE]\n\n",
+    ]
+    respx.post(OPENAI).mock(
+        side_effect=lambda request: httpx.Response(
+            200, content="".join(chunks).encode(), headers={"content-type": "text/event-stream"}
+        )
+    )
+    budget = Budget(usd=1.0, per="day")
+    resilient = client([GPT], budgets=[budget])
+    ledger = resilient.manager.admission.ledger
+    async with resilient.stream(MESSAGES, max_tokens=50) as stream:
+        first = await stream.__anext__()
+        assert await ledger.used(budget) == pytest.approx(worst(GPT, 50))  # reserved
+        text = first.text + "".join([chunk.text async for chunk in stream])
+    assert text == "one two"
+    real = price(GPT).calculate_cost(TokenUsage(4, 2))
+    assert await ledger.used(budget) == pytest.approx(real)
+
+    async with resilient.stream(MESSAGES, max_tokens=50) as stream:
+        async for _ in stream:
+            break  # closed after its first chunk: what it produced is billed
+    assert await ledger.used(budget) == pytest.approx(real + worst(GPT, 50))
+
+
+@respx.mock
+async def test_an_embedding_is_checked_and_charged() -> None:
+    respx.post(OPENAI_EMBED).mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "data": [{"embedding": [0.1, 0.2], "index": 0}],
+                "usage": {"prompt_tokens": 7, "total_tokens": 7},
+            },
+        )
+    )
+    model = "openai/text-embedding-3-small"
+    budget = Budget(usd=1.0, per="day")
+    resilient = client([model], budgets=[budget])
+    done = await resilient.embed("hello", dimensions=2)
+    assert await resilient.manager.admission.ledger.used(budget) == pytest.approx(done.cost_usd)
+
+
+@respx.mock
+async def test_a_failed_attempt_gives_its_reservation_back() -> None:
+    respx.post(OPENAI).mock(return_value=httpx.Response(500, json={"error": {"message": "x"}}))
+    respx.post(ANTHROPIC).mock(return_value=claude_ok())
+    budget = Budget(usd=1.0, per="day")
+    resilient = client(budgets=[budget])
+    done = await resilient.complete(MESSAGES, max_tokens=10)
+    assert done.model == CLAUDE
+    used = await resilient.manager.admission.ledger.used(budget)
+    assert used == pytest.approx(done.cost_usd)
+
+
+def test_budgets_go_to_the_manager_when_the_client_is_given_one() -> None:
+    manager = FailoverManager(profiles=profiles(), budgets=[Budget(usd=5.0)])
+    with pytest.raises(ConfigError, match="budgets"):
+        ResilientClient([GPT], manager, budgets=[Budget(usd=1.0)])
+    with pytest.raises(ConfigError, match="Budget"):
+        ResilientClient([GPT], profiles(), budgets=[{"usd": 1}])  # type: ignore[list-item]
+
+
+async def test_bad_tags_and_priorities_are_refused_before_any_call() -> None:
+    resilient = client([GPT])
+    with pytest.raises(ConfigError, match="tags"):
+        await resilient.complete(MESSAGES, tags=[""])
+    with pytest.raises(ConfigError, match="priority"):
+        await resilient.complete(MESSAGES, priority="high")  # type: ignore[arg-type]
+
+
+# -- token windows ----------------------------------------------------------------------------
+
+
+@respx.mock
+async def test_a_key_without_room_in_its_minute_is_passed_for_one_with_room() -> None:
+    route = respx.post(OPENAI).mock(side_effect=lambda request: ok(prompt=3, completion=890))
+    keys = profiles(a={"rate_limit_tpm": 1_000}, b={"priority": 1})  # a is preferred
+    resilient = client([GPT], keys)
+    first = await resilient.complete(MESSAGES, max_tokens=900)  # uses 893 of a's 1,000
+    second = await resilient.complete(MESSAGES, max_tokens=900)
+    assert (first.profile, second.profile) == ("a", "b")
+    assert [a.outcome for a in second.attempts] == ["over_rate", "ok"]
+    assert [keyed(call.request) for call in route.calls] == [KEY_A, KEY_B]
+
+
+@respx.mock
+async def test_the_reply_usage_gives_the_unused_reservation_back_to_the_window() -> None:
+    respx.post(OPENAI).mock(side_effect=lambda request: ok(prompt=3, completion=1))
+    keys = profiles(a={"rate_limit_tpm": 1_000})
+    resilient = client([GPT], keys[:1])
+    for _ in range(3):  # each reserves ~903 and gives back all but 4 at once
+        done = await resilient.complete(MESSAGES, max_tokens=900)
+        assert done.profile == "a" and len(done.attempts) == 1
+    snapshot = await resilient.manager.admission.windows.snapshot(
+        "a", keys[0].fingerprint, 1_000, None
+    )
+    assert snapshot["tokens_available"] == pytest.approx(1_000 - 12, abs=2)
+
+
+@respx.mock
+async def test_a_request_with_no_room_anywhere_waits_in_line_for_it() -> None:
+    respx.post(OPENAI).mock(side_effect=lambda request: ok(prompt=3, completion=590))
+    keys = [AuthProfile("a", "openai", KEY_A, rate_limit_tpm=600)]  # 10 tokens a second
+    resilient = client([GPT], keys)
+    await resilient.complete(MESSAGES, max_tokens=595)  # 593 of the minute's 600 used
+    done = await resilient.complete(MESSAGES, max_tokens=20)  # ~23 more: about 1.6 s away
+    assert done.profile == "a"
+    assert [a.outcome for a in done.attempts] == ["over_rate", "ok"]
+    assert 1.0 < done.attempts[0].retry_after < 2.5  # the window said when, and it waited
+
+
+# -- in-flight caps ---------------------------------------------------------------------------
+
+
+@respx.mock
+async def test_a_key_at_its_cap_sends_the_next_request_to_another_and_slots_never_leak() -> None:
+    release, both = anyio.Event(), anyio.Event()
+    seen: list[str] = []
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        seen.append(keyed(request))
+        if len(seen) == 2:
+            both.set()
+        await release.wait()
+        return ok()
+
+    respx.post(OPENAI).mock(side_effect=slow)
+    keys = profiles(a={"max_in_flight": 1}, b={"max_in_flight": 1})
+    resilient = client([GPT], keys)
+    results: list[Any] = []
+
+    async def one() -> None:
+        results.append(await resilient.complete(MESSAGES, max_tokens=5))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(one)
+        group.start_soon(one)
+        await both.wait()
+        group.start_soon(one)  # both keys at their cap: it waits for a place
+        await anyio.sleep(0.1)
+        assert len(seen) == 2
+        release.set()
+    assert sorted(r.profile for r in results[:2]) == ["a", "b"] and len(results) == 3
+    assert [a.outcome for a in results[2].attempts][-1] == "ok"
+    assert "at_capacity" in [a.outcome for a in results[2].attempts]
+    assert resilient.manager.admission.in_flight.counts() == {"profiles": {}, "deployments": {}}
+
+
+@respx.mock
+async def test_a_cancelled_request_leaves_its_place_and_its_reservation() -> None:
+    started = anyio.Event()
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        started.set()
+        await anyio.sleep(math.inf)
+        raise AssertionError
+
+    respx.post(OPENAI).mock(side_effect=hang)
+    budget = Budget(usd=1.0, per="day")
+    keys = profiles(a={"max_in_flight": 1, "rate_limit_tpm": 10_000})
+    resilient = client([GPT], keys, budgets=[budget])
+    with anyio.move_on_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(resilient.complete, MESSAGES)
+            await started.wait()
+            assert await resilient.manager.admission.ledger.used(budget) > 0
+            group.cancel_scope.cancel()
+    admission = resilient.manager.admission
+    assert admission.in_flight.count("a") == 0
+    assert await admission.ledger.used(budget) == 0
+    window = await admission.windows.snapshot("a", keys[0].fingerprint, 10_000, None)
+    assert window["tokens_available"] == pytest.approx(10_000, abs=5)
+
+
+@respx.mock
+async def test_admission_off_sends_regardless() -> None:
+    route = respx.post(OPENAI).mock(return_value=ok())
+    resilient = client([GPT], budgets=[Budget(usd=0.000001)], admission=False)
+    await resilient.complete(MESSAGES, max_tokens=100)
+    assert route.call_count == 1
