@@ -140,8 +140,10 @@ class Engine(Announcements):
         self._weights: dict[str, tuple[float, float]] = {}
         self.hooks = HookDispatcher()
         self.telemetry = telemetry
+        self.recovery = RecoveryLine()
+        """Requests waiting for a key to recover or for room (higher priority first)."""
         if telemetry is not None:
-            telemetry.attach(self.hooks, manager)
+            telemetry.attach(self.hooks, manager, self.recovery)
         self.base_url_for = base_url_for
         self.timeout = timeout
         self._deadline = deadline
@@ -161,7 +163,6 @@ class Engine(Announcements):
         # the chain last planned, when immutable, with its steps (one pair, read at once)
         self._steps_of: tuple[object, Steps] = (None, [])
         self.model_health = ModelHealth()
-        self.recovery = RecoveryLine()
 
     @property
     def deadline(self) -> float | None:
@@ -397,6 +398,8 @@ class Engine(Announcements):
         admission = self.manager.admission
         profile_name = state.attempts[-1].profile if state.attempts else None
         charged = await _shielded(admission.settle(ticket, usage))
+        if charged is not None and state.telemetry is not None and ticket.reservation is not None:
+            state.telemetry.charged(charged, [b.scope for b in ticket.reservation.budgets])
         profile = self.manager.get_profile(profile_name) if profile_name else None
         if profile is not None and profile.tokens_remaining is not None:
             await _shielded(
@@ -427,7 +430,10 @@ class Engine(Announcements):
         """Sleep the plan's pause: a backoff (announced as a retry), or a wait in the
         recovery line (for a key, or for room: higher ``priority`` first)."""
         if pause.recovery:
+            started = time.monotonic()
             await self.recovery.wait(pause.delay, self.sleep, priority=state.priority)
+            if state.telemetry is not None:
+                state.telemetry.queued(time.monotonic() - started)
             return
         self._announce_retry(state, pause)
         await self.sleep(pause.delay)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from failover.admission import Ticket
     from failover.events import HookDispatcher
     from failover.profiles import AuthProfile, FailoverManager
+    from failover.recovery import RecoveryLine
 
 __all__ = [
     "TYPICAL_USAGE",
@@ -110,6 +111,12 @@ class RequestListener(Protocol):
     def first_chunk(self) -> None:
         """A streamed answer's first chunk is out."""
 
+    def queued(self, seconds: float) -> None:
+        """The request waited ``seconds`` in the line (for a key to recover, or for room)."""
+
+    def charged(self, usd: float, budgets: Sequence[str]) -> None:
+        """The answer was charged ``usd`` to the ``budgets`` named (their scopes)."""
+
     def capture(self, messages: Sequence[Mapping[str, Any]], text: str) -> None:
         """The request's messages and the answer's text (kept only when content is)."""
 
@@ -128,8 +135,11 @@ class RequestListener(Protocol):
 class RequestWatcher(Protocol):
     """Starts a listener per request and hears the engine's events (``Telemetry``)."""
 
-    def attach(self, hooks: HookDispatcher, manager: FailoverManager) -> None:
-        """Listen to the events of the engine whose hooks are ``hooks``."""
+    def attach(
+        self, hooks: HookDispatcher, manager: FailoverManager, line: RecoveryLine | None = None
+    ) -> None:
+        """Listen to the events of the engine whose hooks are ``hooks``; ``line``: the
+        engine's line of waiting requests (its length is a metric)."""
 
     def start_request(
         self, operation: str, request_id: str, chain: Sequence[ModelEntry | Sequence[ModelEntry]]

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
     from failover.catalog import ModelEntry, TokenUsage
     from failover.profiles import FailoverManager
+    from failover.recovery import RecoveryLine
     from failover.request import AttemptContext
 
 
@@ -180,7 +181,9 @@ class Telemetry:
 
     # -- wiring ---------------------------------------------------------------------------
 
-    def attach(self, hooks: HookDispatcher, manager: FailoverManager) -> None:
+    def attach(
+        self, hooks: HookDispatcher, manager: FailoverManager, line: RecoveryLine | None = None
+    ) -> None:
         """Listen to an engine's events and watch its manager's keys (done by the client)."""
         for event_type in (FailoverEvent, RetryEvent, CooldownEvent, RecoveredEvent, HedgeEvent):
             hooks.add(event_type, self.event)
@@ -422,6 +425,12 @@ class RequestTelemetry:
         if self._telemetry.capture_content and (message := getattr(event, "error_message", "")):
             attributes["failover.error_message"] = message
         self.span.add_event(name, attributes)
+
+    def queued(self, seconds: float) -> None:
+        """Note a wait in the line (for a key to recover, or for room)."""
+
+    def charged(self, usd: float, budgets: Sequence[str]) -> None:
+        """Note the dollars the answer was charged to budgets."""
 
     def first_chunk(self) -> None:
         """Note that a stream's first chunk reached the caller."""
