@@ -262,7 +262,7 @@ def test_threads_taking_at_once_never_get_more_than_the_limit(clock: FakeClock) 
 OPS = st.lists(
     st.one_of(
         st.tuples(st.just("take"), st.integers(0, 1000)),
-        st.tuples(st.just("correct"), st.floats(0, 1)),  # a share of the estimate
+        st.tuples(st.just("correct"), st.floats(0, 1)),  # a share of what the ticket holds
         st.tuples(st.just("refund"), st.just(0)),
         st.tuples(st.just("advance"), st.sampled_from([0.0, 0.01, 0.3, 2.0, 15.0, 70.0])),
     ),
@@ -275,29 +275,29 @@ OPS = st.lists(
 def test_what_is_held_never_exceeds_the_limits_plus_their_refill(
     ops: list[tuple[str, Any]], tpm: int, rpm: int
 ) -> None:
-    """However takes, corrections (usage at most the estimate) and refunds interleave, the
+    """However takes, corrections (each at most what the ticket holds) and refunds interleave, the
     tickets hold no more than a full bucket plus what refilled since: the provider's own
     window never sees more (a request within tpm is never sent into a certain 429)."""
     clock = FakeClock()
     windows = RateWindows(clock=clock)
-    tickets: list[tuple[RateTicket, int]] = []
+    tickets: list[RateTicket] = []
     elapsed = 0.0
     for number, (op, value) in enumerate(ops):
         if op == "take":
             result = run_now(windows.take("a", ID, tpm, rpm, min(value, tpm)))
             if isinstance(result, RateTicket):
-                tickets.append((result, result.tokens))
+                tickets.append(result)
             else:
                 assert result > 0
         elif op == "correct" and tickets:
-            held, estimate = tickets[number % len(tickets)]
-            run_now(windows.correct(held, int(estimate * value)))
+            held = tickets[number % len(tickets)]
+            run_now(windows.correct(held, int(held.tokens * value)))
         elif op == "refund" and tickets:
-            run_now(windows.refund(tickets[number % len(tickets)][0]))
+            run_now(windows.refund(tickets[number % len(tickets)]))
         elif op == "advance":
             clock.advance(value)
             elapsed += value
-        live = [held for held, _ in tickets if not held.refunded]
+        live = [held for held in tickets if not held.refunded]
         slack = 1e-6 * (number + 1)
         assert sum(held.tokens for held in live) <= tpm + elapsed * tpm / 60 + slack
         assert len(live) <= rpm + elapsed * rpm / 60 + slack
