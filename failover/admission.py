@@ -23,6 +23,7 @@ shares them atomically (and spend survives a restart within its window).
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Collection, Mapping, Sequence
@@ -38,7 +39,17 @@ if TYPE_CHECKING:
     from failover.profiles import AuthProfile
     from failover.store.base import Store
 
-__all__ = ["DEFAULT_OUTPUT_RESERVE", "Admission", "Ticket", "checked_tags", "worst_case"]
+__all__ = [
+    "DEFAULT_OUTPUT_RESERVE",
+    "Admission",
+    "Ticket",
+    "checked_tags",
+    "payload_estimate",
+    "payload_max_tokens",
+    "worst_case",
+]
+_OUTPUT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+_INPUT_FIELDS = ("messages", "input", "contents", "system", "instructions", "systemInstruction")
 
 DEFAULT_OUTPUT_RESERVE = 4096
 """Output tokens reserved for a request that sets no ``max_tokens`` (or the model's own
@@ -53,6 +64,26 @@ def worst_case(estimate: TokenUsage, max_tokens: int | None, model: ModelEntry) 
     if output is None:
         output = min(model.max_tokens or DEFAULT_OUTPUT_RESERVE, DEFAULT_OUTPUT_RESERVE)
     return TokenUsage(input_tokens=estimate.input_tokens, output_tokens=output)
+
+
+def payload_estimate(payload: Mapping[str, Any]) -> TokenUsage:
+    """A rough token count of an SDK's request body (4 characters of its prompt a token)."""
+    characters = sum(
+        len(json.dumps(payload[f], default=str)) for f in _INPUT_FIELDS if f in payload
+    )
+    return TokenUsage(input_tokens=characters // 4 + 1)
+
+
+def payload_max_tokens(payload: Mapping[str, Any]) -> int | None:
+    """The most output an SDK's request body asks for (any wire's field), if it says."""
+    config = payload.get("generationConfig")
+    if isinstance(config, Mapping) and isinstance(config.get("maxOutputTokens"), int):
+        return int(config["maxOutputTokens"])
+    for name in _OUTPUT_FIELDS:
+        value = payload.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+    return None
 
 
 def checked_tags(tags: str | Sequence[str]) -> tuple[str, ...]:

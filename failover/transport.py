@@ -36,6 +36,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from failover import providers
 from failover._closing import AsyncClosing
 from failover._secrets import watch_http_logs
+from failover.admission import payload_estimate, payload_max_tokens
 from failover.catalog import ModelCatalog, ModelEntry, canonical_provider, default_catalog
 from failover.chat_calls import ChatCalls, close_opened
 from failover.config import FailoverConfig
@@ -332,6 +333,9 @@ class ResilientTransport(HookMethods, AsyncClosing):
             unsupported = functools.partial(translation.unsupported, own=self.provider)
             run_attempt = functools.partial(self._either, sdk.attempt, translation)
         state = engine.new_request()
+        if engine.admission is not None and isinstance(payload, dict):
+            state.estimate = functools.partial(payload_estimate, payload)
+            state.max_tokens = payload_max_tokens(payload)
         if translation is not None:
             state.release = _release  # a hedged stream that lost: let it go
         previous = payload.get("previous_response_id") if sdk.responses and payload else None
@@ -351,6 +355,8 @@ class ResilientTransport(HookMethods, AsyncClosing):
             return failure_reply(
                 library, request, wire_of(suffix), exc, held_reply, translation, why or None
             )
+        if state.ticket is not None:  # the SDK reads the usage: charged its worst case
+            await engine.settle(state, None)
         if translation is not None and model.provider != self.provider:
             decoded = translation.decoded()
             assert decoded is not None

@@ -356,3 +356,40 @@ async def test_admission_off_sends_regardless() -> None:
     resilient = client([GPT], budgets=[Budget(usd=0.000001)], admission=False)
     await resilient.complete(MESSAGES, max_tokens=100)
     assert route.call_count == 1
+
+
+# -- the SDK transport ------------------------------------------------------------------------
+
+
+async def test_an_sdk_call_through_the_transport_is_admitted_charged_and_leaves_its_place() -> None:
+    import openai
+
+    from failover import ResilientTransport
+    from tests.conftest import simulator_in_thread
+
+    with simulator_in_thread(keys={"openai": [KEY_A]}) as sim:
+        budget = Budget(usd=1.0, per="day")
+        manager = FailoverManager(
+            profiles=[
+                AuthProfile("a", "openai", KEY_A, base_url=sim.base_url("openai"), max_in_flight=1)
+            ],
+            budgets=[budget],
+        )
+        transport = ResilientTransport(manager, provider="openai")
+        sdk = openai.AsyncOpenAI(
+            api_key="sdk-key-never-sent",
+            base_url=sim.base_url("openai"),
+            max_retries=0,
+            http_client=httpx.AsyncClient(transport=transport),
+        )
+        for _ in range(2):  # the second finds the key's one place free again
+            reply = await sdk.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, max_tokens=100
+            )
+            assert reply.choices[0].message.content
+        await sdk.close()
+        admission = manager.admission
+        assert admission.in_flight.counts() == {"profiles": {}, "deployments": {}}
+        charged = await admission.ledger.used(budget)
+        one = worst(GPT, 100)
+        assert charged == pytest.approx(2 * one, rel=0.5)  # its worst case, estimated
