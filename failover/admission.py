@@ -24,9 +24,10 @@ shares them atomically (and spend survives a restart within its window).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from failover.budgets import Budget, BudgetLedger, Ledger, Refusal, Reservation
@@ -48,6 +49,7 @@ __all__ = [
     "payload_max_tokens",
     "worst_case",
 ]
+_log = logging.getLogger("failover.admission")
 _OUTPUT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 _INPUT_FIELDS = ("messages", "input", "contents", "system", "instructions", "systemInstruction")
 
@@ -103,7 +105,7 @@ class Ticket:
     """What an admitted attempt holds: a budget reservation, token-window room and an
     in-flight place, each given back once (:meth:`Admission.settle` / ``release``)."""
 
-    __slots__ = ("model", "rate", "reservation", "slot", "worst")
+    __slots__ = ("ledger", "model", "rate", "reservation", "slot", "worst")
 
     def __init__(
         self,
@@ -112,12 +114,15 @@ class Ticket:
         reservation: Reservation | None,
         rate: RateTicket | None,
         slot: Slot | None,
+        ledger: Ledger | None = None,
     ) -> None:
         self.model = model
         self.worst = worst
         self.reservation = reservation
         self.rate = rate
         self.slot = slot
+        self.ledger = ledger
+        """The ledger that holds the reservation (this process's own while Redis is down)."""
 
     def __repr__(self) -> str:
         held = [
@@ -173,6 +178,8 @@ class Admission:
         self.in_flight = InFlight()
         self._store = store
         self._ledger: Ledger | None = None
+        self._local_ledger: BudgetLedger | None = None  # while a shared ledger is unreachable
+        self._unreachable = False
         self._windows: RateWindows | Any = None
 
     @property
@@ -248,10 +255,11 @@ class Admission:
             return AtCapacity(f"{profile.name!r} or {model.key} has its most requests in flight")
         try:
             reservation: Reservation | None = None
+            ledger: Ledger | None = None
             budgets = self.applying(profile, model, groups, tags) if self.budgets else ()
             if budgets:
                 cost = model.calculate_cost(worst) or 0.0  # an unpriced model costs nothing known
-                reserved = await self.ledger.reserve(budgets, cost)
+                ledger, reserved = await self._reserve(budgets, cost)
                 if isinstance(reserved, Refusal):
                     slot.leave()
                     return _over_budget(reserved, budgets, profile)
@@ -263,8 +271,8 @@ class Admission:
                     profile.name, profile.fingerprint, profile.rate_limit_tpm, None, tokens
                 )
                 if not isinstance(taken, RateTicket):
-                    if reservation is not None:
-                        await self.ledger.release(reservation)
+                    if reservation is not None and ledger is not None:
+                        await ledger.release(reservation)
                     slot.leave()
                     return OverTokenRate(
                         f"{profile.name!r} has no room for ~{tokens} tokens in its "
@@ -275,7 +283,35 @@ class Admission:
         except BaseException:
             slot.leave()
             raise
-        return Ticket(model, worst, reservation, rate, slot)
+        return Ticket(model, worst, reservation, rate, slot, ledger)
+
+    async def _reserve(
+        self, budgets: Sequence[Budget], cost: float
+    ) -> tuple[Ledger, Reservation | Refusal]:
+        """Reserve in the shared ledger; while it is unreachable, in this process's own
+        (counted from 0: the spend others made is unknown until it is back), with one
+        warning per outage."""
+        ledger = self.ledger
+        if not isinstance(ledger, BudgetLedger):
+            try:
+                reserved = await ledger.reserve(budgets, cost)
+            except Exception as error:
+                if not _unreachable(error):
+                    raise
+                if not self._unreachable:
+                    self._unreachable = True
+                    _log.warning(
+                        "failover budgets: the shared ledger is unreachable (%s); spend is "
+                        "counted in this process until it is back",
+                        type(error).__name__,
+                    )
+                local = self._local_ledger = self._local_ledger or BudgetLedger()
+                return local, await local.reserve(budgets, cost)
+            if self._unreachable:
+                self._unreachable = False
+                _log.warning("failover budgets: the shared ledger is back")
+            return ledger, reserved
+        return ledger, await ledger.reserve(budgets, cost)
 
     async def settle(self, ticket: Ticket, usage: TokenUsage | None) -> float | None:
         """The attempt answered: charge its real cost (the worst case when its usage is
@@ -283,10 +319,10 @@ class Admission:
         if ticket.slot is not None:
             ticket.slot.leave()
         charged = None
-        if ticket.reservation is not None:
+        if ticket.reservation is not None and ticket.ledger is not None:
             cost = ticket.model.calculate_cost(usage) if usage is not None else None
             charged = cost if cost is not None else ticket.reservation.amount
-            await self.ledger.settle(ticket.reservation, charged)
+            await _quietly(ticket.ledger.settle(ticket.reservation, charged))
         if ticket.rate is not None:
             used = usage if usage is not None else ticket.worst
             await self.windows.correct(ticket.rate, used.input_tokens + used.output_tokens)
@@ -297,8 +333,8 @@ class Admission:
         request reached the provider, whose minute still counts it)."""
         if ticket.slot is not None:
             ticket.slot.leave()
-        if ticket.reservation is not None:
-            await self.ledger.release(ticket.reservation)
+        if ticket.reservation is not None and ticket.ledger is not None:
+            await _quietly(ticket.ledger.release(ticket.reservation))
         if ticket.rate is not None:
             if reached:
                 await self.windows.correct(ticket.rate, 0)
@@ -334,6 +370,29 @@ class Admission:
             "token_windows": keys,
             "in_flight": self.in_flight.counts(),
         }
+
+
+def _unreachable(error: BaseException) -> bool:
+    """Whether ``error`` says the shared store cannot be reached (redis-py's connection and
+    timeout errors, or the socket's own)."""
+    if isinstance(error, OSError):
+        return True
+    kind = type(error)
+    return kind.__module__.startswith("redis") and kind.__name__ in (
+        "ConnectionError",
+        "TimeoutError",
+    )
+
+
+async def _quietly(work: Awaitable[None]) -> None:
+    """Settle or release in a shared ledger that may be unreachable: what it held then
+    stays held until its window ends (spend over-counted, never under-counted)."""
+    try:
+        await work
+    except Exception as error:
+        if not _unreachable(error):
+            raise
+        _log.warning("failover budgets: could not settle a reservation (%s)", type(error).__name__)
 
 
 def _over_budget(refusal: Refusal, budgets: Sequence[Budget], profile: AuthProfile) -> OverBudget:

@@ -393,3 +393,27 @@ async def test_an_sdk_call_through_the_transport_is_admitted_charged_and_leaves_
         charged = await admission.ledger.used(budget)
         one = worst(GPT, 100)
         assert charged == pytest.approx(2 * one, rel=0.5)  # its worst case, estimated
+
+
+@respx.mock
+async def test_budgets_are_counted_in_process_while_the_shared_store_is_unreachable(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    if anyio_backend == "trio":
+        pytest.skip("redis-py runs on asyncio")
+    from failover.store import RedisStore
+    from tests.redis_server import free_port
+
+    respx.post(OPENAI).mock(return_value=ok())
+    store = RedisStore(f"redis://127.0.0.1:{free_port()}/0", timeout=0.2)  # nobody listens
+    budget = Budget(usd=1.0, per="day")
+    resilient = client([GPT], profiles(), store=store, budgets=[budget])
+    with caplog.at_level("WARNING", logger="failover.admission"):
+        done = await resilient.complete(MESSAGES, max_tokens=10)
+        await resilient.complete(MESSAGES, max_tokens=10)
+    assert done.model == GPT  # Redis down costs no request
+    warnings = [r for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(warnings) == 1  # once per outage
+    assert caplog.text.count(KEY_A) == 0
+    local = resilient.manager.admission._local_ledger
+    assert local is not None and await local.used(budget) == pytest.approx(2 * done.cost_usd)
