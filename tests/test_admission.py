@@ -417,3 +417,75 @@ async def test_budgets_are_counted_in_process_while_the_shared_store_is_unreacha
     assert caplog.text.count(KEY_A) == 0
     local = resilient.manager.admission._local_ledger
     assert local is not None and await local.used(budget) == pytest.approx(2 * done.cost_usd)
+
+
+@respx.mock
+async def test_the_providers_remaining_tokens_header_lowers_the_keys_window() -> None:
+    route = respx.post(OPENAI).mock(
+        side_effect=lambda request: httpx.Response(
+            200,
+            json={
+                "choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+            },
+            headers={"x-ratelimit-remaining-tokens": "50", "x-ratelimit-limit-tokens": "1000"},
+        )
+    )
+    keys = profiles(a={"rate_limit_tpm": 1_000}, b={"priority": 1})
+    resilient = client([GPT], keys)
+    await resilient.complete(MESSAGES, max_tokens=10)  # the reply says: 50 tokens left
+    second = await resilient.complete(MESSAGES, max_tokens=200)
+    assert [a.outcome for a in second.attempts] == ["over_rate", "ok"]
+    assert [keyed(call.request) for call in route.calls] == [KEY_A, KEY_B]
+
+
+@respx.mock
+async def test_with_no_room_on_its_keys_a_request_goes_sideways_to_a_model_with_room() -> None:
+    respx.post(OPENAI).mock(side_effect=lambda request: ok(prompt=3, completion=590))
+    respx.post(ANTHROPIC).mock(return_value=claude_ok())
+    keys = profiles(a={"rate_limit_tpm": 600}, b={"rate_limit_tpm": 600})
+    resilient = client([GPT, CLAUDE], keys)
+    for _ in range(2):  # fill both keys' minutes
+        await resilient.complete(MESSAGES, max_tokens=595)
+    done = await resilient.complete(MESSAGES, max_tokens=100)
+    assert done.model == CLAUDE
+    assert [a.outcome for a in done.attempts] == ["over_rate", "over_rate", "ok"]
+
+
+async def test_a_budget_in_a_shared_store_holds_every_process_to_one_spend(
+    anyio_backend: str,
+) -> None:
+    if anyio_backend == "trio":
+        pytest.skip("redis-py runs on asyncio")
+    import uuid
+
+    from failover.store import RedisStore
+    from tests.redis_server import RedisServer
+
+    server = RedisServer()
+    server.start()
+    try:
+        prefix = f"b{uuid.uuid4().hex[:8]}"
+        budget = Budget(usd=1.0, per="day")
+        with respx.mock:
+            respx.post(OPENAI).mock(return_value=ok(prompt=1_000, completion=1_000))
+            first, second = (
+                client(
+                    [GPT], profiles(), budgets=[budget], store=RedisStore(server.url, prefix=prefix)
+                )
+                for _ in range(2)
+            )
+            async with first, second:
+                one = await first.complete(MESSAGES, max_tokens=1_000)
+                two = await second.complete(MESSAGES, max_tokens=1_000)
+                seen_by_first = await first.manager.admission.ledger.used(budget)
+                # a third "process" started later sees what the two spent
+                third = client(
+                    [GPT], profiles(), budgets=[budget], store=RedisStore(server.url, prefix=prefix)
+                )
+                seen_by_third = await third.manager.admission.ledger.used(budget)
+        assert one.cost_usd is not None and two.cost_usd is not None
+        assert seen_by_first == pytest.approx(one.cost_usd + two.cost_usd)
+        assert seen_by_third == pytest.approx(seen_by_first)
+    finally:
+        server.kill()
