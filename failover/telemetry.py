@@ -3,7 +3,10 @@
 One span per request (``chat {model}``) with a child span per attempt and span events for
 every retry, key rotation, cooldown and model fallback; the GenAI client metrics
 (``gen_ai.client.operation.duration``, ``gen_ai.client.token.usage``,
-``gen_ai.client.operation.time_to_first_chunk``) and the library's own (``failover.client.*``).
+``gen_ai.client.operation.time_to_first_chunk``) and the library's own (``failover.client.*``),
+admission's among them: dollars charged per budget scope (``budget.spend``) and left
+(``budget.remaining``), the time requests waited in the line (``queue.wait_time``) and how
+many wait now (``queue.length``).
 
 Everything goes through the OpenTelemetry *API* (the ``otel`` extra): nothing is recorded
 until the application installs an SDK, and a client pays nothing for it when
@@ -40,6 +43,7 @@ from failover.telemetry_conventions import (
     FIRST_CHUNK_BUCKETS,
     SCHEMA_URL,
     TOKEN_BUCKETS,
+    budget_window,
     event_attributes,
     globals_unset,
     messages_json,
@@ -52,6 +56,7 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider, Observation
     from opentelemetry.trace import Span, TracerProvider
 
+    from failover.budgets import Budget, BudgetLedger
     from failover.catalog import ModelEntry, TokenUsage
     from failover.profiles import FailoverManager
     from failover.recovery import RecoveryLine
@@ -173,7 +178,18 @@ class Telemetry:
             unit="{USD}",
             description="Cost of successful requests from the catalog's prices.",
         )
-        self._managers = _watched_managers(meter, meter_provider)
+        self.queue_wait = meter.create_histogram(
+            "failover.client.queue.wait_time",
+            unit="s",
+            description="Time a request waited in the line for a key to recover or for room.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.spend = meter.create_counter(
+            "failover.client.budget.spend",
+            unit="{USD}",
+            description="Dollars charged to spend budgets, by budget scope.",
+        )
+        self._watched = _watched(meter, meter_provider)
         # requests in flight, for their events; one dropped unfinished is forgotten with it
         self._live: weakref.WeakValueDictionary[str, RequestTelemetry] = (
             weakref.WeakValueDictionary()
@@ -184,10 +200,16 @@ class Telemetry:
     def attach(
         self, hooks: HookDispatcher, manager: FailoverManager, line: RecoveryLine | None = None
     ) -> None:
-        """Listen to an engine's events and watch its manager's keys (done by the client)."""
+        """Listen to an engine's events and watch its manager's keys, budgets and line of
+        waiting requests (done by the engine)."""
         for event_type in (FailoverEvent, RetryEvent, CooldownEvent, RecoveredEvent, HedgeEvent):
             hooks.add(event_type, self.event)
-        self._managers.add(manager)
+        admission = getattr(manager, "admission", None)
+        if admission is not None and admission.budgets:
+            admission.ledger  # noqa: B018 - made here, on the engine's thread, not by a scrape
+        self._watched.managers.add(manager)
+        if line is not None:
+            self._watched.lines.add(line)
 
     def recording(self) -> bool:
         """Whether anything would be recorded: own providers, or an SDK installed globally.
@@ -260,38 +282,64 @@ class Telemetry:
         self._live.pop(request_id, None)
 
 
-_gauges: dict[int, tuple[Any, weakref.WeakSet[FailoverManager]]] = {}
+class _Watched:
+    """What the gauges of one meter provider read: managers and engines' lines."""
+
+    __slots__ = ("lines", "managers", "meter_provider")
+
+    def __init__(self, meter_provider: Any) -> None:
+        self.meter_provider = meter_provider  # holding it keeps its id valid
+        self.managers: weakref.WeakSet[FailoverManager] = weakref.WeakSet()
+        self.lines: weakref.WeakSet[RecoveryLine] = weakref.WeakSet()
 
 
-def _watched_managers(meter: Any, meter_provider: Any) -> weakref.WeakSet[FailoverManager]:
-    """The managers behind the keys-cooling gauge of ``meter_provider`` (``None``: global).
+_gauges: dict[int, _Watched] = {}
+
+
+def _watched(meter: Any, meter_provider: Any) -> _Watched:
+    """The managers and lines behind the gauges of ``meter_provider`` (``None``: global).
 
     A meter keeps the first callback of a gauge and drops later ones, so every Telemetry on
-    one provider shares one gauge and one set of managers.
+    one provider shares one set of gauges, and what they watch.
     """
     found = _gauges.get(id(meter_provider))
     if found is not None:
-        return found[1]
-    managers: weakref.WeakSet[FailoverManager] = weakref.WeakSet()
+        return found
+    watched = _Watched(meter_provider)
     meter.create_observable_gauge(
         "failover.client.keys.cooling",
-        callbacks=[lambda options: _observe_cooling(managers)],
+        callbacks=[lambda options: _observe_cooling(watched.managers)],
         unit="{key}",
         description="Keys out of rotation now, by provider and status.",
     )
-    _gauges[id(meter_provider)] = (meter_provider, managers)  # holding it keeps the id valid
-    return managers
+    meter.create_observable_gauge(
+        "failover.client.queue.length",
+        callbacks=[lambda options: _observe_line(watched.lines)],
+        unit="{request}",
+        description="Requests waiting in the line for a key to recover or for room.",
+    )
+    meter.create_observable_gauge(
+        "failover.client.budget.remaining",
+        callbacks=[lambda options: _observe_budgets(watched.managers)],
+        unit="{USD}",
+        description="Dollars left in each spend budget's window (budgets kept in this process).",
+    )
+    _gauges[id(meter_provider)] = watched
+    return watched
 
 
-def _observe_cooling(managers: Iterable[FailoverManager]) -> Iterable[Observation]:
+def _alive(items: weakref.WeakSet[Any]) -> list[Any]:
+    try:
+        return list(items)
+    except RuntimeError:  # one was added under a scrape; the next scrape counts it
+        return []
+
+
+def _observe_cooling(managers: weakref.WeakSet[FailoverManager]) -> Iterable[Observation]:
     from opentelemetry.metrics import Observation
 
     counts: dict[tuple[str, str], int] = {}
-    try:
-        watched = list(managers)
-    except RuntimeError:  # a client was created under a scrape; the next one counts it
-        watched = []
-    for manager in watched:
+    for manager in _alive(managers):
         now = manager.clock()
         try:
             profiles = list(manager.list_profiles())
@@ -308,6 +356,54 @@ def _observe_cooling(managers: Iterable[FailoverManager]) -> Iterable[Observatio
         Observation(count, {"gen_ai.provider.name": provider, "failover.status": status})
         for (provider, status), count in sorted(counts.items())
     ]
+
+
+def _observe_line(lines: weakref.WeakSet[RecoveryLine]) -> Iterable[Observation]:
+    """One point: the requests waiting in every watched engine's line."""
+    from opentelemetry.metrics import Observation
+
+    return [Observation(sum(len(line) for line in _alive(lines)))]
+
+
+def _observe_budgets(managers: weakref.WeakSet[FailoverManager]) -> Iterable[Observation]:
+    """Dollars left per budget scope and window, read from ledgers kept in this process.
+
+    A budget kept in Redis is not observed: a scrape runs on the exporter's thread and may
+    not wait on the event loop's Redis client (``failover status`` shows it). Budgets of the
+    same scope and window under several managers report the least left.
+    """
+    from opentelemetry.metrics import Observation
+
+    from failover.budgets import BudgetLedger
+
+    least: dict[tuple[str, str], float] = {}
+    for manager in _alive(managers):
+        admission = getattr(manager, "admission", None)
+        if admission is None or not admission.budgets:
+            continue
+        ledger = admission.ledger
+        if not isinstance(ledger, BudgetLedger):
+            continue
+        for row in _snapshot_now(ledger, admission.budgets):
+            found = (row["scope"], budget_window(row["per"]))
+            least[found] = min(least.get(found, math.inf), row["remaining"])
+    return [
+        Observation(left, {"failover.budget.scope": scope, "failover.budget.window": window})
+        for (scope, window), left in sorted(least.items())
+    ]
+
+
+def _snapshot_now(ledger: BudgetLedger, budgets: Sequence[Budget]) -> list[dict[str, Any]]:
+    """``ledger.snapshot(budgets)`` without an event loop: BudgetLedger's coroutines never
+    suspend (its documented shape), so one step runs it to the end. Empty if one did."""
+    step = ledger.snapshot(budgets)
+    try:
+        step.send(None)
+    except StopIteration as done:
+        rows: list[dict[str, Any]] = done.value
+        return rows
+    step.close()
+    return []
 
 
 class RequestTelemetry:
@@ -427,10 +523,23 @@ class RequestTelemetry:
         self.span.add_event(name, attributes)
 
     def queued(self, seconds: float) -> None:
-        """Note a wait in the line (for a key to recover, or for room)."""
+        """Note a wait in the line (for a key to recover, or for room): a span event and
+        ``failover.client.queue.wait_time``."""
+        seconds = max(0.0, seconds)
+        self.span.add_event("failover.queued", {"failover.queue.wait_time": round(seconds, 3)})
+        self._telemetry.queue_wait.record(seconds, self._attributes)
 
     def charged(self, usd: float, budgets: Sequence[str]) -> None:
-        """Note the dollars the answer was charged to budgets."""
+        """Note the dollars the answer was charged to budgets: ``failover.client.budget.spend``
+        once per scope named (two budgets of one scope, per hour and per day, count once)."""
+        scopes = list(dict.fromkeys(budgets))
+        if not scopes:
+            return
+        self.span.set_attributes(
+            {"failover.budget.charged_usd": usd, "failover.budget.scopes": scopes}
+        )
+        for scope in scopes:
+            self._telemetry.spend.add(usd, {"failover.budget.scope": scope})
 
     def first_chunk(self) -> None:
         """Note that a stream's first chunk reached the caller."""

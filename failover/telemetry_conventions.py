@@ -30,6 +30,7 @@ __all__ = [
     "PROVIDER_NAMES",
     "SCHEMA_URL",
     "TOKEN_BUCKETS",
+    "budget_window",
     "event_attributes",
     "globals_unset",
     "messages_json",
@@ -64,6 +65,12 @@ COOLING_STATUSES = ("rate_limited", "cooling_down", "disabled")
 def provider_name(provider: str) -> str:
     """The ``gen_ai.provider.name`` value for one of failover's provider names."""
     return PROVIDER_NAMES.get(provider, provider)
+
+
+def budget_window(per: str | float) -> str:
+    """A budget's ``per`` as the ``failover.budget.window`` value: ``hour``, ``day``,
+    ``month`` or seconds (``3600s``)."""
+    return per if isinstance(per, str) else f"{per:g}s"
 
 
 def globals_unset(trace_api: Any, metrics_internal: Any) -> bool:

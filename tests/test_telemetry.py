@@ -9,8 +9,10 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import httpx
 import pytest
+import respx
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, ObservableGauge
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
@@ -21,7 +23,9 @@ from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client.parser import text_string_to_metric_families
 
 from failover import AllAttemptsFailed, AuthProfile, FailoverConfig, ResilientClient
+from failover.budgets import Budget
 from failover.errors import ConfigError
+from failover.events import FailoverEvent
 from failover.telemetry import (
     DURATION_BUCKETS,
     TOKEN_BUCKETS,
@@ -440,3 +444,168 @@ async def test_a_hedged_request_has_both_attempts_and_a_hedge_event(sim: Simulat
     assert attempts == {"openai-0": "cancelled", "anthropic-0": "ok"}
     (hedge,) = [e for e in request.events if e.name == "failover.hedge"]
     assert hedge.attributes is not None and hedge.attributes["failover.to_profile"] == "anthropic-0"
+
+
+# -- admission: spend, budget remaining, the line -------------------------------------------
+
+GPT = "openai/gpt-4o-mini"
+CLAUDE = "anthropic/claude-haiku-4-5"
+OPENAI_URL = "https://api.openai.com/v1/chat/completions"
+ANTHROPIC_URL = "https://api.anthropic.com/v1/messages"
+
+
+def own_otel() -> tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]:
+    """A Telemetry on providers of its own (its gauges watch only this test's clients)."""
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader(preferred_temporality=_DELTA)
+    telemetry = Telemetry(
+        tracer_provider=tracer_provider, meter_provider=MeterProvider(metric_readers=[reader])
+    )
+    return telemetry, exporter, reader
+
+
+def openai_reply(prompt: int = 10, completion: int = 5) -> httpx.Response:
+    return httpx.Response(
+        200,
+        json={
+            "choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion},
+        },
+    )
+
+
+def by_attributes(points: list[Any], *names: str) -> dict[tuple[Any, ...], Any]:
+    return {tuple(p.attributes[name] for name in names): p for p in points}
+
+
+@respx.mock
+async def test_charges_are_counted_per_budget_scope_and_what_is_left_is_a_gauge() -> None:
+    respx.post(OPENAI_URL).mock(return_value=openai_reply())
+    respx.post(ANTHROPIC_URL).mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "content": [{"type": "text", "text": "claude"}],
+                "stop_reason": "end_turn",
+                "usage": {"input_tokens": 3, "output_tokens": 1},
+            },
+        )
+    )
+    telemetry, exporter, reader = own_otel()
+    budgets = [
+        Budget(usd=2.0, per="day"),
+        Budget(usd=1.0, per="hour"),
+        Budget(usd=0.5, per=600, scope="tag:tenant-a"),
+        Budget(usd=0.001, per="day", scope=f"model:{GPT}"),  # one small request fits
+    ]
+    keys = [
+        AuthProfile("a", "openai", KEYS["openai"][0]),
+        AuthProfile("c", "anthropic", KEYS["anthropic"][0]),
+    ]
+    moves: list[FailoverEvent] = []
+    async with ResilientClient([GPT, CLAUDE], keys, budgets=budgets, telemetry=telemetry) as client:
+        client.on_failover(moves.append)
+        first = await client.complete(ASK, max_tokens=100, tags="tenant-a")
+        second = await client.complete(ASK, max_tokens=100_000)  # over the model's budget
+    assert (first.model, second.model) == (GPT, CLAUDE)
+    assert [m.reason for m in moves] == ["over_budget"]
+    assert first.cost_usd and second.cost_usd
+
+    points = metric_points(reader)
+    spend = {
+        key: p.value
+        for key, p in by_attributes(
+            points["failover.client.budget.spend"], "failover.budget.scope"
+        ).items()
+    }
+    assert spend == {
+        ("client",): pytest.approx(first.cost_usd + second.cost_usd),  # day and hour: once
+        ("tag:tenant-a",): pytest.approx(first.cost_usd),
+        (f"model:{GPT}",): pytest.approx(first.cost_usd),
+    }
+    left = {
+        key: p.value
+        for key, p in by_attributes(
+            points["failover.client.budget.remaining"],
+            "failover.budget.scope",
+            "failover.budget.window",
+        ).items()
+    }
+    assert left == {
+        ("client", "day"): pytest.approx(2.0 - first.cost_usd - second.cost_usd),
+        ("client", "hour"): pytest.approx(1.0 - first.cost_usd - second.cost_usd),
+        ("tag:tenant-a", "600s"): pytest.approx(0.5 - first.cost_usd),
+        (f"model:{GPT}", "day"): pytest.approx(0.001 - first.cost_usd),
+    }
+    spans = exporter.get_finished_spans()
+    requests = [s for s in spans if s.parent is None]
+    assert [s.attributes["failover.budget.scopes"] for s in requests] == [  # type: ignore[index]
+        ("client", "tag:tenant-a", f"model:{GPT}"),
+        ("client",),
+    ]
+    assert requests[1].attributes["failover.budget.charged_usd"] == pytest.approx(  # type: ignore[index]
+        second.cost_usd
+    )
+    assert KEYS["openai"][0] not in everything_recorded(spans, points)
+
+
+@respx.mock
+async def test_the_queue_length_sums_every_engines_line_and_each_wait_is_recorded() -> None:
+    release, both = anyio.Event(), anyio.Event()
+    arrived: list[str] = []
+
+    async def held(request: httpx.Request) -> httpx.Response:
+        arrived.append(request.headers["authorization"])
+        if len(arrived) == 2:
+            both.set()
+        await release.wait()
+        return openai_reply()
+
+    respx.post(OPENAI_URL).mock(side_effect=held)
+    telemetry, exporter, reader = own_otel()
+    clients = [
+        ResilientClient(
+            [GPT],
+            [AuthProfile("a", "openai", key, max_in_flight=1)],
+            telemetry=telemetry,
+        )
+        for key in KEYS["openai"]  # two engines, two lines, one gauge
+    ]
+
+    waits: list[Any] = []  # each read of the reader takes the histogram's points since
+
+    def queue_length() -> Any:
+        points = metric_points(reader)
+        waits.extend(points.get("failover.client.queue.wait_time", []))
+        (point,) = points["failover.client.queue.length"]
+        return point.value
+
+    assert queue_length() == 0
+    async with anyio.create_task_group() as group:
+        for client in clients:
+            group.start_soon(client.complete, ASK)
+        await both.wait()  # each key holds its one request in flight
+        for client in clients:
+            group.start_soon(client.complete, ASK)  # no room: it waits in its engine's line
+        for _ in range(500):  # the gauge is read, not awaited
+            if queue_length() == 2:
+                break
+            await anyio.sleep(0.01)
+        assert queue_length() == 2
+        release.set()
+    assert queue_length() == 0
+    for client in clients:
+        await client.aclose()
+
+    waits.extend(metric_points(reader).get("failover.client.queue.wait_time", []))
+    requests = [s for s in exporter.get_finished_spans() if s.parent is None]
+    queued = [e for s in requests for e in s.events if e.name == "failover.queued"]
+    assert sum(w.count for w in waits) == len(queued) >= 2  # both waiters, once or more
+    assert {w.attributes["gen_ai.request.model"] for w in waits} == {"gpt-4o-mini"}
+    assert sum(w.sum for w in waits) == pytest.approx(
+        sum(e.attributes["failover.queue.wait_time"] for e in queued),
+        abs=0.01,  # type: ignore[index]
+    )
+    assert sum(1 for s in requests if any(e.name == "failover.queued" for e in s.events)) == 2
