@@ -178,7 +178,8 @@ class ResilientClient(HookMethods, AsyncClosing):
         max_in_flight: Mapping[str, int] | None = None,
         admission: bool = True,
     ) -> None:
-        self.chain = chain_from(chain, catalog or default_catalog, strict=strict_models)
+        self._catalog, self._strict = catalog or default_catalog, strict_models
+        self.chain = chain_from(chain, self._catalog, strict=strict_models)
         if self.chain.is_empty():
             raise ConfigError("chain must contain at least one model")
         if isinstance(profiles, FailoverManager):
@@ -262,13 +263,15 @@ class ResilientClient(HookMethods, AsyncClosing):
         temperature: float | None = None,
         priority: int = 0,
         tags: str | Sequence[str] = (),
+        chain: FallbackChain | Iterable[str | Sequence[str] | Mapping[str, Any]] | None = None,
         **params: Any,
     ) -> Completion:
         """Complete ``messages`` (OpenAI shape), failing over as needed.
 
         ``priority``: a request waiting for room (a key's token window, an in-flight cap)
         goes before those of lower priority. ``tags``: budgets scoped ``tag:<tag>`` apply
-        (e.g. a tenant).
+        (e.g. a tenant). ``chain``: this call's chain instead of the client's (checked the
+        same way; keys, health and budgets are shared).
 
         Raises:
             AllAttemptsFailed: Every model and key failed (``retry_after`` when known).
@@ -277,10 +280,11 @@ class ResilientClient(HookMethods, AsyncClosing):
                 with ``attempts`` set.
         """
         request = chat_request(messages, max_tokens, temperature, params, stream=False)
+        steps = self.chain.steps if chain is None else self._chain_for(chain).steps
         attempt = partial(self._complete, request)
         state = self._new_state(request, priority, tags)
         result, model, profile = await self._engine.run(
-            state, self.chain.steps, attempt, unsupported=self._unsupported(request)
+            state, steps, attempt, unsupported=self._unsupported(request)
         )
         cost = model.calculate_cost(result.usage) if result.usage_known else None
         usage = result.usage if result.usage_known else None
@@ -310,20 +314,28 @@ class ResilientClient(HookMethods, AsyncClosing):
         temperature: float | None = None,
         priority: int = 0,
         tags: str | Sequence[str] = (),
+        chain: FallbackChain | Iterable[str | Sequence[str] | Mapping[str, Any]] | None = None,
         **params: Any,
     ) -> CompletionStream:
         """Stream a completion: an async iterator of text chunks, the last with usage.
 
         Failover happens until the first chunk reaches the caller; a later failure raises
         StreamInterrupted with the partial text. Use as ``async with client.stream(...) as s``
-        or iterate directly. ``priority`` and ``tags`` as for :meth:`complete`; budgets are
-        charged at the stream's end (its worst case when it is closed early or cut).
+        or iterate directly. ``priority``, ``tags`` and ``chain`` as for :meth:`complete`;
+        budgets are charged at the stream's end (its worst case when closed early or cut).
         """
         request = chat_request(messages, max_tokens, temperature, params, stream=True)
-        return CompletionStream(self, request, self._new_state(request, priority, tags))
+        steps = self.chain.steps if chain is None else self._chain_for(chain).steps
+        return CompletionStream(self, request, self._new_state(request, priority, tags), steps)
 
-    async def call(self, fn: Callable[[AttemptContext], Awaitable[T]]) -> T:
-        """Run ``fn`` with failover: it gets an AttemptContext (key, base URL, model).
+    async def call(
+        self,
+        fn: Callable[[AttemptContext], Awaitable[T]],
+        *,
+        chain: FallbackChain | Iterable[str | Sequence[str] | Mapping[str, Any]] | None = None,
+    ) -> T:
+        """Run ``fn`` with failover: it gets an AttemptContext (key, base URL, model);
+        ``chain``: this call's chain instead of the client's.
 
         Exceptions it raises are classified from whatever they carry (status code, headers,
         body; SDK timeout and connection errors by type), then handled like any other.
@@ -344,8 +356,9 @@ class ResilientClient(HookMethods, AsyncClosing):
                 error.cause_type = type(exc).__qualname__
                 raise error from None
 
+        steps = self.chain.steps if chain is None else self._chain_for(chain).steps
         state = self._engine.new_request()
-        value, model, profile = await self._engine.run(state, self.chain.steps, attempt)
+        value, model, profile = await self._engine.run(state, steps, attempt)
         if state.ticket is not None:  # nothing tells its usage: its worst case is charged
             await self._engine.settle(state, None)
         self._engine.succeeded(state, model, profile, None)
@@ -459,6 +472,21 @@ class ResilientClient(HookMethods, AsyncClosing):
     def __repr__(self) -> str:
         return f"ResilientClient(chain={list(self.chain.names)!r}, profiles={len(self.manager)})"
 
+    def _chain_for(
+        self, chain: FallbackChain | Iterable[str | Sequence[str] | Mapping[str, Any]]
+    ) -> FallbackChain:
+        """A call's own chain, checked as the client's is (every provider needs a key)."""
+        found = chain_from(chain, self._catalog, strict=self._strict)
+        if found.is_empty():
+            raise ConfigError("chain must contain at least one model")
+        have = self.manager.providers()
+        for model in found:
+            if model.provider not in have:
+                raise ConfigError(f"no auth profile for provider {model.provider!r} ({model.key})")
+            if model.provider not in self._adapters:
+                self._adapters[model.provider] = providers.get_adapter(model.provider)
+        return found
+
     def _new_state(
         self, request: ChatRequest, priority: int, tags: str | Sequence[str]
     ) -> RequestState:
@@ -500,9 +528,16 @@ class CompletionStream(AsyncClosing):
         attempts: Every attempt made so far.
     """
 
-    def __init__(self, client: ResilientClient, request: ChatRequest, state: RequestState) -> None:
+    def __init__(
+        self,
+        client: ResilientClient,
+        request: ChatRequest,
+        state: RequestState,
+        steps: Sequence[tuple[ModelEntry, ...]],
+    ) -> None:
         self._client = client
         self._request = request
+        self._steps = steps
         self._engine = client.engine
         self._state = state
         self._state.release = close_opened  # a hedged stream that lost: let it go
@@ -563,7 +598,7 @@ class CompletionStream(AsyncClosing):
 
             attempt = partial(client._calls.open_stream, request)
             (opener, reader, first), model, profile = await self._engine.run(
-                self._state, client.chain.steps, attempt, unsupported=client._unsupported(request)
+                self._state, self._steps, attempt, unsupported=client._unsupported(request)
             )
             self._opener, self._reader, self._chosen = opener, reader, (model, profile)
             self.model, self.profile = model.key, profile.name
