@@ -10,10 +10,19 @@ Example:
         timeout = 30
         deadline = 90
 
+        [settings.max_in_flight]   # provider/model -> requests it may run at once
+        "openai/gpt-4o-mini" = 16
+
         [[profiles]]
         name = "openai-main"
         provider = "openai"
         api_key = "env:OPENAI_API_KEY"
+        rate_limit_tpm = 200000
+
+        [[budgets]]           # spend budgets: usd per hour, day, month or seconds
+        usd = 50
+        per = "day"
+        scope = "client"      # or profile:<name>, model:<provider/model>, group:<name>, tag:<tag>
 
         [telemetry]
         capture_content = false
@@ -43,6 +52,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from failover.auth_profile import AuthProfile
+from failover.budgets import Budget
 from failover.config import FailoverConfig
 from failover.config_values import (
     SIMPLE_TYPES,
@@ -96,9 +106,11 @@ _TELEMETRY_KEYS = {
     "prometheus_port": "int",
     "prometheus_addr": "str",
 }
-_TOP_LEVEL = ("chain", "profiles", "settings", "telemetry")
+_BUDGET_KEYS = ("usd", "per", "scope")
+_TOP_LEVEL = ("budgets", "chain", "profiles", "settings", "telemetry")
 _OWN_TABLES = ("telemetry",)  # client options set from a table of their own
 _ERROR_CLASS_OPTIONS = ("policy_overrides", "fallback_on")  # client options naming error classes
+_MANAGER_OPTIONS = ("max_in_flight",)  # [settings] keys that go to the manager
 _expositions: dict[tuple[str, int | None], PrometheusExposition] = {}
 
 
@@ -157,6 +169,10 @@ class LoadedConfig:
         config: The FailoverConfig from ``[settings]``.
         options: The client's options from ``[settings]`` (``timeout``, ``deadline``, ...).
         telemetry: The ``[telemetry]`` table.
+        budgets: The ``[[budgets]]`` tables (the manager's spend budgets).
+        max_in_flight: ``[settings] max_in_flight``: ``provider/model`` -> requests that
+            deployment may run at once (the manager's).
+        groups: The chain's named groups: name -> its deployments' ids.
     """
 
     source: str
@@ -165,14 +181,23 @@ class LoadedConfig:
     config: FailoverConfig
     options: Mapping[str, Any]
     telemetry: TelemetrySettings
+    budgets: tuple[Budget, ...] = ()
+    max_in_flight: Mapping[str, int] = field(default_factory=dict)
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def build_profiles(self) -> list[AuthProfile]:
         """Fresh AuthProfiles, one per ``[[profiles]]`` table."""
         return [spec.build() for spec in self.profiles]
 
     def manager(self, **kwargs: Any) -> FailoverManager:
-        """A FailoverManager with the file's profiles and settings (``kwargs``: e.g. clock)."""
-        return FailoverManager(self.config, profiles=self.build_profiles(), **kwargs)
+        """A FailoverManager with the file's profiles, settings, budgets and in-flight caps
+        (``kwargs``: e.g. ``clock``, ``store``)."""
+        admission: dict[str, Any] = {"budgets": self.budgets}
+        if self.max_in_flight:
+            admission["max_in_flight"] = dict(self.max_in_flight)
+        return FailoverManager(
+            self.config, profiles=self.build_profiles(), **{**admission, **kwargs}
+        )
 
     def build_telemetry(self) -> Telemetry | bool | None:
         """The client's ``telemetry=`` argument the ``[telemetry]`` table asks for.
@@ -255,7 +280,12 @@ class LoadedConfig:
         if "telemetry" not in arguments:
             arguments["telemetry"] = self.build_telemetry()
         profiles = arguments.pop("profiles") if "profiles" in arguments else self.manager()
-        return list(self.chain), profiles, arguments
+        names = {deployments: name for name, deployments in self.groups.items()}
+        chain: list[Any] = [
+            {"name": names[step], "deployments": list(step)} if step in names else step
+            for step in self.chain
+        ]
+        return chain, profiles, arguments
 
 
 def client_options() -> dict[str, str]:
@@ -325,9 +355,12 @@ def parse_config(
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     environment = os.environ if env is None else env
     no_unknown_keys(document, _TOP_LEVEL, f"{source}: top level")
-    settings = as_table(document.get("settings", {}), f"{source}: [settings]")
+    settings = dict(as_table(document.get("settings", {}), f"{source}: [settings]"))
+    raw_caps = settings.pop("max_in_flight", None)
     config, options = _settings(settings, f"{source}: [settings]")
-    chain = _chain(document.get("chain"), source, catalog, options.get("strict_models", False))
+    chain, groups = _chain(
+        document.get("chain"), source, catalog, options.get("strict_models", False)
+    )
     raw_profiles = document.get("profiles", [])
     if not isinstance(raw_profiles, list) or not all(isinstance(p, dict) for p in raw_profiles):
         raise ConfigError(f"{source}: profiles must be [[profiles]] tables")
@@ -341,7 +374,10 @@ def parse_config(
             raise ConfigError(f"{source}: [[profiles]]: two profiles are named {spec.name!r}")
         seen.add(spec.name)
     telemetry = _telemetry(document.get("telemetry", {}), f"{source}: [telemetry]")
-    return LoadedConfig(source, chain, profiles, config, options, telemetry)
+    known = _Known(source, chain, groups, tuple(spec.name for spec in profiles), catalog)
+    caps = {} if raw_caps is None else _caps(raw_caps, f"{source}: [settings] max_in_flight", known)
+    budgets = _budgets(document.get("budgets", []), source, known)
+    return LoadedConfig(source, chain, profiles, config, options, telemetry, budgets, caps, groups)
 
 
 # -- the parts ----------------------------------------------------------------------------
@@ -349,8 +385,9 @@ def parse_config(
 
 def _chain(
     value: Any, source: str, catalog: ModelCatalog | None, strict: bool
-) -> tuple[str | tuple[str, ...], ...]:
-    """The chain's steps: ids, and groups written as a list of ids or ``{name, deployments}``.
+) -> tuple[tuple[str | tuple[str, ...], ...], dict[str, tuple[str, ...]]]:
+    """The chain's steps: ids, and groups written as a list of ids or ``{name, deployments}``;
+    and the named groups (name -> deployments).
 
     Ids the catalog does not know are refused when ``[settings] strict_models = true``;
     otherwise the client built from the file warns about them (not the parse as well).
@@ -359,7 +396,7 @@ def _chain(
     from failover.errors import UnknownModelWarning
 
     if value is None:
-        return ()
+        return (), {}
     shape = (
         f'{source}: top level: chain must be a list of "provider/model" strings or groups '
         '(a list of them, or {name = "...", deployments = [...]})'
@@ -367,7 +404,13 @@ def _chain(
     if not isinstance(value, list):
         raise ConfigError(f"{shape}, got {describe(value)}")
     steps: list[str | tuple[str, ...]] = []
+    groups: dict[str, tuple[str, ...]] = {}
     for item in value:
+        name = item.get("name") if isinstance(item, dict) else None
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ConfigError(f"{shape}; a group's name must be a non-empty string, got {name!r}")
+        if name in groups:
+            raise ConfigError(f"{source}: top level: chain: two groups are named {name!r}")
         if isinstance(item, dict) and "on" in item:  # the same model on several clouds
             from failover.clouds import same_model_ids
 
@@ -386,13 +429,16 @@ def _chain(
             steps.append(tuple(item))
         else:
             raise ConfigError(f"{shape}, got {describe(item)} in it")
+        if name is not None:
+            step = steps[-1]
+            groups[name] = (step,) if isinstance(step, str) else step
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnknownModelWarning)
             FallbackChain.from_ids(steps, catalog=catalog, strict=strict)
     except FallbackChainError as exc:
         raise ConfigError(f"{source}: top level: chain: {exc}") from None
-    return tuple(steps)
+    return tuple(steps), groups
 
 
 def _settings(values: dict[str, Any], where: str) -> tuple[FailoverConfig, dict[str, Any]]:
@@ -544,3 +590,92 @@ def _telemetry(raw: Any, where: str) -> TelemetrySettings:
     if port is not None and not 0 <= port <= 65535:
         raise ConfigError(f"{where}: prometheus_port must be within 0..65535, got {port}")
     return TelemetrySettings(**checked)
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """What the file names, for checking what budgets and caps refer to."""
+
+    source: str
+    chain: tuple[str | tuple[str, ...], ...]
+    groups: Mapping[str, tuple[str, ...]]
+    profiles: tuple[str, ...]
+    catalog: ModelCatalog | None
+
+    def models(self) -> dict[str, str]:
+        """Every chain id and the catalog's key for it -> the key budgets and caps match."""
+        from failover.chain import FallbackChain
+        from failover.errors import UnknownModelWarning
+
+        written = [i for step in self.chain for i in ((step,) if isinstance(step, str) else step)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnknownModelWarning)
+            models = FallbackChain.from_ids(written, catalog=self.catalog).models
+        found = {}
+        for model_id, model in zip(written, models, strict=True):
+            found[model_id] = found[model.key] = model.key
+        return found
+
+    def model(self, model_id: str, where: str) -> str:
+        """The key of ``model_id``, which must be in the chain (when the file has one)."""
+        if not self.chain:
+            return model_id
+        models = self.models()
+        if model_id not in models:
+            raise ConfigError(
+                f"{where}: {model_id!r} is not in the chain; the chain's models: "
+                + ", ".join(sorted(set(models.values())))
+            )
+        return models[model_id]
+
+
+def _caps(raw: Any, where: str, known: _Known) -> dict[str, int]:
+    """``[settings] max_in_flight``: ``provider/model`` -> a whole number of 1 or more."""
+    table = as_table(raw, where)
+    caps: dict[str, int] = {}
+    for deployment, cap in table.items():
+        if "/" not in deployment:
+            raise ConfigError(f'{where}: keys are "provider/model" ids, got {deployment!r}')
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+            raise ConfigError(
+                f'{where}: "{deployment}" must be a whole number of 1 or more, got {describe(cap)}'
+            )
+        caps[known.model(deployment, where)] = cap
+    return caps
+
+
+def _budgets(raw: Any, source: str, known: _Known) -> tuple[Budget, ...]:
+    """The ``[[budgets]]`` tables: ``usd``, ``per`` (``hour``, ``day``, ``month`` or seconds)
+    and ``scope``, each checked against what the file names."""
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        raise ConfigError(f"{source}: budgets must be [[budgets]] tables, got {describe(raw)}")
+    budgets = []
+    for number, values in enumerate(raw, start=1):
+        where = f"{source}: [[budgets]] #{number}"
+        no_unknown_keys(values, _BUDGET_KEYS, where)
+        if "usd" not in values:
+            raise ConfigError(f"{where}: usd is missing (the dollars it may spend per window)")
+        usd = typed(values["usd"], "float", where, "usd")
+        per = typed(values.get("per", "day"), "str | float", where, "per")
+        scope = typed(values.get("scope", "client"), "str", where, "scope")
+        try:
+            budget = Budget(usd=usd, per=per, scope=scope)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        kind, target = budget.kind, budget.target or ""
+        if kind == "profile" and known.profiles and target not in known.profiles:
+            raise ConfigError(
+                f"{where}: scope {scope!r} names no profile of this file; its profiles: "
+                + ", ".join(known.profiles)
+            )
+        if kind == "group" and known.chain and target not in known.groups:
+            named = ", ".join(known.groups) or 'none: write {name = "...", deployments = [...]}'
+            raise ConfigError(
+                f"{where}: scope {scope!r} names no group of the chain; its named groups: {named}"
+            )
+        if kind == "model":
+            key = known.model(target, f"{where}: scope")
+            if key != target:
+                budget = Budget(usd=budget.usd, per=budget.per, scope=f"model:{key}")
+        budgets.append(budget)
+    return tuple(budgets)

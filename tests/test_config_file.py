@@ -10,8 +10,17 @@ from typing import Any
 
 import httpx
 import pytest
+import respx
 
-from failover import AuthProfile, ConfigError, FailoverConfig, FailoverManager, ResilientClient
+from failover import (
+    AuthProfile,
+    BudgetExceededError,
+    ConfigError,
+    FailoverConfig,
+    FailoverManager,
+    ResilientClient,
+)
+from failover.budgets import Budget
 from failover.config_file import ConfigWarning, client_options, load_config, parse_config
 from failover.testing import Simulator
 
@@ -473,3 +482,134 @@ def test_a_sync_client_from_a_file_takes_its_chain_keys_and_settings(
             assert client.manager.get_profile("main") is not None
             result = client.complete([{"role": "user", "content": "hi"}])
         assert result.profile == "main" and sim.calls(key=SECRET) == 1
+
+
+# -- budgets and in-flight caps -----------------------------------------------------------------
+
+ADMISSION = """
+chain = [{name = "mini", deployments = ["openai/gpt-4o-mini", "groq/llama-3.1-8b-instant"]},
+         "anthropic/claude-haiku-4-5"]
+
+[settings.max_in_flight]
+"anthropic/claude-haiku-4-5" = 4
+
+[[profiles]]
+name = "main"
+provider = "openai"
+api_key = "env:OPENAI_API_KEY"
+max_in_flight = 2
+rate_limit_tpm = 90000
+
+[[profiles]]
+name = "groq"
+provider = "groq"
+api_key = "env:OTHER_KEY"
+
+[[profiles]]
+name = "claude"
+provider = "anthropic"
+api_key = "env:OTHER_KEY"
+
+[[budgets]]
+usd = 50
+
+[[budgets]]
+usd = 2.5
+per = "hour"
+scope = "group:mini"
+
+[[budgets]]
+usd = 1
+per = 600
+scope = "tag:tenant-a"
+
+[[budgets]]
+usd = 10
+per = "month"
+scope = "profile:main"
+"""
+
+
+def test_budgets_and_in_flight_caps_in_the_file_reach_the_manager() -> None:
+    loaded = parse_config(ADMISSION, env=ENV)
+    assert loaded.budgets == (
+        Budget(usd=50, per="day"),
+        Budget(usd=2.5, per="hour", scope="group:mini"),
+        Budget(usd=1, per=600, scope="tag:tenant-a"),
+        Budget(usd=10, per="month", scope="profile:main"),
+    )
+    assert loaded.max_in_flight == {"anthropic/claude-haiku-4-5": 4}
+    admission = loaded.manager().admission
+    assert admission.budgets == loaded.budgets
+    assert admission.caps == {"anthropic/claude-haiku-4-5": 4}
+    client = loaded.client(telemetry=False)
+    assert client.manager.admission.budgets == loaded.budgets
+    assert client.manager.get_profile("main").max_in_flight == 2
+    assert dict(client.chain.groups) == {  # group:mini applies to both deployments
+        "openai/gpt-4o-mini": "mini",
+        "groq/llama-3.1-8b-instant": "mini",
+    }
+
+
+@respx.mock
+async def test_a_budget_in_the_file_holds_the_client_to_it() -> None:
+    route = respx.post("https://api.openai.com/v1/chat/completions").mock(
+        return_value=httpx.Response(200, json={"choices": [{"message": {"content": "hi"}}]})
+    )
+    loaded = parse_config(BASIC + "\n[[budgets]]\nusd = 0.000001\n", env=ENV)
+    async with loaded.client(telemetry=False) as client:
+        with pytest.raises(BudgetExceededError) as caught:
+            await client.complete([{"role": "user", "content": "hello"}], max_tokens=100)
+    assert caught.value.budget == Budget(usd=0.000001, per="day")
+    assert route.call_count == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[[budgets]]\nper = 'day'", "[[budgets]] #1: usd is missing"),
+        ("[[budgets]]\nusd = '5'", "[[budgets]] #1: usd must be a number, got string"),
+        ("[[budgets]]\nusd = -1", "[[budgets]] #1: Budget usd must be a number > 0"),
+        ("[[budgets]]\nusd = 1\nper = 'week'", "[[budgets]] #1: Budget per must be 'hour'"),
+        ("[[budgets]]\nusd = 1\nper = 0", "[[budgets]] #1: Budget per (seconds) must be > 0"),
+        ("[[budgets]]\nusd = 1\nper = true", "[[budgets]] #1: per must be a string or a number"),
+        ("[[budgets]]\nusd = 1\nscope = 'team:x'", "[[budgets]] #1: Budget scope must be"),
+        ("[[budgets]]\nusd = 1\nlimit = 2", "[[budgets]] #1: unknown key 'limit'"),
+        (
+            "[[budgets]]\nusd = 1\n[[budgets]]\nusd = 1\nscope = 'profile:nobody'",
+            "[[budgets]] #2: scope 'profile:nobody' names no profile of this file; "
+            "its profiles: main",
+        ),
+        (
+            "[[budgets]]\nusd = 1\nscope = 'model:openai/gpt-4o'",
+            "[[budgets]] #1: scope: 'openai/gpt-4o' is not in the chain",
+        ),
+        (
+            "[[budgets]]\nusd = 1\nscope = 'group:mini'",
+            "[[budgets]] #1: scope 'group:mini' names no group of the chain",
+        ),
+        ("[settings]\nmax_in_flight = 4", "[settings] max_in_flight must be a table"),
+        (
+            "[settings.max_in_flight]\n'openai/gpt-4o-mini' = 0",
+            '[settings] max_in_flight: "openai/gpt-4o-mini" must be a whole number of 1 or more',
+        ),
+        (
+            "[settings.max_in_flight]\n'gpt-4o-mini' = 2",
+            "[settings] max_in_flight: keys are \"provider/model\" ids, got 'gpt-4o-mini'",
+        ),
+        (
+            "[settings.max_in_flight]\n'anthropic/claude-haiku-4-5' = 2",
+            "[settings] max_in_flight: 'anthropic/claude-haiku-4-5' is not in the chain",
+        ),
+    ],
+)
+def test_each_budget_and_cap_mistake_names_its_table_and_field(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(BASIC + "\n" + text, env=ENV)
+    assert message in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+def test_budgets_must_be_tables() -> None:
+    with pytest.raises(ConfigError, match=r"budgets must be \[\[budgets\]\] tables"):
+        parse_config("budgets = 5\n" + BASIC, env=ENV)
