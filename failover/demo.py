@@ -1,12 +1,14 @@
 """``failover demo``: a few hundred requests, a few dozen at a time, through failures, live.
 
 Starts the simulator and scripts a :class:`~failover.demo_scenario.Scenario` into it: a key
-with a small budget, a dead key, two healthy keys to rotate to, an outage of the first
+with a small rate limit, a dead key, two healthy keys to rotate to, an outage of the first
 provider, an overlapping one of the second and a little chaos (429s among it: a key that
-gets one rotates to the next). It prints that scenario, then drives a realistic client
-through it while a live view shows progress and failover events (on a terminal; piped, a
-progress line every quarter instead). It ends with a summary that accounts for every
-request, each term in plain words, and the attempt history of every request that failed.
+gets one rotates to the next). The client has a spend budget on the chain's first (dearest)
+model: once it is spent, that model's requests go on to the next, cheaper one. It prints that
+scenario, then drives a realistic client through it while a live view shows progress and
+failover events (on a terminal; piped, a progress line every quarter instead). It ends with a
+summary that accounts for every request, each term in plain words (the budget's spend and
+the requests it moved among them), and the attempt history of every request that failed.
 Needs the ``sim`` extra (starlette, uvicorn, rich).
 """
 
@@ -37,9 +39,18 @@ from failover import (
     FailoverManager,
     ResilientClient,
 )
+from failover.attempts import Attempt
 from failover.demo_gateway import run_gateway_panel
 from failover.demo_history import Step, capturing, request_history, retries, steps
-from failover.demo_scenario import CHAIN, KEYS, Scenario, accepted_keys, describe, script
+from failover.demo_scenario import (
+    CHAIN,
+    KEYS,
+    Scenario,
+    accepted_keys,
+    budgets,
+    describe,
+    script,
+)
 from failover.events import CooldownEvent, FailoverEvent, RecoveredEvent, RetryEvent
 from failover.testing import Behavior, Simulator
 
@@ -90,6 +101,12 @@ class Tally:
     recoveries: int = 0
     cost: float = 0.0
     streamed: int = 0
+    over_budget: int = 0
+    """Requests the spend budget moved past its model (a refusal among their attempts)."""
+    over_budget_from: float | None = None
+    """Seconds into the run of the first refusal."""
+    budget_rows: list[dict[str, Any]] = field(default_factory=list)
+    """The budgets at the end: scope, per, usd, used, remaining, resets_in."""
     log: deque[tuple[str, str, int]] = field(default_factory=lambda: deque(maxlen=12))
 
 
@@ -113,6 +130,15 @@ def _wire_hooks(client: ResilientClient, tally: Tally, started: float) -> None:
             if event.reason == "no_profile_available":
                 tally.skips += 1  # a quiet skip: every key of that model is resting
                 return
+            if event.reason == "over_budget":  # not a failure: counted per request, below
+                if tally.over_budget_from is None:
+                    tally.over_budget_from = time.monotonic() - started
+                _log(
+                    tally,
+                    started,
+                    f"[blue]budget[/] {event.from_model} -> {event.to_model} (spend budget spent)",
+                )
+                return
             tally.fallbacks += 1
             text = f"[magenta]model[/] {event.from_model} -> {event.to_model} ({event.reason})"
         _log(tally, started, text)
@@ -124,7 +150,7 @@ def _wire_hooks(client: ResilientClient, tally: Tally, started: float) -> None:
             _log(
                 tally,
                 started,
-                f"[cyan]held[/] {event.profile} {event.duration:.1f}s (budget spent)",
+                f"[cyan]held[/] {event.profile} {event.duration:.1f}s (its rate limit used up)",
             )
             return
         tally.cooldowns += 1
@@ -164,6 +190,8 @@ def _view(progress: Progress, tally: Tally) -> Group:
         "rotations / fallbacks / cooldowns",
         f"{tally.rotations} / {tally.fallbacks} / {tally.cooldowns}",
     )
+    if tally.over_budget:
+        counters.add_row("moved by the spend budget", str(tally.over_budget))
     counters.add_row("failed", str(sum(tally.failures.values())))
     return Group(progress, counters, _events_panel(tally))
 
@@ -237,8 +265,9 @@ def _summary(tally: Tally, total: int, concurrency: int, elapsed: float) -> Tabl
         (
             "keys held before a 429",
             str(tally.held),
-            "a key rested because its rate-limit headers said its budget was spent",
+            "a key rested because its rate-limit headers said it had no requests left",
         ),
+        *_budget_rows(tally),
         (
             "retries after a backoff",
             str(tally.retries),
@@ -250,7 +279,7 @@ def _summary(tally: Tally, total: int, concurrency: int, elapsed: float) -> Tabl
             f"{p50 * 1000:.0f} ms / {p95 * 1000:.0f} ms",
             "of the answered requests, waits included",
         ),
-        ("cost", f"${tally.cost:.6f}", "the tokens at list prices (genai-prices)"),
+        ("cost", f"${tally.cost:.6f}", "the answers' tokens at list prices (genai-prices)"),
         (
             "accounted for",
             "[green]every request[/]" if ok + failed == total else "[red]NO[/]",
@@ -262,6 +291,44 @@ def _summary(tally: Tally, total: int, concurrency: int, elapsed: float) -> Tabl
     return table
 
 
+def _budget_rows(tally: Tally) -> list[tuple[str, str, str]]:
+    """The spend budgets at the end, and the requests they moved to the next model."""
+    rows = []
+    for budget in tally.budget_rows:
+        rows.append(
+            (
+                "spend budget",
+                f"${budget['used']:.4f} of ${budget['usd']:g}",
+                f"spent per {budget['per']} on {budget['scope'].partition(':')[2]}"
+                + (
+                    "; what was left could not hold another request's worst case"
+                    if tally.over_budget
+                    else ""
+                ),
+            )
+        )
+    if tally.budget_rows:
+        rows.append(
+            (
+                "moved by the budget",
+                str(tally.over_budget)
+                + (
+                    f" (from {tally.over_budget_from:.1f}s)"
+                    if tally.over_budget_from is not None
+                    else ""
+                ),
+                "its worst case would overrun what was left: not sent to that model, the "
+                "request went on down the chain (a refusal, not a failure)",
+            )
+        )
+    return rows
+
+
+def _refused(attempts: tuple[Attempt, ...] | list[Attempt]) -> bool:
+    """Whether a spend budget refused one of these attempts."""
+    return any(attempt.outcome == "over_budget" for attempt in attempts)
+
+
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}s"
 
@@ -270,6 +337,8 @@ def _why(request: FailedRequest, deadline: float, max_retries: int) -> str:
     """Why the client gave up on ``request``, in plain words (under 100 characters)."""
     if request.error == "StreamInterrupted":
         return "its stream broke after text had reached the caller: no other model may take over"
+    if request.error == "BudgetExceededError":
+        return "the spend budget refused the first model and no model after it could answer"
     if "deadline" in request.summary:
         return f"its {deadline:g}s deadline passed"
     if request.retries >= max_retries:
@@ -387,7 +456,7 @@ async def run_demo(
             breaker_window=3.0,
             breaker_min_requests=4,
         )
-        manager = FailoverManager(config, profiles=profiles)
+        manager = FailoverManager(config, profiles=profiles, budgets=budgets(scenario))
         tally = Tally()
         gate = asyncio.Semaphore(concurrency)
         progress = Progress(
@@ -410,24 +479,28 @@ async def run_demo(
             started = time.monotonic()
             _wire_hooks(client, tally, started)
             messages = [{"role": "user", "content": "Summarise the incident report."}]
+            limit = scenario.max_tokens
 
             async def one(index: int) -> None:
                 await asyncio.sleep(index * seconds / total)
                 streamed = rng.random() < scenario.streamed
                 async with gate:
                     began, wall = time.monotonic(), time.time()
+                    attempts: tuple[Attempt, ...] = ()
                     try:
                         with request_history() as records:
                             if streamed:
                                 tally.streamed += 1
-                                async with client.stream(messages) as stream:
+                                async with client.stream(messages, max_tokens=limit) as stream:
                                     async for _ in stream:
                                         pass
-                                served = stream.model or "?"
+                                served, cost = stream.model or "?", stream.cost_usd
+                                attempts = stream.attempts
                             else:
-                                result = await client.complete(messages)
-                                served = result.model
-                                tally.cost += result.cost_usd or 0
+                                result = await client.complete(messages, max_tokens=limit)
+                                served, cost = result.model, result.cost_usd
+                                attempts = result.attempts
+                        tally.cost += cost or 0
                         tally.served_by[served] += 1
                         tally.latencies.append(time.monotonic() - began)
                     except FailoverError as exc:  # AllAttemptsFailed, StreamInterrupted, ...
@@ -446,12 +519,14 @@ async def run_demo(
                             )
                         )
                     finally:
+                        tally.over_budget += _refused(attempts)
                         tally.done += 1
                         progress.update(task_id, completed=tally.done)
 
             with capturing():
                 tasks = [asyncio.create_task(one(i)) for i in range(total)]
                 await _watch(tasks, tally, progress, console, started)
+            tally.budget_rows = (await manager.admission.status(profiles))["budgets"]
         console.print()
         console.print(_summary(tally, total, concurrency, time.monotonic() - started))
         _print_failures(tally, console, scenario.deadline, config.max_retries)

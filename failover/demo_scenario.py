@@ -3,7 +3,8 @@
 One :class:`Scenario` drives both: :func:`script` sets the simulator up from it and
 :func:`describe` prints it before the run, so the description cannot drift from what
 was scripted. A test passes a scenario of its own (e.g. every provider down, to force
-failures).
+failures). The scenario also holds the client's own limit, a spend budget on the chain's
+first (dearest) model: :func:`budgets` gives it to the manager.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from failover.budgets import Budget
     from failover.testing import Simulator
 
 __all__ = [
@@ -22,13 +24,14 @@ __all__ = [
     "Outage",
     "Scenario",
     "accepted_keys",
+    "budgets",
     "describe",
     "kind_words",
     "script",
 ]
 
-CHAIN = ("openai/gpt-4o-mini", "anthropic/claude-haiku-4-5", "gemini/gemini-2.5-flash-lite")
-"""The models every request tries, in order."""
+CHAIN = ("openai/gpt-4o", "anthropic/claude-haiku-4-5", "gemini/gemini-2.5-flash-lite")
+"""The models every request tries, in order: the dearest first, each next one cheaper."""
 KEYS = {
     "openai-main": ("openai", "sk-demo-openai-main-0000000001"),
     "openai-spare": ("openai", "sk-demo-openai-spare-000000002"),
@@ -86,7 +89,7 @@ class Scenario:
 
     Attributes:
         dead_key: A key the provider has revoked: its first use gets a 401.
-        budget_key: A key with a small rate-limit budget.
+        budget_key: A key with a small rate limit (requests, not dollars).
         budget: Requests ``budget_key`` may send per ``window`` seconds before a 429.
         window: The budget's window, in seconds.
         retry_after: The wait its 429 asks for, in seconds.
@@ -96,6 +99,11 @@ class Scenario:
         streamed: The share of requests that stream their answer.
         timeout: Seconds an attempt may take.
         deadline: Seconds a request may take in all, waits included.
+        spend_model: The model (``provider/model``) with a spend budget (empty: none).
+        spend_usd: Dollars ``spend_model`` may spend per day; once spent, its requests
+            go on to the next model of the chain.
+        max_tokens: Each request's ``max_tokens``: with the input, its worst case, which
+            is reserved against the budget until the reply's real cost is known.
     """
 
     dead_key: str = "openai-revoked"
@@ -119,6 +127,29 @@ class Scenario:
     streamed: float = 0.3
     timeout: float = 5.0
     deadline: float = 15.0
+    spend_model: str = CHAIN[0]
+    spend_usd: float = 0.012
+    max_tokens: int = 64
+
+
+def budgets(scenario: Scenario) -> list[Budget]:
+    """The spend budgets the demo's manager enforces: ``spend_usd`` a day on ``spend_model``."""
+    from failover.budgets import Budget
+
+    if not scenario.spend_model:
+        return []
+    return [Budget(usd=scenario.spend_usd, per="day", scope=f"model:{scenario.spend_model}")]
+
+
+def _prices(model: str) -> str:
+    """``model``'s list prices, in dollars per million tokens in and out."""
+    from failover import get_model_entry
+
+    provider, _, name = model.partition("/")
+    entry = get_model_entry(provider, name)
+    if entry is None or entry.cost_input is None or entry.cost_output is None:
+        return "price unknown"
+    return f"${entry.cost_input:g} / ${entry.cost_output:g} per million tokens in / out"
 
 
 def accepted_keys(scenario: Scenario) -> dict[str, list[str]]:
@@ -157,6 +188,16 @@ def script(sim: Simulator, scenario: Scenario, seconds: float) -> None:
         sim.chaos(scenario.chaos, seed=scenario.seed)
 
 
+def _after(model: str) -> str:
+    """What becomes of ``model``'s requests once its budget is spent."""
+    if model not in CHAIN:
+        return "go on down the chain"
+    following = CHAIN[CHAIN.index(model) + 1 :]
+    if not following:
+        return "fail (BudgetExceededError: no model after it)"
+    return f"go on to {following[0]}, cheaper ({_prices(following[0])})"
+
+
 def describe(
     scenario: Scenario, *, total: int, concurrency: int, seconds: float
 ) -> list[tuple[str, str]]:
@@ -165,7 +206,7 @@ def describe(
     for name, (provider, _) in KEYS.items():
         keys.setdefault(provider, []).append(name)
     rows = [
-        ("chain", " -> ".join(CHAIN) + " (each request tries them in this order)"),
+        ("chain", " -> ".join(CHAIN) + " (each request tries them in this order, dearest first)"),
         ("keys", "; ".join(f"{provider}: {', '.join(names)}" for provider, names in keys.items())),
     ]
     if scenario.dead_key:
@@ -199,6 +240,16 @@ def describe(
         rows.append(("chaos", f"at random on any call: {mix} (seed {scenario.seed})"))
     else:
         rows.append(("chaos", "none"))
+    if scenario.spend_model:
+        rows.append(
+            (
+                "spend budget",
+                f"${scenario.spend_usd:g} a day on {scenario.spend_model} "
+                f"({_prices(scenario.spend_model)}); each request reserves its worst case "
+                f"(max_tokens={scenario.max_tokens}) until it is charged its real cost; once the "
+                f"budget is spent, its requests {_after(scenario.spend_model)}",
+            )
+        )
     rows.append(
         (
             "traffic",

@@ -12,7 +12,7 @@ import sys
 from rich.console import Console
 
 from failover.demo import run_demo
-from failover.demo_scenario import KEYS, Outage, Scenario
+from failover.demo_scenario import CHAIN, KEYS, Outage, Scenario
 
 ANSI = re.compile(r"\x1b\[")
 EVERYTHING_DOWN = Scenario(
@@ -50,6 +50,12 @@ async def test_the_scenario_is_printed_before_the_run_from_what_was_scripted() -
         "2% server error (500), 1% reply cut short (seed 7)"
     ) in scenario
     assert "24 requests over 1 s, at most 8 at a time" in scenario
+    assert (
+        "spend budget $0.012 a day on openai/gpt-4o ($2.5 / $10 per million tokens in / out); "
+        "each request reserves its worst case (max_tokens=64) until it is charged its real "
+        "cost; once the budget is spent, its requests go on to anthropic/claude-haiku-4-5, "
+        "cheaper ($1 / $5 per million tokens in / out)"
+    ) in scenario
     assert "models skipped (every key resting)" in out
     assert "a model passed over without a call: every key of it was cooling down" in words(out)
     assert "every request" in out
@@ -69,12 +75,8 @@ async def test_each_failed_request_is_shown_attempt_by_attempt_without_a_key() -
         assert request.error == "AllAttemptsFailed"
         assert [s.number for s in request.steps] == list(range(1, len(request.steps) + 1))
         models = {step.model for step in request.steps}
-        assert models <= {
-            "openai/gpt-4o-mini",
-            "anthropic/claude-haiku-4-5",
-            "gemini/gemini-2.5-flash-lite",
-        }
-        assert "openai/gpt-4o-mini" in models
+        assert models <= set(CHAIN)
+        assert CHAIN[0] in models
         assert {step.outcome for step in request.steps} == {"overloaded"}
         assert {step.status for step in request.steps} <= {503, 529}
         assert all(step.profile in KEYS for step in request.steps)  # a name, never a key
@@ -83,7 +85,7 @@ async def test_each_failed_request_is_shown_attempt_by_attempt_without_a_key() -
         assert title in out
     table = out[out.index("3 request(s) failed") :]
     assert "waited" in table and "key (profile)" in table and "outcome" in table
-    assert re.search(r"openai/gpt-4o-mini\s+openai-\w+\s+overloaded\s+503", table)
+    assert re.search(r"openai/gpt-4o\s+openai-\w+\s+overloaded\s+503", table)
     assert "deadline left), after" in words(table) and "retries after a backoff" in words(table)
     reasons = re.findall(r"^  (\d+): (.+)$", table, flags=re.MULTILINE)  # why, grouped
     assert sum(int(count) for count, _ in reasons) == 3
@@ -97,11 +99,31 @@ async def test_each_failed_request_is_shown_attempt_by_attempt_without_a_key() -
 
 async def test_a_quiet_scenario_says_what_it_leaves_out_and_that_nothing_failed() -> None:
     console = plain_console()
-    quiet = Scenario(dead_key="", budget_key="", outages=(), chaos={})
+    quiet = Scenario(dead_key="", budget_key="", outages=(), chaos={}, spend_model="")
     tally = await run_demo(10, 5, 0.2, scenario=quiet, console=console, gateway=False)
     out = console.file.getvalue()  # type: ignore[attr-defined]
     assert tally.failed == [] and "No request failed." in out
     assert "outage none" in words(out) and "chaos none" in words(out) and "dead key" not in out
+    assert "spend budget" not in out and "moved by the budget" not in out
+    assert tally.served_by == {CHAIN[0]: 10} and tally.over_budget == 0
+
+
+async def test_once_the_spend_budget_is_spent_requests_go_on_to_the_cheaper_model() -> None:
+    console = plain_console()
+    # about 3 of the first model's answers fit in $0.002 beside two worst cases in flight
+    spend = Scenario(dead_key="", budget_key="", outages=(), chaos={}, spend_usd=0.002)
+    tally = await run_demo(20, 2, 0.5, scenario=spend, console=console, gateway=False)
+    out = words(console.file.getvalue())  # type: ignore[attr-defined]
+    assert tally.failed == [] and sum(tally.served_by.values()) == 20
+    assert set(tally.served_by) == {CHAIN[0], CHAIN[1]}  # nothing failed: the budget moved them
+    assert tally.over_budget == tally.served_by[CHAIN[1]] > 0
+    assert tally.over_budget_from is not None
+    [budget] = tally.budget_rows
+    assert budget["scope"] == f"model:{CHAIN[0]}" and budget["usd"] == 0.002
+    assert 0 < budget["used"] <= 0.002  # spent, never overrun
+    assert f"spend budget ${budget['used']:.4f} of $0.002 spent per day on {CHAIN[0]}" in out
+    assert f"moved by the budget {tally.over_budget} (from " in out
+    assert f"budget {CHAIN[0]} -> {CHAIN[1]} (spend budget spent)" in out  # the event line
 
 
 def test_piped_output_has_no_escape_codes_and_no_sections_run_together() -> None:
@@ -151,6 +173,9 @@ async def test_what_the_scenario_says_is_what_the_simulator_does() -> None:
         retry_after=7.0,
         outages=(Outage("anthropic", 0.0, 100.0, "server_error"),),
         chaos={},
+        spend_model="gemini/gemini-2.5-flash-lite",
+        spend_usd=2.5,
+        max_tokens=10,
     )
     said = dict(describe(scenario, total=1, concurrency=1, seconds=1.0))
     assert said["dead key"].startswith("openai-revoked: revoked, the provider answers 401")
@@ -158,6 +183,15 @@ async def test_what_the_scenario_says_is_what_the_simulator_does() -> None:
         "openai-main: 1 requests per 60 s, then 429 with retry-after 7 s"
     )
     assert said["outage"] == "anthropic server error (500) on every call from 0.0 s to 100.0 s"
+    assert said["spend budget"] == (
+        "$2.5 a day on gemini/gemini-2.5-flash-lite ($0.1 / $0.4 per million tokens in / out); "
+        "each request reserves its worst case (max_tokens=10) until it is charged its real "
+        "cost; once the budget is spent, its requests fail (BudgetExceededError: no model after it)"
+    )
+    from failover import Budget
+    from failover.demo_scenario import budgets
+
+    assert budgets(scenario) == [Budget(2.5, "day", "model:gemini/gemini-2.5-flash-lite")]
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
     async with Simulator(keys=accepted_keys(scenario)) as sim, httpx.AsyncClient() as http:
         script(sim, scenario, 1.0)
