@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -21,7 +20,7 @@ from failover.attempts import Attempt
 from failover.budgets import Budget
 from failover.catalog import ModelCatalog, ModelEntry, TokenUsage, default_catalog
 from failover.chain import FallbackChain
-from failover.chat_calls import ChatCalls, ChunkReader, close_opened
+from failover.chat_calls import ChatCalls
 from failover.chat_input import chain_from, chat_request, estimate_usage
 from failover.classify import classify_exception
 from failover.config import FailoverConfig
@@ -29,24 +28,21 @@ from failover.engine import AttemptContext, Engine, HookMethods
 from failover.errors import (
     ConfigError,
     ProviderError,
-    ProviderTimeoutError,
-    StreamInterrupted,
 )
-from failover.http import HttpxSender, Reply, Sender, default_http_client
+from failover.http import HttpxSender, Sender, default_http_client
 from failover.policy import Action, Policy
 from failover.profiles import AuthProfile, FailoverManager
 from failover.providers.base import (
     ChatRequest,
     EmbeddingResult,
     ProviderAdapter,
-    StreamAssembler,
-    StreamChunk,
     ToolCall,
     assistant_message,
 )
 from failover.request import RequestState
 from failover.routing import Hedging, Strategy
 from failover.store import Store
+from failover.streams import CompletionStream, StreamSource
 from failover.telemetry import Telemetry, resolve_telemetry
 
 if TYPE_CHECKING:
@@ -243,6 +239,7 @@ class ResilientClient(HookMethods, AsyncClosing):
             self._engine, sender, self._adapters, stream_idle_timeout=self.stream_idle_timeout
         )
         self._complete = self._calls.complete  # bound once: complete()'s attempt
+        self._stream_source = StreamSource(self._engine, self._calls.open_stream, self._unsupported)
         # a sender for asyncio alone (aiohttp) lets the engine bound attempts more cheaply
         self._sender_cancel_safe = bool(getattr(sender, "asyncio_cancel_safe", False))
         # the HTTP libraries log replies' headers (which may echo a key) before we see them
@@ -326,7 +323,8 @@ class ResilientClient(HookMethods, AsyncClosing):
         """
         request = chat_request(messages, max_tokens, temperature, params, stream=True)
         steps = self.chain.steps if chain is None else self._chain_for(chain).steps
-        return CompletionStream(self, request, self._new_state(request, priority, tags), steps)
+        state = self._new_state(request, priority, tags)
+        return CompletionStream(self._stream_source, request, state, steps)
 
     async def call(
         self,
@@ -512,141 +510,3 @@ class ResilientClient(HookMethods, AsyncClosing):
         if request.plain:
             return None
         return lambda model: self._adapters[model.provider].unsupported_field(request, model)
-
-
-class CompletionStream(AsyncClosing):
-    """The chunks of a streamed completion, with the answer's metadata once it starts.
-
-    Attributes:
-        text: The text received so far.
-        model: ``provider/model`` that is answering (set at the first chunk).
-        profile: The auth profile's name (set at the first chunk).
-        usage: Token counts (set at the end).
-        finish_reason: ``stop``, ``length``, ``tool_calls`` or ``content_filter`` (at the end).
-        raw_finish_reason: The provider's own stop reason (at the end).
-        cost_usd: The cost from the catalog's prices (at the end; ``None`` when unknown).
-        attempts: Every attempt made so far.
-    """
-
-    def __init__(
-        self,
-        client: ResilientClient,
-        request: ChatRequest,
-        state: RequestState,
-        steps: Sequence[tuple[ModelEntry, ...]],
-    ) -> None:
-        self._client = client
-        self._request = request
-        self._steps = steps
-        self._engine = client.engine
-        self._state = state
-        self._state.release = close_opened  # a hedged stream that lost: let it go
-        self._opener: AbstractAsyncContextManager[Reply] | None = None
-        self._reader: ChunkReader | None = None
-        self._finished = False
-        self._chosen: tuple[ModelEntry, AuthProfile] | None = None
-        self.text = ""
-        self.model: str | None = None
-        self.profile: str | None = None
-        self.usage: TokenUsage | None = None
-        self.finish_reason: str | None = None
-        self.raw_finish_reason: str | None = None
-        self.cost_usd: float | None = None
-        self._assembled = StreamAssembler()
-
-    @property
-    def tool_calls(self) -> tuple[ToolCall, ...]:
-        """The tool calls assembled from the stream's deltas so far."""
-        return self._assembled.tool_calls
-
-    @property
-    def message(self) -> dict[str, Any]:
-        """The assistant message in OpenAI's shape (complete once the stream has ended)."""
-        return self._assembled.message
-
-    @property
-    def attempts(self) -> tuple[Attempt, ...]:
-        """Every attempt made so far."""
-        return tuple(self._state.attempts)
-
-    def __aiter__(self) -> CompletionStream:
-        return self
-
-    async def __anext__(self) -> StreamChunk:
-        if self._finished:
-            raise StopAsyncIteration
-        try:
-            chunk = await self._next_chunk()
-        except BaseException as error:
-            self._engine.ended(self._state, error)
-            await self.aclose()
-            raise
-        if chunk is None:
-            await self.aclose()
-            raise StopAsyncIteration
-        self.text += chunk.text
-        self._assembled.add(chunk)
-        if chunk.usage is not None or chunk.finish_reason is not None:
-            self.usage, self.finish_reason = chunk.usage, chunk.finish_reason
-            self.raw_finish_reason = chunk.raw_finish_reason
-        return chunk
-
-    async def _next_chunk(self) -> StreamChunk | None:
-        client = self._client
-        if self._reader is None:
-            request = self._request
-
-            attempt = partial(client._calls.open_stream, request)
-            (opener, reader, first), model, profile = await self._engine.run(
-                self._state, self._steps, attempt, unsupported=client._unsupported(request)
-            )
-            self._opener, self._reader, self._chosen = opener, reader, (model, profile)
-            self.model, self.profile = model.key, profile.name
-            self._engine.streaming(self._state)
-            return first
-        assert self._chosen is not None
-        model, profile = self._chosen
-        try:
-            chunk = await self._read(self._reader)
-        except TimeoutError:  # the caller's deadline: no fault of the key's
-            error: ProviderError = ProviderTimeoutError(
-                f"the request's deadline of {self._engine.deadline}s passed mid-stream"
-            )
-            self._engine.interrupted(self._state, model, profile, error, counts=False)
-            raise StreamInterrupted(error, self.text, self._state.attempts) from None
-        except ProviderError as error:
-            self._engine.interrupted(self._state, model, profile, error)
-            raise StreamInterrupted(error, self.text, self._state.attempts) from error
-        if chunk is not None and self._reader.done:
-            if self._state.ticket is not None:
-                await self._engine.settle(self._state, chunk.usage)
-            self._succeeded(chunk.usage)
-        return chunk
-
-    async def _read(self, reader: ChunkReader) -> StreamChunk | None:
-        """The next chunk, within what is left of the request's deadline."""
-        time_left = self._state.time_left()
-        if math.isinf(time_left):
-            return await reader.next()
-        with anyio.fail_after(max(time_left, 0.0)):
-            return await reader.next()
-
-    def _succeeded(self, usage: TokenUsage | None) -> None:
-        if self._chosen is None or self._finished:
-            return
-        model, profile = self._chosen
-        cost = model.calculate_cost(usage) if usage else None
-        self.cost_usd = cost
-        exchange = (self._request.messages, self.text)
-        self._engine.succeeded(self._state, model, profile, cost, usage, exchange=exchange)
-
-    async def aclose(self) -> None:
-        """Stop the stream and release its connection (even when cancelled meanwhile)."""
-        if self._finished:
-            return
-        self._finished = True
-        self._engine.ended(self._state)
-        if self._state.ticket is not None:  # closed or cut before its end
-            await self._engine.unsettled(self._state)
-        if self._opener is not None and self._reader is not None:
-            await close_opened((self._opener, self._reader))
