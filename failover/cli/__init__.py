@@ -87,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     status = command(
-        "status", "show every key's state: shared in Redis, or from a file", run_status
+        "status",
+        "show every key's state, budgets, token windows and caps: shared in Redis, or from a file",
+        run_status,
     )
     status.add_argument(
         "--redis", metavar="URL", help="the shared state of every key in this Redis store"
@@ -96,7 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--prefix", default="failover", help="the store's key prefix (with --redis)"
     )
     status.add_argument("--watch", action="store_true", help="refresh every second (with --redis)")
-    status.add_argument("--config", metavar="FILE", help=config_help)
+    status.add_argument(
+        "--config",
+        metavar="FILE",
+        help=config_help + "; with --redis, its budgets and limits read from the store",
+    )
     status.add_argument(
         "--probe", action="store_true", help="check each key with one tiny request (else none is)"
     )

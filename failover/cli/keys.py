@@ -186,24 +186,36 @@ async def _status_manager(args: argparse.Namespace) -> FailoverManager:
     if not args.probe:
         return loaded.manager()
     probes = await _probe_all(loaded, args.timeout)
-    return FailoverManager(loaded.config, profiles=[probe.profile for probe in probes])
+    return FailoverManager(
+        loaded.config,
+        profiles=[probe.profile for probe in probes],
+        budgets=loaded.budgets,
+        max_in_flight=dict(loaded.max_in_flight) or None,
+    )
 
 
 async def run_status(args: argparse.Namespace) -> int:
-    """Show every key's state: live from Redis (``--redis``), or from the config file."""
+    """Show every key's state: live from Redis (``--redis``; with ``--config``, admission
+    read from the same store too), or from the config file. Budgets, token windows and
+    in-flight caps are shown when the file sets any; keys never are."""
     from failover import ConfigError
 
     if args.redis:  # the state the clients share, live from the store
-        if args.config or args.probe or args.json:
-            raise ConfigError("--redis shows the shared store; --config, --probe, --json are local")
-        from failover.status_view import run_status
-
-        return await run_status(args.redis, prefix=args.prefix, watch=args.watch)
+        if args.probe or args.json:
+            raise ConfigError("--redis shows the shared store; --probe and --json are local")
+        return await _shared_status(args)
     if args.watch:
         raise ConfigError("--watch refreshes the shared state: give --redis URL")
-    status = (await _status_manager(args)).status()
+    manager = await _status_manager(args)
+    status = manager.status()
+    from failover.status_view import read_admission
+
+    admission = await read_admission(manager, counted_here=False)
     if args.json:
-        print(json.dumps(_status_dict(status, probed=args.probe), indent=2))
+        shown = _status_dict(status, probed=args.probe)
+        if admission.configured:
+            shown["admission"] = admission.to_dict()
+        print(json.dumps(shown, indent=2))
         return 0
     console = options.console()
     if args.probe:
@@ -211,7 +223,34 @@ async def run_status(args: argparse.Namespace) -> int:
     else:
         console.print(f"{status.total_profiles} key(s), {NOT_PROBED}", soft_wrap=True)
         console.print(_unprobed_table(status))
+    if admission.configured:
+        from failover.status_view import render_admission
+
+        console.print(
+            "admission as the file sets it, seen from here: no spend is shared without a "
+            "store (--redis URL shows what the clients share)",
+            soft_wrap=True,
+        )
+        for table in render_admission(admission):
+            console.print(table)
     return 0
+
+
+async def _shared_status(args: argparse.Namespace) -> int:
+    """``--redis``: the store's state; with ``--config``, admission read from it as well."""
+    from failover.status_view import run_status
+
+    if not args.config:
+        return await run_status(args.redis, prefix=args.prefix, watch=args.watch)
+    from failover.store import RedisStore
+
+    loaded = options.load(args.config)
+    store = RedisStore(args.redis, prefix=args.prefix)  # read only: its sync never starts
+    try:
+        manager = loaded.manager(store=store)
+        return await run_status(args.redis, prefix=args.prefix, watch=args.watch, manager=manager)
+    finally:
+        await store.aclose()
 
 
 def _status_dict(status: FailoverStatus, *, probed: bool) -> dict[str, Any]:
