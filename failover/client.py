@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -16,13 +15,13 @@ from failover import providers
 from failover._closing import AsyncClosing
 from failover._secrets import watch_http_logs
 from failover.admission import checked_tags
-from failover.attempts import Attempt
 from failover.budgets import Budget
 from failover.catalog import ModelCatalog, ModelEntry, TokenUsage, default_catalog
 from failover.chain import FallbackChain
 from failover.chat_calls import ChatCalls
 from failover.chat_input import chain_from, chat_request, estimate_usage
 from failover.classify import classify_exception
+from failover.completion import Accept, Completion
 from failover.config import FailoverConfig
 from failover.engine import AttemptContext, Engine, HookMethods
 from failover.errors import (
@@ -36,8 +35,6 @@ from failover.providers.base import (
     ChatRequest,
     EmbeddingResult,
     ProviderAdapter,
-    ToolCall,
-    assistant_message,
 )
 from failover.request import RequestState
 from failover.routing import Hedging, Strategy
@@ -53,44 +50,20 @@ __all__ = ["AttemptContext", "Completion", "CompletionStream", "ResilientClient"
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """A successful completion and how it was obtained.
+StreamBreak = Literal["raise", "restart", "continue"]
+_BREAKS = ("raise", "restart", "continue")
 
-    Attributes:
-        text: The answer.
-        model: ``provider/model`` that answered.
-        provider: The provider that answered.
-        profile: The name of the auth profile used.
-        usage: Token counts.
-        cost_usd: Cost from the catalog's prices, ``None`` when a price is unknown.
-        finish_reason: ``stop``, ``length``, ``tool_calls`` or ``content_filter``.
-        attempts: Every attempt, the successful one last.
-        latency: Seconds from the call to the answer.
-        raw: The provider's parsed reply.
-        tool_calls: The tool calls the model made (``id``, ``name``, ``arguments`` JSON text,
-            ``args`` parsed).
-        raw_finish_reason: The provider's own stop reason.
-    """
 
-    text: str
-    model: str
-    provider: str
-    profile: str
-    usage: TokenUsage
-    cost_usd: float | None
-    finish_reason: str | None
-    attempts: tuple[Attempt, ...]
-    latency: float
-    raw: Any
-    tool_calls: tuple[ToolCall, ...] = ()
-    raw_finish_reason: str | None = None
+def _checked_break(mode: str) -> StreamBreak:
+    if mode not in _BREAKS:
+        raise ConfigError(f"on_stream_break must be one of {', '.join(_BREAKS)}; got {mode!r}")
+    return mode  # type: ignore[return-value]
 
-    @property
-    def message(self) -> dict[str, Any]:
-        """The assistant message in OpenAI's shape, to append to the conversation and send
-        to any provider next turn."""
-        return assistant_message(self.text, self.tool_calls)
+
+def _checked_accept(accept: Accept | None) -> Accept | None:
+    if accept is not None and not callable(accept):
+        raise ConfigError(f"accept must be a function of a Completion, got {accept!r}")
+    return accept
 
 
 class ResilientClient(HookMethods, AsyncClosing):
@@ -143,6 +116,13 @@ class ResilientClient(HookMethods, AsyncClosing):
             may run at once in this process (a key's own cap is its ``max_in_flight``).
         admission: Hold requests to the budgets, the keys' ``rate_limit_tpm`` and the
             in-flight caps (see :mod:`failover.admission`); ``False``: send regardless.
+        accept: Checks each reply (a function of the :class:`Completion`, sync or async,
+            true to keep it); a rejected reply is an attempt with outcome ``rejected`` and
+            the next model is tried (the key's health is untouched).
+        on_stream_break: What a stream cut after its first chunk does: ``"raise"``
+            (StreamInterrupted), ``"restart"`` (the next candidate starts over, after a
+            marker chunk telling the caller to discard what it has) or ``"continue"``
+            (the next candidate that can continues the text).
     """
 
     def __init__(
@@ -173,6 +153,8 @@ class ResilientClient(HookMethods, AsyncClosing):
         budgets: Sequence[Budget] = (),
         max_in_flight: Mapping[str, int] | None = None,
         admission: bool = True,
+        accept: Accept | None = None,
+        on_stream_break: StreamBreak = "raise",
     ) -> None:
         self._catalog, self._strict = catalog or default_catalog, strict_models
         self.chain = chain_from(chain, self._catalog, strict=strict_models)
@@ -228,6 +210,8 @@ class ResilientClient(HookMethods, AsyncClosing):
             admission=admission,
         )
         self._groups = self.chain.groups or None
+        self.accept = _checked_accept(accept)
+        self.on_stream_break = _checked_break(on_stream_break)
         self.stream_idle_timeout = float(stream_idle_timeout)
         self._owned_http: httpx.AsyncClient | None = None
         if sender is None:
@@ -312,6 +296,8 @@ class ResilientClient(HookMethods, AsyncClosing):
         priority: int = 0,
         tags: str | Sequence[str] = (),
         chain: FallbackChain | Iterable[str | Sequence[str] | Mapping[str, Any]] | None = None,
+        on_stream_break: StreamBreak | None = None,
+        accept: Accept | None = None,
         **params: Any,
     ) -> CompletionStream:
         """Stream a completion: an async iterator of text chunks, the last with usage.
@@ -320,11 +306,17 @@ class ResilientClient(HookMethods, AsyncClosing):
         StreamInterrupted with the partial text. Use as ``async with client.stream(...) as s``
         or iterate directly. ``priority``, ``tags`` and ``chain`` as for :meth:`complete`;
         budgets are charged at the stream's end (its worst case when closed early or cut).
+        ``on_stream_break`` and ``accept`` (run on the whole answer at its end; a rejection
+        is a break) override the client's.
         """
         request = chat_request(messages, max_tokens, temperature, params, stream=True)
         steps = self.chain.steps if chain is None else self._chain_for(chain).steps
         state = self._new_state(request, priority, tags)
-        return CompletionStream(self._stream_source, request, state, steps)
+        mode = self.on_stream_break if on_stream_break is None else _checked_break(on_stream_break)
+        check = self.accept if accept is None else _checked_accept(accept)
+        return CompletionStream(
+            self._stream_source, request, state, steps, on_break=mode, accept=check
+        )
 
     async def call(
         self,

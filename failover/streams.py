@@ -20,6 +20,7 @@ from failover._closing import AsyncClosing
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry, TokenUsage
 from failover.chat_calls import ChunkReader, OpenedStream, close_opened
+from failover.completion import Accept
 from failover.engine import Engine
 from failover.errors import ProviderError, ProviderTimeoutError, StreamInterrupted
 from failover.http import Reply
@@ -60,7 +61,12 @@ class CompletionStream(AsyncClosing):
         request: ChatRequest,
         state: RequestState,
         steps: Sequence[tuple[ModelEntry, ...]],
+        *,
+        on_break: str = "raise",
+        accept: Accept | None = None,
     ) -> None:
+        self._on_break = on_break
+        self._accept = accept
         self._source = source
         self._request = request
         self._steps = steps
