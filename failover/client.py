@@ -33,9 +33,11 @@ from failover.policy import Action, Policy
 from failover.profiles import AuthProfile, FailoverManager
 from failover.providers.base import (
     ChatRequest,
+    ChatResult,
     EmbeddingResult,
     ProviderAdapter,
 )
+from failover.reply_checks import ReplyChecks
 from failover.request import RequestState
 from failover.routing import Hedging, Strategy
 from failover.store import Store
@@ -64,6 +66,30 @@ def _checked_accept(accept: Accept | None) -> Accept | None:
     if accept is not None and not callable(accept):
         raise ConfigError(f"accept must be a function of a Completion, got {accept!r}")
     return accept
+
+
+def _completion(
+    result: ChatResult,
+    model: ModelEntry,
+    profile: AuthProfile,
+    state: RequestState,
+    cost: float | None,
+) -> Completion:
+    """The caller's view of ``result`` (its attempts so far, its latency until now)."""
+    return Completion(
+        text=result.text,
+        model=model.key,
+        provider=model.provider,
+        profile=profile.name,
+        usage=result.usage,
+        cost_usd=cost,
+        finish_reason=result.finish_reason,
+        attempts=tuple(state.attempts),
+        latency=time.monotonic() - state.started,
+        raw=result.raw,
+        tool_calls=result.tool_calls,
+        raw_finish_reason=result.raw_finish_reason,
+    )
 
 
 class ResilientClient(HookMethods, AsyncClosing):
@@ -245,6 +271,8 @@ class ResilientClient(HookMethods, AsyncClosing):
         priority: int = 0,
         tags: str | Sequence[str] = (),
         chain: FallbackChain | Iterable[str | Sequence[str] | Mapping[str, Any]] | None = None,
+        accept: Accept | None = None,
+        check_schema: bool = True,
         **params: Any,
     ) -> Completion:
         """Complete ``messages`` (OpenAI shape), failing over as needed.
@@ -252,7 +280,10 @@ class ResilientClient(HookMethods, AsyncClosing):
         ``priority``: a request waiting for room (a key's token window, an in-flight cap)
         goes before those of lower priority. ``tags``: budgets scoped ``tag:<tag>`` apply
         (e.g. a tenant). ``chain``: this call's chain instead of the client's (checked the
-        same way; keys, health and budgets are shared).
+        same way; keys, health and budgets are shared). ``accept``: this call's check of
+        the reply instead of the client's. ``check_schema``: with a strict ``json_schema``
+        ``response_format``, a reply that does not parse or validate is rejected and the
+        next model tried (``False``: take it as it is).
 
         Raises:
             AllAttemptsFailed: Every model and key failed (``retry_after`` when known).
@@ -262,8 +293,16 @@ class ResilientClient(HookMethods, AsyncClosing):
         """
         request = chat_request(messages, max_tokens, temperature, params, stream=False)
         steps = self.chain.steps if chain is None else self._chain_for(chain).steps
-        attempt = partial(self._complete, request)
         state = self._new_state(request, priority, tags)
+        checks = ReplyChecks.of(
+            request,
+            self.accept if accept is None else _checked_accept(accept),
+            check_schema=check_schema,
+        )
+        if checks is None:
+            attempt = partial(self._complete, request)
+        else:
+            attempt = partial(self._checked, request, checks, state)
         result, model, profile = await self._engine.run(
             state, steps, attempt, unsupported=self._unsupported(request)
         )
@@ -272,20 +311,16 @@ class ResilientClient(HookMethods, AsyncClosing):
         if state.ticket is not None:
             await self._engine.settle(state, usage)
         self._engine.succeeded(state, model, profile, cost, usage, exchange=(messages, result.text))
-        return Completion(
-            text=result.text,
-            model=model.key,
-            provider=model.provider,
-            profile=profile.name,
-            usage=result.usage,
-            cost_usd=cost,
-            finish_reason=result.finish_reason,
-            attempts=tuple(state.attempts),
-            latency=time.monotonic() - state.started,
-            raw=result.raw,
-            tool_calls=result.tool_calls,
-            raw_finish_reason=result.raw_finish_reason,
-        )
+        return _completion(result, model, profile, state, cost)
+
+    async def _checked(
+        self, request: ChatRequest, checks: ReplyChecks, state: RequestState, ctx: AttemptContext
+    ) -> ChatResult:
+        """One attempt whose reply must pass ``checks`` (else ReplyRejected, with it)."""
+        result = await self._complete(request, ctx)
+        cost = ctx.model.calculate_cost(result.usage) if result.usage_known else None
+        await checks.check(_completion(result, ctx.model, ctx.profile, state, cost))
+        return result
 
     def stream(
         self,

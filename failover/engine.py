@@ -39,6 +39,7 @@ from failover.errors import (
     ProviderError,
     ProviderTimeoutError,
     Refused,
+    ReplyRejected,
 )
 from failover.events import (
     CooldownEvent,
@@ -352,7 +353,7 @@ class Engine(Announcements):
                 except ProviderError as error:
                     failure = error
                     if ticket is not None and admission is not None:
-                        await _shielded(admission.release(ticket, reached=error.status is not None))
+                        await _shielded(self._give_back(admission, ticket, error))
                 except BaseException:
                     if ticket is not None and admission is not None:
                         await _shielded(admission.release(ticket, reached=True))
@@ -387,6 +388,16 @@ class Engine(Announcements):
         if not isinstance(admitted, Ticket):
             self.record_attempt(state, model, profile, admitted, time.monotonic())
         return admitted
+
+    @staticmethod
+    async def _give_back(admission: Admission, ticket: Ticket, error: ProviderError) -> None:
+        """What a failed attempt held: a rejected reply was answered (and billed), the
+        rest give their reservations back."""
+        if isinstance(error, ReplyRejected):
+            usage = getattr(error.completion, "usage", None)
+            await admission.settle(ticket, usage if isinstance(usage, TokenUsage) else None)
+        else:
+            await admission.release(ticket, reached=error.status is not None)
 
     async def settle(self, state: RequestState, usage: TokenUsage | None) -> float | None:
         """Charge the answered request's real cost to its budgets and correct its token

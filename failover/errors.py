@@ -23,6 +23,7 @@ Every exception the library raises derives from ``FailoverError``::
     │   ├── InvalidRequestError                  other 400/422: the request itself is wrong
     │   │   └── UnsupportedParameterError        no model in the chain can take a field
     │   ├── MalformedResponseError               an unparsable reply, or a truncated stream
+    │   ├── ReplyRejected                        a 200 reply that accept= (or its schema) refused
     │   └── Refused                              not sent: admission said no (no call made)
     │       ├── OverBudget                       the attempt's worst case would overrun a Budget
     │       ├── OverTokenRate                    the key's tokens-per-minute window has no room
@@ -81,6 +82,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "Refused",
+    "ReplyRejected",
     "ServerError",
     "StreamInterrupted",
     "UnknownModelWarning",
@@ -312,6 +314,21 @@ class MalformedResponseError(ProviderError):
     """The reply could not be parsed, or a stream ended without its terminator."""
 
     kind = "malformed"
+
+
+class ReplyRejected(ProviderError):
+    """A reply came back but was rejected: ``accept=`` said no, or it does not match the
+    request's strict JSON schema. The next model is tried; no key is blamed.
+
+    Attributes:
+        completion: The rejected reply (a :class:`~failover.completion.Completion`).
+    """
+
+    kind = "rejected"
+
+    def __init__(self, message: str, *, completion: object = None) -> None:
+        super().__init__(message)
+        self.completion = completion
 
 
 class Refused(ProviderError):

@@ -17,6 +17,7 @@ from failover.errors import (
     ProviderError,
     QuotaExceededError,
     RateLimitError,
+    ReplyRejected,
 )
 from failover.profiles import FailureKind
 
@@ -60,7 +61,7 @@ def decide(error: ProviderError, *, raise_on_content_filter: bool = False) -> De
         return Decision(Action.ROTATE, "quota")
     if isinstance(error, AuthenticationError):
         return Decision(Action.ROTATE, "auth")
-    if isinstance(error, ModelNotFoundError):
+    if isinstance(error, (ModelNotFoundError, ReplyRejected)):
         return Decision(Action.NEXT_MODEL, None)
     if isinstance(error, ContextWindowExceededError):
         return Decision(Action.LARGER_MODEL, None)
