@@ -482,7 +482,7 @@ async def test_a_json_script_file_scripts_the_simulator_too(tmp_path: Path) -> N
         (["status", "--watch"], "--watch refreshes the shared state: give --redis URL"),
         (
             ["status", "--redis", "redis://127.0.0.1:1", "--probe"],
-            "--redis shows the shared store; --config, --probe, --json are local",
+            "--redis shows the shared store; --probe and --json are local",
         ),
     ],
 )
