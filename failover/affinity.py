@@ -219,7 +219,7 @@ def _clean(value: Any) -> Any:
 
 
 def _is_text(part: Mapping[str, Any]) -> bool:
-    """A text part on any wire: ``{"type": "text"|"input_text", "text"}`` or Gemini's ``{"text"}``."""
+    """A text part: ``{"type": "text" or "input_text", "text"}``, or Gemini's ``{"text"}``."""
     if not isinstance(part.get("text"), str):
         return False
     return part.get("type") in ("text", "input_text") or set(part) - _IGNORED_KEYS == {"text"}
@@ -301,10 +301,9 @@ def _responses_prefix(body: Mapping[str, Any]) -> tuple[list[Any], list[Any] | N
     """OpenAI Responses: ``instructions`` and ``input`` (a string or items)."""
     if body.get("previous_response_id") or body.get("conversation"):
         return None  # the prefix is on OpenAI's servers, not in the body
-    given = body.get("input")
-    system = _parts(body.get("instructions"))
+    given, instructions = body.get("input"), body.get("instructions")
     if isinstance(given, str):
-        return system, [given]
+        return _parts(instructions), [given]
     if not isinstance(given, list):
         return None
     messages = [
@@ -312,7 +311,7 @@ def _responses_prefix(body: Mapping[str, Any]) -> tuple[list[Any], list[Any] | N
         for item in given
         if isinstance(item, Mapping) and item.get("type", "message") == "message"
     ]
-    return _prefix(messages, None) if messages else None
+    return _prefix(messages, instructions) if messages else None
 
 
 def _gemini_prefix(body: Mapping[str, Any]) -> tuple[list[Any], list[Any] | None] | None:
