@@ -210,11 +210,10 @@ class SessionPins:
 
 
 def _clean(value: Any) -> Any:
-    """``value`` with prompt-cache markers removed at every depth (they move between turns)."""
-    if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items() if k not in _IGNORED_KEYS}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+    """A content part or tool without its prompt-cache marker (markers move between turns;
+    every wire puts them on the part or tool itself, so nothing deeper is looked at)."""
+    if isinstance(value, Mapping) and not _IGNORED_KEYS.isdisjoint(value):
+        return {k: v for k, v in value.items() if k not in _IGNORED_KEYS}
     return value
 
 
@@ -242,14 +241,22 @@ def _parts(content: Any) -> list[Any]:
             parts.append(part)
         elif isinstance(part, Mapping) and _is_text(part):
             parts.append(part["text"])
-        else:
-            parts.append(_clean(part))
+        elif cleaned := _clean(part):
+            parts.append(cleaned)  # a part that was only a marker is no part
     return parts
+
+
+def _tools(tools: Any) -> Any:
+    if not tools:
+        return None
+    if isinstance(tools, list | tuple):
+        return [_clean(tool) for tool in tools]
+    return _clean(tools)
 
 
 def _digest(system: list[Any], tools: Any, first: list[Any] | None) -> str:
     canonical = json.dumps(
-        {"system": system, "tools": _clean(tools) if tools else None, "first": first},
+        {"system": system, "tools": _tools(tools), "first": first},
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,

@@ -327,6 +327,7 @@ def anthropic_bodies(first: str) -> list[dict[str, Any]]:
     two = {
         **one,
         "system": [{**system[0], "cache_control": {"type": "ephemeral"}}],
+        "tools": [{**tools[0], "cache_control": {"type": "ephemeral"}}],
         "messages": [
             {"role": "user", "content": [{"type": "text", "text": first}]},
             {
