@@ -284,14 +284,14 @@ async def _budget_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     store = RedisStore(spec["redis"], prefix=spec["prefix"])
     profile = AuthProfile("k0", "openai", spec["key"], base_url=spec["base"])
-    manager = FailoverManager(profiles=[profile], store=store)
-    options: dict[str, Any] = {"budgets": [Budget(usd=BUDGET_USD, per="day")]}
+    budget = Budget(usd=BUDGET_USD, per="day")
+    manager = FailoverManager(profiles=[profile], store=store, budgets=[budget])
     spent = 0.0
     served = refused = 0
     errors: Counter[str] = Counter()
     async with (
         manager,
-        ResilientClient([f"openai/{BUDGET_MODEL}"], manager, deadline=30.0, **options) as client,
+        ResilientClient([f"openai/{BUDGET_MODEL}"], manager, deadline=30.0) as client,
     ):
         await store.settle(5.0)
         print("ready", flush=True)
