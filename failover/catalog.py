@@ -27,12 +27,25 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class TokenUsage:
-    """Tokens used by one call."""
+    """Tokens used by one call, the same on every wire.
+
+    The prompt is ``input_tokens + cache_read_tokens + cache_write_tokens``: the three are
+    apart, as Anthropic and Bedrock count them. OpenAI's ``prompt_tokens`` (Responses:
+    ``input_tokens``) and Gemini's ``promptTokenCount`` include their cached part; the
+    adapters subtract it, so a reply's cost is ``input_tokens`` at the input price plus
+    each cache count at its own price (:meth:`ModelEntry.calculate_cost`).
+    """
 
     input_tokens: int = 0
+    """Prompt tokens neither read from nor written to a prompt cache."""
     output_tokens: int = 0
     cache_read_tokens: int = 0
+    """Prompt tokens read from a prompt cache (OpenAI ``cached_tokens``, Anthropic
+    ``cache_read_input_tokens``, Gemini ``cachedContentTokenCount``, Bedrock
+    ``cacheReadInputTokens``)."""
     cache_write_tokens: int = 0
+    """Prompt tokens written to a prompt cache (Anthropic ``cache_creation_input_tokens``,
+    Bedrock ``cacheWriteInputTokens``); OpenAI and Gemini report none."""
     reasoning_tokens: int = 0
     """Reasoning ("thinking") tokens; already counted in ``output_tokens``."""
 
@@ -83,7 +96,15 @@ class ModelEntry:
         return f"{self.provider}/{self.id}"
 
     def calculate_cost(self, usage: TokenUsage) -> float | None:
-        """Return the cost of ``usage`` in USD, or ``None`` when a needed price is unknown."""
+        """Return the cost of ``usage`` in USD, or ``None`` when a needed price is unknown.
+
+        Cached tokens are priced at the cache prices: reads at ``cost_cache_read``, writes
+        at ``cost_cache_write``. A cache price the catalog lacks falls back to the input
+        price: for reads an upper bound (no provider bills a cached token above an uncached
+        one), so budgets are never under-charged; for writes what OpenAI and Gemini bill
+        (their implicit caching charges a write as plain input; Claude's entries carry
+        their own write price). Only an unknown input or output price makes it ``None``.
+        """
         total = 0.0
         # unrolled: this runs once per successful request
         if tokens := usage.input_tokens:
@@ -95,11 +116,11 @@ class ModelEntry:
                 return None
             total += tokens * price
         if tokens := usage.cache_read_tokens:
-            if (price := self.cost_cache_read) is None:
+            if (price := self.cost_cache_read) is None and (price := self.cost_input) is None:
                 return None
             total += tokens * price
         if tokens := usage.cache_write_tokens:
-            if (price := self.cost_cache_write) is None:
+            if (price := self.cost_cache_write) is None and (price := self.cost_input) is None:
                 return None
             total += tokens * price
         return total / 1_000_000

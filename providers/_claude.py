@@ -1,16 +1,26 @@
 """What Claude's two wires share: Anthropic's Messages API and Bedrock's Converse.
 
 The forced JSON tool behind ``response_format``, thinking budgets and the checks that go
-with them, finish reasons, stop reasons that are failures, tool-call ids, and the reading
-of tool-use blocks in replies and streams. One copy, used by ``anthropic.py`` and
-``bedrock.py``.
+with them, finish reasons, stop reasons that are failures, tool-call ids, the reading
+of tool-use blocks in replies and streams, and prompt-cache breakpoints. One copy, used by
+``anthropic.py`` and ``bedrock.py``.
+
+Prompt-cache markers are given as LiteLLM and OpenRouter take them, in OpenAI's shape:
+``"cache_control": {"type": "ephemeral"}`` (optionally ``"ttl": "5m" | "1h"``) on a
+content part (text or image, system parts included), on a message (it marks the
+message's last block: its text, image, tool call or tool result) or on a tool of
+``tools``. Each becomes a breakpoint of the wire: the same ``cache_control`` on the
+matching block (Anthropic, Vertex AI's Claude) or a ``cachePoint`` block after it
+(Bedrock's Converse). Claude takes at most :data:`MAX_BREAKPOINTS` in one request; past
+that, the last ones are kept (in the cache's own order: tools, system, messages), as the
+latest breakpoints cover the longest prefix.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from failover.catalog import TokenUsage, default_catalog
@@ -31,6 +41,7 @@ from failover.providers.base import (
 from failover.providers.messages import (
     Audio,
     Image,
+    Marker,
     Text,
     read_response_format,
     read_tool_choice,
@@ -39,10 +50,12 @@ from failover.providers.messages import (
 __all__ = [
     "DEFAULT_MAX_TOKENS",
     "JSON_TOOL",
+    "MAX_BREAKPOINTS",
     "THINKING_BUDGETS",
     "Blocks",
     "ReplyBlocks",
     "StreamBlocks",
+    "cap_breakpoints",
     "check_stop",
     "claude_messages",
     "finish",
@@ -60,6 +73,9 @@ THINKING_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384,
 """``reasoning_effort`` -> ``thinking.budget_tokens``."""
 DEFAULT_MAX_TOKENS = 4096
 """The output limit when neither the request nor the catalog gives one."""
+MAX_BREAKPOINTS = 4
+"""The most prompt-cache breakpoints Claude takes in one request (Anthropic's
+``cache_control`` blocks, Bedrock's ``cachePoint`` blocks)."""
 
 _FINISH = {
     "end_turn": "stop",
@@ -272,6 +288,29 @@ class Blocks(Protocol):
     def tool_result(self, call_id: str, text: str) -> dict[str, Any]:
         """A tool's result, sent in a user turn."""
 
+    def mark(self, blocks: list[dict[str, Any]], marker: Mapping[str, Any]) -> None:
+        """Make the last of ``blocks`` a prompt-cache breakpoint (``marker`` as given:
+        ``{"type": "ephemeral", "ttl"?}``); a wire or model without caching does nothing."""
+
+
+def cap_breakpoints(groups: Sequence[list[dict[str, Any]]], key: str, *, separate: bool) -> int:
+    """Keep the last :data:`MAX_BREAKPOINTS` breakpoints of ``groups`` (block lists in the
+    cache's order: tools, system, then each message's content); return how many went.
+
+    A breakpoint is a block holding ``key``: the key is deleted from it (``cache_control``
+    on a block), or the block itself (``separate``: Bedrock's ``cachePoint`` blocks).
+    """
+    found = [(group, at) for group in groups for at, block in enumerate(group) if key in block]
+    excess = len(found) - MAX_BREAKPOINTS
+    if excess <= 0:
+        return 0
+    for group, at in reversed(found[:excess]):  # backwards: deleting keeps earlier indices
+        if separate:
+            del group[at]
+        else:
+            del group[at][key]
+    return excess
+
 
 def claude_messages(
     request: ChatRequest, blocks: Blocks
@@ -293,27 +332,46 @@ def claude_messages(
         else:
             messages.append({"role": role, "content": content})
 
+    def mark(content: list[dict[str, Any]], marker: Marker) -> None:
+        if marker is not None and content:
+            blocks.mark(content, marker)
+
     limit = blocks.id_limit
     for index, turn in enumerate(request.turns()):
         where = f"messages[{index}]"
         if turn.role == "system":
-            found = (blocks.system(p.text) for p in turn.parts if isinstance(p, Text))
-            system.extend(block for block in found if block is not None)
+            start = len(system)
+            for part in turn.parts:
+                if isinstance(part, Text) and (block := blocks.system(part.text)) is not None:
+                    system.append(block)
+                    mark(system, part.cache_control)
+            if len(system) > start:
+                mark(system, turn.cache_control)
             continue
         if turn.role == "tool":
-            add("user", [blocks.tool_result(tool_id(turn.tool_call_id or "", limit), turn.text)])
+            result = [blocks.tool_result(tool_id(turn.tool_call_id or "", limit), turn.text)]
+            marked = [
+                p.cache_control
+                for p in turn.parts
+                if isinstance(p, Text) and p.cache_control is not None
+            ]
+            mark(result, turn.cache_control or (marked[-1] if marked else None))
+            add("user", result)
             continue
         content: list[dict[str, Any]] = []
         for part in turn.parts:
             if isinstance(part, Text):
                 if (block := blocks.text(part.text)) is not None:
                     content.append(block)
+                    mark(content, part.cache_control)
             elif isinstance(part, Image):
                 content.append(blocks.image(part, where))
+                mark(content, part.cache_control)
             elif isinstance(part, Audio):
                 raise ConfigError(f"{where}: {blocks.wire} takes no audio input")
         for number, call in enumerate(turn.tool_calls):
             arguments = tool_input(call.arguments, f"{where}.tool_calls[{number}]", blocks.wire)
             content.append(blocks.tool_use(tool_id(call.id, limit), call.name, arguments))
+        mark(content, turn.cache_control)
         add(turn.role, content)
     return system, messages

@@ -13,7 +13,10 @@ What the caller's OpenAI-shaped request becomes:
 - ``response_format`` json_schema -> ``output_config.format``; json_object -> a forced tool
   whose input comes back as the answer's text;
 - ``reasoning_effort`` -> ``thinking`` with a budget (added on top of ``max_tokens``);
-- ``max_tokens`` (required) from the request, else the catalog, else 4096.
+- ``max_tokens`` (required) from the request, else the catalog, else 4096;
+- ``cache_control`` markers on content parts, messages and tools -> the same
+  ``cache_control`` on the matching system, text, image, tool-use, tool-result block or
+  tool; at most 4, the last ones kept (see :mod:`failover.providers._claude`).
 
 Not expressible here, so a model of this wire is skipped when asked: ``seed``, ``n`` > 1,
 penalties, ``logprobs``, ``logit_bias``, audio input, and sampling settings with thinking.
@@ -29,9 +32,11 @@ from failover.classify import classify_http_error
 from failover.errors import MalformedResponseError
 from failover.providers._claude import (
     JSON_TOOL,
+    MAX_BREAKPOINTS,
     THINKING_BUDGETS,
     ReplyBlocks,
     StreamBlocks,
+    cap_breakpoints,
     check_stop,
     claude_messages,
     finish,
@@ -127,6 +132,14 @@ class _Blocks:
             block["content"] = text
         return block
 
+    def __init__(self) -> None:
+        self.marks = 0
+
+    def mark(self, blocks: list[dict[str, Any]], marker: Any) -> None:
+        if "cache_control" not in blocks[-1]:
+            self.marks += 1
+        blocks[-1]["cache_control"] = dict(marker)
+
 
 class AnthropicAdapter(BaseAdapter):
     """Translates OpenAI-shaped requests to the Messages API (see the module's docstring)."""
@@ -160,7 +173,8 @@ class AnthropicAdapter(BaseAdapter):
     ) -> HttpRequest:
         """Build the Messages request."""
         params = request.params
-        system, messages = claude_messages(request, _Blocks())
+        blocks = _Blocks()
+        system, messages = claude_messages(request, blocks)
         limit = output_limit(request, self.catalog_provider, model)
         payload: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": limit}
         if system:
@@ -193,6 +207,10 @@ class AnthropicAdapter(BaseAdapter):
             payload["tool_choice"] = {"type": "tool", "name": JSON_TOOL}
         if request.stream:
             payload["stream"] = True
+        tools = payload.get("tools", [])
+        if blocks.marks + sum("cache_control" in tool for tool in tools) > MAX_BREAKPOINTS:
+            groups = [tools, system, *(message["content"] for message in messages)]
+            cap_breakpoints(groups, "cache_control", separate=False)
         for key in _NATIVE:
             if key in params:
                 payload[key] = params[key]
@@ -212,6 +230,7 @@ class AnthropicAdapter(BaseAdapter):
                     "name": spec.name,
                     **({"description": spec.description} if spec.description else {}),
                     "input_schema": dict(spec.parameters or {"type": "object", "properties": {}}),
+                    **({"cache_control": dict(spec.cache_control)} if spec.cache_control else {}),
                 }
                 for spec in specs
             ]

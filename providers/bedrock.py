@@ -13,7 +13,12 @@ alike. What the caller's OpenAI-shaped request becomes:
 - ``max_tokens``, ``temperature``, ``top_p``, ``stop`` -> ``inferenceConfig``;
 - ``reasoning_effort`` -> Claude's ``thinking`` budget (or ``reasoning_effort`` for
   OpenAI's open models) in ``additionalModelRequestFields``; ``top_k`` there too;
-- ``response_format`` -> a forced tool whose input comes back as the answer's text.
+- ``response_format`` -> a forced tool whose input comes back as the answer's text;
+- ``cache_control`` markers on content parts, messages and tools -> a ``cachePoint``
+  block (``{"type": "default"}``, with the marker's ``ttl``) after the marked block, for
+  the models Bedrock caches for: Claude (system, messages and tools) and Amazon Nova
+  (system and messages); other models' markers are dropped. At most 4, the last ones
+  kept (see :mod:`failover.providers._claude`).
 
 Replies: ``output.message.content`` (text, ``toolUse``, ``reasoningContent`` skipped),
 ``stopReason``, ``usage`` with cache tokens. Streams are binary event-stream frames read by
@@ -52,9 +57,11 @@ from failover.providers._aws import (
 )
 from failover.providers._claude import (
     JSON_TOOL,
+    MAX_BREAKPOINTS,
     THINKING_BUDGETS,
     ReplyBlocks,
     StreamBlocks,
+    cap_breakpoints,
     check_stop,
     claude_messages,
     finish,
@@ -161,11 +168,35 @@ def _image(part: Image, where: str) -> dict[str, Any]:
     return {"image": {"format": image_format, "source": {"bytes": part.data}}}
 
 
+def _cache_point(marker: Mapping[str, Any]) -> dict[str, Any]:
+    """Converse's ``cachePoint`` block for a ``cache_control`` marker (its ``ttl`` kept)."""
+    point: dict[str, Any] = {"type": "default"}
+    if marker.get("ttl") in ("5m", "1h"):
+        point["ttl"] = marker["ttl"]
+    return {"cachePoint": point}
+
+
+def _caches(model: str) -> tuple[bool, bool]:
+    """(whether ``model`` takes cache points in system and messages, and in tools)."""
+    claude = "anthropic.claude" in model
+    return claude or "amazon.nova" in model, claude
+
+
 class _Blocks:
-    """Converse's content blocks (see :func:`claude_messages`)."""
+    """Converse's content blocks (see :func:`claude_messages`); cache points only when
+    the model caches."""
 
     wire = "Bedrock's Converse"
     id_limit: int | None = 64  # toolUseId: [a-zA-Z0-9_-]+, up to 64 characters
+
+    def __init__(self, caching: bool) -> None:
+        self.caching = caching
+        self.marks = 0
+
+    def mark(self, blocks: list[dict[str, Any]], marker: Mapping[str, Any]) -> None:
+        if self.caching and "cachePoint" not in blocks[-1]:
+            blocks.append(_cache_point(marker))
+            self.marks += 1
 
     @staticmethod
     def system(text: str) -> dict[str, Any] | None:
@@ -264,7 +295,9 @@ class BedrockAdapter(BaseAdapter):
     ) -> HttpRequest:
         """Build and sign the Converse (or ConverseStream) request."""
         params = request.params
-        system, messages = claude_messages(request, _Blocks())
+        caching, caching_tools = _caches(model)
+        blocks = _Blocks(caching)
+        system, messages = claude_messages(request, blocks)
         payload: dict[str, Any] = {"messages": messages}
         if system:
             payload["system"] = system
@@ -289,7 +322,11 @@ class BedrockAdapter(BaseAdapter):
         if inference:
             payload["inferenceConfig"] = inference
         used = [call.name for turn in request.turns() for call in turn.tool_calls]
-        self._tools(payload, params, list(dict.fromkeys(used)))
+        self._tools(payload, params, list(dict.fromkeys(used)), caching_tools)
+        tools = payload.get("toolConfig", {}).get("tools", [])
+        if blocks.marks + sum("cachePoint" in tool for tool in tools) > MAX_BREAKPOINTS:
+            groups = [tools, system, *(message["content"] for message in messages)]
+            cap_breakpoints(groups, "cachePoint", separate=True)
         if extra:
             payload["additionalModelRequestFields"] = extra
         for key in _NATIVE:
@@ -321,9 +358,12 @@ class BedrockAdapter(BaseAdapter):
         return HttpRequest("POST", url, headers, body)
 
     @staticmethod
-    def _tools(payload: dict[str, Any], params: Mapping[str, Any], used: list[str]) -> None:
+    def _tools(
+        payload: dict[str, Any], params: Mapping[str, Any], used: list[str], caching: bool
+    ) -> None:
         """``toolConfig``. Converse refuses a history with tool blocks and no toolConfig:
-        tools the history used but the request does not declare are declared bare."""
+        tools the history used but the request does not declare are declared bare. A
+        marked tool is followed by a cache point when the model caches tools."""
         specs = read_tools(params.get("tools"))
         choice = read_tool_choice(params.get("tool_choice"))
         json_mode = read_response_format(params.get("response_format"))
@@ -360,6 +400,8 @@ class BedrockAdapter(BaseAdapter):
             if tool.description:
                 spec["description"] = tool.description
             tools.append({"toolSpec": spec})
+            if caching and tool.cache_control is not None:
+                tools.append(_cache_point(tool.cache_control))
         config: dict[str, Any] = {"tools": [*tools, *bare]}
         if choice is not None and choice.mode != "none":
             if choice.mode == "required":

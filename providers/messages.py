@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import mimetypes
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from failover.errors import ConfigError
@@ -21,6 +21,7 @@ __all__ = [
     "Audio",
     "Image",
     "JsonFormat",
+    "Marker",
     "Part",
     "Text",
     "ToolCall",
@@ -36,6 +37,11 @@ __all__ = [
 
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 """The values of ``reasoning_effort`` the adapters translate."""
+
+Marker = Mapping[str, Any] | None
+"""A prompt-cache marker as given on a content part, a message or a tool: Anthropic's
+``cache_control`` (``{"type": "ephemeral"}``, optionally with ``"ttl": "5m" | "1h"``), or
+``None``. Claude's wires turn it into their own breakpoints; the others drop it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +87,10 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class Text:
-    """A text part."""
+    """A text part (``cache_control``: a prompt-cache marker given on it, see :data:`Marker`)."""
 
     text: str
+    cache_control: Marker = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +100,7 @@ class Image:
     url: str | None = None
     data: str | None = None
     mime_type: str | None = None
+    cache_control: Marker = field(default=None, compare=False)
 
     def guessed_mime_type(self) -> str:
         """The MIME type: the data URL's, else guessed from the URL's extension."""
@@ -123,6 +131,8 @@ class Turn:
         tool_calls: An assistant message's tool calls.
         tool_call_id: A tool result's call id.
         name: A tool result's function name (looked up from the call it answers).
+        cache_control: A prompt-cache marker given on the message itself (LiteLLM's form
+            for a string content): it marks the message's last block.
     """
 
     role: str
@@ -130,6 +140,7 @@ class Turn:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
+    cache_control: Marker = field(default=None, compare=False)
 
     @property
     def text(self) -> str:
@@ -139,12 +150,14 @@ class Turn:
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
-    """A declared function: name, description and JSON Schema parameters."""
+    """A declared function: name, description and JSON Schema parameters (and a
+    prompt-cache marker given on the tool, ``cache_control``)."""
 
     name: str
     description: str | None
     parameters: Mapping[str, Any] | None
     strict: bool | None = None
+    cache_control: Marker = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +203,8 @@ def read_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[Turn, ...]:
                     f"{where}: tool_call_id {call_id!r} answers no earlier assistant tool call"
                 )
             parts = _parts(message.get("content"), where, allow_media=False)
-            turns.append(Turn("tool", parts, tool_call_id=call_id, name=name))
+            marker = _marker(message.get("cache_control"), where)
+            turns.append(Turn("tool", parts, tool_call_id=call_id, name=name, cache_control=marker))
             continue
         if role not in _ROLES:
             raise ConfigError(
@@ -206,8 +220,18 @@ def read_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[Turn, ...]:
             parts = _parts(content, where, allow_media=False)
         else:
             parts = _parts(message.get("content"), where, allow_media=role == "user")
-        turns.append(Turn(_ROLES[role], parts, calls))
+        marker = _marker(message.get("cache_control"), where)
+        turns.append(Turn(_ROLES[role], parts, calls, cache_control=marker))
     return tuple(turns)
+
+
+def _marker(value: Any, where: str) -> Marker:
+    """A ``cache_control`` marker, checked to be an object (``None`` when absent)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not isinstance(value.get("type"), str):
+        raise ConfigError(f"{where}.cache_control must be {{'type': 'ephemeral'}}, got {value!r}")
+    return value
 
 
 def _parts(content: Any, where: str, *, allow_media: bool) -> tuple[Part, ...]:
@@ -226,9 +250,12 @@ def _parts(content: Any, where: str, *, allow_media: bool) -> tuple[Part, ...]:
             if not isinstance(text, str):
                 raise ConfigError(f"{at}: a {kind} part needs a string {kind!r}")
             if text:
-                parts.append(Text(text))
+                parts.append(Text(text, _marker(part.get("cache_control"), at)))
         elif kind == "image_url" and allow_media:
-            parts.append(_image(part.get("image_url"), at))
+            image = _image(part.get("image_url"), at)
+            if (marker := _marker(part.get("cache_control"), at)) is not None:
+                image = replace(image, cache_control=marker)
+            parts.append(image)
         elif kind == "input_audio" and allow_media:
             audio = part.get("input_audio")
             if not isinstance(audio, Mapping) or not isinstance(audio.get("data"), str):
@@ -319,6 +346,7 @@ def read_tools(tools: Any) -> tuple[ToolSpec, ...]:
                 description if isinstance(description, str) else None,
                 parameters,
                 strict if isinstance(strict, bool) else None,
+                _marker(tool.get("cache_control"), f"tools[{number}]"),
             )
         )
     return tuple(specs)

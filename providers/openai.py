@@ -96,16 +96,37 @@ def openai_finish(raw: Any, has_tool_calls: bool) -> str | None:
 
 
 def openai_usage(usage: Any, wire: str = "openai") -> TokenUsage | None:
-    """Read ``usage`` with cached and reasoning tokens; ``None`` when absent or odd."""
+    """Read ``usage`` with cached and reasoning tokens; ``None`` when absent or odd.
+
+    Chat Completions' ``prompt_tokens`` (with ``prompt_tokens_details.cached_tokens``) or
+    the Responses API's ``input_tokens`` (with ``input_tokens_details.cached_tokens``);
+    DeepSeek's ``prompt_cache_hit_tokens`` when no details are given, and the
+    ``cache_write_tokens`` some servers add to the details (Azure, OpenRouter). The prompt
+    count includes the cached tokens on these wires; ``TokenUsage.input_tokens`` does not:
+    it is the prompt less the cache reads and writes.
+    """
 
     def build(count: Any) -> TokenUsage:
-        cached = count(usage.get("prompt_tokens_details"), "cached_tokens")
-        prompt = count(usage, "prompt_tokens")
+        if "input_tokens" in usage and "prompt_tokens" not in usage:  # the Responses API
+            details = usage.get("input_tokens_details")
+            prompt = count(usage, "input_tokens")
+            output = count(usage, "output_tokens")
+            reasoning = count(usage.get("output_tokens_details"), "reasoning_tokens")
+        else:
+            details = usage.get("prompt_tokens_details")
+            prompt = count(usage, "prompt_tokens")
+            output = count(usage, "completion_tokens")
+            reasoning = count(usage.get("completion_tokens_details"), "reasoning_tokens")
+        cached = count(details, "cached_tokens")
+        if details is None and "prompt_cache_hit_tokens" in usage:
+            cached = count(usage, "prompt_cache_hit_tokens")  # DeepSeek
+        written = count(details, "cache_write_tokens")
         return TokenUsage(
-            input_tokens=max(0, prompt - cached),
-            output_tokens=count(usage, "completion_tokens"),
+            input_tokens=max(0, prompt - cached - written),
+            output_tokens=output,
             cache_read_tokens=cached,
-            reasoning_tokens=count(usage.get("completion_tokens_details"), "reasoning_tokens"),
+            cache_write_tokens=written,
+            reasoning_tokens=reasoning,
         )
 
     return read_usage(usage, wire, build)
@@ -149,11 +170,33 @@ def _tool_calls(calls: Any, where: str) -> tuple[ToolCall, ...]:
     return tuple(read)
 
 
-def _strip_extras(messages: Any) -> list[Any]:
-    """Drop ``extra_content`` (Gemini's thought signatures) from assistant tool calls."""
+def _unmarked(message: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``message`` without ``cache_control`` markers (on it or on its content parts)."""
+    content = message.get("content")
+    marked_parts = isinstance(content, list) and any(
+        isinstance(part, Mapping) and "cache_control" in part for part in content
+    )
+    if "cache_control" not in message and not marked_parts:
+        return message
+    message = {k: v for k, v in message.items() if k != "cache_control"}
+    if marked_parts and isinstance(content, list):
+        message["content"] = [
+            {k: v for k, v in part.items() if k != "cache_control"}
+            if isinstance(part, Mapping)
+            else part
+            for part in content
+        ]
+    return message
+
+
+def _strip_extras(messages: Any, *, markers: bool = False) -> list[Any]:
+    """Drop ``extra_content`` (Gemini's thought signatures) from assistant tool calls, and
+    ``cache_control`` markers unless ``markers`` (a server that takes them)."""
     out = []
     for message in messages:
         is_mapping = type(message) is dict or isinstance(message, Mapping)
+        if is_mapping and not markers:
+            message = _unmarked(message)
         calls = message.get("tool_calls") if is_mapping else None
         if isinstance(calls, list) and any(
             isinstance(c, Mapping) and "extra_content" in c for c in calls
@@ -181,6 +224,10 @@ class OpenAIAdapter(BaseAdapter):
             (e.g. Mistral's 422 on ``stream_options``).
         rejects: Fields this server cannot honour: a model here is skipped when asked for one.
         rename: Fields this server names differently (Mistral: ``seed`` -> ``random_seed``).
+        cache_markers: Whether this server takes Anthropic-style ``cache_control`` markers
+            on content parts, messages and tools (OpenRouter, LiteLLM's proxy, and others
+            fronting Claude). ``False`` (OpenAI and most servers, which cache prompts
+            implicitly): the markers are dropped before sending, as LiteLLM does.
     """
 
     api = "openai"
@@ -194,8 +241,10 @@ class OpenAIAdapter(BaseAdapter):
         omit: frozenset[str] = frozenset(),
         rejects: frozenset[str] = frozenset(),
         rename: Mapping[str, str] | None = None,
+        cache_markers: bool = False,
     ) -> None:
         super().__init__(default_base_url)
+        self.cache_markers = cache_markers
         self.max_tokens_field = max_tokens_field
         self.omit = omit
         self.rejects = rejects
@@ -214,7 +263,8 @@ class OpenAIAdapter(BaseAdapter):
 
     def payload(self, request: ChatRequest, model: str | None) -> dict[str, Any]:
         """The JSON body (``model`` left out when ``None``, as Azure names it in the URL)."""
-        payload: dict[str, Any] = {"messages": _strip_extras(request.messages)}
+        markers = self.cache_markers
+        payload: dict[str, Any] = {"messages": _strip_extras(request.messages, markers=markers)}
         if model is not None:
             payload["model"] = model
         limit = max_output_tokens(request)
@@ -228,6 +278,8 @@ class OpenAIAdapter(BaseAdapter):
         for key, value in request.params.items():
             if key in ("max_tokens", "max_completion_tokens") or key in payload:
                 continue
+            if key == "tools" and not markers and isinstance(value, list):
+                value = [_unmarked(tool) if isinstance(tool, Mapping) else tool for tool in value]
             payload.setdefault(self.rename.get(key, key), value)
         for key in self.omit:
             payload.pop(key, None)

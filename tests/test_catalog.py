@@ -43,7 +43,8 @@ def test_calculate_cost_uses_prices_per_million_tokens() -> None:
     )
     assert entry.calculate_cost(TokenUsage(1_000_000, 500_000)) == pytest.approx(6.0)
     assert entry.calculate_cost(TokenUsage(0, 0)) == 0.0
-    assert entry.calculate_cost(TokenUsage(10, 0, cache_read_tokens=5)) is None
+    # no cache price in the entry: cached reads are priced as input, never left unpriced
+    assert entry.calculate_cost(TokenUsage(10, 0, cache_read_tokens=5)) == pytest.approx(3e-5)
 
 
 def test_registered_provider_and_custom_entry() -> None:
