@@ -15,6 +15,7 @@ from failover import providers
 from failover._closing import AsyncClosing
 from failover._secrets import watch_http_logs
 from failover.admission import checked_tags
+from failover.affinity import DEFAULT_SESSION_TTL, prefix_session
 from failover.budgets import Budget
 from failover.catalog import ModelCatalog, ModelEntry, TokenUsage, default_catalog
 from failover.chain import FallbackChain
@@ -60,6 +61,12 @@ def _checked_break(mode: str) -> StreamBreak:
     if mode not in _BREAKS:
         raise ConfigError(f"on_stream_break must be one of {', '.join(_BREAKS)}; got {mode!r}")
     return mode  # type: ignore[return-value]
+
+
+def _checked_session(session: object) -> str:
+    if not isinstance(session, str) or not session:
+        raise ConfigError(f"session must be a non-empty str, got {session!r}")
+    return session
 
 
 def _checked_accept(accept: Accept | None) -> Accept | None:
@@ -149,6 +156,15 @@ class ResilientClient(HookMethods, AsyncClosing):
             (StreamInterrupted), ``"restart"`` (the next candidate starts over, after a
             marker chunk telling the caller to discard what it has) or ``"continue"``
             (the next candidate that can continues the text).
+        session: The conversation every call belongs to unless it names its own: it is
+            tried first on the model and key that served it last (their prompt cache is
+            warm), for ``session_ttl`` seconds after its last turn.
+        affinity: ``"session"`` (default): calls with a session stay where it was
+            served; ``"prefix"``: a call without one gets the digest of its conversation's
+            stable prefix (system prompt, tools, first user turn) as its session;
+            ``"off"``: no affinity.
+        session_ttl: For the new manager: how long a conversation stays pinned after its
+            last turn (default 300 s, near the providers' prompt-cache lifetimes).
     """
 
     def __init__(
@@ -181,16 +197,25 @@ class ResilientClient(HookMethods, AsyncClosing):
         admission: bool = True,
         accept: Accept | None = None,
         on_stream_break: StreamBreak = "raise",
+        session: str | None = None,
+        affinity: Literal["session", "prefix", "off"] = "session",
+        session_ttl: float | None = None,
     ) -> None:
         self._catalog, self._strict = catalog or default_catalog, strict_models
         self.chain = chain_from(chain, self._catalog, strict=strict_models)
         if self.chain.is_empty():
             raise ConfigError("chain must contain at least one model")
         if isinstance(profiles, FailoverManager):
-            if config is not None or store is not None or budgets or max_in_flight:
+            if (
+                config is not None
+                or store is not None
+                or budgets
+                or max_in_flight
+                or session_ttl is not None
+            ):
                 raise ConfigError(
-                    "pass config, store, budgets and max_in_flight to the FailoverManager, "
-                    "not the client"
+                    "pass config, store, budgets, max_in_flight and session_ttl to the "
+                    "FailoverManager, not the client"
                 )
             manager = profiles
         elif (
@@ -204,7 +229,12 @@ class ResilientClient(HookMethods, AsyncClosing):
             )
         else:
             manager = FailoverManager(
-                config, profiles=profiles, store=store, budgets=budgets, max_in_flight=max_in_flight
+                config,
+                profiles=profiles,
+                store=store,
+                budgets=budgets,
+                max_in_flight=max_in_flight,
+                session_ttl=DEFAULT_SESSION_TTL if session_ttl is None else session_ttl,
             )
         self._started_store = False  # whether __aenter__ started the store (aclose stops it)
         for name, value in (("timeout", timeout), ("stream_idle_timeout", stream_idle_timeout)):
@@ -237,6 +267,10 @@ class ResilientClient(HookMethods, AsyncClosing):
         )
         self._groups = self.chain.groups or None
         self.accept = _checked_accept(accept)
+        if affinity not in ("session", "prefix", "off"):
+            raise ConfigError(f"affinity must be 'session', 'prefix' or 'off', got {affinity!r}")
+        self.affinity = affinity
+        self.session = None if session is None else _checked_session(session)
         self.on_stream_break = _checked_break(on_stream_break)
         self.stream_idle_timeout = float(stream_idle_timeout)
         self._owned_http: httpx.AsyncClient | None = None
@@ -273,6 +307,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         chain: FallbackChain | Iterable[str | Sequence[str] | Mapping[str, Any]] | None = None,
         accept: Accept | None = None,
         check_schema: bool = True,
+        session: str | None = None,
         **params: Any,
     ) -> Completion:
         """Complete ``messages`` (OpenAI shape), failing over as needed.
@@ -283,7 +318,8 @@ class ResilientClient(HookMethods, AsyncClosing):
         same way; keys, health and budgets are shared). ``accept``: this call's check of
         the reply instead of the client's. ``check_schema``: with a strict ``json_schema``
         ``response_format``, a reply that does not parse or validate is rejected and the
-        next model tried (``False``: take it as it is).
+        next model tried (``False``: take it as it is). ``session``: the conversation this
+        call belongs to (see the client's ``session`` and ``affinity``).
 
         Raises:
             AllAttemptsFailed: Every model and key failed (``retry_after`` when known).
@@ -293,7 +329,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         """
         request = chat_request(messages, max_tokens, temperature, params, stream=False)
         steps = self.chain.steps if chain is None else self._chain_for(chain).steps
-        state = self._new_state(request, priority, tags)
+        state = self._new_state(request, priority, tags, session)
         checks = ReplyChecks.of(
             request,
             self.accept if accept is None else _checked_accept(accept),
@@ -333,6 +369,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         chain: FallbackChain | Iterable[str | Sequence[str] | Mapping[str, Any]] | None = None,
         on_stream_break: StreamBreak | None = None,
         accept: Accept | None = None,
+        session: str | None = None,
         **params: Any,
     ) -> CompletionStream:
         """Stream a completion: an async iterator of text chunks, the last with usage.
@@ -346,7 +383,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         """
         request = chat_request(messages, max_tokens, temperature, params, stream=True)
         steps = self.chain.steps if chain is None else self._chain_for(chain).steps
-        state = self._new_state(request, priority, tags)
+        state = self._new_state(request, priority, tags, session)
         mode = self.on_stream_break if on_stream_break is None else _checked_break(on_stream_break)
         check = self.accept if accept is None else _checked_accept(accept)
         return CompletionStream(
@@ -513,7 +550,11 @@ class ResilientClient(HookMethods, AsyncClosing):
         return found
 
     def _new_state(
-        self, request: ChatRequest, priority: int, tags: str | Sequence[str]
+        self,
+        request: ChatRequest,
+        priority: int,
+        tags: str | Sequence[str],
+        session: str | None = None,
     ) -> RequestState:
         """A chat request's bookkeeping, with what admission and the strategy read."""
         state = self._engine.new_request(asyncio_cancel_safe=self._sender_cancel_safe)
@@ -529,6 +570,13 @@ class ResilientClient(HookMethods, AsyncClosing):
         if tags:
             state.tags = checked_tags(tags)
         state.groups = self._groups
+        if self.affinity != "off":
+            if session is not None:
+                state.session = _checked_session(session)
+            elif self.session is not None:
+                state.session = self.session
+            elif self.affinity == "prefix":
+                state.session = prefix_session(request.messages, tools=request.params.get("tools"))
         return state
 
     def _unsupported(self, request: ChatRequest) -> Callable[[ModelEntry], str | None] | None:

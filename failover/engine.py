@@ -31,6 +31,7 @@ from failover import logs
 from failover._secrets import KeyScrubber
 from failover._tasks import ASYNCIO_TIMEOUT_WORKS, AsyncioTimeout
 from failover.admission import Admission, Ticket, worst_case
+from failover.affinity import Pin
 from failover.announce import Announcements
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry, TokenUsage
@@ -48,6 +49,7 @@ from failover.events import (
     HedgeEvent,
     HookDispatcher,
     RecoveredEvent,
+    RepinnedEvent,
     RetryEvent,
     SuccessEvent,
 )
@@ -333,6 +335,8 @@ class Engine(Announcements):
         """The loop: each candidate in turn, then a pause, until one succeeds or none is left."""
         if not self.manager.ready:  # a new process: first take in what the others stored
             await self.manager.wait_ready()
+        if state.session is not None and isinstance(plan, Plan):
+            plan.pin = await _shielded(self.manager.sessions.get(state.session))
         admission = self.admission
         while True:
             while (candidate := plan.next()) is not None:
@@ -360,6 +364,8 @@ class Engine(Announcements):
                     raise
                 else:
                     state.ticket = ticket
+                    if state.session is not None:
+                        await self._pin(state, plan, done[1], done[2])
                     return done
                 pause = plan.failed(candidate, failure, self._decide(state, candidate, failure))
                 if pause is not None:
@@ -398,6 +404,37 @@ class Engine(Announcements):
             await admission.settle(ticket, usage if isinstance(usage, TokenUsage) else None)
         else:
             await admission.release(ticket, reached=error.status is not None)
+
+    async def _pin(
+        self, state: RequestState, plan: Plan | PinnedPlan, model: ModelEntry, profile: AuthProfile
+    ) -> None:
+        """Pin the request's conversation where it was served; say so when it moved."""
+        assert state.session is not None
+        sessions = self.manager.sessions
+        pin = Pin(model.key, profile.name)
+        if isinstance(plan, Plan) and plan.pin == pin:
+            await _shielded(sessions.touch(state.session))
+            return
+        previous = await _shielded(sessions.set(state.session, pin))
+        if previous is not None and previous != pin:
+            if _log.isEnabledFor(_INFO):
+                _log.info(
+                    "%s session moved from %s via %s to %s via %s",
+                    state.id,
+                    previous.model,
+                    previous.profile,
+                    pin.model,
+                    pin.profile,
+                )
+            self.emit(
+                RepinnedEvent,
+                request_id=state.id,
+                session=state.session,
+                from_model=previous.model,
+                from_profile=previous.profile,
+                to_model=pin.model,
+                to_profile=pin.profile,
+            )
 
     async def settle(self, state: RequestState, usage: TokenUsage | None) -> float | None:
         """Charge the answered request's real cost to its budgets and correct its token
@@ -674,6 +711,10 @@ class HookMethods:
     def on_hedge(self, hook: H) -> H:
         """Call ``hook(HedgeEvent)`` when a slow first attempt gets a second in parallel."""
         return self._engine.hooks.add(HedgeEvent, hook)
+
+    def on_repinned(self, hook: H) -> H:
+        """Call ``hook(RepinnedEvent)`` when a conversation is served somewhere new."""
+        return self._engine.hooks.add(RepinnedEvent, hook)
 
     def on_exhausted(self, hook: H) -> H:
         """Call ``hook(ExhaustedEvent)`` when a request fails after trying everything."""

@@ -25,6 +25,7 @@ __all__ = [
     "HedgeEvent",
     "HookDispatcher",
     "RecoveredEvent",
+    "RepinnedEvent",
     "RetryEvent",
     "SuccessEvent",
 ]
@@ -122,6 +123,18 @@ class ExhaustedEvent(Event):
     attempts: int
     retry_after: float | None
     error_message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RepinnedEvent(Event):
+    """A conversation (``session``) was served somewhere else than last time: it is pinned
+    there now (its prompt cache starts again on the new key)."""
+
+    session: str
+    from_model: str
+    from_profile: str
+    to_model: str
+    to_profile: str
 
 
 Hook = Callable[[Any], "Awaitable[None] | None"]

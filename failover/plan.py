@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
 from failover.attempts import Attempt
@@ -42,6 +42,7 @@ from failover.errors import (
     ProviderError,
 )
 from failover.planner import (
+    AFFINITY,
     DEPLOYMENT,
     FALLBACK,
     FIRST,
@@ -62,6 +63,7 @@ from failover.planner import (
 from failover.policy import Action
 
 if TYPE_CHECKING:
+    from failover.affinity import Pin
     from failover.profiles import AuthProfile
     from failover.request import RequestState
 
@@ -114,6 +116,9 @@ class Plan:
     _failed_endpoints: set[str | None] | tuple[()] = ()
     retry_after: float | None = None
     """The earliest recovery when :meth:`wait` last answered ``None``."""
+    pin: Pin | None = None
+    """Where the request's conversation was last served: its model goes first, on its key
+    while that key is usable (else the walk goes on as without it)."""
 
     def __init__(self, planner: Planner, state: RequestState, steps: Steps) -> None:
         self.planner = planner
@@ -148,6 +153,9 @@ class Plan:
     def next(self) -> Candidate | None:
         """The next candidate of this walk, or ``None`` when the walk is over (then ask
         :meth:`wait`)."""
+        if self._phase == _FRESH and self.pin is not None:
+            self._phase = _WALK
+            self._order = self._pinned_first(self.pin)
         if self._phase == _FRESH:  # the first model's first key: its state is the class's
             self._phase = _WALK
             order = self._order = self.planner.order(self.steps, self.state.estimated_usage)
@@ -233,7 +241,13 @@ class Plan:
                 return None
         failed_endpoints = self._failed_endpoints
         excluded = planner.excluded(model, tried, failed_endpoints) if failed_endpoints else tried
-        if self._retrying:
+        pin = self.pin
+        profile = None
+        if pin is not None and not tried and pin.model == model.key and not self._again:
+            profile = self._pinned_key(model, pin.profile, excluded)
+        if profile is not None:
+            self._reason = AFFINITY
+        elif self._retrying:
             profile = planner.retry_key(self.state.attempts, model, excluded)
         else:
             profile = planner.pick_key(model, excluded)
@@ -252,6 +266,24 @@ class Plan:
         self._last_profile = profile
         self._attempted = True
         return Candidate(model, profile, reason)
+
+    def _pinned_first(self, pin: Pin) -> list[tuple[int, ModelEntry]]:
+        """The walk's order with the pinned model first (as it was when it is not in it)."""
+        order = self.planner.order(self.steps, self.state.estimated_usage)
+        for index, (_, model) in enumerate(order):
+            if model.key == pin.model:
+                return [order[index], *order[:index], *order[index + 1 :]]
+        return order
+
+    def _pinned_key(
+        self, model: ModelEntry, name: str, excluded: Collection[str]
+    ) -> AuthProfile | None:
+        """The pinned key for ``model``, when it is usable now."""
+        if name in excluded:
+            return None
+        manager = self.planner.manager
+        others = [p.name for p in manager.list_profiles() if p.name != name]
+        return manager.get_next_profile(model.provider, model=model.id, exclude=others)
 
     def _leave_model(self, model: ModelEntry) -> None:
         """Done with ``model`` (the current one): the next move comes from it."""

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from failover.routing import RoutingView, Strategy
 
 __all__ = [
+    "AFFINITY",
     "DEPLOYMENT",
     "FALLBACK",
     "FIRST",
@@ -47,7 +48,7 @@ Steps = list[tuple[ModelEntry, ...]]
 Previous = tuple[ModelEntry, "AuthProfile | None", ProviderError | None]
 """Where a move comes from: the model left, its last key and its last error."""
 FIRST, ROTATION, DEPLOYMENT, FALLBACK, RETRY = "first", "rotation", "deployment", "model", "retry"
-LEAST_BAD, HEDGE, PINNED = "least_bad", "hedge", "pinned"
+LEAST_BAD, HEDGE, PINNED, AFFINITY = "least_bad", "hedge", "pinned", "affinity"
 
 
 class Candidate:
@@ -56,7 +57,8 @@ class Candidate:
     ``reason``: ``first`` (the request's first choice for a model), ``rotation`` (another
     key of the same model), ``deployment`` / ``model`` (moved sideways / fell back, the
     model's first key), ``retry`` (after a backoff or a wait), ``least_bad`` (everything
-    rests), ``hedge`` (a second attempt in parallel), ``pinned`` (a key chosen by the caller).
+    rests), ``hedge`` (a second attempt in parallel), ``pinned`` (a key chosen by the caller),
+    ``affinity`` (where the request's conversation was last served).
     """
 
     __slots__ = ("model", "profile", "reason")

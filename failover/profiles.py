@@ -24,6 +24,7 @@ from typing import Any
 
 from failover._secrets import scrub
 from failover.admission import Admission
+from failover.affinity import DEFAULT_SESSION_TTL, PinStore, SessionPins, check_ttl
 from failover.auth_profile import (
     AuthProfile,
     FailoverStatus,
@@ -84,6 +85,8 @@ class FailoverManager:
             client and transport over this manager is held to; kept in the store.
         max_in_flight: Deployment (``provider/model``) -> how many requests it may run at
             once in this process (a key's own cap is its ``max_in_flight``).
+        session_ttl: Seconds a conversation stays pinned to where it was last served after
+            its last turn (near the providers' prompt-cache lifetimes, 5 minutes).
 
     Example:
         >>> manager = FailoverManager(profiles=[AuthProfile("a", "openai", "sk-...")])
@@ -100,6 +103,7 @@ class FailoverManager:
         store: Store | None = None,
         budgets: Sequence[Budget] = (),
         max_in_flight: Mapping[str, int] | None = None,
+        session_ttl: float = DEFAULT_SESSION_TTL,
     ) -> None:
         if config is not None and not isinstance(config, FailoverConfig):
             raise ConfigError(f"config must be a FailoverConfig, got {type(config).__name__}")
@@ -128,8 +132,25 @@ class FailoverManager:
         for profile in profiles:
             self.add_profile(profile)
         self.admission = Admission(budgets, max_in_flight=max_in_flight, store=self.store)
+        self._session_ttl = check_ttl("session", session_ttl)
+        self._sessions: PinStore | None = None
         """The gates before every attempt: spend budgets, token windows, in-flight caps,
         shared by every client and transport over this manager."""
+
+    @property
+    def sessions(self) -> PinStore:
+        """Where each conversation (session) was last served, for as long as ``session_ttl``
+        after its last turn: in the store (shared by every process with a RedisStore)."""
+        if self._sessions is None:
+            store = self.store
+            if getattr(store, "shared", False):
+                from failover.store.redis_sessions import RedisSessionPins
+
+                redis, prefix = store.redis, store.prefix  # type: ignore[attr-defined]
+                self._sessions = RedisSessionPins(redis, prefix, ttl=self._session_ttl)
+            else:
+                self._sessions = SessionPins(ttl=self._session_ttl)
+        return self._sessions
 
     @classmethod
     def default_config(cls) -> FailoverManager:

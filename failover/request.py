@@ -87,6 +87,9 @@ class RequestState:
     """The caller's tags (e.g. a tenant): budgets scoped ``tag:<tag>`` apply to it."""
     groups: Mapping[str, str] | None = None
     """Model -> the name of its chain step's group (budgets scoped ``group:<name>``)."""
+    session: str | None = None
+    """The conversation this request belongs to: it is tried first where that was last
+    served (prompt caches stay warm)."""
     estimate: Callable[[], TokenUsage] | None = None
     """Estimates ``estimated_usage`` when admission first needs it (then ``None``)."""
     ticket: Ticket | None = None
