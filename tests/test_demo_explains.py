@@ -217,3 +217,42 @@ async def test_what_the_scenario_says_is_what_the_simulator_does() -> None:
             headers={"x-api-key": KEYS["anthropic"][1], "anthropic-version": "2023-06-01"},
         )
         assert claude.status_code == 500
+
+
+async def test_a_budget_too_small_for_one_request_sends_nothing_to_its_model() -> None:
+    others_down = Scenario(
+        dead_key="",
+        budget_key="",
+        outages=tuple(Outage(p, 0.0, 1000.0) for p in ("anthropic", "gemini")),
+        chaos={},
+        spend_usd=0.0001,  # below one request's worst case (64 tokens out at $10 a million)
+        deadline=1.0,
+        timeout=1.0,
+    )
+    console = plain_console()
+    tally = await run_demo(4, 4, 0.1, scenario=others_down, console=console, gateway=False)
+    out = words(console.file.getvalue())  # type: ignore[attr-defined]
+    assert len(tally.failed) == 4 and tally.over_budget == 4
+    for request in tally.failed:
+        first = request.steps[0]
+        assert (first.model, first.profile in KEYS, first.outcome) == (
+            CHAIN[0],
+            True,
+            "over_budget",
+        )
+        assert first.status is None  # refused before any call
+        assert all(  # never sent to the budget's model: every attempt on it was refused
+            step.outcome == "over_budget" for step in request.steps if step.model == CHAIN[0]
+        )
+    assert tally.budget_rows[0]["used"] == 0  # nothing was sent to it, nothing charged
+    assert "spend budget $0.0000 of $0.0001 spent per day on openai/gpt-4o" in out
+    assert "moved by the budget 4 (from " in out
+
+
+def test_a_request_the_budget_turned_away_is_explained_as_such() -> None:
+    from failover.demo import FailedRequest, _why
+
+    request = FailedRequest(1, False, 0.0, "BudgetExceededError", "no candidate", (), 0.1, 0)
+    assert _why(request, 15.0, 3) == (
+        "the spend budget refused the first model and no model after it could answer"
+    )
