@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from failover.affinity import Pin
 from failover.attempts import Attempt
 from failover.budgets import Budget
 from failover.catalog import ModelCatalog, ModelEntry, TokenUsage, get_model_entry
@@ -44,6 +45,7 @@ from failover.errors import (
     QuotaExceededError,
     RateLimitError,
     Refused,
+    ReplyRejected,
     ServerError,
     StreamInterrupted,
     UnknownModelWarning,
@@ -55,6 +57,7 @@ from failover.events import (
     ExhaustedEvent,
     FailoverEvent,
     RecoveredEvent,
+    RepinnedEvent,
     RetryEvent,
     SuccessEvent,
 )
@@ -78,6 +81,7 @@ __version__ = "0.1.0"
 """The installed release (the package's version in its metadata is read from here)."""
 
 __all__ = [
+    "Accept",
     "Action",
     "AllAttemptsFailed",
     "AtCapacity",
@@ -118,6 +122,7 @@ __all__ = [
     "OverBudget",
     "OverTokenRate",
     "OverloadedError",
+    "Pin",
     "PoolExhaustedError",
     "ProfileSnapshot",
     "ProfileStatus",
@@ -128,6 +133,8 @@ __all__ = [
     "RateLimitError",
     "RecoveredEvent",
     "Refused",
+    "RepinnedEvent",
+    "ReplyRejected",
     "ResilientClient",
     "ResilientTransport",
     "RetryEvent",
@@ -145,6 +152,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "Accept": "failover.completion",
     "Action": "failover.policy",
     "AttemptContext": "failover.client",
     "ClientClosedError": "failover.sync_client",

@@ -336,7 +336,7 @@ class Engine(Announcements):
         if not self.manager.ready:  # a new process: first take in what the others stored
             await self.manager.wait_ready()
         if state.session is not None and isinstance(plan, Plan):
-            plan.pin = await _shielded(self.manager.sessions.get(state.session))
+            plan.pin = await self._pin_of(state.session)
         admission = self.admission
         while True:
             while (candidate := plan.next()) is not None:
@@ -405,6 +405,15 @@ class Engine(Announcements):
         else:
             await admission.release(ticket, reached=error.status is not None)
 
+    async def _pin_of(self, session: str) -> Pin | None:
+        """Where ``session`` was last served (``None`` also when its store fails: a
+        conversation served elsewhere costs a cache, never the request)."""
+        try:
+            return await _shielded(self.manager.sessions.get(session))
+        except Exception as error:
+            _log.warning("session pins could not be read: %s", type(error).__name__)
+            return None
+
     async def _pin(
         self, state: RequestState, plan: Plan | PinnedPlan, model: ModelEntry, profile: AuthProfile
     ) -> None:
@@ -412,10 +421,14 @@ class Engine(Announcements):
         assert state.session is not None
         sessions = self.manager.sessions
         pin = Pin(model.key, profile.name)
-        if isinstance(plan, Plan) and plan.pin == pin:
-            await _shielded(sessions.touch(state.session))
+        try:
+            if isinstance(plan, Plan) and plan.pin == pin:
+                await _shielded(sessions.touch(state.session))
+                return
+            previous = await _shielded(sessions.set(state.session, pin))
+        except Exception as error:
+            _log.warning("session pins could not be written: %s", type(error).__name__)
             return
-        previous = await _shielded(sessions.set(state.session, pin))
         if previous is not None and previous != pin:
             if _log.isEnabledFor(_INFO):
                 _log.info(
