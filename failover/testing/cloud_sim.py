@@ -342,6 +342,8 @@ def check_converse(body: dict[str, Any]) -> Reject:
     tools = (body.get("toolConfig") or {}).get("tools") or []
     names = set()
     for tool in tools:
+        if isinstance(tool, dict) and set(tool) == {"cachePoint"}:
+            continue  # a Tool is a union: toolSpec, systemTool or a cachePoint
         spec = tool.get("toolSpec") if isinstance(tool, dict) else None
         if not isinstance(spec, dict) or not isinstance(
             (spec.get("inputSchema") or {}).get("json"), dict
