@@ -3,11 +3,24 @@
 What :meth:`ResilientClient.stream <failover.client.ResilientClient.stream>` returns. It
 runs the request through the engine when first read, then reads the chosen provider's
 chunks, charging the request's budgets at the end.
+
+A break after the first chunk (a reset, a truncation, an idle timeout, an in-band error
+event; or a reply ``accept`` rejects at the end) does what the stream's ``on_break`` says:
+``"raise"`` (StreamInterrupted), ``"restart"`` (the engine runs the request again; the
+caller first gets a chunk with ``restart=True``: discard what you have) or ``"continue"``
+(the engine runs the request again with the text so far as an assistant prefill, over the
+models whose wire can continue one, see :mod:`failover.continuation`; the caller's chunks
+go on where they stopped). A tool call begun, a rejected reply, or a chain with no model
+that can continue restarts instead. The request keeps one RequestState: its attempts are
+one history, its usage and cost the sum of every attempt's.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -20,9 +33,27 @@ from failover._closing import AsyncClosing
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry, TokenUsage
 from failover.chat_calls import ChunkReader, OpenedStream, close_opened
-from failover.completion import Accept
+from failover.completion import Accept, Completion
+from failover.continuation import (
+    ResumedReader,
+    Splice,
+    combined,
+    continuation_request,
+    continuation_steps,
+    partial_usage,
+    prefill_unsupported,
+    reported_usage,
+    summed,
+)
 from failover.engine import Engine
-from failover.errors import ProviderError, ProviderTimeoutError, StreamInterrupted
+from failover.errors import (
+    AllAttemptsFailed,
+    ProviderError,
+    ProviderTimeoutError,
+    ReplyRejected,
+    StreamInterrupted,
+)
+from failover.events import FailoverEvent
 from failover.http import Reply
 from failover.profiles import AuthProfile
 from failover.providers.base import ChatRequest, StreamAssembler, StreamChunk, ToolCall
@@ -74,7 +105,8 @@ class CompletionStream(AsyncClosing):
         self._state = state
         self._state.release = close_opened  # a hedged stream that lost: let it go
         self._opener: AbstractAsyncContextManager[Reply] | None = None
-        self._reader: ChunkReader | None = None
+        self._reader: ChunkReader | ResumedReader | None = None
+        self._spent: list[tuple[ModelEntry, TokenUsage]] = []  # broken attempts' usage
         self._finished = False
         self._chosen: tuple[ModelEntry, AuthProfile] | None = None
         self.text = ""
@@ -116,6 +148,11 @@ class CompletionStream(AsyncClosing):
         if chunk is None:
             await self.aclose()
             raise StopAsyncIteration
+        if chunk.restart:  # what the caller has is void: so is ours
+            self.text = ""
+            self._assembled = StreamAssembler()
+            self.usage = self.finish_reason = self.raw_finish_reason = None
+            return chunk
         self.text += chunk.text
         self._assembled.add(chunk)
         if chunk.usage is not None or chunk.finish_reason is not None:
@@ -135,26 +172,48 @@ class CompletionStream(AsyncClosing):
             self.model, self.profile = model.key, profile.name
             self._engine.streaming(self._state)
             return first
-        assert self._chosen is not None
-        model, profile = self._chosen
-        try:
-            chunk = await self._read(self._reader)
-        except TimeoutError:  # the caller's deadline: no fault of the key's
-            error: ProviderError = ProviderTimeoutError(
-                f"the request's deadline of {self._engine.deadline}s passed mid-stream"
-            )
-            self._engine.interrupted(self._state, model, profile, error, counts=False)
-            raise StreamInterrupted(error, self.text, self._state.attempts) from None
-        except ProviderError as error:
-            self._engine.interrupted(self._state, model, profile, error)
-            raise StreamInterrupted(error, self.text, self._state.attempts) from error
-        if chunk is not None and self._reader.done:
-            if self._state.ticket is not None:
-                await self._engine.settle(self._state, chunk.usage)
-            self._succeeded(chunk.usage)
-        return chunk
+        while True:
+            assert self._chosen is not None
+            model, profile = self._chosen
+            try:
+                chunk = await self._read(self._reader)
+            except TimeoutError:  # the caller's deadline: no fault of the key's
+                error: ProviderError = ProviderTimeoutError(
+                    f"the request's deadline of {self._engine.deadline}s passed mid-stream"
+                )
+                self._engine.interrupted(self._state, model, profile, error, counts=False)
+                raise StreamInterrupted(error, self.text, self._state.attempts) from None
+            except ProviderError as error:
+                self._engine.interrupted(self._state, model, profile, error)
+                if self._on_break == "raise":
+                    raise StreamInterrupted(error, self.text, self._state.attempts) from error
+                marker = await self._resume(error, rejected=False)
+                if marker is not None:
+                    return marker
+                continue
+            if chunk is not None and self._reader.done:
+                if self._spent:
+                    chunk = dataclasses.replace(chunk, usage=self._total_usage(chunk.usage))
+                if self._accept is not None:
+                    rejection = await self._rejection(chunk)
+                    if rejection is not None:
+                        self._engine.interrupted(
+                            self._state, model, profile, rejection, counts=False
+                        )
+                        if self._on_break == "raise":
+                            raise StreamInterrupted(
+                                rejection, self.text + chunk.text, self._state.attempts
+                            )
+                        marker = await self._resume(rejection, rejected=True, last=chunk)
+                        if marker is not None:
+                            return marker
+                        continue
+                if self._state.ticket is not None:
+                    await self._engine.settle(self._state, self._own_usage(chunk.usage))
+                self._succeeded(chunk.usage)
+            return chunk
 
-    async def _read(self, reader: ChunkReader) -> StreamChunk | None:
+    async def _read(self, reader: ChunkReader | ResumedReader) -> StreamChunk | None:
         """The next chunk, within what is left of the request's deadline."""
         time_left = self._state.time_left()
         if math.isinf(time_left):
@@ -167,9 +226,147 @@ class CompletionStream(AsyncClosing):
             return
         model, profile = self._chosen
         cost = model.calculate_cost(usage) if usage else None
+        if self._spent and usage is not None:  # each attempt at its own model's price
+            own = self._own_usage(usage)
+            costs = [m.calculate_cost(u) for m, u in self._spent]
+            costs.append(model.calculate_cost(own) if own is not None else None)
+            cost = None if any(c is None for c in costs) else sum(c for c in costs if c)
         self.cost_usd = cost
         exchange = (self._request.messages, self.text)
         self._engine.succeeded(self._state, model, profile, cost, usage, exchange=exchange)
+
+    # -- a break after the first chunk ------------------------------------------------------
+
+    def _total_usage(self, last: TokenUsage | None) -> TokenUsage | None:
+        """The usage of every attempt of the stream, the last one's ``last`` included."""
+        if last is None:
+            return None
+        return summed([*(u for _, u in self._spent), last])
+
+    def _own_usage(self, total: TokenUsage | None) -> TokenUsage | None:
+        """The last attempt's share of ``total`` (what its ticket is charged)."""
+        if total is None or not self._spent:
+            return total
+        before = summed(u for _, u in self._spent)
+        return dataclasses.replace(
+            total,
+            **{
+                f.name: max(0, getattr(total, f.name) - getattr(before, f.name))
+                for f in dataclasses.fields(TokenUsage)
+            },
+        )
+
+    async def _rejection(self, last: StreamChunk) -> ReplyRejected | None:
+        """Run ``accept`` on the whole answer; the rejection, or ``None`` when kept."""
+        assert self._accept is not None
+        assert self._chosen is not None
+        model, profile = self._chosen
+        calls = self._assembled.tool_calls
+        usage = last.usage
+        completion = Completion(
+            text=self.text + last.text,
+            model=model.key,
+            provider=model.provider,
+            profile=profile.name,
+            usage=usage or TokenUsage(),
+            cost_usd=model.calculate_cost(usage) if usage else None,
+            finish_reason=last.finish_reason,
+            attempts=tuple(self._state.attempts),
+            latency=time.monotonic() - self._state.started,
+            raw=None,
+            tool_calls=calls,
+            raw_finish_reason=last.raw_finish_reason,
+        )
+        verdict = self._accept(completion)
+        if inspect.isawaitable(verdict):
+            verdict = await verdict
+        if verdict:
+            return None
+        return ReplyRejected(
+            f"accept rejected the streamed reply of {model.key}", completion=completion
+        )
+
+    async def _resume(
+        self, error: ProviderError, *, rejected: bool, last: StreamChunk | None = None
+    ) -> StreamChunk | None:
+        """Go on after ``error`` broke the stream: another candidate continues the text
+        (``None`` returned: read on) or starts over (the restart marker returned).
+
+        Raises:
+            StreamInterrupted: No candidate could take over (the engine's failure chained).
+        """
+        assert self._chosen is not None
+        assert self._reader is not None
+        model, profile = self._chosen
+        kept = self.text
+        reported = self._own_usage(last.usage) if last is not None else None
+        reported = reported or reported_usage(self._reader)
+        usage = partial_usage(reported, self._request, kept)
+        await self._release_broken(usage)
+        self._spent.append((model, usage))
+        source, state = self._source, self._state
+        steps = continuation_steps(self._steps, model)
+        can_continue = partial(prefill_unsupported, request=self._request)
+        splice: Splice | None = None
+        if (
+            self._on_break == "continue"
+            and not rejected
+            and not self._assembled.tool_calls
+            and any(can_continue(m) is None for step in steps for m in step)
+        ):
+            request = continuation_request(self._request, kept)
+            unsupported = combined(can_continue, source.unsupported(request))
+            splice = Splice.after(kept)
+        else:
+            request = self._request
+            unsupported = source.unsupported(request)
+        attempt = partial(source.open_stream, request)
+        try:
+            (opener, reader, first), to_model, to_profile = await self._engine.run(
+                state, steps, attempt, unsupported=unsupported
+            )
+        except (AllAttemptsFailed, ProviderError) as failure:
+            raise StreamInterrupted(error, kept, state.attempts) from failure
+        self._opener, self._chosen = opener, (to_model, to_profile)
+        self._reader = ResumedReader(reader, first, splice)
+        self.model, self.profile = to_model.key, to_profile.name
+        kind = "continue" if splice is not None else "restart"
+        self._announce(kind, error, (model, profile), (to_model, to_profile), kept)
+        return None if splice is not None else StreamChunk(restart=True)
+
+    async def _release_broken(self, usage: TokenUsage) -> None:
+        """Let the broken attempt's connection go, its budgets charged what it produced."""
+        if self._state.ticket is not None:
+            await self._engine.settle(self._state, usage)
+        opened, self._opener = self._opener, None
+        if opened is not None and self._reader is not None:
+            await close_opened((opened, self._reader))
+
+    def _announce(
+        self,
+        kind: str,
+        error: ProviderError,
+        broken: tuple[ModelEntry, AuthProfile],
+        to: tuple[ModelEntry, AuthProfile],
+        kept: str,
+    ) -> None:
+        """A FailoverEvent of ``kind`` ``continue`` or ``restart``: from, to, characters kept."""
+        hooks = self._engine.hooks
+        if not hooks.wants(FailoverEvent):
+            return
+        kept_chars = len(kept) if kind == "continue" else 0
+        hooks.emit(
+            FailoverEvent(
+                request_id=self._state.id,
+                kind=kind,
+                from_model=broken[0].key,
+                from_profile=broken[1].name,
+                to_model=to[0].key,
+                to_profile=to[1].name,
+                reason=error.kind,
+                error_message=f"{kept_chars} characters kept (of {len(kept)}): {error.message}",
+            )
+        )
 
     async def aclose(self) -> None:
         """Stop the stream and release its connection (even when cancelled meanwhile)."""

@@ -91,13 +91,18 @@ class ToolCallDelta:
 @dataclass(frozen=True, slots=True)
 class StreamChunk:
     """One piece of a stream: a text delta and/or tool-call deltas; the last carries the
-    finish reason and usage."""
+    finish reason and usage.
+
+    A chunk with ``restart`` set carries nothing else: the stream broke and starts over
+    from another candidate (``on_stream_break="restart"``); discard what it gave so far.
+    """
 
     text: str = ""
     finish_reason: str | None = None
     usage: TokenUsage | None = None
     tool_calls: tuple[ToolCallDelta, ...] = ()
     raw_finish_reason: str | None = None
+    restart: bool = False
 
 
 class StreamAssembler:
