@@ -338,7 +338,9 @@ def _why(request: FailedRequest, deadline: float, max_retries: int) -> str:
     if request.error == "StreamInterrupted":
         return "its stream broke after text had reached the caller: no other model may take over"
     if request.error == "BudgetExceededError":
-        return "the spend budget refused the first model and no model after it could answer"
+        return (
+            "the spend budget refused the first model, and no model after it answered in its place"
+        )
     if "deadline" in request.summary:
         return f"its {deadline:g}s deadline passed"
     if request.retries >= max_retries:

@@ -254,5 +254,5 @@ def test_a_request_the_budget_turned_away_is_explained_as_such() -> None:
 
     request = FailedRequest(1, False, 0.0, "BudgetExceededError", "no candidate", (), 0.1, 0)
     assert _why(request, 15.0, 3) == (
-        "the spend budget refused the first model and no model after it could answer"
+        "the spend budget refused the first model, and no model after it answered in its place"
     )
