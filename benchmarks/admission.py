@@ -8,7 +8,9 @@
    against a fresh simulator. Printed: the share of the requests sent that got a 429,
    goodput (tokens the simulator served within the window, as a share of what the limits
    allowed), p50/p99 queue wait of the requests served (their time outside any attempt:
-   waiting for room or for a cooling key), the callers' outcomes.
+   waiting for room or for a cooling key), the callers' outcomes, and how many of the
+   failed requests a later arrival overtook (sent while they still waited: 0 when first
+   come is first served).
 2. CPU per ``complete()`` with admission on and limits set (never reached) vs a plain
    client without them, in-memory sender (no network), in short chunks alternating.
 3. 8 processes sharing one ``RedisStore`` and a $1 budget, each with 8 requests in flight
@@ -28,6 +30,7 @@ only would make the two disagree). Needs the ``sim`` extra, and ``redis-server``
 from __future__ import annotations
 
 import asyncio
+import bisect
 import inspect
 import json
 import os
@@ -163,6 +166,8 @@ async def overload(admission: bool, seconds: float = SECONDS) -> dict[str, Any]:
     waits: list[float] = []
     latencies: list[float] = []
     outcomes: Counter[str] = Counter()
+    failed: list[tuple[float, float]] = []  # (arrived, gave up)
+    served: list[tuple[float, float]] = []  # (arrived, its successful attempt began)
     try:
         async with (
             ResilientClient(["openai/gpt-4o-mini"], profiles, **options) as client,
@@ -177,11 +182,14 @@ async def overload(admission: bool, seconds: float = SECONDS) -> dict[str, Any]:
                     )
                 except FailoverError as error:
                     outcomes[type(error).__name__] += 1
+                    failed.append((start, time.perf_counter()))
                     return
-                took = time.perf_counter() - start
+                end = time.perf_counter()
+                took = end - start
                 outcomes["served"] += 1
                 latencies.append(took)
                 waits.append(max(0.0, took - sum(a.elapsed for a in result.attempts)))
+                served.append((start, end - result.attempts[-1].elapsed))
 
             loop = asyncio.get_running_loop()
             began = loop.time()
@@ -212,8 +220,31 @@ async def overload(admission: bool, seconds: float = SECONDS) -> dict[str, Any]:
         "latency_p50_ms": percentile(latencies, 0.50) * 1e3,
         "latency_p99_ms": percentile(latencies, 0.99) * 1e3,
         "outcomes": dict(outcomes),
+        "overtaken": overtaken(failed, served),
         "seconds": seconds,
     }
+
+
+def overtaken(failed: list[tuple[float, float]], served: list[tuple[float, float]]) -> int:
+    """Failed requests that a later arrival overtook: it was sent while they still waited.
+
+    First come, first served means none (under one priority): a request that arrived
+    earlier and could still be served is served first.
+    """
+    served = sorted(served)
+    soonest_after: list[float] = []  # the earliest send among served[i:]
+    soonest = float("inf")
+    for _, sent in reversed(served):
+        soonest = min(soonest, sent)
+        soonest_after.append(soonest)
+    soonest_after.reverse()
+    arrivals = [arrived for arrived, _ in served]
+    count = 0
+    for arrived, gave_up in failed:
+        later = bisect.bisect_right(arrivals, arrived)
+        if later < len(served) and soonest_after[later] < gave_up:
+            count += 1
+    return count
 
 
 # -- 2. CPU per request ------------------------------------------------------------------------
@@ -408,7 +439,7 @@ def print_rows(rows: dict[str, Any]) -> None:
         f"\n10. admission: {KEYS} keys x {TPM:,} tpm / {RPM} rpm, {OVERLOAD:g}x overload for "
         f"{first['seconds']:g} s ({first['offered']} requests; deadline {DEADLINE:g} s)"
         "\n    admission   sent   429s   429 share   goodput tokens (requests)"
-        "   queue wait p50 / p99 ms   served  failed"
+        "   queue wait p50 / p99 ms   served  failed (overtaken)"
     )
     for name, row in rows["overload"].items():
         failed = sum(n for outcome, n in row["outcomes"].items() if outcome != "served")
@@ -416,7 +447,7 @@ def print_rows(rows: dict[str, Any]) -> None:
             f"    {name:9} {row['sent']:6} {row['rate_limited']:6} {row['share_429']:10.2%}"
             f" {row['goodput_tokens']:15.1%} ({row['goodput_requests']:.1%})"
             f" {row['queue_wait_p50_ms']:14.0f} / {row['queue_wait_p99_ms']:.0f}"
-            f" {row['outcomes'].get('served', 0):9} {failed:7}"
+            f" {row['outcomes'].get('served', 0):9} {failed:7} ({row['overtaken']})"
         )
     if not rows["wired"]:
         print("    on: not measured, the client takes no admission= yet")
