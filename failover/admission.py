@@ -175,6 +175,9 @@ class Admission:
     ) -> None:
         self.budgets = _check_budgets(budgets)
         self.caps = _check_caps(max_in_flight)
+        self.always = bool(self.budgets or self.caps)
+        """Whether every attempt is admitted (budgets or deployment caps are set); else
+        only those on a key with ``rate_limit_tpm`` or ``max_in_flight``."""
         self.in_flight = InFlight()
         self._store = store
         self._ledger: Ledger | None = None
@@ -208,14 +211,6 @@ class Admission:
                 self._windows = RateWindows()
         return self._windows
 
-    def idle_for(self, profile: AuthProfile, model: ModelEntry) -> bool:
-        """Whether no gate applies to ``model`` on ``profile`` (nothing to admit)."""
-        return (
-            not self.budgets
-            and profile.rate_limit_tpm is None
-            and profile.max_in_flight is None
-            and model.key not in self.caps
-        )
 
     def applying(
         self,

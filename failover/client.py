@@ -63,6 +63,12 @@ def _checked_break(mode: str) -> StreamBreak:
     return mode  # type: ignore[return-value]
 
 
+def _checked_order(priority: object, tags: str | Sequence[str]) -> tuple[int, tuple[str, ...]]:
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise ConfigError(f"priority must be an int, got {priority!r}")
+    return priority, checked_tags(tags) if tags else ()
+
+
 def _checked_session(session: object) -> str:
     if not isinstance(session, str) or not session:
         raise ConfigError(f"session must be a non-empty str, got {session!r}")
@@ -271,6 +277,11 @@ class ResilientClient(HookMethods, AsyncClosing):
             raise ConfigError(f"affinity must be 'session', 'prefix' or 'off', got {affinity!r}")
         self.affinity = affinity
         self.session = None if session is None else _checked_session(session)
+        # whether every request has a session (the client's, or its prefix's)
+        self._sessions_always = affinity == "prefix" or (
+            affinity == "session" and self.session is not None
+        )
+        self._cost_strategy = self._engine.strategy.name == "cost"
         self.on_stream_break = _checked_break(on_stream_break)
         self.stream_idle_timeout = float(stream_idle_timeout)
         self._owned_http: httpx.AsyncClient | None = None
@@ -557,27 +568,32 @@ class ResilientClient(HookMethods, AsyncClosing):
         session: str | None = None,
     ) -> RequestState:
         """A chat request's bookkeeping, with what admission and the strategy read."""
-        state = self._engine.new_request(asyncio_cancel_safe=self._sender_cancel_safe)
-        if self._engine.strategy.name == "cost":
+        engine = self._engine
+        state = engine.new_request(asyncio_cancel_safe=self._sender_cancel_safe)
+        if self._cost_strategy:
             state.estimated_usage = estimate_usage(request)
-        elif self._engine.admission is not None:
+        elif engine.admission is not None:
             state.estimate = partial(estimate_usage, request)
-        state.max_tokens = request.max_tokens
-        if priority:
-            if isinstance(priority, bool) or not isinstance(priority, int):
-                raise ConfigError(f"priority must be an int, got {priority!r}")
-            state.priority = priority
-        if tags:
-            state.tags = checked_tags(tags)
-        state.groups = self._groups
-        if self.affinity != "off":
-            if session is not None:
-                state.session = _checked_session(session)
-            elif self.session is not None:
-                state.session = self.session
-            elif self.affinity == "prefix":
-                state.session = prefix_session(request.messages, tools=request.params.get("tools"))
+        if request.max_tokens is not None:
+            state.max_tokens = request.max_tokens
+        if priority or tags:
+            state.priority, state.tags = _checked_order(priority, tags)
+        if self._groups is not None:
+            state.groups = self._groups
+        if session is not None or self._sessions_always:
+            state.session = self._session_of(request, session)
         return state
+
+    def _session_of(self, request: ChatRequest, session: str | None) -> str | None:
+        """The request's conversation: its own, the client's, or (``affinity="prefix"``)
+        its stable prefix's digest; ``None`` with affinity off."""
+        if self.affinity == "off":
+            return None
+        if session is not None:
+            return _checked_session(session)
+        if self.session is not None:
+            return self.session
+        return prefix_session(request.messages, tools=request.params.get("tools"))
 
     def _unsupported(self, request: ChatRequest) -> Callable[[ModelEntry], str | None] | None:
         """Which field of ``request`` a model cannot take (the engine skips such models);

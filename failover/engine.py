@@ -341,8 +341,10 @@ class Engine(Announcements):
         while True:
             while (candidate := plan.next()) is not None:
                 ticket = None
-                if admission is not None and not admission.idle_for(
-                    candidate.profile, candidate.model
+                if admission is not None and (
+                    admission.always
+                    or candidate.profile.rate_limit_tpm is not None
+                    or candidate.profile.max_in_flight is not None
                 ):
                     admitted = await self._admit(state, admission, candidate)
                     if not isinstance(admitted, Ticket):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from failover.attempts import Attempt
@@ -62,23 +62,19 @@ class AttemptContext:
         return self.profile.api_key.get_secret_value()
 
 
-@dataclass(slots=True)
 class RequestState:
-    """The bookkeeping of one request: its id, clock and every attempt so far."""
+    """The bookkeeping of one request: its id, clock and every attempt so far.
 
-    id: str
-    started: float
-    deadline_at: float
-    attempts: list[Attempt] = field(default_factory=list)
+    What a request leaves as it was is read from the class (the per-request cost of the
+    hot path is watched): only what a request changes is set on it.
+    """
+
     release: Callable[[Any], Awaitable[None]] | None = None
     """Frees what a losing hedged attempt produced (e.g. closes an opened stream)."""
     estimated_usage: TokenUsage = TYPICAL_USAGE
     """The request's expected tokens, for the ``cost`` strategy."""
     telemetry: RequestListener | None = None
     """Who hears this request's life (telemetry's span of it), when anyone does."""
-    asyncio_cancel_safe: bool = False
-    """Whether asyncio's own cancellation may interrupt the attempts anywhere (aiohttp):
-    they are then bounded by asyncio's cheaper timer, not by anyio's cancel scope."""
     max_tokens: int | None = None
     """The request's ``max_tokens``: the most output admission reserves for it."""
     priority: int = 0
@@ -94,6 +90,26 @@ class RequestState:
     """Estimates ``estimated_usage`` when admission first needs it (then ``None``)."""
     ticket: Ticket | None = None
     """What the successful attempt holds until the reply is charged (admission)."""
+
+    def __init__(
+        self,
+        id: str,
+        started: float,
+        deadline_at: float,
+        attempts: list[Attempt] | None = None,
+        *,
+        asyncio_cancel_safe: bool = False,
+    ) -> None:
+        self.id = id
+        self.started = started
+        self.deadline_at = deadline_at
+        self.attempts: list[Attempt] = [] if attempts is None else attempts
+        self.asyncio_cancel_safe = asyncio_cancel_safe
+        """Whether asyncio's own cancellation may interrupt the attempts anywhere
+        (aiohttp): they are then bounded by asyncio's cheaper timer, not anyio's scope."""
+
+    def __repr__(self) -> str:
+        return f"RequestState({self.id!r}, attempts={len(self.attempts)})"
 
     def time_left(self) -> float:
         """Seconds until the request's deadline (``inf`` without one)."""
