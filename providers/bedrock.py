@@ -16,8 +16,9 @@ alike. What the caller's OpenAI-shaped request becomes:
 - ``response_format`` -> a forced tool whose input comes back as the answer's text;
 - ``cache_control`` markers on content parts, messages and tools -> a ``cachePoint``
   block (``{"type": "default"}``, with the marker's ``ttl``) after the marked block, for
-  the models Bedrock caches for: Claude (system, messages and tools) and Amazon Nova
-  (system and messages); other models' markers are dropped. At most 4, the last ones
+  the models Bedrock caches for: Claude from 3.5 Haiku and 3.7 Sonnet on (system,
+  messages and tools) and Amazon Nova (system and messages); other models' markers are
+  dropped (a cache point there would be refused). At most 4, the last ones
   kept (see :mod:`failover.providers._claude`).
 
 Replies: ``output.message.content`` (text, ``toolUse``, ``reasoningContent`` skipped),
@@ -176,9 +177,19 @@ def _cache_point(marker: Mapping[str, Any]) -> dict[str, Any]:
     return {"cachePoint": point}
 
 
+_UNCACHED_CLAUDE = ("claude-instant", "claude-v2", "claude-3-haiku", "claude-3-sonnet")
+_UNCACHED_CLAUDE_TOO = ("claude-3-opus", "claude-3-5-sonnet")
+"""Claude models Bedrock serves without prompt caching: a ``cachePoint`` there is a
+ValidationException ("You invoked an unsupported model or your request did not allow
+prompt caching"), which would stop the request, so their markers are dropped."""
+
+
 def _caches(model: str) -> tuple[bool, bool]:
-    """(whether ``model`` takes cache points in system and messages, and in tools)."""
-    claude = "anthropic.claude" in model
+    """(whether ``model`` takes cache points in system and messages, and in tools):
+    Claude from 3.5 Haiku and 3.7 Sonnet on, in all three; Amazon Nova in the first two."""
+    claude = "anthropic.claude" in model and not any(
+        name in model for name in (*_UNCACHED_CLAUDE, *_UNCACHED_CLAUDE_TOO)
+    )
     return claude or "amazon.nova" in model, claude
 
 

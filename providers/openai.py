@@ -278,7 +278,7 @@ class OpenAIAdapter(BaseAdapter):
         for key, value in request.params.items():
             if key in ("max_tokens", "max_completion_tokens") or key in payload:
                 continue
-            if key == "tools" and not markers and isinstance(value, list):
+            if key == "tools" and not markers and isinstance(value, (list, tuple)):
                 value = [_unmarked(tool) if isinstance(tool, Mapping) else tool for tool in value]
             payload.setdefault(self.rename.get(key, key), value)
         for key in self.omit:

@@ -224,13 +224,16 @@ def test_bedrock_keeps_the_last_four_cache_points() -> None:
     assert texts == ["turn 2", "turn 3", "turn 4", "turn 5"]
 
 
-def test_bedrock_nova_caches_system_and_messages_but_not_tools_other_models_nothing() -> None:
+def test_bedrock_nova_caches_system_and_messages_not_tools_older_models_nothing() -> None:
     nova = body("bedrock", ChatRequest(MARKED, params={"tools": TOOLS}), "us.amazon.nova-pro-v1:0")
     assert len(marks(nova["system"], "cachePoint")) == 1
     assert len(marks(nova["messages"], "cachePoint")) == 2
     assert marks(nova["toolConfig"], "cachePoint") == []
-    llama = body("bedrock", ChatRequest(MARKED, params={"tools": TOOLS}), "meta.llama3-70b")
-    assert marks(llama, "cachePoint") == [] and marks(llama) == []
+    for model in ("meta.llama3-70b", "anthropic.claude-3-haiku-20240307-v1:0"):
+        other = body("bedrock", ChatRequest(MARKED, params={"tools": TOOLS}), model)
+        assert marks(other, "cachePoint") == [] and marks(other) == []
+    haiku = body("bedrock", ChatRequest(MARKED), "us.anthropic.claude-3-5-haiku-20241022-v1:0")
+    assert len(marks(haiku, "cachePoint")) == 3
 
 
 # -- Implicit caching: markers dropped, the model never skipped ------------------------------
