@@ -8,8 +8,10 @@ of tool-use blocks in replies and streams, and prompt-cache breakpoints. One cop
 Prompt-cache markers are given as LiteLLM and OpenRouter take them, in OpenAI's shape:
 ``"cache_control": {"type": "ephemeral"}`` (optionally ``"ttl": "5m" | "1h"``) on a
 content part (text or image, system parts included), on a message (it marks the
-message's last block: its text, image, tool call or tool result) or on a tool of
-``tools``. Each becomes a breakpoint of the wire: the same ``cache_control`` on the
+message's last block: its text, image, tool call or tool result), on a tool of
+``tools``, or as the request's own ``cache_control`` parameter (Anthropic's top-level
+form: it marks the last block of the last message, so each turn of a conversation
+caches all of it). Each becomes a breakpoint of the wire: the same ``cache_control`` on the
 matching block (Anthropic, Vertex AI's Claude) or a ``cachePoint`` block after it
 (Bedrock's Converse). Claude takes at most :data:`MAX_BREAKPOINTS` in one request; past
 that, the last ones are kept (in the cache's own order: tools, system, messages), as the
@@ -374,4 +376,6 @@ def claude_messages(
             content.append(blocks.tool_use(tool_id(call.id, limit), call.name, arguments))
         mark(content, turn.cache_control)
         add(turn.role, content)
+    if messages:
+        mark(messages[-1]["content"], request.params.get("cache_control"))
     return system, messages

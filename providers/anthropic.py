@@ -16,7 +16,8 @@ What the caller's OpenAI-shaped request becomes:
 - ``max_tokens`` (required) from the request, else the catalog, else 4096;
 - ``cache_control`` markers on content parts, messages and tools -> the same
   ``cache_control`` on the matching system, text, image, tool-use, tool-result block or
-  tool; at most 4, the last ones kept (see :mod:`failover.providers._claude`).
+  tool; the request's own ``cache_control`` -> on the last message's last block; at most
+  4, the last ones kept (see :mod:`failover.providers._claude`).
 
 Not expressible here, so a model of this wire is skipped when asked: ``seed``, ``n`` > 1,
 penalties, ``logprobs``, ``logit_bias``, audio input, and sampling settings with thinking.
@@ -85,6 +86,7 @@ _TRANSLATED = frozenset(
         "max_tokens",
         "max_completion_tokens",
         "n",
+        "cache_control",
     }
 )
 _DROPPED = frozenset({"metadata", "store", "stream_options", "service_tier"})

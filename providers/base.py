@@ -283,7 +283,8 @@ def check_params(params: Mapping[str, Any]) -> None:
 
     Raises:
         ConfigError: ``tools``, ``tool_choice``, ``response_format``, ``stop`` or
-            ``reasoning_effort`` is not in OpenAI's shape.
+            ``reasoning_effort`` is not in OpenAI's shape, or ``cache_control`` is not a
+            marker (``{"type": "ephemeral"}``).
     """
     from failover.providers import messages
 
@@ -291,6 +292,11 @@ def check_params(params: Mapping[str, Any]) -> None:
     messages.read_tool_choice(params.get("tool_choice"))
     messages.read_response_format(params.get("response_format"))
     messages.read_stop(params.get("stop"))
+    marker = params.get("cache_control")
+    if marker is not None and not (
+        isinstance(marker, Mapping) and isinstance(marker.get("type"), str)
+    ):
+        raise ConfigError(f"cache_control must be {{'type': 'ephemeral'}}, got {marker!r}")
     effort = params.get("reasoning_effort")
     if effort is not None and effort not in messages.REASONING_EFFORTS:
         raise ConfigError(

@@ -14,12 +14,13 @@ alike. What the caller's OpenAI-shaped request becomes:
 - ``reasoning_effort`` -> Claude's ``thinking`` budget (or ``reasoning_effort`` for
   OpenAI's open models) in ``additionalModelRequestFields``; ``top_k`` there too;
 - ``response_format`` -> a forced tool whose input comes back as the answer's text;
-- ``cache_control`` markers on content parts, messages and tools -> a ``cachePoint``
-  block (``{"type": "default"}``, with the marker's ``ttl``) after the marked block, for
-  the models Bedrock caches for: Claude from 3.5 Haiku and 3.7 Sonnet on (system,
-  messages and tools) and Amazon Nova (system and messages); other models' markers are
-  dropped (a cache point there would be refused). At most 4, the last ones
-  kept (see :mod:`failover.providers._claude`).
+- ``cache_control`` markers on content parts, messages and tools (and the request's own
+  ``cache_control``: after the last message) -> a ``cachePoint`` block
+  (``{"type": "default"}``, with the marker's ``ttl``) after the marked block, for the
+  models Bedrock caches for: Claude from 3.5 Haiku and 3.7 Sonnet on (system, messages
+  and tools) and Amazon Nova (system and messages); other models' markers are dropped
+  (a cache point there would be refused). At most 4, the last ones kept (see
+  :mod:`failover.providers._claude`).
 
 Replies: ``output.message.content`` (text, ``toolUse``, ``reasoningContent`` skipped),
 ``stopReason``, ``usage`` with cache tokens. Streams are binary event-stream frames read by
@@ -118,6 +119,7 @@ _TRANSLATED = frozenset(
         "max_completion_tokens",
         "n",
         "parallel_tool_calls",
+        "cache_control",
     }
 )
 _DROPPED = frozenset({"user", "metadata", "store", "stream_options", "service_tier"})

@@ -100,8 +100,17 @@ _TRANSLATED = frozenset(
     }
 )
 _DROPPED = frozenset(
-    {"user", "metadata", "parallel_tool_calls", "store", "stream_options", "service_tier"}
+    {
+        "user",
+        "metadata",
+        "parallel_tool_calls",
+        "store",
+        "stream_options",
+        "service_tier",
+        "cache_control",
+    }
 )
+"""Hints with no meaning here: dropped (``cache_control``: Gemini caches implicitly)."""
 _NATIVE = frozenset({"safetySettings", "cachedContent", "generationConfig"})
 
 _SCHEMA_KEYS = frozenset(

@@ -73,7 +73,15 @@ _TRANSLATED = frozenset(
     }
 )
 _DROPPED = frozenset(
-    {"user", "metadata", "parallel_tool_calls", "store", "stream_options", "service_tier"}
+    {
+        "user",
+        "metadata",
+        "parallel_tool_calls",
+        "store",
+        "stream_options",
+        "service_tier",
+        "cache_control",
+    }
 )
 _NATIVE = frozenset({"options", "keep_alive", "think", "format"})
 _OPTIONS = (

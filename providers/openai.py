@@ -225,9 +225,10 @@ class OpenAIAdapter(BaseAdapter):
         rejects: Fields this server cannot honour: a model here is skipped when asked for one.
         rename: Fields this server names differently (Mistral: ``seed`` -> ``random_seed``).
         cache_markers: Whether this server takes Anthropic-style ``cache_control`` markers
-            on content parts, messages and tools (OpenRouter, LiteLLM's proxy, and others
-            fronting Claude). ``False`` (OpenAI and most servers, which cache prompts
-            implicitly): the markers are dropped before sending, as LiteLLM does.
+            on content parts, messages and tools, and the top-level one (OpenRouter,
+            LiteLLM's proxy, and others fronting Claude). ``False`` (OpenAI and most
+            servers, which cache prompts implicitly): the markers are dropped before
+            sending, as LiteLLM does.
     """
 
     api = "openai"
@@ -283,6 +284,8 @@ class OpenAIAdapter(BaseAdapter):
             payload.setdefault(self.rename.get(key, key), value)
         for key in self.omit:
             payload.pop(key, None)
+        if not markers:
+            payload.pop("cache_control", None)
         return payload
 
     def build_request(

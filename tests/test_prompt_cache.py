@@ -553,3 +553,72 @@ def test_a_missing_cache_price_falls_back_to_the_input_price_never_to_unknown() 
     unpriced = get_model_entry("vllm", "my/finetune")
     assert unpriced is not None
     assert unpriced.calculate_cost(TokenUsage(0, 0, cache_read_tokens=5)) is None
+
+
+# -- The request's own cache_control (Anthropic's top-level form) ----------------------------
+
+CONVERSATION = [
+    {"role": "system", "content": BOOK},
+    {"role": "user", "content": "Who wrote it?"},
+    {"role": "assistant", "content": "Nobody knows."},
+    {"role": "user", "content": "Why not?"},
+]
+
+
+def test_the_requests_own_marker_caches_the_whole_conversation_on_claude() -> None:
+    request = ChatRequest(CONVERSATION, params={"cache_control": EPHEMERAL})
+    sent = body("anthropic", request, "claude-haiku-4-5")
+    assert "cache_control" not in sent  # translated, not sent as a top-level field
+    assert sent["messages"][-1]["content"] == [
+        {"type": "text", "text": "Why not?", "cache_control": EPHEMERAL}
+    ]
+    assert len(marks(sent)) == 1 and check_request("anthropic", "anthropic", sent) is None
+    converse = body("bedrock", request, BEDROCK_CLAUDE)
+    assert converse["messages"][-1]["content"] == [
+        {"text": "Why not?"},
+        {"cachePoint": {"type": "default"}},
+    ]
+    assert "cache_control" not in converse and check_converse(converse) is None
+
+
+def test_the_requests_own_marker_is_the_last_breakpoint_and_always_kept() -> None:
+    request = ChatRequest(MARKED, params={"tools": TOOLS, "cache_control": HOUR})
+    sent = body("anthropic", request, "claude-haiku-4-5")
+    assert sent["messages"][-1]["content"][-1] == {
+        "type": "text",
+        "text": "And the title?",
+        "cache_control": HOUR,
+    }
+    assert "cache_control" not in sent["tools"][0] and len(marks(sent)) == 4
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("openai", "gpt-4o-mini"),
+        ("gemini", "gemini-2.5-flash"),
+        ("ollama-native", "llama3.2"),
+        ("anthropic", "claude-haiku-4-5"),
+        ("bedrock", BEDROCK_CLAUDE),
+    ],
+)
+def test_the_requests_own_marker_is_taken_by_every_wire_and_sent_only_to_claude(
+    provider: str, model: str
+) -> None:
+    request = ChatRequest(CONVERSATION, params={"cache_control": EPHEMERAL})
+    entry = get_model_entry(provider, model)
+    assert entry is not None
+    assert get_adapter(provider).unsupported_field(request, entry) is None
+    sent = body(provider, request, model)
+    assert "cache_control" not in sent
+    if provider in ("openai", "gemini", "ollama-native"):
+        assert marks(sent) == [] and "cachePoint" not in json.dumps(sent)
+
+
+def test_a_top_level_marker_that_is_not_an_object_is_a_config_error() -> None:
+    request = ChatRequest(CONVERSATION, params={"cache_control": True})
+    with pytest.raises(ConfigError, match="cache_control must be"):
+        get_adapter("gemini").unsupported_field(
+            request,
+            get_model_entry("gemini", "gemini-2.5-flash"),  # type: ignore[arg-type]
+        )
