@@ -295,7 +295,17 @@ EXPECTED: dict[str, tuple[str, list[dict[str, Any]], dict[str, Any]]] = {
     "anthropic": (
         "claude-haiku-4-5",
         [
-            {"role": "system", "content": [{"type": "text", "text": "Use the tools."}]},
+            {
+                "role": "system",
+                "content": [
+                    # the prompt-cache marker stays, for Claude's wires to send on
+                    {
+                        "type": "text",
+                        "text": "Use the tools.",
+                        "cache_control": {"type": "ephemeral"},
+                    }
+                ],
+            },
             {"role": "user", "content": ASK},
             {
                 "role": "assistant",

@@ -17,6 +17,7 @@ import respx
 
 from failover import AuthProfile, ResilientClient, TokenUsage, get_model_entry
 from failover.errors import ConfigError
+from failover.gateway.decode_anthropic import decode_anthropic
 from failover.gateway.decode_chat import decode_chat
 from failover.providers import get_adapter
 from failover.providers.base import ChatRequest
@@ -305,6 +306,42 @@ def test_an_sdk_request_through_the_gateway_keeps_its_markers_for_claude() -> No
     sent = body("anthropic", decoded.request, "claude-haiku-4-5")
     direct = body("anthropic", ChatRequest(MARKED, params={"tools": TOOLS}), "claude-haiku-4-5")
     assert sent == direct and len(marks(sent)) == 4
+
+
+def test_an_anthropic_sdk_request_keeps_its_markers_for_bedrock_and_drops_them_for_openai() -> None:
+    messages_body = {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 100,
+        "cache_control": EPHEMERAL,
+        "system": [{"type": "text", "text": BOOK, "cache_control": HOUR}],
+        "tools": [
+            {"name": "lookup", "input_schema": {"type": "object"}, "cache_control": EPHEMERAL}
+        ],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Look it up."}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {}}],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": "found"},
+                    {"type": "text", "text": "Thanks.", "cache_control": EPHEMERAL},
+                ],
+            },
+        ],
+    }
+    request = decode_anthropic(messages_body).request
+    converse = body("bedrock", request, BEDROCK_CLAUDE)
+    assert converse["system"][-1] == {"cachePoint": {"type": "default", "ttl": "1h"}}
+    assert converse["toolConfig"]["tools"][-1] == {"cachePoint": {"type": "default"}}
+    last = converse["messages"][-1]["content"]
+    assert [next(iter(block)) for block in last] == ["toolResult", "text", "cachePoint"]
+    assert len(marks(converse, "cachePoint")) == 3  # the user text's and the top-level one meet
+    assert check_converse(converse) is None
+    chat = body("openai", request, "gpt-4o-mini")
+    assert marks(chat) == [] and check_request("openai", "openai", chat) is None
 
 
 # -- Cached tokens in usage, and their price -------------------------------------------------

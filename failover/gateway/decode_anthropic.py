@@ -8,8 +8,11 @@
 ``max_tokens``, ``stop_sequences``, ``temperature``, ``top_p``, ``top_k``,
 ``output_config`` (``format`` -> ``response_format``, ``effort``), ``thinking``
 (``budget_tokens`` -> the nearest ``reasoning_effort``), ``metadata.user_id`` (-> ``user``)
-and ``stream`` keep their meaning. Thinking blocks (signed for Anthropic alone) and
-caching hints (``cache_control``) are dropped.
+and ``stream`` keep their meaning. Prompt-cache markers (``cache_control``) stay where they
+are: on the text and image parts, on a tool result's or an assistant turn's message, on
+the tools, and the top-level one as the request's ``cache_control``; Claude's wires send
+them on as their own breakpoints, the others drop them. Thinking blocks (signed for
+Anthropic alone) are dropped.
 
 Refused, naming the field: server tools (web search, code execution, bash, text editor,
 computer use, ...) and their blocks, documents and search results, images inside tool
@@ -49,10 +52,11 @@ _TRANSLATED = frozenset(
         "output_config",
         "metadata",
         "stream",
+        "cache_control",
     }
 )
-_DROPPED = frozenset({"cache_control", "service_tier", "speed", "diagnostics"})
-"""Anthropic's caching, tier and speed hints: no meaning elsewhere."""
+_DROPPED = frozenset({"service_tier", "speed", "diagnostics"})
+"""Anthropic's tier and speed hints: no meaning elsewhere."""
 _BUDGETS = (("minimal", 1024), ("low", 2048), ("medium", 8192), ("high", 16384))
 
 
@@ -102,8 +106,14 @@ def _system(system: Any) -> list[dict[str, Any]]:
     for number, block in enumerate(system):
         if not isinstance(block, Mapping) or block.get("type") != "text":
             raise CannotTranslateError(f"system[{number}]", "only text blocks are translated")
-        parts.append({"type": "text", "text": str(block.get("text") or "")})
+        parts.append({"type": "text", "text": str(block.get("text") or ""), **_marker(block)})
     return [{"role": "system", "content": parts}] if parts else []
+
+
+def _marker(block: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"cache_control": ...}`` when ``block`` carries a prompt-cache marker, else ``{}``."""
+    marker = block.get("cache_control")
+    return {"cache_control": marker} if marker is not None else {}
 
 
 def _turn(turn: Any, where: str) -> list[dict[str, Any]]:
@@ -128,10 +138,10 @@ def _turn(turn: Any, where: str) -> list[dict[str, Any]]:
             results.append(_tool_result(block, at))
         elif kind == "text":
             assert isinstance(block, Mapping)
-            parts.append({"type": "text", "text": str(block.get("text") or "")})
+            parts.append({"type": "text", "text": str(block.get("text") or ""), **_marker(block)})
         elif kind == "image":
             assert isinstance(block, Mapping)
-            parts.append(_image(block, at))
+            parts.append(_image(block, at) | _marker(block))
         else:
             raise CannotTranslateError(at, f"a {kind} block is not translated to other providers")
     messages = results
@@ -143,9 +153,12 @@ def _turn(turn: Any, where: str) -> list[dict[str, Any]]:
 def _assistant(content: list[Any], where: str) -> dict[str, Any]:
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
+    marker: dict[str, Any] = {}  # a marked block marks the whole turn (its last block)
     for number, block in enumerate(content):
         at = f"{where}.content[{number}]"
         kind = block.get("type") if isinstance(block, Mapping) else None
+        if isinstance(block, Mapping) and kind in ("text", "tool_use"):
+            marker = _marker(block) or marker
         if kind == "text":
             assert isinstance(block, Mapping)
             texts.append(str(block.get("text") or ""))
@@ -166,7 +179,7 @@ def _assistant(content: list[Any], where: str) -> dict[str, Any]:
             continue  # signed for Anthropic alone: no other provider can read it
         else:
             raise CannotTranslateError(at, f"a {kind} block belongs to Anthropic's server tools")
-    return assistant_turn("".join(texts), calls)
+    return assistant_turn("".join(texts), calls) | marker
 
 
 def _image(block: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -207,7 +220,7 @@ def _tool_result(block: Mapping[str, Any], where: str) -> dict[str, Any]:
         raise invalid_request(f"{where}.content must be a string or a list of blocks")
     if block.get("is_error") is True:
         text = text if text.lower().startswith("error") else f"Error: {text}"
-    return {"role": "tool", "tool_call_id": call_id, "content": text}
+    return {"role": "tool", "tool_call_id": call_id, "content": text, **_marker(block)}
 
 
 def _params(body: dict[str, Any]) -> dict[str, Any]:
@@ -238,6 +251,8 @@ def _params(body: dict[str, Any]) -> dict[str, Any]:
     metadata = body.get("metadata")
     if isinstance(metadata, Mapping) and isinstance(metadata.get("user_id"), str):
         params["user"] = metadata["user_id"]
+    if body.get("cache_control") is not None:
+        params["cache_control"] = body["cache_control"]
     return params
 
 
@@ -275,7 +290,7 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
             function["description"] = tool["description"]
         if isinstance(tool.get("strict"), bool):
             function["strict"] = tool["strict"]
-        read.append({"type": "function", "function": function})
+        read.append({"type": "function", "function": function, **_marker(tool)})
     return read
 
 
