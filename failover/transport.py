@@ -51,6 +51,7 @@ from failover.telemetry import Telemetry, resolve_telemetry
 from failover.transport_chains import SdkChains
 from failover.transport_gateway import (
     ResponseOwners,
+    StreamContinuation,
     Translation,
     encoded_reply,
     failure_reply,
@@ -148,6 +149,13 @@ class ResilientTransport(HookMethods, AsyncClosing):
             ``UnknownModelWarning``.
         stream_idle_timeout: Seconds a stream may go without a line before it fails (as
             ``ResilientClient``'s): the wait for the reply's headers and each gap after.
+        on_stream_break: What a stream that breaks after some text does: ``"raise"`` (the
+            SDK raises, as before) or ``"continue"``: a candidate of the chain whose wire
+            takes an assistant prefill (Anthropic, Claude on Bedrock and Vertex, Gemini,
+            Ollama's own API; not OpenAI's) continues the text, and its chunks follow in
+            the SDK's own wire format (OpenAI Chat, Anthropic Messages, Gemini), so the
+            SDK sees one stream. A stream with a tool call begun, an OpenAI Responses
+            stream passed through, or one no candidate can continue raises as before.
 
     Raises:
         ConfigError: No profile serves ``provider`` or a provider of ``fallback_models``,
@@ -170,7 +178,14 @@ class ResilientTransport(HookMethods, AsyncClosing):
         telemetry: Telemetry | bool | None = None,
         stream_idle_timeout: float = 30.0,
         strict_models: bool = False,
+        on_stream_break: str = "raise",
     ) -> None:
+        if on_stream_break not in ("raise", "continue"):
+            raise ConfigError(
+                "ResilientTransport(on_stream_break=...) must be 'raise' or 'continue' (an "
+                f"SDK cannot be told to discard a stream it has read), got {on_stream_break!r}"
+            )
+        self.on_stream_break = on_stream_break
         self.provider = canonical_provider(provider)
         self._adapter = providers.get_adapter(self.provider)
         if hasattr(self._adapter, "credentials_for"):  # signed per request (SigV4, OAuth)
@@ -357,12 +372,17 @@ class ResilientTransport(HookMethods, AsyncClosing):
             )
         if state.ticket is not None:  # the SDK reads the usage: charged its worst case
             await engine.settle(state, None)
+        continuation = None
+        if self.on_stream_break == "continue" and sdk.streaming:
+            continuation = self._continuation(chain, suffix, payload, library, io, sdk)
         if translation is not None and model.provider != self.provider:
             decoded = translation.decoded()
             assert decoded is not None
             served = served_headers(model.provider, model.id)
             chosen = (engine, state, model, profile)
-            return encoded_reply(library, request, decoded, value, chosen, served, io, self._shut)
+            return encoded_reply(
+                library, request, decoded, value, chosen, served, io, self._shut, continuation
+            )
         if sdk.streaming:
             value = guard_stream(
                 library,
@@ -375,9 +395,35 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 self._shut,
                 served_headers(self.provider, model.id),
                 self._owner_of(profile) if sdk.responses else None,
+                None
+                if continuation is None
+                else functools.partial(continuation.spliced, broken=(model, profile)),
             )
         engine.succeeded(state, model, profile, None)
         return value
+
+    def _continuation(
+        self,
+        chain: Sequence[ModelEntry | Sequence[ModelEntry]],
+        suffix: str,
+        payload: dict[str, Any] | None,
+        library: ModuleType,
+        io: IO,
+        sdk: SdkRequest,
+    ) -> StreamContinuation:
+        """What continues this SDK stream if it breaks (every model served translated)."""
+        adapters = {self.provider: self._adapter, **self._adapters}
+        for step in chain:
+            for model in (step,) if isinstance(step, ModelEntry) else step:
+                if model.provider not in adapters:
+                    adapters[model.provider] = providers.get_adapter(model.provider)
+        sender = IOSender(io, library, sdk.extensions)
+        calls = ChatCalls(
+            self._engine, sender, adapters, stream_idle_timeout=self.stream_idle_timeout
+        )
+        return StreamContinuation(
+            self._engine, chain, suffix, payload, calls, self._shut, adapters.__getitem__
+        )
 
     async def _either(
         self,

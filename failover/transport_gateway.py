@@ -33,6 +33,14 @@ from failover import providers
 from failover.attempts import Attempt
 from failover.catalog import ModelCatalog, ModelEntry, canonical_provider
 from failover.chat_calls import ChatCalls, ChunkReader, OpenedStream, close_opened
+from failover.continuation import (
+    ResumedReader,
+    Splice,
+    combined,
+    continuation_request,
+    continuation_steps,
+    prefill_unsupported,
+)
 from failover.engine import AttemptContext, Engine, RequestState
 from failover.errors import (
     AllAttemptsFailed,
@@ -45,6 +53,7 @@ from failover.errors import (
     RateLimitError,
     UnsupportedParameterError,
 )
+from failover.events import FailoverEvent
 from failover.gateway import (
     CannotTranslateError,
     Decoded,
@@ -57,12 +66,13 @@ from failover.gateway import (
     wire_of,
 )
 from failover.profiles import AuthProfile, FailoverManager
-from failover.providers.base import ChatResult
+from failover.providers.base import ChatRequest, ChatResult, ProviderAdapter, StreamChunk
 from failover.transport_guard import Served
 from failover.transport_io import IO, closed_error
 
 __all__ = [
     "ResponseOwners",
+    "StreamContinuation",
     "Translation",
     "encoded_reply",
     "error_reply",
@@ -74,6 +84,8 @@ __all__ = [
 
 T = TypeVar("T")
 Step = str | ModelEntry
+_Resumed = tuple[Any, ResumedReader, StreamChunk]
+"""A continuation opened: its exchange, its splicing reader, and an empty first chunk."""
 """A fallback step: a model id of the SDK's own provider, or a model of another provider."""
 
 
@@ -321,11 +333,13 @@ def encoded_reply(
     served: Served,
     io: IO,
     closed: Callable[[], bool],
+    continuation: StreamContinuation | None = None,
 ) -> Any:
     """The SDK's reply for what a translated step produced, in the SDK's wire format.
 
     A whole result is JSON (and the request's success is announced); an opened stream is
-    SSE, encoded event by event as the SDK reads it (its success announced at its end).
+    SSE, encoded event by event as the SDK reads it (its success announced at its end),
+    continued by ``continuation`` if it breaks after some text.
     """
     done = _Served(*chosen)
     model_id = done.model.id
@@ -335,7 +349,7 @@ def encoded_reply(
         headers = [*reply.headers.items(), *served]
         return _response(library, request, reply.status, headers, reply.body)
     encoder = stream_encoder(decoded, model=model_id)
-    pump = _Pump(encoder, value, done, closed)
+    pump = _Pump(encoder, value, done, closed, continuation)
     headers = [("content-type", encoder.media_type), *served]
     return library.Response(200, headers=headers, stream=_encoded_stream(library)(pump, io))
 
@@ -344,23 +358,39 @@ class _Pump:
     """Reads the serving provider's stream, chunk by chunk, and encodes each for the SDK.
 
     A failure after the first chunk (the SDK has its response) counts against the serving
-    key's endpoint and ends the stream with the wire's own error event, so the SDK raises.
+    key's endpoint and ends the stream with the wire's own error event, so the SDK raises;
+    with a ``continuation``, a failure after some text (no tool call begun) is continued by
+    another candidate instead, its chunks encoded on as if nothing happened.
     """
 
     def __init__(
         self,
         encoder: StreamEncoder,
-        opened: OpenedStream,
+        opened: OpenedStream | _Resumed,
         done: _Served,
         closed: Callable[[], bool],
+        continuation: StreamContinuation | None = None,
     ) -> None:
         self._encoder = encoder
-        self._opened: OpenedStream | None = opened
-        self._reader: ChunkReader = opened[1]
+        self._opened: OpenedStream | _Resumed | None = opened
+        self._reader: ChunkReader | ResumedReader = opened[1]
         self._done = done
         self._closed = closed
         self._usage = opened[2].usage
+        self._continuation = continuation
+        self._kept: list[str] | None = None  # with a continuation: the text sent so far
+        self._calls = False
+        if continuation is not None:
+            self._kept = []
+            self._note(opened[2])
         self._pending = encoder.feed(opened[2])
+
+    def _note(self, chunk: StreamChunk) -> None:
+        assert self._kept is not None
+        if chunk.text:
+            self._kept.append(chunk.text)
+        if chunk.tool_calls:
+            self._calls = True
 
     async def next(self) -> bytes | None:
         """The next bytes for the SDK; ``None`` once the stream has ended."""
@@ -384,7 +414,8 @@ class _Pump:
             else:
                 chunk = await self._read()
         except ProviderError as error:
-            await self._failed(error, counts=True)
+            if not await self._continued(error):
+                await self._failed(error, counts=True)
             return
         except TimeoutError:  # the request's deadline: no fault of the key's
             late = ProviderTimeoutError(
@@ -397,11 +428,33 @@ class _Pump:
             raise
         if chunk is not None:
             self._usage = chunk.usage or self._usage
+            if self._kept is not None:
+                self._note(chunk)
             self._pending = self._encoder.feed(chunk)
         if self._reader.done:
             self._pending += self._encoder.close()
             done.succeeded(self._usage)
             await self._release()
+
+    async def _continued(self, error: ProviderError) -> bool:
+        """Whether another candidate took over after ``error`` (the break recorded)."""
+        continuation, kept = self._continuation, self._kept
+        if continuation is None or kept is None or not kept or self._calls:
+            return False
+        done = self._done
+        done.engine.interrupted(done.state, done.model, done.profile, error)
+        text = "".join(kept)
+        found = await continuation.open(text, (done.model, done.profile), error)
+        if found is None:
+            done.engine.ended(done.state, error)
+            self._pending = self._encoder.fail(error)
+            await self._release()
+            return True
+        await self._release()
+        opened, served = found
+        self._opened, self._reader, self._done = opened, opened[1], served
+        self._usage = None
+        return True
 
     async def _read(self) -> Any:
         """The next chunk, within what is left of the request's deadline."""
@@ -428,6 +481,129 @@ class _Pump:
         if self._opened is not None:
             self._done.engine.ended(self._done.state)
             await self._release()
+
+
+class StreamContinuation:
+    """Continues an SDK's stream that broke after some text (``on_stream_break="continue"``).
+
+    Another candidate of the request's chain whose wire takes an assistant prefill (see
+    :mod:`failover.continuation`) is given the SDK's request with the text the SDK has as
+    the prefill, served translated (the SDK's own provider's models too), and its chunks
+    are encoded in the SDK's wire: by the translated stream's own encoder, or, after a
+    stream passed through from the SDK's own provider, by an encoder that takes over mid-
+    stream (OpenAI Chat, Anthropic Messages and Gemini; not OpenAI Responses). The
+    continuation is a request of its own (its attempts, usage and charge), announced as a
+    FailoverEvent of kind ``continue``. The SDK reads the usage the continuation reports.
+
+    Args:
+        engine: Runs the continuation.
+        chain: The SDK request's chain.
+        url: The SDK request's path and query.
+        payload: Its JSON body.
+        calls: Makes attempts, with an adapter for every provider of ``chain``.
+        closed: Whether the transport has been closed.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        chain: Sequence[ModelEntry | Sequence[ModelEntry]],
+        url: str,
+        payload: dict[str, Any] | None,
+        calls: ChatCalls,
+        closed: Callable[[], bool],
+        adapters: Callable[[str], ProviderAdapter],
+    ) -> None:
+        self._engine = engine
+        self._steps = [(s,) if isinstance(s, ModelEntry) else tuple(s) for s in chain]
+        self._translation = Translation(url, payload, calls)
+        self._calls = calls
+        self._closed = closed
+        self._adapter = adapters
+
+    def _unsupported(self, request: ChatRequest, model: ModelEntry) -> str | None:
+        try:
+            return self._adapter(model.provider).unsupported_field(request, model)
+        except ConfigError as exc:
+            return str(exc).partition(" ")[0]
+
+    async def open(
+        self, kept: str, broken: tuple[ModelEntry, AuthProfile], error: ProviderError
+    ) -> tuple[_Resumed, _Served] | None:
+        """The continuation opened (its reader splices), and its books; ``None`` when no
+        candidate can continue or every one failed."""
+        decoded = self._translation.decoded()
+        if decoded is None or not kept.strip():
+            return None
+        original = decoded.request
+        steps = continuation_steps(self._steps, broken[0])
+        can = functools.partial(prefill_unsupported, request=original)
+        if not any(can(m) is None for step in steps for m in step):
+            return None
+        request = continuation_request(original, kept)
+        unsupported = combined(can, functools.partial(self._unsupported, request))
+        engine = self._engine
+        state = engine.new_request()
+        try:
+            opened, model, profile = await engine.run(
+                state,
+                steps,
+                functools.partial(self._calls.open_stream, request),
+                unsupported=unsupported,
+            )
+        except (AllAttemptsFailed, ProviderError):
+            return None
+        if state.ticket is not None:  # the SDK reads the usage: charged its worst case
+            await engine.settle(state, None)
+        reader = ResumedReader(opened[1], opened[2], Splice.after(kept))
+        hooks = engine.hooks
+        if hooks.wants(FailoverEvent):
+            hooks.emit(
+                FailoverEvent(
+                    request_id=state.id,
+                    kind="continue",
+                    from_model=broken[0].key,
+                    from_profile=broken[1].name,
+                    to_model=model.key,
+                    to_profile=profile.name,
+                    reason=error.kind,
+                    error_message=f"{len(kept)} characters kept: {error.message}",
+                )
+            )
+        return (opened[0], reader, StreamChunk()), _Served(engine, state, model, profile)
+
+    async def spliced(
+        self,
+        kept: str,
+        block: int | None,
+        error: ProviderError,
+        broken: tuple[ModelEntry, AuthProfile],
+    ) -> _Pump | None:
+        """The continuation of a stream passed through from the SDK's own provider, as
+        bytes that follow its own (``block``: the content block it left open)."""
+        if self._closed():
+            return None
+        decoded = self._translation.decoded()
+        if decoded is None or decoded.wire not in ("openai", "anthropic", "gemini"):
+            return None
+        found = await self.open(kept, broken, error)
+        if found is None:
+            return None
+        opened, served = found
+        encoder = stream_encoder(decoded, model=served.model.id)
+        _take_over(encoder, block)
+        return _Pump(encoder, opened, served, self._closed)
+
+
+def _take_over(encoder: StreamEncoder, block: int | None) -> None:
+    """Make ``encoder`` go on from the middle of a stream another wrote: no opening
+    events, and (Anthropic) the text block ``block`` still open."""
+    encoder_state: Any = encoder
+    if hasattr(encoder_state, "_started"):
+        encoder_state._started = True
+    if hasattr(encoder_state, "_open"):
+        encoder_state._block = 0 if block is None else block
+        encoder_state._open = "text"
 
 
 @functools.cache  # one class per library (httpx, httpx2), not one per stream

@@ -12,10 +12,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 import anyio
@@ -25,7 +25,12 @@ from failover._secrets import KeyScrubber
 from failover.catalog import ModelEntry
 from failover.classify import classify_exception
 from failover.engine import Engine, RequestState
-from failover.errors import MalformedResponseError, ProviderError, ProviderTimeoutError
+from failover.errors import (
+    ContentFilteredError,
+    MalformedResponseError,
+    ProviderError,
+    ProviderTimeoutError,
+)
 from failover.profiles import AuthProfile
 from failover.providers.base import StreamChunk, StreamReader, load_json
 from failover.transport_io import IO, closed_error, read_body
@@ -33,6 +38,8 @@ from failover.transport_io import IO, closed_error, read_body
 __all__ = [
     "BODY_HEADERS",
     "Endpoint",
+    "Resume",
+    "Spliced",
     "checked_reply",
     "endpoint_of",
     "guard_stream",
@@ -48,6 +55,24 @@ Served = tuple[tuple[str, str], ...]
 """The headers naming who served a reply (``x-failover-provider``, ``x-failover-model``)."""
 OnId = Callable[[str], None]
 """Told the ``id`` of each OpenAI Responses reply (whole or streamed) passed to the SDK."""
+
+
+class Spliced(Protocol):
+    """The bytes of a continuation, in the SDK's wire, that follow a broken stream's."""
+
+    async def next(self) -> bytes | None:
+        """The next bytes; ``None`` at the end."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop (the SDK closed the stream early)."""
+        ...
+
+
+Resume = Callable[[str, int | None, ProviderError], Awaitable[Spliced | None]]
+"""Continues a broken stream (``on_stream_break="continue"``): given the text the SDK has,
+the index of the content block left open (Anthropic's), and the break, the continuation's
+bytes, or ``None`` when nothing could continue it."""
 
 
 _SERVED = ("x-failover-provider", "x-failover-model")
@@ -150,6 +175,7 @@ def guard_stream(
     closed: Callable[[], bool],
     served: Served,
     on_id: OnId | None = None,
+    resume: Resume | None = None,
 ) -> Any:
     """The reply with its stream decoded and watched by its endpoint's reader.
 
@@ -158,12 +184,18 @@ def guard_stream(
     the SDK, so it is never taken as complete, and counts as a failure of that endpoint
     (recorded on the engine's event loop, whichever thread iterates the stream). A stream
     of an endpoint the transport does not know passes unguarded.
+
+    With ``resume`` (``on_stream_break="continue"``), a stream that breaks after some text
+    (and before any tool call) is continued instead: ``resume`` gets the text the SDK has,
+    and its bytes follow in the SDK's wire, so the SDK sees one stream. Each event is then
+    passed on once whole, so that an in-band error event can be held back.
     """
     scrub = engine.scrubber()
     reader = endpoint.stream_reader(on_id) if endpoint is not None else None
     if reader is None or not 200 <= response.status_code < 300:
         return rebuilt(library, response, shown(response.headers, scrub, served=served))
     state, model, profile = chosen
+    watch = _TerminatorWatch(reader, engine.scrubber, splicing=resume is not None)
 
     def failed(error: ProviderError) -> Exception:
         if closed():
@@ -176,12 +208,14 @@ def guard_stream(
         io.on_loop(record)
         timeout = isinstance(error, ProviderTimeoutError)
         kind = library.ReadTimeout if timeout else library.RemoteProtocolError
-        return kind(error.message)  # type: ignore[no-any-return]
+        raised: Exception = kind(error.message)
+        if resume is not None and watch.can_continue:
+            return _Break(error, raised)
+        return raised
 
-    watch = _TerminatorWatch(reader, engine.scrubber)
-    guard = _StreamGuard(watch, idle, failed, closed)
+    guard = _StreamGuard(watch, idle, failed, closed, resume)
     headers = shown(response.headers, scrub, drop=BODY_HEADERS, served=served)
-    return rebuilt(library, response, headers, _guarded_stream(library)(response, guard))
+    return rebuilt(library, response, headers, _guarded_stream(library)(response, guard, io))
 
 
 def shown(
@@ -323,6 +357,16 @@ class _ResponsesStream:
         return None
 
 
+class _Break(Exception):
+    """A stream broke where a continuation can take over; ``fallback`` is what to raise
+    into the SDK when none can."""
+
+    def __init__(self, error: ProviderError, fallback: Exception) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.fallback = fallback
+
+
 class _TerminatorWatch:
     """Reads a stream's lines as they pass: whether it ended properly, and no key in them.
 
@@ -332,11 +376,25 @@ class _TerminatorWatch:
     are passed on a whole line at a time.
     """
 
-    def __init__(self, reader: StreamReader, scrubber: Callable[[], KeyScrubber]) -> None:
+    def __init__(
+        self, reader: StreamReader, scrubber: Callable[[], KeyScrubber], *, splicing: bool = False
+    ) -> None:
         self._reader = reader
         self._scrubber = scrubber  # asked only for a line to scrub: most streams have none
         self._ended_by_provider = False
         self._pending = b""
+        self._splicing = splicing
+        self._sse = getattr(reader, "_decoder", None) is not None
+        self._held: list[bytes] = []  # splicing: the lines of the event not yet whole
+        self.kept: list[str] = []  # splicing: the text passed on
+        self.tool_calls = False  # splicing: a tool call was passed on (no splice then)
+        self.block: int | None = None  # splicing: the last content block opened (Anthropic)
+        self.broken: ProviderError | None = None  # splicing: an in-band error event, held back
+
+    @property
+    def can_continue(self) -> bool:
+        """Whether a continuation may take over: some text passed, no tool call."""
+        return self._splicing and bool(self.kept) and not self.tool_calls
 
     @property
     def complete(self) -> bool:
@@ -353,6 +411,8 @@ class _TerminatorWatch:
         """
         lines = (self._pending + chunk).split(b"\n")
         self._pending = lines.pop()
+        if self._splicing:
+            return self._spliced_lines(lines)
         for index, raw in enumerate(lines):
             try:
                 text = raw.rstrip(b"\r").decode("utf-8")
@@ -365,10 +425,55 @@ class _TerminatorWatch:
                 lines[index] = self._scrubbed(raw)
         return b"\n".join([*lines, b""]) if lines else b""
 
+    def _spliced_lines(self, lines: list[bytes]) -> bytes:
+        """:meth:`feed` when splicing: each event passed on once whole, its text noted;
+        an error event held back (``broken``), with everything after it."""
+        out: list[bytes] = []
+        for raw in lines:
+            if self.broken is not None:
+                break
+            text = _decoded(raw)
+            try:
+                chunk = self._reader.line(text)
+            except MalformedResponseError:
+                chunk = None
+            except ContentFilteredError:
+                self._ended_by_provider = True
+                chunk = None
+            except ProviderError as error:
+                if self.can_continue:
+                    self.broken = error
+                    self._held.clear()
+                    break
+                self._ended_by_provider = True  # passed on: the SDK raises it itself
+                chunk = None
+            if chunk is not None:
+                if chunk.text:
+                    self.kept.append(chunk.text)
+                if chunk.tool_calls:
+                    self.tool_calls = True
+            if b'"content_block_start"' in raw:
+                self._note_block(text)
+            self._held.append(self._scrubbed(raw) if b"error" in raw.lower() else raw)
+            if not self._sse or not text.strip():  # the event is whole: pass it on
+                out.extend(self._held)
+                self._held.clear()
+        return b"\n".join([*out, b""]) if out else b""
+
+    def _note_block(self, line: str) -> None:
+        with contextlib.suppress(MalformedResponseError):
+            payload = load_json(line.partition(":")[2].strip())
+            if isinstance(payload, dict) and isinstance(payload.get("index"), int):
+                self.block = payload["index"]
+
     def rest(self) -> bytes:
         """The bytes after the last line break, at the stream's end."""
         rest, self._pending = self._pending, b""
-        return self._scrubbed(rest) if rest else rest
+        rest = self._scrubbed(rest) if rest else rest
+        if self._held:  # splicing: an event the stream's end left unfinished
+            held, self._held = self._held, []
+            rest = b"\n".join([*held, rest])
+        return rest
 
     def _scrubbed(self, raw: bytes) -> bytes:
         """A line with every key scrubbed, in its JSON payload's decoded strings too."""
@@ -395,7 +500,8 @@ class _StreamGuard:
     """One stream's checks as the SDK reads it, sync or async: its terminator and keys
     (``watch``), the time since its last whole line, and the transport being closed.
 
-    ``failed`` records a failure of the stream's endpoint and returns what to raise.
+    ``failed`` records a failure of the stream's endpoint and returns what to raise (a
+    :class:`_Break` when ``resume`` may continue the stream).
     """
 
     def __init__(
@@ -404,12 +510,14 @@ class _StreamGuard:
         idle: float,
         failed: Callable[[ProviderError], Exception],
         closed: Callable[[], bool],
+        resume: Resume | None = None,
     ) -> None:
         self._watch = watch
         self._idle = idle
         self._failed = failed
         self._closed = closed
         self._progress = time.monotonic()
+        self.resume = resume
 
     def idle_left(self) -> float:
         """Seconds the stream may still go without a whole line."""
@@ -419,15 +527,22 @@ class _StreamGuard:
         """The whole lines of the next decoded ``chunk``, to pass on."""
         if self._closed():
             raise closed_error(in_flight=True)
+        watch = self._watch
         try:
-            lines = self._watch.feed(chunk)
+            lines = watch.feed(chunk)
         except MalformedResponseError as error:
             raise self._failed(error) from None
+        if watch.broken is not None:
+            if lines:  # what came whole before the error event goes first
+                self._broken_after = lines
+            raise self._failed(watch.broken)
         if lines:
             self._progress = time.monotonic()
         elif self.idle_left() < 0:  # bytes drip in, but no line ends
             raise self._failed(self._idle_error())
         return lines
+
+    _broken_after = b""
 
     def read_failed(self, exc: Exception) -> Exception:
         """What to raise when reading the stream raised ``exc`` (a timeout: it was idle)."""
@@ -447,10 +562,38 @@ class _StreamGuard:
             )
         return rest
 
+    def before_break(self) -> bytes:
+        """Whole events read with the error event that broke the stream (passed on first)."""
+        lines, self._broken_after = self._broken_after, b""
+        return lines
+
+    async def spliced(self, brk: _Break) -> Spliced:
+        """The continuation after ``brk``; raises ``brk.fallback`` when none can be made."""
+        watch = self._watch
+        assert self.resume is not None
+        found = await self.resume("".join(watch.kept), watch.block, brk.error)
+        if found is None:
+            raise brk.fallback
+        return found
+
     def _idle_error(self) -> ProviderTimeoutError:
         return ProviderTimeoutError(
             f"the stream was idle for more than {self._idle:g}s (stream_idle_timeout)"
         )
+
+
+def _decoded(raw: bytes) -> str:
+    """One line of a stream as text.
+
+    Raises:
+        MalformedResponseError: It is not UTF-8.
+    """
+    try:
+        return raw.rstrip(b"\r").decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedResponseError(
+            "the stream is not UTF-8 text (in an encoding that could not be decoded?)"
+        ) from None
 
 
 @functools.cache  # one class per library (httpx, httpx2), not one per stream
@@ -460,11 +603,25 @@ def _guarded_stream(library: ModuleType) -> Any:
     """
 
     class Guarded(library.SyncByteStream, library.AsyncByteStream):  # type: ignore[name-defined,misc]
-        def __init__(self, response: Any, guard: _StreamGuard) -> None:
-            self._response, self._guard = response, guard
+        def __init__(self, response: Any, guard: _StreamGuard, io: IO) -> None:
+            self._response, self._guard, self._io = response, guard, io
             self._chunks: Any = None
+            self._spliced: Spliced | None = None
 
         def __iter__(self) -> Iterator[bytes]:
+            if self._spliced is not None:
+                yield from self._splice_sync(self._spliced)
+                return
+            try:
+                yield from self._read_sync()
+            except _Break as brk:
+                if lines := self._guard.before_break():
+                    yield lines
+                self._close_upstream()
+                spliced = self._spliced = self._io.call(functools.partial(self._guard.spliced, brk))
+                yield from self._splice_sync(spliced)
+
+        def _read_sync(self) -> Iterator[bytes]:
             if self._chunks is None:  # once: iterated again (an SDK draining it), it goes on
                 self._chunks = self._response.iter_bytes()  # decoded, whatever the encoding
             chunks = self._chunks
@@ -480,12 +637,42 @@ def _guarded_stream(library: ModuleType) -> Any:
             if rest := self._guard.end():
                 yield rest
 
+        def _splice_sync(self, spliced: Spliced) -> Iterator[bytes]:
+            while (data := self._io.call(spliced.next)) is not None:
+                yield data
+
+        def _close_upstream(self) -> None:
+            with contextlib.suppress(Exception):
+                if self._chunks is not None:
+                    self._chunks.close()
+                self._response.close()
+
         def close(self) -> None:
+            if self._spliced is not None:
+                spliced = self._spliced
+                with contextlib.suppress(Exception):
+                    self._io.call(spliced.aclose)
             if self._chunks is not None:
                 self._chunks.close()
             self._response.close()
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
+            if self._spliced is None:
+                try:
+                    async for data in self._read_async():
+                        yield data
+                    return
+                except _Break as brk:
+                    if lines := self._guard.before_break():
+                        yield lines
+                    with contextlib.suppress(Exception):
+                        await self._aclose_upstream()
+                    self._spliced = await self._guard.spliced(brk)
+            spliced = self._spliced
+            while (more := await spliced.next()) is not None:
+                yield more
+
+        async def _read_async(self) -> AsyncIterator[bytes]:
             if self._chunks is None:
                 self._chunks = self._response.aiter_bytes()
             chunks = self._chunks
@@ -502,9 +689,14 @@ def _guarded_stream(library: ModuleType) -> Any:
             if rest := self._guard.end():
                 yield rest
 
-        async def aclose(self) -> None:
+        async def _aclose_upstream(self) -> None:
             if self._chunks is not None:
                 await self._chunks.aclose()
             await self._response.aclose()
+
+        async def aclose(self) -> None:
+            if self._spliced is not None:
+                await self._spliced.aclose()
+            await self._aclose_upstream()
 
     return Guarded

@@ -66,7 +66,8 @@ class Breaker:
         answer = self.scripted.answer(request.method, str(request.url), request.headers, body)
         chunks = list(answer.chunks)
         wire = self.scripted.calls[-1].wire
-        kind = self.plan.pop(0) if self.plan and self.scripted.calls[-1].stream else None
+        breaking = self.plan and self.scripted.calls[-1].stream and answer.status == 200
+        kind = self.plan.pop(0) if breaking else None
         if kind is not None:
             chunks = chunks[: (3 if wire == "anthropic" else 0) + self.after]
             if kind == "error_event":
@@ -422,3 +423,241 @@ def test_the_continuation_request_and_the_order_of_its_candidates() -> None:
     assert a is not None and b is not None and c is not None
     assert continuation_steps([(a,), (b,), (c,)], b) == [(c,), (a,), (b,)]
     assert continuation_steps([(a, b), (c,)], a) == [(c,), (b, a)]
+
+
+# -- through ResilientTransport: the continuation spliced into the SDK's own stream -------------
+
+
+class BreakingTransport:
+    """An httpx/httpx2 transport (async and sync) answered by a ScriptedProvider, breaking
+    streams as a :class:`Breaker` plans."""
+
+    def __init__(self, breaker: Breaker) -> None:
+        self.breaker = breaker
+
+    def _chunks(self, request: Any, body: bytes) -> tuple[Any, Any, list[bytes], str | None]:
+        from failover.http import library_of
+
+        scripted = self.breaker.scripted
+        answer = scripted.answer(request.method, str(request.url), request.headers, body)
+        chunks = list(answer.chunks)
+        call = scripted.calls[-1] if scripted.calls else None
+        kind = None
+        if call is not None and call.stream and self.breaker.plan and answer.status == 200:
+            kind = self.breaker.plan.pop(0)
+            head = 3 if call.wire == "anthropic" else 0
+            chunks = chunks[: head + self.breaker.after]
+            if kind == "error_event":
+                name, data = stream_error(call.wire)
+                chunks.append(((f"event: {name}\n" if name else "") + f"data: {data}\n\n").encode())
+        return library_of(request), answer, chunks, kind
+
+    async def handle_async_request(self, request: Any) -> Any:
+        library, answer, chunks, kind = self._chunks(request, await request.aread())
+
+        async def body() -> AsyncIterator[bytes]:
+            for chunk in chunks:
+                yield chunk
+            if kind == "reset":
+                raise library.ReadError("connection reset by peer", request=request)
+            if kind == "idle":
+                raise library.ReadTimeout("no chunk in time", request=request)
+
+        return library.Response(
+            answer.status, headers=answer.headers, content=body(), request=request
+        )
+
+    def handle_request(self, request: Any) -> Any:
+        library, answer, chunks, kind = self._chunks(request, request.read())
+
+        def body() -> Any:
+            yield from chunks
+            if kind == "reset":
+                raise library.ReadError("connection reset by peer", request=request)
+            if kind == "idle":
+                raise library.ReadTimeout("no chunk in time", request=request)
+
+        return library.Response(
+            answer.status, headers=answer.headers, content=body(), request=request
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def _sdk_transport(
+    breaker: Breaker, provider: str, fallback_models: list[str], **kwargs: Any
+) -> Any:
+    from failover import ResilientTransport
+
+    providers = {provider, *(m.partition("/")[0] for m in fallback_models if "/" in m)}
+    profiles = [AuthProfile(f"{p}-key", p, f"sk-{p}-test-key-0001") for p in providers]
+    return ResilientTransport(
+        profiles,
+        provider=provider,
+        inner=BreakingTransport(breaker),  # type: ignore[arg-type]
+        fallback_models=fallback_models,
+        on_stream_break="continue",
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("kind", BREAKS)
+async def test_an_openai_sdk_stream_cut_half_way_is_finished_by_claude_without_the_sdk_noticing(
+    kind: str, scripted_provider: ScriptedProvider
+) -> None:
+    import httpx2
+    import openai
+
+    scripted_provider.on(model="gpt-4o-mini").ok(FULL)
+    scripted_provider.on(model="claude-haiku-4-5").ok(REST)
+    events: list[FailoverEvent] = []
+    transport = _sdk_transport(
+        Breaker(scripted_provider, [kind]), "openai", ["anthropic/claude-haiku-4-5"]
+    )
+    transport.on_failover(events.append)
+    async with httpx2.AsyncClient(transport=transport) as http:
+        sdk = openai.AsyncOpenAI(api_key="sdk-key", max_retries=0, http_client=http)
+        stream = await sdk.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=HI,  # type: ignore[arg-type]
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = [chunk async for chunk in stream]
+    await transport.aclose()
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == FULL
+    finishes = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
+    assert finishes == ["stop"]
+    assert chunks[-1].usage is not None  # the continuation's usage, as include_usage asks
+    roles = [c.choices[0].delta.role for c in chunks if c.choices and c.choices[0].delta.role]
+    assert len(roles) <= 1  # one message: the continuation opens nothing anew
+    assert [c.model for c in scripted_provider.calls] == ["gpt-4o-mini", "claude-haiku-4-5"]
+    assert _prefill(scripted_provider.calls[1].body, "anthropic") == KEPT.rstrip()
+    (event,) = [e for e in events if e.kind == "continue"]
+    assert (event.from_model, event.to_model) == (
+        "openai/gpt-4o-mini",
+        "anthropic/claude-haiku-4-5",
+    )
+
+
+@pytest.mark.parametrize("kind", ["truncate", "reset", "error_event"])
+async def test_an_anthropic_sdk_stream_is_continued_in_its_own_text_block(
+    kind: str, scripted_provider: ScriptedProvider
+) -> None:
+    import anthropic
+    import httpx2
+
+    scripted_provider.on(model="claude-haiku-4-5").ok(FULL)
+    scripted_provider.on(model="claude-sonnet-4-5").ok(REST)
+    transport = _sdk_transport(
+        Breaker(scripted_provider, [kind]), "anthropic", ["claude-sonnet-4-5"]
+    )
+    async with httpx2.AsyncClient(transport=transport) as http:
+        sdk = anthropic.AsyncAnthropic(api_key="sdk-key", max_retries=0, http_client=http)
+        async with sdk.messages.stream(
+            model="claude-haiku-4-5",
+            max_tokens=50,
+            messages=HI,  # type: ignore[arg-type]
+        ) as stream:
+            pieces = [text async for text in stream.text_stream]
+            message = await stream.get_final_message()
+    await transport.aclose()
+    assert "".join(pieces) == FULL
+    assert [block.type for block in message.content] == ["text"]
+    assert message.content[0].text == FULL  # type: ignore[union-attr]
+    assert message.stop_reason == "end_turn"
+    assert [c.model for c in scripted_provider.calls] == ["claude-haiku-4-5", "claude-sonnet-4-5"]
+
+
+async def test_a_translated_stream_that_breaks_is_continued_by_the_next_translated_model(
+    scripted_provider: ScriptedProvider,
+) -> None:
+    import httpx2
+    import openai
+
+    scripted_provider.on(model="gpt-4o-mini").server_error(times=3)
+    scripted_provider.on(model="gemini-2.5-flash-lite").ok(FULL)
+    scripted_provider.on(model="gemini-2.5-flash").ok(REST)
+    breaker = Breaker(scripted_provider, ["reset"])
+    transport = _sdk_transport(
+        breaker,
+        "openai",
+        ["gemini/gemini-2.5-flash-lite", "gemini/gemini-2.5-flash"],
+        wait_for_recovery=False,
+    )
+    async with httpx2.AsyncClient(transport=transport) as http:
+        sdk = openai.AsyncOpenAI(api_key="sdk-key", max_retries=0, http_client=http)
+        stream = await sdk.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=HI,
+            stream=True,  # type: ignore[arg-type]
+        )
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    await transport.aclose()
+    assert text == FULL
+    served = [c.model for c in scripted_provider.calls if c.outcome == "ok"]
+    assert served == ["gemini-2.5-flash-lite", "gemini-2.5-flash"]
+
+
+def test_a_sync_openai_sdk_stream_is_continued_too(scripted_provider: ScriptedProvider) -> None:
+    import httpx2
+    import openai
+
+    scripted_provider.on(model="gpt-4o-mini").ok(FULL)
+    scripted_provider.on(model="claude-haiku-4-5").ok(REST)
+    transport = _sdk_transport(
+        Breaker(scripted_provider, ["reset"]), "openai", ["anthropic/claude-haiku-4-5"]
+    )
+    with httpx2.Client(transport=transport) as http:
+        sdk = openai.OpenAI(api_key="sdk-key", max_retries=0, http_client=http)
+        stream = sdk.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True)  # type: ignore[arg-type]
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    transport.close()
+    assert text == FULL
+
+
+async def test_without_continue_the_sdk_still_raises_on_a_cut_stream(
+    scripted_provider: ScriptedProvider,
+) -> None:
+    import httpx2
+    import openai
+
+    from failover import ResilientTransport
+
+    scripted_provider.on(model="gpt-4o-mini").ok(FULL)
+    profiles = [
+        AuthProfile("o", "openai", "sk-openai-test-key-0001"),
+        AuthProfile("a", "anthropic", "sk-ant-test-key-0001"),
+    ]
+    transport = ResilientTransport(
+        profiles,
+        provider="openai",
+        inner=BreakingTransport(Breaker(scripted_provider, ["truncate"])),  # type: ignore[arg-type]
+        fallback_models=["anthropic/claude-haiku-4-5"],
+    )
+    async with httpx2.AsyncClient(transport=transport) as http:
+        sdk = openai.AsyncOpenAI(api_key="sdk-key", max_retries=0, http_client=http)
+        stream = await sdk.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True)  # type: ignore[arg-type]
+        with pytest.raises(openai.APIConnectionError):
+            _ = [c async for c in stream]
+    await transport.aclose()
+    assert len(scripted_provider.calls) == 1
+
+
+def test_the_transport_refuses_restart() -> None:
+    from failover import ResilientTransport
+    from failover.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="restart"):
+        ResilientTransport(
+            [AuthProfile("o", "openai", "sk-openai-test-key-0001")],
+            provider="openai",
+            on_stream_break="restart",
+        )
