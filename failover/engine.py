@@ -363,6 +363,8 @@ class Engine(Announcements):
                 except BaseException:
                     if ticket is not None and admission is not None:
                         await _shielded(admission.release(ticket, reached=True))
+                        if self.recovery:
+                            self.recovery.wake()
                     raise
                 else:
                     state.ticket = ticket
@@ -397,8 +399,7 @@ class Engine(Announcements):
             self.record_attempt(state, model, profile, admitted, time.monotonic())
         return admitted
 
-    @staticmethod
-    async def _give_back(admission: Admission, ticket: Ticket, error: ProviderError) -> None:
+    async def _give_back(self, admission: Admission, ticket: Ticket, error: ProviderError) -> None:
         """What a failed attempt held: a rejected reply was answered (and billed), the
         rest give their reservations back."""
         if isinstance(error, ReplyRejected):
@@ -406,6 +407,8 @@ class Engine(Announcements):
             await admission.settle(ticket, usage if isinstance(usage, TokenUsage) else None)
         else:
             await admission.release(ticket, reached=error.status is not None)
+        if self.recovery:
+            self.recovery.wake()
 
     async def _pin_of(self, session: str) -> Pin | None:
         """Where ``session`` was last served (``None`` also when its store fails: a
@@ -461,6 +464,8 @@ class Engine(Announcements):
         admission = self.manager.admission
         profile_name = state.attempts[-1].profile if state.attempts else None
         charged = await _shielded(admission.settle(ticket, usage))
+        if self.recovery:  # what the reply did not use is room for those waiting
+            self.recovery.wake()
         if charged is not None and state.telemetry is not None and ticket.reservation is not None:
             state.telemetry.charged(charged, [b.scope for b in ticket.reservation.budgets])
         profile = self.manager.get_profile(profile_name) if profile_name else None
@@ -477,6 +482,8 @@ class Engine(Announcements):
         if ticket is not None:
             state.ticket = None
             await _shielded(self.manager.admission.settle(ticket, None))
+            if self.recovery:
+                self.recovery.wake()
 
     def _decide(self, state: RequestState, candidate: Candidate, error: ProviderError) -> Action:
         """Record ``error`` against the candidate's key and model; raise it when no other

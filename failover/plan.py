@@ -104,6 +104,8 @@ class Plan:
     _retries = _waits = _looks = _walk_start = 0
     _passed: list[ModelEntry] | tuple[()] = ()  # models the walk passed by: no key usable
     _room_at: float | None = None  # when the earliest candidate refused for room has it
+    _room_paused_at: float | None = None  # when the last wait for room began
+    _spent: dict[str, float] | None = None  # model -> when its spent budget resets (wall)
     _waited = 0.0
     _reason = FIRST
     _order: list[tuple[int, ModelEntry]] | None = None
@@ -308,6 +310,9 @@ class Plan:
         is not ``RAISE``); a :class:`Pause` is a backoff to sleep before the next candidate."""
         if isinstance(error, (OverTokenRate, AtCapacity)):
             self._wait_for_room(error)
+        elif isinstance(error, OverBudget) and not error.rotates:
+            spent = self._spent = self._spent or {}
+            spent[candidate.model.key] = error.resets_at
         if candidate.reason == LEAST_BAD:
             if action is Action.RETRY:
                 self._note(error, candidate)
@@ -374,15 +379,31 @@ class Plan:
                 self._retries += 1
                 self._walk(again=True)
                 return Pause(delay, self._retries, *retry)
-        recovery = self.retry_after = planner.earliest_recovery(self.steps)
+        if self._room_paused_at is not None:  # a wait for room ends when room comes back
+            self._waited += planner.clock() - self._room_paused_at
+            self._room_paused_at = None
+        recovery = self.retry_after = self._earliest_recovery()
+        for_room = self._room_at is not None
         if self._room_at is not None:  # a key with room soon: wait in the line for it
             room = max(self._room_at - planner.clock(), 0.001)
             recovery = self.retry_after = room if not recovery else min(recovery, room)
-            self._looks += 1
         elif recovery == 0 and planner.wait_for_recovery and self._passed_by_usable():
             recovery = min(_FIRST_LOOK * 2**self._looks, _LONGEST_LOOK)
             self._looks += 1
-        if not planner.wait_for_recovery or not recovery or self._waits >= MAX_RECOVERY_WAITS:
+        if not planner.wait_for_recovery or not recovery:
+            return None
+        if for_room:  # room may come back sooner (a reply used less): wait while allowed
+            if planner.deadline is not None:
+                allowed = self.time_left()
+            else:
+                allowed = config.max_recovery_wait - self._waited
+            if allowed <= _FIRST_LOOK:
+                return None
+            recovery = min(recovery, allowed - _FIRST_LOOK / 2)
+            self._room_paused_at = planner.clock()  # counted by the time it takes
+            self._walk(again=True)
+            return Pause(recovery, recovery=True)
+        if self._waits >= MAX_RECOVERY_WAITS:
             return None
         if planner.deadline is not None:
             if recovery >= self.time_left():
@@ -393,6 +414,19 @@ class Plan:
         self._waited += recovery
         self._walk(again=True)
         return Pause(recovery, recovery=True)
+
+    def _earliest_recovery(self) -> float | None:
+        """Seconds until a model of the chain is usable: a model whose budget is spent
+        counts from when that budget's window resets."""
+        spent = self._spent
+        if not spent:
+            return self.planner.earliest_recovery(self.steps)
+        steps = [
+            kept for step in self.steps if (kept := tuple(m for m in step if m.key not in spent))
+        ]
+        recovery = self.planner.earliest_recovery(steps) if steps else None
+        reset = max(min(spent.values()) - time.time(), 0.001)
+        return reset if recovery is None else min(recovery, reset)
 
     def _pass_by(self, model: ModelEntry) -> None:
         """Note that the walk passed ``model`` by: none of its keys was usable."""

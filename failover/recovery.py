@@ -21,12 +21,13 @@ __all__ = ["RecoveryLine"]
 
 
 class _Place:
-    __slots__ = ("order", "since", "turn")
+    __slots__ = ("order", "since", "sleeping", "turn")
 
     def __init__(self, priority: int, seq: int, since: float) -> None:
         self.order = (-priority, seq)
         self.since = since
         self.turn = anyio.Event()
+        self.sleeping: anyio.CancelScope | None = None
 
     def __lt__(self, other: _Place) -> bool:
         return self.order < other.order
@@ -52,6 +53,14 @@ class RecoveryLine:
     def __repr__(self) -> str:
         return f"RecoveryLine(waiting={len(self._line)})"
 
+    def wake(self) -> None:
+        """Room came back sooner than the waits assumed (a reply used less than it
+        reserved, a place in flight was left): every request still sleeping stops, and
+        they go on in the line's order."""
+        for place in self._line:
+            if place.sleeping is not None:
+                place.sleeping.cancel()
+
     def waiting_longest(self) -> float:
         """Seconds the longest-waiting request in the line has waited (0 when empty)."""
         if not self._line:
@@ -75,7 +84,9 @@ class RecoveryLine:
         line = self._line
         bisect.insort(line, place)
         try:
-            await sleep(delay)
+            with anyio.CancelScope() as place.sleeping:
+                await sleep(delay)
+            place.sleeping = None
             while line[0] is not place:
                 # Woken as first, then passed by a higher priority: wait for a new turn.
                 if place.turn.is_set():

@@ -489,3 +489,49 @@ async def test_a_budget_in_a_shared_store_holds_every_process_to_one_spend(
         assert seen_by_third == pytest.approx(seen_by_first)
     finally:
         server.kill()
+
+
+@respx.mock
+async def test_a_spent_model_budget_still_lets_the_request_wait_for_the_next_model() -> None:
+    respx.post(OPENAI).mock(return_value=ok())
+    respx.post(ANTHROPIC).mock(return_value=claude_ok())
+    budget = Budget(usd=0.000001, per="day", scope=f"model:{GPT}")
+    resilient = client(budgets=[budget], deadline=10)
+    resilient.manager.hold_until_reset("c", 0.3)  # the next model's only key rests a moment
+    done = await resilient.complete(MESSAGES, max_tokens=100)
+    assert done.model == CLAUDE  # waited for it: the spent budget is not "usable now"
+    outcomes = [a.outcome for a in done.attempts]
+    assert outcomes[0] == "over_budget" and outcomes[-1] == "ok"
+
+
+@respx.mock
+async def test_room_given_back_by_replies_wakes_the_line_before_the_window_would_refill() -> None:
+    release = anyio.Event()
+
+    async def reply(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return ok(prompt=3, completion=2)  # far less than the 2,000 reserved
+
+    respx.post(OPENAI).mock(side_effect=reply)
+    # 100 tokens a second: by refill alone a 1,900-token request waits ~19 s for room,
+    # beyond the deadline; the first replies give their reservations back at once
+    keys = [AuthProfile("a", "openai", KEY_A, rate_limit_tpm=6_000)]
+    resilient = client([GPT], keys, deadline=5)
+    results: list[tuple[int, Any]] = []
+
+    async def one(priority: int) -> None:
+        done = await resilient.complete(MESSAGES, max_tokens=1_900, priority=priority)
+        results.append((priority, done))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(5):
+            group.start_soon(one, 0)
+        await anyio.wait_all_tasks_blocked()  # three hold the window, two wait in the line
+        group.start_soon(one, 9)  # came last, goes first
+        await anyio.wait_all_tasks_blocked()
+        assert len(resilient.engine.recovery) == 3
+        release.set()
+    assert len(results) == 6
+    waited = [(p, r) for p, r in results if r.attempts[0].outcome == "over_rate"]
+    assert len(waited) == 3 and all(r.attempts[-1].outcome == "ok" for _, r in waited)
+    assert waited[0][0] == 9  # the higher priority went first of those waiting
