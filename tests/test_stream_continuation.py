@@ -210,6 +210,69 @@ async def test_usage_is_both_attempts_summed_and_cost_each_at_its_own_models_pri
     assert stream.cost_usd == pytest.approx(expected)
 
 
+async def test_a_continuation_that_breaks_too_is_continued_again(
+    scripted_provider: ScriptedProvider,
+) -> None:
+    scripted_provider.on(model="claude-haiku-4-5").ok(FULL)
+    scripted_provider.on(model="claude-sonnet-4-5").ok(REST)  # cut after " ", "four ", "five "
+    scripted_provider.on(model="claude-opus-4-1").ok(" six")
+    client = Breaker(scripted_provider, ["truncate", "reset"]).client(
+        ["anthropic/claude-haiku-4-5", "anthropic/claude-sonnet-4-5", "anthropic/claude-opus-4-1"]
+    )
+    stream = client.stream(HI, on_stream_break="continue")
+    chunks = await _read(stream)
+    await client.aclose()
+    assert "".join(c.text for c in chunks) == stream.text == FULL
+    assert [c.model for c in scripted_provider.calls] == [
+        "claude-haiku-4-5",
+        "claude-sonnet-4-5",
+        "claude-opus-4-1",
+    ]
+    assert _prefill(scripted_provider.calls[2].body, "anthropic") == "one two three four five"
+    assert stream.model == "anthropic/claude-opus-4-1"
+    assert stream.usage is not None and stream.cost_usd is not None
+
+
+def test_a_sync_clients_stream_continues(scripted_provider: ScriptedProvider) -> None:
+    from failover import SyncResilientClient
+
+    scripted_provider.on(model="claude-haiku-4-5").ok(FULL)
+    scripted_provider.on(model="claude-sonnet-4-5").ok(REST)
+    breaker = Breaker(scripted_provider, ["reset"])
+    profiles = [AuthProfile("anthropic-key", "anthropic", "sk-anthropic-test-key-0001")]
+    with (
+        SyncResilientClient(
+            ["anthropic/claude-haiku-4-5", "anthropic/claude-sonnet-4-5"],
+            profiles,
+            http_client=httpx.AsyncClient(transport=httpx.MockTransport(breaker.handle)),
+            on_stream_break="continue",
+        ) as client,
+        client.stream(HI) as stream,
+    ):
+        texts = [chunk.text for chunk in stream]
+    assert "".join(texts) == stream.text == FULL
+    assert stream.model == "anthropic/claude-sonnet-4-5"
+
+
+async def test_a_budget_is_charged_what_each_attempt_of_a_continued_stream_cost(
+    scripted_provider: ScriptedProvider,
+) -> None:
+    from failover.budgets import Budget
+
+    scripted_provider.on(model="claude-haiku-4-5").ok(FULL)
+    scripted_provider.on(model="claude-sonnet-4-5").ok(REST)
+    client = Breaker(scripted_provider, ["truncate"]).client(
+        ["anthropic/claude-haiku-4-5", "anthropic/claude-sonnet-4-5"], budgets=[Budget(5.0)]
+    )
+    stream = client.stream(HI, on_stream_break="continue")
+    await _read(stream)
+    status = await client.manager.admission.status(client.manager.list_profiles())
+    await client.aclose()
+    (budget,) = status["budgets"]
+    assert stream.cost_usd is not None
+    assert budget["used"] == pytest.approx(stream.cost_usd)
+
+
 # -- restart ------------------------------------------------------------------------------------
 
 
