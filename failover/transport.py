@@ -83,6 +83,7 @@ logger = logging.getLogger("failover.transport")
 __all__ = ["ResilientTransport"]
 
 _URLS_KEPT = 256  # attempt URLs kept, parsed
+_SPLICED = ("openai", "anthropic", "gemini")  # wires a passed-through stream is continued in
 T = TypeVar("T")
 
 
@@ -396,8 +397,10 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 served_headers(self.provider, model.id),
                 self._owner_of(profile) if sdk.responses else None,
                 None
-                if continuation is None
-                else functools.partial(continuation.spliced, broken=(model, profile)),
+                if continuation is None or wire_of(suffix) not in _SPLICED
+                else functools.partial(
+                    continuation.spliced, broken=(model, profile), request_id=state.id
+                ),
             )
         engine.succeeded(state, model, profile, None)
         return value

@@ -444,7 +444,7 @@ class _Pump:
         done = self._done
         done.engine.interrupted(done.state, done.model, done.profile, error)
         text = "".join(kept)
-        found = await continuation.open(text, (done.model, done.profile), error)
+        found = await continuation.open(text, (done.model, done.profile), error, done.state.id)
         if found is None:
             done.engine.ended(done.state, error)
             self._pending = self._encoder.fail(error)
@@ -528,10 +528,15 @@ class StreamContinuation:
             return str(exc).partition(" ")[0]
 
     async def open(
-        self, kept: str, broken: tuple[ModelEntry, AuthProfile], error: ProviderError
+        self,
+        kept: str,
+        broken: tuple[ModelEntry, AuthProfile],
+        error: ProviderError,
+        request_id: str,
     ) -> tuple[_Resumed, _Served] | None:
         """The continuation opened (its reader splices), and its books; ``None`` when no
-        candidate can continue or every one failed."""
+        candidate can continue or every one failed. It is a request of its own; its event
+        names the broken request's ``request_id``."""
         decoded = self._translation.decoded()
         if decoded is None or not kept.strip():
             return None
@@ -560,7 +565,7 @@ class StreamContinuation:
         if hooks.wants(FailoverEvent):
             hooks.emit(
                 FailoverEvent(
-                    request_id=state.id,
+                    request_id=request_id,
                     kind="continue",
                     from_model=broken[0].key,
                     from_profile=broken[1].name,
@@ -578,6 +583,7 @@ class StreamContinuation:
         block: int | None,
         error: ProviderError,
         broken: tuple[ModelEntry, AuthProfile],
+        request_id: str,
     ) -> _Pump | None:
         """The continuation of a stream passed through from the SDK's own provider, as
         bytes that follow its own (``block``: the content block it left open)."""
@@ -586,7 +592,7 @@ class StreamContinuation:
         decoded = self._translation.decoded()
         if decoded is None or decoded.wire not in ("openai", "anthropic", "gemini"):
             return None
-        found = await self.open(kept, broken, error)
+        found = await self.open(kept, broken, error, request_id)
         if found is None:
             return None
         opened, served = found
