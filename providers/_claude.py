@@ -45,6 +45,7 @@ from failover.providers.messages import (
     Image,
     Marker,
     Text,
+    marker_of,
     read_response_format,
     read_tool_choice,
 )
@@ -346,18 +347,14 @@ def claude_messages(
             for part in turn.parts:
                 if isinstance(part, Text) and (block := blocks.system(part.text)) is not None:
                     system.append(block)
-                    mark(system, part.cache_control)
+                    mark(system, marker_of(part))
             if len(system) > start:
-                mark(system, turn.cache_control)
+                mark(system, marker_of(turn))
             continue
         if turn.role == "tool":
             result = [blocks.tool_result(tool_id(turn.tool_call_id or "", limit), turn.text)]
-            marked = [
-                p.cache_control
-                for p in turn.parts
-                if isinstance(p, Text) and p.cache_control is not None
-            ]
-            mark(result, turn.cache_control or (marked[-1] if marked else None))
+            marked = [m for p in turn.parts if (m := marker_of(p)) is not None]
+            mark(result, marker_of(turn) or (marked[-1] if marked else None))
             add("user", result)
             continue
         content: list[dict[str, Any]] = []
@@ -365,16 +362,16 @@ def claude_messages(
             if isinstance(part, Text):
                 if (block := blocks.text(part.text)) is not None:
                     content.append(block)
-                    mark(content, part.cache_control)
+                    mark(content, marker_of(part))
             elif isinstance(part, Image):
                 content.append(blocks.image(part, where))
-                mark(content, part.cache_control)
+                mark(content, marker_of(part))
             elif isinstance(part, Audio):
                 raise ConfigError(f"{where}: {blocks.wire} takes no audio input")
         for number, call in enumerate(turn.tool_calls):
             arguments = tool_input(call.arguments, f"{where}.tool_calls[{number}]", blocks.wire)
             content.append(blocks.tool_use(tool_id(call.id, limit), call.name, arguments))
-        mark(content, turn.cache_control)
+        mark(content, marker_of(turn))
         add(turn.role, content)
     if messages:
         mark(messages[-1]["content"], request.params.get("cache_control"))

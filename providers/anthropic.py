@@ -63,6 +63,7 @@ from failover.providers.base import (
 from failover.providers.messages import (
     Audio,
     Image,
+    marker_of,
     read_response_format,
     read_stop,
     read_tool_choice,
@@ -232,7 +233,7 @@ class AnthropicAdapter(BaseAdapter):
                     "name": spec.name,
                     **({"description": spec.description} if spec.description else {}),
                     "input_schema": dict(spec.parameters or {"type": "object", "properties": {}}),
-                    **({"cache_control": dict(spec.cache_control)} if spec.cache_control else {}),
+                    **({"cache_control": dict(marker)} if (marker := marker_of(spec)) else {}),
                 }
                 for spec in specs
             ]

@@ -88,6 +88,7 @@ from failover.providers.base import (
 from failover.providers.messages import (
     Audio,
     Image,
+    marker_of,
     read_response_format,
     read_stop,
     read_tool_choice,
@@ -413,8 +414,8 @@ class BedrockAdapter(BaseAdapter):
             if tool.description:
                 spec["description"] = tool.description
             tools.append({"toolSpec": spec})
-            if caching and tool.cache_control is not None:
-                tools.append(_cache_point(tool.cache_control))
+            if caching and (marker := marker_of(tool)) is not None:
+                tools.append(_cache_point(marker))
         config: dict[str, Any] = {"tools": [*tools, *bare]}
         if choice is not None and choice.mode != "none":
             if choice.mode == "required":

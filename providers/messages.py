@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import mimetypes
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from failover.errors import ConfigError
@@ -21,6 +21,10 @@ __all__ = [
     "Audio",
     "Image",
     "JsonFormat",
+    "MarkedImage",
+    "MarkedText",
+    "MarkedToolSpec",
+    "MarkedTurn",
     "Marker",
     "Part",
     "Text",
@@ -28,6 +32,7 @@ __all__ = [
     "ToolChoice",
     "ToolSpec",
     "Turn",
+    "marker_of",
     "read_messages",
     "read_response_format",
     "read_stop",
@@ -87,10 +92,9 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class Text:
-    """A text part (``cache_control``: a prompt-cache marker given on it, see :data:`Marker`)."""
+    """A text part."""
 
     text: str
-    cache_control: Marker = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +104,6 @@ class Image:
     url: str | None = None
     data: str | None = None
     mime_type: str | None = None
-    cache_control: Marker = field(default=None, compare=False)
 
     def guessed_mime_type(self) -> str:
         """The MIME type: the data URL's, else guessed from the URL's extension."""
@@ -131,8 +134,6 @@ class Turn:
         tool_calls: An assistant message's tool calls.
         tool_call_id: A tool result's call id.
         name: A tool result's function name (looked up from the call it answers).
-        cache_control: A prompt-cache marker given on the message itself (LiteLLM's form
-            for a string content): it marks the message's last block.
     """
 
     role: str
@@ -140,7 +141,6 @@ class Turn:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
-    cache_control: Marker = field(default=None, compare=False)
 
     @property
     def text(self) -> str:
@@ -150,14 +150,12 @@ class Turn:
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
-    """A declared function: name, description and JSON Schema parameters (and a
-    prompt-cache marker given on the tool, ``cache_control``)."""
+    """A declared function: name, description and JSON Schema parameters."""
 
     name: str
     description: str | None
     parameters: Mapping[str, Any] | None
     strict: bool | None = None
-    cache_control: Marker = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +173,44 @@ class JsonFormat:
     schema: Mapping[str, Any] | None = None
     name: str = "response"
     strict: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MarkedText(Text):
+    """A text part given with a prompt-cache marker (see :func:`marker_of`)."""
+
+    cache_control: Marker = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MarkedImage(Image):
+    """An image part given with a prompt-cache marker."""
+
+    cache_control: Marker = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MarkedTurn(Turn):
+    """A message given with a prompt-cache marker on itself (LiteLLM's form for a string
+    content): it marks the message's last block."""
+
+    cache_control: Marker = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MarkedToolSpec(ToolSpec):
+    """A declared function given with a prompt-cache marker."""
+
+    cache_control: Marker = field(default=None, compare=False)
+
+
+def marker_of(item: Part | Turn | ToolSpec) -> Marker:
+    """The prompt-cache marker given on a part, a message or a tool, or ``None``.
+
+    Markers are rare, so they live on subclasses (:class:`MarkedText`, ...): reading a
+    request without any costs nothing.
+    """
+    return getattr(item, "cache_control", None)
 
 
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
@@ -203,8 +239,11 @@ def read_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[Turn, ...]:
                     f"{where}: tool_call_id {call_id!r} answers no earlier assistant tool call"
                 )
             parts = _parts(message.get("content"), where, allow_media=False)
-            marker = _marker(message.get("cache_control"), where)
-            turns.append(Turn("tool", parts, tool_call_id=call_id, name=name, cache_control=marker))
+            if (marker := message.get("cache_control")) is None:
+                turns.append(Turn("tool", parts, tool_call_id=call_id, name=name))
+            else:
+                marked = _marker(marker, where)
+                turns.append(MarkedTurn("tool", parts, (), call_id, name, marked))
             continue
         if role not in _ROLES:
             raise ConfigError(
@@ -220,8 +259,10 @@ def read_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[Turn, ...]:
             parts = _parts(content, where, allow_media=False)
         else:
             parts = _parts(message.get("content"), where, allow_media=role == "user")
-        marker = _marker(message.get("cache_control"), where)
-        turns.append(Turn(_ROLES[role], parts, calls, cache_control=marker))
+        if (marker := message.get("cache_control")) is None:
+            turns.append(Turn(_ROLES[role], parts, calls))
+        else:  # rare: a prompt-cache marker on the message itself
+            turns.append(MarkedTurn(_ROLES[role], parts, calls, None, None, _marker(marker, where)))
     return tuple(turns)
 
 
@@ -250,11 +291,15 @@ def _parts(content: Any, where: str, *, allow_media: bool) -> tuple[Part, ...]:
             if not isinstance(text, str):
                 raise ConfigError(f"{at}: a {kind} part needs a string {kind!r}")
             if text:
-                parts.append(Text(text, _marker(part.get("cache_control"), at)))
+                marker = part.get("cache_control")
+                parts.append(
+                    Text(text) if marker is None else MarkedText(text, _marker(marker, at))
+                )
         elif kind == "image_url" and allow_media:
             image = _image(part.get("image_url"), at)
-            if (marker := _marker(part.get("cache_control"), at)) is not None:
-                image = replace(image, cache_control=marker)
+            if (marker := part.get("cache_control")) is not None:
+                marked = _marker(marker, at)
+                image = MarkedImage(image.url, image.data, image.mime_type, marked)
             parts.append(image)
         elif kind == "input_audio" and allow_media:
             audio = part.get("input_audio")
@@ -340,15 +385,16 @@ def read_tools(tools: Any) -> tuple[ToolSpec, ...]:
             raise ConfigError(f"tools[{number}].function.parameters must be a JSON Schema dict")
         description = function.get("description")
         strict = function.get("strict")
-        specs.append(
-            ToolSpec(
-                function["name"],
-                description if isinstance(description, str) else None,
-                parameters,
-                strict if isinstance(strict, bool) else None,
-                _marker(tool.get("cache_control"), f"tools[{number}]"),
-            )
+        spec = ToolSpec(
+            function["name"],
+            description if isinstance(description, str) else None,
+            parameters,
+            strict if isinstance(strict, bool) else None,
         )
+        if (marker := tool.get("cache_control")) is not None:
+            marked = _marker(marker, f"tools[{number}]")
+            spec = MarkedToolSpec(spec.name, spec.description, spec.parameters, spec.strict, marked)
+        specs.append(spec)
     return tuple(specs)
 
 
