@@ -170,16 +170,19 @@ def _tool_calls(calls: Any, where: str) -> tuple[ToolCall, ...]:
     return tuple(read)
 
 
+def _marked(content: list[Any]) -> bool:
+    """Whether a content part of ``content`` carries a ``cache_control`` marker."""
+    for part in content:
+        if (type(part) is dict or isinstance(part, Mapping)) and "cache_control" in part:
+            return True
+    return False
+
+
 def _unmarked(message: Mapping[str, Any]) -> Mapping[str, Any]:
     """``message`` without ``cache_control`` markers (on it or on its content parts)."""
-    content = message.get("content")
-    marked_parts = isinstance(content, list) and any(
-        isinstance(part, Mapping) and "cache_control" in part for part in content
-    )
-    if "cache_control" not in message and not marked_parts:
-        return message
     message = {k: v for k, v in message.items() if k != "cache_control"}
-    if marked_parts and isinstance(content, list):
+    content = message.get("content")
+    if type(content) is list:
         message["content"] = [
             {k: v for k, v in part.items() if k != "cache_control"}
             if isinstance(part, Mapping)
@@ -195,7 +198,14 @@ def _strip_extras(messages: Any, *, markers: bool = False) -> list[Any]:
     out = []
     for message in messages:
         is_mapping = type(message) is dict or isinstance(message, Mapping)
-        if is_mapping and not markers:
+        if (
+            is_mapping
+            and not markers
+            and (
+                "cache_control" in message
+                or (type(content := message.get("content")) is list and _marked(content))
+            )
+        ):
             message = _unmarked(message)
         calls = message.get("tool_calls") if is_mapping else None
         if isinstance(calls, list) and any(
