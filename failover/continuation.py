@@ -42,6 +42,7 @@ __all__ = [
     "combined",
     "continuation_request",
     "continuation_steps",
+    "continued_text",
     "partial_usage",
     "prefill_unsupported",
     "reported_usage",
@@ -79,17 +80,43 @@ def prefill_unsupported(model: ModelEntry, request: ChatRequest) -> str | None:
     return None
 
 
+def _own_prefill(request: ChatRequest) -> str | None:
+    """The text of the request's own prefill: its last message when that is an assistant
+    turn of text alone."""
+    messages = request.messages
+    last = messages[-1] if messages else None
+    if (
+        last is not None
+        and last.get("role") == "assistant"
+        and isinstance(last.get("content"), str)
+        and not last.get("tool_calls")
+    ):
+        return str(last["content"])
+    return None
+
+
+def continued_text(request: ChatRequest, kept: str) -> str:
+    """The whole assistant text a continuation continues: ``kept``, after the request's
+    own prefill when it ends with one."""
+    return (_own_prefill(request) or "") + kept
+
+
 def continuation_request(request: ChatRequest, kept: str) -> ChatRequest:
     """``request`` with ``kept`` (the text the caller has) as an assistant prefill.
 
     The prefill goes without its trailing whitespace (Anthropic refuses it; a model
-    continues a word better than a space); :class:`Splice` matches it back. When nothing
-    but whitespace was kept, the request goes as it was.
+    continues a word better than a space); :class:`Splice` matches it back. A request
+    that ends with a prefill of its own has ``kept`` added to it (one assistant turn).
+    When nothing but whitespace would be sent, the request goes as it was.
     """
-    prefill = kept.rstrip()
+    own = _own_prefill(request)
+    prefill = ((own or "") + kept).rstrip()
     if not prefill:
         return request
-    messages = [*request.messages, {"role": "assistant", "content": prefill}]
+    messages = list(request.messages)
+    if own is not None:
+        messages.pop()
+    messages.append({"role": "assistant", "content": prefill})
     return dataclasses.replace(request, messages=messages)
 
 

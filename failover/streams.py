@@ -40,6 +40,7 @@ from failover.continuation import (
     combined,
     continuation_request,
     continuation_steps,
+    continued_text,
     partial_usage,
     prefill_unsupported,
     reported_usage,
@@ -225,15 +226,22 @@ class CompletionStream(AsyncClosing):
         if self._chosen is None or self._finished:
             return
         model, profile = self._chosen
-        cost = model.calculate_cost(usage) if usage else None
-        if self._spent and usage is not None:  # each attempt at its own model's price
-            own = self._own_usage(usage)
-            costs = [m.calculate_cost(u) for m, u in self._spent]
-            costs.append(model.calculate_cost(own) if own is not None else None)
-            cost = None if any(c is None for c in costs) else sum(c for c in costs if c)
+        cost = self._cost(model, usage)
         self.cost_usd = cost
         exchange = (self._request.messages, self.text)
         self._engine.succeeded(self._state, model, profile, cost, usage, exchange=exchange)
+
+    def _cost(self, model: ModelEntry, usage: TokenUsage | None) -> float | None:
+        """The cost of ``usage`` (every attempt's, when the stream was resumed: each at its
+        own model's price); ``None`` when a price or the usage is unknown."""
+        if not usage:
+            return None
+        if not self._spent:
+            return model.calculate_cost(usage)
+        own = self._own_usage(usage)
+        costs = [m.calculate_cost(u) for m, u in self._spent]
+        costs.append(model.calculate_cost(own) if own is not None else None)
+        return None if any(c is None for c in costs) else sum(c for c in costs if c)
 
     # -- a break after the first chunk ------------------------------------------------------
 
@@ -269,7 +277,7 @@ class CompletionStream(AsyncClosing):
             provider=model.provider,
             profile=profile.name,
             usage=usage or TokenUsage(),
-            cost_usd=model.calculate_cost(usage) if usage else None,
+            cost_usd=self._cost(model, usage),
             finish_reason=last.finish_reason,
             attempts=tuple(self._state.attempts),
             latency=time.monotonic() - self._state.started,
@@ -316,7 +324,7 @@ class CompletionStream(AsyncClosing):
         ):
             request = continuation_request(self._request, kept)
             unsupported = combined(can_continue, source.unsupported(request))
-            splice = Splice.after(kept)
+            splice = Splice.after(continued_text(self._request, kept))
         else:
             request = self._request
             unsupported = source.unsupported(request)

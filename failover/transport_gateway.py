@@ -39,6 +39,7 @@ from failover.continuation import (
     combined,
     continuation_request,
     continuation_steps,
+    continued_text,
     prefill_unsupported,
 )
 from failover.engine import AttemptContext, Engine, RequestState
@@ -560,7 +561,7 @@ class StreamContinuation:
             return None
         if state.ticket is not None:  # the SDK reads the usage: charged its worst case
             await engine.settle(state, None)
-        reader = ResumedReader(opened[1], opened[2], Splice.after(kept))
+        reader = ResumedReader(opened[1], opened[2], Splice.after(continued_text(original, kept)))
         hooks = engine.hooks
         if hooks.wants(FailoverEvent):
             hooks.emit(

@@ -479,6 +479,11 @@ def test_the_continuation_request_and_the_order_of_its_candidates() -> None:
     assert list(continued.messages) == [*HI, {"role": "assistant", "content": "one two three"}]
     assert continued.params == request.params and continued.stream
     assert continuation_request(request, " \n") is request
+    prefilled = ChatRequest([*HI, {"role": "assistant", "content": "Sure: "}], stream=True)
+    assert list(continuation_request(prefilled, "one two ").messages) == [
+        *HI,
+        {"role": "assistant", "content": "Sure: one two"},
+    ]
     a, b, c = (
         default_catalog.get("anthropic", m)
         for m in ("claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-1")
