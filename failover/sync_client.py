@@ -247,12 +247,17 @@ class SyncResilientClient(HookMethods):
         *,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        on_stream_break: str | None = None,
+        accept: Callable[[Completion], Any] | None = None,
         **params: Any,
     ) -> SyncCompletionStream:
         """Stream a completion: an iterator of the chunks ``ResilientClient.stream`` gives.
 
         Failover happens until the first chunk; a later failure raises StreamInterrupted
-        with the partial text. Use as ``with client.stream(...) as s: for chunk in s`` so
+        with the partial text, unless ``on_stream_break`` is ``"continue"`` or
+        ``"restart"`` (a chunk with ``restart=True`` then says to discard what came
+        before), as for ``ResilientClient.stream``; ``accept`` checks the whole answer at
+        its end. Use as ``with client.stream(...) as s: for chunk in s`` so
         that leaving the block early (``break``, an exception) releases the connection.
 
         Raises:
@@ -263,7 +268,12 @@ class SyncResilientClient(HookMethods):
 
         def open_stream() -> tuple[CompletionStream, anyio.Lock]:
             return client.stream(
-                messages, max_tokens=max_tokens, temperature=temperature, **params
+                messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                on_stream_break=on_stream_break,  # type: ignore[arg-type]  # checked there
+                accept=accept,
+                **params,
             ), anyio.Lock()
 
         astream, lock = self._loop.call_soon_on_loop(open_stream)
