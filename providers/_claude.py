@@ -43,7 +43,6 @@ from failover.providers.base import (
 from failover.providers.messages import (
     Audio,
     Image,
-    Marker,
     Text,
     marker_of,
     read_response_format,
@@ -335,10 +334,7 @@ def claude_messages(
         else:
             messages.append({"role": role, "content": content})
 
-    def mark(content: list[dict[str, Any]], marker: Marker) -> None:
-        if marker is not None and content:
-            blocks.mark(content, marker)
-
+    # markers are rare: a getattr per part, blocks.mark only for a marked one (marker_of)
     limit = blocks.id_limit
     for index, turn in enumerate(request.turns()):
         where = f"messages[{index}]"
@@ -347,14 +343,18 @@ def claude_messages(
             for part in turn.parts:
                 if isinstance(part, Text) and (block := blocks.system(part.text)) is not None:
                     system.append(block)
-                    mark(system, marker_of(part))
-            if len(system) > start:
-                mark(system, marker_of(turn))
+                    if (marker := getattr(part, "cache_control", None)) is not None:
+                        blocks.mark(system, marker)
+            if (marker := marker_of(turn)) is not None and len(system) > start:
+                blocks.mark(system, marker)
             continue
         if turn.role == "tool":
             result = [blocks.tool_result(tool_id(turn.tool_call_id or "", limit), turn.text)]
-            marked = [m for p in turn.parts if (m := marker_of(p)) is not None]
-            mark(result, marker_of(turn) or (marked[-1] if marked else None))
+            marker = marker_of(turn)  # the message's own marker, else its last marked part's
+            for part in () if marker is not None else turn.parts:
+                marker = marker_of(part) or marker
+            if marker is not None:
+                blocks.mark(result, marker)
             add("user", result)
             continue
         content: list[dict[str, Any]] = []
@@ -362,17 +362,20 @@ def claude_messages(
             if isinstance(part, Text):
                 if (block := blocks.text(part.text)) is not None:
                     content.append(block)
-                    mark(content, marker_of(part))
+                    if (marker := getattr(part, "cache_control", None)) is not None:
+                        blocks.mark(content, marker)
             elif isinstance(part, Image):
                 content.append(blocks.image(part, where))
-                mark(content, marker_of(part))
+                if (marker := getattr(part, "cache_control", None)) is not None:
+                    blocks.mark(content, marker)
             elif isinstance(part, Audio):
                 raise ConfigError(f"{where}: {blocks.wire} takes no audio input")
         for number, call in enumerate(turn.tool_calls):
             arguments = tool_input(call.arguments, f"{where}.tool_calls[{number}]", blocks.wire)
             content.append(blocks.tool_use(tool_id(call.id, limit), call.name, arguments))
-        mark(content, marker_of(turn))
+        if (marker := getattr(turn, "cache_control", None)) is not None and content:
+            blocks.mark(content, marker)
         add(turn.role, content)
-    if messages:
-        mark(messages[-1]["content"], request.params.get("cache_control"))
+    if messages and (marker := request.params.get("cache_control")) is not None:
+        blocks.mark(messages[-1]["content"], marker)
     return system, messages
