@@ -124,7 +124,7 @@ def test_a_marker_on_a_message_with_string_content_marks_its_text_block() -> Non
     assert "cache_control" not in last["content"][0]
 
 
-def test_an_image_part_and_an_assistant_tool_call_can_be_marked() -> None:
+def test_an_image_a_tool_call_and_a_tool_results_part_can_be_marked() -> None:
     messages = [
         {
             "role": "user",
@@ -137,12 +137,18 @@ def test_an_image_part_and_an_assistant_tool_call_can_be_marked() -> None:
             ],
         },
         MARKED[2] | {"cache_control": EPHEMERAL},
-        {"role": "tool", "tool_call_id": "call_1", "content": "a cat"},
+        {
+            "role": "tool",
+            "tool_call_id": "call_1",
+            "content": [{"type": "text", "text": "a cat", "cache_control": HOUR}],
+        },
     ]
     sent = body("anthropic", ChatRequest(messages, params={"tools": TOOLS[:0]}), "claude-haiku-4-5")
     image, call = sent["messages"][0]["content"][0], sent["messages"][1]["content"][0]
     assert image["type"] == "image" and image["cache_control"] == EPHEMERAL
     assert call["type"] == "tool_use" and call["cache_control"] == EPHEMERAL
+    result = sent["messages"][2]["content"][0]
+    assert result["type"] == "tool_result" and result["cache_control"] == HOUR
 
 
 def test_past_four_markers_the_last_four_are_kept_tools_first_to_go() -> None:
