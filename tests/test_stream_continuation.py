@@ -729,3 +729,48 @@ def test_the_transport_refuses_restart() -> None:
             provider="openai",
             on_stream_break="restart",
         )
+
+
+# -- over real HTTP: the simulator's own breaks ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kind", ["truncate", "midstream_error"]
+)  # its "reset" comes before any text
+@pytest.mark.parametrize(
+    ("provider", "first", "second"),
+    [
+        ("anthropic", "claude-haiku-4-5", "claude-sonnet-4-5"),
+        ("gemini", "gemini-2.5-flash-lite", "gemini-2.5-flash"),
+        ("ollama-native", "llama3.2", "qwen3"),
+    ],
+)
+def test_the_simulators_broken_streams_are_continued_over_http(
+    provider: str, first: str, second: str, kind: str
+) -> None:
+    import anyio
+
+    from failover import FailoverManager
+    from tests.conftest import simulator_in_thread
+
+    with simulator_in_thread() as sim:
+        sim.script(kind, model=first)
+        profile = AuthProfile(
+            "key", provider, "sk-sim-test-key-000001", base_url=sim.base_url(provider)
+        )
+
+        async def run() -> tuple[Any, list[StreamChunk]]:
+            async with ResilientClient(
+                [f"{provider}/{first}", f"{provider}/{second}"], FailoverManager(profiles=[profile])
+            ) as client:
+                stream = client.stream(HI, on_stream_break="continue")
+                return stream, await _read(stream)
+
+        stream, chunks = anyio.run(run)
+        received = [r for r in sim.requests if r.stream]
+    assert [r.model for r in received] == [first, second]
+    wire = {"gemini": "gemini", "anthropic": "anthropic"}.get(provider, "ollama")
+    prefill = _prefill(received[1].body, wire)
+    assert prefill  # the continuation was asked to go on from the text the caller has
+    assert stream.text.startswith(prefill) and not any(c.restart for c in chunks)
+    assert stream.finish_reason == "stop" and stream.model == f"{provider}/{second}"
