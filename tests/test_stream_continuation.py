@@ -615,7 +615,7 @@ async def test_an_openai_sdk_stream_cut_half_way_is_finished_by_claude_without_t
     )
 
 
-@pytest.mark.parametrize("kind", ["truncate", "reset", "error_event"])
+@pytest.mark.parametrize("kind", BREAKS)
 async def test_an_anthropic_sdk_stream_is_continued_in_its_own_text_block(
     kind: str, scripted_provider: ScriptedProvider
 ) -> None:
@@ -642,6 +642,57 @@ async def test_an_anthropic_sdk_stream_is_continued_in_its_own_text_block(
     assert message.content[0].text == FULL  # type: ignore[union-attr]
     assert message.stop_reason == "end_turn"
     assert [c.model for c in scripted_provider.calls] == ["claude-haiku-4-5", "claude-sonnet-4-5"]
+
+
+@pytest.mark.parametrize("kind", ["truncate", "error_event"])
+async def test_a_genai_sdk_stream_is_continued(
+    kind: str, scripted_provider: ScriptedProvider
+) -> None:
+    import httpx2
+    from google import genai
+    from google.genai import types as genai_types
+
+    scripted_provider.on(model="gemini-2.5-flash-lite").ok(FULL)
+    scripted_provider.on(model="gemini-2.5-flash").ok(REST)
+    transport = _sdk_transport(Breaker(scripted_provider, [kind]), "gemini", ["gemini-2.5-flash"])
+    options = genai_types.HttpOptions(
+        httpx_async_client=httpx2.AsyncClient(transport=transport),
+        retry_options=genai_types.HttpRetryOptions(attempts=1),
+    )
+    client = genai.Client(api_key="sdk-key", http_options=options)
+    pieces = [
+        chunk
+        async for chunk in await client.aio.models.generate_content_stream(
+            model="gemini-2.5-flash-lite", contents="count to six"
+        )
+    ]
+    await transport.aclose()
+    assert "".join(chunk.text or "" for chunk in pieces) == FULL
+    last = pieces[-1]
+    assert last.candidates and last.candidates[0].finish_reason == genai_types.FinishReason.STOP
+    assert [c.model for c in scripted_provider.calls] == [
+        "gemini-2.5-flash-lite",
+        "gemini-2.5-flash",
+    ]
+
+
+async def test_an_sdk_stream_cut_inside_a_tool_call_still_raises(
+    scripted_provider: ScriptedProvider,
+) -> None:
+    import httpx2
+    import openai
+
+    scripted_provider.on(model="gpt-4o-mini").tool_call("get_weather", {"city": "Paris"})
+    transport = _sdk_transport(
+        Breaker(scripted_provider, ["truncate"], after=1), "openai", ["anthropic/claude-haiku-4-5"]
+    )
+    async with httpx2.AsyncClient(transport=transport) as http:
+        sdk = openai.AsyncOpenAI(api_key="sdk-key", max_retries=0, http_client=http)
+        stream = await sdk.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True)  # type: ignore[arg-type]
+        with pytest.raises(openai.APIConnectionError):
+            _ = [c async for c in stream]
+    await transport.aclose()
+    assert [c.model for c in scripted_provider.calls] == ["gpt-4o-mini"]
 
 
 async def test_a_translated_stream_that_breaks_is_continued_by_the_next_translated_model(
