@@ -76,14 +76,23 @@ class StreamSource:
 class CompletionStream(AsyncClosing):
     """The chunks of a streamed completion, with the answer's metadata once it starts.
 
+    After a break, ``on_break`` decides (see the module's docstring): ``"continue"`` goes
+    on with the next chunks of the same text; ``"restart"`` (and ``"continue"`` when it
+    cannot splice) first yields a chunk with ``restart=True`` and nothing else, after
+    which ``text``, ``message`` and ``tool_calls`` start over.
+
     Attributes:
-        text: The text received so far.
-        model: ``provider/model`` that is answering (set at the first chunk).
+        text: The text received so far (since the last restart).
+        model: ``provider/model`` that is answering (set at the first chunk; after a
+            break, the model that took over).
         profile: The auth profile's name (set at the first chunk).
-        usage: Token counts (set at the end).
+        usage: Token counts (set at the end): every attempt's, summed, when the stream
+            was continued or restarted (a broken attempt's as far as it reported, its
+            output estimated from its text at 4 characters a token).
         finish_reason: ``stop``, ``length``, ``tool_calls`` or ``content_filter`` (at the end).
         raw_finish_reason: The provider's own stop reason (at the end).
-        cost_usd: The cost from the catalog's prices (at the end; ``None`` when unknown).
+        cost_usd: The cost from the catalog's prices (at the end, each attempt at its own
+            model's price; ``None`` when unknown).
         attempts: Every attempt made so far.
     """
 
