@@ -402,9 +402,11 @@ async def test_openai_cached_tokens_are_apart_from_input_and_priced_as_cached() 
     ]
     profile = AuthProfile("o", "openai", "sk-test-000000000000000001")
     async with ResilientClient(["openai/gpt-4o-mini"], [profile]) as client:
-        result = await client.complete(ASK)
+        result = await client.complete(ASK, cache_control=EPHEMERAL)
         async with client.stream(ASK) as stream:
             text = "".join([chunk.text async for chunk in stream])
+    sent = json.loads(route.calls[0].request.content)
+    assert marks(sent) == [] and "cache_control" not in sent  # OpenAI caches implicitly
     expected = price("openai", "gpt-4o-mini", OPENAI_EXPECTED)
     assert result.usage == OPENAI_EXPECTED and result.cost_usd == pytest.approx(expected)
     assert text == "Hello" and stream.usage == OPENAI_EXPECTED
@@ -445,7 +447,9 @@ async def test_anthropic_cache_reads_and_writes_in_reply_and_stream() -> None:
     ]
     profile = AuthProfile("c", "anthropic", "sk-ant-test-0000000000001")
     async with ResilientClient(["anthropic/claude-haiku-4-5"], [profile]) as client:
-        result = await client.complete(ASK)
+        result = await client.complete(ASK, cache_control=EPHEMERAL)
+        sent = json.loads(route.calls[0].request.content)
+        assert sent["messages"][-1]["content"][-1]["cache_control"] == EPHEMERAL
         async with client.stream(ASK) as stream:
             text = "".join([chunk.text async for chunk in stream])
     expected_usage = TokenUsage(20, 5, cache_read_tokens=900, cache_write_tokens=100)
