@@ -172,12 +172,27 @@ def _image(part: Image, where: str) -> dict[str, Any]:
     return {"image": {"format": image_format, "source": {"bytes": part.data}}}
 
 
-def _cache_point(marker: Mapping[str, Any]) -> dict[str, Any]:
-    """Converse's ``cachePoint`` block for a ``cache_control`` marker (its ``ttl`` kept)."""
+def _cache_point(marker: Mapping[str, Any], long_ttl: bool) -> dict[str, Any]:
+    """Converse's ``cachePoint`` block for a ``cache_control`` marker: its ``ttl`` kept,
+    but ``1h`` only where the model takes it (``long_ttl``; elsewhere the default 5
+    minutes, rather than a refusal)."""
     point: dict[str, Any] = {"type": "default"}
-    if marker.get("ttl") in ("5m", "1h"):
-        point["ttl"] = marker["ttl"]
+    ttl = marker.get("ttl")
+    if ttl == "5m" or (ttl == "1h" and long_ttl):
+        point["ttl"] = ttl
     return {"cachePoint": point}
+
+
+_CLAUDE_VERSION = re.compile(r"claude-(?:opus|sonnet|haiku)-(\d+)(?:-(\d)(?!\d))?")
+
+
+def _long_ttl(model: str) -> bool:
+    """Whether Bedrock takes a one-hour cache point for ``model``: Claude 4.5 on."""
+    found = _CLAUDE_VERSION.search(model)
+    if found is None:
+        return False
+    major, minor = int(found.group(1)), int(found.group(2) or 0)
+    return (major, minor) >= (4, 5)
 
 
 _UNCACHED_CLAUDE = ("claude-instant", "claude-v2", "claude-3-haiku", "claude-3-sonnet")
@@ -203,13 +218,14 @@ class _Blocks:
     wire = "Bedrock's Converse"
     id_limit: int | None = 64  # toolUseId: [a-zA-Z0-9_-]+, up to 64 characters
 
-    def __init__(self, caching: bool) -> None:
+    def __init__(self, caching: bool, long_ttl: bool) -> None:
         self.caching = caching
+        self.long_ttl = long_ttl
         self.marks = 0
 
     def mark(self, blocks: list[dict[str, Any]], marker: Mapping[str, Any]) -> None:
         if self.caching and "cachePoint" not in blocks[-1]:
-            blocks.append(_cache_point(marker))
+            blocks.append(_cache_point(marker, self.long_ttl))
             self.marks += 1
 
     @staticmethod
@@ -310,7 +326,7 @@ class BedrockAdapter(BaseAdapter):
         """Build and sign the Converse (or ConverseStream) request."""
         params = request.params
         caching, caching_tools = _caches(model)
-        blocks = _Blocks(caching)
+        blocks = _Blocks(caching, _long_ttl(model))
         system, messages = claude_messages(request, blocks)
         payload: dict[str, Any] = {"messages": messages}
         if system:
@@ -336,7 +352,8 @@ class BedrockAdapter(BaseAdapter):
         if inference:
             payload["inferenceConfig"] = inference
         used = [call.name for turn in request.turns() for call in turn.tool_calls]
-        self._tools(payload, params, list(dict.fromkeys(used)), caching_tools)
+        tools_caching = _long_ttl(model) if caching_tools else None
+        self._tools(payload, params, list(dict.fromkeys(used)), tools_caching)
         tools = payload.get("toolConfig", {}).get("tools", [])
         if blocks.marks + sum("cachePoint" in tool for tool in tools) > MAX_BREAKPOINTS:
             groups = [tools, system, *(message["content"] for message in messages)]
@@ -373,11 +390,12 @@ class BedrockAdapter(BaseAdapter):
 
     @staticmethod
     def _tools(
-        payload: dict[str, Any], params: Mapping[str, Any], used: list[str], caching: bool
+        payload: dict[str, Any], params: Mapping[str, Any], used: list[str], caching: bool | None
     ) -> None:
         """``toolConfig``. Converse refuses a history with tool blocks and no toolConfig:
         tools the history used but the request does not declare are declared bare. A
-        marked tool is followed by a cache point when the model caches tools."""
+        marked tool is followed by a cache point when the model caches tools (``caching``
+        not ``None``: whether it takes a one-hour one)."""
         specs = read_tools(params.get("tools"))
         choice = read_tool_choice(params.get("tool_choice"))
         json_mode = read_response_format(params.get("response_format"))
@@ -414,8 +432,8 @@ class BedrockAdapter(BaseAdapter):
             if tool.description:
                 spec["description"] = tool.description
             tools.append({"toolSpec": spec})
-            if caching and (marker := marker_of(tool)) is not None:
-                tools.append(_cache_point(marker))
+            if caching is not None and (marker := marker_of(tool)) is not None:
+                tools.append(_cache_point(marker, caching))
         config: dict[str, Any] = {"tools": [*tools, *bare]}
         if choice is not None and choice.mode != "none":
             if choice.mode == "required":

@@ -243,6 +243,16 @@ def test_bedrock_nova_caches_system_and_messages_not_tools_older_models_nothing(
     assert len(marks(haiku, "cachePoint")) == 3
 
 
+def test_bedrock_asks_for_a_one_hour_cache_only_where_the_model_takes_it() -> None:
+    for model, point in [
+        (BEDROCK_CLAUDE, {"type": "default", "ttl": "1h"}),  # Claude 4.5 on
+        ("us.anthropic.claude-3-7-sonnet-20250219-v1:0", {"type": "default"}),  # 5 minutes
+        ("us.amazon.nova-pro-v1:0", {"type": "default"}),
+    ]:
+        sent = body("bedrock", ChatRequest(MARKED, params={"tools": TOOLS}), model)
+        assert sent["system"][-1] == {"cachePoint": point}
+
+
 # -- Implicit caching: markers dropped, the model never skipped ------------------------------
 
 
