@@ -21,6 +21,7 @@ import itertools
 import math
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -36,6 +37,8 @@ from failover.announce import Announcements
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry, TokenUsage
 from failover.errors import (
+    AtCapacity,
+    OverTokenRate,
     PoolExhaustedError,
     ProviderError,
     ProviderTimeoutError,
@@ -86,6 +89,11 @@ async def _shielded(work: Awaitable[T]) -> T:
     with anyio.CancelScope(shield=True):
         done = await work
     return done
+
+
+async def _at_once(work: Awaitable[T]) -> T:
+    """Finish ``work`` that never suspends (an in-process store's): nothing can cut it."""
+    return await work
 
 
 def _loop_time() -> float:
@@ -145,6 +153,7 @@ class Engine(Announcements):
         self.telemetry = telemetry
         self.recovery = RecoveryLine()
         """Requests waiting for a key to recover or for room (higher priority first)."""
+        self._waiting_for: Counter[str] = Counter()  # key -> requests in line for its room
         if telemetry is not None:
             telemetry.attach(self.hooks, manager, self.recovery)
         self.base_url_for = base_url_for
@@ -166,6 +175,9 @@ class Engine(Announcements):
         # the chain last planned, when immutable, with its steps (one pair, read at once)
         self._steps_of: tuple[object, Steps] = (None, [])
         self.model_health = ModelHealth()
+        # admission's and sessions' bookkeeping must finish even under cancellation: a
+        # shared store's waits on Redis are shielded; an in-process one's never suspend
+        self._surely = _shielded if manager.store.shared else _at_once
 
     @property
     def deadline(self) -> float | None:
@@ -338,6 +350,7 @@ class Engine(Announcements):
         if state.session is not None and isinstance(plan, Plan):
             plan.pin = await self._pin_of(state.session)
         admission = self.admission
+        short: list[str] = []  # keys refused for room in this walk (the line waits for them)
         while True:
             while (candidate := plan.next()) is not None:
                 ticket = None
@@ -348,6 +361,8 @@ class Engine(Announcements):
                 ):
                     admitted = await self._admit(state, admission, candidate)
                     if not isinstance(admitted, Ticket):
+                        if isinstance(admitted, (OverTokenRate, AtCapacity)):
+                            short.append(candidate.profile.name)
                         action = Action.ROTATE if admitted.rotates else Action.NEXT_MODEL
                         plan.failed(candidate, admitted, action)
                         continue
@@ -359,10 +374,10 @@ class Engine(Announcements):
                 except ProviderError as error:
                     failure = error
                     if ticket is not None and admission is not None:
-                        await _shielded(self._give_back(admission, ticket, error))
+                        await self._surely(self._give_back(admission, ticket, error))
                 except BaseException:
                     if ticket is not None and admission is not None:
-                        await _shielded(admission.release(ticket, reached=True))
+                        await self._surely(admission.release(ticket, reached=True))
                         if self.recovery:
                             self.recovery.wake()
                     raise
@@ -377,7 +392,8 @@ class Engine(Announcements):
             pause = plan.wait()
             if pause is None:
                 break
-            await self._pause(state, pause)
+            await self._pause(state, pause, short)
+            short = []
         # a request that fails without a call still lets other tasks run (a caller's retry
         # loop must not starve the hooks or the store's sync)
         await anyio.lowlevel.checkpoint()
@@ -391,11 +407,18 @@ class Engine(Announcements):
         model, profile = candidate.model, candidate.profile
         if state.estimate is not None:
             state.estimated_usage, state.estimate = state.estimate(), None
-        worst = worst_case(state.estimated_usage, state.max_tokens, model)
-        admitted = await admission.admit(
-            profile, model, worst, groups=state.groups, tags=state.tags
-        )
+        admitted: Ticket | Refused
+        if not state.queued and self._waiting_for.get(profile.name):
+            admitted = OverTokenRate(
+                f"requests wait in line for room on {profile.name!r}: this one goes behind them"
+            )  # first come, first served: a newcomer never takes the room they wait for
+        else:
+            worst = worst_case(state.estimated_usage, state.max_tokens, model)
+            admitted = await admission.admit(
+                profile, model, worst, groups=state.groups, tags=state.tags
+            )
         if not isinstance(admitted, Ticket):
+            self.manager.give_back_use(profile.name)  # nothing was sent: no rpm place taken
             self.record_attempt(state, model, profile, admitted, time.monotonic())
         return admitted
 
@@ -414,7 +437,7 @@ class Engine(Announcements):
         """Where ``session`` was last served (``None`` also when its store fails: a
         conversation served elsewhere costs a cache, never the request)."""
         try:
-            return await _shielded(self.manager.sessions.get(session))
+            return await self._surely(self.manager.sessions.get(session))
         except Exception as error:
             _log.warning("session pins could not be read: %s", type(error).__name__)
             return None
@@ -428,9 +451,9 @@ class Engine(Announcements):
         pin = Pin(model.key, profile.name)
         try:
             if isinstance(plan, Plan) and plan.pin == pin:
-                await _shielded(sessions.touch(state.session))
+                await self._surely(sessions.touch(state.session))
                 return
-            previous = await _shielded(sessions.set(state.session, pin))
+            previous = await self._surely(sessions.set(state.session, pin))
         except Exception as error:
             _log.warning("session pins could not be written: %s", type(error).__name__)
             return
@@ -463,14 +486,14 @@ class Engine(Announcements):
         state.ticket = None
         admission = self.manager.admission
         profile_name = state.attempts[-1].profile if state.attempts else None
-        charged = await _shielded(admission.settle(ticket, usage))
+        charged = await self._surely(admission.settle(ticket, usage))
         if self.recovery:  # what the reply did not use is room for those waiting
             self.recovery.wake()
         if charged is not None and state.telemetry is not None and ticket.reservation is not None:
             state.telemetry.charged(charged, [b.scope for b in ticket.reservation.budgets])
         profile = self.manager.get_profile(profile_name) if profile_name else None
         if profile is not None and profile.tokens_remaining is not None:
-            await _shielded(
+            await self._surely(
                 admission.observe(profile, profile.tokens_remaining, profile.requests_remaining)
             )
         return charged
@@ -481,7 +504,7 @@ class Engine(Announcements):
         ticket = state.ticket
         if ticket is not None:
             state.ticket = None
-            await _shielded(self.manager.admission.settle(ticket, None))
+            await self._surely(self.manager.admission.settle(ticket, None))
             if self.recovery:
                 self.recovery.wake()
 
@@ -496,12 +519,26 @@ class Engine(Announcements):
             raise error
         return action
 
-    async def _pause(self, state: RequestState, pause: Pause) -> None:
+    async def _pause(self, state: RequestState, pause: Pause, short: Sequence[str] = ()) -> None:
         """Sleep the plan's pause: a backoff (announced as a retry), or a wait in the
-        recovery line (for a key, or for room: higher ``priority`` first)."""
+        recovery line (for a key, or for room on the keys ``short`` of it: newcomers go
+        behind; higher ``priority`` first)."""
         if pause.recovery:
             started = time.monotonic()
-            await self.recovery.wait(pause.delay, self.sleep, priority=state.priority)
+            waiting = self._waiting_for
+            for name in short:
+                waiting[name] += 1
+            try:
+                state.place = await self.recovery.wait(
+                    pause.delay, self.sleep, priority=state.priority, place=state.place
+                )
+            finally:
+                for name in short:
+                    waiting[name] -= 1
+                    if not waiting[name]:
+                        del waiting[name]
+            if short:
+                state.queued = True  # it had its turn: it may take room from now on
             if state.telemetry is not None:
                 state.telemetry.queued(time.monotonic() - started)
             return

@@ -385,6 +385,12 @@ class KeyPools:
         )
         return changed
 
+    def give_back_use(self, name: str) -> None:
+        """A handout that was never sent (admission refused it): its rpm place is free."""
+        profile = self.profiles.get(name)
+        if profile is not None and profile.rate_limit_rpm is not None and profile._recent:
+            profile._recent.pop()
+
     def take_in_use(self, name: str, fingerprint: str, at: float) -> None:
         """Count a use of rpm-limited ``name`` by another process at clock time ``at``."""
         profile = self.profiles.get(name)

@@ -592,6 +592,13 @@ class FailoverManager:
         with self._lock:
             self._breakers.take_in(key, open_until, strikes, force=force, now=self.clock())
 
+    def give_back_use(self, name: str) -> None:
+        """The key ``name`` was handed out but nothing was sent (admission refused the
+        attempt): the place it took in its ``rate_limit_rpm`` minute is free again (in
+        this process; other processes sharing a store keep counting it for the minute)."""
+        with self._lock:
+            self._pools.give_back_use(name)
+
     def apply_shared_use(self, name: str, fingerprint: str, at: float) -> None:
         """Count a use of rpm-limited ``name`` by another process at clock time ``at``."""
         with self._lock:

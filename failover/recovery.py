@@ -68,32 +68,42 @@ class RecoveryLine:
         return max(0.0, self._clock() - min(place.since for place in self._line))
 
     async def wait(
-        self, delay: float, sleep: Callable[[float], Awaitable[None]], *, priority: int = 0
-    ) -> None:
+        self,
+        delay: float,
+        sleep: Callable[[float], Awaitable[None]],
+        *,
+        priority: int = 0,
+        place: int | None = None,
+    ) -> int:
         """Sleep ``delay`` seconds, then wait for the requests ahead to go on.
 
         Args:
             delay: Seconds to sleep before taking a turn.
             sleep: The sleep to use (the engine's, zeroed in tests).
             priority: Higher goes first; equal priorities go in the order they came.
+            place: The place this waiter was given when it first came (what an earlier
+                call returned): a request that must wait again keeps it, ahead of those
+                that came after it.
 
-        Returns just before the caller picks a key; a cancelled waiter leaves the line at
-        once and lets the next one through if it was first.
+        Returns the waiter's place, just before the caller picks a key; a cancelled
+        waiter leaves the line at once and lets the next one through if it was first.
         """
-        place = _Place(priority, next(self._seq), self._clock())
+        seq = next(self._seq) if place is None else place
+        waiter = _Place(priority, seq, self._clock())
         line = self._line
-        bisect.insort(line, place)
+        bisect.insort(line, waiter)
         try:
-            with anyio.CancelScope() as place.sleeping:
+            with anyio.CancelScope() as waiter.sleeping:
                 await sleep(delay)
-            place.sleeping = None
-            while line[0] is not place:
+            waiter.sleeping = None
+            while line[0] is not waiter:
                 # Woken as first, then passed by a higher priority: wait for a new turn.
-                if place.turn.is_set():
-                    place.turn = anyio.Event()
-                await place.turn.wait()
+                if waiter.turn.is_set():
+                    waiter.turn = anyio.Event()
+                await waiter.turn.wait()
         finally:
-            first = line[0] is place
-            del line[bisect.bisect_left(line, place)]
+            first = line[0] is waiter
+            del line[line.index(waiter)]
             if first and line:
                 line[0].turn.set()
+        return seq

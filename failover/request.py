@@ -90,6 +90,11 @@ class RequestState:
     """Estimates ``estimated_usage`` when admission first needs it (then ``None``)."""
     ticket: Ticket | None = None
     """What the successful attempt holds until the reply is charged (admission)."""
+    place: int | None = None
+    """Its place in the line, kept when it must wait again (ahead of those after it)."""
+    queued: bool = False
+    """Whether it has had its turn in the line for room (newcomers go behind those
+    waiting; it no longer does)."""
 
     def __init__(
         self,

@@ -3,7 +3,9 @@ windows, in-flight caps, the line for room, and what a refusal looks like to the
 
 from __future__ import annotations
 
+import json
 import math
+from functools import partial
 from typing import Any
 
 import anyio
@@ -535,3 +537,52 @@ async def test_room_given_back_by_replies_wakes_the_line_before_the_window_would
     waited = [(p, r) for p, r in results if r.attempts[0].outcome == "over_rate"]
     assert len(waited) == 3 and all(r.attempts[-1].outcome == "ok" for _, r in waited)
     assert waited[0][0] == 9  # the higher priority went first of those waiting
+
+
+@respx.mock
+async def test_the_line_for_room_is_first_come_first_served_and_keeps_each_place() -> None:
+    def reply(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        wanted = body.get("max_tokens") or body["max_completion_tokens"]
+        return ok(prompt=3, completion=wanted)  # uses all it reserved: nothing comes back
+
+    respx.post(OPENAI).mock(side_effect=reply)
+    keys = [AuthProfile("a", "openai", KEY_A, rate_limit_tpm=6_000)]  # 100 tokens a second
+    resilient = client([GPT], keys, deadline=20)
+    await resilient.complete(MESSAGES, max_tokens=5_990)  # the minute is spent
+    served: list[int] = []
+
+    async def one(number: int) -> None:
+        await anyio.sleep(0.03 * number)  # they come one after another
+        await resilient.complete(MESSAGES, max_tokens=20)  # ~0.25 s of refill each
+        served.append(number)
+
+    async with anyio.create_task_group() as group:
+        for number in range(5):
+            group.start_soon(one, number)
+    assert served == [0, 1, 2, 3, 4]
+
+
+@respx.mock
+async def test_a_key_refused_by_admission_keeps_its_requests_per_minute_for_what_is_sent() -> None:
+    release = anyio.Event()
+
+    async def reply(request: httpx.Request) -> httpx.Response:
+        if keyed(request) == KEY_A and not release.is_set():
+            await release.wait()
+        return ok(prompt=3, completion=1)
+
+    respx.post(OPENAI).mock(side_effect=reply)
+    keys = profiles(a={"rate_limit_tpm": 1_000, "rate_limit_rpm": 2}, b={"priority": 1})
+    resilient = client([GPT], keys)
+    async with anyio.create_task_group() as group:
+        group.start_soon(partial(resilient.complete, MESSAGES, max_tokens=900))  # holds a's minute
+        await anyio.wait_all_tasks_blocked()
+        # ... so it waits: these three go to b, refused on a by its token window
+        for _ in range(3):
+            moved = await resilient.complete(MESSAGES, max_tokens=900)
+            assert moved.profile == "b" and moved.attempts[0].outcome == "over_rate"
+        release.set()
+    # a sent one request this minute (of its 2): the refusals took no place in it
+    done = await resilient.complete(MESSAGES, max_tokens=900)
+    assert done.profile == "a"
