@@ -588,13 +588,19 @@ class RequestTelemetry:
             if cost is not None:
                 found["failover.cost_usd"] = cost
                 telemetry.cost.add(cost, attributes)
-            if usage is not None:
-                found["gen_ai.usage.input_tokens"] = usage.input_tokens
+            prompt = 0
+            if usage is not None:  # the conventions count cached input inside input tokens
+                prompt = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
+                found["gen_ai.usage.input_tokens"] = prompt
                 found["gen_ai.usage.output_tokens"] = usage.output_tokens
+                if usage.cache_read_tokens:
+                    found["gen_ai.usage.cache_read.input_tokens"] = usage.cache_read_tokens
+                if usage.cache_write_tokens:
+                    found["gen_ai.usage.cache_creation.input_tokens"] = usage.cache_write_tokens
             span.set_attributes(found)
             if usage is not None:
                 for kind, tokens in (
-                    ("input", usage.input_tokens),
+                    ("input", prompt),
                     ("output", usage.output_tokens),
                 ):
                     telemetry.token_usage.record(tokens, {**attributes, "gen_ai.token.type": kind})

@@ -679,3 +679,53 @@ def test_a_top_level_marker_that_is_not_an_object_is_a_config_error() -> None:
             request,
             get_model_entry("gemini", "gemini-2.5-flash"),  # type: ignore[arg-type]
         )
+
+
+@respx.mock
+async def test_telemetry_counts_cached_input_inside_input_tokens_and_apart() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from failover.telemetry import Telemetry
+
+    exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry = Telemetry(
+        tracer_provider=tracer_provider, meter_provider=MeterProvider(metric_readers=[reader])
+    )
+    usage = {
+        "input_tokens": 20,
+        "cache_read_input_tokens": 900,
+        "cache_creation_input_tokens": 100,
+        "output_tokens": 5,
+    }
+    reply = {"content": [{"type": "text", "text": "Hi"}], "stop_reason": "end_turn", "usage": usage}
+    respx.post("https://api.anthropic.com/v1/messages").mock(
+        return_value=httpx.Response(200, json=reply)
+    )
+    profile = AuthProfile("c", "anthropic", "sk-ant-test-0000000000001")
+    async with ResilientClient(
+        ["anthropic/claude-haiku-4-5"], [profile], telemetry=telemetry
+    ) as client:
+        await client.complete(ASK)
+    (span,) = [s for s in exporter.get_finished_spans() if s.parent is None]
+    assert span.attributes is not None
+    assert span.attributes["gen_ai.usage.input_tokens"] == 1020  # the whole prompt
+    assert span.attributes["gen_ai.usage.cache_read.input_tokens"] == 900
+    assert span.attributes["gen_ai.usage.cache_creation.input_tokens"] == 100
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = [
+        point
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "gen_ai.client.token.usage"
+        for point in metric.data.data_points
+    ]
+    inputs = [p for p in points if p.attributes["gen_ai.token.type"] == "input"]
+    assert [p.sum for p in inputs] == [1020]
