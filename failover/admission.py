@@ -243,11 +243,15 @@ class Admission:
     ) -> Ticket | OverBudget | OverTokenRate | AtCapacity:
         """Admit an attempt of ``model`` on ``profile`` that may use up to ``worst``, or
         say why not (nothing is held then)."""
-        slot = self.in_flight.enter(
-            profile.name, profile.max_in_flight, model.key, self.caps.get(model.key)
-        )
-        if slot is None:
-            return AtCapacity(f"{profile.name!r} or {model.key} has its most requests in flight")
+        slot: Slot | None = None
+        if profile.max_in_flight is not None or model.key in self.caps:
+            slot = self.in_flight.enter(
+                profile.name, profile.max_in_flight, model.key, self.caps.get(model.key)
+            )
+            if slot is None:
+                return AtCapacity(
+                    f"{profile.name!r} or {model.key} has its most requests in flight"
+                )
         try:
             reservation: Reservation | None = None
             ledger: Ledger | None = None
@@ -256,7 +260,8 @@ class Admission:
                 cost = model.calculate_cost(worst) or 0.0  # an unpriced model costs nothing known
                 ledger, reserved = await self._reserve(budgets, cost)
                 if isinstance(reserved, Refusal):
-                    slot.leave()
+                    if slot is not None:
+                        slot.leave()
                     return _over_budget(reserved, budgets, profile)
                 reservation = reserved
             rate: RateTicket | None = None
@@ -268,7 +273,8 @@ class Admission:
                 if not isinstance(taken, RateTicket):
                     if reservation is not None and ledger is not None:
                         await ledger.release(reservation)
-                    slot.leave()
+                    if slot is not None:
+                        slot.leave()
                     return OverTokenRate(
                         f"{profile.name!r} has no room for ~{tokens} tokens in its "
                         f"{profile.rate_limit_tpm} tokens a minute",
@@ -276,7 +282,8 @@ class Admission:
                     )
                 rate = taken
         except BaseException:
-            slot.leave()
+            if slot is not None:
+                slot.leave()
             raise
         return Ticket(model, worst, reservation, rate, slot, ledger)
 

@@ -364,9 +364,14 @@ class AuthProfile:
         credentials' name, file or access key id (see :func:`_cloud_identity`), so two
         accounts never share a record in a shared store.
         """
-        if self.api_key:
-            return key_fingerprint(self.api_key)
-        return key_fingerprint(_cloud_identity(self))
+        key = self.api_key
+        if not key:
+            return key_fingerprint(_cloud_identity(self))
+        cached = self.__dict__.get("_fingerprint")
+        if cached is None or cached[0] is not key:  # read per request: made once per key
+            cached = (key, key_fingerprint(key))
+            self.__dict__["_fingerprint"] = cached
+        return cached[1]
 
     @property
     def endpoint(self) -> tuple[str, str | None]:
