@@ -139,9 +139,9 @@ class _Blocks:
         self.marks = 0
 
     def mark(self, blocks: list[dict[str, Any]], marker: Any) -> None:
-        if "cache_control" not in blocks[-1]:
+        if "cache_control" not in blocks[-1]:  # the first marker of a block wins, as on Bedrock
             self.marks += 1
-        blocks[-1]["cache_control"] = dict(marker)
+            blocks[-1]["cache_control"] = dict(marker)
 
 
 class AnthropicAdapter(BaseAdapter):

@@ -647,6 +647,11 @@ def test_the_requests_own_marker_is_the_last_breakpoint_and_always_kept() -> Non
         "cache_control": HOUR,
     }
     assert "cache_control" not in sent["tools"][0] and len(marks(sent)) == 4
+    # a block marked twice (its part, then the request) keeps its first marker, on both wires
+    twice = ChatRequest(MARKED[:2], params={"cache_control": HOUR})
+    assert body("anthropic", twice, "x")["messages"][0]["content"][-1]["cache_control"] == EPHEMERAL
+    converse = body("bedrock", twice, BEDROCK_CLAUDE)["messages"][0]["content"]
+    assert converse[-1] == {"cachePoint": {"type": "default"}} and "cachePoint" not in converse[-2]
 
 
 @pytest.mark.parametrize(
