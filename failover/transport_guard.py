@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import anyio
@@ -376,6 +376,15 @@ class _TerminatorWatch:
     are passed on a whole line at a time.
     """
 
+    # What splicing alone uses is read from the class until a splicing watch sets it: a
+    # stream that is not to be continued pays nothing for it.
+    _splicing = _sse = False
+    _held: list[bytes] | tuple[()] = ()  # the lines of the event not yet whole
+    kept: list[str] | tuple[()] = ()  # the text passed on
+    tool_calls = False  # a tool call was passed on (no splice then)
+    block: int | None = None  # the last content block opened (Anthropic's)
+    broken: ProviderError | None = None  # an in-band error event, held back
+
     def __init__(
         self, reader: StreamReader, scrubber: Callable[[], KeyScrubber], *, splicing: bool = False
     ) -> None:
@@ -383,13 +392,11 @@ class _TerminatorWatch:
         self._scrubber = scrubber  # asked only for a line to scrub: most streams have none
         self._ended_by_provider = False
         self._pending = b""
-        self._splicing = splicing
-        self._sse = getattr(reader, "_decoder", None) is not None
-        self._held: list[bytes] = []  # splicing: the lines of the event not yet whole
-        self.kept: list[str] = []  # splicing: the text passed on
-        self.tool_calls = False  # splicing: a tool call was passed on (no splice then)
-        self.block: int | None = None  # splicing: the last content block opened (Anthropic)
-        self.broken: ProviderError | None = None  # splicing: an in-band error event, held back
+        if splicing:
+            self._splicing = True
+            self._sse = getattr(reader, "_decoder", None) is not None
+            self._held = []
+            self.kept = []
 
     @property
     def can_continue(self) -> bool:
@@ -429,6 +436,8 @@ class _TerminatorWatch:
         """:meth:`feed` when splicing: each event passed on once whole, its text noted;
         an error event held back (``broken``), with everything after it."""
         out: list[bytes] = []
+        held = cast("list[bytes]", self._held)
+        kept = cast("list[str]", self.kept)
         for raw in lines:
             if self.broken is not None:
                 break
@@ -443,21 +452,21 @@ class _TerminatorWatch:
             except ProviderError as error:
                 if self.can_continue:
                     self.broken = error
-                    self._held.clear()
+                    held.clear()
                     break
                 self._ended_by_provider = True  # passed on: the SDK raises it itself
                 chunk = None
             if chunk is not None:
                 if chunk.text:
-                    self.kept.append(chunk.text)
+                    kept.append(chunk.text)
                 if chunk.tool_calls:
                     self.tool_calls = True
             if b'"content_block_start"' in raw:
                 self._note_block(text)
-            self._held.append(self._scrubbed(raw) if b"error" in raw.lower() else raw)
+            held.append(self._scrubbed(raw) if b"error" in raw.lower() else raw)
             if not self._sse or not text.strip():  # the event is whole: pass it on
-                out.extend(self._held)
-                self._held.clear()
+                out.extend(held)
+                held.clear()
         return b"\n".join([*out, b""]) if out else b""
 
     def _note_block(self, line: str) -> None:
