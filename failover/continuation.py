@@ -17,7 +17,9 @@ Wires that continue a trailing assistant turn (:func:`prefill_unsupported` says 
 OpenAI Chat Completions and every OpenAI-compatible server (``openai``, ``azure``,
 ``groq``, ``mistral``, ...) answer a trailing assistant message with a new message, not its
 continuation: they cannot continue a stream and are passed over (an ``unsupported``
-attempt naming :data:`PREFILL`). So are Bedrock's other models.
+attempt naming :data:`PREFILL`). So are Bedrock's other models, and every model for a
+request with a JSON ``response_format`` (Claude's forced JSON tool would start its answer
+over; no wire promises a schema across a prefill): such a stream restarts instead.
 
 Everything here is pure: no I/O, no engine. :class:`ResumedReader` is the reader a stream
 reads after it was resumed (the continuation's first chunk, then its reader, spliced);
@@ -27,7 +29,7 @@ a stream that never breaks never meets any of it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from failover.catalog import ModelEntry, TokenUsage
@@ -73,6 +75,9 @@ def prefill_unsupported(model: ModelEntry, request: ChatRequest) -> str | None:
         return PREFILL
     if provider == "bedrock" and "claude" not in model.id and "anthropic" not in model.id:
         return PREFILL
+    response_format = request.params.get("response_format")
+    if isinstance(response_format, Mapping) and response_format.get("type") not in (None, "text"):
+        return PREFILL  # Claude's forced JSON tool would start over; schemas are not promised
     if provider in _THINKING:
         effort = request.params.get("reasoning_effort")
         if (effort is not None and effort != "none") or request.params.get("thinking"):

@@ -471,6 +471,20 @@ def test_which_models_can_continue() -> None:
     assert prefill_unsupported(claude, thinking) == PREFILL
     assert prefill_unsupported(gemini, thinking) is None
     assert prefill_unsupported(gpt, plain) == PREFILL
+    json_mode = ChatRequest(HI, stream=True, params={"response_format": {"type": "json_object"}})
+    assert (
+        prefill_unsupported(claude, json_mode) == prefill_unsupported(gemini, json_mode) == PREFILL
+    )
+    from failover.catalog import ModelEntry
+
+    bedrock_claude = ModelEntry(
+        id="anthropic.claude-3-5-haiku-20241022-v1:0", name="c", provider="bedrock", api="bedrock"
+    )
+    bedrock_llama = ModelEntry(
+        id="meta.llama3-8b-instruct-v1:0", name="l", provider="bedrock", api="bedrock"
+    )
+    assert prefill_unsupported(bedrock_claude, plain) is None
+    assert prefill_unsupported(bedrock_llama, plain) == PREFILL
 
 
 def test_the_continuation_request_and_the_order_of_its_candidates() -> None:
