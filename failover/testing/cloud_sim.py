@@ -31,6 +31,7 @@ __all__ = [
     "converse_body",
     "converse_error",
     "converse_frames",
+    "converse_usage",
     "encode_frame",
     "exception_frame",
     "verify_sigv4",
@@ -172,8 +173,10 @@ def converse_frames(
     *,
     tool_calls: tuple[SimToolCall, ...] = (),
     stopped: bool = False,
+    cache: tuple[int, int] | None = None,
 ) -> Iterator[bytes]:
-    """A healthy ConverseStream: messageStart, blocks, messageStop, then metadata."""
+    """A healthy ConverseStream: messageStart, blocks, messageStop, then metadata
+    (``cache``: prompt tokens (read, written), as :func:`converse_usage` reports them)."""
     prompt, completion = usage
     yield _event("messageStart", {"role": "assistant"})
     if tool_calls:
@@ -195,15 +198,26 @@ def converse_frames(
     yield _event("messageStop", {"stopReason": stop})
     yield _event(
         "metadata",
-        {
-            "usage": {
-                "inputTokens": prompt,
-                "outputTokens": completion,
-                "totalTokens": prompt + completion,
-            },
-            "metrics": {"latencyMs": 42},
-        },
+        {"usage": converse_usage(prompt, completion, cache), "metrics": {"latencyMs": 42}},
     )
+
+
+def converse_usage(
+    prompt: int, completion: int, cache: tuple[int, int] | None = None
+) -> dict[str, int]:
+    """Converse's ``usage``: ``inputTokens`` excludes the cached reads and writes
+    (``cache``: tokens (read, written); ``None``: no cache fields)."""
+    usage = {
+        "inputTokens": prompt,
+        "outputTokens": completion,
+        "totalTokens": prompt + completion,
+    }
+    if cache is not None:
+        read, written = cache
+        usage["inputTokens"] = max(0, prompt - read - written)
+        usage["cacheReadInputTokens"] = read
+        usage["cacheWriteInputTokens"] = written
+    return usage
 
 
 def converse_body(
@@ -213,8 +227,9 @@ def converse_body(
     blocked: bool = False,
     tool_calls: tuple[SimToolCall, ...] = (),
     stopped: bool = False,
+    cache: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """A Converse reply, as the API documents it."""
+    """A Converse reply, as the API documents it (``cache``: as :func:`converse_frames`)."""
     prompt, completion = usage
     content: list[dict[str, Any]] = [{"text": text}] if text and not blocked else []
     content += [
@@ -231,11 +246,7 @@ def converse_body(
     return {
         "output": {"message": {"role": "assistant", "content": content}},
         "stopReason": stop,
-        "usage": {
-            "inputTokens": prompt,
-            "outputTokens": completion,
-            "totalTokens": prompt + completion,
-        },
+        "usage": converse_usage(prompt, completion, cache),
         "metrics": {"latencyMs": 42},
     }
 

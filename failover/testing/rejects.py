@@ -18,6 +18,7 @@ _ANTHROPIC_FIELDS = frozenset(
         "model",
         "messages",
         "max_tokens",
+        "cache_control",
         "system",
         "metadata",
         "stop_sequences",

@@ -102,12 +102,13 @@ def context_chars(items: Iterable[Mapping[str, Any]], instructions: Any = None) 
     return total
 
 
-def usage_body(prompt: int, completion: int, reasoning: int = 0) -> dict[str, Any]:
-    """Responses' ``usage``; ``output_tokens`` counts the reasoning tokens too."""
+def usage_body(prompt: int, completion: int, reasoning: int = 0, cached: int = 0) -> dict[str, Any]:
+    """Responses' ``usage``; ``output_tokens`` counts the reasoning tokens too,
+    ``input_tokens`` the ``cached`` ones (read from the prompt cache)."""
     output = completion + reasoning
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
         "output_tokens": output,
         "output_tokens_details": {"reasoning_tokens": reasoning},
         "total_tokens": prompt + output,

@@ -30,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 
 from failover.catalog import canonical_provider, default_catalog
 from failover.testing import cloud_sim
+from failover.testing.prompt_cache import DEFAULT_CACHE_TTL, PromptCache, prefix_of
 from failover.testing.rejects import (
     Reject,
     check_request,
@@ -76,6 +77,8 @@ KINDS = (
     "malformed",
     "context_limit",
     "content_block",
+    "invalid_json",
+    "schema_mismatch",
 )
 """Every behaviour the simulator can script."""
 
@@ -94,6 +97,9 @@ class Behavior:
         tokens_per_second: Stream pacing (``None``: as fast as possible).
         retry_after: The wait a rate limit asks for, in seconds.
         after: For ``rate_limit``: allow this many requests per ``window`` per key, then 429.
+            For ``truncate`` and ``midstream_error`` on a stream (every streaming wire):
+            cut it after this many content deltas (default: about half of them; more than
+            the answer has: after the last, before the stream's end).
         window: The rate-limit window in seconds.
         max_prompt_chars: For ``context_limit``: fail only for prompts longer than this.
         reply: The text to answer with (default: a sentence naming provider and model).
@@ -102,6 +108,15 @@ class Behavior:
             own shape; once every round is answered, with text.
         dimensions: For embeddings: answer with vectors of this length, whatever was asked
             (default: the length asked for, else the catalog's for the model, else 16).
+
+    Two kinds answer a request for JSON wrongly (other requests as ``healthy``), so a
+    client's schema check has something to reject: ``invalid_json`` answers prose around
+    the JSON (it does not parse); ``schema_mismatch`` answers JSON that parses but does not
+    match the request's schema (its first required property left out; without one, a
+    value of another type than the schema's). A ``healthy`` model answers JSON that
+    matches the schema (``response_format`` json_schema, Responses' ``text.format``,
+    Anthropic's ``output_config.format``, Gemini's ``responseSchema``, Ollama's
+    ``format``): every property, strings holding the reply's text.
     """
 
     kind: str = "healthy"
@@ -118,6 +133,10 @@ class Behavior:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown behaviour {self.kind!r}; one of: {', '.join(KINDS)}")
+        if self.after is not None and (
+            isinstance(self.after, bool) or not isinstance(self.after, int) or self.after < 0
+        ):
+            raise ValueError(f"after must be a whole number >= 0, got {self.after!r}")
         rounds = tuple((str(name), dict(args)) for name, args in self.tool_calls)
         object.__setattr__(self, "tool_calls", rounds)
 
@@ -298,7 +317,12 @@ class Simulator:
             :meth:`set_limits`). A request over a limit gets its wire's own 429 with
             ``retry-after``; replies carry the remaining-budget headers (OpenAI's
             ``x-ratelimit-*``, Anthropic's ``anthropic-ratelimit-*``).
-        clock: The token buckets' time source (monotonic seconds; injectable for tests).
+        clock: The token buckets' and the prompt cache's time source (monotonic seconds;
+            injectable for tests).
+        cache_ttl: Seconds a prompt prefix stays cached for the key (and model) that sent
+            it, after its last use (``0``: no prompt cache). A request starting with a
+            prefix its key sent within that time reports it as cached, in its wire's own
+            usage fields (see :mod:`failover.testing.prompt_cache`).
 
     Example:
         >>> async with Simulator(keys={"openai": ["sk-a"]}) as sim:  # doctest: +SKIP
@@ -315,6 +339,7 @@ class Simulator:
         words_per_chunk: int = 2,
         limits: Mapping[str, tuple[int | None, int | None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        cache_ttl: float = DEFAULT_CACHE_TTL,
     ) -> None:
         self._keys: dict[str, set[str]] = defaultdict(set)
         for provider, provider_keys in (keys or {}).items():
@@ -327,6 +352,8 @@ class Simulator:
         self._chaos: _Chaos | None = None
         self._windows: dict[str, deque[float]] = defaultdict(deque)
         self._clock = clock
+        self.prompt_cache = PromptCache(cache_ttl, clock)
+        """Prompt prefixes per (provider, key, model), as providers cache them."""
         self._limits: dict[str, _Bucket] = {}
         for key, (tpm, rpm) in (limits or {}).items():
             self.set_limits(key, tpm=tpm, rpm=rpm)
@@ -575,17 +602,20 @@ class Simulator:
         if isinstance(gate, Response):
             return gate
         provider, kind, behavior, headers = gate
-        text, calls, stopped = _plan(_RequestView(wire, body), provider, model, behavior)
+        text, calls, stopped = _plan(_RequestView(wire, body), provider, model, behavior, kind)
         usage = (max(1, prompt_chars // 4), max(1, len(text.split())))
+        cache = self._cache(wire, provider, key, model, body)
         self._produced(wire, provider, key, usage[1], headers)
         if wire == "bedrock":
-            return self._converse(text, calls, stopped, usage, kind, behavior, headers, stream)
+            return self._converse(
+                text, calls, stopped, usage, kind, behavior, headers, stream, cache
+            )
         if calls and kind not in ("truncate", "content_block"):
             if stream:
-                events = list(stream_events(wire, model, [], usage, tool_calls=calls))
+                events = list(stream_events(wire, model, [], usage, tool_calls=calls, cache=cache))
                 return self._send(wire, events, 0.0, headers)
             return JSONResponse(
-                reply_body(wire, model, "", usage, tool_calls=calls), headers=headers
+                reply_body(wire, model, "", usage, tool_calls=calls, cache=cache), headers=headers
             )
         if not stream:
             if kind == "truncate":
@@ -595,12 +625,36 @@ class Simulator:
                     headers=headers,
                 )
             reply = reply_body(
-                wire, model, text, usage, blocked=kind == "content_block", stopped=stopped
+                wire,
+                model,
+                text,
+                usage,
+                blocked=kind == "content_block",
+                stopped=stopped,
+                cache=cache,
             )
             return JSONResponse(reply, headers=headers)
         if kind == "content_block":
-            return JSONResponse(reply_body(wire, model, text, usage, blocked=True), headers=headers)
-        return self._stream(wire, model, text, usage, kind, behavior, headers, stopped)
+            return JSONResponse(
+                reply_body(wire, model, text, usage, blocked=True, cache=cache), headers=headers
+            )
+        return self._stream(wire, model, text, usage, kind, behavior, headers, stopped, cache)
+
+    def _cache(
+        self,
+        wire: str,
+        provider: str,
+        key: str,
+        model: str,
+        body: Mapping[str, Any],
+        items: Sequence[Any] | None = None,
+    ) -> tuple[int, int] | None:
+        """The prompt tokens (read from, written to) ``key``'s cache for ``model``, which
+        now holds this request's prefix; ``None`` on a wire that reports no cache."""
+        if wire == "ollama":
+            return None
+        hit = self.prompt_cache.use((provider, key, model), prefix_of(wire, provider, body, items))
+        return hit.read, hit.written
 
     async def _gate(
         self,
@@ -742,6 +796,7 @@ class Simulator:
         behavior: Behavior,
         headers: dict[str, str],
         stopped: bool = False,
+        cache: tuple[int, int] | None = None,
     ) -> StreamingResponse:
         words = text.split(" ")
         size = self.words_per_chunk
@@ -749,8 +804,9 @@ class Simulator:
             " ".join(words[i : i + size]) + (" " if i + size < len(words) else "")
             for i in range(0, len(words), size)
         ]
-        events = list(stream_events(wire, model, pieces, usage, stopped=stopped))
-        cut = (3 if wire == "anthropic" else 0) + max(1, len(pieces) // 2)  # after some text
+        events = list(stream_events(wire, model, pieces, usage, stopped=stopped, cache=cache))
+        # after some text: the scripted number of deltas, else about half of them
+        cut = (3 if wire == "anthropic" else 0) + _deltas_kept(behavior, len(pieces))
         if kind == "truncate":
             events = events[:cut]
         elif kind == "midstream_error":
@@ -808,7 +864,8 @@ class Simulator:
             return gate
         provider, kind, behavior, headers = gate
         view = _RequestView("responses", {**body, "input": items})
-        text, calls, _ = _plan(view, provider, model, behavior)
+        text, calls, _ = _plan(view, provider, model, behavior, kind)
+        cached = self._cache("responses", provider, key, model, body, items) or (0, 0)
         reasoning_config = body.get("reasoning")
         effort = reasoning_config.get("effort") if isinstance(reasoning_config, dict) else None
         reasoning = REASONING_TOKENS.get(str(effort), 0)
@@ -841,7 +898,7 @@ class Simulator:
             body,
             status="incomplete" if incomplete else "completed",
             output=output,
-            usage=usage_body(prompt, completion, reasoning),
+            usage=usage_body(prompt, completion, reasoning, cached[0]),
             incomplete=incomplete,
         )
         cut_off = kind == "truncate" or (stream and kind == "midstream_error")
@@ -860,7 +917,7 @@ class Simulator:
         ]
         events, first, partial = response_events(response, pieces)
         deltas = sum(1 for name, _ in events if name and name.endswith(".delta"))
-        cut = min(first + max(1, deltas // 2), len(events) - 1)
+        cut = min(first + _deltas_kept(behavior, deltas), len(events) - 1)
         delay = (size / behavior.tokens_per_second) if behavior.tokens_per_second else 0.0
         if kind == "truncate":
             chunks = [f"event: {name}\ndata: {data}\n\n".encode() for name, data in events[:cut]]
@@ -922,12 +979,13 @@ class Simulator:
         behavior: Behavior,
         headers: dict[str, str],
         stream: bool,
+        cache: tuple[int, int] | None = None,
     ) -> Response:
         """A Converse reply, or ConverseStream's frames (cut or failed as scripted)."""
         blocked = kind == "content_block"
         if not stream:
             reply = cloud_sim.converse_body(
-                text, usage, blocked=blocked, tool_calls=calls, stopped=stopped
+                text, usage, blocked=blocked, tool_calls=calls, stopped=stopped, cache=cache
             )
             if kind == "truncate":
                 broken = json.dumps(reply)[:40]
@@ -939,10 +997,12 @@ class Simulator:
             " ".join(words[i : i + size]) + (" " if i + size < len(words) else "")
             for i in range(0, len(words), size)
         ]
-        frames = list(cloud_sim.converse_frames(pieces, usage, tool_calls=calls, stopped=stopped))
+        frames = list(
+            cloud_sim.converse_frames(pieces, usage, tool_calls=calls, stopped=stopped, cache=cache)
+        )
         if blocked:
             frames = [frames[0], *cloud_sim.guardrail_frames(usage)]
-        cut = 1 + max(1, len(pieces) // 2)
+        cut = 1 + _deltas_kept(behavior, len(pieces))
         if kind == "truncate":
             frames = frames[:cut]
         elif kind == "midstream_error":
@@ -1234,11 +1294,20 @@ def _rfc3339_in(seconds: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _deltas_kept(behavior: Behavior, deltas: int) -> int:
+    """How many of a stream's ``deltas`` content deltas go out before a scripted cut:
+    ``behavior.after`` (at most all of them), else about half (at least one)."""
+    if behavior.after is not None and behavior.kind != "rate_limit":
+        return min(behavior.after, deltas)
+    return max(1, deltas // 2)
+
+
 def _plan(
-    view: _RequestView, provider: str, model: str, behavior: Behavior
+    view: _RequestView, provider: str, model: str, behavior: Behavior, kind: str = "healthy"
 ) -> tuple[str, tuple[SimToolCall, ...], bool]:
-    """What a healthy simulated model answers: its text, its tool calls (a forced tool, else
-    the scripted round the history has reached), and whether a stop sequence cut the text."""
+    """What a simulated model answers: its text, its tool calls (a forced tool, else the
+    scripted round the history has reached), and whether a stop sequence cut the text.
+    A JSON answer matches the request's schema, unless ``kind`` says it must not."""
     wire = view.wire
     results = view.tool_results()
     text = behavior.reply or (
@@ -1253,12 +1322,84 @@ def _plan(
         name, args = behavior.tool_calls[results]
         calls = ((_call_id(wire, results, 0), name, args),)
     elif view.json_mode():
-        text = json.dumps({"answer": text})
+        schema = view.json_schema()
+        value = {"answer": text} if schema is None else _instance(schema, text, schema)
+        if kind == "schema_mismatch":
+            value = _mismatch(value, schema)
+        text = json.dumps(value)
+        if kind == "invalid_json":
+            text = f"Here is the JSON you asked for:\n```json\n{text}\n```"
     stopped = False
     for stop in view.stop_sequences():
         if stop and stop in text:
             text, stopped = text[: text.index(stop)], True
     return text, calls, stopped
+
+
+def _instance(schema: Any, text: str, root: Mapping[str, Any], depth: int = 0) -> Any:
+    """A value matching ``schema`` (JSON Schema, or Gemini's upper-case types): every
+    property of an object, one item of an array, ``text`` for a string, the first of an
+    enum, the least number allowed. ``root`` resolves local ``$ref`` pointers."""
+    if not isinstance(schema, dict) or depth > 12:
+        return text
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part) if isinstance(target, dict) else None
+        return _instance(target, text, root, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    for combined in ("anyOf", "oneOf", "allOf"):
+        options = schema.get(combined)
+        if isinstance(options, list) and options:
+            return _instance(options[0], text, root, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if str(k).lower() != "null"), None)
+    kind = str(kind).lower() if kind else ("object" if "properties" in schema else "string")
+    if kind == "object":
+        properties = schema.get("properties")
+        if not isinstance(properties, dict) or not properties:
+            return {"answer": text}
+        return {
+            str(name): _instance(sub, text, root, depth + 1) for name, sub in properties.items()
+        }
+    if kind == "array":
+        least = schema.get("minItems")
+        count = max(1, least) if isinstance(least, int) else 1
+        maximum = schema.get("maxItems")
+        if isinstance(maximum, int):
+            count = min(count, maximum)
+        return [_instance(schema.get("items"), text, root, depth + 1) for _ in range(count)]
+    if kind in ("integer", "number"):
+        least = schema.get("minimum", schema.get("exclusiveMinimum"))
+        value = (
+            least + (1 if "exclusiveMinimum" in schema else 0)
+            if isinstance(least, (int, float))
+            else 0
+        )
+        return int(value) if kind == "integer" else value
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    longest = schema.get("maxLength")
+    return text[:longest] if isinstance(longest, int) else text
+
+
+def _mismatch(value: Any, schema: Mapping[str, Any] | None) -> Any:
+    """``value`` made not to match ``schema``: its first required property left out, else
+    wrapped in a list (an object when the schema asks for an array)."""
+    required = schema.get("required") if schema is not None else None
+    if isinstance(value, dict) and isinstance(required, list) and required:
+        return {k: v for k, v in value.items() if k != required[0]}
+    kind = schema.get("type") if schema is not None else None
+    if isinstance(kind, str) and kind.lower() == "array":
+        return {"unexpected": value}
+    return [value]
 
 
 def _call_id(wire: str, round_: int, index: int) -> str:
@@ -1341,6 +1482,30 @@ class _RequestView:
         return isinstance(body.get("response_format"), dict) and body["response_format"].get(
             "type"
         ) in ("json_object", "json_schema")
+
+    def json_schema(self) -> Mapping[str, Any] | None:
+        """The JSON schema the answer must match, read where this wire keeps it (``None``:
+        none, e.g. a bare JSON mode)."""
+        body = self.body
+        schema: Any = None
+        if self.wire == "anthropic":
+            config = body.get("output_config")
+            form = config.get("format") if isinstance(config, dict) else None
+            schema = form.get("schema") if isinstance(form, dict) else None
+        elif self.wire == "gemini":
+            config = body.get("generationConfig") or {}
+            schema = config.get("responseJsonSchema") or config.get("responseSchema")
+        elif self.wire == "ollama":
+            schema = body.get("format")
+        elif self.wire == "responses":
+            text = body.get("text")
+            form = text.get("format") if isinstance(text, dict) else None
+            schema = form.get("schema") if isinstance(form, dict) else None
+        else:
+            form = body.get("response_format")
+            spec = form.get("json_schema") if isinstance(form, dict) else None
+            schema = spec.get("schema") if isinstance(spec, dict) else None
+        return schema if isinstance(schema, dict) and schema else None
 
     def stop_sequences(self) -> list[str]:
         """The stop sequences, read where this wire keeps them."""

@@ -10,6 +10,7 @@ from typing import Any
 
 __all__ = [
     "SimToolCall",
+    "anthropic_usage",
     "azure_error",
     "embedding_body",
     "embedding_vector",
@@ -235,12 +236,16 @@ def reply_body(
     blocked: bool = False,
     tool_calls: tuple[SimToolCall, ...] = (),
     stopped: bool = False,
+    cache: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """A complete (non-streamed) success reply; ``blocked`` makes it a content block,
-    ``tool_calls`` a tool-calling answer, ``stopped`` one cut by a stop sequence."""
+    ``tool_calls`` a tool-calling answer, ``stopped`` one cut by a stop sequence.
+
+    ``cache``: prompt tokens (read from, written to) a prompt cache, reported in the
+    wire's own usage fields (``None``: the usage without them, as before caching)."""
     prompt, completion = usage
     if tool_calls and not blocked:
-        return _tool_reply(wire, model, text, usage, tool_calls)
+        return _tool_reply(wire, model, text, usage, tool_calls, cache)
     if wire == "openai":
         message: dict[str, Any] = {"role": "assistant", "content": None if blocked else text}
         return {
@@ -255,7 +260,7 @@ def reply_body(
                     "finish_reason": "content_filter" if blocked else "stop",
                 }
             ],
-            "usage": _chat_usage(prompt, completion),
+            "usage": _chat_usage(prompt, completion, cache),
         }
     if wire == "anthropic":
         return {
@@ -265,7 +270,7 @@ def reply_body(
             "model": model,
             "content": [] if blocked else [{"type": "text", "text": text}],
             "stop_reason": "refusal" if blocked else ("stop_sequence" if stopped else "end_turn"),
-            "usage": {"input_tokens": prompt, "output_tokens": completion},
+            "usage": anthropic_usage(prompt, completion, cache),
         }
     if wire == "gemini":
         if blocked:
@@ -274,7 +279,7 @@ def reply_body(
             "candidates": [
                 {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}
             ],
-            "usageMetadata": {"promptTokenCount": prompt, "candidatesTokenCount": completion},
+            "usageMetadata": _gemini_usage(prompt, completion, cache),
         }
     return {
         "model": model,
@@ -287,7 +292,12 @@ def reply_body(
 
 
 def _tool_reply(
-    wire: str, model: str, text: str, usage: tuple[int, int], calls: tuple[SimToolCall, ...]
+    wire: str,
+    model: str,
+    text: str,
+    usage: tuple[int, int],
+    calls: tuple[SimToolCall, ...],
+    cache: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     prompt, completion = usage
     if wire == "openai":
@@ -314,7 +324,7 @@ def _tool_reply(
                     "finish_reason": "tool_calls",
                 }
             ],
-            "usage": _chat_usage(prompt, completion),
+            "usage": _chat_usage(prompt, completion, cache),
         }
     if wire == "anthropic":
         blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
@@ -329,14 +339,14 @@ def _tool_reply(
             "model": model,
             "content": blocks,
             "stop_reason": "tool_use",
-            "usage": {"input_tokens": prompt, "output_tokens": completion},
+            "usage": anthropic_usage(prompt, completion, cache),
         }
     if wire == "gemini":
         parts: list[dict[str, Any]] = [{"text": text}] if text else []
         parts += [_gemini_call(number, name, args) for number, (_, name, args) in enumerate(calls)]
         return {
             "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}],
-            "usageMetadata": {"promptTokenCount": prompt, "candidatesTokenCount": completion},
+            "usageMetadata": _gemini_usage(prompt, completion, cache),
         }
     return {
         "model": model,
@@ -354,12 +364,45 @@ def _tool_reply(
     }
 
 
-def _chat_usage(prompt: int, completion: int) -> dict[str, int]:
-    return {
+def _chat_usage(
+    prompt: int, completion: int, cache: tuple[int, int] | None = None
+) -> dict[str, Any]:
+    """Chat Completions' ``usage``: ``prompt_tokens`` includes the cached part."""
+    usage: dict[str, Any] = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     }
+    if cache is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": cache[0], "audio_tokens": 0}
+    return usage
+
+
+def anthropic_usage(
+    prompt: int, completion: int, cache: tuple[int, int] | None = None
+) -> dict[str, int]:
+    """Anthropic's ``usage``: ``input_tokens`` excludes what was read from or written to
+    the prompt cache (``cache``: tokens (read, written); ``None``: no cache fields)."""
+    if cache is None:
+        return {"input_tokens": prompt, "output_tokens": completion}
+    read, written = cache
+    return {
+        "input_tokens": max(0, prompt - read - written),
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": read,
+        "output_tokens": completion,
+    }
+
+
+def _gemini_usage(
+    prompt: int, completion: int, cache: tuple[int, int] | None = None
+) -> dict[str, int]:
+    """Gemini's ``usageMetadata``: ``promptTokenCount`` includes ``cachedContentTokenCount``
+    (sent only when some was cached, as Gemini does)."""
+    meta = {"promptTokenCount": prompt, "candidatesTokenCount": completion}
+    if cache is not None and cache[0]:
+        meta["cachedContentTokenCount"] = cache[0]
+    return meta
 
 
 def _chunk(model: str, choices: list[dict[str, Any]], **extra: Any) -> str:
@@ -384,7 +427,11 @@ def _gemini_call(number: int, name: str, args: dict[str, Any]) -> dict[str, Any]
 
 
 def _tool_stream(
-    wire: str, model: str, usage: tuple[int, int], calls: tuple[SimToolCall, ...]
+    wire: str,
+    model: str,
+    usage: tuple[int, int],
+    calls: tuple[SimToolCall, ...],
+    cache: tuple[int, int] | None = None,
 ) -> Iterator[tuple[str | None, str]]:
     """A stream whose answer is tool calls, each wire's way: OpenAI's indexed fragments,
     Anthropic's ``input_json_delta``, Gemini's whole ``functionCall`` parts, Ollama's whole
@@ -405,12 +452,14 @@ def _tool_stream(
                 yield None, _chunk(model, [choice])
         done = {"index": 0, "delta": {}, "finish_reason": "tool_calls"}
         yield None, _chunk(model, [done])
-        yield None, _chunk(model, [], usage=_chat_usage(prompt, completion))
+        yield None, _chunk(model, [], usage=_chat_usage(prompt, completion, cache))
         yield None, "[DONE]"
     elif wire == "anthropic":
         yield (
             "message_start",
-            json.dumps({"type": "message_start", "message": _anthropic_start(model, prompt)}),
+            json.dumps(
+                {"type": "message_start", "message": _anthropic_start(model, prompt, cache)}
+            ),
         )
         for index, (call_id, name, args) in enumerate(calls):
             block = {"type": "tool_use", "id": call_id, "name": name, "input": {}}
@@ -447,10 +496,7 @@ def _tool_stream(
                     "candidates": [
                         {"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}
                     ],
-                    "usageMetadata": {
-                        "promptTokenCount": prompt,
-                        "candidatesTokenCount": completion,
-                    },
+                    "usageMetadata": _gemini_usage(prompt, completion, cache),
                 }
             ),
         )
@@ -486,18 +532,20 @@ def stream_events(
     *,
     tool_calls: tuple[SimToolCall, ...] = (),
     stopped: bool = False,
+    cache: tuple[int, int] | None = None,
 ) -> Iterator[tuple[str | None, str]]:
-    """Yield (event name, data) for a healthy stream, the terminator last."""
+    """Yield (event name, data) for a healthy stream, the terminator last (``cache``: as
+    :func:`reply_body`'s, in the usage the stream reports)."""
     prompt, completion = usage
     if tool_calls:
-        yield from _tool_stream(wire, model, usage, tool_calls)
+        yield from _tool_stream(wire, model, usage, tool_calls, cache)
         return
     if wire == "openai":
         for piece in pieces:
             delta = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
             yield None, _chunk(model, [delta])
         yield None, _chunk(model, [{"index": 0, "delta": {}, "finish_reason": "stop"}])
-        yield None, _chunk(model, [], usage=_chat_usage(prompt, completion))
+        yield None, _chunk(model, [], usage=_chat_usage(prompt, completion, cache))
         yield None, "[DONE]"
     elif wire == "anthropic":
         yield (
@@ -505,7 +553,7 @@ def stream_events(
             json.dumps(
                 {
                     "type": "message_start",
-                    "message": _anthropic_start(model, prompt),
+                    "message": _anthropic_start(model, prompt, cache),
                 }
             ),
         )
@@ -550,10 +598,7 @@ def stream_events(
             event: dict[str, Any] = {"candidates": [candidate]}
             if last:
                 candidate["finishReason"] = "STOP"
-                event["usageMetadata"] = {
-                    "promptTokenCount": prompt,
-                    "candidatesTokenCount": completion,
-                }
+                event["usageMetadata"] = _gemini_usage(prompt, completion, cache)
             yield None, json.dumps(event)
     else:
         for piece in pieces:
@@ -599,7 +644,9 @@ def stream_error(wire: str) -> tuple[str | None, str]:
     )
 
 
-def _anthropic_start(model: str, prompt: int) -> dict[str, Any]:
+def _anthropic_start(
+    model: str, prompt: int, cache: tuple[int, int] | None = None
+) -> dict[str, Any]:
     """The message of Anthropic's ``message_start`` event, as the API sends it."""
     return {
         "id": "msg_sim",
@@ -609,5 +656,5 @@ def _anthropic_start(model: str, prompt: int) -> dict[str, Any]:
         "model": model,
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": {"input_tokens": prompt, "output_tokens": 1},
+        "usage": anthropic_usage(prompt, 1, cache),
     }
