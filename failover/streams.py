@@ -49,6 +49,7 @@ from failover.continuation import (
 from failover.engine import Engine
 from failover.errors import (
     AllAttemptsFailed,
+    ContentFilteredError,
     ProviderError,
     ProviderTimeoutError,
     ReplyRejected,
@@ -56,6 +57,7 @@ from failover.errors import (
 )
 from failover.events import FailoverEvent
 from failover.http import Reply
+from failover.policy import Action
 from failover.profiles import AuthProfile
 from failover.providers.base import ChatRequest, StreamAssembler, StreamChunk, ToolCall
 from failover.request import AttemptContext, RequestState
@@ -195,9 +197,13 @@ class CompletionStream(AsyncClosing):
                 raise StreamInterrupted(error, self.text, self._state.attempts) from None
             except ProviderError as error:
                 self._engine.interrupted(self._state, model, profile, error)
-                if self._on_break == "raise":
+                if self._on_break == "raise" or self._engine.policy.decide(error).action is (
+                    Action.RAISE  # e.g. a content block the client is to raise
+                ):
                     raise StreamInterrupted(error, self.text, self._state.attempts) from error
-                marker = await self._resume(error, rejected=False)
+                # filtered text is not handed to another model to go on with: start over
+                filtered = isinstance(error, ContentFilteredError)
+                marker = await self._resume(error, start_over=filtered)
                 if marker is not None:
                     return marker
                 continue
@@ -214,7 +220,7 @@ class CompletionStream(AsyncClosing):
                             raise StreamInterrupted(
                                 rejection, self.text + chunk.text, self._state.attempts
                             )
-                        marker = await self._resume(rejection, rejected=True, last=chunk)
+                        marker = await self._resume(rejection, start_over=True, last=chunk)
                         if marker is not None:
                             return marker
                         continue
@@ -304,10 +310,11 @@ class CompletionStream(AsyncClosing):
         )
 
     async def _resume(
-        self, error: ProviderError, *, rejected: bool, last: StreamChunk | None = None
+        self, error: ProviderError, *, start_over: bool, last: StreamChunk | None = None
     ) -> StreamChunk | None:
         """Go on after ``error`` broke the stream: another candidate continues the text
-        (``None`` returned: read on) or starts over (the restart marker returned).
+        (``None`` returned: read on) or starts over (the restart marker returned; always
+        with ``start_over``: a rejected reply, a content block).
 
         Raises:
             StreamInterrupted: No candidate could take over (the engine's failure chained).
@@ -327,7 +334,7 @@ class CompletionStream(AsyncClosing):
         splice: Splice | None = None
         if (
             self._on_break == "continue"
-            and not rejected
+            and not start_over
             and not self._assembled.tool_calls
             and any(can_continue(m) is None for step in steps for m in step)
         ):

@@ -46,6 +46,7 @@ from failover.engine import AttemptContext, Engine, RequestState
 from failover.errors import (
     AllAttemptsFailed,
     ConfigError,
+    ContentFilteredError,
     FailoverError,
     InvalidRequestError,
     NoProfileAvailable,
@@ -66,6 +67,7 @@ from failover.gateway import (
     stream_encoder,
     wire_of,
 )
+from failover.policy import Action
 from failover.profiles import AuthProfile, FailoverManager
 from failover.providers.base import ChatRequest, ChatResult, ProviderAdapter, StreamChunk
 from failover.transport_guard import Served
@@ -443,6 +445,10 @@ class _Pump:
         if continuation is None or kept is None or not kept or self._calls:
             return False
         done = self._done
+        if isinstance(error, ContentFilteredError) or (
+            done.engine.policy.decide(error).action is Action.RAISE
+        ):
+            return False  # filtered text is not handed on; the SDK gets the wire's error
         done.engine.interrupted(done.state, done.model, done.profile, error)
         text = "".join(kept)
         found = await continuation.open(text, (done.model, done.profile), error, done.state.id)

@@ -70,6 +70,10 @@ class Breaker:
         kind = self.plan.pop(0) if breaking else None
         if kind is not None:
             chunks = chunks[: (3 if wire == "anthropic" else 0) + self.after]
+            if kind == "filter":  # Gemini blocks the rest of the answer
+                blocked = {"candidates": [{"content": {"parts": [], "role": "model"}}]}
+                blocked["candidates"][0]["finishReason"] = "SAFETY"
+                chunks.append(f"data: {json.dumps(blocked)}\n\n".encode())
             if kind == "error_event":
                 name, data = stream_error(wire)
                 if wire == "ollama":
@@ -317,6 +321,35 @@ async def test_a_break_inside_a_tool_calls_arguments_restarts_even_in_continue_m
     assert sum(c.restart for c in chunks) == 1
     assert _prefill(scripted_provider.calls[1].body, "anthropic") is None
     assert [(c.name, c.args) for c in stream.tool_calls] == [("get_weather", {"city": "Paris"})]
+
+
+async def test_a_content_block_mid_stream_restarts_rather_than_handing_the_text_on(
+    scripted_provider: ScriptedProvider,
+) -> None:
+    scripted_provider.on(model="gemini-2.5-flash-lite").ok(FULL)
+    scripted_provider.on(model="gemini-2.5-flash").ok("a fresh answer")
+    client = Breaker(scripted_provider, ["filter"]).client(
+        ["gemini/gemini-2.5-flash-lite", "gemini/gemini-2.5-flash"]
+    )
+    stream = client.stream(HI, on_stream_break="continue")
+    chunks = await _read(stream)
+    await client.aclose()
+    assert sum(c.restart for c in chunks) == 1 and stream.text == "a fresh answer"
+    assert _prefill(scripted_provider.calls[1].body, "gemini") is None
+
+
+async def test_a_content_block_the_client_raises_is_not_continued(
+    scripted_provider: ScriptedProvider,
+) -> None:
+    scripted_provider.on(model="gemini-2.5-flash-lite").ok(FULL)
+    client = Breaker(scripted_provider, ["filter"]).client(
+        ["gemini/gemini-2.5-flash-lite", "gemini/gemini-2.5-flash"], raise_on_content_filter=True
+    )
+    with pytest.raises(StreamInterrupted) as raised:
+        await _read(client.stream(HI, on_stream_break="continue"))
+    await client.aclose()
+    assert raised.value.error.kind == "content_filter"
+    assert len(scripted_provider.calls) == 1
 
 
 async def test_continue_restarts_when_no_model_of_the_chain_can_continue(
