@@ -10,8 +10,10 @@ event; or a reply ``accept`` rejects at the end) does what the stream's ``on_bre
 caller first gets a chunk with ``restart=True``: discard what you have) or ``"continue"``
 (the engine runs the request again with the text so far as an assistant prefill, over the
 models whose wire can continue one, see :mod:`failover.continuation`; the caller's chunks
-go on where they stopped). A tool call begun, a rejected reply, or a chain with no model
-that can continue restarts instead. The request keeps one RequestState: its attempts are
+go on where they stopped). A tool call begun, a rejected reply, a content block, or a
+chain with no model that can continue restarts instead; a break the policy raises (a
+content block with ``raise_on_content_filter``) raises StreamInterrupted in every mode.
+The request keeps one RequestState: its attempts are
 one history, its usage and cost the sum of every attempt's.
 """
 
