@@ -13,8 +13,8 @@ models whose wire can continue one, see :mod:`failover.continuation`; the caller
 go on where they stopped). A tool call begun, a rejected reply, a content block, or a
 chain with no model that can continue restarts instead; a break the policy raises (a
 content block with ``raise_on_content_filter``) raises StreamInterrupted in every mode.
-The request keeps one RequestState: its attempts are
-one history, its usage and cost the sum of every attempt's.
+The request keeps one RequestState: its attempts are one history, its usage and cost the
+sum of every attempt's.
 """
 
 from __future__ import annotations
