@@ -552,3 +552,482 @@ async def test_limits_given_to_the_constructor_use_the_real_clock() -> None:
         sim.http = http  # type: ignore[attr-defined]
         assert [(await post(sim)).status_code for _ in range(2)] == [200, 429]
         assert sim.usage(KEY).rate_limited == 1
+
+
+# -- the prompt cache -----------------------------------------------------------------------
+
+SYSTEM = "You answer questions about the incident report. " * 8
+SYSTEM_TOKENS = len(SYSTEM) // 4  # the simulator counts 4 characters a token
+OTHER_KEY = "sk-sim-key-000000002"
+
+
+def chat(*contents: str, model: str = "gpt-4o-mini", **extra: object) -> dict:
+    """A Chat Completions body: a system prompt, then turns (user, assistant, user, ...)."""
+    messages = [{"role": "system", "content": SYSTEM}]
+    messages += [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": text}
+        for i, text in enumerate(contents)
+    ]
+    return {"model": model, "messages": messages, **extra}
+
+
+async def raw(
+    sim: Simulator, path: str, body: dict, headers: dict[str, str], *, stream: bool = False
+) -> httpx.Response:
+    http: httpx.AsyncClient = sim.http  # type: ignore[attr-defined]
+    return await http.post(f"{sim.root_url}/{path}", json=body, headers=headers, timeout=5.0)
+
+
+async def openai_usage(sim: Simulator, body: dict, key: str = KEY) -> dict:
+    reply = await raw(sim, "openai/v1/chat/completions", body, {"authorization": f"Bearer {key}"})
+    return reply.json()["usage"]
+
+
+async def test_a_prefix_the_same_key_sent_is_reported_cached_in_openais_usage(
+    sim: Simulator,
+) -> None:
+    sim.add_key("openai", OTHER_KEY)
+    first = await openai_usage(sim, chat("What broke?"))
+    again = await openai_usage(sim, chat("What broke?"))
+    assert first["prompt_tokens_details"]["cached_tokens"] == 0
+    # all but the last message: the system prompt
+    assert again["prompt_tokens_details"]["cached_tokens"] == SYSTEM_TOKENS
+    assert (
+        again["prompt_tokens"] == first["prompt_tokens"] == (len(SYSTEM) + 11) // 4
+    )  # cached included
+    # another key, another model: their own caches, cold
+    assert (await openai_usage(sim, chat("What broke?"), OTHER_KEY))["prompt_tokens_details"][
+        "cached_tokens"
+    ] == 0
+    cold = await openai_usage(sim, chat("What broke?", model="gpt-4o"))
+    assert cold["prompt_tokens_details"]["cached_tokens"] == 0
+
+
+async def test_the_next_turn_reads_the_whole_previous_prompt_message_by_message(
+    sim: Simulator,
+) -> None:
+    turn1 = await openai_usage(sim, chat("What broke?"))
+    turn2 = await openai_usage(sim, chat("What broke?", "The disk.", "Why?"))
+    assert turn2["prompt_tokens_details"]["cached_tokens"] == turn1["prompt_tokens"]
+    # a conversation that changes an earlier message reads only up to the change
+    changed = await openai_usage(sim, chat("What else broke?", "The disk.", "Why?"))
+    assert changed["prompt_tokens_details"]["cached_tokens"] == SYSTEM_TOKENS
+    # tools are part of the prefix: other tools, nothing read
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    with_tools = await openai_usage(sim, chat("What broke?", tools=tools))
+    assert with_tools["prompt_tokens_details"]["cached_tokens"] == 0
+
+
+async def test_a_cached_prefix_expires_its_ttl_after_its_last_use() -> None:
+    clock = Clock()
+    async with (
+        Simulator(clock=clock, cache_ttl=300.0) as simulator,
+        httpx.AsyncClient() as http,
+    ):
+        simulator.http = http  # type: ignore[attr-defined]
+
+        async def cached() -> int:
+            return int(
+                (await openai_usage(simulator, chat("hi")))["prompt_tokens_details"][
+                    "cached_tokens"
+                ]
+            )
+
+        assert await cached() == 0
+        clock.now += 299.0
+        assert await cached() == SYSTEM_TOKENS  # a use refreshes it ...
+        clock.now += 299.0
+        assert await cached() == SYSTEM_TOKENS
+        clock.now += 300.5
+        assert await cached() == 0  # ... and 300 s without one forget it
+    async with Simulator(cache_ttl=0) as uncached, httpx.AsyncClient() as http:
+        uncached.http = http  # type: ignore[attr-defined]
+        for _ in range(2):
+            usage = await openai_usage(uncached, chat("hi"))
+        assert usage["prompt_tokens_details"]["cached_tokens"] == 0
+    with pytest.raises(ValueError, match="cache_ttl"):
+        Simulator(cache_ttl=-1)
+
+
+async def test_openai_and_anthropic_streams_report_cached_tokens_where_their_apis_do(
+    sim: Simulator,
+) -> None:
+    await openai_usage(sim, chat("What broke?"))
+    streamed = await raw(
+        sim,
+        "openai/v1/chat/completions",
+        chat("What broke?", stream=True, stream_options={"include_usage": True}),
+        {"authorization": f"Bearer {KEY}"},
+    )
+    usage = [
+        json.loads(line[6:])["usage"]
+        for line in streamed.text.splitlines()
+        if line.startswith("data: {") and '"usage"' in line
+    ]
+    assert usage[-1]["prompt_tokens_details"]["cached_tokens"] == SYSTEM_TOKENS
+    body = anthropic_body(marked=True, stream=True)
+    await raw(sim, "anthropic/v1/messages", body, {"x-api-key": KEY})
+    again = await raw(sim, "anthropic/v1/messages", body, {"x-api-key": KEY})
+    start = next(
+        json.loads(line[6:])
+        for line in again.text.splitlines()
+        if line.startswith("data: ") and "message_start" in line
+    )
+    assert start["message"]["usage"]["cache_read_input_tokens"] > 0
+
+
+def anthropic_body(*, marked: bool, turns: tuple[str, ...] = ("What broke?",), **extra: object):
+    """An Anthropic body; ``marked``: a cache_control breakpoint on the system prompt."""
+    block: dict = {"type": "text", "text": SYSTEM}
+    if marked:
+        block["cache_control"] = {"type": "ephemeral"}
+    messages = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": text}
+        for i, text in enumerate(turns)
+    ]
+    return {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 64,
+        "system": [block],
+        "messages": messages,
+        **extra,
+    }
+
+
+async def anthropic_usage(sim: Simulator, body: dict, key: str = KEY) -> dict:
+    reply = await raw(sim, "anthropic/v1/messages", body, {"x-api-key": key})
+    assert reply.status_code == 200, reply.text
+    return reply.json()["usage"]
+
+
+async def test_anthropic_caches_only_up_to_a_breakpoint_and_reports_writes_and_reads(
+    sim: Simulator,
+) -> None:
+    for _ in range(2):  # no cache_control anywhere: nothing is cached, as Anthropic documents
+        plain = await anthropic_usage(sim, anthropic_body(marked=False))
+    assert plain["cache_read_input_tokens"] == plain["cache_creation_input_tokens"] == 0
+    sim.add_key("anthropic", OTHER_KEY)
+    body = anthropic_body(marked=True)
+    system_tokens = len(str(body["system"])) // 4
+    written = await anthropic_usage(sim, body)
+    read = await anthropic_usage(sim, body)
+    assert written["cache_creation_input_tokens"] == system_tokens
+    assert written["cache_read_input_tokens"] == 0
+    assert read["cache_read_input_tokens"] == system_tokens
+    assert read["cache_creation_input_tokens"] == 0
+    # input_tokens leaves out what was read or written: the same rest both times
+    assert read["input_tokens"] == written["input_tokens"] > 0
+    assert plain["input_tokens"] > read["input_tokens"]
+    assert (await anthropic_usage(sim, body, OTHER_KEY))["cache_read_input_tokens"] == 0
+
+
+async def test_anthropic_reads_the_previous_turns_breakpoint_and_writes_up_to_its_own(
+    sim: Simulator,
+) -> None:
+    def turn(*turns: str) -> dict:
+        body = anthropic_body(marked=False, turns=turns)
+        last = body["messages"][-1]
+        last["content"] = [
+            {"type": "text", "text": last["content"], "cache_control": {"type": "ephemeral"}}
+        ]
+        return body
+
+    first = await anthropic_usage(sim, turn("What broke?"))
+    body = turn("What broke?", "The disk.", "Why did it?")
+    second = await anthropic_usage(sim, body)
+    assert first["cache_read_input_tokens"] == 0 and first["cache_creation_input_tokens"] > 0
+    assert first["input_tokens"] == 0  # everything up to the breakpoint on the last block
+    # the earlier breakpoint's prefix, read (its marker moved on, and a string is the same
+    # text block: neither changes a prefix), counted as this request counts it
+    assert second["cache_read_input_tokens"] == (len(str(body["system"])) + 11) // 4
+    # the new turns, written up to the new breakpoint
+    assert second["cache_creation_input_tokens"] > 0 and second["input_tokens"] == 0
+    # Anthropic's top-level cache_control puts the breakpoint on the last block
+    auto = anthropic_body(marked=False, cache_control={"type": "ephemeral"})
+    await anthropic_usage(sim, auto)
+    assert (await anthropic_usage(sim, auto))["cache_read_input_tokens"] > 0
+
+
+async def test_gemini_and_responses_report_cached_tokens_in_their_own_fields(
+    sim: Simulator,
+) -> None:
+    contents = [
+        {"role": "user", "parts": [{"text": SYSTEM}]},
+        {"role": "model", "parts": [{"text": "Noted."}]},
+        {"role": "user", "parts": [{"text": "What broke?"}]},
+    ]
+    url = "gemini/v1beta/models/gemini-2.5-flash-lite"
+    headers = {"x-goog-api-key": KEY}
+    first = await raw(sim, f"{url}:generateContent", {"contents": contents}, headers)
+    assert "cachedContentTokenCount" not in first.json()["usageMetadata"]
+    streamed = await raw(
+        sim, f"{url}:streamGenerateContent?alt=sse", {"contents": contents}, headers
+    )
+    events = [json.loads(line[6:]) for line in streamed.text.splitlines() if line[:6] == "data: "]
+    meta = events[-1]["usageMetadata"]
+    assert meta["cachedContentTokenCount"] == (len(SYSTEM) + 6) // 4
+    assert meta["promptTokenCount"] == (len(SYSTEM) + 6 + 11) // 4  # the cached part included
+
+    body = {"model": "gpt-4o-mini", "instructions": SYSTEM, "input": "What broke?"}
+    auth = {"authorization": f"Bearer {KEY}"}
+    response = (await raw(sim, "openai/v1/responses", body, auth)).json()
+    assert response["usage"]["input_tokens_details"]["cached_tokens"] == 0
+    follow = {"model": "gpt-4o-mini", "instructions": SYSTEM, "input": "Why?"}
+    follow["previous_response_id"] = response["id"]
+    usage = (await raw(sim, "openai/v1/responses", follow, auth)).json()["usage"]
+    # the earlier response's whole input (instructions and question) was read from the cache
+    assert usage["input_tokens_details"]["cached_tokens"] == response["usage"]["input_tokens"]
+
+
+async def test_the_client_sees_cached_tokens_at_the_cached_price() -> None:
+    from failover import AuthProfile, ResilientClient, get_model_entry
+
+    async with Simulator() as simulator:
+        profile = AuthProfile("a", "openai", KEY, base_url=simulator.base_url("openai"))
+        async with ResilientClient(["openai/gpt-4o-mini"], [profile]) as client:
+            messages = chat("What broke?")["messages"]
+            cold = await client.complete(messages)
+            warm = await client.complete(messages)
+    assert cold.usage is not None and warm.usage is not None
+    assert cold.usage.cache_read_tokens == 0 and warm.usage.cache_read_tokens == SYSTEM_TOKENS
+    assert warm.usage.input_tokens == cold.usage.input_tokens - SYSTEM_TOKENS  # the rest, uncached
+    entry = get_model_entry("openai", "gpt-4o-mini")
+    assert entry is not None
+    assert warm.cost_usd == pytest.approx(entry.calculate_cost(warm.usage))
+    assert warm.cost_usd is not None and cold.cost_usd is not None
+    assert warm.cost_usd < cold.cost_usd
+
+
+async def test_bedrock_caches_up_to_a_cache_point() -> None:
+    from failover import AuthProfile, ResilientClient
+    from failover.testing.cloud_sim import SIM_ACCESS_KEY_ID, SIM_SECRET_ACCESS_KEY
+
+    model = "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    marked = [
+        {"role": "system", "content": SYSTEM, "cache_control": {"type": "ephemeral"}},
+        {"role": "user", "content": "What broke?"},
+    ]
+    async with Simulator() as simulator:
+        profile = AuthProfile(
+            "aws",
+            "bedrock",
+            f"{SIM_ACCESS_KEY_ID}:{SIM_SECRET_ACCESS_KEY}",
+            base_url=simulator.base_url("bedrock"),
+            region="us-east-1",
+        )
+        async with ResilientClient([model], [profile]) as client:
+            plain = [await client.complete(marked[1:]) for _ in range(2)][-1]
+            written = await client.complete(marked)
+            read = await client.complete(marked)
+    assert plain.usage is not None and written.usage is not None and read.usage is not None
+    assert plain.usage.cache_read_tokens == plain.usage.cache_write_tokens == 0  # no cachePoint
+    assert written.usage.cache_write_tokens == len(SYSTEM) // 4 == read.usage.cache_read_tokens
+    assert read.usage.cache_write_tokens == 0
+
+
+# -- a stream cut after N content deltas ----------------------------------------------------
+
+REPLY = "one two three four five six seven eight nine ten"  # five deltas of two words
+
+
+def deltas_in(wire: str, text: str) -> list[str]:
+    """The content deltas of a raw stream, in order."""
+    found: list[str] = []
+    for line in text.splitlines():
+        data = line[6:] if line.startswith("data: ") else line
+        if not data.startswith("{"):
+            continue
+        event = json.loads(data)
+        if wire == "openai":
+            choices = event.get("choices") or [{}]
+            if choices[0].get("delta", {}).get("content"):
+                found.append(choices[0]["delta"]["content"])
+        elif wire == "anthropic":
+            if event.get("type") == "content_block_delta":
+                found.append(event["delta"]["text"])
+        elif wire == "gemini":
+            for candidate in event.get("candidates", []):
+                found += [p["text"] for p in candidate["content"]["parts"] if p.get("text")]
+        elif wire == "ollama" and not event.get("done") and event.get("message", {}).get("content"):
+            found.append(event["message"]["content"])
+    return found
+
+
+async def stream_raw(sim: Simulator, wire: str) -> httpx.Response:
+    messages = [{"role": "user", "content": "count"}]
+    if wire == "anthropic":
+        body = {"model": "claude-haiku-4-5", "max_tokens": 64, "messages": messages}
+        return await raw(sim, "anthropic/v1/messages", {**body, "stream": True}, {"x-api-key": KEY})
+    if wire == "gemini":
+        return await raw(
+            sim,
+            "gemini/v1beta/models/gemini-2.5-flash-lite:streamGenerateContent?alt=sse",
+            {"contents": [{"role": "user", "parts": [{"text": "count"}]}]},
+            {"x-goog-api-key": KEY},
+        )
+    if wire == "ollama":
+        return await raw(sim, "ollama/api/chat", {"model": "llama3.2", "messages": messages}, {})
+    body = {"model": "gpt-4o-mini", "messages": messages, "stream": True}
+    return await raw(sim, "openai/v1/chat/completions", body, {"authorization": f"Bearer {KEY}"})
+
+
+@pytest.mark.parametrize("wire", ["openai", "anthropic", "gemini", "ollama"])
+@pytest.mark.parametrize("after", [0, 1, 3, 9])
+async def test_a_stream_is_cut_after_the_scripted_number_of_content_deltas(
+    sim: Simulator, wire: str, after: int
+) -> None:
+    sim.script(Behavior("truncate", after=after, reply=REPLY), provider=wire)
+    cut = await stream_raw(sim, wire)
+    words = REPLY.split()
+    kept = deltas_in(wire, cut.text)
+    assert len(kept) == min(after, 5)
+    assert "".join(kept).split() == words[: 2 * min(after, 5)]
+    assert "[DONE]" not in cut.text and "message_stop" not in cut.text
+    assert '"done": true' not in cut.text and "finishReason" not in cut.text
+    sim.script(Behavior("midstream_error", after=after, reply=REPLY), provider=wire)
+    failed = await stream_raw(sim, wire)
+    assert len(deltas_in(wire, failed.text)) == min(after, 5)
+    assert '"error"' in failed.text.strip().splitlines()[-1]
+
+
+async def test_a_responses_stream_and_a_bedrock_stream_are_cut_after_n_deltas(
+    sim: Simulator,
+) -> None:
+    from failover import AuthProfile, ResilientClient, StreamInterrupted
+    from failover.testing.cloud_sim import SIM_ACCESS_KEY_ID, SIM_SECRET_ACCESS_KEY
+
+    sim.script(Behavior("midstream_error", after=2, reply=REPLY), key=KEY)
+    body = {"model": "gpt-4o-mini", "input": "count", "stream": True}
+    reply = await raw(sim, "openai/v1/responses", body, {"authorization": f"Bearer {KEY}"})
+    names = [line[7:] for line in reply.text.splitlines() if line.startswith("event: ")]
+    assert names.count("response.output_text.delta") == 2 and names[-1] == "response.failed"
+
+    sim.script(Behavior("truncate", after=3, reply=REPLY), provider="bedrock")
+    profile = AuthProfile(
+        "aws",
+        "bedrock",
+        f"{SIM_ACCESS_KEY_ID}:{SIM_SECRET_ACCESS_KEY}",
+        base_url=sim.base_url("bedrock"),
+        region="us-east-1",
+    )
+    model = "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    texts: list[str] = []
+
+    async def read(client: ResilientClient) -> None:
+        async for chunk in client.stream([{"role": "user", "content": "count"}]):
+            texts.append(chunk.text)
+
+    async with ResilientClient([model], [profile], wait_for_recovery=False) as client:
+        with pytest.raises(StreamInterrupted):
+            await read(client)
+    assert "".join(texts).split() == REPLY.split()[:6]
+
+
+def test_a_cut_needs_a_whole_number_of_deltas() -> None:
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="after"):
+            Behavior("truncate", after=bad)  # type: ignore[arg-type]
+
+
+# -- JSON that does not parse, or does not match the schema ---------------------------------
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string"},
+        "population": {"type": "integer", "minimum": 1},
+        "tags": {"type": "array", "items": {"type": "string", "enum": ["big", "small"]}},
+    },
+    "required": ["city", "population", "tags"],
+    "additionalProperties": False,
+}
+
+
+def json_request(wire: str) -> tuple[str, dict, dict[str, str]]:
+    """(path, body, headers) of a request for JSON matching ``SCHEMA`` on ``wire``."""
+    messages = [{"role": "user", "content": "a city"}]
+    if wire == "anthropic":
+        body = {
+            "model": "claude-haiku-4-5",
+            "max_tokens": 64,
+            "messages": messages,
+            "output_config": {"format": {"type": "json_schema", "schema": SCHEMA}},
+        }
+        return "anthropic/v1/messages", body, {"x-api-key": KEY}
+    if wire == "gemini":
+        body = {
+            "contents": [{"role": "user", "parts": [{"text": "a city"}]}],
+            "generationConfig": {
+                "responseMimeType": "application/json",
+                "responseJsonSchema": SCHEMA,
+            },
+        }
+        path = "gemini/v1beta/models/gemini-2.5-flash-lite:generateContent"
+        return path, body, {"x-goog-api-key": KEY}
+    if wire == "responses":
+        form = {"type": "json_schema", "name": "city", "schema": SCHEMA, "strict": True}
+        body = {"model": "gpt-4o-mini", "input": "a city", "text": {"format": form}}
+        return "openai/v1/responses", body, {"authorization": f"Bearer {KEY}"}
+    form = {"type": "json_schema", "json_schema": {"name": "c", "schema": SCHEMA, "strict": True}}
+    body = {"model": "gpt-4o-mini", "messages": messages, "response_format": form}
+    return "openai/v1/chat/completions", body, {"authorization": f"Bearer {KEY}"}
+
+
+def text_of(wire: str, reply: dict) -> str:
+    if wire == "anthropic":
+        return str(reply["content"][0]["text"])
+    if wire == "gemini":
+        return str(reply["candidates"][0]["content"]["parts"][0]["text"])
+    if wire == "responses":
+        return str(reply["output"][0]["content"][0]["text"])
+    return str(reply["choices"][0]["message"]["content"])
+
+
+@pytest.mark.parametrize("wire", ["openai", "responses", "anthropic", "gemini"])
+async def test_json_answers_match_the_schema_unless_scripted_not_to(
+    sim: Simulator, wire: str
+) -> None:
+    import jsonschema
+
+    path, body, headers = json_request(wire)
+    provider = "openai" if wire == "responses" else wire
+    healthy = json.loads(text_of(wire, (await raw(sim, path, body, headers)).json()))
+    jsonschema.validate(healthy, SCHEMA)
+    assert healthy["population"] == 1 and healthy["tags"] == ["big"]
+
+    sim.script(Behavior("invalid_json"), provider=provider)
+    broken = text_of(wire, (await raw(sim, path, body, headers)).json())
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(broken)
+
+    sim.script(Behavior("schema_mismatch"), provider=provider)
+    parsed = json.loads(text_of(wire, (await raw(sim, path, body, headers)).json()))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(parsed, SCHEMA)
+
+    plain = {k: v for k, v in body.items() if k not in ("output_config", "response_format")}
+    plain.pop("text", None)
+    plain.pop("generationConfig", None)
+    answer = text_of(wire, (await raw(sim, path, plain, headers)).json())
+    assert answer.startswith("Simulated answer")  # a request for text is answered as usual
+
+
+async def test_the_clients_schema_check_rejects_the_bad_json_and_the_next_model_answers() -> None:
+    from failover import AuthProfile, ResilientClient
+
+    form = {"type": "json_schema", "json_schema": {"name": "c", "schema": SCHEMA, "strict": True}}
+    async with Simulator() as simulator:
+        simulator.script(Behavior("invalid_json"), provider="openai")
+        simulator.script(Behavior("schema_mismatch"), provider="gemini")
+        profiles = [
+            AuthProfile(name, name, KEY, base_url=simulator.base_url(name))
+            for name in ("openai", "gemini", "anthropic")
+        ]
+        chain = ["openai/gpt-4o-mini", "gemini/gemini-2.5-flash-lite", "anthropic/claude-haiku-4-5"]
+        async with ResilientClient(chain, profiles) as client:
+            reply = await client.complete(
+                [{"role": "user", "content": "a city"}], response_format=form
+            )
+    assert reply.model == "anthropic/claude-haiku-4-5"
+    assert [a.outcome for a in reply.attempts] == ["rejected", "rejected", "ok"]
+    assert json.loads(reply.text)["population"] == 1

@@ -257,7 +257,7 @@ def _anthropic(body: Mapping[str, Any]) -> Prefix | None:
         total = len(str(system))
     elif system is not None:
         total = len(str(system))
-        built.add(system, total)
+        built.add(_text_block(system), total)
     for message in body.get("messages") or []:
         if not isinstance(message, dict):
             continue
@@ -268,8 +268,8 @@ def _anthropic(body: Mapping[str, Any]) -> Prefix | None:
                 built.add((role, content[end - 1]), total + len(str(content[:end])))
                 if _marked(content[end - 1]):
                     built.mark()
-        else:
-            built.add((role, content), total + len(str(content)))
+        else:  # a string is one text block: the same prefix as that block
+            built.add((role, _text_block(content)), total + len(str(content)))
         total += len(str(content))
     if isinstance(body.get("cache_control"), dict) and len(built.digests) > 1:
         built.mark()  # automatic caching: a breakpoint on the last block
@@ -306,6 +306,10 @@ def _converse_block(built: _Builder, block: Any, chars: int) -> None:
             built.mark()
         return
     built.add(block, chars)
+
+
+def _text_block(text: Any) -> dict[str, Any]:
+    return {"type": "text", "text": text}
 
 
 def _marked(block: Any) -> bool:

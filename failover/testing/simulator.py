@@ -807,6 +807,13 @@ class Simulator:
         events = list(stream_events(wire, model, pieces, usage, stopped=stopped, cache=cache))
         # after some text: the scripted number of deltas, else about half of them
         cut = (3 if wire == "anthropic" else 0) + _deltas_kept(behavior, len(pieces))
+        if wire == "gemini" and cut >= len(events) and kind in ("truncate", "midstream_error"):
+            # Gemini's last delta carries the stream's end: cut after it, send it without
+            last = json.loads(events[-1][1])
+            last.pop("usageMetadata", None)
+            for candidate in last.get("candidates", []):
+                candidate.pop("finishReason", None)
+            events[-1] = (events[-1][0], json.dumps(last))
         if kind == "truncate":
             events = events[:cut]
         elif kind == "midstream_error":
