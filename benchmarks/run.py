@@ -22,7 +22,11 @@
    ``hedge_after`` and without;
 10. admission (benchmarks/admission.py): 4 rate-limited keys at 2x overload against the
    simulator enforcing their limits, admission off and on (429 share, goodput, queue wait);
-   the CPU admission adds to ``complete()``; 8 processes sharing a $1 budget through Redis.
+   the CPU admission adds to ``complete()``; 8 processes sharing a $1 budget through Redis;
+11. session affinity (benchmarks/affinity.py): 200 ten-turn conversations over 3 keys and 2
+   deployments on the simulator's per-key prompt cache, one key failing half-way: the
+   cached share of the input with affinity (a session per conversation, or derived from
+   its prefix) against the ideal and without affinity, and the dollars saved.
 
 The upstream is benchmarks/upstream.py, a minimal raw-asyncio server in its own process,
 so the server is not what is measured (the simulator is measured too, for comparison).
@@ -47,6 +51,8 @@ from typing import Any
 import httpx
 from admission import admission_rows
 from admission import print_rows as print_admission_rows
+from affinity import affinity_rows
+from affinity import print_rows as print_affinity_rows
 from load import drive  # benchmarks/, the script's own directory
 from store_bench import print_rows, store_rows
 
@@ -898,6 +904,7 @@ def print_table() -> None:
             f" ({row['served_by_fast']})"
         )
     print_admission_rows(results["admission"])
+    print_affinity_rows(results["affinity"])
 
 
 async def measure(base: str) -> None:
@@ -914,6 +921,7 @@ async def measure(base: str) -> None:
     routing_picks()
     await hedging(base)
     results["admission"] = await admission_rows()
+    results["affinity"] = await affinity_rows()
 
 
 def main() -> None:
