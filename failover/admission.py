@@ -32,7 +32,17 @@ from typing import TYPE_CHECKING, Any
 
 from failover.budgets import Budget, BudgetLedger, Ledger, Refusal, Reservation
 from failover.catalog import ModelEntry, TokenUsage
-from failover.errors import AtCapacity, ConfigError, OverBudget, OverTokenRate
+from failover.errors import (
+    AtCapacity,
+    ConfigError,
+    OverBudget,
+    OverTokenRate,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+    QuotaExceededError,
+    RateLimitError,
+)
 from failover.in_flight import InFlight, Slot
 from failover.rate_windows import RateTicket, RateWindows
 
@@ -330,18 +340,29 @@ class Admission:
             await self.windows.correct(ticket.rate, used.input_tokens + used.output_tokens)
         return charged
 
-    async def release(self, ticket: Ticket, *, reached: bool) -> None:
-        """The attempt failed: give its reservation back, and its tokens (``reached``: the
-        request reached the provider, whose minute still counts it)."""
+    async def release(self, ticket: Ticket, error: BaseException) -> None:
+        """The attempt failed with ``error``: give back what the provider did not count.
+
+        A request cut short (a timeout, a cancellation) may have been served and billed:
+        it is charged its worst case. Otherwise its reservation is given back, and its
+        tokens as the provider counts them: none after a rate limit, all but the input
+        after another error reply, all (the request too) when it never connected.
+        """
+        if isinstance(error, ProviderTimeoutError) or not isinstance(error, ProviderError):
+            await self.settle(ticket, None)
+            return
         if ticket.slot is not None:
             ticket.slot.leave()
         if ticket.reservation is not None and ticket.ledger is not None:
             await _quietly(ticket.ledger.release(ticket.reservation))
-        if ticket.rate is not None:
-            if reached:
-                await self.windows.correct(ticket.rate, 0)
+        rate = ticket.rate
+        if rate is not None:
+            if isinstance(error, ProviderConnectionError) and error.status is None:
+                await self.windows.refund(rate)
+            elif isinstance(error, (RateLimitError, QuotaExceededError)):
+                await self.windows.correct(rate, 0)
             else:
-                await self.windows.refund(ticket.rate)
+                await self.windows.correct(rate, ticket.worst.input_tokens)
 
     async def observe(
         self, profile: AuthProfile, remaining_tokens: int | None, remaining_requests: int | None

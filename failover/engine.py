@@ -375,9 +375,9 @@ class Engine(Announcements):
                     failure = error
                     if ticket is not None and admission is not None:
                         await self._surely(self._give_back(admission, ticket, error))
-                except BaseException:
+                except BaseException as error:
                     if ticket is not None and admission is not None:
-                        await self._surely(admission.release(ticket, reached=True))
+                        await self._surely(admission.release(ticket, error))
                         if self.recovery:
                             self.recovery.wake()
                     raise
@@ -429,7 +429,7 @@ class Engine(Announcements):
             usage = getattr(error.completion, "usage", None)
             await admission.settle(ticket, usage if isinstance(usage, TokenUsage) else None)
         else:
-            await admission.release(ticket, reached=error.status is not None)
+            await admission.release(ticket, error)
         if self.recovery:
             self.recovery.wake()
 

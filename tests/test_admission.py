@@ -14,6 +14,7 @@ import pytest
 import respx
 
 from failover import (
+    AllAttemptsFailed,
     AuthProfile,
     BudgetExceededError,
     ConfigError,
@@ -327,7 +328,7 @@ async def test_a_key_at_its_cap_sends_the_next_request_to_another_and_slots_neve
 
 
 @respx.mock
-async def test_a_cancelled_request_leaves_its_place_and_its_reservation() -> None:
+async def test_a_cancelled_request_leaves_its_place_and_is_charged_what_it_may_have_cost() -> None:
     started = anyio.Event()
 
     async def hang(request: httpx.Request) -> httpx.Response:
@@ -341,15 +342,15 @@ async def test_a_cancelled_request_leaves_its_place_and_its_reservation() -> Non
     resilient = client([GPT], keys, budgets=[budget])
     with anyio.move_on_after(5):
         async with anyio.create_task_group() as group:
-            group.start_soon(resilient.complete, MESSAGES)
+            group.start_soon(partial(resilient.complete, MESSAGES, max_tokens=100))
             await started.wait()
-            assert await resilient.manager.admission.ledger.used(budget) > 0
+            reserved = await resilient.manager.admission.ledger.used(budget)
+            assert reserved == pytest.approx(worst(GPT, 100))
             group.cancel_scope.cancel()
     admission = resilient.manager.admission
-    assert admission.in_flight.count("a") == 0
-    assert await admission.ledger.used(budget) == 0
-    window = await admission.windows.snapshot("a", keys[0].fingerprint, 10_000, None)
-    assert window["tokens_available"] == pytest.approx(10_000, abs=5)
+    assert admission.in_flight.count("a") == 0  # its place is free at once
+    # it was sent: the provider may have served and billed it, so its worst case stays
+    assert await admission.ledger.used(budget) == pytest.approx(reserved)
 
 
 @respx.mock
@@ -553,13 +554,13 @@ async def test_the_line_for_room_is_first_come_first_served_and_keeps_each_place
     served: list[int] = []
 
     async def one(number: int) -> None:
-        await anyio.sleep(0.03 * number)  # they come one after another
         await resilient.complete(MESSAGES, max_tokens=20)  # ~0.25 s of refill each
         served.append(number)
 
     async with anyio.create_task_group() as group:
-        for number in range(5):
+        for number in range(5):  # they come one after another
             group.start_soon(one, number)
+            await anyio.wait_all_tasks_blocked()
     assert served == [0, 1, 2, 3, 4]
 
 
@@ -586,3 +587,32 @@ async def test_a_key_refused_by_admission_keeps_its_requests_per_minute_for_what
     # a sent one request this minute (of its 2): the refusals took no place in it
     done = await resilient.complete(MESSAGES, max_tokens=900)
     assert done.profile == "a"
+
+
+@respx.mock
+async def test_what_a_failed_attempt_gives_back_is_what_the_provider_did_not_count() -> None:
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(5)
+        return ok()
+
+    budget = Budget(usd=1.0)
+    keys = [AuthProfile("a", "openai", KEY_A, rate_limit_tpm=10_000)]
+    resilient = client([GPT], keys, budgets=[budget], timeout=0.2, wait_for_recovery=False)
+    admission = resilient.manager.admission
+    respx.post(OPENAI).mock(
+        return_value=httpx.Response(429, json={"error": {"message": "slow down"}})
+    )
+    with pytest.raises(AllAttemptsFailed):
+        await resilient.complete(MESSAGES, max_tokens=1_000)
+    window = await admission.windows.snapshot("a", keys[0].fingerprint, 10_000, None)
+    assert window["tokens_available"] >= 9_990  # a 429 counted nothing: all given back
+    assert await admission.ledger.used(budget) == 0
+    resilient.manager.enable("a")  # the 429 rested the key; try again
+    respx.post(OPENAI).mock(side_effect=slow)
+    with pytest.raises(AllAttemptsFailed) as caught:
+        await resilient.complete(MESSAGES, max_tokens=1_000)
+    cut = [a for a in caught.value.attempts if a.outcome == "timeout"]
+    assert cut  # each attempt cut short may have been served: charged its worst case
+    window = await admission.windows.snapshot("a", keys[0].fingerprint, 10_000, None)
+    assert window["tokens_available"] < 10_000 - 900 * len(cut)
+    assert await admission.ledger.used(budget) == pytest.approx(len(cut) * worst(GPT, 1_000))
