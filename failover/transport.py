@@ -37,6 +37,7 @@ from failover import providers
 from failover._closing import AsyncClosing
 from failover._secrets import watch_http_logs
 from failover.admission import payload_estimate, payload_max_tokens
+from failover.affinity import session_of_payload
 from failover.catalog import ModelCatalog, ModelEntry, canonical_provider, default_catalog
 from failover.chat_calls import ChatCalls, close_opened
 from failover.config import FailoverConfig
@@ -83,6 +84,8 @@ logger = logging.getLogger("failover.transport")
 __all__ = ["ResilientTransport"]
 
 _URLS_KEPT = 256  # attempt URLs kept, parsed
+SESSION_HEADER = "x-failover-session"
+"""The header naming an SDK request's conversation (see ``affinity``); never sent on."""
 _SPLICED = ("openai", "anthropic", "gemini")  # wires a passed-through stream is continued in
 T = TypeVar("T")
 
@@ -157,6 +160,12 @@ class ResilientTransport(HookMethods, AsyncClosing):
             the SDK's own wire format (OpenAI Chat, Anthropic Messages, Gemini), so the
             SDK sees one stream. A stream with a tool call begun, an OpenAI Responses
             stream passed through, or one no candidate can continue raises as before.
+        affinity: ``"session"`` (default): a request with an ``x-failover-session`` header
+            (``extra_headers=`` in the SDKs) goes first where that conversation was last
+            served, as ``ResilientClient(session=)`` does; ``"prefix"``: a request without
+            one gets the digest of its conversation's stable prefix (system prompt, tools,
+            first user turn: every wire's body) as its session; ``"off"``: none. The header
+            is never sent on to the provider.
 
     Raises:
         ConfigError: No profile serves ``provider`` or a provider of ``fallback_models``,
@@ -180,6 +189,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         stream_idle_timeout: float = 30.0,
         strict_models: bool = False,
         on_stream_break: str = "raise",
+        affinity: str = "session",
     ) -> None:
         if on_stream_break not in ("raise", "continue"):
             raise ConfigError(
@@ -187,6 +197,9 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 f"SDK cannot be told to discard a stream it has read), got {on_stream_break!r}"
             )
         self.on_stream_break = on_stream_break
+        if affinity not in ("session", "prefix", "off"):
+            raise ConfigError(f"affinity must be 'session', 'prefix' or 'off', got {affinity!r}")
+        self.affinity = affinity
         self.provider = canonical_provider(provider)
         self._adapter = providers.get_adapter(self.provider)
         if hasattr(self._adapter, "credentials_for"):  # signed per request (SigV4, OAuth)
@@ -349,6 +362,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
             unsupported = functools.partial(translation.unsupported, own=self.provider)
             run_attempt = functools.partial(self._either, sdk.attempt, translation)
         state = engine.new_request()
+        state.session = self._session_of(request, payload)
         if engine.admission is not None and isinstance(payload, dict):
             state.estimate = functools.partial(payload_estimate, payload)
             state.max_tokens = payload_max_tokens(payload)
@@ -427,6 +441,20 @@ class ResilientTransport(HookMethods, AsyncClosing):
         return StreamContinuation(
             self._engine, chain, suffix, payload, calls, self._shut, adapters.__getitem__
         )
+
+    def _session_of(self, request: Any, payload: dict[str, Any] | None) -> str | None:
+        """The conversation of an SDK request (its header, taken out of the request, or its
+        prefix's digest with ``affinity="prefix"``)."""
+        given = request.headers.get(SESSION_HEADER)
+        if given is not None:
+            del request.headers[SESSION_HEADER]  # the provider never sees it
+        if self.affinity == "off":
+            return None
+        if given:
+            return str(given)
+        if self.affinity == "prefix" and payload is not None:
+            return session_of_payload(payload)
+        return None
 
     async def _either(
         self,

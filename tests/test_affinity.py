@@ -188,3 +188,36 @@ async def test_pins_are_shared_by_every_process_through_a_redis_store(anyio_back
             assert route.call_count == 4
     finally:
         server.kill()
+
+
+@pytest.mark.parametrize("affinity", ["session", "prefix"])
+async def test_sdk_calls_through_the_transport_keep_their_conversation_on_one_key(
+    affinity: str,
+) -> None:
+    import openai
+
+    from failover import FailoverManager, ResilientTransport
+
+    seen: list[tuple[str, bool]] = []
+
+    def provider(request: httpx.Request) -> httpx.Response:
+        seen.append((keyed(request), "x-failover-session" in request.headers))
+        return ok()
+
+    manager = FailoverManager(profiles=keys())
+    transport = ResilientTransport(
+        manager, provider="openai", inner=httpx.MockTransport(provider), affinity=affinity
+    )
+    sdk = openai.AsyncOpenAI(
+        api_key="sdk-key-never-sent",
+        max_retries=0,
+        http_client=httpx.AsyncClient(transport=transport),
+    )
+    header = {"x-failover-session": "chat-77"} if affinity == "session" else None
+    for n in range(1, 6):
+        await sdk.chat.completions.create(
+            model="gpt-4o-mini", messages=turns(n), extra_headers=header
+        )
+    await sdk.close()
+    assert len({key for key, _ in seen}) == 1  # every turn on the key that served the first
+    assert not any(forwarded for _, forwarded in seen)  # the header stays with us
