@@ -71,6 +71,26 @@ def rewrite(
     )
 
 
+def without_cache_markers(payload: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI-wire body without Anthropic-style ``cache_control`` markers (on the body,
+    its messages and their content parts, its tools): OpenAI caches by itself and may
+    refuse them; they were meant for a fallback to Claude, which the gateway serves."""
+
+    def clean(item: Any) -> Any:
+        if not isinstance(item, dict):
+            return item
+        kept = {k: v for k, v in item.items() if k != "cache_control"}
+        if isinstance(kept.get("content"), list):
+            kept["content"] = [clean(part) for part in kept["content"]]
+        return kept
+
+    body = clean(payload)
+    for field in ("messages", "tools", "input"):
+        if isinstance(body.get(field), list):
+            body[field] = [clean(item) for item in body[field]]
+    return dict(body)
+
+
 def attempt_url(base_url: str, suffix: str) -> str:
     """``base_url`` and the suffix's path and query, without any ``key`` parameter."""
     parts = urlsplit(suffix)

@@ -10,6 +10,7 @@ last one kept (scrubbed) for the SDK to see when every attempt fails.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -28,6 +29,7 @@ from failover.transport_rewrite import (
     restore,
     rewrite,
     with_read_timeout,
+    without_cache_markers,
 )
 
 __all__ = ["SdkRequest"]
@@ -83,6 +85,10 @@ class SdkRequest:
         self.responses = self.endpoint is not None and self.endpoint.stream_wire == "responses"
         self.held: list[tuple[ProviderError, Any]] = []  # our provider's last error reply
         self.in_place = isinstance(io, AsyncIO)  # a worker thread may outlive a cancelled send
+        if style_for == "openai" and self.payload and b'"cache_control"' in self.body:
+            self.payload = without_cache_markers(self.payload)  # meant for a Claude fallback
+            self.body = json.dumps(self.payload).encode()
+            self.in_place = False  # a copy carries the body without them
         self.in_use: list[bool] = []  # an attempt sends the SDK's own request (hedges: copies)
 
     async def attempt(self, ctx: AttemptContext) -> Any:

@@ -734,3 +734,42 @@ async def test_telemetry_counts_cached_input_inside_input_tokens_and_apart() -> 
     ]
     inputs = [p for p in points if p.attributes["gen_ai.token.type"] == "input"]
     assert [p.sum for p in inputs] == [1020]
+
+
+async def test_an_openai_sdk_request_passed_through_to_openai_loses_its_cache_markers() -> None:
+    import json as _json
+
+    import httpx
+    import openai
+
+    from failover import AuthProfile, FailoverManager, ResilientTransport
+
+    bodies: list[dict[str, object]] = []
+
+    def provider(request: httpx.Request) -> httpx.Response:
+        bodies.append(_json.loads(request.content))
+        return httpx.Response(
+            200,
+            json={
+                "choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+            },
+        )
+
+    manager = FailoverManager(profiles=[AuthProfile("a", "openai", "sk-proj-aaaaaaaaaaaa1111")])
+    transport = ResilientTransport(manager, provider="openai", inner=httpx.MockTransport(provider))
+    sdk = openai.AsyncOpenAI(
+        api_key="sdk-key", max_retries=0, http_client=httpx.AsyncClient(transport=transport)
+    )
+    marked = {
+        "type": "text",
+        "text": "a long system prompt",
+        "cache_control": {"type": "ephemeral"},
+    }
+    await sdk.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "system", "content": [marked]}, {"role": "user", "content": "hi"}],
+    )
+    await sdk.close()
+    assert "cache_control" not in _json.dumps(bodies[0])  # OpenAI caches by itself
+    assert bodies[0]["messages"][0]["content"][0]["text"] == "a long system prompt"
