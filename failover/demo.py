@@ -6,9 +6,12 @@ provider, an overlapping one of the second and a little chaos (429s among it: a 
 gets one rotates to the next). The client has a spend budget on the chain's first (dearest)
 model: once it is spent, that model's requests go on to the next, cheaper one. It prints that
 scenario, then drives a realistic client through it while a live view shows progress and
-failover events (on a terminal; piped, a progress line every quarter instead). It ends with a
-summary that accounts for every request, each term in plain words (the budget's spend and
-the requests it moved among them), and the attempt history of every request that failed.
+failover events (on a terminal; piped, a progress line every quarter instead). Then a short
+pass of conversations, with session affinity and without, measures the prompt cache
+(:mod:`failover.demo_cache`). It ends with a summary that accounts for every request, each
+term in plain words (the budget's spend and the requests it moved among them, the share of
+the conversations' input read from a prompt cache with affinity and without), and the
+attempt history of every request that failed.
 Needs the ``sim`` extra (starlette, uvicorn, rich).
 """
 
@@ -40,6 +43,7 @@ from failover import (
     ResilientClient,
 )
 from failover.attempts import Attempt
+from failover.demo_cache import CACHE_KEYS, CACHE_MODEL, CachePass, cache_passes
 from failover.demo_gateway import run_gateway_panel
 from failover.demo_history import Step, capturing, request_history, retries, steps
 from failover.demo_scenario import (
@@ -107,6 +111,8 @@ class Tally:
     """Seconds into the run of the first refusal."""
     budget_rows: list[dict[str, Any]] = field(default_factory=list)
     """The budgets at the end: scope, per, usd, used, remaining, resets_in."""
+    cache: tuple[CachePass, CachePass] | None = None
+    """The prompt-cache passes after the run: (with session affinity, without)."""
     log: deque[tuple[str, str, int]] = field(default_factory=lambda: deque(maxlen=12))
 
 
@@ -280,15 +286,62 @@ def _summary(tally: Tally, total: int, concurrency: int, elapsed: float) -> Tabl
             "of the answered requests, waits included",
         ),
         ("cost", f"${tally.cost:.6f}", "the answers' tokens at list prices (genai-prices)"),
+        *_cache_rows(tally),
         (
             "accounted for",
-            "[green]every request[/]" if ok + failed == total else "[red]NO[/]",
-            "succeeded + failed = requests",
+            "[green]every request[/]" if _accounted(tally, total) else "[red]NO[/]",
+            "succeeded + failed = requests"
+            + (", in the run and in each conversation pass" if tally.cache else ""),
         ),
     ]
     for row in rows:
         table.add_row(*row)
     return table
+
+
+def _accounted(tally: Tally, total: int) -> bool:
+    """Whether every request of the run (and of the cache passes) succeeded or failed."""
+    run = sum(tally.served_by.values()) + sum(tally.failures.values()) == total
+    passes = tally.cache or ()
+    return run and all(p.answered + p.failed == p.requests for p in passes)
+
+
+def _share(tokens: int, run: CachePass) -> str:
+    return f"{tokens / run.prompt_tokens:.0%}" if run.prompt_tokens else "-"
+
+
+def _cache_rows(tally: Tally) -> list[tuple[str, str, str]]:
+    """The prompt-cache passes: the cached share of the input with affinity and without."""
+    if tally.cache is None:
+        return []
+    kept, rotated = tally.cache
+    conversations = f"{kept.conversations} conversations x {kept.turns} turns"
+    saved = rotated.input_usd - kept.input_usd
+    return [
+        (
+            "prompt cache, affinity on",
+            f"{kept.share:.0%} of input cached\n(ideal {_share(kept.ideal_tokens, kept)})",
+            f"{conversations} on {len(CACHE_KEYS)} keys of {CACHE_MODEL}, each with its "
+            f"session= (kept on the key that served it); one key rate-limited half-way: "
+            f"{kept.repinned} re-pinned, their cache cold once; {kept.requests} requests, "
+            f"{kept.failed} failed",
+        ),
+        (
+            "prompt cache, affinity off",
+            f"{rotated.share:.0%} of input cached",
+            f"the same conversations, each turn on the key the rotation gave it: a key "
+            f"reads only the turns it served itself; {rotated.requests} requests, "
+            f"{rotated.failed} failed",
+        ),
+        (
+            "input cost, on / off",
+            f"${kept.input_usd:.4f} / ${rotated.input_usd:.4f}",
+            f"the conversations' input at list prices, cached reads at the cached price: "
+            f"affinity saved ${saved:.4f} ({saved / rotated.input_usd:.0%})"
+            if rotated.input_usd
+            else "the conversations' input at list prices",
+        ),
+    ]
 
 
 def _budget_rows(tally: Tally) -> list[tuple[str, str, str]]:
@@ -410,6 +463,7 @@ async def run_demo(
     scenario: Scenario | None = None,
     console: Console | None = None,
     gateway: bool = True,
+    cache: bool = True,
 ) -> Tally:
     """Run the demo and return its tally.
 
@@ -421,6 +475,8 @@ async def run_demo(
         scenario: What to script (default: the demo's own, :class:`Scenario` ``()``).
         console: Where to print (default: stdout; live view only on a terminal).
         gateway: Show the openai SDK panel at the end.
+        cache: Measure the prompt cache after the run: conversations with session
+            affinity and without (:func:`~failover.demo_cache.cache_passes`).
 
     Raises:
         ConfigError: ``total`` or ``concurrency`` is not a positive whole number, or
@@ -529,15 +585,23 @@ async def run_demo(
                 tasks = [asyncio.create_task(one(i)) for i in range(total)]
                 await _watch(tasks, tally, progress, console, started)
             tally.budget_rows = (await manager.admission.status(profiles))["budgets"]
+        elapsed = time.monotonic() - started
+        if cache:
+            console.print(
+                "prompt cache: the same conversations with session affinity, then without ..."
+            )
+            tally.cache = await cache_passes()
         console.print()
-        console.print(_summary(tally, total, concurrency, time.monotonic() - started))
+        console.print(_summary(tally, total, concurrency, elapsed))
         _print_failures(tally, console, scenario.deadline, config.max_retries)
         status: dict[str, Any] = client.status()
         console.print(
             "keys at the end:",
             ", ".join(f"{p['name']}={p['status']}" for p in status["profiles"]),
         )
-        if sum(tally.served_by.values()) + len(tally.failed) != total:
+        if sum(tally.served_by.values()) + len(tally.failed) != total or not _accounted(
+            tally, total
+        ):
             raise SystemExit("demo: some requests were not accounted for")
         if gateway:
             gateway_keys = {

@@ -43,3 +43,18 @@ async def test_the_gateway_panel_shows_openai_sdk_calls_answered_by_other_provid
     assert "anthropic / claude-haiku-4-5" in shown and "gemini / gemini-2.5-flash-lite" in shown
     assert "get_weather({'city': 'Paris'})" in shown
     assert not any(key in shown for key in keys.values())
+
+
+async def test_the_cache_pass_reads_near_the_ideal_with_affinity_and_less_without() -> None:
+    from failover.demo_cache import cache_passes
+
+    kept, rotated = await cache_passes(conversations=6, turns=4, latency=0.0)
+    assert kept.affinity and not rotated.affinity
+    for run in (kept, rotated):
+        assert run.requests == 24 and run.answered == 24 and run.failed == 0
+    assert kept.prompt_tokens == rotated.prompt_tokens  # the same conversations
+    # a key failed half-way: the conversations on it moved once, their cache cold once
+    assert kept.repinned > 0 and rotated.repinned == 0
+    assert kept.ideal_tokens * 0.9 <= kept.cached_tokens <= kept.ideal_tokens
+    assert rotated.cached_tokens < kept.cached_tokens
+    assert rotated.input_usd > kept.input_usd > 0

@@ -12,6 +12,7 @@ import sys
 from rich.console import Console
 
 from failover.demo import run_demo
+from failover.demo_cache import CACHE_KEYS
 from failover.demo_scenario import CHAIN, KEYS, Outage, Scenario
 
 ANSI = re.compile(r"\x1b\[")
@@ -61,13 +62,27 @@ async def test_the_scenario_is_printed_before_the_run_from_what_was_scripted() -
     assert "every request" in out
     assert sum(tally.served_by.values()) + len(tally.failed) == 24
     assert not any(key in out for _, key in KEYS.values())
+    # the prompt-cache pass: the same conversations with session affinity and without
+    assert tally.cache is not None
+    kept, rotated = tally.cache
+    summary = words(out[out.index("failover demo: summary") :])
+    assert f"prompt cache, affinity on {kept.share:.0%} of input cached" in summary
+    assert f"(ideal {kept.ideal_tokens / kept.prompt_tokens:.0%})" in summary
+    assert f"prompt cache, affinity off {rotated.share:.0%} of input cached" in summary
+    assert f"{kept.repinned} re-pinned" in summary and kept.repinned > 0
+    assert kept.share > rotated.share
+    assert f"input cost, on / off ${kept.input_usd:.4f} / ${rotated.input_usd:.4f}" in summary
+    assert "in the run and in each conversation pass" in summary
+    assert not any(key in out for key in CACHE_KEYS.values())
 
 
 async def test_each_failed_request_is_shown_attempt_by_attempt_without_a_key() -> None:
     engine = logging.getLogger("failover.engine")
     level_before, filters_before = engine.level, list(engine.filters)
     console = plain_console()
-    tally = await run_demo(3, 3, 0.1, scenario=EVERYTHING_DOWN, console=console, gateway=False)
+    tally = await run_demo(
+        3, 3, 0.1, scenario=EVERYTHING_DOWN, console=console, gateway=False, cache=False
+    )
     out = console.file.getvalue()  # type: ignore[attr-defined]
     assert sorted(r.number for r in tally.failed) == [1, 2, 3]
     assert "3 request(s) failed" in out
@@ -100,7 +115,7 @@ async def test_each_failed_request_is_shown_attempt_by_attempt_without_a_key() -
 async def test_a_quiet_scenario_says_what_it_leaves_out_and_that_nothing_failed() -> None:
     console = plain_console()
     quiet = Scenario(dead_key="", budget_key="", outages=(), chaos={}, spend_model="")
-    tally = await run_demo(10, 5, 0.2, scenario=quiet, console=console, gateway=False)
+    tally = await run_demo(10, 5, 0.2, scenario=quiet, console=console, gateway=False, cache=False)
     out = console.file.getvalue()  # type: ignore[attr-defined]
     assert tally.failed == [] and "No request failed." in out
     assert "outage none" in words(out) and "chaos none" in words(out) and "dead key" not in out
@@ -112,7 +127,7 @@ async def test_once_the_spend_budget_is_spent_requests_go_on_to_the_cheaper_mode
     console = plain_console()
     # about 3 of the first model's answers fit in $0.002 beside two worst cases in flight
     spend = Scenario(dead_key="", budget_key="", outages=(), chaos={}, spend_usd=0.002)
-    tally = await run_demo(20, 2, 0.5, scenario=spend, console=console, gateway=False)
+    tally = await run_demo(20, 2, 0.5, scenario=spend, console=console, gateway=False, cache=False)
     out = words(console.file.getvalue())  # type: ignore[attr-defined]
     assert tally.failed == [] and sum(tally.served_by.values()) == 20
     assert set(tally.served_by) == {CHAIN[0], CHAIN[1]}  # nothing failed: the budget moved them
@@ -150,7 +165,7 @@ def test_piped_output_has_no_escape_codes_and_no_sections_run_together() -> None
 
 async def test_on_a_terminal_the_live_view_ends_before_the_summary() -> None:
     console = Console(file=io.StringIO(), width=120, force_terminal=True)
-    await run_demo(12, 6, 0.3, console=console, gateway=False)
+    await run_demo(12, 6, 0.3, console=console, gateway=False, cache=False)
     out = console.file.getvalue()  # type: ignore[attr-defined]
     assert ANSI.search(out)  # a terminal gets colour and the live view
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
@@ -230,7 +245,9 @@ async def test_a_budget_too_small_for_one_request_sends_nothing_to_its_model() -
         timeout=1.0,
     )
     console = plain_console()
-    tally = await run_demo(4, 4, 0.1, scenario=others_down, console=console, gateway=False)
+    tally = await run_demo(
+        4, 4, 0.1, scenario=others_down, console=console, gateway=False, cache=False
+    )
     out = words(console.file.getvalue())  # type: ignore[attr-defined]
     assert len(tally.failed) == 4 and tally.over_budget == 4
     for request in tally.failed:
