@@ -202,7 +202,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         max_in_flight: Mapping[str, int] | None = None,
         admission: bool = True,
         accept: Accept | None = None,
-        on_stream_break: StreamBreak = "raise",
+        on_stream_break: Literal["raise", "restart", "continue"] = "raise",
         session: str | None = None,
         affinity: Literal["session", "prefix", "off"] = "session",
         session_ttl: float | None = None,

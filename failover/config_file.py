@@ -109,6 +109,7 @@ _TELEMETRY_KEYS = {
 _BUDGET_KEYS = ("usd", "per", "scope")
 _TOP_LEVEL = ("budgets", "chain", "profiles", "settings", "telemetry")
 _OWN_TABLES = ("telemetry",)  # client options set from a table of their own
+_IN_CODE = ("session",)  # client options naming one conversation: given in code, not a file
 _ERROR_CLASS_OPTIONS = ("policy_overrides", "fallback_on")  # client options naming error classes
 _MANAGER_OPTIONS = ("max_in_flight",)  # [settings] keys that go to the manager
 _expositions: dict[tuple[str, int | None], PrometheusExposition] = {}
@@ -195,6 +196,8 @@ class LoadedConfig:
         admission: dict[str, Any] = {"budgets": self.budgets}
         if self.max_in_flight:
             admission["max_in_flight"] = dict(self.max_in_flight)
+        if self.options.get("session_ttl") is not None:
+            admission["session_ttl"] = self.options["session_ttl"]
         return FailoverManager(
             self.config, profiles=self.build_profiles(), **{**admission, **kwargs}
         )
@@ -279,6 +282,7 @@ class LoadedConfig:
         arguments: dict[str, Any] = {**self.options, **overrides}
         if "telemetry" not in arguments:
             arguments["telemetry"] = self.build_telemetry()
+        arguments.pop("session_ttl", None)  # the manager's (see manager())
         profiles = arguments.pop("profiles") if "profiles" in arguments else self.manager()
         names = {deployments: name for name, deployments in self.groups.items()}
         chain: list[Any] = [
@@ -302,6 +306,7 @@ def client_options() -> dict[str, str]:
             parameter.kind is not inspect.Parameter.KEYWORD_ONLY
             or not isinstance(annotation, str)
             or parameter.name in _OWN_TABLES
+            or parameter.name in _IN_CODE
         ):
             continue
         parts = type_parts(annotation)

@@ -46,7 +46,11 @@ def toml_value(value: Any) -> str:
     return repr(value)
 
 
-STRING_CHOICES = {"strategy": "round_robin"}  # another valid value of each string option
+STRING_CHOICES = {  # another valid value of each string option
+    "strategy": "round_robin",
+    "on_stream_break": "continue",
+    "affinity": "prefix",
+}
 
 
 def other_value(annotation: str, default: Any, name: str = "") -> Any:
