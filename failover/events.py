@@ -44,7 +44,11 @@ class Event:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FailoverEvent(Event):
     """The request moved to another key (``kind="key"``), another deployment of the same
-    chain step (``kind="deployment"``) or the next step's model (``kind="model"``)."""
+    chain step (``kind="deployment"``) or the next step's model (``kind="model"``); or a
+    stream that broke goes on elsewhere: ``kind="continue"`` (its text so far continued,
+    ``error_message`` starting with the characters kept) or ``kind="restart"`` (started
+    over). ``reason``: the error's kind (``over_budget``, ``over_rate`` and ``at_capacity``
+    for admission's refusals, ``rejected`` for a reply ``accept`` refused)."""
 
     kind: str
     from_model: str
