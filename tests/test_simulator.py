@@ -1031,3 +1031,37 @@ async def test_the_clients_schema_check_rejects_the_bad_json_and_the_next_model_
     assert reply.model == "anthropic/claude-haiku-4-5"
     assert [a.outcome for a in reply.attempts] == ["rejected", "rejected", "ok"]
     assert json.loads(reply.text)["population"] == 1
+
+
+async def test_vertex_caches_claude_at_its_breakpoints_and_gemini_implicitly() -> None:
+    from failover import AuthProfile, ResilientClient
+
+    token = "ya29.vertex-token-000000000"
+    marked = [
+        {"role": "system", "content": SYSTEM, "cache_control": {"type": "ephemeral"}},
+        {"role": "user", "content": "What broke?"},
+    ]
+    conversation = [
+        {"role": "user", "content": SYSTEM},
+        {"role": "assistant", "content": "Noted."},
+        {"role": "user", "content": "What broke?"},
+    ]
+    async with Simulator() as simulator:
+        profiles = [
+            AuthProfile(name, name, token, base_url=simulator.base_url(name))
+            for name in ("vertex_anthropic", "vertex_gemini")
+        ]
+        async with ResilientClient(
+            ["vertex_anthropic/claude-sonnet-4-5@20250929"], profiles
+        ) as claude:
+            written = await claude.complete(marked)
+            read = await claude.complete(marked)
+        async with ResilientClient(["vertex_gemini/gemini-2.5-flash"], profiles) as gemini:
+            cold = await gemini.complete(conversation)
+            warm = await gemini.complete(conversation)
+    assert written.usage is not None and read.usage is not None
+    assert written.usage.cache_write_tokens > 0 and written.usage.cache_read_tokens == 0
+    assert read.usage.cache_read_tokens == written.usage.cache_write_tokens
+    assert cold.usage is not None and warm.usage is not None
+    assert cold.usage.cache_read_tokens == 0
+    assert warm.usage.cache_read_tokens == (len(SYSTEM) + len("Noted.")) // 4
