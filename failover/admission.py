@@ -55,9 +55,9 @@ __all__ = [
     "Admission",
     "Ticket",
     "checked_tags",
-    "payload_estimate",
+    "payload_input_tokens",
     "payload_max_tokens",
-    "worst_case",
+    "worst_output",
 ]
 _log = logging.getLogger("failover.admission")
 _OUTPUT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
@@ -68,22 +68,28 @@ DEFAULT_OUTPUT_RESERVE = 4096
 maximum when that is lower)."""
 
 
-def worst_case(estimate: TokenUsage, max_tokens: int | None, model: ModelEntry) -> TokenUsage:
-    """The most a request may use on ``model``: its estimated input, and ``max_tokens``
-    (``None``: the model's maximum output, at most :data:`DEFAULT_OUTPUT_RESERVE`; 0 for
-    embeddings)."""
-    output = max_tokens
-    if output is None:
-        output = min(model.max_tokens or DEFAULT_OUTPUT_RESERVE, DEFAULT_OUTPUT_RESERVE)
-    return TokenUsage(input_tokens=estimate.input_tokens, output_tokens=output)
+def worst_output(max_tokens: int | None, model: ModelEntry) -> int:
+    """The most output a request may produce on ``model``: its ``max_tokens`` (``None``: the
+    model's maximum, at most :data:`DEFAULT_OUTPUT_RESERVE`; 0 for embeddings)."""
+    if max_tokens is not None:
+        return max_tokens
+    return min(model.max_tokens or DEFAULT_OUTPUT_RESERVE, DEFAULT_OUTPUT_RESERVE)
 
 
-def payload_estimate(payload: Mapping[str, Any]) -> TokenUsage:
-    """A rough token count of an SDK's request body (4 characters of its prompt a token)."""
+def _counted(usage: TokenUsage) -> int:
+    """The tokens a provider counts against a key's minute: cached ones too."""
+    return (
+        usage.input_tokens + usage.output_tokens + usage.cache_read_tokens
+        + usage.cache_write_tokens
+    )  # fmt: skip
+
+
+def payload_input_tokens(payload: Mapping[str, Any]) -> int:
+    """A rough count of an SDK's request body's input tokens (4 characters a token)."""
     characters = sum(
         len(json.dumps(payload[f], default=str)) for f in _INPUT_FIELDS if f in payload
     )
-    return TokenUsage(input_tokens=characters // 4 + 1)
+    return characters // 4 + 1
 
 
 def payload_max_tokens(payload: Mapping[str, Any]) -> int | None:
@@ -115,19 +121,23 @@ class Ticket:
     """What an admitted attempt holds: a budget reservation, token-window room and an
     in-flight place, each given back once (:meth:`Admission.settle` / ``release``)."""
 
-    __slots__ = ("ledger", "model", "rate", "reservation", "slot", "worst")
+    __slots__ = ("input_tokens", "ledger", "model", "output_tokens", "rate", "reservation", "slot")
 
     def __init__(
         self,
         model: ModelEntry,
-        worst: TokenUsage,
+        input_tokens: int,
+        output_tokens: int,
         reservation: Reservation | None,
         rate: RateTicket | None,
         slot: Slot | None,
         ledger: Ledger | None = None,
     ) -> None:
         self.model = model
-        self.worst = worst
+        self.input_tokens = input_tokens
+        """The attempt's estimated input tokens."""
+        self.output_tokens = output_tokens
+        """The most output it may produce (its worst case with the input)."""
         self.reservation = reservation
         self.rate = rate
         self.slot = slot
@@ -221,7 +231,6 @@ class Admission:
                 self._windows = RateWindows()
         return self._windows
 
-
     def applying(
         self,
         profile: AuthProfile,
@@ -246,13 +255,14 @@ class Admission:
         self,
         profile: AuthProfile,
         model: ModelEntry,
-        worst: TokenUsage,
+        input_tokens: int,
+        output_tokens: int,
         *,
         groups: Mapping[str, str] | None,
         tags: Collection[str],
     ) -> Ticket | OverBudget | OverTokenRate | AtCapacity:
-        """Admit an attempt of ``model`` on ``profile`` that may use up to ``worst``, or
-        say why not (nothing is held then)."""
+        """Admit an attempt of ``model`` on ``profile`` that may use up to ``input_tokens``
+        and ``output_tokens`` (its worst case), or say why not (nothing is held then)."""
         slot: Slot | None = None
         if profile.max_in_flight is not None or model.key in self.caps:
             slot = self.in_flight.enter(
@@ -267,6 +277,7 @@ class Admission:
             ledger: Ledger | None = None
             budgets = self.applying(profile, model, groups, tags) if self.budgets else ()
             if budgets:
+                worst = TokenUsage(input_tokens, output_tokens)
                 cost = model.calculate_cost(worst) or 0.0  # an unpriced model costs nothing known
                 ledger, reserved = await self._reserve(budgets, cost)
                 if isinstance(reserved, Refusal):
@@ -276,7 +287,7 @@ class Admission:
                 reservation = reserved
             rate: RateTicket | None = None
             if profile.rate_limit_tpm is not None:
-                tokens = worst.input_tokens + worst.output_tokens
+                tokens = input_tokens + output_tokens
                 taken = await self.windows.take(
                     profile.name, profile.fingerprint, profile.rate_limit_tpm, None, tokens
                 )
@@ -295,7 +306,7 @@ class Admission:
             if slot is not None:
                 slot.leave()
             raise
-        return Ticket(model, worst, reservation, rate, slot, ledger)
+        return Ticket(model, input_tokens, output_tokens, reservation, rate, slot, ledger)
 
     async def _reserve(
         self, budgets: Sequence[Budget], cost: float
@@ -335,9 +346,8 @@ class Admission:
             cost = ticket.model.calculate_cost(usage) if usage is not None else None
             charged = cost if cost is not None else ticket.reservation.amount
             await _quietly(ticket.ledger.settle(ticket.reservation, charged))
-        if ticket.rate is not None:
-            used = usage if usage is not None else ticket.worst
-            await self.windows.correct(ticket.rate, used.input_tokens + used.output_tokens)
+        if ticket.rate is not None and usage is not None:  # unknown: the worst case stays
+            await self.windows.correct(ticket.rate, _counted(usage))
         return charged
 
     async def release(self, ticket: Ticket, error: BaseException) -> None:
@@ -362,7 +372,7 @@ class Admission:
             elif isinstance(error, (RateLimitError, QuotaExceededError)):
                 await self.windows.correct(rate, 0)
             else:
-                await self.windows.correct(rate, ticket.worst.input_tokens)
+                await self.windows.correct(rate, ticket.input_tokens)
 
     async def observe(
         self, profile: AuthProfile, remaining_tokens: int | None, remaining_requests: int | None

@@ -16,7 +16,7 @@ from failover.chat_calls import check_parameter_names
 from failover.errors import ConfigError, InvalidModelId
 from failover.providers.base import ChatRequest, check_json
 
-__all__ = ["chain_from", "chat_request", "estimate_usage"]
+__all__ = ["chain_from", "chat_request", "estimate_input_tokens", "estimate_usage"]
 
 
 def chat_request(
@@ -90,7 +90,12 @@ def chain_from(
         raise ConfigError(f"chain: {exc}") from None
 
 
+def estimate_input_tokens(request: ChatRequest) -> int:
+    """A rough count of a request's input tokens (4 characters a token)."""
+    characters = sum(len(str(message.get("content") or "")) for message in request.messages)
+    return characters // 4 + 1
+
+
 def estimate_usage(request: ChatRequest) -> TokenUsage:
     """A rough token count of a request (4 characters a token), for the cost strategy."""
-    characters = sum(len(str(message.get("content") or "")) for message in request.messages)
-    return TokenUsage(input_tokens=characters // 4 + 1, output_tokens=request.max_tokens or 500)
+    return TokenUsage(estimate_input_tokens(request), output_tokens=request.max_tokens or 500)

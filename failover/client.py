@@ -20,7 +20,12 @@ from failover.budgets import Budget
 from failover.catalog import ModelCatalog, ModelEntry, TokenUsage, default_catalog
 from failover.chain import FallbackChain
 from failover.chat_calls import ChatCalls
-from failover.chat_input import chain_from, chat_request, estimate_usage
+from failover.chat_input import (
+    chain_from,
+    chat_request,
+    estimate_input_tokens,
+    estimate_usage,
+)
 from failover.classify import classify_exception
 from failover.completion import Accept, Completion
 from failover.config import FailoverConfig
@@ -573,7 +578,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         if self._cost_strategy:
             state.estimated_usage = estimate_usage(request)
         elif engine.admission is not None:
-            state.estimate = partial(estimate_usage, request)
+            state.estimate = partial(estimate_input_tokens, request)
         if request.max_tokens is not None:
             state.max_tokens = request.max_tokens
         if priority or tags:

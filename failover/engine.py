@@ -31,7 +31,7 @@ import anyio.lowlevel
 from failover import logs
 from failover._secrets import KeyScrubber
 from failover._tasks import ASYNCIO_TIMEOUT_WORKS, AsyncioTimeout
-from failover.admission import Admission, Ticket, worst_case
+from failover.admission import Admission, Ticket, worst_output
 from failover.affinity import Pin
 from failover.announce import Announcements
 from failover.attempts import Attempt
@@ -406,16 +406,19 @@ class Engine(Announcements):
         made, nothing is blamed) and the plan moves on from it."""
         model, profile = candidate.model, candidate.profile
         if state.estimate is not None:
-            state.estimated_usage, state.estimate = state.estimate(), None
+            state.input_tokens, state.estimate = state.estimate(), None
         admitted: Ticket | Refused
         if not state.queued and self._waiting_for.get(profile.name):
             admitted = OverTokenRate(
                 f"requests wait in line for room on {profile.name!r}: this one goes behind them"
             )  # first come, first served: a newcomer never takes the room they wait for
         else:
-            worst = worst_case(state.estimated_usage, state.max_tokens, model)
+            input_tokens = state.input_tokens
+            if input_tokens is None:
+                input_tokens = state.estimated_usage.input_tokens
+            output_tokens = worst_output(state.max_tokens, model)
             admitted = await admission.admit(
-                profile, model, worst, groups=state.groups, tags=state.tags
+                profile, model, input_tokens, output_tokens, groups=state.groups, tags=state.tags
             )
         if not isinstance(admitted, Ticket):
             self.manager.give_back_use(profile.name)  # nothing was sent: no rpm place taken

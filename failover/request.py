@@ -86,8 +86,11 @@ class RequestState:
     session: str | None = None
     """The conversation this request belongs to: it is tried first where that was last
     served (prompt caches stay warm)."""
-    estimate: Callable[[], TokenUsage] | None = None
-    """Estimates ``estimated_usage`` when admission first needs it (then ``None``)."""
+    estimate: Callable[[], int] | None = None
+    """Estimates ``input_tokens`` when admission first needs it (then ``None``)."""
+    input_tokens: int | None = None
+    """The request's estimated input tokens, once admission needed them (else those of
+    ``estimated_usage``)."""
     ticket: Ticket | None = None
     """What the successful attempt holds until the reply is charged (admission)."""
     place: int | None = None

@@ -36,7 +36,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from failover import providers
 from failover._closing import AsyncClosing
 from failover._secrets import watch_http_logs
-from failover.admission import payload_estimate, payload_max_tokens
+from failover.admission import payload_input_tokens, payload_max_tokens
 from failover.affinity import session_of_payload
 from failover.catalog import ModelCatalog, ModelEntry, canonical_provider, default_catalog
 from failover.chat_calls import ChatCalls, close_opened
@@ -364,7 +364,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         state = engine.new_request()
         state.session = self._session_of(request, payload)
         if engine.admission is not None and isinstance(payload, dict):
-            state.estimate = functools.partial(payload_estimate, payload)
+            state.estimate = functools.partial(payload_input_tokens, payload)
             state.max_tokens = payload_max_tokens(payload)
         if translation is not None:
             state.release = _release  # a hedged stream that lost: let it go

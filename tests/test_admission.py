@@ -510,34 +510,36 @@ async def test_a_spent_model_budget_still_lets_the_request_wait_for_the_next_mod
 @respx.mock
 async def test_room_given_back_by_replies_wakes_the_line_before_the_window_would_refill() -> None:
     release = anyio.Event()
+    arrived: list[str] = []  # who reached the provider, in order
 
     async def reply(request: httpx.Request) -> httpx.Response:
+        arrived.append(json.loads(request.content)["messages"][0]["content"])
         await release.wait()
-        return ok(prompt=3, completion=2)  # far less than the 2,000 reserved
+        return ok(prompt=3, completion=2)  # far less than the 1,900 reserved
 
     respx.post(OPENAI).mock(side_effect=reply)
     # 100 tokens a second: by refill alone a 1,900-token request waits ~19 s for room,
     # beyond the deadline; the first replies give their reservations back at once
     keys = [AuthProfile("a", "openai", KEY_A, rate_limit_tpm=6_000)]
     resilient = client([GPT], keys, deadline=5)
-    results: list[tuple[int, Any]] = []
+    results: list[Any] = []
 
-    async def one(priority: int) -> None:
-        done = await resilient.complete(MESSAGES, max_tokens=1_900, priority=priority)
-        results.append((priority, done))
+    async def one(name: str, priority: int) -> None:
+        asked = [{"role": "user", "content": name}]
+        results.append(await resilient.complete(asked, max_tokens=1_900, priority=priority))
 
     async with anyio.create_task_group() as group:
-        for _ in range(5):
-            group.start_soon(one, 0)
+        for number in range(5):
+            group.start_soon(one, f"plain-{number}", 0)
         await anyio.wait_all_tasks_blocked()  # three hold the window, two wait in the line
-        group.start_soon(one, 9)  # came last, goes first
+        group.start_soon(one, "urgent", 9)  # came last, goes first
         await anyio.wait_all_tasks_blocked()
-        assert len(resilient.engine.recovery) == 3
+        assert len(resilient.engine.recovery) == 3 and len(arrived) == 3
         release.set()
-    assert len(results) == 6
-    waited = [(p, r) for p, r in results if r.attempts[0].outcome == "over_rate"]
-    assert len(waited) == 3 and all(r.attempts[-1].outcome == "ok" for _, r in waited)
-    assert waited[0][0] == 9  # the higher priority went first of those waiting
+    assert len(results) == 6 and all(r.attempts[-1].outcome == "ok" for r in results)
+    waited = [r for r in results if r.attempts[0].outcome == "over_rate"]
+    assert len(waited) == 3
+    assert arrived[3] == "urgent"  # the higher priority went first of those waiting
 
 
 @respx.mock
