@@ -125,10 +125,12 @@ def workload(seconds: float) -> tuple[list[tuple[float, str]], dict[str, float]]
     }
 
 
-async def _simulator(limits: dict[str, tuple[int, int]]) -> tuple[Process, str]:
+async def _simulator(
+    limits: dict[str, tuple[int, int]], latency: float = LATENCY
+) -> tuple[Process, str]:
     """The simulator in a process of its own (so its work is not the client's), and its URL."""
     process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-c", SIMULATOR, json.dumps(limits), REPLY, str(LATENCY)),
+        *(sys.executable, "-c", SIMULATOR, json.dumps(limits), REPLY, str(latency)),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -250,21 +252,22 @@ def overtaken(failed: list[tuple[float, float]], served: list[tuple[float, float
 # -- 2. CPU per request ------------------------------------------------------------------------
 
 
-async def admission_cpu(chunks: int = CPU_CHUNKS) -> dict[str, Any]:
-    """CPU µs per ``complete()``: admission with limits set vs a plain client, alternating."""
+async def admission_cpu(chunks: int = CPU_CHUNKS, *, root: str | None = None) -> dict[str, Any]:
+    """CPU µs per ``complete()``: admission with limits set vs a plain client, alternating;
+    over an in-memory sender, or (``root``: the simulator's URL) httpx over loopback."""
     from work_count import InMemorySender  # benchmarks/, the script's own directory
 
     from failover import AuthProfile, ResilientClient
 
     def client(limited: bool) -> ResilientClient:
         limits = {"rate_limit_tpm": 10**9, "rate_limit_rpm": 10**9} if limited else {}
-        profile = AuthProfile(
-            "k0", "openai", "sk-bench-key-0001", base_url="http://127.0.0.1:9/v1", **limits
-        )
-        options = {"admission": limited} if wired() else {}
-        return ResilientClient(
-            ["openai/gpt-4o-mini"], [profile], sender=InMemorySender(True), **options
-        )
+        base_url = f"{root}/openai/v1" if root else "http://127.0.0.1:9/v1"
+        key = "sk-bench-admission-0000" if root else "sk-bench-key-0001"
+        profile = AuthProfile("k0", "openai", key, base_url=base_url, **limits)
+        options: dict[str, Any] = {"admission": limited} if wired() else {}
+        if root is None:
+            options["sender"] = InMemorySender(True)
+        return ResilientClient(["openai/gpt-4o-mini"], [profile], **options)
 
     made = {"plain": client(False), "admission, limits set": client(True)}
     messages = [{"role": "user", "content": "ping"}]
@@ -418,6 +421,13 @@ async def admission_rows(redis_url: str | None = None) -> dict[str, Any]:
     if rows["wired"]:
         rows["overload"]["on"] = await overload(True)
     rows["cpu"] = await admission_cpu()
+    process, root = await _simulator({}, latency=0.0)
+    try:
+        rows["cpu_http"] = await admission_cpu(CPU_CHUNKS // 2, root=root)
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        await process.wait()
     if not rows["wired"]:
         rows["budget"] = {"skipped": "the client takes no budgets yet"}
     elif redis_url is not None:
@@ -457,6 +467,13 @@ def print_rows(rows: dict[str, Any]) -> None:
         f"with limits set {cpu['admission_us']:.0f} µs: {cpu['overhead']:+.1%} "
         f"(median of {cpu['chunks']} alternating chunk pairs; target < +10 %)"
     )
+    if "cpu_http" in rows:
+        cpu = rows["cpu_http"]
+        print(
+            f"    CPU per complete(), httpx over loopback to the simulator: plain "
+            f"{cpu['plain_us']:.0f} µs, admission with limits set {cpu['admission_us']:.0f} µs: "
+            f"{cpu['overhead']:+.1%} (median of {cpu['chunks']} alternating chunk pairs)"
+        )
     budget = rows["budget"]
     if "skipped" in budget:
         print(f"    shared $1 budget: skipped, {budget['skipped']}")
