@@ -45,6 +45,7 @@ from failover.errors import (
 )
 from failover.in_flight import InFlight, Slot
 from failover.rate_windows import RateTicket, RateWindows
+from failover.store.outage import Outage, unreachable
 
 if TYPE_CHECKING:
     from failover.profiles import AuthProfile
@@ -202,7 +203,7 @@ class Admission:
         self._store = store
         self._ledger: Ledger | None = None
         self._local_ledger: BudgetLedger | None = None  # while a shared ledger is unreachable
-        self._unreachable = False
+        self._outage = Outage(_log, "failover budgets", "spend is counted in this process")
         self._windows: RateWindows | Any = None
 
     @property
@@ -319,20 +320,11 @@ class Admission:
             try:
                 reserved = await ledger.reserve(budgets, cost)
             except Exception as error:
-                if not _unreachable(error):
+                if not self._outage.failed(error):
                     raise
-                if not self._unreachable:
-                    self._unreachable = True
-                    _log.warning(
-                        "failover budgets: the shared ledger is unreachable (%s); spend is "
-                        "counted in this process until it is back",
-                        type(error).__name__,
-                    )
                 local = self._local_ledger = self._local_ledger or BudgetLedger()
                 return local, await local.reserve(budgets, cost)
-            if self._unreachable:
-                self._unreachable = False
-                _log.warning("failover budgets: the shared ledger is back")
+            self._outage.answered()
             return ledger, reserved
         return ledger, await ledger.reserve(budgets, cost)
 
@@ -405,25 +397,13 @@ class Admission:
         }
 
 
-def _unreachable(error: BaseException) -> bool:
-    """Whether ``error`` says the shared store cannot be reached (redis-py's connection and
-    timeout errors, or the socket's own)."""
-    if isinstance(error, OSError):
-        return True
-    kind = type(error)
-    return kind.__module__.startswith("redis") and kind.__name__ in (
-        "ConnectionError",
-        "TimeoutError",
-    )
-
-
 async def _quietly(work: Awaitable[None]) -> None:
     """Settle or release in a shared ledger that may be unreachable: what it held then
     stays held until its window ends (spend over-counted, never under-counted)."""
     try:
         await work
     except Exception as error:
-        if not _unreachable(error):
+        if not unreachable(error):
             raise
         _log.warning("failover budgets: could not settle a reservation (%s)", type(error).__name__)
 

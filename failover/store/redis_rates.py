@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from failover.rate_windows import SLACK, RateTicket, RateWindows, check_limits, describe
+from failover.store.outage import Outage
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -109,9 +110,6 @@ class RedisRateWindows:
         clock: Callable[[], float] = time.time,
         retry: float = 1.0,
     ) -> None:
-        from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import TimeoutError as RedisTimeoutError
-
         if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
             raise ValueError(f"prefix must be a non-empty word, got {prefix!r}")
         if not retry >= 0:
@@ -121,17 +119,18 @@ class RedisRateWindows:
         """Starts every Redis key."""
         self._clock = clock
         self._script = redis.register_script(_RATE_SCRIPT)
-        self._unreachable: tuple[type[BaseException], ...] = (
-            RedisConnectionError,
-            RedisTimeoutError,
-            OSError,
-        )
         self.local = RateWindows(clock=clock)
         """The windows used in this process alone while Redis is unreachable."""
-        self.outage = False
-        """Whether Redis was unreachable at the last try."""
+        self._outage = Outage(
+            logger, f"failover rate windows {prefix}", "token and request windows are kept here"
+        )
         self._retry = retry
         self._retry_at = 0.0
+
+    @property
+    def outage(self) -> bool:
+        """Whether Redis was unreachable at the last try."""
+        return self._outage.down
 
     def __repr__(self) -> str:
         return f"RedisRateWindows(prefix={self.prefix!r}, outage={self.outage})"
@@ -162,20 +161,12 @@ class RedisRateWindows:
         ]
         try:
             result = await self._script(keys=[rate_key(self.prefix, name, identity)], args=args)
-        except self._unreachable as exc:
+        except Exception as exc:
+            if not self._outage.failed(exc):
+                raise
             self._retry_at = self._clock() + self._retry
-            if not self.outage:
-                self.outage = True
-                logger.warning(
-                    "failover rate windows %s: Redis unreachable (%s); token and request "
-                    "windows are kept in this process alone until it answers",
-                    self.prefix,
-                    type(exc).__name__,
-                )
             return None
-        if self.outage:
-            self.outage = False
-            logger.warning("failover rate windows %s: Redis answers again", self.prefix)
+        self._outage.answered()
         return result
 
     async def take(

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from failover.affinity import DEFAULT_SESSION_TTL, Pin, SessionPins, check_ttl
 from failover.errors import ConfigError
+from failover.store.outage import Outage
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -55,18 +56,6 @@ def _decode(value: Any) -> Pin | None:
     if not newline or not model or not profile:
         return None
     return Pin(model, profile)
-
-
-def _unreachable(error: BaseException) -> bool:
-    """Whether ``error`` says Redis cannot be reached (redis-py's connection and timeout
-    errors, or the socket's own)."""
-    if isinstance(error, OSError):
-        return True
-    kind = type(error)
-    return kind.__module__.startswith("redis") and kind.__name__ in (
-        "ConnectionError",
-        "TimeoutError",
-    )
 
 
 def _old_server(error: BaseException) -> bool:
@@ -101,7 +90,7 @@ class RedisSessionPins:
         self._px = max(1, round(self.ttl * 1000))
         self._set_get = True  # SET ... GET (Redis >= 6.2) until the server refuses it
         self._local: SessionPins | None = None
-        self._unreachable = False
+        self._outage = Outage(_log, "failover affinity", "session pins are kept in this process")
 
     def __repr__(self) -> str:
         return f"RedisSessionPins(prefix={self.prefix!r}, ttl={self.ttl!r})"
@@ -113,22 +102,13 @@ class RedisSessionPins:
         try:
             result = await work()
         except Exception as error:
-            if not _unreachable(error):
+            if not self._outage.failed(error):
                 raise
-            if not self._unreachable:
-                self._unreachable = True
-                _log.warning(
-                    "failover affinity: Redis is unreachable (%s); session pins are kept in "
-                    "this process until it is back",
-                    type(error).__name__,
-                )
             if self._local is None:
                 self._local = SessionPins(self.ttl)
             return await local(self._local)
-        if self._unreachable:
-            self._unreachable = False
-            self._local = None
-            _log.warning("failover affinity: Redis is back; session pins are shared again")
+        if self._outage.answered():
+            self._local = None  # shared again
         return result
 
     async def get(self, session: str) -> Pin | None:
