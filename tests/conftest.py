@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import failover
+from tests.redis_server import RedisServer
 
 
 @pytest.fixture
@@ -79,3 +80,12 @@ def simulator_in_thread(**options: Any) -> Iterator[Any]:
     finally:
         box["loop"].call_soon_threadsafe(box["stop"].set)
         thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port for a module's tests, killed after."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.kill()

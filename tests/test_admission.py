@@ -25,6 +25,7 @@ from failover.budgets import Budget
 from failover.catalog import ModelEntry, TokenUsage, default_catalog
 from failover.events import FailoverEvent
 from tests.conftest import BOTH_BACKENDS
+from tests.redis_server import RedisServer
 
 anyio_backend = BOTH_BACKENDS
 
@@ -457,41 +458,42 @@ async def test_with_no_room_on_its_keys_a_request_goes_sideways_to_a_model_with_
 
 async def test_a_budget_in_a_shared_store_holds_every_process_to_one_spend(
     anyio_backend: str,
+    redis_server: RedisServer,
 ) -> None:
     if anyio_backend == "trio":
         pytest.skip("redis-py runs on asyncio")
     import uuid
 
     from failover.store import RedisStore
-    from tests.redis_server import RedisServer
 
-    server = RedisServer()
-    server.start()
-    try:
-        prefix = f"b{uuid.uuid4().hex[:8]}"
-        budget = Budget(usd=1.0, per="day")
-        with respx.mock:
-            respx.post(OPENAI).mock(return_value=ok(prompt=1_000, completion=1_000))
-            first, second = (
-                client(
-                    [GPT], profiles(), budgets=[budget], store=RedisStore(server.url, prefix=prefix)
-                )
-                for _ in range(2)
+    prefix = f"b{uuid.uuid4().hex[:8]}"
+    budget = Budget(usd=1.0, per="day")
+    with respx.mock:
+        respx.post(OPENAI).mock(return_value=ok(prompt=1_000, completion=1_000))
+        first, second = (
+            client(
+                [GPT],
+                profiles(),
+                budgets=[budget],
+                store=RedisStore(redis_server.url, prefix=prefix),
             )
-            async with first, second:
-                one = await first.complete(MESSAGES, max_tokens=1_000)
-                two = await second.complete(MESSAGES, max_tokens=1_000)
-                seen_by_first = await first.manager.admission.ledger.used(budget)
-                # a third "process" started later sees what the two spent
-                third = client(
-                    [GPT], profiles(), budgets=[budget], store=RedisStore(server.url, prefix=prefix)
-                )
-                seen_by_third = await third.manager.admission.ledger.used(budget)
-        assert one.cost_usd is not None and two.cost_usd is not None
-        assert seen_by_first == pytest.approx(one.cost_usd + two.cost_usd)
-        assert seen_by_third == pytest.approx(seen_by_first)
-    finally:
-        server.kill()
+            for _ in range(2)
+        )
+        async with first, second:
+            one = await first.complete(MESSAGES, max_tokens=1_000)
+            two = await second.complete(MESSAGES, max_tokens=1_000)
+            seen_by_first = await first.manager.admission.ledger.used(budget)
+            # a third "process" started later sees what the two spent
+            third = client(
+                [GPT],
+                profiles(),
+                budgets=[budget],
+                store=RedisStore(redis_server.url, prefix=prefix),
+            )
+            seen_by_third = await third.manager.admission.ledger.used(budget)
+    assert one.cost_usd is not None and two.cost_usd is not None
+    assert seen_by_first == pytest.approx(one.cost_usd + two.cost_usd)
+    assert seen_by_third == pytest.approx(seen_by_first)
 
 
 @respx.mock

@@ -14,6 +14,7 @@ import respx
 from failover import AuthProfile, ConfigError, ResilientClient
 from failover.events import RepinnedEvent
 from tests.conftest import BOTH_BACKENDS
+from tests.redis_server import RedisServer
 
 anyio_backend = BOTH_BACKENDS
 
@@ -164,30 +165,26 @@ async def test_a_client_session_is_the_default_and_affinity_off_ignores_sessions
         await pinned.complete(turns(1), session="")
 
 
-async def test_pins_are_shared_by_every_process_through_a_redis_store(anyio_backend: str) -> None:
+async def test_pins_are_shared_by_every_process_through_a_redis_store(
+    anyio_backend: str, redis_server: RedisServer
+) -> None:
     if anyio_backend == "trio":
         pytest.skip("redis-py runs on asyncio")
     import uuid
 
     from failover.store import RedisStore
-    from tests.redis_server import RedisServer
 
-    server = RedisServer()
-    server.start()
-    try:
-        prefix = f"s{uuid.uuid4().hex[:8]}"
-        with respx.mock:
-            route = respx.post(OPENAI).mock(side_effect=lambda request: ok())
-            first = make([GPT], store=RedisStore(server.url, prefix=prefix))
-            second = make([GPT], store=RedisStore(server.url, prefix=prefix))
-            async with first, second:
-                served = (await first.complete(turns(1), session="web-42")).profile
-                for _ in range(3):  # another worker of the web app, its own rotation
-                    second.manager.get_next_profile("openai")
-                    assert (await second.complete(turns(2), session="web-42")).profile == served
-            assert route.call_count == 4
-    finally:
-        server.kill()
+    prefix = f"s{uuid.uuid4().hex[:8]}"
+    with respx.mock:
+        route = respx.post(OPENAI).mock(side_effect=lambda request: ok())
+        first = make([GPT], store=RedisStore(redis_server.url, prefix=prefix))
+        second = make([GPT], store=RedisStore(redis_server.url, prefix=prefix))
+        async with first, second:
+            served = (await first.complete(turns(1), session="web-42")).profile
+            for _ in range(3):  # another worker of the web app, its own rotation
+                second.manager.get_next_profile("openai")
+                assert (await second.complete(turns(2), session="web-42")).profile == served
+        assert route.call_count == 4
 
 
 @pytest.mark.parametrize("affinity", ["session", "prefix"])

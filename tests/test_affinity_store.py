@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -407,14 +407,6 @@ def test_a_body_without_a_conversation_in_it_has_no_session(body: dict[str, Any]
 
 
 # -- RedisSessionPins on a real redis-server --------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.kill()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -25,14 +25,6 @@ GOOD = "sk-cli-status-good-key-0000001"
 CLAUDE = "sk-ant-cli-status-key-0000002"
 ENV = {"STATUS_GOOD_KEY": GOOD, "STATUS_CLAUDE_KEY": CLAUDE}
 ASK = [{"role": "user", "content": "hello"}]
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.kill()
 
 
 @pytest.fixture

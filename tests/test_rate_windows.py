@@ -15,7 +15,7 @@ import random
 import sys
 import threading
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
 import pytest
@@ -30,14 +30,6 @@ from tests.redis_server import RedisServer, free_port
 
 T = TypeVar("T")
 ID = "fp0123456789abcd@e0"
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.kill()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import asyncio
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -15,14 +15,6 @@ from tests.redis_server import RedisServer, free_port
 
 KEY_A = "sk-store-aaaaaaaaaaaaaaaa1111"
 KEY_B = "sk-store-bbbbbbbbbbbbbbbb2222"
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.kill()
 
 
 def profiles(**extra: object) -> list[AuthProfile]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
@@ -123,14 +122,6 @@ class TwoManagers(RuleBasedStateMachine):
                 assert (rest_one > now) == (rest_other > now), (name, model)
                 if rest_one > now:
                     assert rest_one == pytest.approx(rest_other, abs=0.05), (name, model)
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.kill()
 
 
 def test_two_managers_on_one_store_agree_after_propagation(redis_server: RedisServer) -> None:

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -23,14 +22,6 @@ KEY_A = "sk-ready-aaaaaaaaaaaaaaaa1111"
 KEY_B = "sk-ready-bbbbbbbbbbbbbbbb2222"
 MESSAGES = [{"role": "user", "content": "hello"}]
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.kill()
 
 
 def profiles(base_url: str | None = None) -> list[AuthProfile]:

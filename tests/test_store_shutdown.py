@@ -6,7 +6,6 @@ import os
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -21,14 +20,6 @@ KEY_A = "sk-shutdown-aaaaaaaaaaaa1111"
 KEY_B = "sk-shutdown-bbbbbbbbbbbb2222"
 MESSAGES = [{"role": "user", "content": "hello"}]
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.kill()
 
 
 def profiles(base_url: str) -> list[AuthProfile]:

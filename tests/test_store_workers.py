@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
-
-import pytest
 
 from failover import AuthProfile, FailoverManager, ProfileStatus, ResilientClient
 from failover.demo_workers import run_workers, script
@@ -15,14 +12,6 @@ from failover.testing import Behavior, Simulator
 from tests.redis_server import RedisServer, free_port
 
 MESSAGES = [{"role": "user", "content": "hello"}]
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.kill()
 
 
 async def test_workers_sharing_a_store_call_a_closed_key_once_in_total(
