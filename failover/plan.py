@@ -383,27 +383,14 @@ class Plan:
             self._waited += planner.clock() - self._room_paused_at
             self._room_paused_at = None
         recovery = self.retry_after = self._earliest_recovery()
-        for_room = self._room_at is not None
         if self._room_at is not None:  # a key with room soon: wait in the line for it
             room = max(self._room_at - planner.clock(), 0.001)
-            recovery = self.retry_after = room if not recovery else min(recovery, room)
-        elif recovery == 0 and planner.wait_for_recovery and self._passed_by_usable():
+            self.retry_after = room if not recovery else min(recovery, room)
+            return self._room_pause(self.retry_after) if planner.wait_for_recovery else None
+        if recovery == 0 and planner.wait_for_recovery and self._passed_by_usable():
             recovery = min(_FIRST_LOOK * 2**self._looks, _LONGEST_LOOK)
             self._looks += 1
-        if not planner.wait_for_recovery or not recovery:
-            return None
-        if for_room:  # room may come back sooner (a reply used less): wait while allowed
-            if planner.deadline is not None:
-                allowed = self.time_left()
-            else:
-                allowed = config.max_recovery_wait - self._waited
-            if allowed <= _FIRST_LOOK:
-                return None
-            recovery = min(recovery, allowed - _FIRST_LOOK / 2)
-            self._room_paused_at = planner.clock()  # counted by the time it takes
-            self._walk(again=True)
-            return Pause(recovery, recovery=True)
-        if self._waits >= MAX_RECOVERY_WAITS:
+        if not planner.wait_for_recovery or not recovery or self._waits >= MAX_RECOVERY_WAITS:
             return None
         if planner.deadline is not None:
             if recovery >= self.time_left():
@@ -414,6 +401,21 @@ class Plan:
         self._waited += recovery
         self._walk(again=True)
         return Pause(recovery, recovery=True)
+
+    def _room_pause(self, room: float) -> Pause | None:
+        """A wait in the line for room, for ``room`` seconds at most: room may come back
+        sooner (a reply used less than it reserved), so it lasts while the deadline (or
+        ``max_recovery_wait``) allows, and counts by the time it takes."""
+        planner = self.planner
+        if planner.deadline is not None:
+            allowed = self.time_left()
+        else:
+            allowed = planner.manager.config.max_recovery_wait - self._waited
+        if allowed <= _FIRST_LOOK:
+            return None
+        self._room_paused_at = planner.clock()
+        self._walk(again=True)
+        return Pause(min(room, allowed - _FIRST_LOOK / 2), recovery=True)
 
     def _earliest_recovery(self) -> float | None:
         """Seconds until a model of the chain is usable: a model whose budget is spent
