@@ -35,6 +35,18 @@ def _framework(script: str, expected: list[str]) -> object:
     ("script", "expected"),
     [
         ("quickstart.py", ["failover: first -> second (rate_limit)", "stream:", "call:"]),
+        (
+            "conversations_and_budgets.py",
+            [
+                "turn 1: openai/gpt-4o-mini via oa-1, 0 tokens cached",
+                "turn 3: openai/gpt-4o-mini via oa-1, 264 tokens cached",
+                "model: openai/gpt-4o-mini -> anthropic/claude-haiku-4-5 (rejected)",
+                "attempts: ['rejected', 'ok']",
+                "continue: anthropic/claude-haiku-4-5 -> gemini/gemini-2.5-flash",
+                "continued: answered by gemini/gemini-2.5-flash",
+                "(over_budget)\nbudget: $0.000",
+            ],
+        ),
         ("wrap_openai_sdk.py", ["model failover: overloaded", "openai/gpt-4o:"]),
         ("wrap_anthropic_sdk.py", ["revoked: disabled (auth)", "anthropic SDK: Simulated"]),
         ("wrap_groq_sdk.py", ["calls per key: {'0001': 1, '0002': 3}"]),
