@@ -30,6 +30,8 @@ import time
 from collections.abc import Awaitable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from failover.budgets import Budget, BudgetLedger, Ledger, Refusal, Reservation
 from failover.catalog import ModelEntry, TokenUsage
 from failover.errors import (
@@ -37,6 +39,7 @@ from failover.errors import (
     ConfigError,
     OverBudget,
     OverTokenRate,
+    PoolExhaustedError,
     ProviderConnectionError,
     ProviderError,
     ProviderTimeoutError,
@@ -273,9 +276,9 @@ class Admission:
                 return AtCapacity(
                     f"{profile.name!r} or {model.key} has its most requests in flight"
                 )
+        reservation: Reservation | None = None
+        ledger: Ledger | None = None
         try:
-            reservation: Reservation | None = None
-            ledger: Ledger | None = None
             budgets = self.applying(profile, model, groups, tags) if self.budgets else ()
             if budgets:
                 worst = TokenUsage(input_tokens, output_tokens)
@@ -294,7 +297,7 @@ class Admission:
                 )
                 if not isinstance(taken, RateTicket):
                     if reservation is not None and ledger is not None:
-                        await ledger.release(reservation)
+                        await _quietly(ledger.release(reservation))
                     if slot is not None:
                         slot.leave()
                     return OverTokenRate(
@@ -303,9 +306,12 @@ class Admission:
                         retry_after=taken,
                     )
                 rate = taken
-        except BaseException:
+        except BaseException:  # cancelled or failed midway: nothing stays held
             if slot is not None:
                 slot.leave()
+            if reservation is not None and ledger is not None:
+                with anyio.CancelScope(shield=True):
+                    await _quietly(ledger.release(reservation))
             raise
         return Ticket(model, input_tokens, output_tokens, reservation, rate, slot, ledger)
 
@@ -348,9 +354,15 @@ class Admission:
         A request cut short (a timeout, a cancellation) may have been served and billed:
         it is charged its worst case. Otherwise its reservation is given back, and its
         tokens as the provider counts them: none after a rate limit, all but the input
-        after another error reply, all (the request too) when it never connected.
+        after another error reply, all (the request too) when it never connected or this
+        process had no connection to send it on.
         """
-        if isinstance(error, ProviderTimeoutError) or not isinstance(error, ProviderError):
+        unsent = isinstance(error, PoolExhaustedError) or (
+            isinstance(error, ProviderConnectionError) and error.status is None
+        )
+        if not unsent and (
+            isinstance(error, ProviderTimeoutError) or not isinstance(error, ProviderError)
+        ):
             await self.settle(ticket, None)
             return
         if ticket.slot is not None:
@@ -359,7 +371,7 @@ class Admission:
             await _quietly(ticket.ledger.release(ticket.reservation))
         rate = ticket.rate
         if rate is not None:
-            if isinstance(error, ProviderConnectionError) and error.status is None:
+            if unsent:
                 await self.windows.refund(rate)
             elif isinstance(error, (RateLimitError, QuotaExceededError)):
                 await self.windows.correct(rate, 0)

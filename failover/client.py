@@ -344,8 +344,8 @@ class ResilientClient(HookMethods, AsyncClosing):
                 with ``attempts`` set.
         """
         request = chat_request(messages, max_tokens, temperature, params, stream=False)
-        steps = self.chain.steps if chain is None else self._chain_for(chain).steps
         state = self._new_state(request, priority, tags, session)
+        steps = self._steps_for(chain, state)
         checks = ReplyChecks.of(
             request,
             self.accept if accept is None else _checked_accept(accept),
@@ -385,6 +385,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         chain: FallbackChain | Iterable[str | Sequence[str] | Mapping[str, Any]] | None = None,
         on_stream_break: StreamBreak | None = None,
         accept: Accept | None = None,
+        check_schema: bool = True,
         session: str | None = None,
         **params: Any,
     ) -> CompletionStream:
@@ -394,14 +395,20 @@ class ResilientClient(HookMethods, AsyncClosing):
         StreamInterrupted with the partial text. Use as ``async with client.stream(...) as s``
         or iterate directly. ``priority``, ``tags`` and ``chain`` as for :meth:`complete`;
         budgets are charged at the stream's end (its worst case when closed early or cut).
-        ``on_stream_break`` and ``accept`` (run on the whole answer at its end; a rejection
-        is a break) override the client's.
+        ``on_stream_break`` and ``accept`` override the client's; ``accept`` and the strict
+        schema check (``check_schema``, as for :meth:`complete`) run on the whole answer at
+        its end, and a rejection is a break.
         """
         request = chat_request(messages, max_tokens, temperature, params, stream=True)
-        steps = self.chain.steps if chain is None else self._chain_for(chain).steps
         state = self._new_state(request, priority, tags, session)
+        steps = self._steps_for(chain, state)
         mode = self.on_stream_break if on_stream_break is None else _checked_break(on_stream_break)
-        check = self.accept if accept is None else _checked_accept(accept)
+        checks = ReplyChecks.of(
+            request,
+            self.accept if accept is None else _checked_accept(accept),
+            check_schema=check_schema,
+        )
+        check = None if checks is None else checks.accept_reply
         return CompletionStream(
             self._stream_source, request, state, steps, on_break=mode, accept=check
         )
@@ -434,8 +441,10 @@ class ResilientClient(HookMethods, AsyncClosing):
                 error.cause_type = type(exc).__qualname__
                 raise error from None
 
-        steps = self.chain.steps if chain is None else self._chain_for(chain).steps
         state = self._engine.new_request()
+        if self._groups is not None:
+            state.groups = self._groups
+        steps = self._steps_for(chain, state)
         value, model, profile = await self._engine.run(state, steps, attempt)
         if state.ticket is not None:  # nothing tells its usage: its worst case is charged
             await self._engine.settle(state, None)
@@ -549,6 +558,19 @@ class ResilientClient(HookMethods, AsyncClosing):
 
     def __repr__(self) -> str:
         return f"ResilientClient(chain={list(self.chain.names)!r}, profiles={len(self.manager)})"
+
+    def _steps_for(
+        self,
+        chain: FallbackChain | Iterable[str | Sequence[str] | Mapping[str, Any]] | None,
+        state: RequestState,
+    ) -> Sequence[tuple[ModelEntry, ...]]:
+        """The call's steps: the client's, or its own chain's (whose groups then name the
+        ``group:`` budgets)."""
+        if chain is None:
+            return self.chain.steps
+        own = self._chain_for(chain)
+        state.groups = own.groups or None
+        return own.steps
 
     def _chain_for(
         self, chain: FallbackChain | Iterable[str | Sequence[str] | Mapping[str, Any]]

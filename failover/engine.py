@@ -81,6 +81,14 @@ _log = logs.logger  # every decision is logged only after a (cached) isEnabledFo
 _DEBUG, _INFO, _WARNING = logs.DEBUG, logs.INFO, logs.WARNING
 
 
+def _admitted(admission: Admission, candidate: Candidate) -> bool:
+    """Whether an attempt of ``candidate`` must go through admission first."""
+    profile = candidate.profile
+    return (
+        admission.always or profile.rate_limit_tpm is not None or profile.max_in_flight is not None
+    )
+
+
 def _loop_time() -> float:
     """``anyio.current_time()`` without asking which library runs: asyncio's loop clock
     unless trio is loaded (anyio runs on those two alone)."""
@@ -339,11 +347,7 @@ class Engine(Gates, Announcements):
         while True:
             while (candidate := plan.next()) is not None:
                 ticket = None
-                if admission is not None and (
-                    admission.always
-                    or candidate.profile.rate_limit_tpm is not None
-                    or candidate.profile.max_in_flight is not None
-                ):
+                if admission is not None and _admitted(admission, candidate):
                     admitted = await self._admit(state, admission, candidate)
                     if not isinstance(admitted, Ticket):
                         if isinstance(admitted, (OverTokenRate, AtCapacity)):
@@ -354,8 +358,11 @@ class Engine(Gates, Announcements):
                     ticket = admitted
                 try:
                     if ticket is None and self.hedging is not None and plan.may_hedge(candidate):
-                        return await self._hedged(state, plan, candidate, attempt)
-                    done = await self._attempt(state, attempt, candidate.model, candidate.profile)
+                        done = await self._hedged(state, plan, candidate, attempt)
+                    else:
+                        done = await self._attempt(
+                            state, attempt, candidate.model, candidate.profile
+                        )
                 except ProviderError as error:
                     failure = error
                     if ticket is not None and admission is not None:
@@ -369,7 +376,11 @@ class Engine(Gates, Announcements):
                 else:
                     state.ticket = ticket
                     if state.session is not None:
-                        await self._pin(state, plan, done[1], done[2])
+                        try:
+                            await self._pin(state, plan, done[1], done[2])
+                        except BaseException:  # cancelled meanwhile: the answer is lost
+                            await self.unsettled(state)
+                            raise
                     return done
                 pause = plan.failed(candidate, failure, self._decide(state, candidate, failure))
                 if pause is not None:
@@ -506,6 +517,8 @@ class Engine(Gates, Announcements):
         if not self.hedging.budget.spend():
             return None
         target = plan.hedge_target(candidate)
+        if target is not None and self.admission is not None and _admitted(self.admission, target):
+            return None  # a hedge is a second attempt nothing admitted: not on a gated key
         if target is not None:
             self._announce_hedge(state, candidate, target, delay)
         return target

@@ -349,8 +349,9 @@ class Plan:
         """Note when a candidate refused for room may have it: the token window says; a
         full cap is looked at again shortly."""
         wait = error.retry_after
-        if wait is None:
+        if wait is None:  # a full cap: looked at again sooner, then later (a release wakes it)
             wait = min(_FIRST_LOOK * 2**self._looks, _LONGEST_LOOK)
+            self._looks += 1
         at = self.planner.clock() + wait
         if self._room_at is None or at < self._room_at:
             self._room_at = at

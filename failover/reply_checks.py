@@ -82,6 +82,14 @@ class ReplyChecks:
             return None
         return cls(accept, schema)
 
+    async def accept_reply(self, completion: Completion) -> bool:
+        """Whether ``completion`` passes (an ``accept=`` function, for streams)."""
+        try:
+            await self.check(completion)
+        except ReplyRejected:
+            return False
+        return True
+
     async def check(self, completion: Completion) -> None:
         """Pass ``completion``, or raise :class:`~failover.errors.ReplyRejected` saying why."""
         if self.schema is not None and not completion.tool_calls:

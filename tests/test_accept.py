@@ -151,3 +151,31 @@ async def test_a_rejected_reply_is_charged_to_the_budget_it_was_paid_from() -> N
     assert isinstance(rejected, ReplyRejected)
     paid = (rejected.completion.cost_usd or 0) + (done.cost_usd or 0)
     assert await client.manager.admission.ledger.used(budget) == pytest.approx(paid)
+
+
+@respx.mock
+async def test_a_streamed_reply_that_misses_its_strict_schema_is_rejected_at_its_end() -> None:
+    from failover import StreamInterrupted
+
+    chunks = [
+        'data: {"choices":[{"delta":{"content":"not json"},"finish_reason":"stop"}]}\n\n',
+        'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n',
+        "data: [DONE]\n\n",
+    ]
+    respx.post(OPENAI).mock(
+        side_effect=lambda request: httpx.Response(
+            200, content="".join(chunks).encode(), headers={"content-type": "text/event-stream"}
+        )
+    )
+    client = make()
+
+    async def read_all() -> None:
+        async with client.stream(MESSAGES, response_format=STRICT) as stream:
+            async for _ in stream:
+                pass
+
+    with pytest.raises(StreamInterrupted) as caught:
+        await read_all()
+    assert isinstance(caught.value.error, ReplyRejected)
+    async with client.stream(MESSAGES, response_format=STRICT, check_schema=False) as stream:
+        assert "".join([chunk.text async for chunk in stream]) == "not json"

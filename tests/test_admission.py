@@ -172,6 +172,11 @@ async def test_a_group_budget_covers_every_deployment_of_the_named_step() -> Non
     )
     done = await resilient.complete(MESSAGES, max_tokens=100)
     assert done.model == CLAUDE and done.attempts[0].outcome == "over_budget"
+    # a call's own chain names its own groups
+    plain = client([GPT, CLAUDE], budgets=[Budget(usd=0.000001, per="day", scope="group:mini")])
+    assert (await plain.complete(MESSAGES, max_tokens=100)).model == GPT
+    grouped = await plain.complete(MESSAGES, max_tokens=100, chain=chain)
+    assert grouped.model == CLAUDE and grouped.attempts[0].outcome == "over_budget"
 
 
 @respx.mock
@@ -620,3 +625,46 @@ async def test_what_a_failed_attempt_gives_back_is_what_the_provider_did_not_cou
     window = await admission.windows.snapshot("a", keys[0].fingerprint, 10_000, None)
     assert window["tokens_available"] < 10_000 - 900 * len(cut)
     assert await admission.ledger.used(budget) == pytest.approx(len(cut) * worst(GPT, 1_000))
+
+
+def test_redis_errors_that_mean_it_cannot_serve_now_count_as_an_outage() -> None:
+    from redis import exceptions
+
+    from failover.store.outage import unreachable
+
+    for error in (
+        exceptions.ConnectionError("down"),
+        exceptions.BusyLoadingError("loading"),
+        exceptions.TimeoutError("slow"),
+        exceptions.ReadOnlyError("replica"),
+        ConnectionRefusedError(),
+    ):
+        assert unreachable(error), error
+    assert not unreachable(exceptions.ResponseError("WRONGTYPE"))
+    assert not unreachable(ValueError("a bug"))
+
+
+@respx.mock
+async def test_a_request_cancelled_while_its_session_is_pinned_leaves_nothing_held() -> None:
+    respx.post(OPENAI).mock(return_value=ok())
+    keys = profiles(a={"max_in_flight": 1}, b={"max_in_flight": 1})
+    resilient = client([GPT], keys, session_ttl=60)
+    pinning = anyio.Event()
+
+    class SlowPins:
+        ttl = 60.0
+
+        async def get(self, session: str) -> None:
+            return None
+
+        async def set(self, session: str, pin: object) -> None:
+            pinning.set()
+            await anyio.sleep(math.inf)
+
+    resilient.manager._sessions = SlowPins()  # type: ignore[assignment]
+    async with anyio.create_task_group() as group:
+        group.start_soon(partial(resilient.complete, MESSAGES, session="s"))
+        await pinning.wait()  # answered, its key's place still held
+        assert sum(resilient.manager.admission.in_flight.counts()["profiles"].values()) == 1
+        group.cancel_scope.cancel()
+    assert resilient.manager.admission.in_flight.counts() == {"profiles": {}, "deployments": {}}

@@ -14,14 +14,17 @@ __all__ = ["Outage", "unreachable"]
 
 
 def unreachable(error: BaseException) -> bool:
-    """Whether ``error`` says Redis cannot be reached (redis-py's connection and timeout
-    errors, or the socket's own)."""
+    """Whether ``error`` says Redis cannot serve now: redis-py's connection and timeout
+    errors (a server still loading, out of connections, refusing the login included), a
+    replica that became read-only after a failover, or the socket's own."""
     if isinstance(error, OSError):
         return True
-    kind = type(error)
-    return kind.__module__.startswith("redis") and kind.__name__ in (
-        "ConnectionError",
-        "TimeoutError",
+    if not type(error).__module__.startswith("redis"):
+        return False
+    from redis import exceptions
+
+    return isinstance(
+        error, (exceptions.ConnectionError, exceptions.TimeoutError, exceptions.ReadOnlyError)
     )
 
 
