@@ -121,6 +121,7 @@ class CompletionStream(AsyncClosing):
         self._opener: AbstractAsyncContextManager[Reply] | None = None
         self._reader: ChunkReader | ResumedReader | None = None
         self._spent: list[tuple[ModelEntry, TokenUsage]] = []  # broken attempts' usage
+        self._attempt_start = 0  # where the answering attempt's own text begins in ``text``
         self._finished = False
         self._chosen: tuple[ModelEntry, AuthProfile] | None = None
         self.text = ""
@@ -219,6 +220,8 @@ class CompletionStream(AsyncClosing):
                             self._state, model, profile, rejection, counts=False
                         )
                         if self._on_break == "raise":
+                            if self._state.ticket is not None:  # it was answered: billed
+                                await self._engine.settle(self._state, self._own_usage(chunk.usage))
                             raise StreamInterrupted(
                                 rejection, self.text + chunk.text, self._state.attempts
                             )
@@ -327,7 +330,8 @@ class CompletionStream(AsyncClosing):
         kept = self.text
         reported = self._own_usage(last.usage) if last is not None else None
         reported = reported or reported_usage(self._reader)
-        usage = partial_usage(reported, self._request, kept)
+        # the broken attempt produced what came after the text it was given
+        usage = partial_usage(reported, self._request, kept[self._attempt_start :])
         await self._release_broken(usage)
         self._spent.append((model, usage))
         source, state = self._source, self._state
@@ -346,13 +350,25 @@ class CompletionStream(AsyncClosing):
         else:
             request = self._request
             unsupported = source.unsupported(request)
-        attempt = partial(source.open_stream, request)
         try:
-            (opener, reader, first), to_model, to_profile = await self._engine.run(
-                state, steps, attempt, unsupported=unsupported
+            opened = await self._engine.run(
+                state, steps, partial(source.open_stream, request), unsupported=unsupported
             )
         except (AllAttemptsFailed, ProviderError) as failure:
-            raise StreamInterrupted(error, kept, state.attempts) from failure
+            if splice is None:
+                raise StreamInterrupted(error, kept, state.attempts) from failure
+            splice = None  # no candidate could continue: one that can take it starts over
+            try:
+                opened = await self._engine.run(
+                    state,
+                    steps,
+                    partial(source.open_stream, self._request),
+                    unsupported=source.unsupported(self._request),
+                )
+            except (AllAttemptsFailed, ProviderError) as again:
+                raise StreamInterrupted(error, kept, state.attempts) from again
+        (opener, reader, first), to_model, to_profile = opened
+        self._attempt_start = len(kept) if splice is not None else 0
         self._opener, self._chosen = opener, (to_model, to_profile)
         self._reader = ResumedReader(reader, first, splice)
         self.model, self.profile = to_model.key, to_profile.name

@@ -872,3 +872,59 @@ def test_the_simulators_broken_streams_are_continued_over_http(
     assert prefill  # the continuation was asked to go on from the text the caller has
     assert stream.text.startswith(prefill) and not any(c.restart for c in chunks)
     assert stream.finish_reason == "stop" and stream.model == f"{provider}/{second}"
+
+
+async def test_a_stream_broken_twice_counts_each_attempts_own_output_once(
+    scripted_provider: ScriptedProvider,
+) -> None:
+    scripted_provider.on(model="claude-haiku-4-5").ok(FULL)
+    scripted_provider.on(model="claude-sonnet-4-5").ok(REST)
+    scripted_provider.on(model="claude-opus-4-1").ok(" six")
+    client = Breaker(scripted_provider, ["truncate", "reset"]).client(
+        ["anthropic/claude-haiku-4-5", "anthropic/claude-sonnet-4-5", "anthropic/claude-opus-4-1"]
+    )
+    stream = client.stream(HI, on_stream_break="continue")
+    await _read(stream)
+    await client.aclose()
+    assert stream.text == FULL
+    assert stream.usage is not None
+    # "one two three " (4 tokens), " four five" (3), " six" (2): the first attempt's text
+    # is not counted again in the second's
+    assert stream.usage.output_tokens == 9
+
+
+async def test_a_streamed_reply_rejected_in_raise_mode_is_charged_what_it_cost(
+    scripted_provider: ScriptedProvider,
+) -> None:
+    from failover.budgets import Budget
+
+    scripted_provider.on(model="claude-haiku-4-5").ok(FULL)
+    budget = Budget(usd=5.0)
+    client = Breaker(scripted_provider, []).client(["anthropic/claude-haiku-4-5"], budgets=[budget])
+    stream = client.stream(HI, accept=lambda completion: False, max_tokens=4_000)
+    with pytest.raises(StreamInterrupted):
+        await _read(stream)
+    used = await client.manager.admission.ledger.used(budget)
+    await client.aclose()
+    haiku = default_catalog.resolve("anthropic/claude-haiku-4-5")
+    assert haiku is not None
+    worst = haiku.calculate_cost(TokenUsage(10, 4_000))
+    assert worst is not None and 0 < used < worst / 10  # its real cost, not its worst case
+
+
+async def test_continue_starts_over_when_no_model_that_could_continue_can_take_it(
+    scripted_provider: ScriptedProvider,
+) -> None:
+    scripted_provider.on(model="gpt-4o-mini").ok(FULL)
+    scripted_provider.on(model="claude-haiku-4-5").ok(FULL)
+    client = Breaker(scripted_provider, ["reset"]).client(
+        ["openai/gpt-4o-mini", "anthropic/claude-haiku-4-5"]
+    )
+    # seed: Claude cannot take it, and OpenAI cannot continue: gpt-4o-mini starts over
+    stream = client.stream(HI, on_stream_break="continue", seed=1)
+    chunks = await _read(stream)
+    await client.aclose()
+    assert any(chunk.restart for chunk in chunks)  # not a StreamInterrupted
+    assert stream.model == "openai/gpt-4o-mini"
+    after = chunks[[chunk.restart for chunk in chunks].index(True) + 1 :]
+    assert stream.text == "".join(chunk.text for chunk in after)  # only the new answer
