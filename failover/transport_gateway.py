@@ -87,9 +87,9 @@ __all__ = [
 
 T = TypeVar("T")
 Step = str | ModelEntry
+"""A fallback step: a model id of the SDK's own provider, or a model of another provider."""
 _Resumed = tuple[Any, ResumedReader, StreamChunk]
 """A continuation opened: its exchange, its splicing reader, and an empty first chunk."""
-"""A fallback step: a model id of the SDK's own provider, or a model of another provider."""
 
 
 def fallback_steps(
@@ -458,6 +458,7 @@ class _Pump:
             await self._release()
             return True
         await self._release()
+        done.engine.ended(done.state, error)  # the broken request ends here; another goes on
         opened, served = found
         self._opened, self._reader, self._done = opened, opened[1], served
         self._usage = None
