@@ -81,7 +81,7 @@ class InFlight:
         Args:
             profile: The profile (key) name.
             profile_cap: Its ``max_in_flight`` (None: no cap, still counted).
-            deployment: The deployment (e.g. ``provider/model@base_url``).
+            deployment: The deployment (its ``provider/model`` id).
             deployment_cap: Its ``max_in_flight`` (None: no cap, still counted).
 
         Returns:

@@ -235,10 +235,11 @@ class OpenAIAdapter(BaseAdapter):
         rejects: Fields this server cannot honour: a model here is skipped when asked for one.
         rename: Fields this server names differently (Mistral: ``seed`` -> ``random_seed``).
         cache_markers: Whether this server takes Anthropic-style ``cache_control`` markers
-            on content parts, messages and tools, and the top-level one (OpenRouter,
-            LiteLLM's proxy, and others fronting Claude). ``False`` (OpenAI and most
-            servers, which cache prompts implicitly): the markers are dropped before
-            sending, as LiteLLM does.
+            on content parts, messages and tools, and the top-level one (a proxy fronting
+            Claude may; register such a server with ``cache_markers=True``). ``False`` (the
+            default, OpenRouter's too: it refuses some markers for some models; OpenAI and
+            most servers cache prompts implicitly): the markers are dropped before sending,
+            as LiteLLM does.
     """
 
     api = "openai"
