@@ -125,10 +125,20 @@ class Ticket:
     """What an admitted attempt holds: a budget reservation, token-window room and an
     in-flight place, each given back once (:meth:`Admission.settle` / ``release``)."""
 
-    __slots__ = ("input_tokens", "ledger", "model", "output_tokens", "rate", "reservation", "slot")
+    __slots__ = (
+        "input_tokens",
+        "ledger",
+        "model",
+        "output_tokens",
+        "profile",
+        "rate",
+        "reservation",
+        "slot",
+    )
 
     def __init__(
         self,
+        profile: AuthProfile,
         model: ModelEntry,
         input_tokens: int,
         output_tokens: int,
@@ -137,6 +147,7 @@ class Ticket:
         slot: Slot | None,
         ledger: Ledger | None = None,
     ) -> None:
+        self.profile = profile
         self.model = model
         self.input_tokens = input_tokens
         """The attempt's estimated input tokens."""
@@ -313,7 +324,7 @@ class Admission:
                 with anyio.CancelScope(shield=True):
                     await _quietly(ledger.release(reservation))
             raise
-        return Ticket(model, input_tokens, output_tokens, reservation, rate, slot, ledger)
+        return Ticket(profile, model, input_tokens, output_tokens, reservation, rate, slot, ledger)
 
     async def _reserve(
         self, budgets: Sequence[Budget], cost: float

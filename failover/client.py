@@ -68,6 +68,14 @@ def _checked_break(mode: str) -> StreamBreak:
     return mode  # type: ignore[return-value]
 
 
+def _keyed(models: Iterable[ModelEntry], manager: FailoverManager) -> None:
+    """Refuse a model whose provider has no key in ``manager`` (ConfigError)."""
+    have = manager.providers()
+    for model in models:
+        if model.provider not in have:
+            raise ConfigError(f"no auth profile for provider {model.provider!r} ({model.key})")
+
+
 def _checked_order(priority: object, tags: str | Sequence[str]) -> tuple[int, tuple[str, ...]]:
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise ConfigError(f"priority must be an int, got {priority!r}")
@@ -254,11 +262,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         if deadline is not None and (not isinstance(deadline, (int, float)) or not deadline > 0):
             raise ConfigError(f"deadline must be a positive number of seconds, got {deadline!r}")
         self._adapters: dict[str, ProviderAdapter] = {}
-        have = manager.providers()
-        for model in self.chain:
-            self._adapters[model.provider] = providers.get_adapter(model.provider)
-            if model.provider not in have:
-                raise ConfigError(f"no auth profile for provider {model.provider!r} ({model.key})")
+        self._adopt(self.chain, manager)
         self._engine = Engine(
             manager,
             base_url_for=lambda provider: providers.get_adapter(provider).default_base_url,
@@ -346,11 +350,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         request = chat_request(messages, max_tokens, temperature, params, stream=False)
         state = self._new_state(request, priority, tags, session)
         steps = self._steps_for(chain, state)
-        checks = ReplyChecks.of(
-            request,
-            self.accept if accept is None else _checked_accept(accept),
-            check_schema=check_schema,
-        )
+        checks = self._checks(request, accept, check_schema)
         if checks is None:
             attempt = partial(self._complete, request)
         else:
@@ -403,11 +403,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         state = self._new_state(request, priority, tags, session)
         steps = self._steps_for(chain, state)
         mode = self.on_stream_break if on_stream_break is None else _checked_break(on_stream_break)
-        checks = ReplyChecks.of(
-            request,
-            self.accept if accept is None else _checked_accept(accept),
-            check_schema=check_schema,
-        )
+        checks = self._checks(request, accept, check_schema)
         check = None if checks is None else checks.accept_reply
         return CompletionStream(
             self._stream_source, request, state, steps, on_break=mode, accept=check
@@ -487,10 +483,7 @@ class ResilientClient(HookMethods, AsyncClosing):
             dimensions=dimensions,
             mixed_dimensions=mixed_dimensions,
         )
-        have = self.manager.providers()
-        for model in chain.models:
-            if model.provider not in have:
-                raise ConfigError(f"no auth profile for provider {model.provider!r} ({model.key})")
+        _keyed(chain.models, self.manager)
 
         def unsupported(model: ModelEntry) -> str | None:
             return chain.adapter(model).embedding_unsupported(
@@ -559,6 +552,14 @@ class ResilientClient(HookMethods, AsyncClosing):
     def __repr__(self) -> str:
         return f"ResilientClient(chain={list(self.chain.names)!r}, profiles={len(self.manager)})"
 
+    def _checks(
+        self, request: ChatRequest, accept: Accept | None, check_schema: bool
+    ) -> ReplyChecks | None:
+        """What a call's reply must pass: the client's ``accept`` unless it brings its own,
+        and the strict schema of its ``response_format`` (``None``: nothing)."""
+        mine = self.accept if accept is None else _checked_accept(accept)
+        return ReplyChecks.of(request, mine, check_schema=check_schema)
+
     def _steps_for(
         self,
         chain: FallbackChain | Iterable[str | Sequence[str] | Mapping[str, Any]] | None,
@@ -579,13 +580,15 @@ class ResilientClient(HookMethods, AsyncClosing):
         found = chain_from(chain, self._catalog, strict=self._strict)
         if found.is_empty():
             raise ConfigError("chain must contain at least one model")
-        have = self.manager.providers()
-        for model in found:
-            if model.provider not in have:
-                raise ConfigError(f"no auth profile for provider {model.provider!r} ({model.key})")
+        self._adopt(found, self.manager)
+        return found
+
+    def _adopt(self, chain: Iterable[ModelEntry], manager: FailoverManager) -> None:
+        """Load the adapter of every provider of ``chain``, each of which needs a key."""
+        _keyed(chain, manager)
+        for model in chain:
             if model.provider not in self._adapters:
                 self._adapters[model.provider] = providers.get_adapter(model.provider)
-        return found
 
     def _new_state(
         self,

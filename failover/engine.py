@@ -363,16 +363,12 @@ class Engine(Gates, Announcements):
                         done = await self._attempt(
                             state, attempt, candidate.model, candidate.profile
                         )
-                except ProviderError as error:
-                    failure = error
-                    if ticket is not None and admission is not None:
-                        await self._surely(self._give_back(admission, ticket, error))
                 except BaseException as error:
                     if ticket is not None and admission is not None:
-                        await self._surely(admission.release(ticket, error))
-                        if self.recovery:
-                            self.recovery.wake()
-                    raise
+                        await self._surely(self._give_back(admission, ticket, error))
+                    if not isinstance(error, ProviderError):
+                        raise
+                    failure = error
                 else:
                     state.ticket = ticket
                     if state.session is not None:

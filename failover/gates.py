@@ -97,9 +97,10 @@ class Gates:
             self.record_attempt(state, model, profile, admitted, time.monotonic())
         return admitted
 
-    async def _give_back(self, admission: Admission, ticket: Ticket, error: ProviderError) -> None:
-        """What a failed attempt held: a rejected reply was answered (and billed), the
-        rest give their reservations back."""
+    async def _give_back(self, admission: Admission, ticket: Ticket, error: BaseException) -> None:
+        """What a failed (or cancelled) attempt held: a rejected reply was answered (and
+        billed); the rest give back what the provider did not count (see
+        :meth:`Admission.release`). Room that comes back wakes the line."""
         if isinstance(error, ReplyRejected):
             usage = getattr(error.completion, "usage", None)
             await admission.settle(ticket, usage if isinstance(usage, TokenUsage) else None)
@@ -160,14 +161,13 @@ class Gates:
             return None
         state.ticket = None
         admission = self.manager.admission
-        profile_name = state.attempts[-1].profile if state.attempts else None
         charged = await self._surely(admission.settle(ticket, usage))
         if self.recovery:  # what the reply did not use is room for those waiting
             self.recovery.wake()
         if charged is not None and state.telemetry is not None and ticket.reservation is not None:
             state.telemetry.charged(charged, [b.scope for b in ticket.reservation.budgets])
-        profile = self.manager.get_profile(profile_name) if profile_name else None
-        if profile is not None and profile.tokens_remaining is not None:
+        profile = ticket.profile  # what its reply's rate-limit headers said is left
+        if profile.tokens_remaining is not None:
             await self._surely(
                 admission.observe(profile, profile.tokens_remaining, profile.requests_remaining)
             )

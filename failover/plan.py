@@ -350,8 +350,7 @@ class Plan:
         full cap is looked at again shortly."""
         wait = error.retry_after
         if wait is None:  # a full cap: looked at again sooner, then later (a release wakes it)
-            wait = min(_FIRST_LOOK * 2**self._looks, _LONGEST_LOOK)
-            self._looks += 1
+            wait = self._next_look()
         at = self.planner.clock() + wait
         if self._room_at is None or at < self._room_at:
             self._room_at = at
@@ -389,8 +388,7 @@ class Plan:
             self.retry_after = room if not recovery else min(recovery, room)
             return self._room_pause(self.retry_after) if planner.wait_for_recovery else None
         if recovery == 0 and planner.wait_for_recovery and self._passed_by_usable():
-            recovery = min(_FIRST_LOOK * 2**self._looks, _LONGEST_LOOK)
-            self._looks += 1
+            recovery = self._next_look()
         if not planner.wait_for_recovery or not recovery or self._waits >= MAX_RECOVERY_WAITS:
             return None
         if planner.deadline is not None:
@@ -402,6 +400,13 @@ class Plan:
         self._waited += recovery
         self._walk(again=True)
         return Pause(recovery, recovery=True)
+
+    def _next_look(self) -> float:
+        """The pause before the next look at something that may be usable soon: 0.05 s,
+        then twice as long each time, at most 1 s."""
+        delay: float = min(_FIRST_LOOK * 2**self._looks, _LONGEST_LOOK)
+        self._looks += 1
+        return delay
 
     def _room_pause(self, room: float) -> Pause | None:
         """A wait in the line for room, for ``room`` seconds at most: room may come back
