@@ -40,10 +40,13 @@ from typing import Any, Protocol, runtime_checkable
 from failover.errors import ConfigError
 
 __all__ = [
+    "AFFINITIES",
     "DEFAULT_SESSION_TTL",
     "Pin",
     "PinStore",
     "SessionPins",
+    "check_affinity",
+    "check_session",
     "prefix_session",
     "session_of_payload",
 ]
@@ -105,7 +108,19 @@ def check_ttl(owner: str, ttl: Any) -> float:
     return float(ttl)
 
 
-def _check_session(session: Any) -> str:
+AFFINITIES = ("session", "prefix", "off")
+"""What ``affinity=`` takes (see ``ResilientClient``)."""
+
+
+def check_affinity(affinity: Any) -> str:
+    """``affinity`` when it is one of :data:`AFFINITIES`, else :class:`ConfigError`."""
+    if affinity not in AFFINITIES:
+        raise ConfigError(f"affinity must be 'session', 'prefix' or 'off', got {affinity!r}")
+    return str(affinity)
+
+
+def check_session(session: Any) -> str:
+    """``session`` when it is a str, else :class:`TypeError` (a pin store's key)."""
     if not isinstance(session, str):
         raise TypeError(f"a session must be a string, got {type(session).__name__}")
     return session
@@ -172,13 +187,13 @@ class SessionPins:
 
     async def get(self, session: str) -> Pin | None:
         """The session's pin; ``None`` when unknown or unused for ``ttl`` seconds."""
-        session = _check_session(session)
+        session = check_session(session)
         with self._lock:
             return self._live(session, self._clock())
 
     async def set(self, session: str, pin: Pin) -> Pin | None:
         """Pin the session (its ttl starts again); return the live pin it replaces, if any."""
-        session = _check_session(session)
+        session = check_session(session)
         if not isinstance(pin, Pin):
             raise TypeError(f"a pin must be a Pin, got {type(pin).__name__}")
         with self._lock:
@@ -191,7 +206,7 @@ class SessionPins:
 
     async def touch(self, session: str) -> None:
         """The session was served on its pin again: its ttl starts again (no-op if unknown)."""
-        session = _check_session(session)
+        session = check_session(session)
         with self._lock:
             now = self._clock()
             pin = self._live(session, now)
@@ -201,7 +216,7 @@ class SessionPins:
 
     async def forget(self, session: str) -> None:
         """Drop the session's pin."""
-        session = _check_session(session)
+        session = check_session(session)
         with self._lock:
             self._pins.pop(session, None)
 

@@ -15,7 +15,7 @@ from failover import providers
 from failover._closing import AsyncClosing
 from failover._secrets import watch_http_logs
 from failover.admission import checked_tags
-from failover.affinity import DEFAULT_SESSION_TTL, prefix_session
+from failover.affinity import DEFAULT_SESSION_TTL, check_affinity, prefix_session
 from failover.budgets import Budget
 from failover.catalog import ModelCatalog, ModelEntry, TokenUsage, default_catalog
 from failover.chain import FallbackChain
@@ -282,9 +282,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         )
         self._groups = self.chain.groups or None
         self.accept = _checked_accept(accept)
-        if affinity not in ("session", "prefix", "off"):
-            raise ConfigError(f"affinity must be 'session', 'prefix' or 'off', got {affinity!r}")
-        self.affinity = affinity
+        self.affinity = check_affinity(affinity)
         self.session = None if session is None else _checked_session(session)
         # whether every request has a session (the client's, or its prefix's)
         self._sessions_always = affinity == "prefix" or (

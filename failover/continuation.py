@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from failover.catalog import ModelEntry, TokenUsage
+from failover.chat_input import estimate_input_tokens
 from failover.providers.base import ChatRequest, StreamChunk
 
 __all__ = [
@@ -158,8 +159,7 @@ def partial_usage(reported: TokenUsage | None, request: ChatRequest, text: str) 
     output = (len(text) + 3) // 4
     if reported is not None and reported.input_tokens:
         return dataclasses.replace(reported, output_tokens=max(reported.output_tokens, output))
-    characters = sum(len(str(message.get("content") or "")) for message in request.messages)
-    return TokenUsage(input_tokens=characters // 4 + 1, output_tokens=output)
+    return TokenUsage(input_tokens=estimate_input_tokens(request), output_tokens=output)
 
 
 class Splice:

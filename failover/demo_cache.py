@@ -19,6 +19,7 @@ from failover.catalog import TokenUsage, get_model_entry
 from failover.client import ResilientClient
 from failover.errors import FailoverError
 from failover.events import RepinnedEvent
+from failover.gateway.usage import prompt_tokens
 from failover.profiles import AuthProfile
 from failover.testing import Behavior, Simulator
 
@@ -140,7 +141,7 @@ async def _pass(sim: Simulator, affinity: bool, conversations: int, turns: int) 
                 answered += 1
                 messages.append({"role": "assistant", "content": reply.text})
                 usage = reply.usage or TokenUsage()
-                tokens = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
+                tokens = prompt_tokens(usage)
                 prompt += tokens
                 cached += usage.cache_read_tokens
                 if last is not None:

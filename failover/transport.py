@@ -37,7 +37,7 @@ from failover import providers
 from failover._closing import AsyncClosing
 from failover._secrets import watch_http_logs
 from failover.admission import payload_input_tokens, payload_max_tokens
-from failover.affinity import session_of_payload
+from failover.affinity import check_affinity, session_of_payload
 from failover.catalog import ModelCatalog, ModelEntry, canonical_provider, default_catalog
 from failover.chat_calls import ChatCalls, close_opened
 from failover.config import FailoverConfig
@@ -197,9 +197,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 f"SDK cannot be told to discard a stream it has read), got {on_stream_break!r}"
             )
         self.on_stream_break = on_stream_break
-        if affinity not in ("session", "prefix", "off"):
-            raise ConfigError(f"affinity must be 'session', 'prefix' or 'off', got {affinity!r}")
-        self.affinity = affinity
+        self.affinity = check_affinity(affinity)
         self.provider = canonical_provider(provider)
         self._adapter = providers.get_adapter(self.provider)
         if hasattr(self._adapter, "credentials_for"):  # signed per request (SigV4, OAuth)

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from failover.affinity import DEFAULT_SESSION_TTL, Pin, SessionPins, check_ttl
+from failover.affinity import DEFAULT_SESSION_TTL, Pin, SessionPins, check_session, check_ttl
 from failover.errors import ConfigError
 from failover.store.outage import Outage
 
@@ -161,6 +161,4 @@ class RedisSessionPins:
         await self._shared(work, lambda pins: pins.forget(session))
 
     def _key(self, session: str) -> str:
-        if not isinstance(session, str):
-            raise TypeError(f"a session must be a string, got {type(session).__name__}")
-        return session_key(self.prefix, session)
+        return session_key(self.prefix, check_session(session))

@@ -18,7 +18,7 @@ import socket
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, TypeGuard
 
@@ -1254,12 +1254,7 @@ class Simulator:
         return JSONResponse(
             {
                 "keys": {
-                    f"...{key[-4:]}": {
-                        "requests": bucket.usage.requests,
-                        "tokens": bucket.usage.tokens,
-                        "rate_limited": bucket.usage.rate_limited,
-                    }
-                    for key, bucket in self._limits.items()
+                    f"...{key[-4:]}": asdict(bucket.usage) for key, bucket in self._limits.items()
                 }
             }
         )
