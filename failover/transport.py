@@ -250,6 +250,9 @@ class ResilientTransport(HookMethods, AsyncClosing):
             for step in self._steps
             if isinstance(step, ModelEntry)
         }
+        # every provider a chain can name (the SDK's own and the fallbacks'), for a
+        # continuation, which serves each of them translated
+        self._every_adapter = {self.provider: self._adapter, **self._adapters}
         self.sdk_base_url = sdk_base_url.rstrip("/") if sdk_base_url else None
         if inner is not None and not (
             hasattr(inner, "handle_async_request") or hasattr(inner, "handle_request")
@@ -427,11 +430,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         sdk: SdkRequest,
     ) -> StreamContinuation:
         """What continues this SDK stream if it breaks (every model served translated)."""
-        adapters = {self.provider: self._adapter, **self._adapters}
-        for step in chain:
-            for model in (step,) if isinstance(step, ModelEntry) else step:
-                if model.provider not in adapters:
-                    adapters[model.provider] = providers.get_adapter(model.provider)
+        adapters = self._every_adapter
         sender = IOSender(io, library, sdk.extensions)
         calls = ChatCalls(
             self._engine, sender, adapters, stream_idle_timeout=self.stream_idle_timeout

@@ -92,6 +92,17 @@ _Resumed = tuple[Any, ResumedReader, StreamChunk]
 """A continuation opened: its exchange, its splicing reader, and an empty first chunk."""
 
 
+def _unsupported_field(
+    adapter: ProviderAdapter, request: ChatRequest, model: ModelEntry
+) -> str | None:
+    """The field of ``request`` that ``model`` cannot take on ``adapter``'s wire (a request
+    the adapter refuses outright names its first word's field)."""
+    try:
+        return adapter.unsupported_field(request, model)
+    except ConfigError as exc:
+        return str(exc).partition(" ")[0]
+
+
 def fallback_steps(
     models: Sequence[str], provider: str, manager: FailoverManager, catalog: ModelCatalog
 ) -> tuple[Step, ...]:
@@ -212,11 +223,7 @@ class Translation:
         if decoded is None:
             refused = self.refused
             return refused.field if isinstance(refused, UnsupportedParameterError) else "body"
-        adapter = providers.get_adapter(model.provider)
-        try:
-            return adapter.unsupported_field(decoded.request, model)
-        except ConfigError as exc:
-            return str(exc).partition(" ")[0]
+        return _unsupported_field(providers.get_adapter(model.provider), decoded.request, model)
 
     async def attempt(self, ctx: AttemptContext) -> ChatResult | OpenedStream:
         """One translated attempt: a whole reply, or a stream opened with its first chunk."""
@@ -530,10 +537,7 @@ class StreamContinuation:
         self._adapter = adapters
 
     def _unsupported(self, request: ChatRequest, model: ModelEntry) -> str | None:
-        try:
-            return self._adapter(model.provider).unsupported_field(request, model)
-        except ConfigError as exc:
-            return str(exc).partition(" ")[0]
+        return _unsupported_field(self._adapter(model.provider), request, model)
 
     async def open(
         self,
