@@ -29,6 +29,7 @@ a stream that never breaks never meets any of it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -40,12 +41,14 @@ __all__ = [
     "CONTINUES",
     "PREFILL",
     "ChunkSource",
+    "Continuing",
     "ResumedReader",
     "Splice",
     "combined",
     "continuation_request",
     "continuation_steps",
     "continued_text",
+    "continuing",
     "partial_usage",
     "prefill_unsupported",
     "reported_usage",
@@ -124,6 +127,23 @@ def continuation_request(request: ChatRequest, kept: str) -> ChatRequest:
         messages.pop()
     messages.append({"role": "assistant", "content": prefill})
     return dataclasses.replace(request, messages=messages)
+
+
+Continuing = tuple[list[tuple[ModelEntry, ...]], Callable[[ModelEntry], "str | None"]]
+"""The steps a continuation walks, and which of their models cannot take its prefill."""
+
+
+def continuing(
+    steps: Sequence[tuple[ModelEntry, ...]], broken: ModelEntry, request: ChatRequest
+) -> Continuing | None:
+    """How ``request``'s stream, broken on ``broken``, can be continued: the steps to walk
+    (:func:`continuation_steps`) and the prefill check; ``None`` when no model of them
+    takes a prefill."""
+    ordered = continuation_steps(steps, broken)
+    check = functools.partial(prefill_unsupported, request=request)
+    if any(check(model) is None for step in ordered for model in step):
+        return ordered, check
+    return None
 
 
 def continuation_steps(

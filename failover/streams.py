@@ -43,8 +43,8 @@ from failover.continuation import (
     continuation_request,
     continuation_steps,
     continued_text,
+    continuing,
     partial_usage,
-    prefill_unsupported,
     reported_usage,
     summed,
 )
@@ -335,19 +335,17 @@ class CompletionStream(AsyncClosing):
         await self._release_broken(usage)
         self._spent.append((model, usage))
         source, state = self._source, self._state
-        steps = continuation_steps(self._steps, model)
-        can_continue = partial(prefill_unsupported, request=self._request)
+        found = None
+        if self._on_break == "continue" and not start_over and not self._assembled.tool_calls:
+            found = continuing(self._steps, model, self._request)
         splice: Splice | None = None
-        if (
-            self._on_break == "continue"
-            and not start_over
-            and not self._assembled.tool_calls
-            and any(can_continue(m) is None for step in steps for m in step)
-        ):
+        if found is not None:
+            steps, can_continue = found
             request = continuation_request(self._request, kept)
             unsupported = combined(can_continue, source.unsupported(request))
             splice = Splice.after(continued_text(self._request, kept))
         else:
+            steps = continuation_steps(self._steps, model)
             request = self._request
             unsupported = source.unsupported(request)
         try:

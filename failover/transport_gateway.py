@@ -38,9 +38,8 @@ from failover.continuation import (
     Splice,
     combined,
     continuation_request,
-    continuation_steps,
     continued_text,
-    prefill_unsupported,
+    continuing,
 )
 from failover.engine import AttemptContext, Engine, RequestState
 from failover.errors import (
@@ -553,10 +552,10 @@ class StreamContinuation:
         if decoded is None or not kept.strip():
             return None
         original = decoded.request
-        steps = continuation_steps(self._steps, broken[0])
-        can = functools.partial(prefill_unsupported, request=original)
-        if not any(can(m) is None for step in steps for m in step):
+        found = continuing(self._steps, broken[0], original)
+        if found is None:
             return None
+        steps, can = found
         request = continuation_request(original, kept)
         unsupported = combined(can, functools.partial(self._unsupported, request))
         engine = self._engine
