@@ -192,15 +192,16 @@ class LoadedConfig:
 
     def manager(self, **kwargs: Any) -> FailoverManager:
         """A FailoverManager with the file's profiles, settings, budgets and in-flight caps
-        (``kwargs``: e.g. ``clock``, ``store``)."""
+        (``kwargs``: e.g. ``clock``, ``store``, or ``profiles`` instead of fresh ones)."""
         admission: dict[str, Any] = {"budgets": self.budgets}
         if self.max_in_flight:
             admission["max_in_flight"] = dict(self.max_in_flight)
         if self.options.get("session_ttl") is not None:
             admission["session_ttl"] = self.options["session_ttl"]
-        return FailoverManager(
-            self.config, profiles=self.build_profiles(), **{**admission, **kwargs}
-        )
+        profiles = kwargs.pop("profiles", None)
+        if profiles is None:
+            profiles = self.build_profiles()
+        return FailoverManager(self.config, profiles=profiles, **{**admission, **kwargs})
 
     def build_telemetry(self) -> Telemetry | bool | None:
         """The client's ``telemetry=`` argument the ``[telemetry]`` table asks for.

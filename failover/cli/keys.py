@@ -180,18 +180,12 @@ async def _status_manager(args: argparse.Namespace) -> FailoverManager:
     A config file gives a local view: fresh profiles, whose state nothing has checked
     unless ``--probe`` sends one tiny request through each first.
     """
-    from failover import FailoverManager
 
     loaded = options.load(args.config)
     if not args.probe:
         return loaded.manager()
     probes = await _probe_all(loaded, args.timeout)
-    return FailoverManager(
-        loaded.config,
-        profiles=[probe.profile for probe in probes],
-        budgets=loaded.budgets,
-        max_in_flight=dict(loaded.max_in_flight) or None,
-    )
+    return loaded.manager(profiles=[probe.profile for probe in probes])
 
 
 async def run_status(args: argparse.Namespace) -> int:
