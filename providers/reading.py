@@ -56,6 +56,26 @@ class StreamParser(Protocol):
 
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")  # UTF-8, UTF-16/32 little, big
 
+_scan_once: Callable[[str, int], tuple[Any, int]] = (
+    json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # json's own (C when present)
+)
+
+
+def _loads(text: str) -> Any:
+    """``json.loads(text)``: the same value, or the same error.
+
+    A reply's body is one JSON value (maybe with a line break after it): json's scanner,
+    made once, reads it without ``loads``' wrappers; anything else (whitespace before the
+    value, no value, data after it) goes to ``json.loads`` for its own answer.
+    """
+    try:
+        value, end = _scan_once(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    if end != len(text) and text[end:].strip(" \t\n\r"):  # JSON's whitespace
+        return json.loads(text)
+    return value
+
 
 def load_json(body: bytes | str) -> Any:
     """Parse a JSON body (bytes), or a stream's line (text).
@@ -73,9 +93,9 @@ def load_json(body: bytes | str) -> Any:
         if isinstance(body, str):
             if not body.isascii():  # isascii is O(1); ASCII text holds no surrogate
                 body.encode()
-            return json.loads(body)
+            return _loads(body)
         try:
-            return json.loads(body.decode())
+            return _loads(body.decode())
         except ValueError:
             if not body.startswith(_BOMS) and b"\x00" not in body[:4]:
                 raise

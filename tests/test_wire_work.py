@@ -1,0 +1,118 @@
+"""The wire's lighter paths (issue 25) give exactly what the general ones give.
+
+A reply read by json's scanner alone, a body written by json's encoder made once, a plain
+request's payload built without the general pass, OpenAI's usage read without the general
+reader: each is checked against what ``json`` itself, or the general path, answers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from failover import MalformedResponseError
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+json_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12)
+)
+json_documents = st.recursive(
+    json_leaves,
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=12,
+)
+whitespace = st.text(alphabet=" \t\r\n", max_size=3)
+
+
+def json_answer(text: str) -> tuple[str, Any]:
+    """What ``json.loads`` answers for ``text``: ``("value", v)`` or ``("error", message)``."""
+    try:
+        return "value", json.loads(text)
+    except ValueError as error:
+        return "error", f"{type(error).__name__}: {error}"
+
+
+def load_answer(text: str | bytes) -> tuple[str, Any]:
+    """What ``load_json`` answers, in :func:`json_answer`'s terms."""
+    from failover.providers.base import load_json
+
+    try:
+        return "value", load_json(text)
+    except MalformedResponseError as error:
+        cause = error.__cause__
+        return "error", f"{type(cause).__name__}: {cause}"
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal values, NaN equal to NaN (json reads ``NaN``)."""
+    return json.dumps(a) == json.dumps(b) if a != a or b != b else a == b and type(a) is type(b)
+
+
+@SETTINGS
+@given(document=json_documents, before=whitespace, after=whitespace)
+def test_a_body_reads_as_json_loads_reads_it(document: Any, before: str, after: str) -> None:
+    text = before + json.dumps(document, ensure_ascii=False) + after
+    expected = json_answer(text)
+    assert load_answer(text) == expected
+    assert load_answer(text.encode()) == expected
+
+
+@SETTINGS
+@given(
+    text=st.text(alphabet='{}[]":,0123456789.eE+-truefalsnNaIiy \n\\u', max_size=24)
+    | st.builds(
+        lambda doc, junk: json.dumps(doc) + junk, json_documents, st.text(max_size=4)
+    )
+)
+def test_text_that_is_not_one_json_value_fails_as_json_loads_fails(text: str) -> None:
+    kind, expected = json_answer(text)
+    found_kind, found = load_answer(text.encode())
+    assert found_kind == kind
+    if kind == "error":
+        assert found == expected  # the same message, at the same position
+    else:
+        assert same(found, expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "Expecting value: line 1 column 1 (char 0)"),
+        (' {"a": 1}} ', "Extra data: line 1 column 10 (char 9)"),
+        ('{"a": 1}\nx', "Extra data: line 2 column 1 (char 9)"),
+        ('{"a": "b', "Unterminated string starting at: line 1 column 7 (char 6)"),
+        ("[1, 2", "Expecting ',' delimiter: line 1 column 6 (char 5)"),
+    ],
+)
+def test_a_malformed_body_names_what_json_names(text: str, message: str) -> None:
+    from failover.providers.base import load_json
+
+    with pytest.raises(MalformedResponseError, match=re.escape(f"not valid JSON: {message}")):
+        load_json(text.encode())
+
+
+def test_a_body_nested_too_deep_is_malformed() -> None:
+    from failover.providers.base import load_json
+
+    with pytest.raises(MalformedResponseError, match="not valid JSON"):
+        load_json(b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_json_constants_read_as_json_reads_them() -> None:
+    from failover.providers.base import load_json
+
+    value = load_json(b'[NaN, Infinity, -Infinity, 1e400, 12345678901234567890]')
+    assert math.isnan(value[0])
+    assert value[1:] == [math.inf, -math.inf, math.inf, 12345678901234567890]
