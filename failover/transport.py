@@ -73,8 +73,11 @@ from failover.transport_io import (
     widen_worker_threads,
 )
 from failover.transport_rewrite import (
+    SESSION_HEADER,
+    SdkHeaders,
     attempt_url,
     json_object,
+    sdk_headers,
     without_credentials,
 )
 from failover.transport_sdk import SdkRequest
@@ -84,8 +87,6 @@ logger = logging.getLogger("failover.transport")
 __all__ = ["ResilientTransport"]
 
 _URLS_KEPT = 256  # attempt URLs kept, parsed
-SESSION_HEADER = "x-failover-session"
-"""The header naming an SDK request's conversation (see ``affinity``); never sent on."""
 _SPLICED = ("openai", "anthropic", "gemini")  # wires a passed-through stream is continued in
 T = TypeVar("T")
 
@@ -287,7 +288,8 @@ class ResilientTransport(HookMethods, AsyncClosing):
             ConfigError: The transport is closed, or was closed while the request waited.
         """
         self._check_open()
-        self._note_sdk_retry(request)
+        headers = sdk_headers(request.headers)
+        self._note_sdk_retry(headers.retries)
         library = library_of(request)
         inner = self._async_inner(library)
         suffix = self._suffix(str(request.url))
@@ -297,7 +299,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         body = await request.aread()
         io = AsyncIO(inner)
         return await self._serve(
-            functools.partial(self._failover, request, library, suffix, body, io)
+            functools.partial(self._failover, request, headers, library, suffix, body, io)
         )
 
     def handle_request(self, request: Any) -> Any:
@@ -310,7 +312,8 @@ class ResilientTransport(HookMethods, AsyncClosing):
             ConfigError: The transport is closed, or was closed while the request waited.
         """
         self._check_open()
-        self._note_sdk_retry(request)
+        headers = sdk_headers(request.headers)
+        self._note_sdk_retry(headers.retries)
         library = library_of(request)
         inner = self._sync_inner(library)
         suffix = self._suffix(str(request.url))
@@ -320,7 +323,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         body = request.read()
         portal = self._start_portal()
         io = ThreadIO(inner, portal)
-        call = functools.partial(self._failover, request, library, suffix, body, io)
+        call = functools.partial(self._failover, request, headers, library, suffix, body, io)
         try:
             future = portal.start_task_soon(self._serve, call)
         except RuntimeError:  # the portal stopped meanwhile: the transport was closed
@@ -332,7 +335,13 @@ class ResilientTransport(HookMethods, AsyncClosing):
             raise
 
     async def _failover(
-        self, request: Any, library: ModuleType, suffix: str, body: bytes, io: IO
+        self,
+        request: Any,
+        headers: SdkHeaders,
+        library: ModuleType,
+        suffix: str,
+        body: bytes,
+        io: IO,
     ) -> Any:
         """The failover loop around one SDK request, its I/O done by ``io``."""
         payload = json_object(body)
@@ -350,6 +359,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
             engine=engine,
             url_for=self._url,
             owner_of=self._owner_of,
+            credentials=headers.credentials,
         )
         translation: Translation | None = None
         unsupported: Callable[[ModelEntry], str | None] | None = None
@@ -363,7 +373,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
             unsupported = functools.partial(translation.unsupported, own=self.provider)
             run_attempt = functools.partial(self._either, sdk.attempt, translation)
         state = engine.new_request()
-        state.session = self._session_of(request, payload)
+        state.session = self._session_of(request, headers.session, payload)
         if engine.admission is not None and isinstance(payload, dict):
             state.estimate = functools.partial(payload_input_tokens, payload)
             state.max_tokens = payload_max_tokens(payload)
@@ -439,10 +449,11 @@ class ResilientTransport(HookMethods, AsyncClosing):
             self._engine, chain, suffix, payload, calls, self._shut, adapters.__getitem__
         )
 
-    def _session_of(self, request: Any, payload: dict[str, Any] | None) -> str | None:
-        """The conversation of an SDK request (its header, taken out of the request, or its
-        prefix's digest with ``affinity="prefix"``)."""
-        given = request.headers.get(SESSION_HEADER)
+    def _session_of(
+        self, request: Any, given: str | None, payload: dict[str, Any] | None
+    ) -> str | None:
+        """The conversation of an SDK request (its header ``given``, taken out of the
+        request, or its prefix's digest with ``affinity="prefix"``)."""
         if given is not None:
             del request.headers[SESSION_HEADER]  # the provider never sees it
         if self.affinity == "off":
@@ -629,17 +640,17 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 return url[len(base) :]
         return None
 
-    def _note_sdk_retry(self, request: Any) -> None:
+    def _note_sdk_retry(self, retries: str | None) -> None:
         """Warn, once per transport, when the SDK retries requests itself.
 
         The openai and anthropic SDKs number their retries in ``x-stainless-retry-count``;
         left at their default ``max_retries`` they repeat every request the transport
         already failed over, multiplying the attempts (and the wait).
         """
-        if self._sdk_retries_seen:
+        if self._sdk_retries_seen or retries is None:
             return
         try:
-            count = int(request.headers.get("x-stainless-retry-count") or 0)
+            count = int(retries or 0)
         except ValueError:
             return
         if count <= 0:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import operator
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -18,11 +20,15 @@ from failover.request import AttemptContext
 __all__ = [
     "CREDENTIAL_HEADERS",
     "DEFAULT_STYLE",
+    "RETRY_HEADER",
+    "SESSION_HEADER",
+    "SdkHeaders",
     "adjust",
     "attempt_url",
     "json_object",
     "restore",
     "rewrite",
+    "sdk_headers",
     "with_read_timeout",
     "without_credentials",
 ]
@@ -30,6 +36,52 @@ __all__ = [
 CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
 DEFAULT_STYLE = {"anthropic": "x-api-key", "gemini": "x-goog-api-key"}
 """A provider's usual credential header, when the SDK sent none (else ``authorization``)."""
+SESSION_HEADER = "x-failover-session"
+"""The header naming an SDK request's conversation (see ``affinity``); never sent on."""
+RETRY_HEADER = "x-stainless-retry-count"
+"""The header in which the openai and anthropic SDKs number their own retries."""
+_READ = tuple(name.encode() for name in (*CREDENTIAL_HEADERS, SESSION_HEADER, RETRY_HEADER))
+_NAME = operator.itemgetter(0)
+
+
+@dataclass(slots=True)
+class SdkHeaders:
+    """What the transport reads of an SDK request's headers.
+
+    Attributes:
+        credentials: The SDK's credential headers (name: value), in ``CREDENTIAL_HEADERS``
+            order; repeated ones joined by ``", "``.
+        session: The ``x-failover-session`` header, or ``None``.
+        retries: The ``x-stainless-retry-count`` header, or ``None``.
+    """
+
+    credentials: dict[str, str]
+    session: str | None = None
+    retries: str | None = None
+
+
+def sdk_headers(headers: Any) -> SdkHeaders:
+    """The headers the transport reads, found in one pass over ``headers``' raw bytes.
+
+    The names are matched in C (one join, one lower, list lookups); the headers' text
+    encoding is worked out (a pass decoding every header) only for a value that is not
+    UTF-8.
+    """
+    raw = headers.raw
+    names = b"\n".join(map(_NAME, raw)).lower().split(b"\n")
+    found: dict[str, str] = {}
+    for name in _READ:
+        if name in names:
+            if names.count(name) == 1:
+                values = [raw[names.index(name)][1]]
+            else:
+                values = [value for (_, value), key in zip(raw, names, strict=True) if key == name]
+            try:
+                found[name.decode()] = ", ".join(value.decode() for value in values)
+            except UnicodeDecodeError:  # as the library decodes it
+                found[name.decode()] = headers[name.decode()]
+    session, retries = found.pop(SESSION_HEADER, None), found.pop(RETRY_HEADER, None)
+    return SdkHeaders(found, session, retries)
 
 
 def json_object(body: bytes) -> dict[str, Any] | None:
@@ -98,24 +150,25 @@ def attempt_url(base_url: str, suffix: str) -> str:
     return base_url + parts.path + (f"?{urlencode(query)}" if query else "")
 
 
-def adjust(request: Any, url: Any, ctx: AttemptContext, style: str) -> None:
-    """The SDK's request, in place, for this attempt: its URL, the profile's key."""
+def adjust(request: Any, url: Any, ctx: AttemptContext, style: str, sdk: dict[str, str]) -> None:
+    """The SDK's request, in place, for this attempt: its URL, the profile's key in the
+    ``style`` header, the SDK's ``sdk`` credential headers gone."""
     request.url = url
     headers = request.headers
-    for name in CREDENTIAL_HEADERS:
-        if name in headers:
+    for name in sdk:
+        if name != style or not ctx.api_key:
             del headers[name]
-    if ctx.api_key:
+    if ctx.api_key:  # in place of the SDK's own, when it sent one in this header
         headers[style] = f"Bearer {ctx.api_key}" if style == "authorization" else ctx.api_key
 
 
-def restore(request: Any, credentials: list[tuple[str, str]]) -> None:
-    """The SDK's request with its own credential headers again (the attempt's key gone)."""
+def restore(request: Any, style: str, sdk: dict[str, str]) -> None:
+    """The SDK's request with its own credential headers ``sdk`` again (the attempt's key,
+    in the ``style`` header, gone)."""
     headers = request.headers
-    for name in CREDENTIAL_HEADERS:
-        if name in headers:
-            del headers[name]
-    for name, value in credentials:
+    if style not in sdk and style in headers:
+        del headers[style]
+    for name, value in sdk.items():
         headers[name] = value
 
 

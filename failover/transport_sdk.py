@@ -23,7 +23,6 @@ from failover.request import AttemptContext
 from failover.transport_guard import checked_reply, endpoint_of, reread, served_headers
 from failover.transport_io import IO, AsyncIO, provider_error, read_body
 from failover.transport_rewrite import (
-    CREDENTIAL_HEADERS,
     DEFAULT_STYLE,
     adjust,
     restore,
@@ -50,6 +49,7 @@ class SdkRequest:
         engine: Scrubs keys from error bodies and records headroom.
         url_for: An attempt's parsed URL (library, base URL, suffix).
         owner_of: Remembers which key made a Responses response.
+        credentials: The SDK's credential headers (see ``sdk_headers``).
     """
 
     def __init__(
@@ -65,16 +65,14 @@ class SdkRequest:
         engine: Engine,
         url_for: Callable[[ModuleType, str, str], Any],
         owner_of: Callable[[AuthProfile], Callable[[str], None]],
+        credentials: dict[str, str],
     ) -> None:
         self.request, self.library, self.io, self.provider = request, library, io, provider
         self.suffix, self.body, self.payload, self.requested = read
         self.engine, self.url_for, self.owner_of = engine, url_for, owner_of
-        # one pass over the headers: the SDK's credentials, and how it sends a key
-        self.sdk_credentials = [
-            (k, v) for k, v in request.headers.items() if k in CREDENTIAL_HEADERS
-        ]
-        found = {k for k, _ in self.sdk_credentials}
-        style = next((h for h in CREDENTIAL_HEADERS if h in found), None)
+        # how the SDK sends a key: its first credential header (in CREDENTIAL_HEADERS order)
+        self.sdk_credentials = credentials
+        style = next(iter(credentials), None)
         self.style = style or DEFAULT_STYLE.get(style_for, "authorization")
         payload, suffix = self.payload, self.suffix
         self.streaming = bool(payload and payload.get("stream")) or ":stream" in suffix
@@ -100,7 +98,8 @@ class SdkRequest:
             self.in_use.append(True)
             outgoing = request
             saved = (request.url, request.extensions)
-            adjust(request, self.url_for(self.library, ctx.base_url, self.suffix), ctx, self.style)
+            url = self.url_for(self.library, ctx.base_url, self.suffix)
+            adjust(request, url, ctx, self.style, self.sdk_credentials)
             request.extensions = self.extensions
         else:
             outgoing = rewrite(
@@ -124,7 +123,7 @@ class SdkRequest:
         finally:
             if adjusted:  # the key never stays in the request the SDK holds
                 request.url, request.extensions = saved
-                restore(request, self.sdk_credentials)
+                restore(request, self.style, self.sdk_credentials)
                 self.in_use.clear()
         if response.status_code < 400:
             return await self._accepted(ctx, response, outgoing)
