@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from operator import itemgetter
 from typing import Any
 
 from failover.errors import (
@@ -69,6 +70,7 @@ _AUTH_MARKERS = ("api key not valid", "invalid api key", "incorrect api key", "i
 _MODEL_MARKERS = ("model_not_found", "does not exist", "unknown model", "no such model")
 _GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_first = itemgetter(0)
 
 
 def parse_duration(text: str) -> float | None:
@@ -172,9 +174,48 @@ _BUDGETS = (
 )
 
 
+_NONE: Mapping[str, str] = {}
+
+
+def _rate_limit_headers(headers: Mapping[str, str]) -> Mapping[str, str]:
+    """Headers in which the rate-limit ones can be looked up by lowercase name, and cheaply.
+
+    A plain dict or an httpx.Headers has its names read in one pass first: a reply without
+    rate-limit headers (most) then costs no lookup, a dict is lowered only when it has
+    some, and from an httpx.Headers (whose every lookup scans all headers) only those are
+    taken. Other containers (aiohttp's, pyreqwest's) are returned as they are: their
+    lookups ignore case and are done in C.
+    """
+    if type(headers) is dict:
+        try:
+            joined = " ".join(headers)
+        except TypeError:  # names that are not text
+            return _case_insensitive(headers)
+        lowered = joined.lower()
+        if "ratelimit" not in lowered:
+            return _NONE
+        return headers if lowered == joined else _case_insensitive(headers)
+    raw = getattr(headers, "raw", None)
+    if type(raw) is not list:
+        return headers
+    try:  # httpx.Headers: names and values as bytes
+        if b"ratelimit" not in b" ".join(map(_first, raw)).lower():
+            return _NONE
+        found: dict[str, str] = {}
+        for name, value in raw:
+            if b"ratelimit" in name.lower():
+                key, text = name.decode("ascii").lower(), value.decode("ascii")
+                found[key] = f"{found[key]}, {text}" if key in found else text  # as httpx joins
+    except (TypeError, ValueError):  # not ASCII (UnicodeDecodeError): httpx decodes it
+        return headers
+    return found
+
+
 def rate_limit_headroom(headers: Mapping[str, str]) -> Headroom | None:
     """Read a reply's rate-limit headers; ``None`` when it has none (most replies)."""
-    headers = _case_insensitive(headers)
+    headers = _rate_limit_headers(headers)
+    if headers is _NONE:
+        return None
     for requests, tokens in _BUDGETS:
         if requests[0] not in headers and tokens[0] not in headers:
             continue
