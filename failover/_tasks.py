@@ -65,12 +65,10 @@ class _Deadlines:
         self.entries: dict[AsyncioTimeout, float] = {}
         self.armed_for = math.inf
 
-    def add(self, timeout: AsyncioTimeout, when: float) -> None:
-        """Expire ``timeout`` at loop time ``when`` unless it is discarded before."""
-        self.entries[timeout] = when
-        if when < self.armed_for:
-            self.armed_for = when
-            self.loop().call_at(when, self._fire, when)
+    def arm(self, when: float) -> None:
+        """Set the timer for ``when``, earlier than it is set for (a deadline just added)."""
+        self.armed_for = when
+        self.loop().call_at(when, self._fire, when)
 
     def _fire(self, armed_for: float) -> None:
         loop = self.loop()
@@ -90,12 +88,14 @@ class _Deadlines:
 
 
 _deadlines: weakref.WeakKeyDictionary[Any, _Deadlines] = weakref.WeakKeyDictionary()
+_latest: list[_Deadlines | None] = [None]  # the loop last seen's: most attempts run on it
 
 
 def _deadlines_of(loop: Any) -> _Deadlines:
     deadlines = _deadlines.get(loop)
     if deadlines is None:
         deadlines = _deadlines[loop] = _Deadlines(loop)
+    _latest[0] = deadlines
     return deadlines
 
 
@@ -125,8 +125,14 @@ class AsyncioTimeout:
         self._task = task
         self._cancelling = task.cancelling()  # type: ignore[attr-defined]  # 3.11+
         loop = task.get_loop()
-        deadlines = self._deadlines = _deadlines_of(loop)
-        deadlines.add(self, loop.time() + self._seconds)
+        deadlines = _latest[0]  # read once (threads): it refers to its loop weakly
+        if deadlines is None or deadlines.loop() is not loop:
+            deadlines = _deadlines_of(loop)
+        self._deadlines = deadlines
+        when = loop.time() + self._seconds
+        deadlines.entries[self] = when
+        if when < deadlines.armed_for:
+            deadlines.arm(when)
 
     def _expire(self) -> None:
         self._expired = True

@@ -5,13 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from failover._records import built_at_once
+
 if TYPE_CHECKING:
     from failover.errors import ProviderError
 
 __all__ = ["Attempt"]
 
 
-@dataclass(frozen=True, slots=True)
+@built_at_once
+@dataclass(frozen=True)
 class Attempt:
     """One call to one model with one auth profile.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
@@ -304,6 +305,9 @@ class ResilientClient(HookMethods, AsyncClosing):
         self._stream_source = StreamSource(self._engine, self._calls.open_stream, self._unsupported)
         # a sender for asyncio alone (aiohttp) lets the engine bound attempts more cheaply
         self._sender_cancel_safe = bool(getattr(sender, "asyncio_cancel_safe", False))
+        # so does HttpxSender for a whole reply on asyncio: it sends it in a task of its own
+        # that asyncio's cancellation never reaches (see failover.http)
+        self._whole_apart = isinstance(sender, HttpxSender)
         # the HTTP libraries log replies' headers (which may echo a key) before we see them
         watch_http_logs(self._engine)
 
@@ -346,15 +350,20 @@ class ResilientClient(HookMethods, AsyncClosing):
                 with ``attempts`` set.
         """
         request = chat_request(messages, max_tokens, temperature, params, stream=False)
-        state = self._new_state(request, priority, tags, session)
-        steps = self._steps_for(chain, state)
-        checks = self._checks(request, accept, check_schema)
-        if checks is None:
+        state = self._new_state(request, priority, tags, session, whole=True)
+        steps = self.chain.steps if chain is None else self._steps_for(chain, state)
+        if request.plain and accept is None and self.accept is None:  # nothing to check
             attempt = partial(self._complete, request)
+            unsupported = None  # plain text without parameters: every model takes it
         else:
-            attempt = partial(self._checked, request, checks, state)
+            checks = self._checks(request, accept, check_schema)
+            if checks is None:
+                attempt = partial(self._complete, request)
+            else:
+                attempt = partial(self._checked, request, checks, state)
+            unsupported = self._unsupported(request)
         result, model, profile = await self._engine.run(
-            state, steps, attempt, unsupported=self._unsupported(request)
+            state, steps, attempt, unsupported=unsupported
         )
         cost = model.calculate_cost(result.usage) if result.usage_known else None
         usage = result.usage if result.usage_known else None
@@ -594,10 +603,17 @@ class ResilientClient(HookMethods, AsyncClosing):
         priority: int,
         tags: str | Sequence[str],
         session: str | None = None,
+        *,
+        whole: bool = False,
     ) -> RequestState:
-        """A chat request's bookkeeping, with what admission and the strategy read."""
+        """A chat request's bookkeeping, with what admission and the strategy read
+        (``whole``: its replies are read whole, not streamed)."""
         engine = self._engine
-        state = engine.new_request(asyncio_cancel_safe=self._sender_cancel_safe)
+        cancel_safe = self._sender_cancel_safe
+        if whole and self._whole_apart:
+            asyncio = sys.modules.get("asyncio")  # on asyncio (not trio) with an HttpxSender
+            cancel_safe = asyncio is not None and asyncio._get_running_loop() is not None
+        state = engine.new_request(asyncio_cancel_safe=cancel_safe)
         if self._cost_strategy:
             state.estimated_usage = estimate_usage(request)
         elif engine.admission is not None:

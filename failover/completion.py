@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from failover._records import built_at_once
 from failover.attempts import Attempt
 from failover.catalog import TokenUsage
 from failover.providers.base import ToolCall, assistant_message
@@ -17,7 +18,8 @@ from failover.providers.base import ToolCall, assistant_message
 __all__ = ["Accept", "Completion"]
 
 
-@dataclass(frozen=True, slots=True)
+@built_at_once
+@dataclass(frozen=True)
 class Completion:
     """A successful completion and how it was obtained.
 

@@ -526,9 +526,24 @@ class Engine(Gates, Announcements):
         model: ModelEntry,
         profile: AuthProfile,
     ) -> tuple[T, ModelEntry, AuthProfile]:
-        """One call, bounded by the attempt's timeout as a total; recorded either way."""
-        ctx = self._context(state, model, profile)
-        timeout = ctx.timeout
+        """One call, bounded by the attempt's timeout as a total; recorded either way.
+
+        Its context: its key, URL, number and timeout (bounded by the request's deadline,
+        which must not have passed).
+        """
+        timeout = self.timeout
+        if state.deadline_at != math.inf:
+            timeout = min(timeout, state.time_left())
+            if timeout <= 0:
+                raise ProviderTimeoutError("the request's deadline passed")
+        ctx = AttemptContext(
+            profile,
+            model,
+            profile.base_url or self.base_url_for(model.provider),
+            len(state.attempts) + 1,
+            state.id,
+            timeout,
+        )
         started = time.monotonic()
         if self._count_in_flight:
             self.routing.started(model, profile)
@@ -576,25 +591,6 @@ class Engine(Gates, Announcements):
             self._recovered(state, profile)
         self.model_health.of(model.key)["successes"] += 1
         return value, model, profile
-
-    def _context(
-        self, state: RequestState, model: ModelEntry, profile: AuthProfile
-    ) -> AttemptContext:
-        """The next attempt's context: its key, URL, number and timeout (bounded by the
-        request's deadline, which must not have passed)."""
-        timeout = self.timeout
-        if state.deadline_at != math.inf:
-            timeout = min(timeout, state.time_left())
-            if timeout <= 0:
-                raise ProviderTimeoutError("the request's deadline passed")
-        return AttemptContext(
-            profile,
-            model,
-            profile.base_url or self.base_url_for(model.provider),
-            len(state.attempts) + 1,
-            state.id,
-            timeout,
-        )
 
     def _attempt_failed(
         self, state: RequestState, ctx: AttemptContext, error: ProviderError, started: float

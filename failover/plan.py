@@ -166,7 +166,7 @@ class Plan:
                 first: ModelEntry = order[0][1]
                 self._model = first
                 self._tried: set[str] = set()
-                candidate = self._next_key(first)
+                candidate = self._first_key(first)
                 if candidate is not None:
                     return candidate
                 self._leave_model(first)
@@ -230,6 +230,22 @@ class Plan:
         self._last_error = None
         self._rotations = self._same_model_retries = 0
         self._retrying = self._again
+
+    def _first_key(self, model: ModelEntry) -> Candidate | None:
+        """:meth:`_next_key` for the request's first pick (no pin): nothing is tried, failed
+        or being retried yet."""
+        planner = self.planner
+        deadline_at = self.state.deadline_at
+        if deadline_at != math.inf and deadline_at - planner.clock() <= 0:
+            return None
+        profile = planner.pick_key(model, self._tried)
+        if profile is None:
+            self._pass_by(model)
+            return None
+        self._tried.add(profile.name)
+        self._last_profile = profile
+        self._attempted = True
+        return Candidate(model, profile, FIRST)
 
     def _next_key(self, model: ModelEntry) -> Candidate | None:
         """The next key of ``model`` (the current one), or ``None`` when it has none left."""

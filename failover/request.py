@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from failover._records import built_at_once
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry, TokenUsage
 
@@ -36,7 +37,8 @@ TYPICAL_USAGE = TokenUsage(input_tokens=1000, output_tokens=500)
 """The tokens a request is expected to take when it does not say (the ``cost`` strategy)."""
 
 
-@dataclass(frozen=True, slots=True)
+@built_at_once
+@dataclass(frozen=True)
 class AttemptContext:
     """What one attempt gets: the key to use, where to send it, and for which model.
 

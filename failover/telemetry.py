@@ -41,6 +41,7 @@ from failover.telemetry_conventions import (
     COOLING_STATUSES,
     DURATION_BUCKETS,
     FIRST_CHUNK_BUCKETS,
+    PROVIDERS_FROM_ENVIRONMENT,
     SCHEMA_URL,
     TOKEN_BUCKETS,
     budget_window,
@@ -121,6 +122,13 @@ class Telemetry:
         import opentelemetry.metrics._internal as metrics_internal
 
         self._metrics_internal = metrics_internal
+        # whether "no SDK yet" can be read from the two globals alone (see globals_unset)
+        self._unset_readable = (
+            not self._own_provider
+            and not PROVIDERS_FROM_ENVIRONMENT
+            and hasattr(trace, "_TRACER_PROVIDER")
+            and hasattr(metrics_internal, "_METER_PROVIDER")
+        )
         self._no_tracing = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
         self._no_metrics: tuple[type, ...] = (metrics.NoOpMeterProvider, *proxy_meter_provider())
         self.tracer = trace.get_tracer(
@@ -216,7 +224,10 @@ class Telemetry:
 
         The global providers can be set once only, so once true this stays true.
         """
-        if self._own_provider or self._sdk_installed:
+        if self._sdk_installed:
+            return True
+        if self._own_provider:
+            self._sdk_installed = True  # recorded from the start: as good as installed
             return True
         if globals_unset(self._trace, self._metrics_internal):
             return False
@@ -224,6 +235,17 @@ class Telemetry:
             self._trace.get_tracer_provider(), self._no_tracing
         ) or not isinstance(self._metrics.get_meter_provider(), self._no_metrics)
         return self._sdk_installed
+
+    def _recording_now(self) -> bool:
+        """:meth:`recording`, with "no SDK yet" read straight from the two globals when they
+        tell (as ``globals_unset`` reads them)."""
+        if (
+            self._unset_readable
+            and self._trace._TRACER_PROVIDER is None
+            and self._metrics_internal._METER_PROVIDER is None
+        ):
+            return False
+        return self.recording()
 
     def start_request(
         self,
@@ -235,7 +257,7 @@ class Telemetry:
 
         A step of the chain may be a group of equivalent models (its first names the span).
         """
-        if not self.recording():
+        if not self._sdk_installed and not self._recording_now():
             return None
         request = RequestTelemetry(self, operation, request_id, chain)
         self._live[request_id] = request
