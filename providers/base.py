@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -77,6 +77,7 @@ __all__ = [
     "guarded",
     "has_part",
     "input_usage",
+    "json_body",
     "json_headers",
     "load_json",
     "max_output_tokens",
@@ -255,6 +256,40 @@ def json_headers(api_key: str) -> dict[str, str]:
     if api_key:
         headers["authorization"] = f"Bearer {api_key}"
     return headers
+
+
+_DEFAULT = json.JSONEncoder().default  # its TypeError names the type json cannot write
+_ENCODE_ASCII = json.encoder.encode_basestring_ascii
+
+
+def _c_encoder_maker() -> Callable[..., Callable[[Any, int], Sequence[str]]] | None:
+    """json's C encoder maker (what ``json.dumps`` runs), or ``None`` without the C
+    accelerator or when it takes other arguments than these."""
+    make: Any = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    try:
+        make({}, _DEFAULT, _ENCODE_ASCII, None, ": ", ", ", False, False, True)
+    except TypeError:
+        return None
+    return make  # type: ignore[no-any-return]
+
+
+_MAKE_ENCODER = _c_encoder_maker()
+
+
+def json_body(payload: Any) -> bytes:
+    """``json.dumps(payload).encode()``: the same bytes, or the same error.
+
+    json's C encoder is called directly (a fresh one per body, so that its record of the
+    containers it is in, which finds circular references, is never shared), without
+    ``dumps``' pure-Python wrappers; without the C accelerator, ``json.dumps`` itself.
+    """
+    make = _MAKE_ENCODER
+    if make is None:
+        return json.dumps(payload).encode()
+    encode = make({}, _DEFAULT, _ENCODE_ASCII, None, ": ", ", ", False, False, True)
+    return "".join(encode(payload, 0)).encode()
 
 
 def merge_params(payload: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from failover.providers.base import (
     error_status,
     guarded,
     input_usage,
+    json_body,
     json_headers,
     load_json,
     max_output_tokens,
@@ -304,7 +305,7 @@ class OpenAIAdapter(BaseAdapter):
     ) -> HttpRequest:
         """Build the chat-completions request."""
         headers = json_headers(api_key)
-        body = json.dumps(self.payload(request, model)).encode()
+        body = json_body(self.payload(request, model))
         return HttpRequest("POST", f"{base_url}/chat/completions", headers, body)
 
     @guarded
@@ -362,7 +363,7 @@ class OpenAIAdapter(BaseAdapter):
     ) -> HttpRequest:
         """Build the ``POST {base}/embeddings`` request."""
         headers = json_headers(api_key)
-        body = json.dumps(self.embedding_payload(request, model)).encode()
+        body = json_body(self.embedding_payload(request, model))
         return HttpRequest("POST", f"{base_url}/embeddings", headers, body)
 
     @guarded

@@ -116,3 +116,78 @@ def test_json_constants_read_as_json_reads_them() -> None:
     value = load_json(b'[NaN, Infinity, -Infinity, 1e400, 12345678901234567890]')
     assert math.isnan(value[0])
     assert value[1:] == [math.inf, -math.inf, math.inf, 12345678901234567890]
+
+
+# -- request bodies ---------------------------------------------------------------------
+
+body_values = st.recursive(
+    json_leaves | st.floats() | st.text(alphabet=st.characters(), max_size=8),
+    lambda children: st.lists(children, max_size=4)
+    | st.tuples(children, children)
+    | st.dictionaries(
+        st.text(max_size=6) | st.integers() | st.floats() | st.booleans() | st.none(),
+        children,
+        max_size=4,
+    ),
+    max_leaves=12,
+)
+
+
+def dumps_answer(value: Any) -> tuple[str, Any]:
+    """``json.dumps(value).encode()``, or the error it raises (type and message)."""
+    try:
+        return "bytes", json.dumps(value).encode()
+    except (TypeError, ValueError) as error:
+        return "error", f"{type(error).__name__}: {error}"
+
+
+def body_answer(value: Any) -> tuple[str, Any]:
+    """What ``json_body`` answers, in :func:`dumps_answer`'s terms."""
+    from failover.providers.base import json_body
+
+    try:
+        return "bytes", json_body(value)
+    except (TypeError, ValueError) as error:
+        return "error", f"{type(error).__name__}: {error}"
+
+
+@SETTINGS
+@given(value=body_values)
+def test_a_body_is_the_bytes_json_dumps_writes(value: Any) -> None:
+    assert body_answer(value) == dumps_answer(value)
+
+
+def test_a_body_json_cannot_write_fails_as_json_dumps_fails() -> None:
+    circular: list[Any] = [1]
+    circular.append({"again": circular})
+    cases = [circular, {"a": object()}, {(1, 2): "tuple key"}, [{1, 2}], b"bytes"]
+    for value in cases:
+        kind, message = body_answer(value)
+        assert (kind, message) == dumps_answer(value)
+        assert kind == "error"
+    assert "Circular reference detected" in body_answer(circular)[1]
+    # a failure leaves nothing behind: the same list, no longer circular, is written
+    circular.pop()
+    assert body_answer([circular, circular]) == ("bytes", b"[[1], [1]]")
+
+
+def test_a_body_without_json_s_accelerator_is_written_by_json_dumps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from failover.providers import base
+
+    monkeypatch.setattr(base, "_MAKE_ENCODER", None)
+    value = {"messages": [{"role": "user", "content": "héllo \u2028"}], "temperature": 0.5}
+    assert base.json_body(value) == json.dumps(value).encode()
+
+
+def test_json_s_encoder_taking_other_arguments_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from failover.providers import base
+
+    def other_signature(*arguments: Any) -> None:
+        raise TypeError(f"make_encoder() takes 10 arguments ({len(arguments)} given)")
+
+    monkeypatch.setattr(json.encoder, "c_make_encoder", other_signature)
+    assert base._c_encoder_maker() is None
+    monkeypatch.delattr(json.encoder, "c_make_encoder")
+    assert base._c_encoder_maker() is None
