@@ -77,6 +77,7 @@ H = TypeVar("H", bound=Callable[..., Any])
 _request_ids = itertools.count(1)
 Chain = Sequence[ModelEntry | Sequence[ModelEntry]]
 """Models in order; an item may be a group of equivalent deployments (one chain step)."""
+_INF = math.inf
 _log = logs.logger  # every decision is logged only after a (cached) isEnabledFor check
 _DEBUG, _INFO, _WARNING = logs.DEBUG, logs.INFO, logs.WARNING
 
@@ -267,7 +268,7 @@ class Engine(Gates, Announcements):
             state.telemetry = self.telemetry.start_request("chat", state.id, chain)
         try:
             plan = self._plan(state, chain, unsupported, key, why)
-            if math.isinf(state.deadline_at):
+            if state.deadline_at == _INF:
                 return await self._run(state, plan, attempt)
             with anyio.move_on_after(state.time_left()) as scope:
                 return await self._run(state, plan, attempt)
@@ -347,7 +348,11 @@ class Engine(Gates, Announcements):
         while True:
             while (candidate := plan.next()) is not None:
                 ticket = None
-                if admission is not None and _admitted(admission, candidate):
+                if admission is not None and (
+                    admission.always
+                    or candidate.profile.rate_limit_tpm is not None
+                    or candidate.profile.max_in_flight is not None
+                ):  # as _admitted says
                     admitted = await self._admit(state, admission, candidate)
                     if not isinstance(admitted, Ticket):
                         if isinstance(admitted, (OverTokenRate, AtCapacity)):
@@ -551,11 +556,11 @@ class Engine(Gates, Announcements):
         if telemetry is not None:
             telemetry.attempt_started(ctx)
         try:
-            if math.isinf(timeout):
-                value = await attempt(ctx)
-            elif state.asyncio_cancel_safe:
+            if state.asyncio_cancel_safe and timeout != _INF:
                 with AsyncioTimeout(timeout):
                     value = await attempt(ctx)
+            elif timeout == _INF:
+                value = await attempt(ctx)
             else:
                 # fail_after's own scope, without its two generator wrappers (~1/3 of its
                 # cost per attempt on asyncio, which under load is as much as an HTTP call's)

@@ -116,6 +116,7 @@ class Plan:
     _last_profile: AuthProfile | None = None
     _last_error: ProviderError | None = None
     _failed_endpoints: set[str | None] | tuple[()] = ()
+    _tried: set[str]  # the keys tried on the current model (set when a model is entered)
     retry_after: float | None = None
     """The earliest recovery when :meth:`wait` last answered ``None``."""
     pin: Pin | None = None
@@ -165,7 +166,6 @@ class Plan:
             if order:
                 first: ModelEntry = order[0][1]
                 self._model = first
-                self._tried: set[str] = set()
                 candidate = self._first_key(first)
                 if candidate is not None:
                     return candidate
@@ -238,11 +238,12 @@ class Plan:
         deadline_at = self.state.deadline_at
         if deadline_at != math.inf and deadline_at - planner.clock() <= 0:
             return None
-        profile = planner.pick_key(model, self._tried)
+        profile = planner.pick_key(model, ())
         if profile is None:
+            self._tried = set()
             self._pass_by(model)
             return None
-        self._tried.add(profile.name)
+        self._tried = {profile.name}
         self._last_profile = profile
         self._attempted = True
         return Candidate(model, profile, FIRST)
