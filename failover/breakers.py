@@ -46,7 +46,17 @@ class Breaker:
     the probe's success closes it, its failure re-opens it for longer.
     """
 
-    __slots__ = ("buckets", "closed_at", "failed", "open_until", "probe_at", "strikes", "total")
+    __slots__ = (
+        "buckets",
+        "closed_at",
+        "failed",
+        "fresh_until",
+        "fresh_window",
+        "open_until",
+        "probe_at",
+        "strikes",
+        "total",
+    )
 
     def __init__(self) -> None:
         self.buckets: deque[list[float]] = deque()  # [start, total, failed]
@@ -56,17 +66,24 @@ class Breaker:
         self.strikes = 0  # openings in a row, for the escalating rest
         self.closed_at = -math.inf
         self.probe_at: float | None = None  # when the half-open probe was handed out
+        self.fresh_until = -math.inf
+        """Before this clock time (over a window of ``fresh_window`` s) an outcome goes to
+        the newest bucket and none is forgotten: counting it is two additions."""
+        self.fresh_window = math.nan
 
     def count(self, failed: bool, now: float, window: float) -> None:
         """Count one outcome at ``now``, forgetting those older than ``window`` seconds."""
-        width = window / _BUCKETS
         buckets = self.buckets
-        while buckets and buckets[0][0] <= now - window:
-            _, total, failures = buckets.popleft()
-            self.total -= int(total)
-            self.failed -= int(failures)
-        if not buckets or buckets[-1][0] + width <= now:
-            buckets.append([now, 0, 0])
+        if not (now < self.fresh_until and window == self.fresh_window):
+            width = window / _BUCKETS
+            while buckets and buckets[0][0] <= now - window:
+                _, total, failures = buckets.popleft()
+                self.total -= int(total)
+                self.failed -= int(failures)
+            if not buckets or buckets[-1][0] + width <= now:
+                buckets.append([now, 0, 0])
+            self.fresh_until = min(buckets[-1][0] + width, _kept_before(buckets[0][0], window))
+            self.fresh_window = window
         bucket = buckets[-1]
         bucket[1] += 1
         self.total += 1
@@ -78,6 +95,7 @@ class Breaker:
         """Forget every outcome counted."""
         self.buckets.clear()
         self.total = self.failed = 0
+        self.fresh_until = -math.inf
 
     def resting(self, now: float, probe_timeout: float) -> bool:
         """Whether no request may go now (open, or half-open with its probe out)."""
@@ -92,6 +110,18 @@ class Breaker:
         if self.probe_at is not None and now < self.probe_at + probe_timeout:
             return self.probe_at + probe_timeout
         return now
+
+
+def _kept_before(start: float, window: float) -> float:
+    """A clock time before which a bucket started at ``start`` is kept by :meth:`Breaker.count`
+    (whose test ``start <= now - window`` is false for every ``now`` below it, in floating
+    point); ``-inf`` when none is found at once (then every count takes the long way)."""
+    kept = start + window
+    for _ in range(4):
+        if not start <= kept - window:
+            return math.nextafter(kept, math.inf)
+        kept = math.nextafter(kept, -math.inf)
+    return -math.inf
 
 
 class Breakers:
@@ -171,6 +201,29 @@ class Breakers:
             breaker = self._new(key)
         else:
             known[key] = breaker  # the most recently used goes last
+        return self._outcome(key, breaker, now, config, failed)
+
+    def succeeded(
+        self, profile: AuthProfile, model: str, now: float, config: FailoverConfig
+    ) -> bool:
+        """:meth:`outcome` for a success (the usual case, made short: a closed breaker
+        whose newest bucket takes it); return True when it closed the breaker."""
+        key = (profile.provider, profile.base_url, model)
+        known = self.known
+        breaker = known.pop(key, None)
+        if breaker is None:
+            breaker = self._new(key)
+        else:
+            known[key] = breaker  # the most recently used goes last
+            if now < breaker.fresh_until and config.breaker_window == breaker.fresh_window:
+                breaker.buckets[-1][1] += 1  # Breaker.count's short way (a closed breaker)
+                breaker.total += 1
+                return False
+        return self._outcome(key, breaker, now, config, False)
+
+    def _outcome(
+        self, key: BreakerKey, breaker: Breaker, now: float, config: FailoverConfig, failed: bool
+    ) -> bool:
         if breaker.open_until:
             if now < breaker.open_until:
                 return False  # open: outcomes of requests sent before it opened do not count

@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 _set = object.__setattr__  # for the counters the hot path updates: no routing-field check
+_AVAILABLE = ProfileStatus.AVAILABLE
 
 
 class FailoverManager:
@@ -343,24 +344,34 @@ class FailoverManager:
         """
         with self._lock:
             profile = self._profiles.get(name) or self._require(name)
-            recovering = profile.consecutive_failures > 0 or profile.cooldown_strikes > 0
             _set(profile, "success_count", profile.success_count + 1)
-            if recovering:
-                profile.consecutive_failures = 0
-            if model is not None:
-                closed = self._breakers.outcome(
-                    profile, model, self.clock(), self.config, failed=False
-                )
-                recovering = closed or recovering
-            if profile.status is ProfileStatus.COOLING_DOWN:
-                recovering = True
-                self._pools.heal(profile)  # the endpoint's breakers stay as they are
-            if profile.status is ProfileStatus.AVAILABLE:
-                if profile.cooldown_strikes:
-                    profile.cooldown_strikes = 0
-                if recovering:  # a key still held here is not announced healed
-                    self._replica.profile_changed(profile, "recover", struck=False)
-            return recovering
+            closed = model is not None and self._breakers.succeeded(
+                profile, model, self.clock(), self.config
+            )
+            if (
+                profile.status is _AVAILABLE
+                and not (profile.consecutive_failures or profile.cooldown_strikes)
+                and not closed
+            ):
+                return False  # a healthy key: nothing else changes
+            return self._recovered(profile, closed)
+
+    def _recovered(self, profile: AuthProfile, closed: bool) -> bool:
+        """The rest of :meth:`mark_success` for a key that failed before, is held out, or
+        whose success ``closed`` its endpoint's breaker of the model."""
+        recovering = profile.consecutive_failures > 0 or profile.cooldown_strikes > 0
+        if recovering:
+            profile.consecutive_failures = 0
+        recovering = closed or recovering
+        if profile.status is ProfileStatus.COOLING_DOWN:
+            recovering = True
+            self._pools.heal(profile)  # the endpoint's breakers stay as they are
+        if profile.status is ProfileStatus.AVAILABLE:
+            if profile.cooldown_strikes:
+                profile.cooldown_strikes = 0
+            if recovering:  # a key still held here is not announced healed
+                self._replica.profile_changed(profile, "recover", struck=False)
+        return recovering
 
     def mark_failure(
         self,
