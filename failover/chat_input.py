@@ -14,7 +14,7 @@ from failover.catalog import ModelCatalog, TokenUsage
 from failover.chain import FallbackChain
 from failover.chat_calls import check_parameter_names
 from failover.errors import ConfigError, InvalidModelId
-from failover.providers.base import ChatRequest, check_json
+from failover.providers.base import PLAIN_ROLES, ChatRequest, check_json
 
 __all__ = ["chain_from", "chat_request", "estimate_input_tokens", "estimate_usage"]
 
@@ -36,13 +36,39 @@ def chat_request(
         )
     if not messages:
         raise ConfigError("messages must not be empty")
-    for index, message in enumerate(messages):
+    plain: bool | None = not params  # ChatRequest.plain, read on the way when every message
+    for message in messages:  # is the common one (a dict with a string role and content)
         if (
             type(message) is dict
-            and type(message.get("role")) is str
             and type(message.get("content")) is str
+            and type(role := message.get("role")) is str
         ):
-            continue  # the common message: nothing more to check
+            if len(message) != 2 or role not in PLAIN_ROLES:
+                plain = False
+            continue
+        _check_messages(messages)
+        plain = None  # left for ChatRequest.plain to read
+        break
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0
+    ):
+        raise ConfigError(f"max_tokens must be a positive int, got {max_tokens!r}")
+    if temperature is not None and (
+        isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+    ):
+        raise ConfigError(f"temperature must be a number, got {temperature!r}")
+    if params:
+        check_parameter_names(params)
+        check_json(params)
+    request = ChatRequest(list(messages), max_tokens, temperature, params, stream)
+    if plain is not None:
+        object.__setattr__(request, "_plain", plain)  # ChatRequest's reading of itself, kept
+    return request
+
+
+def _check_messages(messages: Sequence[Mapping[str, Any]]) -> None:
+    """Raise ConfigError naming the first message that is not in OpenAI's shape."""
+    for index, message in enumerate(messages):
         if (type(message) is not dict and not isinstance(message, Mapping)) or not isinstance(
             message.get("role"), str
         ):
@@ -57,18 +83,6 @@ def chat_request(
             isinstance(part, Mapping) for part in content
         ):
             raise ConfigError(f"messages[{index}].content parts must be dicts")
-    if max_tokens is not None and (
-        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0
-    ):
-        raise ConfigError(f"max_tokens must be a positive int, got {max_tokens!r}")
-    if temperature is not None and (
-        isinstance(temperature, bool) or not isinstance(temperature, (int, float))
-    ):
-        raise ConfigError(f"temperature must be a number, got {temperature!r}")
-    if params:
-        check_parameter_names(params)
-        check_json(params)
-    return ChatRequest(list(messages), max_tokens, temperature, params, stream)
 
 
 def chain_from(

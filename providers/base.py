@@ -49,6 +49,7 @@ from failover.providers.results import (
 
 __all__ = [
     "FINISH_REASONS",
+    "PLAIN_ROLES",
     "BaseAdapter",
     "ChatRequest",
     "ChatResult",
@@ -90,11 +91,21 @@ logger = logging.getLogger("failover.providers")
 
 Message = Mapping[str, Any]
 
-_PLAIN_ROLES = frozenset(("system", "developer", "user", "assistant"))
+PLAIN_ROLES = frozenset(("system", "developer", "user", "assistant"))
+"""The roles of a plain message (:attr:`ChatRequest.plain`): every wire format has them."""
+
+
+class _Readings:
+    """A request's readings of itself, kept on first use: slots, not fields (never compared,
+    shown, copied or pickled; read again after a copy or a pickle)."""
+
+    __slots__ = ("_plain", "_turns")
+    _plain: bool
+    _turns: tuple[Turn, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class ChatRequest:
+class ChatRequest(_Readings):
     """A chat request in OpenAI's shape, before any provider's translation."""
 
     messages: Sequence[Message]
@@ -102,20 +113,27 @@ class ChatRequest:
     temperature: float | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     stream: bool = False
-    _turns: list[tuple[Turn, ...]] = field(
-        default_factory=list, init=False, repr=False, compare=False
-    )
 
     @property
     def plain(self) -> bool:
         """Whether this is text alone (string contents, no parameters): what every model
         of every wire format takes, so no adapter has a field to refuse."""
-        return not self.params and all(
-            type(message.get("content")) is str
-            and message.get("role") in _PLAIN_ROLES
-            and len(message) == 2
-            for message in self.messages
-        )
+        try:
+            return self._plain
+        except AttributeError:
+            pass
+        plain = not self.params
+        if plain:
+            for message in self.messages:
+                if (
+                    type(message.get("content")) is not str
+                    or message.get("role") not in PLAIN_ROLES
+                    or len(message) != 2
+                ):
+                    plain = False
+                    break
+        object.__setattr__(self, "_plain", plain)
+        return plain
 
     def turns(self) -> tuple[Turn, ...]:
         """The messages read once (see :func:`providers.messages.read_messages`).
@@ -123,9 +141,13 @@ class ChatRequest:
         Raises:
             ConfigError: A message is not in OpenAI's shape.
         """
-        if not self._turns:
-            self._turns.append(read_messages(self.messages))
-        return self._turns[0]
+        try:
+            return self._turns
+        except AttributeError:
+            pass
+        turns = read_messages(self.messages)
+        object.__setattr__(self, "_turns", turns)
+        return turns
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,19 @@ _ANSWER_KEYS = frozenset(
 """The message fields that carry an answer (or the thinking towards one); a message with
 none of them is malformed. OpenAI always sends ``content`` (``""`` or ``null`` when empty)."""
 
+_PLAIN_FIELDS = frozenset(
+    (
+        "messages",
+        "model",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "stream",
+        "stream_options",
+    )
+)
+"""The fields of a plain request's payload (:attr:`ChatRequest.plain`)."""
+
 _FINISH = {
     "stop": "stop",
     "length": "length",
@@ -276,6 +289,21 @@ class OpenAIAdapter(BaseAdapter):
 
     def payload(self, request: ChatRequest, model: str | None) -> dict[str, Any]:
         """The JSON body (``model`` left out when ``None``, as Azure names it in the URL)."""
+        omit = self.omit
+        if request.plain and (
+            not omit or (omit.isdisjoint(_PLAIN_FIELDS) and self.max_tokens_field not in omit)
+        ):  # nothing to strip, rename or leave out: the fields as they are
+            plain: dict[str, Any] = {"messages": list(request.messages)}
+            if model is not None:
+                plain["model"] = model
+            if request.max_tokens is not None:
+                plain[self.max_tokens_field] = request.max_tokens
+            if request.temperature is not None:
+                plain["temperature"] = request.temperature
+            if request.stream:
+                plain["stream"] = True
+                plain["stream_options"] = {"include_usage": True}
+            return plain
         markers = self.cache_markers
         payload: dict[str, Any] = {"messages": _strip_extras(request.messages, markers=markers)}
         if model is not None:

@@ -21,16 +21,13 @@ from failover import MalformedResponseError
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 json_leaves = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False)
-    | st.text(max_size=12)
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12)
 )
 json_documents = st.recursive(
     json_leaves,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
     max_leaves=12,
 )
 whitespace = st.text(alphabet=" \t\r\n", max_size=3)
@@ -72,9 +69,7 @@ def test_a_body_reads_as_json_loads_reads_it(document: Any, before: str, after: 
 @SETTINGS
 @given(
     text=st.text(alphabet='{}[]":,0123456789.eE+-truefalsnNaIiy \n\\u', max_size=24)
-    | st.builds(
-        lambda doc, junk: json.dumps(doc) + junk, json_documents, st.text(max_size=4)
-    )
+    | st.builds(lambda doc, junk: json.dumps(doc) + junk, json_documents, st.text(max_size=4))
 )
 def test_text_that_is_not_one_json_value_fails_as_json_loads_fails(text: str) -> None:
     kind, expected = json_answer(text)
@@ -113,7 +108,7 @@ def test_a_body_nested_too_deep_is_malformed() -> None:
 def test_json_constants_read_as_json_reads_them() -> None:
     from failover.providers.base import load_json
 
-    value = load_json(b'[NaN, Infinity, -Infinity, 1e400, 12345678901234567890]')
+    value = load_json(b"[NaN, Infinity, -Infinity, 1e400, 12345678901234567890]")
     assert math.isnan(value[0])
     assert value[1:] == [math.inf, -math.inf, math.inf, 12345678901234567890]
 
@@ -122,12 +117,14 @@ def test_json_constants_read_as_json_reads_them() -> None:
 
 body_values = st.recursive(
     json_leaves | st.floats() | st.text(alphabet=st.characters(), max_size=8),
-    lambda children: st.lists(children, max_size=4)
-    | st.tuples(children, children)
-    | st.dictionaries(
-        st.text(max_size=6) | st.integers() | st.floats() | st.booleans() | st.none(),
-        children,
-        max_size=4,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(
+            st.text(max_size=6) | st.integers() | st.floats() | st.booleans() | st.none(),
+            children,
+            max_size=4,
+        )
     ),
     max_leaves=12,
 )
@@ -191,3 +188,131 @@ def test_json_s_encoder_taking_other_arguments_is_not_used(monkeypatch: pytest.M
     assert base._c_encoder_maker() is None
     monkeypatch.delattr(json.encoder, "c_make_encoder")
     assert base._c_encoder_maker() is None
+
+
+# -- plain requests ---------------------------------------------------------------------
+
+roles = st.sampled_from(["system", "developer", "user", "assistant", "tool", "function"])
+contents = st.text(max_size=6) | st.none() | st.just([{"type": "text", "text": "hi"}])
+messages = st.lists(
+    st.fixed_dictionaries({"role": roles, "content": contents})
+    | st.fixed_dictionaries(
+        {"role": roles, "content": contents},
+        optional={"name": st.just("n"), "cache_control": st.just({"type": "ephemeral"})},
+    ),
+    min_size=1,
+    max_size=4,
+)
+parameters = st.dictionaries(
+    st.sampled_from(["temperature", "top_p", "seed", "stream_options", "user", "max_tokens"]),
+    st.integers(0, 3),
+    max_size=2,
+)
+
+
+def read_afresh(request: Any) -> bool:
+    """``request.plain`` read by a new request of the same fields (nothing kept)."""
+    from failover.providers.base import ChatRequest
+
+    return ChatRequest(
+        request.messages, request.max_tokens, request.temperature, request.params, request.stream
+    ).plain
+
+
+@SETTINGS
+@given(messages=messages, params=parameters, stream=st.booleans())
+def test_the_client_s_request_knows_whether_it_is_plain_as_it_would_read_it(
+    messages: list[dict[str, Any]], params: dict[str, Any], stream: bool
+) -> None:
+    from failover.chat_input import chat_request
+
+    request = chat_request(messages, None, None, params, stream=stream)
+    expected = not params and all(
+        type(m["content"]) is str
+        and m["role"] in ("system", "developer", "user", "assistant")
+        and len(m) == 2
+        for m in messages
+    )
+    assert request.plain is expected
+    assert read_afresh(request) is expected
+
+
+def test_a_request_keeps_its_public_shape() -> None:
+    import dataclasses
+    import pickle
+
+    from failover.providers.base import ChatRequest
+
+    request = ChatRequest([{"role": "user", "content": "hi"}], 5, 0.5, {"seed": 1}, True)
+    assert request.plain is False
+    assert request.turns()[0].role == "user"
+    assert [f.name for f in dataclasses.fields(request)] == [
+        "messages",
+        "max_tokens",
+        "temperature",
+        "params",
+        "stream",
+    ]
+    assert repr(request) == (
+        "ChatRequest(messages=[{'role': 'user', 'content': 'hi'}], max_tokens=5, "
+        "temperature=0.5, params={'seed': 1}, stream=True)"
+    )
+    copied = pickle.loads(pickle.dumps(request))
+    assert copied == request
+    assert copied.turns() == request.turns()
+    assert dataclasses.replace(request, params={}).plain is True
+    assert ChatRequest([{"role": "user", "content": "hi"}]) == ChatRequest(
+        [{"role": "user", "content": "hi"}]
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.stream = False  # type: ignore[misc]
+
+
+OPENAI_WIRES = ["openai", "azure", "groq", "mistral", "deepseek", "openrouter", "vllm"]
+
+
+@pytest.mark.parametrize("provider", OPENAI_WIRES)
+@SETTINGS
+@given(
+    messages=messages,
+    max_tokens=st.none() | st.integers(1, 9),
+    temperature=st.none() | st.floats(0, 2),
+    stream=st.booleans(),
+)
+def test_a_plain_request_is_sent_as_the_general_path_sends_it(
+    provider: str,
+    messages: list[dict[str, Any]],
+    max_tokens: int | None,
+    temperature: float | None,
+    stream: bool,
+) -> None:
+    from failover.chat_input import chat_request
+    from failover.providers import get_adapter
+
+    adapter: Any = get_adapter(provider)
+    request = chat_request(messages, max_tokens, temperature, {}, stream=stream)
+    general = chat_request(messages, max_tokens, temperature, {}, stream=stream)
+    object.__setattr__(general, "_plain", False)  # as if not plain: the general path
+    for model in ("gpt-4o-mini", None):
+        assert adapter.payload(request, model) == adapter.payload(general, model)
+    built = adapter.build_request(request, model="m", api_key="k", base_url="http://h/v1")
+    general_built = adapter.build_request(general, model="m", api_key="k", base_url="http://h/v1")
+    assert built.body == general_built.body
+    assert built.headers == general_built.headers
+    assert built.url == general_built.url
+
+
+@pytest.mark.parametrize(
+    "omit", [frozenset({"temperature"}), frozenset({"max_tokens"}), frozenset({"stream_options"})]
+)
+def test_a_field_a_server_leaves_out_is_left_out_of_a_plain_request(omit: frozenset[str]) -> None:
+    from failover.chat_input import chat_request
+    from failover.providers.openai import OpenAIAdapter
+
+    adapter = OpenAIAdapter("http://h/v1", max_tokens_field="max_tokens", omit=omit)
+    request = chat_request([{"role": "user", "content": "hi"}], 5, 0.5, {}, stream=True)
+    assert request.plain
+    payload = adapter.payload(request, "m")
+    assert not omit & set(payload)
+    assert payload["messages"] == [{"role": "user", "content": "hi"}]
+    assert payload["messages"] is not request.messages
