@@ -49,8 +49,9 @@ class _Exchange:
 class InMemorySender:
     """Answers every request at once with the upstream's canned reply.
 
-    ``asyncio_cancel_safe``: bound attempts as for AiohttpSender (asyncio's timer), or as for
-    httpx (anyio's cancel scope, which respects the shields httpcore relies on).
+    ``asyncio_cancel_safe``: bound attempts by asyncio's timer, as for AiohttpSender and for
+    HttpxSender on asyncio, or by anyio's cancel scope, as for a sender of your own and on
+    trio.
     """
 
     def __init__(self, asyncio_cancel_safe: bool) -> None:
@@ -97,7 +98,11 @@ async def count(top: int, asyncio_cancel_safe: bool) -> None:
         sys.settrace(None)
     await client.aclose()
     total = sum(counter.opcodes.values())
-    bound = "asyncio's timer (aiohttp)" if asyncio_cancel_safe else "anyio's scope (httpx)"
+    bound = (
+        "asyncio's timer (aiohttp, httpx)"
+        if asyncio_cancel_safe
+        else "anyio's scope (trio, a sender of your own)"
+    )
     print(
         f"complete(), in-memory sender, attempt bounded by {bound}: "
         f"{total / CALLS:.0f} Python opcodes, {counter.calls / CALLS:.0f} function calls"
