@@ -558,13 +558,19 @@ class ResilientTransport(HookMethods, AsyncClosing):
 
     async def _serve(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run one request so that :meth:`aclose` can end it (with ConfigError)."""
-        entry = (threading.get_ident(), anyio.CancelScope())
-        self._in_flight.add(entry)
-        try:
-            with self._ended_by_close(), entry[1]:
+        scope = anyio.CancelScope()
+        entry = (threading.get_ident(), scope)
+        in_flight = self._in_flight
+        in_flight.add(entry)
+        try:  # as _ended_by_close, without a generator's frame per request
+            with scope:
                 return await call()
+        except Exception:
+            if self._closed:
+                raise closed_error(in_flight=True) from None
+            raise
         finally:
-            self._in_flight.discard(entry)
+            in_flight.discard(entry)
         raise closed_error(in_flight=True)  # aclose() cancelled it
 
     def _cancel_in_flight(self) -> None:
