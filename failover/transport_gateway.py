@@ -69,7 +69,7 @@ from failover.gateway import (
 from failover.policy import Action
 from failover.profiles import AuthProfile, FailoverManager
 from failover.providers.base import ChatRequest, ChatResult, ProviderAdapter, StreamChunk
-from failover.transport_guard import Served
+from failover.transport_guard import Served, read_response
 from failover.transport_io import IO, closed_error
 
 __all__ = [
@@ -250,7 +250,9 @@ def skipped_note(attempts: Sequence[Attempt], refused: InvalidRequestError | Non
 
 
 def _response(library: ModuleType, request: Any, status: int, headers: Any, body: bytes) -> Any:
-    return library.Response(status, headers=headers, content=body, request=request)
+    if isinstance(headers, dict):
+        headers = headers.items()
+    return read_response(library, status, headers, body, request)
 
 
 def error_reply(

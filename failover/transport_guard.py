@@ -43,6 +43,7 @@ __all__ = [
     "checked_reply",
     "endpoint_of",
     "guard_stream",
+    "read_response",
     "rebuilt",
     "reread",
     "served_headers",
@@ -143,6 +144,30 @@ def refilled(
         shown(response.headers, scrub, drop=BODY_HEADERS, served=served)
     )
     response.request = request
+    return response
+
+
+def read_response(
+    library: ModuleType,
+    status: int,
+    headers: Any,
+    content: bytes,
+    request: Any,
+    extensions: dict[str, Any] | None = None,
+) -> Any:
+    """A response of ``library`` with its body ``content`` read already, as
+    ``library.Response(content=...)`` makes one, but without running the body through the
+    library's decoders at once (the better part of building it): its ``content`` is set,
+    and its stream, should a later version of the library read that instead, holds the
+    same bytes. ``headers`` gain a ``content-length``, as ``content=`` adds one."""
+    response = library.Response(
+        status,
+        headers=[*headers, ("content-length", str(len(content)))],
+        stream=library.ByteStream(content),
+        request=request,
+        extensions=extensions,
+    )
+    response._content = content  # what reading it would have set
     return response
 
 
