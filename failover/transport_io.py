@@ -277,14 +277,32 @@ class IOSender:
             if bound is not None and not math.isinf(bound):
                 current = timeouts.get(name)
                 timeouts[name] = bound if current is None else min(current, bound)
-        built = self._library.Request(
-            request.method,
-            request.url,
-            headers=request.headers,
-            content=request.body,
-            extensions={"timeout": timeouts},
-        )
+        built = _built(self._library, request, {"timeout": timeouts})
         return _Exchange(self._io, built)
+
+
+_SET_BY_LIBRARY = frozenset(("host", "content-length", "transfer-encoding"))
+
+
+def _built(library: ModuleType, request: HttpRequest, extensions: dict[str, Any]) -> Any:
+    """``library.Request(method, url, headers=..., content=body, extensions=...)``, its
+    headers as that makes them (``Host`` first, ``Content-Length`` last), made at once
+    rather than set one by one and normalised twice (the better part of building it)."""
+    headers, body = request.headers, request.body
+    url = library.URL(request.url)
+    if not body or not url.host or any(name.lower() in _SET_BY_LIBRARY for name in headers):
+        return library.Request(
+            request.method, url, headers=headers, content=body, extensions=extensions
+        )
+    built = library.Request(
+        request.method,
+        url,
+        headers=[(b"Host", url.netloc), *headers.items(), ("Content-Length", str(len(body)))],
+        stream=library.ByteStream(body),
+        extensions=extensions,
+    )
+    built._content = body  # what reading it would have set
+    return built
 
 
 class _Exchange:

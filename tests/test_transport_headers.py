@@ -53,13 +53,18 @@ class Provider:
     """The inner transport: answers OpenAI chat and Anthropic messages, keeps the headers of
     each request as they were sent (the SDK's own request may be sent, then put back)."""
 
-    def __init__(self, library: Any = httpx) -> None:
+    def __init__(self, library: Any = httpx, *, openai_status: int = 200) -> None:
         self.seen: list[httpx.Headers] = []
+        self.bodies: list[bytes] = []
         self.library = library
+        self.openai_status = openai_status
         self.mock = library.MockTransport(self._answer)
 
     def _answer(self, request: Any) -> Any:
         self.seen.append(httpx.Headers(list(request.headers.raw)))
+        self.bodies.append(request.content)
+        if self.openai_status != 200 and request.url.path.endswith("/chat/completions"):
+            return self.library.Response(self.openai_status, json={"error": {"message": "x"}})
         if request.url.path.endswith("/messages"):
             return self.library.Response(200, json=MESSAGE)
         return self.library.Response(200, json=CHAT)
@@ -170,6 +175,36 @@ async def test_a_client_numbering_its_own_retries_is_warned_of_once() -> None:
             (await http.post(url, json=body, headers=headers)).raise_for_status()
     retried = [str(w.message) for w in caught if "max_retries=0" in str(w.message)]
     assert len(retried) == 1 and "x-stainless-retry-count: 2" in retried[0]
+
+
+async def test_a_translated_request_and_its_reply_carry_the_headers_their_bodies_need() -> None:
+    provider = Provider(openai_status=503)
+    profiles = [
+        AuthProfile("p", "openai", PROFILE_KEY, base_url="http://127.0.0.1:9/v1"),
+        AuthProfile("a", "anthropic", ANTHROPIC_KEY, base_url="http://127.0.0.1:9"),
+    ]
+    transport = ResilientTransport(
+        profiles,
+        provider="openai",
+        inner=provider.mock,
+        fallback_models=["anthropic/claude-haiku-4-5"],
+        wait_for_recovery=False,
+    )
+    sdk = _openai(transport)
+    raw = await sdk.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert raw.parse().choices[0].message.content == "pong"
+    assert raw.headers["x-failover-provider"] == "anthropic"
+    assert int(raw.headers["content-length"]) == len(raw.content)
+    assert "content-encoding" not in raw.headers
+    sent, body = provider.seen[-1], provider.bodies[-1]
+    names = [name.lower() for name, _ in sent.raw]
+    assert names[0] == b"host" and names[-1] == b"content-length"
+    assert sent["host"] == "127.0.0.1:9"
+    assert int(sent["content-length"]) == len(body)
+    assert json.loads(body)["messages"][0]["content"] == [{"type": "text", "text": "hi"}]
+    assert sent.get_list("x-api-key") == [ANTHROPIC_KEY]
 
 
 def test_headers_read_in_one_pass_join_repeats_and_decode_as_the_library_does() -> None:
