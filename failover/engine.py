@@ -195,11 +195,10 @@ class Engine(Gates, Announcements):
         """Start the bookkeeping of a request (see RequestState.asyncio_cancel_safe)."""
         now = time.monotonic()
         deadline = self._deadline
-        deadline_at = now + deadline if deadline is not None else math.inf
         return RequestState(
             f"req-{next(_request_ids)}",
             now,
-            deadline_at,
+            _INF if deadline is None else now + deadline,
             asyncio_cancel_safe=asyncio_cancel_safe and ASYNCIO_TIMEOUT_WORKS,
         )
 

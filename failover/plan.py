@@ -159,7 +159,7 @@ class Plan:
         if self._phase == _FRESH and self.pin is not None:
             self._phase = _WALK
             self._order = self._pinned_first(self.pin)
-        if self._phase == _FRESH:  # the first model's first key: its state is the class's
+        elif self._phase == _FRESH:  # the first model's first key: its state is the class's
             self._phase = _WALK
             order = self._order = self.planner.order(self.steps, self.state.estimated_usage)
             self._position = 0
