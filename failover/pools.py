@@ -38,19 +38,24 @@ _HELD_BY_PROVIDER = (ProfileStatus.RATE_LIMITED, ProfileStatus.DISABLED)
 class ReadyPool:
     """The ready profiles of one provider: by priority, least recently used first."""
 
-    __slots__ = ("_buckets", "_priorities")
+    __slots__ = ("_buckets", "_ordered", "_priorities")
 
     def __init__(self) -> None:
         self._buckets: dict[int, dict[str, AuthProfile]] = {}
         self._priorities: list[int] = []
+        self._ordered: list[dict[str, AuthProfile]] = []  # the buckets, by priority
 
-    def add(self, profile: AuthProfile) -> None:
-        """Put ``profile`` last among its priority's ready profiles (where it is, if there)."""
+    def add(self, profile: AuthProfile) -> dict[str, AuthProfile]:
+        """Put ``profile`` last among its priority's ready profiles (where it is, if there);
+        return their bucket (name -> profile, least recently used first)."""
         bucket = self._buckets.get(profile.priority)
         if bucket is None:
             bucket = self._buckets[profile.priority] = {}
-            bisect.insort(self._priorities, profile.priority)
+            index = bisect.bisect(self._priorities, profile.priority)
+            self._priorities.insert(index, profile.priority)
+            self._ordered.insert(index, bucket)
         bucket[profile.name] = profile
+        return bucket
 
     def discard(self, profile: AuthProfile) -> None:
         """Take ``profile`` out, if it is here."""
@@ -73,13 +78,13 @@ class ReadyPool:
         self, model: str | None, exclude: Collection[str], resting: Resting | None
     ) -> AuthProfile | None:
         """The first ready profile that admits ``model``, is not excluded nor resting."""
-        for priority in self._priorities:
-            for profile in self._buckets[priority].values():
+        for bucket in self._ordered:
+            for profile in bucket.values():
                 if (
                     profile.name not in exclude
-                    and profile.allows(model)
+                    and (model is None or profile.models is None or model in profile.models)
                     and (resting is None or not resting(profile))
-                ):
+                ):  # profile.allows(model), spelled out: this runs for every pick
                     return profile
         return None
 
@@ -94,13 +99,16 @@ class KeyPools:
         replica: Where cooldowns and uses of rpm-limited keys are shared.
     """
 
-    __slots__ = ("_cooling", "_ready", "_sequence", "profiles", "replica")
+    __slots__ = ("_cooling", "_homes", "_ready", "_sequence", "profiles", "replica")
 
     def __init__(self, replica: Replica) -> None:
         self.replica = replica
         self.profiles: dict[str, AuthProfile] = {}
         """Every profile by name, in the order they were added."""
         self._ready: dict[str, ReadyPool] = {_ALL: ReadyPool()}
+        self._homes: dict[str, tuple[dict[str, AuthProfile], dict[str, AuthProfile]]] = {}
+        """A ready profile's buckets: in the pool of every provider, in its provider's (a
+        part of the first: the same priority)."""
         self._cooling: list[tuple[float, int, str]] = []
         self._sequence = itertools.count()
 
@@ -121,6 +129,7 @@ class KeyPools:
         profile = self.profiles.pop(name, None)
         if profile is not None:
             self.withdraw(profile)
+            self._homes.pop(name, None)
         return profile
 
     def is_ready(self, profile: AuthProfile) -> bool:
@@ -129,8 +138,8 @@ class KeyPools:
 
     def make_ready(self, profile: AuthProfile) -> None:
         """Put ``profile`` in its provider's pool and the pool of every provider."""
-        self._ready[_ALL].add(profile)
-        self._ready[profile.provider].add(profile)
+        everyone = self._ready[_ALL].add(profile)
+        self._homes[profile.name] = (everyone, self._ready[profile.provider].add(profile))
 
     def withdraw(self, profile: AuthProfile) -> None:
         """Take ``profile`` out of the ready pools."""
@@ -162,12 +171,21 @@ class KeyPools:
         """The next ready profile within its rpm, counted as used (``None``: none is)."""
         if self._cooling:
             self.wake(now)
-        pool = self.pool_for(provider)
+        pool = self._ready.get(_ALL if provider is None else provider)
         if pool is None:
-            return None
+            pool = self.pool_for(provider)  # a provider's alias
+            if pool is None:
+                return None
         while (profile := pool.pick(model, exclude, resting)) is not None:
-            if self._within_rpm(profile, now):
-                self._count_use(profile, now)
+            if profile.rate_limit_rpm is None or self._within_rpm(profile, now):
+                _set(profile, "last_used_at", now)  # _count_use, for a profile known ready
+                everyone, own = self._homes[profile.name]
+                if len(everyone) > 1:  # it has equals (own, a part of everyone, may not)
+                    del everyone[profile.name]
+                    everyone[profile.name] = profile
+                    if len(own) > 1:
+                        del own[profile.name]
+                        own[profile.name] = profile
                 return profile
         return None
 
