@@ -69,6 +69,7 @@ bench: $(DEV)
 	$(PY) benchmarks/work_count.py
 	$(PY) benchmarks/gateway.py
 	$(PY) benchmarks/continuation.py
+	$(PY) benchmarks/bare_clients.py
 
 # A chaos soak (SOAK_REQUESTS=20000 per run by default): every bad column must print 0.
 soak: $(DEV)
