@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/bare_clients.py [--runs N] [--quick] [--json PATH]
 
+(3 runs take ~2-4 minutes on a shared 2-core VM; ``--quick``, ~1/6 of the requests, ~30 s.)
+
 One loopback upstream (benchmarks/upstream.py, its own process) serves every contender. A run
 measures every target once; ``--runs N`` (default 3) repeats the whole run, prints each run's
 ratios, then per target the median over runs, the spread (lowest-highest) and PASS/MISS. Each
@@ -17,8 +19,9 @@ minutes) hits both sides alike. The client is ``ResilientClient(["openai/gpt-4o-
    ``aiohttp.ClientSession()`` with default settings: req/s >= 1.0x, CPU <= 1.0x. The client
    on ``AiohttpSender`` over the same bare session is printed too (informational).
 2. The default httpx sender (no sender given) over a bare ``httpx.AsyncClient`` with the same
-   limits (``failover.http.DEFAULT_LIMITS``): sequential p50, alternating call by call,
-   <= 1.05x; C=64 req/s in alternating chunks >= 0.95x.
+   limits (``failover.http.DEFAULT_LIMITS``; httpx's other defaults, its 5 s timeout too):
+   sequential p50, alternating call by call, <= 1.05x; C=64 req/s in alternating chunks,
+   >= 0.95x.
 3. A request that rotates past a 429, on the default httpx sender: two keys, the first (a
    ``limited`` key, priority 0: the upstream answers it 429 with ``retry-after: 60``) then a
    healthy one; the manager is reset (``reset_all()``, outside the timing) before each measured
@@ -82,7 +85,7 @@ Timed = Callable[[], Awaitable[Sample]]
 
 
 class Sizes:
-    """Requests per run: a full run ~35-70 s on a shared 2-core VM, ``--quick`` ~6-10 s."""
+    """Requests per run: a full run ~35-70 s on a shared 2-core VM, ``--quick`` ~6-12 s."""
 
     def __init__(self, quick: bool) -> None:
         self.fast_chunk = 100 if quick else 600  # per chunk at C=64: aiohttp, pyreqwest
@@ -414,6 +417,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="~1/6 of the requests: a check")
     parser.add_argument("--json", type=Path, help="also write every run and the summary here")
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     sizes = Sizes(args.quick)
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
     ops = opcodes()
