@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import io
 import json
 import os
@@ -177,7 +178,7 @@ async def fast_engines(base: str, sizes: Sizes) -> dict[str, float]:
             stack.push_async_callback(sender.aclose)
             client = client_for(base, [KEY], sender=sender)
             stack.push_async_callback(client.aclose)
-            contenders[name] = lambda client=client: client.complete(MESSAGES)
+            contenders[name] = functools.partial(client.complete, MESSAGES)
         got = await alternate_bursts(contenders, sizes.fast_chunk, sizes.fast_rounds)
     out: dict[str, float] = {}
     for name, tag in (("PyreqwestSender", "reqwest"), ("AiohttpSender", "aiohttp")):
