@@ -26,7 +26,6 @@ from failover.providers.base import (
     ToolCall,
     ToolCallDelta,
     catalog_unsupported,
-    chat_result,
     check_params,
     embedding_result,
     embedding_unsupported,
@@ -120,6 +119,11 @@ def openai_usage(usage: Any, wire: str = "openai") -> TokenUsage | None:
     it is the prompt less the cache reads and writes.
     """
 
+    if type(usage) is dict and "prompt_tokens" in usage:  # Chat Completions' usage
+        counts = _plain_counts(usage)
+        if counts is not None:
+            return counts
+
     def build(count: Any) -> TokenUsage:
         if "input_tokens" in usage and "prompt_tokens" not in usage:  # the Responses API
             details = usage.get("input_tokens_details")
@@ -144,6 +148,49 @@ def openai_usage(usage: Any, wire: str = "openai") -> TokenUsage | None:
         )
 
     return read_usage(usage, wire, build)
+
+
+_INT = frozenset((int,))
+
+
+def _plain_counts(usage: dict[str, Any]) -> TokenUsage | None:
+    """Chat Completions' usage when every count in it is a sane integer, read at once
+    (``None``: read it the general way, which says what is odd)."""
+    prompt = usage["prompt_tokens"]
+    output = usage.get("completion_tokens", 0)
+    details = usage.get("prompt_tokens_details")
+    more = usage.get("completion_tokens_details")
+    if details is None and more is None:  # no cache or reasoning counts (many servers)
+        if (
+            type(prompt) is int
+            and type(output) is int
+            and not (prompt | output) >> 53  # neither below 0 nor from 2**53 on
+            and "prompt_cache_hit_tokens" not in usage  # DeepSeek's
+        ):
+            return TokenUsage(prompt, output)
+        return None
+    if details is None:
+        if "prompt_cache_hit_tokens" in usage:
+            return None
+        cached = written = 0
+    elif type(details) is dict:
+        cached = details.get("cached_tokens", 0)
+        written = details.get("cache_write_tokens", 0)
+    else:
+        return None
+    if more is None:
+        reasoning = 0
+    elif type(more) is dict:
+        reasoning = more.get("reasoning_tokens", 0)
+    else:
+        return None
+    if (
+        set(map(type, (prompt, output, cached, written, reasoning))) != _INT
+        or (prompt | output | cached | written | reasoning) >> 53
+    ):  # a bool, a float, ..., or a count below 0 or from 2**53 on
+        return None
+    uncached = prompt - cached - written
+    return TokenUsage(uncached if uncached > 0 else 0, output, cached, written, reasoning)
 
 
 def _text(content: Any, where: str) -> str:
@@ -340,17 +387,16 @@ class OpenAIAdapter(BaseAdapter):
     def parse_response(self, body: bytes) -> ChatResult:
         """Read ``choices[0].message``; a content filter or refusal raises."""
         data = load_json(body)
-        if not isinstance(data, dict):
+        if type(data) is not dict:  # JSON's objects are dicts
             raise MalformedResponseError("reply is not an object")
         choices = data.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        if type(choices) is not list or not choices or type(choice := choices[0]) is not dict:
             raise MalformedResponseError(f"reply has no choices: {str(body)[:200]}")
-        choice = choices[0]
         message = choice.get("message")
-        if not isinstance(message, dict):
+        if type(message) is not dict:
             raise MalformedResponseError("choices[0].message is not an object")
         raw_finish = choice.get("finish_reason")
-        if raw_finish is not None and not isinstance(raw_finish, str):
+        if raw_finish is not None and type(raw_finish) is not str:
             raise MalformedResponseError("choices[0].finish_reason is not a string")
         refusal = message.get("refusal")
         if raw_finish == "content_filter" or refusal:
@@ -358,14 +404,24 @@ class OpenAIAdapter(BaseAdapter):
                 str(refusal or "the answer was blocked by a content filter")[:500],
                 code=raw_finish or "refusal",
             )
-        calls = _tool_calls(message.get("tool_calls"), "choices[0].message")
-        text = _text(message.get("content"), "choices[0].message")
+        calls = message.get("tool_calls")
+        if calls is not None:
+            calls = _tool_calls(calls, "choices[0].message")
+        text = message.get("content")
+        if type(text) is not str:
+            text = _text(text, "choices[0].message")
         if not text and not calls and _ANSWER_KEYS.isdisjoint(message):
             raise MalformedResponseError("choices[0].message has no answer: no content field")
         usage = openai_usage(data.get("usage"))
-        return chat_result(
-            text, openai_finish(raw_finish, bool(calls)), usage, data, calls, raw_finish
-        )
+        finish = raw_finish if raw_finish is None else _FINISH.get(raw_finish, "stop")
+        if calls:
+            if finish == "stop":  # some servers say stop after tools
+                finish = "tool_calls"
+        else:
+            calls = ()
+        if usage is None:
+            return ChatResult(text, finish, TokenUsage(), data, calls, raw_finish, False)
+        return ChatResult(text, finish, usage, data, calls, raw_finish)
 
     def stream_parser(self) -> _OpenAIStream:
         """A parser for ``data: {chunk}`` ... ``data: [DONE]``."""

@@ -316,3 +316,103 @@ def test_a_field_a_server_leaves_out_is_left_out_of_a_plain_request(omit: frozen
     assert not omit & set(payload)
     assert payload["messages"] == [{"role": "user", "content": "hi"}]
     assert payload["messages"] is not request.messages
+
+
+# -- OpenAI's usage -------------------------------------------------------------------------
+
+counts = st.integers(0, 9) | st.sampled_from(
+    [2**53 - 1, 2**53, 2**60, -1, 3.0, 2.5, math.inf, math.nan, True, False, "5", None]
+)
+detail_dicts = (
+    st.none()
+    | st.just([1])
+    | st.dictionaries(
+        st.sampled_from(
+            ["cached_tokens", "cache_write_tokens", "audio_tokens", "reasoning_tokens"]
+        ),
+        counts,
+        max_size=3,
+    )
+)
+usages = st.fixed_dictionaries(
+    {"prompt_tokens": counts},
+    optional={
+        "completion_tokens": counts,
+        "total_tokens": counts,
+        "prompt_cache_hit_tokens": counts,
+        "input_tokens": counts,
+        "output_tokens": counts,
+        "prompt_tokens_details": detail_dicts,
+        "completion_tokens_details": detail_dicts,
+    },
+)
+
+
+def usage_and_log(usage: Any) -> tuple[Any, list[str]]:
+    """``openai_usage(usage)`` and the warnings it logs."""
+    import logging
+
+    from failover.providers.openai import openai_usage
+
+    logged: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("failover.providers")
+    logger.addHandler(handler)
+    try:
+        return openai_usage(usage), logged
+    finally:
+        logger.removeHandler(handler)
+
+
+@settings(SETTINGS, max_examples=1000)
+@given(usage=usages)
+def test_openai_usage_reads_as_the_general_reader_reads_it(usage: dict[str, Any]) -> None:
+    from types import MappingProxyType
+
+    fast = usage_and_log(usage)
+    general = usage_and_log(MappingProxyType(usage))  # not a dict: the general reader
+    assert fast == general
+
+
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        ({"prompt_tokens": 5, "completion_tokens": 1}, (5, 1, 0, 0, 0)),
+        (
+            {
+                "prompt_tokens": 100,
+                "completion_tokens": 20,
+                "prompt_tokens_details": {"cached_tokens": 60, "cache_write_tokens": 10},
+                "completion_tokens_details": {"reasoning_tokens": 5},
+            },
+            (30, 20, 60, 10, 5),
+        ),
+        ({"prompt_tokens": 5, "prompt_cache_hit_tokens": 4}, (1, 0, 4, 0, 0)),
+        ({"prompt_tokens": 5, "prompt_tokens_details": {"cached_tokens": 9}}, (0, 0, 9, 0, 0)),
+        ({"prompt_tokens": True, "completion_tokens": 1}, None),
+        ({"prompt_tokens": 2**53, "completion_tokens": 1}, None),
+        ({"prompt_tokens": 9, "prompt_tokens_details": {"cached_tokens": 2**53}}, None),
+        (
+            {"prompt_tokens": 9, "prompt_tokens_details": {"cached_tokens": 2**53 - 1}},
+            (0, 0, 2**53 - 1, 0, 0),
+        ),
+        ({"prompt_tokens": 5, "completion_tokens": -1}, None),
+        ({"prompt_tokens": 5, "completion_tokens_details": {"reasoning_tokens": 1.5}}, None),
+    ],
+)
+def test_openai_usage_counts(usage: dict[str, Any], expected: tuple[int, ...] | None) -> None:
+    from failover.providers.openai import openai_usage
+
+    found = openai_usage(usage)
+    if expected is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert (
+            found.input_tokens,
+            found.output_tokens,
+            found.cache_read_tokens,
+            found.cache_write_tokens,
+            found.reasoning_tokens,
+        ) == expected
