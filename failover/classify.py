@@ -174,33 +174,20 @@ _BUDGETS = (
 )
 
 
-_NONE: Mapping[str, str] = {}
+def _rate_limit_headers(headers: Mapping[str, str]) -> Mapping[str, str] | None:
+    """Headers other than a dict in which the rate-limit ones can be looked up cheaply by
+    lowercase name, or ``None`` when there are none.
 
-
-def _rate_limit_headers(headers: Mapping[str, str]) -> Mapping[str, str]:
-    """Headers in which the rate-limit ones can be looked up by lowercase name, and cheaply.
-
-    A plain dict or an httpx.Headers has its names read in one pass first: a reply without
-    rate-limit headers (most) then costs no lookup, a dict is lowered only when it has
-    some, and from an httpx.Headers (whose every lookup scans all headers) only those are
-    taken. Other containers (aiohttp's, pyreqwest's) are returned as they are: their
-    lookups ignore case and are done in C.
+    From an httpx.Headers (whose every lookup scans all headers) only the rate-limit
+    headers are taken, its names read in one pass first. Other containers (aiohttp's,
+    pyreqwest's) are returned as they are: their lookups ignore case and are done in C.
     """
-    if type(headers) is dict:
-        try:
-            joined = " ".join(headers)
-        except TypeError:  # names that are not text
-            return _case_insensitive(headers)
-        lowered = joined.lower()
-        if "ratelimit" not in lowered:
-            return _NONE
-        return headers if lowered == joined else _case_insensitive(headers)
     raw = getattr(headers, "raw", None)
     if type(raw) is not list:
         return headers
     try:  # httpx.Headers: names and values as bytes
         if b"ratelimit" not in b" ".join(map(_first, raw)).lower():
-            return _NONE
+            return None
         found: dict[str, str] = {}
         for name, value in raw:
             if b"ratelimit" in name.lower():
@@ -213,9 +200,19 @@ def _rate_limit_headers(headers: Mapping[str, str]) -> Mapping[str, str]:
 
 def rate_limit_headroom(headers: Mapping[str, str]) -> Headroom | None:
     """Read a reply's rate-limit headers; ``None`` when it has none (most replies)."""
-    headers = _rate_limit_headers(headers)
-    if headers is _NONE:
+    if type(headers) is dict:  # its names read in one pass: lowered only when it has some
+        try:
+            names: str | None = " ".join(headers)
+        except TypeError:  # names that are not text
+            names = None
+        if names is not None and "ratelimit" not in (lowered := names.lower()):
+            return None
+        if names is None or lowered != names:
+            headers = _case_insensitive(headers)
+    elif (found := _rate_limit_headers(headers)) is None:
         return None
+    else:
+        headers = found
     for requests, tokens in _BUDGETS:
         if requests[0] not in headers and tokens[0] not in headers:
             continue
