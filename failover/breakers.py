@@ -52,6 +52,7 @@ class Breaker:
         "failed",
         "fresh_until",
         "fresh_window",
+        "older",
         "open_until",
         "probe_at",
         "strikes",
@@ -60,7 +61,10 @@ class Breaker:
 
     def __init__(self) -> None:
         self.buckets: deque[list[float]] = deque()  # [start, total, failed]
+        """The window's buckets; the newest one's total is ``total - older`` (its own
+        count is brought up to date only when a bucket is added or forgotten)."""
         self.total = 0
+        self.older = 0  # the outcomes counted in every bucket but the newest
         self.failed = 0
         self.open_until = 0.0  # 0.0: closed
         self.strikes = 0  # openings in a row, for the escalating rest
@@ -68,33 +72,39 @@ class Breaker:
         self.probe_at: float | None = None  # when the half-open probe was handed out
         self.fresh_until = -math.inf
         """Before this clock time (over a window of ``fresh_window`` s) an outcome goes to
-        the newest bucket and none is forgotten: counting it is two additions."""
+        the newest bucket and none is forgotten: counting a success is one addition."""
         self.fresh_window = math.nan
 
     def count(self, failed: bool, now: float, window: float) -> None:
         """Count one outcome at ``now``, forgetting those older than ``window`` seconds."""
-        buckets = self.buckets
         if not (now < self.fresh_until and window == self.fresh_window):
-            width = window / _BUCKETS
-            while buckets and buckets[0][0] <= now - window:
-                _, total, failures = buckets.popleft()
-                self.total -= int(total)
-                self.failed -= int(failures)
-            if not buckets or buckets[-1][0] + width <= now:
-                buckets.append([now, 0, 0])
-            self.fresh_until = min(buckets[-1][0] + width, _kept_before(buckets[0][0], window))
-            self.fresh_window = window
-        bucket = buckets[-1]
-        bucket[1] += 1
-        self.total += 1
+            self._roll(now, window)
+        self.total += 1  # the newest bucket's
         if failed:
-            bucket[2] += 1
+            self.buckets[-1][2] += 1
             self.failed += 1
+
+    def _roll(self, now: float, window: float) -> None:
+        """Forget the buckets older than ``window`` s at ``now``; start a new one when the
+        newest is full (``window / _BUCKETS`` s wide)."""
+        buckets = self.buckets
+        if buckets:
+            buckets[-1][1] = self.total - self.older  # the newest bucket's count, settled
+        width = window / _BUCKETS
+        while buckets and buckets[0][0] <= now - window:
+            _, total, failures = buckets.popleft()
+            self.total -= int(total)
+            self.failed -= int(failures)
+        if not buckets or buckets[-1][0] + width <= now:
+            buckets.append([now, 0, 0])
+        self.older = self.total - int(buckets[-1][1])
+        self.fresh_until = min(buckets[-1][0] + width, _kept_before(buckets[0][0], window))
+        self.fresh_window = window
 
     def forget(self) -> None:
         """Forget every outcome counted."""
         self.buckets.clear()
-        self.total = self.failed = 0
+        self.total = self.failed = self.older = 0
         self.fresh_until = -math.inf
 
     def resting(self, now: float, probe_timeout: float) -> bool:
@@ -216,8 +226,7 @@ class Breakers:
         else:
             known[key] = breaker  # the most recently used goes last
             if now < breaker.fresh_until and config.breaker_window == breaker.fresh_window:
-                breaker.buckets[-1][1] += 1  # Breaker.count's short way (a closed breaker)
-                breaker.total += 1
+                breaker.total += 1  # Breaker.count's short way (a closed breaker)
                 return False
         return self._outcome(key, breaker, now, config, False)
 
