@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["KeyPools", "ReadyPool"]
 
-_ALL = "\x00all"  # the pool of every provider's profiles
+_ALL = None  # the pool of every provider's profiles (asked for with provider=None)
 _set = object.__setattr__  # for the counters the hot path updates: no routing-field check
 _HELD_BY_PROVIDER = (ProfileStatus.RATE_LIMITED, ProfileStatus.DISABLED)
 
@@ -105,7 +105,7 @@ class KeyPools:
         self.replica = replica
         self.profiles: dict[str, AuthProfile] = {}
         """Every profile by name, in the order they were added."""
-        self._ready: dict[str, ReadyPool] = {_ALL: ReadyPool()}
+        self._ready: dict[str | None, ReadyPool] = {_ALL: ReadyPool()}
         self._homes: dict[str, tuple[dict[str, AuthProfile], dict[str, AuthProfile]]] = {}
         """A ready profile's buckets: in the pool of every provider, in its provider's (a
         part of the first: the same priority)."""
@@ -153,7 +153,7 @@ class KeyPools:
 
     def pool_for(self, provider: str | None) -> ReadyPool | None:
         """The ready profiles of ``provider`` (``None``: of every provider)."""
-        pool = self._ready.get(_ALL if provider is None else provider)  # canonical already?
+        pool = self._ready.get(provider)  # canonical already (None: _ALL)?
         if pool is None and provider is not None:
             pool = self._ready.get(canonical_provider(provider))
         return pool
@@ -171,7 +171,7 @@ class KeyPools:
         """The next ready profile within its rpm, counted as used (``None``: none is)."""
         if self._cooling:
             self.wake(now)
-        pool = self._ready.get(_ALL if provider is None else provider)
+        pool = self._ready.get(provider)  # None: _ALL
         if pool is None:
             pool = self.pool_for(provider)  # a provider's alias
             if pool is None:
