@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import operator
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -77,6 +78,7 @@ bytes, or ``None`` when nothing could continue it."""
 
 
 _SERVED = ("x-failover-provider", "x-failover-model")
+_NAME = operator.itemgetter(0)
 
 
 def served_headers(provider: str, model: str) -> Served:
@@ -105,7 +107,8 @@ async def checked_reply(
     content_type = response.headers.get("content-type", "")
     shaped = endpoint if 200 <= response.status_code < 300 else None  # what it must be
     if shaped is None and "json" not in content_type:  # a redirect, audio, a file
-        return rebuilt(library, response, shown(response.headers, scrub, served=served))
+        headers = _shown(library.Headers(response.headers), scrub, served=served)
+        return rebuilt(library, response, headers)
     content = await read_body(io, response, "", "")
     if shaped is not None and "json" not in content_type:
         kind = content_type.partition(";")[0].strip() or "untyped"
@@ -140,9 +143,7 @@ def refilled(
         filled = False
     if not filled or not isinstance(response, library.Response):
         return reread(library, response, content, request, scrub, served)
-    response.headers = library.Headers(
-        shown(response.headers, scrub, drop=BODY_HEADERS, served=served)
-    )
+    response.headers = _shown(response.headers, scrub, drop=BODY_HEADERS, served=served)
     response.request = request
     return response
 
@@ -180,9 +181,10 @@ def reread(
     served: Served = (),
 ) -> Any:
     """The response again, with a body already read (and decoded: no encoding headers)."""
+    headers = library.Headers(response.headers)  # a copy: the reply keeps its own
     return library.Response(
         response.status_code,
-        headers=shown(response.headers, scrub, drop=BODY_HEADERS, served=served),
+        headers=_shown(headers, scrub, drop=BODY_HEADERS, served=served),
         content=content,
         request=request,
         extensions=response.extensions,
@@ -218,7 +220,8 @@ def guard_stream(
     scrub = engine.scrubber()
     reader = endpoint.stream_reader(on_id) if endpoint is not None else None
     if reader is None or not 200 <= response.status_code < 300:
-        return rebuilt(library, response, shown(response.headers, scrub, served=served))
+        headers = _shown(library.Headers(response.headers), scrub, served=served)
+        return rebuilt(library, response, headers)
     state, model, profile = chosen
     watch = _TerminatorWatch(reader, engine.scrubber, splicing=resume is not None)
 
@@ -239,7 +242,8 @@ def guard_stream(
         return raised
 
     guard = _StreamGuard(watch, idle, failed, closed, resume)
-    headers = shown(response.headers, scrub, drop=BODY_HEADERS, served=served)
+    # a copy: the reply's own headers tell how to decode its body as the guard reads it
+    headers = _shown(library.Headers(response.headers), scrub, drop=BODY_HEADERS, served=served)
     return rebuilt(library, response, headers, _guarded_stream(library)(response, guard, io))
 
 
@@ -258,10 +262,36 @@ def shown(
     return items
 
 
-def rebuilt(
-    library: ModuleType, response: Any, headers: list[tuple[str, str]], stream: Any = None
+def _shown(
+    headers: Any, scrub: KeyScrubber, drop: tuple[str, ...] = (), served: Served = ()
 ) -> Any:
-    """``response`` with these headers and this body stream (by default, its own)."""
+    """:func:`shown`, made in place when no header shows a key (the usual case): the
+    ``drop`` ones taken out of ``headers`` and the ``served`` ones set, no header decoded
+    or normalised again; ``headers`` itself is returned then, else :func:`shown`'s, as
+    headers of the same class and text encoding (a header that is not ASCII stays as it
+    was sent). A reply whose body is still to be read keeps its own headers: pass a copy.
+
+    The check reads the raw bytes at once (as Latin-1: a key is ASCII, so its pieces show
+    as they are); headers that are not all ASCII go to :func:`shown`.
+    """
+    raw = headers.raw
+    block = b"\n".join(map(b": ".join, raw)).decode("latin-1")
+    if not block.isascii() or scrub(block) != block:
+        return type(headers)(shown(headers, scrub, drop, served), encoding=headers.encoding)
+    if served:
+        drop += _SERVED
+    names = b"\n".join(map(_NAME, raw)).lower().split(b"\n")
+    for name in drop:
+        if name.encode() in names:
+            del headers[name]
+    for name, value in served:
+        headers[name] = value
+    return headers
+
+
+def rebuilt(library: ModuleType, response: Any, headers: Any, stream: Any = None) -> Any:
+    """``response`` with these headers (a list, or a Headers object, copied) and this body
+    stream (by default, its own)."""
     return library.Response(
         response.status_code,
         headers=headers,

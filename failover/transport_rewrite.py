@@ -150,26 +150,33 @@ def attempt_url(base_url: str, suffix: str) -> str:
     return base_url + parts.path + (f"?{urlencode(query)}" if query else "")
 
 
-def adjust(request: Any, url: Any, ctx: AttemptContext, style: str, sdk: dict[str, str]) -> None:
-    """The SDK's request, in place, for this attempt: its URL, the profile's key in the
-    ``style`` header, the SDK's ``sdk`` credential headers gone."""
-    request.url = url
-    headers = request.headers
+def adjust(
+    request: Any,
+    library: ModuleType,
+    url: Any,
+    ctx: AttemptContext,
+    style: str,
+    sdk: dict[str, str],
+) -> Any:
+    """The SDK's request, in place, for this attempt: its URL, and headers of its own (a
+    copy of the SDK's: a list copied at C speed) with the profile's key in the ``style``
+    header and the SDK's ``sdk`` credential headers gone. Returns the SDK's headers, for
+    :func:`restore`."""
+    own = request.headers
+    headers = library.Headers(own)
     for name in sdk:
         if name != style or not ctx.api_key:
             del headers[name]
     if ctx.api_key:  # in place of the SDK's own, when it sent one in this header
         headers[style] = f"Bearer {ctx.api_key}" if style == "authorization" else ctx.api_key
+    request.url, request.headers = url, headers
+    return own
 
 
-def restore(request: Any, style: str, sdk: dict[str, str]) -> None:
-    """The SDK's request with its own credential headers ``sdk`` again (the attempt's key,
-    in the ``style`` header, gone)."""
-    headers = request.headers
-    if style not in sdk and style in headers:
-        del headers[style]
-    for name, value in sdk.items():
-        headers[name] = value
+def restore(request: Any, headers: Any) -> None:
+    """The SDK's request with its own ``headers`` again (the attempt's key gone with the
+    copy :func:`adjust` made)."""
+    request.headers = headers
 
 
 def with_read_timeout(extensions: dict[str, Any], seconds: float) -> dict[str, Any]:

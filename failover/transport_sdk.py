@@ -97,9 +97,9 @@ class SdkRequest:
         if adjusted:  # the same body: only the URL and the credentials change
             self.in_use.append(True)
             outgoing = request
-            saved = (request.url, request.extensions)
             url = self.url_for(self.library, ctx.base_url, self.suffix)
-            adjust(request, url, ctx, self.style, self.sdk_credentials)
+            saved = (request.url, request.extensions)
+            headers = adjust(request, self.library, url, ctx, self.style, self.sdk_credentials)
             request.extensions = self.extensions
         else:
             outgoing = rewrite(
@@ -123,7 +123,7 @@ class SdkRequest:
         finally:
             if adjusted:  # the key never stays in the request the SDK holds
                 request.url, request.extensions = saved
-                restore(request, self.style, self.sdk_credentials)
+                restore(request, headers)
                 self.in_use.clear()
         if response.status_code < 400:
             return await self._accepted(ctx, response, outgoing)

@@ -17,6 +17,7 @@ import anthropic
 import httpx
 import httpx2
 import openai
+import pytest
 
 from failover import AuthProfile, ResilientTransport
 from failover.transport_rewrite import sdk_headers
@@ -205,6 +206,36 @@ async def test_a_translated_request_and_its_reply_carry_the_headers_their_bodies
     assert int(sent["content-length"]) == len(body)
     assert json.loads(body)["messages"][0]["content"] == [{"type": "text", "text": "hi"}]
     assert sent.get_list("x-api-key") == [ANTHROPIC_KEY]
+
+
+@pytest.mark.parametrize("note", [b"plain", "caf\xe9".encode("latin-1")])
+async def test_a_passed_through_reply_keeps_its_headers_with_who_served_it(note: bytes) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = [
+            (b"x-request-id", b"req_1"),
+            (b"x-failover-model", b"spoofed-by-upstream"),
+            (b"x-note", note),
+            (b"x-echo", f"Bearer {PROFILE_KEY}".encode()),
+        ]
+        return httpx.Response(200, headers=headers, json=CHAT)
+
+    profiles = [AuthProfile("p", "openai", PROFILE_KEY, base_url="http://127.0.0.1:9/v1")]
+    transport = ResilientTransport(profiles, provider="openai", inner=httpx.MockTransport(answer))
+    raw = await _openai(transport).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[]
+    )
+    assert raw.parse().choices[0].message.content == "pong"
+    headers = raw.headers
+    assert headers["x-request-id"] == "req_1"
+    assert headers.get_list("x-failover-model") == ["gpt-4o-mini"]
+    assert headers.get_list("x-failover-provider") == ["openai"]
+    assert headers.raw[-2:] == [
+        (b"x-failover-provider", b"openai"),
+        (b"x-failover-model", b"gpt-4o-mini"),
+    ]
+    assert headers.get_list("x-note") == [note.decode("latin-1")]
+    assert "content-length" not in headers
+    assert PROFILE_KEY not in str(headers.raw)
 
 
 def test_headers_read_in_one_pass_join_repeats_and_decode_as_the_library_does() -> None:
