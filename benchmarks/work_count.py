@@ -4,7 +4,8 @@ Timings on this VM drift by up to 2x over minutes; a count of the bytecode one c
 not, so it tells whether a change made the hot path lighter. The sender is in memory (no
 network), the request is a plain one-message chat, and the count covers everything the call
 runs in Python (json's pure-Python parts and asyncio's timer included; C code counts as the
-call that enters it).
+call that enters it). Also counted: a request whose first key answers 429 and whose second
+answers, the keys reset before each (so every request meets the 429).
 
     python benchmarks/work_count.py [--top N]
 """
@@ -17,11 +18,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, ClassVar
+from typing import Any
 
-from upstream import REPLY  # benchmarks/, the script's own directory
+from upstream import LIMITED, REPLY  # benchmarks/, the script's own directory
 
-from failover import AuthProfile, ResilientClient
+from failover import AuthProfile, FailoverManager, ResilientClient
 from failover.providers.base import HttpRequest
 
 MESSAGES = [{"role": "user", "content": "ping"}]
@@ -29,21 +30,30 @@ CALLS = 20
 
 
 class _Reply:
-    status_code = 200
-    headers: ClassVar[dict[str, str]] = {"content-type": "application/json"}
+    def __init__(self, status_code: int, body: bytes, headers: dict[str, str]) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self._body = body
 
     async def aread(self) -> bytes:
-        return REPLY
+        return self._body
 
 
 class _Exchange:
+    def __init__(self, reply: _Reply) -> None:
+        self._reply = reply
+
     async def __aenter__(self) -> _Reply:
-        return _Reply()
+        return self._reply
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         return None
+
+
+_OK = _Reply(200, REPLY, {"content-type": "application/json"})
+_LIMITED = _Reply(429, LIMITED, {"content-type": "application/json", "retry-after": "60"})
 
 
 class InMemorySender:
@@ -60,10 +70,20 @@ class InMemorySender:
     def open(
         self, request: HttpRequest, timeout: float, *, read_timeout: float | None = None
     ) -> _Exchange:
-        return _Exchange()
+        return _Exchange(_OK)
 
     async def aclose(self) -> None:
         return None
+
+
+class LimitingSender(InMemorySender):
+    """As InMemorySender, but a key containing ``limited`` gets the upstream's 429."""
+
+    def open(
+        self, request: HttpRequest, timeout: float, *, read_timeout: float | None = None
+    ) -> _Exchange:
+        limited = "limited" in request.headers.get("authorization", "")
+        return _Exchange(_LIMITED if limited else _OK)
 
 
 class WorkCounter:
@@ -83,32 +103,50 @@ class WorkCounter:
         return self
 
 
-async def count(top: int, asyncio_cancel_safe: bool) -> None:
-    profile = AuthProfile("k0", "openai", "sk-bench-key-0001", base_url="http://127.0.0.1:9/v1")
-    sender = InMemorySender(asyncio_cancel_safe)
-    client = ResilientClient(["openai/gpt-4o-mini"], [profile], sender=sender)
+def _profile(name: str, key: str, priority: int = 0) -> AuthProfile:
+    return AuthProfile(name, "openai", key, base_url="http://127.0.0.1:9/v1", priority=priority)
+
+
+async def count(top: int, asyncio_cancel_safe: bool, *, rotation: bool = False) -> float:
+    """Print (and return) the opcodes per ``complete()``; ``rotation``: of a request whose
+    first key answers 429 and whose second key answers (the keys reset before each)."""
+    if rotation:
+        manager = FailoverManager(
+            profiles=[_profile("k0", "sk-limited-key-0001"), _profile("k1", "sk-bench-0002", 1)]
+        )
+    else:
+        manager = FailoverManager(profiles=[_profile("k0", "sk-bench-key-0001")])
+    sender = (LimitingSender if rotation else InMemorySender)(asyncio_cancel_safe)
+    client = ResilientClient(["openai/gpt-4o-mini"], manager, sender=sender)
     for _ in range(200):  # caches and first-use paths settle
-        await client.complete(MESSAGES)
+        if rotation:
+            manager.reset_all()
+        answer = await client.complete(MESSAGES)
+    assert len(answer.attempts) == (2 if rotation else 1), answer.attempts
     counter = WorkCounter()
-    sys.settrace(counter)
-    try:
-        for _ in range(CALLS):
+    for _ in range(CALLS):
+        if rotation:
+            manager.reset_all()  # outside the count
+        sys.settrace(counter)
+        try:
             await client.complete(MESSAGES)
-    finally:
-        sys.settrace(None)
+        finally:
+            sys.settrace(None)
     await client.aclose()
-    total = sum(counter.opcodes.values())
+    total = sum(counter.opcodes.values()) / CALLS
     bound = (
         "asyncio's timer (aiohttp, httpx)"
         if asyncio_cancel_safe
         else "anyio's scope (trio, a sender of your own)"
     )
+    what = "complete() past a 429 (two attempts)" if rotation else "complete()"
     print(
-        f"complete(), in-memory sender, attempt bounded by {bound}: "
-        f"{total / CALLS:.0f} Python opcodes, {counter.calls / CALLS:.0f} function calls"
+        f"{what}, in-memory sender, attempt bounded by {bound}: "
+        f"{total:.0f} Python opcodes, {counter.calls / CALLS:.0f} function calls"
     )
     for name, opcodes in counter.opcodes.most_common(top):
         print(f"  {opcodes / CALLS:6.0f}  {name}")
+    return total
 
 
 def main() -> None:
@@ -117,6 +155,7 @@ def main() -> None:
     top = parser.parse_args().top
     for asyncio_cancel_safe in (True, False):
         asyncio.run(count(top, asyncio_cancel_safe))
+    asyncio.run(count(top, True, rotation=True))
 
 
 if __name__ == "__main__":
