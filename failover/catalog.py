@@ -50,8 +50,16 @@ class TokenUsage:
     """Reasoning ("thinking") tokens; already counted in ``output_tokens``."""
 
 
+class _Key:
+    """A model's ``provider/model`` id, kept on first use: a slot, not a field (never
+    compared, shown, copied or pickled; made again after a copy or a pickle)."""
+
+    __slots__ = ("_key",)
+    _key: str
+
+
 @dataclass(frozen=True, slots=True)
-class ModelEntry:
+class ModelEntry(_Key):
     """What the library knows about one model.
 
     Costs are USD per million tokens and ``None`` when unknown (never a made-up 0.0).
@@ -93,7 +101,12 @@ class ModelEntry:
     @property
     def key(self) -> str:
         """The ``provider/model`` id of this entry."""
-        return f"{self.provider}/{self.id}"
+        try:
+            return self._key
+        except AttributeError:  # its first use
+            key = f"{self.provider}/{self.id}"
+            object.__setattr__(self, "_key", key)
+            return key
 
     def calculate_cost(self, usage: TokenUsage) -> float | None:
         """Return the cost of ``usage`` in USD, or ``None`` when a needed price is unknown.

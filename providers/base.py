@@ -30,6 +30,7 @@ from failover.providers.reading import (
     guarded,
     input_usage,
     load_json,
+    not_understood,
     read_usage,
     read_vector,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "load_json",
     "max_output_tokens",
     "merge_params",
+    "not_understood",
     "read_usage",
     "read_vector",
 ]

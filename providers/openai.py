@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from failover.catalog import ModelEntry, TokenUsage
 from failover.classify import classify_http_error
-from failover.errors import ContentFilteredError, MalformedResponseError
+from failover.errors import ContentFilteredError, FailoverError, MalformedResponseError
 from failover.providers.base import (
     BaseAdapter,
     ChatRequest,
@@ -37,9 +37,11 @@ from failover.providers.base import (
     load_json,
     max_output_tokens,
     merge_params,
+    not_understood,
     read_usage,
     read_vector,
 )
+from failover.providers.reading import SHAPE_ERRORS
 
 __all__ = [
     "MAX_EMBEDDING_INPUTS",
@@ -383,45 +385,61 @@ class OpenAIAdapter(BaseAdapter):
         body = json_body(self.payload(request, model))
         return HttpRequest("POST", f"{base_url}/chat/completions", headers, body)
 
-    @guarded
     def parse_response(self, body: bytes) -> ChatResult:
-        """Read ``choices[0].message``; a content filter or refusal raises."""
-        data = load_json(body)
-        if type(data) is not dict:  # JSON's objects are dicts
-            raise MalformedResponseError("reply is not an object")
-        choices = data.get("choices")
-        if type(choices) is not list or not choices or type(choice := choices[0]) is not dict:
-            raise MalformedResponseError(f"reply has no choices: {str(body)[:200]}")
-        message = choice.get("message")
-        if type(message) is not dict:
-            raise MalformedResponseError("choices[0].message is not an object")
-        raw_finish = choice.get("finish_reason")
-        if raw_finish is not None and type(raw_finish) is not str:
-            raise MalformedResponseError("choices[0].finish_reason is not a string")
-        refusal = message.get("refusal")
-        if raw_finish == "content_filter" or refusal:
-            raise ContentFilteredError(
-                str(refusal or "the answer was blocked by a content filter")[:500],
-                code=raw_finish or "refusal",
-            )
-        calls = message.get("tool_calls")
-        if calls is not None:
-            calls = _tool_calls(calls, "choices[0].message")
-        text = message.get("content")
-        if type(text) is not str:
-            text = _text(text, "choices[0].message")
-        if not text and not calls and _ANSWER_KEYS.isdisjoint(message):
-            raise MalformedResponseError("choices[0].message has no answer: no content field")
-        usage = openai_usage(data.get("usage"))
-        finish = raw_finish if raw_finish is None else _FINISH.get(raw_finish, "stop")
-        if calls:
-            if finish == "stop":  # some servers say stop after tools
-                finish = "tool_calls"
-        else:
-            calls = ()
-        if usage is None:
+        """Read ``choices[0].message``; a content filter or refusal raises.
+
+        Raises:
+            ContentFilteredError: The answer was filtered, or refused.
+            MalformedResponseError: The reply is not one this reads (as :func:`guarded`
+                makes any shape a parser does not understand).
+        """
+        try:
+            data = load_json(body)
+            if type(data) is not dict:  # JSON's objects are dicts
+                raise MalformedResponseError("reply is not an object")
+            choices = data.get("choices")
+            if type(choices) is not list or not choices or type(choice := choices[0]) is not dict:
+                raise MalformedResponseError(f"reply has no choices: {str(body)[:200]}")
+            message = choice.get("message")
+            if type(message) is not dict:
+                raise MalformedResponseError("choices[0].message is not an object")
+            raw_finish = choice.get("finish_reason")
+            if raw_finish is not None and type(raw_finish) is not str:
+                raise MalformedResponseError("choices[0].finish_reason is not a string")
+            refusal = message.get("refusal")
+            if raw_finish == "content_filter" or refusal:
+                raise ContentFilteredError(
+                    str(refusal or "the answer was blocked by a content filter")[:500],
+                    code=raw_finish or "refusal",
+                )
+            calls = message.get("tool_calls")
+            if calls is not None:
+                calls = _tool_calls(calls, "choices[0].message")
+            text = message.get("content")
+            if type(text) is not str:
+                text = _text(text, "choices[0].message")
+            if not text and not calls and _ANSWER_KEYS.isdisjoint(message):
+                raise MalformedResponseError("choices[0].message has no answer: no content field")
+            usage = data.get("usage")
+            if (
+                type(usage) is not dict
+                or "prompt_tokens" not in usage
+                or ((counts := _plain_counts(usage)) is None)
+            ):  # not Chat Completions' usage of sane integer counts at once: the general way
+                counts = openai_usage(usage)
+            finish = raw_finish if raw_finish is None else _FINISH.get(raw_finish, "stop")
+            if calls:
+                if finish == "stop":  # some servers say stop after tools
+                    finish = "tool_calls"
+            else:
+                calls = ()
+        except FailoverError:
+            raise
+        except SHAPE_ERRORS as exc:
+            raise not_understood(exc) from None
+        if counts is None:
             return ChatResult(text, finish, TokenUsage(), data, calls, raw_finish, False)
-        return ChatResult(text, finish, usage, data, calls, raw_finish)
+        return ChatResult(text, finish, counts, data, calls, raw_finish)
 
     def stream_parser(self) -> _OpenAIStream:
         """A parser for ``data: {chunk}`` ... ``data: [DONE]``."""

@@ -34,6 +34,7 @@ __all__ = [
     "guarded",
     "input_usage",
     "load_json",
+    "not_understood",
     "read_usage",
     "read_vector",
 ]
@@ -56,9 +57,7 @@ class StreamParser(Protocol):
 
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")  # UTF-8, UTF-16/32 little, big
 
-_scan_once: Callable[[str, int], tuple[Any, int]] = (
-    json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # json's own (C when present)
-)
+_scan_once: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # json's own (C when present)
 
 
 def _loads(text: str) -> Any:
@@ -134,11 +133,15 @@ def guarded(parse: Callable[P, R]) -> Callable[P, R]:
         except FailoverError:
             raise
         except SHAPE_ERRORS as exc:
-            raise MalformedResponseError(
-                f"reply not understood ({type(exc).__name__}: {str(exc)[:120]})"
-            ) from None
+            raise not_understood(exc) from None
 
     return wrapper
+
+
+def not_understood(exc: BaseException) -> MalformedResponseError:
+    """The MalformedResponseError for a reply shape a parser did not understand (one of
+    :data:`SHAPE_ERRORS`, what :func:`guarded` raises; a parser may catch them itself)."""
+    return MalformedResponseError(f"reply not understood ({type(exc).__name__}: {str(exc)[:120]})")
 
 
 class _OddUsage(Exception):

@@ -134,7 +134,7 @@ def dumps_answer(value: Any) -> tuple[str, Any]:
     """``json.dumps(value).encode()``, or the error it raises (type and message)."""
     try:
         return "bytes", json.dumps(value).encode()
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, RecursionError) as error:
         return "error", f"{type(error).__name__}: {error}"
 
 
@@ -144,7 +144,7 @@ def body_answer(value: Any) -> tuple[str, Any]:
 
     try:
         return "bytes", json_body(value)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, RecursionError) as error:
         return "error", f"{type(error).__name__}: {error}"
 
 
@@ -157,7 +157,10 @@ def test_a_body_is_the_bytes_json_dumps_writes(value: Any) -> None:
 def test_a_body_json_cannot_write_fails_as_json_dumps_fails() -> None:
     circular: list[Any] = [1]
     circular.append({"again": circular})
-    cases = [circular, {"a": object()}, {(1, 2): "tuple key"}, [{1, 2}], b"bytes"]
+    deep: Any = []
+    for _ in range(100_000):
+        deep = [deep]
+    cases = [circular, {"a": object()}, {(1, 2): "tuple key"}, [{1, 2}], b"bytes", deep]
     for value in cases:
         kind, message = body_answer(value)
         assert (kind, message) == dumps_answer(value)
@@ -416,3 +419,20 @@ def test_openai_usage_counts(usage: dict[str, Any], expected: tuple[int, ...] | 
             found.cache_write_tokens,
             found.reasoning_tokens,
         ) == expected
+
+
+def test_a_model_entry_s_key_follows_its_fields_through_copies() -> None:
+    import copy
+    import dataclasses
+    import pickle
+
+    from failover.catalog import ModelEntry
+
+    entry = ModelEntry(id="gpt-x", name="GPT X", provider="openai", api="openai")
+    assert entry.key == "openai/gpt-x"
+    assert dataclasses.replace(entry, provider="azure").key == "azure/gpt-x"
+    assert pickle.loads(pickle.dumps(entry)).key == "openai/gpt-x"
+    assert copy.deepcopy(entry) == entry
+    assert "_key" not in repr(entry)
+    assert "_key" not in dataclasses.asdict(entry)
+    assert hash(entry) == hash(dataclasses.replace(entry))
