@@ -24,6 +24,8 @@ def strict_schema(request: ChatRequest) -> Mapping[str, Any] | None:
     """The JSON schema a request's reply must match: its ``response_format`` when that is
     a ``json_schema`` with ``strict`` true (``None`` otherwise)."""
     response_format = request.params.get("response_format")
+    if response_format is None:  # most requests (and no isinstance through the Mapping ABC)
+        return None
     if not isinstance(response_format, Mapping) or response_format.get("type") != "json_schema":
         return None
     spec = response_format.get("json_schema")
