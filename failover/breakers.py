@@ -125,13 +125,12 @@ class Breaker:
 def _kept_before(start: float, window: float) -> float:
     """A clock time before which a bucket started at ``start`` is kept by :meth:`Breaker.count`
     (whose test ``start <= now - window`` is false for every ``now`` below it, in floating
-    point); ``-inf`` when none is found at once (then every count takes the long way)."""
+    point); ``-inf`` when ``start + window`` is off by more than its last digit (then every
+    count takes the long way)."""
     kept = start + window
-    for _ in range(4):
-        if not start <= kept - window:
-            return math.nextafter(kept, math.inf)
-        kept = math.nextafter(kept, -math.inf)
-    return -math.inf
+    if start <= kept - window and start <= math.nextafter(kept, -math.inf) - window:
+        return -math.inf
+    return kept  # every now below it is at most the float just below it, which is kept
 
 
 class Breakers:
