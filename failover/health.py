@@ -45,14 +45,15 @@ class ModelHealth:
 
     def of(self, model: str) -> dict[str, Any]:
         """The counters of ``model`` (``provider/model``), created at zero when new."""
-        health = self._models.get(model)
-        if health is None:
-            health = self._models[model] = {"successes": 0, "failures": 0, "last_error": None}
-            if len(self._models) > self._limit:
-                self._models.popitem(last=False)
-        else:
-            self._models.move_to_end(model)
-        return health
+        models = self._models
+        try:
+            models.move_to_end(model)  # the most recently used goes last
+        except KeyError:
+            health = models[model] = {"successes": 0, "failures": 0, "last_error": None}
+            if len(models) > self._limit:
+                models.popitem(last=False)
+            return health
+        return models[model]
 
     def __len__(self) -> int:
         return len(self._models)
