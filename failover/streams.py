@@ -191,7 +191,10 @@ class CompletionStream(AsyncClosing):
             assert self._chosen is not None
             model, profile = self._chosen
             try:
-                chunk = await self._read(self._reader)
+                if self._state.deadline_at == math.inf:
+                    chunk = await self._reader.next()
+                else:
+                    chunk = await self._read(self._reader)
             except TimeoutError:  # the caller's deadline: no fault of the key's
                 error: ProviderError = ProviderTimeoutError(
                     f"the request's deadline of {self._engine.deadline}s passed mid-stream"
@@ -236,10 +239,7 @@ class CompletionStream(AsyncClosing):
 
     async def _read(self, reader: ChunkReader | ResumedReader) -> StreamChunk | None:
         """The next chunk, within what is left of the request's deadline."""
-        time_left = self._state.time_left()
-        if math.isinf(time_left):
-            return await reader.next()
-        with anyio.fail_after(max(time_left, 0.0)):
+        with anyio.fail_after(max(self._state.time_left(), 0.0)):
             return await reader.next()
 
     def _succeeded(self, usage: TokenUsage | None) -> None:
