@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
+from failover._slotted import lean_init
 from failover.errors import ConfigError, InvalidModelId
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
 ]
 
 
+@lean_init
 @dataclass(frozen=True, slots=True)
 class TokenUsage:
     """Tokens used by one call, the same on every wire.

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from failover._slotted import lean_init
 from failover.catalog import ModelEntry
 from failover.classify import classify_http_error
 from failover.errors import ConfigError, FailoverError, ProviderError
@@ -106,6 +107,7 @@ class _Readings:
     _turns: tuple[Turn, ...]
 
 
+@lean_init
 @dataclass(frozen=True, slots=True)
 class ChatRequest(_Readings):
     """A chat request in OpenAI's shape, before any provider's translation."""
@@ -152,6 +154,7 @@ class ChatRequest(_Readings):
         return turns
 
 
+@lean_init
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
     """What to send: method, absolute URL, headers and body.

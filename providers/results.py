@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from failover._slotted import lean_init
 from failover.catalog import TokenUsage
 from failover.errors import MalformedResponseError
 from failover.providers.messages import ToolCall
@@ -45,6 +46,7 @@ def assistant_message(text: str, tool_calls: Sequence[ToolCall]) -> dict[str, An
     return message
 
 
+@lean_init
 @dataclass(frozen=True, slots=True)
 class ChatResult:
     """A parsed reply, the same shape from every wire format.
@@ -88,6 +90,7 @@ class ToolCallDelta:
     thought_signature: str | None = None
 
 
+@lean_init
 @dataclass(frozen=True, slots=True)
 class StreamChunk:
     """One piece of a stream: a text delta and/or tool-call deltas; the last carries the
