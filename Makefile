@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 LOCK := requirements/dev.txt
 DEV := $(VENV)/.installed-dev
 DEMO := $(VENV)/.installed-demo
+BENCH := $(VENV)/.installed-bench
 # The lowest supported versions: requirements/lowest.txt on the lowest supported Python;
 # the store's exit and first-load tests also run a worker on the highest supported Python.
 LOW_VENV := .venv-lowest
@@ -31,6 +32,10 @@ $(DEV): pyproject.toml $(LOCK) | $(PY)
 
 $(DEMO): pyproject.toml $(LOCK) | $(PY)
 	$(PY) -m pip install -q -c $(LOCK) -e '.[demo]'
+	touch $@
+
+$(BENCH): pyproject.toml $(LOCK) | $(PY)
+	$(PY) -m pip install -q -c $(LOCK) -e '.[dev,bench]'
 	touch $@
 
 install: $(DEV)
@@ -63,13 +68,14 @@ docs: $(DEV)
 demo: $(DEMO)
 	$(PY) -m failover demo
 
-bench: $(DEV)
+bench: $(BENCH)
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/deadline.py
 	$(PY) benchmarks/work_count.py
 	$(PY) benchmarks/gateway.py
 	$(PY) benchmarks/continuation.py
 	$(PY) benchmarks/bare_clients.py
+	$(PY) benchmarks/litellm_compare.py
 
 # A chaos soak (SOAK_REQUESTS=20000 per run by default): every bad column must print 0.
 soak: $(DEV)
@@ -80,7 +86,7 @@ lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install -q --upgrade pip
-	.venv-lock/bin/python -m pip install -q -e '.[dev]'
+	.venv-lock/bin/python -m pip install -q -e '.[dev,bench]'
 	{ sed -n '/^#/p' $(LOCK); .venv-lock/bin/python -m pip freeze --exclude-editable \
 		| grep -v '^llm-failover'; } > $(LOCK).new
 	mv $(LOCK).new $(LOCK)
