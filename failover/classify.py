@@ -10,7 +10,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from operator import itemgetter
@@ -68,6 +68,19 @@ _QUOTA_MARKERS = (
 _CONTENT_MARKERS = ("content_policy_violation", "invalid_prompt", "content_filter", "safety")
 _AUTH_MARKERS = ("api key not valid", "invalid api key", "incorrect api key", "invalid x-api-key")
 _MODEL_MARKERS = ("model_not_found", "does not exist", "unknown model", "no such model")
+
+
+def _finder(markers: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
+    """A search for any of ``markers`` in a text (a match where ``marker in text`` holds for
+    one), done in C in one pass rather than one ``in`` per marker."""
+    return re.compile("|".join(map(re.escape, markers))).search
+
+
+_HAS_CONTEXT = _finder(_CONTEXT_PHRASES)
+_HAS_QUOTA = _finder(_QUOTA_MARKERS)
+_HAS_CONTENT = _finder(_CONTENT_MARKERS)
+_HAS_AUTH = _finder(_AUTH_MARKERS)
+_HAS_MODEL = _finder(_MODEL_MARKERS)
 _GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _first = itemgetter(0)
@@ -375,17 +388,17 @@ def classify_http_error(
     text = f"{message} {codes}".lower()
     error_type: type[ProviderError]
     use_reset = False
-    if any(marker in text for marker in _CONTEXT_PHRASES):
+    if _HAS_CONTEXT(text):
         error_type = ContextWindowExceededError
-    elif status == 402 or any(marker in text for marker in _QUOTA_MARKERS):
+    elif status == 402 or _HAS_QUOTA(text):
         error_type = QuotaExceededError
     elif status == 429 or "rate_limit" in text or "resource_exhausted" in text:
         error_type, use_reset = RateLimitError, True
-    elif status in (401, 403) or any(marker in text for marker in _AUTH_MARKERS):
+    elif status in (401, 403) or _HAS_AUTH(text):
         error_type = AuthenticationError
-    elif status == 404 or (status in (400, 422) and any(m in text for m in _MODEL_MARKERS)):
+    elif status == 404 or (status in (400, 422) and _HAS_MODEL(text)):
         error_type = ModelNotFoundError
-    elif any(marker in text for marker in _CONTENT_MARKERS):
+    elif _HAS_CONTENT(text):
         error_type = ContentFilteredError
     elif status in (529, 503) or "overloaded" in text or "unavailable" in text:
         error_type = OverloadedError
