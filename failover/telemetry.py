@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -118,7 +119,11 @@ class Telemetry:
         # On the global providers, nothing is recorded before the application installs an
         # SDK; until then requests skip telemetry altogether (see `recording`).
         self._own_provider = tracer_provider is not None or meter_provider is not None
-        self._sdk_installed = False
+        self._sdk_installed = self._own_provider  # own providers record from the start
+        # engines' hooks not listened to yet: nothing would record their events, so they
+        # are not even made until something records (see `recording`)
+        self._unheard: weakref.WeakSet[HookDispatcher] = weakref.WeakSet()
+        self._hearing = threading.Lock()
         import opentelemetry.metrics._internal as metrics_internal
 
         self._metrics_internal = metrics_internal
@@ -209,9 +214,16 @@ class Telemetry:
         self, hooks: HookDispatcher, manager: FailoverManager, line: RecoveryLine | None = None
     ) -> None:
         """Listen to an engine's events and watch its manager's keys, budgets and line of
-        waiting requests (done by the engine)."""
-        for event_type in (FailoverEvent, RetryEvent, CooldownEvent, RecoveredEvent, HedgeEvent):
-            hooks.add(event_type, self.event)
+        waiting requests (done by the engine).
+
+        The events are listened to from when anything records (:meth:`recording`): until
+        then an engine makes none of them for telemetry's sake.
+        """
+        with self._hearing:
+            if self._sdk_installed:
+                self._listen(hooks)
+            else:
+                self._unheard.add(hooks)
         admission = getattr(manager, "admission", None)
         if admission is not None and admission.budgets:
             admission.ledger  # noqa: B018 - made here, on the engine's thread, not by a scrape
@@ -226,15 +238,22 @@ class Telemetry:
         """
         if self._sdk_installed:
             return True
-        if self._own_provider:
-            self._sdk_installed = True  # recorded from the start: as good as installed
-            return True
         if globals_unset(self._trace, self._metrics_internal):
             return False
-        self._sdk_installed = not isinstance(
+        installed = not isinstance(
             self._trace.get_tracer_provider(), self._no_tracing
         ) or not isinstance(self._metrics.get_meter_provider(), self._no_metrics)
-        return self._sdk_installed
+        if installed:
+            with self._hearing:  # from now on, every attached engine's events are heard
+                for hooks in list(self._unheard):
+                    self._listen(hooks)
+                self._unheard.clear()
+                self._sdk_installed = True
+        return installed
+
+    def _listen(self, hooks: HookDispatcher) -> None:
+        for event_type in (FailoverEvent, RetryEvent, CooldownEvent, RecoveredEvent, HedgeEvent):
+            hooks.add(event_type, self.event)
 
     def _recording_now(self) -> bool:
         """:meth:`recording`, with "no SDK yet" read straight from the two globals when they

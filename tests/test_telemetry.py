@@ -354,17 +354,25 @@ def test_serve_prometheus_checks_the_port() -> None:
     ids=["traces", "metrics"],
 )
 def test_nothing_is_done_per_request_until_an_sdk_is_installed(install: str) -> None:
+    """Not even the events: an engine attached before the SDK makes none for telemetry's
+    sake, and is heard from the moment one is installed."""
     code = f"""
+from failover import FailoverManager
 from failover.catalog import default_catalog
+from failover.events import FailoverEvent, HookDispatcher
 from failover.telemetry import default_telemetry
 
 telemetry = default_telemetry()
 chain = [default_catalog.resolve("openai/gpt-4o-mini")]
+hooks = HookDispatcher()
+telemetry.attach(hooks, FailoverManager())
 assert telemetry is not None and not telemetry.recording()
 assert telemetry.start_request("chat", "req-a", chain) is None
+assert not hooks.wants(FailoverEvent)
 {install}
 assert telemetry.recording()
 assert telemetry.start_request("chat", "req-b", chain) is not None
+assert hooks.wants(FailoverEvent)
 print("ok")
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
