@@ -40,7 +40,8 @@ SESSION_HEADER = "x-failover-session"
 """The header naming an SDK request's conversation (see ``affinity``); never sent on."""
 RETRY_HEADER = "x-stainless-retry-count"
 """The header in which the openai and anthropic SDKs number their own retries."""
-_READ = tuple(name.encode() for name in (*CREDENTIAL_HEADERS, SESSION_HEADER, RETRY_HEADER))
+_READ = tuple((name.encode(), name) for name in (*CREDENTIAL_HEADERS, SESSION_HEADER, RETRY_HEADER))
+_WANTED = frozenset(name for name, _ in _READ)
 _NAME = operator.itemgetter(0)
 
 
@@ -63,23 +64,25 @@ class SdkHeaders:
 def sdk_headers(headers: Any) -> SdkHeaders:
     """The headers the transport reads, found in one pass over ``headers``' raw bytes.
 
-    The names are matched in C (one join, one lower, list lookups); the headers' text
+    The names are matched in C (one join, one lower, a set's intersection); the headers' text
     encoding is worked out (a pass decoding every header) only for a value that is not
     UTF-8.
     """
     raw = headers.raw
     names = b"\n".join(map(_NAME, raw)).lower().split(b"\n")
+    present = _WANTED.intersection(names)
     found: dict[str, str] = {}
-    for name in _READ:
-        if name in names:
-            if names.count(name) == 1:
-                values = [raw[names.index(name)][1]]
-            else:
-                values = [value for (_, value), key in zip(raw, names, strict=True) if key == name]
-            try:
-                found[name.decode()] = ", ".join(value.decode() for value in values)
-            except UnicodeDecodeError:  # as the library decodes it
-                found[name.decode()] = headers[name.decode()]
+    for name, text in _READ:
+        if name not in present:
+            continue
+        if names.count(name) == 1:
+            values = [raw[names.index(name)][1]]
+        else:
+            values = [value for (_, value), key in zip(raw, names, strict=True) if key == name]
+        try:
+            found[text] = b", ".join(values).decode()
+        except UnicodeDecodeError:  # as the library decodes it
+            found[text] = headers[text]
     session, retries = found.pop(SESSION_HEADER, None), found.pop(RETRY_HEADER, None)
     return SdkHeaders(found, session, retries)
 
