@@ -68,10 +68,13 @@ class SdkChains:
         in their order (a model of our own provider once). Kept per requested model (a
         bounded number), made again when the catalog's entry of one of them changed."""
         kept = self._chains.get(requested)
-        if kept is not None and all(
-            self.catalog.get(self.provider, model_id) is entry for model_id, entry in kept[1]
-        ):
-            return list(kept[0])
+        if kept is not None:
+            get, provider = self.catalog.get, self.provider
+            for model_id, entry in kept[1]:
+                if get(provider, model_id) is not entry:
+                    break
+            else:
+                return list(kept[0])
         own = [step for step in self.steps if isinstance(step, str)]
         looked = [(m, self.catalog.get(self.provider, m)) for m in {requested or "", *own}]
         chain = self._new_chain(requested)

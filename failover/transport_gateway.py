@@ -418,12 +418,15 @@ class _Pump:
 
     async def _step(self) -> None:
         """Read one chunk into ``_pending``; at the end, close the stream."""
-        done = self._done
+        done, reader = self._done, self._reader
         try:
-            if self._reader.done:
+            if reader.done:
                 chunk = None
-            else:
-                chunk = await self._read()
+            elif done.state.deadline_at == math.inf:  # no deadline: no scope per chunk
+                chunk = await reader.next()
+            else:  # the next chunk, within what is left of the request's deadline
+                with anyio.fail_after(max(done.state.time_left(), 0.0)):
+                    chunk = await reader.next()
         except ProviderError as error:
             if not await self._continued(error):
                 await self._failed(error, counts=True)
@@ -471,14 +474,6 @@ class _Pump:
         self._opened, self._reader, self._done = opened, opened[1], served
         self._usage = None
         return True
-
-    async def _read(self) -> Any:
-        """The next chunk, within what is left of the request's deadline."""
-        time_left = self._done.state.time_left()
-        if math.isinf(time_left):
-            return await self._reader.next()
-        with anyio.fail_after(max(time_left, 0.0)):
-            return await self._reader.next()
 
     async def _failed(self, error: ProviderError, *, counts: bool) -> None:
         done = self._done

@@ -369,11 +369,21 @@ def endpoint_of(method: str, suffix: str) -> Endpoint | None:
     """The endpoint a request is for, or ``None`` when the transport does not know it."""
     if method != "POST":
         return None
-    parts = urlsplit(suffix)
+    if "?" in suffix or "#" in suffix:
+        parts = urlsplit(suffix)
+        path, query = parts.path, parts.query
+    else:
+        path, query = suffix, ""
+    endpoint = _endpoint_at(path)
+    if endpoint is not None and endpoint.needs and endpoint.needs not in parse_qsl(query):
+        return None
+    return endpoint
+
+
+@functools.lru_cache(maxsize=256)  # by path alone (a query may hold a key): a few paths
+def _endpoint_at(path: str) -> Endpoint | None:
     for ending, endpoint in ENDPOINTS:
-        if parts.path.endswith(ending):
-            if endpoint.needs and endpoint.needs not in parse_qsl(parts.query):
-                return None
+        if path.endswith(ending):
             return endpoint
     return None
 
