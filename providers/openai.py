@@ -121,6 +121,8 @@ def openai_usage(usage: Any, wire: str = "openai") -> TokenUsage | None:
     it is the prompt less the cache reads and writes.
     """
 
+    if usage is None:  # most stream chunks
+        return None
     if type(usage) is dict and "prompt_tokens" in usage:  # Chat Completions' usage
         counts = _plain_counts(usage)
         if counts is not None:
@@ -514,8 +516,10 @@ class _OpenAIStream:
             raise MalformedResponseError("stream chunk delta is not an object")
         if delta.get("refusal"):
             raise ContentFilteredError(str(delta["refusal"])[:500], code="refusal")
-        text = _text(delta.get("content"), "delta")
-        deltas = _deltas(delta.get("tool_calls"))
+        text = delta.get("content")
+        if type(text) is not str:
+            text = _text(text, "delta")
+        deltas = _deltas(calls) if (calls := delta.get("tool_calls")) is not None else ()
         self._tools = self._tools or bool(deltas)
         raw_finish = choice.get("finish_reason")
         if raw_finish is not None and not isinstance(raw_finish, str):
@@ -526,7 +530,8 @@ class _OpenAIStream:
             )
         if not text and not deltas and raw_finish is None and usage is None:
             return None
-        return StreamChunk(text, openai_finish(raw_finish, self._tools), usage, deltas, raw_finish)
+        finish = None if raw_finish is None else openai_finish(raw_finish, self._tools)
+        return StreamChunk(text, finish, usage, deltas, raw_finish)
 
 
 def _deltas(calls: Any) -> tuple[ToolCallDelta, ...]:
