@@ -314,9 +314,10 @@ class KeyPools:
         if profile.status is ProfileStatus.RATE_LIMITED and status is ProfileStatus.COOLING_DOWN:
             status = ProfileStatus.RATE_LIMITED  # the provider's wait stays provider-directed
         if strike and profile.status is ProfileStatus.AVAILABLE:
-            profile.cooldown_strikes += 1  # once per event: not again for requests in flight
-        profile.status = status
-        profile.cooldown_until = until
+            # once per event: not again for requests in flight
+            _set(profile, "cooldown_strikes", profile.cooldown_strikes + 1)
+        _set(profile, "status", status)
+        _set(profile, "cooldown_until", until)
         self.withdraw(profile)
         self._push_cooling(profile)
 

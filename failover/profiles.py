@@ -414,10 +414,11 @@ class FailoverManager:
             self._pools.wake(now)  # a rest that is over no longer counts as "already resting"
             was_available = profile.status is ProfileStatus.AVAILABLE
             before = (profile.status, profile.cooldown_until, profile.cooldown_strikes)
-            profile.failure_count += 1
-            profile.consecutive_failures += 1
-            profile.last_error = scrub(str(error) or type(error).__name__, profile.api_key)
-            profile.last_error_at = now
+            _set(profile, "failure_count", profile.failure_count + 1)
+            _set(profile, "consecutive_failures", profile.consecutive_failures + 1)
+            error_text = scrub(str(error) or type(error).__name__, profile.api_key)
+            _set(profile, "last_error", error_text)
+            _set(profile, "last_error_at", now)
             if breaker_only:
                 assert model is not None
                 self._breakers.outcome(profile, model, now, self.config, failed=True)
