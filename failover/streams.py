@@ -124,7 +124,6 @@ class CompletionStream(AsyncClosing):
         self._attempt_start = 0  # where the answering attempt's own text begins in ``text``
         self._finished = False
         self._chosen: tuple[ModelEntry, AuthProfile] | None = None
-        self.text = ""
         self.model: str | None = None
         self.profile: str | None = None
         self.usage: TokenUsage | None = None
@@ -132,6 +131,11 @@ class CompletionStream(AsyncClosing):
         self.raw_finish_reason: str | None = None
         self.cost_usd: float | None = None
         self._assembled = StreamAssembler()
+
+    @property
+    def text(self) -> str:
+        """The text so far (joined when read: no copy per chunk)."""
+        return self._assembled.text
 
     @property
     def tool_calls(self) -> tuple[ToolCall, ...]:
@@ -164,11 +168,9 @@ class CompletionStream(AsyncClosing):
             await self.aclose()
             raise StopAsyncIteration
         if chunk.restart:  # what the caller has is void: so is ours
-            self.text = ""
             self._assembled = StreamAssembler()
             self.usage = self.finish_reason = self.raw_finish_reason = None
             return chunk
-        self.text += chunk.text
         self._assembled.add(chunk)
         if chunk.usage is not None or chunk.finish_reason is not None:
             self.usage, self.finish_reason = chunk.usage, chunk.finish_reason
