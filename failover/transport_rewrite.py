@@ -89,8 +89,8 @@ def sdk_headers(headers: Any) -> SdkHeaders:
 
 def json_object(body: bytes) -> dict[str, Any] | None:
     """``body`` parsed when it is a JSON object, else ``None``."""
-    if not body or not body.lstrip().startswith(b"{"):
-        return None
+    if not body or (body[:1] != b"{" and not body.lstrip().startswith(b"{")):
+        return None  # (a body that starts with "{", the usual one, is not copied to see)
     try:
         value = json.loads(body)
     except ValueError:
