@@ -13,6 +13,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
 from failover import logs
@@ -30,6 +31,7 @@ __all__ = ["KeyHealth", "ModelHealth"]
 
 _log = logs.logger  # logged only after a (cached) isEnabledFor check
 _DEBUG, _INFO, _WARNING = logs.DEBUG, logs.INFO, logs.WARNING
+_api_key = attrgetter("api_key")
 
 
 class ModelHealth:
@@ -163,7 +165,7 @@ class KeyHealth:
 
     def scrubber(self) -> KeyScrubber:
         """A scrubber of every key the manager holds, rebuilt when the keys change."""
-        keys = tuple(profile.api_key for profile in self.manager.list_profiles())
+        keys = tuple(map(_api_key, self.manager.list_profiles()))
         signature = tuple(map(id, keys))
         if self._scrubber is None or self._scrubber[0] != signature:
             self._scrubber = (signature, KeyScrubber(keys))

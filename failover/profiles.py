@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from functools import partial
+from operator import attrgetter
 from typing import Any
 
 from failover._secrets import scrub
@@ -56,6 +57,7 @@ __all__ = [
 
 _set = object.__setattr__  # for the counters the hot path updates: no routing-field check
 _AVAILABLE = ProfileStatus.AVAILABLE
+_priority = attrgetter("priority")
 
 
 class FailoverManager:
@@ -219,7 +221,7 @@ class FailoverManager:
     def list_profiles(self) -> list[AuthProfile]:
         """Return every profile in priority order (stable: equal priorities keep their order)."""
         with self._lock:
-            return sorted(self._profiles.values(), key=lambda profile: profile.priority)
+            return sorted(self._profiles.values(), key=_priority)
 
     def providers(self) -> set[str]:
         """Return the names of the providers that have at least one profile."""
