@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from failover._slotted import lean_init
+from failover._records import lean_init
 from failover.errors import ConfigError, InvalidModelId
 
 __all__ = [

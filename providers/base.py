@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from failover._slotted import lean_init
+from failover._records import lean_init
 from failover.catalog import ModelEntry
 from failover.classify import classify_http_error
 from failover.errors import ConfigError, FailoverError, ProviderError

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from failover._slotted import lean_init
+from failover._records import lean_init
 from failover.catalog import TokenUsage
 from failover.errors import MalformedResponseError
 from failover.providers.messages import ToolCall
