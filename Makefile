@@ -72,6 +72,7 @@ bench: $(BENCH)
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/deadline.py
 	$(PY) benchmarks/work_count.py
+	$(PY) benchmarks/stream_work_count.py
 	$(PY) benchmarks/gateway.py
 	$(PY) benchmarks/continuation.py
 	$(PY) benchmarks/bare_clients.py
