@@ -105,6 +105,13 @@ class ChatStream:
 
     def feed(self, chunk: StreamChunk) -> bytes:
         """Text and tool-call fragments of one chunk."""
+        if (  # most of a stream: a text delta alone, after the opening
+            self._started
+            and not chunk.tool_calls
+            and chunk.finish_reason is None
+            and chunk.usage is None
+        ):
+            return self._text(chunk.text) if chunk.text else b""
         out = [self._start()]
         if chunk.text:
             out.append(self._text(chunk.text))
