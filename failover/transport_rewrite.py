@@ -91,10 +91,13 @@ def json_object(body: bytes) -> dict[str, Any] | None:
     """``body`` parsed when it is a JSON object, else ``None``."""
     if not body or (body[:1] != b"{" and not body.lstrip().startswith(b"{")):
         return None  # (a body that starts with "{", the usual one, is not copied to see)
-    try:
-        value = json.loads(body)
-    except ValueError:
-        return None
+    try:  # as text: json.loads(bytes) first works out their encoding in Python
+        value = json.loads(body.decode())
+    except ValueError:  # not UTF-8 (or not JSON): as json.loads reads bytes
+        try:
+            value = json.loads(body)
+        except ValueError:
+            return None
     return value if isinstance(value, dict) else None
 
 
