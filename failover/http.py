@@ -132,9 +132,10 @@ class HttpxSender:
             library.TimeoutException, library.TransportError, library.PoolTimeout
         )
 
-    def _timeout(self, timeout: float, read_timeout: float | None) -> httpx.Timeout:
-        """The httpx timeout for these bounds."""
-        return cast("httpx.Timeout", _httpx_timeout(self._library, timeout, read_timeout))
+    def _timeout(self, timeout: float, read_timeout: float | None) -> dict[str, float | None]:
+        """The httpx timeout for these bounds, as a request's ``timeout`` extension (what
+        ``build_request`` would make of an ``httpx.Timeout`` on every request)."""
+        return cast("dict[str, float | None]", _httpx_timeout(self._library, timeout, read_timeout))
 
     def open(
         self, request: HttpRequest, timeout: float, *, read_timeout: float | None = None
@@ -149,13 +150,14 @@ _POOL_SHARE = 0.9
 
 @functools.lru_cache(maxsize=64)  # deadlines make many distinct values: stay small
 def _httpx_timeout(library: ModuleType, timeout: float, read_timeout: float | None) -> Any:
-    """The ``library.Timeout`` for these bounds, made once per distinct pair."""
+    """The ``library.Timeout`` for these bounds as a ``timeout`` extension (its
+    ``as_dict()``), made once per distinct pair."""
     # waiting for our own pool ends a little before the attempt's scope would, so that it
     # surfaces as PoolExhaustedError, never as the provider's timeout
     pool = timeout * _POOL_SHARE
     if read_timeout is None:  # a plain reply: the attempt's scope is its bound
-        return library.Timeout(None, connect=timeout, pool=pool)
-    return library.Timeout(timeout, read=read_timeout, pool=pool)
+        return library.Timeout(None, connect=timeout, pool=pool).as_dict()
+    return library.Timeout(timeout, read=read_timeout, pool=pool).as_dict()
 
 
 @functools.cache
@@ -191,7 +193,8 @@ class _Exchange:
             request.url,
             headers=request.headers,
             content=request.body,
-            timeout=sender._timeout(self._timeout, self._read_timeout),
+            # read-only to httpx and httpcore: one made per pair of bounds is shared
+            extensions={"timeout": sender._timeout(self._timeout, self._read_timeout)},
         )
         errors = sender._errors
         try:  # never follow a redirect, whatever the client says: a key must not travel
