@@ -131,6 +131,15 @@ class AnthropicStream:
 
     def feed(self, chunk: StreamChunk) -> bytes:
         """The events for one chunk's text and tool-call fragments."""
+        if (  # most of a stream: a text delta alone, in the text block already open
+            self._open == "text"
+            and not chunk.tool_calls
+            and chunk.finish_reason is None
+            and chunk.usage is None
+        ):
+            if not chunk.text:
+                return b""
+            return self._delta(self._block, {"type": "text_delta", "text": chunk.text})
         out = [self._start()]
         if chunk.text:
             if self._open != "text":
