@@ -143,8 +143,12 @@ class KeyPools:
 
     def withdraw(self, profile: AuthProfile) -> None:
         """Take ``profile`` out of the ready pools."""
-        self._ready[_ALL].discard(profile)
-        self._ready[profile.provider].discard(profile)
+        homes = self._homes.get(profile.name)
+        if homes is None:  # never made ready
+            return
+        everyone, own = homes  # where it was made ready (a profile not ready is in neither)
+        everyone.pop(profile.name, None)
+        own.pop(profile.name, None)
 
     def serve(self, provider: str) -> None:
         """Make room for ``provider``'s ready profiles (before one of them is made ready)."""
