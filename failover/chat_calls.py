@@ -12,12 +12,12 @@ or opens its stream and reads the first chunk before anything is handed on
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
-from httpx_sse import EventSource, SSEError
+from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
 from failover._tasks import finish_even_if_cancelled
 from failover.catalog import TokenUsage
@@ -31,10 +31,9 @@ from failover.providers.base import (
     StreamChunk,
 )
 from failover.providers.openai import OTHER_WIRES_FIELDS
+from failover.providers.reading import check_event_stream
 
 if TYPE_CHECKING:
-    import httpx
-
     from failover.engine import AttemptContext, Engine
     from failover.http import Reply, Sender
 
@@ -234,30 +233,131 @@ class ChatCalls:
 
 
 class ChunkReader:
-    """Reads one stream's chunks: text deltas, then one summary chunk with usage."""
+    """Reads one stream's chunks: text deltas, then one summary chunk with usage.
+
+    An event stream's body is cut into lines and events by httpx-sse's decoders as
+    :meth:`next` pulls them (what ``httpx_sse.EventSource`` runs, and
+    :class:`~failover.providers.reading.StreamReader`), with no generator between the
+    body's text and the wire's parser; NDJSON and Bedrock's frames go through a generator.
+    """
+
+    __slots__ = (
+        "_events",
+        "_finish",
+        "_flushed",
+        "_format",
+        "_lines",
+        "_lines_of",
+        "_other",
+        "_parser",
+        "_raw_finish",
+        "_reply",
+        "_sse",
+        "_texts",
+        "_usage",
+        "done",
+    )
 
     def __init__(self, adapter: ProviderAdapter, reply: Reply) -> None:
         self._parser = adapter.stream_parser()
-        self._events = self._iterate(adapter, reply)
+        self._reply = reply
+        self._format = adapter.stream_format
+        self._sse = self._format == "sse"
+        self._texts: AsyncIterator[str] | None = None  # an event stream's body, as read
+        self._lines: Iterator[str] = iter(())  # its lines read but not yet decoded
+        self._lines_of = SSELineDecoder()
+        self._events = SSEDecoder()
+        self._flushed = False
+        self._other: AsyncIterator[StreamChunk] | None = None
         self._finish: str | None = None
         self._raw_finish: str | None = None
         self._usage: TokenUsage | None = None
         self.done = False
 
-    async def _iterate(self, adapter: ProviderAdapter, reply: Reply) -> AsyncIterator[StreamChunk]:
+    async def next(self) -> StreamChunk | None:
+        """Return the next text chunk, then the summary chunk, then ``None``.
+
+        Raises:
+            MalformedResponseError: The stream ended before its terminator, or is not an
+                event stream.
+            ProviderError: An error event, or one that cannot be read.
+        """
+        if self.done:
+            return None
+        if not self._sse:
+            return await self._next_other()
+        parser = self._parser
+        decode = self._events.decode
+        while True:  # the sender's read timeout bounds the idle time between reads
+            for line in self._lines:
+                if (event := decode(line)) is None:
+                    continue
+                chunk = parser.feed(event.event, event.data)
+                if chunk is not None and (chunk := self._took(chunk)) is not None:
+                    return chunk
+                if parser.complete:
+                    break
+            if parser.complete:
+                self._lines = iter(())  # nothing after the terminator is read
+                self.done = True
+                assert self._texts is not None
+                await _drain(self._texts)
+                return self._summary()
+            if not await self._read_lines():
+                raise MalformedResponseError("the stream ended before its terminator")
+
+    def _took(self, chunk: StreamChunk) -> StreamChunk | None:
+        """Note ``chunk``'s finish reason and usage; the chunk to hand on, if any."""
+        if chunk.finish_reason is not None:
+            self._finish = chunk.finish_reason
+            self._raw_finish = chunk.raw_finish_reason or chunk.finish_reason
+        if chunk.usage is not None:
+            self._usage = chunk.usage
+        if chunk.text or chunk.tool_calls:
+            return StreamChunk(chunk.text, tool_calls=chunk.tool_calls)
+        return None
+
+    def _summary(self) -> StreamChunk:
+        return StreamChunk("", self._finish, self._usage, (), self._raw_finish)
+
+    async def _read_lines(self) -> bool:
+        """Read on in an event stream's body: its next lines; False at its end.
+
+        Raises:
+            MalformedResponseError: The reply is not an event stream (read first).
+        """
+        texts = self._texts
+        if texts is None:
+            check_event_stream(self._reply.headers)
+            texts = self._texts = self._reply.aiter_text()
+        try:
+            text = await texts.__anext__()
+        except StopAsyncIteration:
+            if self._flushed:
+                return False
+            self._flushed = True
+            self._lines = iter(self._lines_of.flush())
+            return True
+        self._lines = iter(self._lines_of.decode(text))
+        return True
+
+    async def _next_other(self) -> StreamChunk | None:
+        """:meth:`next` for NDJSON and Bedrock's frames."""
+        if self._other is None:
+            self._other = self._iterate(self._reply)
+        while True:
+            try:  # the sender's read timeout bounds the idle time between chunks
+                chunk = await self._other.__anext__()
+            except StopAsyncIteration:
+                self.done = True
+                return self._summary()
+            if (kept := self._took(chunk)) is not None:
+                return kept
+
+    async def _iterate(self, reply: Reply) -> AsyncIterator[StreamChunk]:
         parser = self._parser
         rest: AsyncIterator[Any]
-        if adapter.stream_format == "sse":
-            rest = EventSource(cast("httpx.Response", reply)).aiter_sse()
-            try:
-                async for event in rest:
-                    if (chunk := parser.feed(event.event, event.data)) is not None:
-                        yield chunk
-                    if parser.complete:
-                        break
-            except SSEError as exc:
-                raise MalformedResponseError(f"not an event stream: {exc}") from exc
-        elif adapter.stream_format == "eventstream":  # Bedrock's binary frames
+        if self._format == "eventstream":  # Bedrock's binary frames
             rest = cast(Any, reply).aiter_bytes()  # httpx's and the aiohttp sender's
             frames = cast(Any, parser)
             async for data in rest:
@@ -276,26 +376,11 @@ class ChunkReader:
             raise MalformedResponseError("the stream ended before its terminator")
         await _drain(rest)
 
-    async def next(self) -> StreamChunk | None:
-        """Return the next text chunk, then the summary chunk, then ``None``."""
-        while not self.done:
-            try:  # the sender's read timeout bounds the idle time between chunks
-                chunk = await self._events.__anext__()
-            except StopAsyncIteration:
-                self.done = True
-                return StreamChunk("", self._finish, self._usage, (), self._raw_finish)
-            if chunk.finish_reason is not None:
-                self._finish = chunk.finish_reason
-                self._raw_finish = chunk.raw_finish_reason or chunk.finish_reason
-            if chunk.usage is not None:
-                self._usage = chunk.usage
-            if chunk.text or chunk.tool_calls:
-                return StreamChunk(chunk.text, tool_calls=chunk.tool_calls)
-        return None
-
     async def aclose(self) -> None:
         """Stop reading."""
-        await cast(Any, self._events).aclose()
+        for body in (self._texts, self._other):
+            if body is not None and (close := getattr(body, "aclose", None)) is not None:
+                await close()
 
 
 async def _drain(rest: AsyncIterator[Any]) -> None:

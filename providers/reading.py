@@ -30,6 +30,7 @@ __all__ = [
     "StreamParser",
     "StreamReader",
     "StreamedReply",
+    "check_event_stream",
     "error_status",
     "guarded",
     "input_usage",
@@ -339,15 +340,24 @@ async def _sse_lines(reply: StreamedReply) -> AsyncIterator[str]:
     Raises:
         MalformedResponseError: The reply is not an event stream (its Content-Type).
     """
-    content_type = reply.headers.get("content-type", "").partition(";")[0]
-    if "text/event-stream" not in content_type:
-        raise MalformedResponseError(
-            "not an event stream: Expected response header Content-Type to contain "
-            f"'text/event-stream', got {content_type!r}"
-        )
+    check_event_stream(reply.headers)
     decoder = SSELineDecoder()
     async for text in reply.aiter_text():
         for line in decoder.decode(text):
             yield line
     for line in decoder.flush():
         yield line
+
+
+def check_event_stream(headers: Mapping[str, str]) -> None:
+    """Check a reply's headers say it is an event stream, as ``httpx_sse.EventSource`` does.
+
+    Raises:
+        MalformedResponseError: The Content-Type is not ``text/event-stream``.
+    """
+    content_type = headers.get("content-type", "").partition(";")[0]
+    if "text/event-stream" not in content_type:
+        raise MalformedResponseError(
+            "not an event stream: Expected response header Content-Type to contain "
+            f"'text/event-stream', got {content_type!r}"
+        )
