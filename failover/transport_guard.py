@@ -751,9 +751,12 @@ def _guarded_stream(library: ModuleType) -> Any:
                 self._chunks = self._response.aiter_bytes()
             chunks = self._chunks
             while True:
-                try:
-                    with anyio.fail_after(max(self._guard.idle_left(), 0)):
+                try:  # anyio.fail_after's own scope, without its two generator wrappers
+                    left = max(self._guard.idle_left(), 0)
+                    with anyio.CancelScope(deadline=anyio.current_time() + left) as scope:
                         chunk = await chunks.__anext__()
+                    if scope.cancelled_caught:  # only its deadline cancels it
+                        raise TimeoutError
                 except StopAsyncIteration:
                     break
                 except Exception as exc:  # TimeoutError: the stream was idle; a reset
