@@ -187,18 +187,13 @@ _BUDGETS = (
 )
 
 
-def _rate_limit_headers(headers: Mapping[str, str]) -> Mapping[str, str] | None:
-    """Headers other than a dict in which the rate-limit ones can be looked up cheaply by
-    lowercase name, or ``None`` when there are none.
-
-    From an httpx.Headers (whose every lookup scans all headers) only the rate-limit
-    headers are taken, its names read in one pass first. Other containers (aiohttp's,
-    pyreqwest's) are returned as they are: their lookups ignore case and are done in C.
-    """
-    raw = getattr(headers, "raw", None)
-    if type(raw) is not list:
-        return headers
-    try:  # httpx.Headers: names and values as bytes
+def _httpx_rate_limits(
+    headers: Mapping[str, str], raw: list[tuple[bytes, bytes]]
+) -> Mapping[str, str] | None:
+    """The rate-limit headers of an httpx.Headers (its ``raw`` pairs given) by lowercase
+    name, or ``None`` when it has none: its names are read in one pass first, since each
+    of its lookups scans every header."""
+    try:
         if b"ratelimit" not in b" ".join(map(_first, raw)).lower():
             return None
         found: dict[str, str] = {}
@@ -213,7 +208,7 @@ def _rate_limit_headers(headers: Mapping[str, str]) -> Mapping[str, str] | None:
 
 def rate_limit_headroom(headers: Mapping[str, str]) -> Headroom | None:
     """Read a reply's rate-limit headers; ``None`` when it has none (most replies)."""
-    if type(headers) is dict:  # its names read in one pass: lowered only when it has some
+    if isinstance(headers, dict):  # its names read in one pass: lowered only when it has some
         try:
             names: str | None = " ".join(headers)
         except TypeError:  # names that are not text
@@ -222,10 +217,12 @@ def rate_limit_headroom(headers: Mapping[str, str]) -> Headroom | None:
             return None
         if names is None or lowered != names:
             headers = _case_insensitive(headers)
-    elif (found := _rate_limit_headers(headers)) is None:
-        return None
-    else:
+    elif type(raw := getattr(headers, "raw", None)) is list:  # an httpx.Headers
+        found = _httpx_rate_limits(headers, raw)
+        if found is None:
+            return None
         headers = found
+    # else aiohttp's, pyreqwest's: their lookups ignore case and are done in C
     for requests, tokens in _BUDGETS:
         if requests[0] not in headers and tokens[0] not in headers:
             continue

@@ -8,6 +8,7 @@ give the same headroom, and a reply without rate-limit headers gives none.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 import httpx
@@ -34,6 +35,7 @@ def cimultidict(headers: dict[str, str]) -> Mapping[str, str]:
 
 CONTAINERS: dict[str, Containers] = {
     "dict": dict,
+    "OrderedDict": OrderedDict,
     "httpx": httpx.Headers,
     "aiohttp": cimultidict,
     "pyreqwest": HeaderMap,
