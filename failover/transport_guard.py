@@ -485,6 +485,7 @@ class _TerminatorWatch:
         self._pending = lines.pop()
         if self._splicing:
             return self._spliced_lines(lines)
+        read = self._reader.line
         for index, raw in enumerate(lines):
             try:
                 text = raw.rstrip(b"\r").decode("utf-8")
@@ -492,7 +493,12 @@ class _TerminatorWatch:
                 raise MalformedResponseError(
                     "the stream is not UTF-8 text (in an encoding that could not be decoded?)"
                 ) from None
-            self._line(text)
+            try:
+                read(text)
+            except MalformedResponseError:  # a line the reader cannot read: only the end counts
+                pass
+            except ProviderError:  # an error or content-filter event: the SDK reads it itself
+                self._ended_by_provider = True
             if b"error" in raw.lower():
                 lines[index] = self._scrubbed(raw)
         return b"\n".join([*lines, b""]) if lines else b""
@@ -560,14 +566,6 @@ class _TerminatorWatch:
         else:
             line = scrub(line)
         return line.encode("utf-8", "surrogateescape")
-
-    def _line(self, line: str) -> None:
-        try:
-            self._reader.line(line)
-        except MalformedResponseError:  # a line the reader cannot read: only the end counts
-            pass
-        except ProviderError:  # an error or content-filter event: the SDK reads it itself
-            self._ended_by_provider = True
 
 
 class _StreamGuard:
