@@ -23,7 +23,11 @@ counts to the part that called it):
 - ``bench``: the contenders' own code and the in-memory upstream (alike for all).
 
 What the transport adds is the difference between a row and the SDK's own. A stream's
-counts are split at the first text chunk the caller gets (the time to first chunk).
+counts are split at the first text chunk the caller gets (the time to first chunk). A
+translated stream hands the SDK OpenAI's full chunks (a role chunk first; every chunk with
+its id, model, created, service_tier, logprobs), which cost the SDK more than the bare
+``choices`` chunks of benchmarks/upstream.py: the SDK alone on those (``FullChunks``) is
+the fair base for what the transport adds to a translated stream.
 
     python benchmarks/transport_work_count.py [--top N]
 """
@@ -39,6 +43,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import httpx2
 import openai
 from gateway import (  # benchmarks/, the script's own directory
     DELTAS,
@@ -49,6 +54,8 @@ from gateway import (  # benchmarks/, the script's own directory
 )
 
 import failover
+from failover.gateway.encode_chat import ChatStream
+from failover.providers.base import StreamChunk
 
 CALLS = 20
 Stream = Callable[[Callable[[], None]], Awaitable[None]]
@@ -76,6 +83,29 @@ def part_of(filename: str) -> str | None:
     if filename.startswith(_BENCH):
         return "bench"
     return None
+
+
+def _full_chunks() -> bytes:
+    """A stream of ``DELTAS`` text deltas as OpenAI sends it (and the gateway encodes it):
+    a role chunk first, every chunk with its id, model, created, service_tier, logprobs."""
+    encoder = ChatStream(model=GPT)
+    return b"".join([*(encoder.feed(StreamChunk("tok ")) for _ in range(DELTAS)), encoder.close()])
+
+
+class FullChunks(Canned):
+    """:class:`Canned`, its streams in OpenAI's full chunk format (in one piece, as the
+    upstream's): the SDK's own work on what a translated stream hands it."""
+
+    body = _full_chunks()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        reply = await super().handle_async_request(request)
+        if reply.headers["content-type"] != "text/event-stream":
+            return reply
+        await reply.aread()
+        return httpx2.Response(
+            200, headers=[("content-type", "text/event-stream")], content=self.body
+        )
 
 
 class WorkCounter:
@@ -138,6 +168,14 @@ class Counted:
 
     def to_first(self) -> float:
         return sum(self.first.values()) / CALLS
+
+    def own(self) -> float:
+        """Per call, but the contenders' own code and upstream (``bench``)."""
+        return self.per_call() - self.per_call("bench")
+
+    def own_to_first(self) -> float:
+        """To the first text chunk, but ``bench``."""
+        return self.to_first() - self.first["bench"] / CALLS
 
 
 async def count_calls(call: Callable[[], Awaitable[Any]]) -> Counted:
@@ -226,9 +264,11 @@ async def run(top: int) -> None:
         call, close = factory()
         calls[name] = await count_calls(call)
         await close()
+    full = Contenders("http://127.0.0.1:9", FullChunks)
     streams: dict[str, Counted] = {}
     for name, contender in {
         "openai SDK alone": sdk_stream(sdk(made.inner())),
+        "openai SDK alone, OpenAI's full chunks": sdk_stream(sdk(full.inner())),
         "SDK + transport, same-wire": sdk_stream(sdk(made.transport(cross=False))),
         "SDK + transport, cross-wire": sdk_stream(sdk(made.transport(cross=True))),
         "ResilientClient.stream (Anthropic)": client_stream(client()),
@@ -262,6 +302,7 @@ def report(calls: dict[str, Counted], streams: dict[str, Counted], top: int) -> 
         cells = "".join(f"{counted.per_call(part):10.0f}" for part in PARTS)
         print(f"  {name:44}{counted.per_call():8.0f}{cells}{counted.to_first():10.0f}")
     s_alone = streams["openai SDK alone"]
+    s_full = streams["openai SDK alone, OpenAI's full chunks"]
     s_client = streams["ResilientClient.stream (Anthropic)"]
     client_first = s_client.to_first() - s_client.first["bench"] / CALLS
     for wire in ("same", "cross"):
@@ -270,6 +311,13 @@ def report(calls: dict[str, Counted], streams: dict[str, Counted], top: int) -> 
             f"  the transport adds, {wire}-wire: {s.per_call() - s_alone.per_call():8.0f} a stream,"
             f" {s.to_first() - s_alone.to_first():6.0f} to the 1st chunk"
         )
+    s_cross = streams["SDK + transport, cross-wire"]
+    beyond = s_cross.own() - s_full.own()
+    beyond_first = s_cross.own_to_first() - s_full.own_to_first()
+    print(
+        f"  the transport adds, cross-wire, beyond the SDK on full chunks (- bench): "
+        f"{beyond:8.0f} a stream, {beyond_first:6.0f} to the 1st chunk"
+    )
     print(f"  ResilientClient's own to the 1st chunk (- bench): {client_first:6.0f}")
     if not top:
         return
