@@ -41,7 +41,7 @@ from failover.providers.base import (
     read_usage,
     read_vector,
 )
-from failover.providers.reading import SHAPE_ERRORS
+from failover.providers.reading import SHAPE_ERRORS, scan_json
 
 __all__ = [
     "MAX_EMBEDDING_INPUTS",
@@ -490,16 +490,63 @@ class OpenAIAdapter(BaseAdapter):
 
 
 class _OpenAIStream:
+    """Reads ``data: {chunk}`` ... ``data: [DONE]``: a text-only delta, the usual chunk, at
+    once (:meth:`feed`); anything else through every check (:meth:`_read`)."""
+
+    __slots__ = ("_tools", "complete")
+
     def __init__(self) -> None:
         self.complete = False
         self._tools = False
 
-    @guarded
     def feed(self, event: str, data: str) -> StreamChunk | None:
+        """The chunk of one event's data (``None`` for one with nothing in it).
+
+        Raises:
+            ProviderError: An error event; a refusal or a content filter's block.
+            MalformedResponseError: Data that is not a chunk.
+        """
+        if not data.startswith("{"):
+            return self._feed(data)
+        if not data.isascii():  # load_json's check: no lone surrogates
+            try:
+                data.encode()
+            except UnicodeEncodeError:
+                return self._feed(data)
+        try:
+            chunk, end = scan_json(data, 0)
+        except (StopIteration, ValueError, RecursionError):
+            return self._feed(data)  # its error
+        if end != len(data):
+            return self._feed(data)
+        # a text delta and nothing else: what _read makes of it, without reading it twice
+        if type(chunk) is dict and "error" not in chunk and chunk.get("usage") is None:
+            choices = chunk.get("choices")
+            if type(choices) is list and choices:
+                choice = choices[0]
+                if type(choice) is dict and choice.get("finish_reason") is None:
+                    delta = choice.get("delta")
+                    if (
+                        type(delta) is dict
+                        and type(text := delta.get("content")) is str
+                        and text
+                        and delta.get("tool_calls") is None
+                        and not delta.get("refusal")
+                    ):
+                        return StreamChunk(text)
+        return self._read(chunk, data)
+
+    @guarded
+    def _feed(self, data: str) -> StreamChunk | None:
+        """:meth:`feed` for any data: ``[DONE]``, or a chunk read by :func:`load_json`."""
         if data.strip() == "[DONE]":
             self.complete = True
             return None
-        chunk = load_json(data)
+        return self._read(load_json(data), data)
+
+    @guarded
+    def _read(self, chunk: Any, data: str) -> StreamChunk | None:
+        """The chunk of one event's data, ``chunk`` (parsed), every field checked."""
         if not isinstance(chunk, dict):
             raise MalformedResponseError("stream chunk is not an object")
         if "error" in chunk:
