@@ -293,8 +293,17 @@ class ChunkReader:
                 if (event := decode(line)) is None:
                     continue
                 chunk = parser.feed(event.event, event.data)
-                if chunk is not None and (chunk := self._took(chunk)) is not None:
-                    return chunk
+                if chunk is not None:
+                    if (
+                        chunk.finish_reason is None
+                        and chunk.usage is None
+                        and chunk.raw_finish_reason is None
+                        and not chunk.restart
+                        and (chunk.text or chunk.tool_calls)
+                    ):  # a delta alone (the usual chunk): the parser's own is handed on
+                        return chunk
+                    if (kept := self._took(chunk)) is not None:
+                        return kept
                 if parser.complete:
                     break
             if parser.complete:
@@ -313,7 +322,7 @@ class ChunkReader:
             self._raw_finish = chunk.raw_finish_reason or chunk.finish_reason
         if chunk.usage is not None:
             self._usage = chunk.usage
-        if chunk.text or chunk.tool_calls:
+        if chunk.text or chunk.tool_calls:  # its delta alone (the summary comes last)
             return StreamChunk(chunk.text, tool_calls=chunk.tool_calls)
         return None
 
