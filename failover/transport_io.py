@@ -290,7 +290,7 @@ def _built(library: ModuleType, request: HttpRequest, extensions: dict[str, Any]
     rather than set one by one and normalised twice (the better part of building it)."""
     headers, body = request.headers, request.body
     url = library.URL(request.url)
-    if not body or not url.host or any(name.lower() in _SET_BY_LIBRARY for name in headers):
+    if not body or not url.host or not _SET_BY_LIBRARY.isdisjoint(map(str.lower, headers)):
         return library.Request(
             request.method, url, headers=headers, content=body, extensions=extensions
         )
