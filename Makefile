@@ -74,6 +74,7 @@ bench: $(BENCH)
 	$(PY) benchmarks/work_count.py
 	$(PY) benchmarks/stream_work_count.py
 	$(PY) benchmarks/gateway.py
+	$(PY) benchmarks/transport_work_count.py
 	$(PY) benchmarks/continuation.py
 	$(PY) benchmarks/bare_clients.py
 	$(PY) benchmarks/litellm_compare.py
