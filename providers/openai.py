@@ -519,21 +519,25 @@ class _OpenAIStream:
             return self._feed(data)  # its error
         if end != len(data):
             return self._feed(data)
-        # a text delta and nothing else: what _read makes of it, without reading it twice
-        if type(chunk) is dict and "error" not in chunk and chunk.get("usage") is None:
-            choices = chunk.get("choices")
-            if type(choices) is list and choices:
-                choice = choices[0]
-                if type(choice) is dict and choice.get("finish_reason") is None:
-                    delta = choice.get("delta")
-                    if (
-                        type(delta) is dict
-                        and type(text := delta.get("content")) is str
-                        and text
-                        and delta.get("tool_calls") is None
-                        and not delta.get("refusal")
-                    ):
-                        return StreamChunk(text)
+        # a text delta and nothing else: what _read makes of it, without reading it twice.
+        # ``chunk`` is an object (the data starts with "{"); ``choice`` and ``delta`` are
+        # too once subscripted by name (a list, a string, a number or null raises TypeError)
+        try:
+            choice = chunk["choices"][0]
+            delta = choice["delta"]
+            text = delta["content"]
+        except (KeyError, IndexError, TypeError):
+            return self._read(chunk, data)
+        if (
+            type(text) is str
+            and text
+            and "error" not in chunk
+            and chunk.get("usage") is None
+            and choice.get("finish_reason") is None
+            and delta.get("tool_calls") is None
+            and not delta.get("refusal")
+        ):
+            return StreamChunk(text)
         return self._read(chunk, data)
 
     @guarded
