@@ -158,8 +158,22 @@ class CompletionStream(AsyncClosing):
     async def __anext__(self) -> StreamChunk:
         if self._finished:
             raise StopAsyncIteration
+        reader = self._reader
         try:
-            chunk = await self._next_chunk()
+            if reader is not None and self._state.deadline_at == math.inf:
+                # the usual chunk is read here; the loop sees any other outcome
+                try:
+                    chunk = await reader.next()
+                except (TimeoutError, ProviderError) as error:
+                    chunk = await self._next_chunk((error,))
+                else:
+                    if chunk is not None and not reader.done:
+                        # a delta: a reader's finish reason and usage come in its summary
+                        self._assembled.add(chunk)
+                        return chunk
+                    chunk = await self._next_chunk((chunk,))
+            else:
+                chunk = await self._next_chunk()
         except BaseException as error:
             self._engine.ended(self._state, error)
             await self.aclose()
@@ -177,7 +191,11 @@ class CompletionStream(AsyncClosing):
             self.raw_finish_reason = chunk.raw_finish_reason
         return chunk
 
-    async def _next_chunk(self) -> StreamChunk | None:
+    async def _next_chunk(
+        self, read: tuple[StreamChunk | Exception | None] | None = None
+    ) -> StreamChunk | None:
+        """The next chunk; ``read``: what reading the current reader once gave (a chunk,
+        ``None`` or the error it raised), taken as the loop's first read."""
         if self._reader is None:
             request = self._request
             source = self._source
@@ -193,7 +211,12 @@ class CompletionStream(AsyncClosing):
             assert self._chosen is not None
             model, profile = self._chosen
             try:
-                if self._state.deadline_at == math.inf:
+                if read is not None:
+                    (outcome,), read = read, None
+                    if isinstance(outcome, Exception):
+                        raise outcome
+                    chunk = outcome
+                elif self._state.deadline_at == math.inf:
                     chunk = await self._reader.next()
                 else:
                     chunk = await self._read(self._reader)
