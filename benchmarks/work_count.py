@@ -60,8 +60,8 @@ class InMemorySender:
     """Answers every request at once with the upstream's canned reply.
 
     ``asyncio_cancel_safe``: bound attempts by asyncio's timer, as for AiohttpSender and for
-    HttpxSender on asyncio, or by anyio's cancel scope, as for a sender of your own and on
-    trio.
+    HttpxSender's whole replies on asyncio, or by anyio's cancel scope, as for its streams,
+    a sender of your own and on trio.
     """
 
     def __init__(self, asyncio_cancel_safe: bool) -> None:
@@ -137,7 +137,7 @@ async def count(top: int, asyncio_cancel_safe: bool, *, rotation: bool = False) 
     bound = (
         "asyncio's timer (aiohttp, httpx)"
         if asyncio_cancel_safe
-        else "anyio's scope (trio, a sender of your own)"
+        else "anyio's scope (httpx streams, trio, a sender of your own)"
     )
     what = "complete() past a 429 (two attempts)" if rotation else "complete()"
     print(

@@ -107,8 +107,8 @@ class AsyncioTimeout:
     a third of anyio's cancel scope on asyncio, which matters once per attempt under load
     (and the deadlines of a loop share one timer); but a plain ``task.cancel()`` passes
     through anyio's shielded scopes (httpcore shields its releases with them), so it is only
-    for code written for asyncio's own cancellation (aiohttp), or kept from it (HttpxSender
-    sends in a task of its own, see :mod:`failover.http`).
+    for code written for asyncio's own cancellation (aiohttp), or kept from it (a whole reply
+    through HttpxSender is sent and read in a task of its own, see :mod:`failover.http`).
     """
 
     __slots__ = ("_cancelling", "_deadlines", "_expired", "_seconds", "_task")

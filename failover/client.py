@@ -305,9 +305,11 @@ class ResilientClient(HookMethods, AsyncClosing):
         self._stream_source = StreamSource(self._engine, self._calls.open_stream, self._unsupported)
         # a sender for asyncio alone (aiohttp) lets the engine bound attempts more cheaply
         self._sender_cancel_safe = bool(getattr(sender, "asyncio_cancel_safe", False))
-        # so does HttpxSender on asyncio: it sends in a task of its own that asyncio's
-        # cancellation never reaches, and closes a stream apart too (see failover.http)
-        self._sends_apart = isinstance(sender, HttpxSender)
+        # so does HttpxSender for a whole reply on asyncio: it sends and reads it in a task
+        # of its own that asyncio's cancellation never reaches (see failover.http). Not a
+        # stream's: its first chunk is read in the caller's task, where a native cancel
+        # landing one turn after a scope's would cut httpcore's shielded cleanup short.
+        self._whole_apart = isinstance(sender, HttpxSender)
         # the HTTP libraries log replies' headers (which may echo a key) before we see them
         watch_http_logs(self._engine)
 
@@ -350,7 +352,7 @@ class ResilientClient(HookMethods, AsyncClosing):
                 with ``attempts`` set.
         """
         request = chat_request(messages, max_tokens, temperature, params, stream=False)
-        state = self._new_state(request, priority, tags, session)
+        state = self._new_state(request, priority, tags, session, whole=True)
         steps = self.chain.steps if chain is None else self._steps_for(chain, state)
         if request.plain and accept is None and self.accept is None:  # nothing to check
             attempt = partial(self._complete, request)
@@ -603,11 +605,14 @@ class ResilientClient(HookMethods, AsyncClosing):
         priority: int,
         tags: str | Sequence[str],
         session: str | None = None,
+        *,
+        whole: bool = False,
     ) -> RequestState:
-        """A chat request's bookkeeping, with what admission and the strategy read."""
+        """A chat request's bookkeeping, with what admission and the strategy read
+        (``whole``: its replies are read whole, not streamed)."""
         engine = self._engine
         cancel_safe = self._sender_cancel_safe
-        if self._sends_apart:
+        if whole and self._whole_apart:
             asyncio = sys.modules.get("asyncio")  # on asyncio (not trio) with an HttpxSender
             cancel_safe = asyncio is not None and asyncio._get_running_loop() is not None
         state = engine.new_request(asyncio_cancel_safe=cancel_safe)

@@ -116,8 +116,8 @@ class RequestState:
         self.attempts: list[Attempt] = [] if attempts is None else attempts
         self.asyncio_cancel_safe = asyncio_cancel_safe
         """Whether asyncio's own cancellation may interrupt the attempts anywhere
-        (aiohttp; HttpxSender on asyncio, which keeps it from httpcore): they are then
-        bounded by asyncio's cheaper timer, not anyio's scope."""
+        (aiohttp; a whole reply through HttpxSender on asyncio, which keeps it from
+        httpcore): they are then bounded by asyncio's cheaper timer, not anyio's scope."""
 
     def __repr__(self) -> str:
         return f"RequestState({self.id!r}, attempts={len(self.attempts)})"

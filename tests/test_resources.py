@@ -502,3 +502,56 @@ async def test_aclose_with_a_hung_manager_callback_returns(sim: Simulator) -> No
         assert owned is not None and owned.is_closed
     finally:
         sim.script(None, key=KEY_A)
+
+
+# -- a deadline and the attempt's timeout due together -------------------------------------
+
+
+async def _stall_after_headers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An event stream whose headers come at once and whose first event never does."""
+    with contextlib.suppress(Exception):
+        while (await reader.readline()) not in (b"\r\n", b""):
+            pass
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\n\r\n"
+        )
+        await writer.drain()
+        await asyncio.sleep(3600)
+
+
+async def test_streams_cut_by_a_deadline_leave_no_connection_checked_out(
+    anyio_backend: str,
+) -> None:
+    """The review's case: with a deadline, an attempt's timeout is the time left, so the
+    request's scope and the attempt's bound fall due together. A stream's first chunk is
+    read in the caller's task: were the attempt bounded by asyncio's own cancellation, it
+    could land one turn after the scope's, inside httpcore's shielded cleanup, and leave
+    the connection checked out for good (36 of 100 did)."""
+    if anyio_backend != "asyncio":
+        pytest.skip("asyncio's own cancellation is what is at stake")
+    server = await asyncio.start_server(_stall_after_headers, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    http = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000), timeout=None)
+    profile = AuthProfile("k", "openai", KEY_A, base_url=f"http://127.0.0.1:{port}/v1")
+    client = ResilientClient(CHAIN, [profile], sender=HttpxSender(http), deadline=0.05, timeout=30)
+    stop = asyncio.Event()
+
+    async def busy() -> None:  # other tasks: the two bounds' callbacks land turns apart
+        while not stop.is_set():  # noqa: ASYNC110 - it spins (turns of the loop), not waits
+            await asyncio.sleep(0)
+
+    spinners = [asyncio.ensure_future(busy()) for _ in range(4)]
+    try:
+        for _ in range(60):
+            with pytest.raises(FailoverError):
+                await _stream_all(client)
+    finally:
+        stop.set()
+        await asyncio.gather(*spinners)
+        await _releases_finished()
+        state = _httpcore_pool_state(http._transport._pool)  # type: ignore[attr-defined]
+        await client.aclose()
+        await http.aclose()
+        server.close()
+    assert state == (0, 0), "connections left checked out"
