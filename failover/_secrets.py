@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import hmac
 import json
@@ -166,15 +165,20 @@ def shown_url(url: str | None) -> str | None:
 
 def scrub(text: str, *keys: str | SecretKey) -> str:
     """Remove every piece of ``keys`` and anything shaped like a key from ``text``."""
-    values = tuple(key.get_secret_value() if isinstance(key, SecretKey) else key for key in keys)
-    return _scrubber_of(values)(text)
+    if not keys:
+        return _NO_KEYS(text)
+    if len(keys) == 1 and isinstance(key := keys[0], SecretKey):
+        return _scrubber_of(key)(text)
+    return KeyScrubber(keys)(text)
 
 
-@functools.lru_cache(maxsize=128)
-def _scrubber_of(keys: tuple[str, ...]) -> KeyScrubber:
-    """The scrubber of ``keys``, made once: a failure scrubs its key's error text each time
-    (making one is ~100x the cost of using it)."""
-    return KeyScrubber(keys)
+def _scrubber_of(key: SecretKey) -> KeyScrubber:
+    """The scrubber of a profile's ``key``, made once and kept as long as the key is (a
+    failure scrubs its key's error text each time; making one is ~100x using it)."""
+    scrubber = _scrubbers.get(key)
+    if scrubber is None:
+        scrubber = _scrubbers[key] = KeyScrubber((key,))
+    return scrubber
 
 
 class KeyScrubber:
@@ -295,6 +299,10 @@ def _base64_forms(raw: bytes) -> set[str]:
     return forms | {form.translate(_URL_SAFE) for form in forms}
 
 
+_NO_KEYS = KeyScrubber(())  # key shapes and remembered secrets alone
+_scrubbers: weakref.WeakKeyDictionary[SecretKey, KeyScrubber] = weakref.WeakKeyDictionary()
+
+
 class _HasScrubber(Protocol):
     def scrubber(self) -> KeyScrubber: ...
 
@@ -377,7 +385,7 @@ class SecretKey:
         ('***1234', 'sk-')
     """
 
-    __slots__ = ("_value",)
+    __slots__ = ("__weakref__", "_value")
     _value: str
 
     def __init__(self, value: str) -> None:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import gc
 import inspect
+import weakref
 
 import failover
 from failover import AllAttemptsFailed, Attempt, NoProfileAvailable, ProviderError, RateLimitError
@@ -81,6 +83,25 @@ def test_a_half_echoed_key_and_its_encoded_forms_are_scrubbed() -> None:
     for echoed in (key, half, key.replace("0123", "%30123"), f"key={key!r}"):
         text = scrub(f"the key {echoed} is invalid")
         assert not any(key[i : i + 8] in text for i in range(len(key) - 7)), text
+
+
+def test_a_keys_scrubber_is_made_once_and_let_go_with_the_key() -> None:
+    """A failure scrubs its key's error text each time: the scrubber is kept for the key,
+    and no longer than the key (a removed or rotated key is not held by a cache)."""
+    from failover._secrets import SecretKey, _scrubbers, scrub
+
+    key = SecretKey("plainkeywithoutprefix0123456789rotated")
+    assert "withoutp" not in scrub("echoed: plainkeywithoutprefix0123456789rotated", key)
+    assert key in _scrubbers
+    scrubber = _scrubbers[key]
+    assert scrub("again", key) == "again" and _scrubbers[key] is scrubber
+    held = weakref.ref(key)
+    del key, scrubber
+    gc.collect()
+    assert held() is None  # the cache did not keep the key
+    assert "plainkeywithoutprefix0123456789rotated" not in [
+        kept.get_secret_value() for kept in list(_scrubbers.keys())
+    ]
 
 
 def test_the_error_code_is_scrubbed_too() -> None:
