@@ -169,7 +169,7 @@ class CompletionStream(AsyncClosing):
                 else:
                     if chunk is not None and not reader.done:
                         # a delta: a reader's finish reason and usage come in its summary
-                        self._assembled.add(chunk)
+                        self._assembled.add_delta(chunk)
                         return chunk
                     chunk = await self._next_chunk((chunk,))
             else:

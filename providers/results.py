@@ -145,6 +145,14 @@ class StreamAssembler:
         if chunk.usage is not None:
             self.usage = chunk.usage
 
+    def add_delta(self, chunk: StreamChunk) -> None:
+        """Take a chunk that carries no finish reason and no usage (a reader's delta):
+        what :meth:`add` does with it, with less work for a text delta."""
+        if chunk.tool_calls:
+            self.add(chunk)
+        elif chunk.text:
+            self._text.append(chunk.text)
+
     @property
     def text(self) -> str:
         """The text so far."""
