@@ -160,15 +160,17 @@ def read_response(
     ``library.Response(content=...)`` makes one, but without running the body through the
     library's decoders at once (the better part of building it): its ``content`` is set,
     and its stream, should a later version of the library read that instead, holds the
-    same bytes. ``headers`` gain a ``content-length``, as ``content=`` adds one."""
+    same bytes. ``headers`` (which have none) gain a ``Content-Length``, as ``content=``
+    adds one; the response is closed and its stream consumed, as reading it leaves them."""
     response = library.Response(
         status,
-        headers=[*headers, ("content-length", str(len(content)))],
+        headers=[*headers, ("Content-Length", str(len(content)))],
         stream=library.ByteStream(content),
         request=request,
         extensions=extensions,
     )
     response._content = content  # what reading it would have set
+    response.is_stream_consumed = response.is_closed = True
     return response
 
 

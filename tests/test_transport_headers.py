@@ -260,3 +260,20 @@ def test_headers_without_any_the_transport_reads() -> None:
     body = json.dumps({"model": "gpt-4o-mini"}).encode()
     read = sdk_headers(httpx.Request("POST", "http://127.0.0.1:9/v1", content=body).headers)
     assert (read.credentials, read.session, read.retries) == ({}, None, None)
+
+
+@pytest.mark.parametrize("library", [httpx, httpx2], ids=["httpx", "httpx2"])
+def test_a_reply_built_with_its_body_read_is_the_one_the_library_builds(library: Any) -> None:
+    """read_response skips the decoders, not what ``Response(content=...)`` leaves: the
+    same headers (Content-Length added), the body, and a closed, consumed stream."""
+    from failover.transport_guard import read_response
+
+    request = library.Request("POST", "http://127.0.0.1/v1/chat/completions")
+    body = b'{"id": "x", "choices": []}'
+    ours = read_response(library, 200, [("content-type", "application/json")], body, request)
+    theirs = library.Response(
+        200, headers=[("content-type", "application/json")], content=body, request=request
+    )
+    assert list(ours.headers.raw) == list(theirs.headers.raw)
+    assert (ours.content, ours.json()) == (theirs.content, theirs.json())
+    assert (ours.is_closed, ours.is_stream_consumed) == (theirs.is_closed, True)
