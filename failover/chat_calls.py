@@ -286,34 +286,47 @@ class ChunkReader:
             return None
         if not self._sse:
             return await self._next_other()
-        parser = self._parser
-        decode = self._events.decode
         while True:  # the sender's read timeout bounds the idle time between reads
-            for line in self._lines:
-                if (event := decode(line)) is None:
-                    continue
-                chunk = parser.feed(event.event, event.data)
-                if chunk is not None:
-                    if (
-                        chunk.finish_reason is None
-                        and chunk.usage is None
-                        and chunk.raw_finish_reason is None
-                        and not chunk.restart
-                        and (chunk.text or chunk.tool_calls)
-                    ):  # a delta alone (the usual chunk): the parser's own is handed on
-                        return chunk
-                    if (kept := self._took(chunk)) is not None:
-                        return kept
-                if parser.complete:
-                    break
-            if parser.complete:
-                self._lines = iter(())  # nothing after the terminator is read
+            if (chunk := self.buffered()) is not None:
+                return chunk
+            if self._parser.complete:
                 self.done = True
                 assert self._texts is not None
                 await _drain(self._texts)
                 return self._summary()
             if not await self._read_lines():
                 raise MalformedResponseError("the stream ended before its terminator")
+
+    def buffered(self) -> StreamChunk | None:
+        """The next text chunk among the lines already read, reading nothing more
+        (``None``: there is none; :meth:`next` reads on, or ends the stream).
+
+        Raises:
+            ProviderError: An error event, or one that cannot be read.
+        """
+        if not self._sse:
+            return None
+        parser = self._parser
+        decode = self._events.decode
+        for line in self._lines:
+            if (event := decode(line)) is None:
+                continue
+            chunk = parser.feed(event.event, event.data)
+            if chunk is not None:
+                if (
+                    chunk.finish_reason is None
+                    and chunk.usage is None
+                    and chunk.raw_finish_reason is None
+                    and not chunk.restart
+                    and (chunk.text or chunk.tool_calls)
+                ):  # a delta alone (the usual chunk): the parser's own is handed on
+                    return chunk
+                if (kept := self._took(chunk)) is not None:
+                    return kept
+            if parser.complete:
+                self._lines = iter(())  # nothing after the terminator is read
+                return None
+        return None
 
     def _took(self, chunk: StreamChunk) -> StreamChunk | None:
         """Note ``chunk``'s finish reason and usage; the chunk to hand on, if any."""

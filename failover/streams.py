@@ -160,10 +160,16 @@ class CompletionStream(AsyncClosing):
             raise StopAsyncIteration
         reader = self._reader
         try:
-            if reader is not None and self._state.deadline_at == math.inf:
-                # the usual chunk is read here; the loop sees any other outcome
+            if reader is not None:
+                # the usual chunk is read here (one among what was read already, when there
+                # is one: no timer, no coroutine); the loop sees any other outcome
                 try:
-                    chunk = await reader.next()
+                    if type(reader) is ChunkReader and (chunk := reader.buffered()) is not None:
+                        pass
+                    elif self._state.deadline_at == math.inf:
+                        chunk = await reader.next()
+                    else:
+                        chunk = await self._read(reader)
                 except (TimeoutError, ProviderError) as error:
                     chunk = await self._next_chunk((error,))
                 else:
@@ -263,7 +269,10 @@ class CompletionStream(AsyncClosing):
             return chunk
 
     async def _read(self, reader: ChunkReader | ResumedReader) -> StreamChunk | None:
-        """The next chunk, within what is left of the request's deadline."""
+        """The next chunk, within what is left of the request's deadline (a chunk among
+        what was read already is taken without a timer: it waits for nothing)."""
+        if type(reader) is ChunkReader and (chunk := reader.buffered()) is not None:
+            return chunk
         with anyio.fail_after(max(self._state.time_left(), 0.0)):
             return await reader.next()
 

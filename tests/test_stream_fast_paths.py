@@ -8,19 +8,28 @@ errors, the same state after.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from failover import AuthProfile, ResilientClient
 from failover.chat_calls import ChunkReader
-from failover.errors import ContentFilteredError, MalformedResponseError, ProviderError
+from failover.errors import (
+    ContentFilteredError,
+    MalformedResponseError,
+    ProviderError,
+    ProviderTimeoutError,
+    StreamInterrupted,
+)
 from failover.providers import get_adapter
-from failover.providers.base import StreamChunk, ToolCallDelta
+from failover.providers.base import StreamAssembler, StreamChunk, ToolCallDelta
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -115,11 +124,15 @@ def test_openai_stream_feed_answers_a_whole_stream_with_tool_calls_as_the_genera
     assert fast[-1][1] is True
 
 
+def _containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(children, max_size=3) | st.dictionaries(
+        st.text(max_size=6), children, max_size=3
+    )
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=6),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
-    ),
+    _containers,
     max_leaves=6,
 )
 near_text = st.one_of(st.text(max_size=8), st.none(), json_values)
@@ -275,3 +288,60 @@ async def test_chunk_reader_closing_early_closes_the_body() -> None:
     assert (await reader.next()) is not None
     await reader.aclose()
     assert reply.closed
+
+
+def test_assembler_add_delta_assembles_deltas_as_add_does() -> None:
+    deltas = [
+        StreamChunk("Hel"),
+        StreamChunk(tool_calls=(ToolCallDelta(0, "c1", "f", '{"a"'),)),
+        StreamChunk("lo", tool_calls=(ToolCallDelta(0, arguments=": 1}"),)),
+        StreamChunk(tool_calls=(ToolCallDelta(1, "c2", "g"),)),
+        StreamChunk("!"),
+    ]
+    general, lighter = StreamAssembler(), StreamAssembler()
+    for chunk in deltas:
+        general.add(chunk)
+        lighter.add_delta(chunk)
+    assert (lighter.text, lighter.tool_calls, lighter.message) == (
+        general.text,
+        general.tool_calls,
+        general.message,
+    )
+    assert lighter.text == "Hello!"
+    assert [call.args for call in lighter.tool_calls] == [{"a": 1}, {}]
+
+
+def _stalling_client(deadline: float) -> tuple[ResilientClient, httpx.AsyncClient]:
+    """A client whose stream sends two deltas in one piece, then nothing (for an hour)."""
+
+    async def body() -> AsyncIterator[bytes]:
+        yield _sse(_chunk({"content": "Hel"}), _chunk({"content": "lo"})).encode()
+        await asyncio.sleep(3600)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    profile = AuthProfile("k0", "openai", "sk-test-key-0001", base_url="http://127.0.0.1:9/v1")
+    client = ResilientClient(["openai/gpt-4o-mini"], [profile], http_client=http, deadline=deadline)
+    return client, http
+
+
+@pytest.mark.anyio
+async def test_a_deadline_still_bounds_a_read_after_chunks_read_at_once() -> None:
+    client, http = _stalling_client(deadline=0.5)
+    texts: list[str] = []
+
+    async def read_all() -> None:
+        async with client.stream([{"role": "user", "content": "hi"}]) as stream:
+            async for chunk in stream:
+                texts.append(chunk.text)
+
+    with pytest.raises(StreamInterrupted) as raised:
+        await read_all()
+    await client.aclose()
+    await http.aclose()
+    assert texts == ["Hel", "lo"]
+    assert raised.value.partial_text == "Hello"
+    assert isinstance(raised.value.error, ProviderTimeoutError)
+    assert "deadline" in str(raised.value.error)
