@@ -4,7 +4,8 @@ One OpenAI SSE stream (20 text chunks, a finish chunk, a usage chunk, ``[DONE]``
 ``client.stream()`` over httpx's MockTransport, beside the bare httpx client reading the
 same stream with ``aiter_lines`` and ``json.loads`` per ``data:`` line. Also counted: the
 same with 40 text chunks, whose difference is the work per extra chunk (what a long stream
-pays per chunk, the request's own work set apart). C code counts as the call that enters it.
+pays per chunk, the request's own work set apart), without and with a ``deadline`` (which
+bounds every read that waits). C code counts as the call that enters it.
 
     python benchmarks/stream_work_count.py [--top N]
 """
@@ -50,9 +51,9 @@ async def _counted(read: Callable[[], Awaitable[object]], top: int, what: str) -
     return total
 
 
-async def count(chunks: int, top: int) -> tuple[float, float]:
+async def count(chunks: int, top: int, deadline: float | None = None) -> tuple[float, float]:
     """Print (and return) the opcodes per stream of ``chunks`` text chunks: the client's
-    and the bare httpx client's."""
+    (with ``deadline``) and the bare httpx client's."""
     body = _stream_of(chunks)
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -60,7 +61,7 @@ async def count(chunks: int, top: int) -> tuple[float, float]:
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     profile = AuthProfile("k0", "openai", "sk-bench-key-0001", base_url=URL)
-    client = ResilientClient(["openai/gpt-4o-mini"], [profile], http_client=http)
+    client = ResilientClient(["openai/gpt-4o-mini"], [profile], http_client=http, deadline=deadline)
 
     async def through_client() -> int:
         read = 0
@@ -81,7 +82,8 @@ async def count(chunks: int, top: int) -> tuple[float, float]:
     assert await through_client() == chunks + 1, "the text chunks and the summary"
     assert await bare() == chunks + 2
     events = chunks + 3
-    print(f"A stream of {chunks} text chunks ({events} SSE events), MockTransport:")
+    with_deadline = f", deadline={deadline}" if deadline is not None else ""
+    print(f"A stream of {chunks} text chunks ({events} SSE events), MockTransport{with_deadline}:")
     ours = await _counted(through_client, top, "client.stream()")
     theirs = await _counted(bare, top, "bare httpx (aiter_lines + json.loads)")
     print(
@@ -97,14 +99,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--top", type=int, default=0, help="also list the N busiest functions")
     top = parser.parse_args().top
-    ours, theirs = asyncio.run(count(TEXT_CHUNKS, top))
-    ours_long, theirs_long = asyncio.run(count(2 * TEXT_CHUNKS, 0))
-    per_ours = (ours_long - ours) / TEXT_CHUNKS
-    per_theirs = (theirs_long - theirs) / TEXT_CHUNKS
-    print(
-        f"Per extra text chunk: client {per_ours:.0f} opcodes, bare {per_theirs:.0f} "
-        f"({per_ours / per_theirs:.2f}x)"
-    )
+    for deadline in (None, 60.0):
+        ours, theirs = asyncio.run(count(TEXT_CHUNKS, 0 if deadline else top, deadline))
+        ours_long, theirs_long = asyncio.run(count(2 * TEXT_CHUNKS, 0, deadline))
+        per_ours = (ours_long - ours) / TEXT_CHUNKS
+        per_theirs = (theirs_long - theirs) / TEXT_CHUNKS
+        print(
+            f"Per extra text chunk{' with a deadline' if deadline else ''}: client "
+            f"{per_ours:.0f} opcodes, bare {per_theirs:.0f} ({per_ours / per_theirs:.2f}x)"
+        )
 
 
 if __name__ == "__main__":
