@@ -304,11 +304,9 @@ class ChunkReader:
         Raises:
             ProviderError: An error event, or one that cannot be read.
         """
-        if not self._sse:
-            return None
         parser = self._parser
         decode = self._events.decode
-        for line in self._lines:
+        for line in self._lines:  # empty but for an event stream
             if (event := decode(line)) is None:
                 continue
             chunk = parser.feed(event.event, event.data)

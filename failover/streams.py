@@ -165,8 +165,9 @@ class CompletionStream(AsyncClosing):
                 # is one: no timer, no coroutine); the loop sees any other outcome
                 try:
                     if type(reader) is ChunkReader and (chunk := reader.buffered()) is not None:
-                        pass
-                    elif self._state.deadline_at == math.inf:
+                        self._assembled.add_delta(chunk)  # a delta, and the reader reads on
+                        return chunk
+                    if self._state.deadline_at == math.inf:
                         chunk = await reader.next()
                     else:
                         chunk = await self._read(reader)
