@@ -310,6 +310,8 @@ class ChunkReader:
             if (event := decode(line)) is None:
                 continue
             chunk = parser.feed(event.event, event.data)
+            if parser.complete:
+                self._lines = iter(())  # nothing after the terminator is read
             if chunk is not None:
                 if (
                     chunk.finish_reason is None
@@ -322,7 +324,6 @@ class ChunkReader:
                 if (kept := self._took(chunk)) is not None:
                     return kept
             if parser.complete:
-                self._lines = iter(())  # nothing after the terminator is read
                 return None
         return None
 
