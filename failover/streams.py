@@ -134,7 +134,8 @@ class CompletionStream(AsyncClosing):
 
     @property
     def text(self) -> str:
-        """The text so far (joined when read: no copy per chunk)."""
+        """The text so far, joined when read (no copy of it is made per chunk, so read it
+        at the end, or after a break, rather than on every chunk)."""
         return self._assembled.text
 
     @property
