@@ -7,14 +7,19 @@ runs in Python (json's pure-Python parts and asyncio's timer included; C code co
 call that enters it). Also counted: a request whose first key answers 429 and whose second
 answers, the keys reset before each (so every request meets the 429).
 
-    python benchmarks/work_count.py [--top N]
+    python benchmarks/work_count.py [--top N] [--time]
+
+``--time`` also times a plain ``complete()`` (CPU µs; run it on two trees alternately, e.g.
+with ``PYTHONPATH`` set to an older checkout, to compare them).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -149,13 +154,34 @@ async def count(top: int, asyncio_cancel_safe: bool, *, rotation: bool = False) 
     return total
 
 
+async def timed(calls: int = 4000, repeats: int = 5) -> float:
+    """Print (and return) the least CPU µs per plain ``complete()`` over ``repeats`` runs of
+    ``calls`` (the same in-memory sender, asyncio's timer): the counts' figure in time."""
+    profile = AuthProfile("k0", "openai", "sk-bench-key-0001", base_url="http://127.0.0.1:9/v1")
+    client = ResilientClient(["openai/gpt-4o-mini"], [profile], sender=InMemorySender(True))
+    for _ in range(500):
+        await client.complete(MESSAGES)
+    best = math.inf
+    for _ in range(repeats):
+        started = time.process_time()
+        for _ in range(calls):
+            await client.complete(MESSAGES)
+        best = min(best, (time.process_time() - started) / calls * 1e6)
+    await client.aclose()
+    print(f"complete(), in-memory sender: {best:.1f} µs of CPU (the least of {repeats} runs)")
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--top", type=int, default=0, help="also list the N busiest functions")
-    top = parser.parse_args().top
+    parser.add_argument("--time", action="store_true", help="also time a plain complete()")
+    args = parser.parse_args()
     for asyncio_cancel_safe in (True, False):
-        asyncio.run(count(top, asyncio_cancel_safe))
-    asyncio.run(count(top, True, rotation=True))
+        asyncio.run(count(args.top, asyncio_cancel_safe))
+    asyncio.run(count(args.top, True, rotation=True))
+    if args.time:
+        asyncio.run(timed())
 
 
 if __name__ == "__main__":
