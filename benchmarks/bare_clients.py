@@ -49,7 +49,6 @@ import io
 import json
 import os
 import statistics
-import subprocess
 import sys
 import textwrap
 import time
@@ -61,8 +60,8 @@ from typing import Any
 import aiohttp
 import httpx
 from load import drive  # benchmarks/, the script's own directory
-from run import MESSAGES, client_for, free_port, request_body
-from upstream import STREAM
+from run import MESSAGES, client_for, request_body
+from upstream import STREAM, running
 from work_count import count
 
 from failover import AuthProfile, FailoverManager, ResilientClient
@@ -70,7 +69,6 @@ from failover.aiohttp_sender import AiohttpSender
 from failover.http import DEFAULT_LIMITS
 from failover.pyreqwest_sender import PyreqwestSender
 
-HERE = Path(__file__).parent
 KEY = "sk-bench-key-0001"
 HEALTHY = "sk-bench-key-0002"
 LIMITED = "sk-limited-key-0001"
@@ -418,17 +416,9 @@ def main() -> None:
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
     ops = opcodes()
     print(f"opcodes per complete() (benchmarks/work_count.py): {ops:,.0f}", flush=True)
-    port = free_port()
-    upstream = subprocess.Popen(
-        [sys.executable, str(HERE / "upstream.py"), str(port)], stdout=subprocess.PIPE, text=True
-    )
-    base = f"http://127.0.0.1:{port}/v1"
     rows: list[dict[str, float]] = []
     started = time.perf_counter()
-    try:
-        assert upstream.stdout is not None
-        if upstream.stdout.readline().strip() != "ready":
-            raise RuntimeError("benchmarks/upstream.py did not start")
+    with running() as base:
         for number in range(1, args.runs + 1):
             row, seconds = asyncio.run(one_run(base, sizes))
             rows.append(row)
@@ -439,9 +429,6 @@ def main() -> None:
                 f" load {os.getloadavg()[0]:.2f})",
                 flush=True,
             )
-    finally:
-        upstream.terminate()
-        upstream.wait()
     summary = summarize(rows, ops)
     print_table(summary, args.runs)
     if args.json:

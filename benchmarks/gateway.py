@@ -58,24 +58,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx2
 import openai
 from load import drive  # benchmarks/, the script's own directory
-from upstream import ANTHROPIC_REPLY, ANTHROPIC_STREAM, REPLY, STREAM
+from upstream import ANTHROPIC_REPLY, ANTHROPIC_STREAM, REPLY, STREAM, running
 
 from failover import AuthProfile, FailoverManager, ResilientClient, ResilientTransport
 from failover.http import HttpxSender
 
-HERE = Path(__file__).parent
 MESSAGES: Any = [{"role": "user", "content": "ping"}]
 GPT, CLAUDE = "gpt-4o-mini", "claude-haiku-4-5"
 OPENAI_KEY, RESTING_KEY, ANTHROPIC_KEY = "sk-bench-openai-01", "sk-bench-resting-02", "sk-ant-b-03"
@@ -552,22 +548,8 @@ def report(
 
 
 def main() -> None:
-    port = free_port()
-    upstream = subprocess.Popen(
-        [sys.executable, str(HERE / "upstream.py"), str(port)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert upstream.stdout is not None
-        assert upstream.stdout.readline().strip() == "ready"
-        asyncio.run(measure(f"http://127.0.0.1:{port}"))
-    finally:
-        upstream.terminate()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    with running() as base:
+        asyncio.run(measure(base.removesuffix("/v1")))
 
 
 if __name__ == "__main__":

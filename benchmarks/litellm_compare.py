@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -33,23 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from load import drive  # benchmarks/, the script's own directory
+from upstream import running
 
 from failover import AuthProfile, FailoverManager, ResilientClient
 from failover.aiohttp_sender import AiohttpSender
 
-HERE = Path(__file__).parent
 MESSAGES = [{"role": "user", "content": "ping"}]
 HEALTHY, LIMITED = "sk-bench-key-0001", "sk-limited-key-0002"
 Call = Callable[[], Awaitable[Any]]
-
-
-def free_port() -> int:
-    """A free port on the loopback."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def router(base: str, keys: list[str], **settings: Any) -> Any:
@@ -224,16 +214,8 @@ def main() -> None:
         return
     litellm.telemetry = False
     litellm.suppress_debug_info = True
-    port = free_port()
-    upstream = subprocess.Popen(
-        [sys.executable, str(HERE / "upstream.py"), str(port)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert upstream.stdout is not None
-        assert upstream.stdout.readline().strip() == "ready"
-        figures = asyncio.run(measure(f"http://127.0.0.1:{port}/v1", args.rounds, args.quick))
-    finally:
-        upstream.terminate()
+    with running() as base:
+        figures = asyncio.run(measure(base, args.rounds, args.quick))
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=2))
 

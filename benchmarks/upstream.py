@@ -9,14 +9,20 @@ every tenth of its replies after ``SLOW_SECONDS``. Counts requests per key at
 ``GET /count?key=...``.
 
     python benchmarks/upstream.py PORT
+
+or, from another benchmark, ``with running() as base_url: ...``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
+import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 
 REPLY = json.dumps(
     {
@@ -176,6 +182,26 @@ async def main(port: int) -> None:
     print("ready", flush=True)
     async with server:
         await server.serve_forever()
+
+
+@contextlib.contextmanager
+def running() -> Iterator[str]:
+    """This upstream in a process of its own on a free loopback port; yields its base URL
+    (``http://127.0.0.1:PORT/v1``) once it serves, and stops it on exit."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    process = subprocess.Popen(
+        [sys.executable, __file__, str(port)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != "ready":
+            raise RuntimeError("benchmarks/upstream.py did not start")
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.terminate()
+        process.wait()
 
 
 if __name__ == "__main__":
