@@ -347,11 +347,7 @@ class Engine(Gates, Announcements):
         while True:
             while (candidate := plan.next()) is not None:
                 ticket = None
-                if admission is not None and (
-                    admission.always
-                    or candidate.profile.rate_limit_tpm is not None
-                    or candidate.profile.max_in_flight is not None
-                ):  # as _admitted says
+                if admission is not None and _admitted(admission, candidate):
                     admitted = await self._admit(state, admission, candidate)
                     if not isinstance(admitted, Ticket):
                         if isinstance(admitted, (OverTokenRate, AtCapacity)):
@@ -536,7 +532,7 @@ class Engine(Gates, Announcements):
         which must not have passed).
         """
         timeout = self.timeout
-        if state.deadline_at != math.inf:
+        if state.deadline_at != _INF:
             timeout = min(timeout, state.time_left())
             if timeout <= 0:
                 raise ProviderTimeoutError("the request's deadline passed")
