@@ -192,19 +192,13 @@ class ChatCalls:
 
     async def complete(self, request: ChatRequest, ctx: AttemptContext) -> ChatResult:
         """One attempt at a whole reply: the provider's answer, parsed by its adapter."""
-        model = ctx.model
-        adapter = self._adapters[model.provider]
-        if hasattr(adapter, "credentials_for"):  # a cloud's credentials, found first
+        if hasattr(self._adapters[ctx.model.provider], "credentials_for"):  # a cloud's
             adapter, http_request = await self.signed_request(request, ctx)
-        else:  # what http_request builds
-            http_request = adapter.build_request(
-                request, model=model.id, api_key=ctx.api_key, base_url=ctx.base_url
-            )
+        else:  # no credentials to find: no coroutine to await for them
+            adapter, http_request = self.http_request(request, ctx)
         async with self.sender.open(http_request, ctx.timeout) as reply:
             body = await reply.aread()
-            if reply.status_code >= 300:  # what check_reply checks
-                raise adapter.parse_error(reply.status_code, reply.headers, body)
-            self._engine.note_headroom(ctx.request_id, ctx.profile, reply.headers)
+            self.check_reply(adapter, ctx, reply, body)
         return adapter.parse_response(body)
 
     async def open_stream(self, request: ChatRequest, ctx: AttemptContext) -> OpenedStream:

@@ -41,7 +41,7 @@ from failover.providers.base import (
     read_usage,
     read_vector,
 )
-from failover.providers.reading import SHAPE_ERRORS, scan_json
+from failover.providers.reading import SHAPE_ERRORS
 
 __all__ = [
     "MAX_EMBEDDING_INPUTS",
@@ -422,18 +422,9 @@ class OpenAIAdapter(BaseAdapter):
                 text = _text(text, "choices[0].message")
             if not text and not calls and _ANSWER_KEYS.isdisjoint(message):
                 raise MalformedResponseError("choices[0].message has no answer: no content field")
-            usage = data.get("usage")
-            if (
-                type(usage) is not dict
-                or "prompt_tokens" not in usage
-                or ((counts := _plain_counts(usage)) is None)
-            ):  # not Chat Completions' usage of sane integer counts at once: the general way
-                counts = openai_usage(usage)
-            finish = raw_finish if raw_finish is None else _FINISH.get(raw_finish, "stop")
-            if calls:
-                if finish == "stop":  # some servers say stop after tools
-                    finish = "tool_calls"
-            else:
+            counts = openai_usage(data.get("usage"))
+            finish = openai_finish(raw_finish, bool(calls))
+            if not calls:
                 calls = ()
         except FailoverError:
             raise
@@ -508,17 +499,7 @@ class _OpenAIStream:
         """
         if not data.startswith("{"):
             return self._feed(data)
-        if not data.isascii():  # load_json's check: no lone surrogates
-            try:
-                data.encode()
-            except UnicodeEncodeError:
-                return self._feed(data)
-        try:
-            chunk, end = scan_json(data, 0)
-        except (StopIteration, ValueError, RecursionError):
-            return self._feed(data)  # its error
-        if end != len(data):
-            return self._feed(data)
+        chunk = load_json(data)
         # a text delta and nothing else: what _read makes of it, without reading it twice.
         # ``chunk`` is an object (the data starts with "{"); ``choice`` and ``delta`` are
         # too once subscripted by name (a list, a string, a number or null raises TypeError)

@@ -38,7 +38,6 @@ __all__ = [
     "not_understood",
     "read_usage",
     "read_vector",
-    "scan_json",
 ]
 
 logger = logging.getLogger("failover.providers")
@@ -59,13 +58,8 @@ class StreamParser(Protocol):
 
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")  # UTF-8, UTF-16/32 little, big
 
-_scan_once: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # json's own (C when present)
-
-scan_json = _scan_once
-"""json's scanner (C when present): ``scan_json(text, 0)`` is the JSON value at the start
-of ``text`` and where it ends; StopIteration when there is none, ValueError when it is not
-JSON. What :func:`load_json` runs first; a parser's fast path may run it itself (then it
-checks what ``load_json`` checks: text without lone surrogates, nothing after the value)."""
+# json's own scanner (C when present), made once
+_scan_once: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def _loads(text: str) -> Any:
