@@ -14,7 +14,7 @@ from failover.catalog import ModelCatalog, TokenUsage
 from failover.chain import FallbackChain
 from failover.chat_calls import check_parameter_names
 from failover.errors import ConfigError, InvalidModelId
-from failover.providers.base import PLAIN_ROLES, ChatRequest, check_json
+from failover.providers.base import ChatRequest, check_json
 
 __all__ = ["chain_from", "chat_request", "estimate_input_tokens", "estimate_usage"]
 
@@ -36,18 +36,14 @@ def chat_request(
         )
     if not messages:
         raise ConfigError("messages must not be empty")
-    plain: bool | None = not params  # ChatRequest.plain, read on the way when every message
-    for message in messages:  # is the common one (a dict with a string role and content)
+    for message in messages:
         if (
             type(message) is dict
             and type(message.get("content")) is str
-            and type(role := message.get("role")) is str
+            and type(message.get("role")) is str
         ):
-            if len(message) != 2 or role not in PLAIN_ROLES:
-                plain = False
-            continue
+            continue  # the common message: nothing more to check
         _check_messages(messages)
-        plain = None  # left for ChatRequest.plain to read
         break
     if max_tokens is not None and (
         isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0
@@ -60,10 +56,7 @@ def chat_request(
     if params:
         check_parameter_names(params)
         check_json(params)
-    request = ChatRequest(list(messages), max_tokens, temperature, params, stream)
-    if plain is not None:
-        object.__setattr__(request, "_plain", plain)  # ChatRequest's reading of itself, kept
-    return request
+    return ChatRequest(list(messages), max_tokens, temperature, params, stream)
 
 
 def _check_messages(messages: Sequence[Mapping[str, Any]]) -> None:

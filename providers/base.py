@@ -51,7 +51,6 @@ from failover.providers.results import (
 
 __all__ = [
     "FINISH_REASONS",
-    "PLAIN_ROLES",
     "BaseAdapter",
     "ChatRequest",
     "ChatResult",
@@ -94,7 +93,7 @@ logger = logging.getLogger("failover.providers")
 
 Message = Mapping[str, Any]
 
-PLAIN_ROLES = frozenset(("system", "developer", "user", "assistant"))
+_PLAIN_ROLES = frozenset(("system", "developer", "user", "assistant"))
 """The roles of a plain message (:attr:`ChatRequest.plain`): every wire format has them."""
 
 
@@ -131,7 +130,7 @@ class ChatRequest(_Readings):
             for message in self.messages:
                 if (
                     type(message.get("content")) is not str
-                    or message.get("role") not in PLAIN_ROLES
+                    or message.get("role") not in _PLAIN_ROLES
                     or len(message) != 2
                 ):
                     plain = False
