@@ -168,10 +168,7 @@ class CompletionStream(AsyncClosing):
                     if type(reader) is ChunkReader and (chunk := reader.buffered()) is not None:
                         self._assembled.add_delta(chunk)  # a delta, and the reader reads on
                         return chunk
-                    if self._state.deadline_at == math.inf:
-                        chunk = await reader.next()
-                    else:
-                        chunk = await self._read(reader)
+                    chunk = await self._read(reader)
                 except (TimeoutError, ProviderError) as error:
                     chunk = await self._next_chunk((error,))
                 else:
@@ -224,8 +221,6 @@ class CompletionStream(AsyncClosing):
                     if isinstance(outcome, Exception):
                         raise outcome
                     chunk = outcome
-                elif self._state.deadline_at == math.inf:
-                    chunk = await self._reader.next()
                 else:
                     chunk = await self._read(self._reader)
             except TimeoutError:  # the caller's deadline: no fault of the key's
@@ -275,6 +270,8 @@ class CompletionStream(AsyncClosing):
         what was read already is taken without a timer: it waits for nothing)."""
         if type(reader) is ChunkReader and (chunk := reader.buffered()) is not None:
             return chunk
+        if self._state.deadline_at == math.inf:
+            return await reader.next()
         with anyio.fail_after(max(self._state.time_left(), 0.0)):
             return await reader.next()
 
