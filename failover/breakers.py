@@ -204,13 +204,16 @@ class Breakers:
     ) -> bool:
         """Count one outcome for ``model`` at ``profile``'s endpoint; return True on a close."""
         key = (profile.provider, profile.base_url, model)
+        return self._outcome(key, self._used(key), now, config, failed)
+
+    def _used(self, key: BreakerKey) -> Breaker:
+        """The breaker of ``key`` (made when new), moved last: the most recently used."""
         known = self.known
         breaker = known.pop(key, None)
         if breaker is None:
-            breaker = self._new(key)
-        else:
-            known[key] = breaker  # the most recently used goes last
-        return self._outcome(key, breaker, now, config, failed)
+            return self._new(key)
+        known[key] = breaker
+        return breaker
 
     def succeeded(
         self, profile: AuthProfile, model: str, now: float, config: FailoverConfig
@@ -218,15 +221,10 @@ class Breakers:
         """:meth:`outcome` for a success (the usual case, made short: a closed breaker
         whose newest bucket takes it); return True when it closed the breaker."""
         key = (profile.provider, profile.base_url, model)
-        known = self.known
-        breaker = known.pop(key, None)
-        if breaker is None:
-            breaker = self._new(key)
-        else:
-            known[key] = breaker  # the most recently used goes last
-            if now < breaker.fresh_until and config.breaker_window == breaker.fresh_window:
-                breaker.total += 1  # Breaker.count's short way (a closed breaker)
-                return False
+        breaker = self._used(key)
+        if now < breaker.fresh_until and config.breaker_window == breaker.fresh_window:
+            breaker.total += 1  # Breaker.count's short way (a closed breaker)
+            return False
         return self._outcome(key, breaker, now, config, False)
 
     def _outcome(
