@@ -14,7 +14,7 @@ from failover.catalog import ModelCatalog, TokenUsage
 from failover.chain import FallbackChain
 from failover.chat_calls import check_parameter_names
 from failover.errors import ConfigError, InvalidModelId
-from failover.providers.base import ChatRequest, check_json
+from failover.providers.base import PLAIN_ROLES, ChatRequest, check_json
 
 __all__ = ["chain_from", "chat_request", "estimate_input_tokens", "estimate_usage"]
 
@@ -36,14 +36,18 @@ def chat_request(
         )
     if not messages:
         raise ConfigError("messages must not be empty")
+    plain: bool | None = not params  # ChatRequest.plain, read here with the messages
     for message in messages:
         if (
             type(message) is dict
             and type(message.get("content")) is str
-            and type(message.get("role")) is str
-        ):
-            continue  # the common message: nothing more to check
+            and type(role := message.get("role")) is str
+        ):  # the common message: nothing more to check
+            if plain and (role not in PLAIN_ROLES or len(message) != 2):
+                plain = False
+            continue
         _check_messages(messages)
+        plain = None  # some other shape: ChatRequest.plain reads it when asked
         break
     if max_tokens is not None and (
         isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0
@@ -56,7 +60,8 @@ def chat_request(
     if params:
         check_parameter_names(params)
         check_json(params)
-    return ChatRequest(list(messages), max_tokens, temperature, params, stream)
+    request = ChatRequest(list(messages), max_tokens, temperature, params, stream)
+    return request if plain is None else request.known_plain(plain)
 
 
 def _check_messages(messages: Sequence[Mapping[str, Any]]) -> None:

@@ -51,6 +51,7 @@ from failover.providers.results import (
 
 __all__ = [
     "FINISH_REASONS",
+    "PLAIN_ROLES",
     "BaseAdapter",
     "ChatRequest",
     "ChatResult",
@@ -93,7 +94,7 @@ logger = logging.getLogger("failover.providers")
 
 Message = Mapping[str, Any]
 
-_PLAIN_ROLES = frozenset(("system", "developer", "user", "assistant"))
+PLAIN_ROLES = frozenset(("system", "developer", "user", "assistant"))
 """The roles of a plain message (:attr:`ChatRequest.plain`): every wire format has them."""
 
 
@@ -104,6 +105,9 @@ class _Readings:
     __slots__ = ("_plain", "_turns")
     _plain: bool
     _turns: tuple[Turn, ...]
+
+
+_set_plain = _Readings.__dict__["_plain"].__set__
 
 
 @lean_init
@@ -130,13 +134,19 @@ class ChatRequest(_Readings):
             for message in self.messages:
                 if (
                     type(message.get("content")) is not str
-                    or message.get("role") not in _PLAIN_ROLES
+                    or message.get("role") not in PLAIN_ROLES
                     or len(message) != 2
                 ):
                     plain = False
                     break
         object.__setattr__(self, "_plain", plain)
         return plain
+
+    def known_plain(self, plain: bool) -> ChatRequest:
+        """Record what :attr:`plain` finds, read by a caller that has just looked at every
+        message (``chat_request``): the request is not read twice. Returns the request."""
+        _set_plain(self, plain)
+        return self
 
     def turns(self) -> tuple[Turn, ...]:
         """The messages read once (see :func:`providers.messages.read_messages`).
