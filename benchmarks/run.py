@@ -925,16 +925,10 @@ async def measure(base: str) -> None:
 
 
 def main() -> None:
-    port = free_port()
-    upstream = subprocess.Popen(
-        [sys.executable, str(HERE / "upstream.py"), str(port)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert upstream.stdout is not None
-        assert upstream.stdout.readline().strip() == "ready"
-        asyncio.run(measure(f"http://127.0.0.1:{port}/v1"))
-    finally:
-        upstream.terminate()
+    from upstream import running  # benchmarks/, the script's own directory
+
+    with running() as base:
+        asyncio.run(measure(base))
     print_table()
     out = HERE / "results.json"
     out.write_text(json.dumps(results, indent=2))

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -28,7 +27,6 @@ from typing import Any
 
 from load import drive  # benchmarks/, the script's own directory
 
-HERE = Path(__file__).parent
 MESSAGES = [{"role": "user", "content": "ping"}]
 PROPAGATION_EVENTS = 500
 
@@ -210,18 +208,10 @@ def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == "--listen":
         asyncio.run(_listen(sys.argv[2], sys.argv[3], int(sys.argv[4])))
         return
-    from run import free_port  # benchmarks/, the script's own directory
+    from upstream import running  # benchmarks/, the script's own directory
 
-    port = free_port()
-    upstream = subprocess.Popen(
-        [sys.executable, str(HERE / "upstream.py"), str(port)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert upstream.stdout is not None
-        assert upstream.stdout.readline().strip() == "ready"
-        rows = asyncio.run(store_rows(f"http://127.0.0.1:{port}/v1"))
-    finally:
-        upstream.terminate()
+    with running() as base:
+        rows = asyncio.run(store_rows(base))
     print_rows(rows)
     print(json.dumps(rows, indent=2))
 
