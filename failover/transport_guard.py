@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import operator
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -224,8 +226,11 @@ def guard_stream(
     if reader is None or not 200 <= response.status_code < 300:
         headers = _shown(library.Headers(response.headers), scrub, served=served)
         return rebuilt(library, response, headers)
+    assert endpoint is not None
     state, model, profile = chosen
-    watch = _TerminatorWatch(reader, engine.scrubber, splicing=resume is not None)
+    watch = _TerminatorWatch(
+        reader, engine.scrubber, splicing=resume is not None, telling=endpoint.telling
+    )
 
     def failed(error: ProviderError) -> Exception:
         if closed():
@@ -333,6 +338,12 @@ class Endpoint:
     stream_wire: str | None = None
     needs: tuple[str, str] | None = None
 
+    @property
+    def telling(self) -> re.Pattern[bytes] | None:
+        """What an event of its streams that can end the stream, fail it or name its
+        response has in its bytes (``None``: any event may); see ``_TELLING``."""
+        return _TELLING.get(self.stream_wire) if self.stream_wire else None
+
     def fits(self, value: Any) -> bool:
         """Whether ``value`` (a parsed 2xx reply) has this endpoint's shape."""
         return isinstance(value, dict) and any(key in value for key in self.reply_keys)
@@ -348,6 +359,24 @@ class Endpoint:
         if adapter.stream_format not in ("sse", "ndjson"):
             return None  # binary frames (Bedrock's event stream) are no lines to read
         return StreamReader(adapter.stream_parser(), sse=adapter.stream_format == "sse")
+
+
+_TELLING = {
+    # OpenAI Chat: ``[DONE]``, an ``error`` member, a ``refusal``, a ``content_filter`` finish
+    "openai": re.compile(rb"error|refusal|content_filter|\[DONE\]|\\u", re.IGNORECASE),
+    # Anthropic Messages: the ``error`` event, ``message_delta`` (its stop reason may be a
+    # refusal), ``message_stop`` (the terminator); the parser reads events by name
+    "anthropic": re.compile(rb"error|message_delta|message_stop|\\u", re.IGNORECASE),
+    # OpenAI Responses: its ends, and the events naming the response (``_ResponsesStream``)
+    "responses": re.compile(
+        rb"error|response\.(?:completed|failed|incomplete|created)|\\u", re.IGNORECASE
+    ),
+}
+"""Per stream wire, bytes one of which any event that tells the guard something has: the
+terminator, an error or content-filter event, the response's id. An event without any
+is a chunk of text or a tool call, or one the reader cannot read, whichever: the guard
+has nothing to learn from it (it passes on all the same), so its reader skips it. A JSON
+``\\u`` escape could spell a name, so an event with one is always read."""
 
 
 ENDPOINTS: tuple[tuple[str, Endpoint], ...] = (
@@ -453,12 +482,22 @@ class _TerminatorWatch:
     broken: ProviderError | None = None  # an in-band error event, held back
 
     def __init__(
-        self, reader: StreamReader, scrubber: Callable[[], KeyScrubber], *, splicing: bool = False
+        self,
+        reader: StreamReader,
+        scrubber: Callable[[], KeyScrubber],
+        *,
+        splicing: bool = False,
+        telling: re.Pattern[bytes] | None = None,
     ) -> None:
         self._reader = reader
         self._scrubber = scrubber  # asked only for a line to scrub: most streams have none
         self._ended_by_provider = False
         self._pending = b""
+        # an SSE wire whose events that tell something are known by their bytes: the
+        # reader is given those alone, each whole (the lines of the one still open kept)
+        sse = getattr(reader, "_decoder", None) is not None
+        self._telling = telling if sse else None
+        self._open: list[bytes] = []
         if splicing:
             self._splicing = True
             self._sse = getattr(reader, "_decoder", None) is not None
@@ -487,6 +526,8 @@ class _TerminatorWatch:
         self._pending = lines.pop()
         if self._splicing:
             return self._spliced_lines(lines)
+        if self._telling is not None:
+            return self._told(lines) if lines else b""
         read = self._reader.line
         for index, raw in enumerate(lines):
             try:
@@ -504,6 +545,64 @@ class _TerminatorWatch:
             if b"error" in raw.lower():
                 lines[index] = self._scrubbed(raw)
         return b"\n".join([*lines, b""]) if lines else b""
+
+    def _told(self, lines: list[bytes]) -> bytes:
+        """:meth:`feed` on a wire with ``telling`` bytes: the whole lines checked as one
+        block (UTF-8, keys), and only the events that can tell something read."""
+        block = b"\n".join(lines)
+        try:
+            block.decode("utf-8")  # a line break never falls inside a character
+        except UnicodeDecodeError:
+            raise MalformedResponseError(
+                "the stream is not UTF-8 text (in an encoding that could not be decoded?)"
+            ) from None
+        telling = self._telling
+        assert telling is not None
+        held = self._open  # the lines of the event still open, from earlier blocks
+        if held and telling.search(b"\n".join(held)):
+            start = 0  # the open event tells: read from the first line on
+        else:
+            found = telling.search(block)
+            end = len(lines) if found is None else block.count(b"\n", 0, found.start())
+            start = end  # the first line of the event that tells (or of the one left open)
+            while start and lines[start - 1].rstrip(b"\r"):
+                start -= 1
+            if start:  # the open event ended before it, telling nothing
+                held.clear()
+            if found is None:
+                held.extend(itertools.islice(lines, start, None))
+                start = len(lines)
+        if start < len(lines):
+            self._read_events(lines, start)
+        if b"error" in block.lower():  # a provider may echo the key in an error
+            block = b"\n".join(
+                self._scrubbed(raw) if b"error" in raw.lower() else raw for raw in lines
+            )
+        return block + b"\n"
+
+    def _read_events(self, lines: list[bytes], start: int) -> None:
+        """Read the events of ``lines`` from ``start`` on that tell something, each whole;
+        keep the lines of the one left open."""
+        held, telling = self._open, self._telling
+        assert telling is not None
+        for raw in itertools.islice(lines, start, None):
+            if raw.rstrip(b"\r"):
+                held.append(raw)
+                continue
+            if held and telling.search(b"\n".join(held)):
+                for line in held:
+                    self._read(line)
+                self._read(b"")
+            held.clear()
+
+    def _read(self, raw: bytes) -> None:
+        """Give the reader one line (UTF-8 already checked)."""
+        try:
+            self._reader.line(raw.rstrip(b"\r").decode("utf-8"))
+        except MalformedResponseError:  # a line the reader cannot read: only the end counts
+            pass
+        except ProviderError:  # an error or content-filter event: the SDK reads it itself
+            self._ended_by_provider = True
 
     def _spliced_lines(self, lines: list[bytes]) -> bytes:
         """:meth:`feed` when splicing: each event passed on once whole, its text noted;
