@@ -11,12 +11,16 @@ or opens its stream and reads the first chunk before anything is handed on
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
+from functools import partial
+from itertools import starmap
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
+from httpx_sse import ServerSentEvent
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
 from failover._tasks import finish_even_if_cancelled
@@ -231,18 +235,20 @@ class ChunkReader:
 
     An event stream's body is cut into lines and events by httpx-sse's decoders as
     :meth:`next` pulls them (what ``httpx_sse.EventSource`` runs, and
-    :class:`~failover.providers.reading.StreamReader`), with no generator between the
-    body's text and the wire's parser; NDJSON and Bedrock's frames go through a generator.
+    :class:`~failover.providers.reading.StreamReader`): each piece of the body read becomes
+    a lazy chain of C iterators (its lines, each decoded, the events among them, each
+    parsed) that :meth:`buffered` pulls one chunk at a time, so that nothing after the
+    terminator is decoded or parsed. NDJSON and Bedrock's frames go through a generator.
     """
 
     __slots__ = (
-        "_events",
+        "_chunks",
         "_finish",
         "_flushed",
         "_format",
-        "_lines",
         "_lines_of",
         "_other",
+        "_parse",
         "_parser",
         "_raw_finish",
         "_reply",
@@ -258,9 +264,12 @@ class ChunkReader:
         self._format = adapter.stream_format
         self._sse = self._format == "sse"
         self._texts: AsyncIterator[str] | None = None  # an event stream's body, as read
-        self._lines: Iterator[str] = iter(())  # its lines read but not yet decoded
+        # the parser's answers to the events of the lines read so far, made as pulled
+        self._chunks: Iterator[StreamChunk | None] = iter(())
         self._lines_of = SSELineDecoder()
-        self._events = SSEDecoder()
+        self._parse: Callable[[Iterable[str]], Iterator[StreamChunk | None]] = partial(
+            _parsed, SSEDecoder().decode, self._parser.feed
+        )
         self._flushed = False
         self._other: AsyncIterator[StreamChunk] | None = None
         self._finish: str | None = None
@@ -299,13 +308,9 @@ class ChunkReader:
             ProviderError: An error event, or one that cannot be read.
         """
         parser = self._parser
-        decode = self._events.decode
-        for line in self._lines:  # empty but for an event stream
-            if (event := decode(line)) is None:
-                continue
-            chunk = parser.feed(event.event, event.data)
+        for chunk in self._chunks:  # empty but for an event stream
             if parser.complete:
-                self._lines = iter(())  # nothing after the terminator is read
+                self._chunks = iter(())  # nothing after the terminator is read
             if chunk is not None:
                 if (
                     chunk.finish_reason is None
@@ -351,9 +356,9 @@ class ChunkReader:
             if self._flushed:
                 return False
             self._flushed = True
-            self._lines = iter(self._lines_of.flush())
+            self._chunks = self._parse(self._lines_of.flush())
             return True
-        self._lines = iter(self._lines_of.decode(text))
+        self._chunks = self._parse(self._lines_of.decode(text))
         return True
 
     async def _next_other(self) -> StreamChunk | None:
@@ -410,6 +415,21 @@ async def _drain(rest: AsyncIterator[Any]) -> None:
 
 
 _DRAIN_SECONDS = 0.05
+
+
+_IS_EVENT = partial(operator.is_not, None)  # ``event is not None``, in C
+_NAME_AND_DATA = operator.attrgetter("event", "data")
+
+
+def _parsed(
+    decode: Callable[[str], ServerSentEvent | None],
+    feed: Callable[[str, str], StreamChunk | None],
+    lines: Iterable[str],
+) -> Iterator[StreamChunk | None]:
+    """The parser's answer (``feed``'s) to each event that ``lines`` end, as httpx-sse's
+    ``decode`` cuts them: a lazy chain of C iterators, each line decoded, and each event
+    parsed, only as the chunks are pulled."""
+    return starmap(feed, map(_NAME_AND_DATA, filter(_IS_EVENT, map(decode, lines))))
 
 
 async def close_opened(opened: Any) -> None:

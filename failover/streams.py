@@ -120,6 +120,8 @@ class CompletionStream(AsyncClosing):
         self._state.release = close_opened  # a hedged stream that lost: let it go
         self._opener: AbstractAsyncContextManager[Reply] | None = None
         self._reader: ChunkReader | ResumedReader | None = None
+        # a ChunkReader's ``buffered`` while the stream is read through one (not resumed)
+        self._buffered: Callable[[], StreamChunk | None] | None = None
         self._spent: list[tuple[ModelEntry, TokenUsage]] = []  # broken attempts' usage
         self._attempt_start = 0  # where the answering attempt's own text begins in ``text``
         self._finished = False
@@ -157,17 +159,29 @@ class CompletionStream(AsyncClosing):
         return self
 
     async def __anext__(self) -> StreamChunk:
+        # the usual chunk: one among what the reader read already (no timer, no coroutine)
+        buffered = self._buffered
+        if buffered is not None:
+            try:
+                chunk = buffered()
+            except ProviderError as error:  # an error event: the loop sees it
+                return await self._anext((error,))
+            if chunk is not None:
+                self._assembled.add_delta(chunk)  # a delta, and the reader reads on
+                return chunk
+        return await self._anext()
+
+    async def _anext(self, read: tuple[Exception] | None = None) -> StreamChunk:
+        """:meth:`__anext__` beyond a chunk read already; ``read``: the error reading one
+        raised, taken as the loop's first read."""
         if self._finished:
             raise StopAsyncIteration
         reader = self._reader
         try:
-            if reader is not None:
-                # the usual chunk is read here (one among what was read already, when there
-                # is one: no timer, no coroutine); the loop sees any other outcome
+            if read is not None:
+                chunk = await self._next_chunk(read)
+            elif reader is not None:
                 try:
-                    if type(reader) is ChunkReader and (chunk := reader.buffered()) is not None:
-                        self._assembled.add_delta(chunk)  # a delta, and the reader reads on
-                        return chunk
                     chunk = await self._read(reader)
                 except (TimeoutError, ProviderError) as error:
                     chunk = await self._next_chunk((error,))
@@ -209,6 +223,7 @@ class CompletionStream(AsyncClosing):
                 self._state, self._steps, attempt, unsupported=source.unsupported(request)
             )
             self._opener, self._reader, self._chosen = opener, reader, (model, profile)
+            self._buffered = reader.buffered if type(reader) is ChunkReader else None
             self.model, self.profile = model.key, profile.name
             self._engine.streaming(self._state)
             return first
@@ -402,6 +417,7 @@ class CompletionStream(AsyncClosing):
         self._attempt_start = len(kept) if splice is not None else 0
         self._opener, self._chosen = opener, (to_model, to_profile)
         self._reader = ResumedReader(reader, first, splice)
+        self._buffered = None
         self.model, self.profile = to_model.key, to_profile.name
         kind = "continue" if splice is not None else "restart"
         self._announce(kind, error, (model, profile), (to_model, to_profile), kept)
@@ -446,6 +462,7 @@ class CompletionStream(AsyncClosing):
         if self._finished:
             return
         self._finished = True
+        self._buffered = None
         self._engine.ended(self._state)
         if self._state.ticket is not None:  # closed or cut before its end
             await self._engine.unsettled(self._state)

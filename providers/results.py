@@ -9,8 +9,9 @@ so that "usage could not be read" and a tool call's numbering mean one thing eve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from failover._records import lean_init
@@ -111,10 +112,15 @@ class StreamChunk:
 class StreamAssembler:
     """Accumulates stream chunks into the text, tool calls, message, usage and finish reason.
 
+    Attributes:
+        add_delta: Take a chunk that carries no finish reason and no usage (a reader's
+            delta): what :meth:`add` does with it, kept as it is (a C call, no Python
+            frame) and assembled when the text or tool calls are read.
+
     Example:
         >>> assembler = StreamAssembler()
         >>> assembler.add(StreamChunk(tool_calls=(ToolCallDelta(0, "c1", "f", '{"a"'),)))
-        >>> assembler.add(StreamChunk(tool_calls=(ToolCallDelta(0, arguments=": 1}"),)))
+        >>> assembler.add_delta(StreamChunk(tool_calls=(ToolCallDelta(0, arguments=": 1}"),)))
         >>> assembler.tool_calls[0].args
         {'a': 1}
     """
@@ -122,12 +128,25 @@ class StreamAssembler:
     def __init__(self) -> None:
         self._text: list[str] = []
         self._calls: dict[int, dict[str, Any]] = {}
+        self._deltas: list[StreamChunk] = []  # taken by add_delta, not yet assembled
+        self.add_delta: Callable[[StreamChunk], None] = self._deltas.append
         self.finish_reason: str | None = None
         self.raw_finish_reason: str | None = None
         self.usage: TokenUsage | None = None
 
     def add(self, chunk: StreamChunk) -> None:
         """Take one chunk."""
+        if self._deltas:
+            self._assemble()
+        self._take(chunk)
+        if chunk.finish_reason is not None:
+            self.finish_reason = chunk.finish_reason
+            self.raw_finish_reason = chunk.raw_finish_reason or chunk.finish_reason
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+
+    def _take(self, chunk: StreamChunk) -> None:
+        """Take one chunk's text and tool-call deltas."""
         if chunk.text:
             self._text.append(chunk.text)
         for delta in chunk.tool_calls:
@@ -139,28 +158,29 @@ class StreamAssembler:
             call["signature"] = call["signature"] or delta.thought_signature
             if delta.arguments:
                 call["arguments"].append(delta.arguments)
-        if chunk.finish_reason is not None:
-            self.finish_reason = chunk.finish_reason
-            self.raw_finish_reason = chunk.raw_finish_reason or chunk.finish_reason
-        if chunk.usage is not None:
-            self.usage = chunk.usage
 
-    def add_delta(self, chunk: StreamChunk) -> None:
-        """Take a chunk that carries no finish reason and no usage (a reader's delta):
-        what :meth:`add` does with it, with less work for a text delta."""
-        if chunk.tool_calls:
-            self.add(chunk)
-        elif chunk.text:
-            self._text.append(chunk.text)
+    def _assemble(self) -> None:
+        """Take the chunks :attr:`add_delta` was given, in order."""
+        deltas = self._deltas
+        if any(map(_TOOL_CALLS, deltas)):
+            for chunk in deltas:
+                self._take(chunk)
+        else:  # text alone (the usual stream): in C
+            self._text += map(_TEXT, deltas)
+        deltas.clear()  # the list add_delta appends to
 
     @property
     def text(self) -> str:
         """The text so far."""
+        if self._deltas:
+            self._assemble()
         return "".join(self._text)
 
     @property
     def tool_calls(self) -> tuple[ToolCall, ...]:
         """The tool calls so far, in index order."""
+        if self._deltas:
+            self._assemble()
         return tuple(
             ToolCall(
                 call["id"] or f"call_{index}",
@@ -175,6 +195,10 @@ class StreamAssembler:
     def message(self) -> dict[str, Any]:
         """The assistant message in OpenAI's shape."""
         return assistant_message(self.text, self.tool_calls)
+
+
+_TEXT = attrgetter("text")
+_TOOL_CALLS = attrgetter("tool_calls")
 
 
 @dataclass(frozen=True, slots=True)
