@@ -12,7 +12,7 @@ loopback about half of aiohttp's CPU per request (benchmarks/http_engines.py). N
 pyreqwest answers a cancellation thrown into one of its calls with a ``CancelledError`` of
 its own, which anyio's cancel scopes would not recognise as theirs (the cancellation would
 leave the scope that asked for it), or, when the reply has come meanwhile, with the reply
-(the cancellation lost); every call here is awaited through ``_Kept``, which stops the call
+(the cancellation lost); every call here is awaited through ``_kept``, which stops the call
 and raises the caller's own cancellation instead.
 """
 
@@ -21,10 +21,12 @@ from __future__ import annotations
 import asyncio
 import codecs
 import functools
+import types
 from collections.abc import AsyncIterator, Coroutine, Generator, Mapping
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
+from pyreqwest.bytes import Bytes
 from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import DecodeError, RequestTimeoutError, TransportError
 from pyreqwest.http import Url
@@ -80,45 +82,44 @@ class PyreqwestSender:
         """Close the client this sender made."""
         if self._owned and self._client is not None:
             client, self._client = self._client, None
-            await _Kept(client.close())
+            await _kept(client.close())
 
 
-class _Kept(Generic[T]):
+_UNSENT: Any = object()
+
+
+@types.coroutine
+def _kept(coroutine: Coroutine[Any, Any, T], yielded: Any = _UNSENT) -> Generator[Any, Any, T]:
     """Awaits a pyreqwest coroutine; a cancellation stops it and comes out as itself.
 
-    A hand-written ``yield from``: what the coroutine yields goes to the event loop, what is
-    sent back goes to the coroutine. A cancellation is not thrown into it: it is closed (its
-    request dropped, in Rust) and the caller's own ``CancelledError`` propagates, whose
-    message tells anyio whose cancel scope it belongs to. Thrown in, pyreqwest would raise a
-    ``CancelledError`` of its own instead, or, when the reply came meanwhile, return it and
-    lose the cancellation: a scope's deadline would pass unnoticed.
+    A hand-written ``yield from`` (a generator made awaitable: no object of its own to make):
+    what the coroutine yields goes to the event loop, what is sent back goes to the
+    coroutine. A cancellation is not thrown into it: it is closed (its request dropped, in
+    Rust) and the caller's own ``CancelledError`` propagates, whose message tells anyio whose
+    cancel scope it belongs to. Thrown in, pyreqwest would raise a ``CancelledError`` of its
+    own instead, or, when the reply came meanwhile, return it and lose the cancellation: a
+    scope's deadline would pass unnoticed. ``yielded``: what the coroutine yielded when the
+    caller sent it its first ``None`` itself (to finish at once without this generator).
     """
-
-    __slots__ = ("_coroutine",)
-
-    def __init__(self, coroutine: Coroutine[Any, Any, T]) -> None:
-        self._coroutine = coroutine
-
-    def __await__(self) -> Generator[Any, Any, T]:
-        coroutine = self._coroutine
-        try:
+    try:
+        if yielded is _UNSENT:
             yielded = coroutine.send(None)
-            while True:
-                try:
-                    sent = yield yielded
-                except (GeneratorExit, asyncio.CancelledError):
-                    # stop the call (pyreqwest drops its request) and propagate the caller's
-                    # own exception: thrown in, pyreqwest would raise a CancelledError of its
-                    # own, or return its result if it came meanwhile (the cancellation lost)
-                    coroutine.close()
-                    raise
-                except BaseException as thrown:
-                    yielded = coroutine.throw(thrown)
-                else:
-                    yielded = coroutine.send(sent)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
+        while True:
+            try:
+                sent = yield yielded
+            except (GeneratorExit, asyncio.CancelledError):
+                # stop the call (pyreqwest drops its request) and propagate the caller's
+                # own exception: thrown in, pyreqwest would raise a CancelledError of its
+                # own, or return its result if it came meanwhile (the cancellation lost)
+                coroutine.close()
+                raise
+            except BaseException as thrown:
+                yielded = coroutine.throw(thrown)
+            else:
+                yielded = coroutine.send(sent)
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
 
 
 @functools.lru_cache(maxsize=256)
@@ -128,9 +129,24 @@ def _parsed_url(url: str) -> Url:
 
 
 class _Exchange:
-    """One request's context manager (a plain class: cheaper than a generator-based one)."""
+    """One request's context manager, and on entering its reply, with the reply shape the
+    adapters read (a plain class, one object per request: cheaper than a generator-based
+    context manager and a reply of its own)."""
 
-    __slots__ = ("_read_timeout", "_request", "_sender", "_streamed", "_timeout")
+    __slots__ = (
+        "_read_timeout",
+        "_request",
+        "_response",
+        "_sender",
+        "_streamed",
+        "_timeout",
+        "headers",
+        "status_code",
+    )
+
+    status_code: int
+    headers: Mapping[str, str]  # pyreqwest's HeaderMap: its lookups ignore case, in Rust
+    _response: Response
 
     def __init__(
         self,
@@ -145,20 +161,21 @@ class _Exchange:
         self._read_timeout = read_timeout
         self._streamed: StreamRequest | None = None
 
-    async def __aenter__(self) -> _PyreqwestReply:
+    async def __aenter__(self) -> _Exchange:
         request = self._request
+        sender = self._sender
         builder = (
-            self._sender._get_client()
+            (sender._client or sender._get_client())
             .request(request.method, _parsed_url(request.url))
             .headers(request.headers)
             .body_bytes(request.body)
         )
         try:
             if self._read_timeout is None:  # a plain reply: read whole in Rust
-                response = await _Kept(builder.build().send())
+                response = await _kept(builder.build().send())
             else:
                 streamed = builder.streamed_read_buffer_limit(0).build_streamed()
-                response = await _Kept(streamed.__aenter__())
+                response = await _kept(streamed.__aenter__())
                 self._streamed = streamed
         except RequestTimeoutError as exc:
             raise ProviderTimeoutError(f"no reply within {self._timeout:.1f}s") from exc
@@ -166,7 +183,10 @@ class _Exchange:
             raise ProviderConnectionError(f"{type(exc).__name__}: {_cause(exc)}") from exc
         except DecodeError as exc:  # a plain reply's body, read with its head, was cut short
             raise _translated(exc) from exc
-        return _PyreqwestReply(response, self._read_timeout)
+        self._response = response
+        self.status_code = response.status
+        self.headers = response.headers
+        return self
 
     async def __aexit__(
         self,
@@ -176,39 +196,20 @@ class _Exchange:
     ) -> None:
         streamed, self._streamed = self._streamed, None
         if streamed is not None:  # a body left unread drops its connection, in Rust
-            await _Kept(streamed.__aexit__(exc_type, exc, traceback))
-
-
-def _cause(exc: BaseException) -> str:
-    """The innermost cause pyreqwest gives (``Connection refused (os error 111)``)."""
-    details = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
-    causes = details.get("causes") or [{"message": str(exc.args[0]) if exc.args else ""}]
-    return str(causes[-1].get("message", ""))
-
-
-class _PyreqwestReply:
-    """A pyreqwest response with the reply shape the adapters read."""
-
-    __slots__ = ("_read_timeout", "_response")
-
-    def __init__(self, response: Response, read_timeout: float | None) -> None:
-        self._response = response
-        self._read_timeout = read_timeout
-
-    @property
-    def status_code(self) -> int:
-        return self._response.status
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        return self._response.headers  # a case-insensitive Mapping
+            await _kept(streamed.__aexit__(exc_type, exc, traceback))
 
     async def aread(self) -> bytes:
         try:
-            if self._read_timeout is None:  # read already, in Rust
-                return (await _Kept(self._response.bytes())).to_bytes()
+            if self._read_timeout is None:  # read already, in Rust: done at its first step
+                reading = self._response.bytes()
+                try:
+                    yielded = reading.send(None)
+                except StopIteration as done:
+                    body: Bytes = done.value
+                    return body.to_bytes()
+                return (await _kept(reading, yielded)).to_bytes()
             with AsyncioTimeout(self._read_timeout):  # the whole (error) body
-                return (await _Kept(self._response.bytes())).to_bytes()
+                return (await _kept(self._response.bytes())).to_bytes()
         except (TimeoutError, DecodeError, TransportError) as exc:
             raise _translated(exc) from exc
 
@@ -218,10 +219,10 @@ class _PyreqwestReply:
         while True:
             try:
                 if read_timeout is None:
-                    chunk = await _Kept(reader.read_chunk())
+                    chunk = await _kept(reader.read_chunk())
                 else:
                     with AsyncioTimeout(read_timeout):
-                        chunk = await _Kept(reader.read_chunk())
+                        chunk = await _kept(reader.read_chunk())
             except (TimeoutError, DecodeError, TransportError) as exc:
                 raise _translated(exc) from exc
             if chunk is None:
@@ -247,6 +248,13 @@ class _PyreqwestReply:
                 yield line.decode("utf-8", "surrogateescape").removesuffix("\r")
         if pending:
             yield pending.decode("utf-8", "surrogateescape").removesuffix("\r")
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost cause pyreqwest gives (``Connection refused (os error 111)``)."""
+    details = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
+    causes = details.get("causes") or [{"message": str(exc.args[0]) if exc.args else ""}]
+    return str(causes[-1].get("message", ""))
 
 
 def _translated(exc: BaseException) -> ProviderError:
