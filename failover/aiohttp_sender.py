@@ -85,9 +85,23 @@ def _parsed_url(url: str) -> yarl.URL:
 
 
 class _Exchange:
-    """One request's context manager (a plain class: cheaper than a generator-based one)."""
+    """One request's context manager, and on entering its reply, with the reply shape the
+    adapters read (a plain class, one object per request: cheaper than a generator-based
+    context manager and a reply of its own)."""
 
-    __slots__ = ("_read_timeout", "_request", "_response", "_sender", "_timeout")
+    __slots__ = (
+        "_read_timeout",
+        "_request",
+        "_response",
+        "_sender",
+        "_timeout",
+        "headers",
+        "status_code",
+    )
+
+    status_code: int
+    headers: Mapping[str, str]  # aiohttp's CIMultiDictProxy: its lookups ignore case, in C
+    _response: aiohttp.ClientResponse
 
     def __init__(
         self,
@@ -100,13 +114,12 @@ class _Exchange:
         self._request = request
         self._timeout = timeout
         self._read_timeout = read_timeout
-        self._response: aiohttp.ClientResponse | None = None
 
-    async def __aenter__(self) -> _AiohttpReply:
+    async def __aenter__(self) -> _Exchange:
         request = self._request
         sender = self._sender
         try:
-            response = await sender._get_session().request(
+            response = await (sender._session or sender._get_session()).request(
                 request.method,
                 _parsed_url(request.url),
                 data=request.body,
@@ -119,7 +132,9 @@ class _Exchange:
         except aiohttp.ClientError as exc:
             raise ProviderConnectionError(f"{type(exc).__name__}: {exc}") from exc
         self._response = response
-        return _AiohttpReply(response)
+        self.status_code = response.status
+        self.headers = response.headers
+        return self
 
     async def __aexit__(
         self,
@@ -127,25 +142,7 @@ class _Exchange:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._response is not None:
-            self._response.release()
-
-
-class _AiohttpReply:
-    """An aiohttp response with the reply shape the adapters read."""
-
-    __slots__ = ("_response",)
-
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
-        self._response = response
-
-    @property
-    def status_code(self) -> int:
-        return self._response.status
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        return self._response.headers
+        self._response.release()  # entered: the response is there
 
     async def aread(self) -> bytes:
         try:
