@@ -37,6 +37,7 @@ from failover.errors import (
 from failover.profiles import AuthProfile
 from failover.providers.base import StreamChunk, StreamReader, load_json
 from failover.transport_io import IO, closed_error, read_body
+from failover.transport_rewrite import header_items
 
 __all__ = [
     "BODY_HEADERS",
@@ -81,6 +82,8 @@ bytes, or ``None`` when nothing could continue it."""
 
 _SERVED = ("x-failover-provider", "x-failover-model")
 _NAME = operator.itemgetter(0)
+_LOWERED = operator.itemgetter(1)
+_NAME_VALUE = operator.itemgetter(0, 2)
 
 
 def served_headers(provider: str, model: str) -> Served:
@@ -106,7 +109,7 @@ async def checked_reply(
     Raises:
         ProviderError: The reply cannot be read, or is not what its endpoint sends.
     """
-    content_type = response.headers.get("content-type", "")
+    content_type = _content_type(response.headers)
     shaped = endpoint if 200 <= response.status_code < 300 else None  # what it must be
     if shaped is None and "json" not in content_type:  # a redirect, audio, a file
         headers = _shown(library.Headers(response.headers), scrub, served=served)
@@ -127,6 +130,19 @@ async def checked_reply(
         if on_id is not None and shaped.stream_wire == "responses":
             _note_id(value, on_id)
     return refilled(library, response, content, outgoing, scrub, served)
+
+
+def _content_type(headers: Any) -> str:
+    """``headers.get("content-type", "")``, read without a pass over every header."""
+    items = header_items(headers)
+    if items is not None:
+        names = list(map(_LOWERED, items))
+        if names.count(b"content-type") == 1:
+            value = items[names.index(b"content-type")][2]
+            if value.isascii():
+                return value.decode("ascii")
+    found: str = headers.get("content-type", "")
+    return found
 
 
 def refilled(
@@ -281,19 +297,37 @@ def _shown(
     The check reads the raw bytes at once (as Latin-1: a key is ASCII, so its pieces show
     as they are); headers that are not all ASCII go to :func:`shown`.
     """
-    raw = headers.raw
+    items = header_items(headers)
+    raw = headers.raw if items is None else map(_NAME_VALUE, items)
     block = b"\n".join(map(b": ".join, raw)).decode("latin-1")
     if not block.isascii() or scrub(block) != block:
         return type(headers)(shown(headers, scrub, drop, served), encoding=headers.encoding)
     if served:
         drop += _SERVED
-    names = b"\n".join(map(_NAME, raw)).lower().split(b"\n")
-    for name in drop:
-        if name.encode() in names:
-            del headers[name]
-    for name, value in served:
-        headers[name] = value
+    if items is None:
+        names = b"\n".join(map(_NAME, headers.raw)).lower().split(b"\n")
+        for name in drop:
+            if name.encode() in names:
+                del headers[name]
+        for name, value in served:
+            headers[name] = value
+        return headers
+    # as ``del headers[name]`` and ``headers[name] = value`` do, without their loops
+    names = list(map(_LOWERED, items))
+    for lowered in _encoded(drop):
+        while lowered in names:
+            at = names.index(lowered)
+            del items[at], names[at]
+    encoding = getattr(headers, "_encoding", None) or "utf-8"
+    for name, value in served:  # (none left of these names: they were dropped)
+        raw_name = name.encode(encoding)
+        items.append((raw_name, raw_name.lower(), value.encode(encoding)))
     return headers
+
+
+@functools.lru_cache(maxsize=16)  # a few tuples of names
+def _encoded(names: tuple[str, ...]) -> tuple[bytes, ...]:
+    return tuple(name.lower().encode() for name in names)
 
 
 def rebuilt(library: ModuleType, response: Any, headers: Any, stream: Any = None) -> Any:

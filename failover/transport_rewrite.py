@@ -22,9 +22,11 @@ __all__ = [
     "DEFAULT_STYLE",
     "RETRY_HEADER",
     "SESSION_HEADER",
+    "HeaderItems",
     "SdkHeaders",
     "adjust",
     "attempt_url",
+    "header_items",
     "json_object",
     "restore",
     "rewrite",
@@ -42,7 +44,20 @@ RETRY_HEADER = "x-stainless-retry-count"
 """The header in which the openai and anthropic SDKs number their own retries."""
 _READ = tuple((name.encode(), name) for name in (*CREDENTIAL_HEADERS, SESSION_HEADER, RETRY_HEADER))
 _WANTED = frozenset(name for name, _ in _READ)
+_ORDER = {name: (at, text) for at, (name, text) in enumerate(_READ)}
 _NAME = operator.itemgetter(0)
+_LOWERED = operator.itemgetter(1)
+HeaderItems = list[tuple[bytes, bytes, bytes]]
+"""httpx's and httpx2's own items of a ``Headers``: (name as sent, name lowered, value)."""
+
+
+def header_items(headers: Any) -> HeaderItems | None:
+    """The list a ``Headers`` of httpx or httpx2 keeps its items in (both keep one, of
+    (name as sent, name lowered, value) bytes), to read or change at C speed rather than
+    through methods that loop in Python over every header; ``None`` for headers of
+    another make (their public methods are used then)."""
+    items = getattr(headers, "_list", None)
+    return items if type(items) is list else None
 
 
 @dataclass(slots=True)
@@ -64,23 +79,31 @@ class SdkHeaders:
 def sdk_headers(headers: Any) -> SdkHeaders:
     """The headers the transport reads, found in one pass over ``headers``' raw bytes.
 
-    The names are matched in C (one join, one lower, a set's intersection); the headers' text
-    encoding is worked out (a pass decoding every header) only for a value that is not
-    UTF-8.
+    The names are matched in C (httpx's lowered names, or one join and one lower; a set's
+    intersection), and only those present are read; the headers' text encoding is worked
+    out (a pass decoding every header) only for a value that is not UTF-8.
     """
-    raw = headers.raw
-    names = b"\n".join(map(_NAME, raw)).lower().split(b"\n")
+    items = header_items(headers)
+    if items is not None:  # (name, lowered, value): the names lowered already
+        raw: list[tuple[bytes, bytes]] | HeaderItems = items
+        names = list(map(_LOWERED, items))
+        at = 2
+    else:
+        raw = headers.raw
+        names = b"\n".join(map(_NAME, raw)).lower().split(b"\n")
+        at = 1
     present = _WANTED.intersection(names)
     found: dict[str, str] = {}
-    for name, text in _READ:
-        if name not in present:
-            continue
+    for name in sorted(present, key=_ORDER.__getitem__) if len(present) > 1 else present:
+        text = _ORDER[name][1]
         if names.count(name) == 1:
-            values = [raw[names.index(name)][1]]
+            value = raw[names.index(name)][at]
         else:
-            values = [value for (_, value), key in zip(raw, names, strict=True) if key == name]
+            value = b", ".join(
+                [item[at] for item, key in zip(raw, names, strict=True) if key == name]
+            )
         try:
-            found[text] = b", ".join(values).decode()
+            found[text] = value.decode()
         except UnicodeDecodeError:  # as the library decodes it
             found[text] = headers[text]
     session, retries = found.pop(SESSION_HEADER, None), found.pop(RETRY_HEADER, None)
@@ -170,11 +193,20 @@ def adjust(
     :func:`restore`."""
     own = request.headers
     headers = library.Headers(own)
+    key = ctx.api_key
     for name in sdk:
-        if name != style or not ctx.api_key:
+        if name != style or not key:
             del headers[name]
-    if ctx.api_key:  # in place of the SDK's own, when it sent one in this header
-        headers[style] = f"Bearer {ctx.api_key}" if style == "authorization" else ctx.api_key
+    if key:  # in place of the SDK's own, when it sent one in this header
+        value = f"Bearer {key}" if style == "authorization" else key
+        items = header_items(headers)
+        if items is None or sdk.get(style) is None or "," in sdk[style]:
+            headers[style] = value
+        else:  # sent once (a repeated one was read joined by ", "): set as headers[style] sets it
+            raw_name = style.encode()
+            at = list(map(_LOWERED, items)).index(raw_name)
+            encoding = getattr(headers, "_encoding", None) or "utf-8"
+            items[at] = (raw_name, raw_name, value.encode(encoding))
     request.url, request.headers = url, headers
     return own
 

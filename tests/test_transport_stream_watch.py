@@ -99,7 +99,9 @@ def _cuts(body: bytes, rng: random.Random) -> list[list[bytes]]:
     cuttings.append([line + b"\n" for line in body.split(b"\n")])
     for _ in range(20):
         points = sorted(rng.sample(range(1, len(body)), min(4, len(body) - 1)))
-        cuttings.append([body[a:b] for a, b in zip([0, *points], [*points, len(body)])])
+        cuttings.append(
+            [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
+        )
     return cuttings
 
 

@@ -1,0 +1,107 @@
+"""The transport reads and writes httpx's and httpx2's header lists directly; headers of
+any other make go through the public ``Headers`` methods. Both ways must give the same
+headers: what the transport reads of an SDK request, the key written into the attempt's
+copy, and the reply's headers as the SDK sees them."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import httpx
+import httpx2
+import pytest
+
+from failover import transport_guard, transport_rewrite
+from failover._secrets import KeyScrubber
+from failover.catalog import ModelEntry
+from failover.profiles import AuthProfile
+from failover.request import AttemptContext
+from failover.transport_guard import BODY_HEADERS, served_headers
+from failover.transport_rewrite import adjust, sdk_headers
+
+LIBRARIES = pytest.mark.parametrize("library", [httpx, httpx2], ids=["httpx", "httpx2"])
+KEY = "sk-proj-items-key-0000000000001"
+SDK_KEY = "sk-proj-sdk-own-key-00000000002"
+
+
+def _both(monkeypatch: pytest.MonkeyPatch, run: Any) -> tuple[Any, Any]:
+    """``run()`` reading the header lists, then through the public methods only."""
+    direct = run()
+    with monkeypatch.context() as patched:
+        patched.setattr(transport_rewrite, "header_items", lambda headers: None)
+        patched.setattr(transport_guard, "header_items", lambda headers: None)
+        public = run()
+    return direct, public
+
+
+def _sdk_request(library: ModuleType, auth: list[tuple[bytes, bytes]]) -> Any:
+    headers = [(b"Host", b"api.openai.com"), *auth, (b"X-Stainless-Retry-Count", b"1")]
+    headers += [(b"X-Failover-Session", "caf\xe9".encode("latin-1")), (b"Accept", b"*/*")]
+    return library.Request("POST", "https://api.openai.com/v1/chat/completions", headers=headers)
+
+
+def _ctx() -> AttemptContext:
+    profile = AuthProfile(name="a", provider="openai", api_key=KEY)
+    model = ModelEntry(id="gpt-4o-mini", name="GPT-4o mini", provider="openai", api="openai")
+    return AttemptContext(profile, model, "https://api.openai.com/v1", 1, "r1", 30.0)
+
+
+AUTHS = {
+    "bearer": [(b"Authorization", f"Bearer {SDK_KEY}".encode())],
+    "repeated": [(b"Authorization", b"Bearer one"), (b"authorization", b"Bearer two")],
+    "another header": [(b"X-Api-Key", SDK_KEY.encode())],
+    "none": [],
+}
+
+
+@LIBRARIES
+@pytest.mark.parametrize("auth", list(AUTHS))
+def test_the_key_is_written_alike_either_way(
+    library: ModuleType, auth: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def run() -> tuple[Any, ...]:
+        request = _sdk_request(library, AUTHS[auth])
+        read = sdk_headers(request.headers)
+        style = next(iter(read.credentials), "authorization")
+        own = adjust(request, library, request.url, _ctx(), style, read.credentials)
+        sent = request.headers.raw
+        return read.credentials, read.session, read.retries, sent, own.raw
+
+    direct, public = _both(monkeypatch, run)
+    assert direct == public
+    _, session, retries, sent, own = direct
+    assert (session, retries) == ("café", "1")
+    keys = [value for name, value in sent if name.lower() in (b"authorization", b"x-api-key")]
+    assert keys == [f"Bearer {KEY}".encode() if auth != "another header" else KEY.encode()]
+    assert SDK_KEY.encode() not in b"".join(value for _, value in sent)
+    assert KEY.encode() not in b"".join(value for _, value in own)  # the SDK's stay its own
+
+
+REPLIES = {
+    "plain": [(b"Content-Type", b"application/json"), (b"Content-Length", b"12")],
+    "served already": [(b"x-failover-model", b"old"), (b"Content-Encoding", b"gzip")],
+    "echoes the key": [(b"X-Echo", f"key={KEY}".encode()), (b"content-length", b"3")],
+    "not ascii": [(b"X-Note", "caf\xe9".encode("latin-1")), (b"Content-Length", b"3")],
+}
+
+
+@LIBRARIES
+@pytest.mark.parametrize("reply", list(REPLIES))
+def test_reply_headers_are_shown_alike_either_way(
+    library: ModuleType, reply: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def run() -> list[tuple[bytes, bytes]]:
+        headers = library.Headers([(b"Date", b"today"), *REPLIES[reply]])
+        served = served_headers("openai", "gpt-4o-mini")
+        shown = transport_guard._shown(headers, KeyScrubber([KEY]), BODY_HEADERS, served)
+        raw: list[tuple[bytes, bytes]] = shown.raw
+        return raw
+
+    direct, public = _both(monkeypatch, run)
+    assert direct == public
+    names = [name.lower() for name, _ in direct]
+    assert not set(names) & {b"content-length", b"content-encoding"}
+    assert names.count(b"x-failover-model") == 1
+    assert (b"x-failover-model", b"gpt-4o-mini") in direct
+    assert KEY.encode() not in b"".join(value for _, value in direct)
