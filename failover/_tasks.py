@@ -21,6 +21,7 @@ __all__ = [
     "ASYNCIO_TIMEOUT_WORKS",
     "AsyncioTimeout",
     "BackgroundTasks",
+    "cancel_scope",
     "finish_even_if_cancelled",
     "running_on_trio",
 ]
@@ -38,6 +39,21 @@ def running_on_trio() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+_asyncio_scope: list[type[anyio.CancelScope]] = []  # anyio's asyncio class, once seen
+
+
+def cancel_scope(deadline: float = math.inf) -> anyio.CancelScope:
+    """``anyio.CancelScope(deadline=deadline)``, made on asyncio by anyio's asyncio class
+    itself: the public constructor asks sniffio which library runs and initialises the
+    scope twice (``__new__`` builds it, then ``__init__`` runs again), each time."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None or asyncio._get_running_loop() is None:  # trio (or no loop: anyio's error)
+        return anyio.CancelScope(deadline=deadline)
+    if not _asyncio_scope:
+        _asyncio_scope.append(type(anyio.CancelScope()))
+    return _asyncio_scope[0](deadline=deadline)
 
 
 ASYNCIO_TIMEOUT_WORKS = sys.version_info >= (3, 11)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, Union, cas
 import anyio
 import httpx
 
-from failover._tasks import _finishing, finish_even_if_cancelled
+from failover._tasks import _finishing, cancel_scope, finish_even_if_cancelled
 from failover.errors import PoolExhaustedError, ProviderConnectionError, ProviderTimeoutError
 from failover.providers.base import HttpRequest
 
@@ -261,7 +261,7 @@ class _Sending:
         self.client = client
         self.request = request
         self.whole = whole
-        self.scope = _asyncio_cancel_scope()
+        self.scope = cancel_scope()
         loop = asyncio.get_running_loop()
         self.reply: asyncio.Future[Any] = loop.create_future()
         self.task = loop.create_task(_settle(self._exchange(), self.reply))
@@ -289,17 +289,6 @@ class _Sending:
             _keep(self.task)
         elif reply.exception() is None:  # it came as the caller was cancelled: never taken
             _keep(asyncio.get_running_loop().create_task(reply.result().aclose()))
-
-
-_scope_class: list[type[anyio.CancelScope]] = []
-
-
-def _asyncio_cancel_scope() -> anyio.CancelScope:
-    """``anyio.CancelScope()`` on asyncio, made by anyio's asyncio scope class itself: the
-    public constructor finds the running library first, each time (a third of the cost)."""
-    if not _scope_class:
-        _scope_class.append(type(anyio.CancelScope()))  # on asyncio: its asyncio class
-    return _scope_class[0]()
 
 
 async def _send(client: Any, request: Any) -> Any:

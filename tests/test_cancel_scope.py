@@ -1,0 +1,39 @@
+"""cancel_scope: anyio's cancel scope, made on asyncio without asking which library runs."""
+
+from __future__ import annotations
+
+import anyio
+import anyio.lowlevel
+
+from failover._tasks import cancel_scope
+from tests.conftest import BOTH_BACKENDS
+
+anyio_backend = BOTH_BACKENDS
+
+
+async def test_its_deadline_cancels_what_runs_inside_and_only_that() -> None:
+    with cancel_scope(anyio.current_time() + 0.01) as scope:
+        await anyio.sleep(5)
+    assert scope.cancelled_caught
+    await anyio.lowlevel.checkpoint()  # the caller goes on: the scope took its own cancel
+
+
+async def test_it_is_the_running_library_s_own_scope() -> None:
+    scope = cancel_scope()
+    assert type(scope) is type(anyio.CancelScope())
+    assert scope.deadline == float("inf")
+    with scope:
+        with anyio.CancelScope(shield=True):  # anyio's shield still holds inside it
+            scope.cancel()
+            await anyio.sleep(0.01)
+            shielded = True
+        await anyio.sleep(5)
+    assert shielded and scope.cancelled_caught
+
+
+async def test_an_outer_scope_s_cancellation_passes_through_it() -> None:
+    with anyio.CancelScope() as outer:
+        with cancel_scope(anyio.current_time() + 30) as inner:
+            outer.cancel()
+            await anyio.sleep(5)
+    assert outer.cancelled_caught and not inner.cancelled_caught
