@@ -13,7 +13,16 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+import types
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from contextlib import AbstractAsyncContextManager
 from functools import partial
 from itertools import starmap
@@ -23,7 +32,7 @@ import anyio
 from httpx_sse import ServerSentEvent
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
-from failover._tasks import finish_even_if_cancelled
+from failover._tasks import finish_even_if_cancelled, running_on_trio
 from failover.catalog import TokenUsage
 from failover.errors import ConfigError, MalformedResponseError, did_you_mean
 from failover.providers.base import (
@@ -243,8 +252,8 @@ class ChunkReader:
 
     __slots__ = (
         "_chunks",
+        "_ended",
         "_finish",
-        "_flushed",
         "_format",
         "_lines_of",
         "_other",
@@ -270,7 +279,7 @@ class ChunkReader:
         self._parse: Callable[[Iterable[str]], Iterator[StreamChunk | None]] = partial(
             _parsed, SSEDecoder().decode, self._parser.feed
         )
-        self._flushed = False
+        self._ended = False  # the body was read to its end
         self._other: AsyncIterator[StreamChunk] | None = None
         self._finish: str | None = None
         self._raw_finish: str | None = None
@@ -295,7 +304,7 @@ class ChunkReader:
             if self._parser.complete:
                 self.done = True
                 assert self._texts is not None
-                await _drain(self._texts)
+                self._ended = await _drain(self._texts)
                 return self._summary()
             if not await self._read_lines():
                 raise MalformedResponseError("the stream ended before its terminator")
@@ -353,9 +362,9 @@ class ChunkReader:
         try:
             text = await texts.__anext__()
         except StopAsyncIteration:
-            if self._flushed:
+            if self._ended:
                 return False
-            self._flushed = True
+            self._ended = True
             self._chunks = self._parse(self._lines_of.flush())
             return True
         self._chunks = self._parse(self._lines_of.decode(text))
@@ -393,8 +402,9 @@ class ChunkReader:
                 if parser.complete:
                     break
         if not parser.complete:
+            self._ended = True
             raise MalformedResponseError("the stream ended before its terminator")
-        await _drain(rest)
+        self._ended = await _drain(rest)
 
     async def aclose(self) -> None:
         """Stop reading."""
@@ -403,8 +413,9 @@ class ChunkReader:
                 await close()
 
 
-async def _drain(rest: AsyncIterator[Any]) -> None:
-    """Read what follows a stream's terminator (the body's end, at once) for a moment.
+async def _drain(rest: AsyncIterator[Any]) -> bool:
+    """Read what follows a stream's terminator (the body's end, at once) for a moment;
+    whether the body's end came within it.
 
     A reply closed before its body's end is read closes its connection instead of going
     back to the pool: every stream would pay a new connection (a TLS handshake).
@@ -412,6 +423,8 @@ async def _drain(rest: AsyncIterator[Any]) -> None:
     with anyio.move_on_after(_DRAIN_SECONDS):
         async for _ in rest:
             pass
+        return True
+    return False
 
 
 _DRAIN_SECONDS = 0.05
@@ -433,11 +446,45 @@ def _parsed(
 
 
 async def close_opened(opened: Any) -> None:
-    """Stop reading an opened stream and release its connection, even when cancelled."""
+    """Stop reading an opened stream and release its connection, even when cancelled.
+
+    A stream read to its body's end (the usual one) has little left to release, often
+    nothing to wait for (httpx has closed the reply as its body ended): on asyncio its
+    release is run at once, and only when it has to wait does the rest go to a task of its
+    own, as every other release does, that the caller's cancellation cannot cut short.
+    """
     opener, reader = opened[0], opened[1]
 
     async def close() -> None:
         await reader.aclose()
         await opener.__aexit__(None, None, None)
 
+    if type(reader) is ChunkReader and reader._ended and not running_on_trio():
+        closing = close()
+        try:
+            waiting = closing.send(None)
+        except StopIteration:  # released without waiting: nothing a cancellation can cut
+            return
+        await finish_even_if_cancelled(partial(_resumed, closing, waiting))
+        return
     await finish_even_if_cancelled(close)
+
+
+@types.coroutine
+def _resumed(coroutine: Coroutine[Any, Any, None], yielded: Any) -> Generator[Any, Any, None]:
+    """Await the rest of ``coroutine``, which yielded ``yielded`` when its caller sent it
+    its first ``None`` itself: ``yield from`` by hand (what is sent or thrown in goes on
+    to it)."""
+    try:
+        while True:
+            try:
+                sent = yield yielded
+            except GeneratorExit:
+                coroutine.close()
+                raise
+            except BaseException as thrown:
+                yielded = coroutine.throw(thrown)
+            else:
+                yielded = coroutine.send(sent)
+    except StopIteration:
+        return

@@ -1,0 +1,152 @@
+"""A stream read to its end is released at once, and still in full when its release waits.
+
+``close_opened`` runs the release of a stream whose body was read to its end without a task
+of its own when nothing in it waits (httpx has closed the reply already); a sender whose
+release does wait gets the rest of it run as every other release is, in a task the caller's
+cancellation cannot cut short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any
+
+import pytest
+
+from failover import AuthProfile, ResilientClient
+from failover.chat_calls import ChunkReader, close_opened
+from failover.providers import get_adapter
+from failover.providers.base import HttpRequest
+
+URL = "http://127.0.0.1:9/v1"
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def _sse(*data: str) -> str:
+    return "".join(f"data: {item}\n\n" for item in data)
+
+
+BODY = _sse(
+    json.dumps({"choices": [{"index": 0, "delta": {"content": "Hel"}}]}),
+    json.dumps({"choices": [{"index": 0, "delta": {"content": "lo"}, "finish_reason": "stop"}]}),
+    json.dumps({"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2}}),
+    "[DONE]",
+)
+
+
+class _Reply:
+    def __init__(self, body: str) -> None:
+        self.status_code = 200
+        self.headers: Mapping[str, str] = {"content-type": "text/event-stream"}
+        self._body = body
+
+    async def aread(self) -> bytes:
+        return self._body.encode()
+
+    async def aiter_text(self) -> AsyncIterator[str]:
+        yield self._body
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        for line in self._body.splitlines():
+            yield line
+
+
+class _Exchange:
+    """A reply whose release, once entered, waits ``wait`` seconds before it is done."""
+
+    def __init__(self, sender: _SlowReleaseSender) -> None:
+        self._sender = sender
+
+    async def __aenter__(self) -> _Reply:
+        return _Reply(BODY)
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._sender.releasing.set()
+        if self._sender.wait:
+            await asyncio.sleep(self._sender.wait)
+        self._sender.released += 1
+
+
+class _SlowReleaseSender:
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
+        self.releasing = asyncio.Event()
+        self.released = 0
+
+    def open(
+        self, request: HttpRequest, timeout: float, *, read_timeout: float | None = None
+    ) -> _Exchange:
+        return _Exchange(self)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _client(sender: Any) -> ResilientClient:
+    profile = AuthProfile("k0", "openai", "sk-test-key-0001", base_url=URL)
+    return ResilientClient(["openai/gpt-4o-mini"], [profile], sender=sender)
+
+
+@pytest.mark.parametrize("wait", [0.0, 0.02])
+async def test_a_stream_read_to_its_end_is_released_whether_or_not_its_release_waits(
+    wait: float,
+) -> None:
+    sender = _SlowReleaseSender(wait)
+    client = _client(sender)
+    async with client.stream(MESSAGES) as stream:
+        texts = [chunk.text async for chunk in stream]
+    await client.aclose()
+    assert "".join(texts) == "Hello" and stream.finish_reason == "stop"
+    assert stream.usage is not None and stream.usage.output_tokens == 2
+    assert sender.released == 1
+
+
+async def test_a_release_that_waits_ends_even_when_the_reader_is_cancelled_meanwhile() -> None:
+    sender = _SlowReleaseSender(0.05)
+    client = _client(sender)
+
+    async def read() -> None:
+        async for _ in client.stream(MESSAGES):
+            pass
+
+    reading = asyncio.ensure_future(read())
+    await sender.releasing.wait()  # the stream has ended; its release waits
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    assert sender.released == 0
+    await asyncio.sleep(0.2)
+    assert sender.released == 1  # the rest of the release ran all the same
+    await client.aclose()
+
+
+async def test_close_opened_releases_a_stream_read_to_its_end_without_a_task() -> None:
+    exits: list[asyncio.Task[Any] | None] = []
+
+    class Opener:
+        async def __aexit__(self, *exc: object) -> None:
+            exits.append(asyncio.current_task())
+
+    reader = ChunkReader(get_adapter("openai"), _Reply(BODY))  # type: ignore[arg-type]
+    while await reader.next() is not None:
+        pass
+    await close_opened((Opener(), reader))
+    assert exits == [asyncio.current_task()]  # run here: the body had ended
+
+
+async def test_close_opened_releases_a_stream_left_early_in_a_task_of_its_own() -> None:
+    exits: list[asyncio.Task[Any] | None] = []
+
+    class Opener:
+        async def __aexit__(self, *exc: object) -> None:
+            exits.append(asyncio.current_task())
+
+    reader = ChunkReader(get_adapter("openai"), _Reply(BODY))  # type: ignore[arg-type]
+    assert (await reader.next()) is not None  # left after its first chunk
+    await close_opened((Opener(), reader))
+    assert len(exits) == 1 and exits[0] is not asyncio.current_task()
