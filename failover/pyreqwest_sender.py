@@ -216,13 +216,20 @@ class _Exchange:
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         reader = self._response.body_reader
         read_timeout = self._read_timeout
+        chunk: Bytes | None
         while True:
+            reading = reader.read_chunk()
             try:
-                if read_timeout is None:
-                    chunk = await _kept(reader.read_chunk())
-                else:
-                    with AsyncioTimeout(read_timeout):
-                        chunk = await _kept(reader.read_chunk())
+                try:  # a chunk that has come already (or the end) is taken with no timer
+                    yielded = reading.send(None)
+                except StopIteration as done:
+                    chunk = done.value
+                else:  # waiting for the next: bounded by the read timeout
+                    if read_timeout is None:
+                        chunk = await _kept(reading, yielded)
+                    else:
+                        with AsyncioTimeout(read_timeout):
+                            chunk = await _kept(reading, yielded)
             except (TimeoutError, DecodeError, TransportError) as exc:
                 raise _translated(exc) from exc
             if chunk is None:
