@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from failover.http import Reply, Sender
 
 __all__ = [
+    "DRAIN_SECONDS",
     "KNOWN_PARAMETERS",
     "ChatCalls",
     "ChunkReader",
@@ -309,6 +310,12 @@ class ChunkReader:
             if not await self._read_lines():
                 raise MalformedResponseError("the stream ended before its terminator")
 
+    @property
+    def ending(self) -> bool:
+        """Whether the stream's terminator has been read: what :meth:`next` has left to
+        do waits for no more than :data:`DRAIN_SECONDS` (reading the body's end)."""
+        return self._parser.complete
+
     def buffered(self) -> StreamChunk | None:
         """The next text chunk among the lines already read, reading nothing more
         (``None``: there is none; :meth:`next` reads on, or ends the stream).
@@ -420,14 +427,15 @@ async def _drain(rest: AsyncIterator[Any]) -> bool:
     A reply closed before its body's end is read closes its connection instead of going
     back to the pool: every stream would pay a new connection (a TLS handshake).
     """
-    with anyio.move_on_after(_DRAIN_SECONDS):
+    with anyio.move_on_after(DRAIN_SECONDS):
         async for _ in rest:
             pass
         return True
     return False
 
 
-_DRAIN_SECONDS = 0.05
+DRAIN_SECONDS = 0.05
+"""How long a stream's reader reads on after its terminator for the body's end."""
 
 
 _IS_EVENT = partial(operator.is_not, None)  # ``event is not None``, in C

@@ -34,7 +34,7 @@ import anyio
 from failover._closing import AsyncClosing
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry, TokenUsage
-from failover.chat_calls import ChunkReader, OpenedStream, close_opened
+from failover.chat_calls import DRAIN_SECONDS, ChunkReader, OpenedStream, close_opened
 from failover.completion import Accept, Completion
 from failover.continuation import (
     ResumedReader,
@@ -281,10 +281,17 @@ class CompletionStream(AsyncClosing):
             return chunk
 
     async def _read(self, reader: ChunkReader | ResumedReader) -> StreamChunk | None:
-        """The next chunk, within what is left of the request's deadline (a chunk among
-        what was read already is taken without a timer: it waits for nothing)."""
-        if type(reader) is ChunkReader and (chunk := reader.buffered()) is not None:
-            return chunk
+        """The next chunk, within what is left of the request's deadline.
+
+        Taken without a timer: a chunk among what was read already (it waits for
+        nothing), and the end of a stream whose terminator was read, when more than
+        DRAIN_SECONDS are left (it waits for no longer).
+        """
+        if type(reader) is ChunkReader:
+            if (chunk := reader.buffered()) is not None:
+                return chunk
+            if reader.ending and self._state.time_left() > DRAIN_SECONDS:
+                return await reader.next()
         if self._state.deadline_at == math.inf:
             return await reader.next()
         with anyio.fail_after(max(self._state.time_left(), 0.0)):

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any
 
+import anyio
+import httpx
 import pytest
 
 from failover import AuthProfile, ResilientClient
@@ -150,3 +152,25 @@ async def test_close_opened_releases_a_stream_left_early_in_a_task_of_its_own() 
     assert (await reader.next()) is not None  # left after its first chunk
     await close_opened((Opener(), reader))
     assert len(exits) == 1 and exits[0] is not asyncio.current_task()
+
+
+@pytest.mark.parametrize("deadline", [None, 30.0])
+async def test_a_body_left_open_after_its_terminator_ends_the_stream_all_the_same(
+    deadline: float | None,
+) -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield BODY.encode()
+        await asyncio.sleep(3600)  # the server keeps the body open after [DONE]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    profile = AuthProfile("k0", "openai", "sk-test-key-0001", base_url=URL)
+    client = ResilientClient(["openai/gpt-4o-mini"], [profile], http_client=http, deadline=deadline)
+    with anyio.fail_after(10):  # a hang fails the test, the drain's moment is far shorter
+        async with client.stream(MESSAGES) as stream:
+            texts = [chunk.text async for chunk in stream]
+    await client.aclose()
+    await http.aclose()
+    assert "".join(texts) == "Hello" and stream.finish_reason == "stop"
