@@ -62,22 +62,6 @@ _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")  # UTF-8, UTF-16/32 little, 
 _scan_once: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
-def _loads(text: str) -> Any:
-    """``json.loads(text)``: the same value, or the same error.
-
-    A reply's body is one JSON value (maybe with a line break after it): json's scanner,
-    made once, reads it without ``loads``' wrappers; anything else (whitespace before the
-    value, no value, data after it) goes to ``json.loads`` for its own answer.
-    """
-    try:
-        value, end = _scan_once(text, 0)
-    except StopIteration:
-        return json.loads(text)
-    if end != len(text) and text[end:].strip(" \t\n\r"):  # JSON's whitespace
-        return json.loads(text)
-    return value
-
-
 def load_json(body: bytes | str) -> Any:
     """Parse a JSON body (bytes), or a stream's line (text).
 
@@ -87,6 +71,10 @@ def load_json(body: bytes | str) -> Any:
     Text is checked for lone surrogates: that is how a lossless decoder
     (``surrogateescape``) hands on bytes that were not UTF-8.
 
+    The value is ``json.loads``' own: json's scanner (C when present, made once) reads it
+    without ``loads``' wrappers when it is all there is (maybe with JSON's whitespace
+    after it); anything else goes to ``json.loads`` for its own answer.
+
     Raises:
         MalformedResponseError: The body is not valid text, or not JSON.
     """
@@ -94,19 +82,36 @@ def load_json(body: bytes | str) -> Any:
         if isinstance(body, str):
             if not body.isascii():  # isascii is O(1); ASCII text holds no surrogate
                 body.encode()
-            return _loads(body)
+            text = body
+        else:
+            try:
+                text = body.decode()
+            except UnicodeDecodeError:
+                if not _other_encoding(body):
+                    raise
+                return json.loads(body.decode(json.detect_encoding(body)))
         try:
-            return _loads(body.decode())
-        except ValueError:
-            if not body.startswith(_BOMS) and b"\x00" not in body[:4]:
-                raise
-        return json.loads(body.decode(json.detect_encoding(body)))
+            value, end = _scan_once(text, 0)
+        except (StopIteration, ValueError):  # no value where it starts, or not JSON: below
+            pass
+        else:
+            if end == len(text) or not text[end:].strip(" \t\n\r"):  # JSON's whitespace
+                return value
+        if not isinstance(body, str) and _other_encoding(body):
+            return json.loads(body.decode(json.detect_encoding(body)))
+        return json.loads(text)  # its error (or the value after leading whitespace)
     except (UnicodeDecodeError, UnicodeEncodeError) as exc:
         raise MalformedResponseError(
             f"reply is not valid {exc.encoding} text: {exc.reason} at position {exc.start}"
         ) from exc
     except (ValueError, RecursionError) as exc:
         raise MalformedResponseError(f"reply is not valid JSON: {exc}") from exc
+
+
+def _other_encoding(body: bytes) -> bool:
+    """Whether ``body`` starts like JSON in another encoding than UTF-8 (a BOM, or the NUL
+    bytes of UTF-16/32)."""
+    return body.startswith(_BOMS) or b"\x00" in body[:4]
 
 
 SHAPE_ERRORS = (
