@@ -71,6 +71,7 @@ from failover.profiles import AuthProfile, FailoverManager
 from failover.providers.base import ChatRequest, ChatResult, ProviderAdapter, StreamChunk
 from failover.transport_guard import Served, read_response
 from failover.transport_io import IO, closed_error
+from failover.transport_rewrite import made_headers
 
 __all__ = [
     "ResponseOwners",
@@ -361,7 +362,7 @@ def encoded_reply(
         return _response(library, request, reply.status, headers, reply.body)
     encoder = stream_encoder(decoded, model=model_id)
     pump = _Pump(encoder, value, done, closed, continuation)
-    headers = [("content-type", encoder.media_type), *served]
+    headers = made_headers(library, [("content-type", encoder.media_type), *served])
     return library.Response(200, headers=headers, stream=_encoded_stream(library)(pump, io))
 
 

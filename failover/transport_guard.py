@@ -37,7 +37,7 @@ from failover.errors import (
 from failover.profiles import AuthProfile
 from failover.providers.base import StreamChunk, StreamReader, load_json
 from failover.transport_io import IO, closed_error, read_body
-from failover.transport_rewrite import header_items
+from failover.transport_rewrite import header_items, made_headers
 
 __all__ = [
     "BODY_HEADERS",
@@ -182,7 +182,7 @@ def read_response(
     adds one; the response is closed and its stream consumed, as reading it leaves them."""
     response = library.Response(
         status,
-        headers=[*headers, ("Content-Length", str(len(content)))],
+        headers=made_headers(library, [*headers, ("Content-Length", str(len(content)))]),
         stream=library.ByteStream(content),
         request=request,
         extensions=extensions,

@@ -24,6 +24,7 @@ from failover._tasks import finish_even_if_cancelled
 from failover.classify import classify_exception
 from failover.errors import ConfigError, MalformedResponseError, ProviderError
 from failover.providers.base import HttpRequest
+from failover.transport_rewrite import made_headers
 
 __all__ = [
     "IO",
@@ -294,10 +295,18 @@ def _built(library: ModuleType, request: HttpRequest, extensions: dict[str, Any]
         return library.Request(
             request.method, url, headers=headers, content=body, extensions=extensions
         )
+    host = url.netloc
     built = library.Request(
         request.method,
         url,
-        headers=[(b"Host", url.netloc), *headers.items(), ("Content-Length", str(len(body)))],
+        headers=made_headers(
+            library,
+            [
+                ("Host", host.decode("ascii") if host.isascii() else host),
+                *headers.items(),
+                ("Content-Length", str(len(body))),
+            ],
+        ),
         stream=library.ByteStream(body),
         extensions=extensions,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = [
     "attempt_url",
     "header_items",
     "json_object",
+    "made_headers",
     "restore",
     "rewrite",
     "sdk_headers",
@@ -46,7 +48,7 @@ _READ = tuple((name.encode(), name) for name in (*CREDENTIAL_HEADERS, SESSION_HE
 _WANTED = frozenset(name for name, _ in _READ)
 _ORDER = {name: (at, text) for at, (name, text) in enumerate(_READ)}
 _NAME = operator.itemgetter(0)
-_LOWERED = operator.itemgetter(1)
+_LOWERED = _VALUE = operator.itemgetter(1)
 HeaderItems = list[tuple[bytes, bytes, bytes]]
 """httpx's and httpx2's own items of a ``Headers``: (name as sent, name lowered, value)."""
 
@@ -74,6 +76,27 @@ class SdkHeaders:
     credentials: dict[str, str]
     session: str | None = None
     retries: str | None = None
+
+
+def made_headers(library: ModuleType, pairs: Sequence[tuple[str, str]]) -> Any:
+    """``library.Headers(pairs)``, made straight into its list when every name and value is
+    ASCII text (as the library encodes them): encoded, lowered and split in C, without the
+    library's calls per header. Other pairs go to the library, which encodes (or refuses)
+    them its own way."""
+    headers = library.Headers()
+    items = header_items(headers)
+    if items is None:
+        return library.Headers(pairs)
+    try:
+        names = "\n".join(map(_NAME, pairs)).encode("ascii")
+        values = "\n".join(map(_VALUE, pairs)).encode("ascii").split(b"\n")
+    except (TypeError, UnicodeEncodeError):  # bytes, or not ASCII
+        return library.Headers(pairs)
+    raw = names.split(b"\n")
+    if len(raw) != len(pairs) or len(values) != len(pairs):  # a line break in one
+        return library.Headers(pairs)
+    items.extend(zip(raw, names.lower().split(b"\n"), values, strict=True))
+    return headers
 
 
 def sdk_headers(headers: Any) -> SdkHeaders:
