@@ -105,3 +105,32 @@ def test_reply_headers_are_shown_alike_either_way(
     assert names.count(b"x-failover-model") == 1
     assert (b"x-failover-model", b"gpt-4o-mini") in direct
     assert KEY.encode() not in b"".join(value for _, value in direct)
+
+
+MADE = {
+    "ascii": [("Host", "127.0.0.1:9"), ("x-api-key", KEY), ("Content-Length", "12")],
+    "repeated": [("accept", "a"), ("Accept", "b")],
+    "not ascii": [("x-note", "caf\xe9"), ("content-type", "application/json")],
+    "bytes": [(b"Host", b"example.com"), ("accept", "*/*")],
+    "a line break": [("x-a", "one\ntwo"), ("x-b", "three")],
+}
+
+
+@LIBRARIES
+@pytest.mark.parametrize("pairs", list(MADE))
+def test_made_headers_are_the_librarys_own(library: ModuleType, pairs: str) -> None:
+    given: Any = MADE[pairs]
+    if pairs == "not ascii":  # the library refuses it: so does made_headers, alike
+        with pytest.raises(UnicodeEncodeError) as refused:
+            library.Headers(given)
+        with pytest.raises(UnicodeEncodeError) as raised:
+            transport_rewrite.made_headers(library, given)
+        assert str(raised.value) == str(refused.value)
+        return
+    expected = library.Headers(given)
+    made = transport_rewrite.made_headers(library, given)
+    assert type(made) is library.Headers
+    assert made.raw == expected.raw
+    assert made.multi_items() == expected.multi_items()
+    request = library.Request("GET", "http://h/", headers=made)
+    assert request.headers.raw == library.Request("GET", "http://h/", headers=expected).headers.raw
