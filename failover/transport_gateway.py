@@ -396,6 +396,11 @@ class _Pump:
             self._kept = []
             self._note(opened[2])
         self._pending = encoder.feed(opened[2])
+        # what the reader has read already, taken without a read (a ChunkReader's)
+        self._buffered: Callable[[], StreamChunk | None] | None = getattr(
+            self._reader, "buffered", None
+        )
+        self._broken: ProviderError | None = None  # met among them, met after them
 
     def _note(self, chunk: StreamChunk) -> None:
         assert self._kept is not None
@@ -420,6 +425,11 @@ class _Pump:
     async def _step(self) -> None:
         """Read one chunk into ``_pending``; at the end, close the stream."""
         done, reader = self._done, self._reader
+        if (broken := self._broken) is not None:  # after the chunks before it went
+            self._broken = None
+            if not await self._continued(broken):
+                await self._failed(broken, counts=True)
+            return
         try:
             if reader.done:
                 chunk = None
@@ -446,10 +456,32 @@ class _Pump:
             if self._kept is not None:
                 self._note(chunk)
             self._pending = self._encoder.feed(chunk)
+            if self._buffered is not None and not reader.done:
+                self._pending += self._more(self._buffered)
         if self._reader.done:
             self._pending += self._encoder.close()
             done.succeeded(self._usage)
             await self._release()
+
+    def _more(self, buffered: Callable[[], StreamChunk | None]) -> bytes:
+        """The chunks after one read that the reader holds already, encoded: handed to the
+        SDK with it in one piece, not one a pull (the first chunk goes alone, at once).
+        An error among them is handled once those before it have gone."""
+        out = []
+        encoder, kept = self._encoder, self._kept
+        while True:
+            try:
+                chunk = buffered()
+            except ProviderError as error:
+                self._broken = error
+                break
+            if chunk is None:
+                break
+            self._usage = chunk.usage or self._usage
+            if kept is not None:
+                self._note(chunk)
+            out.append(encoder.feed(chunk))
+        return b"".join(out)
 
     async def _continued(self, error: ProviderError) -> bool:
         """Whether another candidate took over after ``error`` (the break recorded)."""
@@ -473,6 +505,7 @@ class _Pump:
         done.engine.ended(done.state, error)  # the broken request ends here; another goes on
         opened, served = found
         self._opened, self._reader, self._done = opened, opened[1], served
+        self._buffered = getattr(self._reader, "buffered", None)
         self._usage = None
         return True
 
