@@ -28,12 +28,12 @@ from functools import partial
 from itertools import starmap
 from typing import TYPE_CHECKING, Any, cast
 
-import anyio
 from httpx_sse import ServerSentEvent
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
-from failover._tasks import finish_even_if_cancelled, running_on_trio
+from failover._tasks import cancel_scope, finish_even_if_cancelled, running_on_trio
 from failover.catalog import TokenUsage
+from failover.engine import _loop_time
 from failover.errors import ConfigError, MalformedResponseError, did_you_mean
 from failover.providers.base import (
     ChatRequest,
@@ -427,7 +427,7 @@ async def _drain(rest: AsyncIterator[Any]) -> bool:
     A reply closed before its body's end is read closes its connection instead of going
     back to the pool: every stream would pay a new connection (a TLS handshake).
     """
-    with anyio.move_on_after(DRAIN_SECONDS):
+    with cancel_scope(_loop_time() + DRAIN_SECONDS):
         async for _ in rest:
             pass
         return True

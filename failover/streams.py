@@ -29,9 +29,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import anyio
-
 from failover._closing import AsyncClosing
+from failover._tasks import cancel_scope
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry, TokenUsage
 from failover.chat_calls import DRAIN_SECONDS, ChunkReader, OpenedStream, close_opened
@@ -48,7 +47,7 @@ from failover.continuation import (
     reported_usage,
     summed,
 )
-from failover.engine import Engine
+from failover.engine import Engine, _loop_time
 from failover.errors import (
     AllAttemptsFailed,
     ContentFilteredError,
@@ -294,8 +293,10 @@ class CompletionStream(AsyncClosing):
                 return await reader.next()
         if self._state.deadline_at == math.inf:
             return await reader.next()
-        with anyio.fail_after(max(self._state.time_left(), 0.0)):
+        # anyio.fail_after's own scope, without its generator wrappers nor sniffio's question
+        with cancel_scope(_loop_time() + max(self._state.time_left(), 0.0)):
             return await reader.next()
+        raise TimeoutError  # the scope's deadline passed: it caught its cancellation
 
     def _succeeded(self, usage: TokenUsage | None) -> None:
         if self._chosen is None or self._finished:

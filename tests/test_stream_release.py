@@ -20,6 +20,7 @@ import pytest
 
 from failover import AuthProfile, ResilientClient
 from failover.chat_calls import ChunkReader, close_opened
+from failover.errors import ProviderTimeoutError, StreamInterrupted
 from failover.providers import get_adapter
 from failover.providers.base import HttpRequest
 
@@ -174,3 +175,31 @@ async def test_a_body_left_open_after_its_terminator_ends_the_stream_all_the_sam
     await client.aclose()
     await http.aclose()
     assert "".join(texts) == "Hello" and stream.finish_reason == "stop"
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_the_deadline_bounds_a_read_that_waits_mid_stream(anyio_backend: str) -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield _sse(json.dumps({"choices": [{"index": 0, "delta": {"content": "Hel"}}]})).encode()
+        await anyio.sleep(3600)  # then nothing
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    profile = AuthProfile("k0", "openai", "sk-test-key-0001", base_url=URL)
+    client = ResilientClient(["openai/gpt-4o-mini"], [profile], http_client=http, deadline=0.3)
+    texts: list[str] = []
+
+    async def read() -> None:
+        async with client.stream(MESSAGES) as stream:
+            async for chunk in stream:
+                texts.append(chunk.text)
+
+    with anyio.fail_after(10), pytest.raises(StreamInterrupted) as raised:
+        await read()
+    await client.aclose()
+    await http.aclose()
+    assert texts == ["Hel"]
+    assert isinstance(raised.value.error, ProviderTimeoutError)
+    assert "deadline" in str(raised.value.error)
