@@ -9,8 +9,10 @@ built by the serving provider's adapter, goes (see ``failover.chat_calls``).
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import math
+import operator
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import ModuleType, TracebackType
@@ -24,7 +26,7 @@ from failover._tasks import finish_even_if_cancelled
 from failover.classify import classify_exception
 from failover.errors import ConfigError, MalformedResponseError, ProviderError
 from failover.providers.base import HttpRequest
-from failover.transport_rewrite import made_headers
+from failover.transport_rewrite import header_items, made_headers
 
 __all__ = [
     "IO",
@@ -39,6 +41,7 @@ __all__ = [
     "widen_worker_threads",
 ]
 
+_LOWERED = operator.itemgetter(1)
 _WORKER_THREADS = 100  # sync HTTP calls in flight at once (httpx's default pool size)
 T = TypeVar("T")
 
@@ -112,7 +115,10 @@ class AsyncIO:
         return content
 
     def iterate(self, response: Any, kind: str) -> AsyncIterator[str]:
-        """The body's ``aiter_text`` or ``aiter_lines``."""
+        """The body's ``aiter_text`` or ``aiter_lines``: text decoded as ``aiter_text``
+        decodes it, from ``aiter_bytes``, when its encoding is plain to see."""
+        if kind == "text" and (encoding := _plain_encoding(response)) is not None:
+            return _decoded(response.aiter_bytes(), encoding)
         pieces: AsyncIterator[str] = getattr(response, f"aiter_{kind}")()
         return pieces
 
@@ -127,6 +133,35 @@ class AsyncIO:
     def call(self, function: Callable[[], Awaitable[T]]) -> T:
         """Not for an async client (it reads on its own loop)."""
         raise RuntimeError("an async client's reply is read asynchronously")
+
+
+def _plain_encoding(response: Any) -> str | None:
+    """The text encoding of a reply of httpx or httpx2 without a ``charset`` in its
+    ``Content-Type`` (nor an encoding set): its ``default_encoding`` when that is a name,
+    else UTF-8, as ``response.encoding`` gives it for a body not yet read. ``None``: let
+    the library work it out (it parses the ``Content-Type`` for a charset)."""
+    items = header_items(response.headers)
+    if items is None or "_encoding" in getattr(response, "__dict__", ("_encoding",)):
+        return None
+    names = list(map(_LOWERED, items))
+    found = names.count(b"content-type")
+    if found > 1 or (found and b"charset" in items[names.index(b"content-type")][2].lower()):
+        return None
+    default = getattr(response, "default_encoding", None)
+    return default if isinstance(default, str) else "utf-8"
+
+
+async def _decoded(pieces: AsyncIterator[bytes], encoding: str) -> AsyncIterator[str]:
+    """``pieces`` decoded as ``aiter_text`` decodes them (errors replaced; no empty text)."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    try:
+        async for piece in pieces:
+            if text := decoder.decode(piece):
+                yield text
+        if text := decoder.decode(b"", True):
+            yield text
+    finally:
+        await pieces.aclose()  # type: ignore[attr-defined]
 
 
 class ThreadIO:
