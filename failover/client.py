@@ -367,11 +367,16 @@ class ResilientClient(HookMethods, AsyncClosing):
         result, model, profile = await self._engine.run(
             state, steps, attempt, unsupported=unsupported
         )
-        cost = model.calculate_cost(result.usage) if result.usage_known else None
-        usage = result.usage if result.usage_known else None
+        if result.usage_known:
+            usage: TokenUsage | None = result.usage
+            cost = model.calculate_cost(result.usage)
+        else:
+            usage = cost = None
         if state.ticket is not None:
             await self._engine.settle(state, usage)
-        self._engine.succeeded(state, model, profile, cost, usage, exchange=(messages, result.text))
+        # the exchange is built only for telemetry, which may capture it
+        exchange = None if state.telemetry is None else (messages, result.text)
+        self._engine.succeeded(state, model, profile, cost, usage, exchange=exchange)
         return _completion(result, model, profile, state, cost)
 
     async def _checked(
