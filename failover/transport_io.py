@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import functools
 import math
 import operator
 import threading
@@ -320,28 +321,36 @@ class IOSender:
 _SET_BY_LIBRARY = frozenset(("host", "content-length", "transfer-encoding"))
 
 
+def _url(library: ModuleType, text: str) -> tuple[Any, tuple[str, Any] | None]:
+    """``text`` parsed as ``library``'s URL, and its ``Host`` header (``None``: no host)."""
+    url = library.URL(text)
+    if not url.host:
+        return url, None
+    netloc = url.netloc
+    return url, ("Host", netloc.decode("ascii") if netloc.isascii() else netloc)
+
+
+_target = functools.lru_cache(maxsize=64)(_url)
+""":func:`_url`, kept for URLs without a query (an adapter's endpoints: a few; a query may
+hold a key, so those are parsed each time). URLs are immutable: one serves every request."""
+
+
 def _built(library: ModuleType, request: HttpRequest, extensions: dict[str, Any]) -> Any:
     """``library.Request(method, url, headers=..., content=body, extensions=...)``, its
     headers as that makes them (``Host`` first, ``Content-Length`` last), made at once
     rather than set one by one and normalised twice (the better part of building it)."""
     headers, body = request.headers, request.body
-    url = library.URL(request.url)
-    if not body or not url.host or not _SET_BY_LIBRARY.isdisjoint(map(str.lower, headers)):
+    url, host = (
+        _target(library, request.url) if "?" not in request.url else _url(library, request.url)
+    )
+    if not body or not host or not _SET_BY_LIBRARY.isdisjoint(map(str.lower, headers)):
         return library.Request(
             request.method, url, headers=headers, content=body, extensions=extensions
         )
-    host = url.netloc
     built = library.Request(
         request.method,
         url,
-        headers=made_headers(
-            library,
-            [
-                ("Host", host.decode("ascii") if host.isascii() else host),
-                *headers.items(),
-                ("Content-Length", str(len(body))),
-            ],
-        ),
+        headers=made_headers(library, [host, *headers.items(), ("Content-Length", str(len(body)))]),
         stream=library.ByteStream(body),
         extensions=extensions,
     )

@@ -5,6 +5,7 @@ copy, and the reply's headers as the SDK sees them."""
 
 from __future__ import annotations
 
+import uuid
 from types import ModuleType
 from typing import Any
 
@@ -134,3 +135,25 @@ def test_made_headers_are_the_librarys_own(library: ModuleType, pairs: str) -> N
     assert made.multi_items() == expected.multi_items()
     request = library.Request("GET", "http://h/", headers=made)
     assert request.headers.raw == library.Request("GET", "http://h/", headers=expected).headers.raw
+
+
+@LIBRARIES
+def test_a_translated_request_is_built_as_the_library_builds_it(library: ModuleType) -> None:
+    from failover.providers.base import HttpRequest
+    from failover.transport_io import _built, _target
+
+    headers = {"x-api-key": KEY, "content-type": "application/json"}
+    body = b'{"model": "m"}'
+    fresh = uuid.uuid4().hex  # a URL no other test built
+    for url in (f"http://127.0.0.1:9/{fresh}/messages", f"http://127.0.0.1:9/{fresh}?key={KEY}"):
+        kept = _target.cache_info().currsize
+        built = _built(library, HttpRequest("POST", url, headers, body), {"timeout": {}})
+        expected = library.Request("POST", url, headers=headers, content=body)
+        assert (built.method, str(built.url), built.headers.raw) == (
+            expected.method,
+            str(expected.url),
+            expected.headers.raw,
+        )
+        assert built.content == body
+        # an endpoint's URL is parsed once; one with a query (it may hold a key) each time
+        assert _target.cache_info().currsize == kept + (0 if "?" in url else 1) or kept == 64

@@ -31,8 +31,25 @@ _HINTS = frozenset(
 ``user`` when there is none)."""
 
 
+_REFUSABLE = frozenset(
+    {
+        "n",
+        "logprobs",
+        "top_logprobs",
+        "modalities",
+        "audio",
+        "functions",
+        "function_call",
+        "web_search_options",
+    }
+)
+"""The fields :func:`refuse_chat_fields` reads."""
+
+
 def refuse_chat_fields(body: dict[str, Any]) -> None:
     """Raise for a field whose meaning another provider cannot give back."""
+    if _REFUSABLE.isdisjoint(body):  # the usual body: none of them
+        return
     n = body.get("n")
     if n is not None and n != 1:
         raise CannotTranslateError("n", "the gateway answers with one choice")
