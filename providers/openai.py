@@ -121,12 +121,25 @@ def openai_usage(usage: Any, wire: str = "openai") -> TokenUsage | None:
     it is the prompt less the cache reads and writes.
     """
 
-    if usage is None:  # most stream chunks
-        return None
     if type(usage) is dict and "prompt_tokens" in usage:  # Chat Completions' usage
-        counts = _plain_counts(usage)
-        if counts is not None:
+        # read at once when every count in it is a sane integer; else the general way
+        # below, which says what is odd
+        prompt = usage["prompt_tokens"]
+        output = usage.get("completion_tokens", 0)
+        details = usage.get("prompt_tokens_details")
+        more = usage.get("completion_tokens_details")
+        if details is None and more is None:  # no cache or reasoning counts (many servers)
+            if (
+                type(prompt) is int
+                and type(output) is int
+                and not (prompt | output) >> 53  # neither below 0 nor from 2**53 on
+                and "prompt_cache_hit_tokens" not in usage  # DeepSeek's
+            ):
+                return TokenUsage(prompt, output)
+        elif (counts := _detailed_counts(usage, prompt, output, details, more)) is not None:
             return counts
+    elif usage is None:  # most stream chunks
+        return None
 
     def build(count: Any) -> TokenUsage:
         if "input_tokens" in usage and "prompt_tokens" not in usage:  # the Responses API
@@ -157,22 +170,11 @@ def openai_usage(usage: Any, wire: str = "openai") -> TokenUsage | None:
 _INT = frozenset((int,))
 
 
-def _plain_counts(usage: dict[str, Any]) -> TokenUsage | None:
-    """Chat Completions' usage when every count in it is a sane integer, read at once
-    (``None``: read it the general way, which says what is odd)."""
-    prompt = usage["prompt_tokens"]
-    output = usage.get("completion_tokens", 0)
-    details = usage.get("prompt_tokens_details")
-    more = usage.get("completion_tokens_details")
-    if details is None and more is None:  # no cache or reasoning counts (many servers)
-        if (
-            type(prompt) is int
-            and type(output) is int
-            and not (prompt | output) >> 53  # neither below 0 nor from 2**53 on
-            and "prompt_cache_hit_tokens" not in usage  # DeepSeek's
-        ):
-            return TokenUsage(prompt, output)
-        return None
+def _detailed_counts(
+    usage: dict[str, Any], prompt: Any, output: Any, details: Any, more: Any
+) -> TokenUsage | None:
+    """Chat Completions' usage with its cache or reasoning counts (``details``, ``more``)
+    when every count is a sane integer (``None``: read it the general way)."""
     if details is None:
         if "prompt_cache_hit_tokens" in usage:
             return None
@@ -415,17 +417,14 @@ class OpenAIAdapter(BaseAdapter):
                     code=raw_finish or "refusal",
                 )
             calls = message.get("tool_calls")
-            if calls is not None:
-                calls = _tool_calls(calls, "choices[0].message")
+            calls = () if calls is None else _tool_calls(calls, "choices[0].message")
             text = message.get("content")
             if type(text) is not str:
                 text = _text(text, "choices[0].message")
             if not text and not calls and _ANSWER_KEYS.isdisjoint(message):
                 raise MalformedResponseError("choices[0].message has no answer: no content field")
             counts = openai_usage(data.get("usage"))
-            finish = openai_finish(raw_finish, bool(calls))
-            if not calls:
-                calls = ()
+            finish = openai_finish(raw_finish, calls != ())
         except FailoverError:
             raise
         except SHAPE_ERRORS as exc:
