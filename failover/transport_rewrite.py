@@ -16,6 +16,8 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from failover.errors import MalformedResponseError
+from failover.providers.base import load_json
 from failover.request import AttemptContext
 
 __all__ = [
@@ -137,13 +139,10 @@ def json_object(body: bytes) -> dict[str, Any] | None:
     """``body`` parsed when it is a JSON object, else ``None``."""
     if not body or (body[:1] != b"{" and not body.lstrip().startswith(b"{")):
         return None  # (a body that starts with "{", the usual one, is not copied to see)
-    try:  # as text: json.loads(bytes) first works out their encoding in Python
-        value = json.loads(body.decode())
-    except ValueError:  # not UTF-8 (or not JSON): as json.loads reads bytes
-        try:
-            value = json.loads(body)
-        except ValueError:
-            return None
+    try:  # json.loads' value, without its wrappers (UTF-8, else the encoding it detects)
+        value = load_json(body)
+    except MalformedResponseError:
+        return None
     return value if isinstance(value, dict) else None
 
 

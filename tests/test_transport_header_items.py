@@ -5,6 +5,7 @@ copy, and the reply's headers as the SDK sees them."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from types import ModuleType
 from typing import Any
@@ -157,3 +158,33 @@ def test_a_translated_request_is_built_as_the_library_builds_it(library: ModuleT
         assert built.content == body
         # an endpoint's URL is parsed once; one with a query (it may hold a key) each time
         assert _target.cache_info().currsize == kept + (0 if "?" in url else 1) or kept == 64
+
+
+def _as_json_loads(body: bytes) -> Any:
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+BODIES = [
+    b'{"model": "gpt-4o-mini", "stream": true}',
+    b' \n{"a": 1} \r\n',
+    '{"a": "caf\u00e9 \U0001f600"}'.encode(),
+    '{"a": "caf\u00e9"}'.encode("utf-16-le"),
+    '{"a": "caf\u00e9"}'.encode("utf-8-sig"),
+    b'{"a": NaN, "b": Infinity}',
+    b'{"a": 1} trailing',
+    b'{"a": 1',
+    b'{"a": "\xff"}',
+    b"[1, 2]",
+    b"",
+]
+
+
+@pytest.mark.parametrize("body", BODIES)
+def test_the_sdks_body_is_read_as_json_loads_reads_it(body: bytes) -> None:
+    read = transport_rewrite.json_object(body)
+    expected = _as_json_loads(body) if body.lstrip().startswith(b"{") else None
+    assert repr(read) == repr(expected)  # (NaN is not equal to itself)
