@@ -514,8 +514,8 @@ class _OpenAIStream:
             and "error" not in chunk
             and chunk.get("usage") is None
             and choice.get("finish_reason") is None
-            and delta.get("tool_calls") is None
-            and not delta.get("refusal")
+            # a delta of its content alone (the usual one) has no tool calls nor refusal
+            and (len(delta) == 1 or (delta.get("tool_calls") is None and not delta.get("refusal")))
         ):
             return StreamChunk(text)
         return self._read(chunk, data)
