@@ -179,6 +179,8 @@ class CompletionStream(AsyncClosing):
         try:
             if read is not None:
                 chunk = await self._next_chunk(read)
+            elif reader is not None and reader.done:  # its summary was the last chunk
+                chunk = None
             elif reader is not None:
                 try:
                     chunk = await self._read(reader)
