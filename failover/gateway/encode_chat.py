@@ -63,6 +63,10 @@ def encode_chat_result(result: ChatResult, *, model: str) -> WireResponse:
     return WireResponse(200, {"content-type": "application/json"}, dumps(body))
 
 
+_ROLE = encode_compact({"role": "assistant", "content": "", "refusal": None}).encode()
+"""The delta of a stream's opening chunk."""
+
+
 class ChatStream:
     """Chat Completions chunks for one stream (see the module's docstring)."""
 
@@ -101,7 +105,7 @@ class ChatStream:
         if self._started:
             return b""
         self._started = True
-        return self._chunk({"role": "assistant", "content": "", "refusal": None})
+        return self._prefix + _ROLE + self._suffix
 
     def feed(self, chunk: StreamChunk) -> bytes:
         """Text and tool-call fragments of one chunk."""
