@@ -59,6 +59,24 @@ def through(sender: Any, url: str) -> Call:
     return call
 
 
+def _rows(
+    engine: str,
+    bare: Call,
+    sender: Callable[[], Any],
+    base: str,
+    made: dict[str, Call],
+    closing: list[Call],
+) -> None:
+    """``engine``'s three rows: its bare client, a sender of its own alone, the client on one."""
+    alone, under = sender(), sender()
+    made[f"{engine} bare"] = bare
+    made[f"{engine} sender"] = through(alone, f"{base}/chat/completions")
+    made[f"{engine} client"] = functools.partial(
+        client_for(base, [KEY], sender=under).complete, MESSAGES
+    )
+    closing += [alone.aclose, under.aclose]
+
+
 async def contenders(base: str, only: str) -> tuple[dict[str, Call], list[Call]]:
     url = f"{base}/chat/completions"
     made: dict[str, Call] = {}
@@ -75,13 +93,8 @@ async def contenders(base: str, only: str) -> tuple[dict[str, Call], list[Call]]
             reply = await request.send()
             return json.loads((await reply.bytes()).to_bytes())
 
-        alone, under = PyreqwestSender(), PyreqwestSender()
-        made["pyreqwest bare"] = bare_pyreqwest
-        made["pyreqwest sender"] = through(alone, url)
-        made["pyreqwest client"] = functools.partial(
-            client_for(base, [KEY], sender=under).complete, MESSAGES
-        )
-        closing += [bare.close, alone.aclose, under.aclose]
+        _rows("pyreqwest", bare_pyreqwest, PyreqwestSender, base, made, closing)
+        closing.append(bare.close)
     if only in ("", "aiohttp"):
         import aiohttp
 
@@ -93,13 +106,8 @@ async def contenders(base: str, only: str) -> tuple[dict[str, Call], list[Call]]
             async with session.post(url, data=request_body(), headers=HEADERS) as reply:
                 return json.loads(await reply.read())
 
-        alone_aio, under_aio = AiohttpSender(), AiohttpSender()
-        made["aiohttp bare"] = bare_aiohttp
-        made["aiohttp sender"] = through(alone_aio, url)
-        made["aiohttp client"] = functools.partial(
-            client_for(base, [KEY], sender=under_aio).complete, MESSAGES
-        )
-        closing += [session.close, alone_aio.aclose, under_aio.aclose]
+        _rows("aiohttp", bare_aiohttp, AiohttpSender, base, made, closing)
+        closing.append(session.close)
     made["client, in memory"] = functools.partial(
         client_for(base, [KEY], sender=InMemorySender(True)).complete, MESSAGES
     )
