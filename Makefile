@@ -77,6 +77,7 @@ bench: $(BENCH)
 	$(PY) benchmarks/transport_work_count.py
 	$(PY) benchmarks/continuation.py
 	$(PY) benchmarks/bare_clients.py
+	$(PY) benchmarks/sender_share.py
 	$(PY) benchmarks/litellm_compare.py
 
 # A chaos soak (SOAK_REQUESTS=20000 per run by default): every bad column must print 0.
