@@ -154,12 +154,25 @@ def _plain_encoding(response: Any) -> str | None:
 
 async def _decoded(pieces: AsyncIterator[bytes], encoding: str) -> AsyncIterator[str]:
     """``pieces`` decoded as ``aiter_text`` decodes them (errors replaced; no empty text)."""
-    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    # UTF-8 pieces that end on a character's end decode alike whole (in C); the
+    # incremental decoder takes over from the first that does not, or is not UTF-8
+    utf8 = codecs.lookup(encoding).name == "utf-8"
+    decoder: codecs.IncrementalDecoder | None = None
     try:
         async for piece in pieces:
-            if text := decoder.decode(piece):
+            if decoder is None and utf8:
+                try:
+                    text = piece.decode()
+                except UnicodeDecodeError:
+                    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+                    text = decoder.decode(piece)
+            else:
+                if decoder is None:
+                    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+                text = decoder.decode(piece)
+            if text:
                 yield text
-        if text := decoder.decode(b"", True):
+        if decoder is not None and (text := decoder.decode(b"", True)):
             yield text
     finally:
         await pieces.aclose()  # type: ignore[attr-defined]
