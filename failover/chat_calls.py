@@ -11,6 +11,7 @@ or opens its stream and reads the first chunk before anything is handed on
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 import types
@@ -425,12 +426,24 @@ async def _drain(rest: AsyncIterator[Any]) -> bool:
     whether the body's end came within it.
 
     A reply closed before its body's end is read closes its connection instead of going
-    back to the pool: every stream would pay a new connection (a TLS handshake).
+    back to the pool: every stream would pay a new connection (a TLS handshake). The end
+    is usually there already: each read is run at once, and the moment's timer is set only
+    when one has to wait (inside the scope entered first, so that scopes the read enters
+    nest in it).
     """
-    with cancel_scope(_loop_time() + DRAIN_SECONDS):
-        async for _ in rest:
-            pass
-        return True
+    with cancel_scope() as scope:  # no deadline, no timer, until a read waits
+        try:
+            while True:
+                step = rest.__anext__().__await__()
+                try:
+                    waiting = step.send(None)
+                except StopIteration:  # a piece, read at once: read on
+                    continue
+                if scope.deadline == math.inf:
+                    scope.deadline = _loop_time() + DRAIN_SECONDS
+                await _resumed(step, waiting)
+        except StopAsyncIteration:  # the body's end
+            return True
     return False
 
 
@@ -479,10 +492,12 @@ async def close_opened(opened: Any) -> None:
 
 
 @types.coroutine
-def _resumed(coroutine: Coroutine[Any, Any, None], yielded: Any) -> Generator[Any, Any, None]:
-    """Await the rest of ``coroutine``, which yielded ``yielded`` when its caller sent it
-    its first ``None`` itself: ``yield from`` by hand (what is sent or thrown in goes on
-    to it)."""
+def _resumed(
+    coroutine: Coroutine[Any, Any, Any] | Generator[Any, Any, Any], yielded: Any
+) -> Generator[Any, Any, None]:
+    """Await the rest of ``coroutine`` (or an awaitable's ``__await__``), which yielded
+    ``yielded`` when its caller sent it its first ``None`` itself: ``yield from`` by hand
+    (what is sent or thrown in goes on to it)."""
     try:
         while True:
             try:

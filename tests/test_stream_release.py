@@ -155,13 +155,14 @@ async def test_close_opened_releases_a_stream_left_early_in_a_task_of_its_own() 
     assert len(exits) == 1 and exits[0] is not asyncio.current_task()
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 @pytest.mark.parametrize("deadline", [None, 30.0])
 async def test_a_body_left_open_after_its_terminator_ends_the_stream_all_the_same(
-    deadline: float | None,
+    deadline: float | None, anyio_backend: str
 ) -> None:
     async def body() -> AsyncIterator[bytes]:
         yield BODY.encode()
-        await asyncio.sleep(3600)  # the server keeps the body open after [DONE]
+        await anyio.sleep(3600)  # the server keeps the body open after [DONE]
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
@@ -203,3 +204,38 @@ async def test_the_deadline_bounds_a_read_that_waits_mid_stream(anyio_backend: s
     assert texts == ["Hel"]
     assert isinstance(raised.value.error, ProviderTimeoutError)
     assert "deadline" in str(raised.value.error)
+
+
+class _LateEnd(_Reply):
+    """A reply whose body's end comes ``after`` seconds after its text (never: ``None``),
+    with ``more`` pieces of text past the terminator first."""
+
+    def __init__(self, after: float | None, more: int = 0) -> None:
+        super().__init__(BODY)
+        self._after = after
+        self._more = more
+
+    async def aiter_text(self) -> AsyncIterator[str]:
+        yield self._body
+        for _ in range(self._more):
+            yield ": a comment past the terminator\n\n"
+        if self._after != 0.0:
+            with anyio.CancelScope():  # a scope of the body's own around its wait (httpcore's)
+                await anyio.sleep(3600 if self._after is None else self._after)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+@pytest.mark.parametrize(
+    ("after", "more", "ended"),
+    [(0.0, 0, True), (0.0, 2, True), (0.01, 1, True), (None, 1, False)],
+)
+async def test_a_reader_reads_on_to_the_bodys_end_for_a_moment_only(
+    after: float | None, more: int, ended: bool, anyio_backend: str
+) -> None:
+    reader = ChunkReader(get_adapter("openai"), _LateEnd(after, more))  # type: ignore[arg-type]
+    read = []
+    with anyio.fail_after(10):
+        while (chunk := await reader.next()) is not None:
+            read.append(chunk)
+    assert "".join(c.text for c in read) == "Hello" and read[-1].finish_reason == "stop"
+    assert reader._ended is ended  # the body's end read (the reply may go back to its pool)
