@@ -34,17 +34,18 @@ Anthropic's Messages shapes) runs in its own process, so its CPU is not counted.
 
 Where the time goes (``benchmarks/transport_work_count.py`` counts it in opcodes, free of
 this VM's drift). The openai SDK alone runs ~47,000 Python opcodes and ~2,500 function
-calls a chat call; the transport adds ~4,100 to a same-wire call (its own ~3,650: the SDK
-request's headers read in one pass, the key written into a copy of them, the reply's
-JSON checked and its headers shown in place; the engine's ~1,300) and ~6,700 to a
-cross-wire one, less than the ~8,800 of a whole ``ResilientClient`` call. Per opcode the
-transport's code is dearer than the SDK's in CPU time (it runs once a request, cache-
-cold), so the CPU ratios stay above the opcode ones. A translated stream costs the SDK
-~29,000 opcodes more than the upstream's own stream does: each event reaches it as its
-own piece (the upstream's come in one read) and carries every field OpenAI sends (id,
-model, created, service_tier, logprobs), where benchmarks/upstream.py's chunks carry
-``choices`` alone; so "the SDK's own share" measured on that upstream understates what
-the SDK spends on a translated stream.
+calls a chat call; the transport adds ~3,400 to a same-wire call (its own ~2,900, of which
+~860 the SDK then spares: the reply's body read once, by the transport; the per-request
+cancel scope that lets ``aclose()`` end it, ~450, the largest piece; headers read and
+written through httpx's own list; the engine's ~1,300) and ~5,700 to a cross-wire one,
+less than the ~8,650 of a whole ``ResilientClient`` call. Per opcode the transport's code
+is dearer than the SDK's in CPU time (it runs once a request, cache-cold), so the CPU
+ratios stay above the opcode ones. A translated stream costs the SDK ~27,000 opcodes more
+than the upstream's own stream does: every chunk carries every field OpenAI sends (id,
+model, created, service_tier, system_fingerprint, logprobs; ~7,000 of them for the last
+three alone), where benchmarks/upstream.py's chunks carry ``choices`` alone; so "the SDK's
+own share" measured on that upstream understates what the SDK spends on a translated
+stream. (Chunks the transport reads together reach the SDK in one piece.)
 
 ``failover.testing.Simulator`` is not the upstream: it runs on this process's event loop,
 so its work would be counted with the clients' (measured interleaved, it added ~500 µs of
