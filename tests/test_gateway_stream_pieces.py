@@ -150,3 +150,16 @@ async def test_an_error_among_chunks_read_together_comes_after_the_text_before_i
     assert texts == TEXTS
     assert upstream.keys == ["sk-ant-pieces-0000000002"]
     assert manager.get_profile("an").failure_count == 1  # the break counts against its key
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", 'we"ird\\name\u00e9\n\u2028'])
+def test_each_chunk_carries_its_head_as_json_whatever_the_models_name(model: str) -> None:
+    from failover.gateway.encode_chat import ChatStream
+    from failover.providers.base import StreamChunk
+
+    encoder = ChatStream(model=model)
+    for line in encoder.feed(StreamChunk("hi")).decode().split("\n\n")[:-1]:
+        chunk = json.loads(line.removeprefix("data: "))
+        assert chunk["model"] == model and chunk["object"] == "chat.completion.chunk"
+        assert chunk["id"].startswith("chatcmpl-") and isinstance(chunk["created"], int)
+        assert (chunk["service_tier"], chunk["system_fingerprint"]) == ("default", None)
