@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
+import httpx2
 import pytest
 
+from failover import AuthProfile, ResilientTransport
 from failover._secrets import KeyScrubber
 from failover.errors import MalformedResponseError
 from failover.transport_guard import _TerminatorWatch, endpoint_of
+from tests.conftest import BOTH_BACKENDS
 
 KEY = "sk-proj-watch-key-000000000001"
 
@@ -170,3 +175,53 @@ def test_bytes_that_are_not_utf8_fail_the_stream() -> None:
     watch = _watch("/v1/chat/completions", [], shortcut=True)
     with pytest.raises(MalformedResponseError, match="not UTF-8"):
         watch.feed(b'data: {"choices": [{"delta": {"content": "\xff"}}]}\n\n')
+
+
+# -- a stream read in many pieces, each within the idle timeout --------------------------
+
+anyio_backend = BOTH_BACKENDS
+
+
+class _Spaced(httpx2.AsyncByteStream):
+    """An OpenAI stream whose events come one read each, the fourth ``gap`` seconds after
+    the third (the others at once, or as far apart if closer)."""
+
+    def __init__(self, gap: float) -> None:
+        self.gap = gap
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for number, event in enumerate(_CHAT_STREAMS["whole"]):
+            await anyio.sleep(self.gap if number == 3 else min(self.gap, 0.01))
+            yield (event + "\n\n").encode()
+
+
+class _Upstream(httpx2.AsyncBaseTransport):
+    def __init__(self, gap: float) -> None:
+        self.gap = gap
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        headers = [("content-type", "text/event-stream")]
+        return httpx2.Response(200, headers=headers, stream=_Spaced(self.gap))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("gap", "idle", "passes"), [(0.05, 2.0, True), (0.4, 0.15, False)])
+async def test_each_read_is_bounded_by_the_idle_time_left_and_no_less(
+    gap: float, idle: float, passes: bool
+) -> None:
+    profiles = [AuthProfile("a", "openai", KEY, base_url="http://127.0.0.1:9/v1")]
+    transport = ResilientTransport(
+        profiles, provider="openai", inner=_Upstream(gap), stream_idle_timeout=idle
+    )
+    body = {"model": "gpt-4o-mini", "messages": [], "stream": True}
+    async with httpx2.AsyncClient(transport=transport) as client:
+        request = client.build_request("POST", "http://127.0.0.1:9/v1/chat/completions", json=body)
+        response = await client.send(request, stream=True)
+        if passes:  # every read within the time left: no timeout
+            read = b"".join([piece async for piece in response.aiter_bytes()])
+            assert read == _body(_CHAT_STREAMS["whole"], "\n")
+        else:  # the fourth read, past it
+            with pytest.raises(httpx2.ReadTimeout):
+                await response.aread()
+        await response.aclose()
+    await transport.aclose()
