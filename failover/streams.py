@@ -163,14 +163,14 @@ class CompletionStream(AsyncClosing):
         if buffered is not None:
             try:
                 chunk = buffered()
-            except ProviderError as error:  # an error event: the loop sees it
+            except BaseException as error:  # an error event (or worse): the loop sees it
                 return await self._anext((error,))
             if chunk is not None:
                 self._assembled.add_delta(chunk)  # a delta, and the reader reads on
                 return chunk
         return await self._anext()
 
-    async def _anext(self, read: tuple[Exception] | None = None) -> StreamChunk:
+    async def _anext(self, read: tuple[BaseException] | None = None) -> StreamChunk:
         """:meth:`__anext__` beyond a chunk read already; ``read``: the error reading one
         raised, taken as the loop's first read."""
         if self._finished:
@@ -212,7 +212,7 @@ class CompletionStream(AsyncClosing):
         return chunk
 
     async def _next_chunk(
-        self, read: tuple[StreamChunk | Exception | None] | None = None
+        self, read: tuple[StreamChunk | BaseException | None] | None = None
     ) -> StreamChunk | None:
         """The next chunk; ``read``: what reading the current reader once gave (a chunk,
         ``None`` or the error it raised), taken as the loop's first read."""
@@ -234,7 +234,7 @@ class CompletionStream(AsyncClosing):
             try:
                 if read is not None:
                     (outcome,), read = read, None
-                    if isinstance(outcome, Exception):
+                    if isinstance(outcome, BaseException):
                         raise outcome
                     chunk = outcome
                 else:

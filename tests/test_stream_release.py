@@ -239,3 +239,32 @@ async def test_a_reader_reads_on_to_the_bodys_end_for_a_moment_only(
             read.append(chunk)
     assert "".join(c.text for c in read) == "Hello" and read[-1].finish_reason == "stop"
     assert reader._ended is ended  # the body's end read (the reply may go back to its pool)
+
+
+async def test_a_parser_that_fails_mid_stream_releases_the_stream(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parser = type(get_adapter("openai").stream_parser())
+    feed = parser.feed
+    fed: list[str] = []
+
+    def failing(self: Any, event: str, data: str) -> Any:
+        fed.append(data)
+        if len(fed) == 2:  # the second chunk, read among what was read already
+            raise RuntimeError("a parser's own bug")
+        return feed(self, event, data)
+
+    monkeypatch.setattr(parser, "feed", failing)
+    sender = _SlowReleaseSender(0.0)
+    client = _client(sender)
+    texts: list[str] = []
+
+    async def read() -> None:
+        async for chunk in client.stream(MESSAGES):  # no async with: the stream ends itself
+            texts.append(chunk.text)
+
+    with pytest.raises(RuntimeError, match="own bug"):
+        await read()
+    assert texts == ["Hel"]
+    assert sender.released == 1
+    await client.aclose()
