@@ -322,11 +322,12 @@ class IOSender:
     ) -> _Exchange:
         """Send ``request`` on entering; yield its reply, body unread; close it on exit."""
         timeouts = dict(self._timeout)
-        bounds = {"connect": timeout, "write": timeout, "pool": timeout, "read": read_timeout}
-        for name, bound in bounds.items():
-            if bound is not None and not math.isinf(bound):
-                current = timeouts.get(name)
-                timeouts[name] = bound if current is None else min(current, bound)
+        if read_timeout is not None or not math.isinf(timeout):  # else: nothing to bound
+            bounds = {"connect": timeout, "write": timeout, "pool": timeout, "read": read_timeout}
+            for name, bound in bounds.items():
+                if bound is not None and not math.isinf(bound):
+                    current = timeouts.get(name)
+                    timeouts[name] = bound if current is None else min(current, bound)
         built = _built(self._library, request, {"timeout": timeouts})
         return _Exchange(self._io, built)
 
