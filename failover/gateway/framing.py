@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from failover.gateway.types import invalid_request
@@ -35,10 +35,31 @@ _FAIR = len(_ALPHANUMERIC) * (256 // len(_ALPHANUMERIC))
 _ALPHANUMERIC_TABLE = bytes(ord(_ALPHANUMERIC[byte % len(_ALPHANUMERIC)]) for byte in range(256))
 _UNFAIR = bytes(range(_FAIR, 256))
 
-encode_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+def _encoder(key_separator: str) -> Callable[[Any], str]:
+    """``json.JSONEncoder(ensure_ascii=False, separators=(",", key_separator)).encode``:
+    its C encoder called straight (as ``encode`` calls it, circular references checked),
+    without ``encode``'s and ``iterencode``'s Python frames; that ``encode`` itself where
+    json has no C encoder."""
+    encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", key_separator))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return encoder.encode
+    default, text = encoder.default, json.encoder.encode_basestring
+
+    def encode(value: Any) -> str:
+        if isinstance(value, str):
+            return text(value)
+        scan = make({}, default, text, None, key_separator, ",", False, False, True)
+        return "".join(scan(value, 0))
+
+    return encode
+
+
+encode_compact = _encoder(":")
 """JSON text, compact, non-ASCII kept as is (one encoder made once: ``json.dumps`` with
 options builds a new one per call)."""
-encode_gemini = json.JSONEncoder(ensure_ascii=False, separators=(",", ": ")).encode
+encode_gemini = _encoder(": ")
 """JSON text as Gemini's stream events carry it: ``": "`` after keys."""
 
 
