@@ -115,6 +115,26 @@ def _deadlines_of(loop: Any) -> _Deadlines:
     return deadlines
 
 
+def _bind_asyncio() -> Any:
+    """Bind :func:`_running_loop` and :func:`_task_of` to asyncio's own (C) functions, on
+    first use (``import failover`` does not import asyncio); return the running loop."""
+    global _running_loop, _task_of
+    import asyncio
+
+    if sys.version_info >= (3, 12):
+        _task_of = asyncio.current_task  # in C, taking the loop
+    else:  # asyncio.current_task is Python code here: read its map of loops to tasks
+        _task_of = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
+    _running_loop = asyncio._get_running_loop
+    return _running_loop()
+
+
+_running_loop: Callable[[], Any] = _bind_asyncio
+"""The running asyncio loop, or ``None`` (asyncio's ``_get_running_loop`` once bound)."""
+_task_of: Callable[[Any], Any]
+"""The task running on a loop, or ``None`` (bound with :data:`_running_loop`)."""
+
+
 class AsyncioTimeout:
     """``asyncio.timeout`` as a plain context manager: raises TimeoutError after ``seconds``.
 
@@ -134,14 +154,11 @@ class AsyncioTimeout:
         self._expired = False
 
     def __enter__(self) -> None:
-        import asyncio
-
-        task = asyncio.current_task()
-        if task is None:
+        loop = _running_loop()
+        if loop is None or (task := _task_of(loop)) is None:
             raise RuntimeError("AsyncioTimeout needs a running asyncio task")
         self._task = task
-        self._cancelling = task.cancelling()  # type: ignore[attr-defined]  # 3.11+
-        loop = task.get_loop()
+        self._cancelling = task.cancelling()
         deadlines = _latest[0]  # read once (threads): it refers to its loop weakly
         if deadlines is None or deadlines.loop() is not loop:
             deadlines = _deadlines_of(loop)
@@ -162,7 +179,7 @@ class AsyncioTimeout:
         if self._expired:
             import asyncio
 
-            left = self._task.uncancel()  # type: ignore[attr-defined]  # 3.11+
+            left = self._task.uncancel()  # 3.11+
             if left <= self._cancelling and exc_type is asyncio.CancelledError:
                 raise TimeoutError from exc
 

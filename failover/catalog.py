@@ -120,8 +120,16 @@ class ModelEntry(_Key):
         (their implicit caching charges a write as plain input; Claude's entries carry
         their own write price). Only an unknown input or output price makes it ``None``.
         """
-        total = 0.0
         # unrolled: this runs once per successful request
+        cost_input, cost_output = self.cost_input, self.cost_output
+        if (
+            cost_input is not None
+            and cost_output is not None
+            and not usage.cache_read_tokens
+            and not usage.cache_write_tokens
+        ):  # the usual case: both prices known, nothing cached
+            return (usage.input_tokens * cost_input + usage.output_tokens * cost_output) / 1e6
+        total = 0.0
         if tokens := usage.input_tokens:
             if (price := self.cost_input) is None:
                 return None
