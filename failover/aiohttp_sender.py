@@ -144,6 +144,12 @@ class _Exchange:
     ) -> None:
         self._response.release()  # entered: the response is there
 
+    @property
+    def exits_at_once(self) -> bool:
+        """Whether leaving waits for nothing (see ``failover.http.Sender``): aiohttp's
+        release never does."""
+        return True
+
     async def aread(self) -> bytes:
         try:
             return await self._response.read()

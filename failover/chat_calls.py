@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 from httpx_sse import ServerSentEvent
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
-from failover._tasks import cancel_scope, finish_even_if_cancelled, running_on_trio
+from failover._tasks import cancel_scope, finish_even_if_cancelled
 from failover.catalog import TokenUsage
 from failover.engine import _loop_time
 from failover.errors import ConfigError, MalformedResponseError, did_you_mean
@@ -469,10 +469,12 @@ def _parsed(
 async def close_opened(opened: Any) -> None:
     """Stop reading an opened stream and release its connection, even when cancelled.
 
-    A stream read to its body's end (the usual one) has little left to release, often
-    nothing to wait for (httpx has closed the reply as its body ended): on asyncio its
-    release is run at once, and only when it has to wait does the rest go to a task of its
-    own, as every other release does, that the caller's cancellation cannot cut short.
+    A stream read to its body's end (the usual one) often has nothing left to wait for
+    (httpx has closed the reply as its body ended): when its sender says so
+    (``exits_at_once``, see :class:`~failover.http.Sender`) it is closed in place; any
+    other release runs whole in a task of its own, which the caller's cancellation cannot
+    cut short (a release is never moved between tasks: what it enters, a timeout or a
+    shielded scope, belongs to the task that entered it).
     """
     opener, reader = opened[0], opened[1]
 
@@ -480,13 +482,8 @@ async def close_opened(opened: Any) -> None:
         await reader.aclose()
         await opener.__aexit__(None, None, None)
 
-    if type(reader) is ChunkReader and reader._ended and not running_on_trio():
-        closing = close()
-        try:
-            waiting = closing.send(None)
-        except StopIteration:  # released without waiting: nothing a cancellation can cut
-            return
-        await finish_even_if_cancelled(partial(_resumed, closing, waiting))
+    if type(reader) is ChunkReader and reader._ended and getattr(opener, "exits_at_once", False):
+        await close()  # nothing in it waits: no task, no shield
         return
     await finish_even_if_cancelled(close)
 

@@ -78,6 +78,11 @@ class Sender(Protocol):
     A sender whose I/O is written for asyncio's own cancellation (a plain ``task.cancel()``
     anywhere is safe: aiohttp) may set ``asyncio_cancel_safe = True``; the engine then
     bounds its attempts with asyncio's cheaper timer instead of anyio's cancel scope.
+
+    What ``open`` returns may tell, as ``exits_at_once``, that leaving it now waits for
+    nothing (its reply released already, or released without waiting): a stream read to
+    its end then leaves it in place. Without it, every release runs in a task of its own
+    that the caller's cancellation cannot cut short.
     """
 
     def open(
@@ -215,6 +220,12 @@ class _Exchange:
             raise ProviderConnectionError(f"{type(exc).__name__}: {exc}") from exc
         self._response = response
         return _TranslatingReply(response, errors)
+
+    @property
+    def exits_at_once(self) -> bool:
+        """Whether leaving waits for nothing (see :class:`Sender`): no reply, or one httpx
+        has closed already (read to its end)."""
+        return self._response is None or bool(self._response.is_closed)
 
     async def __aexit__(
         self,

@@ -198,6 +198,12 @@ class _Exchange:
         if streamed is not None:  # a body left unread drops its connection, in Rust
             await _kept(streamed.__aexit__(exc_type, exc, traceback))
 
+    @property
+    def exits_at_once(self) -> bool:
+        """Whether leaving waits for nothing (see ``failover.http.Sender``): a whole reply's
+        (read in Rust already); a stream's release is pyreqwest's own, awaited."""
+        return self._streamed is None
+
     async def aread(self) -> bytes:
         try:
             if self._read_timeout is None:  # read already, in Rust: done at its first step

@@ -1,8 +1,8 @@
 """A stream read to its end is released at once, and still in full when its release waits.
 
 ``close_opened`` runs the release of a stream whose body was read to its end without a task
-of its own when nothing in it waits (httpx has closed the reply already); a sender whose
-release does wait gets the rest of it run as every other release is, in a task the caller's
+of its own when its sender says nothing in it waits (``exits_at_once``: httpx has closed the
+reply already); any other release runs whole as every release does, in a task the caller's
 cancellation cannot cut short.
 """
 
@@ -128,18 +128,26 @@ async def test_a_release_that_waits_ends_even_when_the_reader_is_cancelled_meanw
     await client.aclose()
 
 
-async def test_close_opened_releases_a_stream_read_to_its_end_without_a_task() -> None:
+@pytest.mark.parametrize("exits_at_once", [True, False])
+async def test_close_opened_releases_a_stream_read_to_its_end_in_place_when_nothing_waits(
+    exits_at_once: bool,
+) -> None:
     exits: list[asyncio.Task[Any] | None] = []
 
     class Opener:
         async def __aexit__(self, *exc: object) -> None:
             exits.append(asyncio.current_task())
 
+    opener = Opener()
+    if exits_at_once:  # the sender says leaving waits for nothing
+        opener.exits_at_once = True  # type: ignore[attr-defined]
     reader = ChunkReader(get_adapter("openai"), _Reply(BODY))  # type: ignore[arg-type]
     while await reader.next() is not None:
         pass
-    await close_opened((Opener(), reader))
-    assert exits == [asyncio.current_task()]  # run here: the body had ended
+    await close_opened((opener, reader))
+    assert len(exits) == 1
+    # run here only when the sender says so (the body had ended); else in a task of its own
+    assert (exits[0] is asyncio.current_task()) is exits_at_once
 
 
 async def test_close_opened_releases_a_stream_left_early_in_a_task_of_its_own() -> None:
