@@ -24,6 +24,7 @@ import asyncio
 import codecs
 import functools
 import importlib
+import math
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import ModuleType, TracebackType
@@ -139,7 +140,14 @@ class HttpxSender:
 
     def _timeout(self, timeout: float, read_timeout: float | None) -> dict[str, float | None]:
         """The httpx timeout for these bounds, as a request's ``timeout`` extension (what
-        ``build_request`` would make of an ``httpx.Timeout`` on every request)."""
+        ``build_request`` would make of an ``httpx.Timeout`` on every request).
+
+        An attempt bounded by a request's deadline gets what is left of it, a new value
+        each time: it is rounded down to a sixteenth of a second, so that such bounds share
+        a few extensions (the attempt's own scope keeps the exact bound).
+        """
+        if _TIMEOUT_GRID < timeout < math.inf:
+            timeout = math.floor(timeout / _TIMEOUT_GRID) * _TIMEOUT_GRID
         return cast("dict[str, float | None]", _httpx_timeout(self._library, timeout, read_timeout))
 
     def open(
@@ -151,6 +159,9 @@ class HttpxSender:
 
 _POOL_SHARE = 0.9
 """The share of an attempt's time that may go to waiting for a free pooled connection."""
+
+_TIMEOUT_GRID = 1 / 16
+"""What an attempt's bound is rounded down to in httpx's timeouts (seconds)."""
 
 
 @functools.lru_cache(maxsize=64)  # deadlines make many distinct values: stay small

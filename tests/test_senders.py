@@ -67,3 +67,31 @@ async def test_plain_replies_leave_their_connection_in_the_pool(sim: Simulator) 
             assert (await client.complete(ASK)).text
         await client.aclose()
     assert transport.connections == 1
+
+
+async def test_attempts_bounded_by_a_deadline_reuse_a_few_httpx_timeouts_within_their_bound() -> (
+    None
+):
+    seen: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        return httpx.Response(
+            200,
+            json={
+                "choices": [{"message": {"role": "assistant", "content": "hi"}}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1},
+            },
+        )
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    profile = AuthProfile("k0", "openai", KEYS["openai"][0], base_url="http://127.0.0.1:9/v1")
+    client = ResilientClient(["openai/gpt-4o-mini"], [profile], http_client=http, deadline=30.0)
+    for _ in range(40):
+        await client.complete(ASK)
+    await client.aclose()
+    await http.aclose()
+    # what is left of the deadline, rounded down a little: never beyond it, nor far below
+    assert all(30.0 - 1.0 < made["connect"] <= 30.0 for made in seen)
+    assert all(made["pool"] < made["connect"] for made in seen)
+    assert len({id(made) for made in seen}) <= 3  # one extension for many requests
