@@ -345,8 +345,9 @@ def _url(library: ModuleType, text: str) -> tuple[Any, tuple[str, Any] | None]:
 
 
 _target = functools.lru_cache(maxsize=64)(_url)
-""":func:`_url`, kept for URLs without a query (an adapter's endpoints: a few; a query may
-hold a key, so those are parsed each time). URLs are immutable: one serves every request."""
+""":func:`_url`, kept for URLs without a query nor credentials (an adapter's endpoints: a
+few; a query or a ``user:password@`` may hold a key, so those are parsed each time, never
+kept). URLs are immutable: one serves every request."""
 
 
 def _built(library: ModuleType, request: HttpRequest, extensions: dict[str, Any]) -> Any:
@@ -355,7 +356,9 @@ def _built(library: ModuleType, request: HttpRequest, extensions: dict[str, Any]
     rather than set one by one and normalised twice (the better part of building it)."""
     headers, body = request.headers, request.body
     url, host = (
-        _target(library, request.url) if "?" not in request.url else _url(library, request.url)
+        _url(library, request.url)
+        if "?" in request.url or "@" in request.url
+        else _target(library, request.url)
     )
     if not body or not host or not _SET_BY_LIBRARY.isdisjoint(map(str.lower, headers)):
         return library.Request(
