@@ -68,6 +68,7 @@ from failover.routing import (
     Strategy,
     strategy_named,
 )
+from failover.store.base import Store
 
 __all__ = ["AttemptContext", "Engine", "HookMethods", "ModelHealth", "RequestState"]
 
@@ -172,6 +173,8 @@ class Engine(Gates, Announcements):
         # admission's and sessions' bookkeeping must finish even under cancellation: a
         # shared store's waits on Redis are shielded; an in-process one's never suspend
         self._shared = manager.store.shared
+        # a store that keeps Store's own ``ready`` (always True) needs no question per request
+        self._always_ready = type(manager.store).ready is Store.ready
 
     @property
     def deadline(self) -> float | None:
@@ -342,7 +345,8 @@ class Engine(Gates, Announcements):
         attempt: Callable[[AttemptContext], Awaitable[T]],
     ) -> tuple[T, ModelEntry, AuthProfile]:
         """The loop: each candidate in turn, then a pause, until one succeeds or none is left."""
-        if not self.manager.ready:  # a new process: first take in what the others stored
+        if not self._always_ready and not self.manager.ready:  # a new process: first take
+            # in what the others stored
             await self.manager.wait_ready()
         if state.session is not None and isinstance(plan, Plan):
             plan.pin = await self._pin_of(state.session)

@@ -165,7 +165,10 @@ class Plan:
             self._phase = _WALK
             planner = self.planner
             state = self.state
-            order = self._order = planner.order(self.steps, state.estimated_usage)
+            seen, order = planner._plain  # planner.order's steps made once, without its call
+            if self.steps is not seen:
+                order = planner.order(self.steps, state.estimated_usage)
+            self._order = order
             self._position = 0
             if order:
                 first: ModelEntry = order[0][1]
