@@ -143,11 +143,13 @@ class HttpxSender:
         ``build_request`` would make of an ``httpx.Timeout`` on every request).
 
         An attempt bounded by a request's deadline gets what is left of it, a new value
-        each time: it is rounded down to a sixteenth of a second, so that such bounds share
-        a few extensions (the attempt's own scope keeps the exact bound).
+        each time: from a second up it is rounded up to a sixteenth of a second, so that
+        such bounds share a few extensions. The attempt's own scope, which ends at the
+        exact bound, still comes first; the pool's wait (``_POOL_SHARE`` of the rounded
+        bound) still ends before it.
         """
-        if _TIMEOUT_GRID < timeout < math.inf:
-            timeout = math.floor(timeout / _TIMEOUT_GRID) * _TIMEOUT_GRID
+        if 1.0 <= timeout < math.inf:
+            timeout = math.ceil(timeout / _TIMEOUT_GRID) * _TIMEOUT_GRID
         return cast("dict[str, float | None]", _httpx_timeout(self._library, timeout, read_timeout))
 
     def open(
@@ -161,7 +163,8 @@ _POOL_SHARE = 0.9
 """The share of an attempt's time that may go to waiting for a free pooled connection."""
 
 _TIMEOUT_GRID = 1 / 16
-"""What an attempt's bound is rounded down to in httpx's timeouts (seconds)."""
+"""What an attempt's bound of a second or more is rounded up to in httpx's timeouts
+(seconds): ``_POOL_SHARE`` of it is still below the bound itself."""
 
 
 @functools.lru_cache(maxsize=64)  # deadlines make many distinct values: stay small
