@@ -344,6 +344,12 @@ def _url(library: ModuleType, text: str) -> tuple[Any, tuple[str, Any] | None]:
     return url, ("Host", netloc.decode("ascii") if netloc.isascii() else netloc)
 
 
+def _may_hold_key(url: str) -> bool:
+    """Whether ``url`` has a query or credentials (``user:password@host``), where a key may
+    be: such a URL is never kept. An ``@`` in the path (a Vertex model version) is not one."""
+    return "?" in url or ("@" in url and "@" in url.partition("://")[2].partition("/")[0])
+
+
 _target = functools.lru_cache(maxsize=64)(_url)
 """:func:`_url`, kept for URLs without a query nor credentials (an adapter's endpoints: a
 few; a query or a ``user:password@`` may hold a key, so those are parsed each time, never
@@ -356,9 +362,7 @@ def _built(library: ModuleType, request: HttpRequest, extensions: dict[str, Any]
     rather than set one by one and normalised twice (the better part of building it)."""
     headers, body = request.headers, request.body
     url, host = (
-        _url(library, request.url)
-        if "?" in request.url or "@" in request.url
-        else _target(library, request.url)
+        _url(library, request.url) if _may_hold_key(request.url) else _target(library, request.url)
     )
     if not body or not host or not _SET_BY_LIBRARY.isdisjoint(map(str.lower, headers)):
         return library.Request(
