@@ -83,12 +83,7 @@ class ChatStream:
         }
         self._include_usage = include_usage
         # every chunk is this prefix, the delta's JSON and a suffix: built once per stream
-        # encode_compact(self._head) without the closing brace, the model alone encoded
-        head = (
-            f'{{"id":"{self._head["id"]}","object":"chat.completion.chunk",'
-            f'"created":{self._head["created"]},"model":{encode_compact(model)},'
-            '"service_tier":"default","system_fingerprint":null'
-        )
+        head = encode_compact(self._head)[:-1]  # the head's fields, without the closing brace
         self._prefix = f'data: {head},"choices":[{{"index":0,"delta":'.encode()
         self._tail = ',"usage":null}\n\n' if include_usage else "}\n\n"
         self._suffix = f',"logprobs":null,"finish_reason":null}}]{self._tail}'.encode()
