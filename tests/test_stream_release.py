@@ -58,7 +58,10 @@ class _Reply:
 
 
 class _Exchange:
-    """A reply whose release, once entered, waits ``wait`` seconds before it is done."""
+    """A reply whose release, once entered, waits ``wait`` seconds before it is done:
+    plainly, inside a timeout of its own (``within="its own timeout"``, a graceful close
+    bounded by a timer) or shielded from cancellation (``within="a shield"``, as httpcore's
+    release is). What it enters belongs to the task that entered it."""
 
     def __init__(self, sender: _SlowReleaseSender) -> None:
         self._sender = sender
@@ -69,17 +72,29 @@ class _Exchange:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._sender.releasing.set()
-        if self._sender.wait:
-            await asyncio.sleep(self._sender.wait)
-        self._sender.released += 1
+        sender = self._sender
+        sender.releasing.set()
+        if sender.within == "its own timeout":
+            try:
+                async with asyncio.timeout(sender.wait / 2):
+                    await asyncio.sleep(sender.wait)
+            except TimeoutError:
+                sender.timed_out += 1
+        elif sender.within == "a shield":
+            with anyio.CancelScope(shield=True):
+                await asyncio.sleep(sender.wait)
+        elif sender.wait:
+            await asyncio.sleep(sender.wait)
+        sender.released += 1
 
 
 class _SlowReleaseSender:
-    def __init__(self, wait: float) -> None:
+    def __init__(self, wait: float, within: str = "") -> None:
         self.wait = wait
+        self.within = within
         self.releasing = asyncio.Event()
         self.released = 0
+        self.timed_out = 0
 
     def open(
         self, request: HttpRequest, timeout: float, *, read_timeout: float | None = None
@@ -107,6 +122,21 @@ async def test_a_stream_read_to_its_end_is_released_whether_or_not_its_release_w
     assert "".join(texts) == "Hello" and stream.finish_reason == "stop"
     assert stream.usage is not None and stream.usage.output_tokens == 2
     assert sender.released == 1
+
+
+@pytest.mark.skipif(not hasattr(asyncio, "timeout"), reason="asyncio.timeout: Python 3.11+")
+@pytest.mark.parametrize("within", ["its own timeout", "a shield"])
+async def test_a_release_that_waits_inside_what_it_entered_finishes_and_the_stream_ends_well(
+    within: str,
+) -> None:
+    sender = _SlowReleaseSender(0.02, within)
+    client = _client(sender)
+    async with client.stream(MESSAGES) as stream:
+        texts = [chunk.text async for chunk in stream]
+    await client.aclose()
+    assert "".join(texts) == "Hello"
+    assert sender.released == 1
+    assert sender.timed_out == (1 if within == "its own timeout" else 0)
 
 
 async def test_a_release_that_waits_ends_even_when_the_reader_is_cancelled_meanwhile() -> None:
