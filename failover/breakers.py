@@ -221,12 +221,7 @@ class Breakers:
         """:meth:`outcome` for a success (the usual case, made short: a closed breaker
         whose newest bucket takes it); return True when it closed the breaker."""
         key = (profile.provider, profile.base_url, model)
-        known = self.known  # _used, inline: the breaker moved last (the most recently used)
-        breaker = known.pop(key, None)
-        if breaker is None:
-            breaker = self._new(key)
-        else:
-            known[key] = breaker
+        breaker = self._used(key)
         if now < breaker.fresh_until and config.breaker_window == breaker.fresh_window:
             breaker.total += 1  # Breaker.count's short way (a closed breaker)
             return False

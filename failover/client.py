@@ -377,20 +377,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         # the exchange is built only for telemetry, which may capture it
         exchange = None if state.telemetry is None else (messages, result.text)
         self._engine.succeeded(state, model, profile, cost, usage, exchange=exchange)
-        return Completion(  # _completion, inline
-            result.text,
-            model.key,
-            model.provider,
-            profile.name,
-            result.usage,
-            cost,
-            result.finish_reason,
-            tuple(state.attempts),
-            time.monotonic() - state.started,
-            result.raw,
-            result.tool_calls,
-            result.raw_finish_reason,
-        )
+        return _completion(result, model, profile, state, cost)
 
     async def _checked(
         self, request: ChatRequest, checks: ReplyChecks, state: RequestState, ctx: AttemptContext

@@ -269,11 +269,7 @@ class Engine(Gates, Announcements):
         if self.telemetry is not None and state.telemetry is None:
             state.telemetry = self.telemetry.start_request("chat", state.id, chain)
         try:
-            seen, steps = self._steps_of  # _plan's usual case, without its call
-            if chain is seen and key is None and unsupported is None and self.hedging is None:
-                plan: Plan | PinnedPlan = Plan(self.planner, state, steps)
-            else:
-                plan = self._plan(state, chain, unsupported, key, why)
+            plan = self._plan(state, chain, unsupported, key, why)
             if state.deadline_at == _INF:
                 return await self._run(state, plan, attempt)
             with cancel_scope(_loop_time() + state.time_left()) as scope:
@@ -355,11 +351,7 @@ class Engine(Gates, Announcements):
         while True:
             while (candidate := plan.next()) is not None:
                 ticket = None
-                if admission is not None and (  # _admitted, inline
-                    admission.always
-                    or (profile := candidate.profile).rate_limit_tpm is not None
-                    or profile.max_in_flight is not None
-                ):
+                if admission is not None and _admitted(admission, candidate):
                     admitted = await self._admit(state, admission, candidate)
                     if not isinstance(admitted, Ticket):
                         if isinstance(admitted, (OverTokenRate, AtCapacity)):

@@ -156,38 +156,19 @@ class Plan:
     def next(self) -> Candidate | None:
         """The next candidate of this walk, or ``None`` when the walk is over (then ask
         :meth:`wait`)."""
-        if self._phase != _FRESH:
-            pass
-        elif self.pin is not None:
+        if self._phase == _FRESH and self.pin is not None:
             self._phase = _WALK
             self._order = self._pinned_first(self.pin)
-        else:  # the first model's first key: nothing tried, failed or retried yet
+        elif self._phase == _FRESH:  # the first model's first key: its state is the class's
             self._phase = _WALK
-            planner = self.planner
-            state = self.state
-            seen, order = planner._plain  # planner.order's steps made once, without its call
-            if self.steps is not seen:
-                order = planner.order(self.steps, state.estimated_usage)
-            self._order = order
+            order = self._order = self.planner.order(self.steps, self.state.estimated_usage)
             self._position = 0
             if order:
                 first: ModelEntry = order[0][1]
                 self._model = first
-                deadline_at = state.deadline_at
-                if deadline_at == math.inf or deadline_at - planner.clock() > 0:
-                    if planner.prefer is None:  # pick_key's own short way, without its call
-                        profile = planner.manager.get_next_profile(
-                            first.provider, model=first.id, exclude=()
-                        )
-                    else:
-                        profile = planner.pick_key(first, ())
-                    if profile is not None:
-                        self._tried = {profile.name}
-                        self._last_profile = profile
-                        self._attempted = True
-                        return Candidate(first, profile, FIRST)
-                    self._tried = set()
-                    self._pass_by(first)
+                candidate = self._first_key(first)
+                if candidate is not None:
+                    return candidate
                 self._leave_model(first)
         if self._phase == _WALK:
             while True:
@@ -249,6 +230,23 @@ class Plan:
         self._last_error = None
         self._rotations = self._same_model_retries = 0
         self._retrying = self._again
+
+    def _first_key(self, model: ModelEntry) -> Candidate | None:
+        """:meth:`_next_key` for the request's first pick (no pin): nothing is tried, failed
+        or being retried yet."""
+        planner = self.planner
+        deadline_at = self.state.deadline_at
+        if deadline_at != math.inf and deadline_at - planner.clock() <= 0:
+            return None
+        profile = planner.pick_key(model, ())
+        if profile is None:
+            self._tried = set()
+            self._pass_by(model)
+            return None
+        self._tried = {profile.name}
+        self._last_profile = profile
+        self._attempted = True
+        return Candidate(model, profile, FIRST)
 
     def _next_key(self, model: ModelEntry) -> Candidate | None:
         """The next key of ``model`` (the current one), or ``None`` when it has none left."""
