@@ -36,6 +36,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from failover import providers
 from failover._closing import AsyncClosing
 from failover._secrets import watch_http_logs
+from failover._tasks import cancel_scope
 from failover.admission import payload_input_tokens, payload_max_tokens
 from failover.affinity import check_affinity, session_of_payload
 from failover.catalog import ModelCatalog, ModelEntry, canonical_provider, default_catalog
@@ -558,7 +559,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
 
     async def _serve(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run one request so that :meth:`aclose` can end it (with ConfigError)."""
-        scope = anyio.CancelScope()
+        scope = cancel_scope()
         entry = (threading.get_ident(), scope)
         in_flight = self._in_flight
         in_flight.add(entry)
