@@ -23,6 +23,7 @@ __all__ = [
     "BackgroundTasks",
     "cancel_scope",
     "finish_even_if_cancelled",
+    "on_asyncio",
     "running_on_trio",
 ]
 
@@ -41,18 +42,28 @@ def running_on_trio() -> bool:
     return True
 
 
-_asyncio_scope: list[type[anyio.CancelScope]] = []  # anyio's asyncio class, once seen
+def on_asyncio() -> bool:
+    """Return whether the caller runs in an asyncio event loop, not in trio (trio's guest
+    mode runs on an asyncio loop: its code is trio's all the same)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None or asyncio._get_running_loop() is None:
+        return False
+    return "trio" not in sys.modules or not running_on_trio()
+
+
+_asyncio_scope: list[type[anyio.CancelScope]] = []  # anyio's asyncio class, once imported
 
 
 def cancel_scope(deadline: float = math.inf) -> anyio.CancelScope:
     """``anyio.CancelScope(deadline=deadline)``, made on asyncio by anyio's asyncio class
     itself: the public constructor asks sniffio which library runs and initialises the
     scope twice (``__new__`` builds it, then ``__init__`` runs again), each time."""
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is None or asyncio._get_running_loop() is None:  # trio (or no loop: anyio's error)
+    if not on_asyncio():  # trio (or no loop: anyio's own error)
         return anyio.CancelScope(deadline=deadline)
     if not _asyncio_scope:
-        _asyncio_scope.append(type(anyio.CancelScope()))
+        from anyio._backends._asyncio import CancelScope
+
+        _asyncio_scope.append(CancelScope)
     return _asyncio_scope[0](deadline=deadline)
 
 

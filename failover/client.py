@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
@@ -15,6 +14,7 @@ import httpx
 from failover import providers
 from failover._closing import AsyncClosing
 from failover._secrets import watch_http_logs
+from failover._tasks import on_asyncio
 from failover.admission import checked_tags
 from failover.affinity import DEFAULT_SESSION_TTL, check_affinity, prefix_session
 from failover.budgets import Budget
@@ -618,8 +618,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         engine = self._engine
         cancel_safe = self._sender_cancel_safe
         if whole and self._whole_apart:
-            asyncio = sys.modules.get("asyncio")  # on asyncio (not trio) with an HttpxSender
-            cancel_safe = asyncio is not None and asyncio._get_running_loop() is not None
+            cancel_safe = on_asyncio()  # with an HttpxSender
         state = engine.new_request(asyncio_cancel_safe=cancel_safe)
         if self._cost_strategy:
             state.estimated_usage = estimate_usage(request)

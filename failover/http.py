@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, Union, cas
 import anyio
 import httpx
 
-from failover._tasks import _finishing, cancel_scope, finish_even_if_cancelled
+from failover._tasks import _finishing, cancel_scope, finish_even_if_cancelled, on_asyncio
 from failover.errors import PoolExhaustedError, ProviderConnectionError, ProviderTimeoutError
 from failover.providers.base import HttpRequest
 
@@ -143,14 +143,17 @@ class HttpxSender:
         ``build_request`` would make of an ``httpx.Timeout`` on every request).
 
         An attempt bounded by a request's deadline gets what is left of it, a new value
-        each time: from a second up it is rounded up to a sixteenth of a second, so that
-        such bounds share a few extensions. The attempt's own scope, which ends at the
-        exact bound, still comes first; the pool's wait (``_POOL_SHARE`` of the rounded
-        bound) still ends before it.
+        each time: from a second up it is rounded to a sixteenth of a second, so that such
+        bounds share a few extensions. Connecting is bounded by the bound rounded up (the
+        attempt's own scope, which ends at the exact bound, still comes first), the pool's
+        wait by ``_POOL_SHARE`` of it rounded down (it still ends a tenth before the bound).
         """
+        pool = timeout * _POOL_SHARE
         if 1.0 <= timeout < math.inf:
             timeout = math.ceil(timeout / _TIMEOUT_GRID) * _TIMEOUT_GRID
-        return cast("dict[str, float | None]", _httpx_timeout(self._library, timeout, read_timeout))
+            pool = (timeout - _TIMEOUT_GRID) * _POOL_SHARE
+        made = _httpx_timeout(self._library, timeout, read_timeout, pool)
+        return cast("dict[str, float | None]", made)
 
     def open(
         self, request: HttpRequest, timeout: float, *, read_timeout: float | None = None
@@ -163,17 +166,17 @@ _POOL_SHARE = 0.9
 """The share of an attempt's time that may go to waiting for a free pooled connection."""
 
 _TIMEOUT_GRID = 1 / 16
-"""What an attempt's bound of a second or more is rounded up to in httpx's timeouts
-(seconds): ``_POOL_SHARE`` of it is still below the bound itself."""
+"""What an attempt's bound of a second or more is rounded to in httpx's timeouts (seconds)."""
 
 
 @functools.lru_cache(maxsize=64)  # deadlines make many distinct values: stay small
-def _httpx_timeout(library: ModuleType, timeout: float, read_timeout: float | None) -> Any:
+def _httpx_timeout(
+    library: ModuleType, timeout: float, read_timeout: float | None, pool: float
+) -> Any:
     """The ``library.Timeout`` for these bounds as a ``timeout`` extension (its
-    ``as_dict()``), made once per distinct pair."""
-    # waiting for our own pool ends a little before the attempt's scope would, so that it
-    # surfaces as PoolExhaustedError, never as the provider's timeout
-    pool = timeout * _POOL_SHARE
+    ``as_dict()``), made once per distinct set. ``pool``: waiting for our own pool ends a
+    little before the attempt's scope would, so that it surfaces as PoolExhaustedError,
+    never as the provider's timeout."""
     if read_timeout is None:  # a plain reply: the attempt's scope is its bound
         return library.Timeout(None, connect=timeout, pool=pool).as_dict()
     return library.Timeout(timeout, read=read_timeout, pool=pool).as_dict()
@@ -217,7 +220,7 @@ class _Exchange:
         )
         errors = sender._errors
         try:  # never follow a redirect, whatever the client says: a key must not travel
-            if asyncio._get_running_loop() is None:  # trio: every cancellation is a scope's
+            if not on_asyncio():  # trio: every cancellation is a scope's
                 response = await _send(client, built)
             else:
                 whole = self._read_timeout is None  # a plain reply: read whole as it is sent
@@ -252,7 +255,7 @@ class _Exchange:
         # nothing to give back; otherwise give it back even if cancelled (on asyncio its
         # stream, a _ReleasedApart, closes in a task of its own)
         if response is not None and not response.is_closed:
-            if asyncio._get_running_loop() is None:
+            if not on_asyncio():
                 await finish_even_if_cancelled(response.aclose)
             else:
                 await response.aclose()

@@ -37,3 +37,42 @@ async def test_an_outer_scope_s_cancellation_passes_through_it() -> None:
             outer.cancel()
             await anyio.sleep(5)
     assert outer.cancelled_caught and not inner.cancelled_caught
+
+
+def test_trio_s_guest_mode_on_an_asyncio_loop_gets_trio_s_scopes_and_asyncio_its_own() -> None:
+    import asyncio
+
+    import trio
+
+    from failover._tasks import on_asyncio
+
+    seen: list[tuple[str, bool]] = []
+
+    async def guest() -> None:  # trio's code, run on asyncio's loop
+        with cancel_scope(trio.current_time() + 0.01) as scope:
+            await trio.sleep(5)
+        seen.append((type(scope).__module__, scope.cancelled_caught and not on_asyncio()))
+
+    async def host() -> None:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        trio.lowlevel.start_guest_run(
+            guest,
+            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            done_callback=done.set_result,
+        )
+        await done
+
+    async def plain() -> None:
+        with cancel_scope(asyncio.get_running_loop().time() + 0.01) as scope:
+            await asyncio.sleep(5)
+        seen.append((type(scope).__module__, scope.cancelled_caught and on_asyncio()))
+
+    asyncio.run(plain())  # asyncio first, then the guest, then asyncio again
+    asyncio.run(host())
+    asyncio.run(plain())
+    assert seen == [
+        ("anyio._backends._asyncio", True),
+        ("anyio._backends._trio", True),
+        ("anyio._backends._asyncio", True),
+    ]
