@@ -23,6 +23,7 @@ __all__ = [
     "BackgroundTasks",
     "cancel_scope",
     "finish_even_if_cancelled",
+    "loop_time",
     "on_asyncio",
     "running_on_trio",
 ]
@@ -42,13 +43,26 @@ def running_on_trio() -> bool:
     return True
 
 
-def on_asyncio() -> bool:
-    """Return whether the caller runs in an asyncio event loop, not in trio (trio's guest
-    mode runs on an asyncio loop: its code is trio's all the same)."""
+def _asyncio_loop() -> Any:
+    """The running asyncio loop when the caller's code is asyncio's, else ``None`` (no
+    loop, or trio's: its guest mode runs on an asyncio loop, its code trio's all the same)."""
     asyncio = sys.modules.get("asyncio")
-    if asyncio is None or asyncio._get_running_loop() is None:
-        return False
-    return "trio" not in sys.modules or not running_on_trio()
+    loop = None if asyncio is None else asyncio._get_running_loop()
+    if loop is None or ("trio" in sys.modules and running_on_trio()):
+        return None
+    return loop
+
+
+def on_asyncio() -> bool:
+    """Return whether the caller runs in an asyncio event loop, not in trio."""
+    return _asyncio_loop() is not None
+
+
+def loop_time() -> float:
+    """``anyio.current_time()`` without asking sniffio which library runs: the asyncio
+    loop's own clock on asyncio (what anyio's asyncio backend reads), else anyio's."""
+    loop = _asyncio_loop()
+    return anyio.current_time() if loop is None else float(loop.time())
 
 
 _asyncio_scope: list[type[anyio.CancelScope]] = []  # anyio's asyncio class, once imported

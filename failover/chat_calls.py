@@ -32,9 +32,8 @@ from typing import TYPE_CHECKING, Any, cast
 from httpx_sse import ServerSentEvent
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
-from failover._tasks import cancel_scope, finish_even_if_cancelled
+from failover._tasks import cancel_scope, finish_even_if_cancelled, loop_time
 from failover.catalog import TokenUsage
-from failover.engine import _loop_time
 from failover.errors import ConfigError, MalformedResponseError, did_you_mean
 from failover.providers.base import (
     ChatRequest,
@@ -440,7 +439,7 @@ async def _drain(rest: AsyncIterator[Any]) -> bool:
                 except StopIteration:  # a piece, read at once: read on
                     continue
                 if scope.deadline == math.inf:
-                    scope.deadline = _loop_time() + DRAIN_SECONDS
+                    scope.deadline = loop_time() + DRAIN_SECONDS
                 await _resumed(step, waiting)
         except StopAsyncIteration:  # the body's end
             return True

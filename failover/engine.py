@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -30,7 +29,7 @@ import anyio.lowlevel
 
 from failover import logs
 from failover._secrets import KeyScrubber
-from failover._tasks import ASYNCIO_TIMEOUT_WORKS, AsyncioTimeout, cancel_scope
+from failover._tasks import ASYNCIO_TIMEOUT_WORKS, AsyncioTimeout, cancel_scope, loop_time
 from failover.admission import Admission, Ticket
 from failover.announce import Announcements
 from failover.attempts import Attempt
@@ -89,17 +88,6 @@ def _admitted(admission: Admission, candidate: Candidate) -> bool:
     return (
         admission.always or profile.rate_limit_tpm is not None or profile.max_in_flight is not None
     )
-
-
-def _loop_time() -> float:
-    """``anyio.current_time()`` without asking which library runs: asyncio's loop clock
-    unless trio is loaded (anyio runs on those two alone)."""
-    if "trio" not in sys.modules:
-        asyncio = sys.modules.get("asyncio")
-        if asyncio is not None:
-            loop_time: float = asyncio.get_running_loop().time()
-            return loop_time
-    return anyio.current_time()
 
 
 def _bookkeeping(strategy: Strategy, hedging: Hedging | None) -> tuple[bool, bool]:
@@ -272,7 +260,7 @@ class Engine(Gates, Announcements):
             plan = self._plan(state, chain, unsupported, key, why)
             if state.deadline_at == _INF:
                 return await self._run(state, plan, attempt)
-            with cancel_scope(_loop_time() + state.time_left()) as scope:
+            with cancel_scope(loop_time() + state.time_left()) as scope:
                 return await self._run(state, plan, attempt)
             if scope.cancelled_caught:
                 self._mark_deadline(state)
@@ -564,7 +552,7 @@ class Engine(Gates, Announcements):
                 # fail_after's own scope, without its two generator wrappers nor sniffio's
                 # question (cancel_scope): under load the cost of an attempt's bound is
                 # as much as an HTTP call's
-                with cancel_scope(_loop_time() + timeout) as scope:
+                with cancel_scope(loop_time() + timeout) as scope:
                     value = await attempt(ctx)
                 if scope.cancelled_caught:
                     raise TimeoutError

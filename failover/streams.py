@@ -30,7 +30,7 @@ from functools import partial
 from typing import Any
 
 from failover._closing import AsyncClosing
-from failover._tasks import cancel_scope
+from failover._tasks import cancel_scope, loop_time
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry, TokenUsage
 from failover.chat_calls import DRAIN_SECONDS, ChunkReader, OpenedStream, close_opened
@@ -47,7 +47,7 @@ from failover.continuation import (
     reported_usage,
     summed,
 )
-from failover.engine import Engine, _loop_time
+from failover.engine import Engine
 from failover.errors import (
     AllAttemptsFailed,
     ContentFilteredError,
@@ -296,7 +296,7 @@ class CompletionStream(AsyncClosing):
         if self._state.deadline_at == math.inf:
             return await reader.next()
         # anyio.fail_after's own scope, without its generator wrappers nor sniffio's question
-        with cancel_scope(_loop_time() + max(self._state.time_left(), 0.0)):
+        with cancel_scope(loop_time() + max(self._state.time_left(), 0.0)):
             return await reader.next()
         raise TimeoutError  # the scope's deadline passed: it caught its cancellation
 

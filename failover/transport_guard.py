@@ -9,7 +9,6 @@ events and for idle gaps (:func:`guard_stream`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import itertools
@@ -22,10 +21,9 @@ from types import ModuleType
 from typing import Any, Protocol, cast
 from urllib.parse import parse_qsl, urlsplit
 
-import anyio
-
 from failover import providers
 from failover._secrets import KeyScrubber
+from failover._tasks import cancel_scope, loop_time
 from failover.catalog import ModelEntry
 from failover.classify import classify_exception
 from failover.engine import Engine, RequestState
@@ -804,15 +802,6 @@ def _decoded(raw: bytes) -> str:
         ) from None
 
 
-def _clock(scope_type: type) -> Callable[[], float]:
-    """The clock anyio reads for scopes of ``scope_type``: the running asyncio loop's own
-    ``time`` under anyio's asyncio backend (what its ``current_time`` returns), else
-    ``anyio.current_time``."""
-    if scope_type.__module__ == "anyio._backends._asyncio":
-        return asyncio.get_running_loop().time
-    return anyio.current_time
-
-
 @functools.cache  # one class per library (httpx, httpx2), not one per stream
 def _guarded_stream(library: ModuleType) -> Any:
     """A byte-stream class of ``library`` that passes a reply's decoded body through a
@@ -893,18 +882,9 @@ def _guarded_stream(library: ModuleType) -> Any:
             if self._chunks is None:
                 self._chunks = self._response.aiter_bytes()
             chunks = self._chunks
-            # anyio's scope class and clock, looked up (through anyio's backend dispatch)
-            # for the first read alone: a stream is read by one task, on one event loop
-            scope_type: Any = None
-            clock: Callable[[], float] = anyio.current_time
             while True:
                 try:  # anyio.fail_after's own scope, without its two generator wrappers
-                    left = max(self._guard.idle_left(), 0)
-                    if scope_type is None:
-                        scope = anyio.CancelScope(deadline=anyio.current_time() + left)
-                        scope_type, clock = type(scope), _clock(type(scope))
-                    else:
-                        scope = scope_type(deadline=clock() + left)
+                    scope = cancel_scope(loop_time() + max(self._guard.idle_left(), 0))
                     with scope:
                         chunk = await chunks.__anext__()
                     if scope.cancelled_caught:  # only its deadline cancels it
