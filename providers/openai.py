@@ -520,7 +520,6 @@ class _OpenAIStream:
             return StreamChunk(text)
         return self._read(chunk, data)
 
-    @guarded
     def _feed(self, data: str) -> StreamChunk | None:
         """:meth:`feed` for any data: ``[DONE]``, or a chunk read by :func:`load_json`."""
         if data.strip() == "[DONE]":
@@ -528,51 +527,47 @@ class _OpenAIStream:
             return None
         return self._read(load_json(data), data)
 
+    @guarded
     def _read(self, chunk: Any, data: str) -> StreamChunk | None:
         """The chunk of one event's data, ``chunk`` (parsed), every field checked (a shape
-        it does not understand is a MalformedResponseError, as :func:`guarded` makes it)."""
-        try:
-            if type(chunk) is not dict:  # JSON's objects are dicts
-                raise MalformedResponseError("stream chunk is not an object")
-            if "error" in chunk:
-                raise classify_http_error(error_status(chunk), {}, data)
-            usage = chunk.get("usage")
-            if usage is not None:
-                usage = openai_usage(usage)
-            choices = chunk.get("choices") or []
-            if type(choices) is not list:
-                raise MalformedResponseError("stream chunk choices is not a list")
-            choice = choices[0] if choices else {}
-            if type(choice) is not dict:
-                raise MalformedResponseError("stream chunk choices[0] is not an object")
-            delta = choice.get("delta") or {}
-            if type(delta) is not dict:
-                raise MalformedResponseError("stream chunk delta is not an object")
-            if delta.get("refusal"):
-                raise ContentFilteredError(str(delta["refusal"])[:500], code="refusal")
-            text = delta.get("content")
-            if type(text) is not str:
-                text = "" if text is None else _text(text, "delta")
-            calls = delta.get("tool_calls")
-            deltas = () if calls is None else _deltas(calls)
-            if deltas:
-                self._tools = True
-            raw_finish = choice.get("finish_reason")
-            if raw_finish is None:
-                if not text and not deltas and usage is None:
-                    return None
-                return StreamChunk(text, None, usage, deltas)
-            if type(raw_finish) is not str:
-                raise MalformedResponseError("stream chunk finish_reason is not a string")
-            if raw_finish == "content_filter":
-                raise ContentFilteredError(
-                    "the answer was blocked by a content filter", code=raw_finish
-                )
-            finish = openai_finish(raw_finish, self._tools)
-        except FailoverError:
-            raise
-        except SHAPE_ERRORS as exc:
-            raise not_understood(exc) from None
+        it does not understand is a MalformedResponseError: :func:`guarded`)."""
+        if type(chunk) is not dict:  # JSON's objects are dicts
+            raise MalformedResponseError("stream chunk is not an object")
+        if "error" in chunk:
+            raise classify_http_error(error_status(chunk), {}, data)
+        usage = chunk.get("usage")
+        if usage is not None:
+            usage = openai_usage(usage)
+        choices = chunk.get("choices") or []
+        if type(choices) is not list:
+            raise MalformedResponseError("stream chunk choices is not a list")
+        choice = choices[0] if choices else {}
+        if type(choice) is not dict:
+            raise MalformedResponseError("stream chunk choices[0] is not an object")
+        delta = choice.get("delta") or {}
+        if type(delta) is not dict:
+            raise MalformedResponseError("stream chunk delta is not an object")
+        if delta.get("refusal"):
+            raise ContentFilteredError(str(delta["refusal"])[:500], code="refusal")
+        text = delta.get("content")
+        if type(text) is not str:
+            text = "" if text is None else _text(text, "delta")
+        calls = delta.get("tool_calls")
+        deltas = () if calls is None else _deltas(calls)
+        if deltas:
+            self._tools = True
+        raw_finish = choice.get("finish_reason")
+        if raw_finish is None:
+            if not text and not deltas and usage is None:
+                return None
+            return StreamChunk(text, None, usage, deltas)
+        if type(raw_finish) is not str:
+            raise MalformedResponseError("stream chunk finish_reason is not a string")
+        if raw_finish == "content_filter":
+            raise ContentFilteredError(
+                "the answer was blocked by a content filter", code=raw_finish
+            )
+        finish = openai_finish(raw_finish, self._tools)
         return StreamChunk(text, finish, usage, deltas, raw_finish)
 
 
