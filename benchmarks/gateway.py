@@ -4,7 +4,13 @@ Contenders alternate in short chunks within one run (the order reversed each rou
 the drift of this shared VM's speed hits them alike; a ratio is the median of the
 per-round ratios, each between chunks run a second apart. CPU figures are this process's
 ``time.process_time``: the upstream (benchmarks/upstream.py, speaking OpenAI's chat and
-Anthropic's Messages shapes) runs in its own process, so its CPU is not counted.
+Anthropic's Messages shapes) runs in its own process, so its CPU is not counted. Its OpenAI
+replies here are the documented ones in full (its ``/full`` route: ``FULL_REPLY``,
+``FULL_STREAM``): every reply and chunk with its id, object, created, model, service_tier,
+system_fingerprint, each choice with its index, logprobs and finish_reason, the stream's
+role chunk first; the usage with its details. They are what the SDK parses from OpenAI, and
+what the transport's translated replies carry, so the SDK's own cost measured on them is
+what it spends on a translated reply too.
 
 1. cross-wire JSON: ``openai.AsyncOpenAI`` on ``httpx2.AsyncClient(transport=
    ResilientTransport(..., fallback_models=["anthropic/claude-haiku-4-5"]))`` answered by
@@ -16,13 +22,14 @@ Anthropic's Messages shapes) runs in its own process, so its CPU is not counted.
    (benchmarks/run.py measures that). The skip itself costs a key lookup and an event:
    "ResilientClient, same resting step" pays it too, for comparison.
    The openai SDK's own cost per call (the SDK on a bare httpx2 client against the
-   OpenAI-shaped upstream, minus a bare httpx2 POST whose JSON is decoded) is printed,
+   upstream's OpenAI replies, minus a bare httpx2 POST whose JSON is decoded) is printed,
    and the ratio with and without it.
 2. translated stream (20 text deltas): wall time to the first text chunk, CPU to it, and
    CPU per later chunk, of the openai SDK streaming from Anthropic through the transport
    vs ``ResilientClient.stream`` to Anthropic; streams one at a time. The SDK's own share
-   is measured as in 1 (the SDK streaming from the OpenAI-shaped upstream minus a bare
-   httpx2 stream read line by line, each data line decoded).
+   is measured as in 1 (the SDK streaming the upstream's OpenAI chunks minus a bare httpx2
+   stream read line by line, each data line decoded): on chunks of the shape the transport
+   hands it, field for field.
 3. same-wire: the openai SDK through the transport (OpenAI serving) vs the same SDK on a
    bare ``httpx2.AsyncClient``, each on an ``httpx2.AsyncHTTPTransport()`` (the same,
    default, limits).
@@ -40,12 +47,12 @@ cancel scope that lets ``aclose()`` end it, ~450, the largest piece; headers rea
 written through httpx's own list; the engine's ~1,300) and ~5,700 to a cross-wire one,
 less than the ~8,650 of a whole ``ResilientClient`` call. Per opcode the transport's code
 is dearer than the SDK's in CPU time (it runs once a request, cache-cold), so the CPU
-ratios stay above the opcode ones. A translated stream costs the SDK ~27,000 opcodes more
-than the upstream's own stream does: every chunk carries every field OpenAI sends (id,
-model, created, service_tier, system_fingerprint, logprobs; ~7,000 of them for the last
-three alone), where benchmarks/upstream.py's chunks carry ``choices`` alone; so "the SDK's
-own share" measured on that upstream understates what the SDK spends on a translated
-stream. (Chunks the transport reads together reach the SDK in one piece.)
+ratios stay above the opcode ones. OpenAI's chunks in full cost the SDK ~27,000 opcodes a
+stream more than chunks carrying ``choices`` alone (benchmarks/upstream.py's lean
+``STREAM``; ~7,000 for service_tier, system_fingerprint and logprobs alone): measured on
+those, "the SDK's own share" understated what the SDK spends on a translated stream, and
+charged the rest to the transport. (Chunks the transport reads together reach the SDK in
+one piece.)
 
 ``failover.testing.Simulator`` is not the upstream: it runs on this process's event loop,
 so its work would be counted with the clients' (measured interleaved, it added ~500 µs of
@@ -68,7 +75,7 @@ from typing import Any
 import httpx2
 import openai
 from load import drive  # benchmarks/, the script's own directory
-from upstream import ANTHROPIC_REPLY, ANTHROPIC_STREAM, REPLY, STREAM, running
+from upstream import ANTHROPIC_REPLY, ANTHROPIC_STREAM, FULL, FULL_REPLY, FULL_STREAM, running
 
 from failover import AuthProfile, FailoverManager, ResilientClient, ResilientTransport
 from failover.http import HttpxSender
@@ -90,7 +97,8 @@ Made = tuple[Call, Close]
 
 
 class Canned(httpx2.AsyncBaseTransport):
-    """An in-memory upstream: the replies of benchmarks/upstream.py, no socket."""
+    """An in-memory upstream: the replies of benchmarks/upstream.py (OpenAI's in full, as
+    under its ``/full`` route), no socket."""
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         body = await request.aread()
@@ -98,7 +106,7 @@ class Canned(httpx2.AsyncBaseTransport):
         if request.url.path.endswith("/messages"):
             data = ANTHROPIC_STREAM if streamed else ANTHROPIC_REPLY
         else:
-            data = STREAM if streamed else REPLY
+            data = FULL_STREAM if streamed else FULL_REPLY
         kind = "text/event-stream" if streamed else "application/json"
         headers = [("content-type", kind), ("content-length", str(len(data)))]
         return httpx2.Response(200, headers=headers, stream=_Body(data))
@@ -122,7 +130,7 @@ class Contenders:
 
     def __init__(self, root: str, inner: Callable[[], httpx2.AsyncBaseTransport]) -> None:
         self.root = root  # http://127.0.0.1:PORT (Anthropic's base URL)
-        self.openai_base = f"{root}/v1"
+        self.openai_base = f"{root}{FULL}/v1"  # OpenAI's replies in full
         self.inner = inner
 
     def _sdk(self, transport: Any) -> tuple[openai.AsyncOpenAI, Close]:

@@ -1,9 +1,12 @@
 """A minimal, fast HTTP/1.1 upstream for benchmarks (raw asyncio, keep-alive).
 
 Answers POST .../chat/completions with a canned OpenAI reply, or an SSE stream of 20
-chunks when the body asks for ``"stream": true``; POST .../messages (Anthropic's shape, key
-in ``x-api-key``) with a canned Anthropic message, or its named-event stream of 20 text
-deltas; a key containing ``limited`` gets a 429
+chunks when the body asks for ``"stream": true``: lean ones (``REPLY``, ``STREAM``: a
+chunk carries ``choices`` alone), or, under the path prefix ``/full`` (a base URL
+``http://127.0.0.1:PORT/full/v1``), OpenAI's documented shapes in full (``FULL_REPLY``,
+``FULL_STREAM``: every field the API sends and the openai SDK's types read); POST
+.../messages (Anthropic's shape, key in ``x-api-key``) with a canned Anthropic message, or
+its named-event stream of 20 text deltas; a key containing ``limited`` gets a 429
 with ``retry-after: 60``, one containing ``overloaded`` a 503; a key containing ``slow`` gets
 every tenth of its replies after ``SLOW_SECONDS``. Counts requests per key at
 ``GET /count?key=...``.
@@ -47,6 +50,71 @@ STREAM = (
     b'\n\ndata: {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 20}}\n\n'
     b"data: [DONE]\n\n"
 )
+FULL = "/full"
+"""The path prefix under which the OpenAI replies are ``FULL_REPLY`` and ``FULL_STREAM``."""
+_ID, _CREATED, _MODEL = (
+    "chatcmpl-Bx9fK2mQ7vLw3RtYp8sNc4HdE1aZo",
+    1765100000,
+    "gpt-4o-mini-2024-07-18",
+)
+_TIER = {"service_tier": "default", "system_fingerprint": "fp_560af6e559"}
+FULL_REPLY = json.dumps(
+    {
+        "id": _ID,
+        "object": "chat.completion",
+        "created": _CREATED,
+        "model": _MODEL,
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": "pong",
+                    "refusal": None,
+                    "annotations": [],
+                },
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": 5,
+            "completion_tokens": 1,
+            "total_tokens": 6,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        },
+        **_TIER,
+    },
+    separators=(",", ":"),
+).encode()
+"""A ``chat.completion`` as OpenAI's API sends it (openai-python's ``ChatCompletion``)."""
+
+
+def _chunk(delta: dict[str, object], finish_reason: str | None = None) -> bytes:
+    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+    head = {"id": _ID, "object": "chat.completion.chunk", "created": _CREATED, "model": _MODEL}
+    chunk = {**head, **_TIER, "choices": [choice]}
+    return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+
+
+FULL_STREAM = (
+    _chunk({"role": "assistant", "content": "", "refusal": None})
+    + _chunk({"content": "tok "}) * 20
+    + _chunk({}, "stop")
+    + b"data: [DONE]\n\n"
+)
+"""20 text deltas as OpenAI's API streams them to a request without ``stream_options``
+(openai-python's ``ChatCompletionChunk``): the role first, every chunk with the reply's id,
+created, model, service_tier, system_fingerprint and its choice's logprobs and
+finish_reason, the finish reason in a chunk of its own, then ``[DONE]``. (The API may add an
+``obfuscation`` field, which the gateway does not send: left out, as the SDK would spend a
+little more on it.)"""
 ANTHROPIC_REPLY = json.dumps(
     {
         "id": "msg_x",
@@ -163,9 +231,10 @@ class Upstream(asyncio.Protocol):
             else:
                 out = response("200 OK", ANTHROPIC_REPLY)
         elif streamed:
-            out = response("200 OK", STREAM, b"text/event-stream")
+            data = FULL_STREAM if target.startswith(FULL) else STREAM
+            out = response("200 OK", data, b"text/event-stream")
         else:
-            out = response("200 OK", REPLY)
+            out = response("200 OK", FULL_REPLY if target.startswith(FULL) else REPLY)
         if "slow" in key and counts[key] % 10 == 0:
             asyncio.get_running_loop().call_later(SLOW_SECONDS, self.late_write, out)
             return
