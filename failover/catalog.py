@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from failover._records import lean_init
+from failover._records import built_at_once
 from failover.errors import ConfigError, InvalidModelId
 
 __all__ = [
@@ -26,8 +26,8 @@ __all__ = [
 ]
 
 
-@lean_init
-@dataclass(frozen=True, slots=True)
+@built_at_once
+@dataclass(frozen=True)
 class TokenUsage:
     """Tokens used by one call, the same on every wire.
 

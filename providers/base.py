@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from failover._records import lean_init
+from failover._records import built_at_once, lean_init
 from failover.catalog import ModelEntry
 from failover.classify import classify_http_error
 from failover.errors import ConfigError, FailoverError, ProviderError
@@ -163,8 +163,8 @@ class ChatRequest(_Readings):
         return turns
 
 
-@lean_init
-@dataclass(frozen=True, slots=True)
+@built_at_once
+@dataclass(frozen=True)
 class HttpRequest:
     """What to send: method, absolute URL, headers and body.
 

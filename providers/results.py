@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
-from failover._records import lean_init
+from failover._records import built_at_once, lean_init
 from failover.catalog import TokenUsage
 from failover.errors import MalformedResponseError
 from failover.providers.messages import ToolCall
@@ -47,8 +47,8 @@ def assistant_message(text: str, tool_calls: Sequence[ToolCall]) -> dict[str, An
     return message
 
 
-@lean_init
-@dataclass(frozen=True, slots=True)
+@built_at_once
+@dataclass(frozen=True)
 class ChatResult:
     """A parsed reply, the same shape from every wire format.
 
