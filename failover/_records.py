@@ -7,11 +7,11 @@ signature; everything else (frozen, equality, hashing, repr, ``dataclasses.repla
 pickling) stays the dataclass's own:
 
 - :func:`built_at_once`, for a class without slots: its instance dictionary is set in one
-  call (``Completion``, ``Attempt``, ``AttemptContext``, ``ChatResult``, ``TokenUsage``,
-  ``HttpRequest``: the records of a request's success path, made once each per request,
-  where one call beats a call per field);
+  call (``ChatRequest``, ``HttpRequest``, ``ChatResult``, ``TokenUsage``, ``Attempt``,
+  ``AttemptContext``, ``Completion``: the records of a request's success path, made once
+  each per request, where one call beats a call per field);
 - :func:`lean_init`, for a slotted class: each slot is set through its descriptor
-  (``ChatRequest``, whose readings of itself are slots, and ``StreamChunk``).
+  (``StreamChunk``).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from failover._records import built_at_once, lean_init
+from failover._records import built_at_once
 from failover.catalog import ModelEntry
 from failover.classify import classify_http_error
 from failover.errors import ConfigError, FailoverError, ProviderError
@@ -99,19 +99,15 @@ PLAIN_ROLES = frozenset(("system", "developer", "user", "assistant"))
 
 
 class _Readings:
-    """A request's readings of itself, kept on first use: slots, not fields (never compared,
-    shown, copied or pickled; read again after a copy or a pickle)."""
+    """A request's readings of itself, kept on first use in its dictionary: not fields
+    (never compared nor shown; a copy or a pickle keeps them, as the fields they read)."""
 
-    __slots__ = ("_plain", "_turns")
     _plain: bool
     _turns: tuple[Turn, ...]
 
 
-_set_plain = _Readings.__dict__["_plain"].__set__
-
-
-@lean_init
-@dataclass(frozen=True, slots=True)
+@built_at_once
+@dataclass(frozen=True)
 class ChatRequest(_Readings):
     """A chat request in OpenAI's shape, before any provider's translation."""
 
@@ -145,7 +141,7 @@ class ChatRequest(_Readings):
     def known_plain(self, plain: bool) -> ChatRequest:
         """Record what :attr:`plain` finds, read by a caller that has just looked at every
         message (``chat_request``): the request is not read twice. Returns the request."""
-        _set_plain(self, plain)
+        object.__setattr__(self, "_plain", plain)
         return self
 
     def turns(self) -> tuple[Turn, ...]:

@@ -151,3 +151,15 @@ def test_a_record_built_at_once_stays_frozen_and_makes_a_new_default_each_time()
         first.x = 3  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         del first.x
+
+
+def test_a_request_that_has_read_itself_still_copies_pickles_and_compares_by_its_fields() -> None:
+    request = ChatRequest([{"role": "user", "content": "hi"}], max_tokens=5)
+    assert request.plain and request.turns()  # its readings of itself are kept on it
+    for again in (pickle.loads(pickle.dumps(request)), copy.deepcopy(request), copy.copy(request)):
+        assert again == request
+        assert again.plain and again.turns() == request.turns()
+    assert request == ChatRequest([{"role": "user", "content": "hi"}], max_tokens=5)
+    assert "_plain" not in repr(request)
+    changed = dataclasses.replace(request, params={"seed": 1})
+    assert not changed.plain  # read again from its own fields
