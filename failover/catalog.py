@@ -10,6 +10,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any
 
 from failover._records import built_at_once
@@ -52,16 +53,8 @@ class TokenUsage:
     """Reasoning ("thinking") tokens; already counted in ``output_tokens``."""
 
 
-class _Key:
-    """A model's ``provider/model`` id, kept on first use: a slot, not a field (never
-    compared, shown, copied or pickled; made again after a copy or a pickle)."""
-
-    __slots__ = ("_key",)
-    _key: str
-
-
-@dataclass(frozen=True, slots=True)
-class ModelEntry(_Key):
+@dataclass(frozen=True)
+class ModelEntry:
     """What the library knows about one model.
 
     Costs are USD per million tokens and ``None`` when unknown (never a made-up 0.0).
@@ -100,15 +93,11 @@ class ModelEntry(_Key):
     embedding_dimensions: int | None = None
     adjustable_dimensions: bool | None = None
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """The ``provider/model`` id of this entry."""
-        try:
-            return self._key
-        except AttributeError:  # its first use
-            key = f"{self.provider}/{self.id}"
-            object.__setattr__(self, "_key", key)
-            return key
+        """The ``provider/model`` id of this entry (kept in its dictionary on first use: a
+        plain attribute from then on, never compared nor shown)."""
+        return f"{self.provider}/{self.id}"
 
     def calculate_cost(self, usage: TokenUsage) -> float | None:
         """Return the cost of ``usage`` in USD, or ``None`` when a needed price is unknown.

@@ -16,6 +16,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal, Protocol
 
 from failover._records import built_at_once
@@ -102,7 +103,6 @@ class _Readings:
     """A request's readings of itself, kept on first use in its dictionary: not fields
     (never compared nor shown; a copy or a pickle keeps them, as the fields they read)."""
 
-    _plain: bool
     _turns: tuple[Turn, ...]
 
 
@@ -117,31 +117,24 @@ class ChatRequest(_Readings):
     params: Mapping[str, Any] = field(default_factory=dict)
     stream: bool = False
 
-    @property
+    @cached_property
     def plain(self) -> bool:
         """Whether this is text alone (string contents, no parameters): what every model
-        of every wire format takes, so no adapter has a field to refuse."""
-        try:
-            return self._plain
-        except AttributeError:
-            pass
-        plain = not self.params
-        if plain:
-            for message in self.messages:
-                if (
-                    type(message.get("content")) is not str
-                    or message.get("role") not in PLAIN_ROLES
-                    or len(message) != 2
-                ):
-                    plain = False
-                    break
-        object.__setattr__(self, "_plain", plain)
-        return plain
+        of every wire format takes, so no adapter has a field to refuse (read once, then
+        a plain attribute)."""
+        if self.params:
+            return False
+        return all(
+            type(message.get("content")) is str
+            and message.get("role") in PLAIN_ROLES
+            and len(message) == 2
+            for message in self.messages
+        )
 
     def known_plain(self, plain: bool) -> ChatRequest:
         """Record what :attr:`plain` finds, read by a caller that has just looked at every
         message (``chat_request``): the request is not read twice. Returns the request."""
-        object.__setattr__(self, "_plain", plain)
+        self.__dict__["plain"] = plain  # where cached_property keeps it
         return self
 
     def turns(self) -> tuple[Turn, ...]:

@@ -160,6 +160,6 @@ def test_a_request_that_has_read_itself_still_copies_pickles_and_compares_by_its
         assert again == request
         assert again.plain and again.turns() == request.turns()
     assert request == ChatRequest([{"role": "user", "content": "hi"}], max_tokens=5)
-    assert "_plain" not in repr(request)
+    assert "plain" not in repr(request)
     changed = dataclasses.replace(request, params={"seed": 1})
     assert not changed.plain  # read again from its own fields
