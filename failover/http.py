@@ -207,24 +207,18 @@ class _Exchange:
         self._response: Any = None  # an httpx or httpx2 Response
 
     async def __aenter__(self) -> _TranslatingReply:
-        request = self._request
         sender = self._sender
         client: Any = sender.client  # httpx or httpx2: the same calls
-        built = client.build_request(
-            request.method,
-            request.url,
-            headers=request.headers,
-            content=request.body,
-            # read-only to httpx and httpcore: one made per pair of bounds is shared
-            extensions={"timeout": sender._timeout(self._timeout, self._read_timeout)},
-        )
+        # read-only to httpx and httpcore: one made per pair of bounds is shared
+        extensions = {"timeout": sender._timeout(self._timeout, self._read_timeout)}
+        built, direct = _outgoing(client, sender._library, self._request, extensions)
         errors = sender._errors
         try:  # never follow a redirect, whatever the client says: a key must not travel
             if not on_asyncio():  # trio: every cancellation is a scope's
-                response = await _send(client, built)
+                response = await _send(client, built, direct)
             else:
                 whole = self._read_timeout is None  # a plain reply: read whole as it is sent
-                response = await _send_apart(client, built, sender._library, whole)
+                response = await _send_apart(client, built, direct, sender._library, whole)
         except errors.pool:  # our own pool, not the provider: no key or model is to blame
             raise PoolExhaustedError(
                 f"no free connection in this client's HTTP pool within {self._timeout:.1f}s: "
@@ -261,7 +255,9 @@ class _Exchange:
                 await response.aclose()
 
 
-async def _send_apart(client: Any, request: Any, library: ModuleType, whole: bool) -> Any:
+async def _send_apart(
+    client: Any, request: Any, direct: Any, library: ModuleType, whole: bool
+) -> Any:
     """``client.send(request)`` in a task that only an anyio cancel scope cancels.
 
     The caller's cancellation, asyncio's own or a scope's, becomes that scope's (httpcore
@@ -269,7 +265,7 @@ async def _send_apart(client: Any, request: Any, library: ModuleType, whole: boo
     all the same is closed. A ``whole`` reply is read there too (httpx closes it as its
     body ends); a streamed one closes apart as well (``_ReleasedApart``).
     """
-    sending = _Sending(client, request, whole)
+    sending = _Sending(client, request, direct, whole)
     try:
         response = await sending.reply
     except asyncio.CancelledError:
@@ -283,11 +279,12 @@ async def _send_apart(client: Any, request: Any, library: ModuleType, whole: boo
 class _Sending:
     """One ``client.send`` in a task and a cancel scope of its own; ``reply`` is its outcome."""
 
-    __slots__ = ("client", "reply", "request", "scope", "task", "whole")
+    __slots__ = ("client", "direct", "reply", "request", "scope", "task", "whole")
 
-    def __init__(self, client: Any, request: Any, whole: bool) -> None:
+    def __init__(self, client: Any, request: Any, direct: Any, whole: bool) -> None:
         self.client = client
         self.request = request
+        self.direct = direct
         self.whole = whole
         self.scope = cancel_scope()
         loop = asyncio.get_running_loop()
@@ -297,7 +294,7 @@ class _Sending:
     async def _exchange(self) -> Any:
         """The reply, read whole if asked; closed at once if its caller has gone."""
         with self.scope:
-            response = await _send(self.client, self.request)
+            response = await _send(self.client, self.request, self.direct)
             try:
                 if self.whole:
                     await response.aread()
@@ -319,10 +316,52 @@ class _Sending:
             _keep(asyncio.get_running_loop().create_task(reply.result().aclose()))
 
 
-async def _send(client: Any, request: Any) -> Any:
-    """``client.send(request)``, streamed; a send that fails leaves no orphan in the pool."""
+def _outgoing(
+    client: Any, library: ModuleType, request: HttpRequest, extensions: dict[str, Any]
+) -> tuple[Any, Any]:
+    """The library's request for ``request``, and the transport to send it on directly
+    (``None``: through ``client.send``).
+
+    A client that ``send`` would add nothing to (no auth, params, cookies or event hooks of
+    its own; an AuthProfile's URL carries no credentials) is sent through directly: its
+    headers, transport (mounts and proxies included), pool and limits apply as in
+    ``client.send``, without the layers that would find nothing to do. Cookies a reply sets
+    are then not kept, as in the other senders: they would link the requests of different
+    keys.
+    """
+    if client.is_closed:
+        raise RuntimeError("Cannot send a request, as the client has been closed.")
+    hooks = client.event_hooks
+    if client.auth or client.params or client.cookies or any(hooks.values()):
+        built = client.build_request(
+            request.method,
+            request.url,
+            headers=request.headers,
+            content=request.body,
+            extensions=extensions,
+        )
+        return built, None
+    own = request.headers
+    named = {key.lower() for key in own}  # the request's own headers win, as in httpx
+    headers: list[tuple[Any, Any]] = [
+        (key, value) for key, value in client.headers.raw if key.lower().decode() not in named
+    ]
+    headers += own.items()
+    built = library.Request(
+        request.method, request.url, headers=headers, content=request.body, extensions=extensions
+    )
+    return built, client._transport_for_url(built.url)
+
+
+async def _send(client: Any, request: Any, direct: Any) -> Any:
+    """``client.send(request)``, streamed, or the same on the ``direct`` transport; a send
+    that fails leaves no orphan in the pool."""
     try:
-        return await client.send(request, stream=True, follow_redirects=False)
+        if direct is None:
+            return await client.send(request, stream=True, follow_redirects=False)
+        response = await direct.handle_async_request(request)
+        response.request = request
+        return response
     except BaseException:
         with anyio.CancelScope(shield=True):
             await _reclaim_orphans(client, request)
