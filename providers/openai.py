@@ -102,6 +102,20 @@ _FINISH = {
 }
 
 
+def _misshapen(data: Any, body: bytes) -> MalformedResponseError | None:
+    """What is wrong with a Chat Completions reply's outline (its object, ``choices[0]``,
+    their ``message``), or ``None`` when the outline is right; read only for a reply that
+    did not parse."""
+    if type(data) is not dict:  # JSON's objects are dicts
+        return MalformedResponseError("reply is not an object")
+    choices = data.get("choices")
+    if type(choices) is not list or not choices or type(choices[0]) is not dict:
+        return MalformedResponseError(f"reply has no choices: {str(body)[:200]}")
+    if type(choices[0].get("message")) is not dict:
+        return MalformedResponseError("choices[0].message is not an object")
+    return None
+
+
 def openai_finish(raw: Any, has_tool_calls: bool) -> str | None:
     """Normalise an OpenAI-style ``finish_reason`` (some servers say ``stop`` after tools)."""
     if raw is None:
@@ -397,16 +411,14 @@ class OpenAIAdapter(BaseAdapter):
             MalformedResponseError: The reply is not one this reads (as :func:`guarded`
                 makes any shape a parser does not understand).
         """
+        data = None
         try:
             data = load_json(body)
-            if type(data) is not dict:  # JSON's objects are dicts
-                raise MalformedResponseError("reply is not an object")
-            choices = data.get("choices")
-            if type(choices) is not list or not choices or type(choice := choices[0]) is not dict:
-                raise MalformedResponseError(f"reply has no choices: {str(body)[:200]}")
-            message = choice.get("message")
-            if type(message) is not dict:
-                raise MalformedResponseError("choices[0].message is not an object")
+            # read as the usual reply is shaped: JSON's other values index by name with a
+            # TypeError and have no .get (AttributeError), a missing name or choice raises,
+            # and _misshapen says which part was wrong
+            choice = data["choices"][0]
+            message = choice["message"]
             raw_finish = choice.get("finish_reason")
             if raw_finish is not None and type(raw_finish) is not str:
                 raise MalformedResponseError("choices[0].finish_reason is not a string")
@@ -428,7 +440,7 @@ class OpenAIAdapter(BaseAdapter):
         except FailoverError:
             raise
         except SHAPE_ERRORS as exc:
-            raise not_understood(exc) from None
+            raise (_misshapen(data, body) or not_understood(exc)) from None
         if counts is None:
             return ChatResult(text, finish, TokenUsage(), data, calls, raw_finish, False)
         return ChatResult(text, finish, counts, data, calls, raw_finish)

@@ -616,3 +616,26 @@ def test_an_openai_refusal_without_content_is_a_content_block_not_malformed() ->
     body = openai_reply("stop", content=None, refusal="I can't help with that.")
     with pytest.raises(ContentFilteredError, match="can't help"):
         get_adapter("openai").parse_response(json.dumps(body).encode())
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ([], "reply is not an object"),
+        ("choices", "reply is not an object"),
+        ({"error": {"message": "upstream down"}}, "reply has no choices: "),
+        ({"choices": []}, "reply has no choices: "),
+        ({"choices": "abc"}, "reply has no choices: "),
+        ({"choices": [["message"]]}, "reply has no choices: "),
+        ({"choices": [{"finish_reason": "stop"}]}, "choices[0].message is not an object"),
+        ({"choices": [{"message": ["content"]}]}, "choices[0].message is not an object"),
+        ({"choices": [{"message": "pong"}]}, "choices[0].message is not an object"),
+    ],
+)
+def test_an_openai_reply_of_another_outline_says_which_part_is_wrong(body: Any, said: str) -> None:
+    with pytest.raises(FailoverError) as caught:
+        get_adapter("openai").parse_response(json.dumps(body).encode())
+    assert caught.value.kind == "malformed"
+    assert str(caught.value.message).startswith(said)
+    if said.startswith("reply has no choices"):
+        assert json.dumps(body)[:20] in caught.value.message  # the body is shown
