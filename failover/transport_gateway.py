@@ -467,8 +467,8 @@ class _Pump:
         """The chunks after one read that the reader holds already, encoded: handed to the
         SDK with it in one piece, not one a pull (the first chunk goes alone, at once).
         An error among them is handled once those before it have gone."""
-        out = []
-        encoder, kept = self._encoder, self._kept
+        out: list[bytes] = []
+        add, feed, kept, usage = out.append, self._encoder.feed, self._kept, self._usage
         while True:
             try:
                 chunk = buffered()
@@ -477,10 +477,11 @@ class _Pump:
                 break
             if chunk is None:
                 break
-            self._usage = chunk.usage or self._usage
+            usage = chunk.usage or usage
             if kept is not None:
                 self._note(chunk)
-            out.append(encoder.feed(chunk))
+            add(feed(chunk))
+        self._usage = usage
         return b"".join(out)
 
     async def _continued(self, error: ProviderError) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from failover.gateway.framing import encode_compact, encode_gemini
+from failover.gateway.framing import encode_compact, encode_gemini, encode_string
 
 ENCODERS: list[tuple[Callable[[Any], str], str]] = [(encode_compact, ":"), (encode_gemini, ": ")]
 VALUES: list[Any] = [
@@ -56,3 +56,11 @@ def test_what_json_cannot_hold_is_refused_alike(
             reference(value)
         assert str(ours.value) == str(theirs.value)
     assert encode([1, 2]) == "[1,2]"  # a refusal leaves nothing behind
+
+
+def test_a_string_is_encoded_as_the_encoders_encode_it() -> None:
+    """``encode_string`` (a stream's text deltas) gives the text the JSON encoders give."""
+    reference = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    for text in ["", "tok ", VALUES[0], "\x00\x1f\x7f", "\ud800 lone surrogate", "</script>"]:
+        assert encode_string(text) == reference(text) == encode_compact(text)
+        assert json.loads(encode_string(text)) == text

@@ -17,7 +17,7 @@ from typing import Any
 
 from failover.catalog import TokenUsage
 from failover.gateway.errors import error_payload
-from failover.gateway.framing import dumps, encode_compact, new_id, sse
+from failover.gateway.framing import dumps, encode_compact, encode_string, new_id, sse
 from failover.gateway.stream import OpenCall, StreamEnd
 from failover.gateway.types import WireResponse
 from failover.gateway.usage import chat_usage
@@ -87,6 +87,8 @@ class ChatStream:
         self._prefix = f'data: {head},"choices":[{{"index":0,"delta":'.encode()
         self._tail = ',"usage":null}\n\n' if include_usage else "}\n\n"
         self._suffix = f',"logprobs":null,"finish_reason":null}}]{self._tail}'.encode()
+        self._text_head = self._prefix + b'{"content":'  # a text delta's chunk, but the text
+        self._text_tail = b"}" + self._suffix
         self._started = False
         self._calls: dict[int, OpenCall] = {}
         self._end = StreamEnd()
@@ -99,7 +101,7 @@ class ChatStream:
         return self._prefix + encoded + end.encode()
 
     def _text(self, text: str) -> bytes:
-        return self._prefix + b'{"content":' + encode_compact(text).encode() + b"}" + self._suffix
+        return self._text_head + encode_string(text).encode() + self._text_tail
 
     def _start(self) -> bytes:
         if self._started:

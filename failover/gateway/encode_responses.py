@@ -24,7 +24,7 @@ from typing import Any
 
 from failover.catalog import TokenUsage
 from failover.gateway.errors import error_payload
-from failover.gateway.framing import dumps, encode_compact, new_id, sse
+from failover.gateway.framing import dumps, encode_string, new_id, sse
 from failover.gateway.stream import OpenCall, StreamEnd
 from failover.gateway.types import WireResponse
 from failover.gateway.usage import responses_usage
@@ -174,10 +174,10 @@ class ResponsesStream:
         content_index=0, delta=text, logprobs=[])``, its constant parts encoded once."""
         index = len(self._output) - 1
         sequence, self._sequence = self._sequence, self._sequence + 1
-        item_id = encode_compact(self._output[index]["id"])
+        item_id = encode_string(self._output[index]["id"])
         middle = f'{sequence},"item_id":{item_id},"output_index":{index},"content_index":0,"delta":'
         return b"".join(
-            (_TEXT_DELTA_HEAD, middle.encode(), encode_compact(text).encode(), _TEXT_DELTA_TAIL)
+            (_TEXT_DELTA_HEAD, middle.encode(), encode_string(text).encode(), _TEXT_DELTA_TAIL)
         )
 
     def _snapshot(self, status: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ __all__ = [
     "dumps",
     "encode_compact",
     "encode_gemini",
+    "encode_string",
     "load_body",
     "new_id",
     "sse",
@@ -36,6 +37,11 @@ _ALPHANUMERIC_TABLE = bytes(ord(_ALPHANUMERIC[byte % len(_ALPHANUMERIC)]) for by
 _UNFAIR = bytes(range(_FAIR, 256))
 
 
+encode_string: Callable[[str], str] = json.encoder.encode_basestring
+"""A string as JSON text, non-ASCII kept as is: json's own (C) function, which the encoders
+below use for strings too (a stream's text delta is encoded with it, no encoder made)."""
+
+
 def _encoder(key_separator: str) -> Callable[[Any], str]:
     """``json.JSONEncoder(ensure_ascii=False, separators=(",", key_separator)).encode``:
     its C encoder called straight (as ``encode`` calls it, circular references checked),
@@ -45,7 +51,7 @@ def _encoder(key_separator: str) -> Callable[[Any], str]:
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
         return encoder.encode
-    default, text = encoder.default, json.encoder.encode_basestring
+    default, text = encoder.default, encode_string
 
     def encode(value: Any) -> str:
         if isinstance(value, str):
