@@ -255,17 +255,6 @@ class Telemetry:
         for event_type in (FailoverEvent, RetryEvent, CooldownEvent, RecoveredEvent, HedgeEvent):
             hooks.add(event_type, self.event)
 
-    def _recording_now(self) -> bool:
-        """:meth:`recording`, with "no SDK yet" read straight from the two globals when they
-        tell (as ``globals_unset`` reads them)."""
-        if (
-            self._unset_readable
-            and self._trace._TRACER_PROVIDER is None
-            and self._metrics_internal._METER_PROVIDER is None
-        ):
-            return False
-        return self.recording()
-
     def start_request(
         self,
         operation: str,
@@ -276,7 +265,16 @@ class Telemetry:
 
         A step of the chain may be a group of equivalent models (its first names the span).
         """
-        if not self._sdk_installed and not self._recording_now():
+        if not self._sdk_installed and (
+            # no SDK yet, read straight from the two globals when they tell (as
+            # ``globals_unset`` reads them), else asked of recording()
+            (
+                self._unset_readable
+                and self._trace._TRACER_PROVIDER is None
+                and self._metrics_internal._METER_PROVIDER is None
+            )
+            or not self.recording()
+        ):
             return None
         request = RequestTelemetry(self, operation, request_id, chain)
         self._live[request_id] = request
