@@ -140,17 +140,18 @@ def openai_usage(usage: Any, wire: str = "openai") -> TokenUsage | None:
         # below, which says what is odd
         prompt = usage["prompt_tokens"]
         output = usage.get("completion_tokens", 0)
-        details = usage.get("prompt_tokens_details")
-        more = usage.get("completion_tokens_details")
-        if details is None and more is None:  # no cache or reasoning counts (many servers)
-            if (
-                type(prompt) is int
-                and type(output) is int
-                and not (prompt | output) >> 53  # neither below 0 nor from 2**53 on
-                and "prompt_cache_hit_tokens" not in usage  # DeepSeek's
-            ):
-                return TokenUsage(prompt, output)
-        elif (counts := _detailed_counts(usage, prompt, output, details, more)) is not None:
+        if usage.keys() <= _COUNTS_ALONE:  # no cache or reasoning counts (many servers)
+            if type(prompt) is int and type(output) is int and not (prompt | output) >> 53:
+                return TokenUsage(prompt, output)  # neither below 0 nor from 2**53 on
+        elif (
+            counts := _detailed_counts(
+                usage,
+                prompt,
+                output,
+                usage.get("prompt_tokens_details"),
+                usage.get("completion_tokens_details"),
+            )
+        ) is not None:
             return counts
     elif usage is None:  # most stream chunks
         return None
@@ -182,6 +183,8 @@ def openai_usage(usage: Any, wire: str = "openai") -> TokenUsage | None:
 
 
 _INT = frozenset((int,))
+_COUNTS_ALONE = frozenset(("prompt_tokens", "completion_tokens", "total_tokens"))
+"""A Chat Completions usage of these names alone has no cache nor reasoning counts."""
 
 
 def _detailed_counts(

@@ -382,6 +382,11 @@ def test_openai_usage_reads_as_the_general_reader_reads_it(usage: dict[str, Any]
     ("usage", "expected"),
     [
         ({"prompt_tokens": 5, "completion_tokens": 1}, (5, 1, 0, 0, 0)),
+        ({"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}, (5, 1, 0, 0, 0)),
+        ({"prompt_tokens": 5, "completion_tokens": 1, "queue_time": 0.2}, (5, 1, 0, 0, 0)),
+        ({"prompt_tokens": 5, "total_tokens": 5, "prompt_cache_hit_tokens": 4}, (1, 0, 4, 0, 0)),
+        ({"prompt_tokens": 5.0, "completion_tokens": 1, "total_tokens": 6}, (5, 1, 0, 0, 0)),
+        ({"prompt_tokens": -1, "completion_tokens": 1, "total_tokens": 0}, None),
         (
             {
                 "prompt_tokens": 100,
