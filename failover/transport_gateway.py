@@ -21,7 +21,7 @@ import functools
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, TypeVar
@@ -672,9 +672,16 @@ def _encoded_stream(library: ModuleType) -> Any:
             with contextlib.suppress(FailoverError):  # the transport was closed meanwhile
                 self._io.call(self._pump.aclose)
 
-        async def __aiter__(self) -> AsyncIterator[bytes]:
-            while (data := await self._pump.next()) is not None:
-                yield data
+        def __aiter__(self) -> Encoded:
+            # an iterator of its own, not an async generator: nothing to finalise (the
+            # pump holds the state; ``aclose`` releases it), no loop hooks per stream
+            return self
+
+        async def __anext__(self) -> bytes:
+            data = await self._pump.next()
+            if data is None:
+                raise StopAsyncIteration
+            return data
 
         async def aclose(self) -> None:
             await self._pump.aclose()
