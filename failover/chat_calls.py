@@ -170,27 +170,31 @@ class ChatCalls:
         self.stream_idle_timeout = stream_idle_timeout
 
     def http_request(
-        self, request: ChatRequest, ctx: AttemptContext, api_key: str | None = None
-    ) -> tuple[ProviderAdapter, HttpRequest]:
-        """The attempt's adapter, and the HTTP request it builds for this key and model."""
-        adapter = self._adapters[ctx.model.provider]
-        built = adapter.build_request(
+        self,
+        adapter: ProviderAdapter,
+        request: ChatRequest,
+        ctx: AttemptContext,
+        api_key: str | None = None,
+    ) -> HttpRequest:
+        """The HTTP request the attempt's adapter builds for its key and model."""
+        return adapter.build_request(
             request,
             model=ctx.model.id,
             api_key=ctx.api_key if api_key is None else api_key,
             base_url=ctx.base_url,
         )
-        return adapter, built
 
     async def signed_request(
-        self, request: ChatRequest, ctx: AttemptContext
-    ) -> tuple[ProviderAdapter, HttpRequest]:
+        self, adapter: ProviderAdapter, request: ChatRequest, ctx: AttemptContext
+    ) -> HttpRequest:
         """:meth:`http_request`, with a cloud provider's credentials (Bedrock's AWS chain,
         Vertex AI's Google tokens) found and refreshed first by its adapter."""
-        credentials_for = getattr(self._adapters[ctx.model.provider], "credentials_for", None)
+        credentials_for = getattr(adapter, "credentials_for", None)
         if credentials_for is None:
-            return self.http_request(request, ctx)
-        return self.http_request(request, ctx, await credentials_for(ctx.profile, ctx.base_url))
+            return self.http_request(adapter, request, ctx)
+        return self.http_request(
+            adapter, request, ctx, await credentials_for(ctx.profile, ctx.base_url)
+        )
 
     def check_reply(
         self,
@@ -206,10 +210,11 @@ class ChatCalls:
 
     async def complete(self, request: ChatRequest, ctx: AttemptContext) -> ChatResult:
         """One attempt at a whole reply: the provider's answer, parsed by its adapter."""
-        if hasattr(self._adapters[ctx.model.provider], "credentials_for"):  # a cloud's
-            adapter, http_request = await self.signed_request(request, ctx)
+        adapter = self._adapters[ctx.model.provider]
+        if hasattr(adapter, "credentials_for"):  # a cloud's
+            http_request = await self.signed_request(adapter, request, ctx)
         else:  # no credentials to find: no coroutine to await for them
-            adapter, http_request = self.http_request(request, ctx)
+            http_request = self.http_request(adapter, request, ctx)
         async with self.sender.open(http_request, ctx.timeout) as reply:
             body = await reply.aread()
             self.check_reply(adapter, ctx, reply, body)
@@ -222,7 +227,8 @@ class ChatCalls:
             ProviderError: The provider answered with an error, or the stream failed (or
                 ended) before its first chunk; the connection is released.
         """
-        adapter, http_request = await self.signed_request(request, ctx)
+        adapter = self._adapters[ctx.model.provider]
+        http_request = await self.signed_request(adapter, request, ctx)
         opener = self.sender.open(
             http_request, ctx.timeout, read_timeout=min(self.stream_idle_timeout, ctx.timeout)
         )
