@@ -76,3 +76,37 @@ def test_trio_s_guest_mode_on_an_asyncio_loop_gets_trio_s_scopes_and_asyncio_its
         ("anyio._backends._trio", True),
         ("anyio._backends._asyncio", True),
     ]
+
+
+def test_asyncio_code_beside_a_running_trio_guest_is_asyncio_s() -> None:
+    import asyncio
+
+    import trio
+
+    from failover._tasks import on_asyncio, running_on_trio
+
+    seen: dict[str, bool] = {}
+
+    async def guest() -> None:
+        seen["guest"] = running_on_trio()
+        await trio.sleep(0.05)  # the host's code runs between the guest's ticks meanwhile
+        seen["guest's worker thread"] = await trio.to_thread.run_sync(running_on_trio)
+
+    async def host() -> None:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        trio.lowlevel.start_guest_run(
+            guest,
+            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            done_callback=done.set_result,
+        )
+        await asyncio.sleep(0.01)
+        seen["host, the guest running"] = on_asyncio() and not running_on_trio()
+        await done
+
+    asyncio.run(host())
+    assert seen == {
+        "guest": True,
+        "host, the guest running": True,
+        "guest's worker thread": False,
+    }
