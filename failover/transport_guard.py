@@ -395,8 +395,11 @@ class Endpoint:
 
 
 _TELLING = {
-    # OpenAI Chat: ``[DONE]``, an ``error`` member, a ``refusal``, a ``content_filter`` finish
-    "openai": re.compile(rb"error|refusal|content_filter|\[DONE\]|\\u", re.IGNORECASE),
+    # OpenAI Chat: ``[DONE]``, an ``error`` member, a ``refusal`` (but ``"refusal":null``,
+    # which OpenAI's opening chunk carries), a ``content_filter`` finish
+    "openai": re.compile(
+        rb'error|refusal(?!"\s*:\s*null)|content_filter|\[DONE\]|\\u', re.IGNORECASE
+    ),
     # Anthropic Messages: the ``error`` event, ``message_delta`` (its stop reason may be a
     # refusal), ``message_stop`` (the terminator); the parser reads events by name
     "anthropic": re.compile(rb"error|message_delta|message_stop|\\u", re.IGNORECASE),

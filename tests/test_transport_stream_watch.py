@@ -47,6 +47,21 @@ _CHAT_STREAMS: dict[str, list[str]] = {
     "DONE in an event of its own": [_CHAT_TEXT[0] + "\n\ndata: [DONE]"],
     "comments and ids": [": keepalive", "id: 7\n" + _CHAT_TEXT[0], "data: [DONE]"],
     "text that says error": [_chat("an error, a refusal"), "data: [DONE]"],
+    # OpenAI's own opening chunk carries "refusal": null (nothing to read), a later one may
+    # carry a refusal indeed, written with or without spaces
+    "opening with a null refusal": [
+        _data({"choices": [{"index": 0, "delta": {"role": "assistant", "refusal": None}}]}),
+        *_CHAT_TEXT,
+        "data: [DONE]",
+    ],
+    "null refusal, then a refusal": [
+        'data: {"choices":[{"index":0,"delta":{"role":"assistant","refusal":null}}]}',
+        'data: {"choices":[{"index":0,"delta":{"refusal": "I cannot help"}}]}',
+    ],
+    "a null refusal, cut": [
+        'data: {"choices":[{"index":0,"delta":{"role":"assistant","refusal" : null}}]}',
+        *_CHAT_TEXT,
+    ],
 }
 
 
@@ -147,6 +162,9 @@ def test_the_guard_decides_as_if_it_read_every_line(
         ("/v1/chat/completions", _CHAT_STREAMS["cut"], False),
         ("/v1/chat/completions", _CHAT_STREAMS["DONE after a data line of its event"], False),
         ("/v1/chat/completions", _CHAT_STREAMS["content filter, no DONE"], True),
+        ("/v1/chat/completions", _CHAT_STREAMS["opening with a null refusal"], True),
+        ("/v1/chat/completions", _CHAT_STREAMS["null refusal, then a refusal"], True),
+        ("/v1/chat/completions", _CHAT_STREAMS["a null refusal, cut"], False),
         ("/v1/messages", _ANTHROPIC_STREAMS["whole"], True),
         ("/v1/messages", _ANTHROPIC_STREAMS["cut"], False),
         ("/v1/responses", _RESPONSES_STREAMS["whole"], True),
