@@ -40,19 +40,24 @@ what it spends on a translated reply too.
    failover/gateway/.
 
 Where the time goes (``benchmarks/transport_work_count.py`` counts it in opcodes, free of
-this VM's drift). The openai SDK alone runs ~47,000 Python opcodes and ~2,500 function
-calls a chat call; the transport adds ~3,400 to a same-wire call (its own ~2,900, of which
-~860 the SDK then spares: the reply's body read once, by the transport; the per-request
-cancel scope that lets ``aclose()`` end it, ~450, the largest piece; headers read and
-written through httpx's own list; the engine's ~1,300) and ~5,700 to a cross-wire one,
-less than the ~8,650 of a whole ``ResilientClient`` call. Per opcode the transport's code
-is dearer than the SDK's in CPU time (it runs once a request, cache-cold), so the CPU
+this VM's drift). The openai SDK alone runs ~46,000 Python opcodes a chat call on OpenAI's
+full reply and ~203,000 a stream of 20 deltas on its full chunks; the transport adds ~3,250
+to a same-wire call (its own ~2,700, of which ~860 the SDK then spares: the reply's body
+read once, by the transport; the per-request cancel scope that lets ``aclose()`` end it,
+~450, the largest piece; headers read and written through httpx's own list; the engine's
+~1,350), ~4,300 to a same-wire stream, and ~6,400 to a cross-wire call, less than the
+~7,400-8,600 of a whole ``ResilientClient`` call (that count moves by ~1,200 between runs).
+A translated stream adds ~16,400 (~8,000 to its first chunk), less than a whole
+``ResilientClient.stream`` (~19,500; ~9,100 to its first chunk). Per opcode the transport's
+code is dearer than the SDK's in CPU time (it runs once a request, cache-cold), so the CPU
 ratios stay above the opcode ones. OpenAI's chunks in full cost the SDK ~27,000 opcodes a
 stream more than chunks carrying ``choices`` alone (benchmarks/upstream.py's lean
 ``STREAM``; ~7,000 for service_tier, system_fingerprint and logprobs alone): measured on
 those, "the SDK's own share" understated what the SDK spends on a translated stream, and
 charged the rest to the transport. (Chunks the transport reads together reach the SDK in
-one piece.)
+one piece.) "CPU per later chunk, the SDK's own share taken off" is a small difference of
+two large figures (the SDK spends ~190 µs a chunk, ResilientClient ~20): its quartiles
+are wide, read it with the opcode counts.
 
 ``failover.testing.Simulator`` is not the upstream: it runs on this process's event loop,
 so its work would be counted with the clients' (measured interleaved, it added ~500 µs of
