@@ -297,9 +297,9 @@ def _cut(text: str, pieces: Container[str], quads: AbstractSet[int]) -> str:
 def _starts(text: str, hits: AbstractSet[int]) -> Iterable[int]:
     """Where in ``text`` a piece may start, in order, given the aligned quads of its bytes
     that are quads of a piece (``hits``). In ASCII text (a character a byte) a piece holds
-    one of them at 0 to 3 characters from its start: only the starts up to 3 before an
-    occurrence of a hit are looked at (found by C's substring search). Other text: every
-    start."""
+    one of them, aligned, at 0 to 3 characters from its start: only the starts up to 3
+    before an aligned occurrence of a hit are looked at (found by C's substring search).
+    Other text: every start."""
     last = len(text) - PIECE
     if not text.isascii():
         return range(last + 1)
@@ -308,7 +308,8 @@ def _starts(text: str, hits: AbstractSet[int]) -> Iterable[int]:
         quad = value.to_bytes(4, sys.byteorder).decode("latin-1")
         at = text.find(quad)
         while at != -1:
-            starts.update(range(max(at - 3, 0), min(at, last) + 1))
+            if not at % 4:  # an aligned occurrence: the others are no piece's aligned quad
+                starts.update(range(max(at - 3, 0), min(at, last) + 1))
             at = text.find(quad, at + 1)
     return sorted(starts)
 

@@ -62,6 +62,9 @@ TEXTS = st.lists(_fragments(), max_size=12).map("".join)
 @settings(max_examples=400, deadline=None)
 @given(TEXTS)
 def test_a_key_shape_start_is_found_as_the_regex_finds_it(text: str) -> None:
+    for start in STARTS:  # each start alone, and in text
+        assert _may_show_a_key_shape(start) is (_KEY_SHAPE_STARTS.search(start) is not None)
+        assert _may_show_a_key_shape(f"a {start}b") is _may_show_a_key_shape(start)
     assert _may_show_a_key_shape(text) is (_KEY_SHAPE_STARTS.search(text) is not None)
     assert _may_show_a_key_shape(text.upper()) is (
         _KEY_SHAPE_STARTS.search(text.upper()) is not None
