@@ -54,27 +54,31 @@ def _aligned_quads(text: str) -> memoryview:
     return memoryview(data + bytes(-len(data) % 4)).cast("I")
 
 
-_KEY_SHAPE_STARTS = re.compile(
-    r"sk-|gsk_|AIza|ya29\.|AKIA|ASIA|ABSK|(?i:bearer|signature=|security-token|aws_s)"
-)
 _CASED_STARTS = ("sk-", "gsk_", "AIza", "ya29.", "AKIA", "ASIA", "ABSK")
 _ANY_CASE_STARTS = ("bearer", "signature=", "security-token", "aws_s")
-"""``_KEY_SHAPE_STARTS``' alternatives, for ASCII text: found by ``in`` (C's substring
-search), those in any case in the text lowered."""
+"""What a ``_KEY_SHAPES`` match starts with: as written, or in any case."""
+_KEY_SHAPE_STARTS = re.compile(
+    "|".join(map(re.escape, _CASED_STARTS))
+    + "|(?i:"
+    + "|".join(map(re.escape, _ANY_CASE_STARTS))
+    + ")"
+)
+_LOWERED_STARTS = re.compile(
+    "|".join(re.escape(start.lower()) for start in (*_CASED_STARTS, *_ANY_CASE_STARTS))
+)
+"""The starts lowered, for ASCII text lowered: no case-insensitive group, so the regex
+scans at C speed (several times faster); it finds every start the other does, and more."""
 
 
 def _may_show_a_key_shape(text: str) -> bool:
     """Whether ``text`` holds what a ``_KEY_SHAPES`` match starts with (``sk-``, ``gsk_``,
     ``AIza``, ``bearer`` in any case): a fast no, before the slower regex, for most text.
-    ASCII text (headers, most bodies) is searched for each start as a substring, several
-    times faster than the regex's scan; other text (where case folding goes beyond ASCII:
-    the Kelvin sign is a ``k``) by the regex itself."""
-    if not text.isascii():
-        return _KEY_SHAPE_STARTS.search(text) is not None
-    if any(start in text for start in _CASED_STARTS):
-        return True
-    lowered = text.lower()
-    return any(start in lowered for start in _ANY_CASE_STARTS)
+    ASCII text (headers, most bodies) is first searched lowered (lowering ASCII is exact):
+    a no there is a no; other text (where case folding goes beyond ASCII: the Kelvin sign
+    is a ``k``), or a yes, is searched by ``_KEY_SHAPE_STARTS`` itself."""
+    if text.isascii() and _LOWERED_STARTS.search(text.lower()) is None:
+        return False
+    return _KEY_SHAPE_STARTS.search(text) is not None
 
 
 _REMEMBERED_LIMIT = 64
