@@ -10,7 +10,9 @@ replies here are the documented ones in full (its ``/full`` route: ``FULL_REPLY`
 system_fingerprint, each choice with its index, logprobs and finish_reason, the stream's
 role chunk first; the usage with its details. They are what the SDK parses from OpenAI, and
 what the transport's translated replies carry, so the SDK's own cost measured on them is
-what it spends on a translated reply too.
+what it spends on a translated reply too; with the headers OpenAI documents on each reply
+(request id, organization, project, version, rate limits), which the SDK reads and the
+transport checks for keys on a same-wire reply.
 
 1. cross-wire JSON: ``openai.AsyncOpenAI`` on ``httpx2.AsyncClient(transport=
    ResilientTransport(..., fallback_models=["anthropic/claude-haiku-4-5"]))`` answered by
@@ -40,24 +42,26 @@ what it spends on a translated reply too.
    failover/gateway/.
 
 Where the time goes (``benchmarks/transport_work_count.py`` counts it in opcodes, free of
-this VM's drift). The openai SDK alone runs ~46,000 Python opcodes a chat call on OpenAI's
-full reply and ~203,000 a stream of 20 deltas on its full chunks; the transport adds ~3,250
-to a same-wire call (its own ~2,700, of which ~860 the SDK then spares: the reply's body
-read once, by the transport; the per-request cancel scope that lets ``aclose()`` end it,
-~450, the largest piece; headers read and written through httpx's own list; the engine's
-~1,350), ~4,300 to a same-wire stream, and ~6,400 to a cross-wire call, less than the
-~7,400-8,600 of a whole ``ResilientClient`` call (that count moves by ~1,200 between runs).
-A translated stream adds ~16,400 (~8,000 to its first chunk), less than a whole
-``ResilientClient.stream`` (~19,500; ~9,100 to its first chunk). Per opcode the transport's
-code is dearer than the SDK's in CPU time (it runs once a request, cache-cold), so the CPU
-ratios stay above the opcode ones. OpenAI's chunks in full cost the SDK ~27,000 opcodes a
-stream more than chunks carrying ``choices`` alone (benchmarks/upstream.py's lean
-``STREAM``; ~7,000 for service_tier, system_fingerprint and logprobs alone): measured on
-those, "the SDK's own share" understated what the SDK spends on a translated stream, and
-charged the rest to the transport. (Chunks the transport reads together reach the SDK in
-one piece.) "CPU per later chunk, the SDK's own share taken off" is a small difference of
-two large figures (the SDK spends ~190 µs a chunk, ResilientClient ~20): its quartiles
-are wide, read it with the opcode counts.
+this VM's drift). The openai SDK alone runs ~47,700 Python opcodes a chat call on OpenAI's
+full reply and headers, and ~204,800 a stream of 20 deltas on its full chunks; the
+transport adds ~4,900 to a same-wire call (its own ~3,100, of which ~1,300 the SDK then
+spares: the reply's body read once, by the transport; the per-request cancel scope that
+lets ``aclose()`` end it, ~450; headers read and written through httpx's own list; the
+engine's ~3,000, a third of it the check that no header of the reply shows a key, ~400
+the rate-limit headers read), ~6,300 to a same-wire stream, and ~4,750 to a cross-wire
+call, less than the ~7,400-8,600 of a whole ``ResilientClient`` call (that count moves by
+~1,200 between runs). A translated stream adds ~15,700 (~7,250 to its first chunk), less
+than a whole ``ResilientClient.stream`` (~19,500; ~9,100 to its first chunk). Per opcode
+the transport's code is dearer than the SDK's in CPU time (it runs once a request,
+cache-cold, and calls into C more), so the CPU ratios stay above the opcode ones. OpenAI's
+chunks in full cost the SDK ~27,000 opcodes a stream more than chunks carrying
+``choices`` alone (benchmarks/upstream.py's lean ``STREAM``; ~7,000 for service_tier,
+system_fingerprint and logprobs alone): measured on those, "the SDK's own share"
+understated what the SDK spends on a translated stream, and charged the rest to the
+transport. (Chunks the transport reads together reach the SDK in one piece.) "CPU per
+later chunk, the SDK's own share taken off" is a small difference of two large figures
+(the SDK spends ~190 µs a chunk, ResilientClient ~20): its quartiles are wide, read it
+with the opcode counts.
 
 ``failover.testing.Simulator`` is not the upstream: it runs on this process's event loop,
 so its work would be counted with the clients' (measured interleaved, it added ~500 µs of
@@ -80,7 +84,15 @@ from typing import Any
 import httpx2
 import openai
 from load import drive  # benchmarks/, the script's own directory
-from upstream import ANTHROPIC_REPLY, ANTHROPIC_STREAM, FULL, FULL_REPLY, FULL_STREAM, running
+from upstream import (
+    ANTHROPIC_REPLY,
+    ANTHROPIC_STREAM,
+    FULL,
+    FULL_HEADERS,
+    FULL_REPLY,
+    FULL_STREAM,
+    running,
+)
 
 from failover import AuthProfile, FailoverManager, ResilientClient, ResilientTransport
 from failover.http import HttpxSender
@@ -102,19 +114,25 @@ Made = tuple[Call, Close]
 
 
 class Canned(httpx2.AsyncBaseTransport):
-    """An in-memory upstream: the replies of benchmarks/upstream.py (OpenAI's in full, as
-    under its ``/full`` route), no socket."""
+    """An in-memory upstream: the replies of benchmarks/upstream.py (OpenAI's in full, with
+    their headers, as under its ``/full`` route), no socket."""
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         body = await request.aread()
         streamed = b'"stream": true' in body or b'"stream":true' in body
-        if request.url.path.endswith("/messages"):
-            data = ANTHROPIC_STREAM if streamed else ANTHROPIC_REPLY
-        else:
-            data = FULL_STREAM if streamed else FULL_REPLY
         kind = "text/event-stream" if streamed else "application/json"
-        headers = [("content-type", kind), ("content-length", str(len(data)))]
+        if request.url.path.endswith("/messages"):
+            data, more = ANTHROPIC_STREAM if streamed else ANTHROPIC_REPLY, []
+        else:
+            data, more = FULL_STREAM if streamed else FULL_REPLY, _FULL_HEADERS
+        headers = [("content-type", kind), ("content-length", str(len(data))), *more]
         return httpx2.Response(200, headers=headers, stream=_Body(data))
+
+
+_FULL_HEADERS = [
+    (name.decode(), value.decode())
+    for name, _, value in (line.partition(b": ") for line in FULL_HEADERS.split(b"\r\n") if line)
+]
 
 
 class _Body(httpx2.AsyncByteStream):

@@ -4,7 +4,8 @@ Answers POST .../chat/completions with a canned OpenAI reply, or an SSE stream o
 chunks when the body asks for ``"stream": true``: lean ones (``REPLY``, ``STREAM``: a
 chunk carries ``choices`` alone), or, under the path prefix ``/full`` (a base URL
 ``http://127.0.0.1:PORT/full/v1``), OpenAI's documented shapes in full (``FULL_REPLY``,
-``FULL_STREAM``: every field the API sends and the openai SDK's types read); POST
+``FULL_STREAM``: every field the API sends and the openai SDK's types read, with the headers
+its API reference documents, ``FULL_HEADERS``); POST
 .../messages (Anthropic's shape, key in ``x-api-key``) with a canned Anthropic message, or
 its named-event stream of 20 text deltas; a key containing ``limited`` gets a 429
 with ``retry-after: 60``, one containing ``overloaded`` a 503; a key containing ``slow`` gets
@@ -58,6 +59,22 @@ _ID, _CREATED, _MODEL = (
     "gpt-4o-mini-2024-07-18",
 )
 _TIER = {"service_tier": "default", "system_fingerprint": "fp_560af6e559"}
+FULL_HEADERS = (
+    b"openai-organization: user-bench0123456789\r\n"
+    b"openai-processing-ms: 412\r\n"
+    b"openai-project: proj_bench0123456789abcdef\r\n"
+    b"openai-version: 2020-10-01\r\n"
+    b"x-ratelimit-limit-requests: 10000\r\n"
+    b"x-ratelimit-limit-tokens: 200000\r\n"
+    b"x-ratelimit-remaining-requests: 9999\r\n"
+    b"x-ratelimit-remaining-tokens: 199990\r\n"
+    b"x-ratelimit-reset-requests: 8.64s\r\n"
+    b"x-ratelimit-reset-tokens: 3ms\r\n"
+    b"x-request-id: req_0123456789abcdef0123456789abcdef\r\n"
+)
+"""The headers OpenAI's API reference documents on every reply (request id, organization,
+project, processing time, version, rate limits), sent with ``FULL_REPLY`` and
+``FULL_STREAM`` (the CDN's own, such as cookies, left out)."""
 FULL_REPLY = json.dumps(
     {
         "id": _ID,
@@ -230,11 +247,13 @@ class Upstream(asyncio.Protocol):
                 out = response("200 OK", ANTHROPIC_STREAM, b"text/event-stream")
             else:
                 out = response("200 OK", ANTHROPIC_REPLY)
+        elif target.startswith(FULL):  # OpenAI's replies and headers in full
+            data, kind = (FULL_STREAM, b"text/event-stream") if streamed else (FULL_REPLY, None)
+            out = response("200 OK", data, kind or b"application/json", FULL_HEADERS)
         elif streamed:
-            data = FULL_STREAM if target.startswith(FULL) else STREAM
-            out = response("200 OK", data, b"text/event-stream")
+            out = response("200 OK", STREAM, b"text/event-stream")
         else:
-            out = response("200 OK", FULL_REPLY if target.startswith(FULL) else REPLY)
+            out = response("200 OK", REPLY)
         if "slow" in key and counts[key] % 10 == 0:
             asyncio.get_running_loop().call_later(SLOW_SECONDS, self.late_write, out)
             return
