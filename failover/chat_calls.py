@@ -333,19 +333,12 @@ class ChunkReader:
         for chunk in self._chunks:  # empty but for an event stream
             if parser.complete:
                 self._chunks = iter(())  # nothing after the terminator is read
+                return None if chunk is None else self._took(chunk)
             if chunk is not None:
-                if (
-                    chunk.finish_reason is None
-                    and chunk.usage is None
-                    and chunk.raw_finish_reason is None
-                    and not chunk.restart
-                    and (chunk.text or chunk.tool_calls)
-                ):  # a delta alone (the usual chunk): the parser's own is handed on
-                    return chunk
+                if _NO_SUMMARY(chunk) == _NOTHING and (chunk.text or chunk.tool_calls):
+                    return chunk  # a delta alone (the usual chunk): the parser's own
                 if (kept := self._took(chunk)) is not None:
                     return kept
-            if parser.complete:
-                return None
         return None
 
     def _took(self, chunk: StreamChunk) -> StreamChunk | None:
@@ -455,6 +448,10 @@ async def _drain(rest: AsyncIterator[Any]) -> bool:
 DRAIN_SECONDS = 0.05
 """How long a stream's reader reads on after its terminator for the body's end."""
 
+
+_NO_SUMMARY = operator.attrgetter("finish_reason", "usage", "raw_finish_reason", "restart")
+"""What makes a chunk more than a delta, read in one C call (a delta's are :data:`_NOTHING`)."""
+_NOTHING = (None, None, None, False)
 
 _IS_EVENT = partial(operator.is_not, None)  # ``event is not None``, in C
 _NAME_AND_DATA = operator.attrgetter("event", "data")
