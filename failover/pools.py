@@ -33,6 +33,7 @@ __all__ = ["KeyPools", "ReadyPool"]
 _ALL = None  # the pool of every provider's profiles (asked for with provider=None)
 _set = object.__setattr__  # for the counters the hot path updates: no routing-field check
 _HELD_BY_PROVIDER = (ProfileStatus.RATE_LIMITED, ProfileStatus.DISABLED)
+_UNKNOWN: AuthProfile | None = object()  # type: ignore[assignment]  # not in _lone yet
 
 
 class ReadyPool:
@@ -88,6 +89,19 @@ class ReadyPool:
                     return profile
         return None
 
+    def lone_head(self) -> AuthProfile | None:
+        """The profile every pick without exclusions nor rests returns and leaves in
+        place, when there is one: alone in the first priority that has any ready, for
+        every model (no allowlist), with no rpm to count (``None``: ask :meth:`pick`)."""
+        for bucket in self._ordered:
+            if bucket:
+                if len(bucket) == 1:
+                    for profile in bucket.values():
+                        if profile.models is None and profile.rate_limit_rpm is None:
+                            return profile
+                return None
+        return None
+
     def __len__(self) -> int:
         return sum(len(bucket) for bucket in self._buckets.values())
 
@@ -99,7 +113,16 @@ class KeyPools:
         replica: Where cooldowns and uses of rpm-limited keys are shared.
     """
 
-    __slots__ = ("_cooling", "_homes", "_ready", "_sequence", "profiles", "replica")
+    __slots__ = (
+        "_cooling",
+        "_homes",
+        "_lone",
+        "_lone_asked",
+        "_ready",
+        "_sequence",
+        "profiles",
+        "replica",
+    )
 
     def __init__(self, replica: Replica) -> None:
         self.replica = replica
@@ -111,6 +134,15 @@ class KeyPools:
         part of the first: the same priority)."""
         self._cooling: list[tuple[float, int, str]] = []
         self._sequence = itertools.count()
+        self._lone: dict[str | None, AuthProfile | None] = {}
+        """Per provider asked for (``None``: every provider): the profile a plain pick
+        returns without reordering anything, or ``None`` when a pick must walk the pool
+        (:meth:`_lone_in`). Forgotten whenever a profile enters or leaves the ready pools
+        (a cooldown, a heal, a wake, another process's state, a change of routing)."""
+        self._lone_asked: set[str | None] = set()
+        """The providers picked from once since the pools last changed: the next pick
+        finds out their lone head (pools that just changed often change again at once:
+        a request walking past a failing key)."""
 
     # -- the registry -------------------------------------------------------------------
 
@@ -140,6 +172,8 @@ class KeyPools:
         """Put ``profile`` in its provider's pool and the pool of every provider."""
         everyone = self._ready[_ALL].add(profile)
         self._homes[profile.name] = (everyone, self._ready[profile.provider].add(profile))
+        self._lone.clear()
+        self._lone_asked.clear()
 
     def withdraw(self, profile: AuthProfile) -> None:
         """Take ``profile`` out of the ready pools."""
@@ -149,6 +183,8 @@ class KeyPools:
         everyone, own = homes  # where it was made ready (a profile not ready is in neither)
         everyone.pop(profile.name, None)
         own.pop(profile.name, None)
+        self._lone.clear()
+        self._lone_asked.clear()
 
     def serve(self, provider: str) -> None:
         """Make room for ``provider``'s ready profiles (before one of them is made ready)."""
@@ -175,6 +211,12 @@ class KeyPools:
         """The next ready profile within its rpm, counted as used (``None``: none is)."""
         if self._cooling:
             self.wake(now)
+        lone = self._lone.get(provider, _UNKNOWN)
+        if lone is _UNKNOWN:
+            lone = self._lone_once_asked(provider)
+        if lone is not None and resting is None and lone.name not in exclude:
+            _set(lone, "last_used_at", now)  # the only one of its priority: no order to keep
+            return lone
         pool = self._ready.get(provider)  # None: _ALL
         if pool is None:
             pool = self.pool_for(provider)  # a provider's alias
@@ -426,6 +468,30 @@ class KeyPools:
             recent.insert(bisect.bisect(recent, at), at)
 
     # -- internals ----------------------------------------------------------------------
+
+    def _lone_once_asked(self, provider: str | None) -> AuthProfile | None:
+        """:meth:`_lone_in` at the second pick for ``provider`` since the pools changed
+        (``None`` at the first: that pick walks the pool)."""
+        asked = self._lone_asked
+        if provider in asked:
+            return self._lone_in(provider)
+        asked.add(provider)
+        return None
+
+    def _lone_in(self, provider: str | None) -> AuthProfile | None:
+        """What :meth:`pick` may hand out at once for ``provider`` (kept in ``_lone``): the
+        pool's lone head, when the pool of every provider holds it alone among its
+        priority too (a pick then moves it behind no equal, in neither pool)."""
+        pool = self._ready.get(provider)  # None: _ALL
+        if pool is None:
+            pool = self.pool_for(provider)  # a provider's alias
+            if pool is None:
+                return None  # an unknown provider is not remembered
+        lone = pool.lone_head()
+        if lone is not None and len(self._homes[lone.name][0]) > 1:
+            lone = None
+        self._lone[provider] = lone
+        return lone
 
     def _push_cooling(self, profile: AuthProfile) -> None:
         heapq.heappush(self._cooling, (profile.cooldown_until, next(self._sequence), profile.name))

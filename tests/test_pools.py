@@ -211,3 +211,164 @@ def test_the_pools_hold_exactly_the_available_keys(events: list[tuple[str, str, 
             assert pools.is_ready(each) == (each.status is ProfileStatus.AVAILABLE)
             if each.status is not ProfileStatus.AVAILABLE:
                 assert each.cooldown_until > now
+
+
+class _Walking(KeyPools):
+    """KeyPools that never hand out a lone head at once: every pick walks the pool."""
+
+    __slots__ = ()
+
+    def _lone_once_asked(self, provider: str | None) -> AuthProfile | None:
+        return None
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c", "d"]),
+            st.sampled_from(
+                [
+                    *("pick", "pick", "pick", "pick_other", "pick_excluding", "pick_model"),
+                    *("pick_any", "error", "rate_limit", "heal", "remove", "add", "shared"),
+                    *("priority", "rpm", "models"),
+                ]
+            ),
+            st.floats(0, 30),
+        ),
+        max_size=50,
+    )
+)
+def test_a_lone_key_handed_out_at_once_is_what_walking_the_pool_picks(
+    events: list[tuple[str, str, float]],
+) -> None:
+    """The pick that hands out a provider's lone head without walking (kept from one change of
+    the pools to the next) picks, uses and orders exactly as walking the pool does, through
+    cooldowns, wakes, heals, other processes' state, new and removed keys and routing changes."""
+
+    def made() -> dict[str, AuthProfile]:
+        return {
+            "a": key("a"),
+            "b": key("b", priority=1),
+            "c": key("c", "anthropic"),
+            "d": key("d", priority=2),
+        }
+
+    twins = [(KeyPools(LOCAL), made()), (_Walking(LOCAL), made())]
+    for pools, keys in twins:
+        for name in "abc":
+            pools.add(keys[name], NOW)
+    now = NOW
+    for name, event, wait in events:
+        now += wait / 10
+        outcomes = []
+        for pools, keys in twins:
+            profile = keys[name]
+            known = name in pools.profiles
+            picked: AuthProfile | None = None
+            if event.startswith("pick"):
+                provider = {"pick_other": "anthropic", "pick_any": None}.get(event, "openai")
+                exclude = {"a"} if event == "pick_excluding" else ()
+                model = "gpt-x" if event == "pick_model" else None
+                picked = pools.pick(provider, model, exclude, None, now)
+            elif event == "add" and not known:
+                pools.add(profile, now)
+            elif event == "remove":
+                pools.remove(name)
+            elif not known:
+                pass
+            elif event == "heal":
+                pools.heal(profile)
+            elif event == "shared":
+                pools.take_in(
+                    profile,
+                    ProfileStatus.COOLING_DOWN,
+                    now + wait,
+                    1,
+                    error=None,
+                    authoritative=True,
+                    now=now,
+                )
+            elif event in ("priority", "rpm", "models"):
+                ready = pools.is_ready(profile)
+                if ready:
+                    pools.withdraw(profile)  # as the manager's update_profile does
+                field = {"priority": "priority", "rpm": "rate_limit_rpm", "models": "models"}
+                value = {"priority": int(wait) % 3, "rpm": 1000, "models": ("gpt-x",)}
+                object.__setattr__(profile, field[event], value[event])
+                if ready:
+                    pools.make_ready(profile)
+            else:
+                pools.fail(profile, event, wait or None, now, CONFIG)  # type: ignore[arg-type]
+            outcomes.append(
+                (
+                    None if picked is None else picked.name,
+                    sorted((p.name, p.status, p.last_used_at) for p in pools.profiles.values()),
+                )
+            )
+        assert outcomes[0] == outcomes[1], (name, event)
+
+
+def test_the_lone_key_of_a_provider_is_picked_again_until_the_pools_change() -> None:
+    only, spare = key("only"), key("spare", priority=1)
+    pools = pools_of(only, spare)
+    assert picks(pools, 3, provider="openai") == ["only", "only", "only"]
+    assert only.last_used_at == NOW
+    assert pools.pick("openai", None, {"only"}, None, NOW) is spare  # excluded: the walk
+    assert pools.pick("openai", None, (), lambda p: p is only, NOW) is spare  # resting
+    pools.cool(only, NOW + 10, ProfileStatus.COOLING_DOWN)
+    assert picks(pools, 2, provider="openai") == ["spare", "spare"]
+    assert picks(pools, 2, now=NOW + 10, provider="openai") == ["only", "only"]  # woken
+    equal = key("equal")
+    pools.add(equal, NOW + 10)  # an equal, ready after it: the two take turns
+    assert picks(pools, 3, now=NOW + 11, provider="openai") == ["only", "equal", "only"]
+    pools.remove("equal")
+    pools.remove("only")
+    assert picks(pools, 2, now=NOW + 12, provider="openai") == ["spare", "spare"]
+    pools.remove("spare")
+    assert picks(pools, 2, now=NOW + 12, provider="openai") == [None, None]
+
+
+def test_a_lone_key_with_an_equal_of_another_provider_still_takes_turns_among_all() -> None:
+    mine, theirs = key("mine"), key("theirs", "anthropic")
+    pools = pools_of(mine, theirs)
+    assert picks(pools, 2, provider="openai") == ["mine", "mine"]
+    assert picks(pools, 1) == ["theirs"]  # any provider: the least recently used
+    assert picks(pools, 1, provider="openai") == ["mine"]
+    assert picks(pools, 2) == ["theirs", "mine"]
+
+
+def test_a_managers_next_pick_sees_every_change_after_its_lone_key_was_picked() -> None:
+    from failover import FailoverManager
+
+    clock = [NOW]
+    manager = FailoverManager(profiles=[key("first")], clock=lambda: clock[0])
+
+    def next_name(**kwargs: object) -> str | None:
+        profile = manager.get_next_profile("openai", **kwargs)  # type: ignore[arg-type]
+        return None if profile is None else profile.name
+
+    assert [next_name(), next_name(), next_name()] == ["first", "first", "first"]
+    manager.add_profile(key("better", priority=-1))  # a new key ahead of it
+    assert [next_name(), next_name()] == ["better", "better"]
+    manager.update_profile("better", models=["gpt-x"])  # no longer for every model
+    assert [next_name(model="gpt-y"), next_name(model="gpt-y")] == ["first", "first"]
+    assert next_name(model="gpt-x") == "better"
+    manager.update_profile("better", priority=5)
+    assert [next_name(model="gpt-x"), next_name(model="gpt-x")] == ["first", "first"]
+    manager.mark_failure("first", "boom", kind="rate_limit", retry_after=10)
+    assert [next_name(model="gpt-x"), next_name(model="gpt-x")] == ["better", "better"]
+    clock[0] += 10  # its cooldown is over
+    assert [next_name(model="gpt-x"), next_name(model="gpt-x")] == ["first", "first"]
+    first = manager.get_profile("first")
+    assert first is not None
+    cooled = manager.apply_shared_profile(  # another process cooled it
+        "first", first.fingerprint, ProfileStatus.COOLING_DOWN, clock[0] + 30, 1
+    )
+    assert cooled and [next_name(model="gpt-x"), next_name(model="gpt-x")] == ["better"] * 2
+    manager.enable("first")
+    manager.update_profile("first", rate_limit_rpm=2)  # its uses now count
+    assert [next_name(model="gpt-x") for _ in range(3)] == ["first", "first", "better"]
+    manager.remove_profile("first")
+    manager.remove_profile("better")
+    assert next_name() is None
