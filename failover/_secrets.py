@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import re
@@ -12,7 +13,7 @@ import sys
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, NoReturn, Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -277,9 +278,13 @@ def _cut(text: str, pieces: Container[str], quads: AbstractSet[int]) -> str:
     aligned = _aligned_quads(text)
     if quads.isdisjoint(aligned):
         return text
+    starts = _starts(text, aligned, quads)
+    windows = map(text.__getitem__, map(slice, starts, map(PIECE.__radd__, starts)))
+    if not any(map(pieces.__contains__, windows)):  # (in C) no piece at any of them
+        return text
     covered_until = -1
     runs: list[tuple[int, int]] = []
-    for start in _starts(text, quads & set(aligned)):
+    for start in starts:
         if text[start : start + PIECE] in pieces:
             if runs and start <= covered_until:
                 runs[-1] = (runs[-1][0], start + PIECE)
@@ -298,23 +303,17 @@ def _cut(text: str, pieces: Container[str], quads: AbstractSet[int]) -> str:
     return "".join(out)
 
 
-def _starts(text: str, hits: AbstractSet[int]) -> Iterable[int]:
-    """Where in ``text`` a piece may start, in order, given the aligned quads of its bytes
-    that are quads of a piece (``hits``). In ASCII text (a character a byte) a piece holds
-    one of them, aligned, at 0 to 3 characters from its start: only the starts up to 3
-    before an aligned occurrence of a hit are looked at (found by C's substring search).
-    Other text: every start."""
+def _starts(text: str, aligned: memoryview, quads: AbstractSet[int]) -> Sequence[int]:
+    """Where in ``text`` a piece may start, in order, given its bytes' ``aligned`` quads and
+    the ``quads`` of the pieces. In ASCII text (a character a byte) a piece holds one of its
+    quads aligned, 0 to 3 characters from its start: only the starts up to 3 before such a
+    quad are looked at (the quads picked in C). Other text: every start."""
     last = len(text) - PIECE
     if not text.isascii():
         return range(last + 1)
     starts: set[int] = set()
-    for value in hits:
-        quad = value.to_bytes(4, sys.byteorder).decode("latin-1")
-        at = text.find(quad)
-        while at != -1:
-            if not at % 4:  # an aligned occurrence: the others are no piece's aligned quad
-                starts.update(range(max(at - 3, 0), min(at, last) + 1))
-            at = text.find(quad, at + 1)
+    for at in itertools.compress(itertools.count(0, 4), map(quads.__contains__, aligned)):
+        starts.update(range(max(at - 3, 0), min(at, last) + 1))
     return sorted(starts)
 
 
