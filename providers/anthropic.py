@@ -277,16 +277,46 @@ class AnthropicAdapter(BaseAdapter):
 
 
 class _AnthropicStream:
+    """Reads the named Messages stream events: a text delta, the usual event, at once
+    (:meth:`feed`); anything else through every check (:meth:`_read`)."""
+
     def __init__(self) -> None:
         self.complete = False
         self._input: TokenUsage | None = TokenUsage()
         self._blocks = StreamBlocks()
 
-    @guarded
     def feed(self, event: str, data: str) -> StreamChunk | None:
+        """The chunk of one event (``None`` for one with nothing in it).
+
+        Raises:
+            ProviderError: An error event.
+            MalformedResponseError: An event that is not what its name says.
+        """
+        if event != "content_block_delta":
+            return self._feed(event, data)
+        payload = load_json(data)
+        # a text delta: what _read makes of it, without reading it twice. ``payload`` and
+        # ``delta`` are objects once subscripted by name (a list, a string, a number or
+        # null raises TypeError)
+        try:
+            delta = payload["delta"]
+            text = delta["text"]
+        except (KeyError, IndexError, TypeError):
+            return self._read(event, payload, data)
+        if type(text) is str and text and delta.get("type") == "text_delta":
+            return StreamChunk(text)
+        return self._read(event, payload, data)
+
+    def _feed(self, event: str, data: str) -> StreamChunk | None:
+        """:meth:`feed` for any event (what it raises: :func:`load_json`'s, :meth:`_read`'s)."""
         if event in ("ping", ""):
             return None
-        payload = load_json(data)
+        return self._read(event, load_json(data), data)
+
+    @guarded
+    def _read(self, event: str, payload: Any, data: str) -> StreamChunk | None:
+        """The chunk of one event, ``payload`` (its data, parsed), every field checked (a
+        shape it does not understand is a MalformedResponseError: :func:`guarded`)."""
         if not isinstance(payload, dict):
             raise MalformedResponseError("stream event is not an object")
         if event == "error":
