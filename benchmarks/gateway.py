@@ -44,11 +44,13 @@ transport checks for keys on a same-wire reply.
 Where the time goes (``benchmarks/transport_work_count.py`` counts it in opcodes, free of
 this VM's drift). The openai SDK alone runs ~47,700 Python opcodes a chat call on OpenAI's
 full reply and headers, and ~204,800 a stream of 20 deltas on its full chunks; the
-transport adds ~4,900 to a same-wire call (its own ~3,100, of which ~1,300 the SDK then
+transport adds ~4,150 to a same-wire call (its own ~3,100, of which ~1,300 the SDK then
 spares: the reply's body read once, by the transport; the per-request cancel scope that
 lets ``aclose()`` end it, ~450; headers read and written through httpx's own list; the
-engine's ~3,000, a third of it the check that no header of the reply shows a key, ~400
-the rate-limit headers read), ~6,300 to a same-wire stream, and ~4,750 to a cross-wire
+engine's ~2,250: ~400 the rate-limit headers read, ~200 the check that no header of the
+reply shows a key, ~4,700 before its fast paths), ~5,700 to a same-wire stream (~12,450
+before the guard stopped reading every event after OpenAI's ``"refusal":null`` opening
+chunk, and the key check's fast paths), and ~4,750 to a cross-wire
 call, less than the ~7,400-8,600 of a whole ``ResilientClient`` call (that count moves by
 ~1,200 between runs). A translated stream adds ~15,700 (~7,250 to its first chunk), less
 than a whole ``ResilientClient.stream`` (~19,500; ~9,100 to its first chunk). Per opcode
