@@ -668,3 +668,41 @@ async def test_a_request_cancelled_while_its_session_is_pinned_leaves_nothing_he
         assert sum(resilient.manager.admission.in_flight.counts()["profiles"].values()) == 1
         group.cancel_scope.cancel()
     assert resilient.manager.admission.in_flight.counts() == {"profiles": {}, "deployments": {}}
+
+
+@respx.mock
+async def test_a_gate_configured_after_the_first_requests_holds_the_next_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Until a gate is configured anywhere the engine asks no attempt for admission; a key's
+    cap set later, directly or through update_profile, and a manager made with budgets,
+    each hold the next request."""
+    from failover.auth_profile import GATES_CONFIGURED
+    from failover.profiles import FailoverManager
+
+    monkeypatch.setattr(GATES_CONFIGURED, "anywhere", False)  # as in a fresh process
+    in_flight: list[int] = []
+    resilient = client([GPT], [AuthProfile("a", "openai", KEY_A)])
+    admission = resilient.manager.admission
+
+    def counted(request: httpx.Request) -> httpx.Response:
+        in_flight.append(admission.in_flight.count("a"))
+        return ok()
+
+    respx.post(OPENAI).mock(side_effect=counted)
+    await resilient.complete(MESSAGES)
+    assert in_flight == [0] and not GATES_CONFIGURED.anywhere  # nothing to hold it to
+    key = resilient.manager.get_profile("a")
+    assert key is not None
+    key.max_in_flight = 1
+    assert GATES_CONFIGURED.anywhere
+    await resilient.complete(MESSAGES)
+    assert in_flight == [0, 1]  # admitted: it held the key's one place while in flight
+    assert admission.in_flight.count("a") == 0
+
+    monkeypatch.setattr(GATES_CONFIGURED, "anywhere", False)
+    resilient.manager.update_profile("a", rate_limit_tpm=1_000_000)
+    assert GATES_CONFIGURED.anywhere  # the token window now gates the key too
+    monkeypatch.setattr(GATES_CONFIGURED, "anywhere", False)
+    FailoverManager(budgets=[Budget(1.0, per="day")])
+    assert GATES_CONFIGURED.anywhere
