@@ -535,13 +535,47 @@ class GeminiAdapter(BaseAdapter):
 
 
 class _GeminiStream:
+    """Reads a stream's response objects: one of a single text part, the usual one, at once
+    (:meth:`feed`); anything else through every check (:meth:`_read_event`)."""
+
     def __init__(self) -> None:
         self.complete = False
         self._calls = 0
 
-    @guarded
     def feed(self, event: str, data: str) -> StreamChunk | None:
+        """The chunk of one event's data.
+
+        Raises:
+            ProviderError: An error object; a block.
+            MalformedResponseError: Data that is not a response object.
+        """
         payload = load_json(data)
+        # a text part and nothing else: what _read_event makes of it, without reading it twice.
+        # ``payload``, ``candidates[0]``, ``content`` and ``parts[0]`` are objects, and
+        # ``candidates`` and ``parts`` lists, once subscripted so (a string, a number or
+        # null raises TypeError, an object subscripted by a number KeyError)
+        try:
+            candidate = payload["candidates"][0]
+            parts = candidate["content"]["parts"]
+            part = parts[0]
+            text = part["text"]
+        except (KeyError, IndexError, TypeError):
+            return self._read_event(payload, data)
+        if (
+            type(text) is str
+            and len(parts) == 1
+            and len(part) == 1  # no call, no thought
+            and candidate.get("finishReason") is None
+            and "error" not in payload
+            and not payload.get("promptFeedback")
+        ):
+            return StreamChunk(text)
+        return self._read_event(payload, data)
+
+    @guarded
+    def _read_event(self, payload: Any, data: str) -> StreamChunk | None:
+        """The chunk of one event's data, ``payload`` (parsed), every field checked (a shape
+        it does not understand is a MalformedResponseError: :func:`guarded`)."""
         if isinstance(payload, dict) and "error" in payload:
             raise classify_http_error(error_status(payload), {}, data)
         text, calls, finish = _read(payload)
