@@ -142,13 +142,17 @@ class Breakers:
         replica: Where openings and closings are shared.
     """
 
-    __slots__ = ("_profiles", "known", "replica", "tripped")
+    __slots__ = ("_newest", "_profiles", "known", "replica", "tripped")
 
     def __init__(self, profiles: Mapping[str, AuthProfile], replica: Replica) -> None:
         self._profiles = profiles
         self.replica = replica
         self.known: dict[BreakerKey, Breaker] = {}
         """Every breaker, least recently used first (bounded by :data:`BREAKER_LIMIT`)."""
+        self._newest: tuple[BreakerKey | None, Breaker] = (None, Breaker())
+        """The last of ``known`` and its key, when a use put it there (a success of the
+        same model at the same endpoint then finds it without moving it); no key (and a
+        breaker of no one): none yet."""
         self.tripped: dict[BreakerKey, Breaker] = {}
         """The breakers not closed: open, or half-open."""
 
@@ -213,6 +217,7 @@ class Breakers:
         if breaker is None:
             return self._new(key)
         known[key] = breaker
+        self._newest = (key, breaker)
         return breaker
 
     def succeeded(
@@ -221,7 +226,9 @@ class Breakers:
         """:meth:`outcome` for a success (the usual case, made short: a closed breaker
         whose newest bucket takes it); return True when it closed the breaker."""
         key = (profile.provider, profile.base_url, model)
-        breaker = self._used(key)
+        newest_key, breaker = self._newest
+        if key != newest_key:
+            breaker = self._used(key)
         if now < breaker.fresh_until and config.breaker_window == breaker.fresh_window:
             breaker.total += 1  # Breaker.count's short way (a closed breaker)
             return False
@@ -269,6 +276,7 @@ class Breakers:
             self._close(key)
         self.replica.breakers_cleared(keys)
         self.known.clear()
+        self._newest = (None, Breaker())
 
     def take_in(
         self, key: BreakerKey, open_until: float, strikes: int, *, force: bool, now: float
@@ -310,6 +318,7 @@ class Breakers:
         used one is forgotten (model ids can come from callers: the map stays bounded)."""
         known = self.known
         breaker = known[key] = Breaker()
+        self._newest = (key, breaker)
         if len(known) > BREAKER_LIMIT:
             oldest = next(iter(known))
             self._close(oldest)

@@ -138,3 +138,22 @@ def test_clear_closes_every_breaker_and_its_mirror() -> None:
     breakers.clear()
     assert len(breakers) == 0 and profile.model_cooldowns == {}
     assert breakers.resting_check("m", NOW, CONFIG.breaker_window) is None
+
+
+def test_a_success_of_the_model_last_counted_keeps_its_breaker_the_most_recently_used() -> None:
+    profile = key("a")
+    breakers = breakers_of(profile)
+    here = ("openai", A_URL, "m")
+    fail(breakers, profile, 1)
+    breakers.succeeded(profile, "m", NOW, CONFIG)
+    breakers.take_in(("openai", A_URL, "other"), NOW + 90, 1, force=False, now=NOW)
+    breakers.succeeded(profile, "m", NOW + 1, CONFIG)  # used after the one taken in
+    assert list(breakers.known) == [("openai", A_URL, "other"), here]
+    assert (breakers.known[here].total, breakers.known[here].failed) == (3, 1)
+    for index in range(BREAKER_LIMIT - 1):  # the least recently used goes first
+        breakers.succeeded(profile, f"model-{index}", NOW + 2, CONFIG)
+    assert ("openai", A_URL, "other") not in breakers.known and here in breakers.known
+    breakers.succeeded(profile, "m", NOW + 2, CONFIG)
+    breakers.clear()
+    breakers.succeeded(profile, "m", NOW + 3, CONFIG)  # a breaker of its own again
+    assert list(breakers.known) == [here] and breakers.known[here].total == 1
