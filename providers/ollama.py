@@ -301,13 +301,43 @@ class OllamaAdapter(BaseAdapter):
 
 
 class _OllamaStream:
+    """Reads a stream's NDJSON lines: one of a text message alone, the usual one, at once
+    (:meth:`feed`); anything else through every check (:meth:`_read_line`)."""
+
     def __init__(self) -> None:
         self.complete = False
         self._calls = 0
 
-    @guarded
     def feed(self, event: str, data: str) -> StreamChunk | None:
+        """The chunk of one line (``None`` for one with nothing in it).
+
+        Raises:
+            ProviderError: An error line.
+            MalformedResponseError: A line that is not a reply's piece.
+        """
         line = load_json(data)
+        # a piece of text and nothing else: what _read_line makes of it, without reading it
+        # twice. ``line`` and ``message`` are objects once subscripted by name (a list, a
+        # string, a number or null raises TypeError)
+        try:
+            message = line["message"]
+            text = message["content"]
+        except (KeyError, IndexError, TypeError):
+            return self._read_line(line, data)
+        if (
+            type(text) is str
+            and text
+            and not line.get("done")
+            and "error" not in line
+            and not message.get("tool_calls")
+        ):
+            return StreamChunk(text)
+        return self._read_line(line, data)
+
+    @guarded
+    def _read_line(self, line: Any, data: str) -> StreamChunk | None:
+        """The chunk of one line, ``line`` (parsed), every field checked (a shape it does not
+        understand is a MalformedResponseError: :func:`guarded`)."""
         if not isinstance(line, dict):
             raise MalformedResponseError("stream line is not an object")
         if "error" in line:
