@@ -38,8 +38,9 @@ def running_on_trio() -> bool:
     each of its ticks), which is what sniffio reads first too: one attribute, where asking
     trio for its current task raises (and catches) an exception everywhere else.
     """
-    sniffio = sys.modules.get("sniffio")  # trio imports it: no sniffio, no trio running
-    return sniffio is not None and sniffio.thread_local.name == "trio"
+    if "trio" not in sys.modules:
+        return False
+    return bool(sys.modules["sniffio"].thread_local.name == "trio")  # trio needs sniffio 1.3+
 
 
 def _asyncio_loop() -> Any:

@@ -24,6 +24,7 @@ import asyncio
 import codecs
 import functools
 import importlib
+import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -128,6 +129,13 @@ class HttpxSender:
 
     On asyncio a plain reply (no ``read_timeout``) comes read whole, so that no cancellation
     of the caller's can reach httpcore (see the module's docstring).
+
+    A client with no auth, params, cookies or event hooks of its own (the default one) is
+    sent through on its transport directly, as ``client.send`` would send it but without
+    the layers that would find nothing to do: its headers, mounts, proxies, pool and limits
+    apply, and httpx's INFO line is logged. The cookies its replies set are not kept: they
+    would link the requests of different keys. A client with any of those settings (or
+    that has come to hold a cookie, shared with other code) is sent through ``client.send``.
     """
 
     def __init__(self, client: AnyHttpxClient) -> None:
@@ -215,7 +223,7 @@ class _Exchange:
         errors = sender._errors
         try:  # never follow a redirect, whatever the client says: a key must not travel
             if not on_asyncio():  # trio: every cancellation is a scope's
-                response = await _send(client, built, direct)
+                response = await _send(client, built, direct, sender._library)
             else:
                 whole = self._read_timeout is None  # a plain reply: read whole as it is sent
                 response = await _send_apart(client, built, direct, sender._library, whole)
@@ -258,14 +266,14 @@ class _Exchange:
 async def _send_apart(
     client: Any, request: Any, direct: Any, library: ModuleType, whole: bool
 ) -> Any:
-    """``client.send(request)`` in a task that only an anyio cancel scope cancels.
+    """The send (:func:`_send`) in a task that only an anyio cancel scope cancels.
 
     The caller's cancellation, asyncio's own or a scope's, becomes that scope's (httpcore
     then cleans up as it is written to) and still propagates at once; a reply that arrives
     all the same is closed. A ``whole`` reply is read there too (httpx closes it as its
     body ends); a streamed one closes apart as well (``_ReleasedApart``).
     """
-    sending = _Sending(client, request, direct, whole)
+    sending = _Sending(client, request, direct, library, whole)
     try:
         response = await sending.reply
     except asyncio.CancelledError:
@@ -277,14 +285,18 @@ async def _send_apart(
 
 
 class _Sending:
-    """One ``client.send`` in a task and a cancel scope of its own; ``reply`` is its outcome."""
+    """One send (:func:`_send`) in a task and a cancel scope of its own; ``reply`` is its
+    outcome."""
 
-    __slots__ = ("client", "direct", "reply", "request", "scope", "task", "whole")
+    __slots__ = ("client", "direct", "library", "reply", "request", "scope", "task", "whole")
 
-    def __init__(self, client: Any, request: Any, direct: Any, whole: bool) -> None:
+    def __init__(
+        self, client: Any, request: Any, direct: Any, library: ModuleType, whole: bool
+    ) -> None:
         self.client = client
         self.request = request
         self.direct = direct
+        self.library = library
         self.whole = whole
         self.scope = cancel_scope()
         loop = asyncio.get_running_loop()
@@ -294,7 +306,7 @@ class _Sending:
     async def _exchange(self) -> Any:
         """The reply, read whole if asked; closed at once if its caller has gone."""
         with self.scope:
-            response = await _send(self.client, self.request, self.direct)
+            response = await _send(self.client, self.request, self.direct, self.library)
             try:
                 if self.whole:
                     await response.aread()
@@ -320,17 +332,9 @@ def _outgoing(
     client: Any, library: ModuleType, request: HttpRequest, extensions: dict[str, Any]
 ) -> tuple[Any, Any]:
     """The library's request for ``request``, and the transport to send it on directly
-    (``None``: through ``client.send``).
-
-    A client that ``send`` would add nothing to (no auth, params, cookies or event hooks of
-    its own; an AuthProfile's URL carries no credentials) is sent through directly: its
-    headers, transport (mounts and proxies included), pool and limits apply as in
-    ``client.send``, without the layers that would find nothing to do. Cookies a reply sets
-    are then not kept, as in the other senders: they would link the requests of different
-    keys.
-    """
-    if client.is_closed:
-        raise RuntimeError("Cannot send a request, as the client has been closed.")
+    (``None``: through ``client.send``; see :class:`HttpxSender`)."""
+    if client.is_closed:  # its transport would open new connections all the same
+        raise RuntimeError("HttpxSender's HTTP client is closed")
     hooks = client.event_hooks
     if client.auth or client.params or client.cookies or any(hooks.values()):
         built = client.build_request(
@@ -341,31 +345,52 @@ def _outgoing(
             extensions=extensions,
         )
         return built, None
-    own = request.headers
-    named = {key.lower() for key in own}  # the request's own headers win, as in httpx
-    headers: list[tuple[Any, Any]] = [
-        (key, value) for key, value in client.headers.raw if key.lower().decode() not in named
-    ]
-    headers += own.items()
+    # what build_request makes of it for such a client (an AuthProfile's URL carries no
+    # credentials, so no basic auth either), without its cookie and parameter merging
     built = library.Request(
-        request.method, request.url, headers=headers, content=request.body, extensions=extensions
+        request.method,
+        request.url,
+        headers=client._merge_headers(request.headers),
+        content=request.body,
+        extensions=extensions,
     )
     return built, client._transport_for_url(built.url)
 
 
-async def _send(client: Any, request: Any, direct: Any) -> Any:
-    """``client.send(request)``, streamed, or the same on the ``direct`` transport; a send
-    that fails leaves no orphan in the pool."""
+async def _send(client: Any, request: Any, direct: Any, library: ModuleType) -> Any:
+    """``client.send(request)``, streamed, or the same on the ``direct`` transport (its
+    exceptions naming the request, its INFO line logged); a send that fails leaves no
+    orphan in the pool."""
     try:
         if direct is None:
             return await client.send(request, stream=True, follow_redirects=False)
-        response = await direct.handle_async_request(request)
+        try:
+            response = await direct.handle_async_request(request)
+        except library.RequestError as exc:
+            exc.request = request
+            raise
         response.request = request
+        logger = _logger_of(library)
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                'HTTP Request: %s %s "%s %d %s"',
+                request.method,
+                request.url,
+                response.http_version,
+                response.status_code,
+                response.reason_phrase,
+            )
         return response
     except BaseException:
         with anyio.CancelScope(shield=True):
             await _reclaim_orphans(client, request)
         raise
+
+
+@functools.cache
+def _logger_of(library: ModuleType) -> logging.Logger:
+    """The logger ``library`` (httpx or httpx2) logs its requests on."""
+    return logging.getLogger(library.__name__)
 
 
 async def _reclaim_orphans(client: Any, request: Any) -> None:

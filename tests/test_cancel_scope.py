@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import anyio
 import anyio.lowlevel
+import pytest
 
 from failover._tasks import cancel_scope
 from tests.conftest import BOTH_BACKENDS
@@ -110,3 +111,15 @@ def test_asyncio_code_beside_a_running_trio_guest_is_asyncio_s() -> None:
         "host, the guest running": True,
         "guest's worker thread": False,
     }
+
+
+def test_without_trio_an_older_sniffio_is_never_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    from failover._tasks import running_on_trio
+
+    # sniffio before 1.3 has no thread_local; anyio allows it, trio (which needs 1.3) is absent
+    monkeypatch.setitem(sys.modules, "sniffio", types.ModuleType("sniffio"))
+    monkeypatch.delitem(sys.modules, "trio", raising=False)
+    assert running_on_trio() is False

@@ -4,6 +4,7 @@ through ``client.send``, and no cookie a reply sets links the requests of differ
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Generator
 from types import ModuleType
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from failover import AuthProfile, ResilientClient
+from failover import AuthProfile, ProviderConnectionError, ResilientClient
 from tests.conftest import BOTH_BACKENDS
 
 anyio_backend = BOTH_BACKENDS
@@ -140,3 +141,37 @@ async def test_a_client_with_settings_of_its_own_sends_through_them(
         "event_hooks": hooked == ["http://upstream.test/v1/chat/completions"],
     }
     assert shown[setting]
+
+
+async def test_a_plain_client_logs_and_names_its_requests_as_httpx_does(
+    library: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(request: Any) -> Any:
+        if KEYS[0] in request.headers["authorization"]:
+            raise library.ConnectError("connection refused")
+        return library.Response(200, json=REPLY)
+
+    http = library.AsyncClient(transport=library.MockTransport(refuse))
+    client = ResilientClient(["openai/gpt-4o-mini"], _profiles(), http_client=http)
+    with caplog.at_level(logging.INFO, logger=library.__name__):
+        result = await client.complete(ASK)
+    await client.aclose()
+    await http.aclose()
+    refused = result.attempts[0].error
+    assert isinstance(refused, ProviderConnectionError)
+    assert isinstance(refused.__cause__, library.ConnectError)
+    assert refused.__cause__.request.url == "http://upstream.test/v1/chat/completions"
+    assert [
+        record.getMessage() for record in caplog.records if record.name == library.__name__
+    ] == ['HTTP Request: POST http://upstream.test/v1/chat/completions "HTTP/1.1 200 OK"']
+
+
+async def test_a_closed_client_sends_nothing(library: ModuleType) -> None:
+    upstream = Upstream(library)
+    http = library.AsyncClient(transport=library.MockTransport(upstream))
+    client = ResilientClient(["openai/gpt-4o-mini"], _profiles()[1:], http_client=http)
+    await http.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.complete(ASK)
+    await client.aclose()
+    assert not upstream.requests
