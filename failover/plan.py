@@ -156,20 +156,20 @@ class Plan:
     def next(self) -> Candidate | None:
         """The next candidate of this walk, or ``None`` when the walk is over (then ask
         :meth:`wait`)."""
-        if self._phase == _FRESH and self.pin is not None:
+        if self._phase == _FRESH:
             self._phase = _WALK
-            self._order = self._pinned_first(self.pin)
-        elif self._phase == _FRESH:  # the first model's first key: its state is the class's
-            self._phase = _WALK
-            order = self._order = self.planner.order(self.steps, self.state.estimated_usage)
-            self._position = 0
-            if order:
-                first: ModelEntry = order[0][1]
-                self._model = first
-                candidate = self._first_key(first)
-                if candidate is not None:
-                    return candidate
-                self._leave_model(first)
+            if self.pin is not None:
+                self._order = self._pinned_first(self.pin)
+            else:  # the first model's first key: its state is the class's
+                order = self._order = self.planner.order(self.steps, self.state.estimated_usage)
+                self._position = 0
+                if order:
+                    first: ModelEntry = order[0][1]
+                    self._model = first
+                    candidate = self._first_key(first)
+                    if candidate is not None:
+                        return candidate
+                    self._leave_model(first)
         if self._phase == _WALK:
             while True:
                 model = self._model
