@@ -34,19 +34,41 @@ PIECE = 8
 """Any run of this many characters of a key counts as a leak of that key."""
 
 # Shapes of provider keys that may be echoed back in error bodies even when the
-# key itself is not known at the place the text is produced.
-_KEY_SHAPES = re.compile(
-    r"(sk-(?:ant-|proj-|or-v1-)?[A-Za-z0-9_\-]{8,}"
-    r"|gsk_[A-Za-z0-9]{8,}"
-    r"|AIza[0-9A-Za-z_\-]{20,}"
-    r"|ya29\.[0-9A-Za-z_\-\.]{8,}"  # Google OAuth access tokens (Vertex AI)
-    r"|ABSK[A-Za-z0-9+/=]{16,}"  # Amazon Bedrock API keys
-    r"|(?:AKIA|ASIA)[A-Z0-9]{16}"  # AWS access key ids
-    r"|(?i:signature)=[0-9a-f]{16,}"  # SigV4 signatures (header or query)
-    r"|(?i:x-amz-security-token)[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9+/=%]{8,}"
-    r"|(?i:aws_secret_access_key|aws_session_token)[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9+/=]{8,}"
-    r"|(?i:bearer)\s+[A-Za-z0-9_\-\.=]{8,})"
+# key itself is not known at the place the text is produced: each its start (written as
+# here, or in any case) and the pattern of what follows it.
+_CASED_SHAPES = (
+    ("sk-", r"(?:ant-|proj-|or-v1-)?[A-Za-z0-9_\-]{8,}"),
+    ("gsk_", r"[A-Za-z0-9]{8,}"),
+    ("AIza", r"[0-9A-Za-z_\-]{20,}"),
+    ("ya29.", r"[0-9A-Za-z_\-\.]{8,}"),  # Google OAuth access tokens (Vertex AI)
+    ("ABSK", r"[A-Za-z0-9+/=]{16,}"),  # Amazon Bedrock API keys
+    ("AKIA", r"[A-Z0-9]{16}"),  # AWS access key ids
+    ("ASIA", r"[A-Z0-9]{16}"),
 )
+_ANY_CASE_SHAPES = (
+    ("signature=", r"[0-9a-f]{16,}"),  # SigV4 signatures (header or query)
+    ("x-amz-security-token", r"[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9+/=%]{8,}"),
+    ("aws_secret_access_key", r"[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9+/=]{8,}"),
+    ("aws_session_token", r"[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9+/=]{8,}"),
+    ("bearer", r"\s+[A-Za-z0-9_\-\.=]{8,}"),
+)
+_CASED_STARTS = tuple(start for start, _ in _CASED_SHAPES)
+_ANY_CASE_STARTS = tuple(start for start, _ in _ANY_CASE_SHAPES)
+_KEY_SHAPES = re.compile(
+    "("
+    + "|".join(
+        [re.escape(start) + rest for start, rest in _CASED_SHAPES]
+        + [f"(?i:{re.escape(start)}){rest}" for start, rest in _ANY_CASE_SHAPES]
+    )
+    + ")"
+)
+_KEY_SHAPE_STARTS = re.compile(
+    "|".join(map(re.escape, _CASED_STARTS))
+    + "|(?i:"
+    + "|".join(map(re.escape, _ANY_CASE_STARTS))
+    + ")"
+)
+"""What a ``_KEY_SHAPES`` match starts with: as written, or in any case."""
 
 
 def _aligned_quads(text: str) -> memoryview:
@@ -55,15 +77,6 @@ def _aligned_quads(text: str) -> memoryview:
     return memoryview(data + bytes(-len(data) % 4)).cast("I")
 
 
-_CASED_STARTS = ("sk-", "gsk_", "AIza", "ya29.", "AKIA", "ASIA", "ABSK")
-_ANY_CASE_STARTS = ("bearer", "signature=", "security-token", "aws_s")
-"""What a ``_KEY_SHAPES`` match starts with: as written, or in any case."""
-_KEY_SHAPE_STARTS = re.compile(
-    "|".join(map(re.escape, _CASED_STARTS))
-    + "|(?i:"
-    + "|".join(map(re.escape, _ANY_CASE_STARTS))
-    + ")"
-)
 _LOWERED_STARTS = re.compile(
     "|".join(re.escape(start.lower()) for start in (*_CASED_STARTS, *_ANY_CASE_STARTS))
 )
