@@ -640,7 +640,8 @@ GROUP = [["openai/gpt-4o-mini", "azure/gpt-4o-mini"]]
 def routing_picks() -> None:
     """Per strategy, one pick: order a group of two deployments, then take a key of the first.
 
-    The profiles are split between the two deployments (OpenAI and Azure). ``weighted``
+    The order is the planner's (``Planner.order``). The profiles are split between the two
+    deployments (OpenAI and Azure). ``weighted``
     reads each deployment's weight, the sum over its profiles, recounted at most once a
     second (``Engine._weight_of``): its row includes the recounts that fall in the loop,
     and the recount itself is timed on its own.
@@ -666,7 +667,7 @@ def routing_picks() -> None:
                 engine.latency.record(model.key, None, 0.01)
 
             def pick(engine: Any = engine, steps: Any = steps, state: Any = state) -> None:
-                model = engine._order(steps, state)[0][1]
+                model = engine.planner.order(steps, state.estimated_usage)[0][1]
                 found = engine.manager.get_next_profile(model.provider, model=model.id)
                 assert found is not None
 
@@ -674,7 +675,7 @@ def routing_picks() -> None:
                 pick()
             start = time.perf_counter()
             for _ in range(PICKS):
-                engine._order(steps, state)
+                engine.planner.order(steps, state.estimated_usage)
             order = (time.perf_counter() - start) / PICKS
             start = time.perf_counter()
             for _ in range(PICKS):
