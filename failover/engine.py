@@ -156,7 +156,7 @@ class Engine(Gates, Announcements):
             wait_for_recovery=wait_for_recovery,
             deadline=deadline,
         )
-        self._scrubber: tuple[tuple[int, ...], KeyScrubber] | None = None
+        self._scrubber: tuple[int, KeyScrubber] | None = None
         # the chain last planned, when immutable, with its steps (one pair, read at once)
         self._steps_of: tuple[object, Steps] = (None, [])
         self.model_health = ModelHealth()

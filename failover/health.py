@@ -68,7 +68,7 @@ class KeyHealth:
     policy: Policy
     hooks: HookDispatcher
     model_health: ModelHealth
-    _scrubber: tuple[tuple[int, ...], KeyScrubber] | None
+    _scrubber: tuple[int, KeyScrubber] | None
 
     def emit(self, event_type: type[Event], **fields: Any) -> None:
         """Build and deliver an event, but only when a hook listens for it."""
@@ -164,12 +164,15 @@ class KeyHealth:
             logs.attempt(state.id, len(state.attempts), state.attempts[-1])
 
     def scrubber(self) -> KeyScrubber:
-        """A scrubber of every key the manager holds, rebuilt when the keys change."""
-        keys = tuple(map(_api_key, self.manager.list_profiles()))
-        signature = tuple(map(id, keys))
-        if self._scrubber is None or self._scrubber[0] != signature:
-            self._scrubber = (signature, KeyScrubber(keys))
-        return self._scrubber[1]
+        """A scrubber of every key the manager holds, made again when its profiles change
+        (``profiles_version``)."""
+        manager = self.manager
+        version = manager.profiles_version
+        made = self._scrubber
+        if made is None or made[0] != version:
+            keys = tuple(map(_api_key, manager.list_profiles()))
+            made = self._scrubber = (version, KeyScrubber(keys))
+        return made[1]
 
     def record_failure(
         self, state: RequestState, model: ModelEntry, profile: AuthProfile, error: ProviderError

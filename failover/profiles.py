@@ -15,6 +15,7 @@ The record's names are re-exported here: ``from failover.profiles import AuthPro
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
@@ -58,6 +59,7 @@ __all__ = [
 _set = object.__setattr__  # for the counters the hot path updates: no routing-field check
 _AVAILABLE = ProfileStatus.AVAILABLE
 _priority = attrgetter("priority")
+_profiles_versions = itertools.count(1)  # shared by every manager: no two changes alike
 
 
 class FailoverManager:
@@ -117,6 +119,10 @@ class FailoverManager:
         self.store: Store = store or MemoryStore()
         # Re-entrant: failover callbacks and a shared store's sync may call back in.
         self._lock = threading.RLock()
+        self.profiles_version = next(_profiles_versions)
+        """A number that changes whenever a profile is added, removed or updated, to one
+        no manager had before: what is made from the profiles (the engine's key scrubber)
+        is made again when it differs from the number it was made at."""
         self._replica = replica_for(self.store)  # "shared or not" is decided here, once
         self._pools = KeyPools(self._replica)
         self._profiles = self._pools.profiles
@@ -176,11 +182,15 @@ class FailoverManager:
             self._pools.add(profile, self.clock())
             self._breakers.mirror(profile)
             self._replica.registered(profile)
+            self.profiles_version = next(_profiles_versions)
 
     def remove_profile(self, name: str) -> bool:
         """Remove the profile called ``name``; return whether there was one."""
         with self._lock:
-            return self._pools.remove(name) is not None
+            removed = self._pools.remove(name) is not None
+            if removed:
+                self.profiles_version = next(_profiles_versions)
+            return removed
 
     def update_profile(self, name: str, /, **changes: Any) -> AuthProfile:
         """Change a profile's routing fields, keeping the manager consistent.
@@ -212,6 +222,7 @@ class FailoverManager:
             if ready:
                 pools.make_ready(profile)
             self._replica.registered(profile)
+            self.profiles_version = next(_profiles_versions)
             return profile
 
     def get_profile(self, name: str) -> AuthProfile | None:

@@ -640,3 +640,41 @@ def test_failures_of_requests_already_in_flight_escalate_once(clock: FakeClock, 
     for _ in range(3):  # three requests sent together, three failures
         manager.mark_failure("a", "no", kind=kind)  # type: ignore[arg-type]
     assert manager.get_profile("a").cooldown_strikes == 1
+
+
+def test_the_profiles_version_changes_with_every_added_removed_or_updated_profile() -> None:
+    manager = FailoverManager(profiles=[AuthProfile("a", "openai", KEY_A)])
+    other = FailoverManager(profiles=[AuthProfile("a", "openai", KEY_A)])
+    seen = {manager.profiles_version, other.profiles_version}
+    assert len(seen) == 2  # no two managers share one
+    manager.get_next_profile()
+    manager.mark_failure("a", "boom")
+    manager.reset_all()
+    assert manager.profiles_version in seen  # health changes no profile
+    for change in (
+        lambda: manager.add_profile(AuthProfile("b", "openai", KEY_B)),
+        lambda: manager.update_profile("b", priority=3),
+        lambda: manager.remove_profile("b"),
+    ):
+        change()
+        assert manager.profiles_version not in seen
+        seen.add(manager.profiles_version)
+    manager.remove_profile("b")  # nothing removed: nothing changed
+    assert manager.profiles_version in seen
+
+
+def test_the_engines_key_scrubber_knows_the_keys_added_or_changed_after_it_was_made() -> None:
+    from failover import ResilientClient
+
+    client = ResilientClient(["openai/gpt-4o-mini"], [AuthProfile("a", "openai", KEY_A)])
+    engine = client._engine
+    assert engine.scrubber()(f"echo {KEY_A}") == engine.scrubber()(f"echo {KEY_A}")
+    assert KEY_A not in engine.scrubber()(f"echo {KEY_A}")
+    new_key = "plain-words-as-a-key-for-a-proxy-0000"  # no provider's key shape
+    assert new_key in engine.scrubber()(f"echo {new_key}")
+    client.manager.update_profile("a", api_key=new_key)
+    assert new_key not in engine.scrubber()(f"echo {new_key}")
+    other_key = "more-plain-words-for-another-key-1111"
+    client.manager.add_profile(AuthProfile("b", "openai", other_key))
+    assert other_key not in engine.scrubber()(f"echo {other_key}")
+    assert engine.scrubber() is engine.scrubber()  # made once per change
