@@ -99,17 +99,15 @@ PLAIN_ROLES = frozenset(("system", "developer", "user", "assistant"))
 """The roles of a plain message (:attr:`ChatRequest.plain`): every wire format has them."""
 
 
-class _Readings:
-    """A request's readings of itself, kept on first use in its dictionary: not fields
-    (never compared nor shown; a copy or a pickle keeps them, as the fields they read)."""
-
-    _turns: tuple[Turn, ...]
-
-
 @built_at_once
 @dataclass(frozen=True)
-class ChatRequest(_Readings):
-    """A chat request in OpenAI's shape, before any provider's translation."""
+class ChatRequest:
+    """A chat request in OpenAI's shape, before any provider's translation.
+
+    Its readings of itself (:attr:`plain`, :meth:`turns`) are made on first use and kept in
+    its dictionary (``cached_property``): not fields, so never compared nor shown; a copy or
+    a pickle keeps them, as the fields they read.
+    """
 
     messages: Sequence[Message]
     max_tokens: int | None = None
@@ -143,13 +141,11 @@ class ChatRequest(_Readings):
         Raises:
             ConfigError: A message is not in OpenAI's shape.
         """
-        try:
-            return self._turns
-        except AttributeError:
-            pass
-        turns = read_messages(self.messages)
-        object.__setattr__(self, "_turns", turns)
-        return turns
+        return self._turns
+
+    @cached_property
+    def _turns(self) -> tuple[Turn, ...]:
+        return read_messages(self.messages)
 
 
 @built_at_once

@@ -155,7 +155,8 @@ def test_a_record_built_at_once_stays_frozen_and_makes_a_new_default_each_time()
 
 def test_a_request_that_has_read_itself_still_copies_pickles_and_compares_by_its_fields() -> None:
     request = ChatRequest([{"role": "user", "content": "hi"}], max_tokens=5)
-    assert request.plain and request.turns()  # its readings of itself are kept on it
+    assert request.plain and request.turns()
+    assert {"plain", "_turns"} <= vars(request).keys()  # read once, then kept on it
     for again in (pickle.loads(pickle.dumps(request)), copy.deepcopy(request), copy.copy(request)):
         assert again == request
         assert again.plain and again.turns() == request.turns()
