@@ -135,7 +135,7 @@ class KeyPools:
         self._cooling: list[tuple[float, int, str]] = []
         self._sequence = itertools.count()
         self._lone: dict[str | None, AuthProfile | None] = {}
-        """Per provider asked for (``None``: every provider): the profile a plain pick
+        """Per provider served (``None``: every provider): the profile a plain pick
         returns without reordering anything, or ``None`` when a pick must walk the pool
         (:meth:`_lone_in`). Forgotten whenever a profile enters or leaves the ready pools
         (a cooldown, a heal, a wake, another process's state, a change of routing)."""
@@ -475,19 +475,15 @@ class KeyPools:
         asked = self._lone_asked
         if provider in asked:
             return self._lone_in(provider)
-        asked.add(provider)
+        if provider in self._ready:  # (others, names not canonical, always walk)
+            asked.add(provider)
         return None
 
     def _lone_in(self, provider: str | None) -> AuthProfile | None:
         """What :meth:`pick` may hand out at once for ``provider`` (kept in ``_lone``): the
         pool's lone head, when the pool of every provider holds it alone among its
         priority too (a pick then moves it behind no equal, in neither pool)."""
-        pool = self._ready.get(provider)  # None: _ALL
-        if pool is None:
-            pool = self.pool_for(provider)  # a provider's alias
-            if pool is None:
-                return None  # an unknown provider is not remembered
-        lone = pool.lone_head()
+        lone = self._ready[provider].lone_head()  # (a provider served: asked once)
         if lone is not None and len(self._homes[lone.name][0]) > 1:
             lone = None
         self._lone[provider] = lone

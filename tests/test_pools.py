@@ -313,6 +313,8 @@ def test_the_lone_key_of_a_provider_is_picked_again_until_the_pools_change() -> 
     only, spare = key("only"), key("spare", priority=1)
     pools = pools_of(only, spare)
     assert picks(pools, 3, provider="openai") == ["only", "only", "only"]
+    assert picks(pools, 3, provider="OpenAI") == ["only", "only", "only"]  # a name not canonical
+    assert picks(pools, 2, provider="nobody") == [None, None]
     assert only.last_used_at == NOW
     assert pools.pick("openai", None, {"only"}, None, NOW) is spare  # excluded: the walk
     assert pools.pick("openai", None, (), lambda p: p is only, NOW) is spare  # resting
