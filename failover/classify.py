@@ -10,9 +10,10 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from itertools import compress, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -84,6 +85,7 @@ _HAS_MODEL = _finder(_MODEL_MARKERS)
 _GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _first = itemgetter(0)
+_second = itemgetter(1)
 
 
 def parse_duration(text: str) -> float | None:
@@ -187,20 +189,44 @@ _BUDGETS = (
 )
 
 
+HeaderItems = list[tuple[bytes, bytes, bytes]]
+"""httpx's and httpx2's own items of a ``Headers``: (name as sent, name lowered, value)."""
+
+
+def header_items(headers: Any) -> HeaderItems | None:
+    """The list a ``Headers`` of httpx or httpx2 keeps its items in (both keep one, of
+    (name as sent, name lowered, value) bytes), to read or change at C speed rather than
+    through methods that loop in Python over every header; ``None`` for headers of
+    another make (their public methods are used then)."""
+    items = getattr(headers, "_list", None)
+    return items if type(items) is list else None
+
+
 def _httpx_rate_limits(
-    headers: Mapping[str, str], raw: list[tuple[bytes, bytes]]
+    headers: Mapping[str, str], items: HeaderItems | None, raw: list[tuple[bytes, bytes]] | None
 ) -> Mapping[str, str] | None:
-    """The rate-limit headers of an httpx.Headers (its ``raw`` pairs given) by lowercase
-    name, or ``None`` when it has none: its names are read in one pass first, since each
-    of its lookups scans every header."""
+    """The rate-limit headers of an httpx.Headers by lowercase name, or ``None`` when it
+    has none: its names are read in one pass first, since each of its lookups scans every
+    header. Its own ``items`` (:func:`header_items`: names lowered already) are read when
+    it keeps them, the headers that name a rate limit picked out in C; else its ``raw``
+    pairs."""
     try:
-        if b"ratelimit" not in b" ".join(map(_first, raw)).lower():
+        if items is not None:
+            lowered = list(map(_second, items))
+            if b"ratelimit" not in b" ".join(lowered):
+                return None
+            picked: Iterable[tuple[bytes, bytes, bytes]] = compress(
+                items, map(bytes.__contains__, lowered, repeat(b"ratelimit"))
+            )
+        elif raw is None or b"ratelimit" not in b" ".join(map(_first, raw)).lower():
             return None
+        else:
+            picked = [(name, name.lower(), value) for name, value in raw]
+            picked = [item for item in picked if b"ratelimit" in item[1]]
         found: dict[str, str] = {}
-        for name, value in raw:
-            if b"ratelimit" in name.lower():
-                key, text = name.decode("ascii").lower(), value.decode("ascii")
-                found[key] = f"{found[key]}, {text}" if key in found else text  # as httpx joins
+        for _, name, value in picked:
+            key, text = name.decode("ascii"), value.decode("ascii")
+            found[key] = f"{found[key]}, {text}" if key in found else text  # as httpx joins
     except (TypeError, ValueError):  # not ASCII (UnicodeDecodeError): httpx decodes it
         return headers
     return found
@@ -217,8 +243,10 @@ def rate_limit_headroom(headers: Mapping[str, str]) -> Headroom | None:
             return None
         if names is None or lowered != names:
             headers = _case_insensitive(headers)
-    elif type(raw := getattr(headers, "raw", None)) is list:  # an httpx.Headers
-        found = _httpx_rate_limits(headers, raw)
+    elif (items := header_items(headers)) is not None or type(
+        raw := getattr(headers, "raw", None)
+    ) is list:  # an httpx.Headers
+        found = _httpx_rate_limits(headers, items, None if items is not None else raw)
         if found is None:
             return None
         headers = found

@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from failover.classify import HeaderItems, header_items
 from failover.errors import MalformedResponseError
 from failover.providers.base import load_json
 from failover.request import AttemptContext
@@ -51,19 +52,6 @@ _WANTED = frozenset(name for name, _ in _READ)
 _ORDER = {name: (at, text) for at, (name, text) in enumerate(_READ)}
 _NAME = operator.itemgetter(0)
 _LOWERED = _VALUE = operator.itemgetter(1)
-HeaderItems = list[tuple[bytes, bytes, bytes]]
-"""httpx's and httpx2's own items of a ``Headers``: (name as sent, name lowered, value)."""
-
-
-def header_items(headers: Any) -> HeaderItems | None:
-    """The list a ``Headers`` of httpx or httpx2 keeps its items in (both keep one, of
-    (name as sent, name lowered, value) bytes), to read or change at C speed rather than
-    through methods that loop in Python over every header; ``None`` for headers of
-    another make (their public methods are used then)."""
-    items = getattr(headers, "_list", None)
-    return items if type(items) is list else None
-
-
 @dataclass(slots=True)
 class SdkHeaders:
     """What the transport reads of an SDK request's headers.

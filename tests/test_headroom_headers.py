@@ -9,9 +9,10 @@ give the same headroom, and a reply without rate-limit headers gives none.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import httpx
+import httpx2
 import multidict
 import pytest
 from pyreqwest.http import HeaderMap
@@ -37,6 +38,7 @@ CONTAINERS: dict[str, Containers] = {
     "dict": dict,
     "OrderedDict": OrderedDict,
     "httpx": httpx.Headers,
+    "httpx2": httpx2.Headers,
     "aiohttp": cimultidict,
     "pyreqwest": HeaderMap,
 }
@@ -96,3 +98,28 @@ def test_an_httpx_value_that_is_not_ascii_is_decoded_as_httpx_decodes_it() -> No
     twelve = "\uff11\uff12".encode()  # fullwidth digits, which int() reads as 12
     headers = httpx.Headers([(b"x-ratelimit-remaining-tokens", twelve)])
     assert headroom(rate_limit_headroom(headers)) == (None, 12, None)
+
+
+class RawHeaders(Mapping[str, str]):
+    """Headers of another make that offer httpx's ``raw`` pairs but keep no httpx list."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self._lowered = {name.lower(): value for name, value in pairs}
+        self.raw = [(name.encode(), value.encode()) for name, value in pairs]
+
+    def __getitem__(self, name: str) -> str:
+        return self._lowered[name.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._lowered)
+
+    def __len__(self) -> int:
+        return len(self._lowered)
+
+
+def test_headers_offering_raw_pairs_alone_are_read_from_them() -> None:
+    pairs = [("Content-Type", "application/json"), ("X-RateLimit-Remaining-Requests", "0")]
+    pairs.append(("x-ratelimit-reset-requests", "6m0s"))
+    headers = RawHeaders(pairs)
+    assert headroom(rate_limit_headroom(headers)) == (0, None, 360.0)
+    assert rate_limit_headroom(RawHeaders([("Content-Type", "application/json")])) is None
