@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from failover.auth_profile import GATES_CONFIGURED
 from failover.budgets import Budget, BudgetLedger, Ledger, Refusal, Reservation
 from failover.catalog import ModelEntry, TokenUsage
 from failover.errors import (
@@ -214,8 +213,6 @@ class Admission:
         self.always = bool(self.budgets or self.caps)
         """Whether every attempt is admitted (budgets or deployment caps are set); else
         only those on a key with ``rate_limit_tpm`` or ``max_in_flight``."""
-        if self.always:
-            GATES_CONFIGURED.anywhere = True
         self.in_flight = InFlight()
         self._store = store
         self._ledger: Ledger | None = None

@@ -25,12 +25,10 @@ from failover.errors import ConfigError, did_you_mean
 
 __all__ = [
     "CHANGEABLE",
-    "GATES_CONFIGURED",
     "ROUTING_FIELDS",
     "AuthProfile",
     "FailoverStatus",
     "FailureKind",
-    "GatesConfigured",
     "ProfileSnapshot",
     "ProfileStatus",
     "adopt_routing",
@@ -48,25 +46,6 @@ class ProfileStatus(str, Enum):
     RATE_LIMITED = "rate_limited"
     COOLING_DOWN = "cooling_down"
     DISABLED = "disabled"
-
-
-class GatesConfigured:
-    """Whether this process ever configured a gate before attempts: a key's
-    ``rate_limit_tpm`` or ``max_in_flight``, a manager's budgets or deployment caps.
-
-    Set where each is set (:class:`AuthProfile`, :class:`~failover.admission.Admission`),
-    never unset: while it is false no attempt anywhere needs admission, so the engine
-    asks this one attribute before asking which attempts do.
-    """
-
-    __slots__ = ("anywhere",)
-
-    def __init__(self) -> None:
-        self.anywhere = False
-
-
-GATES_CONFIGURED = GatesConfigured()
-"""The process's one :class:`GatesConfigured`."""
 
 
 _CREDENTIAL_PARAMETERS = frozenset(
@@ -343,8 +322,6 @@ class AuthProfile:
         }
         for attribute, routed in routing.items():
             object.__setattr__(self, attribute, routed)
-        if rate_limit_tpm is not None:  # (update_profile's changes are made by this too)
-            GATES_CONFIGURED.anywhere = True
         self.metadata = {} if metadata is None else metadata
         self.max_in_flight = max_in_flight
         self.region = region
@@ -371,8 +348,6 @@ class AuthProfile:
                 f"FailoverManager.update_profile({self.name!r}, {name}=...) so the "
                 "manager's pools stay consistent"
             )
-        if name == "max_in_flight" and value is not None:
-            GATES_CONFIGURED.anywhere = True
         object.__setattr__(self, name, value)
 
     @property

@@ -33,7 +33,6 @@ from failover._tasks import ASYNCIO_TIMEOUT_WORKS, AsyncioTimeout, cancel_scope,
 from failover.admission import Admission, Ticket
 from failover.announce import Announcements
 from failover.attempts import Attempt
-from failover.auth_profile import GATES_CONFIGURED
 from failover.catalog import ModelEntry, TokenUsage
 from failover.errors import (
     AtCapacity,
@@ -84,8 +83,7 @@ _DEBUG, _INFO, _WARNING = logs.DEBUG, logs.INFO, logs.WARNING
 
 
 def _admitted(admission: Admission, candidate: Candidate) -> bool:
-    """Whether an attempt of ``candidate`` must go through admission first (asked only
-    when some gate is configured in this process: ``GATES_CONFIGURED``)."""
+    """Whether an attempt of ``candidate`` must go through admission first."""
     profile = candidate.profile
     return (
         admission.always or profile.rate_limit_tpm is not None or profile.max_in_flight is not None
@@ -341,11 +339,7 @@ class Engine(Gates, Announcements):
         while True:
             while (candidate := plan.next()) is not None:
                 ticket = None
-                if (
-                    GATES_CONFIGURED.anywhere
-                    and admission is not None
-                    and _admitted(admission, candidate)
-                ):
+                if admission is not None and _admitted(admission, candidate):
                     admitted = await self._admit(state, admission, candidate)
                     if not isinstance(admitted, Ticket):
                         if isinstance(admitted, (OverTokenRate, AtCapacity)):
