@@ -24,7 +24,7 @@ from failover.classify import rate_limit_headroom
 from failover.errors import ProviderError
 from failover.events import CooldownEvent, Event, HookDispatcher, RecoveredEvent
 from failover.policy import Decision, Policy
-from failover.profiles import AuthProfile, FailoverManager, ProfileStatus
+from failover.profiles import AuthProfile, FailoverManager, ProfileStatus, last_profile_change
 from failover.request import RequestState
 
 __all__ = ["KeyHealth", "ModelHealth"]
@@ -164,13 +164,12 @@ class KeyHealth:
             logs.attempt(state.id, len(state.attempts), state.attempts[-1])
 
     def scrubber(self) -> KeyScrubber:
-        """A scrubber of every key the manager holds, made again when its profiles change
-        (``profiles_version``)."""
-        manager = self.manager
-        version = manager.profiles_version
+        """A scrubber of every key the manager holds, made again when a profile changes
+        (:func:`~failover.profiles.last_profile_change`)."""
+        version = last_profile_change()
         made = self._scrubber
         if made is None or made[0] != version:
-            keys = tuple(map(_api_key, manager.list_profiles()))
+            keys = tuple(map(_api_key, self.manager.list_profiles()))
             made = self._scrubber = (version, KeyScrubber(keys))
         return made[1]
 

@@ -33,7 +33,6 @@ __all__ = ["KeyPools", "ReadyPool"]
 _ALL = None  # the pool of every provider's profiles (asked for with provider=None)
 _set = object.__setattr__  # for the counters the hot path updates: no routing-field check
 _HELD_BY_PROVIDER = (ProfileStatus.RATE_LIMITED, ProfileStatus.DISABLED)
-_UNKNOWN: AuthProfile | None = object()  # type: ignore[assignment]  # not in _lone yet
 
 
 class ReadyPool:
@@ -211,10 +210,19 @@ class KeyPools:
         """The next ready profile within its rpm, counted as used (``None``: none is)."""
         if self._cooling:
             self.wake(now)
-        lone = self._lone.get(provider, _UNKNOWN)
-        if lone is _UNKNOWN:
+        try:
+            lone = self._lone[provider]
+        except KeyError:  # the pools changed since it was last found
             lone = self._lone_once_asked(provider)
-        if lone is not None and resting is None and lone.name not in exclude:
+        if (
+            lone is not None
+            and resting is None
+            and lone.name not in exclude
+            # what lone_head found, read again: a profile shared with another manager may
+            # have been updated through it, unseen by these pools
+            and lone.models is None
+            and lone.rate_limit_rpm is None
+        ):
             _set(lone, "last_used_at", now)  # the only one of its priority: no order to keep
             return lone
         pool = self._ready.get(provider)  # None: _ALL

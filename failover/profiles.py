@@ -24,7 +24,7 @@ from functools import partial
 from operator import attrgetter
 from typing import Any
 
-from failover._secrets import scrub
+from failover._secrets import remember_secret, scrub
 from failover.admission import Admission
 from failover.affinity import DEFAULT_SESSION_TTL, PinStore, SessionPins, check_ttl
 from failover.auth_profile import (
@@ -54,12 +54,29 @@ __all__ = [
     "FailureKind",
     "ProfileSnapshot",
     "ProfileStatus",
+    "last_profile_change",
 ]
 
 _set = object.__setattr__  # for the counters the hot path updates: no routing-field check
 _AVAILABLE = ProfileStatus.AVAILABLE
 _priority = attrgetter("priority")
-_profiles_versions = itertools.count(1)  # shared by every manager: no two changes alike
+_profile_changes = itertools.count(1)
+_last_profile_change = [0]
+
+
+def last_profile_change() -> int:
+    """A number that changes, to one never seen before, whenever any manager in this
+    process adds, removes or updates a profile: what is made from profiles (the engine's
+    key scrubber) is made again when it differs from the number it was made at.
+
+    Process-wide, since managers may hold the same :class:`AuthProfile` objects (one list
+    given to several transports): an update through one changes what the others hold.
+    """
+    return _last_profile_change[0]
+
+
+def _profiles_changed() -> None:
+    _last_profile_change[0] = next(_profile_changes)  # next() is atomic: no two alike
 
 
 class FailoverManager:
@@ -119,10 +136,6 @@ class FailoverManager:
         self.store: Store = store or MemoryStore()
         # Re-entrant: failover callbacks and a shared store's sync may call back in.
         self._lock = threading.RLock()
-        self.profiles_version = next(_profiles_versions)
-        """A number that changes whenever a profile is added, removed or updated, to one
-        no manager had before: what is made from the profiles (the engine's key scrubber)
-        is made again when it differs from the number it was made at."""
         self._replica = replica_for(self.store)  # "shared or not" is decided here, once
         self._pools = KeyPools(self._replica)
         self._profiles = self._pools.profiles
@@ -182,15 +195,18 @@ class FailoverManager:
             self._pools.add(profile, self.clock())
             self._breakers.mirror(profile)
             self._replica.registered(profile)
-            self.profiles_version = next(_profiles_versions)
+            _profiles_changed()
 
     def remove_profile(self, name: str) -> bool:
         """Remove the profile called ``name``; return whether there was one."""
         with self._lock:
-            removed = self._pools.remove(name) is not None
-            if removed:
-                self.profiles_version = next(_profiles_versions)
-            return removed
+            removed = self._pools.remove(name)
+            if removed is None:
+                return False
+            # a request in flight may still meet its key in a reply: scrubbed all the same
+            remember_secret(removed.api_key.get_secret_value())
+            _profiles_changed()
+            return True
 
     def update_profile(self, name: str, /, **changes: Any) -> AuthProfile:
         """Change a profile's routing fields, keeping the manager consistent.
@@ -216,13 +232,15 @@ class FailoverManager:
             ready = pools.is_ready(profile)
             if ready:
                 pools.withdraw(profile)
+            if "api_key" in changes:  # a request in flight may meet the old key in a reply
+                remember_secret(profile.api_key.get_secret_value())
             adopt_routing(profile, checked)
             pools.serve(profile.provider)
             self._breakers.mirror(profile)
             if ready:
                 pools.make_ready(profile)
             self._replica.registered(profile)
-            self.profiles_version = next(_profiles_versions)
+            _profiles_changed()
             return profile
 
     def get_profile(self, name: str) -> AuthProfile | None:

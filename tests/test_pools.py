@@ -374,3 +374,18 @@ def test_a_managers_next_pick_sees_every_change_after_its_lone_key_was_picked() 
     manager.remove_profile("first")
     manager.remove_profile("better")
     assert next_name() is None
+
+
+def test_a_profile_shared_with_another_manager_is_picked_by_what_it_says_now() -> None:
+    """One AuthProfile held by two managers (one list given to two transports): an update
+    through one changes the profile the other hands out, as it did before picks were kept."""
+    from failover import AuthProfile, FailoverManager
+
+    shared = AuthProfile("p", "openai", "sk-" + "a" * 40)
+    first, second = FailoverManager(profiles=[shared]), FailoverManager(profiles=[shared])
+    assert [second.get_next_profile("openai") for _ in range(3)] == [shared] * 3
+    first.update_profile("p", models=["gpt-x"])
+    assert second.get_next_profile("openai", model="gpt-y") is None
+    assert second.get_next_profile("openai", model="gpt-x") is shared
+    first.update_profile("p", models=None, rate_limit_rpm=1)
+    assert [second.get_next_profile("openai") for _ in range(3)] == [shared, None, None]

@@ -642,25 +642,27 @@ def test_failures_of_requests_already_in_flight_escalate_once(clock: FakeClock, 
     assert manager.get_profile("a").cooldown_strikes == 1
 
 
-def test_the_profiles_version_changes_with_every_added_removed_or_updated_profile() -> None:
+def test_the_last_profile_change_moves_with_every_profile_added_removed_or_updated() -> None:
+    from failover.profiles import last_profile_change
+
     manager = FailoverManager(profiles=[AuthProfile("a", "openai", KEY_A)])
     other = FailoverManager(profiles=[AuthProfile("a", "openai", KEY_A)])
-    seen = {manager.profiles_version, other.profiles_version}
-    assert len(seen) == 2  # no two managers share one
+    seen = {last_profile_change()}
     manager.get_next_profile()
     manager.mark_failure("a", "boom")
     manager.reset_all()
-    assert manager.profiles_version in seen  # health changes no profile
+    assert last_profile_change() in seen  # health changes no profile
     for change in (
         lambda: manager.add_profile(AuthProfile("b", "openai", KEY_B)),
         lambda: manager.update_profile("b", priority=3),
         lambda: manager.remove_profile("b"),
+        lambda: other.update_profile("a", priority=2),  # any manager's change
     ):
         change()
-        assert manager.profiles_version not in seen
-        seen.add(manager.profiles_version)
+        assert last_profile_change() not in seen
+        seen.add(last_profile_change())
     manager.remove_profile("b")  # nothing removed: nothing changed
-    assert manager.profiles_version in seen
+    assert last_profile_change() in seen
 
 
 def test_the_engines_key_scrubber_knows_the_keys_added_or_changed_after_it_was_made() -> None:
@@ -668,7 +670,6 @@ def test_the_engines_key_scrubber_knows_the_keys_added_or_changed_after_it_was_m
 
     client = ResilientClient(["openai/gpt-4o-mini"], [AuthProfile("a", "openai", KEY_A)])
     engine = client._engine
-    assert engine.scrubber()(f"echo {KEY_A}") == engine.scrubber()(f"echo {KEY_A}")
     assert KEY_A not in engine.scrubber()(f"echo {KEY_A}")
     new_key = "plain-words-as-a-key-for-a-proxy-0000"  # no provider's key shape
     assert new_key in engine.scrubber()(f"echo {new_key}")
@@ -678,3 +679,29 @@ def test_the_engines_key_scrubber_knows_the_keys_added_or_changed_after_it_was_m
     client.manager.add_profile(AuthProfile("b", "openai", other_key))
     assert other_key not in engine.scrubber()(f"echo {other_key}")
     assert engine.scrubber() is engine.scrubber()  # made once per change
+
+
+def test_a_key_changed_through_another_manager_holding_the_same_profiles_is_scrubbed() -> None:
+    from failover import ResilientClient
+
+    old_key, new_key = "oldvalue" + "Q" * 30, "freshtoken" + "Z" * 30  # no shape, no piece alike
+    profiles = [AuthProfile("p", "mistral", old_key)]
+    first = ResilientClient(["mistral/mistral-small-latest"], profiles)
+    second = ResilientClient(["mistral/mistral-small-latest"], profiles)  # the same objects
+    assert second._engine.scrubber()(f"bad key {old_key}") == "bad key ***"
+    first.manager.update_profile("p", api_key=new_key)
+    assert second.manager.get_profile("p").api_key.get_secret_value() == new_key
+    assert second._engine.scrubber()(f"bad key {new_key}") == "bad key ***"
+
+
+def test_a_key_rotated_or_removed_while_a_request_is_out_is_still_scrubbed() -> None:
+    from failover import ResilientClient
+
+    rotated, removed = "rotatedvalue" + "R" * 30, "removedsecret" + "S" * 30
+    profiles = [AuthProfile("a", "mistral", rotated), AuthProfile("b", "mistral", removed)]
+    client = ResilientClient(["mistral/mistral-small-latest"], profiles)
+    client.manager.update_profile("a", api_key="thenextvalue" + "T" * 30)
+    client.manager.remove_profile("b")
+    scrub = client._engine.scrubber()  # of the keys the manager holds now, and the old ones
+    assert scrub(f"bad key {rotated}") == "bad key ***"
+    assert scrub(f"bad key {removed}") == "bad key ***"
