@@ -641,10 +641,9 @@ def routing_picks() -> None:
     """Per strategy, one pick: order a group of two deployments, then take a key of the first.
 
     The order is the planner's (``Planner.order``). The profiles are split between the two
-    deployments (OpenAI and Azure). ``weighted``
-    reads each deployment's weight, the sum over its profiles, recounted at most once a
-    second (``Engine._weight_of``): its row includes the recounts that fall in the loop,
-    and the recount itself is timed on its own.
+    deployments (OpenAI and Azure). ``weighted`` reads each deployment's weight, the sum
+    over its profiles, recounted at most once a second (``Engine._weight_of``): its row
+    includes the recounts that fall in the loop, and the recount itself is timed on its own.
     """
     from failover.routing import STRATEGIES
 
