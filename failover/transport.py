@@ -47,7 +47,7 @@ from failover.errors import AllAttemptsFailed, ConfigError, ProviderError
 from failover.gateway import wire_of
 from failover.http import library_of
 from failover.policy import Policy
-from failover.profiles import AuthProfile, FailoverManager
+from failover.profiles import AuthProfile, FailoverManager, last_profile_change
 from failover.providers.base import ProviderAdapter
 from failover.telemetry import Telemetry, resolve_telemetry
 from failover.transport_chains import SdkChains
@@ -273,7 +273,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         self._in_flight: set[tuple[int, anyio.CancelScope]] = set()  # (thread of its loop, scope)
         self._sdk_retries_seen = False  # warned that the SDK retries by itself (once)
         self._sdk_retries_lock = threading.Lock()
-        self._bases_of: tuple[list[tuple[str, str | None]], list[str]] | None = None
+        self._bases_of: tuple[int, list[str]] | None = None  # (last profile change, bases)
         self._urls: dict[tuple[ModuleType, str, str], Any] = {}  # (library, base, suffix)
         watch_http_logs(self._engine)
 
@@ -625,19 +625,23 @@ class ResilientTransport(HookMethods, AsyncClosing):
         Profiles' base URLs must be written the way the SDK takes them; a profile without
         one is sent to the provider's public URL only.
         """
-        # recomputed only when a profile is added, removed, or its provider or URL changes
-        key = [(p.provider, p.base_url) for p in self.manager.list_profiles()]
+        # made again only after a profile changes (added, removed or updated)
+        changed_at = last_profile_change()
         cached = self._bases_of
-        if cached is not None and cached[0] == key:
+        if cached is not None and cached[0] == changed_at:
             return cached[1]
         profiles = sorted(
-            {url for provider, url in key if provider == self.provider and url},
+            {
+                p.base_url
+                for p in self.manager.list_profiles()
+                if p.provider == self.provider and p.base_url
+            },
             key=len,
             reverse=True,
         )
         first = [self.sdk_base_url] if self.sdk_base_url else []
         bases = [*first, *profiles, self._adapter.default_base_url]
-        self._bases_of = (key, bases)
+        self._bases_of = (changed_at, bases)
         return bases
 
     def _suffix(self, url: str) -> str | None:

@@ -277,3 +277,23 @@ def test_a_reply_built_with_its_body_read_is_the_one_the_library_builds(library:
     assert list(ours.headers.raw) == list(theirs.headers.raw)
     assert (ours.content, ours.json()) == (theirs.content, theirs.json())
     assert (ours.is_closed, ours.is_stream_consumed) == (theirs.is_closed, True)
+
+
+async def test_a_profile_added_later_makes_its_base_url_one_of_ours() -> None:
+    provider = Provider()
+    transport = _transport(provider)
+    sdk = openai.AsyncOpenAI(
+        api_key=SDK_KEY,
+        base_url="http://127.0.0.2:9/v1",  # no profile's yet: not a host of ours
+        max_retries=0,
+        http_client=httpx.AsyncClient(transport=transport),
+    )
+    await sdk.chat.completions.create(model="gpt-4o-mini", messages=[])
+    late_key = "sk-proj-added-later-key-000000000003"
+    transport.manager.add_profile(
+        AuthProfile("q", "openai", late_key, base_url="http://127.0.0.2:9/v1", priority=-1)
+    )
+    await sdk.chat.completions.create(model="gpt-4o-mini", messages=[])
+    foreign, ours = provider.seen
+    assert "authorization" not in foreign  # no key for a host no profile names
+    assert ours.get_list("authorization") == [f"Bearer {late_key}"]
