@@ -10,19 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from failover.errors import ProviderError
 from failover.providers import get_adapter
+from tests.fast_paths import answer, json_values
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 DELTA = "content_block_delta"
-
-
-def _answer(feed: Any, event: str, data: str) -> tuple[str, Any]:
-    try:
-        return "chunk", feed(event, data)
-    except ProviderError as error:
-        return "error", (type(error), str(error))
 
 
 def _state(parser: Any) -> tuple[Any, ...]:
@@ -36,8 +29,8 @@ def _both(events: list[tuple[str, str]]) -> tuple[list[Any], list[Any]]:
     general = get_adapter("anthropic").stream_parser()
     fast_answers, general_answers = [], []
     for event, data in events:
-        fast_answers.append((_answer(fast.feed, event, data), _state(fast)))
-        general_answers.append((_answer(general._feed, event, data), _state(general)))  # type: ignore[attr-defined]
+        fast_answers.append((answer(fast.feed, event, data), _state(fast)))
+        general_answers.append((answer(general._feed, event, data), _state(general)))  # type: ignore[attr-defined]
     return fast_answers, general_answers
 
 
@@ -121,17 +114,6 @@ def test_an_error_event_mid_stream_is_the_providers_error_on_either_path() -> No
     assert fast[1][0][0] == "error"
 
 
-def _containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    return st.lists(children, max_size=3) | st.dictionaries(
-        st.text(max_size=6), children, max_size=3
-    )
-
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=6),
-    _containers,
-    max_leaves=6,
-)
 deltas = st.fixed_dictionaries(
     {"type": st.sampled_from(["text_delta", "input_json_delta", "thinking_delta"]) | json_values},
     optional={"text": st.text(max_size=8) | json_values, "partial_json": json_values},

@@ -10,18 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from failover.errors import ProviderError
 from failover.providers import get_adapter
 from failover.providers.reading import load_json
+from tests.fast_paths import answer, json_values
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def _answer(feed: Any, data: str) -> tuple[str, Any]:
-    try:
-        return "chunk", feed(data)
-    except ProviderError as error:
-        return "error", (type(error), str(error))
 
 
 def _both(data: list[str]) -> tuple[list[Any], list[Any]]:
@@ -31,9 +24,9 @@ def _both(data: list[str]) -> tuple[list[Any], list[Any]]:
     general = get_adapter("ollama-native").stream_parser()
     fast_answers, general_answers = [], []
     for item in data:
-        fast_answers.append((_answer(lambda d: fast.feed("", d), item), fast.complete))
+        fast_answers.append((answer(lambda d: fast.feed("", d), item), fast.complete))
         general_answers.append(
-            (_answer(lambda d: general._read_line(load_json(d), d), item), general.complete)  # type: ignore[attr-defined]
+            (answer(lambda d: general._read_line(load_json(d), d), item), general.complete)  # type: ignore[attr-defined]
         )
         assert fast._calls == general._calls  # type: ignore[attr-defined]
     return fast_answers, general_answers
@@ -94,17 +87,6 @@ def test_ollama_stream_feed_answers_a_whole_stream_with_a_call_as_the_general_pa
     assert fast[-1][1] is True
 
 
-def _containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    return st.lists(children, max_size=3) | st.dictionaries(
-        st.text(max_size=6), children, max_size=3
-    )
-
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=6),
-    _containers,
-    max_leaves=6,
-)
 messages = st.fixed_dictionaries(
     {"content": st.text(max_size=8) | json_values},
     optional={"role": st.just("assistant"), "tool_calls": st.just([CALL]) | json_values},

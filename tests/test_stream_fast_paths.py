@@ -30,15 +30,9 @@ from failover.errors import (
 )
 from failover.providers import get_adapter
 from failover.providers.base import StreamAssembler, StreamChunk, ToolCallDelta
+from tests.fast_paths import answer, json_values
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def _answer(feed: Any, data: str) -> tuple[str, Any]:
-    try:
-        return "chunk", feed(data)
-    except ProviderError as error:
-        return "error", (type(error), str(error))
 
 
 def _both(data: list[str]) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
@@ -47,8 +41,8 @@ def _both(data: list[str]) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]
     fast, general = get_adapter("openai").stream_parser(), get_adapter("openai").stream_parser()
     fast_answers, general_answers = [], []
     for item in data:
-        fast_answers.append((_answer(lambda d: fast.feed("message", d), item), fast.complete))
-        general_answers.append((_answer(general._feed, item), general.complete))  # type: ignore[attr-defined]
+        fast_answers.append((answer(lambda d: fast.feed("message", d), item), fast.complete))
+        general_answers.append((answer(general._feed, item), general.complete))  # type: ignore[attr-defined]
         assert fast._tools == general._tools  # type: ignore[attr-defined]
     return fast_answers, general_answers
 
@@ -124,17 +118,6 @@ def test_openai_stream_feed_answers_a_whole_stream_with_tool_calls_as_the_genera
     assert fast[-1][1] is True
 
 
-def _containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    return st.lists(children, max_size=3) | st.dictionaries(
-        st.text(max_size=6), children, max_size=3
-    )
-
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=6),
-    _containers,
-    max_leaves=6,
-)
 near_text = st.one_of(st.text(max_size=8), st.none(), json_values)
 deltas = st.fixed_dictionaries(
     {"content": near_text},
