@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import anyio
 import anyio.lowlevel
 import pytest
@@ -40,6 +42,25 @@ async def test_an_outer_scope_s_cancellation_passes_through_it() -> None:
     assert outer.cancelled_caught and not inner.cancelled_caught
 
 
+async def _as_guest(
+    guest: Callable[[], Awaitable[None]], beside: Callable[[], Awaitable[None]] | None = None
+) -> None:
+    """Run ``guest`` in trio's guest mode on the running asyncio loop (and ``beside``, the
+    host's own code, meanwhile); return when the guest is done."""
+    import asyncio
+
+    import trio
+
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    trio.lowlevel.start_guest_run(
+        guest, run_sync_soon_threadsafe=loop.call_soon_threadsafe, done_callback=done.set_result
+    )
+    if beside is not None:
+        await beside()
+    await done
+
+
 def test_trio_s_guest_mode_on_an_asyncio_loop_gets_trio_s_scopes_and_asyncio_its_own() -> None:
     import asyncio
 
@@ -54,23 +75,13 @@ def test_trio_s_guest_mode_on_an_asyncio_loop_gets_trio_s_scopes_and_asyncio_its
             await trio.sleep(5)
         seen.append((type(scope).__module__, scope.cancelled_caught and not on_asyncio()))
 
-    async def host() -> None:
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
-        trio.lowlevel.start_guest_run(
-            guest,
-            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
-            done_callback=done.set_result,
-        )
-        await done
-
     async def plain() -> None:
         with cancel_scope(asyncio.get_running_loop().time() + 0.01) as scope:
             await asyncio.sleep(5)
         seen.append((type(scope).__module__, scope.cancelled_caught and on_asyncio()))
 
     asyncio.run(plain())  # asyncio first, then the guest, then asyncio again
-    asyncio.run(host())
+    asyncio.run(_as_guest(guest))
     asyncio.run(plain())
     assert seen == [
         ("anyio._backends._asyncio", True),
@@ -93,19 +104,11 @@ def test_asyncio_code_beside_a_running_trio_guest_is_asyncio_s() -> None:
         await trio.sleep(0.05)  # the host's code runs between the guest's ticks meanwhile
         seen["guest's worker thread"] = await trio.to_thread.run_sync(running_on_trio)
 
-    async def host() -> None:
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
-        trio.lowlevel.start_guest_run(
-            guest,
-            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
-            done_callback=done.set_result,
-        )
+    async def beside() -> None:
         await asyncio.sleep(0.01)
         seen["host, the guest running"] = on_asyncio() and not running_on_trio()
-        await done
 
-    asyncio.run(host())
+    asyncio.run(_as_guest(guest, beside))
     assert seen == {
         "guest": True,
         "host, the guest running": True,
