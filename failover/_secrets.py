@@ -161,9 +161,10 @@ def remember_secret(value: str) -> None:
     """Scrub ``value`` everywhere from now on, as a profile's key is scrubbed.
 
     For credentials that no profile holds: AWS secret keys and session tokens found in the
-    AWS chain, Google access tokens refreshed from application default credentials. The
-    64 most recently used are kept: call it again each time a secret is used (cheap when
-    it is known) so that a secret in use is never the one forgotten.
+    AWS chain, Google access tokens refreshed from application default credentials, and a
+    profile's key once rotated or removed (a request in flight may still meet it). The 64
+    most recently used are kept: call it again each time a secret is used (cheap when it is
+    known) so that a secret in use is never the one forgotten.
     """
     if value:
         _remembered.add(value)

@@ -210,10 +210,8 @@ class KeyPools:
         """The next ready profile within its rpm, counted as used (``None``: none is)."""
         if self._cooling:
             self.wake(now)
-        try:
-            lone = self._lone[provider]
-        except KeyError:  # the pools changed since it was last found
-            lone = self._lone_once_asked(provider)
+        # not found since the pools last changed (or a provider's other name): found now
+        lone = self._lone[provider] if provider in self._lone else self._lone_once_asked(provider)
         if (
             lone is not None
             and resting is None

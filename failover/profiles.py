@@ -232,8 +232,11 @@ class FailoverManager:
             ready = pools.is_ready(profile)
             if ready:
                 pools.withdraw(profile)
-            if "api_key" in changes:  # a request in flight may meet the old key in a reply
+            if "api_key" in changes:
+                # a request in flight may meet the old key in a reply; one that reads the new
+                # key before the change is numbered below may fail with it meanwhile
                 remember_secret(profile.api_key.get_secret_value())
+                remember_secret(checked.api_key.get_secret_value())
             adopt_routing(profile, checked)
             pools.serve(profile.provider)
             self._breakers.mirror(profile)

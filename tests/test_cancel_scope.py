@@ -58,7 +58,7 @@ async def _as_guest(
     )
     if beside is not None:
         await beside()
-    await done
+    (await done).unwrap()  # the guest's own error, if it raised one
 
 
 def test_trio_s_guest_mode_on_an_asyncio_loop_gets_trio_s_scopes_and_asyncio_its_own() -> None:

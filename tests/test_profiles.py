@@ -705,3 +705,17 @@ def test_a_key_rotated_or_removed_while_a_request_is_out_is_still_scrubbed() -> 
     scrub = client._engine.scrubber()  # of the keys the manager holds now, and the old ones
     assert scrub(f"bad key {rotated}") == "bad key ***"
     assert scrub(f"bad key {removed}") == "bad key ***"
+
+
+def test_a_scrubber_made_before_a_key_changes_masks_the_new_key_too() -> None:
+    """A request on another thread may read the new key before the change is numbered, and
+    fail with it while the engine's scrubber is still the one made before."""
+    from failover import ResilientClient
+
+    new_key = "concurrentvalue" + "C" * 30
+    client = ResilientClient(
+        ["mistral/mistral-small-latest"], [AuthProfile("a", "mistral", "firstvalue" + "F" * 30)]
+    )
+    before = client._engine.scrubber()
+    client.manager.update_profile("a", api_key=new_key)
+    assert before(f"bad key {new_key}") == "bad key ***"
