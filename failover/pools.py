@@ -89,15 +89,13 @@ class ReadyPool:
         return None
 
     def lone_head(self) -> AuthProfile | None:
-        """The profile every pick without exclusions nor rests returns and leaves in
-        place, when there is one: alone in the first priority that has any ready, for
-        every model (no allowlist), with no rpm to count (``None``: ask :meth:`pick`)."""
+        """The profile alone in the first priority that has any ready, when there is one
+        (``None``: ask :meth:`pick`)."""
         for bucket in self._ordered:
             if bucket:
                 if len(bucket) == 1:
                     for profile in bucket.values():
-                        if profile.models is None and profile.rate_limit_rpm is None:
-                            return profile
+                        return profile
                 return None
         return None
 
@@ -216,8 +214,8 @@ class KeyPools:
             lone is not None
             and resting is None
             and lone.name not in exclude
-            # what lone_head found, read again: a profile shared with another manager may
-            # have been updated through it, unseen by these pools
+            # open to every model (no allowlist), no rpm to count: read at each pick (a
+            # profile shared with another manager may be updated through it, unseen here)
             and lone.models is None
             and lone.rate_limit_rpm is None
         ):
@@ -488,7 +486,8 @@ class KeyPools:
     def _lone_in(self, provider: str | None) -> AuthProfile | None:
         """What :meth:`pick` may hand out at once for ``provider`` (kept in ``_lone``): the
         pool's lone head, when the pool of every provider holds it alone among its
-        priority too (a pick then moves it behind no equal, in neither pool)."""
+        priority too (a pick then moves it behind no equal, in neither pool); ``pick``
+        still checks that it is open to the pick."""
         lone = self._ready[provider].lone_head()  # (a provider served: asked once)
         if lone is not None and len(self._homes[lone.name][0]) > 1:
             lone = None
