@@ -277,7 +277,7 @@ def report(calls: dict[str, Counted], streams: dict[str, Counted], top: int) -> 
         print(f"  {name:44}{counted.per_call():8.0f}{cells}{counted.to_first():10.0f}")
     s_alone = streams["openai SDK alone"]
     s_client = streams["ResilientClient.stream (Anthropic)"]
-    client_first = s_client.to_first() - s_client.first["bench"] / CALLS
+    client_first = s_client.own_to_first()
     for wire in ("same", "cross"):
         s = streams[f"SDK + transport, {wire}-wire"]
         print(

@@ -26,6 +26,7 @@ __all__ = [
     "loop_time",
     "on_asyncio",
     "running_on_trio",
+    "scope_within",
 ]
 
 logger = logging.getLogger("failover")
@@ -48,7 +49,7 @@ def _asyncio_loop() -> Any:
     loop, or trio's: its guest mode runs on an asyncio loop, its code trio's all the same)."""
     asyncio = sys.modules.get("asyncio")
     loop = None if asyncio is None else asyncio._get_running_loop()
-    if loop is None or ("trio" in sys.modules and running_on_trio()):
+    if loop is None or running_on_trio():
         return None
     return loop
 
@@ -68,17 +69,32 @@ def loop_time() -> float:
 _asyncio_scope: list[type[anyio.CancelScope]] = []  # anyio's asyncio class, once imported
 
 
+def _asyncio_scope_class() -> type[anyio.CancelScope]:
+    if not _asyncio_scope:
+        from anyio._backends._asyncio import CancelScope
+
+        _asyncio_scope.append(CancelScope)
+    return _asyncio_scope[0]
+
+
 def cancel_scope(deadline: float = math.inf) -> anyio.CancelScope:
     """``anyio.CancelScope(deadline=deadline)``, made on asyncio by anyio's asyncio class
     itself: the public constructor asks sniffio which library runs and initialises the
     scope twice (``__new__`` builds it, then ``__init__`` runs again), each time."""
     if not on_asyncio():  # trio (or no loop: anyio's own error)
         return anyio.CancelScope(deadline=deadline)
-    if not _asyncio_scope:
-        from anyio._backends._asyncio import CancelScope
+    return _asyncio_scope_class()(deadline=deadline)
 
-        _asyncio_scope.append(CancelScope)
-    return _asyncio_scope[0](deadline=deadline)
+
+def scope_within(seconds: float) -> anyio.CancelScope:
+    """:func:`cancel_scope` ending ``seconds`` from now (:func:`loop_time`'s clock), the
+    running loop looked up once: ``anyio.fail_after``'s own scope, without its generator
+    wrappers nor sniffio's question (its caller raises TimeoutError when the scope's
+    ``cancelled_caught``)."""
+    loop = _asyncio_loop()
+    if loop is None:  # trio (or no loop: anyio's own error)
+        return anyio.CancelScope(deadline=anyio.current_time() + seconds)
+    return _asyncio_scope_class()(deadline=loop.time() + seconds)
 
 
 ASYNCIO_TIMEOUT_WORKS = sys.version_info >= (3, 11)

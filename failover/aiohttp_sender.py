@@ -144,11 +144,9 @@ class _Exchange:
     ) -> None:
         self._response.release()  # entered: the response is there
 
-    @property
-    def exits_at_once(self) -> bool:
-        """Whether leaving waits for nothing (see ``failover.http.Sender``): aiohttp's
-        release never does."""
-        return True
+    exits_at_once = True
+    """Leaving waits for nothing (see ``failover.http.Sender``): aiohttp's release never
+    does."""
 
     async def aread(self) -> bytes:
         try:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 from failover.errors import (
     AuthenticationError,
@@ -201,25 +201,16 @@ def header_items(headers: Any) -> HeaderItems | None:
     return items if type(items) is list else None
 
 
-def _httpx_rate_limits(
-    headers: Mapping[str, str], items: HeaderItems | None, raw: list[tuple[bytes, bytes]] | None
-) -> Mapping[str, str] | None:
+def _httpx_rate_limits(headers: Mapping[str, str], items: HeaderItems) -> Mapping[str, str] | None:
     """The rate-limit headers of an httpx.Headers by lowercase name, or ``None`` when it
-    has none: its names are read in one pass first, since each of its lookups scans every
-    header. Its own ``items`` (:func:`header_items`: names lowered already) are read when
-    it keeps them, else its ``raw`` pairs. (The ones naming a rate limit are picked by a
-    comprehension: ``compress`` over ``bytes.__contains__`` runs fewer opcodes but costs
-    more CPU, each call going through the slot wrapper.)"""
+    has none, read from its ``items`` (:func:`header_items`: names lowered already): its
+    names in one pass first, since each of its lookups scans every header. (The ones naming
+    a rate limit are picked by a comprehension: ``compress`` over ``bytes.__contains__``
+    runs fewer opcodes but costs more CPU, each call going through the slot wrapper.)"""
     try:
-        if items is not None:
-            if b"ratelimit" not in b" ".join(map(_second, items)):
-                return None
-            picked = [item for item in items if b"ratelimit" in item[1]]
-        elif raw is None or b"ratelimit" not in b" ".join(map(_first, raw)).lower():
+        if b"ratelimit" not in b" ".join(map(_second, items)):
             return None
-        else:
-            picked = [(name, name.lower(), value) for name, value in raw]
-            picked = [item for item in picked if b"ratelimit" in item[1]]
+        picked = [item for item in items if b"ratelimit" in item[1]]
         found: dict[str, str] = {}
         for _, name, value in picked:
             key, text = name.decode("ascii"), value.decode("ascii")
@@ -243,7 +234,10 @@ def rate_limit_headroom(headers: Mapping[str, str]) -> Headroom | None:
     elif (items := header_items(headers)) is not None or type(
         raw := getattr(headers, "raw", None)
     ) is list:  # an httpx.Headers
-        found = _httpx_rate_limits(headers, items, None if items is not None else raw)
+        if items is None:  # its raw pairs alone: as its items would hold them
+            pairs = cast("list[tuple[bytes, bytes]]", raw)
+            items = [(name, name.lower(), value) for name, value in pairs]
+        found = _httpx_rate_limits(headers, items)
         if found is None:
             return None
         headers = found

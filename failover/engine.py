@@ -29,7 +29,11 @@ import anyio.lowlevel
 
 from failover import logs
 from failover._secrets import KeyScrubber
-from failover._tasks import ASYNCIO_TIMEOUT_WORKS, AsyncioTimeout, cancel_scope, loop_time
+from failover._tasks import (
+    ASYNCIO_TIMEOUT_WORKS,
+    AsyncioTimeout,
+    scope_within,
+)
 from failover.admission import Admission, Ticket
 from failover.announce import Announcements
 from failover.attempts import Attempt
@@ -260,7 +264,7 @@ class Engine(Gates, Announcements):
             plan = self._plan(state, chain, unsupported, key, why)
             if state.deadline_at == _INF:
                 return await self._run(state, plan, attempt)
-            with cancel_scope(loop_time() + state.time_left()) as scope:
+            with scope_within(state.time_left()) as scope:
                 return await self._run(state, plan, attempt)
             if scope.cancelled_caught:
                 self._mark_deadline(state)
@@ -549,10 +553,8 @@ class Engine(Gates, Announcements):
             elif timeout == _INF:
                 value = await attempt(ctx)
             else:
-                # fail_after's own scope, without its two generator wrappers nor sniffio's
-                # question (cancel_scope): under load the cost of an attempt's bound is
-                # as much as an HTTP call's
-                with cancel_scope(loop_time() + timeout) as scope:
+                # under load the cost of an attempt's bound is as much as an HTTP call's
+                with scope_within(timeout) as scope:
                     value = await attempt(ctx)
                 if scope.cancelled_caught:
                     raise TimeoutError

@@ -169,8 +169,7 @@ class KeyPools:
         """Put ``profile`` in its provider's pool and the pool of every provider."""
         everyone = self._ready[_ALL].add(profile)
         self._homes[profile.name] = (everyone, self._ready[profile.provider].add(profile))
-        self._lone.clear()
-        self._lone_asked.clear()
+        self._forget_lone()
 
     def withdraw(self, profile: AuthProfile) -> None:
         """Take ``profile`` out of the ready pools."""
@@ -180,8 +179,7 @@ class KeyPools:
         everyone, own = homes  # where it was made ready (a profile not ready is in neither)
         everyone.pop(profile.name, None)
         own.pop(profile.name, None)
-        self._lone.clear()
-        self._lone_asked.clear()
+        self._forget_lone()
 
     def serve(self, provider: str) -> None:
         """Make room for ``provider``'s ready profiles (before one of them is made ready)."""
@@ -472,6 +470,11 @@ class KeyPools:
             recent.insert(bisect.bisect(recent, at), at)
 
     # -- internals ----------------------------------------------------------------------
+
+    def _forget_lone(self) -> None:
+        """Forget the lone heads found: a profile entered or left the ready pools."""
+        self._lone.clear()
+        self._lone_asked.clear()
 
     def _lone_once_asked(self, provider: str | None) -> AuthProfile | None:
         """:meth:`_lone_in` at the second pick for ``provider`` since the pools changed

@@ -30,7 +30,7 @@ from functools import partial
 from typing import Any
 
 from failover._closing import AsyncClosing
-from failover._tasks import cancel_scope, loop_time
+from failover._tasks import scope_within
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry, TokenUsage
 from failover.chat_calls import DRAIN_SECONDS, ChunkReader, OpenedStream, close_opened
@@ -295,8 +295,7 @@ class CompletionStream(AsyncClosing):
                 return await reader.next()
         if self._state.deadline_at == math.inf:
             return await reader.next()
-        # anyio.fail_after's own scope, without its generator wrappers nor sniffio's question
-        with cancel_scope(loop_time() + max(self._state.time_left(), 0.0)):
+        with scope_within(max(self._state.time_left(), 0.0)):
             return await reader.next()
         raise TimeoutError  # the scope's deadline passed: it caught its cancellation
 

@@ -27,9 +27,8 @@ from types import ModuleType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import anyio
-
 from failover import providers
+from failover._tasks import scope_within
 from failover.attempts import Attempt
 from failover.catalog import ModelCatalog, ModelEntry, canonical_provider
 from failover.chat_calls import ChatCalls, ChunkReader, OpenedStream, close_opened
@@ -436,8 +435,11 @@ class _Pump:
             elif done.state.deadline_at == math.inf:  # no deadline: no scope per chunk
                 chunk = await reader.next()
             else:  # the next chunk, within what is left of the request's deadline
-                with anyio.fail_after(max(done.state.time_left(), 0.0)):
+                scope = scope_within(max(done.state.time_left(), 0.0))
+                with scope:
                     chunk = await reader.next()
+                if scope.cancelled_caught:  # only its deadline cancels it
+                    raise TimeoutError
         except ProviderError as error:
             if not await self._continued(error):
                 await self._failed(error, counts=True)

@@ -23,9 +23,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from failover import providers
 from failover._secrets import KeyScrubber
-from failover._tasks import cancel_scope, loop_time
+from failover._tasks import scope_within
 from failover.catalog import ModelEntry
-from failover.classify import classify_exception
+from failover.classify import classify_exception, header_items
 from failover.engine import Engine, RequestState
 from failover.errors import (
     ContentFilteredError,
@@ -36,7 +36,7 @@ from failover.errors import (
 from failover.profiles import AuthProfile
 from failover.providers.base import StreamChunk, StreamReader, load_json
 from failover.transport_io import IO, closed_error, read_body
-from failover.transport_rewrite import header_items, made_headers
+from failover.transport_rewrite import made_headers
 
 __all__ = [
     "BODY_HEADERS",
@@ -886,8 +886,8 @@ def _guarded_stream(library: ModuleType) -> Any:
                 self._chunks = self._response.aiter_bytes()
             chunks = self._chunks
             while True:
-                try:  # anyio.fail_after's own scope, without its two generator wrappers
-                    scope = cancel_scope(loop_time() + max(self._guard.idle_left(), 0))
+                try:
+                    scope = scope_within(max(self._guard.idle_left(), 0))
                     with scope:
                         chunk = await chunks.__anext__()
                     if scope.cancelled_caught:  # only its deadline cancels it

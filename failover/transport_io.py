@@ -24,10 +24,10 @@ import anyio.to_thread
 from anyio.from_thread import BlockingPortal
 
 from failover._tasks import finish_even_if_cancelled
-from failover.classify import classify_exception
+from failover.classify import classify_exception, header_items
 from failover.errors import ConfigError, MalformedResponseError, ProviderError
 from failover.providers.base import HttpRequest
-from failover.transport_rewrite import header_items, made_headers
+from failover.transport_rewrite import made_headers
 
 __all__ = [
     "IO",
@@ -156,19 +156,18 @@ async def _decoded(pieces: AsyncIterator[bytes], encoding: str) -> AsyncIterator
     """``pieces`` decoded as ``aiter_text`` decodes them (errors replaced; no empty text)."""
     # UTF-8 pieces that end on a character's end decode alike whole (in C); the
     # incremental decoder takes over from the first that does not, or is not UTF-8
+    incremental = codecs.getincrementaldecoder(encoding)
     utf8 = codecs.lookup(encoding).name == "utf-8"
-    decoder: codecs.IncrementalDecoder | None = None
+    decoder: codecs.IncrementalDecoder | None = None if utf8 else incremental(errors="replace")
     try:
         async for piece in pieces:
-            if decoder is None and utf8:
+            if decoder is None:
                 try:
                     text = piece.decode()
                 except UnicodeDecodeError:
-                    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+                    decoder = incremental(errors="replace")
                     text = decoder.decode(piece)
             else:
-                if decoder is None:
-                    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
                 text = decoder.decode(piece)
             if text:
                 yield text

@@ -26,11 +26,9 @@ __all__ = [
     "DEFAULT_STYLE",
     "RETRY_HEADER",
     "SESSION_HEADER",
-    "HeaderItems",
     "SdkHeaders",
     "adjust",
     "attempt_url",
-    "header_items",
     "json_object",
     "made_headers",
     "restore",
@@ -52,6 +50,8 @@ _WANTED = frozenset(name for name, _ in _READ)
 _ORDER = {name: (at, text) for at, (name, text) in enumerate(_READ)}
 _NAME = operator.itemgetter(0)
 _LOWERED = _VALUE = operator.itemgetter(1)
+
+
 @dataclass(slots=True)
 class SdkHeaders:
     """What the transport reads of an SDK request's headers.

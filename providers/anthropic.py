@@ -301,7 +301,7 @@ class _AnthropicStream:
         try:
             delta = payload["delta"]
             text = delta["text"]
-        except (KeyError, IndexError, TypeError):
+        except (KeyError, TypeError):
             return self._read(event, payload, data)
         if type(text) is str and text and delta.get("type") == "text_delta":
             return StreamChunk(text)

@@ -322,7 +322,7 @@ class _OllamaStream:
         try:
             message = line["message"]
             text = message["content"]
-        except (KeyError, IndexError, TypeError):
+        except (KeyError, TypeError):
             return self._read_line(line, data)
         if (
             type(text) is str

@@ -63,8 +63,8 @@ def _encoder(key_separator: str) -> Callable[[Any], str]:
 
 
 encode_compact = _encoder(":")
-"""JSON text, compact, non-ASCII kept as is (one encoder made once: ``json.dumps`` with
-options builds a new one per call)."""
+"""JSON text, compact, non-ASCII kept as is: json's C encoder called straight
+(:func:`_encoder`), not ``json.dumps``, whose options build a whole encoder per call."""
 encode_gemini = _encoder(": ")
 """JSON text as Gemini's stream events carry it: ``": "`` after keys."""
 
