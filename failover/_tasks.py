@@ -188,11 +188,10 @@ class AsyncioTimeout:
     through HttpxSender is sent and read in a task of its own, see :mod:`failover.http`).
     """
 
-    __slots__ = ("_cancelling", "_deadlines", "_expired", "_seconds", "_task")
+    __slots__ = ("_cancelling", "_deadlines", "_seconds", "_task")
 
     def __init__(self, seconds: float) -> None:
         self._seconds = seconds
-        self._expired = False
 
     def __enter__(self) -> None:
         loop = _running_loop()
@@ -210,14 +209,14 @@ class AsyncioTimeout:
             deadlines.arm(when)
 
     def _expire(self) -> None:
-        self._expired = True
+        """The deadline passed (its entry is gone: how :meth:`__exit__` knows)."""
         self._task.cancel()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, _: Any
     ) -> None:
-        self._deadlines.entries.pop(self, None)
-        if self._expired:
+        # its entry is there until it exits, unless the deadline passed (see _fire)
+        if self._deadlines.entries.pop(self, None) is None:
             import asyncio
 
             left = self._task.uncancel()  # 3.11+

@@ -59,6 +59,7 @@ from failover.events import (
 from failover.gates import Gates
 from failover.health import ModelHealth
 from failover.plan import Candidate, Pause, PinnedPlan, Plan, Planner, Steps
+from failover.planner import fixed_order
 from failover.policy import Action, Backoff, Policy
 from failover.profiles import AuthProfile, FailoverManager
 from failover.recovery import RecoveryLine
@@ -78,7 +79,7 @@ __all__ = ["AttemptContext", "Engine", "HookMethods", "ModelHealth", "RequestSta
 T = TypeVar("T")
 H = TypeVar("H", bound=Callable[..., Any])
 
-_request_ids = itertools.count(1)
+_request_ids = map("req-{}".format, itertools.count(1))  # the next request's id
 Chain = Sequence[ModelEntry | Sequence[ModelEntry]]
 """Models in order; an item may be a group of equivalent deployments (one chain step)."""
 _INF = math.inf
@@ -159,8 +160,13 @@ class Engine(Gates, Announcements):
             deadline=deadline,
         )
         self._scrubber: tuple[int, KeyScrubber] | None = None
-        # the chain last planned, when immutable, with its steps (one pair, read at once)
-        self._steps_of: tuple[object, Steps] = (None, [])
+        # the chain last planned, when immutable, with its steps and their fixed order
+        # (one triple, read at once)
+        self._steps_of: tuple[object, Steps, list[tuple[int, ModelEntry]] | None] = (
+            None,
+            [],
+            None,
+        )
         self.model_health = ModelHealth()
         # admission's and sessions' bookkeeping must finish even under cancellation: a
         # shared store's waits on Redis are shielded; an in-process one's never suspend
@@ -191,7 +197,7 @@ class Engine(Gates, Announcements):
         now = time.monotonic()
         deadline = self._deadline
         return RequestState(
-            f"req-{next(_request_ids)}",
+            next(_request_ids),
             now,
             _INF if deadline is None else now + deadline,
             asyncio_cancel_safe=asyncio_cancel_safe and ASYNCIO_TIMEOUT_WORKS,
@@ -261,7 +267,31 @@ class Engine(Gates, Announcements):
         if self.telemetry is not None and state.telemetry is None:
             state.telemetry = self.telemetry.start_request("chat", state.id, chain)
         try:
-            plan = self._plan(state, chain, unsupported, key, why)
+            plan: Plan | PinnedPlan
+            if key is not None:
+                models = [
+                    m for step in chain for m in ((step,) if isinstance(step, ModelEntry) else step)
+                ]
+                plan = PinnedPlan(self.planner, state, models, key, why, unsupported)
+            else:  # models it cannot take recorded as skipped
+                steps: Steps
+                order: list[tuple[int, ModelEntry]] | None
+                seen, steps, order = self._steps_of
+                if chain is not seen:  # a chain's steps are a tuple of tuples: made once
+                    steps = [
+                        (step,) if isinstance(step, ModelEntry) else tuple(step) for step in chain
+                    ]
+                    order = fixed_order(steps)
+                    if type(chain) is tuple and all(
+                        type(step) is tuple or isinstance(step, ModelEntry) for step in chain
+                    ):
+                        self._steps_of = (chain, steps, order)  # nothing in it can change
+                if unsupported is not None:
+                    steps = self.planner.supported(state.id, steps, unsupported, state.attempts)
+                    order = None  # (of the steps it can take)
+                if self.hedging is not None:
+                    self.hedging.budget.earn()
+                plan = Plan(self.planner, state, steps, order)
             if state.deadline_at == _INF:
                 return await self._run(state, plan, attempt)
             with scope_within(state.time_left()) as scope:
@@ -297,34 +327,6 @@ class Engine(Gates, Announcements):
         """Close a request that did not succeed (failed, or a stream closed early)."""
         if state.telemetry is not None:
             state.telemetry.finished(error=error)
-
-    def _plan(
-        self,
-        state: RequestState,
-        chain: Chain,
-        unsupported: Callable[[ModelEntry], str | None] | None,
-        key: AuthProfile | None,
-        why: str,
-    ) -> Plan | PinnedPlan:
-        """The request's plan (models it cannot take recorded as skipped)."""
-        if key is not None:
-            models = [
-                m for step in chain for m in ((step,) if isinstance(step, ModelEntry) else step)
-            ]
-            return PinnedPlan(self.planner, state, models, key, why, unsupported)
-        steps: Steps
-        seen, steps = self._steps_of
-        if chain is not seen:  # a chain's steps are a tuple of tuples: made once
-            steps = [(step,) if isinstance(step, ModelEntry) else tuple(step) for step in chain]
-            if type(chain) is tuple and all(
-                type(step) is tuple or isinstance(step, ModelEntry) for step in chain
-            ):
-                self._steps_of = (chain, steps)  # nothing in it can change
-        if unsupported is not None:
-            steps = self.planner.supported(state.id, steps, unsupported, state.attempts)
-        if self.hedging is not None:
-            self.hedging.budget.earn()
-        return Plan(self.planner, state, steps)
 
     async def _run(
         self,

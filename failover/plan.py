@@ -83,6 +83,7 @@ __all__ = [
 MAX_RECOVERY_WAITS = 20  # waits for the earliest recovery, per request (time bounds them too)
 _FIRST_LOOK, _LONGEST_LOOK = 0.05, 1.0  # pauses before walking again to a model usable now
 _FRESH, _WALK, _LEAST_BAD, _DONE = 0, 1, 2, 3
+_INF = math.inf
 
 
 class Plan:
@@ -93,6 +94,9 @@ class Plan:
         state: The request: its id (in moves), deadline (on ``planner.clock``), expected
             usage, and attempts (read: a retry avoids the keys that failed).
         steps: The chain, models it cannot take already left out.
+        order: Its models in order with their steps' indexes, when that order is fixed
+            (:func:`~failover.planner.fixed_order`, made once for a chain): else the
+            planner orders them when they are walked.
     """
 
     # What a request's first candidate leaves as it was is read from the class: the
@@ -123,10 +127,17 @@ class Plan:
     """Where the request's conversation was last served: its model goes first, on its key
     while that key is usable (else the walk goes on as without it)."""
 
-    def __init__(self, planner: Planner, state: RequestState, steps: Steps) -> None:
+    def __init__(
+        self,
+        planner: Planner,
+        state: RequestState,
+        steps: Steps,
+        order: list[tuple[int, ModelEntry]] | None = None,
+    ) -> None:
         self.planner = planner
         self.state = state
         self.steps = steps
+        self._order = order
 
     @property
     def attempts(self) -> list[Attempt]:
@@ -160,15 +171,27 @@ class Plan:
             self._phase = _WALK
             if self.pin is not None:
                 self._order = self._pinned_first(self.pin)
-            else:  # the first model's first key: its state is the class's
-                order = self._order = self.planner.order(self.steps, self.state.estimated_usage)
+            else:  # the first model's first key: nothing is tried, failed or being
+                # retried yet, and its state is the class's (:meth:`_next_key`, made short)
+                planner = self.planner
+                state = self.state
+                order = self._order
+                if order is None:
+                    order = self._order = planner.order(self.steps, state.estimated_usage)
                 self._position = 0
                 if order:
                     first: ModelEntry = order[0][1]
                     self._model = first
-                    candidate = self._first_key(first)
-                    if candidate is not None:
-                        return candidate
+                    deadline_at = state.deadline_at
+                    if deadline_at == _INF or deadline_at - planner.clock() > 0:
+                        profile = planner.pick_key(first, ())
+                        if profile is not None:
+                            self._tried = {profile.name}
+                            self._last_profile = profile
+                            self._attempted = True
+                            return Candidate(first, profile, FIRST)
+                        self._tried = set()
+                        self._pass_by(first)
                     self._leave_model(first)
         if self._phase == _WALK:
             while True:
@@ -230,23 +253,6 @@ class Plan:
         self._last_error = None
         self._rotations = self._same_model_retries = 0
         self._retrying = self._again
-
-    def _first_key(self, model: ModelEntry) -> Candidate | None:
-        """:meth:`_next_key` for the request's first pick (no pin): nothing is tried, failed
-        or being retried yet."""
-        planner = self.planner
-        deadline_at = self.state.deadline_at
-        if deadline_at != math.inf and deadline_at - planner.clock() <= 0:
-            return None
-        profile = planner.pick_key(model, ())
-        if profile is None:
-            self._tried = set()
-            self._pass_by(model)
-            return None
-        self._tried = {profile.name}
-        self._last_profile = profile
-        self._attempted = True
-        return Candidate(model, profile, FIRST)
 
     def _next_key(self, model: ModelEntry) -> Candidate | None:
         """The next key of ``model`` (the current one), or ``None`` when it has none left."""

@@ -40,6 +40,7 @@ __all__ = [
     "Previous",
     "Steps",
     "first_call",
+    "fixed_order",
     "skipped_attempt",
 ]
 
@@ -223,16 +224,16 @@ class Planner:
         seen, order = self._plain
         if steps is seen:
             return order
+        fixed = fixed_order(steps)
+        if fixed is not None:
+            self._plain = (steps, fixed)
+            return fixed
         ordered = []
-        plain = True
         for index, step in enumerate(steps):
             if len(step) == 1:  # not a group: nothing to order
                 ordered.append((index, step[0]))
             else:
-                plain = False
                 ordered += [(index, m) for m in self.strategy.order(step, self.routing, usage)]
-        if plain:
-            self._plain = (steps, ordered)
         return ordered
 
     def pick_key(self, model: ModelEntry, exclude: Collection[str]) -> AuthProfile | None:
@@ -302,6 +303,14 @@ class Planner:
         if delay <= self.manager.config.max_retry_delay and delay < deadline_at - self.clock():
             return delay
         return None
+
+
+def fixed_order(steps: Steps) -> list[tuple[int, ModelEntry]] | None:
+    """Every model of ``steps`` with its step's index, when no step is a group (nothing for
+    a strategy to order: the same order for every request); ``None`` when one is."""
+    if all(len(step) == 1 for step in steps):
+        return [(index, step[0]) for index, step in enumerate(steps)]
+    return None
 
 
 def skipped_attempt(field_name: str, model: ModelEntry) -> Attempt:

@@ -273,14 +273,15 @@ class BaseAdapter:
 def json_headers(api_key: str) -> dict[str, str]:
     """A JSON request's headers, with ``api_key`` as a bearer token (none when it is empty:
     a local server without keys)."""
-    headers = {"content-type": "application/json"}
     if api_key:
-        headers["authorization"] = f"Bearer {api_key}"
-    return headers
+        return {"content-type": "application/json", "authorization": f"Bearer {api_key}"}
+    return {"content-type": "application/json"}
 
 
 _DEFAULT = json.JSONEncoder().default  # its TypeError names the type json cannot write
 _ENCODE_ASCII = json.encoder.encode_basestring_ascii
+_ENCODER_SETTINGS = (_DEFAULT, _ENCODE_ASCII, None, ": ", ", ", False, False, True)
+"""What ``json.dumps`` gives its C encoder by default, after its record of containers."""
 
 
 def _c_encoder_maker() -> Callable[..., Callable[[Any, int], Sequence[str]]] | None:
@@ -290,7 +291,7 @@ def _c_encoder_maker() -> Callable[..., Callable[[Any, int], Sequence[str]]] | N
     if make is None:
         return None
     try:
-        make({}, _DEFAULT, _ENCODE_ASCII, None, ": ", ", ", False, False, True)
+        make({}, *_ENCODER_SETTINGS)
     except TypeError:
         return None
     return make  # type: ignore[no-any-return]
@@ -309,8 +310,7 @@ def json_body(payload: Any) -> bytes:
     make = _MAKE_ENCODER
     if make is None:
         return json.dumps(payload).encode()
-    encode = make({}, _DEFAULT, _ENCODE_ASCII, None, ": ", ", ", False, False, True)
-    return "".join(encode(payload, 0)).encode()
+    return "".join(make({}, *_ENCODER_SETTINGS)(payload, 0)).encode()
 
 
 def merge_params(payload: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
