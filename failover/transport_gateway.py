@@ -222,7 +222,10 @@ class Translation:
         if decoded is None:
             refused = self.refused
             return refused.field if isinstance(refused, UnsupportedParameterError) else "body"
-        return _unsupported_field(providers.get_adapter(model.provider), decoded.request, model)
+        request = decoded.request
+        if request.plain:  # text alone, no parameters: every model takes it (as the client)
+            return None
+        return _unsupported_field(providers.get_adapter(model.provider), request, model)
 
     async def attempt(self, ctx: AttemptContext) -> ChatResult | OpenedStream:
         """One translated attempt: a whole reply, or a stream opened with its first chunk."""

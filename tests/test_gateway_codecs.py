@@ -292,6 +292,74 @@ def test_whole_replies_are_compact_json() -> None:
     assert bodies["anthropic"].startswith(b'{"id":"msg_01')
 
 
+CALL_A = ToolCall("call_1", "get_weather", '{"city": "Paris"}')
+
+
+class _Count(int):
+    """A token count that is an ``int``, but not exactly one (written by the JSON encoder)."""
+
+
+@pytest.mark.parametrize(
+    ("text", "calls", "finish", "usage", "model"),
+    [
+        ("Hello there", (), "stop", USAGE, "srv"),
+        ("", (), "length", TokenUsage(), "srv"),
+        ("", (CALL_A,), "tool_calls", USAGE, "srv"),
+        ('caf\u00e9 "quoted" \\ \n \u2028 \U0001f600', (CALL_A,), "other", USAGE, 'm\u00e9/"x"'),
+        ("Hi", (), "stop", TokenUsage(_Count(4), 2, 1, _Count(3), 1), "srv"),
+    ],
+)
+def test_a_chat_completion_is_openais_object_as_compact_json(
+    fixed_ids: None,
+    text: str,
+    calls: tuple[ToolCall, ...],
+    finish: str,
+    usage: TokenUsage,
+    model: str,
+) -> None:
+    """Byte for byte: the fields in OpenAI's order, ``content`` null beside tool calls
+    alone, the finish reason normalised, the prompt counting its cached tokens."""
+    prompt = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": text or (None if calls else ""),
+        "refusal": None,
+        "annotations": [],
+    }
+    if calls:
+        message["tool_calls"] = [call.to_openai() for call in calls]
+    expected = {
+        "id": "chatcmpl-" + "a" * 29,
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": finish if finish != "other" else "tool_calls",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": usage.output_tokens,
+            "total_tokens": prompt + usage.output_tokens,
+            "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": usage.reasoning_tokens,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        },
+        "service_tier": "default",
+        "system_fingerprint": None,
+    }
+    reply = encode_result(decoded("openai"), result(text, finish, calls, usage), model=model)
+    assert reply.body == json.dumps(expected, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 # -- round trips through this project's readers of each wire ------------------------------
 
 CALLS = (

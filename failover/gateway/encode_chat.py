@@ -17,10 +17,10 @@ from typing import Any
 
 from failover.catalog import TokenUsage
 from failover.gateway.errors import error_payload
-from failover.gateway.framing import dumps, encode_compact, encode_string, new_id, sse
+from failover.gateway.framing import encode_compact, encode_string, new_id, sse
 from failover.gateway.stream import OpenCall, StreamEnd
 from failover.gateway.types import WireResponse
-from failover.gateway.usage import chat_usage
+from failover.gateway.usage import chat_usage_json
 from failover.providers.base import FINISH_REASONS, ChatResult, StreamChunk
 
 __all__ = ["ChatStream", "chat_finish", "encode_chat_result"]
@@ -34,37 +34,34 @@ def chat_finish(finish_reason: str | None, has_tool_calls: bool) -> str:
 
 
 def encode_chat_result(result: ChatResult, *, model: str) -> WireResponse:
-    """A ``chat.completion`` reply for ``result``, answered by ``model``."""
-    message: dict[str, Any] = {
-        "role": "assistant",
-        "content": result.text or (None if result.tool_calls else ""),
-        "refusal": None,
-        "annotations": [],
-    }
-    if result.tool_calls:
-        message["tool_calls"] = [call.to_openai() for call in result.tool_calls]
-    body = {
-        "id": new_id("chatcmpl-", 29),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": message,
-                "logprobs": None,
-                "finish_reason": chat_finish(result.finish_reason, bool(result.tool_calls)),
-            }
-        ],
-        "usage": chat_usage(result.usage),
-        "service_tier": "default",
-        "system_fingerprint": None,
-    }
-    return WireResponse(200, {"content-type": "application/json"}, dumps(body))
+    """A ``chat.completion`` reply for ``result``, answered by ``model``.
+
+    Its body is the compact JSON ``dumps`` makes of the object (``id``, ``object``,
+    ``created``, ``model``, one choice with its message, ``logprobs`` and
+    ``finish_reason``, ``usage``, ``service_tier``, ``system_fingerprint``, in OpenAI's
+    order), written from its parts: the fixed fields as text, each value encoded alone."""
+    calls = result.tool_calls
+    text = result.text
+    content = encode_string(text) if text or not calls else "null"
+    tool_calls = (
+        ',"tool_calls":' + encode_compact([call.to_openai() for call in calls]) if calls else ""
+    )
+    finish = encode_string(chat_finish(result.finish_reason, bool(calls)))
+    body = (
+        f'{{"id":"{new_id("chatcmpl-", 29)}","object":"chat.completion",'
+        f'"created":{int(time.time())},"model":{encode_string(model)},'
+        f'"choices":[{{"index":0,"message":{{"role":"assistant","content":{content},'
+        f'"refusal":null,"annotations":[]{tool_calls}}},"logprobs":null,'
+        f'"finish_reason":{finish}}}],"usage":{chat_usage_json(result.usage)},'
+        '"service_tier":"default","system_fingerprint":null}'
+    )
+    return WireResponse(200, {"content-type": "application/json"}, body.encode())
 
 
 _ROLE = encode_compact({"role": "assistant", "content": "", "refusal": None}).encode()
 """The delta of a stream's opening chunk."""
+_DONE = sse("[DONE]")
+"""A stream's last event."""
 
 
 class ChatStream:
@@ -73,18 +70,16 @@ class ChatStream:
     media_type = "text/event-stream"
 
     def __init__(self, *, model: str, include_usage: bool = False) -> None:
-        self._head = {
-            "id": new_id("chatcmpl-", 29),
-            "object": "chat.completion.chunk",
-            "created": int(time.time()),
-            "model": model,
-            "service_tier": "default",
-            "system_fingerprint": None,
-        }
+        # the fields every chunk opens with (id, object, created, model, service_tier,
+        # system_fingerprint), as compact JSON without the closing brace
+        self._head = (
+            f'{{"id":"{new_id("chatcmpl-", 29)}","object":"chat.completion.chunk",'
+            f'"created":{int(time.time())},"model":{encode_string(model)},'
+            '"service_tier":"default","system_fingerprint":null'
+        )
         self._include_usage = include_usage
         # every chunk is this prefix, the delta's JSON and a suffix: built once per stream
-        head = encode_compact(self._head)[:-1]  # the head's fields, without the closing brace
-        self._prefix = f'data: {head},"choices":[{{"index":0,"delta":'.encode()
+        self._prefix = f'data: {self._head},"choices":[{{"index":0,"delta":'.encode()
         self._tail = ',"usage":null}\n\n' if include_usage else "}\n\n"
         self._suffix = f',"logprobs":null,"finish_reason":null}}]{self._tail}'.encode()
         self._text_head = self._prefix + b'{"content":'  # a text delta's chunk, but the text
@@ -97,7 +92,7 @@ class ChatStream:
         encoded = encode_compact(delta).encode()
         if finish is None:
             return self._prefix + encoded + self._suffix
-        end = f',"logprobs":null,"finish_reason":{encode_compact(finish)}}}]{self._tail}'
+        end = f',"logprobs":null,"finish_reason":{encode_string(finish)}}}]{self._tail}'
         return self._prefix + encoded + end.encode()
 
     def _text(self, text: str) -> bytes:
@@ -151,9 +146,9 @@ class ChatStream:
         finish = chat_finish(self._end.finish_reason, bool(self._calls))
         out = [self._start(), self._chunk({}, finish)]
         if self._include_usage:
-            usage = chat_usage(self._end.usage or TokenUsage())
-            out.append(sse({**self._head, "choices": [], "usage": usage}))
-        out.append(sse("[DONE]"))
+            usage = chat_usage_json(self._end.usage or TokenUsage())
+            out.append(f'data: {self._head},"choices":[],"usage":{usage}}}\n\n'.encode())
+        out.append(_DONE)
         return b"".join(out)
 
     def fail(self, error: BaseException) -> bytes:

@@ -10,8 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from failover.catalog import TokenUsage
+from failover.gateway.framing import encode_compact
 
-__all__ = ["anthropic_usage", "chat_usage", "gemini_usage", "prompt_tokens", "responses_usage"]
+__all__ = [
+    "anthropic_usage",
+    "chat_usage",
+    "chat_usage_json",
+    "gemini_usage",
+    "prompt_tokens",
+    "responses_usage",
+]
 
 
 def prompt_tokens(usage: TokenUsage) -> int:
@@ -34,6 +42,28 @@ def chat_usage(usage: TokenUsage) -> dict[str, Any]:
             "rejected_prediction_tokens": 0,
         },
     }
+
+
+def chat_usage_json(usage: TokenUsage) -> str:
+    """:func:`chat_usage` as compact JSON text (``encode_compact``'s), written straight
+    when every count is an ``int`` (what the adapters read), else encoded."""
+    counts = (
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_tokens,
+        usage.cache_write_tokens,
+        usage.reasoning_tokens,
+    )
+    if set(map(type, counts)) != {int}:
+        return encode_compact(chat_usage(usage))
+    prompt = counts[0] + counts[2] + counts[3]
+    return (
+        f'{{"prompt_tokens":{prompt},"completion_tokens":{counts[1]},'
+        f'"total_tokens":{prompt + counts[1]},'
+        f'"prompt_tokens_details":{{"cached_tokens":{counts[2]},"audio_tokens":0}},'
+        f'"completion_tokens_details":{{"reasoning_tokens":{counts[4]},"audio_tokens":0,'
+        '"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}'
+    )
 
 
 def responses_usage(usage: TokenUsage) -> dict[str, Any]:
