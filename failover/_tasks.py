@@ -145,14 +145,15 @@ class _Deadlines:
 
 
 _deadlines: weakref.WeakKeyDictionary[Any, _Deadlines] = weakref.WeakKeyDictionary()
-_latest: list[_Deadlines | None] = [None]  # the loop last seen's: most attempts run on it
+_latest: _Deadlines | None = None  # the loop last seen's: most attempts run on it
 
 
 def _deadlines_of(loop: Any) -> _Deadlines:
+    global _latest
     deadlines = _deadlines.get(loop)
     if deadlines is None:
         deadlines = _deadlines[loop] = _Deadlines(loop)
-    _latest[0] = deadlines
+    _latest = deadlines
     return deadlines
 
 
@@ -199,7 +200,7 @@ class AsyncioTimeout:
             raise RuntimeError("AsyncioTimeout needs a running asyncio task")
         self._task = task
         self._cancelling = task.cancelling()
-        deadlines = _latest[0]  # read once (threads): it refers to its loop weakly
+        deadlines = _latest  # read once (threads): it refers to its loop weakly
         if deadlines is None or deadlines.loop() is not loop:
             deadlines = _deadlines_of(loop)
         self._deadlines = deadlines

@@ -224,13 +224,15 @@ def rate_limit_headroom(headers: Mapping[str, str]) -> Headroom | None:
     """Read a reply's rate-limit headers; ``None`` when it has none (most replies)."""
     if isinstance(headers, dict):  # its names read in one pass: lowered only when it has some
         try:
-            names: str | None = " ".join(headers)
+            names = " ".join(headers)
         except TypeError:  # names that are not text
-            names = None
-        if names is not None and "ratelimit" not in (lowered := names.lower()):
-            return None
-        if names is None or lowered != names:
             headers = _case_insensitive(headers)
+        else:
+            lowered = names.lower()
+            if "ratelimit" not in lowered:
+                return None
+            if lowered != names:
+                headers = _case_insensitive(headers)
     elif (items := header_items(headers)) is not None or type(
         raw := getattr(headers, "raw", None)
     ) is list:  # an httpx.Headers

@@ -355,7 +355,7 @@ class Engine(Gates, Announcements):
                         continue
                     ticket = admitted
                 try:
-                    if ticket is None and self.hedging is not None and plan.may_hedge(candidate):
+                    if self.hedging is not None and ticket is None and plan.may_hedge(candidate):
                         done = await self._hedged(state, plan, candidate, attempt)
                     else:
                         done = await self._attempt(
@@ -368,7 +368,8 @@ class Engine(Gates, Announcements):
                         raise
                     failure = error
                 else:
-                    state.ticket = ticket
+                    if ticket is not None:
+                        state.ticket = ticket
                     if state.session is not None:
                         try:
                             await self._pin(state, plan, done[1], done[2])

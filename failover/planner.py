@@ -150,6 +150,7 @@ class Planner:
         "deadline",
         "manager",
         "moves",
+        "pick_key",
         "prefer",
         "routing",
         "strategy",
@@ -182,6 +183,11 @@ class Planner:
         self.prefer: Callable[[AuthProfile, AuthProfile, RoutingView], bool] | None = getattr(
             strategy, "prefer", None
         )
+        self.pick_key: Callable[[ModelEntry, Collection[str]], AuthProfile | None] = (
+            self._next_key if self.prefer is None else self._preferred_key
+        )
+        """The next key for a model, past the names excluded: the manager's, or the better
+        of its next two when the strategy chooses among keys (``prefer``: decided once)."""
 
     def supported(
         self,
@@ -236,19 +242,22 @@ class Planner:
                 ordered += [(index, m) for m in self.strategy.order(step, self.routing, usage)]
         return ordered
 
-    def pick_key(self, model: ModelEntry, exclude: Collection[str]) -> AuthProfile | None:
-        """The next key for ``model``: the manager's, or the better of its next two when
-        the strategy chooses among keys (``prefer``)."""
+    def _next_key(self, model: ModelEntry, exclude: Collection[str]) -> AuthProfile | None:
+        """:attr:`pick_key` without ``prefer``: the manager's next key for ``model``."""
+        return self.manager.get_next_profile(model.provider, model=model.id, exclude=exclude)
+
+    def _preferred_key(self, model: ModelEntry, exclude: Collection[str]) -> AuthProfile | None:
+        """:attr:`pick_key` with ``prefer``: the better of the manager's next two keys."""
         manager = self.manager
         prefer = self.prefer
-        if prefer is not None:
-            first = manager.peek_next_profile(model.provider, model=model.id, exclude=exclude)
-            if first is not None:
-                passed = {*exclude, first.name}
-                second = manager.peek_next_profile(model.provider, model=model.id, exclude=passed)
-                if second is not None and prefer(first, second, self.routing):
-                    exclude = passed
-        return manager.get_next_profile(model.provider, model=model.id, exclude=exclude)
+        assert prefer is not None
+        first = manager.peek_next_profile(model.provider, model=model.id, exclude=exclude)
+        if first is not None:
+            passed = {*exclude, first.name}
+            second = manager.peek_next_profile(model.provider, model=model.id, exclude=passed)
+            if second is not None and prefer(first, second, self.routing):
+                exclude = passed
+        return self._next_key(model, exclude)
 
     def retry_key(
         self, attempts: Sequence[Attempt], model: ModelEntry, exclude: Collection[str]
