@@ -80,17 +80,23 @@ def decode_chat(body: dict[str, Any]) -> Decoded:
     if not isinstance(model, str) or not isinstance(messages, list):
         raise invalid_request("a chat completion needs 'model' and a list of 'messages'")
     refuse_chat_fields(body)
-    limit = next((body[n] for n in _LIMITS if isinstance(body.get(n), int)), None)
+    limit = body.get("max_completion_tokens")
+    if not isinstance(limit, int):
+        limit = body.get("max_tokens")
+        limit = limit if isinstance(limit, int) else None
     temperature = body.get("temperature")
-    params = {
-        key: value
-        for key, value in body.items()
-        if key not in _OWN
-        and key not in _HINTS
-        and key not in _LIMITS
-        and key not in ("n", "logprobs", "top_logprobs", "modalities", "audio")
-        and value is not None
-    }
+    if _OWN.issuperset(body):  # the usual body: no parameter but these
+        params: dict[str, Any] = {}
+    else:
+        params = {
+            key: value
+            for key, value in body.items()
+            if key not in _OWN
+            and key not in _HINTS
+            and key not in _LIMITS
+            and key not in ("n", "logprobs", "top_logprobs", "modalities", "audio")
+            and value is not None
+        }
     if "user" not in params and isinstance(body.get("safety_identifier"), str):
         params["user"] = body["safety_identifier"]
     request = ChatRequest(

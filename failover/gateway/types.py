@@ -71,7 +71,8 @@ def readable(request: ChatRequest) -> ChatRequest:
     """
     try:
         request.turns()
-        check_params(request.params)
+        if request.params:  # (none: nothing to check)
+            check_params(request.params)
     except ConfigError as exc:
         match = _FIELD.match(str(exc))
         raise CannotTranslateError(match.group(0) if match else "messages", str(exc)) from None
