@@ -79,7 +79,7 @@ __all__ = ["AttemptContext", "Engine", "HookMethods", "ModelHealth", "RequestSta
 T = TypeVar("T")
 H = TypeVar("H", bound=Callable[..., Any])
 
-_request_ids = map("req-{}".format, itertools.count(1))  # the next request's id
+_request_ids = itertools.count(1)
 Chain = Sequence[ModelEntry | Sequence[ModelEntry]]
 """Models in order; an item may be a group of equivalent deployments (one chain step)."""
 _INF = math.inf
@@ -197,7 +197,7 @@ class Engine(Gates, Announcements):
         now = time.monotonic()
         deadline = self._deadline
         return RequestState(
-            next(_request_ids),
+            f"req-{next(_request_ids)}",
             now,
             _INF if deadline is None else now + deadline,
             asyncio_cancel_safe=asyncio_cancel_safe and ASYNCIO_TIMEOUT_WORKS,

@@ -280,8 +280,6 @@ def json_headers(api_key: str) -> dict[str, str]:
 
 _DEFAULT = json.JSONEncoder().default  # its TypeError names the type json cannot write
 _ENCODE_ASCII = json.encoder.encode_basestring_ascii
-_ENCODER_SETTINGS = (_DEFAULT, _ENCODE_ASCII, None, ": ", ", ", False, False, True)
-"""What ``json.dumps`` gives its C encoder by default, after its record of containers."""
 
 
 def _c_encoder_maker() -> Callable[..., Callable[[Any, int], Sequence[str]]] | None:
@@ -291,7 +289,7 @@ def _c_encoder_maker() -> Callable[..., Callable[[Any, int], Sequence[str]]] | N
     if make is None:
         return None
     try:
-        make({}, *_ENCODER_SETTINGS)
+        make({}, _DEFAULT, _ENCODE_ASCII, None, ": ", ", ", False, False, True)
     except TypeError:
         return None
     return make  # type: ignore[no-any-return]
@@ -310,7 +308,8 @@ def json_body(payload: Any) -> bytes:
     make = _MAKE_ENCODER
     if make is None:
         return json.dumps(payload).encode()
-    return "".join(make({}, *_ENCODER_SETTINGS)(payload, 0)).encode()
+    encode = make({}, _DEFAULT, _ENCODE_ASCII, None, ": ", ", ", False, False, True)
+    return "".join(encode(payload, 0)).encode()
 
 
 def merge_params(payload: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:

@@ -425,13 +425,15 @@ class OpenAIAdapter(BaseAdapter):
             raw_finish = choice.get("finish_reason")
             if type(raw_finish) is not str and raw_finish is not None:
                 raise MalformedResponseError("choices[0].finish_reason is not a string")
-            refusal, calls, text = map(message.get, ("refusal", "tool_calls", "content"))
+            refusal = message.get("refusal")
             if raw_finish == "content_filter" or refusal:
                 raise ContentFilteredError(
                     str(refusal or "the answer was blocked by a content filter")[:500],
                     code=raw_finish or "refusal",
                 )
+            calls = message.get("tool_calls")
             calls = () if calls is None else _tool_calls(calls, "choices[0].message")
+            text = message.get("content")
             if type(text) is not str:
                 text = _text(text, "choices[0].message")
             if not text and not calls and _ANSWER_KEYS.isdisjoint(message):
