@@ -47,8 +47,12 @@ def running_on_trio() -> bool:
 def _asyncio_loop() -> Any:
     """The running asyncio loop when the caller's code is asyncio's, else ``None`` (no
     loop, or trio's: its guest mode runs on an asyncio loop, its code trio's all the same)."""
-    asyncio = sys.modules.get("asyncio")
-    loop = None if asyncio is None else asyncio._get_running_loop()
+    if _running_loop is _bind_asyncio:  # asyncio's own function not bound yet
+        if "asyncio" not in sys.modules:  # (not imported: no loop of its runs)
+            return None
+        loop = _bind_asyncio()
+    else:
+        loop = _running_loop()
     if loop is None or running_on_trio():
         return None
     return loop
@@ -66,15 +70,16 @@ def loop_time() -> float:
     return anyio.current_time() if loop is None else float(loop.time())
 
 
-_asyncio_scope: list[type[anyio.CancelScope]] = []  # anyio's asyncio class, once imported
+_AsyncioScope: type[anyio.CancelScope] | None = None  # anyio's asyncio class, once imported
 
 
 def _asyncio_scope_class() -> type[anyio.CancelScope]:
-    if not _asyncio_scope:
+    global _AsyncioScope
+    if _AsyncioScope is None:
         from anyio._backends._asyncio import CancelScope
 
-        _asyncio_scope.append(CancelScope)
-    return _asyncio_scope[0]
+        _AsyncioScope = CancelScope
+    return _AsyncioScope
 
 
 def cancel_scope(deadline: float = math.inf) -> anyio.CancelScope:
@@ -83,7 +88,7 @@ def cancel_scope(deadline: float = math.inf) -> anyio.CancelScope:
     scope twice (``__new__`` builds it, then ``__init__`` runs again), each time."""
     if not on_asyncio():  # trio (or no loop: anyio's own error)
         return anyio.CancelScope(deadline=deadline)
-    return _asyncio_scope_class()(deadline=deadline)
+    return (_AsyncioScope or _asyncio_scope_class())(deadline=deadline)
 
 
 def scope_within(seconds: float) -> anyio.CancelScope:
@@ -94,7 +99,7 @@ def scope_within(seconds: float) -> anyio.CancelScope:
     loop = _asyncio_loop()
     if loop is None:  # trio (or no loop: anyio's own error)
         return anyio.CancelScope(deadline=anyio.current_time() + seconds)
-    return _asyncio_scope_class()(deadline=loop.time() + seconds)
+    return (_AsyncioScope or _asyncio_scope_class())(deadline=loop.time() + seconds)
 
 
 ASYNCIO_TIMEOUT_WORKS = sys.version_info >= (3, 11)
@@ -196,7 +201,8 @@ class AsyncioTimeout:
 
     def __enter__(self) -> None:
         loop = _running_loop()
-        if loop is None or (task := _task_of(loop)) is None:
+        # (no loop: no task of it either, or asyncio's own RuntimeError)
+        if (task := _task_of(loop)) is None:
             raise RuntimeError("AsyncioTimeout needs a running asyncio task")
         self._task = task
         self._cancelling = task.cancelling()
