@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import itertools
 import json
 import logging
 import re
@@ -77,11 +76,10 @@ def _aligned_quads(text: str) -> memoryview:
     return memoryview(data + bytes(-len(data) % 4)).cast("I")
 
 
-_LOWERED_STARTS = re.compile(
-    "|".join(re.escape(start.lower()) for start in (*_CASED_STARTS, *_ANY_CASE_STARTS))
-)
-"""The starts lowered, for ASCII text lowered: no case-insensitive group, so the regex
-scans at C speed (several times faster); it finds every start the other does, and more."""
+_LOWERED_STARTS = tuple(start.lower() for start in (*_CASED_STARTS, *_ANY_CASE_STARTS))
+"""The starts lowered, for ASCII text lowered: each looked for as a substring (a fast
+search in C; a regex of them all tries each at every place, slower), they find every start
+the regex does, and more."""
 
 
 def _may_show_a_key_shape(text: str) -> bool:
@@ -90,12 +88,18 @@ def _may_show_a_key_shape(text: str) -> bool:
     ASCII text (headers, most bodies) is first searched lowered (lowering ASCII is exact):
     a no there is a no; other text (where case folding goes beyond ASCII: the Kelvin sign
     is a ``k``), or a yes, is searched by ``_KEY_SHAPE_STARTS`` itself."""
-    if text.isascii() and _LOWERED_STARTS.search(text.lower()) is None:
-        return False
+    if text.isascii():
+        lowered = text.lower()
+        for start in _LOWERED_STARTS:
+            if start in lowered:
+                break
+        else:
+            return False
     return _KEY_SHAPE_STARTS.search(text) is not None
 
 
 _REMEMBERED_LIMIT = 64
+_CLEAN_LINES_KEPT = 1024  # lines a scrubber remembers as showing no key (then starts over)
 
 
 class _Remembered:
@@ -109,6 +113,7 @@ class _Remembered:
         self._secrets: OrderedDict[str, tuple[frozenset[str], frozenset[int]]] = OrderedDict()
         self._pieces: dict[str, int] = {}
         self._quads: dict[int, int] = {}
+        self.version = 0  # moves on with each secret added (text once clean may not be)
 
     def __contains__(self, value: str) -> bool:
         return value in self._secrets
@@ -132,6 +137,7 @@ class _Remembered:
             self._secrets[value] = compiled
             _count(self._pieces, compiled[0], 1)
             _count(self._quads, compiled[1], 1)
+            self.version += 1
             while len(self._secrets) > self.limit:
                 _, (pieces, quads) = self._secrets.popitem(last=False)
                 _count(self._pieces, pieces, -1)
@@ -223,7 +229,7 @@ class KeyScrubber:
     too. Shorter keys are replaced where they appear whole.
     """
 
-    __slots__ = ("_others", "_pieces", "_quads", "_short")
+    __slots__ = ("_clean", "_others", "_pieces", "_quads", "_short")
 
     def __init__(self, keys: Iterable[str | SecretKey], *, remembered: bool = True) -> None:
         self._others = remembered
@@ -246,6 +252,8 @@ class KeyScrubber:
             for i in range(len(raw) - 3)
         )
         self._short = tuple(sorted(short, key=len, reverse=True))
+        # lines found to show no key, and the remembered secrets' version they were found at
+        self._clean: tuple[int, set[str]] = (-1, set())
 
     def __call__(self, text: str) -> str:
         """Return ``text`` with every piece of the keys and every key shape masked."""
@@ -258,6 +266,34 @@ class KeyScrubber:
         if not _may_show_a_key_shape(text):
             return text
         return _KEY_SHAPES.sub(lambda match: mask_key(match.group(0)), text)
+
+    def changes_a_line(self, text: str) -> bool:
+        """Whether scrubbing may change a line of ``text`` (its lines one by one, as a
+        header's name and its value each are scrubbed): ``False`` when :meth:`__call__`
+        leaves every line as it is. The lines found so are remembered (up to
+        ``_CLEAN_LINES_KEPT``, until another secret is remembered for scrubbing), so that a
+        line seen before costs a set lookup: a reply's headers mostly repeat from one reply
+        to the next (its type, the organization, the limits), a few change (an id, a
+        count). The new lines are scrubbed together, so ``True`` may also mean a key shape
+        that spans two of them; the caller then scrubs each piece alone."""
+        lines = text.split("\n")
+        version = _remembered.version if self._others else 0
+        found, clean = self._clean
+        if found != version:
+            clean = set()
+            self._clean = (version, clean)
+        new = set(lines)
+        new -= clean
+        if not new:
+            return False
+        block = "\n".join(new)
+        if self(block) != block:
+            return True
+        if len(clean) + len(new) > _CLEAN_LINES_KEPT:
+            clean = set()
+            self._clean = (version, clean)
+        clean.update(new)
+        return False
 
     def in_json(self, text: str) -> str:
         """Scrub ``text``; when it is JSON, scrub its decoded strings too and re-encode it
@@ -292,13 +328,9 @@ def _cut(text: str, pieces: Container[str], quads: AbstractSet[int]) -> str:
     aligned = _aligned_quads(text)
     if quads.isdisjoint(aligned):
         return text
-    starts = _starts(text, aligned, quads)
-    windows = map(text.__getitem__, map(slice, starts, map(PIECE.__radd__, starts)))
-    if not any(map(pieces.__contains__, windows)):  # (in C) no piece at any of them
-        return text
     covered_until = -1
     runs: list[tuple[int, int]] = []
-    for start in starts:
+    for start in _starts(text, aligned, quads):
         if text[start : start + PIECE] in pieces:
             if runs and start <= covered_until:
                 runs[-1] = (runs[-1][0], start + PIECE)
@@ -321,13 +353,24 @@ def _starts(text: str, aligned: memoryview, quads: AbstractSet[int]) -> Sequence
     """Where in ``text`` a piece may start, in order, given its bytes' ``aligned`` quads and
     the ``quads`` of the pieces. In ASCII text (a character a byte) a piece holds one of its
     quads aligned, 0 to 3 characters from its start: only the starts up to 3 before such a
-    quad are looked at (the quads picked in C). Other text: every start."""
+    quad are looked at, found in C (the few values the text shares with the pieces, then
+    each one's places by ``bytes.find``). Other text: every start."""
     last = len(text) - PIECE
     if not text.isascii():
         return range(last + 1)
+    if isinstance(quads, frozenset):
+        shared: AbstractSet[int] = quads.intersection(aligned)
+    else:  # the remembered secrets' (a view of a dict's keys)
+        shared = {value for value in aligned if value in quads}
+    data: bytes = aligned.obj  # type: ignore[assignment]  # the text's bytes, padded
     starts: set[int] = set()
-    for at in itertools.compress(itertools.count(0, 4), map(quads.__contains__, aligned)):
-        starts.update(range(max(at - 3, 0), min(at, last) + 1))
+    for value in shared:
+        quad = value.to_bytes(4, sys.byteorder)
+        at = data.find(quad)
+        while at >= 0:
+            if not at & 3:  # aligned: where the quad was seen
+                starts.update(range(max(at - 3, 0), min(at, last) + 1))
+            at = data.find(quad, at + 1)
     return sorted(starts)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import json
 import operator
 import re
 import time
@@ -128,7 +129,7 @@ async def checked_reply(
             )
         if on_id is not None and shaped.stream_wire == "responses":
             _note_id(value, on_id)
-    return refilled(library, response, content, outgoing, scrub, served)
+    return refilled(library, response, content, outgoing, scrub, served, parsed=value)
 
 
 def _content_type(headers: Any) -> str:
@@ -151,9 +152,15 @@ def refilled(
     request: Any,
     scrub: KeyScrubber,
     served: Served = (),
+    *,
+    parsed: Any = None,
 ) -> Any:
     """:func:`reread`, in place when reading filled the response with ``content``: the
-    same response, its headers shown as to the SDK, without a second Response made."""
+    same response, its headers shown as to the SDK, without a second Response made.
+
+    ``parsed``: ``content`` parsed already (``json.loads``' value, by the guard), which
+    the first ``json()`` call without arguments returns rather than parse it again: the
+    SDK's own (it is handed on, never kept nor read again here)."""
     try:
         filled = response.content is content
     except Exception:  # not read (a response of another kind): make it anew
@@ -162,7 +169,26 @@ def refilled(
         return reread(library, response, content, request, scrub, served)
     response.headers = _shown(response.headers, scrub, drop=BODY_HEADERS, served=served)
     response.request = request
+    if parsed is not None and type(response) is library.Response:  # its json() as we know it
+        response.json = _ParsedOnce(parsed, content)
     return response
+
+
+class _ParsedOnce:
+    """A reply's ``json()`` whose body the guard parsed: that value to the first call
+    without arguments, ``json.loads`` of the body (as the library's own ``json()``) to
+    any other. It holds the body and the value, not the response (no cycle to collect)."""
+
+    __slots__ = ("_content", "_value")
+
+    def __init__(self, value: Any, content: bytes) -> None:
+        self._value, self._content = value, content
+
+    def __call__(self, **kwargs: Any) -> Any:
+        value, self._value = self._value, None
+        if value is None or kwargs:
+            return json.loads(self._content, **kwargs)
+        return value
 
 
 def read_response(
@@ -294,12 +320,13 @@ def _shown(
     was sent). A reply whose body is still to be read keeps its own headers: pass a copy.
 
     The check reads the raw bytes at once (as Latin-1: a key is ASCII, so its pieces show
-    as they are); headers that are not all ASCII go to :func:`shown`.
+    as they are), a header seen before in another reply costing a lookup
+    (``KeyScrubber.changes_a_line``); headers that are not all ASCII go to :func:`shown`.
     """
     items = header_items(headers)
     raw = headers.raw if items is None else map(_NAME_VALUE, items)
     block = b"\n".join(map(b": ".join, raw)).decode("latin-1")
-    if not block.isascii() or scrub(block) != block:
+    if not block.isascii() or scrub.changes_a_line(block):
         return type(headers)(shown(headers, scrub, drop, served), encoding=headers.encoding)
     if served:
         drop += _SERVED

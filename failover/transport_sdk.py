@@ -83,7 +83,9 @@ class SdkRequest:
         self.responses = self.endpoint is not None and self.endpoint.stream_wire == "responses"
         self.held: list[tuple[ProviderError, Any]] = []  # our provider's last error reply
         self.in_place = isinstance(io, AsyncIO)  # a worker thread may outlive a cancelled send
-        if style_for == "openai" and self.payload and b'"cache_control"' in self.body:
+        # (bytes.find: ``in`` with a bytes needle first tries it as an integer, and raises
+        # and clears a TypeError doing so, on Python 3.11)
+        if style_for == "openai" and self.payload and self.body.find(b'"cache_control"') >= 0:
             self.payload = without_cache_markers(self.payload)  # meant for a Claude fallback
             self.body = json.dumps(self.payload).encode()
             self.in_place = False  # a copy carries the body without them

@@ -14,7 +14,14 @@ from urllib.parse import quote
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from failover._secrets import _KEY_SHAPE_STARTS, PIECE, KeyScrubber, _may_show_a_key_shape
+from failover import _secrets
+from failover._secrets import (
+    _KEY_SHAPE_STARTS,
+    PIECE,
+    KeyScrubber,
+    _may_show_a_key_shape,
+    remember_secret,
+)
 
 KEY = "sk-proj-Ab3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5zA7bC9dE1fG3"
 FORMS = [KEY, quote(KEY, safe=""), base64.b64encode(b"user:" + KEY.encode()).decode()]
@@ -85,3 +92,36 @@ def test_a_key_in_real_headers_is_masked_and_headers_without_one_pass_as_they_ar
     shown = scrubber(leaked)
     assert KEY[5:13] not in shown and KEY[-8:] not in shown
     assert shown.startswith(HEADERS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(TEXTS.map(lambda text: text.replace("\n", " ")), max_size=6), max_size=5))
+def test_a_line_that_scrubbing_changes_is_told_however_often_lines_were_seen_before(
+    blocks: list[list[str]],
+) -> None:
+    # one scrubber over several blocks (the headers of several replies): lines it found
+    # clean before are not scrubbed again, and never hide a line that shows a key
+    scrubber = KeyScrubber([KEY], remembered=False)
+    for lines in [*blocks, *blocks]:
+        changed = any(scrubber(line) != line for line in lines)
+        told = scrubber.changes_a_line("\n".join(lines))
+        assert told or not changed
+        if not any(_KEY_SHAPE_STARTS.search(line) for line in lines):
+            assert told is changed  # nothing could span two lines
+
+
+def test_lines_once_clean_are_read_again_when_a_secret_is_remembered() -> None:
+    secret = "remembered-after-the-line-was-seen-0123456789"
+    scrubber = KeyScrubber([KEY])
+    block = f"x-request-id: req-1\nx-session: {secret}"
+    assert scrubber.changes_a_line(block) is False
+    remember_secret(secret)
+    assert scrubber.changes_a_line(block) is True
+    assert scrubber(block) == "x-request-id: req-1\nx-session: ***"
+
+
+def test_the_lines_a_scrubber_keeps_are_bounded() -> None:
+    scrubber = KeyScrubber([KEY], remembered=False)
+    for number in range(3 * _secrets._CLEAN_LINES_KEPT):
+        assert scrubber.changes_a_line(f"x-request-id: req-{number}\ncontent-type: json") is False
+    assert len(scrubber._clean[1]) <= _secrets._CLEAN_LINES_KEPT

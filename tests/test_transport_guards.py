@@ -500,6 +500,27 @@ async def test_a_json_reply_of_an_endpoint_the_transport_does_not_know_passes_as
     assert reply.json() == [] and not failures(transport)
 
 
+@pytest.mark.parametrize("library", [httpx, httpx2])
+async def test_a_checked_reply_parses_as_its_body_each_time_it_is_asked(
+    upstream: Upstream, library: Any
+) -> None:
+    # the guard parsed the body to check its shape and hands that value to the first json()
+    # (the SDK's): each call still gets a value of its own, and arguments are honoured
+    async def answer(request: Request) -> Response:
+        return JSONResponse({**chat_reply("Hi"), "score": 1.5})
+
+    root = upstream.mount(answer)
+    transport = ResilientTransport(profiles(root)[:1], provider="openai")
+    async with library.AsyncClient(transport=transport) as http:
+        reply = await http.post(f"{root}/v1/chat/completions", json={"model": MODEL})
+    body = json.loads(reply.content)
+    first = reply.json()
+    assert first == body and first["choices"][0]["message"]["content"] == "Hi"
+    first["choices"].clear()  # the caller's own value: the next call never sees this
+    assert reply.json() == body
+    assert reply.json(parse_float=str)["score"] == "1.5"
+
+
 # -- 4. no key in reply headers, base64 forms, or the HTTP libraries' logs ----------------------
 
 
@@ -528,6 +549,33 @@ async def test_reply_headers_that_echo_a_key_reach_the_sdk_scrubbed(
         reply = await http.post(f"{root}/v1/chat/completions", json={"model": MODEL})
     assert reply.status_code == status and reply.headers["x-echo"] == "***"
     assert not shows_a_key(repr(reply.headers.multi_items()))
+
+
+async def test_a_key_echoed_in_a_reply_after_replies_without_one_is_scrubbed(
+    upstream: Upstream,
+) -> None:
+    # headers seen in earlier replies are not looked at again; a new one always is
+    served = 0
+
+    async def answer(request: Request) -> Response:
+        nonlocal served
+        served += 1
+        key = request.headers["authorization"].removeprefix("Bearer ")
+        headers = {"openai-organization": "org-guards", "x-request-id": f"req-{served}"}
+        if served == 3:
+            headers["x-echo"] = f"{key[:4]}{key[8:]}"
+        return JSONResponse(chat_reply("Hi"), headers=headers)
+
+    root = upstream.mount(answer)
+    transport = ResilientTransport(profiles(root)[:1], provider="openai")
+    async with httpx2.AsyncClient(transport=transport) as http:
+        replies = [
+            await http.post(f"{root}/v1/chat/completions", json={"model": MODEL}) for _ in "123"
+        ]
+    assert [reply.headers["x-request-id"] for reply in replies] == ["req-1", "req-2", "req-3"]
+    assert replies[0].headers["openai-organization"] == "org-guards"
+    assert replies[2].headers["x-echo"] == "sk-p***"
+    assert not shows_a_key(repr(replies[2].headers.multi_items()))
 
 
 async def test_a_redirect_location_that_echoes_a_key_is_scrubbed(upstream: Upstream) -> None:
