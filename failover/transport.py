@@ -393,7 +393,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 state, chain, run_attempt, unsupported=unsupported, key=owner, why=why
             )
         except (AllAttemptsFailed, ProviderError) as exc:
-            held_reply = sdk.held[0] if sdk.held else None
+            held_reply = sdk.held
             return failure_reply(
                 library, request, wire_of(suffix), exc, held_reply, translation, why or None
             )

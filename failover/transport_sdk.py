@@ -52,6 +52,29 @@ class SdkRequest:
         credentials: The SDK's credential headers (see ``sdk_headers``).
     """
 
+    __slots__ = (
+        "body",
+        "endpoint",
+        "engine",
+        "extensions",
+        "held",
+        "in_place",
+        "in_use",
+        "io",
+        "library",
+        "owner_of",
+        "payload",
+        "provider",
+        "request",
+        "requested",
+        "responses",
+        "sdk_credentials",
+        "streaming",
+        "style",
+        "suffix",
+        "url_for",
+    )
+
     def __init__(
         self,
         request: Any,
@@ -81,15 +104,15 @@ class SdkRequest:
         if self.streaming:  # the wait for the headers, as each read after, is bounded too
             self.extensions = with_read_timeout(self.extensions, stream_idle_timeout)
         self.responses = self.endpoint is not None and self.endpoint.stream_wire == "responses"
-        self.held: list[tuple[ProviderError, Any]] = []  # our provider's last error reply
-        self.in_place = isinstance(io, AsyncIO)  # a worker thread may outlive a cancelled send
+        self.held: tuple[ProviderError, Any] | None = None  # our provider's last error reply
+        self.in_place = type(io) is AsyncIO  # a worker thread may outlive a cancelled send
         # (bytes.find: ``in`` with a bytes needle first tries it as an integer, and raises
         # and clears a TypeError doing so, on Python 3.11)
         if style_for == "openai" and self.payload and self.body.find(b'"cache_control"') >= 0:
             self.payload = without_cache_markers(self.payload)  # meant for a Claude fallback
             self.body = json.dumps(self.payload).encode()
             self.in_place = False  # a copy carries the body without them
-        self.in_use: list[bool] = []  # an attempt sends the SDK's own request (hedges: copies)
+        self.in_use = False  # an attempt sends the SDK's own request (hedges: copies)
 
     async def attempt(self, ctx: AttemptContext) -> Any:
         """Send the request with ``ctx``'s key, URL and model; the checked 2xx reply."""
@@ -97,7 +120,7 @@ class SdkRequest:
         requested = self.requested
         adjusted = self.in_place and not self.in_use and not (requested and model != requested)
         if adjusted:  # the same body: only the URL and the credentials change
-            self.in_use.append(True)
+            self.in_use = True
             outgoing = request
             url = self.url_for(self.library, ctx.base_url, self.suffix)
             saved = (request.url, request.extensions)
@@ -126,7 +149,7 @@ class SdkRequest:
             if adjusted:  # the key never stays in the request the SDK holds
                 request.url, request.extensions = saved
                 restore(request, headers)
-                self.in_use.clear()
+                self.in_use = False
         if response.status_code < 400:
             return await self._accepted(ctx, response, outgoing)
         raise await self._refused(ctx, response, outgoing)
@@ -155,5 +178,5 @@ class SdkRequest:
         text = scrub.in_json(content.decode("utf-8", "surrogateescape"))
         scrubbed = text.encode("utf-8", "surrogateescape")
         served = served_headers(self.provider, ctx.model.id)
-        self.held[:] = [(error, reread(self.library, response, scrubbed, outgoing, scrub, served))]
+        self.held = (error, reread(self.library, response, scrubbed, outgoing, scrub, served))
         return error
