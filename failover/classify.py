@@ -206,11 +206,13 @@ def _httpx_rate_limits(headers: Mapping[str, str], items: HeaderItems) -> Mappin
     has none, read from its ``items`` (:func:`header_items`: names lowered already): its
     names in one pass first, since each of its lookups scans every header. (The ones naming
     a rate limit are picked by a comprehension: ``compress`` over ``bytes.__contains__``
-    runs fewer opcodes but costs more CPU, each call going through the slot wrapper.)"""
+    runs fewer opcodes but costs more CPU, each call going through the slot wrapper. They
+    are found with ``bytes.find``: ``in`` with a bytes needle first tries it as an integer,
+    raising and clearing a TypeError each time, on Python 3.11.)"""
     try:
-        if b"ratelimit" not in b" ".join(map(_second, items)):
+        if b" ".join(map(_second, items)).find(b"ratelimit") < 0:
             return None
-        picked = [item for item in items if b"ratelimit" in item[1]]
+        picked = [item for item in items if item[1].find(b"ratelimit") >= 0]
         found: dict[str, str] = {}
         for _, name, value in picked:
             key, text = name.decode("ascii"), value.decode("ascii")
