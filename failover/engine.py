@@ -58,8 +58,7 @@ from failover.events import (
 )
 from failover.gates import Gates
 from failover.health import ModelHealth
-from failover.plan import Candidate, Pause, PinnedPlan, Plan, Planner, Steps
-from failover.planner import fixed_order
+from failover.plan import Candidate, Pause, PinnedPlan, Plan, Planner
 from failover.policy import Action, Backoff, Policy
 from failover.profiles import AuthProfile, FailoverManager
 from failover.recovery import RecoveryLine
@@ -160,13 +159,6 @@ class Engine(Gates, Announcements):
             deadline=deadline,
         )
         self._scrubber: tuple[int, KeyScrubber] | None = None
-        # the chain last planned, when immutable, with its steps and their fixed order
-        # (one triple, read at once)
-        self._steps_of: tuple[object, Steps, list[tuple[int, ModelEntry]] | None] = (
-            None,
-            [],
-            None,
-        )
         self.model_health = ModelHealth()
         # admission's and sessions' bookkeeping must finish even under cancellation: a
         # shared store's waits on Redis are shielded; an in-process one's never suspend
@@ -273,22 +265,11 @@ class Engine(Gates, Announcements):
                     m for step in chain for m in ((step,) if isinstance(step, ModelEntry) else step)
                 ]
                 plan = PinnedPlan(self.planner, state, models, key, why, unsupported)
-            else:  # models it cannot take recorded as skipped
-                steps: Steps
-                order: list[tuple[int, ModelEntry]] | None
-                seen, steps, order = self._steps_of
-                if chain is not seen:  # a chain's steps are a tuple of tuples: made once
-                    steps = [
-                        (step,) if isinstance(step, ModelEntry) else tuple(step) for step in chain
-                    ]
-                    order = fixed_order(steps)
-                    if type(chain) is tuple and all(
-                        type(step) is tuple or isinstance(step, ModelEntry) for step in chain
-                    ):
-                        self._steps_of = (chain, steps, order)  # nothing in it can change
-                if unsupported is not None:
+            else:
+                steps, order = self.planner.steps_of(chain)
+                if unsupported is not None:  # models it cannot take recorded as skipped
                     steps = self.planner.supported(state.id, steps, unsupported, state.attempts)
-                    order = None  # (of the steps it can take)
+                    order = None  # (the planner orders the steps it can take)
                 if self.hedging is not None:
                     self.hedging.budget.earn()
                 plan = Plan(self.planner, state, steps, order)

@@ -113,6 +113,7 @@ class Plan:
     _waited = 0.0
     _reason = FIRST
     _order: list[tuple[int, ModelEntry]] | None = None
+    _fixed: list[tuple[int, ModelEntry]] | None  # the chain's order when fixed, for each walk
     _previous: Previous | None = None
     _min_context: int | None = None
     _retry: tuple[ProviderError, ModelEntry, AuthProfile] | None = None
@@ -137,7 +138,7 @@ class Plan:
         self.planner = planner
         self.state = state
         self.steps = steps
-        self._order = order
+        self._order = self._fixed = order
 
     @property
     def attempts(self) -> list[Attempt]:
@@ -154,7 +155,7 @@ class Plan:
         self._walk_start = len(self.state.attempts)
         self._passed = ()
         self._room_at = None
-        self._order = None  # ordered when walked
+        self._order = self._fixed  # (else ordered when walked)
         self._position = -1
         self._phase = _WALK
         self._fallbacks = self._previous_step = 0
@@ -294,7 +295,9 @@ class Plan:
 
     def _pinned_first(self, pin: Pin) -> list[tuple[int, ModelEntry]]:
         """The walk's order with the pinned model first (as it was when it is not in it)."""
-        order = self.planner.order(self.steps, self.state.estimated_usage)
+        order = self._fixed
+        if order is None:
+            order = self.planner.order(self.steps, self.state.estimated_usage)
         for index, (_, model) in enumerate(order):
             if model.key == pin.model:
                 return [order[index], *order[:index], *order[index + 1 :]]

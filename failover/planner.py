@@ -144,14 +144,14 @@ class Planner:
     """
 
     __slots__ = (
-        "_plain",
+        "_chain",
+        "_prefer",
         "backoff",
         "clock",
         "deadline",
         "manager",
         "moves",
         "pick_key",
-        "prefer",
         "routing",
         "strategy",
         "wait_for_recovery",
@@ -177,17 +177,17 @@ class Planner:
         self.wait_for_recovery = wait_for_recovery
         self.deadline = deadline
         self.clock = clock
-        # the steps last ordered when none is a group, with their order (one pair: a thread
-        # never reads one chain's steps beside another's order)
-        self._plain: tuple[Steps | None, list[tuple[int, ModelEntry]]] = (None, [])
-        self.prefer: Callable[[AuthProfile, AuthProfile, RoutingView], bool] | None = getattr(
+        # the chain last planned, when immutable, with its steps and their fixed order (one
+        # triple: a thread never reads one chain's steps beside another's order)
+        self._chain: tuple[object, Steps, list[tuple[int, ModelEntry]] | None] = (None, [], None)
+        self._prefer: Callable[[AuthProfile, AuthProfile, RoutingView], bool] | None = getattr(
             strategy, "prefer", None
         )
         self.pick_key: Callable[[ModelEntry, Collection[str]], AuthProfile | None] = (
-            self._next_key if self.prefer is None else self._preferred_key
+            self._next_key if self._prefer is None else self._preferred_key
         )
         """The next key for a model, past the names excluded: the manager's, or the better
-        of its next two when the strategy chooses among keys (``prefer``: decided once)."""
+        of its next two when the strategy chooses among keys (its ``prefer``, read once)."""
 
     def supported(
         self,
@@ -221,19 +221,26 @@ class Planner:
             raise error
         return usable
 
-    def order(self, steps: Steps, usage: TokenUsage) -> list[tuple[int, ModelEntry]]:
-        """Every model to try, with its step's index, deployments in the strategy's order.
+    def steps_of(
+        self, chain: Sequence[ModelEntry | Sequence[ModelEntry]]
+    ) -> tuple[Steps, list[tuple[int, ModelEntry]] | None]:
+        """``chain`` as steps (each a tuple of models) and, when no step is a group, their
+        order (:func:`fixed_order`); made once for a chain that cannot change (a tuple of
+        tuples and models, as :class:`~failover.chain.FallbackChain` keeps its steps).
+        Callers read both, never change them."""
+        seen, steps, order = self._chain
+        if chain is seen:
+            return steps, order
+        steps = [(step,) if isinstance(step, ModelEntry) else tuple(step) for step in chain]
+        order = fixed_order(steps)
+        if type(chain) is tuple and all(
+            type(step) is tuple or isinstance(step, ModelEntry) for step in chain
+        ):
+            self._chain = (chain, steps, order)
+        return steps, order
 
-        Steps without a group have nothing to order: their order is made once (callers
-        read it, never change it).
-        """
-        seen, order = self._plain
-        if steps is seen:
-            return order
-        fixed = fixed_order(steps)
-        if fixed is not None:
-            self._plain = (steps, fixed)
-            return fixed
+    def order(self, steps: Steps, usage: TokenUsage) -> list[tuple[int, ModelEntry]]:
+        """Every model to try, with its step's index, deployments in the strategy's order."""
         ordered = []
         for index, step in enumerate(steps):
             if len(step) == 1:  # not a group: nothing to order
@@ -249,7 +256,7 @@ class Planner:
     def _preferred_key(self, model: ModelEntry, exclude: Collection[str]) -> AuthProfile | None:
         """:attr:`pick_key` with ``prefer``: the better of the manager's next two keys."""
         manager = self.manager
-        prefer = self.prefer
+        prefer = self._prefer
         assert prefer is not None
         first = manager.peek_next_profile(model.provider, model=model.id, exclude=exclude)
         if first is not None:
