@@ -99,7 +99,7 @@ def _may_show_a_key_shape(text: str) -> bool:
 
 
 _REMEMBERED_LIMIT = 64
-_CLEAN_LINES_KEPT = 1024  # lines a scrubber remembers as showing no key (then starts over)
+_CLEAN_LINES_KEPT = 1024  # texts a scrubber remembers as showing no key (then starts over)
 
 
 class _Remembered:
@@ -252,8 +252,8 @@ class KeyScrubber:
             for i in range(len(raw) - 3)
         )
         self._short = tuple(sorted(short, key=len, reverse=True))
-        # lines found to show no key, and the remembered secrets' version they were found at
-        self._clean: tuple[int, set[str]] = (-1, set())
+        # texts found to show no key, and the remembered secrets' version they were found at
+        self._clean: tuple[int, set[bytes]] = (-1, set())
 
     def __call__(self, text: str) -> str:
         """Return ``text`` with every piece of the keys and every key shape masked."""
@@ -267,26 +267,29 @@ class KeyScrubber:
             return text
         return _KEY_SHAPES.sub(lambda match: mask_key(match.group(0)), text)
 
-    def changes_a_line(self, text: str) -> bool:
-        """Whether scrubbing may change a line of ``text`` (its lines one by one, as a
-        header's name and its value each are scrubbed): ``False`` when :meth:`__call__`
-        leaves every line as it is. The lines found so are remembered (up to
-        ``_CLEAN_LINES_KEPT``, until another secret is remembered for scrubbing), so that a
-        line seen before costs a set lookup: a reply's headers mostly repeat from one reply
-        to the next (its type, the organization, the limits), a few change (an id, a
-        count). The new lines are scrubbed together, so ``True`` may also mean a key shape
-        that spans two of them; the caller then scrubs each piece alone."""
-        lines = text.split("\n")
+    def changes_any(self, *texts: Iterable[bytes]) -> bool:
+        """Whether scrubbing may change any of ``texts`` (bytes of ASCII text, each scrubbed
+        alone, as a header's name and its value are): ``False`` when :meth:`__call__`
+        leaves each as it is, ``True`` too for text that is not ASCII (to be decoded its
+        own way). The texts found unchanged are remembered (up to ``_CLEAN_LINES_KEPT``,
+        until another secret is remembered for scrubbing), so that one seen before costs a
+        set lookup: a reply's headers mostly repeat from one reply to the next (its type,
+        the organization, the limits), a few change (an id, a count). The new texts are
+        scrubbed together, a line each, so ``True`` may also mean a key shape that spans
+        two of them; the caller then scrubs each alone."""
         version = _remembered.version if self._others else 0
         found, clean = self._clean
         if found != version:
             clean = set()
             self._clean = (version, clean)
-        new = set(lines)
+        new = set().union(*texts)
         new -= clean
         if not new:
             return False
-        block = "\n".join(new)
+        joined = b"\n".join(new)
+        if not joined.isascii():
+            return True
+        block = joined.decode("ascii")
         if self(block) != block:
             return True
         if len(clean) + len(new) > _CLEAN_LINES_KEPT:

@@ -82,8 +82,8 @@ bytes, or ``None`` when nothing could continue it."""
 
 _SERVED = ("x-failover-provider", "x-failover-model")
 _NAME = operator.itemgetter(0)
-_LOWERED = operator.itemgetter(1)
-_NAME_VALUE = operator.itemgetter(0, 2)
+_LOWERED = _PAIR_VALUE = operator.itemgetter(1)  # of httpx's items; of a raw pair
+_VALUE = operator.itemgetter(2)
 
 
 def served_headers(provider: str, model: str) -> Served:
@@ -319,14 +319,17 @@ def _shown(
     headers of the same class and text encoding (a header that is not ASCII stays as it
     was sent). A reply whose body is still to be read keeps its own headers: pass a copy.
 
-    The check reads the raw bytes at once (as Latin-1: a key is ASCII, so its pieces show
-    as they are), a header seen before in another reply costing a lookup
-    (``KeyScrubber.changes_a_line``); headers that are not all ASCII go to :func:`shown`.
+    The check reads the raw bytes, each name and value once per scrubber
+    (``KeyScrubber.changes_any``: one seen before in another reply costs a lookup);
+    headers that are not all ASCII go to :func:`shown`.
     """
     items = header_items(headers)
-    raw = headers.raw if items is None else map(_NAME_VALUE, items)
-    block = b"\n".join(map(b": ".join, raw)).decode("latin-1")
-    if not block.isascii() or scrub.changes_a_line(block):
+    if items is None:
+        raw = headers.raw
+        shows_a_key = scrub.changes_any(map(_NAME, raw), map(_PAIR_VALUE, raw))
+    else:
+        shows_a_key = scrub.changes_any(map(_NAME, items), map(_VALUE, items))
+    if shows_a_key:
         return type(headers)(shown(headers, scrub, drop, served), encoding=headers.encoding)
     if served:
         drop += _SERVED
