@@ -50,6 +50,7 @@ _WANTED = frozenset(name for name, _ in _READ)
 _ORDER = {name: (at, text) for at, (name, text) in enumerate(_READ)}
 _NAME = operator.itemgetter(0)
 _LOWERED = _VALUE = operator.itemgetter(1)
+_LOWERED_VALUE = operator.itemgetter(1, 2)
 
 
 @dataclass(slots=True)
@@ -98,6 +99,9 @@ def sdk_headers(headers: Any) -> SdkHeaders:
     """
     items = header_items(headers)
     if items is not None:  # (name, lowered, value): the names lowered already
+        values = dict(map(_LOWERED_VALUE, items))
+        if len(values) == len(items):  # no name twice (the usual case): looked up at once
+            return _looked_up(values, headers)
         raw: list[tuple[bytes, bytes]] | HeaderItems = items
         names = list(map(_LOWERED, items))
         at = 2
@@ -119,6 +123,20 @@ def sdk_headers(headers: Any) -> SdkHeaders:
             found[text] = value.decode()
         except UnicodeDecodeError:  # as the library decodes it
             found[text] = headers[text]
+    session, retries = found.pop(SESSION_HEADER, None), found.pop(RETRY_HEADER, None)
+    return SdkHeaders(found, session, retries)
+
+
+def _looked_up(values: dict[bytes, bytes], headers: Any) -> SdkHeaders:
+    """:func:`sdk_headers` of headers whose lowered names are each once in ``values``."""
+    found: dict[str, str] = {}
+    for name, text in _READ:
+        value = values.get(name)
+        if value is not None:
+            try:
+                found[text] = value.decode()
+            except UnicodeDecodeError:  # as the library decodes it
+                found[text] = headers[text]
     session, retries = found.pop(SESSION_HEADER, None), found.pop(RETRY_HEADER, None)
     return SdkHeaders(found, session, retries)
 
