@@ -43,7 +43,7 @@ class SdkChains:
         self.catalog = catalog
         # per requested model: its chain, and what the catalog said of our own models in it
         self._chains: dict[
-            str | None, tuple[list[ModelEntry], list[tuple[str, ModelEntry | None]]]
+            str | None, tuple[tuple[ModelEntry, ...], list[tuple[str, ModelEntry | None]]]
         ] = {}
 
     def check_known(self, *, strict: bool) -> None:
@@ -63,10 +63,12 @@ class SdkChains:
             return suffix.split("/models/", 1)[1].split(":", 1)[0]
         return None
 
-    def chain(self, requested: str | None) -> list[ModelEntry]:
+    def chain(self, requested: str | None) -> tuple[ModelEntry, ...]:
         """The models to try for a request: the one the SDK asked for, then the fallbacks
         in their order (a model of our own provider once). Kept per requested model (a
-        bounded number), made again when the catalog's entry of one of them changed."""
+        bounded number), made again when the catalog's entry of one of them changed: the
+        same tuple meanwhile (the engine reads a chain it saw last without reading it
+        again)."""
         kept = self._chains.get(requested)
         if kept is not None:
             get, provider = self.catalog.get, self.provider
@@ -74,15 +76,15 @@ class SdkChains:
                 if get(provider, model_id) is not entry:
                     break
             else:
-                return list(kept[0])
+                return kept[0]
         own = [step for step in self.steps if isinstance(step, str)]
         looked = [(m, self.catalog.get(self.provider, m)) for m in {requested or "", *own}]
-        chain = self._new_chain(requested)
+        chain = tuple(self._new_chain(requested))
         if len(self._chains) >= _CHAINS_KEPT:  # model names come from callers: stay bounded
             with contextlib.suppress(StopIteration, RuntimeError):
                 self._chains.pop(next(iter(self._chains)), None)
         self._chains[requested] = (chain, looked)
-        return list(chain)
+        return chain
 
     def __len__(self) -> int:
         """Chains kept."""
