@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from failover import providers
 from failover.attempts import Attempt
@@ -40,6 +42,8 @@ from failover.gateway import (
     encode_stream,
     stream_encoder,
 )
+from failover.gateway.framing import encode_compact
+from failover.gateway.usage import chat_usage, chat_usage_json
 from failover.providers.base import StreamAssembler, StreamChunk, ToolCall
 from tests.test_gateway_support import USAGE, chunks, result, sse_events
 
@@ -530,3 +534,18 @@ def test_a_rate_limit_in_each_apis_documented_error_shape() -> None:
         "retry-after-ms": "20000",
     }
     assert replies["gemini"].headers == {"content-type": "application/json", "retry-after": "20"}
+
+
+_COUNTS = st.one_of(
+    st.integers(min_value=0, max_value=10**12),
+    st.integers(min_value=0, max_value=10**6).map(_Count),
+    st.booleans(),
+)
+
+
+@given(st.tuples(_COUNTS, _COUNTS, _COUNTS, _COUNTS, _COUNTS))
+def test_chat_usage_written_as_text_is_its_object_encoded(counts: tuple[int, ...]) -> None:
+    """The usage a chat reply and a stream's last chunk carry, written straight from its
+    counts, is the encoder's own text of :func:`chat_usage` (whatever the counts' types)."""
+    usage = TokenUsage(*counts)
+    assert chat_usage_json(usage) == encode_compact(chat_usage(usage))

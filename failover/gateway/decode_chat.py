@@ -80,10 +80,11 @@ def decode_chat(body: dict[str, Any]) -> Decoded:
     if not isinstance(model, str) or not isinstance(messages, list):
         raise invalid_request("a chat completion needs 'model' and a list of 'messages'")
     refuse_chat_fields(body)
-    limit = body.get("max_completion_tokens")
-    if not isinstance(limit, int):
-        limit = body.get("max_tokens")
-        limit = limit if isinstance(limit, int) else None
+    limit = None
+    for name in _LIMITS:  # the first given as a number, in OpenAI's precedence
+        if isinstance(value := body.get(name), int):
+            limit = value
+            break
     temperature = body.get("temperature")
     if _OWN.issuperset(body):  # the usual body: no parameter but these
         params: dict[str, Any] = {}

@@ -48,14 +48,22 @@ def encode_chat_result(result: ChatResult, *, model: str) -> WireResponse:
     )
     finish = encode_string(chat_finish(result.finish_reason, bool(calls)))
     body = (
-        f'{{"id":"{new_id("chatcmpl-", 29)}","object":"chat.completion",'
-        f'"created":{int(time.time())},"model":{encode_string(model)},'
+        f"{_opening('chat.completion', model)},"
         f'"choices":[{{"index":0,"message":{{"role":"assistant","content":{content},'
         f'"refusal":null,"annotations":[]{tool_calls}}},"logprobs":null,'
         f'"finish_reason":{finish}}}],"usage":{chat_usage_json(result.usage)},'
         '"service_tier":"default","system_fingerprint":null}'
     )
     return WireResponse(200, {"content-type": "application/json"}, body.encode())
+
+
+def _opening(kind: str, model: str) -> str:
+    """The fields a reply or a chunk opens with (a new id, ``object``, ``created``,
+    ``model``), as compact JSON, its object left open."""
+    return (
+        f'{{"id":"{new_id("chatcmpl-", 29)}","object":"{kind}",'
+        f'"created":{int(time.time())},"model":{encode_string(model)}'
+    )
 
 
 _ROLE = encode_compact({"role": "assistant", "content": "", "refusal": None}).encode()
@@ -73,8 +81,7 @@ class ChatStream:
         # the fields every chunk opens with (id, object, created, model, service_tier,
         # system_fingerprint), as compact JSON without the closing brace
         self._head = (
-            f'{{"id":"{new_id("chatcmpl-", 29)}","object":"chat.completion.chunk",'
-            f'"created":{int(time.time())},"model":{encode_string(model)},'
+            f"{_opening('chat.completion.chunk', model)},"
             '"service_tier":"default","system_fingerprint":null'
         )
         self._include_usage = include_usage

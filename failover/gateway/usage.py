@@ -47,21 +47,16 @@ def chat_usage(usage: TokenUsage) -> dict[str, Any]:
 def chat_usage_json(usage: TokenUsage) -> str:
     """:func:`chat_usage` as compact JSON text (``encode_compact``'s), written straight
     when every count is an ``int`` (what the adapters read), else encoded."""
-    counts = (
-        usage.input_tokens,
-        usage.output_tokens,
-        usage.cache_read_tokens,
-        usage.cache_write_tokens,
-        usage.reasoning_tokens,
-    )
+    output, cached, reasoning = usage.output_tokens, usage.cache_read_tokens, usage.reasoning_tokens
+    counts = (usage.input_tokens, output, cached, usage.cache_write_tokens, reasoning)
     if set(map(type, counts)) != {int}:
         return encode_compact(chat_usage(usage))
-    prompt = counts[0] + counts[2] + counts[3]
+    prompt = prompt_tokens(usage)
     return (
-        f'{{"prompt_tokens":{prompt},"completion_tokens":{counts[1]},'
-        f'"total_tokens":{prompt + counts[1]},'
-        f'"prompt_tokens_details":{{"cached_tokens":{counts[2]},"audio_tokens":0}},'
-        f'"completion_tokens_details":{{"reasoning_tokens":{counts[4]},"audio_tokens":0,'
+        f'{{"prompt_tokens":{prompt},"completion_tokens":{output},'
+        f'"total_tokens":{prompt + output},'
+        f'"prompt_tokens_details":{{"cached_tokens":{cached},"audio_tokens":0}},'
+        f'"completion_tokens_details":{{"reasoning_tokens":{reasoning},"audio_tokens":0,'
         '"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}'
     )
 
