@@ -25,10 +25,11 @@ transport checks for keys on a same-wire reply.
    "ResilientClient, same resting step" pays it too, for comparison.
    The openai SDK's own cost per call is printed, and the ratio with and without it: the
    SDK on a bare httpx2 client against the upstream's OpenAI replies, minus the exchange
-   beneath that client (the request sent on its transport itself, the reply's JSON
-   decoded). The SDK's client and its layers (auth, redirects, cookies, hooks) are the
-   SDK's own: it runs them on the transport as on a bare client, so they are taken off
-   with it; what is left is the transport's whole work, its own exchange included, as
+   beneath that client (the very request it sends, recorded once with its headers and
+   extensions, its timeouts, sent on its transport itself; the reply's JSON decoded).
+   The SDK's client and its layers (auth, redirects, cookies, hooks) are the SDK's own:
+   it runs them on the transport as on a bare client, so they are taken off with it;
+   what is left is the transport's whole work, its own exchange included, as
    ResilientClient's is. (A bare ``client.post`` runs those layers too: taken off instead,
    they would be charged to the transport.)
 2. translated stream (20 text deltas): wall time to the first text chunk, CPU to it, and
@@ -162,6 +163,7 @@ class Contenders:
         self.root = root  # http://127.0.0.1:PORT (Anthropic's base URL)
         self.openai_base = f"{root}{FULL}/v1"  # OpenAI's replies in full
         self.inner = inner
+        self.sdk_requests: list[httpx2.Request] = []  # see record_sdk_requests
 
     def _sdk(self, transport: Any) -> tuple[openai.AsyncOpenAI, Close]:
         http = httpx2.AsyncClient(transport=transport)
@@ -235,19 +237,52 @@ class Contenders:
         client, close = self._client(chain, self.resting_manager())
         return lambda: client.complete(MESSAGES), close
 
-    def exchange_bare(self) -> Made:
-        """The exchange beneath an httpx2 client: a request sent on the inner transport
-        itself (what the SDK's client sends through, its own layers above it), the reply
-        read and its JSON decoded."""
-        inner = self.inner()
-        url = f"{self.openai_base}/chat/completions"
-        headers = {"authorization": f"Bearer {OPENAI_KEY}", "content-type": "application/json"}
+    async def record_sdk_requests(self) -> None:
+        """Record the two requests the SDK's client sends (a whole reply's, a stream's),
+        which the bare exchanges then send as they are: the same body, headers and
+        extensions (the timeouts the client sets, which the transport's own exchange
+        forwards)."""
+        seen: list[httpx2.Request] = []
 
-        async def call() -> Any:
-            body = json.dumps({"model": GPT, "messages": MESSAGES}).encode()
-            request = httpx2.Request("POST", url, content=body, headers=headers)
+        class Recording(Canned):
+            async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+                seen.append(request)
+                return await super().handle_async_request(request)
+
+        sdk, close = self._sdk(Recording())
+        await sdk.chat.completions.create(model=GPT, messages=MESSAGES)
+        async for _ in await sdk.chat.completions.create(model=GPT, messages=MESSAGES, stream=True):
+            pass
+        await close()
+        self.sdk_requests = seen
+
+    def _sdk_exchange(self, inner: httpx2.AsyncBaseTransport, stream: bool) -> Any:
+        """The SDK's recorded request (see :meth:`record_sdk_requests`) sent on ``inner``
+        itself, beneath any client: its reply (its ``request`` set)."""
+        sent = self.sdk_requests[1 if stream else 0]
+
+        async def exchange() -> httpx2.Response:
+            request = httpx2.Request(
+                "POST",
+                sent.url,
+                content=sent.content,
+                headers=sent.headers,
+                extensions=sent.extensions,
+            )
             reply = await inner.handle_async_request(request)
             reply.request = request
+            return reply
+
+        return exchange
+
+    def exchange_bare(self) -> Made:
+        """The exchange beneath the SDK's client: its request sent on the inner transport
+        itself, the reply read and its JSON decoded."""
+        inner = self.inner()
+        exchange = self._sdk_exchange(inner, stream=False)
+
+        async def call() -> Any:
+            reply = await exchange()
             try:
                 return json.loads(await reply.aread())
             finally:
@@ -301,19 +336,15 @@ class Contenders:
         return call, close
 
     def stream_exchange_bare(self) -> Made:
-        """A minimal reader of the OpenAI stream beneath an httpx2 client (as
+        """A minimal reader of the OpenAI stream beneath the SDK's client (as
         :meth:`exchange_bare`): the reply's lines, each data line decoded."""
         inner = self.inner()
-        url = f"{self.openai_base}/chat/completions"
-        headers = {"authorization": f"Bearer {OPENAI_KEY}", "content-type": "application/json"}
+        exchange = self._sdk_exchange(inner, stream=True)
 
         async def call() -> tuple[float, float, float]:
             wall, cpu = time.perf_counter(), time.process_time()
             first: tuple[float, float] | None = None
-            body = json.dumps({"model": GPT, "messages": MESSAGES, "stream": True}).encode()
-            request = httpx2.Request("POST", url, content=body, headers=headers)
-            reply = await inner.handle_async_request(request)
-            reply.request = request
+            reply = await exchange()
             try:
                 async for line in reply.aiter_lines():
                     if line.startswith("data: {"):
@@ -449,6 +480,7 @@ def ratio_row(name: str, values: list[float], target: float | None = None) -> No
 
 async def measure(root: str) -> None:
     network = Contenders(root, httpx2.AsyncHTTPTransport)
+    await network.record_sdk_requests()
     await check_served(network)
     resting_before = await upstream_count(root, RESTING_KEY)
     began = time.perf_counter()
@@ -482,6 +514,7 @@ async def measure(root: str) -> None:
 
     began = time.perf_counter()
     memory = Contenders(root, Canned)
+    await memory.record_sdk_requests()
     made = measured(
         {
             "a bare exchange alone (+ json.loads)": memory.exchange_bare,
