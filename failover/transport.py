@@ -296,12 +296,10 @@ class ResilientTransport(HookMethods, AsyncClosing):
         suffix = self._suffix(str(request.url))
         if suffix is None:  # not one of our hosts: never attach a key
             bare = without_credentials(request, library)
-            return await self._serve(functools.partial(inner.handle_async_request, bare))
+            return await self._serve(inner.handle_async_request, bare)
         body = await request.aread()
         io = AsyncIO(inner)
-        return await self._serve(
-            functools.partial(self._failover, request, headers, library, suffix, body, io)
-        )
+        return await self._serve(self._failover, request, headers, library, suffix, body, io)
 
     def handle_request(self, request: Any) -> Any:
         """Send ``request`` from a sync client with failover, as :meth:`handle_async_request`.
@@ -557,15 +555,16 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 raise closed_error(in_flight=True) from None
             raise
 
-    async def _serve(self, call: Callable[[], Awaitable[T]]) -> T:
-        """Run one request so that :meth:`aclose` can end it (with ConfigError)."""
+    async def _serve(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run one request, ``call(*args)``, so that :meth:`aclose` can end it (with
+        ConfigError)."""
         scope = cancel_scope()
         entry = (threading.get_ident(), scope)
         in_flight = self._in_flight
         in_flight.add(entry)
         try:  # as _ended_by_close, without a generator's frame per request
             with scope:
-                return await call()
+                return await call(*args)
         except Exception:
             if self._closed:
                 raise closed_error(in_flight=True) from None
