@@ -99,7 +99,7 @@ def _may_show_a_key_shape(text: str) -> bool:
 
 
 _REMEMBERED_LIMIT = 64
-_CLEAN_LINES_KEPT = 1024  # texts a scrubber remembers as showing no key (then starts over)
+_CLEAN_TEXTS_KEPT = 1024  # texts a scrubber remembers as showing no key (then starts over)
 
 
 class _Remembered:
@@ -271,7 +271,7 @@ class KeyScrubber:
         """Whether scrubbing may change any of ``texts`` (bytes of ASCII text, each scrubbed
         alone, as a header's name and its value are): ``False`` when :meth:`__call__`
         leaves each as it is, ``True`` too for text that is not ASCII (to be decoded its
-        own way). The texts found unchanged are remembered (up to ``_CLEAN_LINES_KEPT``,
+        own way). The texts found unchanged are remembered (up to ``_CLEAN_TEXTS_KEPT``,
         until another secret is remembered for scrubbing), so that one seen before costs a
         set lookup: a reply's headers mostly repeat from one reply to the next (its type,
         the organization, the limits), a few change (an id, a count). The new texts are
@@ -292,7 +292,9 @@ class KeyScrubber:
         block = joined.decode("ascii")
         if self(block) != block:
             return True
-        if len(clean) + len(new) > _CLEAN_LINES_KEPT:
+        if len(new) > _CLEAN_TEXTS_KEPT:  # more than it keeps: none remembered
+            return False
+        if len(clean) + len(new) > _CLEAN_TEXTS_KEPT:
             clean = set()
             self._clean = (version, clean)
         clean.update(new)

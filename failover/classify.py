@@ -208,7 +208,7 @@ def _httpx_rate_limits(headers: Mapping[str, str], items: HeaderItems) -> Mappin
     a rate limit are picked by a comprehension: ``compress`` over ``bytes.__contains__``
     runs fewer opcodes but costs more CPU, each call going through the slot wrapper. They
     are found with ``bytes.find``: ``in`` with a bytes needle first tries it as an integer,
-    raising and clearing a TypeError each time, on Python 3.11.)"""
+    raising and clearing a TypeError each time.)"""
     try:
         if b" ".join(map(_second, items)).find(b"ratelimit") < 0:
             return None

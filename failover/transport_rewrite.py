@@ -91,17 +91,24 @@ def made_headers(library: ModuleType, pairs: Sequence[tuple[str, str]]) -> Any:
 
 
 def sdk_headers(headers: Any) -> SdkHeaders:
-    """The headers the transport reads, found in one pass over ``headers``' raw bytes.
+    """The headers the transport reads, from ``headers``' raw bytes.
 
-    The names are matched in C (httpx's lowered names, or one join and one lower; a set's
-    intersection), and only those present are read; the headers' text encoding is worked
-    out (a pass decoding every header) only for a value that is not UTF-8.
+    With httpx's list of lowered names and none repeated (the usual case), each is looked
+    up in a dict of them; else the names are matched in C (httpx's lowered names, or one
+    join and one lower; a set's intersection) and only those present are read. The
+    headers' text encoding is worked out (a pass decoding every header) only for a value
+    that is not UTF-8.
     """
     items = header_items(headers)
+    found: dict[str, bytes] = {}
     if items is not None:  # (name, lowered, value): the names lowered already
         values = dict(map(_LOWERED_VALUE, items))
         if len(values) == len(items):  # no name twice (the usual case): looked up at once
-            return _looked_up(values, headers)
+            for name, text in _READ:
+                value = values.get(name)
+                if value is not None:
+                    found[text] = value
+            return _decoded(found, headers)
         raw: list[tuple[bytes, bytes]] | HeaderItems = items
         names = list(map(_LOWERED, items))
         at = 2
@@ -110,35 +117,28 @@ def sdk_headers(headers: Any) -> SdkHeaders:
         names = b"\n".join(map(_NAME, raw)).lower().split(b"\n")
         at = 1
     present = _WANTED.intersection(names)
-    found: dict[str, str] = {}
     for name in sorted(present, key=_ORDER.__getitem__) if len(present) > 1 else present:
-        text = _ORDER[name][1]
         if names.count(name) == 1:
             value = raw[names.index(name)][at]
         else:
             value = b", ".join(
                 [item[at] for item, key in zip(raw, names, strict=True) if key == name]
             )
+        found[_ORDER[name][1]] = value
+    return _decoded(found, headers)
+
+
+def _decoded(found: dict[str, bytes], headers: Any) -> SdkHeaders:
+    """The headers read (their names as text: raw values) decoded, as ``headers`` decodes
+    them when not UTF-8."""
+    credentials: dict[str, str] = {}
+    for text, value in found.items():
         try:
-            found[text] = value.decode()
+            credentials[text] = value.decode()
         except UnicodeDecodeError:  # as the library decodes it
-            found[text] = headers[text]
-    session, retries = found.pop(SESSION_HEADER, None), found.pop(RETRY_HEADER, None)
-    return SdkHeaders(found, session, retries)
-
-
-def _looked_up(values: dict[bytes, bytes], headers: Any) -> SdkHeaders:
-    """:func:`sdk_headers` of headers whose lowered names are each once in ``values``."""
-    found: dict[str, str] = {}
-    for name, text in _READ:
-        value = values.get(name)
-        if value is not None:
-            try:
-                found[text] = value.decode()
-            except UnicodeDecodeError:  # as the library decodes it
-                found[text] = headers[text]
-    session, retries = found.pop(SESSION_HEADER, None), found.pop(RETRY_HEADER, None)
-    return SdkHeaders(found, session, retries)
+            credentials[text] = headers[text]
+    session = credentials.pop(SESSION_HEADER, None)
+    return SdkHeaders(credentials, session, credentials.pop(RETRY_HEADER, None))
 
 
 def json_object(body: bytes) -> dict[str, Any] | None:

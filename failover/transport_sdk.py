@@ -107,7 +107,7 @@ class SdkRequest:
         self.held: tuple[ProviderError, Any] | None = None  # our provider's last error reply
         self.in_place = type(io) is AsyncIO  # a worker thread may outlive a cancelled send
         # (bytes.find: ``in`` with a bytes needle first tries it as an integer, and raises
-        # and clears a TypeError doing so, on Python 3.11)
+        # and clears a TypeError doing so)
         if style_for == "openai" and self.payload and self.body.find(b'"cache_control"') >= 0:
             self.payload = without_cache_markers(self.payload)  # meant for a Claude fallback
             self.body = json.dumps(self.payload).encode()

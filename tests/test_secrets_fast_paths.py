@@ -9,6 +9,7 @@ place-by-place scan do (both kept here as the reference), keys in it masked alik
 from __future__ import annotations
 
 import base64
+import secrets
 from urllib.parse import quote
 
 from hypothesis import given, settings
@@ -116,7 +117,7 @@ def test_a_text_that_scrubbing_changes_is_told_however_often_texts_were_seen_bef
 
 
 def test_texts_once_clean_are_read_again_when_a_secret_is_remembered() -> None:
-    secret = "remembered-after-the-text-was-seen-0123456789"
+    secret = f"remembered-{secrets.token_hex(24)}"  # remembered for the process: unguessable
     scrubber = KeyScrubber([KEY])
     texts = [b"x-request-id", b"req-1", b"x-session", secret.encode()]
     assert scrubber.changes_any(texts) is False
@@ -127,6 +128,9 @@ def test_texts_once_clean_are_read_again_when_a_secret_is_remembered() -> None:
 
 def test_the_texts_a_scrubber_keeps_are_bounded() -> None:
     scrubber = KeyScrubber([KEY], remembered=False)
-    for number in range(3 * _secrets._CLEAN_LINES_KEPT):
+    for number in range(3 * _secrets._CLEAN_TEXTS_KEPT):
         assert scrubber.changes_any([b"x-request-id", f"req-{number}".encode()]) is False
-    assert len(scrubber._clean[1]) <= _secrets._CLEAN_LINES_KEPT
+    assert len(scrubber._clean[1]) <= _secrets._CLEAN_TEXTS_KEPT
+    many = [f"x-h{number}: v".encode() for number in range(2 * _secrets._CLEAN_TEXTS_KEPT)]
+    assert scrubber.changes_any(many) is False  # more than it keeps at once: none kept
+    assert len(scrubber._clean[1]) <= _secrets._CLEAN_TEXTS_KEPT
