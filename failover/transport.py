@@ -264,6 +264,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
             )
         self._inner = inner
         self._defaults: dict[str, AsyncInner] = {}
+        self._async_io: AsyncIO | None = None  # the I/O over the inner transport used last
         self._sync_defaults: dict[str, SyncInner] = {}
         self._sync_lock = threading.Lock()  # guards the portal and the sync transports
         self._portal_context: AbstractContextManager[BlockingPortal] | None = None
@@ -298,7 +299,9 @@ class ResilientTransport(HookMethods, AsyncClosing):
             bare = without_credentials(request, library)
             return await self._serve(inner.handle_async_request, bare)
         body = await request.aread()
-        io = AsyncIO(inner)
+        io = self._async_io
+        if io is None or io.inner is not inner:  # (one a transport, the same inner's)
+            io = self._async_io = AsyncIO(inner)
         return await self._serve(self._failover, request, headers, library, suffix, body, io)
 
     def handle_request(self, request: Any) -> Any:
@@ -368,9 +371,11 @@ class ResilientTransport(HookMethods, AsyncClosing):
             calls = ChatCalls(
                 engine, sender, self._adapters, stream_idle_timeout=self.stream_idle_timeout
             )
-            translation = Translation(suffix, payload, calls)
-            unsupported = functools.partial(translation.unsupported, own=self.provider)
-            run_attempt = functools.partial(self._either, sdk.attempt, translation)
+            translation = Translation(
+                suffix, payload, calls, own=self.provider, same_wire=sdk.attempt
+            )
+            unsupported = translation.skipped
+            run_attempt = translation.either
         state = engine.new_request()
         state.session = self._session_of(request, headers.session, payload)
         if engine.admission is not None and isinstance(payload, dict):
@@ -462,17 +467,6 @@ class ResilientTransport(HookMethods, AsyncClosing):
         if self.affinity == "prefix" and payload is not None:
             return session_of_payload(payload)
         return None
-
-    async def _either(
-        self,
-        same_wire: Callable[[AttemptContext], Awaitable[Any]],
-        translation: Translation,
-        ctx: AttemptContext,
-    ) -> Any:
-        """An attempt of our own provider passed through, or of another translated."""
-        if ctx.model.provider == self.provider:
-            return await same_wire(ctx)
-        return await translation.attempt(ctx)
 
     def _owner_of(self, profile: AuthProfile) -> Callable[[str], None]:
         """Notes ``profile`` as the maker of the Responses response whose id it is told."""

@@ -21,7 +21,7 @@ import functools
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, TypeVar
@@ -190,12 +190,27 @@ class Translation:
         url: The SDK request's path and query (they name the wire, and Gemini's model).
         payload: Its JSON body, parsed (``None`` when it is not a JSON object).
         calls: Makes the attempts (``ChatCalls`` over the request's own I/O).
+        own: The SDK's own provider, whose models :meth:`either` sends by ``same_wire``
+            and :meth:`skipped` never skips (``None``: every model is served translated).
+        same_wire: An attempt of ``own``'s, passed through (the SDK request's own).
     """
 
-    def __init__(self, url: str, payload: dict[str, Any] | None, calls: ChatCalls) -> None:
+    __slots__ = ("_calls", "_decoded", "_own", "_payload", "_same_wire", "_url", "refused")
+
+    def __init__(
+        self,
+        url: str,
+        payload: dict[str, Any] | None,
+        calls: ChatCalls,
+        *,
+        own: str | None = None,
+        same_wire: Callable[[AttemptContext], Awaitable[Any]] | None = None,
+    ) -> None:
         self._url = url
         self._payload = payload
         self._calls = calls
+        self._own = own
+        self._same_wire = same_wire
         self._decoded: Decoded | None = None
         self.refused: InvalidRequestError | None = None
         """Why the request cannot go to another provider, once decoding failed."""
@@ -226,6 +241,20 @@ class Translation:
         if request.plain:  # text alone, no parameters: every model takes it (as the client)
             return None
         return _unsupported_field(providers.get_adapter(model.provider), request, model)
+
+    def skipped(self, model: ModelEntry) -> str | None:
+        """:meth:`unsupported` for the engine: the field ``model`` cannot take (``None``
+        for the SDK's own provider's models, which take the request as it is)."""
+        if model.provider == self._own:
+            return None
+        return self.unsupported(model, "")
+
+    async def either(self, ctx: AttemptContext) -> Any:
+        """An attempt of the SDK's own provider passed through (``same_wire``), or of
+        another provider translated (:meth:`attempt`)."""
+        if ctx.model.provider == self._own and self._same_wire is not None:
+            return await self._same_wire(ctx)
+        return await self.attempt(ctx)
 
     async def attempt(self, ctx: AttemptContext) -> ChatResult | OpenedStream:
         """One translated attempt: a whole reply, or a stream opened with its first chunk."""

@@ -100,15 +100,20 @@ class IO(Protocol):
 
 
 class AsyncIO:
-    """I/O of an async client: the inner async transport, on the caller's event loop."""
+    """I/O of an async client: the inner async transport, on the caller's event loop.
+
+    It keeps nothing of a request's, so one serves every request over ``inner``.
+    """
+
+    __slots__ = ("inner",)
 
     def __init__(self, inner: AsyncInner) -> None:
-        self._inner = inner
+        self.inner = inner
 
     def send(self, request: Any) -> Coroutine[Any, Any, Any]:
         """Send ``request`` through the inner transport: its own coroutine, which the caller
         awaits (no frame of ours for each of its suspensions to pass through)."""
-        return self._inner.handle_async_request(request)
+        return self.inner.handle_async_request(request)
 
     async def read_and_close(self, response: Any) -> bytes:
         """Read the whole body, then close the reply."""
@@ -321,8 +326,9 @@ class IOSender:
         self, request: HttpRequest, timeout: float, *, read_timeout: float | None = None
     ) -> _Exchange:
         """Send ``request`` on entering; yield its reply, body unread; close it on exit."""
-        timeouts = dict(self._timeout)
+        timeouts = self._timeout  # (read alone by the library: one dict serves them all)
         if read_timeout is not None or not math.isinf(timeout):  # else: nothing to bound
+            timeouts = dict(timeouts)
             bounds = {"connect": timeout, "write": timeout, "pool": timeout, "read": read_timeout}
             for name, bound in bounds.items():
                 if bound is not None and not math.isinf(bound):
