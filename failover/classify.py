@@ -222,19 +222,86 @@ def _httpx_rate_limits(headers: Mapping[str, str], items: HeaderItems) -> Mappin
     return found
 
 
+_REMAINING = tuple((requests[0], tokens[0]) for requests, tokens in _BUDGETS)
+"""The remaining-count headers of each family, all a usual reply's headroom is read from."""
+_REMAINING_BYTES = tuple((r.encode(), t.encode()) for r, t in _REMAINING)
+_REMAINING_NAMES = frozenset(name for names in _REMAINING_BYTES for name in names)
+UNUSUAL_HEADROOM: tuple[None, None] = (None, None)
+"""What :func:`headroom_counts` gives for a reply :func:`rate_limit_headroom` must read."""
+
+
+def _dict_rate_limits(headers: dict[Any, Any]) -> Mapping[str, str] | None:
+    """A dict's headers with names lowered (only when they are not already), or ``None``
+    when none names a rate limit: its names read in one pass."""
+    try:
+        names = " ".join(headers)
+    except TypeError:  # names that are not text
+        return _case_insensitive(headers)
+    lowered = names.lower()
+    if "ratelimit" not in lowered:
+        return None
+    return headers if lowered == names else _case_insensitive(headers)
+
+
+def headroom_counts(headers: Mapping[str, str]) -> tuple[int | None, int | None] | None:
+    """The (requests, tokens) left that a usual reply's rate-limit headers report, read from
+    the remaining counts alone; ``None`` when it reports none (as :func:`rate_limit_headroom`).
+
+    :data:`UNUSUAL_HEADROOM` (the very object) for a reply to read with
+    :func:`rate_limit_headroom`: a spent budget (0 left: its reset is read), a count ``int``
+    does not read as it stands (padding, non-ASCII digits), a name httpx holds twice.
+    """
+    names: tuple[tuple[Any, Any], ...] = _REMAINING
+    values: Mapping[Any, Any] = headers
+    if isinstance(headers, dict):
+        lowered = _dict_rate_limits(headers)
+        if lowered is None:
+            return None
+        values = lowered
+    elif (items := header_items(headers)) is not None:  # an httpx.Headers: names lowered
+        found: dict[bytes, bytes] = {}
+        for _, name, value in items:
+            if name in _REMAINING_NAMES:
+                if name in found:  # httpx would join the two
+                    return UNUSUAL_HEADROOM
+                found[name] = value
+        values, names = found, _REMAINING_BYTES
+    elif type(getattr(headers, "raw", None)) is list:  # httpx's raw pairs alone
+        return UNUSUAL_HEADROOM
+    # else aiohttp's, pyreqwest's: their lookups ignore case and are done in C
+    for requests_name, tokens_name in names:
+        requests = values.get(requests_name)
+        tokens = values.get(tokens_name)
+        if requests is None and tokens is None:
+            continue
+        try:
+            requests_left = None if requests is None else int(requests)
+            tokens_left = None if tokens is None else int(tokens)
+        except (TypeError, ValueError):
+            return UNUSUAL_HEADROOM
+        if requests_left == 0 or tokens_left == 0:
+            return UNUSUAL_HEADROOM
+        return requests_left, tokens_left
+    return None
+
+
 def rate_limit_headroom(headers: Mapping[str, str]) -> Headroom | None:
     """Read a reply's rate-limit headers; ``None`` when it has none (most replies)."""
-    if isinstance(headers, dict):  # its names read in one pass: lowered only when it has some
-        try:
-            names = " ".join(headers)
-        except TypeError:  # names that are not text
-            headers = _case_insensitive(headers)
-        else:
-            lowered = names.lower()
-            if "ratelimit" not in lowered:
-                return None
-            if lowered != names:
-                headers = _case_insensitive(headers)
+    counts = headroom_counts(headers)
+    if counts is None:
+        return None
+    if counts is not UNUSUAL_HEADROOM:
+        return Headroom(counts[0], counts[1], None)
+    return _read_headroom(headers)
+
+
+def _read_headroom(headers: Mapping[str, str]) -> Headroom | None:
+    """:func:`rate_limit_headroom` of any reply, every header it may need read in full."""
+    if isinstance(headers, dict):
+        lowered = _dict_rate_limits(headers)
+        if lowered is None:
+            return None
+        headers = lowered
     elif (items := header_items(headers)) is not None or type(
         raw := getattr(headers, "raw", None)
     ) is list:  # an httpx.Headers

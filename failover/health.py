@@ -20,7 +20,7 @@ from failover import logs
 from failover._secrets import KeyScrubber
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry
-from failover.classify import rate_limit_headroom
+from failover.classify import UNUSUAL_HEADROOM, headroom_counts, rate_limit_headroom
 from failover.errors import ProviderError
 from failover.events import CooldownEvent, Event, HookDispatcher, RecoveredEvent
 from failover.policy import Decision, Policy
@@ -104,6 +104,15 @@ class KeyHealth:
         A spent budget holds the key until it resets, announced as a CooldownEvent with
         reason ``budget_spent``.
         """
+        counts = headroom_counts(headers)
+        if counts is None:
+            return
+        if counts is not UNUSUAL_HEADROOM:  # no budget spent (the usual reply): the counts
+            requests_left, tokens_left = counts
+            self.manager.record_headroom(
+                profile.name, requests_remaining=requests_left, tokens_remaining=tokens_left
+            )
+            return
         headroom = rate_limit_headroom(headers)
         if headroom is None:
             return

@@ -484,8 +484,8 @@ class FailoverManager:
         """
         with self._lock:
             profile = self._require(name)
-            profile.requests_remaining = requests_remaining
-            profile.tokens_remaining = tokens_remaining
+            _set(profile, "requests_remaining", requests_remaining)  # not routing fields
+            _set(profile, "tokens_remaining", tokens_remaining)
             if spent_for is not None:
                 self.hold_until_reset(name, spent_for)
 
