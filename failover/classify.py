@@ -251,13 +251,17 @@ def headroom_counts(headers: Mapping[str, str]) -> tuple[int | None, int | None]
     :func:`rate_limit_headroom`: a spent budget (0 left: its reset is read), a count ``int``
     does not read as it stands (padding, non-ASCII digits), a name httpx holds twice.
     """
-    names: tuple[tuple[Any, Any], ...] = _REMAINING
-    values: Mapping[Any, Any] = headers
-    if isinstance(headers, dict):
-        lowered = _dict_rate_limits(headers)
-        if lowered is None:
-            return None
-        values = lowered
+    if isinstance(headers, dict):  # as _dict_rate_limits, written out: most replies end here
+        try:
+            text = " ".join(headers)
+        except TypeError:  # names that are not text
+            values: Mapping[Any, Any] = _case_insensitive(headers)
+        else:
+            lowered = text.lower()
+            if "ratelimit" not in lowered:
+                return None
+            values = headers if lowered == text else _case_insensitive(headers)
+        names: tuple[tuple[Any, Any], ...] = _REMAINING
     elif (items := header_items(headers)) is not None:  # an httpx.Headers: names lowered
         found: dict[bytes, bytes] = {}
         for _, name, value in items:
@@ -268,7 +272,8 @@ def headroom_counts(headers: Mapping[str, str]) -> tuple[int | None, int | None]
         values, names = found, _REMAINING_BYTES
     elif type(getattr(headers, "raw", None)) is list:  # httpx's raw pairs alone
         return UNUSUAL_HEADROOM
-    # else aiohttp's, pyreqwest's: their lookups ignore case and are done in C
+    else:  # aiohttp's, pyreqwest's: their lookups ignore case and are done in C
+        values, names = headers, _REMAINING
     for requests_name, tokens_name in names:
         requests = values.get(requests_name)
         tokens = values.get(tokens_name)
