@@ -33,12 +33,15 @@ from failover.errors import (
 
 __all__ = [
     "AWS_ERRORS",
+    "UNUSUAL_HEADROOM",
     "Headroom",
     "classify_aws_error",
     "classify_exception",
     "classify_http_error",
+    "headroom_counts",
     "parse_duration",
     "rate_limit_headroom",
+    "read_headroom_in_full",
     "retry_after_from_headers",
     "should_retry_header",
 ]
@@ -248,8 +251,9 @@ def headroom_counts(headers: Mapping[str, str]) -> tuple[int | None, int | None]
     the remaining counts alone; ``None`` when it reports none (as :func:`rate_limit_headroom`).
 
     :data:`UNUSUAL_HEADROOM` (the very object) for a reply to read with
-    :func:`rate_limit_headroom`: a spent budget (0 left: its reset is read), a count ``int``
-    does not read as it stands (padding, non-ASCII digits), a name httpx holds twice.
+    :func:`read_headroom_in_full`: a spent budget (0 left: its reset is read), a count
+    ``int`` does not take as it is (bytes that are not ASCII, text it refuses), a name httpx
+    holds twice.
     """
     if isinstance(headers, dict):  # as _dict_rate_limits, written out: most replies end here
         try:
@@ -297,10 +301,10 @@ def rate_limit_headroom(headers: Mapping[str, str]) -> Headroom | None:
         return None
     if counts is not UNUSUAL_HEADROOM:
         return Headroom(counts[0], counts[1], None)
-    return _read_headroom(headers)
+    return read_headroom_in_full(headers)
 
 
-def _read_headroom(headers: Mapping[str, str]) -> Headroom | None:
+def read_headroom_in_full(headers: Mapping[str, str]) -> Headroom | None:
     """:func:`rate_limit_headroom` of any reply, every header it may need read in full."""
     if isinstance(headers, dict):
         lowered = _dict_rate_limits(headers)

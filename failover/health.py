@@ -20,7 +20,7 @@ from failover import logs
 from failover._secrets import KeyScrubber
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry
-from failover.classify import UNUSUAL_HEADROOM, headroom_counts, rate_limit_headroom
+from failover.classify import UNUSUAL_HEADROOM, headroom_counts, read_headroom_in_full
 from failover.errors import ProviderError
 from failover.events import CooldownEvent, Event, HookDispatcher, RecoveredEvent
 from failover.policy import Decision, Policy
@@ -113,7 +113,7 @@ class KeyHealth:
                 profile.name, requests_remaining=requests_left, tokens_remaining=tokens_left
             )
             return
-        headroom = rate_limit_headroom(headers)
+        headroom = read_headroom_in_full(headers)
         if headroom is None:
             return
         was_available = profile.status is ProfileStatus.AVAILABLE

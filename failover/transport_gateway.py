@@ -229,9 +229,10 @@ class Translation:
                 self.refused = exc
         return self._decoded
 
-    def unsupported(self, model: ModelEntry, own: str) -> str | None:
-        """The field of the request ``model`` cannot take (``None`` for ``own``'s models)."""
-        if model.provider == own:
+    def skipped(self, model: ModelEntry) -> str | None:
+        """The field of the request ``model`` cannot take, for the engine (``None`` for the
+        SDK's own provider's models, which take the request as it is)."""
+        if model.provider == self._own:
             return None
         decoded = self.decoded()
         if decoded is None:
@@ -241,13 +242,6 @@ class Translation:
         if request.plain:  # text alone, no parameters: every model takes it (as the client)
             return None
         return _unsupported_field(providers.get_adapter(model.provider), request, model)
-
-    def skipped(self, model: ModelEntry) -> str | None:
-        """:meth:`unsupported` for the engine: the field ``model`` cannot take (``None``
-        for the SDK's own provider's models, which take the request as it is)."""
-        if model.provider == self._own:
-            return None
-        return self.unsupported(model, "")
 
     async def either(self, ctx: AttemptContext) -> Any:
         """An attempt of the SDK's own provider passed through (``same_wire``), or of

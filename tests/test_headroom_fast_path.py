@@ -20,9 +20,9 @@ from failover import AuthProfile, ProfileStatus, ResilientClient
 from failover.classify import (
     UNUSUAL_HEADROOM,
     Headroom,
-    _read_headroom,
     headroom_counts,
     rate_limit_headroom,
+    read_headroom_in_full,
 )
 
 NAMES = [
@@ -71,7 +71,7 @@ def test_the_usual_reading_agrees_with_the_full_one(
 ) -> None:
     assume(kind != "pyreqwest" or all(value.isascii() for _, value in pairs))  # it refuses
     headers = CONTAINERS[kind](pairs)
-    full = _read_headroom(headers)
+    full = read_headroom_in_full(headers)
     assert fields(rate_limit_headroom(headers)) == fields(full)
     counts = headroom_counts(headers)
     if counts is None:
@@ -91,7 +91,7 @@ def test_a_reply_records_on_its_key_what_the_full_reading_says(
     profile = engine.manager._profiles["k0"]
     profile.requests_remaining, profile.tokens_remaining = 3, 4
     headers = CONTAINERS["httpx"](pairs)
-    full = _read_headroom(headers)
+    full = read_headroom_in_full(headers)
     engine.note_headroom("req", profile, headers)
     if full is None:
         assert (profile.requests_remaining, profile.tokens_remaining) == (3, 4)
