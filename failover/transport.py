@@ -325,9 +325,9 @@ class ResilientTransport(HookMethods, AsyncClosing):
         body = request.read()
         portal = self._start_portal()
         io = ThreadIO(inner, portal)
-        call = functools.partial(self._failover, request, headers, library, suffix, body, io)
+        arguments = (request, headers, library, suffix, body, io)
         try:
-            future = portal.start_task_soon(self._serve, call)
+            future = portal.start_task_soon(self._serve, self._failover, *arguments)
         except RuntimeError:  # the portal stopped meanwhile: the transport was closed
             raise closed_error(in_flight=True) from None
         try:
