@@ -47,12 +47,9 @@ def running_on_trio() -> bool:
 def _asyncio_loop() -> Any:
     """The running asyncio loop when the caller's code is asyncio's, else ``None`` (no
     loop, or trio's: its guest mode runs on an asyncio loop, its code trio's all the same)."""
-    if _running_loop is _bind_asyncio:  # asyncio's own function not bound yet
-        if "asyncio" not in sys.modules:  # (not imported: no loop of its runs)
-            return None
-        loop = _bind_asyncio()
-    else:
-        loop = _running_loop()
+    if _running_loop is _bind_asyncio and "asyncio" not in sys.modules:
+        return None  # asyncio not imported (nor bound): no loop of its runs
+    loop = _running_loop()
     if loop is None or running_on_trio():
         return None
     return loop

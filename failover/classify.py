@@ -255,16 +255,11 @@ def headroom_counts(headers: Mapping[str, str]) -> tuple[int | None, int | None]
     ``int`` does not take as it is (bytes that are not ASCII, text it refuses), a name httpx
     holds twice.
     """
-    if isinstance(headers, dict):  # as _dict_rate_limits, written out: most replies end here
-        try:
-            text = " ".join(headers)
-        except TypeError:  # names that are not text
-            values: Mapping[Any, Any] = _case_insensitive(headers)
-        else:
-            lowered = text.lower()
-            if "ratelimit" not in lowered:
-                return None
-            values = headers if lowered == text else _case_insensitive(headers)
+    if isinstance(headers, dict):
+        lowered = _dict_rate_limits(headers)
+        if lowered is None:  # none names a rate limit (most replies)
+            return None
+        values: Mapping[Any, Any] = lowered
         names: tuple[tuple[Any, Any], ...] = _REMAINING
     elif (items := header_items(headers)) is not None:  # an httpx.Headers: names lowered
         found: dict[bytes, bytes] = {}

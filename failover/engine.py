@@ -261,9 +261,7 @@ class Engine(Gates, Announcements):
         try:
             plan: Plan | PinnedPlan
             if key is not None:
-                models = [
-                    m for step in chain for m in ((step,) if isinstance(step, ModelEntry) else step)
-                ]
+                models = [m for step in self.planner.steps_of(chain)[0] for m in step]
                 plan = PinnedPlan(self.planner, state, models, key, why, unsupported)
             else:
                 steps, order = self.planner.steps_of(chain)

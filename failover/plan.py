@@ -176,9 +176,7 @@ class Plan:
                 # retried yet, and its state is the class's (:meth:`_next_key`, made short)
                 planner = self.planner
                 state = self.state
-                order = self._order
-                if order is None:
-                    order = self._order = planner.order(self.steps, state.estimated_usage)
+                order = self._order = self._walk_order()
                 self._position = 0
                 if order:
                     first: ModelEntry = order[0][1]
@@ -216,7 +214,7 @@ class Plan:
         spent), announcing the move."""
         order = self._order
         if order is None:
-            order = self._order = self.planner.order(self.steps, self.state.estimated_usage)
+            order = self._order = self._walk_order()
         planner = self.planner
         while True:
             self._position += 1
@@ -293,11 +291,15 @@ class Plan:
         self._attempted = True
         return Candidate(model, profile, reason)
 
+    def _walk_order(self) -> list[tuple[int, ModelEntry]]:
+        """A walk's order: the chain's fixed one, else the planner's of the steps now."""
+        if self._fixed is not None:
+            return self._fixed
+        return self.planner.order(self.steps, self.state.estimated_usage)
+
     def _pinned_first(self, pin: Pin) -> list[tuple[int, ModelEntry]]:
         """The walk's order with the pinned model first (as it was when it is not in it)."""
-        order = self._fixed
-        if order is None:
-            order = self.planner.order(self.steps, self.state.estimated_usage)
+        order = self._walk_order()
         for index, (_, model) in enumerate(order):
             if model.key == pin.model:
                 return [order[index], *order[:index], *order[index + 1 :]]

@@ -334,7 +334,7 @@ def _shown(
     if served:
         drop += _SERVED
     if items is None:
-        names = b"\n".join(map(_NAME, headers.raw)).lower().split(b"\n")
+        names = b"\n".join(map(_NAME, raw)).lower().split(b"\n")
         for name in drop:
             if name.encode() in names:
                 del headers[name]
