@@ -2,7 +2,8 @@
 
 A face (ResilientClient, ResilientTransport) builds a request (a RequestState, a chain and
 an attempt: any coroutine taking an AttemptContext) and hands it to :meth:`Engine.run`. The
-engine asks the request's :class:`~failover.plan.Plan` for candidates and runs them::
+engine asks the request's :class:`~failover.plan.Plan` for candidates and runs them (its
+first one the planner's, the plan made only when that fails: see :meth:`Engine._run`)::
 
     while (candidate := plan.next()) is not None:
         try: the attempt -> success: mark it, return
@@ -58,7 +59,7 @@ from failover.events import (
 )
 from failover.gates import Gates
 from failover.health import ModelHealth
-from failover.plan import Candidate, Pause, PinnedPlan, Plan, Planner
+from failover.plan import Candidate, Pause, PinnedPlan, Plan, Planner, Steps
 from failover.policy import Action, Backoff, Policy
 from failover.profiles import AuthProfile, FailoverManager
 from failover.recovery import RecoveryLine
@@ -86,9 +87,8 @@ _log = logs.logger  # every decision is logged only after a (cached) isEnabledFo
 _DEBUG, _INFO, _WARNING = logs.DEBUG, logs.INFO, logs.WARNING
 
 
-def _admitted(admission: Admission, candidate: Candidate) -> bool:
-    """Whether an attempt of ``candidate`` must go through admission first."""
-    profile = candidate.profile
+def _admitted(admission: Admission, profile: AuthProfile) -> bool:
+    """Whether an attempt on ``profile`` must go through admission first."""
     return (
         admission.always or profile.rate_limit_tpm is not None or profile.max_in_flight is not None
     )
@@ -259,10 +259,12 @@ class Engine(Gates, Announcements):
         if self.telemetry is not None and state.telemetry is None:
             state.telemetry = self.telemetry.start_request("chat", state.id, chain)
         try:
-            plan: Plan | PinnedPlan
+            plan: Plan | PinnedPlan | None
             if key is not None:
-                models = [m for step in self.planner.steps_of(chain)[0] for m in step]
+                steps = self.planner.steps_of(chain)[0]
+                models = [m for step in steps for m in step]
                 plan = PinnedPlan(self.planner, state, models, key, why, unsupported)
+                order = None
             else:
                 steps, order = self.planner.steps_of(chain)
                 if unsupported is not None:  # models it cannot take recorded as skipped
@@ -270,13 +272,20 @@ class Engine(Gates, Announcements):
                     order = None  # (the planner orders the steps it can take)
                 if self.hedging is not None:
                     self.hedging.budget.earn()
-                plan = Plan(self.planner, state, steps, order)
+                # a fixed order, and no session nor hedging to have a say: the planner's
+                # first candidate goes first, and the plan is made when it fails (_run)
+                if order and self.hedging is None and state.session is None:
+                    plan = None
+                else:
+                    plan = Plan(self.planner, state, steps, order)
             if state.deadline_at == _INF:
-                return await self._run(state, plan, attempt)
+                return await self._run(state, plan, attempt, steps, order)
             with scope_within(state.time_left()) as scope:
-                return await self._run(state, plan, attempt)
+                return await self._run(state, plan, attempt, steps, order)
             if scope.cancelled_caught:
                 self._mark_deadline(state)
+            if plan is None:  # made when the first attempt failed, else none was
+                plan = state.plan or Plan(self.planner, state, steps, order)
             raise self._exhausted(state, plan, plan.earliest_recovery())
         except BaseException as error:
             self.ended(state, error)
@@ -310,10 +319,18 @@ class Engine(Gates, Announcements):
     async def _run(
         self,
         state: RequestState,
-        plan: Plan | PinnedPlan,
+        plan: Plan | PinnedPlan | None,
         attempt: Callable[[AttemptContext], Awaitable[T]],
+        steps: Steps,
+        order: list[tuple[int, ModelEntry]] | None,
     ) -> tuple[T, ModelEntry, AuthProfile]:
-        """The loop: each candidate in turn, then a pause, until one succeeds or none is left."""
+        """The loop: each candidate in turn, then a pause, until one succeeds or none is left.
+
+        Without a ``plan`` (``order``, the chain's, is fixed and no session nor hedging
+        has a say) the first candidate is the planner's (:meth:`Planner.first`), and the
+        plan of ``steps`` is made only when that one fails or is not there: a request
+        whose first attempt succeeds needs none.
+        """
         if not self._always_ready and not self.manager.ready:  # a new process: first take
             # in what the others stored
             await self.manager.wait_ready()
@@ -321,20 +338,35 @@ class Engine(Gates, Announcements):
             plan.pin = await self._pin_of(state.session)
         admission = self.admission
         short: list[str] = []  # keys refused for room in this walk (the line waits for them)
+        if plan is not None:
+            candidate = plan.next()
+        else:  # (order is not empty: an empty chain has a plan)
+            candidate = self.planner.first(order, state.deadline_at)  # type: ignore[arg-type]
+            if candidate is None:
+                plan = state.plan = Plan(self.planner, state, steps, order)
+                candidate = plan.next()
         while True:
-            while (candidate := plan.next()) is not None:
+            while candidate is not None:
                 ticket = None
-                if admission is not None and _admitted(admission, candidate):
+                if admission is not None and _admitted(admission, candidate.profile):
                     admitted = await self._admit(state, admission, candidate)
                     if not isinstance(admitted, Ticket):
                         if isinstance(admitted, (OverTokenRate, AtCapacity)):
                             short.append(candidate.profile.name)
                         action = Action.ROTATE if admitted.rotates else Action.NEXT_MODEL
+                        if plan is None:  # the planner's first was refused: on from there
+                            plan = state.plan = Plan(self.planner, state, steps, order, candidate)
                         plan.failed(candidate, admitted, action)
+                        candidate = plan.next()
                         continue
                     ticket = admitted
                 try:
-                    if self.hedging is not None and ticket is None and plan.may_hedge(candidate):
+                    if (
+                        self.hedging is not None
+                        and ticket is None
+                        and plan is not None  # (a request that hedges has one)
+                        and plan.may_hedge(candidate)
+                    ):
                         done = await self._hedged(state, plan, candidate, attempt)
                     else:
                         done = await self._attempt(
@@ -350,20 +382,26 @@ class Engine(Gates, Announcements):
                     if ticket is not None:
                         state.ticket = ticket
                     if state.session is not None:
+                        assert plan is not None  # (a request with a session has one)
                         try:
                             await self._pin(state, plan, done[1], done[2])
                         except BaseException:  # cancelled meanwhile: the answer is lost
                             await self.unsettled(state)
                             raise
                     return done
+                if plan is None:  # the planner's first failed: on from there
+                    plan = state.plan = Plan(self.planner, state, steps, order, candidate)
                 pause = plan.failed(candidate, failure, self._decide(state, candidate, failure))
                 if pause is not None:
                     await self._pause(state, pause)
+                candidate = plan.next()
+            assert plan is not None  # (a walk that ends was the plan's)
             pause = plan.wait()
             if pause is None:
                 break
             await self._pause(state, pause, short)
             short = []
+            candidate = plan.next()
         # a request that fails without a call still lets other tasks run (a caller's retry
         # loop must not starve the hooks or the store's sync)
         await anyio.lowlevel.checkpoint()
@@ -491,7 +529,11 @@ class Engine(Gates, Announcements):
         if not self.hedging.budget.spend():
             return None
         target = plan.hedge_target(candidate)
-        if target is not None and self.admission is not None and _admitted(self.admission, target):
+        if (
+            target is not None
+            and self.admission is not None
+            and _admitted(self.admission, target.profile)
+        ):
             return None  # a hedge is a second attempt nothing admitted: not on a gated key
         if target is not None:
             self._announce_hedge(state, candidate, target, delay)

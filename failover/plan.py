@@ -83,7 +83,6 @@ __all__ = [
 MAX_RECOVERY_WAITS = 20  # waits for the earliest recovery, per request (time bounds them too)
 _FIRST_LOOK, _LONGEST_LOOK = 0.05, 1.0  # pauses before walking again to a model usable now
 _FRESH, _WALK, _LEAST_BAD, _DONE = 0, 1, 2, 3
-_INF = math.inf
 
 
 class Plan:
@@ -97,6 +96,8 @@ class Plan:
         order: Its models in order with their steps' indexes, when that order is fixed
             (:func:`~failover.planner.fixed_order`, made once for a chain): else the
             planner orders them when they are walked.
+        first: The walk's first candidate, when it was handed out already
+            (:meth:`Planner.first`): the plan goes on from there.
     """
 
     # What a request's first candidate leaves as it was is read from the class: the
@@ -134,11 +135,14 @@ class Plan:
         state: RequestState,
         steps: Steps,
         order: list[tuple[int, ModelEntry]] | None = None,
+        first: Candidate | None = None,
     ) -> None:
         self.planner = planner
         self.state = state
         self.steps = steps
         self._order = self._fixed = order
+        if first is not None:  # its first candidate handed out already: on from there
+            self._began(first)
 
     @property
     def attempts(self) -> list[Attempt]:
@@ -174,23 +178,16 @@ class Plan:
                 self._order = self._pinned_first(self.pin)
             else:  # the first model's first key: nothing is tried, failed or being
                 # retried yet, and its state is the class's (:meth:`_next_key`, made short)
-                planner = self.planner
-                state = self.state
                 order = self._order = self._walk_order()
-                self._position = 0
                 if order:
-                    first: ModelEntry = order[0][1]
-                    self._model = first
-                    deadline_at = state.deadline_at
-                    if deadline_at == _INF or deadline_at - planner.clock() > 0:
-                        profile = planner.pick_key(first, ())
-                        if profile is not None:
-                            self._tried = {profile.name}
-                            self._last_profile = profile
-                            self._attempted = True
-                            return Candidate(first, profile, FIRST)
-                        self._tried = set()
-                        self._pass_by(first)
+                    candidate = self.planner.first(order, self.state.deadline_at)
+                    if candidate is not None:
+                        self._began(candidate)
+                        return candidate
+                    first = order[0][1]  # none of its keys usable (or too late)
+                    self._position = 0
+                    self._tried = set()
+                    self._pass_by(first)
                     self._leave_model(first)
         if self._phase == _WALK:
             while True:
@@ -208,6 +205,17 @@ class Plan:
             self._phase = _DONE
             return self._least_bad()
         return None
+
+    def _began(self, first: Candidate) -> None:
+        """Note that ``first``, the walk's first candidate (:meth:`Planner.first`), was
+        handed out."""
+        profile = first.profile
+        self._phase = _WALK
+        self._position = 0
+        self._model = first.model
+        self._tried = {profile.name}
+        self._last_profile = profile
+        self._attempted = True
 
     def _enter_next_model(self) -> ModelEntry | None:
         """Move to the next model of the walk (``None``: none, or the fallback budget is

@@ -10,6 +10,7 @@ Pure: it reads the manager and the clock it is given.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Protocol
@@ -238,6 +239,17 @@ class Planner:
         ):
             self._chain = (chain, steps, order)
         return steps, order
+
+    def first(self, order: list[tuple[int, ModelEntry]], deadline_at: float) -> Candidate | None:
+        """A walk's first candidate, before anything is tried in it: the first model of
+        ``order`` (not empty) on the manager's next key; ``None`` when none of its keys is
+        usable, or the deadline (``deadline_at``, on :attr:`clock`) has passed."""
+        model = order[0][1]
+        if deadline_at == math.inf or deadline_at - self.clock() > 0:
+            profile = self.pick_key(model, ())
+            if profile is not None:
+                return Candidate(model, profile, FIRST)
+        return None
 
     def order(self, steps: Steps, usage: TokenUsage) -> list[tuple[int, ModelEntry]]:
         """Every model to try, with its step's index, deployments in the strategy's order."""

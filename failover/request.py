@@ -22,6 +22,7 @@ from failover.catalog import ModelEntry, TokenUsage
 if TYPE_CHECKING:
     from failover.admission import Ticket
     from failover.events import HookDispatcher
+    from failover.plan import PinnedPlan, Plan
     from failover.profiles import AuthProfile, FailoverManager
     from failover.recovery import RecoveryLine
 
@@ -100,6 +101,9 @@ class RequestState:
     queued: bool = False
     """Whether it has had its turn in the line for room (newcomers go behind those
     waiting; it no longer does)."""
+    plan: Plan | PinnedPlan | None = None
+    """Its plan, once the engine made one past its first candidate (a request whose first
+    attempt succeeds needs none)."""
 
     def __init__(
         self,
