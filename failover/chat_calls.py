@@ -213,8 +213,10 @@ class ChatCalls:
         adapter = self._adapters[ctx.model.provider]
         if hasattr(adapter, "credentials_for"):  # a cloud's
             http_request = await self.signed_request(adapter, request, ctx)
-        else:  # no credentials to find: no coroutine to await for them
-            http_request = self.http_request(adapter, request, ctx)
+        else:  # no credentials to find: the adapter's request at once (http_request's call)
+            http_request = adapter.build_request(
+                request, model=ctx.model.id, api_key=ctx.api_key, base_url=ctx.base_url
+            )
         async with self.sender.open(http_request, ctx.timeout) as reply:
             body = await reply.aread()
             self.check_reply(adapter, ctx, reply, body)
@@ -228,7 +230,12 @@ class ChatCalls:
                 ended) before its first chunk; the connection is released.
         """
         adapter = self._adapters[ctx.model.provider]
-        http_request = await self.signed_request(adapter, request, ctx)
+        if hasattr(adapter, "credentials_for"):  # a cloud's
+            http_request = await self.signed_request(adapter, request, ctx)
+        else:  # as in complete: no coroutine to await for credentials
+            http_request = adapter.build_request(
+                request, model=ctx.model.id, api_key=ctx.api_key, base_url=ctx.base_url
+            )
         opener = self.sender.open(
             http_request, ctx.timeout, read_timeout=min(self.stream_idle_timeout, ctx.timeout)
         )

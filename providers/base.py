@@ -297,14 +297,27 @@ def _c_encoder_maker() -> Callable[..., Callable[[Any, int], Sequence[str]]] | N
 
 _MAKE_ENCODER = _c_encoder_maker()
 
+# json's C encoder that keeps no record of the containers it is in (no circular check):
+# nothing in it is per body, so one serves every body that cannot hold a cycle
+_ACYCLIC_ENCODE = (
+    None
+    if _MAKE_ENCODER is None
+    else _MAKE_ENCODER(None, _DEFAULT, _ENCODE_ASCII, None, ": ", ", ", False, False, True)
+)
 
-def json_body(payload: Any) -> bytes:
+
+def json_body(payload: Any, *, acyclic: bool = False) -> bytes:
     """``json.dumps(payload).encode()``: the same bytes, or the same error.
 
     json's C encoder is called directly (a fresh one per body, so that its record of the
     containers it is in, which finds circular references, is never shared), without
     ``dumps``' pure-Python wrappers; without the C accelerator, ``json.dumps`` itself.
+    ``acyclic``: the caller knows ``payload`` cannot hold a cycle (a plain request's, see
+    :attr:`ChatRequest.plain`: its messages are dicts of strings), so one shared encoder
+    that looks for none writes it, the same bytes.
     """
+    if acyclic and _ACYCLIC_ENCODE is not None:
+        return "".join(_ACYCLIC_ENCODE(payload, 0)).encode()
     make = _MAKE_ENCODER
     if make is None:
         return json.dumps(payload).encode()

@@ -41,7 +41,7 @@ from failover.providers.base import (
     read_usage,
     read_vector,
 )
-from failover.providers.reading import SHAPE_ERRORS
+from failover.providers.reading import SHAPE_ERRORS, load_json_line
 
 __all__ = [
     "MAX_EMBEDDING_INPUTS",
@@ -79,6 +79,9 @@ _ANSWER_KEYS = frozenset(
 )
 """The message fields that carry an answer (or the thinking towards one); a message with
 none of them is malformed. OpenAI always sends ``content`` (``""`` or ``null`` when empty)."""
+
+_MESSAGE_FIELDS = ("refusal", "tool_calls", "content")
+"""What a reply's message is read for (its answer's checks and the answer itself)."""
 
 _PLAIN_FIELDS = frozenset(
     (
@@ -135,23 +138,27 @@ def openai_usage(usage: Any, wire: str = "openai") -> TokenUsage | None:
     it is the prompt less the cache reads and writes.
     """
 
-    if type(usage) is dict and "prompt_tokens" in usage:  # Chat Completions' usage
-        # read at once when every count in it is a sane integer; else the general way
-        # below, which says what is odd
-        prompt = usage["prompt_tokens"]
-        output = usage.get("completion_tokens", 0)
+    if type(usage) is dict:
+        # Chat Completions' usage, read at once when every count in it is a sane integer;
+        # else the general way below, which says what is odd
         if usage.keys() <= _COUNTS_ALONE:  # no cache or reasoning counts (many servers)
+            prompt = usage.get("prompt_tokens")  # None (the Responses API's, or none): below
+            output = usage.get("completion_tokens", 0)
             if type(prompt) is int and type(output) is int and not (prompt | output) >> 53:
                 return TokenUsage(prompt, output)  # neither below 0 nor from 2**53 on
         elif (
-            counts := _detailed_counts(
-                usage,
-                prompt,
-                output,
-                usage.get("prompt_tokens_details"),
-                usage.get("completion_tokens_details"),
+            "prompt_tokens" in usage
+            and (
+                counts := _detailed_counts(
+                    usage,
+                    usage["prompt_tokens"],
+                    usage.get("completion_tokens", 0),
+                    usage.get("prompt_tokens_details"),
+                    usage.get("completion_tokens_details"),
+                )
             )
-        ) is not None:
+            is not None
+        ):
             return counts
     elif usage is None:  # most stream chunks
         return None
@@ -403,7 +410,7 @@ class OpenAIAdapter(BaseAdapter):
     ) -> HttpRequest:
         """Build the chat-completions request."""
         headers = json_headers(api_key)
-        body = json_body(self.payload(request, model))
+        body = json_body(self.payload(request, model), acyclic=request.plain)
         return HttpRequest("POST", f"{base_url}/chat/completions", headers, body)
 
     def parse_response(self, body: bytes) -> ChatResult:
@@ -425,15 +432,13 @@ class OpenAIAdapter(BaseAdapter):
             raw_finish = choice.get("finish_reason")
             if type(raw_finish) is not str and raw_finish is not None:
                 raise MalformedResponseError("choices[0].finish_reason is not a string")
-            refusal = message.get("refusal")
+            refusal, calls, text = map(message.get, _MESSAGE_FIELDS)  # each, or None
             if raw_finish == "content_filter" or refusal:
                 raise ContentFilteredError(
                     str(refusal or "the answer was blocked by a content filter")[:500],
                     code=raw_finish or "refusal",
                 )
-            calls = message.get("tool_calls")
             calls = () if calls is None else _tool_calls(calls, "choices[0].message")
-            text = message.get("content")
             if type(text) is not str:
                 text = _text(text, "choices[0].message")
             if not text and not calls and _ANSWER_KEYS.isdisjoint(message):
@@ -513,7 +518,7 @@ class _OpenAIStream:
         """
         if not data.startswith("{"):
             return self._feed(data)
-        chunk = load_json(data)
+        chunk = load_json_line(data)
         # a text delta and nothing else: what _read makes of it, without reading it twice.
         # ``chunk`` is an object (the data starts with "{"); ``choice`` and ``delta`` are
         # too once subscripted by name (a list, a string, a number or null raises TypeError)
