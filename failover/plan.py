@@ -282,7 +282,7 @@ class Plan:
         elif self._retrying:
             profile = planner.retry_key(self.state.attempts, model, excluded)
         else:
-            profile = planner.pick_key(model, excluded)
+            profile = planner.pick_key(model.provider, model=model.id, exclude=excluded)
         if profile is None:
             if not tried:
                 self._pass_by(model)

@@ -37,6 +37,7 @@ __all__ = [
     "Candidate",
     "Moves",
     "Pause",
+    "PickKey",
     "Planner",
     "Previous",
     "Steps",
@@ -105,6 +106,16 @@ class Pause:
     def __repr__(self) -> str:
         kind = "recovery" if self.recovery else f"retry {self.number}"
         return f"Pause({self.delay:.3g}s, {kind})"
+
+
+class PickKey(Protocol):
+    """How a planner picks keys (see :attr:`Planner.pick_key`)."""
+
+    def __call__(
+        self, provider: str, *, model: str, exclude: Collection[str]
+    ) -> AuthProfile | None:
+        """The next key of ``provider`` for the model ``model`` (its id), past the names
+        ``exclude``, counted as used (``None``: none is usable)."""
 
 
 class Moves(Protocol):
@@ -184,10 +195,11 @@ class Planner:
         self._prefer: Callable[[AuthProfile, AuthProfile, RoutingView], bool] | None = getattr(
             strategy, "prefer", None
         )
-        self.pick_key: Callable[[ModelEntry, Collection[str]], AuthProfile | None] = (
-            self._next_key if self._prefer is None else self._preferred_key
+        self.pick_key: PickKey = (
+            manager.get_next_profile if self._prefer is None else self._preferred_key
         )
-        """The next key for a model, past the names excluded: the manager's, or the better
+        """The next key for a model (its provider, its id), past the names excluded: the
+        manager's :meth:`~failover.profiles.FailoverManager.get_next_profile`, or the better
         of its next two when the strategy chooses among keys (its ``prefer``, read once)."""
 
     def supported(
@@ -246,7 +258,7 @@ class Planner:
         usable, or the deadline (``deadline_at``, on :attr:`clock`) has passed."""
         model = order[0][1]
         if deadline_at == math.inf or deadline_at - self.clock() > 0:
-            profile = self.pick_key(model, ())
+            profile = self.pick_key(model.provider, model=model.id, exclude=())
             if profile is not None:
                 return Candidate(model, profile, FIRST)
         return None
@@ -261,22 +273,20 @@ class Planner:
                 ordered += [(index, m) for m in self.strategy.order(step, self.routing, usage)]
         return ordered
 
-    def _next_key(self, model: ModelEntry, exclude: Collection[str]) -> AuthProfile | None:
-        """:attr:`pick_key` without ``prefer``: the manager's next key for ``model``."""
-        return self.manager.get_next_profile(model.provider, model=model.id, exclude=exclude)
-
-    def _preferred_key(self, model: ModelEntry, exclude: Collection[str]) -> AuthProfile | None:
+    def _preferred_key(
+        self, provider: str, *, model: str, exclude: Collection[str]
+    ) -> AuthProfile | None:
         """:attr:`pick_key` with ``prefer``: the better of the manager's next two keys."""
         manager = self.manager
         prefer = self._prefer
         assert prefer is not None
-        first = manager.peek_next_profile(model.provider, model=model.id, exclude=exclude)
+        first = manager.peek_next_profile(provider, model=model, exclude=exclude)
         if first is not None:
             passed = {*exclude, first.name}
-            second = manager.peek_next_profile(model.provider, model=model.id, exclude=passed)
+            second = manager.peek_next_profile(provider, model=model, exclude=passed)
             if second is not None and prefer(first, second, self.routing):
                 exclude = passed
-        return self._next_key(model, exclude)
+        return manager.get_next_profile(provider, model=model, exclude=exclude)
 
     def retry_key(
         self, attempts: Sequence[Attempt], model: ModelEntry, exclude: Collection[str]
@@ -287,14 +297,16 @@ class Planner:
         for index, past in enumerate(attempts):
             if past.model == model.key and past.profile is not None and past.outcome != "ok":
                 failed[past.profile] = index
+        pick_key, provider, model_id = self.pick_key, model.provider, model.id
         if not failed:
-            return self.pick_key(model, exclude)
-        fresh = self.pick_key(model, {*exclude, *failed})
+            return pick_key(provider, model=model_id, exclude=exclude)
+        fresh = pick_key(provider, model=model_id, exclude={*exclude, *failed})
         if fresh is not None:
             return fresh
         for name in sorted(failed, key=failed.__getitem__):
             if name not in exclude:
-                profile = self.pick_key(model, {*exclude, *(k for k in failed if k != name)})
+                others = {*exclude, *(k for k in failed if k != name)}
+                profile = pick_key(provider, model=model_id, exclude=others)
                 if profile is not None:
                     return profile
         return None
