@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -116,13 +117,20 @@ class _Deadlines:
     A timer overtaken by an earlier one is left to fire and finds it is not the one armed.
     """
 
-    __slots__ = ("armed_for", "entries", "loop")
+    __slots__ = ("armed_for", "clock", "entries", "loop")
 
     def __init__(self, loop: Any) -> None:
         # weakly: a loop that is gone is let go, with its deadlines
         self.loop: Callable[[], Any] = weakref.ref(loop)
         self.entries: dict[AsyncioTimeout, float] = {}
         self.armed_for = math.inf
+        import asyncio
+
+        # the loop's clock: time.monotonic itself when its time() is asyncio's own (which
+        # returns it), else None: loop.time() (not kept bound: it would hold the loop)
+        self.clock: Callable[[], float] | None = (
+            time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else None
+        )
 
     def arm(self, when: float) -> None:
         """Set the timer for ``when``, earlier than it is set for (a deadline just added)."""
@@ -207,7 +215,7 @@ class AsyncioTimeout:
         if deadlines is None or deadlines.loop() is not loop:
             deadlines = _deadlines_of(loop)
         self._deadlines = deadlines
-        when = loop.time() + self._seconds
+        when = (deadlines.clock or loop.time)() + self._seconds
         deadlines.entries[self] = when
         if when < deadlines.armed_for:
             deadlines.arm(when)
