@@ -104,6 +104,10 @@ ASYNCIO_TIMEOUT_WORKS = sys.version_info >= (3, 11)
 """Whether :class:`AsyncioTimeout` can run here (it needs ``Task.uncancel``)."""
 
 
+def _no_loop() -> None:
+    return None
+
+
 class _Deadlines:
     """One event loop's :class:`AsyncioTimeout` deadlines behind a single timer.
 
@@ -120,8 +124,8 @@ class _Deadlines:
     __slots__ = ("armed_for", "clock", "entries", "loop")
 
     def __init__(self, loop: Any) -> None:
-        # weakly: a loop that is gone is let go, with its deadlines
-        self.loop: Callable[[], Any] = weakref.ref(loop)
+        # weakly: a loop that is gone is let go, with its deadlines (None: of no loop)
+        self.loop: Callable[[], Any] = weakref.ref(loop) if loop is not None else _no_loop
         self.entries: dict[AsyncioTimeout, float] = {}
         self.armed_for = math.inf
         import asyncio
@@ -129,7 +133,9 @@ class _Deadlines:
         # the loop's clock: time.monotonic itself when its time() is asyncio's own (which
         # returns it), else None: loop.time() (not kept bound: it would hold the loop)
         self.clock: Callable[[], float] | None = (
-            time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else None
+            time.monotonic
+            if getattr(type(loop), "time", None) is asyncio.BaseEventLoop.time
+            else None
         )
 
     def arm(self, when: float) -> None:
@@ -155,7 +161,9 @@ class _Deadlines:
 
 
 _deadlines: weakref.WeakKeyDictionary[Any, _Deadlines] = weakref.WeakKeyDictionary()
-_latest: _Deadlines | None = None  # the loop last seen's: most attempts run on it
+
+# the loop last seen's: most attempts run on it (before any, one of no loop)
+_latest: _Deadlines = _Deadlines(None)
 
 
 def _deadlines_of(loop: Any) -> _Deadlines:
@@ -212,7 +220,7 @@ class AsyncioTimeout:
         self._task = task
         self._cancelling = task.cancelling()
         deadlines = _latest  # read once (threads): it refers to its loop weakly
-        if deadlines is None or deadlines.loop() is not loop:
+        if deadlines.loop() is not loop:
             deadlines = _deadlines_of(loop)
         self._deadlines = deadlines
         when = (deadlines.clock or loop.time)() + self._seconds

@@ -272,9 +272,10 @@ class Engine(Gates, Announcements):
                     order = None  # (the planner orders the steps it can take)
                 if self.hedging is not None:
                     self.hedging.budget.earn()
-                # a fixed order, and no session nor hedging to have a say: the planner's
-                # first candidate goes first, and the plan is made when it fails (_run)
-                if order and self.hedging is None and state.session is None:
+                    plan = Plan(self.planner, state, steps, order)
+                elif order and state.session is None:  # a fixed order, nothing else with a
+                    # say: the planner's first candidate goes first, the plan made when it
+                    # fails (_run)
                     plan = None
                 else:
                     plan = Plan(self.planner, state, steps, order)

@@ -50,6 +50,7 @@ Steps = list[tuple[ModelEntry, ...]]
 """A chain as steps; a step is one model or a group of equivalent deployments."""
 Previous = tuple[ModelEntry, "AuthProfile | None", ProviderError | None]
 """Where a move comes from: the model left, its last key and its last error."""
+_INF = math.inf
 FIRST, ROTATION, DEPLOYMENT, FALLBACK, RETRY = "first", "rotation", "deployment", "model", "retry"
 LEAST_BAD, HEDGE, PINNED, AFFINITY = "least_bad", "hedge", "pinned", "affinity"
 
@@ -257,7 +258,7 @@ class Planner:
         ``order`` (not empty) on the manager's next key; ``None`` when none of its keys is
         usable, or the deadline (``deadline_at``, on :attr:`clock`) has passed."""
         model = order[0][1]
-        if deadline_at == math.inf or deadline_at - self.clock() > 0:
+        if deadline_at == _INF or deadline_at - self.clock() > 0:
             profile = self.pick_key(model.provider, model=model.id, exclude=())
             if profile is not None:
                 return Candidate(model, profile, FIRST)
