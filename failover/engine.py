@@ -79,7 +79,7 @@ __all__ = ["AttemptContext", "Engine", "HookMethods", "ModelHealth", "RequestSta
 T = TypeVar("T")
 H = TypeVar("H", bound=Callable[..., Any])
 
-_request_ids = itertools.count(1)
+_request_ids = map("req-{}".format, itertools.count(1))  # "req-1", "req-2", ... (in C)
 Chain = Sequence[ModelEntry | Sequence[ModelEntry]]
 """Models in order; an item may be a group of equivalent deployments (one chain step)."""
 _INF = math.inf
@@ -189,7 +189,7 @@ class Engine(Gates, Announcements):
         now = time.monotonic()
         deadline = self._deadline
         return RequestState(
-            f"req-{next(_request_ids)}",
+            next(_request_ids),
             now,
             _INF if deadline is None else now + deadline,
             asyncio_cancel_safe=asyncio_cancel_safe and ASYNCIO_TIMEOUT_WORKS,
@@ -335,11 +335,11 @@ class Engine(Gates, Announcements):
         if not self._always_ready and not self.manager.ready:  # a new process: first take
             # in what the others stored
             await self.manager.wait_ready()
-        if state.session is not None and isinstance(plan, Plan):
-            plan.pin = await self._pin_of(state.session)
         admission = self.admission
         short: list[str] = []  # keys refused for room in this walk (the line waits for them)
         if plan is not None:
+            if state.session is not None and isinstance(plan, Plan):
+                plan.pin = await self._pin_of(state.session)
             candidate = plan.next()
         else:  # (order is not empty: an empty chain has a plan)
             candidate = self.planner.first(order, state.deadline_at)  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ import heapq
 import itertools
 import math
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from failover.auth_profile import FailureKind, ProfileStatus
 from failover.catalog import canonical_provider
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["KeyPools", "ReadyPool"]
 
 _ALL = None  # the pool of every provider's profiles (asked for with provider=None)
-_UNASKED: Any = object()  # no answer in _lone: not asked since the pools last changed
 _set = object.__setattr__  # for the counters the hot path updates: no routing-field check
 _HELD_BY_PROVIDER = (ProfileStatus.RATE_LIMITED, ProfileStatus.DISABLED)
 
@@ -208,9 +207,7 @@ class KeyPools:
         if self._cooling:
             self.wake(now)
         # not found since the pools last changed (or a provider's other name): found now
-        lone: AuthProfile | None = self._lone.get(provider, _UNASKED)
-        if lone is _UNASKED:
-            lone = self._lone_once_asked(provider)
+        lone = self._lone[provider] if provider in self._lone else self._lone_once_asked(provider)
         if (
             lone is not None
             and resting is None
