@@ -336,7 +336,6 @@ class Engine(Gates, Announcements):
             # in what the others stored
             await self.manager.wait_ready()
         admission = self.admission
-        short: list[str] = []  # keys refused for room in this walk (the line waits for them)
         if plan is not None:
             if state.session is not None and isinstance(plan, Plan):
                 plan.pin = await self._pin_of(state.session)
@@ -346,6 +345,18 @@ class Engine(Gates, Announcements):
             if candidate is None:
                 plan = state.plan = Plan(self.planner, state, steps, order)
                 candidate = plan.next()
+            elif admission is None or not _admitted(admission, candidate.profile):
+                # nothing to hold it (no ticket, no hedge, no session): the attempt alone
+                try:
+                    return await self._attempt(state, attempt, candidate.model, candidate.profile)
+                except ProviderError as error:
+                    failure = error
+                plan = state.plan = Plan(self.planner, state, steps, order, candidate)
+                pause = self._learn(state, plan, candidate, failure)
+                if pause is not None:
+                    await self._pause(state, pause)
+                candidate = plan.next()
+        short: list[str] = []  # keys refused for room in this walk (the line waits for them)
         while True:
             while candidate is not None:
                 ticket = None
@@ -392,7 +403,7 @@ class Engine(Gates, Announcements):
                     return done
                 if plan is None:  # the planner's first failed: on from there
                     plan = state.plan = Plan(self.planner, state, steps, order, candidate)
-                pause = plan.failed(candidate, failure, self._decide(state, candidate, failure))
+                pause = self._learn(state, plan, candidate, failure)
                 if pause is not None:
                     await self._pause(state, pause)
                 candidate = plan.next()
@@ -407,6 +418,17 @@ class Engine(Gates, Announcements):
         # loop must not starve the hooks or the store's sync)
         await anyio.lowlevel.checkpoint()
         raise self._exhausted(state, plan, plan.retry_after)
+
+    def _learn(
+        self,
+        state: RequestState,
+        plan: Plan | PinnedPlan,
+        candidate: Candidate,
+        error: ProviderError,
+    ) -> Pause | None:
+        """Record that ``candidate`` failed with ``error`` and tell the plan what the policy
+        decided; the backoff to sleep before the next candidate, if any."""
+        return plan.failed(candidate, error, self._decide(state, candidate, error))
 
     def _decide(self, state: RequestState, candidate: Candidate, error: ProviderError) -> Action:
         """Record ``error`` against the candidate's key and model; raise it when no other
