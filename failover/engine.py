@@ -59,7 +59,7 @@ from failover.events import (
 )
 from failover.gates import Gates
 from failover.health import ModelHealth
-from failover.plan import Candidate, Pause, PinnedPlan, Plan, Planner, Steps
+from failover.plan import FIRST, Candidate, Pause, PinnedPlan, Plan, Planner, Steps
 from failover.policy import Action, Backoff, Policy
 from failover.profiles import AuthProfile, FailoverManager
 from failover.recovery import RecoveryLine
@@ -328,7 +328,7 @@ class Engine(Gates, Announcements):
         """The loop: each candidate in turn, then a pause, until one succeeds or none is left.
 
         Without a ``plan`` (``order``, the chain's, is fixed and no session nor hedging
-        has a say) the first candidate is the planner's (:meth:`Planner.first`), and the
+        has a say) the first candidate is the planner's (:meth:`Planner.first_key`), and the
         plan of ``steps`` is made only when that one fails or is not there: a request
         whose first attempt succeeds needs none.
         """
@@ -341,21 +341,25 @@ class Engine(Gates, Announcements):
                 plan.pin = await self._pin_of(state.session)
             candidate = plan.next()
         else:  # (order is not empty: an empty chain has a plan)
-            candidate = self.planner.first(order, state.deadline_at)  # type: ignore[arg-type]
-            if candidate is None:
+            model = order[0][1]  # type: ignore[index]
+            profile = self.planner.first_key(model, state.deadline_at)
+            if profile is None:
                 plan = state.plan = Plan(self.planner, state, steps, order)
                 candidate = plan.next()
-            elif admission is None or not _admitted(admission, candidate.profile):
+            elif admission is None or not _admitted(admission, profile):
                 # nothing to hold it (no ticket, no hedge, no session): the attempt alone
                 try:
-                    return await self._attempt(state, attempt, candidate.model, candidate.profile)
+                    return await self._attempt(state, attempt, model, profile)
                 except ProviderError as error:
                     failure = error
+                candidate = Candidate(model, profile, FIRST)
                 plan = state.plan = Plan(self.planner, state, steps, order, candidate)
                 pause = self._learn(state, plan, candidate, failure)
                 if pause is not None:
                     await self._pause(state, pause)
                 candidate = plan.next()
+            else:  # admitted first
+                candidate = Candidate(model, profile, FIRST)
         short: list[str] = []  # keys refused for room in this walk (the line waits for them)
         while True:
             while candidate is not None:

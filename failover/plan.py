@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from failover.request import RequestState
 
 __all__ = [
+    "FIRST",
     "MAX_RECOVERY_WAITS",
     "Candidate",
     "Moves",
@@ -97,7 +98,7 @@ class Plan:
             (:func:`~failover.planner.fixed_order`, made once for a chain): else the
             planner orders them when they are walked.
         first: The walk's first candidate, when it was handed out already
-            (:meth:`Planner.first`): the plan goes on from there.
+            (:meth:`Planner.first_key`): the plan goes on from there.
     """
 
     # What a request's first candidate leaves as it was is read from the class: the
@@ -180,12 +181,13 @@ class Plan:
                 # retried yet, and its state is the class's (:meth:`_next_key`, made short)
                 order = self._order = self._walk_order()
                 if order:
-                    candidate = self.planner.first(order, self.state.deadline_at)
-                    if candidate is not None:
-                        self._began(candidate)
-                        return candidate
-                    first = order[0][1]  # none of its keys usable (or too late)
-                    self._position = 0
+                    first = order[0][1]
+                    profile = self.planner.first_key(first, self.state.deadline_at)
+                    if profile is not None:
+                        began = Candidate(first, profile, FIRST)
+                        self._began(began)
+                        return began
+                    self._position = 0  # none of its keys usable (or too late)
                     self._tried = set()
                     self._pass_by(first)
                     self._leave_model(first)
@@ -207,7 +209,7 @@ class Plan:
         return None
 
     def _began(self, first: Candidate) -> None:
-        """Note that ``first``, the walk's first candidate (:meth:`Planner.first`), was
+        """Note that ``first``, the walk's first candidate (:meth:`Planner.first_key`), was
         handed out."""
         profile = first.profile
         self._phase = _WALK

@@ -253,15 +253,12 @@ class Planner:
             self._chain = (chain, steps, order)
         return steps, order
 
-    def first(self, order: list[tuple[int, ModelEntry]], deadline_at: float) -> Candidate | None:
-        """A walk's first candidate, before anything is tried in it: the first model of
-        ``order`` (not empty) on the manager's next key; ``None`` when none of its keys is
+    def first_key(self, model: ModelEntry, deadline_at: float) -> AuthProfile | None:
+        """The key of a walk's first candidate (reason ``first``), before anything is tried
+        in it: the manager's next for ``model``, the walk's first; ``None`` when none is
         usable, or the deadline (``deadline_at``, on :attr:`clock`) has passed."""
-        model = order[0][1]
         if deadline_at == _INF or deadline_at - self.clock() > 0:
-            profile = self.pick_key(model.provider, model=model.id, exclude=())
-            if profile is not None:
-                return Candidate(model, profile, FIRST)
+            return self.pick_key(model.provider, model=model.id, exclude=())
         return None
 
     def order(self, steps: Steps, usage: TokenUsage) -> list[tuple[int, ModelEntry]]:
