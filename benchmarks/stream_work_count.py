@@ -5,7 +5,9 @@ One OpenAI SSE stream (20 text chunks, a finish chunk, a usage chunk, ``[DONE]``
 same stream with ``aiter_lines`` and ``json.loads`` per ``data:`` line. Also counted: the
 same with 40 text chunks, whose difference is the work per extra chunk (what a long stream
 pays per chunk, the request's own work set apart), without and with a ``deadline`` (which
-bounds every read that waits). C code counts as the call that enters it.
+bounds every read that waits); and the work until the first chunk is in the caller's hands
+(the bare client's read as an async generator of the decoded ``data:`` payloads). C code
+counts as the call that enters it.
 
     python benchmarks/stream_work_count.py [--top N]
 """
@@ -16,7 +18,7 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 from upstream import CHUNK, STREAM  # benchmarks/, the script's own directory
@@ -49,6 +51,57 @@ async def _counted(read: Callable[[], Awaitable[object]], top: int, what: str) -
     for name, opcodes in counter.opcodes.most_common(top):
         print(f"    {opcodes / STREAMS:6.0f}  {name}")
     return total
+
+
+async def _counted_first(
+    chunks_of: Callable[[], AsyncIterator[object]], top: int, what: str
+) -> float:
+    """Opcodes until the first chunk of ``chunks_of()`` is read (the rest read untraced)."""
+    for _ in range(100):
+        async for _ in chunks_of():
+            pass
+    counter = WorkCounter()
+    for _ in range(STREAMS):
+        chunks = chunks_of()
+        sys.settrace(counter)
+        try:
+            await chunks.__anext__()
+        finally:
+            sys.settrace(None)
+        async for _ in chunks:
+            pass
+    total = sum(counter.opcodes.values()) / STREAMS
+    print(f"  {what}: {total:.0f} Python opcodes, {counter.calls / STREAMS:.0f} function calls")
+    for name, opcodes in counter.opcodes.most_common(top):
+        print(f"    {opcodes / STREAMS:6.0f}  {name}")
+    return total
+
+
+async def first_chunk(top: int) -> tuple[float, float]:
+    """Print (and return) the opcodes until the first chunk: the client's and the bare
+    httpx client's."""
+    body = _stream_of(TEXT_CHUNKS)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    profile = AuthProfile("k0", "openai", "sk-bench-key-0001", base_url=URL)
+    client = ResilientClient(["openai/gpt-4o-mini"], [profile], http_client=http)
+
+    async def bare() -> AsyncIterator[object]:
+        async with http.stream("POST", f"{URL}/chat/completions", content=b"{}") as reply:
+            async for line in reply.aiter_lines():
+                if line.startswith("data: ") and line != "data: [DONE]":
+                    yield json.loads(line[6:])
+
+    print(f"To the first chunk of a stream of {TEXT_CHUNKS} text chunks, MockTransport:")
+    ours = await _counted_first(lambda: client.stream(MESSAGES), top, "client.stream()")
+    theirs = await _counted_first(bare, top, "bare httpx (aiter_lines + json.loads)")
+    print(f"  to the first chunk: client {ours:.0f}, bare {theirs:.0f} (+{ours - theirs:.0f})")
+    await client.aclose()
+    await http.aclose()
+    return ours, theirs
 
 
 async def count(chunks: int, top: int, deadline: float | None = None) -> tuple[float, float]:
@@ -108,6 +161,7 @@ def main() -> None:
             f"Per extra text chunk{' with a deadline' if deadline else ''}: client "
             f"{per_ours:.0f} opcodes, bare {per_theirs:.0f} ({per_ours / per_theirs:.2f}x)"
         )
+    asyncio.run(first_chunk(top))
 
 
 if __name__ == "__main__":
