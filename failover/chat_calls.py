@@ -467,7 +467,7 @@ DRAIN_SECONDS = 0.05
 _IS_EVENT = partial(operator.is_not, None)  # ``event is not None``, in C
 
 
-def _event_fields() -> Callable[[ServerSentEvent], tuple[str, str]]:
+def _event_fields() -> Callable[[Any], tuple[str, str]]:
     """What reads an httpx-sse event's name and data in C: the attributes its properties
     return (httpx-sse 0.4 keeps them as ``_event`` and ``_data``: no Python frame per read)
     when they hold what the properties give, else the properties themselves."""

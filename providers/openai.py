@@ -42,6 +42,7 @@ from failover.providers.base import (
     read_vector,
 )
 from failover.providers.reading import SHAPE_ERRORS, load_json_line
+from failover.providers.results import text_delta
 
 __all__ = [
     "MAX_EMBEDDING_INPUTS",
@@ -537,7 +538,7 @@ class _OpenAIStream:
             # a delta of its content alone (the usual one) has no tool calls nor refusal
             and (len(delta) == 1 or (delta.get("tool_calls") is None and not delta.get("refusal")))
         ):
-            return StreamChunk(text)
+            return text_delta(text)
         return self._read(chunk, data)
 
     def _feed(self, data: str) -> StreamChunk | None:

@@ -31,6 +31,7 @@ __all__ = [
     "chat_result",
     "check_vectors",
     "embedding_result",
+    "text_delta",
 ]
 
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
@@ -107,6 +108,37 @@ class StreamChunk:
     tool_calls: tuple[ToolCallDelta, ...] = ()
     raw_finish_reason: str | None = None
     restart: bool = False
+
+
+class _Unfrozen:
+    """A twin of :class:`StreamChunk`'s layout (its slots) whose fields take plain
+    assignment (see :func:`text_delta`)."""
+
+    __slots__ = StreamChunk.__slots__
+
+
+_new = object.__new__
+
+
+def text_delta(text: str) -> StreamChunk:
+    """``StreamChunk(text)``: a delta of text alone, a stream's usual chunk, made with less
+    work (what a wire's parser hands on for each of them).
+
+    A frozen dataclass's fields are set through calls that build their arguments (its own
+    ``__setattr__`` refuses, and the slots' setters take no fast call): about half of the
+    work per chunk once the event is read. This one is made with the twin's layout, its
+    fields assigned as plain slots, then made a StreamChunk (the same layout): equal,
+    hashed, shown, copied, pickled and frozen as ``StreamChunk(text)`` is.
+    """
+    chunk: Any = _new(_Unfrozen)
+    chunk.text = text
+    chunk.finish_reason = None
+    chunk.usage = None
+    chunk.tool_calls = ()
+    chunk.raw_finish_reason = None
+    chunk.restart = False
+    chunk.__class__ = StreamChunk
+    return chunk  # type: ignore[no-any-return]
 
 
 class StreamAssembler:
