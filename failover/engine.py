@@ -576,13 +576,17 @@ class Engine(Gates, Announcements):
         """One call, bounded by the attempt's timeout as a total; recorded either way.
 
         Its context: its key, URL, number and timeout (bounded by the request's deadline,
-        which must not have passed).
+        which must not have passed). When the deadline comes first, the request's own
+        bound (:meth:`run`'s scope) ends the attempt then, with no timer of its own: the
+        attempt is cut as the deadline's, not timed out as the key's.
         """
-        timeout = self.timeout
+        timeout = own = self.timeout  # own: the attempt's own bound (inf: none)
         if state.deadline_at != _INF:
-            timeout = min(timeout, state.time_left())
-            if timeout <= 0:
+            left = state.time_left()
+            if left <= 0:
                 raise ProviderTimeoutError("the request's deadline passed")
+            if left <= timeout:
+                timeout, own = left, _INF
         ctx = AttemptContext(
             profile,
             model,
@@ -598,14 +602,14 @@ class Engine(Gates, Announcements):
         if telemetry is not None:
             telemetry.attempt_started(ctx)
         try:
-            if state.asyncio_cancel_safe and timeout != _INF:
-                with AsyncioTimeout(timeout):
+            if state.asyncio_cancel_safe and own != _INF:
+                with AsyncioTimeout(own):
                     value = await attempt(ctx)
-            elif timeout == _INF:
+            elif own == _INF:
                 value = await attempt(ctx)
             else:
                 # under load the cost of an attempt's bound is as much as an HTTP call's
-                with scope_within(timeout) as scope:
+                with scope_within(own) as scope:
                     value = await attempt(ctx)
                 if scope.cancelled_caught:
                     raise TimeoutError
@@ -616,7 +620,7 @@ class Engine(Gates, Announcements):
             error.attempts = tuple(state.attempts)
             raise
         except TimeoutError:
-            timed_out = ProviderTimeoutError(f"no complete reply within {timeout:.3g}s")
+            timed_out = ProviderTimeoutError(f"no complete reply within {own:.3g}s")
             self._attempt_failed(state, ctx, timed_out, started)
             raise timed_out from None
         except anyio.get_cancelled_exc_class():
