@@ -28,7 +28,7 @@ import importlib
 import logging
 import math
 import types
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Generator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Generator, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, Union, cast
@@ -303,21 +303,33 @@ class _Sending:
         self.scope = cancel_scope()
         loop = asyncio.get_running_loop()
         self.reply: asyncio.Future[Any] = loop.create_future()
-        self.task = loop.create_task(_settle(self._exchange(), self.reply))
+        self.task = loop.create_task(self._exchange())
 
-    async def _exchange(self) -> Any:
-        """The reply, read whole if asked; closed at once if its caller has gone."""
-        with self.scope:
-            response = await _send(self.client, self.request, self.direct, self.library)
-            try:
-                if self.whole:
-                    await response.aread()
-            finally:
-                if not response.is_closed and (self.whole or self.reply.cancelled()):
-                    with anyio.CancelScope(shield=True):  # cut short: give it back
-                        await response.aclose()
-            return response
-        return None  # abandoned
+    async def _exchange(self) -> None:
+        """Hand ``reply`` the reply, read whole if asked, or the error; unless its caller
+        has gone meanwhile (``reply`` cancelled): then what came is closed at once.
+
+        ``asyncio.shield``'s effect without its task: whoever awaits ``reply`` resumes
+        one turn of the event loop sooner.
+        """
+        reply = self.reply
+        response = None  # stays None when abandoned (the scope caught its cancellation)
+        try:
+            with self.scope:
+                response = await _send(self.client, self.request, self.direct, self.library)
+                try:
+                    if self.whole:
+                        await response.aread()
+                finally:
+                    if not response.is_closed and (self.whole or reply.cancelled()):
+                        with anyio.CancelScope(shield=True):  # cut short: give it back
+                            await response.aclose()
+        except Exception as exc:
+            if not reply.done():
+                reply.set_exception(exc)
+        else:
+            if not reply.done():
+                reply.set_result(response)
 
     def abandon(self) -> None:
         """The caller was cancelled: stop the send the anyio way, or close what it sent."""
@@ -501,22 +513,6 @@ def _uncancelled(coroutine: Coroutine[Any, Any, Any]) -> Generator[Any, Any, Non
 def _set_if_pending(future: asyncio.Future[Any], _: Any) -> None:
     if not future.done():
         future.set_result(None)
-
-
-async def _settle(work: Awaitable[Any], outcome: asyncio.Future[Any]) -> None:
-    """Await ``work`` and hand its outcome to ``outcome``, unless that was cancelled meanwhile.
-
-    ``asyncio.shield``'s effect, but whoever awaits ``outcome`` resumes one turn of the
-    event loop sooner.
-    """
-    try:
-        result = await work
-    except Exception as exc:
-        if not outcome.done():
-            outcome.set_exception(exc)
-    else:
-        if not outcome.done():
-            outcome.set_result(result)
 
 
 @functools.cache
