@@ -290,6 +290,9 @@ class ResilientClient(HookMethods, AsyncClosing):
             affinity == "session" and self.session is not None
         )
         self._cost_strategy = self._engine.strategy.name == "cost"
+        # whether a request's state names its chain's groups or its session without being
+        # given one (else only a call's own session has a say)
+        self._grouped_or_in_session = self._groups is not None or self._sessions_always
         self.on_stream_break = _checked_break(on_stream_break)
         self.stream_idle_timeout = float(stream_idle_timeout)
         self._owned_http: httpx.AsyncClient | None = None
@@ -616,10 +619,11 @@ class ResilientClient(HookMethods, AsyncClosing):
         """A chat request's bookkeeping, with what admission and the strategy read
         (``whole``: its replies are read whole, not streamed)."""
         engine = self._engine
-        cancel_safe = self._sender_cancel_safe
-        if whole and self._whole_apart:
-            cancel_safe = on_asyncio()  # with an HttpxSender
-        state = engine.new_request(asyncio_cancel_safe=cancel_safe)
+        state = engine.new_request(
+            asyncio_cancel_safe=on_asyncio()  # with an HttpxSender
+            if whole and self._whole_apart
+            else self._sender_cancel_safe
+        )
         if self._cost_strategy:
             state.estimated_usage = estimate_usage(request)
         elif engine.admission is not None:
@@ -628,10 +632,11 @@ class ResilientClient(HookMethods, AsyncClosing):
             state.max_tokens = request.max_tokens
         if priority or tags:
             state.priority, state.tags = _checked_order(priority, tags)
-        if self._groups is not None:
-            state.groups = self._groups
-        if session is not None or self._sessions_always:
-            state.session = self._session_of(request, session)
+        if session is not None or self._grouped_or_in_session:
+            if self._groups is not None:
+                state.groups = self._groups
+            if session is not None or self._sessions_always:
+                state.session = self._session_of(request, session)
         return state
 
     def _session_of(self, request: ChatRequest, session: str | None) -> str | None:

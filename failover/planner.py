@@ -113,7 +113,7 @@ class PickKey(Protocol):
     """How a planner picks keys (see :attr:`Planner.pick_key`)."""
 
     def __call__(
-        self, provider: str, *, model: str, exclude: Collection[str]
+        self, provider: str, *, model: str, exclude: Collection[str] = ()
     ) -> AuthProfile | None:
         """The next key of ``provider`` for the model ``model`` (its id), past the names
         ``exclude``, counted as used (``None``: none is usable)."""
@@ -258,7 +258,7 @@ class Planner:
         in it: the manager's next for ``model``, the walk's first; ``None`` when none is
         usable, or the deadline (``deadline_at``, on :attr:`clock`) has passed."""
         if deadline_at == _INF or deadline_at - self.clock() > 0:
-            return self.pick_key(model.provider, model=model.id, exclude=())
+            return self.pick_key(model.provider, model=model.id)
         return None
 
     def order(self, steps: Steps, usage: TokenUsage) -> list[tuple[int, ModelEntry]]:
@@ -272,7 +272,7 @@ class Planner:
         return ordered
 
     def _preferred_key(
-        self, provider: str, *, model: str, exclude: Collection[str]
+        self, provider: str, *, model: str, exclude: Collection[str] = ()
     ) -> AuthProfile | None:
         """:attr:`pick_key` with ``prefer``: the better of the manager's next two keys."""
         manager = self.manager
