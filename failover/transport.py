@@ -263,6 +263,10 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 f"inner must be an httpx or httpx2 transport, got {type(inner).__name__}"
             )
         self._inner = inner
+        # the async inner transport given, when it is one (else made per library)
+        self._given_async: AsyncInner | None = (
+            inner if hasattr(inner, "handle_async_request") else None  # type: ignore[assignment]
+        )
         self._defaults: dict[str, AsyncInner] = {}
         self._async_io: AsyncIO | None = None  # the I/O over the inner transport used last
         self._sync_defaults: dict[str, SyncInner] = {}
@@ -289,11 +293,14 @@ class ResilientTransport(HookMethods, AsyncClosing):
         Raises:
             ConfigError: The transport is closed, or was closed while the request waited.
         """
-        self._check_open()
+        if self._closed:
+            raise closed_error(in_flight=False)
         headers = sdk_headers(request.headers)
-        self._note_sdk_retry(headers.retries)
+        retries = headers.retries
+        if retries is not None and retries != "0" and not self._sdk_retries_seen:
+            self._note_sdk_retry(retries)  # (the SDKs send "0" with a first try)
         library = library_of(request)
-        inner = self._async_inner(library)
+        inner = self._given_async or self._async_inner(library)
         suffix = self._suffix(str(request.url))
         if suffix is None:  # not one of our hosts: never attach a key
             bare = without_credentials(request, library)
@@ -377,7 +384,8 @@ class ResilientTransport(HookMethods, AsyncClosing):
             unsupported = translation.skipped
             run_attempt = translation.either
         state = engine.new_request()
-        state.session = self._session_of(request, headers.session, payload)
+        if headers.session is not None or self.affinity == "prefix":
+            state.session = self._session_of(request, headers.session, payload)
         if engine.admission is not None and isinstance(payload, dict):
             state.estimate = functools.partial(payload_input_tokens, payload)
             state.max_tokens = payload_max_tokens(payload)

@@ -409,7 +409,8 @@ class Endpoint:
 
     def fits(self, value: Any) -> bool:
         """Whether ``value`` (a parsed 2xx reply) has this endpoint's shape."""
-        return isinstance(value, dict) and any(key in value for key in self.reply_keys)
+        # (the keys' view tells in C, without a generator's frame per reply)
+        return isinstance(value, dict) and not value.keys().isdisjoint(self.reply_keys)
 
     def stream_reader(self, on_id: OnId | None = None) -> StreamReader | None:
         """A fresh reader of one of its streams: the one ``ResilientClient`` reads that
@@ -896,40 +897,38 @@ def _guarded_stream(library: ModuleType) -> Any:
             self._response.close()
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
+            # the reply read here, in this generator itself (each chunk passes through one
+            # generator, not a second one reading for it)
             if self._spliced is None:
+                if self._chunks is None:
+                    self._chunks = self._response.aiter_bytes()
+                chunks, guard = self._chunks, self._guard
                 try:
-                    async for data in self._read_async():
-                        yield data
+                    while True:
+                        try:
+                            scope = scope_within(max(guard.idle_left(), 0))
+                            with scope:
+                                chunk = await chunks.__anext__()
+                            if scope.cancelled_caught:  # only its deadline cancels it
+                                raise TimeoutError
+                        except StopAsyncIteration:
+                            break
+                        except Exception as exc:  # TimeoutError: the stream was idle; a reset
+                            raise guard.read_failed(exc) from None
+                        if lines := guard.passed(chunk):
+                            yield lines
+                    if rest := guard.end():
+                        yield rest
                     return
                 except _Break as brk:
-                    if lines := self._guard.before_break():
+                    if lines := guard.before_break():
                         yield lines
                     with contextlib.suppress(Exception):
                         await self._aclose_upstream()
-                    self._spliced = await self._guard.spliced(brk)
+                    self._spliced = await guard.spliced(brk)
             spliced = self._spliced
             while (more := await spliced.next()) is not None:
                 yield more
-
-        async def _read_async(self) -> AsyncIterator[bytes]:
-            if self._chunks is None:
-                self._chunks = self._response.aiter_bytes()
-            chunks = self._chunks
-            while True:
-                try:
-                    scope = scope_within(max(self._guard.idle_left(), 0))
-                    with scope:
-                        chunk = await chunks.__anext__()
-                    if scope.cancelled_caught:  # only its deadline cancels it
-                        raise TimeoutError
-                except StopAsyncIteration:
-                    break
-                except Exception as exc:  # TimeoutError: the stream was idle; a reset
-                    raise self._guard.read_failed(exc) from None
-                if lines := self._guard.passed(chunk):
-                    yield lines
-            if rest := self._guard.end():
-                yield rest
 
         async def _aclose_upstream(self) -> None:
             if self._chunks is not None:

@@ -31,7 +31,6 @@ __all__ = [
     "attempt_url",
     "json_object",
     "made_headers",
-    "restore",
     "rewrite",
     "sdk_headers",
     "with_read_timeout",
@@ -217,8 +216,8 @@ def adjust(
 ) -> Any:
     """The SDK's request, in place, for this attempt: its URL, and headers of its own (a
     copy of the SDK's: a list copied at C speed) with the profile's key in the ``style``
-    header and the SDK's ``sdk`` credential headers gone. Returns the SDK's headers, for
-    :func:`restore`."""
+    header and the SDK's ``sdk`` credential headers gone. Returns the SDK's own headers,
+    which the caller sets back once the attempt is sent (the key goes with the copy)."""
     own = request.headers
     headers = library.Headers(own)
     key = ctx.api_key
@@ -237,12 +236,6 @@ def adjust(
             items[at] = (raw_name, raw_name, value.encode(encoding))
     request.url, request.headers = url, headers
     return own
-
-
-def restore(request: Any, headers: Any) -> None:
-    """The SDK's request with its own ``headers`` again (the attempt's key gone with the
-    copy :func:`adjust` made)."""
-    request.headers = headers
 
 
 def with_read_timeout(extensions: dict[str, Any], seconds: float) -> dict[str, Any]:

@@ -25,7 +25,6 @@ from failover.transport_io import IO, AsyncIO, provider_error, read_body
 from failover.transport_rewrite import (
     DEFAULT_STYLE,
     adjust,
-    restore,
     rewrite,
     with_read_timeout,
     without_cache_markers,
@@ -123,8 +122,8 @@ class SdkRequest:
             self.in_use = True
             outgoing = request
             url = self.url_for(self.library, ctx.base_url, self.suffix)
-            saved = (request.url, request.extensions)
-            headers = adjust(request, self.library, url, ctx, self.style, self.sdk_credentials)
+            saved = (request.url, request.headers, request.extensions)
+            adjust(request, self.library, url, ctx, self.style, self.sdk_credentials)
             request.extensions = self.extensions
         else:
             outgoing = rewrite(
@@ -146,16 +145,13 @@ class SdkRequest:
                 raise
             raise error from None
         finally:
-            if adjusted:  # the key never stays in the request the SDK holds
-                request.url, request.extensions = saved
-                restore(request, headers)
+            if adjusted:  # the key never stays in the request the SDK holds: its own
+                # headers back (the attempt's key went with adjust's copy)
+                request.url, request.headers, request.extensions = saved
                 self.in_use = False
-        if response.status_code < 400:
-            return await self._accepted(ctx, response, outgoing)
-        raise await self._refused(ctx, response, outgoing)
-
-    async def _accepted(self, ctx: AttemptContext, response: Any, outgoing: Any) -> Any:
-        """A 2xx reply: checked whole (a stream is checked as it passes), headroom noted."""
+        if response.status_code >= 400:
+            raise await self._refused(ctx, response, outgoing)
+        # below 400: checked whole (a stream is checked as it passes), headroom noted
         if not self.streaming:
             response = await checked_reply(
                 self.library,
