@@ -480,37 +480,46 @@ class _Pump:
             await self.aclose()
             raise
         if chunk is not None:
-            self._usage = chunk.usage or self._usage
-            if self._kept is not None:
-                self._note(chunk)
-            self._pending = self._encoder.feed(chunk)
-            if self._buffered is not None and not reader.done:
-                self._pending += self._more(self._buffered)
+            if self._buffered is None or reader.done:
+                self._pending = self._fed(chunk)
+            else:  # with the chunks the reader holds already: to the SDK in one piece
+                self._pending = self._with_buffered(chunk, self._buffered)
         if self._reader.done:
             self._pending += self._encoder.close()
             done.succeeded(self._usage)
             await self._release()
 
-    def _more(self, buffered: Callable[[], StreamChunk | None]) -> bytes:
-        """The chunks after one read that the reader holds already, encoded: handed to the
-        SDK with it in one piece, not one a pull (the first chunk goes alone, at once).
-        An error among them is handled once those before it have gone."""
-        out: list[bytes] = []
-        add, feed, kept, usage = out.append, self._encoder.feed, self._kept, self._usage
-        while True:
-            try:
-                chunk = buffered()
-            except ProviderError as error:
-                self._broken = error
-                break
-            if chunk is None:
-                break
-            usage = chunk.usage or usage
-            if kept is not None:
-                self._note(chunk)
-            add(feed(chunk))
+    def _fed(self, chunk: StreamChunk) -> bytes:
+        """``chunk`` encoded, its usage and (with a continuation) its text noted."""
+        self._usage = chunk.usage or self._usage
+        if self._kept is not None:
+            self._note(chunk)
+        return self._encoder.feed(chunk)
+
+    def _with_buffered(
+        self, chunk: StreamChunk, buffered: Callable[[], StreamChunk | None]
+    ) -> bytes:
+        """``chunk`` and the chunks after it that the reader holds already (taken without a
+        read), encoded together (the encoder's ``feed_many``: a run of text deltas at once),
+        their usage and (with a continuation) their text noted. An error among them is
+        handled once those before it have gone."""
+        chunks = [chunk]
+        add, kept, usage = chunks.append, self._kept, chunk.usage or self._usage
+        if kept is not None:
+            self._note(chunk)
+        try:
+            # not iter(buffered, None): it would ask each chunk's __eq__ whether it is None
+            while (more := buffered()) is not None:
+                add(more)
+                usage = more.usage or usage
+                if kept is not None:
+                    self._note(more)
+        except ProviderError as error:
+            self._broken = error
         self._usage = usage
-        return b"".join(out)
+        if len(chunks) == 1:
+            return self._encoder.feed(chunk)
+        return self._encoder.feed_many(chunks)
 
     async def _continued(self, error: ProviderError) -> bool:
         """Whether another candidate took over after ``error`` (the break recorded)."""

@@ -15,12 +15,20 @@ and ``message_stop``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from failover.catalog import TokenUsage
 from failover.gateway.errors import error_payload
-from failover.gateway.framing import arguments_object, dumps, encode_compact, new_id, sse
-from failover.gateway.stream import OpenCall, StreamEnd
+from failover.gateway.framing import (
+    arguments_object,
+    dumps,
+    encode_compact,
+    encode_string,
+    new_id,
+    sse,
+)
+from failover.gateway.stream import OpenCall, StreamEnd, fed_each, texts_alone
 from failover.gateway.types import WireResponse
 from failover.gateway.usage import anthropic_usage
 from failover.providers.base import ChatResult, StreamChunk
@@ -85,6 +93,10 @@ def encode_anthropic_result(result: ChatResult, *, model: str) -> WireResponse:
 _DELTA_HEAD = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
 _DELTA_MIDDLE = b',"delta":'
 _CLOSE = b"}\n\n"
+_TEXT_MIDDLE = ',"delta":{"type":"text_delta","text":'
+_TEXT_CLOSE = "}}\n\n"
+"""A text delta's event (``_delta``'s bytes) is ``_DELTA_HEAD``, the block's index, this
+middle, the text as JSON and this close."""
 
 
 def _json(value: Any) -> bytes:
@@ -129,6 +141,13 @@ class AnthropicStream:
         # sse({"type": "content_block_delta", "index": index, "delta": delta}, its type)
         return b"".join((_DELTA_HEAD, str(index).encode(), _DELTA_MIDDLE, _json(delta), _CLOSE))
 
+    def _texts(self, texts: Iterable[str]) -> bytes:
+        """The text delta events of ``texts`` in the open text block (``_delta``'s bytes),
+        written as one text and encoded once."""
+        head = f"{_DELTA_HEAD.decode()}{self._block}{_TEXT_MIDDLE}"
+        joined = (_TEXT_CLOSE + head).join(map(encode_string, texts))
+        return (head + joined + _TEXT_CLOSE).encode()
+
     def feed(self, chunk: StreamChunk) -> bytes:
         """The events for one chunk's text and tool-call fragments."""
         if (  # most of a stream: a text delta alone, in the text block already open
@@ -139,7 +158,7 @@ class AnthropicStream:
         ):
             if not chunk.text:
                 return b""
-            return self._delta(self._block, {"type": "text_delta", "text": chunk.text})
+            return self._texts((chunk.text,))
         out = [self._start()]
         if chunk.text:
             if self._open != "text":
@@ -164,6 +183,13 @@ class AnthropicStream:
                 out.append(self._delta(index, fragment))
         self._end.note(chunk)
         return b"".join(out)
+
+    def feed_many(self, chunks: Sequence[StreamChunk]) -> bytes:
+        """:meth:`feed` of each chunk, joined; a run of text deltas alone in the open text
+        block (a stream's usual chunks, read together) written at once."""
+        if self._open == "text" and (texts := texts_alone(chunks)) is not None:
+            return self._texts(texts) if texts else b""
+        return fed_each(self.feed, chunks)
 
     def close(self) -> bytes:
         """The last block's stop, ``message_delta`` and ``message_stop``."""

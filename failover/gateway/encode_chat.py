@@ -13,12 +13,13 @@ was asked (every other chunk then has ``"usage": null``), and ``[DONE]``.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from failover.catalog import TokenUsage
 from failover.gateway.errors import error_payload
 from failover.gateway.framing import encode_compact, encode_string, new_id, sse
-from failover.gateway.stream import OpenCall, StreamEnd
+from failover.gateway.stream import OpenCall, StreamEnd, fed_each, texts_alone
 from failover.gateway.types import WireResponse
 from failover.gateway.usage import chat_usage_json
 from failover.providers.base import FINISH_REASONS, ChatResult, StreamChunk
@@ -86,11 +87,15 @@ class ChatStream:
         )
         self._include_usage = include_usage
         # every chunk is this prefix, the delta's JSON and a suffix: built once per stream
-        self._prefix = f'data: {self._head},"choices":[{{"index":0,"delta":'.encode()
+        prefix = f'data: {self._head},"choices":[{{"index":0,"delta":'
         self._tail = ',"usage":null}\n\n' if include_usage else "}\n\n"
-        self._suffix = f',"logprobs":null,"finish_reason":null}}]{self._tail}'.encode()
-        self._text_head = self._prefix + b'{"content":'  # a text delta's chunk, but the text
-        self._text_tail = b"}" + self._suffix
+        suffix = f',"logprobs":null,"finish_reason":null}}]{self._tail}'
+        self._prefix, self._suffix = prefix.encode(), suffix.encode()
+        # a text delta's chunk is this head, the text as JSON and this tail; texts read
+        # together are joined by the tail and head between them, and encoded at once
+        self._text_head = prefix + '{"content":'
+        self._text_tail = "}" + suffix
+        self._between = self._text_tail + self._text_head
         self._started = False
         self._calls: dict[int, OpenCall] = {}
         self._end = StreamEnd()
@@ -103,7 +108,7 @@ class ChatStream:
         return self._prefix + encoded + end.encode()
 
     def _text(self, text: str) -> bytes:
-        return self._text_head + encode_string(text).encode() + self._text_tail
+        return (self._text_head + encode_string(text) + self._text_tail).encode()
 
     def _start(self) -> bytes:
         if self._started:
@@ -147,6 +152,16 @@ class ChatStream:
             out.append(self._chunk({"tool_calls": fragments}))
         self._end.note(chunk)
         return b"".join(out)
+
+    def feed_many(self, chunks: Sequence[StreamChunk]) -> bytes:
+        """:meth:`feed` of each chunk, joined; a run of text deltas alone after the opening
+        (a stream's usual chunks, read together) written as one text and encoded once."""
+        if self._started and (texts := texts_alone(chunks)) is not None:
+            if not texts:
+                return b""
+            joined = self._between.join(map(encode_string, texts))
+            return (self._text_head + joined + self._text_tail).encode()
+        return fed_each(self.feed, chunks)
 
     def close(self) -> bytes:
         """The finish chunk, the usage chunk (when asked for) and ``[DONE]``."""

@@ -11,12 +11,13 @@ event, which carries ``finishReason`` and ``usageMetadata``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from failover.catalog import TokenUsage
 from failover.gateway.errors import error_payload
 from failover.gateway.framing import arguments_object, dumps, new_id, sse
-from failover.gateway.stream import OpenCall, StreamEnd
+from failover.gateway.stream import OpenCall, StreamEnd, fed_each
 from failover.gateway.types import WireResponse
 from failover.gateway.usage import gemini_usage
 from failover.providers.base import ChatResult, StreamChunk, ToolCall
@@ -111,6 +112,10 @@ class GeminiStream:
         if not chunk.text:
             return b""
         return self._event(_candidate([{"text": chunk.text}], None), None)
+
+    def feed_many(self, chunks: Sequence[StreamChunk]) -> bytes:
+        """:meth:`feed` of each chunk, joined."""
+        return fed_each(self.feed, chunks)
 
     def close(self) -> bytes:
         """The last event: whole function calls, ``finishReason`` and ``usageMetadata``."""

@@ -19,13 +19,13 @@ A stream sends, each event named by its ``type`` and numbered by ``sequence_numb
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from failover.catalog import TokenUsage
 from failover.gateway.errors import error_payload
 from failover.gateway.framing import dumps, encode_string, new_id, sse
-from failover.gateway.stream import OpenCall, StreamEnd
+from failover.gateway.stream import OpenCall, StreamEnd, fed_each
 from failover.gateway.types import WireResponse
 from failover.gateway.usage import responses_usage
 from failover.providers.base import ChatResult, StreamChunk
@@ -295,6 +295,10 @@ class ResponsesStream:
                 )
         self._end.note(chunk)
         return b"".join(out)
+
+    def feed_many(self, chunks: Sequence[StreamChunk]) -> bytes:
+        """:meth:`feed` of each chunk, joined."""
+        return fed_each(self.feed, chunks)
 
     def close(self) -> bytes:
         """The open item's closing events, then ``response.completed`` (or
