@@ -69,6 +69,7 @@ from failover.providers.messages import (
     read_tool_choice,
     read_tools,
 )
+from failover.providers.reading import load_json_line
 
 __all__ = ["JSON_TOOL", "THINKING_BUDGETS", "AnthropicAdapter"]
 
@@ -294,7 +295,7 @@ class _AnthropicStream:
         """
         if event != "content_block_delta":
             return self._feed(event, data)
-        payload = load_json(data)
+        payload = load_json_line(data)
         # a text delta: what _read makes of it, without reading it twice. ``payload`` and
         # ``delta`` are objects once subscripted by name (a list, a string, a number or
         # null raises TypeError)
@@ -308,10 +309,11 @@ class _AnthropicStream:
         return self._read(event, payload, data)
 
     def _feed(self, event: str, data: str) -> StreamChunk | None:
-        """:meth:`feed` for any event (what it raises: :func:`load_json`'s, :meth:`_read`'s)."""
+        """:meth:`feed` for any event (what it raises: :func:`load_json_line`'s and
+        :meth:`_read`'s)."""
         if event in ("ping", ""):
             return None
-        return self._read(event, load_json(data), data)
+        return self._read(event, load_json_line(data), data)
 
     @guarded
     def _read(self, event: str, payload: Any, data: str) -> StreamChunk | None:

@@ -61,6 +61,7 @@ from failover.providers.messages import (
     read_tool_choice,
     read_tools,
 )
+from failover.providers.reading import load_json_line
 
 __all__ = ["MAX_BATCH_EMBEDDINGS", "THINKING_BUDGETS", "GeminiAdapter", "gemini_schema"]
 
@@ -549,7 +550,7 @@ class _GeminiStream:
             ProviderError: An error object; a block.
             MalformedResponseError: Data that is not a response object.
         """
-        payload = load_json(data)
+        payload = load_json_line(data)
         # a text part and nothing else: what _read_event makes of it, without reading it twice.
         # ``payload``, ``candidates[0]``, ``content`` and ``parts[0]`` are objects, and
         # ``candidates`` and ``parts`` lists, once subscripted so (a string, a number or
