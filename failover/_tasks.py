@@ -128,13 +128,14 @@ class _Deadlines:
         self.loop: Callable[[], Any] = weakref.ref(loop) if loop is not None else _no_loop
         self.entries: dict[AsyncioTimeout, float] = {}
         self.armed_for = math.inf
-        import asyncio
-
         # the loop's clock: time.monotonic itself when its time() is asyncio's own (which
-        # returns it), else None: loop.time() (not kept bound: it would hold the loop)
+        # returns it), else None: loop.time() (not kept bound: it would hold the loop). A
+        # loop means asyncio is imported; none (the record made at import) asks nothing of
+        # it: ``import failover`` does not import asyncio
         self.clock: Callable[[], float] | None = (
             time.monotonic
-            if getattr(type(loop), "time", None) is asyncio.BaseEventLoop.time
+            if loop is not None
+            and getattr(type(loop), "time", None) is sys.modules["asyncio"].BaseEventLoop.time
             else None
         )
 

@@ -79,7 +79,7 @@ __all__ = ["AttemptContext", "Engine", "HookMethods", "ModelHealth", "RequestSta
 T = TypeVar("T")
 H = TypeVar("H", bound=Callable[..., Any])
 
-_request_ids = map("req-{}".format, itertools.count(1))  # "req-1", "req-2", ... (in C)
+_request_ids = itertools.count(1)
 Chain = Sequence[ModelEntry | Sequence[ModelEntry]]
 """Models in order; an item may be a group of equivalent deployments (one chain step)."""
 _INF = math.inf
@@ -189,7 +189,7 @@ class Engine(Gates, Announcements):
         now = time.monotonic()
         deadline = self._deadline
         return RequestState(
-            next(_request_ids),
+            f"req-{next(_request_ids)}",
             now,
             _INF if deadline is None else now + deadline,
             asyncio_cancel_safe=asyncio_cancel_safe and ASYNCIO_TIMEOUT_WORKS,
@@ -275,8 +275,8 @@ class Engine(Gates, Announcements):
                     plan = Plan(self.planner, state, steps, order)
                 elif order and state.session is None:  # a fixed order, nothing else with a
                     # say: the planner's first candidate goes first, the plan made when it
-                    # fails (_run)
-                    plan = None
+                    # fails (_run: _plan_from)
+                    plan = state.plan = None  # (none of a run before: a stream restarted)
                 else:
                     plan = Plan(self.planner, state, steps, order)
             if state.deadline_at == _INF:
@@ -344,7 +344,7 @@ class Engine(Gates, Announcements):
             model = order[0][1]  # type: ignore[index]
             profile = self.planner.first_key(model, state.deadline_at)
             if profile is None:
-                plan = state.plan = Plan(self.planner, state, steps, order)
+                plan = self._plan_from(state, steps, order)
                 candidate = plan.next()
             elif admission is None or not _admitted(admission, profile):
                 # nothing to hold it (no ticket, no hedge, no session): the attempt alone
@@ -353,7 +353,7 @@ class Engine(Gates, Announcements):
                 except ProviderError as error:
                     failure = error
                 candidate = Candidate(model, profile, FIRST)
-                plan = state.plan = Plan(self.planner, state, steps, order, candidate)
+                plan = self._plan_from(state, steps, order, candidate)
                 pause = self._learn(state, plan, candidate, failure)
                 if pause is not None:
                     await self._pause(state, pause)
@@ -371,7 +371,7 @@ class Engine(Gates, Announcements):
                             short.append(candidate.profile.name)
                         action = Action.ROTATE if admitted.rotates else Action.NEXT_MODEL
                         if plan is None:  # the planner's first was refused: on from there
-                            plan = state.plan = Plan(self.planner, state, steps, order, candidate)
+                            plan = self._plan_from(state, steps, order, candidate)
                         plan.failed(candidate, admitted, action)
                         candidate = plan.next()
                         continue
@@ -406,7 +406,7 @@ class Engine(Gates, Announcements):
                             raise
                     return done
                 if plan is None:  # the planner's first failed: on from there
-                    plan = state.plan = Plan(self.planner, state, steps, order, candidate)
+                    plan = self._plan_from(state, steps, order, candidate)
                 pause = self._learn(state, plan, candidate, failure)
                 if pause is not None:
                     await self._pause(state, pause)
@@ -422,6 +422,19 @@ class Engine(Gates, Announcements):
         # loop must not starve the hooks or the store's sync)
         await anyio.lowlevel.checkpoint()
         raise self._exhausted(state, plan, plan.retry_after)
+
+    def _plan_from(
+        self,
+        state: RequestState,
+        steps: Steps,
+        order: list[tuple[int, ModelEntry]] | None,
+        first: Candidate | None = None,
+    ) -> Plan:
+        """The plan of a run begun with the planner's first candidate (``first``, tried or
+        refused; ``None``: there was none), kept on ``state`` for the deadline's
+        exhaustion (:meth:`run`)."""
+        plan = state.plan = Plan(self.planner, state, steps, order, first)
+        return plan
 
     def _learn(
         self,

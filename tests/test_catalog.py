@@ -57,7 +57,10 @@ def test_registered_provider_and_custom_entry() -> None:
     assert catalog.get("mylab", "big").context_window == 1_000_000
 
 
-def test_import_failover_does_not_load_genai_prices_or_httpx() -> None:
-    code = "import sys, failover; print('genai_prices' in sys.modules, 'httpx' in sys.modules)"
+def test_import_failover_does_not_load_genai_prices_httpx_or_asyncio() -> None:
+    code = (
+        "import sys, failover; "
+        "print(*(name in sys.modules for name in ('genai_prices', 'httpx', 'asyncio')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False"]
+    assert out.stdout.split() == ["False", "False", "False"]
