@@ -14,9 +14,8 @@ connection is made or assigned, before the request's first use of it, leaves tha
 neither idle nor closed, for good (an anyio scope's too, in the turn of the event loop where
 the connect completes; httpcore 1.0.9, encode/httpcore#1093). Each holds a pool slot. So on
 asyncio ``HttpxSender`` sends, and reads a plain reply, in a task of its own that only an
-anyio scope cancels, and closes a streamed reply whole, in the task that read it, that
-task's cancellation held back until the release is done (it waits for no more than a turn of
-the event loop, as a rule); after a failed send it reclaims what the pool was left with.
+anyio scope cancels, and closes a streamed reply in a task of its own; after a failed send it
+reclaims what the pool was left with.
 """
 
 from __future__ import annotations
@@ -27,8 +26,7 @@ import functools
 import importlib
 import logging
 import math
-import types
-from collections.abc import AsyncIterator, Coroutine, Generator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, Union, cast
@@ -441,12 +439,10 @@ def _keep(task: asyncio.Task[Any]) -> None:
 
 
 class _ReleasedApart:
-    """A reply's body whose ``aclose`` (the connection's release) no cancellation cuts short.
+    """A reply's body whose ``aclose`` (the connection's release) runs in a task of its own.
 
     httpx closes a reply in the reader's task as its body ends; asyncio's cancellation
-    landing there would stop httpcore's release half-way (see the module's docstring). The
-    release runs whole in the reader's task (what it enters stays in the task that entered
-    it), the task's cancellation held back until it ends (:func:`_uncancelled`).
+    landing there would stop httpcore's release half-way (see the module's docstring).
     """
 
     def __init__(self, stream: Any) -> None:
@@ -457,62 +453,31 @@ class _ReleasedApart:
         return iterator
 
     async def aclose(self) -> None:
-        """Release the connection; a cancellation meanwhile is raised once it is done."""
-        await _uncancelled(self._stream.aclose())
+        """Release the connection; the caller's cancellation propagates, the release goes on."""
+        loop = asyncio.get_running_loop()
+        released = loop.create_future()
+        task = loop.create_task(_settle(self._stream.aclose(), released))
+        try:
+            await released
+        except asyncio.CancelledError:
+            _keep(task)
+            raise
 
 
-@types.coroutine
-def _uncancelled(coroutine: Coroutine[Any, Any, Any]) -> Generator[Any, Any, None]:
-    """Await ``coroutine`` to its end as if nothing cancelled the task meanwhile; then raise
-    the cancellation that came (asyncio's own ``task.cancel()`` or an anyio scope's), if any.
+async def _settle(work: Awaitable[Any], outcome: asyncio.Future[Any]) -> None:
+    """Await ``work`` and hand its outcome to ``outcome``, unless that was cancelled meanwhile.
 
-    httpcore's release waits for nothing but turns of the event loop (its locks'
-    checkpoints: bare yields), where a cancellation is caught here and never reaches it: no
-    task, no extra turn. A future it waits for is waited for through one of ours, which a
-    cancellation cancels in its place (that costs a turn, only when the release waits).
+    ``asyncio.shield``'s effect, but whoever awaits ``outcome`` resumes one turn of the
+    event loop sooner.
     """
-    held: BaseException | None = None
-    sent: Any = None
-    thrown: BaseException | None = None
-    while True:
-        try:
-            yielded = coroutine.send(sent) if thrown is None else coroutine.throw(thrown)
-        except StopIteration:
-            break
-        except BaseException:
-            if held is not None:  # the release failed: the cancellation still comes first
-                raise held from None
-            raise
-        sent = thrown = None
-        try:
-            if yielded is None:  # a bare yield: one turn of the loop
-                yield None
-            elif getattr(yielded, "_asyncio_future_blocking", None):  # a future to wait for
-                yielded._asyncio_future_blocking = False
-                while not yielded.done():
-                    stand_in = asyncio.get_running_loop().create_future()
-                    yielded.add_done_callback(functools.partial(_set_if_pending, stand_in))
-                    stand_in._asyncio_future_blocking = True
-                    try:
-                        yield stand_in
-                    except asyncio.CancelledError as error:
-                        held = error
-            else:  # anything else, as ``await`` hands it on
-                sent = yield yielded
-        except GeneratorExit:
-            coroutine.close()
-            raise
-        except asyncio.CancelledError as error:
-            held = error  # held back: the release goes on
-        except BaseException as error:  # anything else thrown in goes on to it
-            thrown = error
-    if held is not None:
-        raise held
-
-
-def _set_if_pending(future: asyncio.Future[Any], _: Any) -> None:
-    if not future.done():
-        future.set_result(None)
+    try:
+        result = await work
+    except Exception as exc:
+        if not outcome.done():
+            outcome.set_exception(exc)
+    else:
+        if not outcome.done():
+            outcome.set_result(result)
 
 
 @functools.cache
