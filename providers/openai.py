@@ -81,9 +81,6 @@ _ANSWER_KEYS = frozenset(
 """The message fields that carry an answer (or the thinking towards one); a message with
 none of them is malformed. OpenAI always sends ``content`` (``""`` or ``null`` when empty)."""
 
-_MESSAGE_FIELDS = ("refusal", "tool_calls", "content")
-"""What a reply's message is read for (its answer's checks and the answer itself)."""
-
 _PLAIN_FIELDS = frozenset(
     (
         "messages",
@@ -433,7 +430,9 @@ class OpenAIAdapter(BaseAdapter):
             raw_finish = choice.get("finish_reason")
             if type(raw_finish) is not str and raw_finish is not None:
                 raise MalformedResponseError("choices[0].finish_reason is not a string")
-            refusal, calls, text = map(message.get, _MESSAGE_FIELDS)  # each, or None
+            refusal = message.get("refusal")
+            calls = message.get("tool_calls")
+            text = message.get("content")
             if raw_finish == "content_filter" or refusal:
                 raise ContentFilteredError(
                     str(refusal or "the answer was blocked by a content filter")[:500],
