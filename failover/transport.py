@@ -280,6 +280,8 @@ class ResilientTransport(HookMethods, AsyncClosing):
         self._sdk_retries_lock = threading.Lock()
         self._bases_of: tuple[int, list[str]] | None = None  # (last profile change, bases)
         self._urls: dict[tuple[ModuleType, str, str], Any] = {}  # (library, base, suffix)
+        # (last profile change, {an SDK request's parsed URL: its suffix}), see _suffix_of
+        self._suffixes: tuple[int, dict[Any, str | None]] = (-1, {})
         watch_http_logs(self._engine)
 
     @property
@@ -301,7 +303,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
             self._note_sdk_retry(retries)  # (the SDKs send "0" with a first try)
         library = library_of(request)
         inner = self._given_async or self._async_inner(library)
-        suffix = self._suffix(str(request.url))
+        suffix = self._suffix_of(request.url)
         if suffix is None:  # not one of our hosts: never attach a key
             bare = without_credentials(request, library)
             return await self._serve(inner.handle_async_request, bare)
@@ -325,7 +327,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         self._note_sdk_retry(headers.retries)
         library = library_of(request)
         inner = self._sync_inner(library)
-        suffix = self._suffix(str(request.url))
+        suffix = self._suffix_of(request.url)
         if suffix is None:  # not one of our hosts: never attach a key
             with self._ended_by_close():
                 return inner.handle_request(without_credentials(request, library))
@@ -644,6 +646,28 @@ class ResilientTransport(HookMethods, AsyncClosing):
         bases = [*first, *profiles, self._adapter.default_base_url]
         self._bases_of = (changed_at, bases)
         return bases
+
+    def _suffix_of(self, url: Any) -> str | None:
+        """:meth:`_suffix` of a request's URL, kept per URL (by its parsed parts, a tuple:
+        no text made again for a URL seen before) until a profile changes. A URL with a
+        query or credentials (where a key may be) is never kept."""
+        parts = getattr(url, "_uri_reference", None)  # httpx's and httpx2's parsed URL
+        if parts is None or parts.query is not None or parts.userinfo:
+            return self._suffix(str(url))
+        changed_at = last_profile_change()
+        kept = self._suffixes
+        if kept[0] != changed_at:
+            kept = self._suffixes = (changed_at, {})
+        suffixes = kept[1]
+        try:
+            return suffixes[parts]
+        except KeyError:
+            pass
+        suffix = suffixes[parts] = self._suffix(str(url))
+        if len(suffixes) > _URLS_KEPT:  # paths come from callers: stay bounded
+            with contextlib.suppress(StopIteration, RuntimeError, KeyError):
+                del suffixes[next(iter(suffixes))]
+        return suffix
 
     def _suffix(self, url: str) -> str | None:
         """The part of ``url`` after a known base URL (path and query), or ``None``."""

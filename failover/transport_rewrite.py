@@ -49,7 +49,6 @@ _WANTED = frozenset(name for name, _ in _READ)
 _ORDER = {name: (at, text) for at, (name, text) in enumerate(_READ)}
 _NAME = operator.itemgetter(0)
 _LOWERED = _VALUE = operator.itemgetter(1)
-_LOWERED_VALUE = operator.itemgetter(1, 2)
 
 
 @dataclass(slots=True)
@@ -92,25 +91,16 @@ def made_headers(library: ModuleType, pairs: Sequence[tuple[str, str]]) -> Any:
 def sdk_headers(headers: Any) -> SdkHeaders:
     """The headers the transport reads, from ``headers``' raw bytes.
 
-    With httpx's list of lowered names and none repeated (the usual case), each is looked
-    up in a dict of them; else the names are matched in C (httpx's lowered names, or one
-    join and one lower; a set's intersection) and only those present are read. The
-    headers' text encoding is worked out (a pass decoding every header) only for a value
-    that is not UTF-8.
+    The names are matched in C (httpx's lowered names, or one join and one lower; a set's
+    intersection) and only those present are read: a dict of every header, a tuple made
+    for each, would cost several times as much. The headers' text encoding is worked out
+    (a pass decoding every header) only for a value that is not UTF-8.
     """
     items = header_items(headers)
     found: dict[str, bytes] = {}
+    raw: list[tuple[bytes, bytes]] | HeaderItems
     if items is not None:  # (name, lowered, value): the names lowered already
-        values = dict(map(_LOWERED_VALUE, items))
-        if len(values) == len(items):  # no name twice (the usual case): looked up at once
-            for name, text in _READ:
-                value = values.get(name)
-                if value is not None:
-                    found[text] = value
-            return _decoded(found, headers)
-        raw: list[tuple[bytes, bytes]] | HeaderItems = items
-        names = list(map(_LOWERED, items))
-        at = 2
+        raw, names, at = items, list(map(_LOWERED, items)), 2
     else:
         raw = headers.raw
         names = b"\n".join(map(_NAME, raw)).lower().split(b"\n")
