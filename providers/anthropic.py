@@ -25,7 +25,6 @@ penalties, ``logprobs``, ``logit_bias``, audio input, and sampling settings with
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from failover.catalog import ModelEntry, TokenUsage
@@ -58,6 +57,7 @@ from failover.providers.base import (
     first_unknown,
     guarded,
     has_part,
+    json_body,
     load_json,
 )
 from failover.providers.messages import (
@@ -223,7 +223,8 @@ class AnthropicAdapter(BaseAdapter):
             "x-api-key": api_key,
             "anthropic-version": API_VERSION,
         }
-        return HttpRequest("POST", f"{base_url}/v1/messages", headers, json.dumps(payload).encode())
+        body = json_body(payload, acyclic=request.plain)
+        return HttpRequest("POST", f"{base_url}/v1/messages", headers, body)
 
     @staticmethod
     def _tools(payload: dict[str, Any], params: Any) -> None:

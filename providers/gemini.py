@@ -46,6 +46,7 @@ from failover.providers.base import (
     first_unknown,
     guarded,
     input_usage,
+    json_body,
     load_json,
     max_output_tokens,
     read_usage,
@@ -419,7 +420,7 @@ class GeminiAdapter(BaseAdapter):
         method = "streamGenerateContent?alt=sse" if request.stream else "generateContent"
         headers = {"content-type": "application/json", "x-goog-api-key": api_key}
         url = f"{base_url}/v1beta/models/{model}:{method}"
-        return HttpRequest("POST", url, headers, json.dumps(payload).encode())
+        return HttpRequest("POST", url, headers, json_body(payload, acyclic=request.plain))
 
     @staticmethod
     def _generation(request: ChatRequest, model: str) -> dict[str, Any]:
