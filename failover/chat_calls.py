@@ -29,7 +29,6 @@ from functools import partial
 from itertools import starmap
 from typing import TYPE_CHECKING, Any, cast
 
-import anyio
 from httpx_sse import ServerSentEvent
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
@@ -442,9 +441,8 @@ async def _drain(rest: AsyncIterator[Any]) -> bool:
     A reply closed before its body's end is read closes its connection instead of going
     back to the pool: every stream would pay a new connection (a TLS handshake). The end
     is usually there already: each read is run at once, and the moment's timer is set only
-    when one has to wait for more than a turn of the event loop (inside the scope entered
-    first, so that scopes the read enters nest in it). The release that follows the end
-    (httpx closes the reply there) takes such turns, its locks' checkpoints: no timer.
+    when one has to wait (inside the scope entered first, so that scopes the read enters
+    nest in it).
     """
     with cancel_scope() as scope:  # no deadline, no timer, until a read waits
         try:
@@ -454,7 +452,9 @@ async def _drain(rest: AsyncIterator[Any]) -> bool:
                     waiting = step.send(None)
                 except StopIteration:  # a piece, read at once: read on
                     continue
-                await _resumed(step, waiting, scope)
+                if scope.deadline == math.inf:
+                    scope.deadline = loop_time() + DRAIN_SECONDS
+                await _resumed(step, waiting)
         except StopAsyncIteration:  # the body's end
             return True
     return False
@@ -520,19 +520,13 @@ async def close_opened(opened: Any) -> None:
 
 @types.coroutine
 def _resumed(
-    coroutine: Coroutine[Any, Any, Any] | Generator[Any, Any, Any],
-    yielded: Any,
-    bounded: anyio.CancelScope,
+    coroutine: Coroutine[Any, Any, Any] | Generator[Any, Any, Any], yielded: Any
 ) -> Generator[Any, Any, None]:
     """Await the rest of ``coroutine`` (or an awaitable's ``__await__``), which yielded
     ``yielded`` when its caller sent it its first ``None`` itself: ``yield from`` by hand
-    (what is sent or thrown in goes on to it). ``bounded`` (the scope it runs in) ends
-    DRAIN_SECONDS after the first wait that is more than a turn of the event loop (a bare
-    yield, asyncio's ``sleep(0)``), unless it has a deadline already."""
+    (what is sent or thrown in goes on to it)."""
     try:
         while True:
-            if yielded is not None and bounded.deadline == math.inf:
-                bounded.deadline = loop_time() + DRAIN_SECONDS
             try:
                 sent = yield yielded
             except GeneratorExit:
