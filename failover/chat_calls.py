@@ -60,35 +60,38 @@ __all__ = [
     "close_opened",
 ]
 
-KNOWN_PARAMETERS = frozenset(
-    {
-        # OpenAI Chat Completions, the request shape of ChatRequest
-        "max_tokens",
-        "max_completion_tokens",
-        "temperature",
-        "top_p",
-        "n",
-        "stop",
-        "stream_options",
-        "presence_penalty",
-        "frequency_penalty",
-        "logit_bias",
-        "logprobs",
-        "top_logprobs",
-        "user",
-        "seed",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-        "response_format",
-        "reasoning_effort",
-        "metadata",
-        "store",
-        "service_tier",
-        "modalities",
-        "audio",
-    }
-) | OTHER_WIRES_FIELDS  # other wires' own fields, passed through to their provider
+KNOWN_PARAMETERS = (
+    frozenset(
+        {
+            # OpenAI Chat Completions, the request shape of ChatRequest
+            "max_tokens",
+            "max_completion_tokens",
+            "temperature",
+            "top_p",
+            "n",
+            "stop",
+            "stream_options",
+            "presence_penalty",
+            "frequency_penalty",
+            "logit_bias",
+            "logprobs",
+            "top_logprobs",
+            "user",
+            "seed",
+            "tools",
+            "tool_choice",
+            "parallel_tool_calls",
+            "response_format",
+            "reasoning_effort",
+            "metadata",
+            "store",
+            "service_tier",
+            "modalities",
+            "audio",
+        }
+    )
+    | OTHER_WIRES_FIELDS
+)  # other wires' own fields, passed through to their provider
 """The parameters ``ResilientClient.complete``/``stream`` know: a near miss of one is a
 typo (:func:`check_parameter_names`); other names pass through to the provider."""
 
@@ -169,31 +172,20 @@ class ChatCalls:
         self._adapters = adapters
         self.stream_idle_timeout = stream_idle_timeout
 
-    def http_request(
-        self,
-        adapter: ProviderAdapter,
-        request: ChatRequest,
-        ctx: AttemptContext,
-        api_key: str | None = None,
-    ) -> HttpRequest:
-        """The HTTP request the attempt's adapter builds for its key and model."""
-        return adapter.build_request(
-            request,
-            model=ctx.model.id,
-            api_key=ctx.api_key if api_key is None else api_key,
-            base_url=ctx.base_url,
-        )
-
     async def signed_request(
         self, adapter: ProviderAdapter, request: ChatRequest, ctx: AttemptContext
     ) -> HttpRequest:
-        """:meth:`http_request`, with a cloud provider's credentials (Bedrock's AWS chain,
-        Vertex AI's Google tokens) found and refreshed first by its adapter."""
+        """The HTTP request the attempt's adapter builds for its key and model, with a cloud
+        provider's credentials (Bedrock's AWS chain, Vertex AI's Google tokens) found and
+        refreshed first by its adapter (a provider of keys alone: see :meth:`complete`)."""
         credentials_for = getattr(adapter, "credentials_for", None)
-        if credentials_for is None:
-            return self.http_request(adapter, request, ctx)
-        return self.http_request(
-            adapter, request, ctx, await credentials_for(ctx.profile, ctx.base_url)
+        api_key = (
+            ctx.api_key
+            if credentials_for is None
+            else await credentials_for(ctx.profile, ctx.base_url)
+        )
+        return adapter.build_request(
+            request, model=ctx.model.id, api_key=api_key, base_url=ctx.base_url
         )
 
     def check_reply(
@@ -213,7 +205,7 @@ class ChatCalls:
         adapter = self._adapters[ctx.model.provider]
         if hasattr(adapter, "credentials_for"):  # a cloud's
             http_request = await self.signed_request(adapter, request, ctx)
-        else:  # no credentials to find: the adapter's request at once (http_request's call)
+        else:  # no credentials to find: the adapter's request at once (as signed_request's)
             http_request = adapter.build_request(
                 request, model=ctx.model.id, api_key=ctx.api_key, base_url=ctx.base_url
             )

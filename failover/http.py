@@ -322,9 +322,9 @@ class _Sending:
                     if not response.is_closed and (self.whole or reply.cancelled()):
                         with anyio.CancelScope(shield=True):  # cut short: give it back
                             await response.aclose()
-        except Exception as exc:
-            if not reply.done():
-                reply.set_exception(exc)
+        except BaseException as exc:
+            if _settle_failed(reply, exc):
+                raise
         else:
             if not reply.done():
                 reply.set_result(response)
@@ -472,12 +472,25 @@ async def _settle(work: Awaitable[Any], outcome: asyncio.Future[Any]) -> None:
     """
     try:
         result = await work
-    except Exception as exc:
-        if not outcome.done():
-            outcome.set_exception(exc)
+    except BaseException as exc:
+        if _settle_failed(outcome, exc):
+            raise
     else:
         if not outcome.done():
             outcome.set_result(result)
+
+
+def _settle_failed(outcome: asyncio.Future[Any], error: BaseException) -> bool:
+    """Hand ``error`` to ``outcome`` (a cancellation as its cancel), unless it was settled
+    or cancelled meanwhile: whoever awaits it never waits for good. Return whether the
+    task must raise it too (its cancellation; what stops the loop: an interrupt, an exit).
+    """
+    if not outcome.done():
+        if isinstance(error, asyncio.CancelledError):
+            outcome.cancel()
+        else:
+            outcome.set_exception(error)
+    return isinstance(error, (asyncio.CancelledError, KeyboardInterrupt, SystemExit))
 
 
 @functools.cache
