@@ -26,18 +26,21 @@ transport checks for keys on a same-wire reply.
    The openai SDK's own cost per call is printed, and the ratio with and without it: the
    SDK on a bare httpx2 client against the upstream's OpenAI replies, minus the exchange
    beneath that client (the very request it sends, recorded once with its headers and
-   extensions, its timeouts, sent on its transport itself; the reply's JSON decoded).
+   extensions, its timeouts, sent on its transport itself; the reply's bytes read raw).
    The SDK's client and its layers (auth, redirects, cookies, hooks) are the SDK's own:
    it runs them on the transport as on a bare client, so they are taken off with it;
-   what is left is the transport's whole work, its own exchange included, as
-   ResilientClient's is. (A bare ``client.post`` runs those layers too: taken off instead,
-   they would be charged to the transport.)
+   and so is its reading of the reply (its JSON decoded, its objects built), which it
+   does on a translated reply as on OpenAI's. What is left is the transport's whole work,
+   its own exchange included, as ResilientClient's is. (A bare ``client.post`` runs the
+   client's layers too: taken off instead, they would be charged to the transport; and
+   an exchange that decoded the reply's JSON, as this one did until issue 19's fifth
+   round, charged the SDK's own decoding to the transport too.)
 2. translated stream (20 text deltas): wall time to the first text chunk, CPU to it, and
    CPU per later chunk, of the openai SDK streaming from Anthropic through the transport
    vs ``ResilientClient.stream`` to Anthropic; streams one at a time. The SDK's own share
    is measured as in 1 (the SDK streaming the upstream's OpenAI chunks minus the bare
-   exchange beneath its client, read line by line, each data line decoded): on chunks of
-   the shape the transport hands it, field for field.
+   exchange beneath its client, its bytes read raw as they come: the SDK's own lines and
+   JSON stay the SDK's): on chunks of the shape the transport hands it, field for field.
 3. same-wire: the openai SDK through the transport (OpenAI serving) vs the same SDK on a
    bare ``httpx2.AsyncClient``, each on an ``httpx2.AsyncHTTPTransport()`` (the same,
    default, limits).
@@ -83,6 +86,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -115,6 +119,7 @@ MEMORY_ROUNDS = int(os.environ.get("GATEWAY_MEMORY_ROUNDS", "12"))
 WIDTH = 16
 DELTAS = 20  # text deltas per stream (benchmarks/upstream.py)
 TARGETS = {"cross": 1.10, "stream": 1.10, "same": 1.05}
+_TEXT_DELTA = re.compile(rb'"content": ?"[^"]')  # a chunk's delta with text, in raw bytes
 
 Call = Callable[[], Awaitable[Any]]
 Close = Callable[[], Awaitable[None]]
@@ -290,6 +295,23 @@ class Contenders:
 
         return call, inner.aclose
 
+    def exchange_raw(self) -> Made:
+        """The exchange beneath the SDK's client, and nothing above it: its request sent on
+        the inner transport itself, the reply's bytes read as they come (their JSON is the
+        SDK's to decode, as it decodes a translated reply's: its own cost)."""
+        inner = self.inner()
+        exchange = self._sdk_exchange(inner, stream=False)
+
+        async def call() -> bytes:
+            reply = await exchange()
+            try:
+                body: bytes = await reply.aread()
+                return body
+            finally:
+                await reply.aclose()
+
+        return call, inner.aclose
+
     # -- streams -------------------------------------------------------------------------
 
     def _sdk_stream(self, transport: Any) -> Made:
@@ -335,9 +357,10 @@ class Contenders:
 
         return call, close
 
-    def stream_exchange_bare(self) -> Made:
-        """A minimal reader of the OpenAI stream beneath the SDK's client (as
-        :meth:`exchange_bare`): the reply's lines, each data line decoded."""
+    def stream_exchange_raw(self) -> Made:
+        """The stream beneath the SDK's client, and nothing above it (as
+        :meth:`exchange_raw`): the reply's bytes as they come; the first chunk is the first
+        piece carrying a delta's text (its lines and JSON are the SDK's to read)."""
         inner = self.inner()
         exchange = self._sdk_exchange(inner, stream=True)
 
@@ -346,11 +369,9 @@ class Contenders:
             first: tuple[float, float] | None = None
             reply = await exchange()
             try:
-                async for line in reply.aiter_lines():
-                    if line.startswith("data: {"):
-                        choices = json.loads(line[6:])["choices"]
-                        if first is None and choices and choices[0]["delta"].get("content"):
-                            first = time.perf_counter() - wall, time.process_time() - cpu
+                async for piece in reply.aiter_raw():
+                    if first is None and _TEXT_DELTA.search(piece):
+                        first = time.perf_counter() - wall, time.process_time() - cpu
             finally:
                 await reply.aclose()
             assert first is not None
@@ -491,7 +512,7 @@ async def measure(root: str) -> None:
             "openai SDK, transport, cross-wire (Anthropic)": network.sdk_cross_wire,
             "ResilientClient.complete, Anthropic": network.client_direct,
             "ResilientClient, same resting OpenAI step, Anthropic": network.client_resting_step,
-            "bare exchange on the inner transport (OpenAI)": network.exchange_bare,
+            "bare exchange on the inner transport, raw (OpenAI)": network.exchange_raw,
         }
     )
     calls = await cpu_chunks(made, CALLS, WIDTH)
@@ -504,7 +525,7 @@ async def measure(root: str) -> None:
             "openai SDK, bare httpx2 (OpenAI)": network.stream_sdk_bare,
             "openai SDK, transport, cross-wire (Anthropic)": network.stream_sdk_cross_wire,
             "ResilientClient.stream, Anthropic": network.stream_client,
-            "bare exchange, lines + json.loads (OpenAI)": network.stream_exchange_bare,
+            "bare exchange on the inner transport, raw (OpenAI)": network.stream_exchange_raw,
         }
     )
     streams = await stream_chunks(made, STREAMS, ROUNDS)
@@ -564,7 +585,7 @@ def report(
         row(name, values)
     sdk_bare, same, cross, direct, resting, exchange = calls.values()
     sdk_cost = minus(sdk_bare, exchange)
-    row("the openai SDK's own cost, its client's too (SDK - exchange)", sdk_cost)
+    row("the openai SDK's own cost, its client's too (SDK - raw exchange)", sdk_cost)
     for name, count in notes.items():
         print(f"   {name}: {count}")
     ratio_row(
@@ -593,7 +614,7 @@ def report(
     for name, got in streams.items():
         print((f"   {name:45}" + "".join(cell(got[key]) for key in keys)).rstrip())
     sdk_share = {key: minus(s_bare[key], s_exchange[key]) for key in keys}
-    share = "the openai SDK's own share (SDK - exchange)"
+    share = "the openai SDK's own share (SDK - raw exchange)"
     print((f"   {share:45}" + "".join(cell(sdk_share[key]) for key in keys)).rstrip())
     ratio_row(
         "2. first chunk (wall): SDK via transport / ResilientClient",
