@@ -346,19 +346,7 @@ class Engine(Gates, Announcements):
             if profile is None:
                 plan = self._plan_from(state, steps, order)
                 candidate = plan.next()
-            elif admission is None or not _admitted(admission, profile):
-                # nothing to hold it (no ticket, no hedge, no session): the attempt alone
-                try:
-                    return await self._attempt(state, attempt, model, profile)
-                except ProviderError as error:
-                    failure = error
-                candidate = Candidate(model, profile, FIRST)
-                plan = self._plan_from(state, steps, order, candidate)
-                pause = self._learn(state, plan, candidate, failure)
-                if pause is not None:
-                    await self._pause(state, pause)
-                candidate = plan.next()
-            else:  # admitted first
+            else:  # the plan is made if this one fails or is refused (below)
                 candidate = Candidate(model, profile, FIRST)
         short: list[str] = []  # keys refused for room in this walk (the line waits for them)
         while True:
@@ -407,7 +395,7 @@ class Engine(Gates, Announcements):
                     return done
                 if plan is None:  # the planner's first failed: on from there
                     plan = self._plan_from(state, steps, order, candidate)
-                pause = self._learn(state, plan, candidate, failure)
+                pause = plan.failed(candidate, failure, self._decide(state, candidate, failure))
                 if pause is not None:
                     await self._pause(state, pause)
                 candidate = plan.next()
@@ -435,17 +423,6 @@ class Engine(Gates, Announcements):
         exhaustion (:meth:`run`)."""
         plan = state.plan = Plan(self.planner, state, steps, order, first)
         return plan
-
-    def _learn(
-        self,
-        state: RequestState,
-        plan: Plan | PinnedPlan,
-        candidate: Candidate,
-        error: ProviderError,
-    ) -> Pause | None:
-        """Record that ``candidate`` failed with ``error`` and tell the plan what the policy
-        decided; the backoff to sleep before the next candidate, if any."""
-        return plan.failed(candidate, error, self._decide(state, candidate, error))
 
     def _decide(self, state: RequestState, candidate: Candidate, error: ProviderError) -> Action:
         """Record ``error`` against the candidate's key and model; raise it when no other
