@@ -301,33 +301,21 @@ class _Sending:
         self.scope = cancel_scope()
         loop = asyncio.get_running_loop()
         self.reply: asyncio.Future[Any] = loop.create_future()
-        self.task = loop.create_task(self._exchange())
+        self.task = loop.create_task(_settle(self._exchange(), self.reply))
 
-    async def _exchange(self) -> None:
-        """Hand ``reply`` the reply, read whole if asked, or the error; unless its caller
-        has gone meanwhile (``reply`` cancelled): then what came is closed at once.
-
-        ``asyncio.shield``'s effect without its task: whoever awaits ``reply`` resumes
-        one turn of the event loop sooner.
-        """
-        reply = self.reply
-        response = None  # stays None when abandoned (the scope caught its cancellation)
-        try:
-            with self.scope:
-                response = await _send(self.client, self.request, self.direct, self.library)
-                try:
-                    if self.whole:
-                        await response.aread()
-                finally:
-                    if not response.is_closed and (self.whole or reply.cancelled()):
-                        with anyio.CancelScope(shield=True):  # cut short: give it back
-                            await response.aclose()
-        except BaseException as exc:
-            if _settle_failed(reply, exc):
-                raise
-        else:
-            if not reply.done():
-                reply.set_result(response)
+    async def _exchange(self) -> Any:
+        """The reply, read whole if asked; closed at once if its caller has gone."""
+        with self.scope:
+            response = await _send(self.client, self.request, self.direct, self.library)
+            try:
+                if self.whole:
+                    await response.aread()
+            finally:
+                if not response.is_closed and (self.whole or self.reply.cancelled()):
+                    with anyio.CancelScope(shield=True):  # cut short: give it back
+                        await response.aclose()
+            return response
+        return None  # abandoned
 
     def abandon(self) -> None:
         """The caller was cancelled: stop the send the anyio way, or close what it sent."""
@@ -468,29 +456,23 @@ async def _settle(work: Awaitable[Any], outcome: asyncio.Future[Any]) -> None:
     """Await ``work`` and hand its outcome to ``outcome``, unless that was cancelled meanwhile.
 
     ``asyncio.shield``'s effect, but whoever awaits ``outcome`` resumes one turn of the
-    event loop sooner.
+    event loop sooner. Whatever ``work`` ends with reaches ``outcome`` (a cancellation as its
+    cancel), so whoever awaits it never waits for good; the task itself raises only its
+    cancellation and what stops the loop (an interrupt, an exit).
     """
     try:
         result = await work
     except BaseException as exc:
-        if _settle_failed(outcome, exc):
+        if not outcome.done():
+            if isinstance(exc, asyncio.CancelledError):
+                outcome.cancel()
+            else:
+                outcome.set_exception(exc)
+        if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
             raise
     else:
         if not outcome.done():
             outcome.set_result(result)
-
-
-def _settle_failed(outcome: asyncio.Future[Any], error: BaseException) -> bool:
-    """Hand ``error`` to ``outcome`` (a cancellation as its cancel), unless it was settled
-    or cancelled meanwhile: whoever awaits it never waits for good. Return whether the
-    task must raise it too (its cancellation; what stops the loop: an interrupt, an exit).
-    """
-    if not outcome.done():
-        if isinstance(error, asyncio.CancelledError):
-            outcome.cancel()
-        else:
-            outcome.set_exception(error)
-    return isinstance(error, (asyncio.CancelledError, KeyboardInterrupt, SystemExit))
 
 
 @functools.cache
