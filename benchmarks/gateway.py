@@ -280,33 +280,25 @@ class Contenders:
 
         return exchange
 
+    def exchange_raw(self) -> Made:
+        """The exchange beneath the SDK's client, and nothing above it: its request sent on
+        the inner transport itself, the reply's bytes read as they come (their JSON is the
+        SDK's to decode, as it decodes a translated reply's: its own cost)."""
+        return self._exchange_read(decoded=False)
+
     def exchange_bare(self) -> Made:
-        """The exchange beneath the SDK's client: its request sent on the inner transport
-        itself, the reply read and its JSON decoded."""
+        """:meth:`exchange_raw`, the reply's JSON decoded too: what a bare client does."""
+        return self._exchange_read(decoded=True)
+
+    def _exchange_read(self, *, decoded: bool) -> Made:
         inner = self.inner()
         exchange = self._sdk_exchange(inner, stream=False)
 
         async def call() -> Any:
             reply = await exchange()
             try:
-                return json.loads(await reply.aread())
-            finally:
-                await reply.aclose()
-
-        return call, inner.aclose
-
-    def exchange_raw(self) -> Made:
-        """The exchange beneath the SDK's client, and nothing above it: its request sent on
-        the inner transport itself, the reply's bytes read as they come (their JSON is the
-        SDK's to decode, as it decodes a translated reply's: its own cost)."""
-        inner = self.inner()
-        exchange = self._sdk_exchange(inner, stream=False)
-
-        async def call() -> bytes:
-            reply = await exchange()
-            try:
-                body: bytes = await reply.aread()
-                return body
+                body = await reply.aread()
+                return json.loads(body) if decoded else body
             finally:
                 await reply.aclose()
 

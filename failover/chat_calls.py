@@ -172,21 +172,30 @@ class ChatCalls:
         self._adapters = adapters
         self.stream_idle_timeout = stream_idle_timeout
 
+    def http_request(
+        self,
+        adapter: ProviderAdapter,
+        request: ChatRequest,
+        ctx: AttemptContext,
+        api_key: str | None = None,
+    ) -> HttpRequest:
+        """The HTTP request the attempt's adapter builds for its key (or ``api_key``: a
+        cloud's credentials, :meth:`signed_request`) and model."""
+        return adapter.build_request(
+            request,
+            model=ctx.model.id,
+            api_key=ctx.api_key if api_key is None else api_key,
+            base_url=ctx.base_url,
+        )
+
     async def signed_request(
         self, adapter: ProviderAdapter, request: ChatRequest, ctx: AttemptContext
     ) -> HttpRequest:
-        """The HTTP request the attempt's adapter builds for its key and model, with a cloud
-        provider's credentials (Bedrock's AWS chain, Vertex AI's Google tokens) found and
-        refreshed first by its adapter (a provider of keys alone: see :meth:`complete`)."""
-        credentials_for = getattr(adapter, "credentials_for", None)
-        api_key = (
-            ctx.api_key
-            if credentials_for is None
-            else await credentials_for(ctx.profile, ctx.base_url)
-        )
-        return adapter.build_request(
-            request, model=ctx.model.id, api_key=api_key, base_url=ctx.base_url
-        )
+        """:meth:`http_request`, with a cloud provider's credentials (Bedrock's AWS chain,
+        Vertex AI's Google tokens) found and refreshed first by its adapter (one with a
+        ``credentials_for``)."""
+        credentials = await adapter.credentials_for(ctx.profile, ctx.base_url)  # type: ignore[attr-defined]
+        return self.http_request(adapter, request, ctx, credentials)
 
     def check_reply(
         self,
@@ -205,10 +214,8 @@ class ChatCalls:
         adapter = self._adapters[ctx.model.provider]
         if hasattr(adapter, "credentials_for"):  # a cloud's
             http_request = await self.signed_request(adapter, request, ctx)
-        else:  # no credentials to find: the adapter's request at once (as signed_request's)
-            http_request = adapter.build_request(
-                request, model=ctx.model.id, api_key=ctx.api_key, base_url=ctx.base_url
-            )
+        else:  # no credentials to find: no coroutine to await for them
+            http_request = self.http_request(adapter, request, ctx)
         async with self.sender.open(http_request, ctx.timeout) as reply:
             body = await reply.aread()
             self.check_reply(adapter, ctx, reply, body)
@@ -224,10 +231,8 @@ class ChatCalls:
         adapter = self._adapters[ctx.model.provider]
         if hasattr(adapter, "credentials_for"):  # a cloud's
             http_request = await self.signed_request(adapter, request, ctx)
-        else:  # as in complete: no coroutine to await for credentials
-            http_request = adapter.build_request(
-                request, model=ctx.model.id, api_key=ctx.api_key, base_url=ctx.base_url
-            )
+        else:  # no credentials to find: no coroutine to await for them
+            http_request = self.http_request(adapter, request, ctx)
         opener = self.sender.open(
             http_request, ctx.timeout, read_timeout=min(self.stream_idle_timeout, ctx.timeout)
         )

@@ -69,7 +69,7 @@ from failover.providers.messages import (
     read_tool_choice,
     read_tools,
 )
-from failover.providers.reading import load_json_line
+from failover.providers.results import text_delta
 
 __all__ = ["JSON_TOOL", "THINKING_BUDGETS", "AnthropicAdapter"]
 
@@ -296,7 +296,7 @@ class _AnthropicStream:
         """
         if event != "content_block_delta":
             return self._feed(event, data)
-        payload = load_json_line(data)
+        payload = load_json(data)
         # a text delta: what _read makes of it, without reading it twice. ``payload`` and
         # ``delta`` are objects once subscripted by name (a list, a string, a number or
         # null raises TypeError)
@@ -306,15 +306,15 @@ class _AnthropicStream:
         except (KeyError, TypeError):
             return self._read(event, payload, data)
         if type(text) is str and text and delta.get("type") == "text_delta":
-            return StreamChunk(text)
+            return text_delta(text)
         return self._read(event, payload, data)
 
     def _feed(self, event: str, data: str) -> StreamChunk | None:
-        """:meth:`feed` for any event (what it raises: :func:`load_json_line`'s and
+        """:meth:`feed` for any event (what it raises: :func:`load_json`'s and
         :meth:`_read`'s)."""
         if event in ("ping", ""):
             return None
-        return self._read(event, load_json_line(data), data)
+        return self._read(event, load_json(data), data)
 
     @guarded
     def _read(self, event: str, payload: Any, data: str) -> StreamChunk | None:

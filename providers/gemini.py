@@ -62,7 +62,7 @@ from failover.providers.messages import (
     read_tool_choice,
     read_tools,
 )
-from failover.providers.reading import load_json_line
+from failover.providers.results import text_delta
 
 __all__ = ["MAX_BATCH_EMBEDDINGS", "THINKING_BUDGETS", "GeminiAdapter", "gemini_schema"]
 
@@ -551,7 +551,7 @@ class _GeminiStream:
             ProviderError: An error object; a block.
             MalformedResponseError: Data that is not a response object.
         """
-        payload = load_json_line(data)
+        payload = load_json(data)
         # a text part and nothing else: what _read_event makes of it, without reading it twice.
         # ``payload``, ``candidates[0]``, ``content`` and ``parts[0]`` are objects, and
         # ``candidates`` and ``parts`` lists, once subscripted so (a string, a number or
@@ -571,7 +571,7 @@ class _GeminiStream:
             and "error" not in payload
             and not payload.get("promptFeedback")
         ):
-            return StreamChunk(text)
+            return text_delta(text)
         return self._read_event(payload, data)
 
     @guarded

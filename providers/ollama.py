@@ -49,6 +49,7 @@ from failover.providers.messages import (
     read_stop,
     read_tool_choice,
 )
+from failover.providers.results import text_delta
 
 __all__ = ["OllamaAdapter"]
 
@@ -331,7 +332,7 @@ class _OllamaStream:
             and "error" not in line
             and not message.get("tool_calls")
         ):
-            return StreamChunk(text)
+            return text_delta(text)
         return self._read_line(line, data)
 
     @guarded

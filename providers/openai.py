@@ -41,7 +41,7 @@ from failover.providers.base import (
     read_usage,
     read_vector,
 )
-from failover.providers.reading import SHAPE_ERRORS, load_json_line
+from failover.providers.reading import SHAPE_ERRORS
 from failover.providers.results import text_delta
 
 __all__ = [
@@ -518,7 +518,7 @@ class _OpenAIStream:
         """
         if not data.startswith("{"):
             return self._feed(data)
-        chunk = load_json_line(data)
+        chunk = load_json(data)
         # a text delta and nothing else: what _read makes of it, without reading it twice.
         # ``chunk`` is an object (the data starts with "{"); ``choice`` and ``delta`` are
         # too once subscripted by name (a list, a string, a number or null raises TypeError)

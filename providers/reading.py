@@ -35,7 +35,6 @@ __all__ = [
     "guarded",
     "input_usage",
     "load_json",
-    "load_json_line",
     "not_understood",
     "read_usage",
     "read_vector",
@@ -107,23 +106,6 @@ def load_json(body: bytes | str) -> Any:
         ) from exc
     except (ValueError, RecursionError) as exc:
         raise MalformedResponseError(f"reply is not valid JSON: {exc}") from exc
-
-
-def load_json_line(line: str) -> Any:
-    """:func:`load_json` of a stream's line (text): the same value, or the same error.
-
-    The usual line (ASCII, so without lone surrogates, and JSON with nothing after it) is
-    read by json's scanner at once; any other goes to :func:`load_json`.
-    """
-    if line.isascii():
-        try:
-            value, end = _scan_once(line, 0)
-        except (StopIteration, ValueError, RecursionError):  # load_json says what it is
-            pass
-        else:
-            if end == len(line):
-                return value
-    return load_json(line)
 
 
 def _other_encoding(body: bytes) -> bool:

@@ -1,6 +1,5 @@
-"""A stream's line and a plain request's body, on their short paths, are what the general
-ones make: ``load_json_line`` answers as ``load_json``, and a plain request's body is the
-bytes ``json.dumps`` writes of its payload."""
+"""A stream's line that nests too deep is malformed, and a plain request's body, on its
+short path, is the bytes ``json.dumps`` writes of its payload."""
 
 from __future__ import annotations
 
@@ -23,42 +22,13 @@ documents = st.recursive(
     ),
     max_leaves=10,
 )
-lines = (
-    st.builds(
-        lambda doc, ascii_only, before, after: (
-            before + json.dumps(doc, ensure_ascii=ascii_only) + after
-        ),
-        documents,
-        st.booleans(),
-        st.text(alphabet=" \t\r\n", max_size=2),
-        st.text(alphabet=" \t\r\nx]}\udc80", max_size=2),
-    )
-    | st.text(alphabet='{}[]":,0123456789.eE+-truefalsnNaIiy \\u\udcff\xe9', max_size=20)
-    | st.sampled_from(["", "[DONE]", '{"a": "\udc80"}', "[" * 5000 + "]" * 5000])
-)
-
-
-def answer(read: Any, line: str) -> tuple[str, Any]:
-    """``("value", json text of the value)`` or ``("error", the message and its cause)``."""
-    try:
-        return "value", json.dumps(read(line))
-    except MalformedResponseError as error:
-        return "error", (str(error), repr(error.__cause__))
-
-
-@SETTINGS
-@given(line=lines)
-def test_a_stream_line_reads_as_load_json_reads_it(line: str) -> None:
-    from failover.providers.reading import load_json, load_json_line
-
-    assert answer(load_json_line, line) == answer(load_json, line)
 
 
 def test_a_line_nested_too_deep_is_malformed() -> None:
-    from failover.providers.reading import load_json_line
+    from failover.providers.reading import load_json
 
     with pytest.raises(MalformedResponseError, match="not valid JSON"):
-        load_json_line("[" * 100_000 + "]" * 100_000)
+        load_json("[" * 100_000 + "]" * 100_000)
 
 
 roles = st.sampled_from(["system", "developer", "user", "assistant"])

@@ -94,6 +94,7 @@ _DELTA_HEAD = b'event: content_block_delta\ndata: {"type":"content_block_delta",
 _DELTA_MIDDLE = b',"delta":'
 _CLOSE = b"}\n\n"
 _TEXT_MIDDLE = ',"delta":{"type":"text_delta","text":'
+_TEXT_HEAD = _DELTA_HEAD.decode()  # a text delta's event, up to its block's index
 _TEXT_CLOSE = "}}\n\n"
 """A text delta's event (``_delta``'s bytes) is ``_DELTA_HEAD``, the block's index, this
 middle, the text as JSON and this close."""
@@ -144,7 +145,7 @@ class AnthropicStream:
     def _texts(self, texts: Iterable[str]) -> bytes:
         """The text delta events of ``texts`` in the open text block (``_delta``'s bytes),
         written as one text and encoded once."""
-        head = f"{_DELTA_HEAD.decode()}{self._block}{_TEXT_MIDDLE}"
+        head = f"{_TEXT_HEAD}{self._block}{_TEXT_MIDDLE}"
         joined = (_TEXT_CLOSE + head).join(map(encode_string, texts))
         return (head + joined + _TEXT_CLOSE).encode()
 
@@ -163,7 +164,7 @@ class AnthropicStream:
         if chunk.text:
             if self._open != "text":
                 out.append(self._start_block("text", {"type": "text", "text": ""}))
-            out.append(self._delta(self._block, {"type": "text_delta", "text": chunk.text}))
+            out.append(self._texts((chunk.text,)))
         for delta in chunk.tool_calls:
             known = self._calls.get(delta.index)
             if known is None:

@@ -13,7 +13,7 @@ was asked (every other chunk then has ``"usage": null``), and ``[DONE]``.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from failover.catalog import TokenUsage
@@ -107,8 +107,11 @@ class ChatStream:
         end = f',"logprobs":null,"finish_reason":{encode_string(finish)}}}]{self._tail}'
         return self._prefix + encoded + end.encode()
 
-    def _text(self, text: str) -> bytes:
-        return (self._text_head + encode_string(text) + self._text_tail).encode()
+    def _texts(self, texts: Iterable[str]) -> bytes:
+        """The text delta chunks of ``texts`` (each as :meth:`_chunk` writes it), written as
+        one text and encoded once."""
+        joined = self._between.join(map(encode_string, texts))
+        return (self._text_head + joined + self._text_tail).encode()
 
     def _start(self) -> bytes:
         if self._started:
@@ -124,10 +127,10 @@ class ChatStream:
             and chunk.finish_reason is None
             and chunk.usage is None
         ):
-            return self._text(chunk.text) if chunk.text else b""
+            return self._texts((chunk.text,)) if chunk.text else b""
         out = [self._start()]
         if chunk.text:
-            out.append(self._text(chunk.text))
+            out.append(self._texts((chunk.text,)))
         fragments = []
         for delta in chunk.tool_calls:
             call = self._calls.get(delta.index)
@@ -157,10 +160,7 @@ class ChatStream:
         """:meth:`feed` of each chunk, joined; a run of text deltas alone after the opening
         (a stream's usual chunks, read together) written as one text and encoded once."""
         if self._started and (texts := texts_alone(chunks)) is not None:
-            if not texts:
-                return b""
-            joined = self._between.join(map(encode_string, texts))
-            return (self._text_head + joined + self._text_tail).encode()
+            return self._texts(texts) if texts else b""
         return fed_each(self.feed, chunks)
 
     def close(self) -> bytes:
