@@ -295,12 +295,9 @@ class ResilientTransport(HookMethods, AsyncClosing):
         Raises:
             ConfigError: The transport is closed, or was closed while the request waited.
         """
-        if self._closed:
-            raise closed_error(in_flight=False)
+        self._check_open()
         headers = sdk_headers(request.headers)
-        retries = headers.retries
-        if retries is not None and retries != "0" and not self._sdk_retries_seen:
-            self._note_sdk_retry(retries)  # (the SDKs send "0" with a first try)
+        self._note_sdk_retry(headers.retries)
         library = library_of(request)
         inner = self._given_async or self._async_inner(library)
         suffix = self._suffix_of(request.url)
@@ -683,7 +680,8 @@ class ResilientTransport(HookMethods, AsyncClosing):
         left at their default ``max_retries`` they repeat every request the transport
         already failed over, multiplying the attempts (and the wait).
         """
-        if self._sdk_retries_seen or retries is None:
+        if self._sdk_retries_seen or retries is None or retries == "0":  # (the SDKs send
+            # "0" with a first try)
             return
         try:
             count = int(retries or 0)
