@@ -314,7 +314,8 @@ def json_body(payload: Any, *, acyclic: bool = False) -> bytes:
     ``dumps``' pure-Python wrappers; without the C accelerator, ``json.dumps`` itself.
     ``acyclic``: the caller knows ``payload`` cannot hold a cycle (a plain request's, see
     :attr:`ChatRequest.plain`: its messages are dicts of strings), so one shared encoder
-    that looks for none writes it, the same bytes.
+    that looks for none writes it, the same bytes (a cycle given all the same would raise
+    RecursionError there, not ``dumps``' ValueError).
     """
     if acyclic and _ACYCLIC_ENCODE is not None:
         return "".join(_ACYCLIC_ENCODE(payload, 0)).encode()
