@@ -342,21 +342,38 @@ def test_keyboard_interrupt_cancels_the_waiting_request(sim: Simulator) -> None:
         pytest.skip("Ctrl-C reaches the main thread only")
     sim.script("hang", provider="openai")
     client = client_for(sim)
+    waiting = threading.Event()  # set while the main thread waits in complete()
 
     def interrupt() -> None:  # a real SIGINT, as Ctrl-C sends, to the waiting main thread
         eventually(lambda: sim.calls() >= 1)  # the request waits on the upstream by then
-        # sent even if it does not (a slow machine): the wait ends, never hangs the run
-        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+        # sent even if it does not (a slow machine), and again while the wait goes on: the
+        # test ends, failing if need be, and never hangs the run
+        for _ in range(20):
+            if not waiting.is_set():
+                return
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+            time.sleep(1.0)
 
+    # Python's own Ctrl-C handler, whatever an earlier test in this process left installed
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    waiting.set()
     threading.Thread(target=interrupt, daemon=True).start()
+
+    def complete_waiting() -> None:
+        try:
+            client.complete(HI)
+        finally:
+            waiting.clear()
+
     try:
         with pytest.raises(KeyboardInterrupt):
-            client.complete(HI)
+            complete_waiting()
         # the request was cancelled on the loop, not left hanging
         assert eventually(lambda: not client._loop._scopes)
         sim.script(None, provider="openai")
         assert client.complete(HI).text  # the client still works
     finally:
+        signal.signal(signal.SIGINT, previous)
         client.close()
 
 
