@@ -1065,3 +1065,18 @@ async def test_vertex_caches_claude_at_its_breakpoints_and_gemini_implicitly() -
     assert cold.usage is not None and warm.usage is not None
     assert cold.usage.cache_read_tokens == 0
     assert warm.usage.cache_read_tokens == (len(SYSTEM) + len("Noted.")) // 4
+
+
+async def test_a_simulator_on_the_main_thread_leaves_the_process_signals_alone() -> None:
+    """Ctrl-C stays the application's (and the test run's) while a simulator serves."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers are set from the main thread only")
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    async with Simulator() as sim:
+        async with httpx.AsyncClient() as http:
+            await http.get(sim.root_url)  # serving
+        assert {sig: signal.getsignal(sig) for sig in before} == before
+    assert {sig: signal.getsignal(sig) for sig in before} == before

@@ -426,6 +426,9 @@ class Simulator:
             backlog=1024,
         )
         self._server = uvicorn.Server(config)
+        # the process's signals stay its own: uvicorn would take Ctrl-C (SIGINT) and SIGTERM
+        # for as long as it serves, when started on the main thread
+        self._server.capture_signals = contextlib.nullcontext
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         while not self._server.started:
             if self._task.done():
