@@ -101,7 +101,7 @@ middle, the text as JSON and this close."""
 
 
 def _json(value: Any) -> bytes:
-    return encode_compact(value).encode()
+    return encode_compact(value).encode("utf-8", "backslashreplace")
 
 
 class AnthropicStream:
@@ -147,7 +147,7 @@ class AnthropicStream:
         written as one text and encoded once."""
         head = f"{_TEXT_HEAD}{self._block}{_TEXT_MIDDLE}"
         joined = (_TEXT_CLOSE + head).join(map(encode_string, texts))
-        return (head + joined + _TEXT_CLOSE).encode()
+        return (head + joined + _TEXT_CLOSE).encode("utf-8", "backslashreplace")
 
     def feed(self, chunk: StreamChunk) -> bytes:
         """The events for one chunk's text and tool-call fragments."""

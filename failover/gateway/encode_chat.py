@@ -55,7 +55,8 @@ def encode_chat_result(result: ChatResult, *, model: str) -> WireResponse:
         f'"finish_reason":{finish}}}],"usage":{chat_usage_json(result.usage)},'
         '"service_tier":"default","system_fingerprint":null}'
     )
-    return WireResponse(200, {"content-type": "application/json"}, body.encode())
+    body_bytes = body.encode("utf-8", "backslashreplace")  # a lone surrogate escaped
+    return WireResponse(200, {"content-type": "application/json"}, body_bytes)
 
 
 def _opening(kind: str, model: str) -> str:
@@ -101,7 +102,7 @@ class ChatStream:
         self._end = StreamEnd()
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        encoded = encode_compact(delta).encode()
+        encoded = encode_compact(delta).encode("utf-8", "backslashreplace")
         if finish is None:
             return self._prefix + encoded + self._suffix
         end = f',"logprobs":null,"finish_reason":{encode_string(finish)}}}]{self._tail}'
@@ -111,7 +112,7 @@ class ChatStream:
         """The text delta chunks of ``texts`` (each as :meth:`_chunk` writes it), written as
         one text and encoded once."""
         joined = self._between.join(map(encode_string, texts))
-        return (self._text_head + joined + self._text_tail).encode()
+        return (self._text_head + joined + self._text_tail).encode("utf-8", "backslashreplace")
 
     def _start(self) -> bytes:
         if self._started:

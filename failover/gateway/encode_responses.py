@@ -176,9 +176,8 @@ class ResponsesStream:
         sequence, self._sequence = self._sequence, self._sequence + 1
         item_id = encode_string(self._output[index]["id"])
         middle = f'{sequence},"item_id":{item_id},"output_index":{index},"content_index":0,"delta":'
-        return b"".join(
-            (_TEXT_DELTA_HEAD, middle.encode(), encode_string(text).encode(), _TEXT_DELTA_TAIL)
-        )
+        delta = encode_string(text).encode("utf-8", "backslashreplace")
+        return b"".join((_TEXT_DELTA_HEAD, middle.encode(), delta, _TEXT_DELTA_TAIL))
 
     def _snapshot(self, status: str) -> dict[str, Any]:
         return _response(

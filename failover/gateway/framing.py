@@ -4,6 +4,12 @@ Whole JSON replies go to the SDK compact (the APIs' own two-space indent would f
 Python's pure-Python JSON encoder; every SDK parses either). OpenAI's and Anthropic's stream
 events are compact JSON framed by ``\\n\\n``; Gemini's are ``data: {...}`` with ``": "``
 after keys, framed by ``\\r\\n\\r\\n``.
+
+Text is kept as is, but a lone surrogate (an upstream's JSON escape ``"\\ud800"``, which
+``json.loads`` reads into one) cannot be UTF-8: every JSON text here is encoded with
+``encode("utf-8", "backslashreplace")``, which writes it as ``\\ud800``, the very escape
+``json.dumps`` (``ensure_ascii``) writes and the upstream sent (a surrogate can stand only
+in a JSON string, where that escape means it), and everything else as plain UTF-8.
 """
 
 from __future__ import annotations
@@ -70,8 +76,8 @@ encode_gemini = _encoder(": ")
 
 
 def dumps(value: Any) -> bytes:
-    """JSON bytes: compact, non-ASCII kept as is."""
-    return encode_compact(value).encode()
+    """JSON bytes: compact, non-ASCII kept as is (a lone surrogate escaped)."""
+    return encode_compact(value).encode("utf-8", "backslashreplace")
 
 
 def sse(data: Any, event: str | None = None, *, gemini: bool = False) -> bytes:
@@ -88,7 +94,7 @@ def sse(data: Any, event: str | None = None, *, gemini: bool = False) -> bytes:
         text = encode_compact(data)
     head = f"event: {event}\n" if event else ""
     end = "\r\n\r\n" if gemini else "\n\n"
-    return f"{head}data: {text}{end}".encode()
+    return f"{head}data: {text}{end}".encode("utf-8", "backslashreplace")
 
 
 def new_id(prefix: str, length: int, *, hexadecimal: bool = False) -> str:
