@@ -44,7 +44,6 @@ from failover.chat_calls import ChatCalls, close_opened
 from failover.config import FailoverConfig
 from failover.engine import AttemptContext, Engine, HookMethods
 from failover.errors import AllAttemptsFailed, ConfigError, ProviderError
-from failover.gateway import wire_of
 from failover.http import library_of
 from failover.policy import Policy
 from failover.profiles import AuthProfile, FailoverManager, last_profile_change
@@ -81,7 +80,7 @@ from failover.transport_rewrite import (
     sdk_headers,
     without_credentials,
 )
-from failover.transport_sdk import SdkRequest
+from failover.transport_sdk import Route, SdkRequest
 
 logger = logging.getLogger("failover.transport")
 
@@ -280,8 +279,8 @@ class ResilientTransport(HookMethods, AsyncClosing):
         self._sdk_retries_lock = threading.Lock()
         self._bases_of: tuple[int, list[str]] | None = None  # (last profile change, bases)
         self._urls: dict[tuple[ModuleType, str, str], Any] = {}  # (library, base, suffix)
-        # (last profile change, {an SDK request's parsed URL: its suffix}), see _suffix_of
-        self._suffixes: tuple[int, dict[Any, str | None]] = (-1, {})
+        # (last profile change, {an SDK request's parsed URL: its route}), see _route_of
+        self._routes: tuple[int, dict[Any, Route | None]] = (-1, {})
         watch_http_logs(self._engine)
 
     @property
@@ -300,15 +299,15 @@ class ResilientTransport(HookMethods, AsyncClosing):
         self._note_sdk_retry(headers.retries)
         library = library_of(request)
         inner = self._given_async or self._async_inner(library)
-        suffix = self._suffix_of(request.url)
-        if suffix is None:  # not one of our hosts: never attach a key
+        route = self._route_of(request.url)
+        if route is None:  # not one of our hosts: never attach a key
             bare = without_credentials(request, library)
             return await self._serve(inner.handle_async_request, bare)
         body = await request.aread()
         io = self._async_io
         if io is None or io.inner is not inner:  # (one a transport, the same inner's)
             io = self._async_io = AsyncIO(inner)
-        return await self._serve(self._failover, request, headers, library, suffix, body, io)
+        return await self._serve(self._failover, request, headers, library, route, body, io)
 
     def handle_request(self, request: Any) -> Any:
         """Send ``request`` from a sync client with failover, as :meth:`handle_async_request`.
@@ -324,14 +323,14 @@ class ResilientTransport(HookMethods, AsyncClosing):
         self._note_sdk_retry(headers.retries)
         library = library_of(request)
         inner = self._sync_inner(library)
-        suffix = self._suffix_of(request.url)
-        if suffix is None:  # not one of our hosts: never attach a key
+        route = self._route_of(request.url)
+        if route is None:  # not one of our hosts: never attach a key
             with self._ended_by_close():
                 return inner.handle_request(without_credentials(request, library))
         body = request.read()
         portal = self._start_portal()
         io = ThreadIO(inner, portal)
-        arguments = (request, headers, library, suffix, body, io)
+        arguments = (request, headers, library, route, body, io)
         try:
             future = portal.start_task_soon(self._serve, self._failover, *arguments)
         except RuntimeError:  # the portal stopped meanwhile: the transport was closed
@@ -347,19 +346,20 @@ class ResilientTransport(HookMethods, AsyncClosing):
         request: Any,
         headers: SdkHeaders,
         library: ModuleType,
-        suffix: str,
+        route: Route,
         body: bytes,
         io: IO,
     ) -> Any:
         """The failover loop around one SDK request, its I/O done by ``io``."""
         payload = json_object(body)
+        suffix, wire = route.suffix, route.wire
         requested = self._models.requested(payload, suffix)
         chain = self._models.chain(requested)
         engine = self._engine
         sdk = SdkRequest(
             request,
             library,
-            (suffix, body, payload, requested),
+            (route, body, payload, requested),
             io,
             self.provider,
             style_for=self._wire,
@@ -378,7 +378,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 engine, sender, self._adapters, stream_idle_timeout=self.stream_idle_timeout
             )
             translation = Translation(
-                suffix, payload, calls, own=self.provider, same_wire=sdk.attempt
+                suffix, wire, payload, calls, own=self.provider, same_wire=sdk.attempt
             )
             unsupported = translation.skipped
             run_attempt = translation.either
@@ -404,14 +404,12 @@ class ResilientTransport(HookMethods, AsyncClosing):
             )
         except (AllAttemptsFailed, ProviderError) as exc:
             held_reply = sdk.held
-            return failure_reply(
-                library, request, wire_of(suffix), exc, held_reply, translation, why or None
-            )
+            return failure_reply(library, request, wire, exc, held_reply, translation, why or None)
         if state.ticket is not None:  # the SDK reads the usage: charged its worst case
             await engine.settle(state, None)
         continuation = None
         if self.on_stream_break == "continue" and sdk.streaming:
-            continuation = self._continuation(chain, suffix, payload, library, io, sdk)
+            continuation = self._continuation(chain, route, payload, library, io, sdk)
         if translation is not None and model.provider != self.provider:
             decoded = translation.decoded()
             assert decoded is not None
@@ -433,7 +431,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 served_headers(self.provider, model.id),
                 self._owner_of(profile) if sdk.responses else None,
                 None
-                if continuation is None or wire_of(suffix) not in _SPLICED
+                if continuation is None or wire not in _SPLICED
                 else functools.partial(
                     continuation.spliced, broken=(model, profile), request_id=state.id
                 ),
@@ -444,7 +442,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
     def _continuation(
         self,
         chain: Sequence[ModelEntry | Sequence[ModelEntry]],
-        suffix: str,
+        route: Route,
         payload: dict[str, Any] | None,
         library: ModuleType,
         io: IO,
@@ -457,7 +455,13 @@ class ResilientTransport(HookMethods, AsyncClosing):
             self._engine, sender, adapters, stream_idle_timeout=self.stream_idle_timeout
         )
         return StreamContinuation(
-            self._engine, chain, suffix, payload, calls, self._shut, adapters.__getitem__
+            self._engine,
+            chain,
+            (route.suffix, route.wire),
+            payload,
+            calls,
+            self._shut,
+            adapters.__getitem__,
         )
 
     def _session_of(
@@ -644,27 +648,33 @@ class ResilientTransport(HookMethods, AsyncClosing):
         self._bases_of = (changed_at, bases)
         return bases
 
-    def _suffix_of(self, url: Any) -> str | None:
-        """:meth:`_suffix` of a request's URL, kept per URL (by its parsed parts, a tuple:
-        no text made again for a URL seen before) until a profile changes. A URL with a
-        query or credentials (where a key may be) is never kept."""
+    def _route_of(self, url: Any) -> Route | None:
+        """The :class:`Route` of a request's URL (its :meth:`_suffix`, wire and endpoint),
+        ``None`` for a URL under no known base URL. Kept per URL (by its parsed parts, a
+        tuple: no text made nor read again for a URL seen before) until a profile changes;
+        a URL with a query or credentials (where a key may be) is never kept."""
         parts = getattr(url, "_uri_reference", None)  # httpx's and httpx2's parsed URL
         if parts is None or parts.query is not None or parts.userinfo:
-            return self._suffix(str(url))
+            return self._route(str(url))
         changed_at = last_profile_change()
-        kept = self._suffixes
+        kept = self._routes
         if kept[0] != changed_at:
-            kept = self._suffixes = (changed_at, {})
-        suffixes = kept[1]
+            kept = self._routes = (changed_at, {})
+        routes = kept[1]
         try:
-            return suffixes[parts]
+            return routes[parts]
         except KeyError:
             pass
-        suffix = suffixes[parts] = self._suffix(str(url))
-        if len(suffixes) > _URLS_KEPT:  # paths come from callers: stay bounded
+        route = routes[parts] = self._route(str(url))
+        if len(routes) > _URLS_KEPT:  # paths come from callers: stay bounded
             with contextlib.suppress(StopIteration, RuntimeError, KeyError):
-                del suffixes[next(iter(suffixes))]
-        return suffix
+                del routes[next(iter(routes))]
+        return route
+
+    def _route(self, url: str) -> Route | None:
+        """The route of ``url`` read anew (``None``: under no known base URL)."""
+        suffix = self._suffix(url)
+        return None if suffix is None else Route(suffix)
 
     def _suffix(self, url: str) -> str | None:
         """The part of ``url`` after a known base URL (path and query), or ``None``."""

@@ -59,12 +59,11 @@ from failover.gateway import (
     Decoded,
     StreamEncoder,
     Wire,
-    decode_request,
     encode_error,
     encode_result,
     stream_encoder,
-    wire_of,
 )
+from failover.gateway.decode import decode_as
 from failover.policy import Action
 from failover.profiles import AuthProfile, FailoverManager
 from failover.providers.base import ChatRequest, ChatResult, ProviderAdapter, StreamChunk
@@ -187,7 +186,8 @@ class Translation:
     """One SDK request's translated side: decoded once, when first asked for.
 
     Args:
-        url: The SDK request's path and query (they name the wire, and Gemini's model).
+        url: The SDK request's path and query (Gemini's name the model).
+        wire: Its wire format, as ``wire_of(url)`` reads it (``None``: not a chat request).
         payload: Its JSON body, parsed (``None`` when it is not a JSON object).
         calls: Makes the attempts (``ChatCalls`` over the request's own I/O).
         own: The SDK's own provider, whose models :meth:`either` sends by ``same_wire``
@@ -195,11 +195,21 @@ class Translation:
         same_wire: An attempt of ``own``'s, passed through (the SDK request's own).
     """
 
-    __slots__ = ("_calls", "_decoded", "_own", "_payload", "_same_wire", "_url", "refused")
+    __slots__ = (
+        "_calls",
+        "_decoded",
+        "_own",
+        "_payload",
+        "_same_wire",
+        "_url",
+        "_wire",
+        "refused",
+    )
 
     def __init__(
         self,
         url: str,
+        wire: Wire | None,
         payload: dict[str, Any] | None,
         calls: ChatCalls,
         *,
@@ -207,6 +217,7 @@ class Translation:
         same_wire: Callable[[AttemptContext], Awaitable[Any]] | None = None,
     ) -> None:
         self._url = url
+        self._wire = wire
         self._payload = payload
         self._calls = calls
         self._own = own
@@ -219,12 +230,12 @@ class Translation:
         """The request decoded, or ``None`` when it cannot be (see :attr:`refused`)."""
         if self._decoded is None and self.refused is None:
             try:
-                if wire_of(self._url) is None:
+                if self._wire is None:
                     path = urlsplit(self._url).path
                     raise CannotTranslateError(path, "only chat requests are translated")
                 if self._payload is None:
                     raise CannotTranslateError("body", "it is not a JSON object")
-                self._decoded = decode_request(self._url, self._payload)
+                self._decoded = decode_as(self._wire, self._url, self._payload)
             except InvalidRequestError as exc:  # CannotTranslateError included
                 self.refused = exc
         return self._decoded
@@ -581,7 +592,7 @@ class StreamContinuation:
     Args:
         engine: Runs the continuation.
         chain: The SDK request's chain.
-        url: The SDK request's path and query.
+        url: The SDK request's path and query, and its wire format.
         payload: Its JSON body.
         calls: Makes attempts, with an adapter for every provider of ``chain``.
         closed: Whether the transport has been closed.
@@ -591,7 +602,7 @@ class StreamContinuation:
         self,
         engine: Engine,
         chain: Sequence[ModelEntry | Sequence[ModelEntry]],
-        url: str,
+        url: tuple[str, Wire | None],
         payload: dict[str, Any] | None,
         calls: ChatCalls,
         closed: Callable[[], bool],
@@ -599,7 +610,7 @@ class StreamContinuation:
     ) -> None:
         self._engine = engine
         self._steps = [(s,) if isinstance(s, ModelEntry) else tuple(s) for s in chain]
-        self._translation = Translation(url, payload, calls)
+        self._translation = Translation(*url, payload, calls)
         self._calls = calls
         self._closed = closed
         self._adapter = adapters

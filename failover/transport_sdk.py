@@ -18,9 +18,10 @@ from typing import Any
 from failover.classify import classify_http_error
 from failover.engine import Engine
 from failover.errors import ProviderError
+from failover.gateway import Wire, wire_of
 from failover.profiles import AuthProfile
 from failover.request import AttemptContext
-from failover.transport_guard import checked_reply, endpoint_of, reread, served_headers
+from failover.transport_guard import Endpoint, checked_reply, endpoint_of, reread, served_headers
 from failover.transport_io import IO, AsyncIO, provider_error, read_body
 from failover.transport_rewrite import (
     DEFAULT_STYLE,
@@ -30,7 +31,27 @@ from failover.transport_rewrite import (
     without_cache_markers,
 )
 
-__all__ = ["SdkRequest"]
+__all__ = ["Route", "SdkRequest"]
+
+
+class Route:
+    """What the transport reads of an SDK request's URL, read once per URL (the transport
+    keeps it while the URL comes again): its part after the SDK's base URL, its wire format
+    (``None``: not one the gateway speaks) and the endpoint of a POST to it.
+
+    Args:
+        suffix: The URL's path and query after the base URL it was sent to.
+    """
+
+    __slots__ = ("post", "streams", "suffix", "wire")
+
+    def __init__(self, suffix: str) -> None:
+        self.suffix = suffix
+        self.wire: Wire | None = wire_of(suffix)
+        self.post: Endpoint | None = endpoint_of("POST", suffix)
+        """The endpoint of a POST to it (``None``: one the transport does not know)."""
+        self.streams = ":stream" in suffix
+        """Whether the URL asks for a stream (Gemini's ``:streamGenerateContent``)."""
 
 
 class SdkRequest:
@@ -39,8 +60,8 @@ class SdkRequest:
     Args:
         request: The SDK's request.
         library: httpx or httpx2, whichever the request came from.
-        read: The URL's suffix after the SDK's base URL, the body, the body as a JSON
-            object (``None``: not one) and the model it asks for.
+        read: The URL's route, the body, the body as a JSON object (``None``: not one)
+            and the model it asks for.
         io: Sends and reads (on the loop, or a sync client's worker thread).
         provider: The SDK's own provider.
         style_for: The SDK's wire, for its provider's usual credential header.
@@ -78,7 +99,7 @@ class SdkRequest:
         self,
         request: Any,
         library: ModuleType,
-        read: tuple[str, bytes, dict[str, Any] | None, str | None],
+        read: tuple[Route, bytes, dict[str, Any] | None, str | None],
         io: IO,
         provider: str,
         *,
@@ -90,15 +111,16 @@ class SdkRequest:
         credentials: dict[str, str],
     ) -> None:
         self.request, self.library, self.io, self.provider = request, library, io, provider
-        self.suffix, self.body, self.payload, self.requested = read
+        route, self.body, self.payload, self.requested = read
+        self.suffix = route.suffix
         self.engine, self.url_for, self.owner_of = engine, url_for, owner_of
         # how the SDK sends a key: its first credential header (in CREDENTIAL_HEADERS order)
         self.sdk_credentials = credentials
         style = next(iter(credentials), None)
         self.style = style or DEFAULT_STYLE.get(style_for, "authorization")
-        payload, suffix = self.payload, self.suffix
-        self.streaming = bool(payload and payload.get("stream")) or ":stream" in suffix
-        self.endpoint = endpoint_of(request.method, suffix)
+        payload = self.payload
+        self.streaming = bool(payload and payload.get("stream")) or route.streams
+        self.endpoint = route.post if request.method == "POST" else None
         self.extensions = request.extensions
         if self.streaming:  # the wait for the headers, as each read after, is bounded too
             self.extensions = with_read_timeout(self.extensions, stream_idle_timeout)

@@ -10,9 +10,9 @@ from failover.gateway.decode_chat import decode_chat
 from failover.gateway.decode_gemini import decode_gemini
 from failover.gateway.decode_responses import decode_responses
 from failover.gateway.framing import load_body
-from failover.gateway.types import Decoded, invalid_request, wire_of
+from failover.gateway.types import Decoded, Wire, invalid_request, wire_of
 
-__all__ = ["decode_request"]
+__all__ = ["decode_as", "decode_request"]
 
 
 def decode_request(url: str, body: bytes | str | Mapping[str, Any]) -> Decoded:
@@ -32,6 +32,12 @@ def decode_request(url: str, body: bytes | str | Mapping[str, Any]) -> Decoded:
     wire = wire_of(url)
     if wire is None:
         raise invalid_request(f"no wire format the gateway speaks is served at {url!r}")
+    return decode_as(wire, url, body)
+
+
+def decode_as(wire: Wire, url: str, body: bytes | str | Mapping[str, Any]) -> Decoded:
+    """:func:`decode_request` of a request whose wire format the caller read already from
+    its ``url`` (``wire_of(url)``: the SDK transport reads it once per URL)."""
     data = load_body(body)
     if wire == "openai":
         return decode_chat(data)
