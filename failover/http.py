@@ -28,6 +28,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import AbstractAsyncContextManager
+from encodings.utf_8 import IncrementalDecoder as _Utf8Decoder
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, Union, cast
 
@@ -515,8 +516,16 @@ class _TranslatingReply:
             raise ProviderConnectionError(f"connection lost: {type(exc).__name__}") from exc
 
     def aiter_text(self) -> AsyncIterator[str]:
-        self._response.encoding = LOSSLESS_UTF8
-        return _translated(self._response.aiter_text(), self._errors)
+        response = self._response
+        if (
+            type(response) is not httpx.Response  # httpx2's: its own reading, in one layer
+            or response.is_stream_consumed
+            or response.is_closed
+            or hasattr(response, "_content")  # read already (a reply made with its content)
+        ):
+            response.encoding = LOSSLESS_UTF8
+            return _translated(response.aiter_text(), self._errors)
+        return _body_text(response, self._errors)
 
     def aiter_lines(self) -> AsyncIterator[str]:
         self._response.encoding = LOSSLESS_UTF8
@@ -548,6 +557,34 @@ def _find_lossless(name: str) -> codecs.CodecInfo | None:
 
 
 codecs.register(_find_lossless)
+
+
+async def _body_text(response: httpx.Response, errors: _Errors) -> AsyncIterator[str]:
+    """What ``aiter_text`` gives of an unread httpx reply (as :data:`LOSSLESS_UTF8`), read from
+    its stream in one generator, httpx's errors translated into ProviderErrors.
+
+    httpx reads it through three generators (``aiter_text`` over ``aiter_bytes`` over
+    ``aiter_raw``), each entering a context and making a decoder or a chunker that, without
+    a chunk size, hands each piece on whole: their work per stream and per piece, less the
+    content's decoding (Content-Encoding) and the text's. As ``aiter_raw`` does, the reply
+    is marked consumed, and closed at the body's end (its connection goes back).
+    """
+    content = response._get_content_decoder()
+    text = _Utf8Decoder("surrogateescape")
+    stream: Any = response.stream  # an AsyncByteStream: the client is an AsyncClient
+    response.is_stream_consumed = True
+    try:
+        async for raw in stream:
+            if piece := text.decode(content.decode(raw)):
+                yield piece
+        tail = text.decode(content.flush(), True)
+        await response.aclose()
+    except errors.timeout as exc:
+        raise ProviderTimeoutError("the stream stalled") from exc
+    except errors.transport as exc:
+        raise ProviderConnectionError(f"stream lost: {type(exc).__name__}") from exc
+    if tail:
+        yield tail
 
 
 async def _translated(pieces: AsyncIterator[T], errors: _Errors) -> AsyncIterator[T]:
