@@ -47,6 +47,8 @@ RETRY_HEADER = "x-stainless-retry-count"
 _READ = tuple((name.encode(), name) for name in (*CREDENTIAL_HEADERS, SESSION_HEADER, RETRY_HEADER))
 _WANTED = frozenset(name for name, _ in _READ)
 _ORDER = {name: (at, text) for at, (name, text) in enumerate(_READ)}
+_SESSION_AT = len(CREDENTIAL_HEADERS)  # _READ's order: the credentials, session, retries
+_SESSION_AT = len(CREDENTIAL_HEADERS)  # where the session header is in _READ (retries after)
 _NAME = operator.itemgetter(0)
 _LOWERED = _VALUE = operator.itemgetter(1)
 
@@ -94,10 +96,10 @@ def sdk_headers(headers: Any) -> SdkHeaders:
     The names are matched in C (httpx's lowered names, or one join and one lower; a set's
     intersection) and only those present are read: a dict of every header, a tuple made
     for each, would cost several times as much. The headers' text encoding is worked out
-    (a pass decoding every header) only for a value that is not UTF-8.
+    (a pass decoding every header) only for a value that is not UTF-8, as ``headers``
+    decodes it.
     """
     items = header_items(headers)
-    found: dict[str, bytes] = {}
     raw: list[tuple[bytes, bytes]] | HeaderItems
     if items is not None:  # (name, lowered, value): the names lowered already
         raw, names, at = items, list(map(_LOWERED, items)), 2
@@ -106,6 +108,7 @@ def sdk_headers(headers: Any) -> SdkHeaders:
         names = b"\n".join(map(_NAME, raw)).lower().split(b"\n")
         at = 1
     present = _WANTED.intersection(names)
+    read = SdkHeaders({})
     for name in sorted(present, key=_ORDER.__getitem__) if len(present) > 1 else present:
         if names.count(name) == 1:
             value = raw[names.index(name)][at]
@@ -113,21 +116,18 @@ def sdk_headers(headers: Any) -> SdkHeaders:
             value = b", ".join(
                 [item[at] for item, key in zip(raw, names, strict=True) if key == name]
             )
-        found[_ORDER[name][1]] = value
-    return _decoded(found, headers)
-
-
-def _decoded(found: dict[str, bytes], headers: Any) -> SdkHeaders:
-    """The headers read (their names as text: raw values) decoded, as ``headers`` decodes
-    them when not UTF-8."""
-    credentials: dict[str, str] = {}
-    for text, value in found.items():
+        place, text = _ORDER[name]
         try:
-            credentials[text] = value.decode()
+            decoded = value.decode()
         except UnicodeDecodeError:  # as the library decodes it
-            credentials[text] = headers[text]
-    session = credentials.pop(SESSION_HEADER, None)
-    return SdkHeaders(credentials, session, credentials.pop(RETRY_HEADER, None))
+            decoded = headers[text]
+        if place < _SESSION_AT:
+            read.credentials[text] = decoded
+        elif place == _SESSION_AT:
+            read.session = decoded
+        else:
+            read.retries = decoded
+    return read
 
 
 def json_object(body: bytes) -> dict[str, Any] | None:
