@@ -343,20 +343,28 @@ def _shown(
         return headers
     # as ``del headers[name]`` and ``headers[name] = value`` do, without their loops
     names = list(map(_LOWERED, items))
-    for lowered in _encoded(drop):
+    for lowered in _encoded(drop).intersection(names):  # the few present, found in C
         while lowered in names:
             at = names.index(lowered)
             del items[at], names[at]
-    encoding = getattr(headers, "_encoding", None) or "utf-8"
-    for name, value in served:  # (none left of these names: they were dropped)
-        raw_name = name.encode(encoding)
-        items.append((raw_name, raw_name.lower(), value.encode(encoding)))
+    if served:  # (none left of these names: they were dropped)
+        items.extend(_served_items(served, getattr(headers, "_encoding", None) or "utf-8"))
     return headers
 
 
 @functools.lru_cache(maxsize=16)  # a few tuples of names
-def _encoded(names: tuple[str, ...]) -> tuple[bytes, ...]:
-    return tuple(name.lower().encode() for name in names)
+def _encoded(names: tuple[str, ...]) -> frozenset[bytes]:
+    return frozenset(name.lower().encode() for name in names)
+
+
+@functools.lru_cache(maxsize=256)  # per model served (and text encoding): a few
+def _served_items(served: Served, encoding: str) -> tuple[tuple[bytes, bytes, bytes], ...]:
+    """The ``served`` headers as a library's Headers keeps them (name, name lowered,
+    value), encoded as ``headers[name] = value`` encodes them."""
+    return tuple(
+        (name.encode(encoding), name.encode(encoding).lower(), value.encode(encoding))
+        for name, value in served
+    )
 
 
 def rebuilt(library: ModuleType, response: Any, headers: Any, stream: Any = None) -> Any:
