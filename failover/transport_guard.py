@@ -36,7 +36,7 @@ from failover.errors import (
 )
 from failover.profiles import AuthProfile
 from failover.providers.base import StreamChunk, StreamReader, load_json
-from failover.transport_io import IO, closed_error, read_body
+from failover.transport_io import IO, closed_error
 from failover.transport_rewrite import made_headers
 
 __all__ = [
@@ -114,7 +114,7 @@ async def checked_reply(
     if shaped is None and "json" not in content_type:  # a redirect, audio, a file
         headers = _shown(library.Headers(response.headers), scrub, served=served)
         return rebuilt(library, response, headers)
-    content = await read_body(io, response, "", "")
+    content = await io.read_and_close(response)
     if shaped is not None and "json" not in content_type:
         kind = content_type.partition(";")[0].strip() or "untyped"
         raise MalformedResponseError(

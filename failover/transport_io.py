@@ -38,7 +38,6 @@ __all__ = [
     "ThreadIO",
     "closed_error",
     "provider_error",
-    "read_body",
     "widen_worker_threads",
 ]
 
@@ -78,8 +77,13 @@ class IO(Protocol):
         """Send ``request``; return the reply, its body unread."""
         ...
 
-    async def read_and_close(self, response: Any) -> bytes:
-        """Read a reply's whole body (decoded), then close it."""
+    async def read_and_close(self, response: Any, provider: str = "", model: str = "") -> bytes:
+        """Read a reply's whole body (decoded), then close it.
+
+        Raises:
+            ProviderError: The body cannot be read (the attempt fails; it names
+                ``provider`` and ``model``), or is not what it should be.
+        """
         ...
 
     def iterate(self, response: Any, kind: str) -> AsyncIterator[str]:
@@ -115,10 +119,13 @@ class AsyncIO:
         awaits (no frame of ours for each of its suspensions to pass through)."""
         return self.inner.handle_async_request(request)
 
-    async def read_and_close(self, response: Any) -> bytes:
-        """Read the whole body, then close the reply."""
-        content: bytes = await response.aread()
-        await response.aclose()
+    async def read_and_close(self, response: Any, provider: str = "", model: str = "") -> bytes:
+        """Read the whole body, then close the reply (see :meth:`IO.read_and_close`)."""
+        try:
+            content: bytes = await response.aread()
+            await response.aclose()
+        except Exception as exc:
+            raise _read_failure(exc, provider, model) from None
         return content
 
     def iterate(self, response: Any, kind: str) -> AsyncIterator[str]:
@@ -203,9 +210,13 @@ class ThreadIO:
             handoff.abandon()
             raise
 
-    async def read_and_close(self, response: Any) -> bytes:
-        """Read the whole body in a worker thread, then close the reply."""
-        return await anyio.to_thread.run_sync(_read_and_close, response, abandon_on_cancel=True)
+    async def read_and_close(self, response: Any, provider: str = "", model: str = "") -> bytes:
+        """Read the whole body in a worker thread, then close the reply (see
+        :meth:`IO.read_and_close`)."""
+        try:
+            return await anyio.to_thread.run_sync(_read_and_close, response, abandon_on_cancel=True)
+        except Exception as exc:
+            raise _read_failure(exc, provider, model) from None
 
     async def iterate(self, response: Any, kind: str) -> AsyncIterator[str]:
         """The body's ``iter_text`` or ``iter_lines``, each piece read in a worker thread."""
@@ -293,14 +304,6 @@ def _read_failure(exc: Exception, provider: str, model: str) -> ProviderError:
     return provider_error(exc, provider, model) or MalformedResponseError(
         f"the reply's body could not be read ({type(exc).__name__})"
     )
-
-
-async def read_body(io: IO, response: Any, provider: str, model: str) -> bytes:
-    """A reply's whole body, decoded; a body that cannot be read fails the attempt."""
-    try:
-        return await io.read_and_close(response)
-    except Exception as exc:
-        raise _read_failure(exc, provider, model) from None
 
 
 class IOSender:
@@ -436,8 +439,9 @@ class _Reply:
         headers: Mapping[str, str] = self._response.headers
         return headers
 
-    async def aread(self) -> bytes:
-        return await read_body(self._io, self._response, "", "")
+    def aread(self) -> Coroutine[Any, Any, bytes]:
+        # the read's own coroutine, which the caller awaits (no frame of ours between)
+        return self._io.read_and_close(self._response)
 
     def aiter_text(self) -> AsyncIterator[str]:
         return self._pieces("text")

@@ -22,7 +22,7 @@ from failover.gateway import Wire, wire_of
 from failover.profiles import AuthProfile
 from failover.request import AttemptContext
 from failover.transport_guard import Endpoint, checked_reply, endpoint_of, reread, served_headers
-from failover.transport_io import IO, AsyncIO, provider_error, read_body
+from failover.transport_io import IO, AsyncIO, provider_error
 from failover.transport_rewrite import (
     DEFAULT_STYLE,
     adjust,
@@ -190,7 +190,7 @@ class SdkRequest:
 
     async def _refused(self, ctx: AttemptContext, response: Any, outgoing: Any) -> ProviderError:
         """An error reply: its error, the reply kept (scrubbed) for the SDK."""
-        content = await read_body(self.io, response, self.provider, ctx.model.id)
+        content = await self.io.read_and_close(response, self.provider, ctx.model.id)
         error = classify_http_error(response.status_code, response.headers, content)
         scrub = self.engine.scrubber()  # the SDK puts the body in its exception
         text = scrub.in_json(content.decode("utf-8", "surrogateescape"))
