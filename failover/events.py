@@ -151,6 +151,10 @@ class HookDispatcher:
     def __init__(self) -> None:
         self._hooks: dict[type[Event], list[Hook]] = {}
         self._pending = BackgroundTasks()
+        self.wants: Callable[[type[Event]], bool] = self._hooks.__contains__
+        """Return whether any hook listens for an event type (so events can be skipped):
+        the registry's own membership test, asked in C (asked before most events are built,
+        and of every success)."""
 
     def add(self, event_type: type[Event], hook: H) -> H:
         """Register ``hook`` for ``event_type``; return it (so it works as a decorator)."""
@@ -158,10 +162,6 @@ class HookDispatcher:
             raise TypeError(f"hook must be callable, got {hook!r}")
         self._hooks.setdefault(event_type, []).append(hook)
         return hook
-
-    def wants(self, event_type: type[Event]) -> bool:
-        """Return whether any hook listens for ``event_type`` (so events can be skipped)."""
-        return event_type in self._hooks
 
     def emit(self, event: Event) -> None:
         """Deliver ``event``; never raises, never waits."""

@@ -110,14 +110,13 @@ class RequestState:
         id: str,
         started: float,
         deadline_at: float,
-        attempts: list[Attempt] | None = None,
         *,
         asyncio_cancel_safe: bool = False,
     ) -> None:
         self.id = id
         self.started = started
         self.deadline_at = deadline_at
-        self.attempts: list[Attempt] = [] if attempts is None else attempts
+        self.attempts: list[Attempt] = []
         self.asyncio_cancel_safe = asyncio_cancel_safe
         """Whether asyncio's own cancellation may interrupt the attempts anywhere
         (aiohttp; a whole reply through HttpxSender on asyncio, which keeps it from
