@@ -146,6 +146,20 @@ class HttpxSender:
         self._errors = _Errors(
             library.TimeoutException, library.TransportError, library.PoolTimeout
         )
+        self._urls: dict[str, Any] = {}  # see _parsed_url
+
+    def _parsed_url(self, url: str) -> Any:
+        """``library.URL(url)``, parsed once per distinct URL and kept (up to
+        ``_URLS_KEPT``): a request made with a parsed URL parses nothing, where parsing its
+        string is about half the work of making one. A URL is immutable, so one serves
+        every request to it."""
+        urls = self._urls
+        parsed = urls.get(url)
+        if parsed is None:
+            if len(urls) >= _URLS_KEPT:  # a client of many distinct URLs: start afresh
+                urls.clear()
+            parsed = urls[url] = self._library.URL(url)
+        return parsed
 
     def _timeout(self, timeout: float, read_timeout: float | None) -> dict[str, float | None]:
         """The httpx timeout for these bounds, as a request's ``timeout`` extension (what
@@ -170,6 +184,9 @@ class HttpxSender:
         """Send ``request`` on entering; yield the streamed reply; close it on exit."""
         return _Exchange(self, request, timeout, read_timeout)
 
+
+_URLS_KEPT = 256
+"""How many distinct parsed URLs an HttpxSender keeps (one per model and endpoint, mostly)."""
 
 _POOL_SHARE = 0.9
 """The share of an attempt's time that may go to waiting for a free pooled connection."""
@@ -220,7 +237,7 @@ class _Exchange:
         client: Any = sender.client  # httpx or httpx2: the same calls
         # read-only to httpx and httpcore: one made per pair of bounds is shared
         extensions = {"timeout": sender._timeout(self._timeout, self._read_timeout)}
-        built, direct = _outgoing(client, sender._library, self._request, extensions)
+        built, direct = _outgoing(client, sender, self._request, extensions)
         errors = sender._errors
         try:  # never follow a redirect, whatever the client says: a key must not travel
             if not on_asyncio():  # trio: every cancellation is a scope's
@@ -330,17 +347,20 @@ class _Sending:
 
 
 def _outgoing(
-    client: Any, library: ModuleType, request: HttpRequest, extensions: dict[str, Any]
+    client: Any, sender: HttpxSender, request: HttpRequest, extensions: dict[str, Any]
 ) -> tuple[Any, Any]:
     """The library's request for ``request``, and the transport to send it on directly
     (``None``: through ``client.send``; see :class:`HttpxSender`)."""
     if client.is_closed:  # its transport would open new connections all the same
         raise RuntimeError("HttpxSender's HTTP client is closed")
+    url = sender._urls.get(request.url)
+    if url is None:
+        url = sender._parsed_url(request.url)
     hooks = client.event_hooks
     if client.auth or client.params or client.cookies or any(hooks.values()):
         built = client.build_request(
             request.method,
-            request.url,
+            url,
             headers=request.headers,
             content=request.body,
             extensions=extensions,
@@ -348,9 +368,9 @@ def _outgoing(
         return built, None
     # what build_request makes of it for such a client (an AuthProfile's URL carries no
     # credentials, so no basic auth either), without its cookie and parameter merging
-    built = library.Request(
+    built = sender._library.Request(
         request.method,
-        request.url,
+        url,
         headers=client._merge_headers(request.headers),
         content=request.body,
         extensions=extensions,
