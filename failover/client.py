@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
@@ -112,7 +112,7 @@ def _completion(
         cost_usd=cost,
         finish_reason=result.finish_reason,
         attempts=tuple(state.attempts),
-        latency=time.monotonic() - state.started,
+        latency=monotonic() - state.started,
         raw=result.raw,
         tool_calls=result.tool_calls,
         raw_finish_reason=result.raw_finish_reason,
@@ -540,7 +540,7 @@ class ResilientClient(HookMethods, AsyncClosing):
             usage=result.usage,
             cost_usd=cost,
             attempts=tuple(state.attempts),
-            latency=time.monotonic() - state.started,
+            latency=monotonic() - state.started,
         )
 
     def status(self) -> dict[str, Any]:

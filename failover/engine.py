@@ -20,9 +20,9 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from time import monotonic
 from typing import Any, TypeVar
 
 import anyio
@@ -186,7 +186,7 @@ class Engine(Gates, Announcements):
 
     def new_request(self, *, asyncio_cancel_safe: bool = False) -> RequestState:
         """Start the bookkeeping of a request (see RequestState.asyncio_cancel_safe)."""
-        now = time.monotonic()
+        now = monotonic()
         deadline = self._deadline
         return RequestState(
             f"req-{next(_request_ids)}",
@@ -207,20 +207,18 @@ class Engine(Gates, Announcements):
     ) -> None:
         """Announce a request's success (``exchange``: the messages and the answer's text,
         which telemetry may capture)."""
-        telemetry = state.telemetry
-        if telemetry is not None:
+        if state.telemetry is not None:
             if exchange is not None:
-                telemetry.capture(*exchange)
-            telemetry.finished(model, usage, cost_usd, profile=profile.name)
-        hooks = self.hooks
-        if hooks.wants(SuccessEvent):  # built only when a hook listens
-            hooks.emit(
+                state.telemetry.capture(*exchange)
+            state.telemetry.finished(model, usage, cost_usd, profile=profile.name)
+        if self.hooks.wants(SuccessEvent):  # built only when a hook listens
+            self.hooks.emit(
                 SuccessEvent(
                     request_id=state.id,
                     model=model.key,
                     profile=profile.name,
                     attempts=len(state.attempts),
-                    latency=time.monotonic() - state.started,
+                    latency=monotonic() - state.started,
                     cost_usd=cost_usd,
                 )
             )
@@ -440,7 +438,7 @@ class Engine(Gates, Announcements):
         recovery line (for a key, or for room on the keys ``short`` of it: newcomers go
         behind; higher ``priority`` first)."""
         if pause.recovery:
-            started = time.monotonic()
+            started = monotonic()
             waiting = self._waiting_for
             for name in short:
                 waiting[name] += 1
@@ -456,7 +454,7 @@ class Engine(Gates, Announcements):
             if short:
                 state.queued = True  # it had its turn: it may take room from now on
             if state.telemetry is not None:
-                state.telemetry.queued(time.monotonic() - started)
+                state.telemetry.queued(monotonic() - started)
             return
         self._announce_retry(state, pause)
         await self.sleep(pause.delay)
@@ -472,7 +470,7 @@ class Engine(Gates, Announcements):
 
     def _weight_of(self, model: ModelEntry) -> float:
         """The summed ``weight`` of the profiles that serve ``model`` (recounted each second)."""
-        now = time.monotonic()
+        now = monotonic()
         cached = self._weights.get(model.key)
         if cached is not None and now - cached[1] < 1.0:
             return cached[0]
@@ -585,7 +583,7 @@ class Engine(Gates, Announcements):
             state.id,
             timeout,
         )
-        started = time.monotonic()
+        started = monotonic()
         if self._count_in_flight:
             self.routing.started(model, profile)
         telemetry = state.telemetry
@@ -621,7 +619,7 @@ class Engine(Gates, Announcements):
                 self.routing.ended(model, profile)
         if telemetry is not None:
             telemetry.attempt_ended(ctx, "ok")
-        elapsed = time.monotonic() - started
+        elapsed = monotonic() - started
         state.attempts.append(Attempt(model.key, profile.name, "ok", None, None, elapsed))
         if _log.isEnabledFor(_DEBUG):
             logs.attempt(state.id, len(state.attempts), state.attempts[-1])
@@ -642,7 +640,7 @@ class Engine(Gates, Announcements):
 
     def _attempt_cancelled(self, state: RequestState, ctx: AttemptContext, started: float) -> None:
         """Record an attempt cancelled from outside (a hedge lost, the deadline, the caller)."""
-        elapsed = time.monotonic() - started
+        elapsed = monotonic() - started
         state.attempts.append(
             Attempt(ctx.model.key, ctx.profile.name, "cancelled", None, None, elapsed)
         )

@@ -192,7 +192,11 @@ class Planner:
         self.clock = clock
         # the chain last planned, when immutable, with its steps and their fixed order (one
         # triple: a thread never reads one chain's steps beside another's order)
-        self._chain: tuple[object, Steps, list[tuple[int, ModelEntry]] | None] = (None, [], None)
+        # the last chain that cannot change, and its steps and order (handed out as kept)
+        self._chain: tuple[object, tuple[Steps, list[tuple[int, ModelEntry]] | None]] = (
+            None,
+            ([], None),
+        )
         self._prefer: Callable[[AuthProfile, AuthProfile, RoutingView], bool] | None = getattr(
             strategy, "prefer", None
         )
@@ -242,16 +246,16 @@ class Planner:
         order (:func:`fixed_order`); made once for a chain that cannot change (a tuple of
         tuples and models, as :class:`~failover.chain.FallbackChain` keeps its steps).
         Callers read both, never change them."""
-        seen, steps, order = self._chain
+        seen, planned = self._chain
         if chain is seen:
-            return steps, order
+            return planned
         steps = [(step,) if isinstance(step, ModelEntry) else tuple(step) for step in chain]
-        order = fixed_order(steps)
+        planned = steps, fixed_order(steps)
         if type(chain) is tuple and all(
             type(step) is tuple or isinstance(step, ModelEntry) for step in chain
         ):
-            self._chain = (chain, steps, order)
-        return steps, order
+            self._chain = (chain, planned)
+        return planned
 
     def first_key(self, model: ModelEntry, deadline_at: float) -> AuthProfile | None:
         """The key of a walk's first candidate (reason ``first``), before anything is tried

@@ -419,9 +419,8 @@ class OpenAIAdapter(BaseAdapter):
             MalformedResponseError: The reply is not one this reads (as :func:`guarded`
                 makes any shape a parser does not understand).
         """
-        data = None
+        data = load_json(body)  # (its errors are MalformedResponseError already)
         try:
-            data = load_json(body)
             # read as the usual reply is shaped: JSON's other values index by name with a
             # TypeError and have no .get (AttributeError), a missing name or choice raises,
             # and _misshapen says which part was wrong
