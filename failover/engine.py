@@ -341,8 +341,8 @@ class Engine(Gates, Announcements):
         else:  # (order is not empty: an empty chain has a plan)
             model = order[0][1]  # type: ignore[index]
             profile = self.planner.first_key(model, state.deadline_at)
-            if profile is None:
-                plan = self._plan_from(state, steps, order)
+            if profile is None:  # the plan goes on from the next model (asked no more)
+                plan = self._plan_from(state, steps, order, passed=model)
                 candidate = plan.next()
             else:  # the plan is made if this one fails or is refused (below)
                 candidate = Candidate(model, profile, FIRST)
@@ -415,11 +415,13 @@ class Engine(Gates, Announcements):
         steps: Steps,
         order: list[tuple[int, ModelEntry]] | None,
         first: Candidate | None = None,
+        *,
+        passed: ModelEntry | None = None,
     ) -> Plan:
         """The plan of a run begun with the planner's first candidate (``first``, tried or
-        refused; ``None``: there was none), kept on ``state`` for the deadline's
-        exhaustion (:meth:`run`)."""
-        plan = state.plan = Plan(self.planner, state, steps, order, first)
+        refused; or ``passed``: the first model, none of whose keys was usable), kept on
+        ``state`` for the deadline's exhaustion (:meth:`run`)."""
+        plan = state.plan = Plan(self.planner, state, steps, order, first, passed=passed)
         return plan
 
     def _decide(self, state: RequestState, candidate: Candidate, error: ProviderError) -> Action:

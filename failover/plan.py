@@ -99,6 +99,8 @@ class Plan:
             planner orders them when they are walked.
         first: The walk's first candidate, when it was handed out already
             (:meth:`Planner.first_key`): the plan goes on from there.
+        passed: The walk's first model, when its first key was asked already and none
+            was usable (or it was too late): the plan goes on from the next model.
     """
 
     # What a request's first candidate leaves as it was is read from the class: the
@@ -137,6 +139,8 @@ class Plan:
         steps: Steps,
         order: list[tuple[int, ModelEntry]] | None = None,
         first: Candidate | None = None,
+        *,
+        passed: ModelEntry | None = None,
     ) -> None:
         self.planner = planner
         self.state = state
@@ -144,6 +148,8 @@ class Plan:
         self._order = self._fixed = order
         if first is not None:  # its first candidate handed out already: on from there
             self._began(first)
+        elif passed is not None:  # its first model asked for a key already: none was usable
+            self._passed_first(passed)
 
     @property
     def attempts(self) -> list[Attempt]:
@@ -187,10 +193,7 @@ class Plan:
                         began = Candidate(first, profile, FIRST)
                         self._began(began)
                         return began
-                    self._position = 0  # none of its keys usable (or too late)
-                    self._tried = set()
-                    self._pass_by(first)
-                    self._leave_model(first)
+                    self._passed_first(first)
         if self._phase == _WALK:
             while True:
                 model = self._model
@@ -218,6 +221,15 @@ class Plan:
         self._tried = {profile.name}
         self._last_profile = profile
         self._attempted = True
+
+    def _passed_first(self, first: ModelEntry) -> None:
+        """Note that none of the walk's first model's keys was usable (or it was too late,
+        :meth:`Planner.first_key`): the walk goes on from the next model."""
+        self._phase = _WALK
+        self._position = 0
+        self._tried = set()
+        self._pass_by(first)
+        self._leave_model(first)
 
     def _enter_next_model(self) -> ModelEntry | None:
         """Move to the next model of the walk (``None``: none, or the fallback budget is

@@ -117,11 +117,12 @@ def _misshapen(data: Any, body: bytes) -> MalformedResponseError | None:
     return None
 
 
-def openai_finish(raw: Any, has_tool_calls: bool) -> str | None:
-    """Normalise an OpenAI-style ``finish_reason`` (some servers say ``stop`` after tools)."""
+def openai_finish(raw: str | None, has_tool_calls: bool) -> str | None:
+    """Normalise an OpenAI-style ``finish_reason``, a string its reader has checked (some
+    servers say ``stop`` after tools)."""
     if raw is None:
         return None
-    finish = _FINISH.get(str(raw), "stop")
+    finish = _FINISH.get(raw, "stop")
     return "tool_calls" if has_tool_calls and finish == "stop" else finish
 
 
