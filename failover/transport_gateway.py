@@ -254,20 +254,21 @@ class Translation:
             return None
         return _unsupported_field(providers.get_adapter(model.provider), request, model)
 
-    async def either(self, ctx: AttemptContext) -> Any:
+    def either(self, ctx: AttemptContext) -> Awaitable[Any]:
         """An attempt of the SDK's own provider passed through (``same_wire``), or of
-        another provider translated (:meth:`attempt`)."""
+        another provider translated (:meth:`attempt`): the attempt's own awaitable, which
+        the engine awaits (no frame of ours for each of its suspensions to pass through)."""
         if ctx.model.provider == self._own and self._same_wire is not None:
-            return await self._same_wire(ctx)
-        return await self.attempt(ctx)
+            return self._same_wire(ctx)
+        return self.attempt(ctx)
 
-    async def attempt(self, ctx: AttemptContext) -> ChatResult | OpenedStream:
-        """One translated attempt: a whole reply, or a stream opened with its first chunk."""
+    def attempt(self, ctx: AttemptContext) -> Awaitable[ChatResult | OpenedStream]:
+        """One translated attempt (its ``ChatCalls`` coroutine, to await): a whole reply,
+        or a stream opened with its first chunk."""
         decoded = self.decoded()
         assert decoded is not None  # the engine skips models the request cannot go to
-        if decoded.stream:
-            return await self._calls.open_stream(decoded.request, ctx)
-        return await self._calls.complete(decoded.request, ctx)
+        calls = self._calls
+        return (calls.open_stream if decoded.stream else calls.complete)(decoded.request, ctx)
 
 
 def skipped_note(attempts: Sequence[Attempt], refused: InvalidRequestError | None) -> str | None:
@@ -395,7 +396,7 @@ def encoded_reply(
         reply = encode_result(decoded, value, model=model_id)
         done.succeeded(value.usage if value.usage_known else None)
         headers = [*reply.headers.items(), *served]
-        return _response(library, request, reply.status, headers, reply.body)
+        return read_response(library, reply.status, headers, reply.body, request)
     encoder = stream_encoder(decoded, model=model_id)
     pump = _Pump(encoder, value, done, closed, continuation)
     headers = made_headers(library, [("content-type", encoder.media_type), *served])
