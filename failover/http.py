@@ -147,6 +147,8 @@ class HttpxSender:
             library.TimeoutException, library.TransportError, library.PoolTimeout
         )
         self._urls: dict[str, Any] = {}  # see _parsed_url
+        # see _merged_headers: a request's headers -> (the client's then, the merged ones)
+        self._merged: dict[tuple[tuple[str, str], ...], tuple[list[Any], Any]] = {}
 
     def _parsed_url(self, url: str) -> Any:
         """``library.URL(url)``, parsed once per distinct URL and kept (up to
@@ -178,12 +180,30 @@ class HttpxSender:
         made = _httpx_timeout(self._library, timeout, read_timeout, pool)
         return cast("dict[str, float | None]", made)
 
+    def _merged_headers(
+        self, client: Any, headers: Mapping[str, str], key: tuple[tuple[str, str], ...]
+    ) -> tuple[list[Any], Any]:
+        """``client._merge_headers(headers)`` (``key``: their items), kept (up to
+        ``_HEADERS_KEPT``) with the client's own headers it was made of: merging normalises
+        every header anew (about a third of the work of making a request), and the headers
+        of a key's requests to a model are the same each time. Kept only here: the entries
+        hold keys, as the profiles do, and nothing shows them."""
+        merged = self._merged
+        if len(merged) >= _HEADERS_KEPT:
+            merged.clear()
+        made = merged[key] = (list(client.headers._list), client._merge_headers(headers))
+        return made
+
     def open(
         self, request: HttpRequest, timeout: float, *, read_timeout: float | None = None
     ) -> _Exchange:
         """Send ``request`` on entering; yield the streamed reply; close it on exit."""
         return _Exchange(self, request, timeout, read_timeout)
 
+
+_HEADERS_KEPT = 256
+"""How many distinct sets of merged request headers an HttpxSender keeps (one per key and
+provider, mostly)."""
 
 _URLS_KEPT = 256
 """How many distinct parsed URLs an HttpxSender keeps (one per model and endpoint, mostly)."""
@@ -367,11 +387,16 @@ def _outgoing(
         )
         return built, None
     # what build_request makes of it for such a client (an AuthProfile's URL carries no
-    # credentials, so no basic auth either), without its cookie and parameter merging
+    # credentials, so no basic auth either), without its cookie and parameter merging; the
+    # merged headers kept while the client's own are unchanged (a request copies them)
+    key = tuple(request.headers.items())
+    merged = sender._merged.get(key)
+    if merged is None or merged[0] != client.headers._list:
+        merged = sender._merged_headers(client, request.headers, key)
     built = sender._library.Request(
         request.method,
         url,
-        headers=client._merge_headers(request.headers),
+        headers=merged[1],
         content=request.body,
         extensions=extensions,
     )
