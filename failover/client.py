@@ -621,7 +621,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         engine = self._engine
         state = engine.new_request(
             asyncio_cancel_safe=on_asyncio()  # with an HttpxSender
-            if whole and self._whole_apart
+            if self._whole_apart and whole
             else self._sender_cancel_safe
         )
         if self._cost_strategy:
