@@ -24,7 +24,7 @@ import logging
 import math
 import threading
 import warnings
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from types import ModuleType, TracebackType
 from typing import Any, TypeVar
@@ -288,8 +288,11 @@ class ResilientTransport(HookMethods, AsyncClosing):
         """The profile manager this transport draws keys from."""
         return self._engine.manager
 
-    async def handle_async_request(self, request: Any) -> Any:
+    def handle_async_request(self, request: Any) -> Coroutine[Any, Any, Any]:
         """Send ``request`` with failover; return the first good response, or an error reply.
+
+        (It returns the request's own coroutine, which the client awaits: no frame of
+        this method for each of its suspensions to pass through.)
 
         Raises:
             ConfigError: The transport is closed, or was closed while the request waited.
@@ -302,12 +305,11 @@ class ResilientTransport(HookMethods, AsyncClosing):
         route = self._route_of(request.url)
         if route is None:  # not one of our hosts: never attach a key
             bare = without_credentials(request, library)
-            return await self._serve(inner.handle_async_request, bare)
-        body = await request.aread()
+            return self._serve(inner.handle_async_request, bare)
         io = self._async_io
         if io is None or io.inner is not inner:  # (one a transport, the same inner's)
             io = self._async_io = AsyncIO(inner)
-        return await self._serve(self._failover, request, headers, library, route, body, io)
+        return self._serve(self._failover, request, headers, library, route, None, io)
 
     def handle_request(self, request: Any) -> Any:
         """Send ``request`` from a sync client with failover, as :meth:`handle_async_request`.
@@ -347,10 +349,13 @@ class ResilientTransport(HookMethods, AsyncClosing):
         headers: SdkHeaders,
         library: ModuleType,
         route: Route,
-        body: bytes,
+        body: bytes | None,
         io: IO,
     ) -> Any:
-        """The failover loop around one SDK request, its I/O done by ``io``."""
+        """The failover loop around one SDK request, its I/O done by ``io`` (``body``:
+        the request's, read; ``None``: an async client's, read here)."""
+        if body is None:
+            body = await request.aread()
         payload = json_object(body)
         suffix, wire = route.suffix, route.wire
         requested = self._models.requested(payload, suffix)
