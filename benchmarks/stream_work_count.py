@@ -7,7 +7,9 @@ same with 40 text chunks, whose difference is the work per extra chunk (what a l
 pays per chunk, the request's own work set apart), without and with a ``deadline`` (which
 bounds every read that waits); and the work until the first chunk is in the caller's hands
 (the bare client's read as an async generator of the decoded ``data:`` payloads). C code
-counts as the call that enters it.
+counts as the call that enters it. The mock's reply comes unread, its body in one piece, as
+from the network (a reply made with its ``content`` is read as it is made: neither client
+would read it as it reads a network's).
 
     python benchmarks/stream_work_count.py [--top N]
 """
@@ -34,6 +36,20 @@ URL = "http://127.0.0.1:9/v1"
 
 def _stream_of(chunks: int) -> bytes:
     return CHUNK * chunks + _TAIL
+
+
+class _Unread(httpx.AsyncByteStream):
+    """A reply's body, unread until read, in one piece (what loopback usually delivers)."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self._body
+
+
+def _reply(body: bytes) -> httpx.Response:
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=_Unread(body))
 
 
 async def _counted(read: Callable[[], Awaitable[object]], top: int, what: str) -> float:
@@ -83,7 +99,7 @@ async def first_chunk(top: int) -> tuple[float, float]:
     body = _stream_of(TEXT_CHUNKS)
 
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+        return _reply(body)
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     profile = AuthProfile("k0", "openai", "sk-bench-key-0001", base_url=URL)
@@ -110,7 +126,7 @@ async def count(chunks: int, top: int, deadline: float | None = None) -> tuple[f
     body = _stream_of(chunks)
 
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+        return _reply(body)
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     profile = AuthProfile("k0", "openai", "sk-bench-key-0001", base_url=URL)
