@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, Union, cas
 
 import anyio
 import httpx
+from httpx._transports.default import AsyncResponseStream as _HttpxTransportStream
+from httpx._transports.default import map_httpcore_exceptions
 
 from failover._tasks import _finishing, cancel_scope, finish_even_if_cancelled, on_asyncio
 from failover.errors import PoolExhaustedError, ProviderConnectionError, ProviderTimeoutError
@@ -612,16 +614,29 @@ async def _body_text(response: httpx.Response, errors: _Errors) -> AsyncIterator
     ``aiter_raw``), each entering a context and making a decoder or a chunker that, without
     a chunk size, hands each piece on whole: their work per stream and per piece, less the
     content's decoding (Content-Encoding) and the text's. As ``aiter_raw`` does, the reply
-    is marked consumed, and closed at the body's end (its connection goes back).
+    is marked consumed, and closed at the body's end (its connection goes back). Under
+    httpx's own transport, its stream's generator is skipped too (see the code).
     """
     content = response._get_content_decoder()
     text = _Utf8Decoder("surrogateescape")
     stream: Any = response.stream  # an AsyncByteStream: the client is an AsyncClient
+    body = stream._stream if isinstance(stream, _ReleasedApart) else stream
+    # httpx's transport's stream is a generator over httpcore's mapping its exceptions
+    # to httpx's: httpcore's is read here, and an exception mapped only when one comes
+    underneath = type(body) is _HttpxTransportStream
+    if underneath:
+        stream = body._httpcore_stream
     response.is_stream_consumed = True
     try:
-        async for raw in stream:
-            if piece := text.decode(content.decode(raw)):
-                yield piece
+        try:
+            async for raw in stream:
+                if piece := text.decode(content.decode(raw)):
+                    yield piece
+        except Exception:
+            if not underneath:
+                raise
+            with map_httpcore_exceptions():  # httpx's exception, from httpcore's
+                raise
         tail = text.decode(content.flush(), True)
         await response.aclose()
     except errors.timeout as exc:

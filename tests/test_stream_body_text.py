@@ -3,15 +3,18 @@
 ``HttpxSender``'s reply reads an unread httpx body straight from its stream (one generator,
 not httpx's three): the content decoded (Content-Encoding), the text as the lossless UTF-8
 (undecodable bytes as lone surrogates, a character split across pieces whole), the reply
-closed at the body's end, httpx's errors translated into ProviderErrors. A reply read
-already (made with its content, as a mock's often is) goes through httpx's own reading.
+closed at the body's end, httpx's errors translated into ProviderErrors (under httpx's own
+transport, httpcore's errors mapped by httpx's own mapping first). A reply read already
+(made with its content, as a mock's often is) goes through httpx's own reading.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from collections.abc import AsyncIterator
 
+import httpcore
 import httpx
 import pytest
 
@@ -111,3 +114,54 @@ async def test_a_reply_read_already_goes_through_httpx_s_own_reading() -> None:
 
     sender = HttpxSender(httpx.AsyncClient(transport=httpx.MockTransport(handler)))
     assert "".join(await _texts(sender)) == _httpx_reading(_PIECES)
+
+
+_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: 100\r\n\r\n"
+
+
+async def _serve_then(stall: bool) -> tuple[asyncio.Server, str]:
+    """A loopback server that answers with the start of a 100-byte body, then closes the
+    connection (or, with ``stall``, sends nothing more)."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(_HEAD + b"data: {}\n\n")
+        await writer.drain()
+        if stall:
+            await asyncio.sleep(5)
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}/v1/chat"
+
+
+@pytest.mark.parametrize(
+    ("stall", "expected", "httpx_error", "httpcore_error"),
+    [
+        (False, ProviderConnectionError, httpx.RemoteProtocolError, httpcore.RemoteProtocolError),
+        (True, ProviderTimeoutError, httpx.ReadTimeout, httpcore.ReadTimeout),
+    ],
+)
+async def test_httpcore_s_errors_come_mapped_by_httpx_then_translated(
+    stall: bool,
+    expected: type[Exception],
+    httpx_error: type[Exception],
+    httpcore_error: type[Exception],
+) -> None:
+    server, url = await _serve_then(stall)
+    got: list[str] = []
+
+    async def read() -> None:
+        async with httpx.AsyncClient() as client:
+            request = HttpRequest("POST", url, {}, b"{}")
+            async with HttpxSender(client).open(request, 10.0, read_timeout=0.2) as reply:
+                async for text in reply.aiter_text():
+                    got.append(text)
+
+    async with server:
+        with pytest.raises(expected) as raised:
+            await read()
+    assert got == ["data: {}\n\n"]
+    assert type(raised.value.__cause__) is httpx_error
+    assert type(raised.value.__cause__.__cause__) is httpcore_error
