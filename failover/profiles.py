@@ -294,7 +294,7 @@ class FailoverManager:
         """
         with self._lock:
             now = self.clock()
-            if model is None or not self._tripped:  # no breaker open: none to ask (hot path)
+            if not self._tripped or model is None:  # no breaker open: none to ask (hot path)
                 return self._pools.pick(provider, model, exclude, None, now)
             breakers = self._breakers
             resting = breakers.resting_check(model, now, self.config.breaker_window)
