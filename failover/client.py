@@ -222,8 +222,8 @@ class ResilientClient(HookMethods, AsyncClosing):
         session_ttl: float | None = None,
     ) -> None:
         self._catalog, self._strict = catalog or default_catalog, strict_models
-        self.chain = chain_from(chain, self._catalog, strict=strict_models)
-        if self.chain.is_empty():
+        self._chain = chain_from(chain, self._catalog, strict=strict_models)
+        if self._chain.is_empty():
             raise ConfigError("chain must contain at least one model")
         if isinstance(profiles, FailoverManager):
             if (
@@ -281,7 +281,8 @@ class ResilientClient(HookMethods, AsyncClosing):
             telemetry=resolve_telemetry(telemetry),
             admission=admission,
         )
-        self._groups = self.chain.groups or None
+        self._groups = self._chain.groups or None
+        self._steps = self._chain.steps  # what each call without a chain of its own walks
         self.accept = _checked_accept(accept)
         self.affinity = check_affinity(affinity)
         self.session = None if session is None else _checked_session(session)
@@ -315,6 +316,12 @@ class ResilientClient(HookMethods, AsyncClosing):
         self._whole_apart = isinstance(sender, HttpxSender)
         # the HTTP libraries log replies' headers (which may echo a key) before we see them
         watch_http_logs(self._engine)
+
+    @property
+    def chain(self) -> FallbackChain:
+        """The fallback chain the client was built with (fixed: its keys, adapters and
+        groups were checked and read then; a call may bring its own, ``chain=``)."""
+        return self._chain
 
     @property
     def manager(self) -> FailoverManager:
@@ -356,7 +363,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         """
         request = chat_request(messages, max_tokens, temperature, params, stream=False)
         state = self._new_state(request, priority, tags, session, whole=True)
-        steps = self.chain.steps if chain is None else self._steps_for(chain, state)
+        steps = self._steps if chain is None else self._steps_for(chain, state)
         if request.plain and accept is None and self.accept is None:  # nothing to check
             attempt = partial(self._complete, request)
             unsupported = None  # plain text without parameters: every model takes it
@@ -585,7 +592,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         """The call's steps: the client's, or its own chain's (whose groups then name the
         ``group:`` budgets)."""
         if chain is None:
-            return self.chain.steps
+            return self._steps
         own = self._chain_for(chain)
         state.groups = own.groups or None
         return own.steps
