@@ -614,7 +614,8 @@ async def _body_text(response: httpx.Response, errors: _Errors) -> AsyncIterator
     ``aiter_raw``), each entering a context and making a decoder or a chunker that, without
     a chunk size, hands each piece on whole: their work per stream and per piece, less the
     content's decoding (Content-Encoding) and the text's. As ``aiter_raw`` does, the reply
-    is marked consumed, and closed at the body's end (its connection goes back). Under
+    is marked consumed, counts the bytes it downloads, names its request on httpx's errors,
+    and is closed at the body's end (its connection goes back). Under
     httpx's own transport, its stream's generator is skipped too (see the code).
     """
     content = response._get_content_decoder()
@@ -630,6 +631,7 @@ async def _body_text(response: httpx.Response, errors: _Errors) -> AsyncIterator
     try:
         try:
             async for raw in stream:
+                response._num_bytes_downloaded += len(raw)
                 if piece := text.decode(content.decode(raw)):
                     yield piece
         except Exception:
@@ -639,10 +641,13 @@ async def _body_text(response: httpx.Response, errors: _Errors) -> AsyncIterator
                 raise
         tail = text.decode(content.flush(), True)
         await response.aclose()
-    except errors.timeout as exc:
-        raise ProviderTimeoutError("the stream stalled") from exc
-    except errors.transport as exc:
-        raise ProviderConnectionError(f"stream lost: {type(exc).__name__}") from exc
+    except httpx.RequestError as exc:
+        exc.request = response.request  # as httpx's own reading names it
+        if isinstance(exc, errors.timeout):
+            raise ProviderTimeoutError("the stream stalled") from exc
+        if isinstance(exc, errors.transport):
+            raise ProviderConnectionError(f"stream lost: {type(exc).__name__}") from exc
+        raise
     if tail:
         yield tail
 

@@ -165,3 +165,23 @@ async def test_httpcore_s_errors_come_mapped_by_httpx_then_translated(
     assert got == ["data: {}\n\n"]
     assert type(raised.value.__cause__) is httpx_error
     assert type(raised.value.__cause__.__cause__) is httpcore_error
+
+
+async def test_a_failing_body_s_error_names_its_request_and_the_bytes_are_counted() -> None:
+    body = _Body((b"data: {}\n\n", b"data: {}\n"), httpx.ReadError("reset"))
+    seen: dict[str, object] = {}
+
+    async def read() -> None:
+        async with _sender(body).open(_REQUEST, 10.0, read_timeout=5.0) as reply:
+            try:
+                async for _ in reply.aiter_text():
+                    pass
+            finally:
+                seen["downloaded"] = reply._response.num_bytes_downloaded
+
+    with pytest.raises(ProviderConnectionError) as raised:
+        await read()
+    cause = raised.value.__cause__
+    assert isinstance(cause, httpx.ReadError)
+    assert cause.request.url == _REQUEST.url, "as httpx's own reading, the error names it"
+    assert seen["downloaded"] == 19
