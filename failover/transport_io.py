@@ -81,8 +81,8 @@ class IO(Protocol):
         """Read a reply's whole body (decoded), then close it.
 
         Raises:
-            ProviderError: The body cannot be read (the attempt fails; it names
-                ``provider`` and ``model``), or is not what it should be.
+            ProviderError: The body cannot be read: the library's error as the attempt's
+                (naming ``provider`` and ``model``), or MalformedResponseError.
         """
         ...
 
@@ -405,6 +405,15 @@ class _Exchange:
                 raise
             raise error from None
         return _Reply(self._io, self._response)
+
+    @property
+    def exits_at_once(self) -> bool:
+        """Whether leaving waits for nothing (see ``failover.http.Sender``): no reply, or
+        one closed already (read to its end), which :meth:`__aexit__` leaves as it is. A
+        translated stream read to its end is then released in place, not in a task of
+        its own (``close_opened``)."""
+        response = self._response
+        return response is None or bool(getattr(response, "is_closed", False))
 
     async def __aexit__(
         self,
