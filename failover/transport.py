@@ -24,7 +24,7 @@ import logging
 import math
 import threading
 import warnings
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from types import ModuleType, TracebackType
 from typing import Any, TypeVar
@@ -288,11 +288,8 @@ class ResilientTransport(HookMethods, AsyncClosing):
         """The profile manager this transport draws keys from."""
         return self._engine.manager
 
-    def handle_async_request(self, request: Any) -> Coroutine[Any, Any, Any]:
+    async def handle_async_request(self, request: Any) -> Any:
         """Send ``request`` with failover; return the first good response, or an error reply.
-
-        (It returns the request's own coroutine, which the client awaits: no frame of
-        this method for each of its suspensions to pass through.)
 
         Raises:
             ConfigError: The transport is closed, or was closed while the request waited.
@@ -305,11 +302,11 @@ class ResilientTransport(HookMethods, AsyncClosing):
         route = self._route_of(request.url)
         if route is None:  # not one of our hosts: never attach a key
             bare = without_credentials(request, library)
-            return self._serve(inner.handle_async_request, bare)
+            return await self._serve(inner.handle_async_request, bare)
         io = self._async_io
         if io is None or io.inner is not inner:  # (one a transport, the same inner's)
             io = self._async_io = AsyncIO(inner)
-        return self._serve(self._failover, request, headers, library, route, None, io)
+        return await self._serve(self._failover, request, headers, library, route, None, io)
 
     def handle_request(self, request: Any) -> Any:
         """Send ``request`` from a sync client with failover, as :meth:`handle_async_request`.
@@ -462,7 +459,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
         return StreamContinuation(
             self._engine,
             chain,
-            (route.suffix, route.wire),
+            route,
             payload,
             calls,
             self._shut,

@@ -70,6 +70,7 @@ from failover.providers.base import ChatRequest, ChatResult, ProviderAdapter, St
 from failover.transport_guard import Served, read_response
 from failover.transport_io import IO, closed_error
 from failover.transport_rewrite import made_headers
+from failover.transport_sdk import Route
 
 __all__ = [
     "ResponseOwners",
@@ -593,7 +594,8 @@ class StreamContinuation:
     Args:
         engine: Runs the continuation.
         chain: The SDK request's chain.
-        url: The SDK request's path and query, and its wire format.
+        route: What the transport read of the SDK request's URL (its path and query, and
+            its wire format).
         payload: Its JSON body.
         calls: Makes attempts, with an adapter for every provider of ``chain``.
         closed: Whether the transport has been closed.
@@ -603,7 +605,7 @@ class StreamContinuation:
         self,
         engine: Engine,
         chain: Sequence[ModelEntry | Sequence[ModelEntry]],
-        url: tuple[str, Wire | None],
+        route: Route,
         payload: dict[str, Any] | None,
         calls: ChatCalls,
         closed: Callable[[], bool],
@@ -611,7 +613,7 @@ class StreamContinuation:
     ) -> None:
         self._engine = engine
         self._steps = [(s,) if isinstance(s, ModelEntry) else tuple(s) for s in chain]
-        self._translation = Translation(*url, payload, calls)
+        self._translation = Translation(route.suffix, route.wire, payload, calls)
         self._calls = calls
         self._closed = closed
         self._adapter = adapters

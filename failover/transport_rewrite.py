@@ -47,7 +47,6 @@ RETRY_HEADER = "x-stainless-retry-count"
 _READ = tuple((name.encode(), name) for name in (*CREDENTIAL_HEADERS, SESSION_HEADER, RETRY_HEADER))
 _WANTED = frozenset(name for name, _ in _READ)
 _ORDER = {name: (at, text) for at, (name, text) in enumerate(_READ)}
-_SESSION_AT = len(CREDENTIAL_HEADERS)  # _READ's order: the credentials, session, retries
 _SESSION_AT = len(CREDENTIAL_HEADERS)  # where the session header is in _READ (retries after)
 _NAME = operator.itemgetter(0)
 _LOWERED = _VALUE = operator.itemgetter(1)

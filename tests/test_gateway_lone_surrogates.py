@@ -81,7 +81,7 @@ def test_a_reply_with_a_lone_surrogate_is_written_with_its_escape(wire: Wire) ->
 
 @pytest.mark.parametrize("wire", WIRES)
 def test_a_stream_with_lone_surrogates_is_written_with_their_escapes(wire: Wire) -> None:
-    encoder = stream_encoder(_decoded(wire, stream=True), model="m")
+    encoder = stream_encoder(_decoded(wire, stream=True), model="m\udc00")
     texts = [LONE, "plain", HIGH_THEN_TEXT, LONE]
     out = [
         encoder.feed(StreamChunk(texts[0])),  # the opening, with the first text
@@ -96,7 +96,7 @@ def test_a_stream_with_lone_surrogates_is_written_with_their_escapes(wire: Wire)
     body = b"".join(out)
     assert ESCAPE in body and b"\\udbff" in body
     strings = _all_strings(body)
-    for text in (*texts, "c"):
+    for text in (*texts, "c", "m\udc00"):  # the model's name too
         assert text in strings
     # the call's arguments, as text or (Gemini) an object
     assert [s for s in strings if "\ud800" in s and s not in texts]

@@ -4,6 +4,8 @@ own request carries none of the profiles' keys afterwards (its own header is bac
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import anyio
 import httpx
 import pytest
@@ -85,3 +87,47 @@ async def test_a_caller_cancelled_during_the_inner_send_leaves_nothing_behind(
     assert KEY_B not in seen
     assert request.headers["authorization"] == SDK_KEY
     await transport.aclose()
+
+
+class Counting(httpx.AsyncBaseTransport):
+    """Answers every request at once, counting them."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent += 1
+        return httpx.Response(200, json={"id": "x", "object": "chat.completion", "choices": []})
+
+
+@pytest.mark.anyio
+async def test_a_transport_closed_while_the_sdk_uploads_its_body_sends_nothing() -> None:
+    inner = Counting()
+    profile = AuthProfile("a", "openai", KEY_A, base_url=f"{ROOT}/v1")
+    transport = ResilientTransport([profile], provider="openai", inner=inner)
+    uploading, release = anyio.Event(), anyio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        uploading.set()
+        await release.wait()
+        yield b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
+
+    request = httpx.Request(
+        "POST", f"{ROOT}/v1/chat/completions", content=body(), headers={"authorization": SDK_KEY}
+    )
+    outcome: list[BaseException] = []
+
+    async def call() -> None:
+        try:
+            await transport.handle_async_request(request)
+        except Exception as error:
+            outcome.append(error)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(call)
+        await uploading.wait()
+        await transport.aclose()
+        release.set()
+    assert [type(error).__name__ for error in outcome] == ["ConfigError"]
+    assert inner.sent == 0, "a closed transport sends no request, however long its body took"
+    assert request.headers["authorization"] == SDK_KEY

@@ -91,7 +91,9 @@ class ChatStream:
         prefix = f'data: {self._head},"choices":[{{"index":0,"delta":'
         self._tail = ',"usage":null}\n\n' if include_usage else "}\n\n"
         suffix = f',"logprobs":null,"finish_reason":null}}]{self._tail}'
-        self._prefix, self._suffix = prefix.encode(), suffix.encode()
+        # (the model's name as its JSON writes it: a lone surrogate escaped)
+        self._prefix = prefix.encode("utf-8", "backslashreplace")
+        self._suffix = suffix.encode()
         # a text delta's chunk is this head, the text as JSON and this tail; texts read
         # together are joined by the tail and head between them, and encoded at once
         self._text_head = prefix + '{"content":'
@@ -170,7 +172,8 @@ class ChatStream:
         out = [self._start(), self._chunk({}, finish)]
         if self._include_usage:
             usage = chat_usage_json(self._end.usage or TokenUsage())
-            out.append(f'data: {self._head},"choices":[],"usage":{usage}}}\n\n'.encode())
+            usage_chunk = f'data: {self._head},"choices":[],"usage":{usage}}}\n\n'
+            out.append(usage_chunk.encode("utf-8", "backslashreplace"))
         out.append(_DONE)
         return b"".join(out)
 
