@@ -190,9 +190,9 @@ class Planner:
         self.wait_for_recovery = wait_for_recovery
         self.deadline = deadline
         self.clock = clock
-        # the chain last planned, when immutable, with its steps and their fixed order (one
-        # triple: a thread never reads one chain's steps beside another's order)
-        # the last chain that cannot change, and its steps and order (handed out as kept)
+        # the chain last planned, when immutable, and its steps with their fixed order (the
+        # pair handed out as kept), swapped in one assignment: a thread never reads one
+        # chain's steps beside another's order
         self._chain: tuple[object, tuple[Steps, list[tuple[int, ModelEntry]] | None]] = (
             None,
             ([], None),

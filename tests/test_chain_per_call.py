@@ -93,6 +93,13 @@ async def test_a_call_may_bring_its_own_chain() -> None:
     assert client.chain.names == (GPT,)  # the client's own is untouched
 
 
+def test_the_clients_chain_is_fixed_a_call_brings_its_own() -> None:
+    client = make()
+    with pytest.raises(AttributeError):
+        client.chain = make().chain  # type: ignore[misc]
+    assert client.chain.names == (GPT,)
+
+
 async def test_a_calls_chain_is_checked_as_the_clients_is() -> None:
     client = make()
     with pytest.raises(ConfigError, match="no auth profile for provider 'gemini'"):
