@@ -114,7 +114,7 @@ async def first_chunk(top: int) -> tuple[float, float]:
     print(f"To the first chunk of a stream of {TEXT_CHUNKS} text chunks, MockTransport:")
     ours = await _counted_first(lambda: client.stream(MESSAGES), top, "client.stream()")
     theirs = await _counted_first(bare, top, "bare httpx (aiter_lines + json.loads)")
-    print(f"  to the first chunk: client {ours:.0f}, bare {theirs:.0f} (+{ours - theirs:.0f})")
+    print(f"  to the first chunk: client {ours:.0f}, bare {theirs:.0f} ({ours - theirs:+.0f})")
     await client.aclose()
     await http.aclose()
     return ours, theirs
