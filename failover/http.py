@@ -34,12 +34,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, Union, cas
 
 import anyio
 import httpx
-from httpx._transports.default import AsyncResponseStream as _HttpxTransportStream
-from httpx._transports.default import map_httpcore_exceptions
 
 from failover._tasks import _finishing, cancel_scope, finish_even_if_cancelled, on_asyncio
 from failover.errors import PoolExhaustedError, ProviderConnectionError, ProviderTimeoutError
 from failover.providers.base import HttpRequest
+
+try:  # httpx's own transport's stream, read past where it is (see _body_text)
+    from httpx._transports.default import AsyncResponseStream as _HttpxTransportStream
+    from httpx._transports.default import map_httpcore_exceptions
+except ImportError:  # an httpx that moved them: its streams are read through its generator
+    _HttpxTransportStream = None  # type: ignore[assignment,misc]
 
 if TYPE_CHECKING:
     import httpx2
