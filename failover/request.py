@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from failover._records import built_at_once
+from failover._secrets import secret_reader
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry, TokenUsage
 
@@ -59,10 +60,14 @@ class AttemptContext:
     request_id: str
     timeout: float
 
-    @property
-    def api_key(self) -> str:
-        """The profile's key."""
-        return self.profile.api_key.get_secret_value()
+    if TYPE_CHECKING:
+
+        @property
+        def api_key(self) -> str:
+            """The profile's key."""
+
+    else:  # read in C: once per attempt, on the success path
+        api_key = property(secret_reader("profile.api_key"), doc="The profile's key.")
 
 
 class RequestState:
