@@ -233,19 +233,6 @@ UNUSUAL_HEADROOM: tuple[None, None] = (None, None)
 """What :func:`headroom_counts` gives for a reply :func:`rate_limit_headroom` must read."""
 
 
-def _dict_rate_limits(headers: dict[Any, Any]) -> Mapping[str, str] | None:
-    """A dict's headers with names lowered (only when they are not already), or ``None``
-    when none names a rate limit: its names read in one pass."""
-    try:
-        names = " ".join(headers)
-    except TypeError:  # names that are not text
-        return _case_insensitive(headers)
-    lowered = names.lower()
-    if "ratelimit" not in lowered:
-        return None
-    return headers if lowered == names else _case_insensitive(headers)
-
-
 def headroom_counts(headers: Mapping[str, str]) -> tuple[int | None, int | None] | None:
     """The (requests, tokens) left that a usual reply's rate-limit headers report, read from
     the remaining counts alone; ``None`` when it reports none (as :func:`rate_limit_headroom`).
@@ -255,11 +242,16 @@ def headroom_counts(headers: Mapping[str, str]) -> tuple[int | None, int | None]
     ``int`` does not take as it is (bytes that are not ASCII, text it refuses), a name httpx
     holds twice.
     """
-    if isinstance(headers, dict):
-        lowered = _dict_rate_limits(headers)
-        if lowered is None:  # none names a rate limit (most replies)
-            return None
-        values: Mapping[Any, Any] = lowered
+    if isinstance(headers, dict):  # its names read in one pass, in C
+        try:
+            joined = " ".join(headers)
+        except TypeError:  # names that are not text
+            values: Mapping[Any, Any] = _case_insensitive(headers)
+        else:
+            lowered = joined.lower()
+            if "ratelimit" not in lowered:  # none names a rate limit (most replies)
+                return None
+            values = headers if lowered == joined else _case_insensitive(headers)
         names: tuple[tuple[Any, Any], ...] = _REMAINING
     elif (items := header_items(headers)) is not None:  # an httpx.Headers: names lowered
         found: dict[bytes, bytes] = {}
@@ -301,11 +293,8 @@ def rate_limit_headroom(headers: Mapping[str, str]) -> Headroom | None:
 
 def read_headroom_in_full(headers: Mapping[str, str]) -> Headroom | None:
     """:func:`rate_limit_headroom` of any reply, every header it may need read in full."""
-    if isinstance(headers, dict):
-        lowered = _dict_rate_limits(headers)
-        if lowered is None:
-            return None
-        headers = lowered
+    if isinstance(headers, dict):  # (none naming a rate limit: no budget below is found)
+        headers = _case_insensitive(headers)
     elif (items := header_items(headers)) is not None or type(
         raw := getattr(headers, "raw", None)
     ) is list:  # an httpx.Headers
