@@ -380,7 +380,7 @@ class ResilientTransport(HookMethods, AsyncClosing):
                 engine, sender, self._adapters, stream_idle_timeout=self.stream_idle_timeout
             )
             translation = Translation(
-                suffix, wire, payload, calls, own=self.provider, same_wire=sdk.attempt
+                route, payload, calls, own=self.provider, same_wire=sdk.attempt
             )
             unsupported = translation.skipped
             run_attempt = translation.either

@@ -187,8 +187,8 @@ class Translation:
     """One SDK request's translated side: decoded once, when first asked for.
 
     Args:
-        url: The SDK request's path and query (Gemini's name the model).
-        wire: Its wire format, as ``wire_of(url)`` reads it (``None``: not a chat request).
+        route: What the transport read of the SDK request's URL: its path and query
+            (Gemini's name the model) and its wire format (``None``: not a chat request).
         payload: Its JSON body, parsed (``None`` when it is not a JSON object).
         calls: Makes the attempts (``ChatCalls`` over the request's own I/O).
         own: The SDK's own provider, whose models :meth:`either` sends by ``same_wire``
@@ -209,16 +209,15 @@ class Translation:
 
     def __init__(
         self,
-        url: str,
-        wire: Wire | None,
+        route: Route,
         payload: dict[str, Any] | None,
         calls: ChatCalls,
         *,
         own: str | None = None,
         same_wire: Callable[[AttemptContext], Awaitable[Any]] | None = None,
     ) -> None:
-        self._url = url
-        self._wire = wire
+        self._url = route.suffix
+        self._wire = route.wire
         self._payload = payload
         self._calls = calls
         self._own = own
@@ -613,7 +612,7 @@ class StreamContinuation:
     ) -> None:
         self._engine = engine
         self._steps = [(s,) if isinstance(s, ModelEntry) else tuple(s) for s in chain]
-        self._translation = Translation(route.suffix, route.wire, payload, calls)
+        self._translation = Translation(route, payload, calls)
         self._calls = calls
         self._closed = closed
         self._adapter = adapters

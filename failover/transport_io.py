@@ -421,11 +421,11 @@ class _Exchange:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        response, self._response = self._response, None
         # a reply read whole is closed already (read_and_close): nothing to finish
-        if response is not None and not getattr(response, "is_closed", False):
-            io = self._io
+        if not self.exits_at_once:
+            response, io = self._response, self._io
             await finish_even_if_cancelled(lambda: io.close(response))
+        self._response = None
 
 
 class _Reply:

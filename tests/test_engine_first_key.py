@@ -9,49 +9,7 @@ import pytest
 
 from failover import AuthProfile, FailoverManager, ResilientClient
 from failover.errors import FailoverError
-from failover.providers.base import HttpRequest
-
-MESSAGES = [{"role": "user", "content": "ping"}]
-REPLY = (
-    b'{"id":"x","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,'
-    b'"message":{"role":"assistant","content":"pong"},"finish_reason":"stop"}],'
-    b'"usage":{"prompt_tokens":3,"completion_tokens":1}}'
-)
-
-
-class _Reply:
-    def __init__(self) -> None:
-        self.status_code = 200
-        self.headers = {"content-type": "application/json"}
-
-    async def aread(self) -> bytes:
-        return REPLY
-
-
-class _Exchange:
-    async def __aenter__(self) -> _Reply:
-        return _Reply()
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-class _Sender:
-    """Answers every request at once; remembers the URL each went to."""
-
-    asyncio_cancel_safe = True
-
-    def __init__(self) -> None:
-        self.urls: list[str] = []
-
-    def open(
-        self, request: HttpRequest, timeout: float, *, read_timeout: float | None = None
-    ) -> _Exchange:
-        self.urls.append(request.url)
-        return _Exchange()
-
-    async def aclose(self) -> None:
-        return None
+from tests.test_success_path import MESSAGES, AnsweringSender
 
 
 def _counted_asks(client: ResilientClient) -> list[str]:
@@ -82,7 +40,7 @@ async def test_the_first_model_is_asked_once_when_none_of_its_keys_is_usable() -
         ]
     )
     _cooled(manager, "openai-key")
-    sender = _Sender()
+    sender = AnsweringSender()
     client = ResilientClient(
         ["openai/gpt-4o-mini", "groq/llama-3.1-8b-instant"], manager, sender=sender
     )
@@ -100,7 +58,7 @@ async def test_no_usable_key_anywhere_still_fails_after_one_ask_of_the_first_mod
         profiles=[AuthProfile("k0", "openai", "sk-only-0001", base_url="http://a.test/v1")]
     )
     _cooled(manager, "k0")
-    sender = _Sender()
+    sender = AnsweringSender()
     client = ResilientClient(
         ["openai/gpt-4o-mini"], manager, sender=sender, wait_for_recovery=False
     )

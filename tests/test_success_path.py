@@ -40,18 +40,20 @@ class _Exchange:
         return None
 
 
-class _Sender:
-    """Answers every request at once; remembers the key each used."""
+class AnsweringSender:
+    """Answers every request at once; remembers the key each used and the URL it went to."""
 
     asyncio_cancel_safe = True
 
     def __init__(self) -> None:
         self.keys: list[str] = []
+        self.urls: list[str] = []
 
     def open(
         self, request: HttpRequest, timeout: float, *, read_timeout: float | None = None
     ) -> _Exchange:
         self.keys.append(request.headers["authorization"])
+        self.urls.append(request.url)
         return _Exchange()
 
     async def aclose(self) -> None:
@@ -83,7 +85,7 @@ def _profile(name: str, key: str, priority: int = 0) -> AuthProfile:
 async def test_a_request_waits_for_a_store_of_your_own_that_is_not_ready_yet() -> None:
     store = _LateStore()
     manager = FailoverManager(profiles=[_profile("a", "sk-late-aaaa0001")], store=store)
-    client = ResilientClient(["openai/gpt-4o-mini"], manager, sender=_Sender())
+    client = ResilientClient(["openai/gpt-4o-mini"], manager, sender=AnsweringSender())
     done = await client.complete(MESSAGES)
     assert done.text == "pong" and store.waited == 1
     await client.complete(MESSAGES)
@@ -94,7 +96,7 @@ async def test_a_request_waits_for_a_store_of_your_own_that_is_not_ready_yet() -
 async def test_a_strategy_choosing_among_keys_chooses_the_first_key_too() -> None:
     # least_busy prefers the key with fewer requests in flight; with none in flight, the
     # manager's order stands (priority first), the same as with the default strategy
-    sender = _Sender()
+    sender = AnsweringSender()
     client = ResilientClient(
         ["openai/gpt-4o-mini"],
         [_profile("b", "sk-second-bbbb0002", priority=1), _profile("a", "sk-first-aaaa0001")],
@@ -130,7 +132,13 @@ def _priced_long_way(entry: ModelEntry, usage: TokenUsage) -> float | None:
 @pytest.mark.parametrize("prices", [(0.15, 0.6), (None, 0.6), (0.15, None), (2.5, 10.0)])
 def test_every_usage_is_priced_as_each_count_one_at_a_time(prices: Any) -> None:
     entry = ModelEntry(
-        "m", "m", "openai", "openai", cost_input=prices[0], cost_output=prices[1], cost_cache_read=0.075
+        "m",
+        "m",
+        "openai",
+        "openai",
+        cost_input=prices[0],
+        cost_output=prices[1],
+        cost_cache_read=0.075,
     )
     for inputs, outputs, read, write in itertools.product(
         (0, 1, 7, 1234567), (0, 3, 999), (0, 5), (0, 11)

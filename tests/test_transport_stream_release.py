@@ -68,6 +68,19 @@ def _sender(inner: _Inner) -> IOSender:
 _REQUEST = HttpRequest("POST", "http://127.0.0.1:9/v1/messages", {"x-api-key": "k"}, b"{}")
 
 
+@pytest.fixture
+def released_in_tasks(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The releases ``close_opened`` runs in a task of their own (each run, and noted)."""
+    released: list[Any] = []
+
+    async def in_a_task(work: Any) -> None:
+        released.append(work)
+        await work()
+
+    monkeypatch.setattr(chat_calls, "finish_even_if_cancelled", in_a_task)
+    return released
+
+
 async def test_an_exchange_exits_at_once_only_when_its_reply_is_closed() -> None:
     inner = _Inner()
     opener = _sender(inner).open(_REQUEST, 5.0)
@@ -82,15 +95,8 @@ async def test_an_exchange_exits_at_once_only_when_its_reply_is_closed() -> None
 
 
 async def test_a_stream_read_to_its_end_is_released_without_a_task_of_its_own(
-    monkeypatch: pytest.MonkeyPatch,
+    released_in_tasks: list[Any],
 ) -> None:
-    released_in_tasks: list[Any] = []
-
-    async def in_a_task(work: Any) -> None:
-        released_in_tasks.append(work)
-        await work()
-
-    monkeypatch.setattr(chat_calls, "finish_even_if_cancelled", in_a_task)
     inner = _Inner()
     opener = _sender(inner).open(_REQUEST, 5.0)
     reply = await opener.__aenter__()
@@ -106,15 +112,8 @@ async def test_a_stream_read_to_its_end_is_released_without_a_task_of_its_own(
 
 
 async def test_a_stream_left_before_its_end_is_released_in_a_task_of_its_own(
-    monkeypatch: pytest.MonkeyPatch,
+    released_in_tasks: list[Any],
 ) -> None:
-    released_in_tasks: list[Any] = []
-
-    async def in_a_task(work: Any) -> None:
-        released_in_tasks.append(work)
-        await work()
-
-    monkeypatch.setattr(chat_calls, "finish_even_if_cancelled", in_a_task)
     inner = _Inner()
     opener = _sender(inner).open(_REQUEST, 5.0)
     reply = await opener.__aenter__()

@@ -21,9 +21,9 @@ from typing import Any
 from failover.catalog import TokenUsage
 from failover.gateway.errors import error_payload
 from failover.gateway.framing import (
+    ESCAPING,
     arguments_object,
     dumps,
-    encode_compact,
     encode_string,
     new_id,
     sse,
@@ -100,10 +100,6 @@ _TEXT_CLOSE = "}}\n\n"
 middle, the text as JSON and this close."""
 
 
-def _json(value: Any) -> bytes:
-    return encode_compact(value).encode("utf-8", "backslashreplace")
-
-
 class AnthropicStream:
     """Messages stream events for one stream (see the module's docstring)."""
 
@@ -140,14 +136,14 @@ class AnthropicStream:
 
     def _delta(self, index: int, delta: dict[str, Any]) -> bytes:
         # sse({"type": "content_block_delta", "index": index, "delta": delta}, its type)
-        return b"".join((_DELTA_HEAD, str(index).encode(), _DELTA_MIDDLE, _json(delta), _CLOSE))
+        return b"".join((_DELTA_HEAD, str(index).encode(), _DELTA_MIDDLE, dumps(delta), _CLOSE))
 
     def _texts(self, texts: Iterable[str]) -> bytes:
         """The text delta events of ``texts`` in the open text block (``_delta``'s bytes),
         written as one text and encoded once."""
         head = f"{_TEXT_HEAD}{self._block}{_TEXT_MIDDLE}"
         joined = (_TEXT_CLOSE + head).join(map(encode_string, texts))
-        return (head + joined + _TEXT_CLOSE).encode("utf-8", "backslashreplace")
+        return (head + joined + _TEXT_CLOSE).encode("utf-8", ESCAPING)
 
     def feed(self, chunk: StreamChunk) -> bytes:
         """The events for one chunk's text and tool-call fragments."""

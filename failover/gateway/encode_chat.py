@@ -18,7 +18,7 @@ from typing import Any
 
 from failover.catalog import TokenUsage
 from failover.gateway.errors import error_payload
-from failover.gateway.framing import encode_compact, encode_string, new_id, sse
+from failover.gateway.framing import ESCAPING, encode_compact, encode_string, new_id, sse
 from failover.gateway.stream import OpenCall, StreamEnd, fed_each, texts_alone
 from failover.gateway.types import WireResponse
 from failover.gateway.usage import chat_usage_json
@@ -55,7 +55,7 @@ def encode_chat_result(result: ChatResult, *, model: str) -> WireResponse:
         f'"finish_reason":{finish}}}],"usage":{chat_usage_json(result.usage)},'
         '"service_tier":"default","system_fingerprint":null}'
     )
-    body_bytes = body.encode("utf-8", "backslashreplace")  # a lone surrogate escaped
+    body_bytes = body.encode("utf-8", ESCAPING)  # a lone surrogate escaped
     return WireResponse(200, {"content-type": "application/json"}, body_bytes)
 
 
@@ -92,7 +92,7 @@ class ChatStream:
         self._tail = ',"usage":null}\n\n' if include_usage else "}\n\n"
         suffix = f',"logprobs":null,"finish_reason":null}}]{self._tail}'
         # (the model's name as its JSON writes it: a lone surrogate escaped)
-        self._prefix = prefix.encode("utf-8", "backslashreplace")
+        self._prefix = prefix.encode("utf-8", ESCAPING)
         self._suffix = suffix.encode()
         # a text delta's chunk is this head, the text as JSON and this tail; texts read
         # together are joined by the tail and head between them, and encoded at once
@@ -104,7 +104,7 @@ class ChatStream:
         self._end = StreamEnd()
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        encoded = encode_compact(delta).encode("utf-8", "backslashreplace")
+        encoded = encode_compact(delta).encode("utf-8", ESCAPING)
         if finish is None:
             return self._prefix + encoded + self._suffix
         end = f',"logprobs":null,"finish_reason":{encode_string(finish)}}}]{self._tail}'
@@ -114,7 +114,7 @@ class ChatStream:
         """The text delta chunks of ``texts`` (each as :meth:`_chunk` writes it), written as
         one text and encoded once."""
         joined = self._between.join(map(encode_string, texts))
-        return (self._text_head + joined + self._text_tail).encode("utf-8", "backslashreplace")
+        return (self._text_head + joined + self._text_tail).encode("utf-8", ESCAPING)
 
     def _start(self) -> bytes:
         if self._started:
@@ -173,7 +173,7 @@ class ChatStream:
         if self._include_usage:
             usage = chat_usage_json(self._end.usage or TokenUsage())
             usage_chunk = f'data: {self._head},"choices":[],"usage":{usage}}}\n\n'
-            out.append(usage_chunk.encode("utf-8", "backslashreplace"))
+            out.append(usage_chunk.encode("utf-8", ESCAPING))
         out.append(_DONE)
         return b"".join(out)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from failover.catalog import TokenUsage
 from failover.gateway.errors import error_payload
-from failover.gateway.framing import dumps, encode_string, new_id, sse
+from failover.gateway.framing import ESCAPING, dumps, encode_string, new_id, sse
 from failover.gateway.stream import OpenCall, StreamEnd, fed_each
 from failover.gateway.types import WireResponse
 from failover.gateway.usage import responses_usage
@@ -176,7 +176,7 @@ class ResponsesStream:
         sequence, self._sequence = self._sequence, self._sequence + 1
         item_id = encode_string(self._output[index]["id"])
         middle = f'{sequence},"item_id":{item_id},"output_index":{index},"content_index":0,"delta":'
-        delta = encode_string(text).encode("utf-8", "backslashreplace")
+        delta = encode_string(text).encode("utf-8", ESCAPING)
         return b"".join((_TEXT_DELTA_HEAD, middle.encode(), delta, _TEXT_DELTA_TAIL))
 
     def _snapshot(self, status: str) -> dict[str, Any]:

@@ -7,9 +7,10 @@ after keys, framed by ``\\r\\n\\r\\n``.
 
 Text is kept as is, but a lone surrogate (an upstream's JSON escape ``"\\ud800"``, which
 ``json.loads`` reads into one) cannot be UTF-8: every JSON text here is encoded with
-``encode("utf-8", "backslashreplace")``, which writes it as ``\\ud800``, the very escape
-``json.dumps`` (``ensure_ascii``) writes and the upstream sent (a surrogate can stand only
-in a JSON string, where that escape means it), and everything else as plain UTF-8.
+``encode("utf-8", ESCAPING)`` (``"backslashreplace"``), which writes it as ``\\ud800``,
+the very escape ``json.dumps`` (``ensure_ascii``) writes and the upstream sent (a surrogate
+can stand only in a JSON string, where that escape means it), and everything else as plain
+UTF-8.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from failover.gateway.types import invalid_request
 
 __all__ = [
+    "ESCAPING",
     "arguments_object",
     "dumps",
     "encode_compact",
@@ -68,6 +70,10 @@ def _encoder(key_separator: str) -> Callable[[Any], str]:
     return encode
 
 
+ESCAPING = "backslashreplace"
+"""The error handler every JSON text here is encoded to UTF-8 with: a lone surrogate written
+as its JSON escape (see the module's docstring)."""
+
 encode_compact = _encoder(":")
 """JSON text, compact, non-ASCII kept as is: json's C encoder called straight
 (:func:`_encoder`), not ``json.dumps``, whose options build a whole encoder per call."""
@@ -77,7 +83,7 @@ encode_gemini = _encoder(": ")
 
 def dumps(value: Any) -> bytes:
     """JSON bytes: compact, non-ASCII kept as is (a lone surrogate escaped)."""
-    return encode_compact(value).encode("utf-8", "backslashreplace")
+    return encode_compact(value).encode("utf-8", ESCAPING)
 
 
 def sse(data: Any, event: str | None = None, *, gemini: bool = False) -> bytes:
@@ -94,7 +100,7 @@ def sse(data: Any, event: str | None = None, *, gemini: bool = False) -> bytes:
         text = encode_compact(data)
     head = f"event: {event}\n" if event else ""
     end = "\r\n\r\n" if gemini else "\n\n"
-    return f"{head}data: {text}{end}".encode("utf-8", "backslashreplace")
+    return f"{head}data: {text}{end}".encode("utf-8", ESCAPING)
 
 
 def new_id(prefix: str, length: int, *, hexadecimal: bool = False) -> str:
