@@ -44,7 +44,8 @@ from failover.providers.base import (
     StreamChunk,
 )
 from failover.providers.openai import OTHER_WIRES_FIELDS
-from failover.providers.reading import check_event_stream
+from failover.providers.reading import check_event_stream, plain_feed
+from failover.providers.results import text_delta
 
 if TYPE_CHECKING:
     from failover.engine import AttemptContext, Engine
@@ -285,10 +286,10 @@ class ChunkReader:
         self._sse = self._format == "sse"
         self._texts: AsyncIterator[str] | None = None  # an event stream's body, as read
         # the parser's answers to the events of the lines read so far, made as pulled
-        self._chunks: Iterator[StreamChunk | None] = iter(())
+        self._chunks: Iterator[str | StreamChunk | None] = iter(())
         self._lines_of = SSELineDecoder()
-        self._parse: Callable[[Iterable[str]], Iterator[StreamChunk | None]] = partial(
-            _parsed, SSEDecoder().decode, self._parser.feed
+        self._parse: Callable[[Iterable[str]], Iterator[str | StreamChunk | None]] = partial(
+            _parsed, SSEDecoder().decode, plain_feed(self._parser)
         )
         self._ended = False  # the body was read to its end
         self._other: AsyncIterator[StreamChunk] | None = None
@@ -335,12 +336,14 @@ class ChunkReader:
         """
         parser = self._parser
         for chunk in self._chunks:  # empty but for an event stream
+            if isinstance(chunk, str):  # a delta of text alone, the usual chunk (plain_feed)
+                return text_delta(chunk)
             if parser.complete:
                 self._chunks = iter(())  # nothing after the terminator is read
                 return None if chunk is None else self._took(chunk)
             if chunk is not None:
-                if (  # a delta alone (the usual chunk): the parser's own. Read field by
-                    # field: each a slot read in the interpreter, cheaper than one C call
+                if (  # a delta alone from a parser that hands it on as a chunk. Read field
+                    # by field: each a slot read in the interpreter, cheaper than one C call
                     # building a tuple of them to compare
                     chunk.usage is None
                     and chunk.finish_reason is None
@@ -484,12 +487,12 @@ _NAME_AND_DATA = _event_fields()
 
 def _parsed(
     decode: Callable[[str], ServerSentEvent | None],
-    feed: Callable[[str, str], StreamChunk | None],
+    feed: Callable[[str, str], str | StreamChunk | None],
     lines: Iterable[str],
-) -> Iterator[StreamChunk | None]:
-    """The parser's answer (``feed``'s) to each event that ``lines`` end, as httpx-sse's
-    ``decode`` cuts them: a lazy chain of C iterators, each line decoded, and each event
-    parsed, only as the chunks are pulled."""
+) -> Iterator[str | StreamChunk | None]:
+    """The parser's answer (``feed``'s, see :func:`plain_feed`) to each event that ``lines``
+    end, as httpx-sse's ``decode`` cuts them: a lazy chain of C iterators, each line
+    decoded, and each event parsed, only as the chunks are pulled."""
     return starmap(feed, map(_NAME_AND_DATA, filter(_IS_EVENT, map(decode, lines))))
 
 
