@@ -113,6 +113,31 @@ class KeyHealth:
                 profile.name, requests_remaining=requests_left, tokens_remaining=tokens_left
             )
             return
+        self._note_headroom_in_full(request_id, profile, headers)
+
+    def note_headroom_counts(
+        self,
+        request_id: str,
+        profile: AuthProfile,
+        headers: Mapping[str, str],
+        counts: tuple[int | None, int | None],
+    ) -> None:
+        """:meth:`note_headroom` of a reply whose :func:`~failover.classify.headroom_counts`
+        (``counts``) are read and not ``None``: for a caller that reads them first, so that
+        the usual reply without rate-limit headers makes no call here."""
+        if counts is not UNUSUAL_HEADROOM:
+            requests_left, tokens_left = counts
+            self.manager.record_headroom(
+                profile.name, requests_remaining=requests_left, tokens_remaining=tokens_left
+            )
+            return
+        self._note_headroom_in_full(request_id, profile, headers)
+
+    def _note_headroom_in_full(
+        self, request_id: str, profile: AuthProfile, headers: Mapping[str, str]
+    ) -> None:
+        """:meth:`note_headroom` of a reply whose headers must be read in full (a spent
+        budget: the key is held until it resets)."""
         headroom = read_headroom_in_full(headers)
         if headroom is None:
             return

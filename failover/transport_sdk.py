@@ -15,7 +15,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from failover.classify import classify_http_error
+from failover.classify import classify_http_error, headroom_counts
 from failover.engine import Engine
 from failover.errors import ProviderError
 from failover.gateway import Wire, wire_of
@@ -185,7 +185,9 @@ class SdkRequest:
                 served_headers(self.provider, ctx.model.id),
                 self.owner_of(ctx.profile) if self.responses else None,
             )
-        self.engine.note_headroom(ctx.request_id, ctx.profile, response.headers)
+        headers = response.headers
+        if (counts := headroom_counts(headers)) is not None:  # (most replies carry none)
+            self.engine.note_headroom_counts(ctx.request_id, ctx.profile, headers, counts)
         return response
 
     async def _refused(self, ctx: AttemptContext, response: Any, outgoing: Any) -> ProviderError:
