@@ -44,7 +44,11 @@ from failover.providers.base import (
     StreamChunk,
 )
 from failover.providers.openai import OTHER_WIRES_FIELDS
-from failover.providers.reading import check_event_stream, plain_feed
+from failover.providers.reading import (
+    StreamParser,
+    check_event_stream,
+    feed_made_of_text_or_chunk,
+)
 from failover.providers.results import text_delta
 
 if TYPE_CHECKING:
@@ -241,7 +245,7 @@ class ChatCalls:
         try:
             body = await reply.aread() if reply.status_code >= 300 else b""
             self.check_reply(adapter, ctx, reply, body)
-            reader = ChunkReader(adapter, reply)
+            reader = ChunkReader.of(adapter, reply)
             first = await reader.next()
             if first is None:
                 raise MalformedResponseError("the stream ended without any chunk")
@@ -279,17 +283,20 @@ class ChunkReader:
         "done",
     )
 
-    def __init__(self, adapter: ProviderAdapter, reply: Reply) -> None:
-        self._parser = adapter.stream_parser()
+    def __init__(
+        self, adapter: ProviderAdapter, reply: Reply, parser: StreamParser | None = None
+    ) -> None:
+        self._parser = adapter.stream_parser() if parser is None else parser
         self._reply = reply
         self._format = adapter.stream_format
         self._sse = self._format == "sse"
         self._texts: AsyncIterator[str] | None = None  # an event stream's body, as read
-        # the parser's answers to the events of the lines read so far, made as pulled
-        self._chunks: Iterator[str | StreamChunk | None] = iter(())
+        # the parser's answers to the events of the lines read so far, made as pulled (a
+        # text-only delta's as its text, a str, in a _PlainDeltaReader: see plain_feed)
+        self._chunks: Iterator[Any] = iter(())
         self._lines_of = SSELineDecoder()
-        self._parse: Callable[[Iterable[str]], Iterator[str | StreamChunk | None]] = partial(
-            _parsed, SSEDecoder().decode, plain_feed(self._parser)
+        self._parse: Callable[[Iterable[str]], Iterator[Any]] = partial(
+            _parsed, SSEDecoder().decode, self._feed()
         )
         self._ended = False  # the body was read to its end
         self._other: AsyncIterator[StreamChunk] | None = None
@@ -297,6 +304,20 @@ class ChunkReader:
         self._raw_finish: str | None = None
         self._usage: TokenUsage | None = None
         self.done = False
+
+    @staticmethod
+    def of(adapter: ProviderAdapter, reply: Reply) -> ChunkReader:
+        """The reader of ``reply`` for ``adapter``'s parser: a :class:`_PlainDeltaReader`
+        for a parser that hands a text-only delta on as its text (see
+        :func:`~failover.providers.reading.plain_feed`)."""
+        parser = adapter.stream_parser()
+        if type(parser).feed is feed_made_of_text_or_chunk:
+            return _PlainDeltaReader(adapter, reply, parser)
+        return ChunkReader(adapter, reply, parser)
+
+    def _feed(self) -> Callable[[str, str], str | StreamChunk | None]:
+        """What an event stream's events go to: the parser's ``feed``."""
+        return self._parser.feed
 
     async def next(self) -> StreamChunk | None:
         """Return the next text chunk, then the summary chunk, then ``None``.
@@ -335,15 +356,14 @@ class ChunkReader:
             ProviderError: An error event, or one that cannot be read.
         """
         parser = self._parser
+        chunk: StreamChunk | None  # the parser's feed's answers
         for chunk in self._chunks:  # empty but for an event stream
-            if isinstance(chunk, str):  # a delta of text alone, the usual chunk (plain_feed)
-                return text_delta(chunk)
             if parser.complete:
                 self._chunks = iter(())  # nothing after the terminator is read
                 return None if chunk is None else self._took(chunk)
             if chunk is not None:
-                if (  # a delta alone from a parser that hands it on as a chunk. Read field
-                    # by field: each a slot read in the interpreter, cheaper than one C call
+                if (  # a delta alone (the usual chunk): the parser's own. Read field by
+                    # field: each a slot read in the interpreter, cheaper than one C call
                     # building a tuple of them to compare
                     chunk.usage is None
                     and chunk.finish_reason is None
@@ -434,6 +454,32 @@ class ChunkReader:
                 await close()
 
 
+class _PlainDeltaReader(ChunkReader):
+    """A :class:`ChunkReader` for a parser whose ``feed`` is made of its ``text_or_chunk``
+    (:func:`~failover.providers.reading.plain_feed`): a text-only delta, the usual chunk,
+    comes from it as its text, and is made a chunk here without reading its fields."""
+
+    __slots__ = ()
+
+    def _feed(self) -> Callable[[str, str], str | StreamChunk | None]:
+        """The parser's ``text_or_chunk`` (:meth:`ChunkReader.of` saw it has one)."""
+        feed: Callable[[str, str], str | StreamChunk | None] = cast(Any, self._parser).text_or_chunk
+        return feed
+
+    def buffered(self) -> StreamChunk | None:
+        """:meth:`ChunkReader.buffered`, a text-only delta handed on as its text made a
+        chunk at once (the terminator is never one)."""
+        for chunk in self._chunks:  # empty but for an event stream
+            if isinstance(chunk, str):
+                return text_delta(chunk)
+            if self._parser.complete:
+                self._chunks = iter(())  # nothing after the terminator is read
+                return None if chunk is None else self._took(chunk)
+            if chunk is not None and (kept := self._took(chunk)) is not None:
+                return kept
+        return None
+
+
 async def _drain(rest: AsyncIterator[Any]) -> bool:
     """Read what follows a stream's terminator (the body's end, at once) for a moment;
     whether the body's end came within it.
@@ -490,9 +536,9 @@ def _parsed(
     feed: Callable[[str, str], str | StreamChunk | None],
     lines: Iterable[str],
 ) -> Iterator[str | StreamChunk | None]:
-    """The parser's answer (``feed``'s, see :func:`plain_feed`) to each event that ``lines``
-    end, as httpx-sse's ``decode`` cuts them: a lazy chain of C iterators, each line
-    decoded, and each event parsed, only as the chunks are pulled."""
+    """The parser's answer (``feed``'s; see :class:`_PlainDeltaReader`) to each event that
+    ``lines`` end, as httpx-sse's ``decode`` cuts them: a lazy chain of C iterators, each
+    line decoded, and each event parsed, only as the chunks are pulled."""
     return starmap(feed, map(_NAME_AND_DATA, filter(_IS_EVENT, map(decode, lines))))
 
 
@@ -512,7 +558,11 @@ async def close_opened(opened: Any) -> None:
         await reader.aclose()
         await opener.__aexit__(None, None, None)
 
-    if type(reader) is ChunkReader and reader._ended and getattr(opener, "exits_at_once", False):
+    if (
+        isinstance(reader, ChunkReader)
+        and reader._ended
+        and getattr(opener, "exits_at_once", False)
+    ):
         await close()  # nothing in it waits: no task, no shield
         return
     await finish_even_if_cancelled(close)

@@ -105,13 +105,34 @@ class _Reply:
         return self._texts()
 
 
-async def test_chunk_reader_hands_on_chunks_equal_to_feeds() -> None:
-    finish = '{"choices":[{"delta":{},"finish_reason":"stop"}]}'
-    body = "".join(f"data: {data}\n\n" for data in (PLAIN, PLAIN, finish, "[DONE]"))
-    reader = ChunkReader(get_adapter("openai"), _Reply(body))  # type: ignore[arg-type]
+async def _read_all(reader: ChunkReader) -> list[StreamChunk]:
     read = []
     while (chunk := await reader.next()) is not None:
         read.append(chunk)
+    return read
+
+
+async def test_the_plain_delta_reader_reads_as_the_chunk_reader_does() -> None:
+    tool = '{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c1","function":{"name":"f"}}]}}]}'
+    finish = '{"choices":[{"delta":{"content":"!"},"finish_reason":"tool_calls"}]}'
+    usage = '{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}'
+    body = "".join(
+        f"data: {data}\n\n" for data in (PLAIN, tool, PLAIN, finish, usage, "[DONE]", PLAIN)
+    )
+    adapter = get_adapter("openai")
+    plain = ChunkReader.of(adapter, _Reply(body))  # type: ignore[arg-type]
+    assert type(plain) is not ChunkReader and isinstance(plain, ChunkReader)
+    general = ChunkReader(adapter, _Reply(body))  # type: ignore[arg-type]
+    assert type(general) is ChunkReader
+    read = await _read_all(plain)
+    assert read == await _read_all(general)
     assert all(type(chunk) is StreamChunk for chunk in read)
-    assert read[:2] == [StreamChunk("Hi"), StreamChunk("Hi")]
-    assert read[2].finish_reason == "stop" and len(read) == 3
+    assert [chunk.text for chunk in read] == ["Hi", "", "Hi", "!", ""]
+    assert read[1].tool_calls[0].name == "f"
+    assert read[-1].finish_reason == "tool_calls" and read[-1].usage is not None
+    assert read[-1].usage.output_tokens == 4
+
+
+def test_a_parser_without_text_or_chunk_gets_the_chunk_reader() -> None:
+    reader = ChunkReader.of(get_adapter("anthropic"), _Reply(""))  # type: ignore[arg-type]
+    assert type(reader) is ChunkReader
