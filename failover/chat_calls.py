@@ -34,6 +34,7 @@ from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
 from failover._tasks import cancel_scope, finish_even_if_cancelled, loop_time
 from failover.catalog import TokenUsage
+from failover.classify import headroom_counts
 from failover.errors import ConfigError, MalformedResponseError, did_you_mean
 from failover.providers.base import (
     ChatRequest,
@@ -212,7 +213,9 @@ class ChatCalls:
         """Raise the provider's error for an error reply; note a good one's rate-limit headers."""
         if reply.status_code >= 300:
             raise adapter.parse_error(reply.status_code, reply.headers, body)
-        self._engine.note_headroom(ctx.request_id, ctx.profile, reply.headers)
+        headers = reply.headers
+        if (counts := headroom_counts(headers)) is not None:  # (most replies carry none)
+            self._engine.note_headroom_counts(ctx.request_id, ctx.profile, headers, counts)
 
     async def complete(self, request: ChatRequest, ctx: AttemptContext) -> ChatResult:
         """One attempt at a whole reply: the provider's answer, parsed by its adapter."""
