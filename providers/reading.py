@@ -309,13 +309,11 @@ class StreamReader:
         (None, None, True)
     """
 
-    __slots__ = ("_decoder", "_feed", "parser")
+    __slots__ = ("_decoder", "parser")
 
     def __init__(self, parser: StreamParser, *, sse: bool) -> None:
         self.parser = parser
         self._decoder = SSEDecoder() if sse else None
-        # a parser that hands a text-only delta on as its text (see plain_feed) is read so
-        self._feed = plain_feed(parser)
 
     @property
     def complete(self) -> bool:
@@ -332,10 +330,7 @@ class StreamReader:
         if decoder is None:
             return self.parser.feed("", line) if line.strip() else None
         event = decoder.decode(line)
-        if event is None:
-            return None
-        got = self._feed(event.event, event.data)
-        return text_delta(got) if isinstance(got, str) else got
+        return None if event is None else self.parser.feed(event.event, event.data)
 
     def lines_of(self, reply: StreamedReply) -> AsyncIterator[str]:
         """A streamed reply's lines, cut as its format cuts them: SSE at ``\\r\\n``, ``\\r``
