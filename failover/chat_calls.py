@@ -45,12 +45,7 @@ from failover.providers.base import (
     StreamChunk,
 )
 from failover.providers.openai import OTHER_WIRES_FIELDS
-from failover.providers.reading import (
-    StreamParser,
-    check_event_stream,
-    feed_made_of_text_or_chunk,
-)
-from failover.providers.results import text_delta
+from failover.providers.reading import check_event_stream
 
 if TYPE_CHECKING:
     from failover.engine import AttemptContext, Engine
@@ -248,7 +243,7 @@ class ChatCalls:
         try:
             body = await reply.aread() if reply.status_code >= 300 else b""
             self.check_reply(adapter, ctx, reply, body)
-            reader = ChunkReader.of(adapter, reply)
+            reader = ChunkReader(adapter, reply)
             first = await reader.next()
             if first is None:
                 raise MalformedResponseError("the stream ended without any chunk")
@@ -286,20 +281,17 @@ class ChunkReader:
         "done",
     )
 
-    def __init__(
-        self, adapter: ProviderAdapter, reply: Reply, parser: StreamParser | None = None
-    ) -> None:
-        self._parser = adapter.stream_parser() if parser is None else parser
+    def __init__(self, adapter: ProviderAdapter, reply: Reply) -> None:
+        self._parser = adapter.stream_parser()
         self._reply = reply
         self._format = adapter.stream_format
         self._sse = self._format == "sse"
         self._texts: AsyncIterator[str] | None = None  # an event stream's body, as read
-        # the parser's answers to the events of the lines read so far, made as pulled (a
-        # text-only delta's as its text, a str, in a _PlainDeltaReader: see plain_feed)
-        self._chunks: Iterator[Any] = iter(())
+        # the parser's answers to the events of the lines read so far, made as pulled
+        self._chunks: Iterator[StreamChunk | None] = iter(())
         self._lines_of = SSELineDecoder()
-        self._parse: Callable[[Iterable[str]], Iterator[Any]] = partial(
-            _parsed, SSEDecoder().decode, self._feed()
+        self._parse: Callable[[Iterable[str]], Iterator[StreamChunk | None]] = partial(
+            _parsed, SSEDecoder().decode, self._parser.feed
         )
         self._ended = False  # the body was read to its end
         self._other: AsyncIterator[StreamChunk] | None = None
@@ -307,20 +299,6 @@ class ChunkReader:
         self._raw_finish: str | None = None
         self._usage: TokenUsage | None = None
         self.done = False
-
-    @staticmethod
-    def of(adapter: ProviderAdapter, reply: Reply) -> ChunkReader:
-        """The reader of ``reply`` for ``adapter``'s parser: a :class:`_PlainDeltaReader`
-        for a parser that hands a text-only delta on as its text (see
-        :func:`~failover.providers.reading.plain_feed`)."""
-        parser = adapter.stream_parser()
-        if type(parser).feed is feed_made_of_text_or_chunk:
-            return _PlainDeltaReader(adapter, reply, parser)
-        return ChunkReader(adapter, reply, parser)
-
-    def _feed(self) -> Callable[[str, str], str | StreamChunk | None]:
-        """What an event stream's events go to: the parser's ``feed``."""
-        return self._parser.feed
 
     async def next(self) -> StreamChunk | None:
         """Return the next text chunk, then the summary chunk, then ``None``.
@@ -359,7 +337,6 @@ class ChunkReader:
             ProviderError: An error event, or one that cannot be read.
         """
         parser = self._parser
-        chunk: StreamChunk | None  # the parser's feed's answers
         for chunk in self._chunks:  # empty but for an event stream
             if parser.complete:
                 self._chunks = iter(())  # nothing after the terminator is read
@@ -457,32 +434,6 @@ class ChunkReader:
                 await close()
 
 
-class _PlainDeltaReader(ChunkReader):
-    """A :class:`ChunkReader` for a parser whose ``feed`` is made of its ``text_or_chunk``
-    (:func:`~failover.providers.reading.plain_feed`): a text-only delta, the usual chunk,
-    comes from it as its text, and is made a chunk here without reading its fields."""
-
-    __slots__ = ()
-
-    def _feed(self) -> Callable[[str, str], str | StreamChunk | None]:
-        """The parser's ``text_or_chunk`` (:meth:`ChunkReader.of` saw it has one)."""
-        feed: Callable[[str, str], str | StreamChunk | None] = cast(Any, self._parser).text_or_chunk
-        return feed
-
-    def buffered(self) -> StreamChunk | None:
-        """:meth:`ChunkReader.buffered`, a text-only delta handed on as its text made a
-        chunk at once (the terminator is never one)."""
-        for chunk in self._chunks:  # empty but for an event stream
-            if isinstance(chunk, str):
-                return text_delta(chunk)
-            if self._parser.complete:
-                self._chunks = iter(())  # nothing after the terminator is read
-                return None if chunk is None else self._took(chunk)
-            if chunk is not None and (kept := self._took(chunk)) is not None:
-                return kept
-        return None
-
-
 async def _drain(rest: AsyncIterator[Any]) -> bool:
     """Read what follows a stream's terminator (the body's end, at once) for a moment;
     whether the body's end came within it.
@@ -536,12 +487,12 @@ _NAME_AND_DATA = _event_fields()
 
 def _parsed(
     decode: Callable[[str], ServerSentEvent | None],
-    feed: Callable[[str, str], str | StreamChunk | None],
+    feed: Callable[[str, str], StreamChunk | None],
     lines: Iterable[str],
-) -> Iterator[str | StreamChunk | None]:
-    """The parser's answer (``feed``'s; see :class:`_PlainDeltaReader`) to each event that
-    ``lines`` end, as httpx-sse's ``decode`` cuts them: a lazy chain of C iterators, each
-    line decoded, and each event parsed, only as the chunks are pulled."""
+) -> Iterator[StreamChunk | None]:
+    """The parser's answer (``feed``'s) to each event that ``lines`` end, as httpx-sse's
+    ``decode`` cuts them: a lazy chain of C iterators, each line decoded, and each event
+    parsed, only as the chunks are pulled."""
     return starmap(feed, map(_NAME_AND_DATA, filter(_IS_EVENT, map(decode, lines))))
 
 
@@ -561,11 +512,7 @@ async def close_opened(opened: Any) -> None:
         await reader.aclose()
         await opener.__aexit__(None, None, None)
 
-    if (
-        isinstance(reader, ChunkReader)
-        and reader._ended
-        and getattr(opener, "exits_at_once", False)
-    ):
+    if type(reader) is ChunkReader and reader._ended and getattr(opener, "exits_at_once", False):
         await close()  # nothing in it waits: no task, no shield
         return
     await finish_even_if_cancelled(close)

@@ -104,16 +104,8 @@ class KeyHealth:
         A spent budget holds the key until it resets, announced as a CooldownEvent with
         reason ``budget_spent``.
         """
-        counts = headroom_counts(headers)
-        if counts is None:
-            return
-        if counts is not UNUSUAL_HEADROOM:  # no budget spent (the usual reply): the counts
-            requests_left, tokens_left = counts
-            self.manager.record_headroom(
-                profile.name, requests_remaining=requests_left, tokens_remaining=tokens_left
-            )
-            return
-        self._note_headroom_in_full(request_id, profile, headers)
+        if (counts := headroom_counts(headers)) is not None:
+            self.note_headroom_counts(request_id, profile, headers, counts)
 
     def note_headroom_counts(
         self,
@@ -125,7 +117,7 @@ class KeyHealth:
         """:meth:`note_headroom` of a reply whose :func:`~failover.classify.headroom_counts`
         (``counts``) are read and not ``None``: for a caller that reads them first, so that
         the usual reply without rate-limit headers makes no call here."""
-        if counts is not UNUSUAL_HEADROOM:
+        if counts is not UNUSUAL_HEADROOM:  # no budget spent (the usual reply): the counts
             requests_left, tokens_left = counts
             self.manager.record_headroom(
                 profile.name, requests_remaining=requests_left, tokens_remaining=tokens_left

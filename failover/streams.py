@@ -224,7 +224,7 @@ class CompletionStream(AsyncClosing):
                 self._state, self._steps, attempt, unsupported=source.unsupported(request)
             )
             self._opener, self._reader, self._chosen = opener, reader, (model, profile)
-            self._buffered = reader.buffered if isinstance(reader, ChunkReader) else None
+            self._buffered = reader.buffered if type(reader) is ChunkReader else None
             self.model, self.profile = model.key, profile.name
             self._engine.streaming(self._state)
             return first
@@ -288,7 +288,7 @@ class CompletionStream(AsyncClosing):
         nothing), and the end of a stream whose terminator was read, when more than
         DRAIN_SECONDS are left (it waits for no longer).
         """
-        if isinstance(reader, ChunkReader):
+        if type(reader) is ChunkReader:
             if (chunk := reader.buffered()) is not None:
                 return chunk
             if reader.ending and self._state.time_left() > DRAIN_SECONDS:

@@ -41,11 +41,8 @@ from failover.providers.base import (
     read_usage,
     read_vector,
 )
-from failover.providers.reading import (
-    SHAPE_ERRORS,
-    feed_made_of_text_or_chunk,
-    scan_json_value,
-)
+from failover.providers.reading import SHAPE_ERRORS
+from failover.providers.results import text_delta
 
 __all__ = [
     "MAX_EMBEDDING_INPUTS",
@@ -512,26 +509,16 @@ class _OpenAIStream:
         self.complete = False
         self._tools = False
 
-    feed = feed_made_of_text_or_chunk  # its chunks, a text-only delta made a chunk too
-
-    def text_or_chunk(self, event: str, data: str) -> str | StreamChunk | None:
-        """The chunk of one event's data (``None`` for one with nothing in it), but a
-        text-only delta (the usual chunk) as its text alone: a reader that makes its chunk
-        (:func:`~failover.providers.results.text_delta`) knows it for one without reading
-        the chunk's fields (see :func:`~failover.providers.reading.plain_feed`).
+    def feed(self, event: str, data: str) -> StreamChunk | None:
+        """The chunk of one event's data (``None`` for one with nothing in it).
 
         Raises:
             ProviderError: An error event; a refusal or a content filter's block.
             MalformedResponseError: Data that is not a chunk.
         """
-        if not data.startswith("{") or not data.isascii():
-            return self._feed(data)  # [DONE], or what load_json checks first
-        try:  # what load_json makes of ASCII text that is one JSON value, without its call
-            chunk, end = scan_json_value(data, 0)
-        except (StopIteration, ValueError):
+        if not data.startswith("{"):
             return self._feed(data)
-        if end != len(data):  # whitespace after it, or more than one value
-            return self._feed(data)
+        chunk = load_json(data)
         # a text delta and nothing else: what _read makes of it, without reading it twice.
         # ``chunk`` is an object (the data starts with "{"); ``choice`` and ``delta`` are
         # too once subscripted by name (a list, a string, a number or null raises TypeError)
@@ -550,7 +537,7 @@ class _OpenAIStream:
             # a delta of its content alone (the usual one) has no tool calls nor refusal
             and (len(delta) == 1 or (delta.get("tool_calls") is None and not delta.get("refusal")))
         ):
-            return text
+            return text_delta(text)
         return self._read(chunk, data)
 
     def _feed(self, data: str) -> StreamChunk | None:

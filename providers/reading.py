@@ -15,12 +15,11 @@ import json
 import logging
 import math
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
 from failover.errors import FailoverError, MalformedResponseError
-from failover.providers.results import text_delta
 
 if TYPE_CHECKING:
     from failover.catalog import TokenUsage
@@ -33,15 +32,12 @@ __all__ = [
     "StreamedReply",
     "check_event_stream",
     "error_status",
-    "feed_made_of_text_or_chunk",
     "guarded",
     "input_usage",
     "load_json",
     "not_understood",
-    "plain_feed",
     "read_usage",
     "read_vector",
-    "scan_json_value",
 ]
 
 logger = logging.getLogger("failover.providers")
@@ -64,11 +60,6 @@ _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")  # UTF-8, UTF-16/32 little, 
 
 # json's own scanner (C when present), made once
 _scan_once: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-
-scan_json_value = _scan_once
-"""json's own scanner (C when present): ``scan_json_value(text, start)`` is the JSON value
-at ``start`` and the index just past it (StopIteration: no value there; ValueError: not
-JSON). What :func:`load_json` reads text with, for a parser that reads it in place."""
 
 
 def load_json(body: bytes | str) -> Any:
@@ -264,30 +255,6 @@ def read_vector(value: Any, where: str) -> list[float]:
         ):
             raise MalformedResponseError(f"{where} holds {str(number)[:40]!r}, not a number")
     return [float(number) for number in vector]
-
-
-def feed_made_of_text_or_chunk(self: Any, event: str, data: str) -> StreamChunk | None:
-    """The chunk of one event's data (``None`` for one with nothing in it): a parser's
-    ``feed`` made of its ``text_or_chunk``, which hands a delta of text alone (a stream's
-    usual chunk) on as its text (see :func:`plain_feed`).
-
-    Raises:
-        ProviderError: An error event, or one that cannot be read.
-    """
-    got = self.text_or_chunk(event, data)
-    return text_delta(got) if isinstance(got, str) else got
-
-
-def plain_feed(parser: StreamParser) -> Callable[[str, str], str | StreamChunk | None]:
-    """``parser.feed``, or its ``text_or_chunk`` when its ``feed`` is made of that
-    (:func:`feed_made_of_text_or_chunk`): the same chunks, but a delta of text alone (a
-    stream's usual chunk) as its text, a ``str``, whose chunk its reader makes
-    (:func:`~failover.providers.results.text_delta`), knowing it for one without reading
-    the chunk's fields."""
-    if getattr(type(parser), "feed", None) is feed_made_of_text_or_chunk:
-        feed: Callable[[str, str], str | StreamChunk | None] = cast(Any, parser).text_or_chunk
-        return feed
-    return parser.feed
 
 
 class StreamReader:
