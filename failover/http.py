@@ -39,12 +39,6 @@ from failover._tasks import _finishing, cancel_scope, finish_even_if_cancelled, 
 from failover.errors import PoolExhaustedError, ProviderConnectionError, ProviderTimeoutError
 from failover.providers.base import HttpRequest
 
-try:  # httpx's own transport's stream, read past where it is (see _body_text)
-    from httpx._transports.default import AsyncResponseStream as _HttpxTransportStream
-    from httpx._transports.default import map_httpcore_exceptions
-except ImportError:  # an httpx that moved them: its streams are read through its generator
-    _HttpxTransportStream = None  # type: ignore[assignment,misc]
-
 if TYPE_CHECKING:
     import httpx2
 
@@ -143,6 +137,10 @@ class HttpxSender:
     apply, and httpx's INFO line is logged. The cookies its replies set are not kept: they
     would link the requests of different keys. A client with any of those settings (or
     that has come to hold a cookie, shared with other code) is sent through ``client.send``.
+
+    The sender keeps each distinct URL parsed, and each distinct set of request headers
+    merged with the client's own (while those are unchanged), up to 256 of each: the
+    headers hold the keys, as the profiles do, and nothing shows them.
     """
 
     def __init__(self, client: AnyHttpxClient) -> None:
@@ -379,9 +377,7 @@ def _outgoing(
     (``None``: through ``client.send``; see :class:`HttpxSender`)."""
     if client.is_closed:  # its transport would open new connections all the same
         raise RuntimeError("HttpxSender's HTTP client is closed")
-    url = sender._urls.get(request.url)
-    if url is None:
-        url = sender._parsed_url(request.url)
+    url = sender._parsed_url(request.url)
     hooks = client.event_hooks
     if client.auth or client.params or client.cookies or any(hooks.values()):
         built = client.build_request(
@@ -619,30 +615,17 @@ async def _body_text(response: httpx.Response, errors: _Errors) -> AsyncIterator
     a chunk size, hands each piece on whole: their work per stream and per piece, less the
     content's decoding (Content-Encoding) and the text's. As ``aiter_raw`` does, the reply
     is marked consumed, counts the bytes it downloads, names its request on httpx's errors,
-    and is closed at the body's end (its connection goes back). Under
-    httpx's own transport, its stream's generator is skipped too (see the code).
+    and is closed at the body's end (its connection goes back).
     """
     content = response._get_content_decoder()
     text = _Utf8Decoder("surrogateescape")
     stream: Any = response.stream  # an AsyncByteStream: the client is an AsyncClient
-    body = stream._stream if isinstance(stream, _ReleasedApart) else stream
-    # httpx's transport's stream is a generator over httpcore's mapping its exceptions
-    # to httpx's: httpcore's is read here, and an exception mapped only when one comes
-    underneath = type(body) is _HttpxTransportStream
-    if underneath:
-        stream = body._httpcore_stream
     response.is_stream_consumed = True
     try:
-        try:
-            async for raw in stream:
-                response._num_bytes_downloaded += len(raw)
-                if piece := text.decode(content.decode(raw)):
-                    yield piece
-        except Exception:
-            if not underneath:
-                raise
-            with map_httpcore_exceptions():  # httpx's exception, from httpcore's
-                raise
+        async for raw in stream:
+            response._num_bytes_downloaded += len(raw)
+            if piece := text.decode(content.decode(raw)):
+                yield piece
         tail = text.decode(content.flush(), True)
         await response.aclose()
     except httpx.RequestError as exc:
