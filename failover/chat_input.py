@@ -61,9 +61,7 @@ def chat_request(
         check_parameter_names(params)
         check_json(params)
     request = ChatRequest(list(messages), max_tokens, temperature, params, stream)
-    if plain is not None:  # what ChatRequest.plain reads, kept where cached_property keeps
-        request.__dict__["plain"] = plain  # it: the messages are not read twice
-    return request
+    return request if plain is None else request.known_plain(plain)
 
 
 def _check_messages(messages: Sequence[Mapping[str, Any]]) -> None:

@@ -119,7 +119,7 @@ class ChatRequest:
     def plain(self) -> bool:
         """Whether this is text alone (string contents, no parameters): what every model
         of every wire format takes, so no adapter has a field to refuse (read once, then
-        a plain attribute; ``chat_request`` keeps it so as it checks the messages)."""
+        a plain attribute)."""
         if self.params:
             return False
         return all(
@@ -128,6 +128,12 @@ class ChatRequest:
             and len(message) == 2
             for message in self.messages
         )
+
+    def known_plain(self, plain: bool) -> ChatRequest:
+        """Record what :attr:`plain` finds, read by a caller that has just looked at every
+        message (``chat_request``): the request is not read twice. Returns the request."""
+        self.__dict__["plain"] = plain  # where cached_property keeps it
+        return self
 
     def turns(self) -> tuple[Turn, ...]:
         """The messages read once (see :func:`providers.messages.read_messages`).
