@@ -94,13 +94,18 @@ async def test_an_exchange_exits_at_once_only_when_its_reply_is_closed() -> None
     assert inner.streams[0].closed
 
 
-async def test_a_stream_read_to_its_end_is_released_without_a_task_of_its_own(
-    released_in_tasks: list[Any],
-) -> None:
+async def _opened_stream() -> tuple[_Inner, Any, chat_calls.ChunkReader]:
+    """A translated Anthropic stream opened through an IOSender, and its chunk reader."""
     inner = _Inner()
     opener = _sender(inner).open(_REQUEST, 5.0)
     reply = await opener.__aenter__()
-    reader = chat_calls.ChunkReader(get_adapter("anthropic"), reply)
+    return inner, opener, chat_calls.ChunkReader(get_adapter("anthropic"), reply)
+
+
+async def test_a_stream_read_to_its_end_is_released_without_a_task_of_its_own(
+    released_in_tasks: list[Any],
+) -> None:
+    inner, opener, reader = await _opened_stream()
     chunks = []
     while not reader.done:
         chunk = await reader.next()
@@ -114,10 +119,7 @@ async def test_a_stream_read_to_its_end_is_released_without_a_task_of_its_own(
 async def test_a_stream_left_before_its_end_is_released_in_a_task_of_its_own(
     released_in_tasks: list[Any],
 ) -> None:
-    inner = _Inner()
-    opener = _sender(inner).open(_REQUEST, 5.0)
-    reply = await opener.__aenter__()
-    reader = chat_calls.ChunkReader(get_adapter("anthropic"), reply)
+    inner, opener, reader = await _opened_stream()
     first = await reader.next()
     assert first is not None and not reader.done
     await chat_calls.close_opened((opener, reader, first))
