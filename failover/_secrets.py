@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from operator import attrgetter
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol, final
 from urllib.parse import quote, urlsplit, urlunsplit
 
 __all__ = [
@@ -472,6 +472,7 @@ def watch_http_logs(source: _HasScrubber) -> None:
     _HTTP_LOGS.watch(source, HTTP_LOGGERS)
 
 
+@final  # its key is read from its slot (secret_reader): no subclass may read it otherwise
 class SecretKey:
     """An API key that never shows itself by accident.
 

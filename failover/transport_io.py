@@ -422,10 +422,11 @@ class _Exchange:
         traceback: TracebackType | None,
     ) -> None:
         # a reply read whole is closed already (read_and_close): nothing to finish
-        if not self.exits_at_once:
-            response, io = self._response, self._io
+        exits_at_once = self.exits_at_once
+        response, self._response = self._response, None
+        if not exits_at_once:
+            io = self._io
             await finish_even_if_cancelled(lambda: io.close(response))
-        self._response = None
 
 
 class _Reply:
