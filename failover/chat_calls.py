@@ -91,8 +91,8 @@ KNOWN_PARAMETERS = (
             "audio",
         }
     )
-    | OTHER_WIRES_FIELDS
-)  # other wires' own fields, passed through to their provider
+    | OTHER_WIRES_FIELDS  # other wires' own fields, passed through to their provider
+)
 """The parameters ``ResilientClient.complete``/``stream`` know: a near miss of one is a
 typo (:func:`check_parameter_names`); other names pass through to the provider."""
 

@@ -36,7 +36,12 @@ import anyio
 import httpx
 
 from failover._tasks import _finishing, cancel_scope, finish_even_if_cancelled, on_asyncio
-from failover.errors import PoolExhaustedError, ProviderConnectionError, ProviderTimeoutError
+from failover.errors import (
+    PoolExhaustedError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+)
 from failover.providers.base import HttpRequest
 
 if TYPE_CHECKING:
@@ -151,7 +156,7 @@ class HttpxSender:
             library.TimeoutException, library.TransportError, library.PoolTimeout
         )
         self._urls: dict[str, Any] = {}  # see _parsed_url
-        # see _merged_headers: a request's headers -> (the client's then, the merged ones)
+        # see _merged_headers: a request's header items -> (the client's then, merged)
         self._merged: dict[tuple[tuple[str, str], ...], tuple[list[Any], Any]] = {}
 
     def _parsed_url(self, url: str) -> Any:
@@ -184,19 +189,21 @@ class HttpxSender:
         made = _httpx_timeout(self._library, timeout, read_timeout, pool)
         return cast("dict[str, float | None]", made)
 
-    def _merged_headers(
-        self, client: Any, headers: Mapping[str, str], key: tuple[tuple[str, str], ...]
-    ) -> tuple[list[Any], Any]:
-        """``client._merge_headers(headers)`` (``key``: their items), kept (up to
-        ``_HEADERS_KEPT``) with the client's own headers it was made of: merging normalises
-        every header anew (about a third of the work of making a request), and the headers
-        of a key's requests to a model are the same each time. Kept only here: the entries
-        hold keys, as the profiles do, and nothing shows them."""
+    def _merged_headers(self, client: Any, headers: Mapping[str, str]) -> Any:
+        """``client._merge_headers(headers)``, kept (up to ``_HEADERS_KEPT``) with the
+        client's own headers it was made of, and used while those are unchanged (a request
+        copies them): merging normalises every header anew (about a third of the work of
+        making a request), and the headers of a key's requests to a model are the same each
+        time. Kept only here: the entries hold keys, as the profiles do, and nothing shows
+        them."""
+        key = tuple(headers.items())
         merged = self._merged
-        if len(merged) >= _HEADERS_KEPT:
-            merged.clear()
-        made = merged[key] = (list(client.headers._list), client._merge_headers(headers))
-        return made
+        kept = merged.get(key)
+        if kept is None or kept[0] != client.headers._list:
+            if len(merged) >= _HEADERS_KEPT:
+                merged.clear()
+            kept = merged[key] = (list(client.headers._list), client._merge_headers(headers))
+        return kept[1]
 
     def open(
         self, request: HttpRequest, timeout: float, *, read_timeout: float | None = None
@@ -389,16 +396,11 @@ def _outgoing(
         )
         return built, None
     # what build_request makes of it for such a client (an AuthProfile's URL carries no
-    # credentials, so no basic auth either), without its cookie and parameter merging; the
-    # merged headers kept while the client's own are unchanged (a request copies them)
-    key = tuple(request.headers.items())
-    merged = sender._merged.get(key)
-    if merged is None or merged[0] != client.headers._list:
-        merged = sender._merged_headers(client, request.headers, key)
+    # credentials, so no basic auth either), without its cookie and parameter merging
     built = sender._library.Request(
         request.method,
         url,
-        headers=merged[1],
+        headers=sender._merged_headers(client, request.headers),
         content=request.body,
         extensions=extensions,
     )
@@ -630,11 +632,9 @@ async def _body_text(response: httpx.Response, errors: _Errors) -> AsyncIterator
         await response.aclose()
     except httpx.RequestError as exc:
         exc.request = response.request  # as httpx's own reading names it
-        if isinstance(exc, errors.timeout):
-            raise ProviderTimeoutError("the stream stalled") from exc
-        if isinstance(exc, errors.transport):
-            raise ProviderConnectionError(f"stream lost: {type(exc).__name__}") from exc
-        raise
+        if (failure := _stream_failure(exc, errors)) is None:
+            raise
+        raise failure from exc
     if tail:
         yield tail
 
@@ -644,7 +644,17 @@ async def _translated(pieces: AsyncIterator[T], errors: _Errors) -> AsyncIterato
     try:
         async for piece in pieces:
             yield piece
-    except errors.timeout as exc:
-        raise ProviderTimeoutError("the stream stalled") from exc
-    except errors.transport as exc:
-        raise ProviderConnectionError(f"stream lost: {type(exc).__name__}") from exc
+    except Exception as exc:
+        if (failure := _stream_failure(exc, errors)) is None:
+            raise
+        raise failure from exc
+
+
+def _stream_failure(exc: Exception, errors: _Errors) -> ProviderError | None:
+    """The ProviderError of httpx's error ``exc`` while a stream is read (a timeout, or the
+    connection lost); ``None`` for any other error (it goes on as it is)."""
+    if isinstance(exc, errors.timeout):
+        return ProviderTimeoutError("the stream stalled")
+    if isinstance(exc, errors.transport):
+        return ProviderConnectionError(f"stream lost: {type(exc).__name__}")
+    return None

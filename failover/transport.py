@@ -692,8 +692,8 @@ class ResilientTransport(HookMethods, AsyncClosing):
         left at their default ``max_retries`` they repeat every request the transport
         already failed over, multiplying the attempts (and the wait).
         """
-        if self._sdk_retries_seen or retries is None or retries == "0":  # (the SDKs send
-            # "0" with a first try)
+        # (the SDKs send "0" with a first try)
+        if self._sdk_retries_seen or retries is None or retries == "0":
             return
         try:
             count = int(retries or 0)

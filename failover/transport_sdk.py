@@ -37,21 +37,25 @@ __all__ = ["Route", "SdkRequest"]
 class Route:
     """What the transport reads of an SDK request's URL, read once per URL (the transport
     keeps it while the URL comes again): its part after the SDK's base URL, its wire format
-    (``None``: not one the gateway speaks) and the endpoint of a POST to it.
+    (``None``: not one the gateway speaks) and its endpoint.
 
     Args:
         suffix: The URL's path and query after the base URL it was sent to.
     """
 
-    __slots__ = ("post", "streams", "suffix", "wire")
+    __slots__ = ("_post", "streams", "suffix", "wire")
 
     def __init__(self, suffix: str) -> None:
         self.suffix = suffix
         self.wire: Wire | None = wire_of(suffix)
-        self.post: Endpoint | None = endpoint_of("POST", suffix)
-        """The endpoint of a POST to it (``None``: one the transport does not know)."""
+        self._post = endpoint_of("POST", suffix)  # the usual request's, read once
         self.streams = ":stream" in suffix
         """Whether the URL asks for a stream (Gemini's ``:streamGenerateContent``)."""
+
+    def endpoint(self, method: str) -> Endpoint | None:
+        """:func:`~failover.transport_guard.endpoint_of` a request by ``method`` to it
+        (``None``: one the transport does not know), a POST's read once."""
+        return self._post if method == "POST" else endpoint_of(method, self.suffix)
 
 
 class SdkRequest:
@@ -120,7 +124,7 @@ class SdkRequest:
         self.style = style or DEFAULT_STYLE.get(style_for, "authorization")
         payload = self.payload
         self.streaming = bool(payload and payload.get("stream")) or route.streams
-        self.endpoint = route.post if request.method == "POST" else None
+        self.endpoint = route.endpoint(request.method)
         self.extensions = request.extensions
         if self.streaming:  # the wait for the headers, as each read after, is bounded too
             self.extensions = with_read_timeout(self.extensions, stream_idle_timeout)
