@@ -446,7 +446,11 @@ class Engine(Gates, Announcements):
                 waiting[name] += 1
             try:
                 state.place = await self.recovery.wait(
-                    pause.delay, self.sleep, priority=state.priority, place=state.place
+                    pause.delay,
+                    self.sleep,
+                    priority=state.priority,
+                    place=state.place,
+                    wakeable=pause.room,
                 )
             finally:
                 for name in short:

@@ -471,7 +471,7 @@ class Plan:
             return None
         self._room_paused_at = planner.clock()
         self._walk(again=True)
-        return Pause(min(room, allowed - _FIRST_LOOK / 2), recovery=True)
+        return Pause(min(room, allowed - _FIRST_LOOK / 2), room=True)
 
     def _earliest_recovery(self) -> float | None:
         """Seconds until a model of the chain is usable: a model whose budget is spent

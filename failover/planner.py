@@ -83,9 +83,11 @@ class Candidate:
 
 class Pause:
     """A wait before the next candidate: a backoff before retrying what failed (``error``,
-    ``model``, ``profile``, retry ``number``), or a wait for the earliest recovery."""
+    ``model``, ``profile``, retry ``number``), or a wait for the earliest recovery
+    (``room``: for room on a key, which a reply that used less than it reserved may give
+    back sooner; else for a rest to end, which nothing cuts short)."""
 
-    __slots__ = ("delay", "error", "model", "number", "profile", "recovery")
+    __slots__ = ("delay", "error", "model", "number", "profile", "recovery", "room")
 
     def __init__(
         self,
@@ -96,13 +98,15 @@ class Pause:
         profile: AuthProfile | None = None,
         *,
         recovery: bool = False,
+        room: bool = False,
     ) -> None:
         self.delay = delay
         self.number = number
         self.error = error
         self.model = model
         self.profile = profile
-        self.recovery = recovery
+        self.recovery = recovery or room
+        self.room = room
 
     def __repr__(self) -> str:
         kind = "recovery" if self.recovery else f"retry {self.number}"

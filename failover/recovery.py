@@ -55,8 +55,9 @@ class RecoveryLine:
 
     def wake(self) -> None:
         """Room came back sooner than the waits assumed (a reply used less than it
-        reserved, a place in flight was left): every request still sleeping stops, and
-        they go on in the line's order."""
+        reserved, a place in flight was left): every request still sleeping for room
+        stops, and they go on in the line's order. Those waiting for a rest to end sleep
+        on: room does not end a rest."""
         for place in self._line:
             if place.sleeping is not None:
                 place.sleeping.cancel()
@@ -74,6 +75,7 @@ class RecoveryLine:
         *,
         priority: int = 0,
         place: int | None = None,
+        wakeable: bool = True,
     ) -> int:
         """Sleep ``delay`` seconds, then wait for the requests ahead to go on.
 
@@ -84,6 +86,8 @@ class RecoveryLine:
             place: The place this waiter was given when it first came (what an earlier
                 call returned): a request that must wait again keeps it, ahead of those
                 that came after it.
+            wakeable: Whether :meth:`wake` cuts the sleep short (a wait for room); a
+                wait for a rest to end sleeps its ``delay`` through.
 
         Returns the waiter's place, just before the caller picks a key; a cancelled
         waiter leaves the line at once and lets the next one through if it was first.
@@ -93,9 +97,12 @@ class RecoveryLine:
         line = self._line
         bisect.insort(line, waiter)
         try:
-            with anyio.CancelScope() as waiter.sleeping:
+            if wakeable:
+                with anyio.CancelScope() as waiter.sleeping:
+                    await sleep(delay)
+                waiter.sleeping = None
+            else:
                 await sleep(delay)
-            waiter.sleeping = None
             while line[0] is not waiter:
                 # Woken as first, then passed by a higher priority: wait for a new turn.
                 if waiter.turn.is_set():

@@ -18,6 +18,7 @@ from failover import (
     AuthProfile,
     BudgetExceededError,
     ConfigError,
+    FailoverConfig,
     FailoverManager,
     ResilientClient,
 )
@@ -547,6 +548,45 @@ async def test_room_given_back_by_replies_wakes_the_line_before_the_window_would
     waited = [r for r in results if r.attempts[0].outcome == "over_rate"]
     assert len(waited) == 3
     assert arrived[3] == "urgent"  # the higher priority went first of those waiting
+
+
+@respx.mock
+async def test_room_given_back_does_not_wake_a_request_waiting_for_a_rest_to_end() -> None:
+    """Replies that settle give room back, not rest: a request waiting for its only key
+    to cool down sleeps the rest through instead of calling that key again at each
+    settle (each walk would find it still resting and try it as the least bad)."""
+    rested = anyio.Event()
+    claude_calls: list[bool] = []
+
+    def claude(request: httpx.Request) -> httpx.Response:
+        claude_calls.append(rested.is_set())
+        if not rested.is_set():
+            return httpx.Response(
+                529, json={"type": "error", "error": {"type": "overloaded_error"}}
+            )
+        return claude_ok()
+
+    respx.post(ANTHROPIC).mock(side_effect=claude)
+    respx.post(OPENAI).mock(return_value=ok())
+    config = FailoverConfig(max_retries=0, cooldown_on_error=0.3)
+    manager = FailoverManager(config, profiles=profiles(), budgets=[Budget(usd=1.0, per="day")])
+    manager.mark_failure("c", "overloaded")  # resting after an error: the least bad once
+    resilient = ResilientClient([GPT, CLAUDE], manager, deadline=5)
+    results: list[Any] = []
+
+    async def waiting() -> None:
+        results.append(await resilient.complete(MESSAGES, max_tokens=10, chain=[CLAUDE]))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(waiting)
+        await anyio.wait_all_tasks_blocked()  # its least-bad call failed: it waits the rest
+        assert claude_calls == [False]
+        for _ in range(5):  # each reply settles, giving its reservation back
+            await resilient.complete(MESSAGES, max_tokens=10)
+            await anyio.wait_all_tasks_blocked()
+        rested.set()
+    assert claude_calls == [False, True]  # no call while it rested, one after
+    assert results[0].model == CLAUDE
 
 
 @respx.mock
