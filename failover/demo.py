@@ -505,7 +505,10 @@ async def run_demo(
             for name, (provider, key) in KEYS.items()
         ]
         config = FailoverConfig(
-            retry_delay=0.25,  # 0.25 + 0.5 + 1 s of backoff outlasts the overlap of two outages
+            # 0.25 + 0.5 + 1 + 2 s of backoff outlasts OpenAI's outage (3.6 s), in which
+            # the other two models take turns; 3 retries did not always (1 in ~300 failed)
+            max_retries=4,
+            retry_delay=0.25,
             max_retry_delay=2.0,
             jitter=0.05,
             cooldown_on_rate_limit=1.0,
