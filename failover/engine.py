@@ -145,7 +145,6 @@ class Engine(Gates, Announcements):
             telemetry.attach(self.hooks, manager, self.recovery)
         self.base_url_for = base_url_for
         self.timeout = timeout
-        self._deadline = deadline
         self.policy = policy
         self.sleep = sleep
         self.backoff = Backoff(manager.config)
@@ -156,8 +155,9 @@ class Engine(Gates, Announcements):
             self.backoff,
             self,
             wait_for_recovery=wait_for_recovery,
-            deadline=deadline,
+            deadline=None,
         )
+        self.deadline = deadline  # the planner's, and each request's time (_time_allowed)
         self._scrubber: tuple[int, KeyScrubber] | None = None
         self.model_health = ModelHealth()
         # admission's and sessions' bookkeeping must finish even under cancellation: a
@@ -169,11 +169,12 @@ class Engine(Gates, Announcements):
     @property
     def deadline(self) -> float | None:
         """Seconds a request may take in all (``None``: no bound); the planner's too."""
-        return self._deadline
+        return self.planner.deadline
 
     @deadline.setter
     def deadline(self, seconds: float | None) -> None:
-        self._deadline = self.planner.deadline = seconds
+        self.planner.deadline = seconds
+        self._time_allowed = _INF if seconds is None else seconds  # (inf: no bound)
 
     @property
     def wait_for_recovery(self) -> bool:
@@ -187,11 +188,10 @@ class Engine(Gates, Announcements):
     def new_request(self, *, asyncio_cancel_safe: bool = False) -> RequestState:
         """Start the bookkeeping of a request (see RequestState.asyncio_cancel_safe)."""
         now = monotonic()
-        deadline = self._deadline
         return RequestState(
             f"req-{next(_request_ids)}",
             now,
-            _INF if deadline is None else now + deadline,
+            now + self._time_allowed,
             asyncio_cancel_safe=asyncio_cancel_safe and ASYNCIO_TIMEOUT_WORKS,
         )
 
