@@ -274,11 +274,12 @@ class Engine(Gates, Announcements):
                 elif order and state.session is None:  # a fixed order, nothing else with a
                     # say: the planner's first candidate goes first, the plan made when it
                     # fails (_run: _plan_from)
-                    plan = state.plan = None  # (none of a run before: a stream restarted)
+                    plan = None
                 else:
                     plan = Plan(self.planner, state, steps, order)
             if state.deadline_at == _INF:
                 return await self._run(state, plan, attempt, steps, order)
+            state.plan = None  # read below (none of a run before: a stream restarted)
             with scope_within(state.time_left()) as scope:
                 return await self._run(state, plan, attempt, steps, order)
             if scope.cancelled_caught:

@@ -108,7 +108,8 @@ class RequestState:
     waiting; it no longer does)."""
     plan: Plan | PinnedPlan | None = None
     """Its plan, once the engine made one past its first candidate (a request whose first
-    attempt succeeds needs none)."""
+    attempt succeeds needs none): read where a run's deadline ends it, by a run that
+    clears it first."""
 
     def __init__(
         self,
