@@ -119,6 +119,8 @@ def load_body(body: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         InvalidRequestError: The body is not a JSON object.
     """
+    if type(body) is dict:  # parsed already (the SDK transport's): the decoders only read it
+        return body
     if isinstance(body, Mapping):
         return dict(body)
     try:

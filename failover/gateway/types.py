@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
+from failover._records import lean_init
 from failover.errors import ConfigError, InvalidRequestError, UnsupportedParameterError
 from failover.providers.base import ChatRequest, check_params
 
@@ -84,6 +85,7 @@ def invalid_request(message: str) -> InvalidRequestError:
     return InvalidRequestError(message, status=400, code="invalid_request_error")
 
 
+@lean_init
 @dataclass(frozen=True, slots=True)
 class Decoded:
     """An SDK's request, read.
@@ -108,6 +110,7 @@ class Decoded:
         return self.request.stream
 
 
+@lean_init
 @dataclass(frozen=True, slots=True)
 class WireResponse:
     """A whole HTTP reply in an SDK's wire format.
