@@ -305,8 +305,11 @@ class CompletionStream(AsyncClosing):
         model, profile = self._chosen
         cost = self._cost(model, usage)
         self.cost_usd = cost
-        exchange = (self._request.messages, self.text)
-        self._engine.succeeded(self._state, model, profile, cost, usage, exchange=exchange)
+        state = self._state
+        # the exchange (the answer's text joined) is built only for telemetry, which may
+        # capture it
+        exchange = None if state.telemetry is None else (self._request.messages, self.text)
+        self._engine.succeeded(state, model, profile, cost, usage, exchange=exchange)
 
     def _cost(self, model: ModelEntry, usage: TokenUsage | None) -> float | None:
         """The cost of ``usage`` (every attempt's, when the stream was resumed: each at its

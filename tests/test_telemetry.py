@@ -287,6 +287,21 @@ async def test_content_is_recorded_only_when_asked_and_keys_never(sim: Simulator
     assert messages == [{"role": "user", "parts": [{"type": "text", "content": PROMPT}]}]
 
 
+async def test_a_streams_content_is_recorded_when_asked(sim: Simulator) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry = Telemetry(tracer_provider=provider, capture_content=True)
+    async with (
+        ResilientClient(CHAIN, profiles_for(sim), telemetry=telemetry) as client,
+        client.stream(ASK) as stream,
+    ):
+        text = "".join([chunk.text async for chunk in stream])
+    assert text == REPLY
+    recorded = "".join(span.to_json() for span in exporter.get_finished_spans())
+    assert PROMPT in recorded and REPLY in recorded
+
+
 async def test_telemetry_can_be_turned_off(
     sim: Simulator, otel: tuple[InMemorySpanExporter, InMemoryMetricReader]
 ) -> None:
