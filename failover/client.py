@@ -377,16 +377,23 @@ class ResilientClient(HookMethods, AsyncClosing):
         result, model, profile = await self._engine.run(
             state, steps, attempt, unsupported=unsupported
         )
+        usage: TokenUsage | None
         if result.usage_known:
-            usage: TokenUsage | None = result.usage
-            cost = model.calculate_cost(result.usage)
+            usage = result.usage
+            cost = model.calculate_cost(usage)
         else:
             usage = cost = None
         if state.ticket is not None:
             await self._engine.settle(state, usage)
-        # the exchange is built only for telemetry, which may capture it
-        exchange = None if state.telemetry is None else (messages, result.text)
-        self._engine.succeeded(state, model, profile, cost, usage, exchange=exchange)
+        self._engine.succeeded(
+            state,
+            model,
+            profile,
+            cost,
+            usage,
+            # built only for telemetry, which may capture it
+            exchange=(messages, result.text) if state.telemetry is not None else None,
+        )
         return _completion(result, model, profile, state, cost)
 
     async def _checked(
