@@ -185,7 +185,7 @@ class ChatCalls:
         return adapter.build_request(
             request,
             model=ctx.model.id,
-            api_key=ctx.api_key if api_key is None else api_key,
+            api_key=api_key if api_key is not None else ctx.api_key,
             base_url=ctx.base_url,
         )
 
