@@ -575,14 +575,13 @@ class Engine(Gates, Announcements):
         bound (:meth:`run`'s scope) ends the attempt then, with no timer of its own: the
         attempt is cut as the deadline's, not timed out as the key's.
         """
-        timeout = self.timeout
-        own: float | None = timeout  # the attempt's own bound (None: none)
+        timeout = own = self.timeout  # own: the attempt's own bound (inf: none)
         if state.deadline_at != _INF:
             left = state.time_left()
             if left <= 0:
                 raise ProviderTimeoutError("the request's deadline passed")
             if left <= timeout:
-                timeout, own = left, None
+                timeout, own = left, _INF
         ctx = AttemptContext(
             profile,
             model,
@@ -598,10 +597,10 @@ class Engine(Gates, Announcements):
         if telemetry is not None:
             telemetry.attempt_started(ctx)
         try:
-            if state.asyncio_cancel_safe and own is not None:
+            if state.asyncio_cancel_safe and own != _INF:
                 with AsyncioTimeout(own):
                     value = await attempt(ctx)
-            elif own is None:
+            elif own == _INF:
                 value = await attempt(ctx)
             else:
                 # under load the cost of an attempt's bound is as much as an HTTP call's
@@ -616,7 +615,7 @@ class Engine(Gates, Announcements):
             error.attempts = tuple(state.attempts)
             raise
         except TimeoutError:
-            timed_out = ProviderTimeoutError(f"no complete reply within {timeout:.3g}s")
+            timed_out = ProviderTimeoutError(f"no complete reply within {own:.3g}s")
             self._attempt_failed(state, ctx, timed_out, started)
             raise timed_out from None
         except anyio.get_cancelled_exc_class():
