@@ -593,9 +593,8 @@ class Engine(Gates, Announcements):
         started = monotonic()
         if self._count_in_flight:
             self.routing.started(model, profile)
-        telemetry = state.telemetry
-        if telemetry is not None:
-            telemetry.attempt_started(ctx)
+        if state.telemetry is not None:
+            state.telemetry.attempt_started(ctx)
         try:
             if state.asyncio_cancel_safe and own != _INF:
                 with AsyncioTimeout(own):
@@ -624,8 +623,8 @@ class Engine(Gates, Announcements):
         finally:
             if self._count_in_flight:
                 self.routing.ended(model, profile)
-        if telemetry is not None:
-            telemetry.attempt_ended(ctx, "ok")
+        if state.telemetry is not None:
+            state.telemetry.attempt_ended(ctx, "ok")
         elapsed = monotonic() - started
         state.attempts.append(Attempt(model.key, profile.name, "ok", None, None, elapsed))
         if _log.isEnabledFor(_DEBUG):
