@@ -378,11 +378,11 @@ class ResilientClient(HookMethods, AsyncClosing):
             state, steps, attempt, unsupported=unsupported
         )
         usage: TokenUsage | None
-        if result.usage_known:
+        if not result.usage_known:
+            usage = cost = None
+        else:  # (last: the usual case jumps over nothing after it)
             usage = result.usage
             cost = model.calculate_cost(usage)
-        else:
-            usage = cost = None
         if state.ticket is not None:
             await self._engine.settle(state, usage)
         self._engine.succeeded(
