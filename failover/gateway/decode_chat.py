@@ -79,16 +79,16 @@ def decode_chat(body: dict[str, Any]) -> Decoded:
     messages = body.get("messages")
     if not isinstance(model, str) or not isinstance(messages, list):
         raise invalid_request("a chat completion needs 'model' and a list of 'messages'")
-    refuse_chat_fields(body)
     limit = None
-    for name in _LIMITS:  # the first given as a number, in OpenAI's precedence
-        if isinstance(value := body.get(name), int):
-            limit = value
-            break
     temperature = body.get("temperature")
-    if _OWN.issuperset(body):  # the usual body: no parameter but these
+    if _OWN.issuperset(body):  # the usual body: no field to refuse, no limit, no parameter
         params: dict[str, Any] = {}
     else:
+        refuse_chat_fields(body)
+        for name in _LIMITS:  # the first given as a number, in OpenAI's precedence
+            if isinstance(value := body.get(name), int):
+                limit = value
+                break
         params = {
             key: value
             for key, value in body.items()
@@ -98,8 +98,8 @@ def decode_chat(body: dict[str, Any]) -> Decoded:
             and key not in ("n", "logprobs", "top_logprobs", "modalities", "audio")
             and value is not None
         }
-    if "user" not in params and isinstance(body.get("safety_identifier"), str):
-        params["user"] = body["safety_identifier"]
+        if "user" not in params and isinstance(body.get("safety_identifier"), str):
+            params["user"] = body["safety_identifier"]
     request = ChatRequest(
         messages,
         max_tokens=limit,
