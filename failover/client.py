@@ -380,7 +380,7 @@ class ResilientClient(HookMethods, AsyncClosing):
         usage: TokenUsage | None
         if not result.usage_known:
             usage = cost = None
-        else:  # (last: the usual case jumps over nothing after it)
+        else:
             usage = result.usage
             cost = model.calculate_cost(usage)
         if state.ticket is not None:

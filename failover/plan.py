@@ -432,7 +432,8 @@ class Plan:
         if self._room_paused_at is not None:  # a wait for room ends when room comes back
             self._waited += planner.clock() - self._room_paused_at
             self._room_paused_at = None
-        recovery = self.retry_after = self._earliest_recovery()
+        recovery, budget = self._earliest_recovery()
+        self.retry_after = recovery
         if self._room_at is not None:  # a key with room soon: wait in the line for it
             room = max(self._room_at - planner.clock(), 0.001)
             self.retry_after = room if not recovery else min(recovery, room)
@@ -449,7 +450,7 @@ class Plan:
         self._waits += 1
         self._waited += recovery
         self._walk(again=True)
-        return Pause(recovery, recovery=True)
+        return Pause(recovery, recovery=True, room=budget)
 
     def _next_look(self) -> float:
         """The pause before the next look at something that may be usable soon: 0.05 s,
@@ -473,18 +474,21 @@ class Plan:
         self._walk(again=True)
         return Pause(min(room, allowed - _FIRST_LOOK / 2), room=True)
 
-    def _earliest_recovery(self) -> float | None:
-        """Seconds until a model of the chain is usable: a model whose budget is spent
-        counts from when that budget's window resets."""
+    def _earliest_recovery(self) -> tuple[float | None, bool]:
+        """Seconds until a model of the chain is usable, and whether that is a spent
+        budget's reset: a model whose budget is spent counts from then, unless a reply
+        gives back sooner what its reservation held (room, not a rest)."""
         spent = self._spent
         if not spent:
-            return self.planner.earliest_recovery(self.steps)
+            return self.planner.earliest_recovery(self.steps), False
         steps = [
             kept for step in self.steps if (kept := tuple(m for m in step if m.key not in spent))
         ]
         recovery = self.planner.earliest_recovery(steps) if steps else None
         reset = max(min(spent.values()) - time.time(), 0.001)
-        return reset if recovery is None else min(recovery, reset)
+        if recovery is None or reset <= recovery:
+            return reset, True
+        return recovery, False
 
     def _pass_by(self, model: ModelEntry) -> None:
         """Note that the walk passed ``model`` by: none of its keys was usable."""

@@ -5,7 +5,8 @@ sleep until the earliest recovery. Woken all at once they would stampede the key
 recovered; in the line, each goes on only after every request ahead of it has gone on: a
 higher ``priority`` is ahead of a lower one, and among equal priorities the one that came
 first is ahead. A request ahead that is still sleeping holds back the ones behind it (the
-line is fair, not greedy).
+line is fair, not greedy), save that a request waiting for room passes those asleep until a
+rest ends: room given back does not end a rest.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ __all__ = ["RecoveryLine"]
 
 
 class _Place:
-    __slots__ = ("order", "since", "sleeping", "turn")
+    __slots__ = ("for_room", "order", "resting", "since", "sleeping", "turn")
 
-    def __init__(self, priority: int, seq: int, since: float) -> None:
+    def __init__(self, priority: int, seq: int, since: float, for_room: bool) -> None:
         self.order = (-priority, seq)
         self.since = since
+        self.for_room = for_room
         self.turn = anyio.Event()
         self.sleeping: anyio.CancelScope | None = None
+        self.resting = False  # asleep until a rest ends, which room does not cut short
 
     def __lt__(self, other: _Place) -> bool:
         return self.order < other.order
@@ -93,7 +96,7 @@ class RecoveryLine:
         waiter leaves the line at once and lets the next one through if it was first.
         """
         seq = next(self._seq) if place is None else place
-        waiter = _Place(priority, seq, self._clock())
+        waiter = _Place(priority, seq, self._clock(), wakeable)
         line = self._line
         bisect.insort(line, waiter)
         try:
@@ -102,15 +105,35 @@ class RecoveryLine:
                     await sleep(delay)
                 waiter.sleeping = None
             else:
-                await sleep(delay)
-            while line[0] is not waiter:
-                # Woken as first, then passed by a higher priority: wait for a new turn.
+                waiter.resting = True
+                try:
+                    await sleep(delay)
+                finally:
+                    waiter.resting = False
+            while not self._turn_of(waiter):
+                # Woken with its turn, then passed by a higher priority: wait for a new one.
                 if waiter.turn.is_set():
                     waiter.turn = anyio.Event()
                 await waiter.turn.wait()
         finally:
-            first = line[0] is waiter
             del line[line.index(waiter)]
-            if first and line:
-                line[0].turn.set()
+            for index, queued in enumerate(line):  # those whose turn it is now
+                if index == 0 or queued.for_room:
+                    queued.turn.set()
+                if not queued.resting:
+                    break
         return seq
+
+    def _turn_of(self, waiter: _Place) -> bool:
+        """Whether every request ahead of ``waiter`` has gone on, save (for a wait for room)
+        those still asleep until a rest ends."""
+        line = self._line
+        if line[0] is waiter:
+            return True
+        if waiter.for_room:
+            for place in line:
+                if place is waiter:
+                    return True
+                if not place.resting:
+                    return False
+        return False

@@ -568,10 +568,11 @@ async def test_room_given_back_does_not_wake_a_request_waiting_for_a_rest_to_end
 
     respx.post(ANTHROPIC).mock(side_effect=claude)
     respx.post(OPENAI).mock(return_value=ok())
-    config = FailoverConfig(max_retries=0, cooldown_on_error=0.3)
+    config = FailoverConfig(max_retries=0, cooldown_on_error=1.0)
     manager = FailoverManager(config, profiles=profiles(), budgets=[Budget(usd=1.0, per="day")])
-    manager.mark_failure("c", "overloaded")  # resting after an error: the least bad once
     resilient = ResilientClient([GPT, CLAUDE], manager, deadline=5)
+    await resilient.complete(MESSAGES, max_tokens=10)  # warm: the rest outlasts what follows
+    manager.mark_failure("c", "overloaded")  # resting after an error: the least bad once
     results: list[Any] = []
 
     async def waiting() -> None:
@@ -587,6 +588,35 @@ async def test_room_given_back_does_not_wake_a_request_waiting_for_a_rest_to_end
         rested.set()
     assert claude_calls == [False, True]  # no call while it rested, one after
     assert results[0].model == CLAUDE
+
+
+@respx.mock
+async def test_a_budget_held_by_a_reservation_wakes_its_waiter_when_the_reply_settles() -> None:
+    """A budget refused only because an answer in flight holds its worst case is room, not
+    a rest: the waiter goes on when that reply settles for less, not at the window's reset."""
+    release = anyio.Event()
+
+    async def reply(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return ok(prompt=3, completion=2)  # far less than the worst case it reserved
+
+    respx.post(OPENAI).mock(side_effect=reply)
+    budget = Budget(usd=worst(GPT, 1_000) * 1.5, per=3_600.0)  # holds one worst case, not two
+    resilient = client([GPT], budgets=[budget], deadline=7_200)
+    results: list[Any] = []
+
+    async def one() -> None:
+        results.append(await resilient.complete(MESSAGES, max_tokens=1_000))
+
+    with anyio.fail_after(10):  # the window resets up to an hour later
+        async with anyio.create_task_group() as group:
+            group.start_soon(one)
+            await anyio.wait_all_tasks_blocked()  # in flight, holding its worst case
+            group.start_soon(one)
+            await anyio.wait_all_tasks_blocked()  # refused over budget: waiting
+            release.set()
+    assert len(results) == 2
+    assert [a.outcome for a in results[1].attempts] == ["over_budget", "ok"]
 
 
 @respx.mock

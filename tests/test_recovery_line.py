@@ -183,3 +183,46 @@ async def test_waiting_longest_is_how_long_the_first_comer_has_waited() -> None:
         await wait_all_tasks_blocked()
         assert line.waiting_longest() == 0.0
     assert went == ["urgent", "a"]
+
+
+async def test_room_given_back_wakes_the_waits_for_room_past_one_asleep_until_a_rest_ends() -> None:
+    line, gates, went = RecoveryLine(), Gates(), []
+
+    async def waiter(name: str, *, wakeable: bool) -> None:
+        await line.wait(60.0, gates.sleep(name), wakeable=wakeable)
+        went.append(name)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: waiter("rest", wakeable=False))
+        await wait_all_tasks_blocked()
+        tg.start_soon(lambda: waiter("room", wakeable=True))
+        await wait_all_tasks_blocked()
+        line.wake()  # a reply gave room back: the rest goes on
+        await wait_all_tasks_blocked()
+        assert went == ["room"]  # past the one ahead, asleep until its rest ends
+        assert len(line) == 1
+        gates.open("rest")
+    assert went == ["room", "rest"]
+
+
+async def test_a_wait_for_a_rest_whose_sleep_ended_holds_back_the_waits_for_room_behind() -> None:
+    line, gates, went = RecoveryLine(), Gates(), []
+
+    async def waiter(name: str, *, wakeable: bool) -> None:
+        await line.wait(60.0, gates.sleep(name), wakeable=wakeable)
+        went.append(name)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: waiter("first", wakeable=False))
+        await wait_all_tasks_blocked()
+        tg.start_soon(lambda: waiter("rest", wakeable=False))
+        await wait_all_tasks_blocked()
+        tg.start_soon(lambda: waiter("room", wakeable=True))
+        await wait_all_tasks_blocked()
+        gates.open("rest")  # its rest is over: it waits its turn, behind "first"
+        await wait_all_tasks_blocked()
+        line.wake()
+        await wait_all_tasks_blocked()
+        assert went == []  # "room" passes "first" (asleep), not "rest" (awake, waiting)
+        gates.open("first")
+    assert went == ["first", "rest", "room"]
