@@ -412,7 +412,7 @@ class Endpoint:
     @property
     def telling(self) -> re.Pattern[bytes] | None:
         """What an event of its streams that can end the stream, fail it or name its
-        response has in its bytes (``None``: any event may); see ``_TELLING``."""
+        response has in its bytes lowered (``None``: any event may); see ``_TELLING``."""
         return _TELLING.get(self.stream_wire) if self.stream_wire else None
 
     def fits(self, value: Any) -> bool:
@@ -436,22 +436,23 @@ class Endpoint:
 _TELLING = {
     # OpenAI Chat: ``[DONE]``, an ``error`` member, a ``refusal`` (but ``"refusal":null``,
     # which OpenAI's opening chunk carries), a ``content_filter`` finish
-    "openai": re.compile(
-        rb'error|refusal(?!"\s*:\s*null)|content_filter|\[DONE\]|\\u', re.IGNORECASE
-    ),
+    "openai": re.compile(rb'error|refusal(?!"\s*:\s*null)|content_filter|\[done\]|\\u'),
     # Anthropic Messages: the ``error`` event, ``message_delta`` (its stop reason may be a
     # refusal), ``message_stop`` (the terminator); the parser reads events by name
-    "anthropic": re.compile(rb"error|message_delta|message_stop|\\u", re.IGNORECASE),
+    "anthropic": re.compile(rb"error|message_delta|message_stop|\\u"),
     # OpenAI Responses: its ends, and the events naming the response (``_ResponsesStream``)
-    "responses": re.compile(
-        rb"error|response\.(?:completed|failed|incomplete|created)|\\u", re.IGNORECASE
-    ),
+    "responses": re.compile(rb"error|response\.(?:completed|failed|incomplete|created)|\\u"),
 }
 """Per stream wire, bytes one of which any event that tells the guard something has: the
 terminator, an error or content-filter event, the response's id. An event without any
 is a chunk of text or a tool call, or one the reader cannot read, whichever: the guard
 has nothing to learn from it (it passes on all the same), so its reader skips it. A JSON
-``\\u`` escape could spell a name, so an event with one is always read."""
+``\\u`` escape could spell a name, so an event with one is always read.
+
+Each is searched for in the bytes lowered, where it finds what ``re.IGNORECASE`` would in
+the bytes themselves (in bytes that flag folds ASCII letters alone, and lowering keeps
+every offset) in a quarter of the time: with the flag, the search tries each alternative
+at every byte."""
 
 
 ENDPOINTS: tuple[tuple[str, Endpoint], ...] = (
@@ -634,10 +635,11 @@ class _TerminatorWatch:
         telling = self._telling
         assert telling is not None
         held = self._open  # the lines of the event still open, from earlier blocks
-        if held and telling.search(b"\n".join(held)):
+        lowered = block.lower()  # (what ``telling`` is searched in)
+        if held and telling.search(b"\n".join(held).lower()):
             start = 0  # the open event tells: read from the first line on
         else:
-            found = telling.search(block)
+            found = telling.search(lowered)
             end = len(lines) if found is None else block.count(b"\n", 0, found.start())
             start = end  # the first line of the event that tells (or of the one left open)
             while start and lines[start - 1].rstrip(b"\r"):
@@ -649,7 +651,7 @@ class _TerminatorWatch:
                 start = len(lines)
         if start < len(lines):
             self._read_events(lines, start)
-        if b"error" in block.lower():  # a provider may echo the key in an error
+        if b"error" in lowered:  # a provider may echo the key in an error
             block = b"\n".join(
                 self._scrubbed(raw) if b"error" in raw.lower() else raw for raw in lines
             )
@@ -664,7 +666,7 @@ class _TerminatorWatch:
             if raw.rstrip(b"\r"):
                 held.append(raw)
                 continue
-            if held and telling.search(b"\n".join(held)):
+            if held and telling.search(b"\n".join(held).lower()):
                 for line in held:
                     self._read(line)
                 self._read(b"")

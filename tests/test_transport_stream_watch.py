@@ -47,6 +47,7 @@ _CHAT_STREAMS: dict[str, list[str]] = {
     "DONE in an event of its own": [_CHAT_TEXT[0] + "\n\ndata: [DONE]"],
     "comments and ids": [": keepalive", "id: 7\n" + _CHAT_TEXT[0], "data: [DONE]"],
     "text that says error": [_chat("an error, a refusal"), "data: [DONE]"],
+    "text that says it in capitals": [_chat("AN ERROR, A Refusal"), "data: [DONE]"],
     # OpenAI's own opening chunk carries "refusal": null (nothing to read), a later one may
     # carry a refusal indeed, written with or without spaces
     "opening with a null refusal": [
