@@ -43,6 +43,7 @@ __all__ = [
     "IOSender",
     "SyncInner",
     "ThreadIO",
+    "body_pieces",
     "closed_error",
     "provider_error",
     "widen_worker_threads",
@@ -175,6 +176,30 @@ class AsyncIO:
     def call(self, function: Callable[[], Awaitable[T]]) -> T:
         """Not for an async client (it reads on its own loop)."""
         raise RuntimeError("an async client's reply is read asynchronously")
+
+
+def body_pieces(response: Any) -> AsyncIterator[bytes]:
+    """A reply's body as it arrives, decoded, as ``aiter_bytes`` gives it (empty pieces
+    left out; the reply closed at its end): a body with nothing to decode
+    (:func:`_undecoded`) read from the reply's stream itself, without ``aiter_bytes``'
+    decoders and context managers at its start and around every piece."""
+    if not _undecoded(response):
+        pieces: AsyncIterator[bytes] = response.aiter_bytes()
+        return pieces
+    response.is_stream_consumed = True  # as aiter_bytes marks it
+    return _stream_pieces(response)
+
+
+async def _stream_pieces(response: Any) -> AsyncIterator[bytes]:
+    pieces = response.stream.__aiter__()
+    try:
+        async for piece in pieces:
+            if piece:
+                yield piece
+    finally:
+        if isinstance(pieces, AsyncGenerator):  # as aiter_bytes closes it
+            await pieces.aclose()
+        await response.aclose()
 
 
 def _undecoded(response: Any) -> bool:

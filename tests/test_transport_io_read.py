@@ -1,5 +1,6 @@
-"""AsyncIO.read_and_close: a body read from the reply's stream itself when there is nothing
-to decode, left as ``aread`` and ``aclose`` leave it; an encoded one decoded by ``aread``."""
+"""AsyncIO.read_and_close and body_pieces: a body with nothing to decode is read from the
+reply's stream itself and left as ``aread`` and ``aclose`` (or ``aiter_bytes``) leave it;
+an encoded one is decoded by the library."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import httpx
 import httpx2
 import pytest
 
-from failover.transport_io import AsyncIO
+from failover.transport_io import AsyncIO, body_pieces
 
 BODY = b'{"id": "x", "choices": []}'
 
@@ -57,3 +58,24 @@ async def test_a_reply_already_read_is_read_by_the_library() -> None:
     reply = httpx2.Response(200, content=BODY)
     assert await AsyncIO(None).read_and_close(reply) == BODY  # type: ignore[arg-type]
     assert reply.is_closed
+
+
+@pytest.mark.parametrize("library", [httpx, httpx2], ids=["httpx", "httpx2"])
+@pytest.mark.parametrize("encoding", [None, "gzip"])
+async def test_a_body_read_as_it_arrives_is_what_aiter_bytes_gives(
+    library: Any, encoding: str | None
+) -> None:
+    ours, theirs = _reply(library, encoding), _reply(library, encoding)
+    pieces = [piece async for piece in body_pieces(ours)]
+    assert pieces == [piece async for piece in theirs.aiter_bytes()]
+    assert b"".join(pieces) == BODY
+    assert (ours.is_closed, ours.is_stream_consumed) == (True, True)
+    assert ours.stream.closed and theirs.stream.closed
+
+
+async def test_a_body_left_early_is_closed_with_its_reply() -> None:
+    reply = _reply(httpx2, None)
+    pieces = body_pieces(reply)
+    assert await pieces.__anext__() == BODY[:5]
+    await pieces.aclose()  # type: ignore[attr-defined]
+    assert reply.is_closed and reply.stream.closed
