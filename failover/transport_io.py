@@ -159,9 +159,9 @@ class AsyncIO:
 
     def iterate(self, response: Any, kind: str) -> AsyncIterator[str]:
         """The body's ``aiter_text`` or ``aiter_lines``: text decoded as ``aiter_text``
-        decodes it, from ``aiter_bytes``, when its encoding is plain to see."""
+        decodes it, from :func:`body_pieces`, when its encoding is plain to see."""
         if kind == "text" and (encoding := _plain_encoding(response)) is not None:
-            return _decoded(response.aiter_bytes(), encoding)
+            return _decoded(body_pieces(response), encoding)
         pieces: AsyncIterator[str] = getattr(response, f"aiter_{kind}")()
         return pieces
 
