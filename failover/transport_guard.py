@@ -36,7 +36,7 @@ from failover.errors import (
 )
 from failover.profiles import AuthProfile
 from failover.providers.base import StreamChunk, StreamReader, load_json
-from failover.transport_io import IO, body_pieces, closed_error
+from failover.transport_io import IO, closed_error
 from failover.transport_rewrite import made_headers
 
 __all__ = [
@@ -911,7 +911,7 @@ def _guarded_stream(library: ModuleType) -> Any:
             # generator, not a second one reading for it)
             if self._spliced is None:
                 if self._chunks is None:
-                    self._chunks = body_pieces(self._response)
+                    self._chunks = self._response.aiter_bytes()
                 chunks, guard = self._chunks, self._guard
                 try:
                     while True:

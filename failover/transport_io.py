@@ -15,14 +15,7 @@ import functools
 import math
 import operator
 import threading
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Coroutine,
-    Mapping,
-)
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from types import ModuleType, TracebackType
 from typing import Any, Protocol, TypeVar, cast
 
@@ -43,7 +36,6 @@ __all__ = [
     "IOSender",
     "SyncInner",
     "ThreadIO",
-    "body_pieces",
     "closed_error",
     "provider_error",
     "widen_worker_threads",
@@ -128,40 +120,19 @@ class AsyncIO:
         return self.inner.handle_async_request(request)
 
     async def read_and_close(self, response: Any, provider: str = "", model: str = "") -> bytes:
-        """Read the whole body, then close the reply (see :meth:`IO.read_and_close`).
-
-        A body with nothing to decode (:func:`_undecoded`) is read from the reply's stream
-        itself and left as ``aread`` and ``aclose`` leave it (the SDK's own ``aread`` then
-        returns it): ``aread``'s generators, decoders and context managers would only pass
-        its bytes on, for about a fifth of what the transport added to a same-wire call.
-        Any other body goes through ``aread``."""
+        """Read the whole body, then close the reply (see :meth:`IO.read_and_close`)."""
         try:
-            if not _undecoded(response):
-                content: bytes = await response.aread()
-                await response.aclose()
-                return content
-            stream = response.stream
-            pieces = stream.__aiter__()
-            try:
-                content = b"".join([piece async for piece in pieces])
-            except BaseException:
-                if isinstance(pieces, AsyncGenerator):  # as aread closes it
-                    await pieces.aclose()
-                raise
-            # what aread and aclose set (the SDK's own aread returns this content)
-            response._content, response._num_bytes_downloaded = content, len(content)
-            response.is_stream_consumed = True
-            await stream.aclose()
-            response.is_closed = True
+            content: bytes = await response.aread()
+            await response.aclose()
         except Exception as exc:
             raise _read_failure(exc, provider, model) from None
         return content
 
     def iterate(self, response: Any, kind: str) -> AsyncIterator[str]:
         """The body's ``aiter_text`` or ``aiter_lines``: text decoded as ``aiter_text``
-        decodes it, from :func:`body_pieces`, when its encoding is plain to see."""
+        decodes it, from ``aiter_bytes``, when its encoding is plain to see."""
         if kind == "text" and (encoding := _plain_encoding(response)) is not None:
-            return _decoded(body_pieces(response), encoding)
+            return _decoded(response.aiter_bytes(), encoding)
         pieces: AsyncIterator[str] = getattr(response, f"aiter_{kind}")()
         return pieces
 
@@ -176,43 +147,6 @@ class AsyncIO:
     def call(self, function: Callable[[], Awaitable[T]]) -> T:
         """Not for an async client (it reads on its own loop)."""
         raise RuntimeError("an async client's reply is read asynchronously")
-
-
-def body_pieces(response: Any) -> AsyncIterator[bytes]:
-    """A reply's body as it arrives, decoded, as ``aiter_bytes`` gives it (empty pieces
-    left out; the reply closed at its end): a body with nothing to decode
-    (:func:`_undecoded`) read from the reply's stream itself, without ``aiter_bytes``'
-    decoders and context managers at its start and around every piece."""
-    if not _undecoded(response):
-        pieces: AsyncIterator[bytes] = response.aiter_bytes()
-        return pieces
-    response.is_stream_consumed = True  # as aiter_bytes marks it
-    return _stream_pieces(response)
-
-
-async def _stream_pieces(response: Any) -> AsyncIterator[bytes]:
-    pieces = response.stream.__aiter__()
-    try:
-        async for piece in pieces:
-            if piece:
-                yield piece
-    finally:
-        if isinstance(pieces, AsyncGenerator):  # as aiter_bytes closes it
-            await pieces.aclose()
-        await response.aclose()
-
-
-def _undecoded(response: Any) -> bool:
-    """Whether ``response`` is a reply of httpx or httpx2 whose body is still to be read and
-    has no ``Content-Encoding`` to decode: its bytes are its content as they come."""
-    items = header_items(response.headers)
-    return (
-        items is not None
-        and b"content-encoding" not in map(_LOWERED, items)
-        and not response.is_stream_consumed
-        and not response.is_closed
-        and "_content" not in getattr(response, "__dict__", ("_content",))
-    )
 
 
 def _plain_encoding(response: Any) -> str | None:
