@@ -5,6 +5,7 @@ what the real APIs reject) accepts, and what cannot cross providers is refused b
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import json
 from typing import Any
@@ -45,9 +46,9 @@ TARGETS = {
 }
 
 
-async def sdk_request(wire: str) -> Decoded:
+async def sdk_request(wire: str, served: Served | None = None) -> Decoded:
     """What the wire's real SDK sends for a tool-calling conversation, decoded."""
-    served = Served()
+    served = served or Served()
     if wire == "openai":
         await served.openai().chat.completions.create(
             model="gpt-4o",
@@ -385,6 +386,18 @@ async def test_what_each_sdk_sends_decodes_to_the_common_request(wire: str) -> N
         assert decoded.echo == {"include_usage": True}
     if wire == "gemini":
         assert decoded.request.temperature == 0.3
+
+
+@pytest.mark.parametrize("wire", list(EXPECTED))
+async def test_decoding_a_parsed_body_leaves_it_as_it_was(wire: str) -> None:
+    """The SDK transport hands the decoders the body it parsed, and reads it again after
+    them (rewritten for the SDK's own provider, admission, a later attempt)."""
+    served = Served()
+    await sdk_request(wire, served)
+    body = served.bodies[0]
+    kept = copy.deepcopy(body)
+    decode_request(served.urls[0], body)
+    assert body == kept
 
 
 def _entry(provider: str) -> ModelEntry:

@@ -82,6 +82,7 @@ class Served:
     def __init__(self) -> None:
         self.requests: list[Decoded] = []
         self.bodies: list[dict[str, Any]] = []
+        self.urls: list[str] = []
         self.result: ChatResult = result()
         self.stream: list[StreamChunk] = chunks()
         self.error: BaseException | None = None
@@ -90,6 +91,7 @@ class Served:
     async def __call__(self, request: httpx2.Request) -> httpx2.Response:
         body = await request.aread()
         self.bodies.append(json.loads(body))
+        self.urls.append(str(request.url))
         decoded = decode_request(str(request.url), body)
         self.requests.append(decoded)
         if self.failing:
