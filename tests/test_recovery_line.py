@@ -6,7 +6,7 @@ Sleeps are gates the test opens, so the order is the line's and never the schedu
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 import anyio
 import pytest
@@ -43,11 +43,14 @@ async def queue(
     gates: Gates,
     went: list[str],
     waiters: list[tuple[str, int]],
+    resting: Collection[str] = (),
 ) -> None:
-    """Start each waiter once the one before it is in the line."""
+    """Start each waiter once the one before it is in the line: those named in ``resting``
+    wait for a rest to end (which :meth:`RecoveryLine.wake` does not cut short), the others
+    for room."""
 
     async def waiter(name: str, priority: int) -> None:
-        await line.wait(1.0, gates.sleep(name), priority=priority)
+        await line.wait(1.0, gates.sleep(name), priority=priority, wakeable=name not in resting)
         went.append(name)
 
     for name, priority in waiters:
@@ -187,16 +190,8 @@ async def test_waiting_longest_is_how_long_the_first_comer_has_waited() -> None:
 
 async def test_room_given_back_wakes_the_waits_for_room_past_one_asleep_until_a_rest_ends() -> None:
     line, gates, went = RecoveryLine(), Gates(), []
-
-    async def waiter(name: str, *, wakeable: bool) -> None:
-        await line.wait(60.0, gates.sleep(name), wakeable=wakeable)
-        went.append(name)
-
     async with anyio.create_task_group() as tg:
-        tg.start_soon(lambda: waiter("rest", wakeable=False))
-        await wait_all_tasks_blocked()
-        tg.start_soon(lambda: waiter("room", wakeable=True))
-        await wait_all_tasks_blocked()
+        await queue(tg, line, gates, went, [("rest", 0), ("room", 0)], resting={"rest"})
         line.wake()  # a reply gave room back: the rest goes on
         await wait_all_tasks_blocked()
         assert went == ["room"]  # past the one ahead, asleep until its rest ends
@@ -207,18 +202,9 @@ async def test_room_given_back_wakes_the_waits_for_room_past_one_asleep_until_a_
 
 async def test_a_wait_for_a_rest_whose_sleep_ended_holds_back_the_waits_for_room_behind() -> None:
     line, gates, went = RecoveryLine(), Gates(), []
-
-    async def waiter(name: str, *, wakeable: bool) -> None:
-        await line.wait(60.0, gates.sleep(name), wakeable=wakeable)
-        went.append(name)
-
     async with anyio.create_task_group() as tg:
-        tg.start_soon(lambda: waiter("first", wakeable=False))
-        await wait_all_tasks_blocked()
-        tg.start_soon(lambda: waiter("rest", wakeable=False))
-        await wait_all_tasks_blocked()
-        tg.start_soon(lambda: waiter("room", wakeable=True))
-        await wait_all_tasks_blocked()
+        waiters = [("first", 0), ("rest", 0), ("room", 0)]
+        await queue(tg, line, gates, went, waiters, resting={"first", "rest"})
         gates.open("rest")  # its rest is over: it waits its turn, behind "first"
         await wait_all_tasks_blocked()
         line.wake()
