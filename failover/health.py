@@ -20,7 +20,7 @@ from failover import logs
 from failover._secrets import KeyScrubber
 from failover.attempts import Attempt
 from failover.catalog import ModelEntry
-from failover.classify import UNUSUAL_HEADROOM, headroom_counts, read_headroom_in_full
+from failover.classify import UNUSUAL_HEADROOM, read_headroom_in_full
 from failover.errors import ProviderError
 from failover.events import CooldownEvent, Event, HookDispatcher, RecoveredEvent
 from failover.policy import Decision, Policy
@@ -96,17 +96,6 @@ class KeyHealth:
             return cap, wait
         return wait, None
 
-    def note_headroom(
-        self, request_id: str, profile: AuthProfile, headers: Mapping[str, str]
-    ) -> None:
-        """Record what a reply's rate-limit headers say is left of the key's budgets.
-
-        A spent budget holds the key until it resets, announced as a CooldownEvent with
-        reason ``budget_spent``.
-        """
-        if (counts := headroom_counts(headers)) is not None:
-            self.note_headroom_counts(request_id, profile, headers, counts)
-
     def note_headroom_counts(
         self,
         request_id: str,
@@ -114,9 +103,13 @@ class KeyHealth:
         headers: Mapping[str, str],
         counts: tuple[int | None, int | None],
     ) -> None:
-        """:meth:`note_headroom` of a reply whose :func:`~failover.classify.headroom_counts`
-        (``counts``) are read and not ``None``: for a caller that reads them first, so that
-        the usual reply without rate-limit headers makes no call here."""
+        """Record what a reply's rate-limit headers say is left of the key's budgets, given
+        their :func:`~failover.classify.headroom_counts` (``counts``), read by the caller
+        and not ``None``: the usual reply, without rate-limit headers, makes no call here.
+
+        A spent budget holds the key until it resets, announced as a CooldownEvent with
+        reason ``budget_spent``.
+        """
         if counts is not UNUSUAL_HEADROOM:  # no budget spent (the usual reply): the counts
             requests_left, tokens_left = counts
             self.manager.record_headroom(
@@ -128,8 +121,8 @@ class KeyHealth:
     def _note_headroom_in_full(
         self, request_id: str, profile: AuthProfile, headers: Mapping[str, str]
     ) -> None:
-        """:meth:`note_headroom` of a reply whose headers must be read in full (a spent
-        budget: the key is held until it resets)."""
+        """:meth:`note_headroom_counts` of a reply whose headers must be read in full (a
+        spent budget: the key is held until it resets)."""
         headroom = read_headroom_in_full(headers)
         if headroom is None:
             return

@@ -92,7 +92,8 @@ def test_a_reply_records_on_its_key_what_the_full_reading_says(
     profile.requests_remaining, profile.tokens_remaining = 3, 4
     headers = CONTAINERS["httpx"](pairs)
     full = read_headroom_in_full(headers)
-    engine.note_headroom("req", profile, headers)
+    if (counts := headroom_counts(headers)) is not None:  # as every reply's reader does
+        engine.note_headroom_counts("req", profile, headers, counts)
     if full is None:
         assert (profile.requests_remaining, profile.tokens_remaining) == (3, 4)
     else:

@@ -18,7 +18,14 @@ from typing import Any
 
 from failover.catalog import TokenUsage
 from failover.gateway.errors import error_payload
-from failover.gateway.framing import ESCAPING, encode_compact, encode_string, new_id, sse
+from failover.gateway.framing import (
+    ESCAPING,
+    dumps,
+    encode_compact,
+    encode_string,
+    new_id,
+    sse,
+)
 from failover.gateway.stream import OpenCall, StreamEnd, fed_each, texts_alone
 from failover.gateway.types import WireResponse
 from failover.gateway.usage import chat_usage_json
@@ -104,7 +111,7 @@ class ChatStream:
         self._end = StreamEnd()
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        encoded = encode_compact(delta).encode("utf-8", ESCAPING)
+        encoded = dumps(delta)
         if finish is None:
             return self._prefix + encoded + self._suffix
         end = f',"logprobs":null,"finish_reason":{encode_string(finish)}}}]{self._tail}'
